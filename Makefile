@@ -1,0 +1,73 @@
+# pystrobe: `make` builds ./pystrobe; `make check` runs every test;
+# `make demo` records the bundled demo; `make bench` measures.
+
+CC      ?= gcc
+CFLAGS  ?= -O2 -g
+PREFIX  ?= /usr/local
+PYTHON  ?= python3
+
+WARN     = -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes \
+           -Wvla -Wwrite-strings -Wshadow -fno-common
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -I. $(WARN) $(CFLAGS) -MMD -MP
+LIBS     = -lelf -lz
+SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+SRCS     := $(wildcard common/*.c profiler/*.c symbolizer/*.c output/*.c)
+LIB_SRCS := $(filter-out profiler/main.c,$(SRCS))
+OBJS     := $(SRCS:%.c=build/%.o)
+LIB_OBJS := $(LIB_SRCS:%.c=build/%.o)
+SAN_OBJS := $(LIB_SRCS:%.c=build/asan/%.o)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/unit/%)
+SAN_BINS  := $(UNIT_SRCS:tests/unit/%.c=build/asan/unit/%)
+
+all: pystrobe
+
+pystrobe: $(OBJS)
+	$(CC) $(ALL_CFLAGS) -o $@ $(OBJS) $(LIBS)
+
+build/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+build/asan/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -c -o $@ $<
+
+build/unit/%: tests/unit/%.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(LIB_OBJS) $(LIBS)
+
+build/asan/unit/%: tests/unit/%.c $(SAN_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -Itests/unit -o $@ $< $(SAN_OBJS) $(LIBS)
+
+unit: $(UNIT_BINS)
+	@sh tests/run-unit.sh $(UNIT_BINS)
+
+unit-asan: $(SAN_BINS)
+	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    sh tests/run-unit.sh $(SAN_BINS)
+
+e2e: pystrobe
+	@$(PYTHON) tests/e2e/run.py
+
+check: pystrobe unit unit-asan e2e
+
+demo: pystrobe
+	@sh tests/demo.sh
+
+bench: pystrobe
+	@$(PYTHON) bench/run.py
+
+install: pystrobe
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 pystrobe $(DESTDIR)$(PREFIX)/bin/pystrobe
+
+clean:
+	rm -rf build pystrobe
+
+.PHONY: all unit unit-asan e2e check demo bench install clean
+
+-include $(OBJS:.o=.d) $(SAN_OBJS:.o=.d)
+-include $(UNIT_BINS:=.d) $(SAN_BINS:=.d)

@@ -1,0 +1,93 @@
+/* Small helpers shared by every module: allocation that cannot return NULL,
+ * a growable string buffer, error messages, clocks and hashing. */
+#ifndef PYSTROBE_UTIL_H
+#define PYSTROBE_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#if defined(__GNUC__)
+#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#else
+#define PRINTF_LIKE(f, a)
+#endif
+
+/* Allocation failures end the program with "pystrobe: out of memory". */
+void *xmalloc(size_t n);
+void *xcalloc(size_t count, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+/* Grows *v (holding *cap elements of size elem) to hold at least need. */
+void grow_array(void **v, size_t *cap, size_t need, size_t elem);
+#define GROW(v, cap, need) grow_array((void **)&(v), &(cap), (need), sizeof(*(v)))
+
+/*
+ * A growable, always NUL-terminated byte string (git's strbuf, reduced).
+ * STRBUF_INIT is an empty buffer that owns nothing; sb_release frees it.
+ */
+struct strbuf {
+    char *buf;
+    size_t len;
+    size_t cap;
+};
+#define STRBUF_INIT { NULL, 0, 0 }
+void sb_grow(struct strbuf *sb, size_t extra);
+void sb_add(struct strbuf *sb, const void *data, size_t len);
+void sb_adds(struct strbuf *sb, const char *s);
+void sb_addc(struct strbuf *sb, char c);
+void sb_addf(struct strbuf *sb, const char *fmt, ...) PRINTF_LIKE(2, 3);
+void sb_vaddf(struct strbuf *sb, const char *fmt, va_list ap);
+void sb_reset(struct strbuf *sb);
+/* The buffer's text; "" for a buffer that never held anything. */
+const char *sb_str(const struct strbuf *sb);
+/* Hands the heap string to the caller (who frees it) and empties sb. */
+char *sb_detach(struct strbuf *sb);
+void sb_release(struct strbuf *sb);
+
+/*
+ * An error: an errno code (positive, as in errno) and a one-line message
+ * saying what failed and what to do.  Modules fill it and return -code; only
+ * the command layer prints it.
+ */
+struct pserr {
+    int code;
+    char msg[512];
+};
+/* Sets the message (if e is not NULL) and returns -code, for "return pserr_set(...)". */
+int pserr_set(struct pserr *e, int code, const char *fmt, ...) PRINTF_LIKE(3, 4);
+
+/* CLOCK_MONOTONIC and CLOCK_REALTIME in nanoseconds; process CPU time in ns. */
+uint64_t now_ns(void);
+uint64_t wall_ns(void);
+uint64_t cpu_ns(void);
+
+/* 64-bit hashes for hash tables (not for security). */
+uint64_t hash_bytes(const void *p, size_t n, uint64_t seed);
+static inline uint64_t hash_u64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+/* Appends code point cp as UTF-8 (invalid ones as U+FFFD). */
+void utf8_put(struct strbuf *sb, uint32_t cp);
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not valid. */
+size_t utf8_valid_len(const unsigned char *s, size_t n);
+
+/* Parses a whole decimal string into *out; -1 on junk or overflow. */
+int parse_long(const char *s, long *out);
+/* Parses a decimal number of seconds with an optional fraction ("2", "0.5"). */
+int parse_seconds(const char *s, double *out);
+
+#include "banned.h"
+#endif

@@ -1,0 +1,71 @@
+#include "output/agg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+
+void agg_init(struct agg *a)
+{
+    memset(a, 0, sizeof(*a));
+}
+
+void agg_release(struct agg *a)
+{
+    for (size_t i = 0; i < a->nthreads; i++)
+        free(a->threads[i].name);
+    free(a->threads);
+    free(a->stacks);
+    free(a->frames);
+    htab_release(&a->index);
+    memset(a, 0, sizeof(*a));
+}
+
+uint32_t agg_thread(struct agg *a, pid_t tid, uint64_t ident)
+{
+    GROW(a->threads, a->threadcap, a->nthreads + 1);
+    a->threads[a->nthreads] = (struct agg_thread){tid, ident, NULL};
+    return (uint32_t)a->nthreads++;
+}
+
+void agg_thread_name(struct agg *a, uint32_t thread, const char *name)
+{
+    if (thread >= a->nthreads)
+        return;
+    free(a->threads[thread].name);
+    a->threads[thread].name = name ? xstrdup(name) : NULL;
+}
+
+struct stack_key {
+    uint32_t thread;
+    const uint32_t *frames;
+    size_t n;
+};
+
+static int stack_eq(const void *ctx, uint32_t idx, const void *key)
+{
+    const struct agg *a = ctx;
+    const struct stack_key *k = key;
+    const struct agg_stack *s = &a->stacks[idx];
+    return s->thread == k->thread && s->len == k->n &&
+           memcmp(a->frames + s->off, k->frames, k->n * sizeof(uint32_t)) == 0;
+}
+
+void agg_add(struct agg *a, uint32_t thread, const uint32_t *frames, size_t n, uint64_t count)
+{
+    struct stack_key k = {thread, frames, n};
+    uint64_t h = hash_bytes(frames, n * sizeof(uint32_t), thread);
+    uint32_t idx = htab_find(&a->index, h, stack_eq, a, &k);
+    a->total += count;
+    if (idx != HTAB_NONE) {
+        a->stacks[idx].count += count;
+        return;
+    }
+    GROW(a->frames, a->framecap, a->nframes + n);
+    memcpy(a->frames + a->nframes, frames, n * sizeof(uint32_t));
+    GROW(a->stacks, a->stackcap, a->nstacks + 1);
+    a->stacks[a->nstacks] = (struct agg_stack){thread, (uint32_t)a->nframes, (uint32_t)n, count};
+    a->nframes += n;
+    htab_insert(&a->index, h, (uint32_t)a->nstacks);
+    a->nstacks++;
+}

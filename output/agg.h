@@ -1,0 +1,50 @@
+/*
+ * Aggregated samples: each distinct (thread, stack) with its count.  Stacks
+ * are frame ids (symbolizer/names.h), root first.  Threads are registered
+ * once and may be named at any time before writing.
+ */
+#ifndef PYSTROBE_AGG_H
+#define PYSTROBE_AGG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/htab.h"
+
+struct agg_thread {
+    pid_t tid;        /* 0 when unknown */
+    uint64_t ident;   /* threading's ident (pthread_t) */
+    char *name;       /* UTF-8, owned; NULL until named */
+};
+
+struct agg_stack {
+    uint32_t thread;  /* index into threads */
+    uint32_t off;     /* first frame id in frames[] */
+    uint32_t len;
+    uint64_t count;
+};
+
+struct agg {
+    struct agg_thread *threads;
+    size_t nthreads, threadcap;
+    struct agg_stack *stacks;
+    size_t nstacks, stackcap;
+    uint32_t *frames;
+    size_t nframes, framecap;
+    struct htab index;
+    uint64_t total;   /* sum of all counts */
+};
+
+void agg_init(struct agg *a);
+void agg_release(struct agg *a);
+
+/* Registers a thread and returns its index. */
+uint32_t agg_thread(struct agg *a, pid_t tid, uint64_t ident);
+/* Sets (or replaces) a thread's name. */
+void agg_thread_name(struct agg *a, uint32_t thread, const char *name);
+
+/* Adds count samples of the stack frames[0..n) (root first) in thread. */
+void agg_add(struct agg *a, uint32_t thread, const uint32_t *frames, size_t n, uint64_t count);
+
+#endif

@@ -1,0 +1,40 @@
+#include "output/label.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+void label_clean(const char *s, struct strbuf *out)
+{
+    size_t start = out->len;
+    sb_adds(out, s);
+    for (size_t i = start; i < out->len; i++) {
+        unsigned char c = (unsigned char)out->buf[i];
+        if (c == ';' || c < 0x20 || c == 0x7f)
+            out->buf[i] = '?';
+    }
+}
+
+void label_frame(const struct names *n, uint32_t frame, struct strbuf *out)
+{
+    const struct names_frame *fr = names_frame_get(n, frame);
+    const struct names_func *fn = names_func_get(n, fr->func);
+    label_clean(names_str_get(n, fn->name), out);
+    if (fn->file == NAMES_EMPTY && fr->line == 0)
+        return;
+    sb_adds(out, " (");
+    label_clean(names_str_get(n, fn->file), out);
+    sb_addf(out, ":%d)", fr->line);
+}
+
+void label_thread(const struct agg_thread *t, struct strbuf *out)
+{
+    sb_adds(out, "thread ");
+    if (t->name) {
+        label_clean(t->name, out);
+        sb_addc(out, ' ');
+    }
+    if (t->tid > 0)
+        sb_addf(out, "(%d)", (int)t->tid);
+    else
+        sb_addf(out, "(0x%" PRIx64 ")", t->ident);
+}

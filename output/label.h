@@ -1,0 +1,24 @@
+/* Frame and thread labels as every writer shows them: "NAME (FILE:LINE)". */
+#ifndef PYSTROBE_LABEL_H
+#define PYSTROBE_LABEL_H
+
+#include <stdint.h>
+
+#include "common/util.h"
+#include "output/agg.h"
+#include "symbolizer/names.h"
+
+/*
+ * Appends the label of frame id to out: "NAME (FILE:LINE)", or NAME alone
+ * for a synthetic frame.  Characters that would break a line-based format
+ * (';' and control characters) are replaced by '?'.
+ */
+void label_frame(const struct names *n, uint32_t frame, struct strbuf *out);
+
+/* Appends "thread NAME (TID)" for a thread of the aggregate. */
+void label_thread(const struct agg_thread *t, struct strbuf *out);
+
+/* Appends s with ';' and control characters replaced by '?'. */
+void label_clean(const char *s, struct strbuf *out);
+
+#endif

@@ -1,0 +1,123 @@
+#include "profiler/cli.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static void vreport(const char *fmt, va_list ap)
+{
+    struct strbuf sb = STRBUF_INIT;
+    sb_adds(&sb, "pystrobe: ");
+    sb_vaddf(&sb, fmt, ap);
+    /* One line, always. */
+    for (size_t i = 0; i < sb.len; i++)
+        if (sb.buf[i] == '\n')
+            sb.buf[i] = ' ';
+    sb_addc(&sb, '\n');
+    fputs(sb.buf, stderr);
+    sb_release(&sb);
+}
+
+int cli_usage(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(fmt, ap);
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+int cli_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(fmt, ap);
+    va_end(ap);
+    return 1;
+}
+
+int cli_error(const struct pserr *e)
+{
+    return cli_fail("%s", e->msg);
+}
+
+int cli_bad_option(const char *cmd, int c, char **argv)
+{
+    extern int optind, optopt;
+    const char *arg = argv[optind - 1];
+    char shortopt[3] = {'-', (char)optopt, '\0'};
+    if (optopt && (!arg || strncmp(arg, "--", 2) == 0 || !strchr(arg, optopt)))
+        arg = shortopt;
+    if (c == ':')
+        return cli_usage("option '%s' needs a value; see 'pystrobe help %s'", arg, cmd);
+    return cli_usage("unknown option '%s' for '%s'; see 'pystrobe help %s'", arg, cmd, cmd);
+}
+
+int cli_parse_pid(const char *arg, pid_t *pid)
+{
+    long v;
+    if (parse_long(arg, &v) < 0 || v <= 0 || v > 0x7fffffffL)
+        return cli_usage("invalid process id '%s': expected a positive number", arg);
+    *pid = (pid_t)v;
+    return 0;
+}
+
+static const char overview[] =
+    "usage: pystrobe <command> [options]\n"
+    "\n"
+    "Sample and inspect running CPython processes (2.7, 3.6-3.13) without stopping them.\n"
+    "\n"
+    "commands:\n"
+    "  record   sample a process's Python stacks into a profile\n"
+    "  dump     print every thread's Python stack, once\n"
+    "  help     show the help of a command\n"
+    "\n"
+    "  pystrobe --version | --help | help COMMAND\n";
+
+static const char record_help[] =
+    "usage: pystrobe record [options] (-p PID | -- COMMAND [ARGS...])\n"
+    "\n"
+    "Samples every thread's Python stack at a fixed rate and writes a profile.\n"
+    "The target is never stopped nor written to.\n"
+    "\n"
+    "  -p, --pid PID         the process to sample\n"
+    "  -- COMMAND [ARGS...]  run COMMAND and sample it until it exits\n"
+    "  -o, --output FILE     where the profile goes\n"
+    "                        (default pystrobe-PID-YYYYmmddTHHMMSS.folded)\n"
+    "  -f, --format FORMAT   folded (stacks for flamegraph.pl, inferno, speedscope);\n"
+    "                        without -f, taken from -o's extension (.folded, .txt)\n"
+    "  -r, --rate HZ         samples per second (default 100)\n"
+    "  -d, --duration SECS   stop after SECS seconds (default: when the target exits,\n"
+    "                        or on Ctrl-C / SIGTERM)\n"
+    "      --idle            include threads that are not running\n"
+    "      --gil             only the thread holding the GIL\n"
+    "      --threads         root each stack in its thread: 'thread NAME (TID)'\n"
+    "      --function        aggregate by function (its first line), not by line\n"
+    "  -h, --help            this help\n";
+
+static const char dump_help[] =
+    "usage: pystrobe dump [options] -p PID\n"
+    "\n"
+    "Prints every thread's Python stack, most recent call first, without stopping\n"
+    "the process.\n"
+    "\n"
+    "  -p, --pid PID   the process to inspect\n"
+    "      --json      print JSON instead of text\n"
+    "  -h, --help      this help\n";
+
+int cmd_help(const char *sub)
+{
+    if (!sub) {
+        fputs(overview, stdout);
+        return 0;
+    }
+    if (!strcmp(sub, "record")) {
+        fputs(record_help, stdout);
+        return 0;
+    }
+    if (!strcmp(sub, "dump")) {
+        fputs(dump_help, stdout);
+        return 0;
+    }
+    return cli_usage("no help for '%s': unknown command", sub);
+}

@@ -1,0 +1,199 @@
+/* pystrobe dump: every thread's stack, once. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "output/json.h"
+#include "output/label.h"
+#include "profiler/cli.h"
+#include "profiler/proc.h"
+#include "profiler/session.h"
+#include "profiler/snapshot.h"
+
+/* Snapshots retried while some stack was caught changing. */
+#define DUMP_ATTEMPTS 8
+
+static int dump_usable(const struct snapshot *sn)
+{
+    for (size_t i = 0; i < sn->nthreads; i++)
+        if (sn->st[i].walked && sn->st[i].status < 0)
+            return 0;
+    return 1;
+}
+
+static const char *walk_error(int status)
+{
+    switch (status) {
+    case -EFAULT: return "unreadable memory";
+    case -ELOOP: return "a cycle in the frame chain";
+    default: return "it changed while being read";
+    }
+}
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+static void text_frame(const struct names *n, uint32_t id, struct strbuf *out)
+{
+    const struct names_frame *fr = names_frame_get(n, id);
+    const struct names_func *fn = names_func_get(n, fr->func);
+    sb_adds(out, "    ");
+    label_clean(names_str_get(n, fn->name), out);
+    sb_adds(out, " (");
+    label_clean(names_str_get(n, fn->file), out);
+    sb_addf(out, ":%d)\n", fr->line);
+}
+
+static void print_text(struct session *s, const struct snapshot *sn, struct strbuf *out)
+{
+    struct strbuf cmd = STRBUF_INIT;
+    proc_cmdline(s->pid, &cmd);
+    sb_addf(out, "Process %d: %s\n", (int)s->pid, sb_str(&cmd));
+    sb_addf(out, "Python %s (%s)\n", s->rt.version, base_name(s->rt.binary));
+    sb_release(&cmd);
+    sb_addc(out, '\n');
+    /* The interpreter lists the newest thread first: print the oldest first. */
+    for (size_t k = sn->nthreads; k-- > 0;) {
+        const struct snap_thread *t = &sn->st[k];
+        const struct tracked *tr = &s->threads[t->tracked];
+        if (tr->tid > 0)
+            sb_addf(out, "Thread %d", (int)tr->tid);
+        else
+            sb_addf(out, "Thread 0x%" PRIx64, tr->thread_id);
+        if (tr->name) {
+            sb_adds(out, " \"");
+            label_clean(tr->name, out);
+            sb_addc(out, '"');
+        }
+        sb_adds(out, t->state == 'R' ? " (active" : t->state ? " (idle" : " (unknown");
+        sb_adds(out, t->gil ? ", gil)\n" : ")\n");
+        if (t->status < 0) {
+            sb_addf(out, "    (stack unreadable: %s)\n", walk_error(t->status));
+            continue;
+        }
+        if (!t->walked || t->depth == 0)
+            sb_adds(out, "    (no Python frames)\n");
+        for (size_t i = 0; i < t->depth; i++)
+            text_frame(&s->names, sn->ids[t->off + i], out);
+        if (t->status == 1)
+            sb_addf(out, "    ... stack truncated at %zu frames\n", t->depth);
+    }
+}
+
+static void print_json(struct session *s, const struct snapshot *sn, struct strbuf *out)
+{
+    struct strbuf cmd = STRBUF_INIT;
+    proc_cmdline(s->pid, &cmd);
+    sb_addf(out, "{\"pid\": %d, \"command\": ", (int)s->pid);
+    json_string(out, sb_str(&cmd));
+    sb_adds(out, ",\n \"python\": {\"version\": ");
+    json_string(out, s->rt.version);
+    sb_adds(out, ", \"binary\": ");
+    json_string(out, s->rt.binary);
+    sb_adds(out, "},\n \"threads\": [");
+    sb_release(&cmd);
+    int first = 1;
+    for (size_t k = sn->nthreads; k-- > 0;) {
+        const struct snap_thread *t = &sn->st[k];
+        const struct tracked *tr = &s->threads[t->tracked];
+        sb_adds(out, first ? "\n  " : ",\n  ");
+        first = 0;
+        sb_addf(out, "{\"tid\": %d, \"thread_id\": \"0x%" PRIx64 "\", \"name\": ", (int)tr->tid,
+                tr->thread_id);
+        if (tr->name)
+            json_string(out, tr->name);
+        else
+            sb_adds(out, "null");
+        sb_addf(out, ", \"active\": %s, \"gil\": %s, \"truncated\": %s",
+                t->state == 'R' ? "true" : "false", t->gil ? "true" : "false",
+                t->status == 1 ? "true" : "false");
+        if (t->status < 0) {
+            sb_adds(out, ", \"error\": ");
+            json_string(out, walk_error(t->status));
+        }
+        sb_adds(out, ",\n   \"frames\": [");
+        for (size_t i = 0; i < t->depth; i++) {
+            const struct names_frame *fr = names_frame_get(&s->names, sn->ids[t->off + i]);
+            const struct names_func *fn = names_func_get(&s->names, fr->func);
+            sb_adds(out, i ? ",\n    {\"function\": " : "\n    {\"function\": ");
+            json_string(out, names_str_get(&s->names, fn->name));
+            sb_adds(out, ", \"file\": ");
+            json_string(out, names_str_get(&s->names, fn->file));
+            sb_addf(out, ", \"line\": %d}", fr->line);
+        }
+        sb_adds(out, "]}");
+    }
+    sb_adds(out, "]}\n");
+}
+
+int cmd_dump(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"pid", required_argument, NULL, 'p'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    pid_t pid = 0;
+    int json = 0, c, ret;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":p:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'p':
+            if (cli_parse_pid(optarg, &pid))
+                return EXIT_USAGE;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'h':
+            return cmd_help("dump");
+        default:
+            return cli_bad_option("dump", c, argv);
+        }
+    }
+    if (optind < argc)
+        return cli_usage("unexpected argument '%s' for 'dump'", argv[optind]);
+    if (!pid)
+        return cli_usage("dump needs a process: -p PID");
+
+    struct session s;
+    struct pserr err;
+    if ((ret = session_attach(&s, pid, &err)) < 0)
+        return cli_error(&err);
+    struct snapshot sn;
+    struct snap_opts o = {.want_state = 1, .want_gil = 1, .max_depth = WALK_MAX_DEPTH};
+    snapshot_init(&sn);
+    for (int attempt = 0; attempt < DUMP_ATTEMPTS; attempt++) {
+        ret = snapshot_take(&s, &sn, &o);
+        if (ret == -ESRCH || (ret == 0 && dump_usable(&sn)))
+            break;
+    }
+    int status = 0;
+    if (ret == -ESRCH) {
+        status = cli_fail("process %d exited while being read", (int)pid);
+    } else if (ret < 0) {
+        status = cli_fail("cannot read the threads of process %d: %s (try again)", (int)pid,
+                          strerror(-ret));
+    } else {
+        struct strbuf out = STRBUF_INIT;
+        session_name_threads(&s, sn.interp, 1);
+        if (json)
+            print_json(&s, &sn, &out);
+        else
+            print_text(&s, &sn, &out);
+        fwrite(out.buf, 1, out.len, stdout);
+        sb_release(&out);
+        if (fflush(stdout) != 0)
+            status = cli_fail("cannot write the dump: %s", strerror(errno));
+    }
+    snapshot_release(&sn);
+    session_release(&s);
+    return status;
+}

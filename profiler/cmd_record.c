@@ -1,0 +1,336 @@
+/* pystrobe record: sample a process into a profile. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "output/agg.h"
+#include "output/folded.h"
+#include "output/outfile.h"
+#include "profiler/cli.h"
+#include "profiler/launch.h"
+#include "profiler/proc.h"
+#include "profiler/sampler.h"
+#include "profiler/session.h"
+
+/* How long a launched command may take to start its interpreter. */
+#define LAUNCH_ATTACH_MS 10000
+/* How long a launched command gets to exit by itself once the recording ends. */
+#define LAUNCH_GRACE_MS 2000
+#define MAX_RATE 10000.0
+
+enum format { FMT_FOLDED, FMT_FLAMEGRAPH, FMT_SPEEDSCOPE, FMT_PPROF };
+
+static const struct {
+    const char *name;
+    enum format fmt;
+    int available;
+} formats[] = {
+    {"folded", FMT_FOLDED, 1},
+    {"flamegraph", FMT_FLAMEGRAPH, 0},
+    {"speedscope", FMT_SPEEDSCOPE, 0},
+    {"pprof", FMT_PPROF, 0},
+};
+
+struct record_opts {
+    pid_t pid;
+    char **command;
+    const char *output;
+    const char *format;
+    double rate, duration;
+    int idle, gil, threads, function;
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* The format: -f, else -o's extension, else folded. */
+static int choose_format(const struct record_opts *o, enum format *fmt)
+{
+    const char *name = o->format;
+    if (!name && o->output) {
+        if (ends_with(o->output, ".svg"))
+            name = "flamegraph";
+        else if (ends_with(o->output, ".json"))
+            name = "speedscope";
+        else if (ends_with(o->output, ".pb.gz") || ends_with(o->output, ".pprof"))
+            name = "pprof";
+    }
+    if (!name)
+        name = "folded";
+    for (size_t i = 0; i < ARRAY_SIZE(formats); i++) {
+        if (strcmp(formats[i].name, name) != 0)
+            continue;
+        if (!formats[i].available)
+            return cli_usage("the %s format is not available yet: use -f folded%s", name,
+                             o->format ? "" : " (it was chosen from -o's extension)");
+        *fmt = formats[i].fmt;
+        return 0;
+    }
+    return cli_usage("unknown format '%s': use folded", name);
+}
+
+static int parse_record(int argc, char **argv, struct record_opts *o)
+{
+    enum { OPT_IDLE = 256, OPT_GIL, OPT_THREADS, OPT_FUNCTION };
+    static const struct option longopts[] = {
+        {"pid", required_argument, NULL, 'p'},
+        {"output", required_argument, NULL, 'o'},
+        {"format", required_argument, NULL, 'f'},
+        {"rate", required_argument, NULL, 'r'},
+        {"duration", required_argument, NULL, 'd'},
+        {"idle", no_argument, NULL, OPT_IDLE},
+        {"gil", no_argument, NULL, OPT_GIL},
+        {"threads", no_argument, NULL, OPT_THREADS},
+        {"function", no_argument, NULL, OPT_FUNCTION},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    memset(o, 0, sizeof(*o));
+    o->rate = 100;
+    opterr = 0;
+    /* '+': stop at the first non-option, so the command's own options stay its own. */
+    while ((c = getopt_long(argc, argv, "+:p:o:f:r:d:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'p':
+            if (cli_parse_pid(optarg, &o->pid))
+                return EXIT_USAGE;
+            break;
+        case 'o':
+            o->output = optarg;
+            break;
+        case 'f':
+            o->format = optarg;
+            break;
+        case 'r':
+            if (parse_seconds(optarg, &o->rate) < 0 || !(o->rate > 0) || o->rate > MAX_RATE)
+                return cli_usage("invalid rate '%s': expected samples per second, "
+                                 "more than 0 and at most %.0f", optarg, MAX_RATE);
+            break;
+        case 'd':
+            if (parse_seconds(optarg, &o->duration) < 0 || !(o->duration > 0) ||
+                o->duration > 1e7)
+                return cli_usage("invalid duration '%s': expected a number of seconds "
+                                 "more than 0", optarg);
+            break;
+        case OPT_IDLE: o->idle = 1; break;
+        case OPT_GIL: o->gil = 1; break;
+        case OPT_THREADS: o->threads = 1; break;
+        case OPT_FUNCTION: o->function = 1; break;
+        case 'h':
+            cmd_help("record");
+            return -1;
+        default:
+            return cli_bad_option("record", c, argv);
+        }
+    }
+    int dashdash = optind > 1 && strcmp(argv[optind - 1], "--") == 0;
+    if (optind < argc && !dashdash)
+        return cli_usage("unexpected argument '%s'; to run a command, put it after '--'",
+                         argv[optind]);
+    if (dashdash && optind == argc)
+        return cli_usage("no command after '--'");
+    if (optind < argc)
+        o->command = argv + optind;
+    if (o->pid && o->command)
+        return cli_usage("give either -p PID or -- COMMAND, not both");
+    if (!o->pid && !o->command)
+        return cli_usage("record needs a process: -p PID, or -- COMMAND [ARGS...]");
+    return 0;
+}
+
+/* Attaches to a command just started: its interpreter may take a while to load. */
+static int attach_launched(struct session *s, pid_t pid, struct pserr *err)
+{
+    uint64_t deadline = now_ns() + (uint64_t)LAUNCH_ATTACH_MS * 1000000u;
+    for (;;) {
+        int ret = session_attach(s, pid, err);
+        if (ret == 0 || ret == -ENOTSUP || ret == -EPERM || ret == -EACCES)
+            return ret;
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            struct strbuf d = STRBUF_INIT;
+            launch_describe(st, &d);
+            pserr_set(err, ECHILD, "the command exited (%s) before a Python interpreter "
+                      "could be found in it", d.buf);
+            sb_release(&d);
+            return -ECHILD;
+        }
+        if (stop_requested || now_ns() > deadline)
+            return ret;
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void default_output(pid_t pid, struct strbuf *out)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    char stamp[32];
+    localtime_r(&t, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", &tm);
+    sb_addf(out, "pystrobe-%d-%s.folded", (int)pid, stamp);
+}
+
+static void print_summary(const struct record_opts *o, const struct sampler_result *r,
+                          const struct agg *a)
+{
+    struct strbuf sb = STRBUF_INIT;
+    double secs = (double)r->elapsed_ns / 1e9;
+    uint64_t dropped = 0;
+    for (int d = 0; d < DROP_COUNT; d++)
+        dropped += r->dropped[d];
+    sb_addf(&sb, "pystrobe: %" PRIu64 " samples from %zu thread%s in %.2f s (%.1f Hz of %g Hz)",
+            r->stacks, a->nthreads, a->nthreads == 1 ? "" : "s", secs, secs > 0 ? (double)r->ticks / secs : 0.0, o->rate);
+    if (dropped) {
+        sb_addf(&sb, "; %" PRIu64 " dropped:", dropped);
+        const char *sep = " ";
+        for (int d = 0; d < DROP_COUNT; d++) {
+            if (!r->dropped[d])
+                continue;
+            sb_addf(&sb, "%s%" PRIu64 " %s", sep, r->dropped[d], sampler_drop_name(d));
+            sep = ", ";
+        }
+    }
+    if (r->truncated)
+        sb_addf(&sb, "; %" PRIu64 " stacks truncated at %d frames", r->truncated,
+                WALK_MAX_DEPTH);
+    fprintf(stderr, "%s\n", sb.buf);
+    if (r->ticks)
+        fprintf(stderr, "pystrobe: cost per sample: %.1f us CPU, %.1f reads\n",
+                (double)r->cpu_ns / 1e3 / (double)r->ticks, (double)r->reads / (double)r->ticks);
+    if (r->stacks == 0)
+        fprintf(stderr, "pystrobe: no samples: no thread ran Python on a CPU%s\n",
+                o->idle ? "" : " (add --idle to sample waiting threads too)");
+    sb_release(&sb);
+}
+
+static int write_profile(struct outfile *out, const struct agg *a, const struct names *n,
+                         const struct record_opts *o)
+{
+    struct pserr err;
+    if (folded_write(out->f, a, n, o->threads ? FOLDED_THREADS : 0) < 0) {
+        int e = errno ? errno : EIO;
+        return cli_fail("cannot write %s: %s", out->path, strerror(e));
+    }
+    size_t stacks = a->nstacks;
+    char *path = xstrdup(out->path);
+    int ret = outfile_commit(out, &err);
+    if (ret == 0)
+        fprintf(stderr, "pystrobe: wrote %s (%zu distinct stacks)\n", path, stacks);
+    free(path);
+    return ret < 0 ? cli_error(&err) : 0;
+}
+
+int cmd_record(int argc, char **argv)
+{
+    struct record_opts o;
+    struct outfile out = {0};
+    struct session s;
+    struct pserr err;
+    struct agg a;
+    enum format fmt;
+    pid_t child = 0;
+    int ret, status = 1;
+
+    if ((ret = parse_record(argc, argv, &o)) != 0)
+        return ret < 0 ? 0 : ret;
+    if ((ret = choose_format(&o, &fmt)) != 0)
+        return ret;
+    /* An unwritable destination fails now, before anything is started. */
+    if (o.output && outfile_open(&out, o.output, &err) < 0)
+        return cli_error(&err);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    if (o.command) {
+        if (launch_start(o.command, &child, &err) < 0) {
+            outfile_abort(&out);
+            return cli_error(&err);
+        }
+        o.pid = child;
+        ret = attach_launched(&s, child, &err);
+    } else {
+        ret = session_attach(&s, o.pid, &err);
+    }
+    if (ret < 0) {
+        status = cli_error(&err);
+        goto out_nosession;
+    }
+    if (!o.output) {
+        struct strbuf path = STRBUF_INIT;
+        default_output(o.pid, &path);
+        ret = outfile_open(&out, path.buf, &err);
+        sb_release(&path);
+        if (ret < 0) {
+            status = cli_error(&err);
+            goto out;
+        }
+    }
+
+    struct sampler_opts so = {
+        .snap = {.active_only = !o.idle, .gil_only = o.gil, .by_function = o.function,
+                 .max_depth = WALK_MAX_DEPTH},
+        .rate = o.rate,
+        .duration = o.duration,
+        .threads = o.threads,
+        .stop = &stop_requested,
+        .child = child,
+        .status_line = isatty(2),
+    };
+    struct sampler_result r;
+    agg_init(&a);
+    sampler_run(&s, &so, &a, &r);
+    print_summary(&o, &r, &a);
+    status = write_profile(&out, &a, &s.names, &o);
+    agg_release(&a);
+    if (child) {
+        int terminated = 0, st = r.child_status;
+        struct strbuf d = STRBUF_INIT;
+        if (!r.child_reaped)
+            st = launch_finish(child, LAUNCH_GRACE_MS, &terminated);
+        child = 0;
+        launch_describe(st, &d);
+        if (terminated)
+            fprintf(stderr, "pystrobe: the command was still running: stopped it (%s)\n",
+                    d.buf);
+        else
+            fprintf(stderr, "pystrobe: the command ended with %s\n", d.buf);
+        sb_release(&d);
+    }
+out:
+    session_release(&s);
+out_nosession:
+    outfile_abort(&out);
+    if (child) {
+        int terminated;
+        launch_finish(child, 0, &terminated);
+    }
+    (void)fmt;
+    return status;
+}

@@ -1,0 +1,130 @@
+/*
+ * Versions as data: the byte offsets of the CPython structures pystrobe reads,
+ * one table per minor version (x86_64, default release builds).  The walker
+ * and the object readers take every offset from here and have no per-version
+ * code paths beyond the "kind" switches below.  On 3.13+ the table is filled
+ * from the _Py_DebugOffsets the target carries.  A field a version lacks is -1.
+ */
+#ifndef PYSTROBE_LAYOUT_H
+#define PYSTROBE_LAYOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/util.h"
+#include "symbolizer/linetable.h"
+
+enum frame_kind {
+    FRAME_OBJECTS,      /* <= 3.10: PyFrameObject chain through f_back */
+    FRAME_INTERPRETER,  /* 3.11+: _PyInterpreterFrame chain through previous */
+};
+
+enum gil_kind {
+    GIL_TSTATE_CURRENT, /* 2.7, 3.6: the exported _PyThreadState_Current */
+    GIL_RUNTIME,        /* 3.7-3.11: _PyRuntime.ceval.gil.{locked,last_holder} */
+    GIL_INTERP,         /* 3.12+: *(interp + ceval_gil) -> {last_holder, locked} */
+};
+
+enum str_kind {
+    STR_BYTES27,        /* 2.7 PyStringObject */
+    STR_UNICODE3,       /* 3.3+ PEP 393 unicode */
+};
+
+enum dict_kind {
+    DICT_27,            /* open addressing over (hash, key, value) entries */
+    DICT_36,            /* 3.6-3.10 compact dict: dk_size, indices, entries */
+    DICT_311,           /* 3.11+: dk_log2_size, dk_kind, unicode entries */
+};
+
+enum managed_dict_kind {
+    MANAGED_NONE,       /* <= 3.10: the dict sits at tp_dictoffset */
+    MANAGED_311,        /* obj[-3] dict, obj[-4] values */
+    MANAGED_312,        /* obj[-3] dict, or values - 1 (odd) */
+    MANAGED_313,        /* obj[-3] dict; inline values after the object */
+};
+
+struct pylayout {
+    int major, minor;
+
+    /* _PyRuntime (3.7+) */
+    int rt_interpreters_head;
+    int rt_gil_locked, rt_gil_last_holder;
+
+    /* PyInterpreterState */
+    int is_next;
+    int is_tstate_head;
+    int is_modules;
+    int is_ceval_gil;           /* 3.12+: pointer to the _gil_runtime_state */
+    int gil_locked, gil_last_holder; /* inside _gil_runtime_state (3.12+) */
+    enum gil_kind gil;
+
+    /* PyThreadState */
+    int ts_next, ts_interp;
+    int ts_frame;               /* <= 3.10 */
+    int ts_cframe, cf_current_frame; /* 3.11, 3.12 */
+    int ts_current_frame;       /* 3.13+ */
+    int ts_thread_id;
+    int ts_native_thread_id;    /* 3.11+ */
+    int ts_datastack_chunk, ts_datastack_top; /* 3.11+ */
+    int ts_size;                /* bytes to read to cover every field above */
+
+    enum frame_kind frames;
+    /* PyFrameObject (<= 3.10) */
+    int fo_back, fo_code, fo_lasti;
+    int lasti_units;            /* f_lasti counts 2-byte units (3.10) */
+    /* _PyInterpreterFrame (3.11+) */
+    int if_previous, if_code, if_instr, if_owner, if_size;
+    int owner_cstack;           /* owner value of C-stack shim frames, -1 if none */
+    int code_tagged;            /* f_executable is a tagged stack reference (3.14+) */
+    /* _PyStackChunk (3.11+) */
+    int chunk_previous, chunk_size, chunk_top, chunk_data;
+
+    /* PyCodeObject */
+    int co_filename, co_name, co_qualname, co_firstlineno, co_linetable;
+    int co_code_adaptive;       /* 3.11+: bytecode inline in the code object */
+    enum lt_format linetable;
+
+    /* Objects in general */
+    int ob_type;
+    int tp_name, tp_basicsize, tp_flags, tp_base, tp_dictoffset, ht_cached_keys;
+    int md_dict;                /* PyModuleObject */
+
+    /* Strings */
+    enum str_kind strings;
+    int bytes_size, bytes_sval; /* PyBytesObject, or 2.7 PyStringObject */
+    int uni_length, uni_hash, uni_state;
+    int uni_ascii_size;         /* sizeof(PyASCIIObject): compact ASCII data */
+    int uni_compact_size;       /* sizeof(PyCompactUnicodeObject): compact data */
+    int uni_data_any;           /* legacy (non-compact) data pointer */
+    int uni27_str;              /* 2.7 PyUnicodeObject: Py_UNICODE* (UCS-4) */
+
+    /* Dicts */
+    enum dict_kind dicts;
+    int ma_used, ma_keys, ma_values, ma_mask, ma_table;
+    int dk_size, dk_log2_size, dk_log2_index_bytes, dk_kind, dk_nentries, dk_indices;
+    int dv_values;              /* offset of the values array in PyDictValues */
+    enum managed_dict_kind managed;
+};
+
+/* The built-in table for major.minor, or NULL when pystrobe does not know it. */
+const struct pylayout *layout_for(int major, int minor);
+
+/* "2.7, 3.6-3.13": the versions layout_for knows, for messages. */
+const char *layout_supported(void);
+
+/* Size of the _Py_DebugOffsets prefix layout_from_debug_offsets reads. */
+#define DEBUG_OFFSETS_SIZE 584
+#define DEBUG_OFFSETS_COOKIE "xdebugpy"
+
+/*
+ * Fills *out from the _Py_DebugOffsets at the start of a 3.13+ _PyRuntime
+ * (buf holds len bytes of it): checks the cookie, that the version is one
+ * pystrobe knows, that the build is not free-threaded, and that every offset
+ * is within its structure; takes the fields the table lacks from the
+ * built-in table for that version.  Returns 0, or a negative errno with err
+ * filled: -EINVAL bad cookie or offsets, -ENOTSUP unknown version or build.
+ */
+int layout_from_debug_offsets(struct pylayout *out, const void *buf, size_t len,
+                              struct pserr *err);
+
+#endif

@@ -1,0 +1,226 @@
+#include "profiler/proc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+/* Reads up to len-1 bytes of a small file, NUL-terminated.  Bytes read, or -errno. */
+static ssize_t read_small(const char *path, char *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t got = 0;
+    while (got + 1 < len) {
+        ssize_t r = read(fd, buf + got, len - 1 - got);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno;
+            close(fd);
+            return -e;
+        }
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    buf[got] = '\0';
+    return (ssize_t)got;
+}
+
+int proc_check(pid_t pid)
+{
+    char path[64];
+    struct stat st;
+    if (pid <= 0)
+        return -ESRCH;
+    snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+    if (stat(path, &st) < 0)
+        return errno == ENOENT ? -ESRCH : -errno;
+    return 0;
+}
+
+void proc_cmdline(pid_t pid, struct strbuf *out)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    ssize_t n = read_small(path, buf, sizeof(buf));
+    while (n > 0 && buf[n - 1] == '\0')
+        n--;
+    for (ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)buf[i];
+        sb_addc(out, c == 0 ? ' ' : (c < 0x20 || c == 0x7f) ? '?' : (char)c);
+    }
+}
+
+int proc_comm(pid_t pid, pid_t tid, char *buf, size_t len)
+{
+    char path[80];
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)pid, (int)tid);
+    ssize_t n = read_small(path, buf, len);
+    if (n < 0)
+        return (int)n;
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\0'))
+        buf[--n] = '\0';
+    for (ssize_t i = 0; i < n; i++)
+        if ((unsigned char)buf[i] < 0x20)
+            buf[i] = '?';
+    return 0;
+}
+
+pid_t proc_ns_pid(pid_t pid)
+{
+    char path[64], buf[8192];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    if (read_small(path, buf, sizeof(buf)) < 0)
+        return pid;
+    const char *p = strstr(buf, "\nNSpid:");
+    if (!p)
+        return pid;
+    p += 7;
+    long last = pid;
+    for (;;) {
+        char *end;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        long v = strtol(p, &end, 10);
+        if (end == p)
+            break;
+        last = v;
+        p = end;
+    }
+    return (pid_t)last;
+}
+
+int proc_tasks(pid_t pid, pid_t **tids)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return errno == ENOENT ? -ESRCH : -errno;
+    pid_t *v = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        long t;
+        if (de->d_name[0] == '.' || parse_long(de->d_name, &t) < 0 || t <= 0)
+            continue;
+        GROW(v, cap, n + 1);
+        v[n++] = (pid_t)t;
+    }
+    closedir(d);
+    *tids = v;
+    return (int)n;
+}
+
+int proc_open_stat(pid_t pid, pid_t tid)
+{
+    char path[80];
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+int proc_stat_state(int fd, uint64_t *cpu_ticks)
+{
+    char buf[1024];
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    if (n < 0)
+        return -errno;
+    if (n == 0)
+        return -ESRCH;
+    buf[n] = '\0';
+    /* The name may hold spaces and parentheses: the state follows the last ')'. */
+    char *p = strrchr(buf, ')');
+    if (!p || p[1] != ' ' || !p[2])
+        return -EINVAL;
+    int state = (unsigned char)p[2];
+    if (cpu_ticks) {
+        /* Fields after the state: ppid pgrp session tty_nr tpgid flags minflt
+         * cminflt majflt cmajflt utime stime. */
+        unsigned long long ut = 0, st = 0;
+        if (sscanf(p + 3, " %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
+            *cpu_ticks = ut + st;
+        else
+            *cpu_ticks = 0;
+    }
+    return state;
+}
+
+static int same_file(int fd, const struct mem_region *r)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return 0;
+    return st.st_ino == r->inode && major(st.st_dev) == r->dev_major &&
+           minor(st.st_dev) == r->dev_minor;
+}
+
+int proc_open_mapped(pid_t pid, const struct mem_region *r, int is_exe)
+{
+    char path[4200];
+    int fd, err = -ENOENT;
+    static const char deleted[] = " (deleted)";
+    size_t plen = strlen(r->path);
+    int is_deleted = plen > sizeof(deleted) - 1 &&
+                     strcmp(r->path + plen - (sizeof(deleted) - 1), deleted) == 0;
+    if (r->path[0] == '/' && !is_deleted) {
+        snprintf(path, sizeof(path), "/proc/%d/root%s", (int)pid, r->path);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            if (same_file(fd, r))
+                return fd;
+            close(fd);
+        } else {
+            err = -errno;
+        }
+    }
+    snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, r->start,
+             r->end);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (same_file(fd, r))
+            return fd;
+        close(fd);
+    } else if (err == -ENOENT) {
+        err = -errno;
+    }
+    if (is_exe) {
+        snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            if (same_file(fd, r))
+                return fd;
+            close(fd);
+        }
+    }
+    return err;
+}
+
+int proc_is_exe(pid_t pid, const char *path)
+{
+    char link[64], target[4096];
+    snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
+    ssize_t n = readlink(link, target, sizeof(target) - 1);
+    if (n < 0)
+        return 0;
+    target[n] = '\0';
+    return strcmp(target, path) == 0;
+}
+
+int proc_ptrace_scope(void)
+{
+    char buf[32];
+    if (read_small("/proc/sys/kernel/yama/ptrace_scope", buf, sizeof(buf)) <= 0)
+        return -1;
+    return atoi(buf);
+}

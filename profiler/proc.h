@@ -1,0 +1,54 @@
+/* Reading /proc: the process, its threads, and files it has mapped. */
+#ifndef PYSTROBE_PROC_H
+#define PYSTROBE_PROC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/util.h"
+#include "profiler/mem.h"
+
+/* 0 when /proc/PID exists, else a negative errno (-ESRCH). */
+int proc_check(pid_t pid);
+
+/* The command line, arguments joined by spaces (control bytes as '?'); "" if unreadable. */
+void proc_cmdline(pid_t pid, struct strbuf *out);
+
+/* The thread's name (/proc/PID/task/TID/comm) into buf; 0 or a negative errno. */
+int proc_comm(pid_t pid, pid_t tid, char *buf, size_t len);
+
+/* The process's id inside its own PID namespace (last NSpid value), or pid. */
+pid_t proc_ns_pid(pid_t pid);
+
+/*
+ * Lists /proc/PID/task into *tids (allocated, caller frees).  Returns the
+ * number of threads, or a negative errno.
+ */
+int proc_tasks(pid_t pid, pid_t **tids);
+
+/* Opens /proc/PID/task/TID/stat for repeated proc_stat_state calls. */
+int proc_open_stat(pid_t pid, pid_t tid);
+/*
+ * Re-reads an open stat file: returns the state letter ('R', 'S', 'D', ...),
+ * or a negative errno (-ESRCH once the thread is gone).  *cpu_ticks, if not
+ * NULL, receives utime + stime.
+ */
+int proc_stat_state(int fd, uint64_t *cpu_ticks);
+
+/*
+ * Opens the file behind a mapping of pid, such that containers (another mount
+ * namespace) and deleted files work: /proc/PID/root/PATH when it is the same
+ * file (device and inode match the mapping), else /proc/PID/map_files/START-END,
+ * else, for the main executable, /proc/PID/exe.  Returns an fd or a negative
+ * errno.
+ */
+int proc_open_mapped(pid_t pid, const struct mem_region *r, int is_exe);
+
+/* 1 when path is the process's executable (compares with /proc/PID/exe's target). */
+int proc_is_exe(pid_t pid, const char *path);
+
+/* Kernel.yama.ptrace_scope, or -1 when Yama is absent. */
+int proc_ptrace_scope(void);
+
+#endif

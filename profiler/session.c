@@ -1,0 +1,126 @@
+#include "profiler/session.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "profiler/proc.h"
+#include "profiler/pyobj.h"
+
+int session_attach(struct session *s, pid_t pid, struct pserr *err)
+{
+    memset(s, 0, sizeof(*s));
+    s->pid = pid;
+    s->mem = mem_new_pid(pid);
+    int ret = pyrt_attach(&s->rt, s->mem, pid, err);
+    if (ret < 0) {
+        mem_free(s->mem);
+        s->mem = NULL;
+        return ret;
+    }
+    names_init(&s->names);
+    s->walker = walker_new(&s->rt);
+    s->cc = codecache_new(s->mem, &s->rt.layout, &s->names, s->rt.code_type,
+                          s->rt.unicode27_width);
+    return 0;
+}
+
+static void untrack(struct tracked *t)
+{
+    if (t->stat_fd >= 0)
+        close(t->stat_fd);
+    free(t->name);
+}
+
+void session_release(struct session *s)
+{
+    for (size_t i = 0; i < s->nthreads; i++)
+        untrack(&s->threads[i]);
+    free(s->threads);
+    codecache_free(s->cc);
+    walker_free(s->walker);
+    if (s->mem) {
+        names_release(&s->names);
+        pyrt_release(&s->rt);
+    }
+    mem_free(s->mem);
+    memset(s, 0, sizeof(*s));
+}
+
+size_t session_track(struct session *s, const struct walk_thread *all, size_t n, size_t i)
+{
+    const struct walk_thread *w = &all[i];
+    for (size_t k = 0; k < s->nthreads; k++) {
+        struct tracked *t = &s->threads[k];
+        if (t->tstate != w->tstate || t->thread_id != w->thread_id)
+            continue;
+        /* Same thread state, but a new thread behind it (3.11+ tells). */
+        if (w->native_tid > 0 && t->tid > 0 && w->native_tid != t->tid)
+            continue;
+        t->seen = s->gen;
+        return k;
+    }
+    GROW(s->threads, s->threadcap, s->nthreads + 1);
+    struct tracked *t = &s->threads[s->nthreads++];
+    memset(t, 0, sizeof(*t));
+    t->tstate = w->tstate;
+    t->thread_id = w->thread_id;
+    t->stat_fd = -1;
+    t->seen = s->gen;
+    t->agg = UINT32_MAX;
+    pid_t tid;
+    if (walk_thread_tid(s->walker, all, n, i, &tid) == 0) {
+        int fd = proc_open_stat(s->pid, tid);
+        /* A tid that is not one of the process's tasks came from garbage. */
+        if (fd >= 0) {
+            t->tid = tid;
+            t->stat_fd = fd;
+        }
+    }
+    return s->nthreads - 1;
+}
+
+void session_name_threads(struct session *s, uint64_t interp, int retry)
+{
+    struct pythread_name *names = NULL;
+    size_t nn = 0;
+    int need = 0;
+    for (size_t k = 0; k < s->nthreads; k++)
+        need |= !s->threads[k].named && (retry || !s->threads[k].name_tried);
+    if (!need || !interp)
+        return;
+    pythread_names(&s->rt, interp, &names, &nn);
+    for (size_t k = 0; k < s->nthreads; k++) {
+        struct tracked *t = &s->threads[k];
+        if (t->named || (!retry && t->name_tried))
+            continue;
+        t->name_tried = 1;
+        for (size_t j = 0; j < nn && !t->named; j++) {
+            if (names[j].ident == t->thread_id) {
+                free(t->name);
+                t->name = xstrdup(names[j].name);
+                t->named = 1;
+            }
+        }
+        if (!t->name && t->tid > 0) {
+            char comm[64];
+            if (proc_comm(s->pid, t->tid, comm, sizeof(comm)) == 0)
+                t->name = xstrdup(comm);
+        }
+    }
+    pythread_names_free(names, nn);
+}
+
+void session_forget_threads(struct session *s, uint32_t older_than)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < s->nthreads; i++) {
+        struct tracked *t = &s->threads[i];
+        if ((int32_t)(t->seen - older_than) < 0)
+            untrack(t);
+        else
+            s->threads[k++] = *t;
+    }
+    s->nthreads = k;
+}

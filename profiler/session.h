@@ -1,0 +1,64 @@
+/*
+ * An attached process: its memory, its interpreter, the walker and the
+ * symbolizer's caches, and what is known about each of its threads.
+ */
+#ifndef PYSTROBE_SESSION_H
+#define PYSTROBE_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/util.h"
+#include "profiler/mem.h"
+#include "profiler/pyrt.h"
+#include "profiler/walk.h"
+#include "symbolizer/codecache.h"
+#include "symbolizer/names.h"
+
+/* A thread seen in the target, tracked across samples. */
+struct tracked {
+    uint64_t tstate, thread_id;
+    pid_t tid;        /* 0 when unknown */
+    int stat_fd;      /* /proc/PID/task/TID/stat, -1 when unknown */
+    int named;        /* the name came from threading */
+    int name_tried;   /* threading was asked for its name */
+    char *name;       /* owned; NULL when unknown */
+    uint32_t seen;    /* the sample generation that last saw it */
+    uint32_t agg;     /* its index in the aggregate, UINT32_MAX until used */
+};
+
+struct session {
+    pid_t pid;
+    struct mem *mem;
+    struct pyrt rt;
+    struct walker *walker;
+    struct names names;
+    struct codecache *cc;
+    struct tracked *threads;
+    size_t nthreads, threadcap;
+    uint32_t gen;
+};
+
+/* Attaches to pid (no stop, no write).  0 or a negative errno with err filled. */
+int session_attach(struct session *s, pid_t pid, struct pserr *err);
+void session_release(struct session *s);
+
+/*
+ * Finds or starts tracking thread i of the walked list all[0..n): its thread
+ * id and stat file.  Returns its index in s->threads.  New threads are not
+ * named yet: see session_name_threads.
+ */
+size_t session_track(struct session *s, const struct walk_thread *all, size_t n, size_t i);
+
+/*
+ * Names tracked threads from the threading module's registry, else from the
+ * OS (comm): the threads never tried, or with retry every thread that has no
+ * Python name yet.  Reads nothing when there is no such thread.
+ */
+void session_name_threads(struct session *s, uint64_t interp, int retry);
+
+/* Stops tracking threads not seen since generation `older_than`. */
+void session_forget_threads(struct session *s, uint32_t older_than);
+
+#endif

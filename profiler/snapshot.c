@@ -1,0 +1,103 @@
+#include "profiler/snapshot.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "profiler/proc.h"
+
+void snapshot_init(struct snapshot *sn)
+{
+    memset(sn, 0, sizeof(*sn));
+}
+
+void snapshot_release(struct snapshot *sn)
+{
+    free(sn->threads);
+    free(sn->st);
+    free(sn->raw);
+    free(sn->codes);
+    free(sn->entries);
+    free(sn->ids);
+    memset(sn, 0, sizeof(*sn));
+}
+
+/* Walks one thread's stack into sn->raw. */
+static void walk_one(struct session *s, struct snapshot *sn, struct snap_thread *t,
+                     const struct walk_thread *w, size_t max_depth)
+{
+    GROW(sn->raw, sn->rawcap, sn->nraw + max_depth);
+    t->off = sn->nraw;
+    t->walked = 1;
+    t->status = walk_stack(s->walker, w, sn->raw + sn->nraw, max_depth, &t->depth);
+    if (t->status < 0)
+        t->depth = 0;
+    sn->nraw += t->depth;
+}
+
+/* Resolves every walked frame's code object and turns frames into ids. */
+static int resolve(struct session *s, struct snapshot *sn, int by_function)
+{
+    if (sn->idcap < sn->nraw + 1) {
+        sn->idcap = sn->nraw + 1;
+        sn->codes = xrealloc(sn->codes, sn->idcap * sizeof(*sn->codes));
+        sn->entries = xrealloc(sn->entries, sn->idcap * sizeof(*sn->entries));
+        sn->ids = xrealloc(sn->ids, sn->idcap * sizeof(*sn->ids));
+    }
+    for (size_t i = 0; i < sn->nraw; i++)
+        sn->codes[i] = sn->raw[i].code;
+    int ret = codecache_resolve(s->cc, sn->codes, sn->nraw, sn->entries);
+    if (ret < 0)
+        return ret;
+    for (size_t k = 0; k < sn->nthreads; k++) {
+        struct snap_thread *t = &sn->st[k];
+        if (!t->walked || t->status < 0)
+            continue;
+        for (size_t i = t->off; i < t->off + t->depth; i++) {
+            if (!sn->entries[i]) {
+                /* Not a code object: the stack changed while it was read. */
+                t->status = -EINVAL;
+                break;
+            }
+            sn->ids[i] = codecache_frame(s->cc, sn->entries[i], sn->raw[i].addrq, by_function);
+        }
+    }
+    return 0;
+}
+
+int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts *o)
+{
+    int ret;
+    uint64_t holder = 0;
+    sn->nthreads = sn->nraw = 0;
+    s->gen++;
+    if ((ret = pyrt_interp(&s->rt, &sn->interp)) < 0)
+        return ret;
+    if (!sn->interp)
+        return 0; /* not initialised yet, or finalised */
+    GROW(sn->threads, sn->threadcap, (size_t)WALK_MAX_THREADS);
+    if ((ret = walk_threads(s->walker, sn->interp, sn->threads, sn->threadcap, &sn->nthreads)) < 0)
+        return ret;
+    if ((o->gil_only || o->want_gil) && pyrt_gil_holder(&s->rt, sn->interp, &holder) < 0)
+        holder = 0;
+    GROW(sn->st, sn->stcap, sn->nthreads + 1);
+    for (size_t i = 0; i < sn->nthreads; i++) {
+        struct snap_thread *t = &sn->st[i];
+        memset(t, 0, sizeof(*t));
+        t->tracked = session_track(s, sn->threads, sn->nthreads, i);
+        t->gil = holder && holder == sn->threads[i].tstate;
+        const struct tracked *tr = &s->threads[t->tracked];
+        if ((o->active_only || o->want_state) && tr->stat_fd >= 0) {
+            int st = proc_stat_state(tr->stat_fd, NULL);
+            t->state = st > 0 ? st : 0;
+        }
+        if (o->active_only && t->state != 'R')
+            continue;
+        if (o->gil_only && !t->gil)
+            continue;
+        if (!sn->threads[i].frame)
+            continue;
+        walk_one(s, sn, t, &sn->threads[i], o->max_depth);
+    }
+    return resolve(s, sn, o->by_function);
+}

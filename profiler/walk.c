@@ -1,0 +1,403 @@
+#include "profiler/walk.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "profiler/proc.h"
+
+/* 3.11+ frame owners. */
+#define OWNED_BY_THREAD 0
+#define OWNED_BY_GENERATOR 1
+#define OWNED_BY_FRAME_OBJECT 2
+
+/* Data-stack chunks copied per walk, and bytes copied in all. */
+#define MAX_CHUNKS 256
+#define MAX_CHUNK_BYTES (8u << 20)
+/* Bytes of a struct pthread searched for the tid field. */
+#define PTHREAD_SCAN 2048
+
+struct chunk_copy {
+    uint64_t base, len;    /* [base, base+len) of the target, header included */
+    unsigned char *buf;
+    size_t cap;
+    uint64_t previous;     /* the next older chunk, 0 at the end */
+};
+
+struct walker {
+    struct pyrt *rt;
+    const struct pylayout *l;
+    struct chunk_copy chunks[MAX_CHUNKS];
+    size_t nchunks;
+    uint64_t frame_type;    /* PyFrame_Type, known or confirmed by name */
+    int tid_offset;         /* offset of tid in struct pthread; -1 unknown */
+    pid_t ns_pid;           /* the process's id in its own PID namespace */
+    struct walk_stats stats;
+};
+
+struct walker *walker_new(struct pyrt *rt)
+{
+    struct walker *w = xcalloc(1, sizeof(*w));
+    w->rt = rt;
+    w->l = &rt->layout;
+    w->frame_type = rt->frame_type;
+    w->tid_offset = -1;
+    w->ns_pid = proc_ns_pid(rt->pid);
+    return w;
+}
+
+void walker_free(struct walker *w)
+{
+    if (!w)
+        return;
+    for (size_t i = 0; i < MAX_CHUNKS; i++)
+        free(w->chunks[i].buf);
+    free(w);
+}
+
+const struct walk_stats *walk_stats(const struct walker *w)
+{
+    return &w->stats;
+}
+
+static uint64_t get_u64(const unsigned char *buf, int off)
+{
+    uint64_t v;
+    memcpy(&v, buf + off, 8);
+    return v;
+}
+
+int walk_threads(struct walker *w, uint64_t interp, struct walk_thread *out, size_t max,
+                 size_t *n)
+{
+    const struct pylayout *l = w->l;
+    struct mem *m = w->rt->mem;
+    unsigned char ts[512];
+    uint64_t tstate;
+    int ret;
+    *n = 0;
+    if (l->ts_size > (int)sizeof(ts))
+        return -EINVAL;
+    if ((ret = mem_read_u64(m, interp + (uint64_t)l->is_tstate_head, &tstate)) < 0)
+        return ret;
+    /* Brent's cycle detection over the list. */
+    uint64_t mark = tstate;
+    size_t power = 1, lam = 0;
+    for (size_t count = 0; tstate; count++) {
+        if (count >= WALK_MAX_THREADS || count >= max || (tstate & 7))
+            return -EINVAL;
+        if ((ret = mem_read(m, tstate, ts, (size_t)l->ts_size)) < 0)
+            return ret;
+        if (get_u64(ts, l->ts_interp) != interp)
+            return -EINVAL;
+        struct walk_thread *t = &out[(*n)++];
+        memset(t, 0, sizeof(*t));
+        t->tstate = tstate;
+        t->thread_id = get_u64(ts, l->ts_thread_id);
+        if (l->ts_native_thread_id >= 0) {
+            uint64_t tid = get_u64(ts, l->ts_native_thread_id);
+            t->native_tid = (pid_t)(tid & 0x7fffffff);
+        }
+        if (l->ts_frame >= 0) {
+            t->frame = get_u64(ts, l->ts_frame);
+        } else if (l->ts_current_frame >= 0) {
+            t->frame = get_u64(ts, l->ts_current_frame);
+        } else {
+            uint64_t cframe = get_u64(ts, l->ts_cframe);
+            uint64_t at = cframe + (uint64_t)l->cf_current_frame;
+            /* The root cframe lives inside the thread state itself. */
+            if (cframe >= tstate && at + 8 <= tstate + (uint64_t)l->ts_size)
+                t->frame = get_u64(ts, (int)(at - tstate));
+            else if (cframe && (ret = mem_read_u64(m, at, &t->frame)) < 0)
+                return ret;
+        }
+        if (l->ts_datastack_chunk >= 0) {
+            t->chunk = get_u64(ts, l->ts_datastack_chunk);
+            t->chunk_top = get_u64(ts, l->ts_datastack_top);
+        }
+        tstate = get_u64(ts, l->ts_next);
+        if (tstate == mark)
+            return -ELOOP;
+        if (++lam == power) {
+            mark = tstate;
+            power *= 2;
+            lam = 0;
+        }
+    }
+    return 0;
+}
+
+/* ---- <= 3.10: PyFrameObject chains ---- */
+
+static int is_frame_type(struct walker *w, uint64_t type)
+{
+    if (type && type == w->frame_type)
+        return 1;
+    if (!type || w->rt->frame_type)
+        return 0;
+    /* Not exported: confirm a type by its name once. */
+    uint64_t name;
+    char buf[6];
+    if (mem_read_u64(w->rt->mem, type + (uint64_t)w->l->tp_name, &name) < 0 ||
+        mem_read(w->rt->mem, name, buf, 6) < 0 || memcmp(buf, "frame", 6) != 0)
+        return 0;
+    w->frame_type = type;
+    return 1;
+}
+
+static int walk_frame_objects(struct walker *w, uint64_t frame, struct rawframe *out,
+                              size_t max, size_t *depth)
+{
+    const struct pylayout *l = w->l;
+    unsigned char buf[160];
+    size_t len = (size_t)MAX(MAX(l->fo_back, l->fo_code) + 8, l->fo_lasti + 4);
+    uint64_t mark = frame;
+    size_t power = 1, lam = 0, n = 0;
+    int ret;
+    *depth = 0;
+    if (len > sizeof(buf))
+        return -EINVAL;
+    while (frame) {
+        if (n >= max) {
+            *depth = n;
+            return 1;
+        }
+        if (frame & 7)
+            return -EINVAL;
+        if ((ret = mem_read(w->rt->mem, frame, buf, len)) < 0)
+            return ret;
+        w->stats.single_reads++;
+        int64_t refcnt = (int64_t)get_u64(buf, 0);
+        /* A frame freed while we walked (refcount 0) means the stack changed under us. */
+        if (refcnt <= 0 || !is_frame_type(w, get_u64(buf, l->ob_type)))
+            return -EINVAL;
+        int32_t lasti;
+        memcpy(&lasti, buf + l->fo_lasti, 4);
+        out[n].code = get_u64(buf, l->fo_code);
+        out[n].addrq = lasti < 0 ? -1 : (int64_t)lasti * (l->lasti_units ? 2 : 1);
+        if (!out[n].code)
+            return -EINVAL;
+        n++;
+        frame = get_u64(buf, l->fo_back);
+        if (frame == mark)
+            return -ELOOP;
+        if (++lam == power) {
+            mark = frame;
+            power *= 2;
+            lam = 0;
+        }
+    }
+    *depth = n;
+    return 0;
+}
+
+/* ---- 3.11+: _PyInterpreterFrame chains in data-stack chunks ---- */
+
+static int copy_chunk(struct walker *w, struct chunk_copy *c, uint64_t base, uint64_t end)
+{
+    const struct pylayout *l = w->l;
+    if (end < base + (uint64_t)l->chunk_data || end - base > MAX_CHUNK_BYTES)
+        return -EINVAL;
+    size_t len = (size_t)(end - base);
+    if (c->cap < len) {
+        free(c->buf);
+        c->cap = MAX(len, (size_t)16384);
+        c->buf = xmalloc(c->cap);
+    }
+    int ret = mem_read(w->rt->mem, base, c->buf, len);
+    if (ret < 0)
+        return ret;
+    c->base = base;
+    c->len = len;
+    c->previous = get_u64(c->buf, l->chunk_previous);
+    return 0;
+}
+
+/* Copies the next older chunk after the last one copied; 0, or -ENOENT at the end. */
+static int copy_older_chunk(struct walker *w)
+{
+    const struct pylayout *l = w->l;
+    if (w->nchunks == 0 || w->nchunks >= MAX_CHUNKS)
+        return -ENOENT;
+    uint64_t prev = w->chunks[w->nchunks - 1].previous;
+    unsigned char hdr[32];
+    if (!prev || (prev & 7) || mem_read(w->rt->mem, prev, hdr, (size_t)l->chunk_data) < 0)
+        return -ENOENT;
+    uint64_t top = get_u64(hdr, l->chunk_top);
+    if (top < prev || copy_chunk(w, &w->chunks[w->nchunks], prev, top) < 0)
+        return -ENOENT;
+    w->nchunks++;
+    return 0;
+}
+
+/* Finds frame [addr, addr+size) in the chunk copies. */
+static const unsigned char *in_chunks(struct walker *w, uint64_t addr, size_t size)
+{
+    for (size_t i = 0; i < w->nchunks; i++) {
+        const struct chunk_copy *c = &w->chunks[i];
+        if (addr >= c->base + (uint64_t)w->l->chunk_data && addr + size <= c->base + c->len &&
+            addr + size > addr)
+            return c->buf + (addr - c->base);
+    }
+    return NULL;
+}
+
+static int walk_interpreter_frames(struct walker *w, const struct walk_thread *t,
+                                   struct rawframe *out, size_t max, size_t *depth)
+{
+    const struct pylayout *l = w->l;
+    unsigned char single[128];
+    size_t fsize = (size_t)l->if_size;
+    uint64_t frame = t->frame, mark = frame;
+    size_t power = 1, lam = 0, n = 0, steps = 0;
+    int ret, chunks_done = 0;
+    *depth = 0;
+    if (fsize > sizeof(single))
+        return -EINVAL;
+    w->nchunks = 0;
+    if (frame && t->chunk && t->chunk_top > t->chunk &&
+        copy_chunk(w, &w->chunks[0], t->chunk, t->chunk_top) == 0)
+        w->nchunks = 1;
+    while (frame) {
+        /* Shim frames do not count toward the depth, but do toward the walk. */
+        if (n >= max || steps++ >= 4 * (size_t)WALK_MAX_DEPTH) {
+            *depth = n;
+            return n >= max ? 1 : -EINVAL;
+        }
+        if (frame & 7)
+            return -EINVAL;
+        const unsigned char *f = in_chunks(w, frame, fsize);
+        if (f) {
+            w->stats.chunk_frames++;
+        } else {
+            if ((ret = mem_read(w->rt->mem, frame, single, fsize)) < 0)
+                return ret;
+            w->stats.single_reads++;
+            f = single;
+            /* A thread-owned frame outside the copies: the stack continues in an
+             * older chunk; copy it for the frames that follow. */
+            if (f[l->if_owner] == OWNED_BY_THREAD && !chunks_done)
+                chunks_done = copy_older_chunk(w) < 0;
+        }
+        uint8_t owner = f[l->if_owner];
+        uint64_t code = get_u64(f, l->if_code);
+        if (l->code_tagged)
+            code &= ~(uint64_t)3;
+        if (owner > 4)
+            return -EINVAL;
+        if ((int)owner != l->owner_cstack) {
+            if (!code || (code & 7))
+                return -EINVAL;
+            uint64_t instr = get_u64(f, l->if_instr);
+            out[n].code = code;
+            out[n].addrq = (int64_t)(instr - (code + (uint64_t)l->co_code_adaptive));
+            n++;
+        }
+        uint64_t prev = get_u64(f, l->if_previous);
+        if (prev == frame || prev == mark)
+            return -ELOOP;
+        frame = prev;
+        if (++lam == power) {
+            mark = frame;
+            power *= 2;
+            lam = 0;
+        }
+    }
+    *depth = n;
+    return 0;
+}
+
+int walk_stack(struct walker *w, const struct walk_thread *t, struct rawframe *out, size_t max,
+               size_t *depth)
+{
+    if (w->l->frames == FRAME_OBJECTS)
+        return walk_frame_objects(w, t->frame, out, max, depth);
+    return walk_interpreter_frames(w, t, out, max, depth);
+}
+
+/* ---- thread ids ---- */
+
+static int in_set(const pid_t *v, int n, pid_t x)
+{
+    for (int i = 0; i < n; i++)
+        if (v[i] == x)
+            return 1;
+    return 0;
+}
+
+/*
+ * Finds the offset of struct pthread's tid: the first 4-byte field that holds,
+ * for every thread, the id of one of the process's tasks (as the process's own
+ * PID namespace numbers them), distinct across threads, one of them the main
+ * thread's (the process id).
+ */
+static int find_tid_offset(struct walker *w, const struct walk_thread *threads, size_t n)
+{
+    pid_t *tasks = NULL;
+    pid_t ns_pid = w->ns_pid;
+    int ntasks = proc_tasks(w->rt->pid, &tasks);
+    size_t k = MIN(n, (size_t)64);
+    int found = -1;
+    if (ntasks <= 0)
+        return ntasks < 0 ? ntasks : -ENOENT;
+    if (ns_pid != w->rt->pid) {
+        /* Another PID namespace: only the main thread's id is known for sure. */
+        ntasks = 1;
+        tasks[0] = ns_pid;
+        k = MIN(k, (size_t)1);
+    }
+    int32_t(*vals)[PTHREAD_SCAN / 4] = xcalloc(k ? k : 1, sizeof(*vals));
+    int *ok = xcalloc(k ? k : 1, sizeof(int));
+    for (size_t i = 0; i < k; i++)
+        ok[i] = threads[i].thread_id &&
+                mem_read(w->rt->mem, threads[i].thread_id, vals[i], sizeof(vals[i])) == 0;
+    for (int off = 0; off < PTHREAD_SCAN / 4 && found < 0; off++) {
+        int has_main = 0, good = 1, used = 0;
+        for (size_t i = 0; i < k && good; i++) {
+            if (!ok[i])
+                continue;
+            pid_t v = vals[i][off];
+            used++;
+            if (v <= 0 || !in_set(tasks, ntasks, v))
+                good = 0;
+            for (size_t j = 0; j < i && good; j++)
+                if (ok[j] && vals[j][off] == v)
+                    good = 0;
+            has_main |= v == ns_pid;
+        }
+        if (good && used > 0 && has_main)
+            found = off * 4;
+    }
+    free(vals);
+    free(ok);
+    free(tasks);
+    if (found < 0)
+        return -ENOENT;
+    w->tid_offset = found;
+    return 0;
+}
+
+int walk_thread_tid(struct walker *w, const struct walk_thread *threads, size_t n, size_t i,
+                    pid_t *tid)
+{
+    const struct walk_thread *t = &threads[i];
+    int ret;
+    if (t->native_tid > 0) {
+        *tid = t->native_tid;
+        return 0;
+    }
+    if (w->l->ts_native_thread_id >= 0)
+        return -ENOENT;
+    if (w->tid_offset < 0 && (ret = find_tid_offset(w, threads, n)) < 0)
+        return ret;
+    int32_t v;
+    if ((ret = mem_read(w->rt->mem, t->thread_id + (uint64_t)w->tid_offset, &v, 4)) < 0)
+        return ret;
+    if (v <= 0)
+        return -EINVAL;
+    /* In another PID namespace this is the namespace's id, which /proc of ours does not use. */
+    if (w->ns_pid != w->rt->pid)
+        return -ENOENT;
+    *tid = v;
+    return 0;
+}

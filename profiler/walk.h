@@ -1,0 +1,76 @@
+/*
+ * Walking the target's thread states and Python stacks into raw frames
+ * (code object address, bytecode offset).  Nothing here formats text or looks
+ * at code objects beyond their address: that is the symbolizer's job.
+ *
+ * Everything read is untrusted: lists and stacks are bounded, cycles are
+ * detected, and a read that fails or makes no sense ends the walk with an
+ * error so that the caller drops the sample.
+ */
+#ifndef PYSTROBE_WALK_H
+#define PYSTROBE_WALK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "profiler/pyrt.h"
+
+/* Default bound on a stack's depth; deeper stacks keep their innermost frames. */
+#define WALK_MAX_DEPTH 4096
+/* Bound on the thread states of one interpreter. */
+#define WALK_MAX_THREADS 4096
+
+struct walk_thread {
+    uint64_t tstate;
+    uint64_t thread_id;   /* pthread_t: threading's ident */
+    pid_t native_tid;     /* from the thread state (3.11+), else 0 */
+    uint64_t frame;       /* top frame, 0 when the thread runs no Python */
+    uint64_t chunk, chunk_top; /* data stack (3.11+) */
+};
+
+struct rawframe {
+    uint64_t code;
+    int64_t addrq; /* byte offset in the bytecode; < 0: the frame has not started */
+};
+
+struct walk_stats {
+    uint64_t chunk_frames;  /* 3.11+: frames found in a data-stack copy */
+    uint64_t single_reads;  /* frames read one by one */
+};
+
+struct walker;
+
+/* A walker over rt's process (rt outlives it). */
+struct walker *walker_new(struct pyrt *rt);
+void walker_free(struct walker *w);
+
+/*
+ * Reads the thread states of interpreter interp into out (at most max).
+ * Returns 0, or a negative errno (-EINVAL when the list is garbage, -ESRCH
+ * when the process is gone).
+ */
+int walk_threads(struct walker *w, uint64_t interp, struct walk_thread *out, size_t max,
+                 size_t *n);
+
+/*
+ * Walks a thread's stack from its top frame: out[0] is the innermost frame.
+ * Returns 0, 1 when the stack was cut at max frames (the outermost ones are
+ * missing), or a negative errno: -EFAULT unreadable frame, -EINVAL garbage
+ * (a frame of the wrong type, a dead frame: a torn read), -ELOOP a cycle.
+ */
+int walk_stack(struct walker *w, const struct walk_thread *t, struct rawframe *out, size_t max,
+               size_t *depth);
+
+/*
+ * The Linux thread id of a thread, from its thread state (3.11+) or from
+ * glibc's struct pthread at thread_id (the offset of its tid field is found
+ * once, by matching the threads' values against /proc/PID/task).
+ * Returns 0 with *tid set, or a negative errno.
+ */
+int walk_thread_tid(struct walker *w, const struct walk_thread *threads, size_t n, size_t i,
+                    pid_t *tid);
+
+const struct walk_stats *walk_stats(const struct walker *w);
+
+#endif

@@ -1,0 +1,349 @@
+#include "symbolizer/codecache.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/htab.h"
+#include "symbolizer/linetable.h"
+#include "symbolizer/pystr.h"
+
+/* Remembered (addrq -> frame id) pairs per code object. */
+#define LINE_MEMO 4
+
+struct code_entry {
+    uint64_t addr;
+    /* What validation compares: the pointers and the first line. */
+    uint64_t filename, name, qualname, linetable;
+    int32_t firstlineno;
+    uint32_t func;
+    uint32_t gen;  /* the resolve call that last validated or loaded it */
+    uint8_t *table;
+    uint32_t table_len;
+    int64_t memo_addrq[LINE_MEMO];
+    uint32_t memo_frame[LINE_MEMO];
+    uint32_t memo_next;
+};
+
+struct codecache {
+    struct mem *m;
+    const struct pylayout *l;
+    struct names *names;
+    uint64_t code_type;
+    uint64_t seen_code_type; /* a type confirmed by name to be "code" */
+    int unicode27_width;
+    struct code_entry *v;
+    size_t n, cap;
+    struct htab index;
+    uint32_t gen;
+    /* The header span covering every field read on a load / on validation. */
+    int hdr_len, span_start, span_len;
+    unsigned char *vbuf;
+    size_t vbufcap;
+    struct mem_iov *iov;
+    size_t iovcap;
+    size_t *pending;
+    size_t pendcap;
+    struct codecache_stats stats;
+};
+
+static void field_span(int off, int width, int *lo, int *hi)
+{
+    if (off < 0)
+        return;
+    *lo = MIN(*lo, off);
+    *hi = MAX(*hi, off + width);
+}
+
+struct codecache *codecache_new(struct mem *m, const struct pylayout *l, struct names *names,
+                                uint64_t code_type, int unicode27_width)
+{
+    struct codecache *cc = xcalloc(1, sizeof(*cc));
+    cc->m = m;
+    cc->l = l;
+    cc->names = names;
+    cc->code_type = code_type;
+    cc->unicode27_width = unicode27_width;
+    int lo = 1 << 30, hi = 0;
+    field_span(l->co_filename, 8, &lo, &hi);
+    field_span(l->co_name, 8, &lo, &hi);
+    field_span(l->co_qualname, 8, &lo, &hi);
+    field_span(l->co_linetable, 8, &lo, &hi);
+    field_span(l->co_firstlineno, 4, &lo, &hi);
+    cc->span_start = lo;
+    cc->span_len = hi - lo;
+    cc->hdr_len = hi;
+    return cc;
+}
+
+void codecache_free(struct codecache *cc)
+{
+    if (!cc)
+        return;
+    for (size_t i = 0; i < cc->n; i++)
+        free(cc->v[i].table);
+    free(cc->v);
+    free(cc->vbuf);
+    free(cc->iov);
+    free(cc->pending);
+    htab_release(&cc->index);
+    free(cc);
+}
+
+const struct codecache_stats *codecache_stats(const struct codecache *cc)
+{
+    return &cc->stats;
+}
+
+uint32_t codecache_func(const struct code_entry *e)
+{
+    return e->func;
+}
+
+static int addr_eq(const void *ctx, uint32_t idx, const void *key)
+{
+    const struct codecache *cc = ctx;
+    return cc->v[idx].addr == *(const uint64_t *)key;
+}
+
+static struct code_entry *find(struct codecache *cc, uint64_t addr)
+{
+    uint32_t i = htab_find(&cc->index, hash_u64(addr), addr_eq, cc, &addr);
+    return i == HTAB_NONE ? NULL : &cc->v[i];
+}
+
+/* Copies the validated fields out of a header span that starts at base. */
+static void fields_from(const struct codecache *cc, const unsigned char *buf, int base,
+                        struct code_entry *e)
+{
+    const struct pylayout *l = cc->l;
+    memcpy(&e->filename, buf + l->co_filename - base, 8);
+    memcpy(&e->name, buf + l->co_name - base, 8);
+    e->qualname = 0;
+    if (l->co_qualname >= 0)
+        memcpy(&e->qualname, buf + l->co_qualname - base, 8);
+    memcpy(&e->linetable, buf + l->co_linetable - base, 8);
+    memcpy(&e->firstlineno, buf + l->co_firstlineno - base, 4);
+}
+
+static int same_fields(const struct code_entry *a, const struct code_entry *b)
+{
+    return a->filename == b->filename && a->name == b->name && a->qualname == b->qualname &&
+           a->linetable == b->linetable && a->firstlineno == b->firstlineno;
+}
+
+static int is_code_type(struct codecache *cc, uint64_t type)
+{
+    if (!type)
+        return 0;
+    if (cc->code_type)
+        return type == cc->code_type;
+    if (type == cc->seen_code_type)
+        return 1;
+    uint64_t name;
+    char buf[8];
+    if (mem_read_u64(cc->m, type + (uint64_t)cc->l->tp_name, &name) < 0 ||
+        mem_read(cc->m, name, buf, 5) < 0 || memcmp(buf, "code", 5) != 0)
+        return 0;
+    cc->seen_code_type = type;
+    return 1;
+}
+
+static int read_string(struct codecache *cc, uint64_t addr, struct strbuf *out)
+{
+    enum pystr_type t = cc->l->strings == STR_BYTES27 ? PYSTR_BYTES27 : PYSTR_UNICODE;
+    int ret = pystr_read(cc->m, cc->l, addr, t, cc->unicode27_width, out);
+    return ret < 0 ? ret : 0;
+}
+
+/* Reads the line table (a bytes object, a str on 2.7) into a new buffer. */
+static int read_table(struct codecache *cc, uint64_t addr, uint8_t **out, uint32_t *len)
+{
+    int64_t size;
+    int ret = mem_read(cc->m, addr + (uint64_t)cc->l->bytes_size, &size, 8);
+    *out = NULL;
+    *len = 0;
+    if (ret < 0)
+        return ret;
+    if (size < 0)
+        return -EINVAL;
+    if (size == 0 || size > CODECACHE_MAX_TABLE)
+        return 0;
+    uint8_t *t = xmalloc((size_t)size);
+    if ((ret = mem_read(cc->m, addr + (uint64_t)cc->l->bytes_sval, t, (size_t)size)) < 0) {
+        free(t);
+        return ret;
+    }
+    *out = t;
+    *len = (uint32_t)size;
+    return 0;
+}
+
+/* Reads the code object at addr into e (whose old table the caller freed). */
+static int load(struct codecache *cc, uint64_t addr, struct code_entry *e)
+{
+    unsigned char hdr[256];
+    struct strbuf name = STRBUF_INIT, file = STRBUF_INIT;
+    uint64_t type;
+    int ret;
+    memset(e, 0, sizeof(*e));
+    e->addr = addr;
+    if (!addr || (addr & 7) || cc->hdr_len > (int)sizeof(hdr))
+        return -EINVAL;
+    if ((ret = mem_read(cc->m, addr, hdr, (size_t)cc->hdr_len)) < 0)
+        return ret;
+    memcpy(&type, hdr + cc->l->ob_type, 8);
+    if (!is_code_type(cc, type))
+        return -EINVAL;
+    fields_from(cc, hdr, 0, e);
+    uint64_t name_obj = e->qualname ? e->qualname : e->name;
+    if ((ret = read_string(cc, name_obj, &name)) < 0 && e->qualname)
+        ret = read_string(cc, e->name, &name);
+    if (ret == 0)
+        ret = read_string(cc, e->filename, &file);
+    if (ret == 0)
+        ret = read_table(cc, e->linetable, &e->table, &e->table_len);
+    if (ret == 0) {
+        uint32_t ns = names_str(cc->names, name.buf ? name.buf : "", name.len);
+        uint32_t fs = names_str(cc->names, file.buf ? file.buf : "", file.len);
+        e->func = names_func(cc->names, ns, fs, e->firstlineno);
+        for (int i = 0; i < LINE_MEMO; i++)
+            e->memo_addrq[i] = INT64_MIN;
+    }
+    sb_release(&name);
+    sb_release(&file);
+    return ret;
+}
+
+static struct code_entry *insert(struct codecache *cc, uint64_t addr, int *err)
+{
+    struct code_entry e;
+    int ret = load(cc, addr, &e);
+    cc->stats.loads++;
+    if (ret < 0) {
+        free(e.table);
+        cc->stats.bad++;
+        *err = ret;
+        return NULL;
+    }
+    if (cc->n >= CODECACHE_MAX_ENTRIES) {
+        for (size_t i = 0; i < cc->n; i++)
+            free(cc->v[i].table);
+        cc->n = 0;
+        htab_clear(&cc->index);
+    }
+    GROW(cc->v, cc->cap, cc->n + 1);
+    e.gen = cc->gen;
+    cc->v[cc->n] = e;
+    htab_insert(&cc->index, hash_u64(addr), (uint32_t)cc->n);
+    return &cc->v[cc->n++];
+}
+
+/* Re-reads a stale entry in place; on failure it is left marked bad. */
+static int reload(struct codecache *cc, struct code_entry *e)
+{
+    struct code_entry fresh;
+    free(e->table);
+    e->table = NULL;
+    e->table_len = 0;
+    int ret = load(cc, e->addr, &fresh);
+    cc->stats.loads++;
+    if (ret < 0) {
+        free(fresh.table);
+        /* Keep the slot (the index points at it) but make it never validate. */
+        e->filename = e->name = e->qualname = e->linetable = 0;
+        e->firstlineno = INT32_MIN;
+        e->gen = 0;
+        cc->stats.bad++;
+        return ret;
+    }
+    fresh.gen = cc->gen;
+    *e = fresh;
+    return 0;
+}
+
+/* Validates the entries listed in cc->pending with one vectored read. */
+static int validate_pending(struct codecache *cc, size_t np)
+{
+    if (np == 0)
+        return 0;
+    size_t span = (size_t)cc->span_len;
+    if (cc->vbufcap < np * span) {
+        cc->vbufcap = np * span;
+        cc->vbuf = xrealloc(cc->vbuf, cc->vbufcap);
+    }
+    GROW(cc->iov, cc->iovcap, np);
+    for (size_t i = 0; i < np; i++) {
+        struct code_entry *e = &cc->v[cc->pending[i]];
+        cc->iov[i] = (struct mem_iov){e->addr + (uint64_t)cc->span_start, cc->vbuf + i * span,
+                                      span, 0};
+    }
+    int ret = mem_readv(cc->m, cc->iov, np);
+    if (ret < 0)
+        return ret;
+    for (size_t i = 0; i < np; i++) {
+        struct code_entry *e = &cc->v[cc->pending[i]], now;
+        int ok = cc->iov[i].ok;
+        if (ok) {
+            fields_from(cc, cc->vbuf + i * span, cc->span_start, &now);
+            ok = same_fields(e, &now);
+        }
+        if (ok) {
+            cc->stats.hits++;
+        } else {
+            cc->stats.stale++;
+            reload(cc, e);
+        }
+    }
+    return 0;
+}
+
+int codecache_resolve(struct codecache *cc, const uint64_t *addrs, size_t n,
+                      struct code_entry **out)
+{
+    size_t np = 0;
+    int ret;
+    /* Generation 0 marks entries that must never count as validated. */
+    if (++cc->gen == 0)
+        cc->gen = 1;
+    GROW(cc->pending, cc->pendcap, n + 1);
+    /* Loads may grow cc->v, so entries are tracked by index until the end. */
+    for (size_t i = 0; i < n; i++) {
+        struct code_entry *e = find(cc, addrs[i]);
+        if (!e) {
+            int err = 0;
+            if (!insert(cc, addrs[i], &err) && (err == -ESRCH || err == -EPERM))
+                return err;
+        } else if (e->gen != cc->gen) {
+            e->gen = cc->gen;
+            cc->pending[np++] = (size_t)(e - cc->v);
+        }
+    }
+    if ((ret = validate_pending(cc, np)) < 0)
+        return ret;
+    int missing = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct code_entry *e = find(cc, addrs[i]);
+        out[i] = e && e->gen == cc->gen ? e : NULL;
+        missing += !out[i];
+    }
+    return missing;
+}
+
+uint32_t codecache_frame(struct codecache *cc, struct code_entry *e, int64_t addrq,
+                         int by_function)
+{
+    if (by_function)
+        return names_frame(cc->names, e->func, e->firstlineno);
+    for (int i = 0; i < LINE_MEMO; i++)
+        if (e->memo_addrq[i] == addrq)
+            return e->memo_frame[i];
+    int line = lt_line(cc->l->linetable, e->table, e->table_len, e->firstlineno, addrq);
+    if (line < 0)
+        line = e->firstlineno;
+    uint32_t id = names_frame(cc->names, e->func, line);
+    uint32_t slot = e->memo_next++ % LINE_MEMO;
+    e->memo_addrq[slot] = addrq;
+    e->memo_frame[slot] = id;
+    return id;
+}

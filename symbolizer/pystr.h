@@ -1,0 +1,43 @@
+/*
+ * Python strings read from the target and turned into UTF-8: 2.7 str and
+ * unicode, and every PEP 393 form (compact ASCII, compact 1/2/4-byte kinds,
+ * legacy non-compact).  The output is always valid UTF-8: invalid bytes and
+ * lone surrogates become U+FFFD.
+ */
+#ifndef PYSTROBE_PYSTR_H
+#define PYSTROBE_PYSTR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/util.h"
+#include "profiler/layout.h"
+#include "profiler/mem.h"
+
+/* Longest string decoded, in characters; longer ones are cut (and flagged). */
+#define PYSTR_MAX_CHARS 4096
+
+enum pystr_type {
+    PYSTR_UNICODE,  /* a 3.x str, or a 2.7 unicode */
+    PYSTR_BYTES27,  /* a 2.7 str */
+};
+
+/*
+ * Reads the string object at addr and appends it as UTF-8 to out.  type says
+ * which kind of object addr is (the caller knows from context or from its
+ * type).  unicode27_width is sizeof(Py_UNICODE) of a 2.7 target (2 or 4).
+ * Returns 0 (1 when the string was cut at PYSTR_MAX_CHARS), or a negative
+ * errno: -EFAULT unreadable, -EINVAL not a plausible string.
+ */
+int pystr_read(struct mem *m, const struct pylayout *l, uint64_t addr, enum pystr_type type,
+               int unicode27_width, struct strbuf *out);
+
+/*
+ * Decodes count characters of width bytes each (1 = Latin-1, 2 = UCS-2,
+ * 4 = UCS-4) from data and appends UTF-8 to out.
+ */
+void pystr_decode_ucs(const unsigned char *data, size_t count, int width, struct strbuf *out);
+/* Appends bytes that should be UTF-8, replacing invalid sequences with U+FFFD. */
+void pystr_decode_utf8(const unsigned char *data, size_t len, struct strbuf *out);
+
+#endif

@@ -1,0 +1,32 @@
+/*
+ * libFuzzer target for the line-table decoders (not built by default):
+ *
+ *   clang -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
+ *       -o fuzz_linetable tests/fuzz/fuzz_linetable.c symbolizer/linetable.c
+ *
+ * Input: format selector (1 byte), addrq (8 bytes), firstlineno (4 bytes),
+ * then the table.  libFuzzer hands over an exactly-sized buffer, so ASan
+ * catches any read past the table.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "symbolizer/linetable.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    int64_t addrq;
+    int32_t first;
+
+    if (size < 13)
+        return 0;
+    memcpy(&addrq, data + 1, sizeof(addrq));
+    memcpy(&first, data + 9, sizeof(first));
+    (void)lt_line((enum lt_format)(data[0] % 4), data + 13, size - 13, first, addrq);
+    /* Also every small offset, as a sampler would ask for them. */
+    for (int64_t q = -1; q < 64; q++)
+        (void)lt_line((enum lt_format)(data[0] % 4), data + 13, size - 13, first, q);
+    return 0;
+}
