@@ -57,7 +57,11 @@ check: pystrobe unit unit-asan e2e
 demo: pystrobe
 	@sh tests/demo.sh
 
-bench: pystrobe
+build/bench/readv_cost: bench/readv_cost.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $<
+
+bench: pystrobe build/bench/readv_cost
 	@$(PYTHON) bench/run.py
 
 install: pystrobe
@@ -66,6 +70,9 @@ install: pystrobe
 
 clean:
 	rm -rf build pystrobe
+
+# Keep the sanitizer objects between runs.
+.SECONDARY:
 
 .PHONY: all unit unit-asan e2e check demo bench install clean
 

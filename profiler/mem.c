@@ -172,7 +172,9 @@ static int parse_maps_line(const char *line, struct mem_region *r)
     unsigned maj, min;
     char perms[8];
     int n = 0;
-    if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu %n", &start, &end, perms, &off, &maj, &min,
+    /* No whitespace directive after the inode: it would also skip the newline
+     * that ends an anonymous mapping's line and take the next line as its path. */
+    if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu%n", &start, &end, perms, &off, &maj, &min,
                &inode, &n) < 7 || n == 0)
         return -EINVAL;
     if (end < start)
@@ -186,6 +188,7 @@ static int parse_maps_line(const char *line, struct mem_region *r)
     r->perms = (perms[0] == 'r' ? MEM_R : 0) | (perms[1] == 'w' ? MEM_W : 0) |
                (perms[2] == 'x' ? MEM_X : 0);
     const char *p = line + n;
+    p += strspn(p, " \t");
     size_t len = strcspn(p, "\n");
     r->path = xstrndup(p, len);
     return 0;

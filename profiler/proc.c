@@ -76,10 +76,11 @@ int proc_comm(pid_t pid, pid_t tid, char *buf, size_t len)
     return 0;
 }
 
-pid_t proc_ns_pid(pid_t pid)
+/* The last NSpid value in a status file, or fallback. */
+static pid_t last_nspid(const char *path, pid_t fallback)
 {
-    char path[64], buf[8192];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    char buf[8192];
+    pid_t pid = fallback;
     if (read_small(path, buf, sizeof(buf)) < 0)
         return pid;
     const char *p = strstr(buf, "\nNSpid:");
@@ -98,6 +99,34 @@ pid_t proc_ns_pid(pid_t pid)
         p = end;
     }
     return (pid_t)last;
+}
+
+pid_t proc_ns_pid(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    return last_nspid(path, pid);
+}
+
+pid_t proc_task_ns_tid(pid_t pid, pid_t tid)
+{
+    char path[80];
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)tid);
+    return last_nspid(path, tid);
+}
+
+int proc_tid_from_ns(pid_t pid, pid_t ns_tid, pid_t *tid)
+{
+    pid_t *tasks = NULL;
+    int n = proc_tasks(pid, &tasks), ret = -ENOENT;
+    for (int i = 0; i < n && ret < 0; i++) {
+        if (proc_task_ns_tid(pid, tasks[i]) == ns_tid) {
+            *tid = tasks[i];
+            ret = 0;
+        }
+    }
+    free(tasks);
+    return ret;
 }
 
 int proc_tasks(pid_t pid, pid_t **tids)

@@ -20,6 +20,13 @@ int proc_comm(pid_t pid, pid_t tid, char *buf, size_t len);
 
 /* The process's id inside its own PID namespace (last NSpid value), or pid. */
 pid_t proc_ns_pid(pid_t pid);
+/* The id of a task of pid inside pid's own PID namespace (its last NSpid value). */
+pid_t proc_task_ns_tid(pid_t pid, pid_t tid);
+/*
+ * Translates ns_tid, a thread id as pid's own PID namespace numbers it, into
+ * ours by searching pid's tasks.  0 with *tid set, or -ENOENT.
+ */
+int proc_tid_from_ns(pid_t pid, pid_t ns_tid, pid_t *tid);
 
 /*
  * Lists /proc/PID/task into *tids (allocated, caller frees).  Returns the

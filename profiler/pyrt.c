@@ -430,16 +430,19 @@ static int apply_debug_offsets(struct pyrt *rt, struct pserr *err)
 static int permission_error(pid_t pid, int code, struct pserr *err)
 {
     int scope = proc_ptrace_scope();
-    char yama[160] = "";
-    if (scope >= 0)
-        snprintf(yama, sizeof(yama), "; kernel.yama.ptrace_scope is %d%s", scope,
-                 scope == 0   ? ""
-                 : scope == 1 ? " (only a parent may read a process unless CAP_SYS_PTRACE)"
-                 : scope == 2 ? " (only CAP_SYS_PTRACE may read processes)"
-                              : " (reading processes is disabled)");
+    char yama[160];
+    if (scope < 0)
+        snprintf(yama, sizeof(yama), "there is no Yama ptrace_scope here, so the process's own "
+                 "user may read it too");
+    else
+        snprintf(yama, sizeof(yama), "kernel.yama.ptrace_scope is %d%s", scope,
+                 scope == 0   ? " (its own user may read it too)"
+                 : scope == 1 ? " (only its parent, root or CAP_SYS_PTRACE may read it)"
+                 : scope == 2 ? " (only CAP_SYS_PTRACE may read it)"
+                              : " (no process may read another)");
     return pserr_set(err, code,
-                     "not allowed to read process %d: run as root or as its user with "
-                     "CAP_SYS_PTRACE (in a container, docker --cap-add SYS_PTRACE)%s",
+                     "not allowed to read process %d: run pystrobe as root or with "
+                     "CAP_SYS_PTRACE (in a container: docker run --cap-add SYS_PTRACE); %s",
                      (int)pid, yama);
 }
 

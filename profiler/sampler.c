@@ -12,6 +12,8 @@
 
 /* Threads unseen for this many ticks are forgotten. */
 #define FORGET_AFTER 64
+/* Threads threading does not know yet are looked up again this often. */
+#define RENAME_EVERY_NS 250000000u
 
 static const char *const drop_names[DROP_COUNT] = {
     "torn stack", "unreadable memory", "frame cycle", "unreadable thread list",
@@ -104,7 +106,7 @@ int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
     uint64_t period = (uint64_t)(1e9 / o->rate);
     uint64_t start = now_ns(), cpu0 = cpu_ns(), reads0 = mem_read_calls(s->mem);
     uint64_t end = o->duration > 0 ? start + (uint64_t)(o->duration * 1e9) : UINT64_MAX;
-    uint64_t next = start, last_status = start;
+    uint64_t next = start, last_status = start, last_rename = start;
     memset(r, 0, sizeof(*r));
     if (period == 0)
         period = 1;
@@ -134,8 +136,13 @@ int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
             r->dropped[DROP_THREADS]++;
         } else {
             record_tick(s, &sn, a, r, &scratch, &scap);
-            /* New threads are named in the tick that brings them. */
-            session_name_threads(s, sn.interp, 0);
+            /* New threads are named in the tick that brings them; the others
+             * again from time to time, as threading registers them late
+             * (the main thread only once the module is imported). */
+            int retry = now - last_rename >= RENAME_EVERY_NS;
+            session_name_threads(s, sn.interp, retry);
+            if (retry)
+                last_rename = now;
         }
         if (r->ticks % FORGET_AFTER == 0) {
             name_agg_threads(s, a);

@@ -103,10 +103,11 @@ void session_name_threads(struct session *s, uint64_t interp, int retry)
                 t->named = 1;
             }
         }
-        if (!t->name && t->tid > 0) {
-            char comm[64];
-            if (proc_comm(s->pid, t->tid, comm, sizeof(comm)) == 0)
-                t->name = xstrdup(comm);
+        /* Not (yet) a threading.Thread: its OS name, which may change too. */
+        char comm[64];
+        if (!t->named && t->tid > 0 && proc_comm(s->pid, t->tid, comm, sizeof(comm)) == 0) {
+            free(t->name);
+            t->name = xstrdup(comm);
         }
     }
     pythread_names_free(names, nn);

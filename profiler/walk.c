@@ -242,6 +242,21 @@ static const unsigned char *in_chunks(struct walker *w, uint64_t addr, size_t si
     return NULL;
 }
 
+/* 1 when frame is a C-stack shim (3.12+): it adds nothing to the depth. */
+static int is_shim(struct walker *w, uint64_t frame)
+{
+    const struct pylayout *l = w->l;
+    const unsigned char *f;
+    uint8_t owner;
+    if (l->owner_cstack < 0 || (frame & 7))
+        return 0;
+    if ((f = in_chunks(w, frame, (size_t)l->if_size)))
+        owner = f[l->if_owner];
+    else if (mem_read(w->rt->mem, frame + (uint64_t)l->if_owner, &owner, 1) < 0)
+        return 0;
+    return (int)owner == l->owner_cstack;
+}
+
 static int walk_interpreter_frames(struct walker *w, const struct walk_thread *t,
                                    struct rawframe *out, size_t max, size_t *depth)
 {
@@ -259,8 +274,9 @@ static int walk_interpreter_frames(struct walker *w, const struct walk_thread *t
         copy_chunk(w, &w->chunks[0], t->chunk, t->chunk_top) == 0)
         w->nchunks = 1;
     while (frame) {
-        /* Shim frames do not count toward the depth, but do toward the walk. */
-        if (n >= max || steps++ >= 4 * (size_t)WALK_MAX_DEPTH) {
+        /* Shim frames do not count toward the depth, but do toward the walk:
+         * a full stack whose next frame is a shim is not cut yet. */
+        if ((n >= max && !is_shim(w, frame)) || steps++ >= 4 * (size_t)WALK_MAX_DEPTH) {
             *depth = n;
             return n >= max ? 1 : -EINVAL;
         }
@@ -334,18 +350,14 @@ static int in_set(const pid_t *v, int n, pid_t x)
 static int find_tid_offset(struct walker *w, const struct walk_thread *threads, size_t n)
 {
     pid_t *tasks = NULL;
-    pid_t ns_pid = w->ns_pid;
     int ntasks = proc_tasks(w->rt->pid, &tasks);
     size_t k = MIN(n, (size_t)64);
     int found = -1;
     if (ntasks <= 0)
         return ntasks < 0 ? ntasks : -ENOENT;
-    if (ns_pid != w->rt->pid) {
-        /* Another PID namespace: only the main thread's id is known for sure. */
-        ntasks = 1;
-        tasks[0] = ns_pid;
-        k = MIN(k, (size_t)1);
-    }
+    if (w->ns_pid != w->rt->pid)
+        for (int i = 0; i < ntasks; i++)
+            tasks[i] = proc_task_ns_tid(w->rt->pid, tasks[i]);
     int32_t(*vals)[PTHREAD_SCAN / 4] = xcalloc(k ? k : 1, sizeof(*vals));
     int *ok = xcalloc(k ? k : 1, sizeof(int));
     for (size_t i = 0; i < k; i++)
@@ -363,7 +375,7 @@ static int find_tid_offset(struct walker *w, const struct walk_thread *threads, 
             for (size_t j = 0; j < i && good; j++)
                 if (ok[j] && vals[j][off] == v)
                     good = 0;
-            has_main |= v == ns_pid;
+            has_main |= v == w->ns_pid;
         }
         if (good && used > 0 && has_main)
             found = off * 4;
@@ -381,23 +393,25 @@ int walk_thread_tid(struct walker *w, const struct walk_thread *threads, size_t 
                     pid_t *tid)
 {
     const struct walk_thread *t = &threads[i];
+    pid_t ns_tid;
     int ret;
     if (t->native_tid > 0) {
-        *tid = t->native_tid;
-        return 0;
+        ns_tid = t->native_tid;
+    } else if (w->l->ts_native_thread_id >= 0) {
+        return -ENOENT;
+    } else {
+        int32_t v;
+        if (w->tid_offset < 0 && (ret = find_tid_offset(w, threads, n)) < 0)
+            return ret;
+        if ((ret = mem_read(w->rt->mem, t->thread_id + (uint64_t)w->tid_offset, &v, 4)) < 0)
+            return ret;
+        if (v <= 0)
+            return -EINVAL;
+        ns_tid = v;
     }
-    if (w->l->ts_native_thread_id >= 0)
-        return -ENOENT;
-    if (w->tid_offset < 0 && (ret = find_tid_offset(w, threads, n)) < 0)
-        return ret;
-    int32_t v;
-    if ((ret = mem_read(w->rt->mem, t->thread_id + (uint64_t)w->tid_offset, &v, 4)) < 0)
-        return ret;
-    if (v <= 0)
-        return -EINVAL;
-    /* In another PID namespace this is the namespace's id, which /proc of ours does not use. */
+    /* A process in another PID namespace numbers its threads its own way. */
     if (w->ns_pid != w->rt->pid)
-        return -ENOENT;
-    *tid = v;
+        return proc_tid_from_ns(w->rt->pid, ns_tid, tid);
+    *tid = ns_tid;
     return 0;
 }

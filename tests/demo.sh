@@ -1,0 +1,16 @@
+#!/bin/sh
+# `make demo`: records the bundled demo program and shows where its time went.
+set -eu
+PYTHON=${PYTHON:-python3}
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+    echo "pystrobe demo: needs $PYTHON to run the demo program (apt-get install python3)" >&2
+    exit 1
+fi
+./pystrobe record -r 200 --threads -o demo.folded -- "$PYTHON" bench/workloads/demo.py 3
+echo
+echo "Hottest functions (leaf frames, share of samples):"
+awk '{ n = $NF; total += n; sub(/ [0-9]+$/, ""); k = split($0, f, ";"); leaf[f[k]] += n }
+     END { for (l in leaf) printf "%6.1f%%  %s\n", 100 * leaf[l] / total, l }' demo.folded |
+    sort -rn | head -8
+echo
+echo "Profile: demo.folded (folded stacks: open it in speedscope, or flamegraph.pl demo.folded > demo.svg)"
