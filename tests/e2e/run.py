@@ -671,6 +671,35 @@ class LaunchedTarget(Target):
                 pass
 
 
+class NamespacedTarget(Target):
+    """threads.py under a wrapper that makes new mount and PID namespaces: the
+    interpreter is a child of unshare(1), found through /proc."""
+
+    def __init__(self, tmp, wrapper, exe, ver):
+        self.tmp, self.exe, self.ver, self.only_busy = tmp, exe, ver, False
+        self.oracle_path = os.path.join(tmp, 'oracle-%d.json' % id(self))
+        self.err_path = os.path.join(tmp, 'target-stderr-%d.txt' % id(self))
+        self.argv = [wrapper, exe, THREADS_PY, '--oracle', self.oracle_path,
+                     '--max-life', str(TARGET_LIFE)]
+        self.errf = open(self.err_path, 'wb')
+        self.p = spawn(self.argv, stdout=subprocess.PIPE, stderr=self.errf)
+        self.stdout_fd = self.p.stdout.fileno()
+        self.pid = None
+        self.oracle = None
+
+    def wait_ready(self, timeout=90):
+        Target.wait_ready(self, timeout)
+        with open('/proc/%d/task/%d/children' % (self.p.pid, self.p.pid)) as f:
+            self.pid = int(f.read().split()[0])
+        with _procs_lock:
+            _extra_pids.add(self.pid)
+
+    def close(self):
+        Target.close(self)
+        if self.pid is not None:
+            _kill_pid(self.pid, 'threads.py')
+
+
 def oracle_frames(t):
     return [(f['function'], f['file'], f['line']) for f in t['frames']]
 
@@ -1083,6 +1112,42 @@ def elf_symbol_offset(path, symname):
     return None
 
 
+def elf_names(path):
+    """The defined symbol names of .dynsym and .symtab, and the section names."""
+    with open(path, 'rb') as f:
+        data = f.read()
+    e_shoff, = struct.unpack_from('<Q', data, 0x28)
+    e_shentsize, e_shnum, e_shstrndx = struct.unpack_from('<HHH', data, 0x3a)
+    secs = [struct.unpack_from('<IIQQQQIIQQ', data, e_shoff + i * e_shentsize) for i in range(e_shnum)]
+    shstr = secs[e_shstrndx][4]
+
+    def cstr(off):
+        return data[off:data.index(b'\0', off)].decode('utf-8', 'replace')
+    out = {'dynsym': set(), 'symtab': set(), 'sections': set()}
+    for s in secs:
+        out['sections'].add(cstr(shstr + s[0]))
+        if s[1] not in (2, 11):           # SHT_SYMTAB, SHT_DYNSYM
+            continue
+        stroff = secs[s[6]][4]
+        names = out['symtab' if s[1] == 2 else 'dynsym']
+        for off in range(s[4], s[4] + s[5], 24):
+            st_name, st_info, st_other, st_shndx = struct.unpack_from('<IBBH', data, off)
+            if st_shndx != 0:
+                names.add(cstr(stroff + st_name).split('@')[0])
+    return out
+
+
+def nspid_map(pid):
+    """{tid as the process's own PID namespace numbers it: our tid}."""
+    m = {}
+    for tid in os.listdir('/proc/%d/task' % pid):
+        with open('/proc/%d/task/%s/status' % (pid, tid)) as f:
+            for line in f:
+                if line.startswith('NSpid:'):
+                    m[int(line.split()[-1])] = int(tid)
+    return m
+
+
 # ---------------------------------------------------------------------------
 # the tests
 
@@ -1227,6 +1292,44 @@ def interp_group(ctx, I):
             P.fail_if_any(res.describe())
         R.case(pfx + 'record-idle-threads-all', rec_all_threads)
 
+        # -- record stops cleanly, and still writes the profile, when the
+        # target exits or when pystrobe gets SIGINT or SIGTERM
+        def rec_stop(how):
+            def fn():
+                d = ctx.mkdtemp('stop-')
+                out = os.path.join(d, 'out.folded')
+                args = ['--only-busy'] + (['--exit-after', '2'] if how == 'target-exit' else [])
+                t = new_target(I.exe, args=args, ver=ver, only_busy=True)
+                t.wait_ready()
+                t.take_oracle()
+                p = spawn([PYSTROBE, 'record', '-f', 'folded', '-o', out, '-r', '100', '-p', str(t.pid)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                t0 = time.time()
+                if how != 'target-exit':
+                    time.sleep(1.5)
+                    p.send_signal(signal.SIGINT if how == 'sigint' else signal.SIGTERM)
+                try:
+                    outs, errs = p.communicate(timeout=15)
+                    timed_out = False
+                except subprocess.TimeoutExpired:
+                    _kill(p)
+                    outs, errs = p.communicate()
+                    timed_out = True
+                res = Result(p.args, p.returncode, outs, errs, time.time() - t0, timed_out)
+                P = Problems()
+                P.expect(not timed_out, 'pystrobe did not stop within 15 s')
+                P.expect(res.rc == 0, 'exit status %s, expected 0' % res.rc)
+                summary_samples(P, res)
+                stacks = parse_folded(P, out)
+                if stacks:
+                    check_busy_share(P, stacks, busy_leaf)
+                    exact_busy_stack(P, t, stacks)
+                only_file(P, d, 'out.folded')
+                P.fail_if_any(res.describe())
+            return fn
+        for how in ('target-exit', 'sigint', 'sigterm'):
+            R.case(pfx + 'record-stop-' + how, rec_stop(how))
+
         # -- record, launch mode
         def rec_launch_all():
             d = ctx.mkdtemp('launch-')
@@ -1330,6 +1433,79 @@ def interp_group(ctx, I):
             check_dump_json(P, t, ver, res, deleted_ok=True)
             P.fail_if_any(res.describe(out_limit=600))
         R.case(pfx + 'deleted-binary-dump', deleted_dump)
+
+        # -- each route to the runtime state on its own (PYSTROBE_ROUTE): the
+        # symbol tables, the .PyRuntime section and the scan of .data/.bss
+        def routes_dump():
+            t = full.get()
+            info = elf_names(strip_deleted(python_binary_of(t.pid)))
+            sym = '_PyRuntime' if ver >= (3, 7) else 'interp_head'
+            works = {'dynsym': sym in info['dynsym'], 'symtab': sym in info['symtab'],
+                     'section': ver >= (3, 7) and '.PyRuntime' in info['sections'], 'scan': True}
+            P = Problems()
+            for route in ('dynsym', 'symtab', 'section', 'scan'):
+                res = run([PYSTROBE, 'dump', '-p', str(t.pid), '--json'], T_DUMP,
+                          env=dict(os.environ, PYSTROBE_ROUTE=route))
+                sub = Problems()
+                if works[route]:
+                    check_dump_json(sub, t, ver, res)
+                else:
+                    check_one_line_error(sub, res, 1, words=['not a Python process'])
+                for item in sub.items:
+                    P.expect(False, 'route %s (%s): %s%s' % (route, 'usable' if works[route] else 'absent',
+                                                             item, res.describe(out_limit=300)))
+            P.fail_if_any()
+        R.case(pfx + 'routes-dump', routes_dump)
+
+        # -- a container: the interpreter only exists in the target's own mount
+        # namespace, and the target is pid 1 of its own PID namespace
+        def namespace_dump():
+            if os.geteuid() != 0 or not shutil.which('unshare'):
+                raise Skip('needs root and unshare(1) to make namespaces')
+            lib = libpython_of(I.exe)
+            d = ctx.mkdtemp('ns-')
+            inner = os.path.join(d, 'only-inside')
+            os.mkdir(inner)
+            src = lib or os.path.realpath(I.exe)
+            copy = os.path.join(inner, os.path.basename(src))
+            script = 'mount -t tmpfs none "$1" && cp "$2" "$3" && shift 3 && '
+            if lib:
+                script += 'LD_LIBRARY_PATH=%s exec "$@"' % shq(inner)
+                argv0 = I.exe
+            else:
+                script += 'exec "$@"'
+                argv0 = copy
+            wrapper = os.path.join(d, 'in-namespaces.sh')
+            with open(wrapper, 'w') as f:
+                f.write('#!/bin/sh\nexec unshare --mount --pid --fork --mount-proc sh -c %s sh %s %s %s "$@"\n'
+                        % (shq(script), shq(inner), shq(src), shq(copy)))
+            os.chmod(wrapper, 0o755)
+            t = NamespacedTarget(ctx.tmp, wrapper, argv0, ver)
+            targets.append(t)
+            t.wait_ready()
+            P = Problems()
+            P.expect(not os.listdir(inner), 'setup: %s is not empty outside the namespace' % inner)
+            P.expect(python_binary_of(t.pid) == copy, 'setup: the target maps %r, not %r'
+                     % (python_binary_of(t.pid), copy))
+            t.take_oracle()
+            ns = nspid_map(t.pid)
+            res = dump(t.pid)
+            if P.expect(res.rc == 0, 'dump failed'):
+                doc = json.loads(res.out.decode('utf-8'))
+                got = dict((th.get('name'), th) for th in doc['threads'])
+                for o in t.oracle['threads']:
+                    name = oracle_name(o)
+                    th = got.get(name)
+                    if not P.expect(th is not None, 'thread %r missing: got %r' % (name, sorted(got))):
+                        continue
+                    P.expect(th['tid'] == ns.get(o['tid']), 'thread %r: tid %r, expected %r (%r inside)'
+                             % (name, th['tid'], ns.get(o['tid']), o['tid']))
+                    want = oracle_frames(o)[:MAX_DEPTH]
+                    have = [(f['function'], f['file'], f['line']) for f in th['frames']]
+                    dfr = frames_diff(want, have)
+                    P.expect(dfr is None, 'thread %r: %s' % (name, dfr))
+            P.fail_if_any(res.describe(out_limit=600))
+        R.case(pfx + 'namespace-dump', namespace_dump)
     finally:
         for t in targets:
             t.close()
