@@ -72,6 +72,8 @@ void sb_grow(struct strbuf *sb, size_t extra)
     if (extra > SIZE_MAX - sb->len - 1)
         die_oom();
     GROW(sb->buf, sb->cap, sb->len + extra + 1);
+    /* A first allocation must hold "" too: the buffer is always terminated. */
+    sb->buf[sb->len] = '\0';
 }
 
 void sb_add(struct strbuf *sb, const void *data, size_t len)

@@ -48,7 +48,7 @@ static int stack_eq(const void *ctx, uint32_t idx, const void *key)
     const struct stack_key *k = key;
     const struct agg_stack *s = &a->stacks[idx];
     return s->thread == k->thread && s->len == k->n &&
-           memcmp(a->frames + s->off, k->frames, k->n * sizeof(uint32_t)) == 0;
+           (k->n == 0 || memcmp(a->frames + s->off, k->frames, k->n * sizeof(uint32_t)) == 0);
 }
 
 void agg_add(struct agg *a, uint32_t thread, const uint32_t *frames, size_t n, uint64_t count)
@@ -62,7 +62,8 @@ void agg_add(struct agg *a, uint32_t thread, const uint32_t *frames, size_t n, u
         return;
     }
     GROW(a->frames, a->framecap, a->nframes + n);
-    memcpy(a->frames + a->nframes, frames, n * sizeof(uint32_t));
+    if (n) /* an empty first stack leaves a->frames NULL: no memcpy to it */
+        memcpy(a->frames + a->nframes, frames, n * sizeof(uint32_t));
     GROW(a->stacks, a->stackcap, a->nstacks + 1);
     a->stacks[a->nstacks] = (struct agg_stack){thread, (uint32_t)a->nframes, (uint32_t)n, count};
     a->nframes += n;

@@ -105,8 +105,9 @@ int walk_threads(struct walker *w, uint64_t interp, struct walk_thread *out, siz
         } else {
             uint64_t cframe = get_u64(ts, l->ts_cframe);
             uint64_t at = cframe + (uint64_t)l->cf_current_frame;
-            /* The root cframe lives inside the thread state itself. */
-            if (cframe >= tstate && at + 8 <= tstate + (uint64_t)l->ts_size)
+            /* The root cframe lives inside the thread state itself (checked
+             * without wrapping around: cframe is untrusted). */
+            if (cframe >= tstate && at >= cframe && at - tstate <= (uint64_t)l->ts_size - 8)
                 t->frame = get_u64(ts, (int)(at - tstate));
             else if (cframe && (ret = mem_read_u64(m, at, &t->frame)) < 0)
                 return ret;

@@ -226,12 +226,6 @@ static struct code_entry *insert(struct codecache *cc, uint64_t addr, int *err)
         *err = ret;
         return NULL;
     }
-    if (cc->n >= CODECACHE_MAX_ENTRIES) {
-        for (size_t i = 0; i < cc->n; i++)
-            free(cc->v[i].table);
-        cc->n = 0;
-        htab_clear(&cc->index);
-    }
     GROW(cc->v, cc->cap, cc->n + 1);
     e.gen = cc->gen;
     cc->v[cc->n] = e;
@@ -306,6 +300,14 @@ int codecache_resolve(struct codecache *cc, const uint64_t *addrs, size_t n,
     /* Generation 0 marks entries that must never count as validated. */
     if (++cc->gen == 0)
         cc->gen = 1;
+    /* Empty a full cache now, never during the call: pending entries are held by
+     * index, and an emptied slot's table is already freed. */
+    if (cc->n >= CODECACHE_MAX_ENTRIES) {
+        for (size_t i = 0; i < cc->n; i++)
+            free(cc->v[i].table);
+        cc->n = 0;
+        htab_clear(&cc->index);
+    }
     GROW(cc->pending, cc->pendcap, n + 1);
     /* Loads may grow cc->v, so entries are tracked by index until the end. */
     for (size_t i = 0; i < n; i++) {

@@ -46,8 +46,32 @@ void pystr_decode_utf8(const unsigned char *data, size_t len, struct strbuf *out
     }
 }
 
+/*
+ * A 2.7 narrow build's unicode is UTF-16: a high surrogate followed by a low
+ * one is a single character outside the BMP.  (A 3.x string never holds
+ * pairs: its surrogates are lone code points.)
+ */
+static void decode_utf16(const unsigned char *data, size_t count, struct strbuf *out)
+{
+    for (size_t i = 0; i < count; i++) {
+        uint16_t hi, lo;
+        memcpy(&hi, data + 2 * i, 2);
+        if (hi >= 0xD800 && hi <= 0xDBFF && i + 1 < count) {
+            memcpy(&lo, data + 2 * i + 2, 2);
+            if (lo >= 0xDC00 && lo <= 0xDFFF) {
+                utf8_put(out, 0x10000 + (((uint32_t)hi - 0xD800) << 10) + (lo - 0xDC00));
+                i++;
+                continue;
+            }
+        }
+        utf8_put(out, hi); /* lone surrogates become U+FFFD */
+    }
+}
+
+enum units { UNITS_UCS, UNITS_UTF8, UNITS_UTF16 };
+
 /* Reads count units of width bytes at addr and decodes them. */
-static int read_units(struct mem *m, uint64_t addr, size_t count, int width, int utf8,
+static int read_units(struct mem *m, uint64_t addr, size_t count, int width, enum units how,
                       struct strbuf *out)
 {
     unsigned char stack[1024];
@@ -55,8 +79,10 @@ static int read_units(struct mem *m, uint64_t addr, size_t count, int width, int
     unsigned char *buf = bytes <= sizeof(stack) ? stack : xmalloc(bytes);
     int ret = mem_read(m, addr, buf, bytes);
     if (ret == 0) {
-        if (utf8)
+        if (how == UNITS_UTF8)
             pystr_decode_utf8(buf, bytes, out);
+        else if (how == UNITS_UTF16)
+            decode_utf16(buf, count, out);
         else
             pystr_decode_ucs(buf, count, width, out);
     }
@@ -75,7 +101,7 @@ static int read_bytes27(struct mem *m, const struct pylayout *l, uint64_t addr,
     if (size < 0 || size > (1 << 24))
         return -EINVAL;
     size_t n = (size_t)MIN(size, (int64_t)PYSTR_MAX_CHARS);
-    ret = read_units(m, addr + (uint64_t)l->bytes_sval, n, 1, 1, out);
+    ret = read_units(m, addr + (uint64_t)l->bytes_sval, n, 1, UNITS_UTF8, out);
     return ret < 0 ? ret : n < (size_t)size;
 }
 
@@ -91,7 +117,7 @@ static int read_unicode27(struct mem *m, const struct pylayout *l, uint64_t addr
     if (length < 0 || length > (1 << 24) || (width != 2 && width != 4))
         return -EINVAL;
     size_t n = (size_t)MIN(length, (int64_t)PYSTR_MAX_CHARS);
-    ret = read_units(m, data, n, width, 0, out);
+    ret = read_units(m, data, n, width, width == 2 ? UNITS_UTF16 : UNITS_UCS, out);
     return ret < 0 ? ret : n < (size_t)length;
 }
 
@@ -124,7 +150,7 @@ static int read_unicode3(struct mem *m, const struct pylayout *l, uint64_t addr,
         if (!data)
             return -EINVAL;
     }
-    ret = read_units(m, data, n, (int)kind, 0, out);
+    ret = read_units(m, data, n, (int)kind, UNITS_UCS, out);
     return ret < 0 ? ret : n < (size_t)length;
 }
 

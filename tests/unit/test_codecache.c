@@ -1,0 +1,474 @@
+/*
+ * The code-object cache: names and lines per version, validation cost, and
+ * above all that a code object freed and replaced at the same address is
+ * noticed (the bytes change under the cache: a live image read through this
+ * process) and never reported under its old name.
+ */
+#include "symbolizer/codecache.h"
+
+#include <errno.h>
+
+#include "test.h"
+
+#include "image.h"
+
+static const int versions[][2] = {
+    {2, 7}, {3, 6}, {3, 7}, {3, 8}, {3, 9}, {3, 10}, {3, 11}, {3, 12}, {3, 13},
+};
+
+/* Lines 11, 13, 14 over bytes [0,4), [4,10), [10,14); first line 10. */
+static const struct img_seg segs[] = {{4, 11}, {6, 13}, {4, 14}};
+
+static uint64_t lined_code(struct img *im, const char *file, const char *name, const char *qual)
+{
+    uint8_t table[64];
+    size_t n = img_linetable(im->lay.linetable, 10, segs, ARRAY_SIZE(segs), table, sizeof(table));
+    return img_code(im, file, name, qual, 10, table, n);
+}
+
+struct cc_env {
+    struct names names;
+    struct codecache *cc;
+};
+
+static void env_init(struct cc_env *e, struct img *im, uint64_t code_type)
+{
+    names_init(&e->names);
+    e->cc = codecache_new(im->m, &im->lay, &e->names, code_type, im->rt.unicode27_width);
+}
+
+static void env_release(struct cc_env *e)
+{
+    codecache_free(e->cc);
+    names_release(&e->names);
+}
+
+static struct code_entry *resolve1(struct cc_env *e, uint64_t addr)
+{
+    struct code_entry *out = NULL;
+    int ret = codecache_resolve(e->cc, &addr, 1, &out);
+    if (ret < 0 || ret > 1)
+        TEST_FAILF("codecache_resolve: %d", ret);
+    return out;
+}
+
+static const char *func_name(struct cc_env *e, const struct code_entry *ce)
+{
+    return names_str_get(&e->names, names_func_get(&e->names, codecache_func(ce))->name);
+}
+
+static const char *func_file(struct cc_env *e, const struct code_entry *ce)
+{
+    return names_str_get(&e->names, names_func_get(&e->names, codecache_func(ce))->file);
+}
+
+static int frame_line(struct cc_env *e, struct code_entry *ce, int64_t addrq, int by_function)
+{
+    uint32_t id = codecache_frame(e->cc, ce, addrq, by_function);
+    const struct names_frame *f = names_frame_get(&e->names, id);
+    if (f->func != codecache_func(ce))
+        TEST_FAILF("frame %u has func %u, entry has %u", id, f->func, codecache_func(ce));
+    return f->line;
+}
+
+TEST(resolves_names_and_lines_every_version)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(versions); v++) {
+        struct img im;
+        img_init(&im, versions[v][0], versions[v][1], 0);
+        uint64_t code = lined_code(&im, "pkg/módulo.py", "meth", "Klass.meth");
+        img_commit(&im);
+        struct cc_env e;
+        env_init(&e, &im, im.t_code);
+        struct code_entry *ce = resolve1(&e, code);
+        if (!ce) {
+            TEST_FAILF("%d.%d: not resolved", im.major, im.minor);
+            env_release(&e);
+            img_release(&im);
+            continue;
+        }
+        int qual = im.lay.co_qualname >= 0;
+        CHECK_STR(func_name(&e, ce), qual ? "Klass.meth" : "meth");
+        CHECK_STR(func_file(&e, ce), "pkg/módulo.py");
+        CHECK_INT(names_func_get(&e.names, codecache_func(ce))->firstlineno, 10);
+        static const struct {
+            int64_t addrq;
+            int line;
+        } want[] = {{0, 11}, {3, 11}, {4, 13}, {8, 13}, {10, 14}, {12, 14}, {-1, 10}, {-2, 10}};
+        for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+            int line = frame_line(&e, ce, want[i].addrq, 0);
+            if (line != want[i].line)
+                TEST_FAILF("%d.%d addrq %" PRId64 ": line %d, expected %d", im.major, im.minor,
+                           want[i].addrq, line, want[i].line);
+        }
+        /* Past the table: lnotab keeps the last line, later tables say "none" (first line). */
+        int past = frame_line(&e, ce, 40, 0);
+        CHECK_INT(past, im.lay.linetable == LT_LNOTAB_27 || im.lay.linetable == LT_LNOTAB_36
+                            ? 14 : 10);
+        /* by_function: the function's first line, whatever the offset. */
+        CHECK_INT(frame_line(&e, ce, 8, 1), 10);
+        CHECK_INT(frame_line(&e, ce, 0, 1), 10);
+        /* The same (code, line) is the same frame id. */
+        CHECK_INT(codecache_frame(e.cc, ce, 4, 0), codecache_frame(e.cc, ce, 9, 0));
+        CHECK(codecache_frame(e.cc, ce, 4, 0) != codecache_frame(e.cc, ce, 0, 0));
+        env_release(&e);
+        img_release(&im);
+    }
+}
+
+TEST(memo_does_not_confuse_offsets)
+{
+    /* More distinct offsets than the per-entry memo holds, asked twice. */
+    struct img im;
+    img_init(&im, 3, 12, 0);
+    uint64_t code = lined_code(&im, "f.py", "f", NULL);
+    img_commit(&im);
+    struct cc_env e;
+    env_init(&e, &im, im.t_code);
+    struct code_entry *ce = resolve1(&e, code);
+    REQUIRE(ce);
+    static const int lines[] = {11, 11, 13, 13, 13, 14, 14};
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < 7; i++) {
+            int64_t q = i * 2;
+            int line = frame_line(&e, ce, q, 0);
+            if (line != lines[i])
+                TEST_FAILF("round %d addrq %" PRId64 ": %d, expected %d", round, q, line, lines[i]);
+        }
+    env_release(&e);
+    img_release(&im);
+}
+
+TEST(qualname_unreadable_falls_back_to_name)
+{
+    for (int minor = 11; minor <= 13; minor++) {
+        struct img im;
+        img_init(&im, 3, minor, 0);
+        uint64_t code = lined_code(&im, "f.py", "plain", "Q.plain");
+        img_f64(&im, code, im.lay.co_qualname, img_hole(&im));
+        img_commit(&im);
+        struct cc_env e;
+        env_init(&e, &im, im.t_code);
+        struct code_entry *ce = resolve1(&e, code);
+        REQUIRE(ce);
+        CHECK_STR(func_name(&e, ce), "plain");
+        env_release(&e);
+        img_release(&im);
+    }
+}
+
+TEST(second_resolve_is_one_validation_read)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(versions); v++) {
+        struct img im;
+        img_init(&im, versions[v][0], versions[v][1], 0);
+        uint64_t code = lined_code(&im, "f.py", "f", NULL);
+        img_commit(&im);
+        struct cc_env e;
+        env_init(&e, &im, im.t_code);
+        REQUIRE(resolve1(&e, code));
+        const struct codecache_stats *st = codecache_stats(e.cc);
+        CHECK_U64(st->loads, 1);
+        uint64_t before = mem_read_calls(im.m);
+        /* The same address twice in one call: validated once. */
+        uint64_t addrs[2] = {code, code};
+        struct code_entry *out[2];
+        CHECK_INT(codecache_resolve(e.cc, addrs, 2, out), 0);
+        CHECK(out[0] && out[0] == out[1]);
+        CHECK_U64(mem_read_calls(im.m) - before, 1);
+        CHECK_U64(st->loads, 1);
+        CHECK_U64(st->hits, 1);
+        CHECK_U64(st->stale, 0);
+        CHECK_STR(func_name(&e, out[0]), "f");
+        env_release(&e);
+        img_release(&im);
+    }
+}
+
+TEST(validation_is_one_syscall_for_many_codes)
+{
+    struct img im;
+    img_init_ex(&im, 3, 12, 0, 1);
+    uint64_t codes[5];
+    for (int i = 0; i < 5; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "g%d", i);
+        codes[i] = lined_code(&im, "g.py", name, NULL);
+    }
+    img_commit(&im);
+    struct cc_env e;
+    env_init(&e, &im, im.t_code);
+    struct code_entry *out[5];
+    CHECK_INT(codecache_resolve(e.cc, codes, 5, out), 0);
+    uint64_t before = mem_read_calls(im.m);
+    CHECK_INT(codecache_resolve(e.cc, codes, 5, out), 0);
+    CHECK_U64(mem_read_calls(im.m) - before, 1);
+    CHECK_U64(codecache_stats(e.cc)->hits, 5);
+    CHECK_U64(codecache_stats(e.cc)->loads, 5);
+    for (int i = 0; i < 5; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "g%d", i);
+        CHECK(out[i] && strcmp(func_name(&e, out[i]), name) == 0);
+    }
+    env_release(&e);
+    img_release(&im);
+}
+
+/* Copies code object `from`'s header over `to` (as if freed and reallocated there). */
+static void reuse_address(struct img *im, uint64_t to, uint64_t from)
+{
+    size_t len = img_code_size(im);
+    memmove(img_at(im, to, len), img_at(im, from, len), len);
+}
+
+TEST(reused_address_is_detected)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(versions); v++) {
+        struct img im;
+        img_init_ex(&im, versions[v][0], versions[v][1], 0, 1);
+        uint64_t code = lined_code(&im, "old.py", "old_name", "Old.old_name");
+        uint64_t other = lined_code(&im, "new.py", "new_name", "New.new_name");
+        img_commit(&im);
+        struct cc_env e;
+        env_init(&e, &im, im.t_code);
+        struct code_entry *ce = resolve1(&e, code);
+        REQUIRE(ce);
+        int qual = im.lay.co_qualname >= 0;
+        CHECK_STR(func_name(&e, ce), qual ? "Old.old_name" : "old_name");
+        uint32_t old_func = codecache_func(ce);
+        uint32_t old_frame = codecache_frame(e.cc, ce, 4, 0);
+        /* The target frees the code object; another one takes its address. */
+        reuse_address(&im, code, other);
+        ce = resolve1(&e, code);
+        REQUIRE(ce);
+        const struct codecache_stats *st = codecache_stats(e.cc);
+        CHECK_U64(st->stale, 1);
+        CHECK_U64(st->loads, 2);
+        CHECK_STR(func_name(&e, ce), qual ? "New.new_name" : "new_name");
+        CHECK_STR(func_file(&e, ce), "new.py");
+        CHECK(codecache_func(ce) != old_func);
+        /* No line memo survives from the old code object. */
+        uint32_t frame = codecache_frame(e.cc, ce, 4, 0);
+        CHECK(frame != old_frame);
+        CHECK_INT(names_frame_get(&e.names, frame)->func, codecache_func(ce));
+        CHECK_INT(names_frame_get(&e.names, frame)->line, 13);
+        /* And it stays the new one. */
+        ce = resolve1(&e, code);
+        REQUIRE(ce);
+        CHECK_STR(func_name(&e, ce), qual ? "New.new_name" : "new_name");
+        CHECK_U64(st->stale, 1);
+        env_release(&e);
+        img_release(&im);
+    }
+}
+
+TEST(reused_address_same_names_other_first_line)
+{
+    /* Interned names are shared: a new function with the same name and file differs by line. */
+    struct img im;
+    img_init_ex(&im, 3, 11, 0, 1);
+    uint64_t code = lined_code(&im, "m.py", "f", NULL);
+    img_commit(&im);
+    struct cc_env e;
+    env_init(&e, &im, im.t_code);
+    struct code_entry *ce = resolve1(&e, code);
+    REQUIRE(ce);
+    CHECK_INT(names_func_get(&e.names, codecache_func(ce))->firstlineno, 10);
+    img_f32(&im, code, im.lay.co_firstlineno, 99);
+    ce = resolve1(&e, code);
+    REQUIRE(ce);
+    CHECK_U64(codecache_stats(e.cc)->stale, 1);
+    CHECK_INT(names_func_get(&e.names, codecache_func(ce))->firstlineno, 99);
+    CHECK_INT(frame_line(&e, ce, 0, 1), 99);
+    env_release(&e);
+    img_release(&im);
+}
+
+TEST(reused_by_a_non_code_object)
+{
+    struct img im;
+    img_init_ex(&im, 3, 13, 0, 1);
+    uint64_t code = lined_code(&im, "m.py", "f", NULL);
+    uint64_t other = lined_code(&im, "n.py", "g", NULL);
+    img_commit(&im);
+    struct cc_env e;
+    env_init(&e, &im, im.t_code);
+    REQUIRE(resolve1(&e, code));
+    /* Now an int lives there. */
+    memset(img_at(&im, code, img_code_size(&im)), 0, img_code_size(&im));
+    img_w64(&im, code, 1);
+    img_f64(&im, code, im.lay.ob_type, im.t_int);
+    CHECK(resolve1(&e, code) == NULL);
+    CHECK(resolve1(&e, code) == NULL);
+    CHECK(codecache_stats(e.cc)->stale >= 1);
+    /* Then a code object again: loaded afresh. */
+    reuse_address(&im, code, other);
+    struct code_entry *ce = resolve1(&e, code);
+    REQUIRE(ce);
+    CHECK_STR(func_name(&e, ce), "g");
+    CHECK_STR(func_file(&e, ce), "n.py");
+    env_release(&e);
+    img_release(&im);
+}
+
+TEST(not_code_is_null)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(versions); v++) {
+        struct img im;
+        img_init(&im, versions[v][0], versions[v][1], 0);
+        uint64_t code = lined_code(&im, "f.py", "f", NULL);
+        uint64_t i = img_object(&im, im.t_int, img_code_size(&im));
+        uint64_t bad_name = lined_code(&im, "f.py", "f", NULL);
+        img_f64(&im, bad_name, im.lay.co_name, img_hole(&im));
+        if (im.lay.co_qualname >= 0)
+            img_f64(&im, bad_name, im.lay.co_qualname, img_hole(&im));
+        uint64_t bad_file = lined_code(&im, "f.py", "f", NULL);
+        img_f64(&im, bad_file, im.lay.co_filename, 0);
+        uint64_t bad_table = lined_code(&im, "f.py", "f", NULL);
+        img_f64(&im, bad_table, im.lay.co_linetable, img_hole(&im));
+        img_commit(&im);
+        struct cc_env e;
+        env_init(&e, &im, im.t_code);
+        uint64_t addrs[] = {i, code + 8, code + 1, 0, img_hole(&im), bad_name, bad_file,
+                            bad_table, code};
+        struct code_entry *out[ARRAY_SIZE(addrs)];
+        CHECK_INT(codecache_resolve(e.cc, addrs, ARRAY_SIZE(addrs), out), ARRAY_SIZE(addrs) - 1);
+        for (size_t k = 0; k + 1 < ARRAY_SIZE(addrs); k++)
+            if (out[k])
+                TEST_FAILF("%d.%d: addrs[%zu] resolved", im.major, im.minor, k);
+        CHECK(out[ARRAY_SIZE(addrs) - 1] != NULL);
+        CHECK_U64(codecache_stats(e.cc)->bad, ARRAY_SIZE(addrs) - 1);
+        env_release(&e);
+        img_release(&im);
+    }
+}
+
+TEST(code_type_by_name)
+{
+    struct img im;
+    img_init(&im, 3, 9, 0);
+    uint64_t code = lined_code(&im, "f.py", "f", NULL);
+    uint64_t fake = lined_code(&im, "f.py", "f", NULL);
+    img_f64(&im, fake, im.lay.ob_type, img_type(&im, "codex"));
+    uint64_t fake2 = lined_code(&im, "f.py", "f", NULL);
+    img_f64(&im, fake2, im.lay.ob_type, img_type(&im, "cod"));
+    img_commit(&im);
+    struct cc_env e;
+    env_init(&e, &im, 0);
+    CHECK(resolve1(&e, code) != NULL);
+    CHECK(resolve1(&e, fake) == NULL);
+    CHECK(resolve1(&e, fake2) == NULL);
+    CHECK(resolve1(&e, code) != NULL);
+    env_release(&e);
+    img_release(&im);
+}
+
+TEST(huge_line_table_is_not_cached)
+{
+    struct img im;
+    img_init(&im, 3, 12, 0);
+    uint64_t code = lined_code(&im, "f.py", "f", NULL);
+    uint64_t table = img_r64(&im, code + (uint64_t)im.lay.co_linetable);
+    img_w64(&im, table + (uint64_t)im.lay.bytes_size, CODECACHE_MAX_TABLE + 1);
+    uint64_t neg = lined_code(&im, "f.py", "g", NULL);
+    table = img_r64(&im, neg + (uint64_t)im.lay.co_linetable);
+    img_w64(&im, table + (uint64_t)im.lay.bytes_size, (uint64_t)-1);
+    img_commit(&im);
+    struct cc_env e;
+    env_init(&e, &im, im.t_code);
+    struct code_entry *ce = resolve1(&e, code);
+    REQUIRE(ce);
+    CHECK_INT(frame_line(&e, ce, 4, 0), 10); /* no table: the first line */
+    CHECK(resolve1(&e, neg) == NULL);
+    env_release(&e);
+    img_release(&im);
+}
+
+/* ---- past CODECACHE_MAX_ENTRIES ------------------------------------------------ */
+
+/* n code objects sharing their strings and table, in a live image. */
+static uint64_t *many_codes(struct img *im, size_t n)
+{
+    uint64_t *v = xmalloc(n * sizeof(*v));
+    uint8_t table[64];
+    size_t tl = img_linetable(im->lay.linetable, 10, segs, ARRAY_SIZE(segs), table, sizeof(table));
+    uint64_t file = img_str(im, "many.py"), name = img_str(im, "many");
+    uint64_t tab = img_bytes(im, table, tl);
+    for (size_t i = 0; i < n; i++)
+        v[i] = img_code_objs(im, file, name, name, (int)i + 1, tab);
+    return v;
+}
+
+static void fill_cache(struct cc_env *e, const uint64_t *codes, size_t n)
+{
+    struct code_entry **out = xmalloc(4096 * sizeof(*out));
+    for (size_t i = 0; i < n; i += 4096) {
+        size_t k = MIN((size_t)4096, n - i);
+        int ret = codecache_resolve(e->cc, codes + i, k, out);
+        if (ret != 0)
+            TEST_FAILF("filling at %zu: %d missing", i, ret);
+    }
+    free(out);
+}
+
+TEST(keeps_working_past_max_entries)
+{
+    enum { N = CODECACHE_MAX_ENTRIES + 8 };
+    struct img im;
+    img_init_ex(&im, 3, 12, (size_t)N * 272 + (1u << 20), 1);
+    uint64_t *codes = many_codes(&im, N);
+    img_commit(&im);
+    struct cc_env e;
+    env_init(&e, &im, im.t_code);
+    fill_cache(&e, codes, CODECACHE_MAX_ENTRIES - 1);
+    CHECK_U64(codecache_stats(e.cc)->loads, CODECACHE_MAX_ENTRIES - 1);
+    /*
+     * A sample that fills the cache: a cached code object, then new ones.  Every
+     * one of them is a code object and must resolve, with its own line; the
+     * next sample finds the cache over its limit, and still resolves them all.
+     */
+    uint64_t addrs[4] = {codes[5], codes[CODECACHE_MAX_ENTRIES], codes[7],
+                         codes[CODECACHE_MAX_ENTRIES + 1]};
+    struct code_entry *out[4];
+    CHECK_INT(codecache_resolve(e.cc, addrs, 4, out), 0);
+    const int first[4] = {6, CODECACHE_MAX_ENTRIES + 1, 8, CODECACHE_MAX_ENTRIES + 2};
+    for (int i = 0; i < 4; i++) {
+        if (!out[i]) {
+            TEST_FAILF("addrs[%d] not resolved", i);
+            continue;
+        }
+        CHECK_INT(names_func_get(&e.names, codecache_func(out[i]))->firstlineno, first[i]);
+    }
+    /* And later samples too. */
+    CHECK_INT(codecache_resolve(e.cc, addrs, 4, out), 0);
+    CHECK_INT(codecache_resolve(e.cc, addrs, 4, out), 0);
+    for (int i = 0; i < 4; i++)
+        CHECK(out[i] && names_func_get(&e.names, codecache_func(out[i]))->firstlineno == first[i]);
+    env_release(&e);
+    free(codes);
+    img_release(&im);
+}
+
+TEST(stale_entry_when_cache_fills)
+{
+    /* A cached entry that went stale, validated in the very call that overflows the cache. */
+    enum { N = CODECACHE_MAX_ENTRIES + 8 };
+    struct img im;
+    img_init_ex(&im, 3, 12, (size_t)N * 272 + (1u << 20), 1);
+    uint64_t *codes = many_codes(&im, N);
+    uint64_t other = lined_code(&im, "other.py", "other", NULL);
+    img_commit(&im);
+    struct cc_env e;
+    env_init(&e, &im, im.t_code);
+    fill_cache(&e, codes, CODECACHE_MAX_ENTRIES);
+    reuse_address(&im, codes[100], other);
+    uint64_t addrs[2] = {codes[100], codes[CODECACHE_MAX_ENTRIES]};
+    struct code_entry *out[2];
+    CHECK_INT(codecache_resolve(e.cc, addrs, 2, out), 0);
+    CHECK(out[0] && strcmp(func_name(&e, out[0]), "other") == 0);
+    CHECK(out[1] && names_func_get(&e.names, codecache_func(out[1]))->firstlineno ==
+                        CODECACHE_MAX_ENTRIES + 1);
+    env_release(&e);
+    free(codes);
+    img_release(&im);
+}

@@ -1,0 +1,451 @@
+/*
+ * Offset tables: every supported version has one, unknown ones have none,
+ * and a 3.13 _Py_DebugOffsets (synthetic, and a live interpreter's when pyenv
+ * has 3.13) reproduces the built-in 3.13 table.
+ */
+#include "profiler/layout.h"
+
+#include <errno.h>
+#include <glob.h>
+#include <signal.h>
+#include <sys/prctl.h>
+
+#include "test.h"
+
+#include "common/util.h"
+#include "profiler/mem.h"
+#include "profiler/pyrt.h"
+
+static const int supported[][2] = {
+    {2, 7}, {3, 6}, {3, 7}, {3, 8}, {3, 9}, {3, 10}, {3, 11}, {3, 12}, {3, 13},
+};
+
+TEST(every_supported_version_has_a_table)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(supported); i++) {
+        const struct pylayout *l = layout_for(supported[i][0], supported[i][1]);
+        if (!l) {
+            TEST_FAILF("no table for %d.%d", supported[i][0], supported[i][1]);
+            continue;
+        }
+        CHECK_INT(l->major, supported[i][0]);
+        CHECK_INT(l->minor, supported[i][1]);
+        /* Fields every version must have for a walk. */
+        CHECK(l->is_tstate_head >= 0 && l->ts_next >= 0 && l->ts_interp >= 0);
+        CHECK(l->ts_thread_id >= 0 && l->ts_size > l->ts_thread_id);
+        CHECK(l->co_filename >= 0 && l->co_name >= 0 && l->co_linetable >= 0);
+        CHECK(l->ob_type == 8 && l->tp_name == 24);
+        int old = supported[i][0] == 2 || supported[i][1] <= 10;
+        CHECK_INT(l->frames, old ? FRAME_OBJECTS : FRAME_INTERPRETER);
+        if (old) {
+            CHECK(l->ts_frame >= 0 && l->fo_back >= 0 && l->fo_code >= 0 && l->fo_lasti >= 0);
+        } else {
+            CHECK(l->if_previous >= 0 && l->if_code >= 0 && l->if_instr >= 0);
+            CHECK(l->co_code_adaptive > 0 && l->co_qualname >= 0);
+            CHECK(l->ts_datastack_chunk >= 0 && l->ts_datastack_top >= 0);
+            CHECK(l->if_size == 80);
+        }
+        CHECK_INT(l->lasti_units, supported[i][0] == 3 && supported[i][1] == 10);
+        CHECK_INT(l->owner_cstack, supported[i][0] == 3 && supported[i][1] >= 12 ? 3 : -1);
+    }
+}
+
+TEST(table_spot_checks)
+{
+    /* A few values straight from the measured table (docs §8). */
+    const struct pylayout *l = layout_for(2, 7);
+    REQUIRE(l);
+    CHECK_INT(l->fo_lasti, 120);
+    CHECK_INT(l->co_firstlineno, 96);
+    CHECK_INT(l->bytes_sval, 36);
+    CHECK_INT(l->strings, STR_BYTES27);
+    CHECK_INT(l->dicts, DICT_27);
+    l = layout_for(3, 10);
+    REQUIRE(l);
+    CHECK_INT(l->fo_lasti, 96);
+    CHECK_INT(l->linetable, LT_LINETABLE_310);
+    l = layout_for(3, 11);
+    REQUIRE(l);
+    CHECK_INT(l->if_code, 32);
+    CHECK_INT(l->if_previous, 48);
+    CHECK_INT(l->if_owner, 69);
+    CHECK_INT(l->co_code_adaptive, 184);
+    CHECK_INT(l->ts_datastack_chunk, 296);
+    CHECK_INT(l->managed, MANAGED_311);
+    l = layout_for(3, 12);
+    REQUIRE(l);
+    CHECK_INT(l->uni_ascii_size, 40);
+    CHECK_INT(l->co_code_adaptive, 192);
+    CHECK_INT(l->is_tstate_head, 72);
+    l = layout_for(3, 13);
+    REQUIRE(l);
+    CHECK_INT(l->rt_interpreters_head, 632);
+    CHECK_INT(l->ts_current_frame, 72);
+    CHECK_INT(l->co_code_adaptive, 200);
+    CHECK_INT(l->dv_values, 8);
+}
+
+TEST(unknown_versions_have_no_table)
+{
+    CHECK(layout_for(3, 5) == NULL);
+    CHECK(layout_for(3, 14) == NULL);
+    CHECK(layout_for(4, 0) == NULL);
+    CHECK(layout_for(2, 6) == NULL);
+    CHECK(layout_for(0, 0) == NULL);
+    CHECK(layout_for(-1, 7) == NULL);
+    CHECK(strstr(layout_supported(), "2.7") != NULL);
+    CHECK(strstr(layout_supported(), "3.13") != NULL);
+}
+
+/* ---- _Py_DebugOffsets ------------------------------------------------------ */
+
+/* Slots of 3.13's _Py_DebugOffsets (uint64 each), as profiler/layout.c numbers them. */
+enum {
+    S_VERSION = 1, S_FREE_THREADED = 2,
+    S_RT_SIZE = 3, S_RT_FINALIZING = 4, S_RT_INTERPRETERS_HEAD = 5,
+    S_IS_SIZE = 6, S_IS_ID = 7, S_IS_NEXT = 8, S_IS_THREADS_HEAD = 9, S_IS_GC = 10,
+    S_IS_MODULES = 11, S_IS_SYSDICT = 12, S_IS_BUILTINS = 13, S_IS_CEVAL_GIL = 14,
+    S_IS_GIL_STATE = 15, S_IS_GIL_ENABLED = 16, S_IS_GIL_LOCKED = 17, S_IS_GIL_HOLDER = 18,
+    S_TS_SIZE = 19, S_TS_PREV = 20, S_TS_NEXT = 21, S_TS_INTERP = 22, S_TS_CURRENT_FRAME = 23,
+    S_TS_THREAD_ID = 24, S_TS_NATIVE_THREAD_ID = 25, S_TS_DATASTACK_CHUNK = 26, S_TS_STATUS = 27,
+    S_IF_SIZE = 28, S_IF_PREVIOUS = 29, S_IF_EXECUTABLE = 30, S_IF_INSTR_PTR = 31,
+    S_IF_LOCALSPLUS = 32, S_IF_OWNER = 33,
+    S_CO_SIZE = 34, S_CO_FILENAME = 35, S_CO_NAME = 36, S_CO_QUALNAME = 37, S_CO_LINETABLE = 38,
+    S_CO_FIRSTLINENO = 39, S_CO_ARGCOUNT = 40, S_CO_LOCALSPLUSNAMES = 41,
+    S_CO_LOCALSPLUSKINDS = 42, S_CO_CODE_ADAPTIVE = 43,
+    S_OB_SIZE = 44, S_OB_TYPE = 45,
+    S_TP_SIZE = 46, S_TP_NAME = 47, S_TP_REPR = 48, S_TP_FLAGS = 49,
+    S_TUPLE_SIZE = 50, S_LIST_SIZE = 53,
+    S_DICT_SIZE = 56, S_DICT_KEYS = 57, S_DICT_VALUES = 58,
+    S_FLOAT_SIZE = 59, S_LONG_SIZE = 61,
+    S_BYTES_SIZE = 64, S_BYTES_OB_SIZE = 65, S_BYTES_SVAL = 66,
+    S_UNI_SIZE = 67, S_UNI_STATE = 68, S_UNI_LENGTH = 69, S_UNI_ASCII_SIZE = 70,
+    S_GC_SIZE = 71, S_GC_COLLECTING = 72,
+    S_SLOTS = 73,
+};
+
+/* A 3.13 _Py_DebugOffsets as 3.13.0 carries it, built from the 3.13 table. */
+static void make_debug_offsets(uint64_t d[S_SLOTS])
+{
+    const struct pylayout *l = layout_for(3, 13);
+    REQUIRE(l != NULL);
+    REQUIRE(S_SLOTS * 8 == DEBUG_OFFSETS_SIZE);
+    memset(d, 0, S_SLOTS * 8);
+    memcpy(d, DEBUG_OFFSETS_COOKIE, 8);
+    d[S_VERSION] = 0x030d00f0;
+    d[S_FREE_THREADED] = 0;
+    d[S_RT_SIZE] = 283320;
+    d[S_RT_FINALIZING] = 608;
+    d[S_RT_INTERPRETERS_HEAD] = (uint64_t)l->rt_interpreters_head;
+    d[S_IS_SIZE] = 194968;
+    d[S_IS_ID] = 7272;
+    d[S_IS_NEXT] = (uint64_t)l->is_next;
+    d[S_IS_THREADS_HEAD] = (uint64_t)l->is_tstate_head;
+    d[S_IS_GC] = 7400;
+    d[S_IS_MODULES] = (uint64_t)l->is_modules;
+    d[S_IS_SYSDICT] = 7640;
+    d[S_IS_BUILTINS] = 7648;
+    d[S_IS_CEVAL_GIL] = (uint64_t)l->is_ceval_gil;
+    d[S_IS_GIL_STATE] = 7752;
+    d[S_IS_GIL_ENABLED] = 0;
+    d[S_IS_GIL_LOCKED] = 7752 + (uint64_t)l->gil_locked;
+    d[S_IS_GIL_HOLDER] = 7752 + (uint64_t)l->gil_last_holder;
+    d[S_TS_SIZE] = 304;
+    d[S_TS_PREV] = 0;
+    d[S_TS_NEXT] = (uint64_t)l->ts_next;
+    d[S_TS_INTERP] = (uint64_t)l->ts_interp;
+    d[S_TS_CURRENT_FRAME] = (uint64_t)l->ts_current_frame;
+    d[S_TS_THREAD_ID] = (uint64_t)l->ts_thread_id;
+    d[S_TS_NATIVE_THREAD_ID] = (uint64_t)l->ts_native_thread_id;
+    d[S_TS_DATASTACK_CHUNK] = (uint64_t)l->ts_datastack_chunk;
+    d[S_TS_STATUS] = 32;
+    d[S_IF_SIZE] = (uint64_t)l->if_size;
+    d[S_IF_PREVIOUS] = (uint64_t)l->if_previous;
+    d[S_IF_EXECUTABLE] = (uint64_t)l->if_code;
+    d[S_IF_INSTR_PTR] = (uint64_t)l->if_instr;
+    d[S_IF_LOCALSPLUS] = 72;
+    d[S_IF_OWNER] = (uint64_t)l->if_owner;
+    d[S_CO_SIZE] = 208;
+    d[S_CO_FILENAME] = (uint64_t)l->co_filename;
+    d[S_CO_NAME] = (uint64_t)l->co_name;
+    d[S_CO_QUALNAME] = (uint64_t)l->co_qualname;
+    d[S_CO_LINETABLE] = (uint64_t)l->co_linetable;
+    d[S_CO_FIRSTLINENO] = (uint64_t)l->co_firstlineno;
+    d[S_CO_ARGCOUNT] = 52;
+    d[S_CO_LOCALSPLUSNAMES] = 96;
+    d[S_CO_LOCALSPLUSKINDS] = 104;
+    d[S_CO_CODE_ADAPTIVE] = (uint64_t)l->co_code_adaptive;
+    d[S_OB_SIZE] = 16;
+    d[S_OB_TYPE] = (uint64_t)l->ob_type;
+    d[S_TP_SIZE] = 416;
+    d[S_TP_NAME] = (uint64_t)l->tp_name;
+    d[S_TP_REPR] = 88;
+    d[S_TP_FLAGS] = (uint64_t)l->tp_flags;
+    d[S_TUPLE_SIZE] = 32, d[S_TUPLE_SIZE + 1] = 24, d[S_TUPLE_SIZE + 2] = 16;
+    d[S_LIST_SIZE] = 40, d[S_LIST_SIZE + 1] = 24, d[S_LIST_SIZE + 2] = 16;
+    d[S_DICT_SIZE] = 48;
+    d[S_DICT_KEYS] = (uint64_t)l->ma_keys;
+    d[S_DICT_VALUES] = (uint64_t)l->ma_values;
+    d[S_FLOAT_SIZE] = 24, d[S_FLOAT_SIZE + 1] = 16;
+    d[S_LONG_SIZE] = 32, d[S_LONG_SIZE + 1] = 16, d[S_LONG_SIZE + 2] = 24;
+    d[S_BYTES_SIZE] = 40;
+    d[S_BYTES_OB_SIZE] = (uint64_t)l->bytes_size;
+    d[S_BYTES_SVAL] = (uint64_t)l->bytes_sval;
+    d[S_UNI_SIZE] = 64;
+    d[S_UNI_STATE] = (uint64_t)l->uni_state;
+    d[S_UNI_LENGTH] = (uint64_t)l->uni_length;
+    d[S_UNI_ASCII_SIZE] = (uint64_t)l->uni_ascii_size;
+    d[S_GC_SIZE] = 240;
+    d[S_GC_COLLECTING] = 200;
+}
+
+/* Compares two tables field by field (every field is an int or an enum). */
+static int same_layout(const struct pylayout *a, const struct pylayout *b)
+{
+    _Static_assert(sizeof(struct pylayout) % sizeof(int) == 0, "pylayout holds ints");
+    const int *x = (const int *)(const void *)a, *y = (const int *)(const void *)b;
+    int same = 1;
+    for (size_t i = 0; i < sizeof(*a) / sizeof(int); i++) {
+        if (x[i] != y[i]) {
+            TEST_FAILF("layouts differ at int #%zu: %d vs %d", i, x[i], y[i]);
+            same = 0;
+        }
+    }
+    return same;
+}
+
+TEST(debug_offsets_reproduce_313_table)
+{
+    uint64_t d[S_SLOTS];
+    make_debug_offsets(d);
+    struct pylayout out;
+    struct pserr err = {0};
+    int ret = layout_from_debug_offsets(&out, d, sizeof(d), &err);
+    if (ret)
+        TEST_FAILF("layout_from_debug_offsets: %d %s", ret, err.msg);
+    REQUIRE(ret == 0);
+    CHECK(same_layout(&out, layout_for(3, 13)));
+}
+
+TEST(debug_offsets_values_are_taken_from_the_target)
+{
+    /* Moved fields (as a patched build might have them) are used, not the table's. */
+    uint64_t d[S_SLOTS];
+    make_debug_offsets(d);
+    d[S_TS_CURRENT_FRAME] = 80;
+    d[S_TS_DATASTACK_CHUNK] = 256;
+    d[S_CO_NAME] = 144;
+    d[S_IS_GIL_LOCKED] = 7752 + 24;
+    struct pylayout out;
+    struct pserr err = {0};
+    REQUIRE(layout_from_debug_offsets(&out, d, sizeof(d), &err) == 0);
+    CHECK_INT(out.ts_current_frame, 80);
+    CHECK_INT(out.ts_datastack_chunk, 256);
+    CHECK_INT(out.ts_datastack_top, 264);
+    CHECK_INT(out.ts_size, 272);
+    CHECK_INT(out.co_name, 144);
+    CHECK_INT(out.gil_locked, 24);
+    /* Fields the debug offsets lack keep the built-in values. */
+    CHECK_INT(out.chunk_data, 24);
+    CHECK_INT(out.co_code_adaptive, 200);
+    CHECK_INT(out.managed, MANAGED_313);
+}
+
+TEST(debug_offsets_bad_cookie)
+{
+    uint64_t d[S_SLOTS];
+    make_debug_offsets(d);
+    memcpy(d, "xdebugpz", 8);
+    struct pylayout out;
+    struct pserr err = {0};
+    CHECK_INT(layout_from_debug_offsets(&out, d, sizeof(d), &err), -EINVAL);
+    CHECK_INT(err.code, EINVAL);
+    CHECK(err.msg[0] != '\0');
+    /* Too short a buffer, even with the cookie. */
+    make_debug_offsets(d);
+    CHECK_INT(layout_from_debug_offsets(&out, d, 100, &err), -EINVAL);
+}
+
+TEST(debug_offsets_unknown_version)
+{
+    uint64_t d[S_SLOTS];
+    make_debug_offsets(d);
+    d[S_VERSION] = 0x030e00f0; /* 3.14.0 */
+    struct pylayout out;
+    struct pserr err = {0};
+    CHECK_INT(layout_from_debug_offsets(&out, d, sizeof(d), &err), -ENOTSUP);
+    CHECK_INT(err.code, ENOTSUP);
+    CHECK(strstr(err.msg, "3.14") != NULL);
+    /* A known version that has no debug offsets is not accepted either. */
+    d[S_VERSION] = 0x030c01f0;
+    CHECK_INT(layout_from_debug_offsets(&out, d, sizeof(d), &err), -ENOTSUP);
+    d[S_VERSION] = 0x040000f0;
+    CHECK_INT(layout_from_debug_offsets(&out, d, sizeof(d), &err), -ENOTSUP);
+    CHECK(strstr(err.msg, "4.0") != NULL);
+}
+
+TEST(debug_offsets_free_threaded)
+{
+    uint64_t d[S_SLOTS];
+    make_debug_offsets(d);
+    d[S_FREE_THREADED] = 1;
+    struct pylayout out;
+    struct pserr err = {0};
+    CHECK_INT(layout_from_debug_offsets(&out, d, sizeof(d), &err), -ENOTSUP);
+    CHECK(strstr(err.msg, "free-threaded") != NULL);
+}
+
+TEST(debug_offsets_field_beyond_struct)
+{
+    static const int cases[][2] = {
+        {S_TS_CURRENT_FRAME, 304},   /* == size */
+        {S_TS_NEXT, 400},
+        {S_IF_OWNER, 80},
+        {S_CO_FILENAME, 205},        /* 8 bytes do not fit */
+        {S_RT_INTERPRETERS_HEAD, 283320},
+        {S_UNI_STATE, 62},
+        {S_TP_NAME, 1000},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        uint64_t d[S_SLOTS];
+        make_debug_offsets(d);
+        d[cases[i][0]] = (uint64_t)cases[i][1];
+        struct pylayout out;
+        struct pserr err = {0};
+        int ret = layout_from_debug_offsets(&out, d, sizeof(d), &err);
+        if (ret != -EINVAL)
+            TEST_FAILF("slot %d = %d: got %d, expected -EINVAL", cases[i][0], cases[i][1], ret);
+    }
+    /* A zero or absurd structure size. */
+    uint64_t d[S_SLOTS];
+    struct pylayout out;
+    struct pserr err = {0};
+    make_debug_offsets(d);
+    d[S_TS_SIZE] = 0;
+    CHECK_INT(layout_from_debug_offsets(&out, d, sizeof(d), &err), -EINVAL);
+    make_debug_offsets(d);
+    d[S_CO_SIZE] = 1ull << 40;
+    CHECK_INT(layout_from_debug_offsets(&out, d, sizeof(d), &err), -EINVAL);
+    /* Bytecode said to start past the end of the code object. */
+    make_debug_offsets(d);
+    d[S_CO_CODE_ADAPTIVE] = 209;
+    CHECK_INT(layout_from_debug_offsets(&out, d, sizeof(d), &err), -EINVAL);
+}
+
+/* ---- a live 3.13 ---------------------------------------------------------- */
+
+static pid_t child = -1;
+
+static void kill_child(void)
+{
+    if (child > 0) {
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+        child = -1;
+    }
+}
+
+/* Finds python3.13 under $PYENV_ROOT (or ~/.pyenv), versions/3.13.x/bin. */
+static int find_python313(char *out, size_t len)
+{
+    const char *root = getenv("PYENV_ROOT");
+    const char *home = getenv("HOME");
+    char pat[512];
+    if (root && *root)
+        snprintf(pat, sizeof(pat), "%s/versions/3.13.*/bin/python3.13", root);
+    else if (home && *home)
+        snprintf(pat, sizeof(pat), "%s/.pyenv/versions/3.13.*/bin/python3.13", home);
+    else
+        return -1;
+    glob_t g;
+    int ret = -1;
+    if (glob(pat, 0, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc && ret < 0; i++)
+            if (access(g.gl_pathv[i], X_OK) == 0 && strlen(g.gl_pathv[i]) < len) {
+                snprintf(out, len, "%s", g.gl_pathv[i]);
+                ret = 0;
+            }
+        globfree(&g);
+    }
+    return ret;
+}
+
+/* Starts python -c code and waits (on a pipe, no sleeping) until it printed a line. */
+static pid_t start_python(const char *python, const char *code)
+{
+    int fds[2];
+    REQUIRE(pipe(fds) == 0);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        /* Dies with the test, even when the test is killed by its timeout. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execl(python, python, "-c", code, (char *)NULL);
+        _exit(127);
+    }
+    child = pid;
+    atexit(kill_child);
+    close(fds[1]);
+    char c = 0;
+    ssize_t r = read(fds[0], &c, 1);
+    close(fds[0]);
+    REQUIRE(r == 1);
+    return pid;
+}
+
+TEST(live_313_debug_offsets_match_table)
+{
+    char python[512];
+    if (find_python313(python, sizeof(python)) < 0)
+        SKIP("no pyenv 3.13 interpreter");
+    pid_t pid = start_python(python, "import sys, time\n"
+                                     "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
+                                     "time.sleep(30)\n");
+    struct mem *m = mem_new_pid(pid);
+    struct pyrt rt;
+    struct pserr err = {0};
+    int ret = pyrt_attach(&rt, m, pid, &err);
+    if (ret)
+        TEST_FAILF("pyrt_attach: %d %s", ret, err.msg);
+    REQUIRE(ret == 0);
+    CHECK_INT(rt.major, 3);
+    CHECK_INT(rt.minor, 13);
+    REQUIRE(rt.runtime != 0);
+    /* The raw offsets, read from _PyRuntime and decoded again. */
+    unsigned char raw[DEBUG_OFFSETS_SIZE];
+    REQUIRE(mem_read(m, rt.runtime, raw, sizeof(raw)) == 0);
+    CHECK(memcmp(raw, DEBUG_OFFSETS_COOKIE, 8) == 0);
+    uint64_t version;
+    memcpy(&version, raw + 8, 8);
+    CHECK_U64(version >> 16, 0x030d);
+    struct pylayout out;
+    CHECK_INT(layout_from_debug_offsets(&out, raw, sizeof(raw), &err), 0);
+    CHECK(same_layout(&out, layout_for(3, 13)));
+    CHECK(same_layout(&rt.layout, layout_for(3, 13)));
+    /* The synthetic image agrees with the real one on every slot it sets from the table. */
+    uint64_t d[S_SLOTS], live[S_SLOTS];
+    make_debug_offsets(d);
+    memcpy(live, raw, sizeof(live));
+    static const int slots[] = {
+        S_RT_INTERPRETERS_HEAD, S_IS_NEXT, S_IS_THREADS_HEAD, S_IS_MODULES, S_IS_CEVAL_GIL,
+        S_IS_GIL_STATE, S_IS_GIL_LOCKED, S_IS_GIL_HOLDER, S_TS_NEXT, S_TS_INTERP,
+        S_TS_CURRENT_FRAME, S_TS_THREAD_ID, S_TS_NATIVE_THREAD_ID, S_TS_DATASTACK_CHUNK,
+        S_IF_SIZE, S_IF_PREVIOUS, S_IF_EXECUTABLE, S_IF_INSTR_PTR, S_IF_OWNER, S_CO_SIZE,
+        S_CO_FILENAME, S_CO_NAME, S_CO_QUALNAME, S_CO_LINETABLE, S_CO_FIRSTLINENO,
+        S_CO_CODE_ADAPTIVE, S_OB_TYPE, S_TP_NAME, S_TP_FLAGS, S_DICT_KEYS, S_DICT_VALUES,
+        S_BYTES_OB_SIZE, S_BYTES_SVAL, S_UNI_STATE, S_UNI_LENGTH, S_UNI_ASCII_SIZE,
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(slots); i++)
+        if (d[slots[i]] != live[slots[i]])
+            TEST_FAILF("slot %d: table %" PRIu64 ", live %" PRIu64, slots[i], d[slots[i]],
+                       live[slots[i]]);
+    pyrt_release(&rt);
+    mem_free(m);
+    kill_child();
+}

@@ -1,0 +1,818 @@
+/*
+ * The walker on fake images: thread-state lists, PyFrameObject chains
+ * (<= 3.10) and _PyInterpreterFrame chains in data-stack chunks (3.11+),
+ * with the garbage a torn read produces: dead frames, wrong types, cycles.
+ */
+#include "profiler/walk.h"
+
+#include <errno.h>
+
+#include "test.h"
+
+#include "image.h"
+
+static const int all_versions[][2] = {
+    {2, 7}, {3, 6}, {3, 7}, {3, 8}, {3, 9}, {3, 10}, {3, 11}, {3, 12}, {3, 13},
+};
+static const int old_versions[][2] = {{2, 7}, {3, 6}, {3, 7}, {3, 8}, {3, 9}, {3, 10}};
+static const int new_minors[] = {11, 12, 13};
+
+/* n distinct code objects f0..f(n-1). */
+static void mkcodes(struct img *im, uint64_t *codes, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "f%zu", i);
+        codes[i] = img_code(im, "walk.py", name, NULL, (int)(10 * i + 1), NULL, 0);
+    }
+}
+
+/*
+ * Pushes frames for codes[n-1] (outermost) .. codes[0] (innermost) onto c,
+ * each pointing at the one pushed before it (the first at `previous`).
+ * Returns the innermost frame; frames[i] (if not NULL) receive addresses.
+ */
+static uint64_t push_chain(struct img *im, struct img_chunk *c, const uint64_t *codes,
+                           const int64_t *offs, size_t n, uint64_t previous, uint64_t *frames)
+{
+    uint64_t f = previous;
+    for (size_t k = n; k-- > 0;) {
+        f = img_push(im, c, codes[k], offs[k], 0, f, 16);
+        if (frames)
+            frames[k] = f;
+    }
+    return f;
+}
+
+/* Walks interp's threads, requiring exactly one, into *t. */
+static void only_thread(struct img *im, struct walker *w, uint64_t interp, struct walk_thread *t)
+{
+    struct walk_thread ts[4];
+    size_t n = 0;
+    int ret = walk_threads(w, interp, ts, 4, &n);
+    if (ret != 0 || n != 1)
+        TEST_FAILF("%d.%d: walk_threads %d, n %zu", im->major, im->minor, ret, n);
+    REQUIRE(ret == 0 && n == 1);
+    *t = ts[0];
+}
+
+/* Checks a walk's result against codes[0..n) and addrq[0..n). */
+static void check_frames(struct img *im, const struct rawframe *out, size_t depth,
+                         const uint64_t *codes, const int64_t *addrq, size_t n)
+{
+    if (depth != n) {
+        TEST_FAILF("%d.%d: depth %zu, expected %zu", im->major, im->minor, depth, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (out[i].code != codes[i] || out[i].addrq != addrq[i])
+            TEST_FAILF("%d.%d: frame %zu: code 0x%" PRIx64 " addrq %" PRId64
+                       ", expected 0x%" PRIx64 " %" PRId64,
+                       im->major, im->minor, i, out[i].code, out[i].addrq, codes[i], addrq[i]);
+}
+
+/* ---- thread lists ---------------------------------------------------------- */
+
+TEST(threads_fields_every_version)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(all_versions); v++) {
+        struct img im;
+        img_init(&im, all_versions[v][0], all_versions[v][1], 0);
+        uint64_t interp = img_interp(&im);
+        uint64_t code;
+        mkcodes(&im, &code, 1);
+        uint64_t ts[3], frames[3];
+        struct img_chunk chunks[3];
+        for (int i = 0; i < 3; i++) {
+            ts[i] = img_tstate(&im, interp, 0x7f0000000100ull + (uint64_t)i * 0x1000,
+                               (uint32_t)(4000 + i));
+            if (im.lay.frames == FRAME_OBJECTS) {
+                frames[i] = img_frame(&im, code, 0, 0);
+                img_set_frame(&im, ts[i], frames[i], NULL, 0);
+            } else {
+                img_chunk_new(&im, &chunks[i], 4096, 0);
+                frames[i] = img_push(&im, &chunks[i], code, 0, 0, 0, 0);
+                /* 3.11/3.12: one cframe inside the thread state, the others outside. */
+                img_set_frame(&im, ts[i], frames[i], &chunks[i], i == 1);
+            }
+        }
+        img_link_threads(&im, interp, ts, 3);
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct walk_thread out[8];
+        size_t n = 0;
+        int ret = walk_threads(w, interp, out, 8, &n);
+        CHECK_INT(ret, 0);
+        CHECK_INT(n, 3);
+        for (size_t i = 0; i < n && i < 3; i++) {
+            CHECK_U64(out[i].tstate, ts[i]);
+            CHECK_U64(out[i].thread_id, 0x7f0000000100ull + i * 0x1000);
+            CHECK_U64(out[i].frame, frames[i]);
+            if (im.lay.ts_native_thread_id >= 0)
+                CHECK_INT(out[i].native_tid, 4000 + (int)i);
+            else
+                CHECK_INT(out[i].native_tid, 0);
+            if (im.lay.frames == FRAME_INTERPRETER) {
+                CHECK_U64(out[i].chunk, chunks[i].addr);
+                CHECK_U64(out[i].chunk_top, chunks[i].top);
+            } else {
+                CHECK_U64(out[i].chunk, 0);
+            }
+        }
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
+TEST(threads_empty_and_no_frame)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(all_versions); v++) {
+        struct img im;
+        img_init(&im, all_versions[v][0], all_versions[v][1], 0);
+        uint64_t empty = img_interp(&im), one = img_interp(&im);
+        uint64_t ts = img_tstate(&im, one, 0x1234000, 77);
+        img_link_threads(&im, one, &ts, 1);
+        if (im.lay.ts_cframe >= 0)
+            img_set_frame(&im, ts, 0, NULL, 0); /* a cframe whose current_frame is NULL */
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct walk_thread out[2];
+        size_t n = 5;
+        CHECK_INT(walk_threads(w, empty, out, 2, &n), 0);
+        CHECK_INT(n, 0);
+        CHECK_INT(walk_threads(w, one, out, 2, &n), 0);
+        CHECK_INT(n, 1);
+        CHECK_U64(out[0].frame, 0);
+        /* A thread with no frame walks to an empty stack. */
+        struct rawframe raw[4];
+        size_t depth = 9;
+        CHECK_INT(walk_stack(w, &out[0], raw, 4, &depth), 0);
+        CHECK_INT(depth, 0);
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
+TEST(threads_cycle_is_eloop)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(all_versions); v++) {
+        struct img im;
+        img_init(&im, all_versions[v][0], all_versions[v][1], 0);
+        const struct pylayout *l = &im.lay;
+        uint64_t self = img_interp(&im), ring = img_interp(&im), tail = img_interp(&im);
+        uint64_t s0 = img_tstate(&im, self, 1, 1);
+        img_link_threads(&im, self, &s0, 1);
+        img_f64(&im, s0, l->ts_next, s0);
+        uint64_t r[3];
+        for (int i = 0; i < 3; i++)
+            r[i] = img_tstate(&im, ring, 10 + (uint64_t)i, 1);
+        img_link_threads(&im, ring, r, 3);
+        img_f64(&im, r[2], l->ts_next, r[0]);
+        /* A lasso: t0 -> t1 -> t2 -> t3 -> t4 -> t2 (the head is not on the cycle). */
+        uint64_t t[5];
+        for (int i = 0; i < 5; i++)
+            t[i] = img_tstate(&im, tail, 20 + (uint64_t)i, 1);
+        img_link_threads(&im, tail, t, 5);
+        img_f64(&im, t[4], l->ts_next, t[2]);
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct walk_thread out[64];
+        size_t n;
+        CHECK_INT(walk_threads(w, self, out, 64, &n), -ELOOP);
+        CHECK_INT(walk_threads(w, ring, out, 64, &n), -ELOOP);
+        CHECK_INT(walk_threads(w, tail, out, 64, &n), -ELOOP);
+        CHECK(n <= 64);
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
+TEST(threads_garbage_is_einval)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(all_versions); v++) {
+        struct img im;
+        img_init(&im, all_versions[v][0], all_versions[v][1], 0);
+        const struct pylayout *l = &im.lay;
+        uint64_t foreign = img_interp(&im), other = img_interp(&im), many = img_interp(&im),
+                 odd = img_interp(&im), lost = img_interp(&im);
+        /* The second thread state belongs to another interpreter. */
+        uint64_t f[2] = {img_tstate(&im, foreign, 1, 1), img_tstate(&im, other, 2, 1)};
+        img_link_threads(&im, foreign, f, 2);
+        uint64_t m[5];
+        for (int i = 0; i < 5; i++)
+            m[i] = img_tstate(&im, many, 100 + (uint64_t)i, 1);
+        img_link_threads(&im, many, m, 5);
+        uint64_t o = img_tstate(&im, odd, 1, 1);
+        img_link_threads(&im, odd, &o, 1);
+        img_f64(&im, o, l->ts_next, o + 4); /* misaligned */
+        uint64_t lo = img_tstate(&im, lost, 1, 1);
+        img_link_threads(&im, lost, &lo, 1);
+        img_f64(&im, lo, l->ts_next, img_hole(&im));
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct walk_thread out[8];
+        size_t n;
+        CHECK_INT(walk_threads(w, foreign, out, 8, &n), -EINVAL);
+        CHECK_INT(walk_threads(w, many, out, 3, &n), -EINVAL);
+        CHECK(n <= 3);
+        CHECK_INT(walk_threads(w, many, out, 5, &n), 0);
+        CHECK_INT(n, 5);
+        CHECK_INT(walk_threads(w, odd, out, 8, &n), -EINVAL);
+        CHECK_INT(walk_threads(w, lost, out, 8, &n), -EFAULT);
+        CHECK_INT(walk_threads(w, img_hole(&im), out, 8, &n), -EFAULT);
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
+TEST(threads_cframe_unreadable_311_312)
+{
+    for (int minor = 11; minor <= 12; minor++) {
+        struct img im;
+        img_init(&im, 3, minor, 0);
+        uint64_t interp = img_interp(&im);
+        uint64_t ts = img_tstate(&im, interp, 1, 1);
+        img_link_threads(&im, interp, &ts, 1);
+        img_f64(&im, ts, im.lay.ts_cframe, img_hole(&im));
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct walk_thread out[2];
+        size_t n;
+        CHECK_INT(walk_threads(w, interp, out, 2, &n), -EFAULT);
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
+TEST(threads_cframe_wrapping_311_312)
+{
+    /* A garbage cframe near 2**64: "inside the thread state" must not wrap around. */
+    static const uint64_t bad[] = {0xfffffffffffffff8ull, 0xfffffffffffffff0ull,
+                                   0x8000000000000000ull};
+    for (int minor = 11; minor <= 12; minor++) {
+        for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+            struct img im;
+            img_init(&im, 3, minor, 0);
+            uint64_t interp = img_interp(&im);
+            uint64_t ts = img_tstate(&im, interp, 1, 1);
+            img_link_threads(&im, interp, &ts, 1);
+            img_f64(&im, ts, im.lay.ts_cframe, bad[i]);
+            img_commit(&im);
+            struct walker *w = walker_new(&im.rt);
+            struct walk_thread out[2];
+            size_t n;
+            int ret = walk_threads(w, interp, out, 2, &n);
+            if (ret != -EFAULT)
+                TEST_FAILF("3.%d cframe 0x%" PRIx64 ": %d", minor, bad[i], ret);
+            walker_free(w);
+            img_release(&im);
+        }
+    }
+}
+
+/* ---- <= 3.10: frame objects ---------------------------------------------------- */
+
+/* Builds a thread running codes[0..n) (innermost first) with f_lasti lasti[i]. */
+static uint64_t old_stack(struct img *im, uint64_t interp, const uint64_t *codes,
+                          const int32_t *lasti, size_t n, uint64_t *frames)
+{
+    uint64_t back = 0;
+    for (size_t k = n; k-- > 0;) {
+        back = img_frame(im, codes[k], back, lasti[k]);
+        frames[k] = back;
+    }
+    uint64_t ts = img_tstate(im, interp, 0xabc000, 0);
+    img_link_threads(im, interp, &ts, 1);
+    img_set_frame(im, ts, n ? frames[0] : 0, NULL, 0);
+    return ts;
+}
+
+TEST(frame_objects_exact)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(old_versions); v++) {
+        struct img im;
+        img_init(&im, old_versions[v][0], old_versions[v][1], 0);
+        uint64_t codes[5], frames[5];
+        mkcodes(&im, codes, 5);
+        const int32_t lasti[5] = {10, 0, -1, 7, 1000};
+        uint64_t interp = img_interp(&im);
+        old_stack(&im, interp, codes, lasti, 5, frames);
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct walk_thread t;
+        only_thread(&im, w, interp, &t);
+        CHECK_U64(t.frame, frames[0]);
+        struct rawframe out[8];
+        size_t depth = 0;
+        CHECK_INT(walk_stack(w, &t, out, 8, &depth), 0);
+        /* 3.10 counts f_lasti in 2-byte code units. */
+        int m = im.lay.lasti_units ? 2 : 1;
+        int64_t addrq[5] = {10 * m, 0, -1, 7 * m, 1000 * m};
+        check_frames(&im, out, depth, codes, addrq, 5);
+        CHECK_U64(walk_stats(w)->single_reads, 5);
+        CHECK_U64(walk_stats(w)->chunk_frames, 0);
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
+TEST(frame_objects_type_by_name)
+{
+    /* Without an exported PyFrame_Type, the type is confirmed by its name. */
+    for (size_t v = 0; v < ARRAY_SIZE(old_versions); v++) {
+        struct img im;
+        img_init(&im, old_versions[v][0], old_versions[v][1], 0);
+        uint64_t codes[2], frames[2];
+        mkcodes(&im, codes, 2);
+        const int32_t lasti[2] = {4, 2};
+        uint64_t good = img_interp(&im), bad = img_interp(&im);
+        old_stack(&im, good, codes, lasti, 2, frames);
+        uint64_t bframes[2];
+        old_stack(&im, bad, codes, lasti, 2, bframes);
+        uint64_t t_frames = img_type(&im, "frames");
+        img_f64(&im, bframes[1], im.lay.ob_type, t_frames);
+        img_commit(&im);
+        im.rt.frame_type = 0;
+        struct walker *w = walker_new(&im.rt);
+        struct walk_thread t;
+        struct rawframe out[4];
+        size_t depth;
+        only_thread(&im, w, good, &t);
+        CHECK_INT(walk_stack(w, &t, out, 4, &depth), 0);
+        CHECK_INT(depth, 2);
+        only_thread(&im, w, bad, &t);
+        CHECK_INT(walk_stack(w, &t, out, 4, &depth), -EINVAL);
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
+TEST(frame_objects_dead_or_wrong_type)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(old_versions); v++) {
+        struct img im;
+        img_init(&im, old_versions[v][0], old_versions[v][1], 0);
+        uint64_t codes[3];
+        mkcodes(&im, codes, 3);
+        const int32_t lasti[3] = {0, 2, 4};
+        enum { DEAD, NEGREF, WRONG_TYPE, NO_CODE, ODD_BACK, LOST_BACK, NCASES };
+        uint64_t interps[NCASES];
+        for (int c = 0; c < NCASES; c++) {
+            uint64_t frames[3];
+            interps[c] = img_interp(&im);
+            old_stack(&im, interps[c], codes, lasti, 3, frames);
+            switch (c) {
+            case DEAD: img_w64(&im, frames[1], 0); break;
+            case NEGREF: img_w64(&im, frames[1], (uint64_t)-1); break;
+            case WRONG_TYPE: img_f64(&im, frames[2], im.lay.ob_type, im.t_code); break;
+            case NO_CODE: img_f64(&im, frames[1], im.lay.fo_code, 0); break;
+            case ODD_BACK: img_f64(&im, frames[0], im.lay.fo_back, frames[1] + 2); break;
+            case LOST_BACK: img_f64(&im, frames[1], im.lay.fo_back, img_hole(&im)); break;
+            }
+        }
+        img_commit(&im);
+        const int want[NCASES] = {-EINVAL, -EINVAL, -EINVAL, -EINVAL, -EINVAL, -EFAULT};
+        struct walker *w = walker_new(&im.rt);
+        for (int c = 0; c < NCASES; c++) {
+            struct walk_thread t;
+            struct rawframe out[8];
+            size_t depth;
+            only_thread(&im, w, interps[c], &t);
+            int ret = walk_stack(w, &t, out, 8, &depth);
+            if (ret != want[c])
+                TEST_FAILF("%d.%d case %d: %d, expected %d", im.major, im.minor, c, ret, want[c]);
+        }
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
+TEST(frame_objects_cycles)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(old_versions); v++) {
+        struct img im;
+        img_init(&im, old_versions[v][0], old_versions[v][1], 0);
+        const struct pylayout *l = &im.lay;
+        uint64_t codes[6];
+        mkcodes(&im, codes, 6);
+        const int32_t lasti[6] = {0, 2, 4, 6, 8, 10};
+        uint64_t self = img_interp(&im), ring = img_interp(&im), lasso = img_interp(&im);
+        uint64_t f[6];
+        old_stack(&im, self, codes, lasti, 1, f);
+        img_f64(&im, f[0], l->fo_back, f[0]);
+        old_stack(&im, ring, codes, lasti, 3, f);
+        img_f64(&im, f[2], l->fo_back, f[0]);
+        old_stack(&im, lasso, codes, lasti, 6, f);
+        img_f64(&im, f[5], l->fo_back, f[2]);
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        uint64_t interps[3] = {self, ring, lasso};
+        for (int c = 0; c < 3; c++) {
+            struct walk_thread t;
+            struct rawframe out[WALK_MAX_DEPTH];
+            size_t depth = 0;
+            only_thread(&im, w, interps[c], &t);
+            int ret = walk_stack(w, &t, out, WALK_MAX_DEPTH, &depth);
+            if (ret != -ELOOP)
+                TEST_FAILF("%d.%d cycle %d: %d", im.major, im.minor, c, ret);
+        }
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
+TEST(frame_objects_depth_cap)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(old_versions); v++) {
+        struct img im;
+        img_init(&im, old_versions[v][0], old_versions[v][1], 0);
+        enum { N = 40, MAX = 16 };
+        uint64_t codes[N], frames[N];
+        int32_t lasti[N];
+        int64_t addrq[N];
+        mkcodes(&im, codes, N);
+        for (int i = 0; i < N; i++) {
+            lasti[i] = 2 * i;
+            addrq[i] = 2 * i * (im.lay.lasti_units ? 2 : 1);
+        }
+        uint64_t interp = img_interp(&im);
+        old_stack(&im, interp, codes, lasti, N, frames);
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct walk_thread t;
+        struct rawframe out[N];
+        size_t depth = 0;
+        only_thread(&im, w, interp, &t);
+        CHECK_INT(walk_stack(w, &t, out, MAX, &depth), 1);
+        check_frames(&im, out, depth, codes, addrq, MAX);
+        CHECK_INT(walk_stack(w, &t, out, N, &depth), 0);
+        check_frames(&im, out, depth, codes, addrq, N);
+        CHECK_INT(walk_stack(w, &t, out, N - 1, &depth), 1);
+        CHECK_INT(depth, N - 1);
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
+/* ---- 3.11+: interpreter frames -------------------------------------------------- */
+
+TEST(iframes_from_chunk_copy)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(new_minors); v++) {
+        struct img im;
+        img_init(&im, 3, new_minors[v], 0);
+        uint64_t codes[4];
+        mkcodes(&im, codes, 4);
+        /* Byte offsets in the bytecode; -2 is a frame that has not started (prev_instr). */
+        const int64_t offs[4] = {6, 0, 40, -2};
+        struct img_chunk c;
+        img_chunk_new(&im, &c, 8192, 0);
+        uint64_t interp = img_interp(&im);
+        uint64_t top = push_chain(&im, &c, codes, offs, 4, 0, NULL);
+        uint64_t ts = img_tstate(&im, interp, 0x7f00, 42);
+        img_link_threads(&im, interp, &ts, 1);
+        img_set_frame(&im, ts, top, &c, 0);
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct walk_thread t;
+        only_thread(&im, w, interp, &t);
+        struct rawframe out[8];
+        size_t depth;
+        uint64_t reads = mem_read_calls(im.m);
+        CHECK_INT(walk_stack(w, &t, out, 8, &depth), 0);
+        check_frames(&im, out, depth, codes, offs, 4);
+        /* The whole stack came from one copy of the chunk. */
+        CHECK_U64(walk_stats(w)->chunk_frames, 4);
+        CHECK_U64(walk_stats(w)->single_reads, 0);
+        CHECK_U64(mem_read_calls(im.m) - reads, 1);
+        /* A second walk reuses nothing stale: same answer, 4 more chunk frames. */
+        CHECK_INT(walk_stack(w, &t, out, 8, &depth), 0);
+        check_frames(&im, out, depth, codes, offs, 4);
+        CHECK_U64(walk_stats(w)->chunk_frames, 8);
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
+TEST(iframes_without_chunk_read_one_by_one)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(new_minors); v++) {
+        struct img im;
+        img_init(&im, 3, new_minors[v], 0);
+        uint64_t codes[3];
+        mkcodes(&im, codes, 3);
+        const int64_t offs[3] = {2, 4, 8};
+        struct img_chunk c;
+        img_chunk_new(&im, &c, 4096, 0);
+        uint64_t interp = img_interp(&im);
+        uint64_t top = push_chain(&im, &c, codes, offs, 3, 0, NULL);
+        uint64_t ts = img_tstate(&im, interp, 0x7f00, 42);
+        img_link_threads(&im, interp, &ts, 1);
+        img_set_frame(&im, ts, top, NULL, 0); /* no data stack recorded */
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct walk_thread t;
+        only_thread(&im, w, interp, &t);
+        struct rawframe out[8];
+        size_t depth;
+        CHECK_INT(walk_stack(w, &t, out, 8, &depth), 0);
+        check_frames(&im, out, depth, codes, offs, 3);
+        CHECK_U64(walk_stats(w)->chunk_frames, 0);
+        CHECK_U64(walk_stats(w)->single_reads, 3);
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
+TEST(iframes_generator_outside_chunk)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(new_minors); v++) {
+        struct img im;
+        img_init(&im, 3, new_minors[v], 0);
+        uint64_t codes[4];
+        mkcodes(&im, codes, 4);
+        const int64_t offs[4] = {12, 30, 8, 0};
+        struct img_chunk c;
+        img_chunk_new(&im, &c, 4096, 0);
+        uint64_t interp = img_interp(&im);
+        /* <module> (3) -> consumer (2) -> gen (1, in the generator) -> leaf (0). */
+        uint64_t outer[2];
+        uint64_t below = push_chain(&im, &c, codes + 2, offs + 2, 2, 0, outer);
+        uint64_t gen = img_object(&im, im.t_gen, 256);
+        uint64_t gframe = gen + 64; /* gi_iframe lives inside the generator object */
+        img_iframe_at(&im, gframe, codes[1], offs[1], 1, below);
+        uint64_t top = img_push(&im, &c, codes[0], offs[0], 0, gframe, 0);
+        uint64_t ts = img_tstate(&im, interp, 0x7f00, 42);
+        img_link_threads(&im, interp, &ts, 1);
+        img_set_frame(&im, ts, top, &c, 0);
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct walk_thread t;
+        only_thread(&im, w, interp, &t);
+        struct rawframe out[8];
+        size_t depth;
+        CHECK_INT(walk_stack(w, &t, out, 8, &depth), 0);
+        check_frames(&im, out, depth, codes, offs, 4);
+        CHECK_U64(walk_stats(w)->chunk_frames, 3);
+        CHECK_U64(walk_stats(w)->single_reads, 1);
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
+TEST(iframes_shims_skipped_312_313)
+{
+    for (int minor = 12; minor <= 13; minor++) {
+        struct img im;
+        img_init(&im, 3, minor, 0);
+        uint64_t codes[3];
+        mkcodes(&im, codes, 3);
+        const int64_t offs[3] = {4, 16, 2};
+        /* 3.12's shim runs a real code object; 3.13's f_executable is None. */
+        uint64_t shim_code = minor == 12 ? img_code(&im, "<shim>", "<interpreter trampoline>",
+                                                    NULL, 0, NULL, 0)
+                                         : im.none;
+        struct img_chunk c;
+        img_chunk_new(&im, &c, 4096, 0);
+        uint64_t interp = img_interp(&im);
+        /* bottom shim <- f2 <- shim (C re-entry) <- f1 <- f0 */
+        uint64_t bottom = img_loose_iframe(&im, shim_code, 0, 3, 0);
+        uint64_t f2 = img_push(&im, &c, codes[2], offs[2], 0, bottom, 0);
+        uint64_t mid = img_loose_iframe(&im, shim_code, 0, 3, f2);
+        uint64_t f1 = img_push(&im, &c, codes[1], offs[1], 0, mid, 0);
+        uint64_t f0 = img_push(&im, &c, codes[0], offs[0], 0, f1, 0);
+        uint64_t ts = img_tstate(&im, interp, 0x7f00, 42);
+        img_link_threads(&im, interp, &ts, 1);
+        img_set_frame(&im, ts, f0, &c, 0);
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct walk_thread t;
+        only_thread(&im, w, interp, &t);
+        struct rawframe out[8];
+        size_t depth;
+        CHECK_INT(walk_stack(w, &t, out, 8, &depth), 0);
+        check_frames(&im, out, depth, codes, offs, 3);
+        CHECK_U64(walk_stats(w)->chunk_frames, 3);
+        CHECK_U64(walk_stats(w)->single_reads, 2);
+        /* Shims do not count toward the depth cap: 3 frames fit in max 3. */
+        CHECK_INT(walk_stack(w, &t, out, 3, &depth), 0);
+        CHECK_INT(depth, 3);
+        /* ... but a real frame past a shim is cut. */
+        CHECK_INT(walk_stack(w, &t, out, 2, &depth), 1);
+        check_frames(&im, out, depth, codes, offs, 2);
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
+TEST(iframes_two_chunks)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(new_minors); v++) {
+        struct img im;
+        img_init(&im, 3, new_minors[v], 0);
+        uint64_t codes[6];
+        mkcodes(&im, codes, 6);
+        const int64_t offs[6] = {2, 4, 6, 8, 10, 12};
+        struct img_chunk older, newer;
+        img_chunk_new(&im, &older, 2048, 0);
+        uint64_t interp = img_interp(&im);
+        uint64_t mid = push_chain(&im, &older, codes + 3, offs + 3, 3, 0, NULL);
+        /* Something else between the chunks, so that they are not adjacent. */
+        img_alloc(&im, 4096);
+        img_chunk_new(&im, &newer, 2048, older.addr);
+        uint64_t top = push_chain(&im, &newer, codes, offs, 3, mid, NULL);
+        uint64_t ts = img_tstate(&im, interp, 0x7f00, 42);
+        img_link_threads(&im, interp, &ts, 1);
+        img_set_frame(&im, ts, top, &newer, 0);
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct walk_thread t;
+        only_thread(&im, w, interp, &t);
+        struct rawframe out[8];
+        size_t depth;
+        CHECK_INT(walk_stack(w, &t, out, 8, &depth), 0);
+        check_frames(&im, out, depth, codes, offs, 6);
+        /* The first frame of the older chunk is read alone, then that chunk is copied. */
+        CHECK_U64(walk_stats(w)->chunk_frames, 5);
+        CHECK_U64(walk_stats(w)->single_reads, 1);
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
+TEST(iframes_addrq_relative_to_code_adaptive)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(new_minors); v++) {
+        struct img im;
+        img_init(&im, 3, new_minors[v], 0);
+        uint64_t code;
+        mkcodes(&im, &code, 1);
+        struct img_chunk c;
+        img_chunk_new(&im, &c, 1024, 0);
+        uint64_t interp = img_interp(&im);
+        uint64_t f = img_push(&im, &c, code, 0, 0, 0, 0);
+        /* instr written raw: code + co_code_adaptive + 26 */
+        img_f64(&im, f, im.lay.if_instr, code + (uint64_t)im.lay.co_code_adaptive + 26);
+        uint64_t ts = img_tstate(&im, interp, 0x7f00, 42);
+        img_link_threads(&im, interp, &ts, 1);
+        img_set_frame(&im, ts, f, &c, 0);
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct walk_thread t;
+        only_thread(&im, w, interp, &t);
+        struct rawframe out[2];
+        size_t depth;
+        CHECK_INT(walk_stack(w, &t, out, 2, &depth), 0);
+        CHECK_INT(depth, 1);
+        CHECK_U64(out[0].code, code);
+        CHECK_INT(out[0].addrq, 26);
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
+TEST(iframes_cycles)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(new_minors); v++) {
+        struct img im;
+        img_init(&im, 3, new_minors[v], 0);
+        const struct pylayout *l = &im.lay;
+        uint64_t codes[5];
+        mkcodes(&im, codes, 5);
+        const int64_t offs[5] = {0, 2, 4, 6, 8};
+        uint64_t interps[3];
+        for (int k = 0; k < 3; k++) {
+            struct img_chunk c;
+            uint64_t fr[5];
+            img_chunk_new(&im, &c, 2048, 0);
+            interps[k] = img_interp(&im);
+            size_t n = k == 0 ? 1 : k == 1 ? 3 : 5;
+            uint64_t top = push_chain(&im, &c, codes, offs, n, 0, fr);
+            /* self-loop; ring back to the top; a lasso onto fr[1] */
+            img_f64(&im, fr[n - 1], l->if_previous, k == 2 ? fr[1] : fr[0]);
+            uint64_t ts = img_tstate(&im, interps[k], 0x7f00, 42);
+            img_link_threads(&im, interps[k], &ts, 1);
+            img_set_frame(&im, ts, top, &c, 0);
+        }
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        for (int k = 0; k < 3; k++) {
+            struct walk_thread t;
+            struct rawframe out[64];
+            size_t depth;
+            only_thread(&im, w, interps[k], &t);
+            int ret = walk_stack(w, &t, out, 64, &depth);
+            if (ret != -ELOOP)
+                TEST_FAILF("3.%d cycle %d: %d", im.minor, k, ret);
+        }
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
+TEST(iframes_shim_cycle_312)
+{
+    /* A cycle made only of shim frames must end too (they add no depth). */
+    struct img im;
+    img_init(&im, 3, 12, 0);
+    uint64_t a = img_loose_iframe(&im, im.none, 0, 3, 0);
+    uint64_t b = img_loose_iframe(&im, im.none, 0, 3, a);
+    uint64_t c3 = img_loose_iframe(&im, im.none, 0, 3, b);
+    img_f64(&im, a, im.lay.if_previous, c3);
+    uint64_t interp = img_interp(&im);
+    uint64_t ts = img_tstate(&im, interp, 0x7f00, 42);
+    img_link_threads(&im, interp, &ts, 1);
+    img_set_frame(&im, ts, c3, NULL, 0);
+    img_commit(&im);
+    struct walker *w = walker_new(&im.rt);
+    struct walk_thread t;
+    only_thread(&im, w, interp, &t);
+    struct rawframe out[4];
+    size_t depth;
+    CHECK_INT(walk_stack(w, &t, out, 4, &depth), -ELOOP);
+    walker_free(w);
+    img_release(&im);
+}
+
+TEST(iframes_truncation)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(new_minors); v++) {
+        struct img im;
+        img_init(&im, 3, new_minors[v], 0);
+        enum { N = 30, MAX = 7 };
+        uint64_t codes[N];
+        int64_t offs[N];
+        mkcodes(&im, codes, N);
+        for (int i = 0; i < N; i++)
+            offs[i] = 2 * i;
+        struct img_chunk c;
+        img_chunk_new(&im, &c, 8192, 0);
+        uint64_t interp = img_interp(&im);
+        uint64_t top = push_chain(&im, &c, codes, offs, N, 0, NULL);
+        uint64_t ts = img_tstate(&im, interp, 0x7f00, 42);
+        img_link_threads(&im, interp, &ts, 1);
+        img_set_frame(&im, ts, top, &c, 0);
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct walk_thread t;
+        only_thread(&im, w, interp, &t);
+        struct rawframe out[N];
+        size_t depth;
+        CHECK_INT(walk_stack(w, &t, out, MAX, &depth), 1);
+        check_frames(&im, out, depth, codes, offs, MAX);
+        CHECK_INT(walk_stack(w, &t, out, N, &depth), 0);
+        CHECK_INT(depth, N);
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
+TEST(iframes_garbage)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(new_minors); v++) {
+        struct img im;
+        img_init(&im, 3, new_minors[v], 0);
+        const struct pylayout *l = &im.lay;
+        uint64_t codes[3];
+        mkcodes(&im, codes, 3);
+        const int64_t offs[3] = {0, 2, 4};
+        enum { BAD_OWNER, NO_CODE, ODD_CODE, ODD_PREV, LOST_PREV, HUGE_CHUNK, NCASES };
+        uint64_t interps[NCASES];
+        for (int k = 0; k < NCASES; k++) {
+            struct img_chunk c;
+            uint64_t fr[3];
+            img_chunk_new(&im, &c, 2048, 0);
+            interps[k] = img_interp(&im);
+            uint64_t top = push_chain(&im, &c, codes, offs, 3, 0, fr);
+            switch (k) {
+            case BAD_OWNER: img_w8(&im, fr[1] + (uint64_t)l->if_owner, 9); break;
+            case NO_CODE: img_f64(&im, fr[1], l->if_code, 0); break;
+            case ODD_CODE: img_f64(&im, fr[2], l->if_code, codes[2] + 3); break;
+            case ODD_PREV: img_f64(&im, fr[0], l->if_previous, fr[1] + 1); break;
+            case LOST_PREV: img_f64(&im, fr[1], l->if_previous, img_hole(&im)); break;
+            case HUGE_CHUNK: break;
+            }
+            uint64_t ts = img_tstate(&im, interps[k], 0x7f00, 42);
+            img_link_threads(&im, interps[k], &ts, 1);
+            img_set_frame(&im, ts, top, &c, 0);
+            if (k == HUGE_CHUNK) /* a datastack_top far past the chunk: no copy, frames read alone */
+                img_f64(&im, ts, l->ts_datastack_top, c.addr + (64u << 20));
+        }
+        img_commit(&im);
+        const int want[NCASES] = {-EINVAL, -EINVAL, -EINVAL, -EINVAL, -EFAULT, 0};
+        struct walker *w = walker_new(&im.rt);
+        for (int k = 0; k < NCASES; k++) {
+            struct walk_thread t;
+            struct rawframe out[8];
+            size_t depth = 0;
+            only_thread(&im, w, interps[k], &t);
+            int ret = walk_stack(w, &t, out, 8, &depth);
+            if (ret != want[k])
+                TEST_FAILF("3.%d case %d: %d, expected %d", im.minor, k, ret, want[k]);
+            if (k == HUGE_CHUNK)
+                check_frames(&im, out, depth, codes, offs, 3);
+        }
+        walker_free(w);
+        img_release(&im);
+    }
+}
