@@ -16,7 +16,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PYSTROBE = os.path.join(ROOT, "pystrobe")
+PYSTROBE = os.environ.get("BENCH_PYSTROBE") or os.path.join(ROOT, "pystrobe")
 READV_COST = os.path.join(ROOT, "build", "bench", "readv_cost")
 DEPTHS = [int(d) for d in os.environ.get("BENCH_DEPTHS", "10,50,200").split(",")]
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))

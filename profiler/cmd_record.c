@@ -226,7 +226,7 @@ static void print_summary(const struct record_opts *o, const struct sampler_resu
 }
 
 static int write_profile(struct outfile *out, const struct agg *a, const struct names *n,
-                         const struct record_opts *o)
+                         const struct record_opts *o, const struct sampler_result *r)
 {
     struct pserr err;
     if (folded_write(out->f, a, n, o->threads ? FOLDED_THREADS : 0) < 0) {
@@ -236,6 +236,7 @@ static int write_profile(struct outfile *out, const struct agg *a, const struct 
     size_t stacks = a->nstacks;
     char *path = xstrdup(out->path);
     int ret = outfile_commit(out, &err);
+    print_summary(o, r, a);
     if (ret == 0)
         fprintf(stderr, "pystrobe: wrote %s (%zu distinct stacks)\n", path, stacks);
     free(path);
@@ -267,6 +268,8 @@ int cmd_record(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    /* A reader of stderr that goes away must not end the recording. */
+    signal(SIGPIPE, SIG_IGN);
 
     if (o.command) {
         if (launch_start(o.command, &child, &err) < 0) {
@@ -306,8 +309,8 @@ int cmd_record(int argc, char **argv)
     struct sampler_result r;
     agg_init(&a);
     sampler_run(&s, &so, &a, &r);
-    print_summary(&o, &r, &a);
-    status = write_profile(&out, &a, &s.names, &o);
+    /* The profile first: a closed stderr must not cost the profile. */
+    status = write_profile(&out, &a, &s.names, &o, &r);
     agg_release(&a);
     if (child) {
         int terminated = 0, st = r.child_status;

@@ -29,6 +29,9 @@ struct mem {
     struct mem_maps maps;
     int maps_read;
     uint64_t calls;
+    /* mem_readv's scratch: IOV_MAX local and remote pieces, and their indexes. */
+    struct iovec *local, *remote;
+    size_t *idx;
 };
 
 struct mem *mem_new_pid(pid_t pid)
@@ -79,12 +82,14 @@ void mem_free(struct mem *m)
         free(m->segs[i].data);
     free(m->segs);
     mem_maps_release(&m->maps);
+    free(m->local);
+    free(m->remote);
+    free(m->idx);
     free(m);
 }
 
-static int buffer_read(struct mem *m, uint64_t addr, void *buf, size_t len)
+static int buffer_read(const struct mem *m, uint64_t addr, void *buf, size_t len)
 {
-    m->calls++;
     for (size_t i = 0; i < m->nsegs; i++) {
         struct buf_seg *s = &m->segs[i];
         if (addr >= s->addr && addr - s->addr <= s->len && len <= s->len - (addr - s->addr)) {
@@ -101,8 +106,10 @@ int mem_read(struct mem *m, uint64_t addr, void *buf, size_t len)
         return 0;
     if (addr + len < addr)
         return -EFAULT;
-    if (m->pid <= 0)
+    if (m->pid <= 0) {
+        m->calls++;
         return buffer_read(m, addr, buf, len);
+    }
     struct iovec local = {buf, len};
     struct iovec remote = {(void *)(uintptr_t)addr, len};
     m->calls++;
@@ -118,18 +125,26 @@ int mem_readv(struct mem *m, struct mem_iov *iov, size_t n)
 {
     int good = 0;
     if (m->pid <= 0) {
+        /* Counted as one call, as process_vm_readv would be. */
+        m->calls++;
         for (size_t i = 0; i < n; i++) {
-            iov[i].ok = mem_read(m, iov[i].addr, iov[i].buf, iov[i].len) == 0;
+            iov[i].ok = iov[i].len == 0 || buffer_read(m, iov[i].addr, iov[i].buf, iov[i].len) == 0;
             good += iov[i].ok;
         }
         return good;
     }
-    struct iovec local[64], remote[64];
+    if (!m->local) {
+        m->local = xmalloc(IOV_MAX * sizeof(*m->local));
+        m->remote = xmalloc(IOV_MAX * sizeof(*m->remote));
+        m->idx = xmalloc(IOV_MAX * sizeof(*m->idx));
+    }
+    struct iovec *local = m->local, *remote = m->remote;
+    size_t *idx = m->idx;
     size_t i = 0;
     while (i < n) {
-        /* Gather up to 64 non-empty pieces starting at i. */
-        size_t idx[64], k = 0, j = i;
-        for (; j < n && k < ARRAY_SIZE(local); j++) {
+        /* Gather up to IOV_MAX non-empty pieces starting at i. */
+        size_t k = 0, j = i;
+        for (; j < n && k < IOV_MAX; j++) {
             if (iov[j].len == 0) {
                 iov[j].ok = 1;
                 good++;

@@ -78,7 +78,10 @@ const struct mem_region *mem_find_region(struct mem *m, uint64_t addr);
 /* 1 when [addr, addr+len) lies in readable mappings (per the last maps read). */
 int mem_readable(struct mem *m, uint64_t addr, size_t len);
 
-/* How many read system calls (or buffer reads) this source made. */
+/*
+ * How many read system calls this source made (a buffer source counts each
+ * mem_read and each mem_readv as one, as a live process would need).
+ */
 uint64_t mem_read_calls(const struct mem *m);
 
 /* Parses the text of /proc/PID/maps into maps (for tests).  0 or -EINVAL. */

@@ -24,12 +24,19 @@ void snapshot_release(struct snapshot *sn)
 
 /* Walks one thread's stack into sn->raw. */
 static void walk_one(struct session *s, struct snapshot *sn, struct snap_thread *t,
-                     const struct walk_thread *w, size_t max_depth)
+                     struct walk_thread *w, size_t max_depth)
 {
     GROW(sn->raw, sn->rawcap, sn->nraw + max_depth);
     t->off = sn->nraw;
     t->walked = 1;
     t->status = walk_stack(s->walker, w, sn->raw + sn->nraw, max_depth, &t->depth);
+    /* A stack caught changing under the walk: look again once, from the
+     * thread's current top frame. */
+    if ((t->status == -EINVAL || t->status == -EFAULT) &&
+        walk_refresh(s->walker, sn->interp, w) == 0) {
+        sn->retries++;
+        t->status = walk_stack(s->walker, w, sn->raw + sn->nraw, max_depth, &t->depth);
+    }
     if (t->status < 0)
         t->depth = 0;
     sn->nraw += t->depth;
@@ -95,7 +102,7 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
             continue;
         if (o->gil_only && !t->gil)
             continue;
-        if (!sn->threads[i].frame)
+        if (!walk_has_frames(&sn->threads[i]))
             continue;
         walk_one(s, sn, t, &sn->threads[i], o->max_depth);
     }

@@ -41,6 +41,7 @@ struct snapshot {
     struct code_entry **entries;
     uint32_t *ids;
     size_t idcap;
+    uint64_t retries;    /* walks repeated after a torn read (a running count) */
 };
 
 void snapshot_init(struct snapshot *sn);

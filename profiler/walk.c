@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/htab.h"
 #include "profiler/proc.h"
 
 /* 3.11+ frame owners. */
@@ -24,6 +25,20 @@ struct chunk_copy {
     uint64_t previous;     /* the next older chunk, 0 at the end */
 };
 
+struct chain_hint {
+    uint64_t tstate;
+    uint64_t *addr;     /* frame addresses, innermost first */
+    size_t n, cap;
+    uint32_t used;      /* walks counter when last used */
+};
+
+/* Hints unused for this many walks are dropped. */
+#define HINT_TTL 4096
+/* The first frames of a walk are looked up in the hint's first entries only. */
+#define HINT_SEARCH 256
+/* Batches per walk: a stack that keeps leaving its old chain is read one by one. */
+#define HINT_BATCHES 4
+
 struct walker {
     struct pyrt *rt;
     const struct pylayout *l;
@@ -32,6 +47,22 @@ struct walker {
     uint64_t frame_type;    /* PyFrame_Type, known or confirmed by name */
     int tid_offset;         /* offset of tid in struct pthread; -1 unknown */
     pid_t ns_pid;           /* the process's id in its own PID namespace */
+    /* The thread states of the last walk_threads, and a buffer for them. */
+    uint64_t *prev_ts;
+    size_t nprev, prevcap;
+    unsigned char *tsbuf;
+    size_t tsbufcap;
+    struct mem_iov *iov;
+    size_t iovcap;
+    /* <= 3.10: each thread's frame chain of its last walk, by thread state. */
+    struct chain_hint *hints;
+    size_t nhints, hintcap;
+    struct htab hint_index;
+    uint32_t walks;
+    uint64_t *chain;        /* the chain being walked */
+    size_t chaincap;
+    unsigned char *specbuf; /* frames read in a batch along a hint */
+    size_t speccap;
     struct walk_stats stats;
 };
 
@@ -52,6 +83,15 @@ void walker_free(struct walker *w)
         return;
     for (size_t i = 0; i < MAX_CHUNKS; i++)
         free(w->chunks[i].buf);
+    for (size_t i = 0; i < w->nhints; i++)
+        free(w->hints[i].addr);
+    free(w->hints);
+    htab_release(&w->hint_index);
+    free(w->prev_ts);
+    free(w->tsbuf);
+    free(w->iov);
+    free(w->chain);
+    free(w->specbuf);
     free(w);
 }
 
@@ -67,6 +107,57 @@ static uint64_t get_u64(const unsigned char *buf, int off)
     return v;
 }
 
+/* Fills t from the thread state's bytes ts (read from tstate). */
+static void decode_tstate(struct walker *w, uint64_t tstate, const unsigned char *ts,
+                          struct walk_thread *t)
+{
+    const struct pylayout *l = w->l;
+    memset(t, 0, sizeof(*t));
+    t->tstate = tstate;
+    t->thread_id = get_u64(ts, l->ts_thread_id);
+    if (l->ts_native_thread_id >= 0) {
+        uint64_t tid = get_u64(ts, l->ts_native_thread_id);
+        t->native_tid = (pid_t)(tid & 0x7fffffff);
+    }
+    if (l->ts_frame >= 0) {
+        t->frame = get_u64(ts, l->ts_frame);
+    } else if (l->ts_current_frame >= 0) {
+        t->frame = get_u64(ts, l->ts_current_frame);
+    } else {
+        uint64_t cframe = get_u64(ts, l->ts_cframe);
+        uint64_t at = cframe + (uint64_t)l->cf_current_frame;
+        /* The root cframe lives inside the thread state itself (checked
+         * without wrapping around: cframe is untrusted); any other is on the
+         * thread's C stack, read only if the thread is walked. */
+        if (cframe >= tstate && at >= cframe && at - tstate <= (uint64_t)l->ts_size - 8)
+            t->frame = get_u64(ts, (int)(at - tstate));
+        else if (cframe)
+            t->frame_at = at >= cframe ? at : UINT64_MAX; /* wrapped: unreadable */
+    }
+    if (l->ts_datastack_chunk >= 0) {
+        t->chunk = get_u64(ts, l->ts_datastack_chunk);
+        t->chunk_top = get_u64(ts, l->ts_datastack_top);
+    }
+}
+
+/* Reads the previous call's thread states in one batch; returns how many. */
+static size_t batch_prev_tstates(struct walker *w)
+{
+    size_t sz = (size_t)w->l->ts_size, n = w->nprev;
+    if (n == 0)
+        return 0;
+    if (w->tsbufcap < n * sz) {
+        w->tsbufcap = n * sz;
+        w->tsbuf = xrealloc(w->tsbuf, w->tsbufcap);
+    }
+    GROW(w->iov, w->iovcap, n);
+    for (size_t i = 0; i < n; i++)
+        w->iov[i] = (struct mem_iov){w->prev_ts[i], w->tsbuf + i * sz, sz, 0};
+    if (mem_readv(w->rt->mem, w->iov, n) < 0)
+        return 0;
+    return n;
+}
+
 int walk_threads(struct walker *w, uint64_t interp, struct walk_thread *out, size_t max,
                  size_t *n)
 {
@@ -80,51 +171,60 @@ int walk_threads(struct walker *w, uint64_t interp, struct walk_thread *out, siz
         return -EINVAL;
     if ((ret = mem_read_u64(m, interp + (uint64_t)l->is_tstate_head, &tstate)) < 0)
         return ret;
+    /* Thread states come and go rarely: read last time's all at once. */
+    size_t nbatch = tstate && w->nprev && w->prev_ts[0] == tstate ? batch_prev_tstates(w) : 0;
     /* Brent's cycle detection over the list. */
     uint64_t mark = tstate;
     size_t power = 1, lam = 0;
     for (size_t count = 0; tstate; count++) {
-        if (count >= WALK_MAX_THREADS || count >= max || (tstate & 7))
-            return -EINVAL;
-        if ((ret = mem_read(m, tstate, ts, (size_t)l->ts_size)) < 0)
-            return ret;
-        if (get_u64(ts, l->ts_interp) != interp)
-            return -EINVAL;
-        struct walk_thread *t = &out[(*n)++];
-        memset(t, 0, sizeof(*t));
-        t->tstate = tstate;
-        t->thread_id = get_u64(ts, l->ts_thread_id);
-        if (l->ts_native_thread_id >= 0) {
-            uint64_t tid = get_u64(ts, l->ts_native_thread_id);
-            t->native_tid = (pid_t)(tid & 0x7fffffff);
+        if (count >= WALK_MAX_THREADS || count >= max || (tstate & 7)) {
+            ret = -EINVAL;
+            break;
         }
-        if (l->ts_frame >= 0) {
-            t->frame = get_u64(ts, l->ts_frame);
-        } else if (l->ts_current_frame >= 0) {
-            t->frame = get_u64(ts, l->ts_current_frame);
+        const unsigned char *buf = ts;
+        if (count < nbatch && w->prev_ts[count] == tstate && w->iov[count].ok) {
+            buf = w->tsbuf + count * (size_t)l->ts_size;
+            w->stats.hinted_tstates++;
         } else {
-            uint64_t cframe = get_u64(ts, l->ts_cframe);
-            uint64_t at = cframe + (uint64_t)l->cf_current_frame;
-            /* The root cframe lives inside the thread state itself (checked
-             * without wrapping around: cframe is untrusted). */
-            if (cframe >= tstate && at >= cframe && at - tstate <= (uint64_t)l->ts_size - 8)
-                t->frame = get_u64(ts, (int)(at - tstate));
-            else if (cframe && (ret = mem_read_u64(m, at, &t->frame)) < 0)
-                return ret;
+            nbatch = 0;
+            if ((ret = mem_read(m, tstate, ts, (size_t)l->ts_size)) < 0)
+                break;
         }
-        if (l->ts_datastack_chunk >= 0) {
-            t->chunk = get_u64(ts, l->ts_datastack_chunk);
-            t->chunk_top = get_u64(ts, l->ts_datastack_top);
+        if (get_u64(buf, l->ts_interp) != interp) {
+            ret = -EINVAL;
+            break;
         }
-        tstate = get_u64(ts, l->ts_next);
-        if (tstate == mark)
-            return -ELOOP;
+        decode_tstate(w, tstate, buf, &out[(*n)++]);
+        tstate = get_u64(buf, l->ts_next);
+        if (tstate == mark) {
+            ret = -ELOOP;
+            break;
+        }
         if (++lam == power) {
             mark = tstate;
             power *= 2;
             lam = 0;
         }
     }
+    /* Remember this list for the next call (nothing when it was garbage). */
+    GROW(w->prev_ts, w->prevcap, *n + 1);
+    w->nprev = ret < 0 ? 0 : *n;
+    for (size_t i = 0; i < w->nprev; i++)
+        w->prev_ts[i] = out[i].tstate;
+    return ret < 0 ? ret : 0;
+}
+
+int walk_refresh(struct walker *w, uint64_t interp, struct walk_thread *t)
+{
+    unsigned char ts[512];
+    int ret;
+    if (w->l->ts_size > (int)sizeof(ts))
+        return -EINVAL;
+    if ((ret = mem_read(w->rt->mem, t->tstate, ts, (size_t)w->l->ts_size)) < 0)
+        return ret;
+    if (get_u64(ts, w->l->ts_interp) != interp)
+        return -EINVAL;
+    decode_tstate(w, t->tstate, ts, t);
     return 0;
 }
 
@@ -146,50 +246,161 @@ static int is_frame_type(struct walker *w, uint64_t type)
     return 1;
 }
 
-static int walk_frame_objects(struct walker *w, uint64_t frame, struct rawframe *out,
-                              size_t max, size_t *depth)
+static int hint_eq(const void *ctx, uint32_t idx, const void *key)
+{
+    const struct walker *w = ctx;
+    return w->hints[idx].tstate == *(const uint64_t *)key;
+}
+
+/* The chain hint of a thread state, created empty if new. */
+static struct chain_hint *get_hint(struct walker *w, uint64_t tstate)
+{
+    uint32_t i = htab_find(&w->hint_index, hash_u64(tstate), hint_eq, w, &tstate);
+    if (i == HTAB_NONE) {
+        /* Now and then, drop the hints of threads that are gone. */
+        if (w->nhints >= 64 && (w->walks & 1023) == 0) {
+            size_t k = 0;
+            for (size_t j = 0; j < w->nhints; j++) {
+                if (w->walks - w->hints[j].used < HINT_TTL)
+                    w->hints[k++] = w->hints[j];
+                else
+                    free(w->hints[j].addr);
+            }
+            w->nhints = k;
+            htab_clear(&w->hint_index);
+            for (size_t j = 0; j < k; j++)
+                htab_insert(&w->hint_index, hash_u64(w->hints[j].tstate), (uint32_t)j);
+        }
+        GROW(w->hints, w->hintcap, w->nhints + 1);
+        i = (uint32_t)w->nhints++;
+        memset(&w->hints[i], 0, sizeof(w->hints[i]));
+        w->hints[i].tstate = tstate;
+        htab_insert(&w->hint_index, hash_u64(tstate), i);
+    }
+    w->hints[i].used = w->walks;
+    return &w->hints[i];
+}
+
+/* Index of frame among the hint's first entries, or -1. */
+static long hint_find(const struct chain_hint *h, uint64_t frame)
+{
+    size_t n = MIN(h->n, (size_t)HINT_SEARCH);
+    for (size_t k = 0; k < n; k++)
+        if (h->addr[k] == frame)
+            return (long)k;
+    return -1;
+}
+
+/* Reads the hint's frames [from, from+count) in one batch into specbuf. */
+static void hint_batch(struct walker *w, const struct chain_hint *h, size_t from, size_t count,
+                       size_t len)
+{
+    if (w->speccap < count * len) {
+        w->speccap = count * len;
+        w->specbuf = xrealloc(w->specbuf, w->speccap);
+    }
+    GROW(w->iov, w->iovcap, count);
+    for (size_t i = 0; i < count; i++)
+        w->iov[i] = (struct mem_iov){h->addr[from + i], w->specbuf + i * len, len, 0};
+    if (mem_readv(w->rt->mem, w->iov, count) < 0)
+        for (size_t i = 0; i < count; i++)
+            w->iov[i].ok = 0;
+}
+
+/*
+ * Checks a PyFrameObject's bytes and fills out.  A frame freed while we
+ * walked (refcount 0) means the stack changed under us: a torn read.  (Taking
+ * freed frames as "the stack of a moment ago" was tried: their f_back is
+ * often already reused, and a third of such stacks came out wrong.)
+ */
+static int take_frame_object(struct walker *w, const unsigned char *buf, struct rawframe *out)
+{
+    const struct pylayout *l = w->l;
+    int64_t refcnt = (int64_t)get_u64(buf, 0);
+    if (refcnt <= 0 || !is_frame_type(w, get_u64(buf, l->ob_type)))
+        return -EINVAL;
+    int32_t lasti;
+    memcpy(&lasti, buf + l->fo_lasti, 4);
+    out->code = get_u64(buf, l->fo_code);
+    out->addrq = lasti < 0 ? -1 : (int64_t)lasti * (l->lasti_units ? 2 : 1);
+    return out->code ? 0 : -EINVAL;
+}
+
+static int walk_frame_objects(struct walker *w, const struct walk_thread *t,
+                              struct rawframe *out, size_t max, size_t *depth)
 {
     const struct pylayout *l = w->l;
     unsigned char buf[160];
     size_t len = (size_t)MAX(MAX(l->fo_back, l->fo_code) + 8, l->fo_lasti + 4);
-    uint64_t mark = frame;
+    uint64_t frame = t->frame, mark = frame;
     size_t power = 1, lam = 0, n = 0;
-    int ret;
+    struct chain_hint *h = get_hint(w, t->tstate);
+    /* spec: the hint's frames [spec_from, spec_to) are in specbuf; j: the
+     * hint index of the frame just taken from it, or -1. */
+    size_t spec_from = 0, spec_to = 0;
+    long j = -1;
+    int batches = 0, ret = 0;
     *depth = 0;
     if (len > sizeof(buf))
         return -EINVAL;
+    GROW(w->chain, w->chaincap, max + 1);
     while (frame) {
         if (n >= max) {
-            *depth = n;
-            return 1;
+            ret = 1;
+            break;
         }
-        if (frame & 7)
-            return -EINVAL;
-        if ((ret = mem_read(w->rt->mem, frame, buf, len)) < 0)
-            return ret;
-        w->stats.single_reads++;
-        int64_t refcnt = (int64_t)get_u64(buf, 0);
-        /* A frame freed while we walked (refcount 0) means the stack changed under us. */
-        if (refcnt <= 0 || !is_frame_type(w, get_u64(buf, l->ob_type)))
-            return -EINVAL;
-        int32_t lasti;
-        memcpy(&lasti, buf + l->fo_lasti, 4);
-        out[n].code = get_u64(buf, l->fo_code);
-        out[n].addrq = lasti < 0 ? -1 : (int64_t)lasti * (l->lasti_units ? 2 : 1);
-        if (!out[n].code)
-            return -EINVAL;
-        n++;
-        frame = get_u64(buf, l->fo_back);
-        if (frame == mark)
-            return -ELOOP;
+        if (frame & 7) {
+            ret = -EINVAL;
+            break;
+        }
+        const unsigned char *f = NULL;
+        if (j >= 0 && (size_t)j + 1 < spec_to && h->addr[j + 1] == frame &&
+            w->iov[j + 1 - (long)spec_from].ok) {
+            j++;
+            f = w->specbuf + (size_t)(j - (long)spec_from) * len;
+        } else {
+            j = -1;
+            long k = batches < HINT_BATCHES ? hint_find(h, frame) : -1;
+            if (k >= 0 && (size_t)k + 1 < h->n) {
+                /* This frame was on the last stack: the ones below it most
+                 * likely still are.  Read this one fresh, those in one go. */
+                spec_from = (size_t)k + 1;
+                spec_to = MIN(h->n, spec_from + (max - n));
+                hint_batch(w, h, spec_from, spec_to - spec_from, len);
+                batches++;
+                j = k;
+            }
+        }
+        if (f && take_frame_object(w, f, &out[n]) == 0) {
+            w->stats.hinted_frames++;
+        } else {
+            if ((ret = mem_read(w->rt->mem, frame, buf, len)) < 0)
+                break;
+            w->stats.single_reads++;
+            f = buf;
+            if ((ret = take_frame_object(w, f, &out[n])) < 0)
+                break;
+        }
+        w->chain[n++] = frame;
+        frame = get_u64(f, l->fo_back);
+        if (frame == mark) {
+            ret = -ELOOP;
+            break;
+        }
         if (++lam == power) {
             mark = frame;
             power *= 2;
             lam = 0;
         }
     }
-    *depth = n;
-    return 0;
+    if (ret >= 0) {
+        /* This chain is the next walk's hint. */
+        GROW(h->addr, h->cap, n + 1);
+        memcpy(h->addr, w->chain, n * sizeof(uint64_t));
+        h->n = n;
+    }
+    *depth = ret >= 0 ? n : 0;
+    return ret;
 }
 
 /* ---- 3.11+: _PyInterpreterFrame chains in data-stack chunks ---- */
@@ -224,8 +435,12 @@ static int copy_older_chunk(struct walker *w)
     unsigned char hdr[32];
     if (!prev || (prev & 7) || mem_read(w->rt->mem, prev, hdr, (size_t)l->chunk_data) < 0)
         return -ENOENT;
-    uint64_t top = get_u64(hdr, l->chunk_top);
-    if (top < prev || copy_chunk(w, &w->chunks[w->nchunks], prev, top) < 0)
+    /* An older chunk's top is the number of PyObject* slots of data[] in use,
+     * saved when the newer chunk was pushed; size is the chunk's bytes. */
+    uint64_t size = get_u64(hdr, l->chunk_size), top = get_u64(hdr, l->chunk_top);
+    if (size > MAX_CHUNK_BYTES || size < (uint64_t)l->chunk_data ||
+        top > (size - (uint64_t)l->chunk_data) / 8 ||
+        copy_chunk(w, &w->chunks[w->nchunks], prev, prev + (uint64_t)l->chunk_data + top * 8) < 0)
         return -ENOENT;
     w->nchunks++;
     return 0;
@@ -327,8 +542,19 @@ static int walk_interpreter_frames(struct walker *w, const struct walk_thread *t
 int walk_stack(struct walker *w, const struct walk_thread *t, struct rawframe *out, size_t max,
                size_t *depth)
 {
+    w->walks++;
+    if (t->frame_at) {
+        /* 3.11/3.12: the top frame is read from the thread's current cframe. */
+        struct walk_thread top = *t;
+        int ret = mem_read_u64(w->rt->mem, t->frame_at, &top.frame);
+        *depth = 0;
+        if (ret < 0)
+            return ret;
+        top.frame_at = 0;
+        return walk_interpreter_frames(w, &top, out, max, depth);
+    }
     if (w->l->frames == FRAME_OBJECTS)
-        return walk_frame_objects(w, t->frame, out, max, depth);
+        return walk_frame_objects(w, t, out, max, depth);
     return walk_interpreter_frames(w, t, out, max, depth);
 }
 

@@ -26,8 +26,16 @@ struct walk_thread {
     uint64_t thread_id;   /* pthread_t: threading's ident */
     pid_t native_tid;     /* from the thread state (3.11+), else 0 */
     uint64_t frame;       /* top frame, 0 when the thread runs no Python */
+    uint64_t frame_at;    /* 3.11/3.12: where to read the top frame (the thread's
+                           * current cframe, on its C stack), 0 when frame is set */
     uint64_t chunk, chunk_top; /* data stack (3.11+) */
 };
+
+/* 1 when the thread may have Python frames (its top frame is set or still to be read). */
+static inline int walk_has_frames(const struct walk_thread *t)
+{
+    return t->frame != 0 || t->frame_at != 0;
+}
 
 struct rawframe {
     uint64_t code;
@@ -37,6 +45,8 @@ struct rawframe {
 struct walk_stats {
     uint64_t chunk_frames;  /* 3.11+: frames found in a data-stack copy */
     uint64_t single_reads;  /* frames read one by one */
+    uint64_t hinted_frames; /* <= 3.10: frames read in one batch along the last walk's chain */
+    uint64_t hinted_tstates; /* thread states read in one batch along the last list */
 };
 
 struct walker;
@@ -47,14 +57,22 @@ void walker_free(struct walker *w);
 
 /*
  * Reads the thread states of interpreter interp into out (at most max).
- * Returns 0, or a negative errno (-EINVAL when the list is garbage, -ESRCH
- * when the process is gone).
+ * The thread states of the previous call are read in one batch first, as
+ * they rarely change.  Returns 0, or a negative errno (-EINVAL when the list
+ * is garbage, -ELOOP when it has a cycle, -EFAULT when it cannot be read,
+ * -ESRCH when the process is gone).
  */
 int walk_threads(struct walker *w, uint64_t interp, struct walk_thread *out, size_t max,
                  size_t *n);
 
+/* Re-reads one thread state (after a torn walk).  0 or a negative errno. */
+int walk_refresh(struct walker *w, uint64_t interp, struct walk_thread *t);
+
 /*
  * Walks a thread's stack from its top frame: out[0] is the innermost frame.
+ * On <= 3.10, the frames below the first one found on the thread's previous
+ * stack are read in one batch along that stack's chain (each one still
+ * checked, and used only where the chain still leads to it).
  * Returns 0, 1 when the stack was cut at max frames (the outermost ones are
  * missing), or a negative errno: -EFAULT unreadable frame, -EINVAL garbage
  * (a frame of the wrong type, a dead frame: a torn read), -ELOOP a cycle.

@@ -451,7 +451,9 @@ IMG_FN void img_chunk_new(struct img *im, struct img_chunk *c, size_t size, uint
     c->top = c->addr + (uint64_t)l->chunk_data;
     img_f64(im, c->addr, l->chunk_previous, previous);
     img_f64(im, c->addr, l->chunk_size, size);
-    img_f64(im, c->addr, l->chunk_top, c->top);
+    /* The chunk's own top is a count of PyObject* slots used in data[]
+     * (CPython saves it there when it pushes a newer chunk). */
+    img_f64(im, c->addr, l->chunk_top, (c->top - c->addr - (uint64_t)l->chunk_data) / 8);
 }
 
 /* Writes a 3.11+ interpreter frame at f; instr is code + co_code_adaptive + off. */
@@ -476,7 +478,7 @@ IMG_FN uint64_t img_push(struct img *im, struct img_chunk *c, uint64_t code, int
     uint64_t f = c->top;
     img_iframe_at(im, f, code, off, owner, previous);
     c->top += fsize;
-    img_f64(im, c->addr, l->chunk_top, c->top);
+    img_f64(im, c->addr, l->chunk_top, (c->top - c->addr - (uint64_t)l->chunk_data) / 8);
     return f;
 }
 

@@ -108,8 +108,8 @@ TEST(buffer_readv_marks_pieces)
     CHECK_INT(iov[3].ok, 1);
     CHECK(memcmp(b0, "0123", 4) == 0);
     CHECK(memcmp(b2, "EFGH", 4) == 0);
-    /* The buffer backend counts one read per non-empty piece. */
-    CHECK_U64(mem_read_calls(m) - before, 3);
+    /* The buffer backend counts a vectored read as one call, as the live one would. */
+    CHECK_U64(mem_read_calls(m) - before, 1);
     mem_free(m);
 }
 

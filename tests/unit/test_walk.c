@@ -107,7 +107,17 @@ TEST(threads_fields_every_version)
         for (size_t i = 0; i < n && i < 3; i++) {
             CHECK_U64(out[i].tstate, ts[i]);
             CHECK_U64(out[i].thread_id, 0x7f0000000100ull + i * 0x1000);
-            CHECK_U64(out[i].frame, frames[i]);
+            /* 3.11/3.12: a cframe outside the thread state is only noted;
+             * the walk reads the top frame from it. */
+            if (out[i].frame_at) {
+                uint64_t top = 0;
+                CHECK_U64(out[i].frame, 0);
+                CHECK(im.lay.ts_cframe >= 0 && i != 1);
+                CHECK_INT(mem_read_u64(im.m, out[i].frame_at, &top), 0);
+                CHECK_U64(top, frames[i]);
+            } else {
+                CHECK_U64(out[i].frame, frames[i]);
+            }
             if (im.lay.ts_native_thread_id >= 0)
                 CHECK_INT(out[i].native_tid, 4000 + (int)i);
             else
@@ -237,8 +247,14 @@ TEST(threads_cframe_unreadable_311_312)
         img_commit(&im);
         struct walker *w = walker_new(&im.rt);
         struct walk_thread out[2];
-        size_t n;
-        CHECK_INT(walk_threads(w, interp, out, 2, &n), -EFAULT);
+        struct rawframe raw[4];
+        size_t n, depth = 9;
+        /* The cframe is read only when the thread is walked. */
+        CHECK_INT(walk_threads(w, interp, out, 2, &n), 0);
+        CHECK_INT(n, 1);
+        CHECK(walk_has_frames(&out[0]));
+        CHECK_INT(walk_stack(w, &out[0], raw, 4, &depth), -EFAULT);
+        CHECK_INT(depth, 0);
         walker_free(w);
         img_release(&im);
     }
@@ -260,8 +276,11 @@ TEST(threads_cframe_wrapping_311_312)
             img_commit(&im);
             struct walker *w = walker_new(&im.rt);
             struct walk_thread out[2];
-            size_t n;
+            struct rawframe raw[4];
+            size_t n, depth;
             int ret = walk_threads(w, interp, out, 2, &n);
+            if (ret == 0 && n == 1)
+                ret = walk_stack(w, &out[0], raw, 4, &depth);
             if (ret != -EFAULT)
                 TEST_FAILF("3.%d cframe 0x%" PRIx64 ": %d", minor, bad[i], ret);
             walker_free(w);
@@ -484,7 +503,8 @@ TEST(iframes_from_chunk_copy)
         /* The whole stack came from one copy of the chunk. */
         CHECK_U64(walk_stats(w)->chunk_frames, 4);
         CHECK_U64(walk_stats(w)->single_reads, 0);
-        CHECK_U64(mem_read_calls(im.m) - reads, 1);
+        /* ... plus, on 3.11/3.12, the read of the top frame from the cframe. */
+        CHECK_U64(mem_read_calls(im.m) - reads, 1 + (t.frame_at != 0));
         /* A second walk reuses nothing stale: same answer, 4 more chunk frames. */
         CHECK_INT(walk_stack(w, &t, out, 8, &depth), 0);
         check_frames(&im, out, depth, codes, offs, 4);
@@ -812,6 +832,141 @@ TEST(iframes_garbage)
             if (k == HUGE_CHUNK)
                 check_frames(&im, out, depth, codes, offs, 3);
         }
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
+/* ---- reading along the last walk (hints) ----------------------------------------- */
+
+/* Rewrites the thread state's top frame and makes the change visible. */
+static void set_top(struct img *im, uint64_t ts, uint64_t frame)
+{
+    img_set_frame(im, ts, frame, NULL, 0);
+    img_commit(im);
+}
+
+TEST(frame_objects_follow_last_chain)
+{
+    enum { N = 30 };
+    for (size_t v = 0; v < ARRAY_SIZE(old_versions); v++) {
+        struct img im;
+        img_init(&im, old_versions[v][0], old_versions[v][1], 0);
+        uint64_t codes[N + 3], frames[N], other = 0;
+        int32_t lasti[N];
+        int64_t addrq[N + 3];
+        mkcodes(&im, codes, N + 3);
+        int m = im.lay.lasti_units ? 2 : 1;
+        for (int i = 0; i < N; i++) {
+            lasti[i] = 2 * i;
+            addrq[i] = 2 * i * m;
+        }
+        uint64_t interp = img_interp(&im);
+        uint64_t ts = old_stack(&im, interp, codes, lasti, N, frames);
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct walk_thread t;
+        struct rawframe out[64];
+        size_t depth;
+
+        /* First walk: one read per frame. */
+        only_thread(&im, w, interp, &t);
+        CHECK_INT(walk_stack(w, &t, out, 64, &depth), 0);
+        check_frames(&im, out, depth, codes, addrq, N);
+        CHECK_U64(walk_stats(w)->single_reads, N);
+        CHECK_U64(walk_stats(w)->hinted_frames, 0);
+
+        /* The same stack again: the top frame fresh, the rest in one batch. */
+        uint64_t reads = mem_read_calls(im.m);
+        CHECK_INT(walk_stack(w, &t, out, 64, &depth), 0);
+        check_frames(&im, out, depth, codes, addrq, N);
+        CHECK_U64(mem_read_calls(im.m) - reads, 2);
+        CHECK_U64(walk_stats(w)->hinted_frames, N - 1);
+
+        /* Three new frames on top of frames[3..]: the walk finds the old chain
+         * at frames[3] and reads the rest along it. */
+        uint64_t f = frames[3];
+        for (int k = 2; k >= 0; k--) {
+            f = img_frame(&im, codes[N + k], f, 0);
+            other = f;
+        }
+        set_top(&im, ts, other);
+        only_thread(&im, w, interp, &t);
+        CHECK_INT(walk_stack(w, &t, out, 64, &depth), 0);
+        uint64_t want[N];
+        int64_t wantq[N];
+        for (int i = 0; i < N; i++) {
+            want[i] = i < 3 ? codes[N + i] : codes[i];
+            wantq[i] = i < 3 ? 0 : addrq[i];
+        }
+        check_frames(&im, out, depth, want, wantq, N);
+
+        /* The chain leaves the old one half way down (frames[12]'s caller is
+         * new): what the batch read beyond it must not be used. */
+        uint64_t tail = img_frame(&im, codes[N], 0, 4);
+        img_f64(&im, frames[12], im.lay.fo_back, tail);
+        /* ... and frames[5] now runs another function (a reused frame). */
+        img_f64(&im, frames[5], im.lay.fo_code, codes[N + 1]);
+        set_top(&im, ts, frames[0]);
+        only_thread(&im, w, interp, &t);
+        for (int round = 0; round < 2; round++) {
+            CHECK_INT(walk_stack(w, &t, out, 64, &depth), 0);
+            uint64_t want2[14];
+            int64_t want2q[14];
+            for (int i = 0; i < 13; i++) {
+                want2[i] = i == 5 ? codes[N + 1] : codes[i];
+                want2q[i] = addrq[i];
+            }
+            want2[13] = codes[N];
+            want2q[13] = 4 * m;
+            check_frames(&im, out, depth, want2, want2q, 14);
+        }
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
+TEST(threads_follow_last_list)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(all_versions); v++) {
+        struct img im;
+        img_init(&im, all_versions[v][0], all_versions[v][1], 0);
+        uint64_t interp = img_interp(&im), ts[6];
+        for (int i = 0; i < 6; i++)
+            ts[i] = img_tstate(&im, interp, 0x7f0000001000ull * (uint64_t)(i + 1), (uint32_t)(100 + i));
+        img_link_threads(&im, interp, ts + 1, 5);
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct walk_thread out[8];
+        size_t n;
+        CHECK_INT(walk_threads(w, interp, out, 8, &n), 0);
+        CHECK_INT(n, 5);
+        CHECK_U64(walk_stats(w)->hinted_tstates, 0);
+        /* The same list: the head pointer, then every thread state at once. */
+        uint64_t reads = mem_read_calls(im.m);
+        CHECK_INT(walk_threads(w, interp, out, 8, &n), 0);
+        CHECK_INT(n, 5);
+        CHECK_U64(mem_read_calls(im.m) - reads, 2);
+        CHECK_U64(walk_stats(w)->hinted_tstates, 5);
+        for (int i = 0; i < 5; i++)
+            CHECK_U64(out[i].tstate, ts[i + 1]);
+        /* A new thread at the head: the batch is not used, the list is right. */
+        img_link_threads(&im, interp, ts, 6);
+        img_commit(&im);
+        CHECK_INT(walk_threads(w, interp, out, 8, &n), 0);
+        CHECK_INT(n, 6);
+        for (int i = 0; i < 6 && i < (int)n; i++) {
+            CHECK_U64(out[i].tstate, ts[i]);
+            CHECK_U64(out[i].thread_id, 0x7f0000001000ull * (uint64_t)(i + 1));
+        }
+        /* A thread gone from the middle: its successor is read afresh. */
+        uint64_t keep[5] = {ts[0], ts[1], ts[3], ts[4], ts[5]};
+        img_link_threads(&im, interp, keep, 5);
+        img_commit(&im);
+        CHECK_INT(walk_threads(w, interp, out, 8, &n), 0);
+        CHECK_INT(n, 5);
+        for (int i = 0; i < 5 && i < (int)n; i++)
+            CHECK_U64(out[i].tstate, keep[i]);
         walker_free(w);
         img_release(&im);
     }
