@@ -243,6 +243,12 @@ size_t utf8_valid_len(const unsigned char *s, size_t n)
     return len;
 }
 
+const char *path_base(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
 int parse_long(const char *s, long *out)
 {
     char *end;

@@ -84,6 +84,9 @@ void utf8_put(struct strbuf *sb, uint32_t cp);
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not valid. */
 size_t utf8_valid_len(const unsigned char *s, size_t n);
 
+/* The last component of a path ("libpython3.12.so" of "/usr/lib/libpython3.12.so"). */
+const char *path_base(const char *path);
+
 /* Parses a whole decimal string into *out; -1 on junk or overflow. */
 int parse_long(const char *s, long *out);
 /* Parses a decimal number of seconds with an optional fraction ("2", "0.5"). */

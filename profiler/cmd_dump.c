@@ -33,12 +33,6 @@ static const char *walk_error(int status)
     }
 }
 
-static const char *base_name(const char *path)
-{
-    const char *s = strrchr(path, '/');
-    return s ? s + 1 : path;
-}
-
 static void text_frame(const struct names *n, uint32_t id, struct strbuf *out)
 {
     const struct names_frame *fr = names_frame_get(n, id);
@@ -55,7 +49,7 @@ static void print_text(struct session *s, const struct snapshot *sn, struct strb
     struct strbuf cmd = STRBUF_INIT;
     proc_cmdline(s->pid, &cmd);
     sb_addf(out, "Process %d: %s\n", (int)s->pid, sb_str(&cmd));
-    sb_addf(out, "Python %s (%s)\n", s->rt.version, base_name(s->rt.binary));
+    sb_addf(out, "Python %s (%s)\n", s->rt.version, path_base(s->rt.binary));
     sb_release(&cmd);
     sb_addc(out, '\n');
     /* The interpreter lists the newest thread first: print the oldest first. */

@@ -18,7 +18,7 @@ int pyobj_type_name(struct pyrt *rt, uint64_t obj, struct strbuf *out)
         (ret = mem_read_u64(rt->mem, type + (uint64_t)rt->layout.tp_name, &name)) < 0)
         return ret;
     /* A short name may sit at the end of a mapping: shrink the read until it works. */
-    for (size_t n = sizeof(buf); n >= 8; n /= 2) {
+    for (size_t n = sizeof(buf); n >= 1; n /= 2) {
         if (mem_read(rt->mem, name, buf, n) == 0) {
             size_t len = strnlen(buf, n);
             if (len == n)
@@ -28,6 +28,17 @@ int pyobj_type_name(struct pyrt *rt, uint64_t obj, struct strbuf *out)
         }
     }
     return -EFAULT;
+}
+
+int pyobj_type_is(struct pyrt *rt, uint64_t obj, const char *name)
+{
+    uint64_t type, tp_name;
+    char buf[32];
+    size_t n = strlen(name) + 1; /* the name and its terminator: no more is read */
+    return n <= sizeof(buf) && obj &&
+           mem_read_u64(rt->mem, obj + (uint64_t)rt->layout.ob_type, &type) == 0 &&
+           mem_read_u64(rt->mem, type + (uint64_t)rt->layout.tp_name, &tp_name) == 0 &&
+           mem_read(rt->mem, tp_name, buf, n) == 0 && memcmp(buf, name, n) == 0;
 }
 
 /* Every entry slot of a keys object, in index order, empty ones included. */

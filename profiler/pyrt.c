@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "profiler/proc.h"
+#include "profiler/pyobj.h"
 #include "symbolizer/elfsym.h"
 
 /* The scan validates at most this many distinct candidate pointers. */
@@ -41,19 +42,13 @@ static unsigned allowed_routes(void)
     return set;
 }
 
-static const char *base_name(const char *path)
-{
-    const char *s = strrchr(path, '/');
-    return s ? s + 1 : path;
-}
-
 /* Chooses the mapping of the ELF that holds the interpreter. */
 static const struct mem_region *find_binary(struct pyrt *rt, const struct mem_maps *maps)
 {
     const struct mem_region *exe = NULL;
     for (size_t i = 0; i < maps->n; i++) {
         const struct mem_region *r = &maps->v[i];
-        if (r->path[0] == '/' && strstr(base_name(r->path), "libpython")) {
+        if (r->path[0] == '/' && strstr(path_base(r->path), "libpython")) {
             rt->binary_is_exe = 0;
             return r;
         }
@@ -92,7 +87,7 @@ static void format_version(char *buf, size_t len, uint64_t hex)
 /* "libpython3.12.so.1.0", "python2.7", "libpython3.6m.so" -> 3, 12 */
 static int version_from_name(const char *path, int *major, int *minor)
 {
-    const char *b = base_name(path);
+    const char *b = path_base(path);
     const char *p = strstr(b, "python");
     if (!p)
         return -1;
@@ -141,40 +136,17 @@ static int version_from_bss(struct pyrt *rt, struct elf_file *ef, char *out, siz
     return ret;
 }
 
-/* Reads the object's type name (up to len-1 bytes) into buf.  0 or -errno. */
-static int type_name(struct pyrt *rt, uint64_t obj, char *buf, size_t len)
-{
-    uint64_t type, name;
-    int ret;
-    if ((ret = mem_read_u64(rt->mem, obj + (uint64_t)rt->layout.ob_type, &type)) < 0 ||
-        (ret = mem_read_u64(rt->mem, type + (uint64_t)rt->layout.tp_name, &name)) < 0)
-        return ret;
-    memset(buf, 0, len);
-    /* The name may sit near the end of a mapping: read what is readable. */
-    for (size_t n = len - 1; n > 0; n /= 2)
-        if (mem_read(rt->mem, name, buf, n) == 0)
-            return 0;
-    return -EFAULT;
-}
-
-static int is_code(struct pyrt *rt, uint64_t code)
-{
-    char name[8];
-    return code && type_name(rt, code, name, sizeof(name)) == 0 && strcmp(name, "code") == 0;
-}
-
 /* 1 when the thread state's top frame leads to a code object. */
 static int top_frame_ok(struct pyrt *rt, const unsigned char *ts)
 {
     const struct pylayout *l = &rt->layout;
     uint64_t frame = 0, code = 0;
     if (l->frames == FRAME_OBJECTS) {
-        char name[8];
         memcpy(&frame, ts + l->ts_frame, 8);
-        if (!frame || type_name(rt, frame, name, sizeof(name)) < 0 || strcmp(name, "frame"))
+        if (!pyobj_type_is(rt, frame, "frame"))
             return 0;
         return mem_read_u64(rt->mem, frame + (uint64_t)l->fo_code, &code) == 0 &&
-               is_code(rt, code);
+               pyobj_type_is(rt, code, "code");
     }
     if (l->ts_current_frame >= 0) {
         memcpy(&frame, ts + l->ts_current_frame, 8);
@@ -191,7 +163,7 @@ static int top_frame_ok(struct pyrt *rt, const unsigned char *ts)
         uint8_t owner = f[l->if_owner];
         memcpy(&code, f + l->if_code, 8);
         if ((int)owner != l->owner_cstack)
-            return is_code(rt, code);
+            return pyobj_type_is(rt, code, "code");
         memcpy(&frame, f + l->if_previous, 8);
     }
     return 0;
