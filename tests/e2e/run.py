@@ -61,7 +61,8 @@ CO_FILENAME.pop('generated_src')
 MAX_DEPTH = 4096          # pystrobe's stack depth limit (contract)
 RATE = 200                # record: samples per second
 DURATION = 1.5            # record: seconds (attach mode)
-LAUNCH_BUSY = 3.0         # record launch: target exits after this many seconds
+LAUNCH_BUSY = 5.0         # record launch: target exits after this many seconds
+                          # (long enough that start-up, sampled too, stays a small share)
 BUSY_SHARE = 0.80         # busy() must be the leaf of at least this share
 T_DUMP = 60               # timeouts (seconds) for pystrobe invocations
 T_RECORD = 30
@@ -562,7 +563,10 @@ class Target(object):
             calls = task_syscalls(self.pid)
             if calls is not None:
                 others = [t for t, c in calls.items() if c not in SLEEP_SYSCALLS]
-                if calls.get(self.pid) in SLEEP_SYSCALLS and len(others) <= 1:
+                # ... and busy is running Python again, not waiting for the GIL
+                # it gave up (e.g. to the main thread for a signal handler).
+                if calls.get(self.pid) in SLEEP_SYSCALLS and len(others) <= 1 and \
+                        all(calls[t] == 'running' for t in others):
                     return
             else:
                 st = task_states(self.pid)
