@@ -6,6 +6,9 @@
 
 #include "profiler/proc.h"
 
+/* Snapshots between two looks at the interpreter state's address. */
+#define INTERP_RECHECK 64
+
 void snapshot_init(struct snapshot *sn)
 {
     memset(sn, 0, sizeof(*sn));
@@ -78,13 +81,28 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
     uint64_t holder = 0;
     sn->nthreads = sn->nraw = 0;
     s->gen++;
-    if ((ret = pyrt_interp(&s->rt, &sn->interp)) < 0)
+    /* The interpreter state stays where it is for the life of the process:
+     * it is looked up again only now and then, or when its thread list
+     * cannot be read (at exit, it is freed). */
+    int fresh = !sn->interp || s->gen - sn->interp_gen >= INTERP_RECHECK;
+    for (;;) {
+        if (fresh) {
+            if ((ret = pyrt_interp(&s->rt, &sn->interp)) < 0)
+                return ret;
+            sn->interp_gen = s->gen;
+            if (!sn->interp)
+                return 0; /* not initialised yet, or finalised */
+        }
+        GROW(sn->threads, sn->threadcap, (size_t)WALK_MAX_THREADS);
+        ret = walk_threads(s->walker, sn->interp, sn->threads, sn->threadcap, &sn->nthreads);
+        if (ret == 0 || fresh)
+            break;
+        fresh = 1;
+    }
+    if (ret < 0) {
+        sn->interp = 0;
         return ret;
-    if (!sn->interp)
-        return 0; /* not initialised yet, or finalised */
-    GROW(sn->threads, sn->threadcap, (size_t)WALK_MAX_THREADS);
-    if ((ret = walk_threads(s->walker, sn->interp, sn->threads, sn->threadcap, &sn->nthreads)) < 0)
-        return ret;
+    }
     if ((o->gil_only || o->want_gil) && pyrt_gil_holder(&s->rt, sn->interp, &holder) < 0)
         holder = 0;
     GROW(sn->st, sn->stcap, sn->nthreads + 1);

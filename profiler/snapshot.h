@@ -30,7 +30,8 @@ struct snap_thread {
 };
 
 struct snapshot {
-    uint64_t interp;
+    uint64_t interp;     /* the interpreter state (kept across snapshots) */
+    uint32_t interp_gen; /* the session generation that last read its address */
     struct walk_thread *threads;
     size_t nthreads, threadcap;
     struct snap_thread *st;
