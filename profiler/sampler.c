@@ -126,8 +126,9 @@ int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
         }
         int ret = snapshot_take(s, &sn, &o->snap);
         r->ticks++;
-        if (ret == -ESRCH || (ret < 0 && proc_check(s->pid) == -ESRCH) ||
-            child_exited(o->child, r)) {
+        /* A process gone (or a launched command now a zombie) fails the reads. */
+        if (ret == -ESRCH ||
+            (ret < 0 && (proc_check(s->pid) == -ESRCH || child_exited(o->child, r)))) {
             r->target_exited = 1;
             r->ticks--;
             break;
