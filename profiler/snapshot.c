@@ -75,6 +75,9 @@ static int resolve(struct session *s, struct snapshot *sn, int by_function)
     return 0;
 }
 
+/* How many more times a one-off look reads a free GIL's holder. */
+#define GIL_REREADS 64
+
 int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts *o)
 {
     int ret;
@@ -105,6 +108,12 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
     }
     if ((o->gil_only || o->want_gil) && pyrt_gil_holder(&s->rt, sn->interp, &holder) < 0)
         holder = 0;
+    /* A one-off look (dump) asks again while nobody holds the GIL: Python 2
+     * hands it back and forth every 100 instructions even with no other
+     * thread waiting, and a single read can fall in that instant. */
+    for (int k = 0; o->want_gil && !o->gil_only && !holder && k < GIL_REREADS; k++)
+        if (pyrt_gil_holder(&s->rt, sn->interp, &holder) < 0)
+            holder = 0;
     GROW(sn->st, sn->stcap, sn->nthreads + 1);
     for (size_t i = 0; i < sn->nthreads; i++) {
         struct snap_thread *t = &sn->st[i];
