@@ -243,6 +243,24 @@ size_t utf8_valid_len(const unsigned char *s, size_t n)
     return len;
 }
 
+size_t sb_add_utf8(struct strbuf *sb, const char *s, size_t n)
+{
+    size_t bad = 0;
+    sb_grow(sb, n);
+    for (size_t i = 0; i < n;) {
+        size_t len = utf8_valid_len((const unsigned char *)s + i, n - i);
+        if (len) {
+            sb_add(sb, s + i, len);
+            i += len;
+        } else {
+            sb_add(sb, "\xef\xbf\xbd", 3);
+            bad++;
+            i++;
+        }
+    }
+    return bad;
+}
+
 const char *path_base(const char *path)
 {
     const char *s = strrchr(path, '/');

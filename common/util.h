@@ -83,6 +83,8 @@ static inline uint64_t hash_u64(uint64_t x)
 void utf8_put(struct strbuf *sb, uint32_t cp);
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not valid. */
 size_t utf8_valid_len(const unsigned char *s, size_t n);
+/* Appends s[0..n) with each byte that is not valid UTF-8 replaced by U+FFFD; returns how many were. */
+size_t sb_add_utf8(struct strbuf *sb, const char *s, size_t n);
 
 /* The last component of a path ("libpython3.12.so" of "/usr/lib/libpython3.12.so"). */
 const char *path_base(const char *path);

@@ -95,7 +95,7 @@ static inline void golden_fixture(struct profile *p)
         profile_add(p, t, ids, n, counts[i]);
     }
     p->meta.title = strdup("python3 /srv/app.py (pid 4242)");
-    p->meta.start_ns = 1795000000000000000LL; /* 2026-11-18T08:26:40Z */
+    p->meta.start_ns = 1795000000000000000LL; /* 2026-11-18T11:06:40Z */
     p->meta.duration_ns = 940000000LL;
     p->meta.rate = 100;
     p->meta.mode = "cpu";
