@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "output/label.h"
+#include "common/util.h"
+
 
 struct line {
     char *text;
@@ -17,22 +18,20 @@ static int line_cmp(const void *a, const void *b)
     return strcmp(((const struct line *)a)->text, ((const struct line *)b)->text);
 }
 
-int folded_write(FILE *f, const struct agg *a, const struct names *n, unsigned flags)
+int folded_write(FILE *f, const struct profile *p)
 {
-    struct line *lines = xcalloc(a->nstacks + 1, sizeof(*lines));
+    struct line *lines = xcalloc(p->nstacks + 1, sizeof(*lines));
     struct strbuf sb = STRBUF_INIT;
     size_t nl = 0;
-    for (size_t i = 0; i < a->nstacks; i++) {
-        const struct agg_stack *s = &a->stacks[i];
+    for (size_t i = 0; i < p->nstacks; i++) {
+        const struct prof_stack *s = &p->stacks[i];
         sb_reset(&sb);
-        if (flags & FOLDED_THREADS)
-            label_thread(&a->threads[s->thread], &sb);
         for (uint32_t j = 0; j < s->len; j++) {
-            if (sb.len)
+            if (j)
                 sb_addc(&sb, ';');
-            label_frame(n, a->frames[s->off + j], &sb);
+            sb_adds(&sb, p->frames[p->ids[s->off + j]].label);
         }
-        if (!sb.len)
+        if (!sb.len || !s->count)
             continue;
         lines[nl].text = xstrdup(sb.buf);
         lines[nl].count = s->count;

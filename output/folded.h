@@ -4,16 +4,13 @@
 
 #include <stdio.h>
 
-#include "output/agg.h"
-#include "symbolizer/names.h"
-
-/* Root each stack in its thread ("thread NAME (TID)"). */
-#define FOLDED_THREADS 1u
+#include "output/profile.h"
 
 /*
- * Writes the aggregate to f, one line per distinct stack, sorted so that the
- * output depends only on the samples.  Returns 0 or a negative errno.
+ * Writes the profile to f, one line per distinct stack (stacks of different
+ * threads merge unless rooted in their threads), sorted so that the output
+ * depends only on the samples.  Returns 0 or a negative errno.
  */
-int folded_write(FILE *f, const struct agg *a, const struct names *n, unsigned flags);
+int folded_write(FILE *f, const struct profile *p);
 
 #endif

@@ -70,6 +70,8 @@ static const char overview[] =
     "commands:\n"
     "  record   sample a process's Python stacks into a profile\n"
     "  dump     print every thread's Python stack, once\n"
+    "  convert  turn folded stacks into a flame graph, speedscope or pprof file\n"
+    "  diff     compare two profiles: a differential flame graph\n"
     "  help     show the help of a command\n"
     "\n"
     "  pystrobe --version | --help | help COMMAND\n";
@@ -83,9 +85,11 @@ static const char record_help[] =
     "  -p, --pid PID         the process to sample\n"
     "  -- COMMAND [ARGS...]  run COMMAND and sample it until it exits\n"
     "  -o, --output FILE     where the profile goes\n"
-    "                        (default pystrobe-PID-YYYYmmddTHHMMSS.folded)\n"
-    "  -f, --format FORMAT   folded (stacks for flamegraph.pl, inferno, speedscope);\n"
-    "                        without -f, taken from -o's extension (.folded, .txt)\n"
+    "                        (default pystrobe-PID-YYYYmmddTHHMMSS.EXT)\n"
+    "  -f, --format FORMAT   flamegraph (interactive SVG, the default), folded\n"
+    "                        (flamegraph.pl, inferno, speedscope read it), speedscope\n"
+    "                        (JSON) or pprof (gzipped profile.proto); without -f, taken\n"
+    "                        from -o's extension (.svg, .folded/.txt, .json, .pb.gz/.pprof)\n"
     "  -r, --rate HZ         samples per second (default 100)\n"
     "  -d, --duration SECS   stop after SECS seconds (default: when the target exits,\n"
     "                        or on Ctrl-C / SIGTERM)\n"
@@ -93,6 +97,7 @@ static const char record_help[] =
     "      --gil             only the thread holding the GIL\n"
     "      --threads         root each stack in its thread: 'thread NAME (TID)'\n"
     "      --function        aggregate by function (its first line), not by line\n"
+    "      --reverse         flame graph as an icicle: roots at the top\n"
     "  -h, --help            this help\n";
 
 static const char dump_help[] =
@@ -104,6 +109,36 @@ static const char dump_help[] =
     "  -p, --pid PID   the process to inspect\n"
     "      --json      print JSON instead of text\n"
     "  -h, --help      this help\n";
+
+static const char convert_help[] =
+    "usage: pystrobe convert IN [-f FORMAT] [-o OUT]\n"
+    "\n"
+    "Reads folded stacks (pystrobe's, flamegraph.pl's, py-spy's raw output, austin's\n"
+    "collapsed output; '-' for stdin) and writes them in another format.\n"
+    "\n"
+    "  -o, --output FILE     where the result goes (default: stdout)\n"
+    "  -f, --format FORMAT   flamegraph (the default), folded, speedscope or pprof;\n"
+    "                        without -f, taken from -o's extension\n"
+    "  -r, --rate HZ         the rate IN was sampled at (gives pprof and speedscope\n"
+    "                        times, not only counts)\n"
+    "      --title TEXT      the title shown (default: IN's file name)\n"
+    "      --reverse         flame graph as an icicle: roots at the top\n"
+    "  -h, --help            this help\n";
+
+static const char diff_help[] =
+    "usage: pystrobe diff BASE NEW [-o OUT.svg] [--top N]\n"
+    "\n"
+    "Compares two folded profiles (e.g. two benchmark runs).  Writes a flame graph\n"
+    "of NEW's stacks colored by how much each frame's share of the samples grew\n"
+    "(red) or shrank (blue) from BASE.  Threads and processes are matched by name,\n"
+    "not by id.\n"
+    "\n"
+    "  -o, --output FILE   where the SVG goes (default: stdout, unless --top alone)\n"
+    "      --top N         print the N frames whose share changed most (self and\n"
+    "                      total, in percent of each profile's samples)\n"
+    "      --title TEXT    the title shown (default: 'NEW vs BASE')\n"
+    "      --reverse       icicle: roots at the top\n"
+    "  -h, --help          this help\n";
 
 int cmd_help(const char *sub)
 {
@@ -117,6 +152,14 @@ int cmd_help(const char *sub)
     }
     if (!strcmp(sub, "dump")) {
         fputs(dump_help, stdout);
+        return 0;
+    }
+    if (!strcmp(sub, "convert")) {
+        fputs(convert_help, stdout);
+        return 0;
+    }
+    if (!strcmp(sub, "diff")) {
+        fputs(diff_help, stdout);
         return 0;
     }
     return cli_usage("no help for '%s': unknown command", sub);

@@ -6,7 +6,7 @@
 
 #include "common/util.h"
 
-#define PYSTROBE_VERSION "0.1.0"
+#include "common/version.h"
 
 #define EXIT_USAGE 2
 
@@ -26,6 +26,8 @@ int cli_parse_pid(const char *arg, pid_t *pid);
 
 int cmd_record(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
 /* The help text of a subcommand (NULL for the overview) on stdout; 0, or 2 if unknown. */
 int cmd_help(const char *sub);
 

@@ -12,8 +12,9 @@
 #include <unistd.h>
 
 #include "output/agg.h"
-#include "output/folded.h"
+#include "output/profile.h"
 #include "output/outfile.h"
+#include "output/writers.h"
 #include "profiler/cli.h"
 #include "profiler/launch.h"
 #include "profiler/proc.h"
@@ -26,26 +27,13 @@
 #define LAUNCH_GRACE_MS 2000
 #define MAX_RATE 10000.0
 
-enum format { FMT_FOLDED, FMT_FLAMEGRAPH, FMT_SPEEDSCOPE, FMT_PPROF };
-
-static const struct {
-    const char *name;
-    enum format fmt;
-    int available;
-} formats[] = {
-    {"folded", FMT_FOLDED, 1},
-    {"flamegraph", FMT_FLAMEGRAPH, 0},
-    {"speedscope", FMT_SPEEDSCOPE, 0},
-    {"pprof", FMT_PPROF, 0},
-};
-
 struct record_opts {
     pid_t pid;
     char **command;
     const char *output;
     const char *format;
     double rate, duration;
-    int idle, gil, threads, function;
+    int idle, gil, threads, function, reverse;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -56,41 +44,22 @@ static void on_stop_signal(int sig)
     stop_requested = 1;
 }
 
-static int ends_with(const char *s, const char *suffix)
+/* The format: -f, else -o's extension, else a flame graph. */
+static int choose_format(const struct record_opts *o, enum out_format *fmt)
 {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
-/* The format: -f, else -o's extension, else folded. */
-static int choose_format(const struct record_opts *o, enum format *fmt)
-{
-    const char *name = o->format;
-    if (!name && o->output) {
-        if (ends_with(o->output, ".svg"))
-            name = "flamegraph";
-        else if (ends_with(o->output, ".json"))
-            name = "speedscope";
-        else if (ends_with(o->output, ".pb.gz") || ends_with(o->output, ".pprof"))
-            name = "pprof";
+    *fmt = OUT_FLAMEGRAPH;
+    if (o->format) {
+        if (out_format_by_name(o->format, fmt) < 0)
+            return cli_usage("unknown format '%s': use one of %s", o->format, out_format_list());
+    } else if (o->output) {
+        out_format_by_path(o->output, fmt);
     }
-    if (!name)
-        name = "folded";
-    for (size_t i = 0; i < ARRAY_SIZE(formats); i++) {
-        if (strcmp(formats[i].name, name) != 0)
-            continue;
-        if (!formats[i].available)
-            return cli_usage("the %s format is not available yet: use -f folded%s", name,
-                             o->format ? "" : " (it was chosen from -o's extension)");
-        *fmt = formats[i].fmt;
-        return 0;
-    }
-    return cli_usage("unknown format '%s': use folded", name);
+    return 0;
 }
 
 static int parse_record(int argc, char **argv, struct record_opts *o)
 {
-    enum { OPT_IDLE = 256, OPT_GIL, OPT_THREADS, OPT_FUNCTION };
+    enum { OPT_IDLE = 256, OPT_GIL, OPT_THREADS, OPT_FUNCTION, OPT_REVERSE };
     static const struct option longopts[] = {
         {"pid", required_argument, NULL, 'p'},
         {"output", required_argument, NULL, 'o'},
@@ -101,6 +70,7 @@ static int parse_record(int argc, char **argv, struct record_opts *o)
         {"gil", no_argument, NULL, OPT_GIL},
         {"threads", no_argument, NULL, OPT_THREADS},
         {"function", no_argument, NULL, OPT_FUNCTION},
+        {"reverse", no_argument, NULL, OPT_REVERSE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -136,6 +106,7 @@ static int parse_record(int argc, char **argv, struct record_opts *o)
         case OPT_GIL: o->gil = 1; break;
         case OPT_THREADS: o->threads = 1; break;
         case OPT_FUNCTION: o->function = 1; break;
+        case OPT_REVERSE: o->reverse = 1; break;
         case 'h':
             cmd_help("record");
             return -1;
@@ -182,14 +153,14 @@ static int attach_launched(struct session *s, pid_t pid, struct pserr *err)
     }
 }
 
-static void default_output(pid_t pid, struct strbuf *out)
+static void default_output(pid_t pid, enum out_format fmt, struct strbuf *out)
 {
     time_t t = time(NULL);
     struct tm tm;
     char stamp[32];
     localtime_r(&t, &tm);
     strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", &tm);
-    sb_addf(out, "pystrobe-%d-%s.folded", (int)pid, stamp);
+    sb_addf(out, "pystrobe-%d-%s%s", (int)pid, stamp, out_format_ext(fmt));
 }
 
 static void print_summary(const struct record_opts *o, const struct sampler_result *r,
@@ -225,12 +196,38 @@ static void print_summary(const struct record_opts *o, const struct sampler_resu
     sb_release(&sb);
 }
 
+/* What the profile says about itself: the target, when, how long, how often. */
+static void describe(struct profile *p, const struct record_opts *o, pid_t pid,
+                     int64_t start_ns, const struct sampler_result *r)
+{
+    struct strbuf sb = STRBUF_INIT;
+    proc_cmdline(pid, &sb);
+    if (!sb.len && o->command) {
+        for (char **c = o->command; *c; c++)
+            sb_addf(&sb, "%s%s", c == o->command ? "" : " ", *c);
+    }
+    sb_addf(&sb, "%s(pid %d)", sb.len ? " " : "", (int)pid);
+    p->meta.title = sb_detach(&sb);
+    p->meta.start_ns = start_ns;
+    p->meta.duration_ns = (int64_t)r->elapsed_ns;
+    p->meta.rate = o->rate;
+    p->meta.mode = o->gil ? "gil" : o->idle ? "wall" : "cpu";
+}
+
 static int write_profile(struct outfile *out, const struct agg *a, const struct names *n,
-                         const struct record_opts *o, const struct sampler_result *r)
+                         const struct record_opts *o, const struct sampler_result *r,
+                         enum out_format fmt, int64_t start_ns)
 {
     struct pserr err;
-    if (folded_write(out->f, a, n, o->threads ? FOLDED_THREADS : 0) < 0) {
-        int e = errno ? errno : EIO;
+    struct profile p;
+    profile_init(&p);
+    profile_from_agg(&p, a, n, o->threads);
+    describe(&p, o, o->pid, start_ns, r);
+    struct out_opts oo = {.reverse = o->reverse};
+    int wret = out_write(out->f, &p, fmt, &oo);
+    profile_release(&p);
+    if (wret < 0) {
+        int e = -wret;
         return cli_fail("cannot write %s: %s", out->path, strerror(e));
     }
     size_t stacks = a->nstacks;
@@ -250,7 +247,7 @@ int cmd_record(int argc, char **argv)
     struct session s;
     struct pserr err;
     struct agg a;
-    enum format fmt;
+    enum out_format fmt;
     pid_t child = 0;
     int ret, status = 1;
 
@@ -287,7 +284,7 @@ int cmd_record(int argc, char **argv)
     }
     if (!o.output) {
         struct strbuf path = STRBUF_INIT;
-        default_output(o.pid, &path);
+        default_output(o.pid, fmt, &path);
         ret = outfile_open(&out, path.buf, &err);
         sb_release(&path);
         if (ret < 0) {
@@ -308,9 +305,10 @@ int cmd_record(int argc, char **argv)
     };
     struct sampler_result r;
     agg_init(&a);
+    int64_t start_ns = (int64_t)wall_ns();
     sampler_run(&s, &so, &a, &r);
     /* The profile first: a closed stderr must not cost the profile. */
-    status = write_profile(&out, &a, &s.names, &o, &r);
+    status = write_profile(&out, &a, &s.names, &o, &r, fmt, start_ns);
     agg_release(&a);
     if (child) {
         int terminated = 0, st = r.child_status;
@@ -334,6 +332,5 @@ out_nosession:
         int terminated;
         launch_finish(child, 0, &terminated);
     }
-    (void)fmt;
     return status;
 }

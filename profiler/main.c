@@ -12,6 +12,10 @@ int main(int argc, char **argv)
         return cmd_record(argc - 1, argv + 1);
     if (!strcmp(sub, "dump"))
         return cmd_dump(argc - 1, argv + 1);
+    if (!strcmp(sub, "convert"))
+        return cmd_convert(argc - 1, argv + 1);
+    if (!strcmp(sub, "diff"))
+        return cmd_diff(argc - 1, argv + 1);
     if (!strcmp(sub, "help"))
         return cmd_help(argc > 2 ? argv[2] : NULL);
     if (!strcmp(sub, "-h") || !strcmp(sub, "--help"))

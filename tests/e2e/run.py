@@ -26,6 +26,7 @@ Stdlib only; runs on Python 3.6+.
 import argparse
 import concurrent.futures
 import glob
+import gzip
 import json
 import os
 import re
@@ -173,9 +174,9 @@ def clip(s, n):
     return s if len(s) <= n else s[:n] + '... [%d more chars]' % (len(s) - n)
 
 
-def run(argv, timeout, env=None, pass_fds=()):
+def run(argv, timeout, env=None, pass_fds=(), cwd=None):
     t0 = time.time()
-    p = spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, pass_fds=pass_fds)
+    p = spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, pass_fds=pass_fds, cwd=cwd)
     timed_out = False
     try:
         out, err = p.communicate(timeout=timeout)
@@ -1749,6 +1750,179 @@ def errors_group(ctx, interps):
         for p in procs:
             _kill(p)
 
+def formats_group(ctx, interps):
+    """Every output format from a real recording, and convert/diff on the command line."""
+    R = ctx.runner
+    pfx = 'formats/'
+    targets = []
+
+    def py_target():
+        if not interps:
+            raise Skip('no Python interpreter found')
+        I = interps[-1]
+        t = Target(ctx.tmp, I.exe, ver=I.ver, only_busy=True)
+        targets.append(t)
+        t.wait_ready()
+        t.settle()
+        return t
+    py_fx = Lazy(py_target)
+    busy_leaf = label('busy', THREADS_PY, line_of('threads', 'busy'))
+
+    def rec(P, d, args, t):
+        res = record(['-r', str(RATE), '-d', '1'] + args + ['-p', str(t.pid)])
+        P.expect(res.rc == 0 and not res.timed_out, 'exit status %s, expected 0' % res.rc)
+        return res
+
+    try:
+        def flamegraph(name, args, expect_file):
+            def fn():
+                t = py_fx.get()
+                d = ctx.mkdtemp('svg-')
+                P = Problems()
+                res = run([PYSTROBE, 'record', '-r', str(RATE), '-d', '1'] + args + ['-p', str(t.pid)],
+                          T_RECORD, cwd=d)
+                P.expect(res.rc == 0 and not res.timed_out, 'exit status %s, expected 0' % res.rc)
+                files = os.listdir(d)
+                got = [f for f in files if re.match(expect_file, f)]
+                P.expect(len(got) == 1 and len(files) == 1,
+                         'files in the folder: %r, expected one matching %r' % (files, expect_file))
+                if got:
+                    import xml.etree.ElementTree as ET
+                    try:
+                        root = ET.parse(os.path.join(d, got[0])).getroot()
+                    except ET.ParseError as e:
+                        P.expect(False, 'not well-formed XML: %s' % e)
+                        root = None
+                    if root is not None:
+                        P.expect(root.tag == '{http://www.w3.org/2000/svg}svg', 'root element %r' % root.tag)
+                        titles = [e.text or '' for e in root.iter('{http://www.w3.org/2000/svg}title')]
+                        P.expect(any(x.startswith(busy_leaf) for x in titles),
+                                 'no frame titled %r among %d titles' % (busy_leaf, len(titles)))
+                P.fail_if_any(res.describe())
+            R.case(pfx + name, fn)
+        flamegraph('record-flamegraph-by-default', [], r'^pystrobe-[0-9]+-[0-9]{8}T[0-9]{6}\.svg$')
+        flamegraph('record-flamegraph-from-extension', ['-o', 'out.svg'], r'^out\.svg$')
+        flamegraph('record-flamegraph-reverse', ['-f', 'flamegraph', '--reverse', '-o', 'x.out'], r'^x\.out$')
+
+        def speedscope():
+            t = py_fx.get()
+            d = ctx.mkdtemp('ss-')
+            out = os.path.join(d, 'out.json')
+            P = Problems()
+            res = rec(P, d, ['-o', out], t)
+            try:
+                with open(out, encoding='utf-8') as f:
+                    doc = json.load(f)
+            except (OSError, ValueError) as e:
+                P.expect(False, 'cannot read the JSON: %s' % e)
+                doc = None
+            if doc is not None:
+                frames = doc.get('shared', {}).get('frames', [])
+                idx = [i for i, fr in enumerate(frames)
+                       if (fr.get('name'), fr.get('file'), fr.get('line')) ==
+                       ('busy', THREADS_PY, line_of('threads', 'busy'))]
+                P.expect(len(idx) == 1, 'busy\'s frame listed %d times' % len(idx))
+                profs = doc.get('profiles', [])
+                P.expect(len(profs) >= 1 and all(p.get('type') == 'sampled' for p in profs),
+                         'profiles: %r' % [p.get('type') for p in profs])
+                leaves = sum(w for p in profs for s, w in zip(p.get('samples', []), p.get('weights', []))
+                             if s and idx and s[-1] == idx[0])
+                P.expect(leaves > 0, 'no sample has busy as its leaf')
+            P.fail_if_any(res.describe())
+        R.case(pfx + 'record-speedscope', speedscope)
+
+        def pprof():
+            t = py_fx.get()
+            d = ctx.mkdtemp('pp-')
+            out = os.path.join(d, 'out.pb.gz')
+            P = Problems()
+            res = rec(P, d, ['-o', out], t)
+            try:
+                with gzip.open(out, 'rb') as f:
+                    data = f.read()
+            except (OSError, EOFError) as e:
+                P.expect(False, 'not gzip: %s' % e)
+                data = b''
+            P.expect(b'busy' in data and THREADS_PY.encode() in data, 'function or file name missing')
+            P.fail_if_any(res.describe())
+        R.case(pfx + 'record-pprof', pprof)
+
+        def convert_round_trip():
+            t = py_fx.get()
+            d = ctx.mkdtemp('conv-')
+            out = os.path.join(d, 'out.folded')
+            P = Problems()
+            res = rec(P, d, ['--threads', '-o', out], t)
+            stacks = parse_folded(P, out)
+            again = os.path.join(d, 'again.folded')
+            r2 = run([PYSTROBE, 'convert', out, '-o', again], T_PROMPT)
+            P.expect(r2.rc == 0, 'convert to folded: exit status %s' % r2.rc)
+            if stacks is not None:
+                with open(out, 'rb') as f1, open(again, 'rb') as f2:
+                    P.expect(f1.read() == f2.read(), 'convert IN -o OUT.folded changed the stacks')
+            for fmt, ext in (('flamegraph', 'svg'), ('speedscope', 'json'), ('pprof', 'pb.gz')):
+                r3 = run([PYSTROBE, 'convert', out, '-f', fmt, '-o', os.path.join(d, 'c.' + ext)], T_PROMPT)
+                P.expect(r3.rc == 0 and os.path.getsize(os.path.join(d, 'c.' + ext)) > 0,
+                         'convert -f %s: exit status %s' % (fmt, r3.rc))
+            r4 = run([PYSTROBE, 'convert', out, '-f', 'folded'], T_PROMPT)
+            with open(out, 'rb') as f1:
+                P.expect(r4.rc == 0 and r4.out == f1.read(), 'convert to stdout differs')
+            P.fail_if_any(res.describe())
+        R.case(pfx + 'convert-round-trip', convert_round_trip)
+
+        def diff_top():
+            d = ctx.mkdtemp('diff-')
+            base, new = os.path.join(d, 'base.folded'), os.path.join(d, 'new.folded')
+            with open(base, 'w') as f:
+                f.write('thread Main (10);main (a.py:1);slow (a.py:5) 30\nthread Main (10);main (a.py:1);fast (a.py:9) 70\n')
+            with open(new, 'w') as f:
+                f.write('thread Main (99);main (a.py:1);slow (a.py:5) 120\nthread Main (99);main (a.py:1);fast (a.py:9) 80\n')
+            res = run([PYSTROBE, 'diff', base, new, '--top', '2', '-o', os.path.join(d, 'd.svg')], T_PROMPT)
+            P = Problems()
+            P.expect(res.rc == 0, 'exit status %s' % res.rc)
+            lines = res.out_text.strip('\n').split('\n')
+            P.expect(len(lines) == 4, '%d lines, expected 2 header lines and 2 frames' % len(lines))
+            if len(lines) == 4:
+                P.expect(lines[2].split() == ['30.00', '60.00', '+30.00', '30.00', '60.00', '+30.00', 'slow', '(a.py:5)'],
+                         'first row %r' % lines[2])
+                P.expect(lines[3].split() == ['70.00', '40.00', '-30.00', '70.00', '40.00', '-30.00', 'fast', '(a.py:9)'],
+                         'second row %r' % lines[3])
+            P.expect(os.path.getsize(os.path.join(d, 'd.svg')) > 0, 'no SVG written')
+            P.fail_if_any(res.describe())
+        R.case(pfx + 'diff-top', diff_top)
+
+        # -- bad input to convert and diff
+        def bad(name, text, argv_fn, rc, words):
+            def fn():
+                d = ctx.mkdtemp('bad-')
+                src = os.path.join(d, 'in.folded')
+                if text is not None:
+                    with open(src, 'wb') as f:
+                        f.write(text)
+                before = sorted(os.listdir(d))
+                res = run([PYSTROBE] + argv_fn(src, os.path.join(d, 'out.svg')), T_PROMPT)
+                P = Problems()
+                check_one_line_error(P, res, rc, words=words)
+                P.expect(sorted(os.listdir(d)) == before, 'files left behind: %r' % os.listdir(d))
+                P.fail_if_any(res.describe())
+            R.case('errors/' + name, fn)
+        conv = lambda s, o: ['convert', s, '-o', o]
+        bad('convert-malformed-count', b'a;b 1\na;b 2\na;b two\n', conv, 1, ['in.folded:3:', 'count'])
+        bad('convert-empty-frame', b'a;;b 1\n', conv, 1, ['in.folded:1:', 'empty'])
+        bad('convert-binary', b'\x00\x01\x02 1\n', conv, 1, ['in.folded:1:', 'NUL'])
+        bad('convert-no-samples', b'\n\n', conv, 1, ['no samples'])
+        bad('convert-missing-file', None, conv, 1, ['in.folded'])
+        bad('convert-unwritable', b'a 1\n', lambda s, o: ['convert', s, '-o', os.path.join(o, 'x.svg')], 1, [])
+        bad('usage-convert-no-input', b'a 1\n', lambda s, o: ['convert', '-o', o], 2, [])
+        bad('usage-convert-two-inputs', b'a 1\n', lambda s, o: ['convert', s, s, '-o', o], 2, [])
+        bad('usage-convert-unknown-format', b'a 1\n', lambda s, o: ['convert', s, '-f', 'png', '-o', o], 2, ['png'])
+        bad('usage-diff-one-input', b'a 1\n', lambda s, o: ['diff', s, '-o', o], 2, [])
+        bad('usage-diff-not-svg', b'a 1\n', lambda s, o: ['diff', s, s, '-o', o + '.json'], 2, ['.svg'])
+        bad('usage-diff-top-zero', b'a 1\n', lambda s, o: ['diff', s, s, '--top', '0'], 2, ['--top'])
+    finally:
+        for t in targets:
+            t.close()
+
 
 def unknown_version_target(ctx, interps, targets):
     """A 3.11+ interpreter whose Py_Version says 3.14.0 final."""
@@ -1807,6 +1981,7 @@ def main():
 
     groups = [lambda I=I: interp_group(ctx, I) for I in interps]
     groups.insert(0, lambda: errors_group(ctx, interps))
+    groups.insert(1, lambda: formats_group(ctx, interps))
     if not interps:
         runner.report('SKIP', 'interpreters', 'no Python interpreter found')
     interrupted = False

@@ -207,14 +207,18 @@ TEST(label_thread_format)
 
 /* ---- folded ---------------------------------------------------------------------------- */
 
-static char *folded_text(const struct agg *a, const struct names *n, unsigned flags)
+static char *folded_text(const struct agg *a, const struct names *n, int threads)
 {
     char *text = NULL;
     size_t len = 0;
+    struct profile p;
+    profile_init(&p);
+    profile_from_agg(&p, a, n, threads);
     FILE *f = open_memstream(&text, &len);
     REQUIRE(f != NULL);
-    int ret = folded_write(f, a, n, flags);
+    int ret = folded_write(f, &p);
     fclose(f);
+    profile_release(&p);
     CHECK_INT(ret, 0);
     return text;
 }
@@ -267,7 +271,7 @@ TEST(folded_with_thread_roots)
 {
     struct folded_fixture x;
     fixture(&x);
-    char *text = folded_text(&x.a, &x.n, FOLDED_THREADS);
+    char *text = folded_text(&x.a, &x.n, 1);
     CHECK_STR(text, "thread MainThread (101) 6\n"
                     "thread MainThread (101);main (m.py:5);work (m.py:12) 1\n"
                     "thread MainThread (101);main (m.py:5);work (m.py:12);leaf (m.py:21) 7\n"
@@ -309,7 +313,7 @@ TEST(folded_empty)
     struct agg a;
     names_init(&n);
     agg_init(&a);
-    char *text = folded_text(&a, &n, FOLDED_THREADS);
+    char *text = folded_text(&a, &n, 1);
     CHECK_STR(text, "");
     free(text);
     agg_release(&a);
