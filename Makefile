@@ -9,7 +9,7 @@ PYTHON  ?= python3
 WARN     = -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes \
            -Wvla -Wwrite-strings -Wshadow -fno-common
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -I. $(WARN) $(CFLAGS) -MMD -MP
-LIBS     = -lelf -lz
+LIBS     = -lelf -lz -lm
 SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 SRCS     := $(wildcard common/*.c profiler/*.c symbolizer/*.c output/*.c)
@@ -52,7 +52,10 @@ unit-asan: $(SAN_BINS)
 e2e: pystrobe
 	@$(PYTHON) tests/e2e/run.py
 
-check: pystrobe unit unit-asan e2e
+viewers: pystrobe
+	@sh tests/viewers/run.sh ./pystrobe
+
+check: pystrobe unit unit-asan e2e viewers
 
 demo: pystrobe
 	@sh tests/demo.sh
@@ -63,6 +66,7 @@ build/bench/readv_cost: bench/readv_cost.c
 
 bench: pystrobe build/bench/readv_cost
 	@$(PYTHON) bench/run.py
+	@$(PYTHON) bench/writers.py
 
 install: pystrobe
 	install -d $(DESTDIR)$(PREFIX)/bin
@@ -74,7 +78,7 @@ clean:
 # Keep the sanitizer objects between runs.
 .SECONDARY:
 
-.PHONY: all unit unit-asan e2e check demo bench install clean
+.PHONY: all unit unit-asan e2e viewers check demo bench install clean
 
 -include $(OBJS:.o=.d) $(SAN_OBJS:.o=.d)
 -include $(UNIT_BINS:=.d) $(SAN_BINS:=.d)

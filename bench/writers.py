@@ -1,0 +1,88 @@
+"""`make bench`, second part: what each output format costs to write.
+
+Generates folded profiles with 1,000, 10,000 and 100,000 distinct stacks
+(a deterministic random call tree of Python-like frames, 5 to 40 deep),
+converts each with `pystrobe convert` into every format, and reports the
+CPU time, peak memory (max RSS of the converting process) and file size.
+The baseline, measured in the same run on the same input, is converting to
+folded text (read, aggregate, sort, write): other formats are also given as
+a ratio to it.  BENCH_WRITER_SIZES narrows the sizes (e.g. "1000,10000").
+"""
+import os
+import random
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PYSTROBE = os.environ.get("BENCH_PYSTROBE") or os.path.join(ROOT, "pystrobe")
+SIZES = [int(s) for s in os.environ.get("BENCH_WRITER_SIZES", "1000,10000,100000").split(",")]
+FORMATS = [("folded", "folded"), ("flamegraph", "svg"), ("speedscope", "json"), ("pprof", "pb.gz")]
+REPEAT = 3
+
+
+def make_profile(path, n, seed=1):
+    rnd = random.Random(seed)
+    files = ["/srv/app/%s.py" % w for w in ("api", "db", "models", "views", "util", "cache", "auth")]
+    files += ["/usr/lib/python3.11/%s.py" % w for w in ("json/decoder", "re", "socket", "threading")]
+    funcs = ["handle", "query", "fetch", "render", "parse", "encode", "save", "load", "check", "run",
+             "wrapper", "<lambda>", "<module>", "dispatch", "_inner", "compute"]
+    seen = set()
+    with open(path, "w") as f:
+        while len(seen) < n:
+            depth = rnd.randint(5, 40)
+            # A shared trunk makes the tree realistic: stacks branch out from common roots.
+            frames = ["<module> (/srv/app/main.py:10)", "main (/srv/app/main.py:42)"]
+            for d in range(depth):
+                fi = rnd.randrange(len(files)) if d > 2 else d
+                fn = funcs[rnd.randrange(len(funcs))] if d > 1 else funcs[d]
+                frames.append("%s (%s:%d)" % (fn, files[fi], rnd.randint(1, 400 if d > 3 else 3)))
+            key = ";".join(frames)
+            if key in seen:
+                continue
+            seen.add(key)
+            f.write("%s %d\n" % (key, rnd.randint(1, 50)))
+
+
+def measure(args):
+    """CPU seconds and peak RSS (KiB) of one run of args."""
+    pid = os.fork()
+    if pid == 0:
+        os.execv(args[0], args)
+    _, status, ru = os.wait4(pid, 0)
+    if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
+        sys.exit("bench: %s failed (status %r)" % (" ".join(args), status))
+    return ru.ru_utime + ru.ru_stime, ru.ru_maxrss
+
+
+def main():
+    if not os.access(PYSTROBE, os.X_OK):
+        sys.exit("bench: no %s: run make first" % PYSTROBE)
+    tmp = tempfile.mkdtemp(prefix="pystrobe-bench-writers-")
+    try:
+        print("Writers: pystrobe convert from folded input; best of %d runs" % REPEAT)
+        print("%9s %-11s %9s %9s %10s %12s" % ("stacks", "format", "CPU ms", "x folded", "peak MiB", "size"))
+        for n in SIZES:
+            src = os.path.join(tmp, "in-%d.folded" % n)
+            make_profile(src, n)
+            base = None
+            for fmt, ext in FORMATS:
+                out = os.path.join(tmp, "out-%d.%s" % (n, ext))
+                best_cpu, best_rss = None, None
+                for _ in range(REPEAT):
+                    cpu, rss = measure([PYSTROBE, "convert", src, "-f", fmt, "-o", out])
+                    best_cpu = cpu if best_cpu is None else min(best_cpu, cpu)
+                    best_rss = rss if best_rss is None else min(best_rss, rss)
+                if base is None:
+                    base = best_cpu
+                ratio = best_cpu / base if base > 0 else float("nan")
+                size = os.path.getsize(out)
+                print("%9d %-11s %9.1f %9.2f %10.1f %12s" % (n, fmt, best_cpu * 1e3, ratio,
+                                                            best_rss / 1024.0, "{:,}".format(size)))
+            sys.stdout.flush()
+    finally:
+        subprocess.run(["rm", "-rf", tmp])
+
+
+if __name__ == "__main__":
+    main()
