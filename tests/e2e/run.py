@@ -1887,7 +1887,26 @@ def formats_group(ctx, interps):
                          'first row %r' % lines[2])
                 P.expect(lines[3].split() == ['70.00', '40.00', '-30.00', '70.00', '40.00', '-30.00', 'fast', '(a.py:9)'],
                          'second row %r' % lines[3])
-            P.expect(os.path.getsize(os.path.join(d, 'd.svg')) > 0, 'no SVG written')
+            # The colors: slow grew (red), fast shrank (blue) by as much, main did not change.
+            import xml.etree.ElementTree as ET
+            ns = '{http://www.w3.org/2000/svg}'
+            fills = {}
+            try:
+                for g in ET.parse(os.path.join(d, 'd.svg')).getroot().iter(ns + 'g'):
+                    title, rect = g.find(ns + 'title'), g.find(ns + 'rect')
+                    if title is not None and rect is not None:
+                        fills[title.text.split(' (')[0]] = rect.get('fill')
+            except (OSError, ET.ParseError) as e:
+                P.expect(False, 'cannot read the SVG: %s' % e)
+
+            def rgb(name):
+                m = re.match(r'^rgb\((\d+),(\d+),(\d+)\)$', fills.get(name) or '')
+                return tuple(int(x) for x in m.groups()) if m else None
+            slow, fast, main_ = rgb('slow'), rgb('fast'), rgb('main')
+            P.expect(slow is not None and slow[0] > slow[2] + 100, 'slow (grew) is not red: %r' % (slow,))
+            P.expect(fast is not None and fast[2] > fast[0] + 100, 'fast (shrank) is not blue: %r' % (fast,))
+            P.expect(main_ is not None and abs(main_[0] - main_[2]) < 10, 'main (unchanged) is colored: %r' % (main_,))
+            P.expect('thread Main' in fills, 'threads not matched by name across runs: %r' % sorted(fills))
             P.fail_if_any(res.describe())
         R.case(pfx + 'diff-top', diff_top)
 
