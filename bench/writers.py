@@ -1,7 +1,8 @@
 """`make bench`, second part: what each output format costs to write.
 
 Generates folded profiles with 1,000, 10,000 and 100,000 distinct stacks
-(a deterministic random call tree of Python-like frames, 5 to 40 deep),
+(deterministic: a call tree over about 3,000 distinct frames, stacks 6
+to 33 deep, heavy-tailed counts, as a large service has),
 converts each with `pystrobe convert` into every format, and reports the
 CPU time, peak memory (max RSS of the converting process) and file size.
 The baseline, measured in the same run on the same input, is converting to
@@ -13,6 +14,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYSTROBE = os.environ.get("BENCH_PYSTROBE") or os.path.join(ROOT, "pystrobe")
@@ -22,26 +24,31 @@ REPEAT = 3
 
 
 def make_profile(path, n, seed=1):
+    """n distinct stacks over about 3,000 distinct frames, as a large service has."""
     rnd = random.Random(seed)
-    files = ["/srv/app/%s.py" % w for w in ("api", "db", "models", "views", "util", "cache", "auth")]
-    files += ["/usr/lib/python3.11/%s.py" % w for w in ("json/decoder", "re", "socket", "threading")]
+    mods = ["/srv/app/%s/%s.py" % (pkg, m) for pkg in ("api", "db", "models", "views", "util", "cache")
+            for m in ("core", "handlers", "base", "helpers", "io")]
+    mods += ["/usr/lib/python3.11/%s.py" % w for w in ("json/decoder", "json/encoder", "re/_parser",
+                                                       "socket", "threading", "ssl", "logging/__init__")]
     funcs = ["handle", "query", "fetch", "render", "parse", "encode", "save", "load", "check", "run",
-             "wrapper", "<lambda>", "<module>", "dispatch", "_inner", "compute"]
+             "wrapper", "<lambda>", "dispatch", "_inner", "compute", "Session.execute", "Model.save"]
+    labels = ["%s (%s:%d)" % (rnd.choice(funcs), m, rnd.randint(1, 900)) for m in mods for _ in range(80)]
+    trunk = ["<module> (/srv/app/main.py:10)", "main (/srv/app/main.py:42)", "serve (/srv/app/server.py:88)"]
     seen = set()
     with open(path, "w") as f:
         while len(seen) < n:
-            depth = rnd.randint(5, 40)
-            # A shared trunk makes the tree realistic: stacks branch out from common roots.
-            frames = ["<module> (/srv/app/main.py:10)", "main (/srv/app/main.py:42)"]
-            for d in range(depth):
-                fi = rnd.randrange(len(files)) if d > 2 else d
-                fn = funcs[rnd.randrange(len(funcs))] if d > 1 else funcs[d]
-                frames.append("%s (%s:%d)" % (fn, files[fi], rnd.randint(1, 400 if d > 3 else 3)))
+            # A call tree: each frame calls one of a few callees of its own, and
+            # sample counts are heavy-tailed, as in real profiles.
+            frames = list(trunk)
+            for _ in range(rnd.randint(3, 30)):
+                kids = random.Random(zlib.crc32(frames[-1].encode()) + seed)
+                callees = [labels[kids.randrange(len(labels))] for _ in range(kids.randint(2, 8))]
+                frames.append(callees[rnd.randrange(len(callees))])
             key = ";".join(frames)
             if key in seen:
                 continue
             seen.add(key)
-            f.write("%s %d\n" % (key, rnd.randint(1, 50)))
+            f.write("%s %d\n" % (key, min(100000, int(rnd.paretovariate(1.1)))))
 
 
 def measure(args):

@@ -10,6 +10,15 @@
 /* Largest input read from a file: 4 GiB of text is far past any real profile. */
 #define FOLDEDIN_MAX_FILE (4ull << 30)
 
+/* A frame of the previous line as written, and the state after it. */
+struct rawframe {
+    const char *s;
+    size_t n;
+    size_t nf;
+    uint32_t thread;
+    int after_pid;
+};
+
 struct reader {
     struct profile *p;
     const char *name;
@@ -25,6 +34,8 @@ struct reader {
     uint32_t *ids;
     size_t idcap;
     struct strbuf frame;   /* the frame being rewritten */
+    struct rawframe *prev; /* the previous line's frames */
+    size_t nprev, prevcap;
 };
 
 static int fail(struct reader *r, const char *what, const char *detail)
@@ -209,6 +220,7 @@ static int parse_stack(struct reader *r, const char *s, size_t n, uint64_t count
     size_t nf = 0, k = 0;
     uint32_t thread = UINT32_MAX;
     int after_pid = 0;
+    int same = 1; /* every raw frame so far equals the previous line's */
     for (size_t i = 0; i <= n; k++) {
         const char *f = s + i;
         const char *semi = memchr(f, ';', n - i);
@@ -221,10 +233,23 @@ static int parse_stack(struct reader *r, const char *s, size_t n, uint64_t count
         }
         if (nf >= FOLDEDIN_MAX_FRAMES)
             return fail(r, "more than 65536 frames in one stack", NULL);
+        /*
+         * Stacks share their roots, and sorted input shares long prefixes:
+         * while this line repeats the previous one, its state after each
+         * frame is the previous line's (r->ids still holds those ids).
+         */
+        if (same && k < r->nprev && r->prev[k].n == fl && memcmp(r->prev[k].s, f, fl) == 0) {
+            nf = r->prev[k].nf;
+            thread = r->prev[k].thread;
+            after_pid = r->prev[k].after_pid;
+            r->prev[k].s = f;
+            continue;
+        }
+        same = 0;
         if (r->austin && k == 0 && austin_pid(f, fl)) {
             after_pid = 1;
             if (r->single_pid)
-                continue;
+                goto next;
             sb_reset(&r->frame);
             sb_adds(&r->frame, "process ");
             sb_add(&r->frame, f + 1, fl - 1);
@@ -247,17 +272,21 @@ static int parse_stack(struct reader *r, const char *s, size_t n, uint64_t count
             sb_add(&r->frame, f + 1, fl - 1);
             sb_addc(&r->frame, ')');
             r->ids[nf - 1] = profile_frame(p, r->frame.buf);
-            continue;
+            goto next;
         } else if (memchr(f, '(', fl) || !austin_frame(&r->frame, f, fl)) {
             sb_reset(&r->frame);
             sb_add(&r->frame, f, fl);
         }
         GROW(r->ids, r->idcap, nf + 1);
-        uint32_t id = profile_frame(p, r->frame.buf);
-        if (nf == 0 && strncmp(r->frame.buf, "thread ", 7) == 0)
+        uint32_t id = profile_frame_n(p, r->frame.buf, r->frame.len);
+        if (nf == 0 && strncmp(p->frames[id].label, "thread ", 7) == 0)
             thread = thread_for_frame(r, id, p->frames[id].label);
         r->ids[nf++] = id;
+    next:
+        GROW(r->prev, r->prevcap, k + 1);
+        r->prev[k] = (struct rawframe){f, fl, nf, thread, after_pid};
     }
+    r->nprev = k;
     if (nf == 0)
         return fail(r, "no frames before the count", NULL);
     if (count == 0)
@@ -357,6 +386,7 @@ int folded_read(struct profile *p, const char *text, size_t n, const char *name,
         p->thread_roots = !r.unrooted && (before == 0 || p->thread_roots);
     free(r.thread_of);
     free(r.ids);
+    free(r.prev);
     sb_release(&r.frame);
     return ret;
 }

@@ -26,6 +26,7 @@ void profile_release(struct profile *p)
     free(p->meta.title);
     htab_release(&p->frame_index);
     htab_release(&p->stack_index);
+    sb_release(&p->scratch);
     memset(p, 0, sizeof(*p));
 }
 
@@ -97,20 +98,30 @@ static int frame_eq(const void *ctx, uint32_t idx, const void *key)
     return strcmp(p->frames[idx].label, key) == 0;
 }
 
-uint32_t profile_frame(struct profile *p, const char *label)
+uint32_t profile_frame_n(struct profile *p, const char *label, size_t n)
 {
-    struct strbuf sb = STRBUF_INIT;
-    label_clean(label, &sb);
-    uint64_t h = hash_bytes(sb.buf, sb.len, 0);
-    uint32_t id = htab_find(&p->frame_index, h, frame_eq, p, sb.buf);
+    struct strbuf *sb = &p->scratch;
+    sb_reset(sb);
+    sb_add(sb, label, n);
+    for (size_t i = 0; i < sb->len; i++) {
+        unsigned char c = (unsigned char)sb->buf[i];
+        if (c == ';' || c < 0x20 || c == 0x7f)
+            sb->buf[i] = '?';
+    }
+    uint64_t h = hash_bytes(sb->buf, sb->len, 0);
+    uint32_t id = htab_find(&p->frame_index, h, frame_eq, p, sb->buf);
     if (id == HTAB_NONE) {
         GROW(p->frames, p->framecap, p->nframes + 1);
         id = (uint32_t)p->nframes++;
-        profile_parse_label(sb.buf, &p->frames[id]);
+        profile_parse_label(sb->buf, &p->frames[id]);
         htab_insert(&p->frame_index, h, id);
     }
-    sb_release(&sb);
     return id;
+}
+
+uint32_t profile_frame(struct profile *p, const char *label)
+{
+    return profile_frame_n(p, label, strlen(label));
 }
 
 uint32_t profile_thread(struct profile *p, const char *name, int64_t tid)
@@ -190,6 +201,9 @@ void profile_from_agg(struct profile *p, const struct agg *a, const struct names
             p->threads[idx].frame = profile_frame(p, sb.buf);
         }
     }
+    /* Each of the recording's frames is labelled once, however many stacks hold it. */
+    uint32_t *memo = NULL;
+    size_t memocap = 0;
     for (size_t i = 0; i < a->nstacks; i++) {
         const struct agg_stack *s = &a->stacks[i];
         GROW(ids, cap, (size_t)s->len + 1);
@@ -197,13 +211,23 @@ void profile_from_agg(struct profile *p, const struct agg *a, const struct names
         if (threads)
             ids[k++] = p->threads[first + s->thread].frame;
         for (uint32_t j = 0; j < s->len; j++) {
-            sb_reset(&sb);
-            label_frame(n, a->frames[s->off + j], &sb);
-            ids[k++] = profile_frame(p, sb.buf);
+            uint32_t nf = a->frames[s->off + j];
+            if (nf >= memocap) {
+                size_t old = memocap;
+                GROW(memo, memocap, (size_t)nf + 1);
+                memset(memo + old, 0, (memocap - old) * sizeof(*memo));
+            }
+            if (!memo[nf]) {
+                sb_reset(&sb);
+                label_frame(n, nf, &sb);
+                memo[nf] = profile_frame(p, sb.buf) + 1;
+            }
+            ids[k++] = memo[nf] - 1;
         }
         if (k)
             profile_add(p, first + s->thread, ids, k, s->count);
     }
+    free(memo);
     free(ids);
     sb_release(&sb);
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "common/htab.h"
+#include "common/util.h"
 #include "output/agg.h"
 #include "symbolizer/names.h"
 
@@ -68,6 +69,7 @@ struct profile {
     uint64_t total;      /* sum of all counts */
     int thread_roots;    /* every stack starts with its thread's frame */
     struct prof_meta meta;
+    struct strbuf scratch; /* profile_frame's, reused */
 };
 
 void profile_init(struct profile *p);
@@ -75,6 +77,8 @@ void profile_release(struct profile *p);
 
 /* Interns a frame by its label (cleaned of ';' and controls) and returns its id. */
 uint32_t profile_frame(struct profile *p, const char *label);
+/* The same for a label of n bytes, not NUL-terminated. */
+uint32_t profile_frame_n(struct profile *p, const char *label, size_t n);
 /* Registers a thread (name may be NULL) and returns its index; its frame is interned. */
 uint32_t profile_thread(struct profile *p, const char *name, int64_t tid);
 /*
