@@ -196,9 +196,8 @@ static void print_summary(const struct record_opts *o, const struct sampler_resu
     sb_release(&sb);
 }
 
-/* What the profile says about itself: the target, when, how long, how often. */
-static void describe(struct profile *p, const struct record_opts *o, pid_t pid,
-                     int64_t start_ns, const struct sampler_result *r)
+/* What was profiled, as the profile's title: read at the start, while the target is alive. */
+static char *target_title(const struct record_opts *o, pid_t pid)
 {
     struct strbuf sb = STRBUF_INIT;
     proc_cmdline(pid, &sb);
@@ -207,7 +206,14 @@ static void describe(struct profile *p, const struct record_opts *o, pid_t pid,
             sb_addf(&sb, "%s%s", c == o->command ? "" : " ", *c);
     }
     sb_addf(&sb, "%s(pid %d)", sb.len ? " " : "", (int)pid);
-    p->meta.title = sb_detach(&sb);
+    return sb_detach(&sb);
+}
+
+/* What the profile says about itself: the target, when, how long, how often. */
+static void describe(struct profile *p, const struct record_opts *o, const char *title,
+                     int64_t start_ns, const struct sampler_result *r)
+{
+    p->meta.title = xstrdup(title);
     p->meta.start_ns = start_ns;
     p->meta.duration_ns = (int64_t)r->elapsed_ns;
     p->meta.rate = o->rate;
@@ -216,13 +222,13 @@ static void describe(struct profile *p, const struct record_opts *o, pid_t pid,
 
 static int write_profile(struct outfile *out, const struct agg *a, const struct names *n,
                          const struct record_opts *o, const struct sampler_result *r,
-                         enum out_format fmt, int64_t start_ns)
+                         enum out_format fmt, const char *title, int64_t start_ns)
 {
     struct pserr err;
     struct profile p;
     profile_init(&p);
     profile_from_agg(&p, a, n, o->threads);
-    describe(&p, o, o->pid, start_ns, r);
+    describe(&p, o, title, start_ns, r);
     struct out_opts oo = {.reverse = o->reverse};
     int wret = out_write(out->f, &p, fmt, &oo);
     profile_release(&p);
@@ -305,10 +311,12 @@ int cmd_record(int argc, char **argv)
     };
     struct sampler_result r;
     agg_init(&a);
+    char *title = target_title(&o, o.pid);
     int64_t start_ns = (int64_t)wall_ns();
     sampler_run(&s, &so, &a, &r);
     /* The profile first: a closed stderr must not cost the profile. */
-    status = write_profile(&out, &a, &s.names, &o, &r, fmt, start_ns);
+    status = write_profile(&out, &a, &s.names, &o, &r, fmt, title, start_ns);
+    free(title);
     agg_release(&a);
     if (child) {
         int terminated = 0, st = r.child_status;
