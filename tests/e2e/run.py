@@ -1798,6 +1798,14 @@ def formats_group(ctx, interps):
                         titles = [e.text or '' for e in root.iter('{http://www.w3.org/2000/svg}title')]
                         P.expect(any(x.startswith(busy_leaf) for x in titles),
                                  'no frame titled %r among %d titles' % (busy_leaf, len(titles)))
+                        texts = {e.get('id'): e.text or '' for e in root.iter('{http://www.w3.org/2000/svg}text')
+                                 if e.get('id')}
+                        want = ' '.join(proc_cmdline(t.pid)) + ' (pid %d)' % t.pid
+                        P.expect(texts.get('title') == want, 'title %r, expected %r' % (texts.get('title'), want))
+                        sub = texts.get('subtitle', '')
+                        P.expect(re.search(r'started 20\d\d-\d\d-\d\dT\d\d:\d\d:\d\dZ', sub) and
+                                 '%d Hz' % RATE in sub and re.search(r'\b\d+ samples$', sub),
+                                 'subtitle %r lacks the start, the rate or the sample count' % sub)
                 P.fail_if_any(res.describe())
             R.case(pfx + name, fn)
         flamegraph('record-flamegraph-by-default', [], r'^pystrobe-[0-9]+-[0-9]{8}T[0-9]{6}\.svg$')
