@@ -49,5 +49,7 @@ int folded_write(FILE *f, const struct profile *p)
     for (size_t i = 0; i < nl; i++)
         free(lines[i].text);
     free(lines);
-    return ferror(f) ? -EIO : 0;
+    if (fflush(f) != 0 || ferror(f))
+        return errno ? -errno : -EIO;
+    return 0;
 }

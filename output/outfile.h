@@ -1,6 +1,8 @@
 /*
  * Output files that never appear truncated: written to a temporary file in
  * the destination's folder, renamed over the destination when complete.
+ * A destination that exists and is not a regular file (a device such as
+ * /dev/stdout, a FIFO) is written in place instead.
  */
 #ifndef PYSTROBE_OUTFILE_H
 #define PYSTROBE_OUTFILE_H
@@ -13,6 +15,7 @@ struct outfile {
     char *path;  /* destination */
     char *tmp;   /* the temporary file, NULL once committed or aborted */
     FILE *f;
+    int direct;  /* writing to the destination itself (not a regular file) */
 };
 
 /*

@@ -22,7 +22,7 @@ struct ss_writer {
     FILE *f;
     const struct profile *p;
     struct strbuf out;
-    int failed;
+    int failed; /* the errno of the first failed write, 0 if none */
     struct strbuf tmp;
 };
 
@@ -30,8 +30,8 @@ static void flush(struct ss_writer *w, int force)
 {
     if (!w->out.len || (!force && w->out.len < FLUSH_AT))
         return;
-    if (fwrite(w->out.buf, 1, w->out.len, w->f) != w->out.len)
-        w->failed = 1;
+    if (fwrite(w->out.buf, 1, w->out.len, w->f) != w->out.len && !w->failed)
+        w->failed = errno ? errno : EIO;
     sb_reset(&w->out);
 }
 
@@ -233,5 +233,7 @@ int speedscope_write(FILE *f, const struct profile *p)
     free(profs);
     sb_release(&w.out);
     sb_release(&w.tmp);
-    return w.failed || ferror(f) ? -EIO : 0;
+    if (!w.failed && (fflush(f) != 0 || ferror(f)))
+        w.failed = errno ? errno : EIO;
+    return -w.failed;
 }

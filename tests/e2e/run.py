@@ -1940,6 +1940,23 @@ def formats_group(ctx, interps):
         bad('convert-no-samples', b'\n\n', conv, 1, ['no samples'])
         bad('convert-missing-file', None, conv, 1, ['in.folded'])
         bad('convert-unwritable', b'a 1\n', lambda s, o: ['convert', s, '-o', os.path.join(o, 'x.svg')], 1, [])
+        def device_full():
+            if not os.path.exists('/dev/full') or not stat.S_ISCHR(os.stat('/dev/full').st_mode):
+                raise Skip('no /dev/full character device')
+            d = ctx.mkdtemp('full-')
+            src = os.path.join(d, 'in.folded')
+            with open(src, 'w') as f:
+                f.write(''.join('a;b%d 1\n' % i for i in range(5000)))
+            P = Problems()
+            for fmt in ('flamegraph', 'folded', 'speedscope', 'pprof'):
+                res = run([PYSTROBE, 'convert', src, '-f', fmt, '-o', '/dev/full'], T_PROMPT)
+                check_one_line_error(P, res, 1, words=['/dev/full', 'no space left'])
+                st = os.stat('/dev/full')
+                P.expect(stat.S_ISCHR(st.st_mode), '-f %s: /dev/full was replaced by a regular file' % fmt)
+                if not stat.S_ISCHR(st.st_mode):
+                    break
+            P.fail_if_any(res.describe())
+        R.case('errors/convert-output-device-full', device_full)
         bad('usage-convert-no-input', b'a 1\n', lambda s, o: ['convert', '-o', o], 2, [])
         bad('usage-convert-two-inputs', b'a 1\n', lambda s, o: ['convert', s, s, '-o', o], 2, [])
         bad('usage-convert-unknown-format', b'a 1\n', lambda s, o: ['convert', s, '-f', 'png', '-o', o], 2, ['png'])

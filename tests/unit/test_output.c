@@ -508,3 +508,30 @@ TEST(outfile_directory_destination_fails)
     CHECK_INT(outfile_open(&o, "", &err), -EINVAL);
     remove_tmpdir();
 }
+
+/* A device is written in place: never replaced by a regular file. */
+TEST(outfile_device_written_in_place)
+{
+    struct outfile o;
+    struct pserr err;
+    struct stat st;
+    if (stat("/dev/null", &st) != 0 || !S_ISCHR(st.st_mode))
+        SKIP("no /dev/null character device");
+    REQUIRE(outfile_open(&o, "/dev/null", &err) == 0);
+    CHECK(o.tmp == NULL);
+    fputs("profile\n", o.f);
+    CHECK_INT(outfile_commit(&o, &err), 0);
+    outfile_abort(&o);
+    REQUIRE(stat("/dev/null", &st) == 0);
+    CHECK(S_ISCHR(st.st_mode));
+    if (stat("/dev/full", &st) != 0 || !S_ISCHR(st.st_mode))
+        SKIP("no /dev/full character device");
+    REQUIRE(outfile_open(&o, "/dev/full", &err) == 0);
+    for (int i = 0; i < 10000; i++)
+        fputs("profile line that fills the buffer\n", o.f);
+    CHECK_INT(outfile_commit(&o, &err), -ENOSPC);
+    CHECK_STR(err.msg, "cannot write /dev/full: No space left on device");
+    outfile_abort(&o);
+    REQUIRE(stat("/dev/full", &st) == 0);
+    CHECK(S_ISCHR(st.st_mode));
+}
