@@ -15,6 +15,7 @@ struct rawframe {
     const char *s;
     size_t n;
     size_t nf;
+    uint32_t last;  /* ids[nf - 1] after it: a later frame (austin's L<line>) may change that slot */
     uint32_t thread;
     int after_pid;
 };
@@ -59,18 +60,24 @@ static int austin_pid(const char *s, size_t n)
     return n >= 2 && s[0] == 'P' && all_digits(s + 1, n - 1);
 }
 
-/* Austin's thread root: "T" and a thread id (decimal, hex, or "IID:TID"). */
-static int austin_tid(const char *s, size_t n)
+/* A thread id as austin writes it: decimal, hex, or "IID:TID". */
+static int tid_chars(const char *s, size_t n)
 {
-    if (n < 2 || s[0] != 'T')
+    if (n == 0)
         return 0;
-    for (size_t i = 1; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
               c == ':' || c == 'x'))
             return 0;
     }
     return 1;
+}
+
+/* Austin's thread root: "T" and a thread id. */
+static int austin_tid(const char *s, size_t n)
+{
+    return n >= 2 && s[0] == 'T' && tid_chars(s + 1, n - 1);
 }
 
 /*
@@ -240,6 +247,8 @@ static int parse_stack(struct reader *r, const char *s, size_t n, uint64_t count
          */
         if (same && k < r->nprev && r->prev[k].n == fl && memcmp(r->prev[k].s, f, fl) == 0) {
             nf = r->prev[k].nf;
+            if (nf)
+                r->ids[nf - 1] = r->prev[k].last;
             thread = r->prev[k].thread;
             after_pid = r->prev[k].after_pid;
             r->prev[k].s = f;
@@ -259,6 +268,12 @@ static int parse_stack(struct reader *r, const char *s, size_t n, uint64_t count
             sb_reset(&r->frame);
             sb_adds(&r->frame, "thread (");
             sb_add(&r->frame, tid, (size_t)(f + fl - tid));
+            sb_addc(&r->frame, ')');
+        } else if (k == 0 && fl > 7 && memcmp(f, "Thread ", 7) == 0 && tid_chars(f + 7, fl - 7)) {
+            /* Austin 1's "Thread 7f...": the thread root as ours reads. */
+            sb_reset(&r->frame);
+            sb_adds(&r->frame, "thread (");
+            sb_add(&r->frame, f + 7, fl - 7);
             sb_addc(&r->frame, ')');
         } else if (fl >= 2 && f[0] == 'L' && all_digits(f + 1, fl - 1) && nf > 0 &&
                    has_paren_group(p->frames[r->ids[nf - 1]].label,
@@ -284,7 +299,7 @@ static int parse_stack(struct reader *r, const char *s, size_t n, uint64_t count
         r->ids[nf++] = id;
     next:
         GROW(r->prev, r->prevcap, k + 1);
-        r->prev[k] = (struct rawframe){f, fl, nf, thread, after_pid};
+        r->prev[k] = (struct rawframe){f, fl, nf, nf ? r->ids[nf - 1] : 0, thread, after_pid};
     }
     r->nprev = k;
     if (nf == 0)

@@ -1918,6 +1918,45 @@ def formats_group(ctx, interps):
             P.fail_if_any(res.describe())
         R.case(pfx + 'diff-top', diff_top)
 
+        def austin_output():
+            """Real austin output (Debian's austin 1.0.1) read by convert."""
+            austin = shutil.which('austin')
+            if not austin:
+                raise Skip('austin is not installed (apt-get install austin)')
+            old = [I for I in interps if (3, 6) <= I.ver <= (3, 8)]
+            if not old:
+                raise Skip('no interpreter from 3.6 to 3.8, the newest austin 1.0 reads')
+            I = old[-1]
+            d = ctx.mkdtemp('austin-')
+            script = os.path.join(d, 'spin.py')
+            with open(script, 'w') as f:
+                f.write('import time\n'
+                        'def spin(t):\n'
+                        '    while time.time() < t:\n'
+                        '        pass\n'
+                        'spin(time.time() + 1.5)\n')
+            raw = os.path.join(d, 'austin.out')
+            res = run([austin, '-t', '2000', '-i', '1000', '-o', raw, I.exe, script], 60)
+            P = Problems()
+            if res.rc != 0 or not os.path.exists(raw) or os.path.getsize(raw) == 0:
+                raise Skip('austin could not sample %s (exit status %s)' % (I.label, res.rc))
+            out = os.path.join(d, 'out.folded')
+            r2 = run([PYSTROBE, 'convert', raw, '-f', 'folded', '-o', out], T_PROMPT)
+            P.expect(r2.rc == 0, 'convert exit status %s: %s' % (r2.rc, r2.err_text.strip()))
+            stacks = parse_folded(P, out) or {}
+            spin = label('spin', script, 3)
+            total = sum(stacks.values())
+            on_spin = sum(c for st, c in stacks.items() if st[-1] in (spin, label('spin', script, 4)))
+            P.expect(all(re.match(r'^thread \([0-9a-f]+\)$', st[0]) for st in stacks),
+                     'stacks not rooted in austin\'s threads: %r' % clip(repr(list(stacks)[:3]), 300))
+            P.expect(any(st[-2:] == (label('<module>', script, 5), spin) for st in stacks),
+                     'no stack <module> (%s:5);%s' % (script, spin))
+            P.expect(total and on_spin > 0.5 * total, 'spin is the leaf of %d of %d' % (on_spin, total))
+            r3 = run([PYSTROBE, 'convert', raw, '-o', os.path.join(d, 'out.svg')], T_PROMPT)
+            P.expect(r3.rc == 0, 'convert to SVG: exit status %s' % r3.rc)
+            P.fail_if_any(r2.describe())
+        R.case(pfx + 'convert-austin-output', austin_output)
+
         # -- bad input to convert and diff
         def bad(name, text, argv_fn, rc, words):
             def fn():

@@ -149,6 +149,13 @@ TEST(folded_read_austin)
     CHECK(!p.thread_roots);
     free(out);
     profile_release(&p);
+    /* austin 1.0 (Debian's): "Thread HEX;FUNCTION (FILE);L<line>", zero-count lines. */
+    out = reread("Thread 7fc9be36fb80;<module> (<frozen importlib._bootstrap>);L689 0\n"
+                 "Thread 7fc9be36fb80;<module> (/x/site.py);L62;main (/x/site.py);L518 1075\n", &p);
+    CHECK_STR(out, "thread (7fc9be36fb80);<module> (/x/site.py:62);main (/x/site.py:518) 1075\n");
+    CHECK(p.thread_roots);
+    free(out);
+    profile_release(&p);
     /* austin 1: "FUNCTION (FILE);L<line>". */
     out = reread("P9;T7f00aa;<module> (app.py);L30;busy (app.py);L5 4\n", &p);
     CHECK_STR(out, "thread (7f00aa);<module> (app.py:30);busy (app.py:5) 4\n");
@@ -190,15 +197,41 @@ TEST(folded_read_file_missing_and_stdin_name)
     profile_release(&p);
 }
 
+/* The lines of buf[0..n) in reverse order, each ending in a newline (n + 1 bytes, NUL-terminated). */
+static char *reversed_lines(const char *buf, size_t n)
+{
+    char *out = xmalloc(n + 2);
+    size_t o = 0, end = n;
+    while (end > 0) {
+        size_t start = end;
+        while (start > 0 && buf[start - 1] != '\n')
+            start--;
+        memcpy(out + o, buf + start, end - start);
+        o += end - start;
+        out[o++] = '\n';
+        end = start ? start - 1 : 0;
+        if (start == 0)
+            break;
+    }
+    while (o < n + 1)
+        out[o++] = '\n';
+    out[o] = '\0';
+    return out;
+}
+
 /* Random edits of a valid input never crash the reader, and what it accepts reads back the same. */
 TEST(folded_read_mutations)
 {
-    const char *seed = "# interval: 100\nP1;T0:2;/a.py:f:1;L3;g (b.py) 5\n"
-                       "thread A (1);f (a.py:1);g (a.py:2) 7\nx;y;z 3\n";
-    size_t n = strlen(seed);
+    static const char *const seeds[] = {
+        "Thread 7f;f (a.py);L3;g (b.py);L4 5\nThread 7f;f (a.py);L9;g (b.py);L4 2\n"
+        "thread A (1);f (a.py:1);g (a.py:2) 7\nx;y;z 3\nx;y;w 1\n",
+        "# interval: 100\nP1;T0:2;/a.py:f:1;L3;g (b.py) 5\nP1;T0:2;/a.py:f:1;h (c.py);L7 1\n",
+    };
     uint64_t rng = 0x9e3779b97f4a7c15ull;
-    char *buf = xmalloc(n + 64);
-    for (int iter = 0; iter < 20000; iter++) {
+    char *buf = xmalloc(256);
+    for (int iter = 0; iter < 40000; iter++) {
+        const char *seed = seeds[iter % 2];
+        size_t n = strlen(seed);
         memcpy(buf, seed, n);
         size_t len = n;
         int edits = 1 + (int)(rng % 4);
@@ -218,6 +251,23 @@ TEST(folded_read_mutations)
                 free(text);
                 profile_release(&p);
                 continue;
+            }
+            /* The stacks do not depend on the order of the lines (the reader
+             * reuses the previous line's prefix). */
+            if (!memchr(buf, '#', len)) {
+                char *rev = reversed_lines(buf, len);
+                profile_init(&q);
+                if (folded_read(&q, rev, len + 1, "reversed", &err) == 0) {
+                    char *text2 = folded_of(&q);
+                    if (strcmp(text, text2) != 0)
+                        TEST_FAILF("line order changed the stacks:\n%.*s\n  ->\n%s\n  reversed ->\n%s",
+                                   (int)len, buf, text, text2);
+                    free(text2);
+                } else {
+                    TEST_FAILF("the reversed lines do not read: %s", err.msg);
+                }
+                profile_release(&q);
+                free(rev);
             }
             profile_init(&q);
             CHECK_INT(folded_read(&q, text, strlen(text), "again", &err), 0);
