@@ -10,7 +10,14 @@ static void normal_label(const struct prof_frame *f, struct strbuf *out)
     const char *l = f->label;
     sb_reset(out);
     if (f->kind == PK_THREAD) {
+        const char *close = l[7] == '(' ? strchr(l + 7, ')') : NULL;
         const char *open = strrchr(l, '(');
+        if (close && strncmp(close, "): ", 3) == 0) {
+            /* py-spy's "thread (TID): NAME" */
+            sb_adds(out, "thread ");
+            sb_adds(out, close + 3);
+            return;
+        }
         size_t n = open && open > l + 7 && open[-1] == ' ' ? (size_t)(open - 1 - l) : strlen(l);
         if (open == l + 7)
             n = 6; /* "thread (TID)": no name left */

@@ -154,19 +154,31 @@ static uint32_t thread_for_frame(struct reader *r, uint32_t frame, const char *l
     struct profile *p = r->p;
     if (frame < r->thread_of_cap && r->thread_of[frame])
         return r->thread_of[frame] - 1;
-    /* "thread NAME (TID)" (ours), "thread (0x7f...)" (py-spy), "thread (TID)" (austin). */
+    /*
+     * "thread NAME (TID)" (ours), "thread (TID): NAME" and "thread (0x7F...)"
+     * (py-spy), "thread (TID)" (austin).
+     */
     const char *rest = label + 7;
-    const char *open = strrchr(rest, '(');
     size_t n = strlen(rest);
+    const char *open = NULL, *close = NULL;
     int64_t tid = 0;
     char *name = NULL;
-    if (open && n && rest[n - 1] == ')') {
-        const char *digits = open + 1;
-        size_t dn = (size_t)(rest + n - 1 - digits);
-        if (all_digits(digits, dn) && dn <= 9)
-            tid = strtoll(digits, NULL, 10);
+    if (rest[0] == '(' && (close = strchr(rest, ')')) && strncmp(close, "): ", 3) == 0) {
+        open = rest;
+        if (close[3])
+            name = xstrdup(close + 3);
+    } else if ((open = strrchr(rest, '(')) && n && rest[n - 1] == ')') {
+        close = rest + n - 1;
         if (open > rest + 1 && open[-1] == ' ')
             name = xstrndup(rest, (size_t)(open - 1 - rest));
+    } else {
+        open = NULL;
+    }
+    if (open) {
+        const char *digits = open + 1;
+        size_t dn = (size_t)(close - digits);
+        if (all_digits(digits, dn) && dn <= 9)
+            tid = strtoll(digits, NULL, 10);
     }
     uint32_t t = profile_thread(p, name, tid);
     free(name);

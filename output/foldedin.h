@@ -1,6 +1,7 @@
 /*
  * Reading folded stacks back: pystrobe's own, flamegraph.pl's and
- * inferno's, py-spy's raw output (`thread (0x...)`, `process ...` roots),
+ * inferno's, py-spy's raw output (`thread (TID): NAME`, `thread (0x...)`,
+ * `process PID:"COMMAND"` roots),
  * and austin's collapsed output (`P<pid>;T<tid>;file:function:line` and
  * its `# key: value` header; austin 1's `Thread 7f...;function (file);L<line>`).
  * The text is untrusted: a malformed line is an error naming its number.

@@ -121,6 +121,16 @@ TEST(folded_read_py_spy)
     CHECK_STR(p.frames[p.threads[0].frame].label, "thread (0x7F3A2B1C0740)");
     free(out);
     profile_release(&p);
+    /* py-spy --threads: "thread (TID): NAME", native TIDs in decimal. */
+    out = reread("thread (4242): MainThread;<module> (app.py:30) 2\nthread (4250);run (w.py:9) 1\n", &p);
+    CHECK(p.thread_roots);
+    CHECK_STR(p.threads[0].name, "MainThread");
+    CHECK_INT(p.threads[0].tid, 4242);
+    CHECK(p.threads[1].name == NULL);
+    CHECK_INT(p.threads[1].tid, 4250);
+    CHECK_STR(out, "thread (4242): MainThread;<module> (app.py:30) 2\nthread (4250);run (w.py:9) 1\n");
+    free(out);
+    profile_release(&p);
     out = reread("process 4242:\"python3 app.py\";<module> (app.py:30) 3\n", &p);
     CHECK_INT(p.frames[p.ids[0]].kind, PK_PROCESS);
     CHECK_STR(out, "process 4242:\"python3 app.py\";<module> (app.py:30) 3\n");
@@ -335,11 +345,12 @@ TEST(diff_counts_recursion_once)
 TEST(diff_normalize_drops_ids)
 {
     struct profile a, d;
-    read_text(&a, "thread Main (42);f 1\nthread Main (43);f 2\nthread (0x7f);g 3\n");
+    read_text(&a, "thread Main (42);f 1\nthread Main (43);f 2\nthread (0x7f);g 3\n"
+                  "thread (44): Main;f 4\n");
     profile_init(&d);
     diff_normalize(&d, &a);
     char *out = folded_of(&d);
-    CHECK_STR(out, "thread Main;f 3\nthread;g 3\n");
+    CHECK_STR(out, "thread Main;f 7\nthread;g 3\n");
     CHECK(d.thread_roots);
     CHECK_INT(d.nthreads, 2);
     free(out);
