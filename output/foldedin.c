@@ -348,6 +348,20 @@ static void header_line(struct reader *r, const char *s, size_t n)
         p->meta.mode = "cpu";
 }
 
+/* Austin's full metrics, "TIME,IDLE,MEMORY" (memory may be negative). */
+static int austin_full_metrics(const char *s, size_t n)
+{
+    const char *c1 = memchr(s, ',', n);
+    const char *c2 = c1 ? memchr(c1 + 1, ',', (size_t)(s + n - c1 - 1)) : NULL;
+    if (!c2)
+        return 0;
+    const char *m = c2 + 1;
+    if (m < s + n && *m == '-')
+        m++;
+    return all_digits(s, (size_t)(c1 - s)) && all_digits(c1 + 1, (size_t)(c2 - c1 - 1)) &&
+           all_digits(m, (size_t)(s + n - m));
+}
+
 static int parse_line(struct reader *r, const char *s, size_t n)
 {
     while (n && (s[n - 1] == '\r' || s[n - 1] == ' ' || s[n - 1] == '\t'))
@@ -373,6 +387,8 @@ static int parse_line(struct reader *r, const char *s, size_t n)
         return fail(r, "no sample count at the end (expected \"frame;frame;... COUNT\")", NULL);
     const char *num = s + sp;
     size_t numlen = n - sp;
+    if (r->austin && austin_full_metrics(num, numlen))
+        numlen = (size_t)((const char *)memchr(num, ',', numlen) - num); /* the time */
     if (!all_digits(num, numlen) || numlen > 20) {
         char d[64];
         snprintf(d, sizeof(d), "\"%.*s\"%s is not a sample count (a whole number)",

@@ -153,6 +153,11 @@ TEST(folded_read_austin)
     CHECK_STR(p.meta.mode, "wall");
     free(out);
     profile_release(&p);
+    /* austin -f: "TIME,IDLE,MEMORY" metrics; the time is the weight.  Its markers stay frames. */
+    out = reread("P7;T0:8;/a.py:f:1 120,0,-4096\nP7;T0:8;/a.py:f:1;:GC: 30,1,512\n", &p);
+    CHECK_STR(out, "thread (8);f (/a.py:1) 120\nthread (8);f (/a.py:1);:GC: 30\n");
+    free(out);
+    profile_release(&p);
     /* Two processes: the process stays as a frame. */
     out = reread("P1;T0:5;/a.py:f:1 1\nP2;T0:6;/a.py:f:1 1\n", &p);
     CHECK_STR(out, "process 1;thread (5);f (/a.py:1) 1\nprocess 2;thread (6);f (/a.py:1) 1\n");
