@@ -64,7 +64,11 @@ build/bench/readv_cost: bench/readv_cost.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $<
 
-bench: pystrobe build/bench/readv_cost
+build/bench/writers_cost: bench/writers_cost.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJS) $(LIBS)
+
+bench: pystrobe build/bench/readv_cost build/bench/writers_cost
 	@$(PYTHON) bench/run.py
 	@$(PYTHON) bench/writers.py
 

@@ -7,7 +7,9 @@ converts each with `pystrobe convert` into every format, and reports the
 CPU time, peak memory (max RSS of the converting process) and file size.
 The baseline, measured in the same run on the same input, is converting to
 folded text (read, aggregate, sort, write): other formats are also given as
-a ratio to it.  BENCH_WRITER_SIZES narrows the sizes (e.g. "1000,10000").
+a ratio to it.  Then build/bench/writers_cost separates each writer's own
+CPU time from reading the input (the profile read once, each format written
+to /dev/null, best of three).  BENCH_WRITER_SIZES narrows the sizes (e.g. "1000,10000").
 """
 import os
 import random
@@ -21,6 +23,7 @@ PYSTROBE = os.environ.get("BENCH_PYSTROBE") or os.path.join(ROOT, "pystrobe")
 SIZES = [int(s) for s in os.environ.get("BENCH_WRITER_SIZES", "1000,10000,100000").split(",")]
 FORMATS = [("folded", "folded"), ("flamegraph", "svg"), ("speedscope", "json"), ("pprof", "pb.gz")]
 REPEAT = 3
+WRITERS_COST = os.path.join(ROOT, "build", "bench", "writers_cost")
 
 
 def make_profile(path, n, seed=1):
@@ -86,6 +89,12 @@ def main():
                 size = os.path.getsize(out)
                 print("%9d %-11s %9.1f %9.2f %10.1f %12s" % (n, fmt, best_cpu * 1e3, ratio,
                                                             best_rss / 1024.0, "{:,}".format(size)))
+            if os.access(WRITERS_COST, os.X_OK):
+                out = subprocess.run([WRITERS_COST, src, str(REPEAT)], capture_output=True, text=True)
+                if out.returncode == 0:
+                    cost = dict(line.split() for line in out.stdout.split("\n") if line)
+                    print("%9s %-11s %s" % ("", "writers", ", ".join(
+                        "%s %.1f ms" % (k, float(v) / 1e3) for k, v in cost.items())))
             sys.stdout.flush()
     finally:
         subprocess.run(["rm", "-rf", tmp])
