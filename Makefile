@@ -34,6 +34,10 @@ build/asan/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -c -o $@ $<
 
+# pystrobe itself under AddressSanitizer and UBSan, for the stress tests.
+build/asan/pystrobe: $(SAN_OBJS) build/asan/profiler/main.o
+	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -o $@ $^ $(LIBS)
+
 build/unit/%: tests/unit/%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(LIB_OBJS) $(LIBS)
