@@ -59,6 +59,28 @@
     .if_instr = 56, .if_owner = (owner), .if_size = 80, .owner_cstack = (cstack), \
     .chunk_previous = 0, .chunk_size = 8, .chunk_top = 16, .chunk_data = 24
 
+/*
+ * Opcodes a caller is never at (pylayout.not_calling): loads, returns, and
+ * from 3.11 RESUME (a frame entering: the eval breaker may run a Python
+ * signal handler there, so a handler's samples caught exactly then are
+ * dropped as torn; rare).  Opcodes that may call Python through C (calls,
+ * operators, comparisons, attribute access, jumps testing truth) are not
+ * listed.  The numbers come from each version's opcode module.
+ */
+/* LOAD_FAST, LOAD_CONST, RETURN_VALUE (2.7 to 3.10) */
+#define NOT_CALLING_27 .not_calling = {124, 100, 83}, .n_not_calling = 3
+/* ... RETURN_GENERATOR, RESUME, LOAD_CONST__LOAD_FAST, LOAD_FAST__LOAD_CONST, LOAD_FAST__LOAD_FAST */
+#define NOT_CALLING_311 .not_calling = {124, 100, 83, 75, 151, 44, 45, 46}, .n_not_calling = 8
+/* ... RETURN_CONST, LOAD_FAST_CHECK, LOAD_FAST_AND_CLEAR and the 3.12 numbers of the pairs */
+#define NOT_CALLING_312                                                                      \
+    .not_calling = {124, 100, 83, 75, 151, 121, 127, 143, 84, 86, 88}, .n_not_calling = 11
+/* LOAD_FAST, LOAD_CONST, RETURN_VALUE, RETURN_CONST, LOAD_FAST_CHECK, LOAD_FAST_LOAD_FAST,
+ * LOAD_FAST_AND_CLEAR, RETURN_GENERATOR, RESUME and RESUME_CHECK, and the POP_JUMP_IF_*
+ * (on 3.13 they test bools and None only: TO_BOOL, which may call __bool__, comes first) */
+#define NOT_CALLING_313                                                                      \
+    .not_calling = {85, 83, 36, 103, 87, 88, 86, 35, 149, 207, 97, 98, 99, 100},          \
+    .n_not_calling = 14
+
 static const struct pylayout layouts[] = {
     {
         COMMON, .major = 2, .minor = 7, .gil = GIL_TSTATE_CURRENT,
@@ -66,7 +88,7 @@ static const struct pylayout layouts[] = {
         .ts_next = 0, .ts_interp = 8, .ts_frame = 16, .ts_thread_id = 144, .ts_size = 152,
         FRAMEOBJ(120),
         .co_filename = 80, .co_name = 88, .co_firstlineno = 96, .co_linetable = 104,
-        .linetable = LT_LNOTAB_27,
+        .linetable = LT_LNOTAB_27, .co_code = 32, NOT_CALLING_27,
         .strings = STR_BYTES27, .bytes_size = 16, .bytes_sval = 36, .uni27_str = 24,
         .dicts = DICT_27, .ma_used = 24, .ma_mask = 32, .ma_table = 40,
     },
@@ -76,7 +98,7 @@ static const struct pylayout layouts[] = {
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 152, .ts_size = 160,
         FRAMEOBJ(120),
         .co_filename = 96, .co_name = 104, .co_firstlineno = 36, .co_linetable = 112,
-        .linetable = LT_LNOTAB_36, UNICODE3(48, 72), DICT36(856),
+        .linetable = LT_LNOTAB_36, .co_code = 40, NOT_CALLING_27, UNICODE3(48, 72), DICT36(856),
     },
     {
         COMMON, .major = 3, .minor = 7, .gil = GIL_RUNTIME,
@@ -85,7 +107,7 @@ static const struct pylayout layouts[] = {
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 176, .ts_size = 184,
         FRAMEOBJ(104),
         .co_filename = 96, .co_name = 104, .co_firstlineno = 36, .co_linetable = 112,
-        .linetable = LT_LNOTAB_36, UNICODE3(48, 72), DICT36(856),
+        .linetable = LT_LNOTAB_36, .co_code = 40, NOT_CALLING_27, UNICODE3(48, 72), DICT36(856),
     },
     {
         COMMON, .major = 3, .minor = 8, .gil = GIL_RUNTIME,
@@ -94,7 +116,7 @@ static const struct pylayout layouts[] = {
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 176, .ts_size = 184,
         FRAMEOBJ(104),
         .co_filename = 104, .co_name = 112, .co_firstlineno = 40, .co_linetable = 120,
-        .linetable = LT_LNOTAB_36, UNICODE3(48, 72), DICT36(872),
+        .linetable = LT_LNOTAB_36, .co_code = 48, NOT_CALLING_27, UNICODE3(48, 72), DICT36(872),
     },
     {
         COMMON, .major = 3, .minor = 9, .gil = GIL_RUNTIME,
@@ -103,7 +125,7 @@ static const struct pylayout layouts[] = {
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 176, .ts_size = 184,
         FRAMEOBJ(104),
         .co_filename = 104, .co_name = 112, .co_firstlineno = 40, .co_linetable = 120,
-        .linetable = LT_LNOTAB_36, UNICODE3(48, 72), DICT36(864),
+        .linetable = LT_LNOTAB_36, .co_code = 48, NOT_CALLING_27, UNICODE3(48, 72), DICT36(864),
     },
     {
         COMMON, .major = 3, .minor = 10, .gil = GIL_RUNTIME,
@@ -112,7 +134,7 @@ static const struct pylayout layouts[] = {
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 176, .ts_size = 184,
         FRAMEOBJ(96), .lasti_units = 1,
         .co_filename = 104, .co_name = 112, .co_firstlineno = 40, .co_linetable = 120,
-        .linetable = LT_LINETABLE_310, UNICODE3(48, 72), DICT36(872),
+        .linetable = LT_LINETABLE_310, .co_code = 48, NOT_CALLING_27, UNICODE3(48, 72), DICT36(872),
     },
     {
         COMMON, .major = 3, .minor = 11, .gil = GIL_RUNTIME,
@@ -123,7 +145,7 @@ static const struct pylayout layouts[] = {
         .ts_datastack_chunk = 296, .ts_datastack_top = 304, .ts_size = 312,
         IFRAME(48, 32, 69, -1),
         .co_filename = 112, .co_name = 120, .co_qualname = 128, .co_firstlineno = 72,
-        .co_linetable = 136, .co_code_adaptive = 184, .linetable = LT_LOCATIONS_311,
+        .co_linetable = 136, .co_code_adaptive = 184, .linetable = LT_LOCATIONS_311, NOT_CALLING_311,
         UNICODE3(48, 72), DICT311(872, 0), .managed = MANAGED_311,
     },
     {
@@ -135,7 +157,7 @@ static const struct pylayout layouts[] = {
         .ts_datastack_chunk = 232, .ts_datastack_top = 240, .ts_size = 248,
         IFRAME(8, 0, 70, 3),
         .co_filename = 112, .co_name = 120, .co_qualname = 128, .co_firstlineno = 68,
-        .co_linetable = 136, .co_code_adaptive = 192, .linetable = LT_LOCATIONS_311,
+        .co_linetable = 136, .co_code_adaptive = 192, .linetable = LT_LOCATIONS_311, NOT_CALLING_312,
         UNICODE3(40, 56), DICT311(880, 0), .managed = MANAGED_312,
     },
     {
@@ -147,7 +169,7 @@ static const struct pylayout layouts[] = {
         .ts_datastack_chunk = 232, .ts_datastack_top = 240, .ts_size = 248,
         IFRAME(8, 0, 70, 3),
         .co_filename = 112, .co_name = 120, .co_qualname = 128, .co_firstlineno = 68,
-        .co_linetable = 136, .co_code_adaptive = 200, .linetable = LT_LOCATIONS_311,
+        .co_linetable = 136, .co_code_adaptive = 200, .linetable = LT_LOCATIONS_311, NOT_CALLING_313,
         UNICODE3(40, 56), DICT311(880, 8), .managed = MANAGED_313,
     },
 };

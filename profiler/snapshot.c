@@ -69,6 +69,15 @@ static int resolve(struct session *s, struct snapshot *sn, int by_function)
                 t->status = -EINVAL;
                 break;
             }
+            /* Every frame but the innermost (the first walked) is calling the
+             * one before it: one at a return, a plain load or not yet started
+             * is a frame that had returned, read from a stack that changed
+             * under the walk. */
+            if (i > t->off && !codecache_can_call(s->cc, sn->entries[i], sn->raw[i].addrq)) {
+                t->status = -EINVAL;
+                sn->torn_callers++;
+                break;
+            }
             sn->ids[i] = codecache_frame(s->cc, sn->entries[i], sn->raw[i].addrq, by_function);
         }
     }

@@ -43,6 +43,7 @@ struct snapshot {
     uint32_t *ids;
     size_t idcap;
     uint64_t retries;    /* walks repeated after a torn read (a running count) */
+    uint64_t torn_callers; /* stacks dropped for a caller that cannot be calling (a running count) */
 };
 
 void snapshot_init(struct snapshot *sn);

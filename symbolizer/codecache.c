@@ -19,6 +19,8 @@ struct code_entry {
     uint32_t func;
     uint32_t gen;  /* the resolve call that last validated or loaded it */
     uint8_t *table;
+    uint8_t *bytecode;     /* a copy of the bytecode (only opcodes at instruction starts are used) */
+    uint32_t bytecode_len;
     uint32_t table_len;
     int64_t memo_addrq[LINE_MEMO];
     uint32_t memo_frame[LINE_MEMO];
@@ -73,6 +75,9 @@ struct codecache *codecache_new(struct mem *m, const struct pylayout *l, struct 
     cc->span_start = lo;
     cc->span_len = hi - lo;
     cc->hdr_len = hi;
+    /* The bytecode's size (ob_size, 3.11+) or its bytes object (<= 3.10). */
+    if (l->n_not_calling)
+        cc->hdr_len = MAX(cc->hdr_len, l->co_code > 0 ? l->co_code + 8 : 24);
     return cc;
 }
 
@@ -80,8 +85,10 @@ void codecache_free(struct codecache *cc)
 {
     if (!cc)
         return;
-    for (size_t i = 0; i < cc->n; i++)
+    for (size_t i = 0; i < cc->n; i++) {
         free(cc->v[i].table);
+        free(cc->v[i].bytecode);
+    }
     free(cc->v);
     free(cc->vbuf);
     free(cc->iov);
@@ -179,6 +186,42 @@ static int read_table(struct codecache *cc, uint64_t addr, uint8_t **out, uint32
     return 0;
 }
 
+/*
+ * Copies the bytecode, to tell later whether a frame can be calling another
+ * (codecache_can_call).  Only the opcodes at instruction starts are looked
+ * at, and those that matter (returns, loads) never change in place:
+ * specialisation stays within an instruction's family.  A failure leaves no
+ * copy, and frames of that code are not checked.
+ */
+static void read_bytecode(struct codecache *cc, uint64_t addr, const unsigned char *hdr,
+                          struct code_entry *e)
+{
+    const struct pylayout *l = cc->l;
+    if (!l->n_not_calling)
+        return;
+    if (l->co_code_adaptive > 0) {
+        int64_t units;
+        memcpy(&units, hdr + 16, 8); /* ob_size: 2-byte code units */
+        if (units <= 0 || units > (int64_t)CODECACHE_MAX_TABLE / 2)
+            return;
+        uint8_t *b = xmalloc((size_t)units * 2);
+        if (mem_read(cc->m, addr + (uint64_t)l->co_code_adaptive, b, (size_t)units * 2) < 0) {
+            free(b);
+            return;
+        }
+        e->bytecode = b;
+        e->bytecode_len = (uint32_t)units * 2;
+    } else if (l->co_code > 0) {
+        uint64_t bytes;
+        memcpy(&bytes, hdr + l->co_code, 8);
+        if (read_table(cc, bytes, &e->bytecode, &e->bytecode_len) < 0) {
+            free(e->bytecode);
+            e->bytecode = NULL;
+            e->bytecode_len = 0;
+        }
+    }
+}
+
 /* Reads the code object at addr into e (whose old table the caller freed). */
 static int load(struct codecache *cc, uint64_t addr, struct code_entry *e)
 {
@@ -209,6 +252,7 @@ static int load(struct codecache *cc, uint64_t addr, struct code_entry *e)
         e->func = names_func(cc->names, ns, fs, e->firstlineno);
         for (int i = 0; i < LINE_MEMO; i++)
             e->memo_addrq[i] = INT64_MIN;
+        read_bytecode(cc, addr, hdr, e);
     }
     sb_release(&name);
     sb_release(&file);
@@ -222,6 +266,7 @@ static struct code_entry *insert(struct codecache *cc, uint64_t addr, int *err)
     cc->stats.loads++;
     if (ret < 0) {
         free(e.table);
+        free(e.bytecode);
         cc->stats.bad++;
         *err = ret;
         return NULL;
@@ -240,10 +285,14 @@ static int reload(struct codecache *cc, struct code_entry *e)
     free(e->table);
     e->table = NULL;
     e->table_len = 0;
+    free(e->bytecode);
+    e->bytecode = NULL;
+    e->bytecode_len = 0;
     int ret = load(cc, e->addr, &fresh);
     cc->stats.loads++;
     if (ret < 0) {
         free(fresh.table);
+        free(fresh.bytecode);
         /* Keep the slot (the index points at it) but make it never validate. */
         e->filename = e->name = e->qualname = e->linetable = 0;
         e->firstlineno = INT32_MIN;
@@ -303,8 +352,10 @@ int codecache_resolve(struct codecache *cc, const uint64_t *addrs, size_t n,
     /* Empty a full cache now, never during the call: pending entries are held by
      * index, and an emptied slot's table is already freed. */
     if (cc->n >= CODECACHE_MAX_ENTRIES) {
-        for (size_t i = 0; i < cc->n; i++)
+        for (size_t i = 0; i < cc->n; i++) {
             free(cc->v[i].table);
+            free(cc->v[i].bytecode);
+        }
         cc->n = 0;
         htab_clear(&cc->index);
     }
@@ -348,4 +399,17 @@ uint32_t codecache_frame(struct codecache *cc, struct code_entry *e, int64_t add
     e->memo_addrq[slot] = addrq;
     e->memo_frame[slot] = id;
     return id;
+}
+
+int codecache_can_call(const struct codecache *cc, const struct code_entry *e, int64_t addrq)
+{
+    if (addrq < 0)
+        return 0; /* not started: it has called nothing yet */
+    if (!e->bytecode || (uint64_t)addrq >= e->bytecode_len)
+        return 1;
+    uint8_t op = e->bytecode[addrq];
+    for (int i = 0; i < cc->l->n_not_calling; i++)
+        if (cc->l->not_calling[i] == op)
+            return 0;
+    return 1;
 }

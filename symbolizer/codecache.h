@@ -54,6 +54,14 @@ int codecache_resolve(struct codecache *cc, const uint64_t *addrs, size_t n,
 uint32_t codecache_frame(struct codecache *cc, struct code_entry *e, int64_t addrq,
                          int by_function);
 
+/*
+ * 0 when a frame of this code at byte offset addrq cannot be calling another
+ * frame: it has not started, or it is at an opcode that calls nothing (see
+ * pylayout.not_calling).  A stack showing it as a caller was torn.
+ * 1 otherwise, and when the bytecode is unknown.
+ */
+int codecache_can_call(const struct codecache *cc, const struct code_entry *e, int64_t addrq);
+
 /* The function id of an entry. */
 uint32_t codecache_func(const struct code_entry *e);
 

@@ -472,3 +472,59 @@ TEST(stale_entry_when_cache_fills)
     free(codes);
     img_release(&im);
 }
+
+/*
+ * The bytecode decides whether a frame can be calling another: a caller is
+ * never at a return or a plain load, nor before its first instruction.
+ */
+TEST(can_call_from_the_bytecode_every_version)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(versions); v++) {
+        struct img im;
+        img_init(&im, versions[v][0], versions[v][1], 0);
+        /* RETURN_VALUE, LOAD_FAST and a call, as each version numbers them. */
+        int v313 = im.major == 3 && im.minor >= 13;
+        uint8_t ret = v313 ? 36 : 83, load = v313 ? 85 : 124;
+        uint8_t call = im.major == 2 || im.minor <= 10 ? 131 : v313 ? 53 : 171;
+        const uint8_t code[8] = {load, 0, call, 1, ret, 0, 9, 0};
+        uint64_t c = img_code(&im, "c.py", "f", NULL, 1, NULL, 0);
+        if (im.lay.co_code_adaptive > 0) {
+            img_wmem(&im, c + (uint64_t)im.lay.co_code_adaptive, code, sizeof(code));
+            img_f64(&im, c, 16, sizeof(code) / 2); /* ob_size: code units */
+        } else {
+            img_f64(&im, c, im.lay.co_code, img_bytes(&im, code, sizeof(code)));
+        }
+        img_commit(&im);
+        struct cc_env e;
+        env_init(&e, &im, im.t_code);
+        struct code_entry *ce = resolve1(&e, c);
+        REQUIRE(ce != NULL);
+        CHECK_INT(codecache_can_call(e.cc, ce, 0), 0);  /* a load */
+        CHECK_INT(codecache_can_call(e.cc, ce, 2), 1);  /* the call */
+        CHECK_INT(codecache_can_call(e.cc, ce, 4), 0);  /* the return */
+        CHECK_INT(codecache_can_call(e.cc, ce, 6), 1);  /* anything else */
+        CHECK_INT(codecache_can_call(e.cc, ce, -1), 0); /* not started (<= 3.10) */
+        CHECK_INT(codecache_can_call(e.cc, ce, -2), 0); /* not started (3.11, 3.12) */
+        CHECK_INT(codecache_can_call(e.cc, ce, 8), 1);  /* past the copy: unknown */
+        env_release(&e);
+        img_release(&im);
+    }
+}
+
+/* Without a readable bytecode, nothing is ruled out. */
+TEST(can_call_without_bytecode)
+{
+    struct img im;
+    img_init(&im, 3, 10, 0);
+    uint64_t c = img_code(&im, "c.py", "f", NULL, 1, NULL, 0);
+    img_f64(&im, c, im.lay.co_code, 0x10); /* unreadable */
+    img_commit(&im);
+    struct cc_env e;
+    env_init(&e, &im, im.t_code);
+    struct code_entry *ce = resolve1(&e, c);
+    REQUIRE(ce != NULL);
+    CHECK_INT(codecache_can_call(e.cc, ce, 0), 1);
+    CHECK_INT(codecache_can_call(e.cc, ce, -1), 0);
+    env_release(&e);
+    img_release(&im);
+}
