@@ -63,6 +63,12 @@ struct walker {
     size_t chaincap;
     unsigned char *specbuf; /* frames read in a batch along a hint */
     size_t speccap;
+    unsigned char *checkbuf; /* <= 3.10: the walked frames read again */
+    size_t checkcap;
+    int64_t *lastis;        /* each walked frame's f_lasti, or instruction pointer (3.11+) */
+    size_t lasticap;
+    uint64_t *codes_seen;   /* 3.11+: each walked frame's code */
+    size_t codescap;
     struct walk_stats stats;
 };
 
@@ -92,6 +98,9 @@ void walker_free(struct walker *w)
     free(w->iov);
     free(w->chain);
     free(w->specbuf);
+    free(w->checkbuf);
+    free(w->lastis);
+    free(w->codes_seen);
     free(w);
 }
 
@@ -326,6 +335,43 @@ static int take_frame_object(struct walker *w, const unsigned char *buf, struct 
     return out->code ? 0 : -EINVAL;
 }
 
+/*
+ * Reads the walked frames [0, n) again, all at once, and checks that each
+ * is still alive, still has the same caller, and (all but the innermost,
+ * which runs) is still at the same instruction.  Frames are read one after
+ * another while the thread runs: a frame that returned and whose memory a
+ * new call took over (frames of a code object are recycled) reads as a
+ * live caller at some instruction of the new call.  A caller cannot move
+ * while its callee lives, so a chain that changed is dropped (torn).
+ */
+static int recheck_chain(struct walker *w, size_t n)
+{
+    const struct pylayout *l = w->l;
+    int lo = MIN(MIN(l->fo_back, l->fo_lasti), 0);
+    int hi = MAX(l->fo_back + 8, l->fo_lasti + 4);
+    size_t len = (size_t)(hi - lo);
+    if (w->checkcap < n * len) {
+        w->checkcap = n * len;
+        w->checkbuf = xrealloc(w->checkbuf, w->checkcap);
+    }
+    GROW(w->iov, w->iovcap, n);
+    for (size_t i = 0; i < n; i++)
+        w->iov[i] = (struct mem_iov){w->chain[i] + (uint64_t)lo, w->checkbuf + i * len, len, 0};
+    if (mem_readv(w->rt->mem, w->iov, n) < 0)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *f = w->checkbuf + i * len - lo;
+        int32_t lasti;
+        memcpy(&lasti, f + l->fo_lasti, 4);
+        uint64_t back = get_u64(f, l->fo_back);
+        int64_t refcnt = (int64_t)get_u64(f, 0);
+        if (!w->iov[i].ok || refcnt <= 0 || back != (i + 1 < n ? w->chain[i + 1] : back) ||
+            (i > 0 && lasti != w->lastis[i]))
+            return -EINVAL;
+    }
+    return 0;
+}
+
 static int walk_frame_objects(struct walker *w, const struct walk_thread *t,
                               struct rawframe *out, size_t max, size_t *depth)
 {
@@ -381,6 +427,10 @@ static int walk_frame_objects(struct walker *w, const struct walk_thread *t,
             if ((ret = take_frame_object(w, f, &out[n])) < 0)
                 break;
         }
+        GROW(w->lastis, w->lasticap, n + 1);
+        int32_t lasti;
+        memcpy(&lasti, f + l->fo_lasti, 4);
+        w->lastis[n] = lasti;
         w->chain[n++] = frame;
         frame = get_u64(f, l->fo_back);
         if (frame == mark) {
@@ -392,6 +442,10 @@ static int walk_frame_objects(struct walker *w, const struct walk_thread *t,
             power *= 2;
             lam = 0;
         }
+    }
+    if (ret >= 0 && n > 1 && recheck_chain(w, n) < 0) {
+        w->stats.rechecks_failed++;
+        ret = -EINVAL;
     }
     if (ret >= 0) {
         /* This chain is the next walk's hint. */
@@ -473,6 +527,40 @@ static int is_shim(struct walker *w, uint64_t frame)
     return (int)owner == l->owner_cstack;
 }
 
+/*
+ * 3.11+: reads the walked frames [0, n) again, all at once, and checks that
+ * each still runs the same code with the same caller, and (all but the
+ * innermost) is still at the same instruction.  The data stack is copied
+ * while the thread runs: a caller's slot copied just before it made the
+ * call shown above it, or a slot a returned frame left, reads as a caller
+ * that is not calling.  A caller cannot move while its callee lives, so a
+ * chain that changed is dropped (torn).
+ */
+static int recheck_iframes(struct walker *w, size_t n)
+{
+    const struct pylayout *l = w->l;
+    int lo = MIN(MIN(l->if_previous, l->if_code), l->if_instr);
+    int hi = MAX(MAX(l->if_previous, l->if_code), l->if_instr) + 8;
+    size_t len = (size_t)(hi - lo);
+    if (w->checkcap < n * len) {
+        w->checkcap = n * len;
+        w->checkbuf = xrealloc(w->checkbuf, w->checkcap);
+    }
+    GROW(w->iov, w->iovcap, n);
+    for (size_t i = 0; i < n; i++)
+        w->iov[i] = (struct mem_iov){w->chain[i] + (uint64_t)lo, w->checkbuf + i * len, len, 0};
+    if (mem_readv(w->rt->mem, w->iov, n) < 0)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *f = w->checkbuf + i * len - lo;
+        if (!w->iov[i].ok || get_u64(f, l->if_previous) != (i + 1 < n ? w->chain[i + 1] : get_u64(f, l->if_previous)) ||
+            get_u64(f, l->if_code) != w->codes_seen[i] ||
+            (i > 0 && (int64_t)get_u64(f, l->if_instr) != w->lastis[i]))
+            return -EINVAL;
+    }
+    return 0;
+}
+
 static int walk_interpreter_frames(struct walker *w, const struct walk_thread *t,
                                    struct rawframe *out, size_t max, size_t *depth)
 {
@@ -480,7 +568,7 @@ static int walk_interpreter_frames(struct walker *w, const struct walk_thread *t
     unsigned char single[128];
     size_t fsize = (size_t)l->if_size;
     uint64_t frame = t->frame, mark = frame;
-    size_t power = 1, lam = 0, n = 0, steps = 0;
+    size_t power = 1, lam = 0, n = 0, steps = 0, seen = 0;
     int ret, chunks_done = 0;
     *depth = 0;
     if (fsize > sizeof(single))
@@ -494,6 +582,10 @@ static int walk_interpreter_frames(struct walker *w, const struct walk_thread *t
          * a full stack whose next frame is a shim is not cut yet. */
         if ((n >= max && !is_shim(w, frame)) || steps++ >= 4 * (size_t)WALK_MAX_DEPTH) {
             *depth = n;
+            if (n >= max && seen > 1 && recheck_iframes(w, seen) < 0) {
+                w->stats.rechecks_failed++;
+                return -EINVAL;
+            }
             return n >= max ? 1 : -EINVAL;
         }
         if (frame & 7)
@@ -513,6 +605,13 @@ static int walk_interpreter_frames(struct walker *w, const struct walk_thread *t
         }
         uint8_t owner = f[l->if_owner];
         uint64_t code = get_u64(f, l->if_code);
+        GROW(w->chain, w->chaincap, seen + 1);
+        GROW(w->lastis, w->lasticap, seen + 1);
+        GROW(w->codes_seen, w->codescap, seen + 1);
+        w->chain[seen] = frame;
+        w->codes_seen[seen] = code;
+        w->lastis[seen] = (int64_t)get_u64(f, l->if_instr);
+        seen++;
         if (l->code_tagged)
             code &= ~(uint64_t)3;
         if (owner > 4)
@@ -528,6 +627,10 @@ static int walk_interpreter_frames(struct walker *w, const struct walk_thread *t
         uint64_t prev = get_u64(f, l->if_previous);
         if (prev == frame || prev == mark)
             return -ELOOP;
+        if (!prev && seen > 1 && recheck_iframes(w, seen) < 0) {
+            w->stats.rechecks_failed++;
+            return -EINVAL;
+        }
         frame = prev;
         if (++lam == power) {
             mark = frame;

@@ -47,6 +47,7 @@ struct walk_stats {
     uint64_t single_reads;  /* frames read one by one */
     uint64_t hinted_frames; /* <= 3.10: frames read in one batch along the last walk's chain */
     uint64_t hinted_tstates; /* thread states read in one batch along the last list */
+    uint64_t rechecks_failed; /* <= 3.10: walks whose frames had changed when read again */
 };
 
 struct walker;

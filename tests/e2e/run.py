@@ -46,6 +46,8 @@ HERE = os.path.dirname(os.path.realpath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 PYSTROBE = os.environ.get('PYSTROBE') or os.path.join(ROOT, 'pystrobe')   # override: tests of the driver
 TARGETS = os.path.join(ROOT, 'tests', 'targets')
+sys.path.insert(0, os.path.join(ROOT, 'bench'))
+import stackcheck  # noqa: E402  (which stacks of bench/workloads/fib.py are possible)
 THREADS_PY = os.path.join(TARGETS, 'threads.py')
 
 FILES = {
@@ -1280,6 +1282,36 @@ def interp_group(ctx, I):
             check_busy_share(P, stacks, busy_leaf)
             exact_busy_stack(P, t, stacks)
         rec_attach('record-gil', ['--gil'], chk_gil)
+
+        # -- no torn sample: fast recursion under a known stack, every stack possible
+        def consistency():
+            depth, n = 20, 18
+            p = spawn([I.exe, stackcheck.WORKLOAD, str(depth), '120', str(n)],
+                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            r, _, _ = select.select([p.stdout], [], [], 60)
+            if not r or p.stdout.readline() != b'READY\n':
+                _kill(p)
+                raise Failure('fib workload did not start')
+            d = ctx.mkdtemp('fib-')
+            out = os.path.join(d, 'out.folded')
+            try:
+                res = record(['-f', 'folded', '-o', out, '-r', '500', '-d', '2', '-p', str(p.pid)])
+            finally:
+                _kill(p)
+            P = Problems()
+            P.expect(res.rc == 0 and not res.timed_out, 'exit status %s, expected 0' % res.rc)
+            stacks = parse_folded(P, out) or {}
+            marks = stackcheck.markers()
+            bad = [(st, c, stackcheck.check(list(st), stackcheck.WORKLOAD, depth, n, marks))
+                   for st, c in stacks.items()]
+            bad = [b for b in bad if b[2]]
+            total = sum(stacks.values())
+            P.expect(total >= 100, 'only %d samples kept of 2 s at 500 Hz' % total)
+            P.expect(not bad, '%d of %d samples are impossible stacks (torn), e.g. %s: %s' % (
+                sum(c for _, c, _ in bad), total, bad[0][2] if bad else '',
+                clip(';'.join(bad[0][0]), 400) if bad else ''))
+            P.fail_if_any(res.describe())
+        R.case(pfx + 'record-consistency', consistency)
 
         def rec_all_threads():
             t = full.get()
