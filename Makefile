@@ -59,7 +59,18 @@ e2e: pystrobe
 viewers: pystrobe
 	@sh tests/viewers/run.sh ./pystrobe
 
-check: pystrobe unit unit-asan e2e viewers
+FUZZ_SECONDS ?= 60
+FUZZ_SAVE    ?= 0
+
+# libFuzzer targets (clang): FUZZ_SECONDS each; FUZZ_SAVE=1 merges new coverage
+# into tests/fuzz/corpus/.  Skipped (not failed) without clang's libFuzzer runtime.
+fuzz:
+	@FUZZ_SAVE=$(FUZZ_SAVE) sh tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+fuzz-quick:
+	@sh tests/fuzz/run.sh 5
+
+check: pystrobe unit unit-asan e2e viewers fuzz-quick
 
 demo: pystrobe
 	@sh tests/demo.sh
@@ -86,7 +97,7 @@ clean:
 # Keep the sanitizer objects between runs.
 .SECONDARY:
 
-.PHONY: all unit unit-asan e2e viewers check demo bench install clean
+.PHONY: all unit unit-asan e2e viewers fuzz fuzz-quick check demo bench install clean
 
 -include $(OBJS:.o=.d) $(SAN_OBJS:.o=.d)
 -include $(UNIT_BINS:=.d) $(SAN_BINS:=.d)

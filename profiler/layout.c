@@ -261,6 +261,7 @@ int layout_from_debug_offsets(struct pylayout *out, const void *buf, size_t len,
                              checks[i].field_slot);
     /* co_code_adaptive is the start of the bytecode, at or past the end of the header. */
     if (d[D_CO_CODE_ADAPTIVE] > d[D_CO_SIZE] || d[D_UNI_ASCII_SIZE] > d[D_UNI_SIZE] ||
+        d[D_UNI_STATE] + 4 > d[D_UNI_ASCII_SIZE] || d[D_UNI_LENGTH] + 8 > d[D_UNI_ASCII_SIZE] ||
         d[D_IS_GIL_LOCKED] < d[D_IS_GIL_STATE] || d[D_IS_GIL_HOLDER] < d[D_IS_GIL_STATE] ||
         d[D_IS_GIL_LOCKED] - d[D_IS_GIL_STATE] > 64 || d[D_IS_GIL_HOLDER] - d[D_IS_GIL_STATE] > 64)
         return pserr_set(err, EINVAL, "_Py_DebugOffsets: inconsistent offsets");

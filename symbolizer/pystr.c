@@ -126,7 +126,10 @@ static int read_unicode3(struct mem *m, const struct pylayout *l, uint64_t addr,
 {
     unsigned char hdr[128];
     size_t hdrlen = (size_t)l->uni_ascii_size;
-    if (hdrlen > sizeof(hdr) || l->uni_state < 0)
+    /* length and state are PyASCIIObject fields: they must lie in the bytes
+     * read (a 3.13+ layout takes both offsets from the target). */
+    if (hdrlen > sizeof(hdr) || l->uni_state < 0 || l->uni_length < 0 ||
+        (size_t)l->uni_state + 4 > hdrlen || (size_t)l->uni_length + 8 > hdrlen)
         return -EINVAL;
     int ret = mem_read(m, addr, hdr, hdrlen);
     if (ret < 0)

@@ -1,9 +1,15 @@
 /*
- * libFuzzer target for the folded-stack reader (not built by default):
+ * libFuzzer target for the folded-stack reader, built and run by
+ * tests/fuzz/run.sh (`make fuzz`) as:
  *
  *   clang -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
- *       -o fuzz_folded tests/fuzz/fuzz_folded.c output/foldedin.c output/profile.c \
- *       output/folded.c output/diff.c output/label.c symbolizer/names.c common/util.c common/htab.c -lm
+ *       -fno-sanitize-recover=all -o fuzz_folded tests/fuzz/fuzz_folded.c output/foldedin.c \
+ *       output/profile.c output/folded.c output/diff.c output/label.c symbolizer/names.c \
+ *       common/util.c common/htab.c -lm
+ *   ./fuzz_folded -max_len=4096 corpus/
+ *
+ * Seeds: tests/fuzz/corpus/folded/; inputs that once failed, replayed on
+ * every run: tests/fuzz/crashes/folded/.
  *
  * Whatever the text, the reader either fails with a message or gives a
  * profile whose folded form reads back to the same samples.

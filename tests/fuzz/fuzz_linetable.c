@@ -1,8 +1,13 @@
 /*
- * libFuzzer target for the line-table decoders (not built by default):
+ * libFuzzer target for the line-table decoders, built and run by
+ * tests/fuzz/run.sh (`make fuzz`) as:
  *
  *   clang -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
- *       -o fuzz_linetable tests/fuzz/fuzz_linetable.c symbolizer/linetable.c
+ *       -fno-sanitize-recover=all -o fuzz_linetable tests/fuzz/fuzz_linetable.c \
+ *       symbolizer/linetable.c
+ *   ./fuzz_linetable -max_len=2048 corpus/
+ *
+ * Seeds (tables from tests/vectors/): tests/fuzz/corpus/linetable/.
  *
  * Input: format selector (1 byte), addrq (8 bytes), firstlineno (4 bytes),
  * then the table.  libFuzzer hands over an exactly-sized buffer, so ASan

@@ -1,12 +1,16 @@
 /*
- * libFuzzer target for the per-sample path (not built by default): thread
- * list, stack walk, code-object resolution, lines and thread names, on a fake
- * process image of one CPython version damaged by the fuzzer's input.
+ * libFuzzer target for the per-sample path: thread list, stack walk,
+ * code-object resolution, lines and thread names, on a fake process image of
+ * one CPython version damaged by the fuzzer's input.  Built and run by
+ * tests/fuzz/run.sh (`make fuzz`) as:
  *
  *   clang -std=c11 -D_GNU_SOURCE -I. -Itests/unit -g -O1 \
- *       -fsanitize=fuzzer,address,undefined -o fuzz_walk tests/fuzz/fuzz_walk.c \
- *       $(find common profiler symbolizer output -name '*.c' ! -name main.c) -lelf -lz
+ *       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o fuzz_walk \
+ *       tests/fuzz/fuzz_walk.c \
+ *       $(find common profiler symbolizer output -name '*.c' ! -name main.c) -lelf -lz -lm
  *   ./fuzz_walk -max_len=512 corpus/
+ *
+ * Seeds (each version's valid image, a few edits): tests/fuzz/corpus/walk/.
  *
  * Input: a version selector (1 byte, modulo the 9 versions), then edits of
  * 8 bytes each as tests/unit/fuzzpath.h's fz_mutate reads them.  The valid

@@ -304,6 +304,8 @@ TEST(debug_offsets_field_beyond_struct)
         {S_CO_FILENAME, 205},        /* 8 bytes do not fit */
         {S_RT_INTERPRETERS_HEAD, 283320},
         {S_UNI_STATE, 62},
+        {S_UNI_STATE, 40},           /* in the object, past the ASCII header that is read */
+        {S_UNI_LENGTH, 36},
         {S_TP_NAME, 1000},
     };
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
