@@ -70,7 +70,24 @@ fuzz:
 fuzz-quick:
 	@sh tests/fuzz/run.sh 5
 
-check: pystrobe unit unit-asan e2e viewers fuzz-quick
+# pystrobe under ASan+UBSan recording churning targets at 10 kHz (tests/stress/):
+# short in `make check`, 60 s per case in `make stress`.  STRESS_XFAIL names known
+# pystrobe bugs the run reports without failing, until they are fixed (empty it
+# to be strict; see tests/stress/run.py for what each checks).
+STRESS_XFAIL ?= thread-labels,thread-count,lost-threads,frame-labels,rootless,shim-frames,final-stall
+STRESS_ARGS  ?=
+
+stress-short: build/asan/pystrobe
+	@$(PYTHON) tests/stress/run.py --pystrobe build/asan/pystrobe --xfail '$(STRESS_XFAIL)' $(STRESS_ARGS)
+
+stress: build/asan/pystrobe
+	@$(PYTHON) tests/stress/run.py --long --pystrobe build/asan/pystrobe --xfail '$(STRESS_XFAIL)' $(STRESS_ARGS)
+
+# The benchmark harness in a quick mode: it must run, nothing about timings is asserted.
+bench-quick: pystrobe build/bench/readv_cost
+	@BENCH_QUICK=1 $(PYTHON) bench/run.py
+
+check: pystrobe unit unit-asan e2e stress-short viewers fuzz-quick bench-quick
 
 demo: pystrobe
 	@sh tests/demo.sh
@@ -97,7 +114,7 @@ clean:
 # Keep the sanitizer objects between runs.
 .SECONDARY:
 
-.PHONY: all unit unit-asan e2e viewers fuzz fuzz-quick check demo bench install clean
+.PHONY: all unit unit-asan e2e viewers fuzz fuzz-quick stress stress-short bench-quick check demo bench install clean
 
 -include $(OBJS:.o=.d) $(SAN_OBJS:.o=.d)
 -include $(UNIT_BINS:=.d) $(SAN_BINS:=.d)

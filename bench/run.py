@@ -1,27 +1,542 @@
-"""`make bench`: what a sample costs pystrobe, per interpreter and stack depth.
+"""`make bench`: what pystrobe costs, per interpreter, next to austin.
 
-For each interpreter found and each depth, starts bench/workloads/deep.py
-(a busy leaf under exactly DEPTH frames), records it for a few seconds at a
-fixed rate, and reads pystrobe's own account of its CPU time and
-process_vm_readv calls per sample.  The baseline, measured in the same run
-against the same target, is one bare 8-byte process_vm_readv: costs are
-also given as a ratio to it, so that runs on different machines compare.
+For each interpreter found (pyenv's versions, Debian's /usr/bin/python3),
+one table per measurement, one row per interpreter:
+
+1. Cost per sample.  bench/workloads/deep.py (a busy leaf under exactly
+   DEPTH frames) recorded at BENCH_RATE Hz for BENCH_SECONDS; pystrobe's own
+   account of its CPU time and process_vm_readv calls per sample, next to
+   one bare 8-byte process_vm_readv measured in the same run against the
+   same target (build/bench/readv_cost), so that machines compare.  Also
+   the whole process's CPU time (getrusage: start-up, attach and output
+   included) per sample, for pystrobe and for austin at the same interval.
+2. Highest sustained rate.  deep.py at depth 50 recorded at 1, 2, 5 and
+   10 kHz (record's maximum) for a couple of seconds each, upwards until a
+   rate is not sustained twice in a row: sustained means an achieved rate
+   of at least 95% of the requested one and "behind schedule" drops of at
+   most 1% of the requested ticks, both read from pystrobe's summary.
+3. Target slowdown.  bench/workloads/work.py does a fixed amount of work
+   (calibrated once to last about BENCH_WORK_SECONDS) and reports its own
+   duration; it runs unprofiled, under `pystrobe record` at 100 Hz and
+   1 kHz and under austin at the same rates, interleaved, BENCH_RUNS times;
+   medians, and each as a ratio to the unprofiled median.
+4. Latency.  Against a busy deep.py: "attach" is the wall time of
+   `pystrobe record -d 0.01 -r 1000 -p PID` minus the 0.01 s it records
+   (process start, attach, the first samples, writing, exit); "dump" the
+   wall time of `pystrobe dump -p PID`; austin's is the time from spawning
+   `austin -p PID` to its first sample line on stdout (a pseudo-terminal,
+   so line-buffered).  Medians of interleaved rounds.
+5. Peak memory.  bench/workloads/many.py (nearly every sample a stack not
+   seen before) recorded at 1 kHz for BENCH_RSS_SECONDS; the maximum RSS
+   of the profiler's process, from getrusage when it is reaped.
+6. Consistency.  bench/workloads/fib.py (fast recursion under a known
+   stack) recorded at 1 kHz; every sampled stack is checked with
+   bench/stackcheck.py: "bad" samples have a shape the program cannot
+   have; "torn" are the samples pystrobe itself dropped as torn.  The
+   target runs on one CPU and the profiler on another (on one CPU the
+   target cannot run while it is read, and nothing tears).
+7. austin next to pystrobe: the figures above as ratios austin/pystrobe,
+   where austin (on PATH, or BENCH_AUSTIN) can sample the interpreter; a
+   note says why not elsewhere.
+
+Knobs: BENCH_VERSIONS (prefixes, e.g. "3.8,3.12,debian"), BENCH_DEPTHS,
+BENCH_SECONDS, BENCH_RATE, BENCH_PYSTROBE (another build), BENCH_AUSTIN
+(path, or "none"), BENCH_RATE_SECONDS, BENCH_WORK_SECONDS, BENCH_RUNS,
+BENCH_LATENCY_RUNS, BENCH_RSS_SECONDS; BENCH_JSON=PATH writes everything
+measured and the environment (CPU, kernel, load, pystrobe's commit) as JSON.
+BENCH_QUICK=1 (for `make check`): 2-3 interpreters, depth 50, about a
+second per measurement, a short memory run; it asserts nothing about the
+figures, only that every measurement produced them.  The exit status is 1
+when any pystrobe measurement failed (a crash, a timeout, output that does
+not parse) and 0 otherwise; austin failing is a note, not a failure.
 """
 import glob
+import hashlib
+import json
 import os
+import platform
 import re
+import select
+import shutil
+import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "bench")
+WORKLOADS = os.path.join(BENCH, "workloads")
+sys.path.insert(0, BENCH)
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import stackcheck  # noqa: E402
+
+
+def env_flag(name):
+    return os.environ.get(name, "").strip() not in ("", "0", "no", "false")
+
+
+def env_num(name, default, kind=float):
+    v = os.environ.get(name, "").strip()
+    return kind(v) if v else default
+
+
+QUICK = env_flag("BENCH_QUICK")
 PYSTROBE = os.environ.get("BENCH_PYSTROBE") or os.path.join(ROOT, "pystrobe")
 READV_COST = os.path.join(ROOT, "build", "bench", "readv_cost")
-DEPTHS = [int(d) for d in os.environ.get("BENCH_DEPTHS", "10,50,200").split(",")]
-SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
-RATE = int(os.environ.get("BENCH_RATE", "500"))
+DEPTHS = [int(d) for d in os.environ.get("BENCH_DEPTHS", "50" if QUICK else "10,50,200").split(",")]
+SECONDS = env_num("BENCH_SECONDS", 1.0 if QUICK else 3.0)
+RATE = env_num("BENCH_RATE", 500, int)
+RATE_LADDER = [1000, 2000, 5000, 10000]
+RATE_SECONDS = env_num("BENCH_RATE_SECONDS", 0.5 if QUICK else 2.0)
+WORK_SECONDS = env_num("BENCH_WORK_SECONDS", 0.5 if QUICK else 2.0)
+RUNS = env_num("BENCH_RUNS", 1 if QUICK else 5, int)
+LATENCY_RUNS = env_num("BENCH_LATENCY_RUNS", 3 if QUICK else 9, int)
+RSS_SECONDS = env_num("BENCH_RSS_SECONDS", 1.0 if QUICK else 30.0)
+LATENCY_RECORD = 0.01   # what the attach measurement records, subtracted
+SUSTAINED_RATE = 0.95   # achieved / requested
+SUSTAINED_BEHIND = 0.01  # behind-schedule drops / requested ticks
+FIB_DEPTH, FIB_N = 20, 18
+AUSTIN_T = "1000"       # austin -t: how long it may look for the interpreter (ms)
 
+
+class Failed(Exception):
+    """A measurement could not be made: pystrobe crashed, hung or printed what does not parse."""
+
+
+class AustinFailed(Exception):
+    """austin itself could not sample: a note, not a failure of the benchmark."""
+
+
+def log(msg):
+    print("bench: " + msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- processes
+#
+# Every process is started in a session of its own (so that a Ctrl-C at
+# the terminal reaches only this script), registered in LIVE, then killed
+# with its whole process group and reaped, by cleanup() if nothing else (a
+# `pystrobe record -- python ...` takes its python along).  A group is
+# only signalled while one of its members is still unreaped by us, so its
+# id cannot have been reused.
+
+LIVE = {}  # pid -> Proc
+
+
+class Proc(object):
+    """A child of ours: its pid, its process group, a pidfd to wait on."""
+
+    def __init__(self, pid, pgid, popen=None):
+        self.pid, self.pgid, self.popen = pid, pgid, popen
+        self.returncode = None
+        self.fd = None
+        if hasattr(os, "pidfd_open"):
+            try:
+                self.fd = os.pidfd_open(pid)
+            except OSError:
+                pass
+        LIVE[pid] = self
+
+
+def spawn(cmd, **kw):
+    kw.setdefault("stdin", subprocess.DEVNULL)
+    p = subprocess.Popen(cmd, start_new_session=True, **kw)
+    return Proc(p.pid, p.pid, p)
+
+
+SUBREAPER = False
+
+
+def become_subreaper():
+    """Orphans of our children become ours (PR_SET_CHILD_SUBREAPER): see spawn_clean."""
+    global SUBREAPER
+    try:
+        import ctypes
+        SUBREAPER = ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        SUBREAPER = False
+
+
+def spawn_clean(cmd, stdout, stderr, pidfile):
+    """Starts cmd as an orphan that we adopt, for a max RSS of its own.
+
+    A process forked by this script counts this script's memory in its
+    ru_maxrss: the kernel keeps the high-water mark of the memory it had
+    before exec (with vfork, this script's very own).  So /bin/sh starts
+    cmd in the background and exits at once; cmd, a fresh process forked
+    from a small shell, is reparented to us (a child subreaper) and its
+    wait4 rusage counts little but its own."""
+    sh = spawn(["/bin/sh", "-c", 'f=$1; shift; "$@" & echo $! >"$f"', "sh", pidfile] + cmd,
+               stdout=stdout, stderr=stderr)
+    try:
+        if not exited(sh, 30):
+            raise Failed("/bin/sh did not start %s" % short(cmd))
+        rc, _ = reap(sh, kill=False)
+        with open(pidfile) as f:
+            pid = int(f.read())
+        os.unlink(pidfile)
+        return Proc(pid, sh.pid)
+    except BaseException:
+        try:
+            os.killpg(sh.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        raise
+
+
+def exited(p, timeout):
+    """Waits up to timeout seconds for p to exit, without reaping it: True if it did."""
+    deadline = time.monotonic() + max(timeout, 0)
+    while True:
+        if p.fd is not None:
+            left = deadline - time.monotonic()
+            if select.select([p.fd], [], [], max(left, 0))[0]:
+                return True
+        elif os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            return True
+        else:
+            time.sleep(0.002)
+        if time.monotonic() >= deadline:
+            return False
+
+
+def reap(p, kill=True):
+    """Kills what is left of p's process group (and p), reaps p; returns (exit code, rusage)."""
+    if kill:
+        for f, target in ((os.killpg, p.pgid), (os.kill, p.pid)):
+            try:
+                f(target, signal.SIGKILL)
+            except OSError:
+                pass
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    if p.popen is not None:
+        p.popen.returncode = p.returncode
+    LIVE.pop(p.pid, None)
+    if p.fd is not None:
+        os.close(p.fd)
+        p.fd = None
+    return p.returncode, ru
+
+
+def stop(p):
+    if p.pid in LIVE:
+        reap(p)
+
+
+def cleanup():
+    for p in list(LIVE.values()):
+        try:
+            stop(p)
+        except Exception:
+            pass
+    if SUBREAPER:  # orphans adopted after their parent was killed
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
+        except ChildProcessError:
+            pass
+
+
+class on_cpu(object):
+    """This script, hence what it starts meanwhile, on one CPU (None: anywhere)."""
+
+    def __init__(self, cpu):
+        self.cpu, self.old = cpu, None
+
+    def __enter__(self):
+        if self.cpu is not None:
+            self.old = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, {self.cpu})
+
+    def __exit__(self, *exc):
+        if self.old is not None:
+            os.sched_setaffinity(0, self.old)
+
+
+class Run(object):
+    pass
+
+
+def run(cmd, timeout, interrupt_after=None, clean_rss=False):
+    """Runs cmd to its end (or SIGINT after interrupt_after seconds); returns a Run
+    with rc, out, err, wall (s) and cpu (s, user+system), and with clean_rss
+    its max RSS in KiB (maxrss) or None where it cannot be measured apart
+    from ours.  A timeout kills it and raises Failed."""
+    out = tempfile.TemporaryFile()
+    err = tempfile.TemporaryFile()
+    try:
+        t0 = time.monotonic()
+        if clean_rss and SUBREAPER:
+            p = spawn_clean(cmd, out, err, os.path.join(tempfile.gettempdir(), "pid.%d" % os.getpid()))
+        else:
+            p = spawn(cmd, stdout=out, stderr=err)
+        try:
+            if interrupt_after is not None and not exited(p, interrupt_after):
+                os.kill(p.pid, signal.SIGINT)
+            done = exited(p, timeout)
+            t1 = time.monotonic()
+        finally:
+            rc, ru = reap(p)
+        r = Run()
+        r.cmd, r.rc, r.wall = cmd, rc, t1 - t0
+        r.cpu = ru.ru_utime + ru.ru_stime
+        r.maxrss = ru.ru_maxrss if clean_rss and SUBREAPER else None
+        out.seek(0)
+        err.seek(0)
+        r.out = out.read().decode("utf-8", "replace")
+        r.err = err.read().decode("utf-8", "replace")
+        if not done:
+            raise Failed("%s: timed out after %g s" % (short(cmd), timeout))
+        return r
+    finally:
+        out.close()
+        err.close()
+
+
+def short(cmd):
+    return " ".join(os.path.basename(c) if os.path.isabs(c) else c for c in cmd[:6])
+
+
+def tail(text, n=3):
+    return " | ".join(text.strip().splitlines()[-n:])
+
+
+class Target(object):
+    """A workload that prints READY when it is where it should be sampled."""
+
+    def __init__(self, exe, script, *args):
+        self.err = tempfile.TemporaryFile()
+        self.p = spawn([exe, os.path.join(WORKLOADS, script)] + [str(a) for a in args],
+                       stdout=subprocess.PIPE, stderr=self.err)
+        self.pid = self.p.pid
+        deadline = time.monotonic() + 30
+        line = b""
+        while not line.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.p.popen.stdout], [], [], left)[0]:
+                self.close()
+                raise Failed("%s did not start in 30 s" % script)
+            c = os.read(self.p.popen.stdout.fileno(), 1)
+            if not c:
+                break
+            line += c
+        if line.strip() != b"READY":
+            self.err.seek(0)
+            msg = tail(self.err.read().decode("utf-8", "replace"))
+            self.close()
+            raise Failed("%s did not start: %s" % (script, msg or line))
+
+    def close(self):
+        stop(self.p)
+        self.p.popen.stdout.close()
+        self.err.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# ---------------------------------------------------------------- pystrobe
+
+SUMMARY = re.compile(r"pystrobe: (\d+) samples from (\d+) threads? in ([\d.]+) s "
+                     r"\(([\d.]+) Hz of ([\d.]+) Hz\)([^\n]*)")
+COST = re.compile(r"pystrobe: cost per sample: ([\d.]+) us CPU, ([\d.]+) reads")
+WROTE = re.compile(r"pystrobe: wrote .* \((\d+) distinct stacks?\)")
+
+
+def parse_summary(r, need_cost=True):
+    """pystrobe's summary lines on stderr, as a dict; Failed if absent."""
+    if r.rc != 0:
+        raise Failed("%s: exit status %d: %s" % (short(r.cmd), r.rc, tail(r.err) or "nothing on stderr"))
+    m = SUMMARY.search(r.err)
+    if not m:
+        raise Failed("%s: no summary line: %s" % (short(r.cmd), tail(r.err) or "nothing on stderr"))
+    s = {"samples": int(m.group(1)), "threads": int(m.group(2)), "seconds": float(m.group(3)),
+         "hz": float(m.group(4)), "requested_hz": float(m.group(5)), "drops": {}}
+    dm = re.search(r"; (\d+) dropped: ([^;]*)", m.group(6))
+    if dm:
+        for part in dm.group(2).split(","):
+            n, name = part.strip().split(" ", 1)
+            s["drops"][name] = int(n)
+        if sum(s["drops"].values()) != int(dm.group(1)):
+            raise Failed("%s: drops do not add up: %s" % (short(r.cmd), m.group(0)))
+    c = COST.search(r.err)
+    if c:
+        s["us"], s["reads"] = float(c.group(1)), float(c.group(2))
+    elif need_cost:
+        raise Failed("%s: no cost line: %s" % (short(r.cmd), tail(r.err)))
+    w = WROTE.search(r.err)
+    if w:
+        s["distinct"] = int(w.group(1))
+    s["proc_cpu_s"], s["wall_s"] = r.cpu, r.wall
+    if r.maxrss is not None:
+        s["maxrss_kib"] = r.maxrss
+    return s
+
+
+def record(pid, rate, seconds, out="/dev/null", clean_rss=False):
+    r = run([PYSTROBE, "record", "-p", str(pid), "-d", "%g" % seconds, "-r", str(rate),
+             "-f", "folded", "-o", out], timeout=seconds + 60, clean_rss=clean_rss)
+    return parse_summary(r)
+
+
+def read_folded(path):
+    stacks = []
+    with open(path) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            stack, sep, count = line.rpartition(" ")
+            if not sep or not count.isdigit():
+                raise Failed("%s: unparsable folded line %r" % (path, line[:120]))
+            stacks.append((stack, int(count)))
+    return stacks
+
+
+# ---------------------------------------------------------------- austin
+
+AUSTIN = os.environ.get("BENCH_AUSTIN", "")
+if AUSTIN.lower() in ("none", "0", "no"):
+    AUSTIN = None
+elif not AUSTIN:
+    AUSTIN = shutil.which("austin")
+
+
+def austin_lines(path):
+    """austin's samples: one line per sample, 'Thread ID;FUNC (FILE);L123;... METRIC'."""
+    with open(path, "rb") as f:
+        for raw in f:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            if line:
+                yield line
+
+
+def austin_count(path):
+    n = 0
+    with open(path, "rb") as f:
+        for raw in f:
+            if raw.startswith(b"Thread "):
+                n += 1
+            elif raw.strip():
+                raise Failed("austin output %s: unexpected line %r" % (path, raw[:120]))
+    return n
+
+
+def austin_frames(line):
+    """An austin sample as pystrobe's labels, root first; None if it does not parse."""
+    stack, _, metric = line.rpartition(" ")
+    parts = stack.split(";")
+    if not parts or not parts[0].startswith("Thread ") or len(parts) % 2 != 1:
+        return None
+    frames = []
+    for name, lineno in zip(parts[1::2], parts[2::2]):
+        if not (name.endswith(")") and " (" in name and lineno[:1] == "L" and lineno[1:].isdigit()):
+            return None
+        frames.append("%s:%s)" % (name[:-1], lineno[1:]))
+    return frames
+
+
+def austin_attach(pid, rate, seconds, out, clean_rss=False):
+    """austin -p PID at rate for seconds, stopped with SIGINT; its samples, CPU and memory."""
+    r = run([AUSTIN, "-t", AUSTIN_T, "-i", str(int(1e6 / rate)), "-o", out, "-p", str(pid)],
+            timeout=30, interrupt_after=seconds, clean_rss=clean_rss)
+    if r.rc != 0:
+        raise AustinFailed("exit status %d: %s" % (r.rc, tail(r.err, 1)))
+    n = austin_count(out)
+    if n == 0:
+        raise AustinFailed("no samples: %s" % tail(r.err, 1))
+    err = re.search(r"Error rate : (\d+)/(\d+)", r.err)
+    res = {"samples": n, "seconds": r.wall, "hz": n / r.wall, "proc_cpu_s": r.cpu,
+           "proc_us": 1e6 * r.cpu / n, "invalid": int(err.group(1)) if err else None}
+    if r.maxrss is not None:
+        res["maxrss_kib"] = r.maxrss
+    return res
+
+
+def austin_first_sample(pid, script, timeout_ms=AUSTIN_T, wait=10.0):
+    """Seconds from spawning `austin -p PID` to its first sample that holds a
+    frame of script (stdout a pty, so that austin writes line by line).
+
+    austin 1.0 on an interpreter it does not know may give up ("Interpreter
+    state search timed out", "Python binary not found"), search for longer
+    than wait seconds, or find something and print samples without frames:
+    each is AustinFailed."""
+    import pty
+    import tty
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    err = tempfile.TemporaryFile()
+    try:
+        t0 = time.monotonic()
+        p = spawn([AUSTIN, "-t", timeout_ms, "-i", "1000", "-p", str(pid)], stdout=slave, stderr=err)
+        os.close(slave)
+        slave = None
+        first, buf, empty, odd = None, b"", 0, None
+        try:
+            deadline = t0 + wait
+            while first is None and time.monotonic() < deadline:
+                if not select.select([master], [], [], max(deadline - time.monotonic(), 0))[0]:
+                    break
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: austin is gone
+                    break
+                if not chunk:
+                    break
+                buf += chunk
+                while first is None and b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    frames = austin_frames(line.decode("utf-8", "replace").rstrip("\r"))
+                    if frames is None:
+                        odd = line
+                    elif any(script in f for f in frames):
+                        first = time.monotonic() - t0
+                    else:
+                        empty += 1
+                if empty >= 500:  # half a second of samples of nothing
+                    break
+            if not exited(p, 0):
+                os.kill(p.pid, signal.SIGINT)
+            # Drain the terminal so that austin can finish writing and exit.
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if not select.select([master], [], [], 0.05)[0]:
+                    if exited(p, 0):
+                        break
+                    continue
+                try:
+                    if not os.read(master, 65536):
+                        break
+                except OSError:
+                    break
+        finally:
+            rc, _ = reap(p)
+        if odd is not None and first is None and not empty:
+            raise Failed("austin's output does not parse: %r" % odd[:120])
+        if first is None:
+            err.seek(0)
+            why = tail(err.read().decode("utf-8", "replace"), 1)
+            if empty:
+                why = "%d samples without a frame of the target" % empty
+            sigint = rc == -signal.SIGINT
+            raise AustinFailed("%s (%s)" % (why or ("no sample in %g s" % wait if sigint else "no sample"),
+                                            "stopped with SIGINT" if sigint else "exit status %d" % rc))
+        return first
+    finally:
+        if slave is not None:
+            os.close(slave)
+        os.close(master)
+        err.close()
+
+
+# ---------------------------------------------------------------- interpreters
 
 def interpreters():
     root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
@@ -49,7 +564,13 @@ def interpreters():
     def key(item):
         nums = re.findall(r"\d+", item[0])
         return [int(n) for n in nums[:3]] + [item[0].startswith("debian")]
-    return sorted(result, key=key)
+    result.sort(key=key)
+    if QUICK and not only and len(result) > 3:
+        # The oldest, the newest and Debian's: the layouts furthest apart.
+        plain = [r for r in result if not r[0].startswith("debian")]
+        pick = [plain[0], plain[-1]] + [r for r in result if r[0].startswith("debian")][:1]
+        result = [r for r in result if r in pick]
+    return result
 
 
 def readable_address(pid):
@@ -58,55 +579,570 @@ def readable_address(pid):
             parts = line.split()
             if parts[1].startswith("r"):
                 return parts[0].split("-")[0]
-    raise RuntimeError("no readable mapping")
+    raise Failed("no readable mapping in %d" % pid)
 
 
-def measure(exe, depth, tmp):
-    target = subprocess.Popen([exe, os.path.join(ROOT, "bench", "workloads", "deep.py"), str(depth)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+# ---------------------------------------------------------------- measurements
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+class Version(object):
+    def __init__(self, name, exe, tmp):
+        self.name, self.exe, self.tmp = name, exe, tmp
+        self.austin = AUSTIN is not None
+        self.austin_note = None if AUSTIN else "austin not installed"
+        self.rec = {"name": name, "exe": exe, "austin": None, "errors": [], "austin_notes": []}
+
+    def path(self, name):
+        return os.path.join(self.tmp, name)
+
+    def austin_failed(self, section, e):
+        """austin could not sample: the first time, it is taken as unsupported here."""
+        note = "%s: %s" % (section, e)
+        self.rec["austin_notes"].append(note)
+        log("%s: austin %s" % (self.name, note))
+        if self.austin_note is None:
+            self.austin_note = ("austin cannot sample it: %s" % e if section == "probe"
+                                else "austin failed (%s): %s" % (section, e))
+        self.austin = False
+
+    # 1 ------------------------------------------------------------------
+    def cost(self, depth):
+        log("%s: cost per sample, depth %d" % (self.name, depth))
+        row = {"depth": depth, "rate": RATE, "seconds": SECONDS}
+        with Target(self.exe, "deep.py", depth) as t:
+            b = run([READV_COST, str(t.pid), readable_address(t.pid)], timeout=60)
+            if b.rc != 0:
+                raise Failed("readv_cost: %s" % tail(b.err))
+            try:
+                row["baseline_us"] = float(b.out)
+            except ValueError:
+                raise Failed("readv_cost printed %r" % b.out[:80])
+            out = self.path("cost.folded")
+            s = record(t.pid, RATE, SECONDS, out)
+            stacks = read_folded(out)
+            total = sum(c for _, c in stacks) or 1
+            full = sum(c for st, c in stacks if st.count(";") + 1 == depth)
+            s["full_stacks_pct"] = 100.0 * full / total
+            s["proc_us"] = 1e6 * s["proc_cpu_s"] / s["samples"] if s["samples"] else None
+            row["pystrobe"] = s
+            os.unlink(out)
+            if self.austin:
+                out = self.path("cost.austin")
+                try:
+                    row["austin"] = austin_attach(t.pid, RATE, SECONDS, out)
+                except AustinFailed as e:
+                    self.austin_failed("cost", e)
+                finally:
+                    if os.path.exists(out):
+                        os.unlink(out)
+        return row
+
+    # 2 ------------------------------------------------------------------
+    def max_rate(self):
+        log("%s: highest sustained rate" % self.name)
+        res = {"seconds": RATE_SECONDS, "depth": 50, "tries": [], "max_sustained_hz": None}
+        with Target(self.exe, "deep.py", 50) as t:
+            for rate in RATE_LADDER:
+                ok = False
+                for _ in range(2):
+                    s = record(t.pid, rate, RATE_SECONDS)
+                    behind = s["drops"].get("behind schedule", 0)
+                    ok = (s["hz"] >= SUSTAINED_RATE * rate and
+                          behind <= SUSTAINED_BEHIND * rate * RATE_SECONDS)
+                    res["tries"].append({"rate": rate, "hz": s["hz"], "behind": behind,
+                                         "samples": s["samples"], "us": s["us"], "sustained": ok})
+                    if ok:
+                        break
+                if not ok:
+                    break
+                res["max_sustained_hz"] = rate
+        return res
+
+    # 3 ------------------------------------------------------------------
+    def work(self, cmd):
+        r = run(cmd, timeout=120 + 20 * WORK_SECONDS)
+        m = re.search(r"WORK wall=([\d.]+) cpu=([\d.]+) iterations=(\d+)", r.out)
+        return r, m
+
+    def slowdown(self):
+        log("%s: target slowdown" % self.name)
+        script = os.path.join(WORKLOADS, "work.py")
+        r, m = self.work([self.exe, script, "5000", "0"])   # calibration: 0.1 to 0.3 s
+        if r.rc != 0 or not m:
+            raise Failed("work.py: exit status %d: %s" % (r.rc, tail(r.err)))
+        iters = max(1000, int(5000 * WORK_SECONDS / max(float(m.group(1)), 1e-3)))
+        modes = [("none", None, None), ("pystrobe", "pystrobe", 100), ("pystrobe", "pystrobe", 1000)]
+        if self.austin:
+            modes += [("austin", "austin", 100), ("austin", "austin", 1000)]
+        res = {"iterations": iters, "runs": RUNS, "wall": {}, "cpu": {}, "samples": {}}
+        for rnd in range(RUNS):
+            k = rnd % len(modes)
+            for label, prof, hz in modes[k:] + modes[:k]:   # rotated: no mode always first
+                key = label if hz is None else "%s_%d" % (label, hz)
+                if prof == "austin" and not self.austin:
+                    continue
+                cmd = [self.exe, script, str(iters)]
+                out = None
+                if prof == "pystrobe":
+                    cmd = [PYSTROBE, "record", "-r", str(hz), "-f", "folded", "-o", "/dev/null", "--"] + cmd
+                elif prof == "austin":
+                    out = self.path("work.austin")
+                    cmd = [AUSTIN, "-t", AUSTIN_T, "-i", str(int(1e6 / hz)), "-o", out] + cmd
+                r, m = self.work(cmd)
+                if prof == "pystrobe":
+                    s = parse_summary(r)
+                    res["samples"].setdefault(key, []).append(s["samples"])
+                elif prof == "austin":
+                    try:
+                        if r.rc != 0:
+                            raise AustinFailed("exit status %d: %s" % (r.rc, tail(r.err, 1)))
+                        n = austin_count(out)
+                        if n == 0:
+                            raise AustinFailed("no samples: %s" % tail(r.err, 1))
+                        res["samples"].setdefault(key, []).append(n)
+                    except AustinFailed as e:
+                        self.austin_failed("slowdown", e)
+                        continue
+                    finally:
+                        if os.path.exists(out):
+                            os.unlink(out)
+                if r.rc != 0 or not m:
+                    raise Failed("%s: exit status %d, no WORK line: %s" % (short(cmd), r.rc, tail(r.out + r.err)))
+                res["wall"].setdefault(key, []).append(float(m.group(1)))
+                res["cpu"].setdefault(key, []).append(float(m.group(2)))
+        if not self.austin:  # austin failed on the way: no half series
+            for d in (res["wall"], res["cpu"], res["samples"]):
+                for k in [k for k in d if k.startswith("austin")]:
+                    del d[k]
+        base = median(res["wall"]["none"])
+        res["median_wall"] = {k: median(v) for k, v in res["wall"].items()}
+        res["ratio"] = {k: ratio(v, base) for k, v in res["median_wall"].items()}
+        # The target's own CPU time, too (os.times: 10 ms steps on 2.7).
+        res["median_cpu"] = {k: median(v) for k, v in res["cpu"].items()}
+        res["cpu_ratio"] = {k: ratio(v, res["median_cpu"]["none"]) for k, v in res["median_cpu"].items()}
+        return res
+
+    # 4 ------------------------------------------------------------------
+    def latency(self):
+        log("%s: attach and dump latency" % self.name)
+        res = {"record_seconds": LATENCY_RECORD, "attach_s": [], "dump_s": [], "austin_first_sample_s": []}
+        with Target(self.exe, "deep.py", 50) as t:
+            for _ in range(LATENCY_RUNS):
+                r = run([PYSTROBE, "record", "-p", str(t.pid), "-d", "%g" % LATENCY_RECORD, "-r", "1000",
+                         "-f", "folded", "-o", "/dev/null"], timeout=60)
+                parse_summary(r, need_cost=False)
+                res["attach_s"].append(r.wall - LATENCY_RECORD)
+                r = run([PYSTROBE, "dump", "-p", str(t.pid)], timeout=60)
+                if r.rc != 0 or "Thread %d" % t.pid not in r.out:
+                    raise Failed("pystrobe dump: exit status %d: %s" % (r.rc, tail(r.out + r.err)))
+                res["dump_s"].append(r.wall)
+                if self.austin:
+                    try:
+                        res["austin_first_sample_s"].append(
+                            austin_first_sample(t.pid, os.path.join(WORKLOADS, "deep.py")))
+                    except AustinFailed as e:
+                        self.austin_failed("latency", e)
+        for k in ("attach_s", "dump_s", "austin_first_sample_s"):
+            res["median_" + k] = median(res[k])
+        return res
+
+    # 5 ------------------------------------------------------------------
+    def rss(self):
+        log("%s: peak memory, %g s" % (self.name, RSS_SECONDS))
+        res = {"seconds": RSS_SECONDS, "rate": 1000}
+        if not SUBREAPER:
+            raise Failed("cannot tell a child's max RSS from ours: PR_SET_CHILD_SUBREAPER failed")
+        with Target(self.exe, "many.py") as t:
+            s = record(t.pid, 1000, RSS_SECONDS, clean_rss=True)
+            if "distinct" not in s:
+                raise Failed("pystrobe record: no 'wrote' line")
+            s["proc_us"] = 1e6 * s["proc_cpu_s"] / s["samples"] if s["samples"] else None
+            res["pystrobe"] = s
+            if self.austin:
+                out = self.path("rss.austin")
+                try:
+                    res["austin"] = austin_attach(t.pid, 1000, RSS_SECONDS, out, clean_rss=True)
+                except AustinFailed as e:
+                    self.austin_failed("rss", e)
+                finally:
+                    if os.path.exists(out):
+                        os.unlink(out)
+        return res
+
+    # 6 ------------------------------------------------------------------
+    def consistency(self):
+        log("%s: consistency (fib.py)" % self.name)
+        script = os.path.join(WORKLOADS, "fib.py")
+        marks = stackcheck.markers(script)
+        res = {"seconds": SECONDS, "rate": 1000, "depth": FIB_DEPTH, "n": FIB_N, "cpus": None}
+        with Target(self.exe, "fib.py", FIB_DEPTH, 3600, FIB_N) as t:
+            # On one CPU the target cannot run while it is read; on two, as
+            # on any server, it can: the target on one CPU, the profiler on another.
+            cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+            if len(cpus) >= 2:
+                os.sched_setaffinity(t.pid, {cpus[0]})
+                res["cpus"] = {"target": cpus[0], "profiler": cpus[1]}
+            with on_cpu(cpus[1] if len(cpus) >= 2 else None):
+                out = self.path("fib.folded")
+                s = record(t.pid, 1000, SECONDS, out)
+                total, bad, why = 0, 0, {}
+                for stack, count in read_folded(out):
+                    total += count
+                    w = stackcheck.check(stack.split(";"), script, FIB_DEPTH, FIB_N, marks)
+                    if w:
+                        bad += count
+                        why[w] = why.get(w, 0) + count
+                os.unlink(out)
+                if total != s["samples"]:
+                    raise Failed("fib.folded holds %d samples, pystrobe reported %d" % (total, s["samples"]))
+                other = sum(n for k, n in s["drops"].items() if k not in ("torn stack", "behind schedule"))
+                res["pystrobe"] = {"samples": total, "bad": bad, "torn": s["drops"].get("torn stack", 0),
+                                   "other_dropped": other, "drops": s["drops"], "hz": s["hz"],
+                                   "bad_examples": sorted(why.items(), key=lambda x: -x[1])[:5]}
+                if self.austin:
+                    out = self.path("fib.austin")
+                    try:
+                        a = austin_attach(t.pid, 1000, SECONDS, out)
+                        abad, why = 0, {}
+                        for line in austin_lines(out):
+                            fr = austin_frames(line)
+                            w = "unparsable" if fr is None else stackcheck.check(fr, script, FIB_DEPTH, FIB_N, marks)
+                            if w:
+                                abad += 1
+                                why[w] = why.get(w, 0) + 1
+                        a["bad"] = abad
+                        a["bad_examples"] = sorted(why.items(), key=lambda x: -x[1])[:5]
+                        res["austin"] = a
+                    except AustinFailed as e:
+                        self.austin_failed("consistency", e)
+                    finally:
+                        if os.path.exists(out):
+                            os.unlink(out)
+        return res
+
+    def measure(self, section, fn, *args):
+        try:
+            return fn(*args)
+        except Failed as e:
+            msg = "%s: %s" % (section, e)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as e:  # the harness's own fault: still a failure, with its trace
+            traceback.print_exc()
+            msg = "%s: %s: %s" % (section, type(e).__name__, e)
+        self.rec["errors"].append(msg)
+        log("%s: FAILED %s" % (self.name, msg))
+        return None
+
+    def probe_austin(self):
+        """Whether austin can sample this interpreter at all: its first sample, or why not."""
+        if not self.austin:
+            return
+        log("%s: can austin sample it?" % self.name)
+        with Target(self.exe, "deep.py", 10) as t:
+            try:
+                austin_first_sample(t.pid, os.path.join(WORKLOADS, "deep.py"), timeout_ms="100", wait=5)
+            except AustinFailed as e:
+                self.austin_failed("probe", e)
+
+    def all(self):
+        rec = self.rec
+        self.measure("austin probe", self.probe_austin)
+        rec["cost"] = [c for c in (self.measure("cost depth %d" % d, self.cost, d) for d in DEPTHS) if c]
+        rec["max_rate"] = self.measure("max rate", self.max_rate)
+        rec["slowdown"] = self.measure("slowdown", self.slowdown)
+        rec["latency"] = self.measure("latency", self.latency)
+        rec["rss"] = self.measure("rss", self.rss)
+        rec["consistency"] = self.measure("consistency", self.consistency)
+        rec["austin"] = {"used": self.austin, "note": self.austin_note}
+        return rec
+
+
+# ---------------------------------------------------------------- output
+
+def fmt(v, spec="%.1f", none="-"):
+    return none if v is None else spec % v
+
+
+def table(title, notes, headers, rows):
+    print()
+    print(title)
+    for n in notes:
+        print("  " + n)
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join((c.ljust(w) if i == 0 or headers[i] == "note" else c.rjust(w))
+                                   for i, (c, w) in enumerate(zip(cells, widths)))
+    print(line(headers))
+    print(line(["-" * w for w in widths]))
+    for r in rows:
+        print(line(r))
+
+
+def get(d, *keys):
+    for k in keys:
+        if d is None:
+            return None
+        d = d.get(k) if isinstance(d, dict) else None
+    return d
+
+
+def report(records):
+    failed = "FAILED"
+    rows = []
+    for v in records:
+        if not v["cost"] and any(e.startswith("cost") for e in v["errors"]):
+            rows.append([v["name"], failed] + [""] * 10)
+        for c in v["cost"]:
+            p, a = c["pystrobe"], c.get("austin")
+            rows.append([v["name"], str(c["depth"]), fmt(p["us"]), fmt(p["reads"]), fmt(c["baseline_us"], "%.2f"),
+                         fmt(p["us"] / c["baseline_us"] if c["baseline_us"] else None), fmt(p["hz"]),
+                         fmt(p["full_stacks_pct"], "%.1f%%"), fmt(p["proc_us"]),
+                         fmt(get(a, "proc_us")), fmt(get(a, "hz")),
+                         fmt(ratio(get(a, "proc_us"), p["proc_us"]), "%.2fx")])
+    table("1. Cost per sample: pystrobe record -p at %d Hz for %g s on deep.py (a busy leaf under DEPTH frames)"
+          % (RATE, SECONDS),
+          ["us/sample, reads/sample: pystrobe's own account (its sampling loop); baseline: one bare 8-byte "
+           "process_vm_readv, same run, same target",
+           "proc us: the whole process's CPU (getrusage: start-up, attach, output) / samples; "
+           "austin: the same at the same interval (-i %d), stopped with SIGINT" % int(1e6 / RATE)],
+          ["python", "depth", "us/sample", "reads/sample", "baseline us", "x baseline", "rate Hz", "full stacks",
+           "proc us", "austin proc us", "austin Hz", "austin/pystrobe"], rows)
+
+    rows = []
+    for v in records:
+        m = v["max_rate"]
+        if m is None:
+            rows.append([v["name"]] + [failed] + [""] * len(RATE_LADDER))
+            continue
+        cells = []
+        for rate in RATE_LADDER:
+            tries = [t for t in m["tries"] if t["rate"] == rate]
+            cells.append(" / ".join("%.0f (%d)" % (t["hz"], t["behind"]) for t in tries) or "-")
+        best = m["max_sustained_hz"]
+        rows.append([v["name"]] + cells + ["%d Hz" % best if best else "< %d Hz" % RATE_LADDER[0]])
+    table("2. Highest sustained rate: deep.py depth 50, %g s per rate, upwards until a rate fails twice" % RATE_SECONDS,
+          ["cells: achieved Hz (behind-schedule drops), a second try after a miss; sustained: achieved >= %d%% "
+           "of requested and behind-schedule drops <= %g%% of requested ticks"
+           % (SUSTAINED_RATE * 100, SUSTAINED_BEHIND * 100)],
+          ["python"] + ["%d Hz" % r for r in RATE_LADDER] + ["max sustained"], rows)
+
+    rows = []
+    for v in records:
+        s = v["slowdown"]
+        if s is None:
+            rows.append([v["name"], failed] + [""] * 6)
+            continue
+        mw, rt, ct = s["median_wall"], s["ratio"], s["cpu_ratio"]
+        cell = lambda k: "-" if mw.get(k) is None else "%.3f  %.3fx  %.2fx" % (mw[k], rt[k], ct[k])
+        none = s["wall"]["none"]
+        rows.append([v["name"], str(s["iterations"]), str(len(none)),
+                     "%.3f (%.3f-%.3f)" % (mw["none"], min(none), max(none)),
+                     cell("pystrobe_100"), cell("pystrobe_1000"), cell("austin_100"), cell("austin_1000")])
+    table("3. Target slowdown: work.py (fixed work, about %g s unprofiled) launched under each profiler" % WORK_SECONDS,
+          ["cells: the work's own wall time in s, median of %d interleaved runs; its ratio to the unprofiled median; "
+           "the same ratio for the work's CPU time" % RUNS,
+           "unprofiled: median (min-max), a measure of this machine's noise",
+           "pystrobe record -r HZ -f folded -o /dev/null -- python work.py N; austin -i US -o FILE python work.py N"],
+          ["python", "iterations", "runs", "unprofiled s", "pystrobe 100 Hz", "pystrobe 1 kHz", "austin 100 Hz",
+           "austin 1 kHz"], rows)
+
+    rows = []
+    for v in records:
+        lt = v["latency"]
+        if lt is None:
+            rows.append([v["name"], failed, "", "", ""])
+            continue
+        a, p = lt["median_austin_first_sample_s"], lt["median_attach_s"]
+        rows.append([v["name"], fmt(p and p * 1e3), fmt(lt["median_dump_s"] * 1e3), fmt(a and a * 1e3),
+                     fmt(ratio(a, p), "%.2fx")])
+    table("4. Latency against a busy deep.py (depth 50), median of %d interleaved rounds" % LATENCY_RUNS,
+          ["attach: wall time of `pystrobe record -d %g -r 1000 -f folded -o /dev/null -p PID` minus %g s "
+           "(start, attach, first samples, output, exit)" % (LATENCY_RECORD, LATENCY_RECORD),
+           "dump: wall time of `pystrobe dump -p PID`; austin: from spawning `austin -i 1000 -p PID` to its "
+           "first sample line (stdout a pty)"],
+          ["python", "attach ms", "dump ms", "austin first sample ms", "austin/pystrobe"], rows)
+
+    rows = []
+    for v in records:
+        r = v["rss"]
+        if r is None:
+            rows.append([v["name"], failed] + [""] * 7)
+            continue
+        p, a = r["pystrobe"], r.get("austin")
+        rows.append([v["name"], str(p["samples"]), str(p["distinct"]), fmt(p["maxrss_kib"] / 1024.0),
+                     fmt(p["proc_us"]), fmt(get(a, "maxrss_kib") and a["maxrss_kib"] / 1024.0),
+                     str(get(a, "samples") or "-"), fmt(get(a, "proc_us")),
+                     fmt(ratio(get(a, "maxrss_kib"), p["maxrss_kib"]), "%.2fx")])
+    table("5. Peak memory: many.py (nearly every sample a new stack) recorded -p at 1 kHz for %g s" % RSS_SECONDS,
+          ["max RSS of the profiler's process (getrusage of the reaped child); proc us: its CPU / samples"],
+          ["python", "samples", "distinct", "pystrobe MB", "proc us", "austin MB", "austin samples",
+           "austin proc us", "austin/pystrobe"], rows)
+
+    rows = []
+    for v in records:
+        c = v["consistency"]
+        if c is None:
+            rows.append([v["name"], failed] + [""] * 6)
+            continue
+        p, a = c["pystrobe"], c.get("austin")
+        share = lambda n, d: fmt(ratio(100.0 * n, d), "%.2f%%")
+        taken = p["samples"] + p["torn"] + p["other_dropped"]
+        rows.append([v["name"], str(p["samples"]), "%d (%s)" % (p["bad"], share(p["bad"], p["samples"])),
+                     "%d (%s)" % (p["torn"], share(p["torn"], taken)),
+                     "%d (%s)" % (p["other_dropped"], share(p["other_dropped"], taken)),
+                     str(get(a, "samples") or "-"), "%d (%s)" % (a["bad"], share(a["bad"], a["samples"])) if a else "-",
+                     fmt(get(a, "invalid"), "%d")])
+    cpus = [v["consistency"]["cpus"] for v in records if v["consistency"] and v["consistency"]["cpus"]]
+    table("6. Consistency: fib.py (fib(%d) under %d frames) recorded -p at 1 kHz for %g s%s"
+          % (FIB_N, FIB_DEPTH, SECONDS, ", target on CPU %(target)d, profiler on CPU %(profiler)d" % cpus[0]
+             if cpus else ""),
+          ["bad: samples kept whose stack the program cannot have (bench/stackcheck.py), share of those kept",
+           "torn, other: ticks pystrobe dropped as torn stacks, or as frame cycles / unreadable memory, share of "
+           "ticks taken; austin invalid: its own count"],
+          ["python", "samples", "bad", "torn dropped", "other dropped", "austin samples", "austin bad",
+           "austin invalid"], rows)
+
+    rows = []
+    for v in records:
+        note = v["austin"]["note"] if v["austin"] else None
+        cost = [c for c in v["cost"] if c.get("austin")]
+        c50 = ([c for c in cost if c["depth"] == 50] or cost or [None])[0]
+        s, lt, r = v["slowdown"], v["latency"], v["rss"]
+        cells = [fmt(ratio(get(c50, "austin", "proc_us"), get(c50, "pystrobe", "proc_us")), "%.2fx"),
+                 fmt(ratio(get(s, "ratio", "austin_100"), get(s, "ratio", "pystrobe_100")), "%.3fx"),
+                 fmt(ratio(get(s, "ratio", "austin_1000"), get(s, "ratio", "pystrobe_1000")), "%.3fx"),
+                 fmt(ratio(get(lt, "median_austin_first_sample_s"), get(lt, "median_attach_s")), "%.2fx"),
+                 fmt(ratio(get(r, "austin", "maxrss_kib"), get(r, "pystrobe", "maxrss_kib")), "%.2fx")]
+        rows.append([v["name"]] + cells + [note or ""])
+    table("7. %s next to pystrobe: austin's figure / pystrobe's (above 1: austin costs more)"
+          % (AUSTIN_VERSION or "austin (not installed)"),
+          ["cpu/sample: proc us at depth 50 (table 1); slowdown: ratio of the slowdown ratios (table 3); "
+           "attach: first sample / pystrobe's attach (table 4); RSS: table 5"],
+          ["python", "cpu/sample", "slowdown 100 Hz", "slowdown 1 kHz", "attach", "peak RSS", "note"], rows)
+
+
+# ---------------------------------------------------------------- environment
+
+def environment():
+    e = {"cpus": os.cpu_count(), "kernel": platform.release(), "machine": platform.machine(),
+         "loadavg_start": os.getloadavg(), "harness_python": platform.python_version()}
     try:
-        if target.stdout.readline().strip() != b"READY":
-            raise RuntimeError("workload did not start: %s" % target.stderr.read().decode())
-        base = float(subprocess.run([READV_COST, str(target.pid), readable_address(target.pid)],
-                                    capture_output=True, text=True, check=True).stdout)
-        out = os.path.join(tmp, "bench.folded")
-        r = subprocess.run([PYSTROBE, "record", "-p", str(target.pid), "-d", str(SECONDS),
-                            "-r", str(RATE), "-o", out], capture_output=True, text=True)
-        if r.returncode != 0:
-            raise RuntimeError(r.stderr.strip())
-        m = re.search(r"cost per sample: ([\d.]+) us CPU, ([\d.]+) reads", r.stderr)
-        hz = re.search(r"\(([\d.]+) Hz of", r.stderr)
-        with open(out) as f:
-            lines = [l.rsplit(" ", 1) for l in f.read().splitlines()]
-        total = sum(int(c) for _, c in lines) or 1
-        full = sum(int(c) for s, c in lines if s.count(";") + 1 == depth)
-        return {"us": float(m.group(1)), "reads": float(m.group(2)), "base": base,
-                "hz": float(hz.group(1)), "exact": 100.0 * full / total}
-    finally:
-        target.kill()
-        target.wait()
+        with open("/proc/cpuinfo") as f:
+            m = re.search(r"^model name\s*:\s*(.*)$", f.read(), re.M)
+            e["cpu_model"] = m.group(1).strip() if m else None
+    except OSError:
+        e["cpu_model"] = None
+    try:
+        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        e["pystrobe_commit"] = r.stdout.strip() if r.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        e["pystrobe_commit"] = None
+    e["pystrobe"] = PYSTROBE
+    try:
+        with open(PYSTROBE, "rb") as f:
+            e["pystrobe_sha256"] = hashlib.sha256(f.read()).hexdigest()
+        e["pystrobe_mtime"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(os.path.getmtime(PYSTROBE)))
+    except OSError:
+        pass
+    e["austin"] = AUSTIN
+    e["austin_version"] = AUSTIN_VERSION
+    return e
+
+
+def austin_version():
+    if not AUSTIN:
+        return None
+    try:
+        r = subprocess.run([AUSTIN, "-V"], capture_output=True, text=True, timeout=10)
+        return (r.stdout + r.stderr).strip().splitlines()[0] if (r.stdout + r.stderr).strip() else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+AUSTIN_VERSION = austin_version()
+
+
+def settings():
+    return {"quick": QUICK, "depths": DEPTHS, "seconds": SECONDS, "rate": RATE, "rate_ladder": RATE_LADDER,
+            "rate_seconds": RATE_SECONDS, "work_seconds": WORK_SECONDS, "runs": RUNS,
+            "latency_runs": LATENCY_RUNS, "rss_seconds": RSS_SECONDS,
+            "sustained_rate": SUSTAINED_RATE, "sustained_behind": SUSTAINED_BEHIND,
+            "versions": os.environ.get("BENCH_VERSIONS")}
 
 
 def main():
-    if not os.path.exists(PYSTROBE):
-        sys.exit("bench: build ./pystrobe first (make)")
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, exe in interpreters():
-            for depth in DEPTHS:
-                try:
-                    m = measure(exe, depth, tmp)
-                except Exception as e:  # report and go on with the others
-                    print("bench: %s depth %d: %s" % (name, depth, e), file=sys.stderr)
-                    continue
-                rows.append((name, depth, m))
-                time.sleep(0.2)
-    print("pystrobe record at %d Hz for %g s per row; baseline: one 8-byte process_vm_readv" % (RATE, SECONDS))
-    print("%-14s %6s %12s %13s %11s %14s %10s %12s" % ("python", "depth", "us/sample", "reads/sample",
-                                                     "baseline us", "x baseline", "rate Hz", "full stacks"))
-    for name, depth, m in rows:
-        print("%-14s %6d %12.1f %13.1f %11.2f %14.1f %10.1f %11.1f%%" % (
-            name, depth, m["us"], m["reads"], m["base"], m["us"] / m["base"], m["hz"], m["exact"]))
+    for tool in (PYSTROBE, READV_COST):
+        if not os.path.exists(tool):
+            sys.exit("bench: %s is missing: build it first (make pystrobe %s)"
+                     % (tool, os.path.relpath(READV_COST, ROOT)))
+
+    def on_signal(sig, frame):
+        raise SystemExit(128 + sig)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
+    become_subreaper()
+
+    t0 = time.time()
+    doc = {"schema": 1, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "settings": settings(),
+           "environment": environment(), "versions": []}
+    records = doc["versions"]
+    status = 0
+    try:
+        with tempfile.TemporaryDirectory(prefix="pystrobe-bench-") as tmp:
+            tempfile.tempdir = tmp   # the TemporaryFiles, too
+            versions = interpreters()
+            if not versions:
+                log("no interpreter found")
+                status = 1
+            for name, exe in versions:
+                d = os.path.join(tmp, re.sub(r"[^\w.-]", "_", name))
+                os.mkdir(d)
+                records.append(Version(name, exe, d).all())
+                shutil.rmtree(d, ignore_errors=True)
+            tempfile.tempdir = None
+    except KeyboardInterrupt:
+        log("interrupted")
+        status = 130
+    except SystemExit as e:
+        log("stopped by a signal")
+        status = e.code if isinstance(e.code, int) else 1
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # let nothing stop the cleanup
+            signal.signal(sig, signal.SIG_IGN)
+        cleanup()
+        tempfile.tempdir = None
+        doc["environment"]["loadavg_end"] = os.getloadavg()
+        doc["elapsed_s"] = time.time() - t0
+        errors = ["%s: %s" % (v["name"], e) for v in records for e in v["errors"]]
+        doc["errors"] = errors
+        if records:
+            env = doc["environment"]
+            print("pystrobe bench%s: %s, %s CPUs, Linux %s, load %.1f; pystrobe %s%s"
+                  % (" (quick)" if QUICK else "", env.get("cpu_model"), env["cpus"], env["kernel"],
+                     env["loadavg_start"][0], (env.get("pystrobe_commit") or "?")[:12],
+                     "" if PYSTROBE == os.path.join(ROOT, "pystrobe") else " (" + PYSTROBE + ")"))
+            report(records)
+        path = os.environ.get("BENCH_JSON")
+        if path:
+            with open(path, "w") as f:
+                json.dump(doc, f, indent=1, sort_keys=True)
+                f.write("\n")
+        if errors:
+            print("\n%d measurement%s failed:" % (len(errors), "" if len(errors) == 1 else "s"))
+            for e in errors:
+                print("  " + e)
+            status = status or 1
+        log("%s in %.0f s" % ("done" if not status else "exit status %d" % status, time.time() - t0))
+    sys.exit(status)
 
 
 if __name__ == "__main__":

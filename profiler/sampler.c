@@ -17,7 +17,7 @@
 
 static const char *const drop_names[DROP_COUNT] = {
     "torn stack", "unreadable memory", "frame cycle", "unreadable thread list",
-    "behind schedule",
+    "behind schedule", "no Python frame",
 };
 
 const char *sampler_drop_name(enum drop_reason d)
@@ -35,7 +35,7 @@ static enum drop_reason reason_of(int status)
 }
 
 /* Adds each walked thread's stack (root first) to the aggregate. */
-static void record_tick(struct session *s, struct snapshot *sn, struct agg *a,
+static void record_tick(struct session *s, struct snapshot *sn, struct agg *a, int threads,
                         struct sampler_result *r, uint32_t **scratch, size_t *scap)
 {
     for (size_t k = 0; k < sn->nthreads; k++) {
@@ -44,6 +44,11 @@ static void record_tick(struct session *s, struct snapshot *sn, struct agg *a,
             continue;
         if (t->status < 0) {
             r->dropped[reason_of(t->status)]++;
+            continue;
+        }
+        if (t->depth == 0 && t->status != 1 && !threads) {
+            /* Nothing to show without the thread as the root: say so. */
+            r->dropped[DROP_NO_FRAMES]++;
             continue;
         }
         struct tracked *tr = &s->threads[t->tracked];
@@ -136,7 +141,7 @@ int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
         if (ret < 0) {
             r->dropped[DROP_THREADS]++;
         } else {
-            record_tick(s, &sn, a, r, &scratch, &scap);
+            record_tick(s, &sn, a, o->threads, r, &scratch, &scap);
             /* New threads are named in the tick that brings them; the others
              * again from time to time, as threading registers them late
              * (the main thread only once the module is imported). */

@@ -19,6 +19,7 @@ enum drop_reason {
     DROP_CYCLE,       /* a cycle in the frame chain */
     DROP_THREADS,     /* the thread list itself could not be read: the whole tick */
     DROP_BEHIND,      /* ticks skipped because sampling fell behind schedule */
+    DROP_NO_FRAMES,   /* a thread on CPU with no Python frame (kept as its thread alone with --threads) */
     DROP_COUNT
 };
 
