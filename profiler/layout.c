@@ -88,7 +88,7 @@ static const struct pylayout layouts[] = {
         .ts_next = 0, .ts_interp = 8, .ts_frame = 16, .ts_thread_id = 144, .ts_size = 152,
         FRAMEOBJ(120),
         .co_filename = 80, .co_name = 88, .co_firstlineno = 96, .co_linetable = 104,
-        .linetable = LT_LNOTAB_27, .co_code = 32, NOT_CALLING_27,
+        .linetable = LT_LNOTAB_27, .co_code = 32, .co_flags = 28, NOT_CALLING_27,
         .strings = STR_BYTES27, .bytes_size = 16, .bytes_sval = 36, .uni27_str = 24,
         .dicts = DICT_27, .ma_used = 24, .ma_mask = 32, .ma_table = 40,
     },
@@ -98,7 +98,7 @@ static const struct pylayout layouts[] = {
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 152, .ts_size = 160,
         FRAMEOBJ(120),
         .co_filename = 96, .co_name = 104, .co_firstlineno = 36, .co_linetable = 112,
-        .linetable = LT_LNOTAB_36, .co_code = 40, NOT_CALLING_27, UNICODE3(48, 72), DICT36(856),
+        .linetable = LT_LNOTAB_36, .co_code = 40, .co_flags = 32, NOT_CALLING_27, UNICODE3(48, 72), DICT36(856),
     },
     {
         COMMON, .major = 3, .minor = 7, .gil = GIL_RUNTIME,
@@ -107,7 +107,7 @@ static const struct pylayout layouts[] = {
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 176, .ts_size = 184,
         FRAMEOBJ(104),
         .co_filename = 96, .co_name = 104, .co_firstlineno = 36, .co_linetable = 112,
-        .linetable = LT_LNOTAB_36, .co_code = 40, NOT_CALLING_27, UNICODE3(48, 72), DICT36(856),
+        .linetable = LT_LNOTAB_36, .co_code = 40, .co_flags = 32, NOT_CALLING_27, UNICODE3(48, 72), DICT36(856),
     },
     {
         COMMON, .major = 3, .minor = 8, .gil = GIL_RUNTIME,
@@ -116,7 +116,7 @@ static const struct pylayout layouts[] = {
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 176, .ts_size = 184,
         FRAMEOBJ(104),
         .co_filename = 104, .co_name = 112, .co_firstlineno = 40, .co_linetable = 120,
-        .linetable = LT_LNOTAB_36, .co_code = 48, NOT_CALLING_27, UNICODE3(48, 72), DICT36(872),
+        .linetable = LT_LNOTAB_36, .co_code = 48, .co_flags = 36, NOT_CALLING_27, UNICODE3(48, 72), DICT36(872),
     },
     {
         COMMON, .major = 3, .minor = 9, .gil = GIL_RUNTIME,
@@ -125,7 +125,7 @@ static const struct pylayout layouts[] = {
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 176, .ts_size = 184,
         FRAMEOBJ(104),
         .co_filename = 104, .co_name = 112, .co_firstlineno = 40, .co_linetable = 120,
-        .linetable = LT_LNOTAB_36, .co_code = 48, NOT_CALLING_27, UNICODE3(48, 72), DICT36(864),
+        .linetable = LT_LNOTAB_36, .co_code = 48, .co_flags = 36, NOT_CALLING_27, UNICODE3(48, 72), DICT36(864),
     },
     {
         COMMON, .major = 3, .minor = 10, .gil = GIL_RUNTIME,
@@ -134,7 +134,7 @@ static const struct pylayout layouts[] = {
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 176, .ts_size = 184,
         FRAMEOBJ(96), .lasti_units = 1,
         .co_filename = 104, .co_name = 112, .co_firstlineno = 40, .co_linetable = 120,
-        .linetable = LT_LINETABLE_310, .co_code = 48, NOT_CALLING_27, UNICODE3(48, 72), DICT36(872),
+        .linetable = LT_LINETABLE_310, .co_code = 48, .co_flags = 36, NOT_CALLING_27, UNICODE3(48, 72), DICT36(872),
     },
     {
         COMMON, .major = 3, .minor = 11, .gil = GIL_RUNTIME,

@@ -83,6 +83,7 @@ struct pylayout {
     int co_filename, co_name, co_qualname, co_firstlineno, co_linetable;
     int co_code_adaptive;       /* 3.11+: bytecode inline in the code object */
     int co_code;                /* <= 3.10: the bytecode, a bytes object */
+    int co_flags;               /* <= 3.10: CO_GENERATOR and friends (0: not read) */
     enum lt_format linetable;
     /*
      * Opcodes a frame is never at while another frame it called runs: a

@@ -78,6 +78,15 @@ static int resolve(struct session *s, struct snapshot *sn, int by_function)
                 sn->torn_callers++;
                 break;
             }
+            /* A generator's frame has a caller while it runs: one found as a
+             * thread's outermost frame had been suspended under the walk
+             * (<= 3.10; later versions tell by the frame's owner). */
+            if (i + 1 == t->off + t->depth && t->status == 0 &&
+                codecache_is_generator(sn->entries[i])) {
+                t->status = -EINVAL;
+                sn->torn_callers++;
+                break;
+            }
             sn->ids[i] = codecache_frame(s->cc, sn->entries[i], sn->raw[i].addrq, by_function);
         }
     }

@@ -11,6 +11,8 @@
 #define OWNED_BY_THREAD 0
 #define OWNED_BY_GENERATOR 1
 #define OWNED_BY_FRAME_OBJECT 2
+#define OWNED_BY_GENERATOR 1
+#define OWNED_BY_FRAME_OBJECT 2
 
 /* Data-stack chunks copied per walk, and bytes copied in all. */
 #define MAX_CHUNKS 256
@@ -69,6 +71,8 @@ struct walker {
     size_t lasticap;
     uint64_t *codes_seen;   /* 3.11+: each walked frame's code */
     size_t codescap;
+    uint8_t *owners;        /* 3.11+: and its owner */
+    size_t ownerscap;
     struct walk_stats stats;
 };
 
@@ -101,6 +105,7 @@ void walker_free(struct walker *w)
     free(w->checkbuf);
     free(w->lastis);
     free(w->codes_seen);
+    free(w->owners);
     free(w);
 }
 
@@ -539,8 +544,8 @@ static int is_shim(struct walker *w, uint64_t frame)
 static int recheck_iframes(struct walker *w, size_t n)
 {
     const struct pylayout *l = w->l;
-    int lo = MIN(MIN(l->if_previous, l->if_code), l->if_instr);
-    int hi = MAX(MAX(l->if_previous, l->if_code), l->if_instr) + 8;
+    int lo = MIN(MIN(MIN(l->if_previous, l->if_code), l->if_instr), l->if_owner);
+    int hi = MAX(MAX(MAX(l->if_previous, l->if_code), l->if_instr) + 8, l->if_owner + 1);
     size_t len = (size_t)(hi - lo);
     if (w->checkcap < n * len) {
         w->checkcap = n * len;
@@ -554,7 +559,7 @@ static int recheck_iframes(struct walker *w, size_t n)
     for (size_t i = 0; i < n; i++) {
         const unsigned char *f = w->checkbuf + i * len - lo;
         if (!w->iov[i].ok || get_u64(f, l->if_previous) != (i + 1 < n ? w->chain[i + 1] : get_u64(f, l->if_previous)) ||
-            get_u64(f, l->if_code) != w->codes_seen[i] ||
+            get_u64(f, l->if_code) != w->codes_seen[i] || f[l->if_owner] != w->owners[i] ||
             (i > 0 && (int64_t)get_u64(f, l->if_instr) != w->lastis[i]))
             return -EINVAL;
     }
@@ -582,7 +587,7 @@ static int walk_interpreter_frames(struct walker *w, const struct walk_thread *t
          * a full stack whose next frame is a shim is not cut yet. */
         if ((n >= max && !is_shim(w, frame)) || steps++ >= 4 * (size_t)WALK_MAX_DEPTH) {
             *depth = n;
-            if (n >= max && seen > 1 && recheck_iframes(w, seen) < 0) {
+            if (n >= max && seen > 0 && recheck_iframes(w, seen) < 0) {
                 w->stats.rechecks_failed++;
                 return -EINVAL;
             }
@@ -608,8 +613,10 @@ static int walk_interpreter_frames(struct walker *w, const struct walk_thread *t
         GROW(w->chain, w->chaincap, seen + 1);
         GROW(w->lastis, w->lasticap, seen + 1);
         GROW(w->codes_seen, w->codescap, seen + 1);
+        GROW(w->owners, w->ownerscap, seen + 1);
         w->chain[seen] = frame;
         w->codes_seen[seen] = code;
+        w->owners[seen] = owner;
         w->lastis[seen] = (int64_t)get_u64(f, l->if_instr);
         seen++;
         if (l->code_tagged)
@@ -627,7 +634,12 @@ static int walk_interpreter_frames(struct walker *w, const struct walk_thread *t
         uint64_t prev = get_u64(f, l->if_previous);
         if (prev == frame || prev == mark)
             return -ELOOP;
-        if (!prev && seen > 1 && recheck_iframes(w, seen) < 0) {
+        /* A thread's outermost frame is its own (or a C-stack shim): a
+         * generator's frame or a frame object's without a caller had
+         * returned or been suspended while the walk reached it. */
+        if (!prev && (owner == OWNED_BY_GENERATOR || owner == OWNED_BY_FRAME_OBJECT))
+            return -EINVAL;
+        if (!prev && seen > 0 && recheck_iframes(w, seen) < 0) {
             w->stats.rechecks_failed++;
             return -EINVAL;
         }

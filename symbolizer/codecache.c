@@ -8,6 +8,11 @@
 #include "symbolizer/linetable.h"
 #include "symbolizer/pystr.h"
 
+/* co_flags bits (Include/code.h): CO_GENERATOR since 2.2, the others since 3.5/3.6. */
+#define CO_GENERATOR 0x20
+#define CO_COROUTINE 0x80
+#define CO_ASYNC_GENERATOR 0x200
+
 /* Remembered (addrq -> frame id) pairs per code object. */
 #define LINE_MEMO 4
 
@@ -20,6 +25,7 @@ struct code_entry {
     uint32_t gen;  /* the resolve call that last validated or loaded it */
     uint8_t *table;
     uint8_t *bytecode;     /* a copy of the bytecode (only opcodes at instruction starts are used) */
+    int generator;         /* <= 3.10: a generator, coroutine or async generator's code */
     uint32_t bytecode_len;
     uint32_t table_len;
     int64_t memo_addrq[LINE_MEMO];
@@ -78,6 +84,8 @@ struct codecache *codecache_new(struct mem *m, const struct pylayout *l, struct 
     /* The bytecode's size (ob_size, 3.11+) or its bytes object (<= 3.10). */
     if (l->n_not_calling)
         cc->hdr_len = MAX(cc->hdr_len, l->co_code > 0 ? l->co_code + 8 : 24);
+    if (l->co_flags > 0)
+        cc->hdr_len = MAX(cc->hdr_len, l->co_flags + 4);
     return cc;
 }
 
@@ -253,6 +261,14 @@ static int load(struct codecache *cc, uint64_t addr, struct code_entry *e)
         for (int i = 0; i < LINE_MEMO; i++)
             e->memo_addrq[i] = INT64_MIN;
         read_bytecode(cc, addr, hdr, e);
+        if (cc->l->co_flags > 0) {
+            uint32_t flags;
+            memcpy(&flags, hdr + cc->l->co_flags, 4);
+            /* 2.7 has no coroutines, and other meanings for those bits. */
+            uint32_t mask = cc->l->major == 2 ? CO_GENERATOR
+                                               : CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR;
+            e->generator = (flags & mask) != 0;
+        }
     }
     sb_release(&name);
     sb_release(&file);
@@ -412,4 +428,9 @@ int codecache_can_call(const struct codecache *cc, const struct code_entry *e, i
         if (cc->l->not_calling[i] == op)
             return 0;
     return 1;
+}
+
+int codecache_is_generator(const struct code_entry *e)
+{
+    return e->generator;
 }

@@ -62,6 +62,9 @@ uint32_t codecache_frame(struct codecache *cc, struct code_entry *e, int64_t add
  */
 int codecache_can_call(const struct codecache *cc, const struct code_entry *e, int64_t addrq);
 
+/* 1 for the code of a generator, coroutine or async generator (read on <= 3.10 only). */
+int codecache_is_generator(const struct code_entry *e);
+
 /* The function id of an entry. */
 uint32_t codecache_func(const struct code_entry *e);
 

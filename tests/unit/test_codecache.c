@@ -528,3 +528,32 @@ TEST(can_call_without_bytecode)
     env_release(&e);
     img_release(&im);
 }
+
+/* <= 3.10: a generator's code is known as such (a thread's outermost frame never is one). */
+TEST(generator_code_from_flags)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(versions); v++) {
+        struct img im;
+        img_init(&im, versions[v][0], versions[v][1], 0);
+        if (im.lay.co_flags <= 0) {
+            img_release(&im);
+            continue;
+        }
+        uint64_t plain = img_code(&im, "g.py", "f", NULL, 1, NULL, 0);
+        uint64_t gen = img_code(&im, "g.py", "g", NULL, 5, NULL, 0);
+        uint64_t coro = img_code(&im, "g.py", "c", NULL, 9, NULL, 0);
+        img_f32(&im, plain, im.lay.co_flags, 0x43);     /* OPTIMIZED|NEWLOCALS|NOFREE */
+        img_f32(&im, gen, im.lay.co_flags, 0x63);       /* ... |GENERATOR */
+        img_f32(&im, coro, im.lay.co_flags, 0x83);      /* ... |COROUTINE */
+        img_commit(&im);
+        struct cc_env e;
+        env_init(&e, &im, im.t_code);
+        struct code_entry *p = resolve1(&e, plain), *g = resolve1(&e, gen), *c = resolve1(&e, coro);
+        REQUIRE(p && g && c);
+        CHECK_INT(codecache_is_generator(p), 0);
+        CHECK_INT(codecache_is_generator(g), 1);
+        CHECK_INT(codecache_is_generator(c), im.major == 3 && im.minor >= 5);
+        env_release(&e);
+        img_release(&im);
+    }
+}
