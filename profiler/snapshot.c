@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "profiler/proc.h"
 
@@ -93,8 +94,9 @@ static int resolve(struct session *s, struct snapshot *sn, int by_function)
     return 0;
 }
 
-/* How many more times a one-off look reads a free GIL's holder. */
-#define GIL_REREADS 64
+/* How many more times, and how far apart, a one-off look reads a free GIL's holder. */
+#define GIL_REREADS 200
+#define GIL_REREAD_GAP_NS 100000L
 
 int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts *o)
 {
@@ -126,12 +128,18 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
     }
     if ((o->gil_only || o->want_gil) && pyrt_gil_holder(&s->rt, sn->interp, &holder) < 0)
         holder = 0;
-    /* A one-off look (dump) asks again while nobody holds the GIL: Python 2
-     * hands it back and forth every 100 instructions even with no other
-     * thread waiting, and a single read can fall in that instant. */
-    for (int k = 0; o->want_gil && !o->gil_only && !holder && k < GIL_REREADS; k++)
+    /* A one-off look (dump) asks again while nobody holds the GIL, for up
+     * to 20 ms: Python 2 hands it back and forth every 100 instructions even
+     * with no other thread waiting, and a read can fall in that instant, or
+     * in a longer one when the holder is preempted just then. */
+    for (int k = 0; o->want_gil && !o->gil_only && !holder && k < GIL_REREADS; k++) {
+        if (k >= 8) {
+            struct timespec gap = {0, GIL_REREAD_GAP_NS};
+            nanosleep(&gap, NULL);
+        }
         if (pyrt_gil_holder(&s->rt, sn->interp, &holder) < 0)
             holder = 0;
+    }
     GROW(sn->st, sn->stcap, sn->nthreads + 1);
     for (size_t i = 0; i < sn->nthreads; i++) {
         struct snap_thread *t = &sn->st[i];
