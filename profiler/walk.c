@@ -341,6 +341,29 @@ static int take_frame_object(struct walker *w, const unsigned char *buf, struct 
 }
 
 /*
+ * Reads bytes [lo, hi) of each of the walked frames w->chain[0, n) again,
+ * in one vectored read.  Returns the copies (frame i's at i * (hi - lo)),
+ * or NULL when the read failed.
+ */
+static const unsigned char *reread_chain(struct walker *w, size_t n, int lo, int hi)
+{
+    size_t len = (size_t)(hi - lo);
+    if (w->checkcap < n * len) {
+        w->checkcap = n * len;
+        w->checkbuf = xrealloc(w->checkbuf, w->checkcap);
+    }
+    GROW(w->iov, w->iovcap, n);
+    for (size_t i = 0; i < n; i++)
+        w->iov[i] = (struct mem_iov){w->chain[i] + (uint64_t)lo, w->checkbuf + i * len, len, 0};
+    if (mem_readv(w->rt->mem, w->iov, n) < 0)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!w->iov[i].ok)
+            return NULL;
+    return w->checkbuf;
+}
+
+/*
  * Reads the walked frames [0, n) again, all at once, and checks that each
  * is still alive, still has the same caller, and (all but the innermost,
  * which runs) is still at the same instruction.  Frames are read one after
@@ -355,22 +378,16 @@ static int recheck_chain(struct walker *w, size_t n)
     int lo = MIN(MIN(l->fo_back, l->fo_lasti), 0);
     int hi = MAX(l->fo_back + 8, l->fo_lasti + 4);
     size_t len = (size_t)(hi - lo);
-    if (w->checkcap < n * len) {
-        w->checkcap = n * len;
-        w->checkbuf = xrealloc(w->checkbuf, w->checkcap);
-    }
-    GROW(w->iov, w->iovcap, n);
-    for (size_t i = 0; i < n; i++)
-        w->iov[i] = (struct mem_iov){w->chain[i] + (uint64_t)lo, w->checkbuf + i * len, len, 0};
-    if (mem_readv(w->rt->mem, w->iov, n) < 0)
+    const unsigned char *copies = reread_chain(w, n, lo, hi);
+    if (!copies)
         return -EINVAL;
     for (size_t i = 0; i < n; i++) {
-        const unsigned char *f = w->checkbuf + i * len - lo;
+        const unsigned char *f = copies + i * len - lo;
         int32_t lasti;
         memcpy(&lasti, f + l->fo_lasti, 4);
         uint64_t back = get_u64(f, l->fo_back);
         int64_t refcnt = (int64_t)get_u64(f, 0);
-        if (!w->iov[i].ok || refcnt <= 0 || back != (i + 1 < n ? w->chain[i + 1] : back) ||
+        if (refcnt <= 0 || (i + 1 < n && back != w->chain[i + 1]) ||
             (i > 0 && lasti != w->lastis[i]))
             return -EINVAL;
     }
@@ -547,18 +564,12 @@ static int recheck_iframes(struct walker *w, size_t n)
     int lo = MIN(MIN(MIN(l->if_previous, l->if_code), l->if_instr), l->if_owner);
     int hi = MAX(MAX(MAX(l->if_previous, l->if_code), l->if_instr) + 8, l->if_owner + 1);
     size_t len = (size_t)(hi - lo);
-    if (w->checkcap < n * len) {
-        w->checkcap = n * len;
-        w->checkbuf = xrealloc(w->checkbuf, w->checkcap);
-    }
-    GROW(w->iov, w->iovcap, n);
-    for (size_t i = 0; i < n; i++)
-        w->iov[i] = (struct mem_iov){w->chain[i] + (uint64_t)lo, w->checkbuf + i * len, len, 0};
-    if (mem_readv(w->rt->mem, w->iov, n) < 0)
+    const unsigned char *copies = reread_chain(w, n, lo, hi);
+    if (!copies)
         return -EINVAL;
     for (size_t i = 0; i < n; i++) {
-        const unsigned char *f = w->checkbuf + i * len - lo;
-        if (!w->iov[i].ok || get_u64(f, l->if_previous) != (i + 1 < n ? w->chain[i + 1] : get_u64(f, l->if_previous)) ||
+        const unsigned char *f = copies + i * len - lo;
+        if ((i + 1 < n && get_u64(f, l->if_previous) != w->chain[i + 1]) ||
             get_u64(f, l->if_code) != w->codes_seen[i] || f[l->if_owner] != w->owners[i] ||
             (i > 0 && (int64_t)get_u64(f, l->if_instr) != w->lastis[i]))
             return -EINVAL;
