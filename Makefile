@@ -84,7 +84,7 @@ stress: build/asan/pystrobe
 	@$(PYTHON) tests/stress/run.py --long --pystrobe build/asan/pystrobe --xfail '$(STRESS_XFAIL)' $(STRESS_ARGS)
 
 # The benchmark harness in a quick mode: it must run, nothing about timings is asserted.
-bench-quick: pystrobe build/bench/readv_cost
+bench-quick: pystrobe build/bench/readv_cost build/bench/tick_cost
 	@BENCH_QUICK=1 $(PYTHON) bench/run.py
 
 check: pystrobe unit unit-asan e2e stress-short viewers fuzz-quick bench-quick
@@ -96,11 +96,15 @@ build/bench/readv_cost: bench/readv_cost.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $<
 
+build/bench/tick_cost: bench/tick_cost.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $<
+
 build/bench/writers_cost: bench/writers_cost.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJS) $(LIBS)
 
-bench: pystrobe build/bench/readv_cost build/bench/writers_cost
+bench: pystrobe build/bench/readv_cost build/bench/tick_cost build/bench/writers_cost
 	@$(PYTHON) bench/run.py
 	@$(PYTHON) bench/writers.py
 

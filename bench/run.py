@@ -7,7 +7,9 @@ one table per measurement, one row per interpreter:
    DEPTH frames) recorded at BENCH_RATE Hz for BENCH_SECONDS; pystrobe's own
    account of its CPU time and process_vm_readv calls per sample, next to
    one bare 8-byte process_vm_readv measured in the same run against the
-   same target (build/bench/readv_cost), so that machines compare.  Also
+   same target (build/bench/readv_cost), so that machines compare, and
+   the CPU of the same timer loop sampling nothing (build/bench/tick_cost):
+   what is left, "work", is what the sampling itself costs.  Also
    the whole process's CPU time (getrusage: start-up, attach and output
    included) per sample, for pystrobe and for austin at the same interval.
 2. Highest sustained rate.  deep.py at depth 50 recorded at 1, 2, 5 and
@@ -86,6 +88,7 @@ def env_num(name, default, kind=float):
 QUICK = env_flag("BENCH_QUICK")
 PYSTROBE = os.environ.get("BENCH_PYSTROBE") or os.path.join(ROOT, "pystrobe")
 READV_COST = os.path.join(ROOT, "build", "bench", "readv_cost")
+TICK_COST = os.path.join(ROOT, "build", "bench", "tick_cost")
 DEPTHS = [int(d) for d in os.environ.get("BENCH_DEPTHS", "50" if QUICK else "10,50,200").split(",")]
 SECONDS = env_num("BENCH_SECONDS", 1.0 if QUICK else 3.0)
 RATE = env_num("BENCH_RATE", 500, int)
@@ -625,6 +628,14 @@ class Version(object):
                 row["baseline_us"] = float(b.out)
             except ValueError:
                 raise Failed("readv_cost printed %r" % b.out[:80])
+            # The same loop with nothing to sample, as long as the recording.
+            b = run([TICK_COST, str(RATE), str(max(100, int(RATE * SECONDS)))], timeout=SECONDS + 60)
+            try:
+                row["tick_us"] = float(b.out) if b.rc == 0 else None
+            except ValueError:
+                row["tick_us"] = None
+            if row["tick_us"] is None:
+                raise Failed("tick_cost: %s" % tail(b.err or b.out))
             out = self.path("cost.folded")
             s = record(t.pid, RATE, SECONDS, out)
             stacks = read_folded(out)
@@ -899,21 +910,25 @@ def report(records):
     rows = []
     for v in records:
         if not v["cost"] and any(e.startswith("cost") for e in v["errors"]):
-            rows.append([v["name"], failed] + [""] * 10)
+            rows.append([v["name"], failed] + [""] * 12)
         for c in v["cost"]:
             p, a = c["pystrobe"], c.get("austin")
-            rows.append([v["name"], str(c["depth"]), fmt(p["us"]), fmt(p["reads"]), fmt(c["baseline_us"], "%.2f"),
+            work = p["us"] - c["tick_us"] if c.get("tick_us") is not None else None
+            rows.append([v["name"], str(c["depth"]), fmt(p["us"]), fmt(c.get("tick_us")), fmt(work),
+                         fmt(p["reads"]), fmt(c["baseline_us"], "%.2f"),
                          fmt(p["us"] / c["baseline_us"] if c["baseline_us"] else None), fmt(p["hz"]),
                          fmt(p["full_stacks_pct"], "%.1f%%"), fmt(p["proc_us"]),
                          fmt(get(a, "proc_us")), fmt(get(a, "hz")),
                          fmt(ratio(get(a, "proc_us"), p["proc_us"]), "%.2fx")])
     table("1. Cost per sample: pystrobe record -p at %d Hz for %g s on deep.py (a busy leaf under DEPTH frames)"
           % (RATE, SECONDS),
-          ["us/sample, reads/sample: pystrobe's own account (its sampling loop); baseline: one bare 8-byte "
-           "process_vm_readv, same run, same target",
+          ["us/sample, reads/sample: pystrobe's own account (its sampling loop); tick us: the CPU of the same "
+           "loop with nothing to sample (build/bench/tick_cost: the timer's wake-ups), same run; work us: "
+           "the difference; baseline: one bare 8-byte process_vm_readv, same run, same target",
            "proc us: the whole process's CPU (getrusage: start-up, attach, output) / samples; "
            "austin: the same at the same interval (-i %d), stopped with SIGINT" % int(1e6 / RATE)],
-          ["python", "depth", "us/sample", "reads/sample", "baseline us", "x baseline", "rate Hz", "full stacks",
+          ["python", "depth", "us/sample", "tick us", "work us", "reads/sample", "baseline us", "x baseline",
+           "rate Hz", "full stacks",
            "proc us", "austin proc us", "austin Hz", "austin/pystrobe"], rows)
 
     rows = []
@@ -1079,10 +1094,10 @@ def settings():
 
 
 def main():
-    for tool in (PYSTROBE, READV_COST):
+    for tool in (PYSTROBE, READV_COST, TICK_COST):
         if not os.path.exists(tool):
-            sys.exit("bench: %s is missing: build it first (make pystrobe %s)"
-                     % (tool, os.path.relpath(READV_COST, ROOT)))
+            sys.exit("bench: %s is missing: build it first (make pystrobe %s %s)"
+                     % (tool, os.path.relpath(READV_COST, ROOT), os.path.relpath(TICK_COST, ROOT)))
 
     def on_signal(sig, frame):
         raise SystemExit(128 + sig)

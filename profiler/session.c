@@ -8,6 +8,18 @@
 #include "profiler/proc.h"
 #include "profiler/pyobj.h"
 
+/* The code cache validates the walked code objects in the walker's recheck read. */
+static size_t plan_codes(void *ctx, const uint64_t *codes, size_t n, struct mem_iov *iov,
+                         size_t room)
+{
+    return codecache_plan(ctx, codes, n, iov, room);
+}
+
+static void planned_codes(void *ctx, const struct mem_iov *iov)
+{
+    codecache_planned(ctx, iov);
+}
+
 int session_attach(struct session *s, pid_t pid, struct pserr *err)
 {
     memset(s, 0, sizeof(*s));
@@ -23,6 +35,8 @@ int session_attach(struct session *s, pid_t pid, struct pserr *err)
     s->walker = walker_new(&s->rt);
     s->cc = codecache_new(s->mem, &s->rt.layout, &s->names, s->rt.code_type,
                           s->rt.unicode27_width);
+    walker_set_validator(s->walker,
+                         &(struct walk_validator){plan_codes, planned_codes, s->cc});
     return 0;
 }
 

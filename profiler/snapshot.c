@@ -104,6 +104,8 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
     uint64_t holder = 0;
     sn->nthreads = sn->nraw = 0;
     s->gen++;
+    /* Code objects are validated once per snapshot, mostly with the walks' rechecks. */
+    codecache_round(s->cc);
     /* The interpreter state stays where it is for the life of the process:
      * it is looked up again only now and then, or when its thread list
      * cannot be read (at exit, it is freed). */

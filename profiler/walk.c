@@ -11,8 +11,6 @@
 #define OWNED_BY_THREAD 0
 #define OWNED_BY_GENERATOR 1
 #define OWNED_BY_FRAME_OBJECT 2
-#define OWNED_BY_GENERATOR 1
-#define OWNED_BY_FRAME_OBJECT 2
 
 /* Data-stack chunks copied per walk, and bytes copied in all. */
 #define MAX_CHUNKS 256
@@ -26,6 +24,35 @@ struct chunk_copy {
     size_t cap;
     uint64_t previous;     /* the next older chunk, 0 at the end */
 };
+
+/* Frames outside the data stack read ahead per thread, and their most bytes. */
+#define AHEAD_SINGLES 4
+#define AHEAD_FRAME 128
+
+/*
+ * 3.11+: what was read with the thread list for a thread walked since the
+ * previous call, where its top frame and data stack were then.
+ */
+struct ahead {
+    uint64_t tstate;          /* the thread state it belongs to */
+    int walked;               /* walked since the last walk_threads */
+    uint64_t frame_at, frame; /* 3.11/3.12: the current cframe's frame pointer, read */
+    uint64_t chunk, want;     /* the data stack's newest chunk, and the bytes read of it */
+    struct chunk_copy copy;
+    int frame_ok, chunk_ok;   /* read with this call's list, not used yet */
+    /* Frames outside the chunks (3.12+ entry shims on the C stack,
+     * generators' frames) of the last walk, and their bytes read again. */
+    uint64_t single_at[AHEAD_SINGLES];
+    unsigned char single[AHEAD_SINGLES][AHEAD_FRAME];
+    uint8_t single_ok[AHEAD_SINGLES];
+    int nread;                /* slots read with this call's list */
+    int nnext;                /* slots the last walk filled: read next time */
+};
+
+/* Bytes read ahead beyond a chunk's last used top, and the most per thread and per call. */
+#define AHEAD_SLACK 1024
+#define AHEAD_MAX (128u << 10)
+#define AHEAD_BUDGET (4u << 20)
 
 struct chain_hint {
     uint64_t tstate;
@@ -73,6 +100,20 @@ struct walker {
     size_t codescap;
     uint8_t *owners;        /* 3.11+: and its owner */
     size_t ownerscap;
+    int *where;             /* 3.11+: the chunk copy each walked frame was found in, or -1 */
+    size_t wherecap;
+    size_t *checkoff;       /* where each walked frame's bytes are in checkbuf */
+    size_t checkoffcap;
+    uint64_t span_lo[MAX_CHUNKS], span_hi[MAX_CHUNKS];
+    size_t span_off[MAX_CHUNKS];
+    uint64_t *vcodes;       /* the walked code objects, for the validator */
+    size_t vcodescap;
+    struct walk_validator val;
+    /* 3.11+: reads ahead, by index in the last thread list */
+    struct ahead *ahead;
+    size_t nahead, aheadcap;
+    uint8_t *tsok;
+    size_t tsokcap;
     struct walk_stats stats;
 };
 
@@ -93,6 +134,13 @@ void walker_free(struct walker *w)
         return;
     for (size_t i = 0; i < MAX_CHUNKS; i++)
         free(w->chunks[i].buf);
+    for (size_t i = 0; i < w->nahead; i++)
+        free(w->ahead[i].copy.buf);
+    free(w->ahead);
+    free(w->tsok);
+    free(w->where);
+    free(w->checkoff);
+    free(w->vcodes);
     for (size_t i = 0; i < w->nhints; i++)
         free(w->hints[i].addr);
     free(w->hints);
@@ -107,6 +155,14 @@ void walker_free(struct walker *w)
     free(w->codes_seen);
     free(w->owners);
     free(w);
+}
+
+void walker_set_validator(struct walker *w, const struct walk_validator *v)
+{
+    if (v)
+        w->val = *v;
+    else
+        memset(&w->val, 0, sizeof(w->val));
 }
 
 const struct walk_stats *walk_stats(const struct walker *w)
@@ -128,6 +184,7 @@ static void decode_tstate(struct walker *w, uint64_t tstate, const unsigned char
     const struct pylayout *l = w->l;
     memset(t, 0, sizeof(*t));
     t->tstate = tstate;
+    t->spec = -1;
     t->thread_id = get_u64(ts, l->ts_thread_id);
     if (l->ts_native_thread_id >= 0) {
         uint64_t tid = get_u64(ts, l->ts_native_thread_id);
@@ -154,22 +211,121 @@ static void decode_tstate(struct walker *w, uint64_t tstate, const unsigned char
     }
 }
 
-/* Reads the previous call's thread states in one batch; returns how many. */
-static size_t batch_prev_tstates(struct walker *w)
+/* The reads ahead of thread t, or NULL. */
+static struct ahead *ahead_of(struct walker *w, const struct walk_thread *t)
 {
-    size_t sz = (size_t)w->l->ts_size, n = w->nprev;
-    if (n == 0)
-        return 0;
-    if (w->tsbufcap < n * sz) {
-        w->tsbufcap = n * sz;
+    if (t->spec < 0 || (size_t)t->spec >= w->nahead || w->ahead[t->spec].tstate != t->tstate)
+        return NULL;
+    return &w->ahead[t->spec];
+}
+
+/*
+ * Reads the list's head into *head and, in the same vectored read, the
+ * previous call's thread states (into tsbuf, ok flags in tsok) and the
+ * reads ahead of the threads walked since.  Returns 0 or a negative errno.
+ */
+static int read_with_list(struct walker *w, uint64_t interp, uint64_t *head)
+{
+    const struct pylayout *l = w->l;
+    size_t sz = (size_t)l->ts_size, np = w->nprev, k = 0, budget = AHEAD_BUDGET;
+    if (w->tsbufcap < np * sz) {
+        w->tsbufcap = np * sz;
         w->tsbuf = xrealloc(w->tsbuf, w->tsbufcap);
     }
-    GROW(w->iov, w->iovcap, n);
-    for (size_t i = 0; i < n; i++)
-        w->iov[i] = (struct mem_iov){w->prev_ts[i], w->tsbuf + i * sz, sz, 0};
-    if (mem_readv(w->rt->mem, w->iov, n) < 0)
-        return 0;
-    return n;
+    GROW(w->tsok, w->tsokcap, np + 1);
+    GROW(w->iov, w->iovcap, (3 + AHEAD_SINGLES) * np + 1);
+    /* Slots past the previous list are not read ahead: forget them. */
+    for (size_t i = np; i < w->nahead; i++) {
+        struct ahead *a = &w->ahead[i];
+        a->walked = a->frame_ok = a->chunk_ok = 0;
+        a->frame_at = a->want = 0;
+        a->nread = a->nnext = 0;
+    }
+    w->iov[k++] = (struct mem_iov){interp + (uint64_t)l->is_tstate_head, head, 8, 0};
+    for (size_t i = 0; i < np; i++) {
+        struct ahead *a = i < w->nahead ? &w->ahead[i] : NULL;
+        w->iov[k++] = (struct mem_iov){w->prev_ts[i], w->tsbuf + i * sz, sz, 0};
+        if (!a)
+            continue;
+        a->frame_ok = a->chunk_ok = 0;
+        memset(a->single_ok, 0, sizeof(a->single_ok));
+        if (!a->walked || a->tstate != w->prev_ts[i]) {
+            a->frame_at = a->want = 0;
+            a->nread = a->nnext = 0;
+        } else if (a->want > budget) {
+            a->want = 0;
+        }
+        if (!a->want && a->copy.cap > 16384) {
+            /* Not read ahead this time: give back a big buffer. */
+            free(a->copy.buf);
+            a->copy.buf = NULL;
+            a->copy.cap = 0;
+        }
+        if (a->frame_at == UINT64_MAX)
+            a->frame_at = 0;
+        if (a->frame_at)
+            w->iov[k++] = (struct mem_iov){a->frame_at, &a->frame, 8, 0};
+        if (a->want) {
+            if (a->copy.cap < a->want) {
+                free(a->copy.buf);
+                a->copy.cap = MAX((size_t)a->want, (size_t)16384);
+                a->copy.buf = xmalloc(a->copy.cap);
+            }
+            budget -= a->want;
+            w->iov[k++] = (struct mem_iov){a->chunk, a->copy.buf, a->want, 0};
+        }
+        if (l->if_size > AHEAD_FRAME)
+            a->nnext = 0;
+        for (int j = 0; j < a->nnext; j++)
+            w->iov[k++] = (struct mem_iov){a->single_at[j], a->single[j], (size_t)l->if_size, 0};
+    }
+    int ret = mem_readv(w->rt->mem, w->iov, k);
+    if (ret < 0)
+        return ret;
+    if (!w->iov[0].ok)
+        return -EFAULT;
+    k = 1;
+    for (size_t i = 0; i < np; i++) {
+        struct ahead *a = i < w->nahead ? &w->ahead[i] : NULL;
+        w->tsok[i] = (uint8_t)w->iov[k++].ok;
+        if (!a)
+            continue;
+        if (a->frame_at)
+            a->frame_ok = w->iov[k++].ok;
+        if (a->want && (a->chunk_ok = w->iov[k++].ok)) {
+            a->copy.base = a->chunk;
+            a->copy.len = a->want;
+            a->copy.previous = get_u64(a->copy.buf, l->chunk_previous);
+        }
+        for (int j = 0; j < a->nnext; j++)
+            a->single_ok[j] = (uint8_t)w->iov[k++].ok;
+        a->nread = a->nnext;
+        a->walked = 0;
+    }
+    return 0;
+}
+
+/* Gives each listed thread its slot of reads ahead, kept where it is the same thread. */
+static void index_ahead(struct walker *w, struct walk_thread *out, size_t n)
+{
+    if (w->l->frames == FRAME_OBJECTS)
+        return;
+    if (w->aheadcap < n + 1) {
+        size_t old = w->aheadcap;
+        GROW(w->ahead, w->aheadcap, n + 1);
+        memset(w->ahead + old, 0, (w->aheadcap - old) * sizeof(*w->ahead));
+    }
+    w->nahead = MAX(w->nahead, n);
+    for (size_t i = 0; i < n; i++) {
+        struct ahead *a = &w->ahead[i];
+        if (a->tstate != out[i].tstate) {
+            a->tstate = out[i].tstate;
+            a->walked = a->frame_ok = a->chunk_ok = 0;
+            a->frame_at = a->want = 0;
+            a->nread = a->nnext = 0;
+        }
+        out[i].spec = (int)i;
+    }
 }
 
 int walk_threads(struct walker *w, uint64_t interp, struct walk_thread *out, size_t max,
@@ -183,10 +339,10 @@ int walk_threads(struct walker *w, uint64_t interp, struct walk_thread *out, siz
     *n = 0;
     if (l->ts_size > (int)sizeof(ts))
         return -EINVAL;
-    if ((ret = mem_read_u64(m, interp + (uint64_t)l->is_tstate_head, &tstate)) < 0)
+    /* Thread states come and go rarely: read last time's all at once, with the head. */
+    if ((ret = read_with_list(w, interp, &tstate)) < 0)
         return ret;
-    /* Thread states come and go rarely: read last time's all at once. */
-    size_t nbatch = tstate && w->nprev && w->prev_ts[0] == tstate ? batch_prev_tstates(w) : 0;
+    size_t nbatch = tstate && w->nprev && w->prev_ts[0] == tstate ? w->nprev : 0;
     /* Brent's cycle detection over the list. */
     uint64_t mark = tstate;
     size_t power = 1, lam = 0;
@@ -196,7 +352,7 @@ int walk_threads(struct walker *w, uint64_t interp, struct walk_thread *out, siz
             break;
         }
         const unsigned char *buf = ts;
-        if (count < nbatch && w->prev_ts[count] == tstate && w->iov[count].ok) {
+        if (count < nbatch && w->prev_ts[count] == tstate && w->tsok[count]) {
             buf = w->tsbuf + count * (size_t)l->ts_size;
             w->stats.hinted_tstates++;
         } else {
@@ -220,6 +376,7 @@ int walk_threads(struct walker *w, uint64_t interp, struct walk_thread *out, siz
             lam = 0;
         }
     }
+    index_ahead(w, out, *n);
     /* Remember this list for the next call (nothing when it was garbage). */
     GROW(w->prev_ts, w->prevcap, *n + 1);
     w->nprev = ret < 0 ? 0 : *n;
@@ -238,7 +395,9 @@ int walk_refresh(struct walker *w, uint64_t interp, struct walk_thread *t)
         return ret;
     if (get_u64(ts, w->l->ts_interp) != interp)
         return -EINVAL;
+    int spec = t->spec;
     decode_tstate(w, t->tstate, ts, t);
+    t->spec = spec;
     return 0;
 }
 
@@ -341,26 +500,54 @@ static int take_frame_object(struct walker *w, const unsigned char *buf, struct 
 }
 
 /*
- * Reads bytes [lo, hi) of each of the walked frames w->chain[0, n) again,
- * in one vectored read.  Returns the copies (frame i's at i * (hi - lo)),
- * or NULL when the read failed.
+ * Reads w->iov[0, k) (the walked frames again), and in the same call what
+ * the validator wants about the walked code objects out[0, n).  Returns 0
+ * when every one of the k pieces was read, else -EINVAL.
  */
-static const unsigned char *reread_chain(struct walker *w, size_t n, int lo, int hi)
+static int reread(struct walker *w, size_t k, const struct rawframe *out, size_t n)
 {
-    size_t len = (size_t)(hi - lo);
-    if (w->checkcap < n * len) {
-        w->checkcap = n * len;
+    size_t nv = 0;
+    if (w->val.plan && n > 0) {
+        GROW(w->vcodes, w->vcodescap, n);
+        for (size_t i = 0; i < n; i++)
+            w->vcodes[i] = out[i].code;
+        GROW(w->iov, w->iovcap, k + n);
+        nv = w->val.plan(w->val.ctx, w->vcodes, n, w->iov + k, n);
+    }
+    int ret = mem_readv(w->rt->mem, w->iov, k + nv);
+    if (w->val.plan && n > 0)
+        w->val.done(w->val.ctx, ret < 0 ? NULL : w->iov + k);
+    if (ret < 0)
+        return -EINVAL;
+    for (size_t i = 0; i < k; i++)
+        if (!w->iov[i].ok)
+            return -EINVAL;
+    return 0;
+}
+
+/* Makes room for `bytes` in checkbuf. */
+static void check_room(struct walker *w, size_t bytes)
+{
+    if (w->checkcap < bytes) {
+        w->checkcap = bytes;
         w->checkbuf = xrealloc(w->checkbuf, w->checkcap);
     }
+}
+
+/*
+ * Reads bytes [lo, hi) of each of the walked frames w->chain[0, n) again,
+ * in one vectored read (with the validator's).  Returns the copies (frame
+ * i's at i * (hi - lo)), or NULL when the read failed.
+ */
+static const unsigned char *reread_chain(struct walker *w, size_t n, int lo, int hi,
+                                         const struct rawframe *out, size_t nout)
+{
+    size_t len = (size_t)(hi - lo);
+    check_room(w, n * len);
     GROW(w->iov, w->iovcap, n);
     for (size_t i = 0; i < n; i++)
         w->iov[i] = (struct mem_iov){w->chain[i] + (uint64_t)lo, w->checkbuf + i * len, len, 0};
-    if (mem_readv(w->rt->mem, w->iov, n) < 0)
-        return NULL;
-    for (size_t i = 0; i < n; i++)
-        if (!w->iov[i].ok)
-            return NULL;
-    return w->checkbuf;
+    return reread(w, n, out, nout) < 0 ? NULL : w->checkbuf;
 }
 
 /*
@@ -372,13 +559,13 @@ static const unsigned char *reread_chain(struct walker *w, size_t n, int lo, int
  * live caller at some instruction of the new call.  A caller cannot move
  * while its callee lives, so a chain that changed is dropped (torn).
  */
-static int recheck_chain(struct walker *w, size_t n)
+static int recheck_chain(struct walker *w, size_t n, const struct rawframe *out)
 {
     const struct pylayout *l = w->l;
     int lo = MIN(MIN(l->fo_back, l->fo_lasti), 0);
     int hi = MAX(l->fo_back + 8, l->fo_lasti + 4);
     size_t len = (size_t)(hi - lo);
-    const unsigned char *copies = reread_chain(w, n, lo, hi);
+    const unsigned char *copies = reread_chain(w, n, lo, hi, out, n);
     if (!copies)
         return -EINVAL;
     for (size_t i = 0; i < n; i++) {
@@ -465,7 +652,8 @@ static int walk_frame_objects(struct walker *w, const struct walk_thread *t,
             lam = 0;
         }
     }
-    if (ret >= 0 && n > 1 && recheck_chain(w, n) < 0) {
+    /* One frame is checked too: the validator's reads come along. */
+    if (ret >= 0 && n > 0 && recheck_chain(w, n, out) < 0) {
         w->stats.rechecks_failed++;
         ret = -EINVAL;
     }
@@ -522,14 +710,17 @@ static int copy_older_chunk(struct walker *w)
     return 0;
 }
 
-/* Finds frame [addr, addr+size) in the chunk copies. */
-static const unsigned char *in_chunks(struct walker *w, uint64_t addr, size_t size)
+/* Finds frame [addr, addr+size) in the chunk copies (in copy *which, if not NULL). */
+static const unsigned char *in_chunks(struct walker *w, uint64_t addr, size_t size, int *which)
 {
     for (size_t i = 0; i < w->nchunks; i++) {
         const struct chunk_copy *c = &w->chunks[i];
         if (addr >= c->base + (uint64_t)w->l->chunk_data && addr + size <= c->base + c->len &&
-            addr + size > addr)
+            addr + size > addr) {
+            if (which)
+                *which = (int)i;
             return c->buf + (addr - c->base);
+        }
     }
     return NULL;
 }
@@ -542,7 +733,7 @@ static int is_shim(struct walker *w, uint64_t frame)
     uint8_t owner;
     if (l->owner_cstack < 0 || (frame & 7))
         return 0;
-    if ((f = in_chunks(w, frame, (size_t)l->if_size)))
+    if ((f = in_chunks(w, frame, (size_t)l->if_size, NULL)))
         owner = f[l->if_owner];
     else if (mem_read(w->rt->mem, frame + (uint64_t)l->if_owner, &owner, 1) < 0)
         return 0;
@@ -558,23 +749,129 @@ static int is_shim(struct walker *w, uint64_t frame)
  * that is not calling.  A caller cannot move while its callee lives, so a
  * chain that changed is dropped (torn).
  */
-static int recheck_iframes(struct walker *w, size_t n)
+static int recheck_iframes(struct walker *w, size_t n, const struct rawframe *out, size_t nout)
 {
     const struct pylayout *l = w->l;
     int lo = MIN(MIN(MIN(l->if_previous, l->if_code), l->if_instr), l->if_owner);
     int hi = MAX(MAX(MAX(l->if_previous, l->if_code), l->if_instr) + 8, l->if_owner + 1);
-    size_t len = (size_t)(hi - lo);
-    const unsigned char *copies = reread_chain(w, n, lo, hi);
-    if (!copies)
+    size_t len = (size_t)(hi - lo), k = 0, bytes = 0;
+    /* Frames in a chunk copy are read again as one span of that chunk (one
+     * piece instead of one per frame), the others one by one. */
+    for (size_t c = 0; c < w->nchunks; c++) {
+        w->span_lo[c] = UINT64_MAX;
+        w->span_hi[c] = 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int c = w->where[i];
+        uint64_t a = w->chain[i] + (uint64_t)lo;
+        if (c < 0) {
+            bytes += len;
+            continue;
+        }
+        w->span_lo[c] = MIN(w->span_lo[c], a);
+        w->span_hi[c] = MAX(w->span_hi[c], a + len);
+    }
+    for (size_t c = 0; c < w->nchunks; c++)
+        if (w->span_hi[c])
+            bytes += w->span_hi[c] - w->span_lo[c];
+    check_room(w, bytes);
+    GROW(w->iov, w->iovcap, w->nchunks + n);
+    GROW(w->checkoff, w->checkoffcap, n);
+    bytes = 0;
+    for (size_t c = 0; c < w->nchunks; c++) {
+        if (!w->span_hi[c])
+            continue;
+        size_t span = (size_t)(w->span_hi[c] - w->span_lo[c]);
+        w->span_off[c] = bytes;
+        w->iov[k++] = (struct mem_iov){w->span_lo[c], w->checkbuf + bytes, span, 0};
+        bytes += span;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int c = w->where[i];
+        if (c >= 0) {
+            w->checkoff[i] = w->span_off[c] + (size_t)(w->chain[i] + (uint64_t)lo - w->span_lo[c]);
+            continue;
+        }
+        w->checkoff[i] = bytes;
+        w->iov[k++] = (struct mem_iov){w->chain[i] + (uint64_t)lo, w->checkbuf + bytes, len, 0};
+        bytes += len;
+    }
+    if (reread(w, k, out, nout) < 0)
         return -EINVAL;
     for (size_t i = 0; i < n; i++) {
-        const unsigned char *f = copies + i * len - lo;
+        const unsigned char *f = w->checkbuf + w->checkoff[i] - lo;
         if ((i + 1 < n && get_u64(f, l->if_previous) != w->chain[i + 1]) ||
             get_u64(f, l->if_code) != w->codes_seen[i] || f[l->if_owner] != w->owners[i] ||
             (i > 0 && (int64_t)get_u64(f, l->if_instr) != w->lastis[i]))
             return -EINVAL;
     }
     return 0;
+}
+
+/*
+ * A frame outside the chunk copies: its bytes read with the thread list
+ * when it was there last time too (used once), else NULL.  Its address is
+ * read ahead next time either way (the first AHEAD_SINGLES of a walk).
+ */
+static const unsigned char *ahead_single(struct walker *w, struct ahead *a, uint64_t frame)
+{
+    const unsigned char *f = NULL;
+    if (!a)
+        return NULL;
+    for (int j = 0; j < a->nread && !f; j++) {
+        if (a->single_at[j] == frame && a->single_ok[j]) {
+            a->single_ok[j] = 0;
+            f = a->single[j];
+            w->stats.ahead_frames++;
+        }
+    }
+    /* Slots already used in this walk are rewritten for the next one. */
+    if (a->nnext < AHEAD_SINGLES) {
+        int j = a->nnext++;
+        if (f != a->single[j]) {
+            /* The slot's own read ahead, if any, is lost (walks rarely reorder). */
+            a->single_ok[j] = 0;
+            if (f) {
+                memcpy(a->single[j], f, (size_t)w->l->if_size);
+                f = a->single[j];
+            }
+        }
+        a->single_at[j] = frame;
+    }
+    return f;
+}
+
+/*
+ * 3.11+: copies the thread's newest data-stack chunk into w->chunks[0],
+ * from the copy read with the thread list when it still covers the chunk's
+ * used part, and says what to read ahead next time.
+ */
+static void copy_newest_chunk(struct walker *w, const struct walk_thread *t, struct ahead *a)
+{
+    const struct pylayout *l = w->l;
+    uint64_t used = t->chunk_top - t->chunk;
+    if (a && a->chunk_ok && a->chunk == t->chunk && used <= a->want &&
+        used >= (uint64_t)l->chunk_data) {
+        struct chunk_copy tmp = w->chunks[0];
+        w->chunks[0] = a->copy;
+        a->copy = tmp;
+        w->chunks[0].len = used;
+        w->nchunks = 1;
+        w->stats.ahead_chunks++;
+    } else if (copy_chunk(w, &w->chunks[0], t->chunk, t->chunk_top) == 0) {
+        w->nchunks = 1;
+    }
+    if (!a)
+        return;
+    a->chunk_ok = 0;
+    a->want = 0;
+    if (w->nchunks == 1) {
+        /* Next time: the used part and some more, within the chunk's size. */
+        uint64_t size = get_u64(w->chunks[0].buf, l->chunk_size);
+        uint64_t want = size >= used ? MIN(used + AHEAD_SLACK, size) : used;
+        a->chunk = t->chunk;
+        a->want = want <= AHEAD_MAX ? want : 0;
+    }
 }
 
 static int walk_interpreter_frames(struct walker *w, const struct walk_thread *t,
@@ -589,16 +886,20 @@ static int walk_interpreter_frames(struct walker *w, const struct walk_thread *t
     *depth = 0;
     if (fsize > sizeof(single))
         return -EINVAL;
+    struct ahead *a = ahead_of(w, t);
+    if (a)
+        a->nnext = 0;
     w->nchunks = 0;
-    if (frame && t->chunk && t->chunk_top > t->chunk &&
-        copy_chunk(w, &w->chunks[0], t->chunk, t->chunk_top) == 0)
-        w->nchunks = 1;
+    if (frame && t->chunk && t->chunk_top > t->chunk)
+        copy_newest_chunk(w, t, a);
+    else if (a)
+        a->want = 0;
     while (frame) {
         /* Shim frames do not count toward the depth, but do toward the walk:
          * a full stack whose next frame is a shim is not cut yet. */
         if ((n >= max && !is_shim(w, frame)) || steps++ >= 4 * (size_t)WALK_MAX_DEPTH) {
             *depth = n;
-            if (n >= max && seen > 0 && recheck_iframes(w, seen) < 0) {
+            if (n >= max && seen > 0 && recheck_iframes(w, seen, out, n) < 0) {
                 w->stats.rechecks_failed++;
                 return -EINVAL;
             }
@@ -606,14 +907,18 @@ static int walk_interpreter_frames(struct walker *w, const struct walk_thread *t
         }
         if (frame & 7)
             return -EINVAL;
-        const unsigned char *f = in_chunks(w, frame, fsize);
+        int where = -1;
+        const unsigned char *f = in_chunks(w, frame, fsize, &where);
         if (f) {
             w->stats.chunk_frames++;
         } else {
-            if ((ret = mem_read(w->rt->mem, frame, single, fsize)) < 0)
-                return ret;
-            w->stats.single_reads++;
-            f = single;
+            f = ahead_single(w, a, frame);
+            if (!f) {
+                if ((ret = mem_read(w->rt->mem, frame, single, fsize)) < 0)
+                    return ret;
+                w->stats.single_reads++;
+                f = single;
+            }
             /* A thread-owned frame outside the copies: the stack continues in an
              * older chunk; copy it for the frames that follow. */
             if (f[l->if_owner] == OWNED_BY_THREAD && !chunks_done)
@@ -625,6 +930,8 @@ static int walk_interpreter_frames(struct walker *w, const struct walk_thread *t
         GROW(w->lastis, w->lasticap, seen + 1);
         GROW(w->codes_seen, w->codescap, seen + 1);
         GROW(w->owners, w->ownerscap, seen + 1);
+        GROW(w->where, w->wherecap, seen + 1);
+        w->where[seen] = where;
         w->chain[seen] = frame;
         w->codes_seen[seen] = code;
         w->owners[seen] = owner;
@@ -650,7 +957,7 @@ static int walk_interpreter_frames(struct walker *w, const struct walk_thread *t
          * returned or been suspended while the walk reached it. */
         if (!prev && (owner == OWNED_BY_GENERATOR || owner == OWNED_BY_FRAME_OBJECT))
             return -EINVAL;
-        if (!prev && seen > 0 && recheck_iframes(w, seen) < 0) {
+        if (!prev && seen > 0 && recheck_iframes(w, seen, out, n) < 0) {
             w->stats.rechecks_failed++;
             return -EINVAL;
         }
@@ -669,10 +976,26 @@ int walk_stack(struct walker *w, const struct walk_thread *t, struct rawframe *o
                size_t *depth)
 {
     w->walks++;
+    struct ahead *a = ahead_of(w, t);
+    uint64_t read_at = 0;
+    if (a) {
+        a->walked = 1;
+        read_at = a->frame_at;
+        a->frame_at = t->frame_at;
+    }
     if (t->frame_at) {
-        /* 3.11/3.12: the top frame is read from the thread's current cframe. */
+        /* 3.11/3.12: the top frame is read from the thread's current cframe
+         * (with the thread list, when the cframe is the one of last time). */
         struct walk_thread top = *t;
-        int ret = mem_read_u64(w->rt->mem, t->frame_at, &top.frame);
+        int ret = 0;
+        if (a && a->frame_ok && read_at == t->frame_at && t->frame_at != UINT64_MAX) {
+            top.frame = a->frame;
+            w->stats.ahead_frames++;
+        } else {
+            ret = mem_read_u64(w->rt->mem, t->frame_at, &top.frame);
+        }
+        if (a)
+            a->frame_ok = 0;
         *depth = 0;
         if (ret < 0)
             return ret;

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "profiler/mem.h"
 #include "profiler/pyrt.h"
 
 /* Default bound on a stack's depth; deeper stacks keep their innermost frames. */
@@ -29,6 +30,7 @@ struct walk_thread {
     uint64_t frame_at;    /* 3.11/3.12: where to read the top frame (the thread's
                            * current cframe, on its C stack), 0 when frame is set */
     uint64_t chunk, chunk_top; /* data stack (3.11+) */
+    int spec;             /* its slot among the reads made with the thread list, -1 none */
 };
 
 /* 1 when the thread may have Python frames (its top frame is set or still to be read). */
@@ -47,19 +49,37 @@ struct walk_stats {
     uint64_t single_reads;  /* frames read one by one */
     uint64_t hinted_frames; /* <= 3.10: frames read in one batch along the last walk's chain */
     uint64_t hinted_tstates; /* thread states read in one batch along the last list */
-    uint64_t rechecks_failed; /* <= 3.10: walks whose frames had changed when read again */
+    uint64_t rechecks_failed; /* walks whose frames had changed when read again */
+    uint64_t ahead_chunks;  /* 3.11+: data-stack chunks taken from the reads with the thread list */
+    uint64_t ahead_frames;  /* 3.11/3.12: top frame pointers taken from them */
 };
 
 struct walker;
 
+/*
+ * Checks folded into the walker's recheck read (see codecache_plan): plan
+ * fills iov[0..k) (k <= room, returned) with reads about the walked code
+ * objects codes[0..n); done gets the same entries back once read (NULL when
+ * the read failed).
+ */
+struct walk_validator {
+    size_t (*plan)(void *ctx, const uint64_t *codes, size_t n, struct mem_iov *iov, size_t room);
+    void (*done)(void *ctx, const struct mem_iov *iov);
+    void *ctx;
+};
+
 /* A walker over rt's process (rt outlives it). */
 struct walker *walker_new(struct pyrt *rt);
 void walker_free(struct walker *w);
+void walker_set_validator(struct walker *w, const struct walk_validator *v);
 
 /*
  * Reads the thread states of interpreter interp into out (at most max).
- * The thread states of the previous call are read in one batch first, as
- * they rarely change.  Returns 0, or a negative errno (-EINVAL when the list
+ * The list's head and the thread states of the previous call are read in
+ * one batch, as they rarely change; on 3.11+ so are the top frame and the
+ * data stack of each thread walked since the previous call, where they
+ * were then (walk_stack uses them when they are still where the thread
+ * state says).  Returns 0, or a negative errno (-EINVAL when the list
  * is garbage, -ELOOP when it has a cycle, -EFAULT when it cannot be read,
  * -ESRCH when the process is gone).
  */

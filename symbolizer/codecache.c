@@ -52,6 +52,10 @@ struct codecache {
     size_t iovcap;
     size_t *pending;
     size_t pendcap;
+    size_t *found;         /* resolve: each address's entry, or SIZE_MAX */
+    size_t foundcap;
+    int round_open;        /* codecache_round was called; no resolve since */
+    size_t nplanned;       /* entries codecache_plan left in pending */
     struct codecache_stats stats;
 };
 
@@ -101,6 +105,7 @@ void codecache_free(struct codecache *cc)
     free(cc->vbuf);
     free(cc->iov);
     free(cc->pending);
+    free(cc->found);
     htab_release(&cc->index);
     free(cc);
 }
@@ -321,30 +326,30 @@ static int reload(struct codecache *cc, struct code_entry *e)
     return 0;
 }
 
-/* Validates the entries listed in cc->pending with one vectored read. */
-static int validate_pending(struct codecache *cc, size_t np)
+/* Points cc->iov at the validation spans of the entries listed in cc->pending. */
+static void plan_pending(struct codecache *cc, size_t np)
 {
-    if (np == 0)
-        return 0;
     size_t span = (size_t)cc->span_len;
     if (cc->vbufcap < np * span) {
         cc->vbufcap = np * span;
         cc->vbuf = xrealloc(cc->vbuf, cc->vbufcap);
     }
-    GROW(cc->iov, cc->iovcap, np);
+    GROW(cc->iov, cc->iovcap, np + 1);
     for (size_t i = 0; i < np; i++) {
         struct code_entry *e = &cc->v[cc->pending[i]];
         cc->iov[i] = (struct mem_iov){e->addr + (uint64_t)cc->span_start, cc->vbuf + i * span,
                                       span, 0};
     }
-    int ret = mem_readv(cc->m, cc->iov, np);
-    if (ret < 0)
-        return ret;
+}
+
+/* Compares the spans read for cc->pending (cc->iov) with the entries; reloads the stale. */
+static void check_pending(struct codecache *cc, size_t np)
+{
     for (size_t i = 0; i < np; i++) {
         struct code_entry *e = &cc->v[cc->pending[i]], now;
         int ok = cc->iov[i].ok;
         if (ok) {
-            fields_from(cc, cc->vbuf + i * span, cc->span_start, &now);
+            fields_from(cc, cc->vbuf + i * (size_t)cc->span_len, cc->span_start, &now);
             ok = same_fields(e, &now);
         }
         if (ok) {
@@ -354,7 +359,66 @@ static int validate_pending(struct codecache *cc, size_t np)
             reload(cc, e);
         }
     }
+}
+
+/* Validates the entries listed in cc->pending with one vectored read. */
+static int validate_pending(struct codecache *cc, size_t np)
+{
+    if (np == 0)
+        return 0;
+    plan_pending(cc, np);
+    int ret = mem_readv(cc->m, cc->iov, np);
+    if (ret < 0)
+        return ret;
+    check_pending(cc, np);
     return 0;
+}
+
+/* Starts a round: every entry is to be validated again before its next use. */
+static void new_round(struct codecache *cc)
+{
+    /* Generation 0 marks entries that must never count as validated. */
+    if (++cc->gen == 0)
+        cc->gen = 1;
+}
+
+void codecache_round(struct codecache *cc)
+{
+    new_round(cc);
+    cc->round_open = 1;
+    cc->nplanned = 0;
+}
+
+size_t codecache_plan(struct codecache *cc, const uint64_t *addrs, size_t n, struct mem_iov *iov,
+                      size_t room)
+{
+    size_t np = 0;
+    cc->nplanned = 0;
+    if (!cc->round_open)
+        return 0;
+    GROW(cc->pending, cc->pendcap, MIN(n, room) + 1);
+    for (size_t i = 0; i < n && np < room; i++) {
+        if (i > 0 && addrs[i] == addrs[i - 1])
+            continue; /* recursion: looked up just now */
+        struct code_entry *e = find(cc, addrs[i]);
+        if (e && e->gen != cc->gen) {
+            e->gen = cc->gen;
+            cc->pending[np++] = (size_t)(e - cc->v);
+        }
+    }
+    plan_pending(cc, np);
+    memcpy(iov, cc->iov, np * sizeof(*iov));
+    cc->nplanned = np;
+    return np;
+}
+
+void codecache_planned(struct codecache *cc, const struct mem_iov *iov)
+{
+    size_t np = cc->nplanned;
+    cc->nplanned = 0;
+    for (size_t i = 0; i < np; i++)
+        cc->iov[i].ok = iov ? iov[i].ok : 0;
+    check_pending(cc, np);
 }
 
 int codecache_resolve(struct codecache *cc, const uint64_t *addrs, size_t n,
@@ -362,9 +426,10 @@ int codecache_resolve(struct codecache *cc, const uint64_t *addrs, size_t n,
 {
     size_t np = 0;
     int ret;
-    /* Generation 0 marks entries that must never count as validated. */
-    if (++cc->gen == 0)
-        cc->gen = 1;
+    /* A round opened by codecache_round keeps what codecache_plan validated. */
+    if (!cc->round_open)
+        new_round(cc);
+    cc->round_open = 0;
     /* Empty a full cache now, never during the call: pending entries are held by
      * index, and an emptied slot's table is already freed. */
     if (cc->n >= CODECACHE_MAX_ENTRIES) {
@@ -376,23 +441,30 @@ int codecache_resolve(struct codecache *cc, const uint64_t *addrs, size_t n,
         htab_clear(&cc->index);
     }
     GROW(cc->pending, cc->pendcap, n + 1);
+    GROW(cc->found, cc->foundcap, n + 1);
     /* Loads may grow cc->v, so entries are tracked by index until the end. */
     for (size_t i = 0; i < n; i++) {
+        if (i > 0 && addrs[i] == addrs[i - 1]) {
+            cc->found[i] = cc->found[i - 1]; /* recursion */
+            continue;
+        }
         struct code_entry *e = find(cc, addrs[i]);
         if (!e) {
             int err = 0;
-            if (!insert(cc, addrs[i], &err) && (err == -ESRCH || err == -EPERM))
+            e = insert(cc, addrs[i], &err);
+            if (!e && (err == -ESRCH || err == -EPERM))
                 return err;
         } else if (e->gen != cc->gen) {
             e->gen = cc->gen;
             cc->pending[np++] = (size_t)(e - cc->v);
         }
+        cc->found[i] = e ? (size_t)(e - cc->v) : SIZE_MAX;
     }
     if ((ret = validate_pending(cc, np)) < 0)
         return ret;
     int missing = 0;
     for (size_t i = 0; i < n; i++) {
-        struct code_entry *e = find(cc, addrs[i]);
+        struct code_entry *e = cc->found[i] == SIZE_MAX ? NULL : &cc->v[cc->found[i]];
         out[i] = e && e->gen == cc->gen ? e : NULL;
         missing += !out[i];
     }

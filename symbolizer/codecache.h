@@ -48,6 +48,20 @@ int codecache_resolve(struct codecache *cc, const uint64_t *addrs, size_t n,
                       struct code_entry **out);
 
 /*
+ * Validation folded into someone else's read (the stack walker's recheck):
+ * codecache_round starts a round that ends at the next codecache_resolve;
+ * codecache_plan fills iov[0..k) (k <= room, returned) with the reads that
+ * validate the cached entries among addrs[0..n) not yet validated in the
+ * round, and codecache_planned takes those entries back once read (iov NULL:
+ * the read failed).  Nothing may touch the cache in between.  The entries so
+ * validated are not read again by the round's codecache_resolve.
+ */
+void codecache_round(struct codecache *cc);
+size_t codecache_plan(struct codecache *cc, const uint64_t *addrs, size_t n, struct mem_iov *iov,
+                      size_t room);
+void codecache_planned(struct codecache *cc, const struct mem_iov *iov);
+
+/*
  * The frame id for executing byte offset addrq of the code (addrq < 0: not
  * started).  With by_function, the line is the function's first line.
  */

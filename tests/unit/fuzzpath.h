@@ -251,6 +251,16 @@ struct fz_counts {
     uint64_t runs, threads_ok, stacks_ok, frames, resolved, named;
 };
 
+static size_t fz_plan(void *ctx, const uint64_t *codes, size_t n, struct mem_iov *iov, size_t room)
+{
+    return codecache_plan(ctx, codes, n, iov, room);
+}
+
+static void fz_done(void *ctx, const struct mem_iov *iov)
+{
+    codecache_planned(ctx, iov);
+}
+
 /*
  * Runs a sample's reads on the (damaged) image.  Returns 0, or -1 with why
  * saying which property broke.
@@ -281,28 +291,36 @@ IMG_FN int fz_run(struct fz_image *fz, struct fz_counts *c, char *why, size_t wh
         status = 0;
         goto out;
     }
-    int tret = walk_threads(w, interp, threads, FZ_MAX_THREADS, &nthreads);
-    if (!FZ_ONE_OF(tret, 0, -EINVAL, -EFAULT, -ELOOP))
-        FZ_FAIL("walk_threads: %d", tret);
-    if (nthreads > FZ_MAX_THREADS)
-        FZ_FAIL("walk_threads: n %zu", nthreads);
-    ret = pyrt_gil_holder(rt, interp, &holder);
-    if (!FZ_ONE_OF(ret, 0, -EFAULT, -ENOENT))
-        FZ_FAIL("pyrt_gil_holder: %d", ret);
-    if (tret == 0) {
-        c->threads_ok++;
-        for (size_t i = 0; i < nthreads; i++) {
-            size_t depth = 0;
-            ret = walk_stack(w, &threads[i], raw + nraw, FZ_MAX_DEPTH, &depth);
-            if (!FZ_ONE_OF(ret, 0, 1, -EFAULT, -EINVAL, -ELOOP))
-                FZ_FAIL("walk_stack: %d", ret);
-            if (depth > FZ_MAX_DEPTH)
-                FZ_FAIL("walk_stack: depth %zu > %d", depth, FZ_MAX_DEPTH);
-            if (ret == 1 && depth != FZ_MAX_DEPTH)
-                FZ_FAIL("walk_stack: truncated at depth %zu", depth);
-            if (ret >= 0) {
-                c->stacks_ok++;
-                nraw += depth;
+    /* Two rounds, as a recording takes them: the second (the one counted)
+     * uses what the first read ahead; both fold code validation into the
+     * rechecks. */
+    walker_set_validator(w, &(struct walk_validator){fz_plan, fz_done, cc});
+    for (int round = 0; round < 2; round++) {
+        codecache_round(cc);
+        nraw = 0;
+        int tret = walk_threads(w, interp, threads, FZ_MAX_THREADS, &nthreads);
+        if (!FZ_ONE_OF(tret, 0, -EINVAL, -EFAULT, -ELOOP))
+            FZ_FAIL("walk_threads: %d", tret);
+        if (nthreads > FZ_MAX_THREADS)
+            FZ_FAIL("walk_threads: n %zu", nthreads);
+        ret = pyrt_gil_holder(rt, interp, &holder);
+        if (!FZ_ONE_OF(ret, 0, -EFAULT, -ENOENT))
+            FZ_FAIL("pyrt_gil_holder: %d", ret);
+        if (tret == 0) {
+            c->threads_ok += round == 1;
+            for (size_t i = 0; i < nthreads; i++) {
+                size_t depth = 0;
+                ret = walk_stack(w, &threads[i], raw + nraw, FZ_MAX_DEPTH, &depth);
+                if (!FZ_ONE_OF(ret, 0, 1, -EFAULT, -EINVAL, -ELOOP))
+                    FZ_FAIL("walk_stack: %d", ret);
+                if (depth > FZ_MAX_DEPTH)
+                    FZ_FAIL("walk_stack: depth %zu > %d", depth, FZ_MAX_DEPTH);
+                if (ret == 1 && depth != FZ_MAX_DEPTH)
+                    FZ_FAIL("walk_stack: truncated at depth %zu", depth);
+                if (ret >= 0) {
+                    c->stacks_ok += round == 1;
+                    nraw += depth;
+                }
             }
         }
     }

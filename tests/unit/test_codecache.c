@@ -557,3 +557,61 @@ TEST(generator_code_from_flags)
         img_release(&im);
     }
 }
+
+TEST(plan_folds_validation_into_the_callers_read)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(versions); v++) {
+        struct img im;
+        img_init_ex(&im, versions[v][0], versions[v][1], 0, 1);
+        uint64_t code = lined_code(&im, "old.py", "old_name", NULL);
+        uint64_t other = lined_code(&im, "new.py", "new_name", NULL);
+        uint64_t unknown = lined_code(&im, "u.py", "unknown", NULL);
+        img_commit(&im);
+        struct cc_env e;
+        env_init(&e, &im, im.t_code);
+        REQUIRE(resolve1(&e, code));
+        const struct codecache_stats *st = codecache_stats(e.cc);
+        /* Outside a round there is nothing to plan. */
+        struct mem_iov iov[8];
+        uint64_t addrs[4] = {code, code, unknown, code};
+        CHECK_U64(codecache_plan(e.cc, addrs, 4, iov, 8), 0);
+        /* In one: the cached code object once (not the unknown one, nor again). */
+        codecache_round(e.cc);
+        size_t k = codecache_plan(e.cc, addrs, 4, iov, 8);
+        CHECK_U64(k, 1);
+        uint64_t before = mem_read_calls(im.m);
+        CHECK_INT(mem_readv(im.m, iov, k), 1);
+        codecache_planned(e.cc, iov);
+        CHECK_U64(st->hits, 1);
+        /* The round's resolve reads nothing for it: only the unknown one's load. */
+        struct code_entry *out[4];
+        uint64_t loads = st->loads;
+        CHECK_INT(codecache_resolve(e.cc, addrs, 4, out), 0);
+        CHECK_U64(st->hits, 1);
+        CHECK_U64(st->loads, loads + 1);
+        CHECK(out[0] && out[0] == out[1] && out[1] == out[3]);
+        CHECK_STR(func_name(&e, out[0]), "old_name");
+        CHECK_STR(func_name(&e, out[2]), "unknown");
+        CHECK(mem_read_calls(im.m) - before >= 1);
+        /* The next round validates again, and a reused address is caught in the plan. */
+        reuse_address(&im, code, other);
+        codecache_round(e.cc);
+        k = codecache_plan(e.cc, addrs, 4, iov, 8);
+        CHECK_U64(k, 2);
+        CHECK_INT(mem_readv(im.m, iov, k), 2);
+        codecache_planned(e.cc, iov);
+        CHECK_U64(st->stale, 1);
+        CHECK_INT(codecache_resolve(e.cc, addrs, 4, out), 0);
+        CHECK(out[0] && strcmp(func_name(&e, out[0]), "new_name") == 0);
+        /* A failed read (NULL) counts as stale: reloaded, never trusted. */
+        codecache_round(e.cc);
+        k = codecache_plan(e.cc, addrs, 1, iov, 8);
+        CHECK_U64(k, 1);
+        codecache_planned(e.cc, NULL);
+        CHECK_U64(st->stale, 2);
+        CHECK_INT(codecache_resolve(e.cc, addrs, 1, out), 0);
+        CHECK(out[0] && strcmp(func_name(&e, out[0]), "new_name") == 0);
+        env_release(&e);
+        img_release(&im);
+    }
+}

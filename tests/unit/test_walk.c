@@ -945,11 +945,11 @@ TEST(threads_follow_last_list)
         CHECK_INT(walk_threads(w, interp, out, 8, &n), 0);
         CHECK_INT(n, 5);
         CHECK_U64(walk_stats(w)->hinted_tstates, 0);
-        /* The same list: the head pointer, then every thread state at once. */
+        /* The same list: the head pointer and every thread state in one read. */
         uint64_t reads = mem_read_calls(im.m);
         CHECK_INT(walk_threads(w, interp, out, 8, &n), 0);
         CHECK_INT(n, 5);
-        CHECK_U64(mem_read_calls(im.m) - reads, 2);
+        CHECK_U64(mem_read_calls(im.m) - reads, 1);
         CHECK_U64(walk_stats(w)->hinted_tstates, 5);
         for (int i = 0; i < 5; i++)
             CHECK_U64(out[i].tstate, ts[i + 1]);
@@ -970,6 +970,214 @@ TEST(threads_follow_last_list)
         CHECK_INT(n, 5);
         for (int i = 0; i < 5 && i < (int)n; i++)
             CHECK_U64(out[i].tstate, keep[i]);
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
+/* ---- reads ahead (3.11+) ---------------------------------------------------- */
+
+/*
+ * Makes frame the thread's top frame and c's top its data stack's top,
+ * where the thread state (3.13) or its cframe (3.11/3.12, as
+ * img_set_frame(..., 0) placed it) keeps them.
+ */
+static void move_top(struct img *im, uint64_t ts, uint64_t frame, const struct img_chunk *c)
+{
+    const struct pylayout *l = &im->lay;
+    if (l->ts_current_frame >= 0)
+        img_f64(im, ts, l->ts_current_frame, frame);
+    else
+        img_f64(im, img_r64(im, ts + (uint64_t)l->ts_cframe), l->cf_current_frame, frame);
+    img_f64(im, ts, l->ts_datastack_chunk, c->addr);
+    img_f64(im, ts, l->ts_datastack_top, c->top);
+    img_commit(im);
+}
+
+/* Walks the only thread of interp; returns the reads it took, list included. */
+static uint64_t walk_once(struct img *im, struct walker *w, uint64_t interp, struct rawframe *out,
+                          size_t *depth)
+{
+    struct walk_thread t;
+    uint64_t reads = mem_read_calls(im->m);
+    only_thread(im, w, interp, &t);
+    int ret = walk_stack(w, &t, out, 64, depth);
+    if (ret != 0)
+        TEST_FAILF("%d.%d: walk_stack %d", im->major, im->minor, ret);
+    return mem_read_calls(im->m) - reads;
+}
+
+TEST(iframes_read_ahead_with_the_list)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(new_minors); v++) {
+        int minor = new_minors[v];
+        struct img im;
+        img_init(&im, 3, minor, 0);
+        uint64_t codes[40];
+        int64_t offs[40];
+        mkcodes(&im, codes, 40);
+        for (int i = 0; i < 40; i++)
+            offs[i] = 2 * i;
+        struct img_chunk c;
+        img_chunk_new(&im, &c, 16384, 0);
+        uint64_t interp = img_interp(&im);
+        /* 3.12+: the outermost frame is an entry shim on the C stack. */
+        uint64_t bottom = 0;
+        if (minor >= 12)
+            bottom = img_loose_iframe(&im, minor == 12 ? codes[39] : im.none, 0, 3, 0);
+        uint64_t frames[40];
+        uint64_t top = push_chain(&im, &c, codes + 36, offs + 36, 3, bottom, frames + 36);
+        uint64_t ts = img_tstate(&im, interp, 0x7f00, 42);
+        img_link_threads(&im, interp, &ts, 1);
+        img_set_frame(&im, ts, top, &c, 0);
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct rawframe out[64];
+        size_t depth;
+        /* First time: the list, then the top frame (3.11/3.12), the chunk,
+         * a shim (3.12+) and the recheck, each a read of its own. */
+        uint64_t first = walk_once(&im, w, interp, out, &depth);
+        check_frames(&im, out, depth, codes + 36, offs + 36, 3);
+        CHECK_U64(first, 4 + (minor < 13) + (minor >= 12));
+        /* Then: everything with the list, and the recheck. */
+        CHECK_U64(walk_once(&im, w, interp, out, &depth), 2);
+        check_frames(&im, out, depth, codes + 36, offs + 36, 3);
+        CHECK_U64(walk_stats(w)->ahead_chunks, 1);
+        CHECK_U64(walk_stats(w)->ahead_frames, (minor < 13) + (minor >= 12));
+        CHECK_U64(walk_stats(w)->single_reads, minor >= 12);
+        /* A call: the frame read ahead is within the slack. */
+        top = img_push(&im, &c, codes[35], offs[35], 0, top, 16);
+        move_top(&im, ts, top, &c);
+        CHECK_U64(walk_once(&im, w, interp, out, &depth), 2);
+        check_frames(&im, out, depth, codes + 35, offs + 35, 4);
+        /* Many calls past the slack: the chunk is read again, the answer right. */
+        for (int i = 34; i >= 5; i--)
+            top = img_push(&im, &c, codes[i], offs[i], 0, top, 64);
+        move_top(&im, ts, top, &c);
+        CHECK_U64(walk_once(&im, w, interp, out, &depth), 3);
+        check_frames(&im, out, depth, codes + 5, offs + 5, 34);
+        CHECK_U64(walk_once(&im, w, interp, out, &depth), 2);
+        check_frames(&im, out, depth, codes + 5, offs + 5, 34);
+        /* The stack moves to a new chunk: nothing read ahead is taken for it. */
+        struct img_chunk c2;
+        img_chunk_new(&im, &c2, 16384, c.addr);
+        uint64_t moved = push_chain(&im, &c2, codes, offs, 5, top, NULL);
+        move_top(&im, ts, moved, &c2);
+        uint64_t chunks = walk_stats(w)->ahead_chunks;
+        walk_once(&im, w, interp, out, &depth);
+        check_frames(&im, out, depth, codes, offs, 39);
+        CHECK_U64(walk_stats(w)->ahead_chunks, chunks);
+        /* The frames change where they were read ahead: the walk sees the new ones. */
+        img_iframe_at(&im, frames[36], codes[20], offs[20], 0, frames[37]);
+        img_commit(&im);
+        walk_once(&im, w, interp, out, &depth);
+        CHECK_U64(out[depth - 3].code, codes[20]);
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
+TEST(iframes_read_ahead_only_for_walked_threads)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(new_minors); v++) {
+        struct img im;
+        img_init(&im, 3, new_minors[v], 0);
+        uint64_t codes[2];
+        const int64_t offs[2] = {4, 8};
+        mkcodes(&im, codes, 2);
+        struct img_chunk c;
+        img_chunk_new(&im, &c, 8192, 0);
+        uint64_t interp = img_interp(&im);
+        uint64_t top = push_chain(&im, &c, codes, offs, 2, 0, NULL);
+        uint64_t ts = img_tstate(&im, interp, 0x7f00, 42);
+        img_link_threads(&im, interp, &ts, 1);
+        img_set_frame(&im, ts, top, &c, 0);
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct rawframe out[8];
+        size_t depth, n;
+        struct walk_thread t[2];
+        walk_once(&im, w, interp, out, &depth);
+        /* A round that walks nothing (an idle thread) ... */
+        CHECK_INT(walk_threads(w, interp, t, 2, &n), 0);
+        /* ... so the next list reads no more than the thread states. */
+        uint64_t chunks = walk_stats(w)->ahead_chunks;
+        walk_once(&im, w, interp, out, &depth);
+        check_frames(&im, out, depth, codes, offs, 2);
+        CHECK_U64(walk_stats(w)->ahead_chunks, chunks);
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
+/* A validator that asks for 8 bytes of each distinct code object. */
+struct count_val {
+    uint64_t bufs[64];
+    size_t plans, done, asked, failed;
+};
+
+static size_t count_plan(void *ctx, const uint64_t *codes, size_t n, struct mem_iov *iov,
+                         size_t room)
+{
+    struct count_val *cv = ctx;
+    size_t k = 0;
+    cv->plans++;
+    for (size_t i = 0; i < n && k < room && k < 64; i++)
+        if (i == 0 || codes[i] != codes[i - 1]) {
+            iov[k] = (struct mem_iov){codes[i], &cv->bufs[k], 8, 0};
+            k++;
+        }
+    cv->asked = k;
+    return k;
+}
+
+static void count_done(void *ctx, const struct mem_iov *iov)
+{
+    struct count_val *cv = ctx;
+    cv->done++;
+    for (size_t i = 0; i < cv->asked; i++)
+        cv->failed += !iov || !iov[i].ok;
+}
+
+TEST(recheck_carries_the_validator)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(all_versions); v++) {
+        struct img im;
+        img_init(&im, all_versions[v][0], all_versions[v][1], 0);
+        uint64_t codes[3];
+        const int64_t offs[3] = {2, 6, 10};
+        mkcodes(&im, codes, 3);
+        uint64_t interp = img_interp(&im);
+        struct img_chunk c;
+        if (im.lay.frames == FRAME_OBJECTS) {
+            const int32_t lasti[3] = {1, 3, 5};
+            uint64_t frames[3];
+            old_stack(&im, interp, codes, lasti, 3, frames);
+        } else {
+            uint64_t ts = img_tstate(&im, interp, 0x7f00, 42);
+            img_link_threads(&im, interp, &ts, 1);
+            img_chunk_new(&im, &c, 8192, 0);
+            img_set_frame(&im, ts, push_chain(&im, &c, codes, offs, 3, 0, NULL), &c, 0);
+        }
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct count_val cv = {0};
+        walker_set_validator(w, &(struct walk_validator){count_plan, count_done, &cv});
+        struct rawframe out[8];
+        size_t depth;
+        walk_once(&im, w, interp, out, &depth);
+        uint64_t reads = walk_once(&im, w, interp, out, &depth);
+        CHECK_INT(depth, 3);
+        if (im.lay.frames != FRAME_OBJECTS)
+            check_frames(&im, out, depth, codes, offs, 3);
+        /* Asked about every code object, answered in the recheck's read. */
+        CHECK_U64(cv.plans, 2);
+        CHECK_U64(cv.done, 2);
+        CHECK_U64(cv.asked, 3);
+        CHECK_U64(cv.failed, 0);
+        CHECK_U64(cv.bufs[0], img_r64(&im, codes[0])); /* what the image holds there */
+        if (im.lay.frames != FRAME_OBJECTS)
+            CHECK_U64(reads, 2);
         walker_free(w);
         img_release(&im);
     }
