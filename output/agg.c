@@ -23,6 +23,11 @@ void agg_release(struct agg *a)
 
 uint32_t agg_thread(struct agg *a, pid_t tid, uint64_t ident)
 {
+    /* Seen before under another thread state (or forgotten and found again):
+     * one thread, one root.  Newest first: that is where a match usually is. */
+    for (size_t i = a->nthreads; tid > 0 && i-- > 0;)
+        if (a->threads[i].tid == tid && a->threads[i].ident == ident)
+            return (uint32_t)i;
     GROW(a->threads, a->threadcap, a->nthreads + 1);
     a->threads[a->nthreads] = (struct agg_thread){tid, ident, NULL};
     return (uint32_t)a->nthreads++;

@@ -39,7 +39,8 @@ struct agg {
 void agg_init(struct agg *a);
 void agg_release(struct agg *a);
 
-/* Registers a thread and returns its index. */
+/* Registers a thread and returns its index: the index it already has when
+ * a thread of the same tid (> 0) and ident is registered. */
 uint32_t agg_thread(struct agg *a, pid_t tid, uint64_t ident);
 /* Sets (or replaces) a thread's name. */
 void agg_thread_name(struct agg *a, uint32_t thread, const char *name);

@@ -315,6 +315,41 @@ void pythread_names_free(struct pythread_name *v, size_t n)
     free(v);
 }
 
+int pyobj_small_int(struct pyrt *rt, uint64_t obj, int64_t *value)
+{
+    unsigned char b[32];
+    int ret;
+    if (rt->major < 3)
+        return -EINVAL;
+    if (!pyobj_type_is(rt, obj, "int"))
+        return -EINVAL;
+    if ((ret = mem_read(rt->mem, obj, b, sizeof(b))) < 0)
+        return ret;
+    /* ob_size (the signed digit count) before 3.12, then lv_tag: the digit
+     * count << 3 with the sign in the low bits (0 positive, 1 zero, 2 negative). */
+    int64_t size;
+    memcpy(&size, b + 16, 8);
+    int negative = 0;
+    if (rt->minor >= 12 || rt->major > 3) {
+        uint64_t tag = (uint64_t)size;
+        negative = (tag & 3) == 2;
+        size = (tag & 3) == 1 ? 0 : (int64_t)(tag >> 3);
+    } else if (size < 0) {
+        negative = 1;
+        size = -size;
+    }
+    if (size > 2)
+        return -ERANGE;
+    uint32_t d0, d1;
+    memcpy(&d0, b + 24, 4);
+    memcpy(&d1, b + 28, 4);
+    if ((d0 >> 30) || (size > 1 && (d1 >> 30)))
+        return -EINVAL;
+    int64_t v = size == 0 ? 0 : (int64_t)d0 + (size > 1 ? (int64_t)d1 << 30 : 0);
+    *value = negative ? -v : v;
+    return 0;
+}
+
 int pythread_names(struct pyrt *rt, uint64_t interp, struct pythread_name **out, size_t *n)
 {
     const struct pylayout *l = &rt->layout;
@@ -344,8 +379,15 @@ int pythread_names(struct pyrt *rt, uint64_t interp, struct pythread_name **out,
         /* Keys are the idents (ints): an int's hash is its value below 2**61-1. */
         if (pyobj_getattr(rt, v[i].value, attr, &name_obj) == 0 &&
             pyobj_str(rt, name_obj, &sb) == 0) {
+            uint64_t nid_obj;
+            int64_t nid;
             names[k].ident = v[i].hash;
             names[k].name = sb_detach(&sb);
+            /* 3.8+: the thread's own idea of its Linux id tells a reused ident apart. */
+            if (rt->major == 3 && rt->minor >= 8 &&
+                pyobj_getattr(rt, v[i].value, "_native_id", &nid_obj) == 0 &&
+                pyobj_small_int(rt, nid_obj, &nid) == 0 && nid > 0 && nid <= INT32_MAX)
+                names[k].native_id = (pid_t)nid;
             k++;
         }
         sb_release(&sb);

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/util.h"
 #include "profiler/pyrt.h"
@@ -35,6 +36,9 @@ int pydict_entries(struct pyrt *rt, uint64_t dict, struct pydict_entry **out, si
 /* Finds the value for a str key in the dict at addr.  0, -ENOENT, or a negative errno. */
 int pydict_get_str(struct pyrt *rt, uint64_t dict, const char *key, uint64_t *value);
 
+/* The value of a Python 3 int of at most 60 bits.  0, -ERANGE (bigger), or -errno. */
+int pyobj_small_int(struct pyrt *rt, uint64_t obj, int64_t *value);
+
 /* The value of attribute name of an ordinary instance obj.  0, -ENOENT or -errno. */
 int pyobj_getattr(struct pyrt *rt, uint64_t obj, const char *name, uint64_t *value);
 
@@ -43,6 +47,7 @@ int pyobj_str(struct pyrt *rt, uint64_t obj, struct strbuf *out);
 
 struct pythread_name {
     uint64_t ident; /* threading's ident: the thread state's thread_id */
+    pid_t native_id; /* 3.8+: its Linux thread id as the target sees it, 0 unknown */
     char *name;     /* UTF-8, owned */
 };
 

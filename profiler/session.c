@@ -62,6 +62,26 @@ void session_release(struct session *s)
     memset(s, 0, sizeof(*s));
 }
 
+/* Ticks between looks for a tracked thread's unknown tid. */
+#define TID_RETRY 64
+
+/* Looks up the tid of tracked thread t, thread i of the list. */
+static void find_tid(struct session *s, struct tracked *t, const struct walk_thread *all, size_t n,
+                     size_t i)
+{
+    pid_t tid, ns_tid;
+    t->tid_tried = s->gen;
+    if (walk_thread_tid(s->walker, all, n, i, &tid, &ns_tid) == 0) {
+        int fd = proc_open_stat(s->pid, tid);
+        /* A tid that is not one of the process's tasks came from garbage. */
+        if (fd >= 0) {
+            t->tid = tid;
+            t->ns_tid = ns_tid;
+            t->stat_fd = fd;
+        }
+    }
+}
+
 size_t session_track(struct session *s, const struct walk_thread *all, size_t n, size_t i)
 {
     const struct walk_thread *w = &all[i];
@@ -69,10 +89,17 @@ size_t session_track(struct session *s, const struct walk_thread *all, size_t n,
         struct tracked *t = &s->threads[k];
         if (t->tstate != w->tstate || t->thread_id != w->thread_id)
             continue;
-        /* Same thread state, but a new thread behind it (3.11+ tells). */
-        if (w->native_tid > 0 && t->tid > 0 && w->native_tid != t->tid)
+        /* Same thread state and ident, but a new thread behind them: its
+         * Linux id tells (from the thread state on 3.11+, else from glibc's
+         * struct pthread, read with the list). */
+        if (w->native_tid > 0 && t->ns_tid > 0 && w->native_tid != t->ns_tid)
             continue;
         t->seen = s->gen;
+        /* A tid not found at first (a list changing under the search) is
+         * looked up again now and then: without it, the thread's state is
+         * unknown and an on-CPU recording never samples it. */
+        if (t->tid == 0 && s->gen - t->tid_tried >= TID_RETRY)
+            find_tid(s, t, all, n, i);
         return k;
     }
     GROW(s->threads, s->threadcap, s->nthreads + 1);
@@ -83,16 +110,22 @@ size_t session_track(struct session *s, const struct walk_thread *all, size_t n,
     t->stat_fd = -1;
     t->seen = s->gen;
     t->agg = UINT32_MAX;
-    pid_t tid;
-    if (walk_thread_tid(s->walker, all, n, i, &tid) == 0) {
-        int fd = proc_open_stat(s->pid, tid);
-        /* A tid that is not one of the process's tasks came from garbage. */
-        if (fd >= 0) {
-            t->tid = tid;
-            t->stat_fd = fd;
-        }
-    }
+    find_tid(s, t, all, n, i);
     return s->nthreads - 1;
+}
+
+/*
+ * 1 when the struct pthread at t's ident now belongs to another thread (or
+ * none): threading's registry, read after the thread list, may then show the
+ * new thread under that ident.  Without a tid in the Thread object (before
+ * 3.8) this is how a gone thread is kept from taking a newcomer's name.
+ */
+static int ident_moved(struct session *s, const struct tracked *t)
+{
+    pid_t now;
+    if (t->ns_tid <= 0 || walk_pthread_tid(s->walker, t->thread_id, &now) < 0)
+        return 0;
+    return now != t->ns_tid;
 }
 
 void session_name_threads(struct session *s, uint64_t interp, int retry)
@@ -100,18 +133,25 @@ void session_name_threads(struct session *s, uint64_t interp, int retry)
     struct pythread_name *names = NULL;
     size_t nn = 0;
     int need = 0;
+    /* Only threads in the latest list: threading may know a gone thread's
+     * ident as another thread's by now. */
     for (size_t k = 0; k < s->nthreads; k++)
-        need |= !s->threads[k].named && (retry || !s->threads[k].name_tried);
+        need |= !s->threads[k].named && s->threads[k].seen == s->gen &&
+                (retry || !s->threads[k].name_tried);
     if (!need || !interp)
         return;
     pythread_names(&s->rt, interp, &names, &nn);
     for (size_t k = 0; k < s->nthreads; k++) {
         struct tracked *t = &s->threads[k];
-        if (t->named || (!retry && t->name_tried))
+        if (t->named || t->seen != s->gen || (!retry && t->name_tried))
             continue;
         t->name_tried = 1;
         for (size_t j = 0; j < nn && !t->named; j++) {
-            if (names[j].ident == t->thread_id) {
+            /* 3.8+: a Thread whose Linux id is not this thread's is another
+             * thread that has the ident now. */
+            if (names[j].ident == t->thread_id &&
+                (names[j].native_id == 0 || t->ns_tid == 0 || names[j].native_id == t->ns_tid) &&
+                (names[j].native_id > 0 || !ident_moved(s, t))) {
                 free(t->name);
                 t->name = xstrdup(names[j].name);
                 t->named = 1;

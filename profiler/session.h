@@ -20,6 +20,8 @@
 struct tracked {
     uint64_t tstate, thread_id;
     pid_t tid;        /* 0 when unknown */
+    pid_t ns_tid;     /* the same as the target's PID namespace numbers it */
+    uint32_t tid_tried; /* the generation of the last look for an unknown tid */
     int stat_fd;      /* /proc/PID/task/TID/stat, -1 when unknown */
     int named;        /* the name came from threading */
     int name_tried;   /* threading was asked for its name */

@@ -17,6 +17,8 @@
 #define MAX_CHUNK_BYTES (8u << 20)
 /* Bytes of a struct pthread searched for the tid field. */
 #define PTHREAD_SCAN 2048
+/* Thread lists between two searches for it, after one failed. */
+#define TID_SEARCH_EVERY 64
 
 struct chunk_copy {
     uint64_t base, len;    /* [base, base+len) of the target, header included */
@@ -75,6 +77,9 @@ struct walker {
     size_t nchunks;
     uint64_t frame_type;    /* PyFrame_Type, known or confirmed by name */
     int tid_offset;         /* offset of tid in struct pthread; -1 unknown */
+    uint32_t lists;         /* walk_threads calls */
+    uint32_t tid_search_at; /* the call of the last search for tid_offset */
+    int tid_search_failed;
     pid_t ns_pid;           /* the process's id in its own PID namespace */
     /* The thread states of the last walk_threads, and a buffer for them. */
     uint64_t *prev_ts;
@@ -114,6 +119,12 @@ struct walker {
     size_t nahead, aheadcap;
     uint8_t *tsok;
     size_t tsokcap;
+    /* <= 3.10: each listed thread's tid in its struct pthread, read with the
+     * list: its thread_id (the struct's address), the tid read and if it was */
+    uint64_t *tid_at;
+    int32_t *tidv;
+    uint8_t *tidok;
+    size_t tidcap;
     struct walk_stats stats;
 };
 
@@ -138,6 +149,9 @@ void walker_free(struct walker *w)
         free(w->ahead[i].copy.buf);
     free(w->ahead);
     free(w->tsok);
+    free(w->tid_at);
+    free(w->tidv);
+    free(w->tidok);
     free(w->where);
     free(w->checkoff);
     free(w->vcodes);
@@ -233,7 +247,11 @@ static int read_with_list(struct walker *w, uint64_t interp, uint64_t *head)
         w->tsbuf = xrealloc(w->tsbuf, w->tsbufcap);
     }
     GROW(w->tsok, w->tsokcap, np + 1);
-    GROW(w->iov, w->iovcap, (3 + AHEAD_SINGLES) * np + 1);
+    GROW(w->iov, w->iovcap, (4 + AHEAD_SINGLES) * np + 1);
+    /* <= 3.10, once the tid's place is known: each thread's tid, which
+     * tells a new thread that took over a gone one's thread state and
+     * struct pthread (both are recycled) from the old one. */
+    int tids = w->tid_offset >= 0 && l->ts_native_thread_id < 0 && w->tidcap >= np;
     /* Slots past the previous list are not read ahead: forget them. */
     for (size_t i = np; i < w->nahead; i++) {
         struct ahead *a = &w->ahead[i];
@@ -245,6 +263,8 @@ static int read_with_list(struct walker *w, uint64_t interp, uint64_t *head)
     for (size_t i = 0; i < np; i++) {
         struct ahead *a = i < w->nahead ? &w->ahead[i] : NULL;
         w->iov[k++] = (struct mem_iov){w->prev_ts[i], w->tsbuf + i * sz, sz, 0};
+        if (tids && w->tid_at[i])
+            w->iov[k++] = (struct mem_iov){w->tid_at[i] + (uint64_t)w->tid_offset, &w->tidv[i], 4, 0};
         if (!a)
             continue;
         a->frame_ok = a->chunk_ok = 0;
@@ -288,6 +308,8 @@ static int read_with_list(struct walker *w, uint64_t interp, uint64_t *head)
     for (size_t i = 0; i < np; i++) {
         struct ahead *a = i < w->nahead ? &w->ahead[i] : NULL;
         w->tsok[i] = (uint8_t)w->iov[k++].ok;
+        if (tids)
+            w->tidok[i] = w->tid_at[i] ? (uint8_t)w->iov[k++].ok : 0;
         if (!a)
             continue;
         if (a->frame_at)
@@ -340,6 +362,8 @@ int walk_threads(struct walker *w, uint64_t interp, struct walk_thread *out, siz
     if (l->ts_size > (int)sizeof(ts))
         return -EINVAL;
     /* Thread states come and go rarely: read last time's all at once, with the head. */
+    w->lists++;
+    int tids_read = w->tid_offset >= 0 && l->ts_native_thread_id < 0 && w->tidcap >= w->nprev;
     if ((ret = read_with_list(w, interp, &tstate)) < 0)
         return ret;
     size_t nbatch = tstate && w->nprev && w->prev_ts[0] == tstate ? w->nprev : 0;
@@ -364,7 +388,11 @@ int walk_threads(struct walker *w, uint64_t interp, struct walk_thread *out, siz
             ret = -EINVAL;
             break;
         }
-        decode_tstate(w, tstate, buf, &out[(*n)++]);
+        struct walk_thread *t = &out[(*n)++];
+        decode_tstate(w, tstate, buf, t);
+        if (buf != ts && tids_read && w->tidok[count] && w->tidv[count] > 0 &&
+            w->tid_at[count] == t->thread_id)
+            t->native_tid = w->tidv[count];
         tstate = get_u64(buf, l->ts_next);
         if (tstate == mark) {
             ret = -ELOOP;
@@ -382,6 +410,16 @@ int walk_threads(struct walker *w, uint64_t interp, struct walk_thread *out, siz
     w->nprev = ret < 0 ? 0 : *n;
     for (size_t i = 0; i < w->nprev; i++)
         w->prev_ts[i] = out[i].tstate;
+    if (l->ts_native_thread_id < 0) {
+        if (w->tidcap < w->nprev + 1) {
+            w->tidcap = w->nprev + 1;
+            w->tid_at = xrealloc(w->tid_at, w->tidcap * sizeof(*w->tid_at));
+            w->tidv = xrealloc(w->tidv, w->tidcap * sizeof(*w->tidv));
+            w->tidok = xrealloc(w->tidok, w->tidcap * sizeof(*w->tidok));
+        }
+        for (size_t i = 0; i < w->nprev; i++)
+            w->tid_at[i] = out[i].thread_id;
+    }
     return ret < 0 ? ret : 0;
 }
 
@@ -1020,40 +1058,53 @@ static int in_set(const pid_t *v, int n, pid_t x)
 /*
  * Finds the offset of struct pthread's tid: the first 4-byte field that holds,
  * for every thread, the id of one of the process's tasks (as the process's own
- * PID namespace numbers them), distinct across threads, one of them the main
- * thread's (the process id).
+ * PID namespace numbers them) or 0 (a thread that has exited: the kernel
+ * clears the field), distinct across threads, one of them the main thread's
+ * (the process id).  The tasks are listed after the memory is read, so that
+ * only a thread that exited in between can be missing from the list; one
+ * such in four is forgiven.
  */
 static int find_tid_offset(struct walker *w, const struct walk_thread *threads, size_t n)
 {
     pid_t *tasks = NULL;
-    int ntasks = proc_tasks(w->rt->pid, &tasks);
     size_t k = MIN(n, (size_t)64);
     int found = -1;
-    if (ntasks <= 0)
-        return ntasks < 0 ? ntasks : -ENOENT;
-    if (w->ns_pid != w->rt->pid)
-        for (int i = 0; i < ntasks; i++)
-            tasks[i] = proc_task_ns_tid(w->rt->pid, tasks[i]);
     int32_t(*vals)[PTHREAD_SCAN / 4] = xcalloc(k ? k : 1, sizeof(*vals));
     int *ok = xcalloc(k ? k : 1, sizeof(int));
     for (size_t i = 0; i < k; i++)
         ok[i] = threads[i].thread_id &&
                 mem_read(w->rt->mem, threads[i].thread_id, vals[i], sizeof(vals[i])) == 0;
+    int ntasks = proc_tasks(w->rt->pid, &tasks);
+    if (ntasks <= 0) {
+        free(vals);
+        free(ok);
+        return ntasks < 0 ? ntasks : -ENOENT;
+    }
+    if (w->ns_pid != w->rt->pid)
+        for (int i = 0; i < ntasks; i++)
+            tasks[i] = proc_task_ns_tid(w->rt->pid, tasks[i]);
     for (int off = 0; off < PTHREAD_SCAN / 4 && found < 0; off++) {
-        int has_main = 0, good = 1, used = 0;
+        int has_main = 0, good = 1, live = 0, missing = 0;
         for (size_t i = 0; i < k && good; i++) {
             if (!ok[i])
                 continue;
             pid_t v = vals[i][off];
-            used++;
-            if (v <= 0 || !in_set(tasks, ntasks, v))
+            if (v == 0)
+                continue;
+            if (v < 0) {
                 good = 0;
+                break;
+            }
+            if (in_set(tasks, ntasks, v))
+                live++;
+            else
+                missing++;
             for (size_t j = 0; j < i && good; j++)
                 if (ok[j] && vals[j][off] == v)
                     good = 0;
             has_main |= v == w->ns_pid;
         }
-        if (good && used > 0 && has_main)
+        if (good && has_main && live > 0 && missing * 4 <= live)
             found = off * 4;
     }
     free(vals);
@@ -1065,8 +1116,20 @@ static int find_tid_offset(struct walker *w, const struct walk_thread *threads, 
     return 0;
 }
 
+int walk_pthread_tid(struct walker *w, uint64_t thread_id, pid_t *ns_tid)
+{
+    int32_t v;
+    int ret;
+    if (w->tid_offset < 0 || w->l->ts_native_thread_id >= 0 || !thread_id)
+        return -ENOENT;
+    if ((ret = mem_read(w->rt->mem, thread_id + (uint64_t)w->tid_offset, &v, 4)) < 0)
+        return ret;
+    *ns_tid = v > 0 ? v : 0;
+    return 0;
+}
+
 int walk_thread_tid(struct walker *w, const struct walk_thread *threads, size_t n, size_t i,
-                    pid_t *tid)
+                    pid_t *tid, pid_t *ns_tid_out)
 {
     const struct walk_thread *t = &threads[i];
     pid_t ns_tid;
@@ -1077,14 +1140,22 @@ int walk_thread_tid(struct walker *w, const struct walk_thread *threads, size_t 
         return -ENOENT;
     } else {
         int32_t v;
-        if (w->tid_offset < 0 && (ret = find_tid_offset(w, threads, n)) < 0)
-            return ret;
+        if (w->tid_offset < 0) {
+            /* A search that failed is not tried again for a while: it reads a lot. */
+            if (w->tid_search_failed && w->lists - w->tid_search_at < TID_SEARCH_EVERY)
+                return -EAGAIN;
+            w->tid_search_at = w->lists;
+            w->tid_search_failed = (ret = find_tid_offset(w, threads, n)) < 0;
+            if (ret < 0)
+                return ret;
+        }
         if ((ret = mem_read(w->rt->mem, t->thread_id + (uint64_t)w->tid_offset, &v, 4)) < 0)
             return ret;
         if (v <= 0)
             return -EINVAL;
         ns_tid = v;
     }
+    *ns_tid_out = ns_tid;
     /* A process in another PID namespace numbers its threads its own way. */
     if (w->ns_pid != w->rt->pid)
         return proc_tid_from_ns(w->rt->pid, ns_tid, tid);

@@ -25,7 +25,9 @@
 struct walk_thread {
     uint64_t tstate;
     uint64_t thread_id;   /* pthread_t: threading's ident */
-    pid_t native_tid;     /* from the thread state (3.11+), else 0 */
+    pid_t native_tid;     /* its Linux id as the target numbers it: from the thread
+                           * state (3.11+), or from struct pthread when read with
+                           * the list (<= 3.10, once its place is known); else 0 */
     uint64_t frame;       /* top frame, 0 when the thread runs no Python */
     uint64_t frame_at;    /* 3.11/3.12: where to read the top frame (the thread's
                            * current cframe, on its C stack), 0 when frame is set */
@@ -104,11 +106,20 @@ int walk_stack(struct walker *w, const struct walk_thread *t, struct rawframe *o
 /*
  * The Linux thread id of a thread, from its thread state (3.11+) or from
  * glibc's struct pthread at thread_id (the offset of its tid field is found
- * once, by matching the threads' values against /proc/PID/task).
- * Returns 0 with *tid set, or a negative errno.
+ * once, by matching the threads' values against /proc/PID/task; a failed
+ * search is tried again only every so many thread lists).  Returns 0 with
+ * *tid set (and *ns_tid: the same as the target's PID namespace numbers it),
+ * or a negative errno.
  */
 int walk_thread_tid(struct walker *w, const struct walk_thread *threads, size_t n, size_t i,
-                    pid_t *tid);
+                    pid_t *tid, pid_t *ns_tid);
+
+/*
+ * <= 3.10, once walk_thread_tid found its place: the tid in the struct
+ * pthread at thread_id now (0 for a thread that has exited).  0, -ENOENT
+ * (not known on this layout or not yet), or a negative errno.
+ */
+int walk_pthread_tid(struct walker *w, uint64_t thread_id, pid_t *ns_tid);
 
 const struct walk_stats *walk_stats(const struct walker *w);
 

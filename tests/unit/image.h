@@ -771,6 +771,26 @@ IMG_FN uint64_t img_instance(struct img *im, const char *tname, const char *cons
 
 /* ---- the threading module ------------------------------------------------ */
 
+/* A Python 3 int of value v (30-bit digits; lv_tag from 3.12). */
+IMG_FN uint64_t img_int(struct img *im, int64_t v)
+{
+    uint64_t mag = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    uint32_t digits[3];
+    int64_t nd = 0;
+    while (mag && nd < 3) {
+        digits[nd++] = (uint32_t)(mag & 0x3fffffff);
+        mag >>= 30;
+    }
+    uint64_t o = img_object(im, im->t_int, 24 + 4 * 3 + 4);
+    if (im->minor >= 12)
+        img_w64(im, o + 16, v == 0 ? 1 : ((uint64_t)nd << 3) | (v < 0 ? 2 : 0));
+    else
+        img_w64(im, o + 16, (uint64_t)(v < 0 ? -nd : nd));
+    for (int64_t i = 0; i < nd; i++)
+        img_w32(im, o + 24 + 4 * (uint64_t)i, digits[i]);
+    return o;
+}
+
 /*
  * Makes interp's sys.modules hold a "threading" module whose _active dict
  * maps idents[i] (ints) to Thread instances named names[i] (attribute

@@ -86,6 +86,12 @@ TEST(agg_merges_and_separates_threads)
     uint32_t t1 = agg_thread(&a, 101, 0x7f01), t2 = agg_thread(&a, 102, 0x7f02);
     CHECK_INT(t1, 0);
     CHECK_INT(t2, 1);
+    /* The same thread again (another thread state for it): the same index;
+     * another ident, or an unknown tid: another thread. */
+    CHECK_INT(agg_thread(&a, 101, 0x7f01), t1);
+    CHECK_INT(agg_thread(&a, 101, 0x7f03), 2);
+    CHECK_INT(agg_thread(&a, 0, 0x7f04), 3);
+    CHECK_INT(agg_thread(&a, 0, 0x7f04), 4);
     const uint32_t s1[] = {1, 2, 3}, s2[] = {1, 2}, s3[] = {1, 2, 4};
     agg_add(&a, t1, s1, 3, 1);
     agg_add(&a, t1, s1, 3, 2);

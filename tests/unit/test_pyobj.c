@@ -623,3 +623,73 @@ TEST(thread_names_garbage)
         CHECK_INT(pythread_names(&im.rt, img_hole(&im), &v, &n), -EFAULT);
     }
 }
+
+TEST(small_ints_every_version)
+{
+    struct img im;
+    FOR_EACH_VERSION(im)
+    {
+        if (im.major < 3)
+            continue;
+        const int64_t vals[] = {0, 1, 7, 0x3fffffff, 0x40000000, 123456789, -5, -(1ll << 40),
+                                (1ll << 60) - 1};
+        uint64_t objs[ARRAY_SIZE(vals)];
+        for (size_t i = 0; i < ARRAY_SIZE(vals); i++)
+            objs[i] = img_int(&im, vals[i]);
+        uint64_t big = img_int(&im, INT64_MAX);
+        uint64_t str = img_str(&im, "12");
+        img_commit(&im);
+        for (size_t i = 0; i < ARRAY_SIZE(vals); i++) {
+            int64_t got = -1;
+            int ret = pyobj_small_int(&im.rt, objs[i], &got);
+            if (ret != 0 || got != vals[i])
+                TEST_FAILF("%d.%d: %lld read as %lld (ret %d)", VER(im), (long long)vals[i],
+                           (long long)got, ret);
+        }
+        int64_t got;
+        CHECK_INT(pyobj_small_int(&im.rt, big, &got), -ERANGE);
+        CHECK_INT(pyobj_small_int(&im.rt, str, &got), -EINVAL);
+        CHECK_INT(pyobj_small_int(&im.rt, img_hole(&im), &got), -EINVAL);
+    }
+}
+
+TEST(thread_names_carry_native_ids_from_38)
+{
+    struct img im;
+    FOR_EACH_VERSION(im)
+    {
+        if (im.major < 3)
+            continue;
+        uint64_t interp = img_interp(&im);
+        const uint64_t idents[] = {0x7f0000001000ull, 0x7f0000002000ull};
+        /* A third thread with its _native_id (threading sets it from 3.8). */
+        const char *attr[3] = {"_name", "_ident", "_native_id"};
+        uint64_t vals[3] = {img_str(&im, "c"), img_int(&im, 0x7f0000003000ll), img_int(&im, 4242)};
+        uint64_t th = img_instance(&im, "Thread", attr, vals, 3, img_inst_default(&im), NULL);
+        struct img_kv kv[3];
+        for (int i = 0; i < 2; i++)
+            kv[i] = (struct img_kv){idents[i], img_int(&im, (int64_t)idents[i]),
+                                    img_instance(&im, "Thread", attr, (uint64_t[]){
+                                        img_str(&im, i ? "b" : "a"), 0, im.none}, 1,
+                                        img_inst_default(&im), NULL)};
+        kv[2] = (struct img_kv){0x7f0000003000ull, vals[1], th};
+        const char *mnames[3] = {"_shutdown", "_active", "_limbo"};
+        uint64_t mvals[3] = {im.none, img_dict(&im, kv, 3, 0), img_dict(&im, NULL, 0, 0)};
+        uint64_t mod = img_object(&im, im.t_module, 64);
+        img_f64(&im, mod, im.lay.md_dict, img_str_dict(&im, mnames, mvals, 3, 0));
+        const char *snames[1] = {"threading"};
+        img_f64(&im, interp, im.lay.is_modules, img_str_dict(&im, snames, &mod, 1, 0));
+        img_commit(&im);
+        struct pythread_name *v = NULL;
+        size_t n = 0;
+        CHECK_INT(pythread_names(&im.rt, interp, &v, &n), 0);
+        CHECK_INT(n, 3);
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(v[i].name, "c") == 0)
+                CHECK_INT(v[i].native_id, im.minor >= 8 ? 4242 : 0);
+            else
+                CHECK_INT(v[i].native_id, 0);
+        }
+        pythread_names_free(v, n);
+    }
+}

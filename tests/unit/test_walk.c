@@ -6,6 +6,7 @@
 #include "profiler/walk.h"
 
 #include <errno.h>
+#include <unistd.h>
 
 #include "test.h"
 
@@ -1178,6 +1179,45 @@ TEST(recheck_carries_the_validator)
         CHECK_U64(cv.bufs[0], img_r64(&im, codes[0])); /* what the image holds there */
         if (im.lay.frames != FRAME_OBJECTS)
             CHECK_U64(reads, 2);
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
+TEST(old_threads_tid_read_with_the_list)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(old_versions); v++) {
+        struct img im;
+        img_init_ex(&im, old_versions[v][0], old_versions[v][1], 0, 1);
+        uint64_t interp = img_interp(&im);
+        /* A struct pthread whose tid (at 720, as glibc has it) is this process's id. */
+        uint64_t pt = img_alloc(&im, 2048);
+        img_w32(&im, pt + 720, (uint32_t)getpid());
+        uint64_t ts = img_tstate(&im, interp, pt, 0);
+        img_link_threads(&im, interp, &ts, 1);
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct walk_thread t[2];
+        size_t n;
+        pid_t tid = 0, ns_tid = 0;
+        CHECK_INT(walk_threads(w, interp, t, 2, &n), 0);
+        CHECK_INT(t[0].native_tid, 0);
+        CHECK_INT(walk_thread_tid(w, t, n, 0, &tid, &ns_tid), 0);
+        CHECK_INT(tid, getpid());
+        CHECK_INT(ns_tid, getpid());
+        /* From now on the tid comes with the list, in the same read. */
+        uint64_t reads = mem_read_calls(im.m);
+        CHECK_INT(walk_threads(w, interp, t, 2, &n), 0);
+        CHECK_U64(mem_read_calls(im.m) - reads, 1);
+        CHECK_INT(t[0].native_tid, getpid());
+        /* Another thread took over the thread state and the struct pthread:
+         * its tid shows it; an exited thread's (0) is no tid. */
+        img_w32(&im, pt + 720, 77777);
+        CHECK_INT(walk_threads(w, interp, t, 2, &n), 0);
+        CHECK_INT(t[0].native_tid, 77777);
+        img_w32(&im, pt + 720, 0);
+        CHECK_INT(walk_threads(w, interp, t, 2, &n), 0);
+        CHECK_INT(t[0].native_tid, 0);
         walker_free(w);
         img_release(&im);
     }
