@@ -29,6 +29,8 @@ struct mem {
     struct mem_maps maps;
     int maps_read;
     uint64_t calls;
+    void (*on_read)(void *ctx, struct mem *m, uint64_t calls); /* buffer backend */
+    void *on_read_ctx;
     /* mem_readv's scratch: IOV_MAX local and remote pieces, and their indexes. */
     struct iovec *local, *remote;
     size_t *idx;
@@ -63,6 +65,27 @@ int mem_buffer_add(struct mem *m, uint64_t addr, const void *data, size_t len)
     memcpy(s->data, data, len);
     m->maps_read = 0;
     return 0;
+}
+
+void mem_buffer_on_read(struct mem *m, void (*fn)(void *ctx, struct mem *m, uint64_t calls),
+                        void *ctx)
+{
+    m->on_read = fn;
+    m->on_read_ctx = ctx;
+}
+
+int mem_buffer_write(struct mem *m, uint64_t addr, const void *data, size_t len)
+{
+    if (m->pid > 0 || addr + len < addr)
+        return -EINVAL;
+    for (size_t i = 0; i < m->nsegs; i++) {
+        struct buf_seg *s = &m->segs[i];
+        if (addr >= s->addr && addr - s->addr <= s->len && len <= s->len - (addr - s->addr)) {
+            memcpy(s->data + (addr - s->addr), data, len);
+            return 0;
+        }
+    }
+    return -EFAULT;
 }
 
 void mem_maps_release(struct mem_maps *maps)
@@ -108,7 +131,10 @@ int mem_read(struct mem *m, uint64_t addr, void *buf, size_t len)
         return -EFAULT;
     if (m->pid <= 0) {
         m->calls++;
-        return buffer_read(m, addr, buf, len);
+        int ret = buffer_read(m, addr, buf, len);
+        if (m->on_read)
+            m->on_read(m->on_read_ctx, m, m->calls);
+        return ret;
     }
     struct iovec local = {buf, len};
     struct iovec remote = {(void *)(uintptr_t)addr, len};
@@ -131,6 +157,8 @@ int mem_readv(struct mem *m, struct mem_iov *iov, size_t n)
             iov[i].ok = iov[i].len == 0 || buffer_read(m, iov[i].addr, iov[i].buf, iov[i].len) == 0;
             good += iov[i].ok;
         }
+        if (m->on_read)
+            m->on_read(m->on_read_ctx, m, m->calls);
         return good;
     }
     if (!m->local) {

@@ -49,6 +49,14 @@ struct mem *mem_new_pid(pid_t pid);
 struct mem *mem_new_buffer(void);
 /* Copies len bytes to appear at addr (read-write, anonymous).  0 or -EINVAL on overlap. */
 int mem_buffer_add(struct mem *m, uint64_t addr, const void *data, size_t len);
+/*
+ * A buffer that changes while it is read, as a running target does: fn runs
+ * after every read call (calls: the count so far) and may change the image
+ * with mem_buffer_write (0, or -EFAULT outside the segments).
+ */
+void mem_buffer_on_read(struct mem *m, void (*fn)(void *ctx, struct mem *m, uint64_t calls),
+                        void *ctx);
+int mem_buffer_write(struct mem *m, uint64_t addr, const void *data, size_t len);
 /* Frees the source and its maps; mem_free(NULL) does nothing. */
 void mem_free(struct mem *m);
 

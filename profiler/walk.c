@@ -590,7 +590,7 @@ static const unsigned char *reread_chain(struct walker *w, size_t n, int lo, int
 
 /*
  * Reads the walked frames [0, n) again, all at once, and checks that each
- * is still alive, still has the same caller, and (all but the innermost,
+ * is still alive, still runs the same code with the same caller, and (all but the innermost,
  * which runs) is still at the same instruction.  Frames are read one after
  * another while the thread runs: a frame that returned and whose memory a
  * new call took over (frames of a code object are recycled) reads as a
@@ -600,8 +600,8 @@ static const unsigned char *reread_chain(struct walker *w, size_t n, int lo, int
 static int recheck_chain(struct walker *w, size_t n, const struct rawframe *out)
 {
     const struct pylayout *l = w->l;
-    int lo = MIN(MIN(l->fo_back, l->fo_lasti), 0);
-    int hi = MAX(l->fo_back + 8, l->fo_lasti + 4);
+    int lo = MIN(MIN(MIN(l->fo_back, l->fo_lasti), l->fo_code), 0);
+    int hi = MAX(MAX(l->fo_back, l->fo_code) + 8, l->fo_lasti + 4);
     size_t len = (size_t)(hi - lo);
     const unsigned char *copies = reread_chain(w, n, lo, hi, out, n);
     if (!copies)
@@ -612,8 +612,10 @@ static int recheck_chain(struct walker *w, size_t n, const struct rawframe *out)
         memcpy(&lasti, f + l->fo_lasti, 4);
         uint64_t back = get_u64(f, l->fo_back);
         int64_t refcnt = (int64_t)get_u64(f, 0);
+        /* A frame object freed and taken for a call of other code (they are
+         * recycled) shows by its code. */
         if (refcnt <= 0 || (i + 1 < n && back != w->chain[i + 1]) ||
-            (i > 0 && lasti != w->lastis[i]))
+            get_u64(f, l->fo_code) != out[i].code || (i > 0 && lasti != w->lastis[i]))
             return -EINVAL;
     }
     return 0;

@@ -77,6 +77,10 @@ struct codecache *codecache_new(struct mem *m, const struct pylayout *l, struct 
     cc->code_type = code_type;
     cc->unicode27_width = unicode27_width;
     int lo = 1 << 30, hi = 0;
+    /* The reference count and type too: a freed code object keeps its
+     * header but for the first word (the allocator's free-list link). */
+    field_span(0, 8, &lo, &hi);
+    field_span(l->ob_type, 8, &lo, &hi);
     field_span(l->co_filename, 8, &lo, &hi);
     field_span(l->co_name, 8, &lo, &hi);
     field_span(l->co_qualname, 8, &lo, &hi);
@@ -144,6 +148,22 @@ static void fields_from(const struct codecache *cc, const unsigned char *buf, in
         memcpy(&e->qualname, buf + l->co_qualname - base, 8);
     memcpy(&e->linetable, buf + l->co_linetable - base, 8);
     memcpy(&e->firstlineno, buf + l->co_firstlineno - base, 4);
+}
+
+/*
+ * 1 when the reference count and type at the start of a header span (that
+ * begins at base) are those of a live code object.  A freed one's first word
+ * is a free-list link (an address, or 0); its type word survives.
+ */
+static int is_code_type(struct codecache *cc, uint64_t type);
+
+static int alive_code(struct codecache *cc, const unsigned char *buf, int base)
+{
+    int64_t refcnt;
+    uint64_t type;
+    memcpy(&refcnt, buf - base, 8);
+    memcpy(&type, buf + cc->l->ob_type - base, 8);
+    return refcnt > 0 && refcnt < ((int64_t)1 << 40) && is_code_type(cc, type);
 }
 
 static int same_fields(const struct code_entry *a, const struct code_entry *b)
@@ -235,6 +255,27 @@ static void read_bytecode(struct codecache *cc, uint64_t addr, const unsigned ch
     }
 }
 
+/*
+ * 0 when the code object at addr still has the type, names, line table and
+ * code of header hdr (read at first), else -EAGAIN.
+ */
+static int still_there(struct codecache *cc, uint64_t addr, const unsigned char *hdr,
+                       const struct code_entry *e)
+{
+    const struct pylayout *l = cc->l;
+    unsigned char now[256];
+    struct code_entry f;
+    int ret;
+    if ((ret = mem_read(cc->m, addr, now, (size_t)cc->hdr_len)) < 0)
+        return ret;
+    fields_from(cc, now, 0, &f);
+    if (!alive_code(cc, now, 0) || memcmp(now + l->ob_type, hdr + l->ob_type, 8) != 0 ||
+        !same_fields(e, &f) ||
+        (l->co_code > 0 && memcmp(now + l->co_code, hdr + l->co_code, 8) != 0))
+        return -EAGAIN;
+    return 0;
+}
+
 /* Reads the code object at addr into e (whose old table the caller freed). */
 static int load(struct codecache *cc, uint64_t addr, struct code_entry *e)
 {
@@ -249,7 +290,7 @@ static int load(struct codecache *cc, uint64_t addr, struct code_entry *e)
     if ((ret = mem_read(cc->m, addr, hdr, (size_t)cc->hdr_len)) < 0)
         return ret;
     memcpy(&type, hdr + cc->l->ob_type, 8);
-    if (!is_code_type(cc, type))
+    if (!alive_code(cc, hdr, 0))
         return -EINVAL;
     fields_from(cc, hdr, 0, e);
     uint64_t name_obj = e->qualname ? e->qualname : e->name;
@@ -259,13 +300,20 @@ static int load(struct codecache *cc, uint64_t addr, struct code_entry *e)
         ret = read_string(cc, e->filename, &file);
     if (ret == 0)
         ret = read_table(cc, e->linetable, &e->table, &e->table_len);
+    if (ret == 0)
+        read_bytecode(cc, addr, hdr, e);
+    /* The strings were read one after another while the target ran: had the
+     * code object been freed meanwhile, they may be freed and reused too, and
+     * the names a mix of two code objects or garbage.  The header read again
+     * must show the same code object. */
+    if (ret == 0 && (ret = still_there(cc, addr, hdr, e)) < 0)
+        cc->stats.moved++;
     if (ret == 0) {
         uint32_t ns = names_str(cc->names, name.buf ? name.buf : "", name.len);
         uint32_t fs = names_str(cc->names, file.buf ? file.buf : "", file.len);
         e->func = names_func(cc->names, ns, fs, e->firstlineno);
         for (int i = 0; i < LINE_MEMO; i++)
             e->memo_addrq[i] = INT64_MIN;
-        read_bytecode(cc, addr, hdr, e);
         if (cc->l->co_flags > 0) {
             uint32_t flags;
             memcpy(&flags, hdr + cc->l->co_flags, 4);
@@ -349,8 +397,9 @@ static void check_pending(struct codecache *cc, size_t np)
         struct code_entry *e = &cc->v[cc->pending[i]], now;
         int ok = cc->iov[i].ok;
         if (ok) {
-            fields_from(cc, cc->vbuf + i * (size_t)cc->span_len, cc->span_start, &now);
-            ok = same_fields(e, &now);
+            const unsigned char *span = cc->vbuf + i * (size_t)cc->span_len;
+            fields_from(cc, span, cc->span_start, &now);
+            ok = same_fields(e, &now) && alive_code(cc, span, cc->span_start);
         }
         if (ok) {
             cc->stats.hits++;

@@ -24,6 +24,7 @@ struct code_entry;
 
 struct codecache_stats {
     uint64_t hits, loads, stale, bad;
+    uint64_t moved; /* loads given up: the code object changed while it was read */
 };
 
 struct codecache;

@@ -615,3 +615,72 @@ TEST(plan_folds_validation_into_the_callers_read)
         img_release(&im);
     }
 }
+
+/* Overwrites one code object's header with another's at the n-th read from now. */
+struct swap_at {
+    uint64_t at_call, to;
+    const unsigned char *from;
+    size_t len;
+};
+
+static void swap_on_read(void *ctx, struct mem *m, uint64_t calls)
+{
+    struct swap_at *sw = ctx;
+    if (calls == sw->at_call)
+        mem_buffer_write(m, sw->to, sw->from, sw->len);
+}
+
+TEST(code_freed_while_loading_is_not_cached_mixed)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(versions); v++) {
+        struct img im;
+        img_init(&im, versions[v][0], versions[v][1], 0);
+        uint64_t code = lined_code(&im, "old.py", "old_name", NULL);
+        uint64_t other = lined_code(&im, "new.py", "new_name", NULL);
+        img_commit(&im);
+        struct cc_env e;
+        env_init(&e, &im, im.t_code);
+        /* The code object is freed and another takes its place right after
+         * its header is read (the first read of the load). */
+        struct swap_at sw = {mem_read_calls(im.m) + 1, code, img_at(&im, other, img_code_size(&im)),
+                             img_code_size(&im)};
+        mem_buffer_on_read(im.m, swap_on_read, &sw);
+        struct code_entry *out = NULL;
+        CHECK_INT(codecache_resolve(e.cc, &code, 1, &out), 1);
+        CHECK(out == NULL);
+        CHECK_U64(codecache_stats(e.cc)->moved, 1);
+        /* Read again in a quiet moment: the new one, whole. */
+        out = resolve1(&e, code);
+        REQUIRE(out);
+        CHECK_STR(func_name(&e, out), "new_name");
+        CHECK_STR(func_file(&e, out), "new.py");
+        mem_buffer_on_read(im.m, NULL, NULL);
+        env_release(&e);
+        img_release(&im);
+    }
+}
+
+TEST(freed_code_object_is_not_taken)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(versions); v++) {
+        struct img im;
+        img_init_ex(&im, versions[v][0], versions[v][1], 0, 1);
+        uint64_t code = lined_code(&im, "f.py", "f", NULL);
+        uint64_t code2 = lined_code(&im, "g.py", "g", NULL);
+        /* Freed: the allocator's free-list link over the reference count,
+         * the rest of the header as it was. */
+        img_w64(&im, code2, 0x7f1234560000ull);
+        img_commit(&im);
+        struct cc_env e;
+        env_init(&e, &im, im.t_code);
+        CHECK(resolve1(&e, code2) == NULL);
+        REQUIRE(resolve1(&e, code));
+        /* A cached one freed later (the end of a free list): validation says
+         * so, and nothing is taken. */
+        img_w64(&im, code, 0);
+        CHECK(resolve1(&e, code) == NULL);
+        CHECK_U64(codecache_stats(e.cc)->stale, 1);
+        env_release(&e);
+        img_release(&im);
+    }
+}

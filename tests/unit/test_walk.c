@@ -1222,3 +1222,49 @@ TEST(old_threads_tid_read_with_the_list)
         img_release(&im);
     }
 }
+
+/* Writes a new f_code into a frame object at the n-th read call. */
+struct recode_at {
+    uint64_t at_call, frame, code;
+    int off;
+};
+
+static void recode_on_read(void *ctx, struct mem *m, uint64_t calls)
+{
+    struct recode_at *r = ctx;
+    if (calls == r->at_call)
+        mem_buffer_write(m, r->frame + (uint64_t)r->off, &r->code, 8);
+}
+
+TEST(frame_objects_recheck_sees_a_frame_taken_by_other_code)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(old_versions); v++) {
+        struct img im;
+        img_init(&im, old_versions[v][0], old_versions[v][1], 0);
+        uint64_t codes[4];
+        mkcodes(&im, codes, 4);
+        const int32_t lasti[3] = {2, 4, 6};
+        uint64_t frames[3];
+        uint64_t interp = img_interp(&im);
+        old_stack(&im, interp, codes, lasti, 3, frames);
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct walk_thread t;
+        only_thread(&im, w, interp, &t);
+        struct rawframe out[8];
+        size_t depth;
+        /* The innermost frame returns once read, and its object is taken by
+         * a call of another code object, same caller, before the recheck. */
+        struct recode_at r = {mem_read_calls(im.m) + 1, frames[0], codes[3], im.lay.fo_code};
+        mem_buffer_on_read(im.m, recode_on_read, &r);
+        CHECK_INT(walk_stack(w, &t, out, 8, &depth), -EINVAL);
+        CHECK_U64(walk_stats(w)->rechecks_failed, 1);
+        /* Read again, the stack is whole and consistent. */
+        CHECK_INT(walk_stack(w, &t, out, 8, &depth), 0);
+        CHECK_INT(depth, 3);
+        CHECK_U64(out[0].code, codes[3]);
+        mem_buffer_on_read(im.m, NULL, NULL);
+        walker_free(w);
+        img_release(&im);
+    }
+}
