@@ -65,8 +65,9 @@ static int resolve(struct session *s, struct snapshot *sn, int by_function)
         if (!t->walked || t->status < 0)
             continue;
         for (size_t i = t->off; i < t->off + t->depth; i++) {
-            if (!sn->entries[i]) {
-                /* Not a code object: the stack changed while it was read. */
+            if (!sn->entries[i] || codecache_is_shim(sn->entries[i])) {
+                /* Not a code object, or an entry frame's trampoline without
+                 * the entry frame's owner: the stack changed while it was read. */
                 t->status = -EINVAL;
                 break;
             }

@@ -26,6 +26,7 @@ struct code_entry {
     uint8_t *table;
     uint8_t *bytecode;     /* a copy of the bytecode (only opcodes at instruction starts are used) */
     int generator;         /* <= 3.10: a generator, coroutine or async generator's code */
+    int shim;              /* 3.12: the interpreter trampoline (C-stack entry frames run it) */
     uint32_t bytecode_len;
     uint32_t table_len;
     int64_t memo_addrq[LINE_MEMO];
@@ -309,6 +310,8 @@ static int load(struct codecache *cc, uint64_t addr, struct code_entry *e)
     if (ret == 0 && (ret = still_there(cc, addr, hdr, e)) < 0)
         cc->stats.moved++;
     if (ret == 0) {
+        e->shim = cc->l->owner_cstack >= 0 && name.buf && file.buf &&
+                  strcmp(name.buf, "<interpreter trampoline>") == 0 && strcmp(file.buf, "<shim>") == 0;
         uint32_t ns = names_str(cc->names, name.buf ? name.buf : "", name.len);
         uint32_t fs = names_str(cc->names, file.buf ? file.buf : "", file.len);
         e->func = names_func(cc->names, ns, fs, e->firstlineno);
@@ -554,4 +557,9 @@ int codecache_can_call(const struct codecache *cc, const struct code_entry *e, i
 int codecache_is_generator(const struct code_entry *e)
 {
     return e->generator;
+}
+
+int codecache_is_shim(const struct code_entry *e)
+{
+    return e->shim;
 }

@@ -80,6 +80,13 @@ int codecache_can_call(const struct codecache *cc, const struct code_entry *e, i
 /* 1 for the code of a generator, coroutine or async generator (read on <= 3.10 only). */
 int codecache_is_generator(const struct code_entry *e);
 
+/*
+ * 1 for 3.12's interpreter trampoline, the code of the entry frames CPython
+ * keeps on the C stack.  The walker skips those by their owner: one that
+ * reaches the symbolizer was read while its C stack was rewritten.
+ */
+int codecache_is_shim(const struct code_entry *e);
+
 /* The function id of an entry. */
 uint32_t codecache_func(const struct code_entry *e);
 

@@ -684,3 +684,24 @@ TEST(freed_code_object_is_not_taken)
         img_release(&im);
     }
 }
+
+TEST(trampoline_code_is_known_on_312_up)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(versions); v++) {
+        struct img im;
+        img_init(&im, versions[v][0], versions[v][1], 0);
+        uint64_t tramp = img_code(&im, "<shim>", "<interpreter trampoline>", NULL, 0, NULL, 0);
+        uint64_t plain = lined_code(&im, "<shim>", "trampoline", NULL);
+        img_commit(&im);
+        struct cc_env e;
+        env_init(&e, &im, im.t_code);
+        struct code_entry *ce = resolve1(&e, tramp);
+        REQUIRE(ce);
+        CHECK_INT(codecache_is_shim(ce), im.lay.owner_cstack >= 0);
+        ce = resolve1(&e, plain);
+        REQUIRE(ce);
+        CHECK_INT(codecache_is_shim(ce), 0);
+        env_release(&e);
+        img_release(&im);
+    }
+}
