@@ -41,6 +41,8 @@ static void walk_one(struct session *s, struct snapshot *sn, struct snap_thread 
         sn->retries++;
         t->status = walk_stack(s->walker, w, sn->raw + sn->nraw, max_depth, &t->depth);
     }
+    if (t->status == -ENOENT)
+        t->walked = 0; /* no Python frame: as if its thread state had said so */
     if (t->status < 0)
         t->depth = 0;
     sn->nraw += t->depth;

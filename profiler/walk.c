@@ -27,6 +27,9 @@ struct chunk_copy {
     uint64_t previous;     /* the next older chunk, 0 at the end */
 };
 
+/* <= 3.10: frame objects read ahead per thread (the innermost of its last stack). */
+#define AHEAD_OLD_FRAMES 256
+
 /* Frames outside the data stack read ahead per thread, and their most bytes. */
 #define AHEAD_SINGLES 4
 #define AHEAD_FRAME 128
@@ -49,6 +52,11 @@ struct ahead {
     uint8_t single_ok[AHEAD_SINGLES];
     int nread;                /* slots read with this call's list */
     int nnext;                /* slots the last walk filled: read next time */
+    /* <= 3.10: the frame objects of the thread's last stack, read again */
+    uint64_t *old_addr;
+    unsigned char *old_buf;
+    uint8_t *old_ok;
+    size_t old_n, old_cap;
 };
 
 /* Bytes read ahead beyond a chunk's last used top, and the most per thread and per call. */
@@ -97,6 +105,8 @@ struct walker {
     size_t chaincap;
     unsigned char *specbuf; /* frames read in a batch along a hint */
     size_t speccap;
+    uint8_t *specok;        /* and which of them were read */
+    size_t specokcap;
     unsigned char *checkbuf; /* <= 3.10: the walked frames read again */
     size_t checkcap;
     int64_t *lastis;        /* each walked frame's f_lasti, or instruction pointer (3.11+) */
@@ -145,8 +155,12 @@ void walker_free(struct walker *w)
         return;
     for (size_t i = 0; i < MAX_CHUNKS; i++)
         free(w->chunks[i].buf);
-    for (size_t i = 0; i < w->nahead; i++)
+    for (size_t i = 0; i < w->nahead; i++) {
         free(w->ahead[i].copy.buf);
+        free(w->ahead[i].old_addr);
+        free(w->ahead[i].old_buf);
+        free(w->ahead[i].old_ok);
+    }
     free(w->ahead);
     free(w->tsok);
     free(w->tid_at);
@@ -164,6 +178,7 @@ void walker_free(struct walker *w)
     free(w->iov);
     free(w->chain);
     free(w->specbuf);
+    free(w->specok);
     free(w->checkbuf);
     free(w->lastis);
     free(w->codes_seen);
@@ -223,6 +238,44 @@ static void decode_tstate(struct walker *w, uint64_t tstate, const unsigned char
         t->chunk = get_u64(ts, l->ts_datastack_chunk);
         t->chunk_top = get_u64(ts, l->ts_datastack_top);
     }
+}
+
+static uint32_t hint_lookup(struct walker *w, uint64_t tstate);
+
+/* Bytes of a PyFrameObject the walk reads. */
+static size_t frame_len(const struct pylayout *l)
+{
+    return (size_t)MAX(MAX(l->fo_back, l->fo_code) + 8, l->fo_lasti + 4);
+}
+
+/*
+ * <= 3.10: adds to w->iov from k the reads of the innermost frames of a's
+ * thread's last stack; returns the new k.
+ */
+static size_t ahead_old_frames(struct walker *w, struct ahead *a, size_t k, size_t *budget)
+{
+    uint32_t hi = hint_lookup(w, a->tstate);
+    if (hi == HTAB_NONE)
+        return k;
+    const struct chain_hint *h = &w->hints[hi];
+    size_t len = frame_len(w->l), n = MIN(h->n, (size_t)AHEAD_OLD_FRAMES);
+    if (n == 0 || n * len > *budget)
+        return k;
+    *budget -= n * len;
+    if (a->old_cap < n) {
+        a->old_cap = AHEAD_OLD_FRAMES;
+        a->old_addr = xrealloc(a->old_addr, a->old_cap * sizeof(*a->old_addr));
+        a->old_buf = xrealloc(a->old_buf, a->old_cap * len);
+        a->old_ok = xrealloc(a->old_ok, a->old_cap);
+    }
+    /* Room for these and for what the caller adds per thread after them. */
+    GROW(w->iov, w->iovcap, k + n + (4 + AHEAD_SINGLES) * w->nprev + 1);
+    for (size_t j = 0; j < n; j++) {
+        a->old_addr[j] = h->addr[j];
+        w->iov[k++] = (struct mem_iov){h->addr[j], a->old_buf + j * len, len, 0};
+    }
+    a->old_n = n;
+    return k;
 }
 
 /* The reads ahead of thread t, or NULL. */
@@ -298,6 +351,9 @@ static int read_with_list(struct walker *w, uint64_t interp, uint64_t *head)
             a->nnext = 0;
         for (int j = 0; j < a->nnext; j++)
             w->iov[k++] = (struct mem_iov){a->single_at[j], a->single[j], (size_t)l->if_size, 0};
+        a->old_n = 0;
+        if (l->frames == FRAME_OBJECTS && a->walked && a->tstate == w->prev_ts[i])
+            k = ahead_old_frames(w, a, k, &budget);
     }
     int ret = mem_readv(w->rt->mem, w->iov, k);
     if (ret < 0)
@@ -321,6 +377,8 @@ static int read_with_list(struct walker *w, uint64_t interp, uint64_t *head)
         }
         for (int j = 0; j < a->nnext; j++)
             a->single_ok[j] = (uint8_t)w->iov[k++].ok;
+        for (size_t j = 0; j < a->old_n; j++)
+            a->old_ok[j] = (uint8_t)w->iov[k++].ok;
         a->nread = a->nnext;
         a->walked = 0;
     }
@@ -330,8 +388,6 @@ static int read_with_list(struct walker *w, uint64_t interp, uint64_t *head)
 /* Gives each listed thread its slot of reads ahead, kept where it is the same thread. */
 static void index_ahead(struct walker *w, struct walk_thread *out, size_t n)
 {
-    if (w->l->frames == FRAME_OBJECTS)
-        return;
     if (w->aheadcap < n + 1) {
         size_t old = w->aheadcap;
         GROW(w->ahead, w->aheadcap, n + 1);
@@ -461,6 +517,12 @@ static int hint_eq(const void *ctx, uint32_t idx, const void *key)
 {
     const struct walker *w = ctx;
     return w->hints[idx].tstate == *(const uint64_t *)key;
+}
+
+/* The index of a thread state's chain hint, or HTAB_NONE. */
+static uint32_t hint_lookup(struct walker *w, uint64_t tstate)
+{
+    return htab_find(&w->hint_index, hash_u64(tstate), hint_eq, w, &tstate);
 }
 
 /* The chain hint of a thread state, created empty if new. */
@@ -626,13 +688,26 @@ static int walk_frame_objects(struct walker *w, const struct walk_thread *t,
 {
     const struct pylayout *l = w->l;
     unsigned char buf[160];
-    size_t len = (size_t)MAX(MAX(l->fo_back, l->fo_code) + 8, l->fo_lasti + 4);
+    size_t len = frame_len(l);
     uint64_t frame = t->frame, mark = frame;
     size_t power = 1, lam = 0, n = 0;
     struct chain_hint *h = get_hint(w, t->tstate);
-    /* spec: the hint's frames [spec_from, spec_to) are in specbuf; j: the
-     * hint index of the frame just taken from it, or -1. */
-    size_t spec_from = 0, spec_to = 0;
+    /* Frames already read: addresses pa[0, pn), their bytes at pb + k * len
+     * where pok[k]: first the last stack's innermost frames read with the
+     * thread list, then batches along the last stack (hint_batch).  j: the
+     * index in pa of the frame just taken, or -1. */
+    const uint64_t *pa = NULL;
+    const unsigned char *pb = NULL;
+    const uint8_t *pok = NULL;
+    size_t pn = 0;
+    struct ahead *a = ahead_of(w, t);
+    if (a && a->old_n) {
+        pa = a->old_addr;
+        pb = a->old_buf;
+        pok = a->old_ok;
+        pn = a->old_n;
+        a->old_n = 0; /* this tick's: a walk again after a torn one reads afresh */
+    }
     long j = -1;
     int batches = 0, ret = 0;
     *depth = 0;
@@ -649,21 +724,33 @@ static int walk_frame_objects(struct walker *w, const struct walk_thread *t,
             break;
         }
         const unsigned char *f = NULL;
-        if (j >= 0 && (size_t)j + 1 < spec_to && h->addr[j + 1] == frame &&
-            w->iov[j + 1 - (long)spec_from].ok) {
+        if (j >= 0 && (size_t)j + 1 < pn && pa[j + 1] == frame && pok[j + 1]) {
             j++;
-            f = w->specbuf + (size_t)(j - (long)spec_from) * len;
+            f = pb + (size_t)j * len;
         } else {
             j = -1;
-            long k = batches < HINT_BATCHES ? hint_find(h, frame) : -1;
-            if (k >= 0 && (size_t)k + 1 < h->n) {
-                /* This frame was on the last stack: the ones below it most
-                 * likely still are.  Read this one fresh, those in one go. */
-                spec_from = (size_t)k + 1;
-                spec_to = MIN(h->n, spec_from + (max - n));
-                hint_batch(w, h, spec_from, spec_to - spec_from, len);
-                batches++;
-                j = k;
+            for (size_t k = 0; k < MIN(pn, (size_t)HINT_SEARCH) && j < 0; k++)
+                if (pa[k] == frame && pok[k])
+                    j = (long)k;
+            if (j >= 0) {
+                f = pb + (size_t)j * len;
+            } else {
+                long k = batches < HINT_BATCHES ? hint_find(h, frame) : -1;
+                if (k >= 0 && (size_t)k + 1 < h->n) {
+                    /* This frame was on the last stack: the ones below it most
+                     * likely still are.  Read this one fresh, those in one go. */
+                    size_t from = (size_t)k + 1, count = MIN(h->n, from + (max - n)) - from;
+                    hint_batch(w, h, from, count, len);
+                    GROW(w->specok, w->specokcap, count);
+                    for (size_t i = 0; i < count; i++)
+                        w->specok[i] = (uint8_t)w->iov[i].ok;
+                    pa = h->addr + from;
+                    pb = w->specbuf;
+                    pok = w->specok;
+                    pn = count;
+                    batches++;
+                    j = -1; /* the next frame, if it is pa[0], is found by the search */
+                }
             }
         }
         if (f && take_frame_object(w, f, &out[n]) == 0) {
@@ -1039,6 +1126,10 @@ int walk_stack(struct walker *w, const struct walk_thread *t, struct rawframe *o
         *depth = 0;
         if (ret < 0)
             return ret;
+        /* No frame: a thread state not running Python (one made for a
+         * thread about to start has its creator's ids until it does). */
+        if (!top.frame)
+            return -ENOENT;
         top.frame_at = 0;
         return walk_interpreter_frames(w, &top, out, max, depth);
     }

@@ -98,7 +98,10 @@ int walk_refresh(struct walker *w, uint64_t interp, struct walk_thread *t);
  * checked, and used only where the chain still leads to it).
  * Returns 0, 1 when the stack was cut at max frames (the outermost ones are
  * missing), or a negative errno: -EFAULT unreadable frame, -EINVAL garbage
- * (a frame of the wrong type, a dead frame: a torn read), -ELOOP a cycle.
+ * (a frame of the wrong type, a dead frame: a torn read), -ELOOP a cycle,
+ * -ENOENT no Python frame after all (3.11/3.12: the thread's current cframe
+ * holds none; such a thread is not running Python, as when the top frame in
+ * its thread state is NULL).
  */
 int walk_stack(struct walker *w, const struct walk_thread *t, struct rawframe *out, size_t max,
                size_t *depth);

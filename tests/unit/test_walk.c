@@ -154,10 +154,11 @@ TEST(threads_empty_and_no_frame)
         CHECK_INT(walk_threads(w, one, out, 2, &n), 0);
         CHECK_INT(n, 1);
         CHECK_U64(out[0].frame, 0);
-        /* A thread with no frame walks to an empty stack. */
+        /* A thread with no frame walks to an empty stack; one whose cframe
+         * (3.11/3.12, outside the thread state) turns out to hold none says so. */
         struct rawframe raw[4];
         size_t depth = 9;
-        CHECK_INT(walk_stack(w, &out[0], raw, 4, &depth), 0);
+        CHECK_INT(walk_stack(w, &out[0], raw, 4, &depth), out[0].frame_at ? -ENOENT : 0);
         CHECK_INT(depth, 0);
         walker_free(w);
         img_release(&im);
@@ -1264,6 +1265,50 @@ TEST(frame_objects_recheck_sees_a_frame_taken_by_other_code)
         CHECK_INT(depth, 3);
         CHECK_U64(out[0].code, codes[3]);
         mem_buffer_on_read(im.m, NULL, NULL);
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
+TEST(frame_objects_read_ahead_with_the_list)
+{
+    enum { N = 30 };
+    for (size_t v = 0; v < ARRAY_SIZE(old_versions); v++) {
+        struct img im;
+        img_init(&im, old_versions[v][0], old_versions[v][1], 0);
+        uint64_t codes[N + 2], frames[N];
+        int32_t lasti[N];
+        int64_t addrq[N + 2];
+        mkcodes(&im, codes, N + 2);
+        int m = im.lay.lasti_units ? 2 : 1;
+        for (int i = 0; i < N; i++) {
+            lasti[i] = 2 * i;
+            addrq[i] = 2 * i * m;
+        }
+        uint64_t interp = img_interp(&im);
+        uint64_t ts = old_stack(&im, interp, codes, lasti, N, frames);
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct rawframe out[64];
+        size_t depth;
+        walk_once(&im, w, interp, out, &depth);
+        /* The same stack: every frame came with the list; then the recheck. */
+        CHECK_U64(walk_once(&im, w, interp, out, &depth), 2);
+        check_frames(&im, out, depth, codes, addrq, N);
+        CHECK_U64(walk_stats(w)->hinted_frames, N);
+        /* A call on top: that frame read alone, the rest still from the list's read. */
+        uint64_t top = img_frame(&im, codes[N], frames[0], 0);
+        set_top(&im, ts, top);
+        CHECK_U64(walk_once(&im, w, interp, out, &depth), 3);
+        CHECK_INT(depth, N + 1);
+        CHECK_U64(out[0].code, codes[N]);
+        CHECK_U64(out[N].code, codes[N - 1]);
+        /* A frame reused for other code between two ticks: read as it is now. */
+        img_f64(&im, frames[7], im.lay.fo_code, codes[N + 1]);
+        img_commit(&im);
+        CHECK_U64(walk_once(&im, w, interp, out, &depth), 2);
+        CHECK_INT(depth, N + 1);
+        CHECK_U64(out[8].code, codes[N + 1]);
         walker_free(w);
         img_release(&im);
     }
