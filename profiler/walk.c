@@ -111,6 +111,8 @@ struct walker {
     size_t checkcap;
     int64_t *lastis;        /* each walked frame's f_lasti, or instruction pointer (3.11+) */
     size_t lasticap;
+    uint64_t *prevs;        /* each walked frame's caller as read (0: the outermost) */
+    size_t prevscap;
     uint64_t *codes_seen;   /* 3.11+: each walked frame's code */
     size_t codescap;
     uint8_t *owners;        /* 3.11+: and its owner */
@@ -182,6 +184,7 @@ void walker_free(struct walker *w)
     free(w->checkbuf);
     free(w->lastis);
     free(w->codes_seen);
+    free(w->prevs);
     free(w->owners);
     free(w);
 }
@@ -652,8 +655,9 @@ static const unsigned char *reread_chain(struct walker *w, size_t n, int lo, int
 
 /*
  * Reads the walked frames [0, n) again, all at once, and checks that each
- * is still alive, still runs the same code with the same caller, and (all but the innermost,
- * which runs) is still at the same instruction.  Frames are read one after
+ * is still alive, still runs the same code with the same caller (the
+ * outermost still none), and (all but the innermost, which runs) is still
+ * at the same instruction.  Frames are read one after
  * another while the thread runs: a frame that returned and whose memory a
  * new call took over (frames of a code object are recycled) reads as a
  * live caller at some instruction of the new call.  A caller cannot move
@@ -676,8 +680,8 @@ static int recheck_chain(struct walker *w, size_t n, const struct rawframe *out)
         int64_t refcnt = (int64_t)get_u64(f, 0);
         /* A frame object freed and taken for a call of other code (they are
          * recycled) shows by its code. */
-        if (refcnt <= 0 || (i + 1 < n && back != w->chain[i + 1]) ||
-            get_u64(f, l->fo_code) != out[i].code || (i > 0 && lasti != w->lastis[i]))
+        if (refcnt <= 0 || back != w->prevs[i] || get_u64(f, l->fo_code) != out[i].code ||
+            (i > 0 && lasti != w->lastis[i]))
             return -EINVAL;
     }
     return 0;
@@ -767,6 +771,8 @@ static int walk_frame_objects(struct walker *w, const struct walk_thread *t,
         int32_t lasti;
         memcpy(&lasti, f + l->fo_lasti, 4);
         w->lastis[n] = lasti;
+        GROW(w->prevs, w->prevscap, n + 1);
+        w->prevs[n] = get_u64(f, l->fo_back);
         w->chain[n++] = frame;
         frame = get_u64(f, l->fo_back);
         if (frame == mark) {
@@ -869,8 +875,10 @@ static int is_shim(struct walker *w, uint64_t frame)
 
 /*
  * 3.11+: reads the walked frames [0, n) again, all at once, and checks that
- * each still runs the same code with the same caller, and (all but the
- * innermost) is still at the same instruction.  The data stack is copied
+ * each still runs the same code with the same caller (the outermost still
+ * none: a frame pushed from C is linked to its caller only once it starts),
+ * and (all but the innermost) is still at the same instruction.  The data
+ * stack is copied
  * while the thread runs: a caller's slot copied just before it made the
  * call shown above it, or a slot a returned frame left, reads as a caller
  * that is not calling.  A caller cannot move while its callee lives, so a
@@ -927,7 +935,7 @@ static int recheck_iframes(struct walker *w, size_t n, const struct rawframe *ou
         return -EINVAL;
     for (size_t i = 0; i < n; i++) {
         const unsigned char *f = w->checkbuf + w->checkoff[i] - lo;
-        if ((i + 1 < n && get_u64(f, l->if_previous) != w->chain[i + 1]) ||
+        if (get_u64(f, l->if_previous) != w->prevs[i] ||
             get_u64(f, l->if_code) != w->codes_seen[i] || f[l->if_owner] != w->owners[i] ||
             (i > 0 && (int64_t)get_u64(f, l->if_instr) != w->lastis[i]))
             return -EINVAL;
@@ -1058,7 +1066,9 @@ static int walk_interpreter_frames(struct walker *w, const struct walk_thread *t
         GROW(w->codes_seen, w->codescap, seen + 1);
         GROW(w->owners, w->ownerscap, seen + 1);
         GROW(w->where, w->wherecap, seen + 1);
+        GROW(w->prevs, w->prevscap, seen + 1);
         w->where[seen] = where;
+        w->prevs[seen] = get_u64(f, l->if_previous);
         w->chain[seen] = frame;
         w->codes_seen[seen] = code;
         w->owners[seen] = owner;

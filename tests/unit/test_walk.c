@@ -1313,3 +1313,52 @@ TEST(frame_objects_read_ahead_with_the_list)
         img_release(&im);
     }
 }
+
+/* Writes 8 bytes at the n-th read call. */
+struct poke_at {
+    uint64_t at_call, addr, value;
+};
+
+static void poke_on_read(void *ctx, struct mem *m, uint64_t calls)
+{
+    struct poke_at *p = ctx;
+    if (calls == p->at_call)
+        mem_buffer_write(m, p->addr, &p->value, 8);
+}
+
+TEST(iframes_recheck_sees_the_outermost_frame_linked)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(new_minors); v++) {
+        struct img im;
+        img_init(&im, 3, new_minors[v], 0);
+        uint64_t codes[3], frames[3];
+        const int64_t offs[3] = {2, 4, 6};
+        mkcodes(&im, codes, 3);
+        struct img_chunk c;
+        img_chunk_new(&im, &c, 8192, 0);
+        uint64_t interp = img_interp(&im);
+        /* frames[1] is a frame pushed from C, not linked to its caller yet. */
+        uint64_t caller = img_loose_iframe(&im, codes[2], offs[2], 0, 0);
+        push_chain(&im, &c, codes, offs, 2, 0, frames);
+        uint64_t ts = img_tstate(&im, interp, 0x7f00, 42);
+        img_link_threads(&im, interp, &ts, 1);
+        img_set_frame(&im, ts, frames[0], &c, 0);
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct walk_thread t;
+        only_thread(&im, w, interp, &t);
+        struct rawframe out[8];
+        size_t depth;
+        /* It is linked right after the chunk is copied, before the recheck. */
+        struct poke_at p = {mem_read_calls(im.m) + 1 + (t.frame_at != 0),
+                            frames[1] + (uint64_t)im.lay.if_previous, caller};
+        mem_buffer_on_read(im.m, poke_on_read, &p);
+        CHECK_INT(walk_stack(w, &t, out, 8, &depth), -EINVAL);
+        CHECK_U64(walk_stats(w)->rechecks_failed, 1);
+        CHECK_INT(walk_stack(w, &t, out, 8, &depth), 0);
+        CHECK_INT(depth, 3);
+        mem_buffer_on_read(im.m, NULL, NULL);
+        walker_free(w);
+        img_release(&im);
+    }
+}
