@@ -27,6 +27,9 @@ struct chunk_copy {
     uint64_t previous;     /* the next older chunk, 0 at the end */
 };
 
+/* 3.11+: older data-stack chunks read ahead per thread. */
+#define AHEAD_OLDER 4
+
 /* <= 3.10: frame objects read ahead per thread (the innermost of its last stack). */
 #define AHEAD_OLD_FRAMES 256
 
@@ -52,6 +55,10 @@ struct ahead {
     uint8_t single_ok[AHEAD_SINGLES];
     int nread;                /* slots read with this call's list */
     int nnext;                /* slots the last walk filled: read next time */
+    /* 3.11+: the older chunks the last walk went through, read again */
+    struct chunk_copy older[AHEAD_OLDER];
+    uint8_t older_ok[AHEAD_OLDER];
+    int older_read, older_next;
     /* <= 3.10: the frame objects of the thread's last stack, read again */
     uint64_t *old_addr;
     unsigned char *old_buf;
@@ -159,6 +166,8 @@ void walker_free(struct walker *w)
         free(w->chunks[i].buf);
     for (size_t i = 0; i < w->nahead; i++) {
         free(w->ahead[i].copy.buf);
+        for (int j = 0; j < AHEAD_OLDER; j++)
+            free(w->ahead[i].older[j].buf);
         free(w->ahead[i].old_addr);
         free(w->ahead[i].old_buf);
         free(w->ahead[i].old_ok);
@@ -272,7 +281,7 @@ static size_t ahead_old_frames(struct walker *w, struct ahead *a, size_t k, size
         a->old_ok = xrealloc(a->old_ok, a->old_cap);
     }
     /* Room for these and for what the caller adds per thread after them. */
-    GROW(w->iov, w->iovcap, k + n + (4 + AHEAD_SINGLES) * w->nprev + 1);
+    GROW(w->iov, w->iovcap, k + n + (4 + AHEAD_SINGLES + AHEAD_OLDER) * w->nprev + 1);
     for (size_t j = 0; j < n; j++) {
         a->old_addr[j] = h->addr[j];
         w->iov[k++] = (struct mem_iov){h->addr[j], a->old_buf + j * len, len, 0};
@@ -303,7 +312,7 @@ static int read_with_list(struct walker *w, uint64_t interp, uint64_t *head)
         w->tsbuf = xrealloc(w->tsbuf, w->tsbufcap);
     }
     GROW(w->tsok, w->tsokcap, np + 1);
-    GROW(w->iov, w->iovcap, (4 + AHEAD_SINGLES) * np + 1);
+    GROW(w->iov, w->iovcap, (4 + AHEAD_SINGLES + AHEAD_OLDER) * np + 1);
     /* <= 3.10, once the tid's place is known: each thread's tid, which
      * tells a new thread that took over a gone one's thread state and
      * struct pthread (both are recycled) from the old one. */
@@ -314,6 +323,7 @@ static int read_with_list(struct walker *w, uint64_t interp, uint64_t *head)
         a->walked = a->frame_ok = a->chunk_ok = 0;
         a->frame_at = a->want = 0;
         a->nread = a->nnext = 0;
+        a->older_read = a->older_next = 0;
     }
     w->iov[k++] = (struct mem_iov){interp + (uint64_t)l->is_tstate_head, head, 8, 0};
     for (size_t i = 0; i < np; i++) {
@@ -328,6 +338,7 @@ static int read_with_list(struct walker *w, uint64_t interp, uint64_t *head)
         if (!a->walked || a->tstate != w->prev_ts[i]) {
             a->frame_at = a->want = 0;
             a->nread = a->nnext = 0;
+            a->older_read = a->older_next = 0;
         } else if (a->want > budget) {
             a->want = 0;
         }
@@ -354,6 +365,21 @@ static int read_with_list(struct walker *w, uint64_t interp, uint64_t *head)
             a->nnext = 0;
         for (int j = 0; j < a->nnext; j++)
             w->iov[k++] = (struct mem_iov){a->single_at[j], a->single[j], (size_t)l->if_size, 0};
+        a->older_read = 0;
+        for (int j = a->older_next; j < AHEAD_OLDER; j++) {
+            if (a->older[j].cap > 16384) {
+                free(a->older[j].buf);
+                memset(&a->older[j], 0, sizeof(a->older[j]));
+            }
+        }
+        for (int j = 0; j < a->older_next; j++) {
+            struct chunk_copy *c = &a->older[j];
+            if (c->len > budget)
+                break;
+            budget -= c->len;
+            w->iov[k++] = (struct mem_iov){c->base, c->buf, c->len, 0};
+            a->older_read++;
+        }
         a->old_n = 0;
         if (l->frames == FRAME_OBJECTS && a->walked && a->tstate == w->prev_ts[i])
             k = ahead_old_frames(w, a, k, &budget);
@@ -380,6 +406,8 @@ static int read_with_list(struct walker *w, uint64_t interp, uint64_t *head)
         }
         for (int j = 0; j < a->nnext; j++)
             a->single_ok[j] = (uint8_t)w->iov[k++].ok;
+        for (int j = 0; j < a->older_read; j++)
+            a->older_ok[j] = (uint8_t)w->iov[k++].ok;
         for (size_t j = 0; j < a->old_n; j++)
             a->old_ok[j] = (uint8_t)w->iov[k++].ok;
         a->nread = a->nnext;
@@ -404,6 +432,7 @@ static void index_ahead(struct walker *w, struct walk_thread *out, size_t n)
             a->walked = a->frame_ok = a->chunk_ok = 0;
             a->frame_at = a->want = 0;
             a->nread = a->nnext = 0;
+            a->older_read = a->older_next = 0;
         }
         out[i].spec = (int)i;
     }
@@ -823,23 +852,69 @@ static int copy_chunk(struct walker *w, struct chunk_copy *c, uint64_t base, uin
 }
 
 /* Copies the next older chunk after the last one copied; 0, or -ENOENT at the end. */
-static int copy_older_chunk(struct walker *w)
+/* An older chunk's used bytes from its header, or 0 when the header is garbage. */
+static uint64_t older_used(const struct pylayout *l, const unsigned char *hdr)
+{
+    /* Its top is the number of PyObject* slots of data[] in use, saved when
+     * the newer chunk was pushed; size is the chunk's bytes. */
+    uint64_t size = get_u64(hdr, l->chunk_size), top = get_u64(hdr, l->chunk_top);
+    if (size > MAX_CHUNK_BYTES || size < (uint64_t)l->chunk_data ||
+        top > (size - (uint64_t)l->chunk_data) / 8)
+        return 0;
+    return (uint64_t)l->chunk_data + top * 8;
+}
+
+/*
+ * Copies the next older chunk after the last one copied (from the copy read
+ * with the thread list when it holds the chunk's used part); 0, or -ENOENT
+ * at the end.  Notes it to be read ahead next time.
+ */
+static int copy_older_chunk(struct walker *w, struct ahead *a)
 {
     const struct pylayout *l = w->l;
     if (w->nchunks == 0 || w->nchunks >= MAX_CHUNKS)
         return -ENOENT;
     uint64_t prev = w->chunks[w->nchunks - 1].previous;
     unsigned char hdr[32];
-    if (!prev || (prev & 7) || mem_read(w->rt->mem, prev, hdr, (size_t)l->chunk_data) < 0)
+    if (!prev || (prev & 7))
         return -ENOENT;
-    /* An older chunk's top is the number of PyObject* slots of data[] in use,
-     * saved when the newer chunk was pushed; size is the chunk's bytes. */
-    uint64_t size = get_u64(hdr, l->chunk_size), top = get_u64(hdr, l->chunk_top);
-    if (size > MAX_CHUNK_BYTES || size < (uint64_t)l->chunk_data ||
-        top > (size - (uint64_t)l->chunk_data) / 8 ||
-        copy_chunk(w, &w->chunks[w->nchunks], prev, prev + (uint64_t)l->chunk_data + top * 8) < 0)
-        return -ENOENT;
+    struct chunk_copy *c = &w->chunks[w->nchunks];
+    int found = 0;
+    for (int j = 0; a && j < a->older_read && !found; j++) {
+        struct chunk_copy *o = &a->older[j];
+        uint64_t used;
+        if (o->base == prev && a->older_ok[j] && (used = older_used(l, o->buf)) &&
+            used <= o->len) {
+            struct chunk_copy tmp = *c;
+            *c = *o;
+            *o = tmp;
+            c->len = used;
+            c->previous = get_u64(c->buf, l->chunk_previous);
+            a->older_ok[j] = 0;
+            found = 1;
+            w->stats.ahead_chunks++;
+        }
+    }
+    if (!found) {
+        uint64_t used;
+        if (mem_read(w->rt->mem, prev, hdr, (size_t)l->chunk_data) < 0 ||
+            !(used = older_used(l, hdr)) || copy_chunk(w, c, prev, prev + used) < 0)
+            return -ENOENT;
+    }
     w->nchunks++;
+    if (a && a->older_next < AHEAD_OLDER && c->len <= AHEAD_MAX) {
+        /* Next time, the same bytes (an older chunk does not grow while a
+         * newer one is in use).  The slot's buffer is made to fit. */
+        a->older_ok[a->older_next] = 0; /* whatever it held is not for this chunk */
+        struct chunk_copy *o = &a->older[a->older_next++];
+        if (o->cap < c->len) {
+            free(o->buf);
+            o->cap = MAX((size_t)c->len, (size_t)4096);
+            o->buf = xmalloc(o->cap);
+        }
+        o->base = c->base;
+        o->len = c->len;
+    }
     return 0;
 }
 
@@ -1023,7 +1098,7 @@ static int walk_interpreter_frames(struct walker *w, const struct walk_thread *t
         return -EINVAL;
     struct ahead *a = ahead_of(w, t);
     if (a)
-        a->nnext = 0;
+        a->nnext = a->older_next = 0;
     w->nchunks = 0;
     if (frame && t->chunk && t->chunk_top > t->chunk)
         copy_newest_chunk(w, t, a);
@@ -1057,7 +1132,7 @@ static int walk_interpreter_frames(struct walker *w, const struct walk_thread *t
             /* A thread-owned frame outside the copies: the stack continues in an
              * older chunk; copy it for the frames that follow. */
             if (f[l->if_owner] == OWNED_BY_THREAD && !chunks_done)
-                chunks_done = copy_older_chunk(w) < 0;
+                chunks_done = copy_older_chunk(w, a) < 0;
         }
         uint8_t owner = f[l->if_owner];
         uint64_t code = get_u64(f, l->if_code);

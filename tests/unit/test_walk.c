@@ -1362,3 +1362,49 @@ TEST(iframes_recheck_sees_the_outermost_frame_linked)
         img_release(&im);
     }
 }
+
+TEST(iframes_older_chunks_read_ahead)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(new_minors); v++) {
+        struct img im;
+        img_init(&im, 3, new_minors[v], 0);
+        uint64_t codes[9];
+        int64_t offs[9];
+        mkcodes(&im, codes, 9);
+        for (int i = 0; i < 9; i++)
+            offs[i] = 2 * i + 2;
+        struct img_chunk c1, c2, c3;
+        img_chunk_new(&im, &c1, 2048, 0);
+        uint64_t interp = img_interp(&im);
+        uint64_t f = push_chain(&im, &c1, codes + 6, offs + 6, 3, 0, NULL);
+        img_alloc(&im, 4096);
+        img_chunk_new(&im, &c2, 2048, c1.addr);
+        f = push_chain(&im, &c2, codes + 3, offs + 3, 3, f, NULL);
+        img_alloc(&im, 4096);
+        img_chunk_new(&im, &c3, 2048, c2.addr);
+        f = push_chain(&im, &c3, codes, offs, 3, f, NULL);
+        uint64_t ts = img_tstate(&im, interp, 0x7f00, 42);
+        img_link_threads(&im, interp, &ts, 1);
+        img_set_frame(&im, ts, f, &c3, 0);
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct rawframe out[16];
+        size_t depth;
+        walk_once(&im, w, interp, out, &depth);
+        check_frames(&im, out, depth, codes, offs, 9);
+        /* Again: all three chunks (and the top frame) came with the list. */
+        uint64_t chunks = walk_stats(w)->ahead_chunks;
+        CHECK_U64(walk_once(&im, w, interp, out, &depth), 2);
+        check_frames(&im, out, depth, codes, offs, 9);
+        CHECK_U64(walk_stats(w)->ahead_chunks - chunks, 3);
+        /* A frame of the oldest chunk changes between ticks: seen as it is now. */
+        img_iframe_at(&im, f = c1.addr + (uint64_t)im.lay.chunk_data, codes[0], 40, 0, 0);
+        img_commit(&im);
+        walk_once(&im, w, interp, out, &depth);
+        CHECK_INT(depth, 9);
+        CHECK_U64(out[8].code, codes[0]);
+        CHECK(out[8].addrq == 40);
+        walker_free(w);
+        img_release(&im);
+    }
+}
