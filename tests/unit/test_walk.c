@@ -850,6 +850,27 @@ static void set_top(struct img *im, uint64_t ts, uint64_t frame)
     img_commit(im);
 }
 
+/*
+ * An old-style stack of n frames of codes[0..n) (innermost first), frame i at
+ * f_lasti 2i (addrq[i] the byte offset it means), with `extra` more code
+ * objects codes[n..n+extra) made for the test; committed.  Returns the thread state.
+ */
+static uint64_t counted_old_stack(struct img *im, uint64_t interp, int n, int extra,
+                                  uint64_t *codes, uint64_t *frames, int64_t *addrq)
+{
+    int32_t lasti[64];
+    int m = im->lay.lasti_units ? 2 : 1;
+    REQUIRE(n <= 64);
+    mkcodes(im, codes, (size_t)(n + extra));
+    for (int i = 0; i < n; i++) {
+        lasti[i] = 2 * i;
+        addrq[i] = 2 * i * m;
+    }
+    uint64_t ts = old_stack(im, interp, codes, lasti, (size_t)n, frames);
+    img_commit(im);
+    return ts;
+}
+
 TEST(frame_objects_follow_last_chain)
 {
     enum { N = 30 };
@@ -857,17 +878,10 @@ TEST(frame_objects_follow_last_chain)
         struct img im;
         img_init(&im, old_versions[v][0], old_versions[v][1], 0);
         uint64_t codes[N + 3], frames[N], other = 0;
-        int32_t lasti[N];
         int64_t addrq[N + 3];
-        mkcodes(&im, codes, N + 3);
-        int m = im.lay.lasti_units ? 2 : 1;
-        for (int i = 0; i < N; i++) {
-            lasti[i] = 2 * i;
-            addrq[i] = 2 * i * m;
-        }
         uint64_t interp = img_interp(&im);
-        uint64_t ts = old_stack(&im, interp, codes, lasti, N, frames);
-        img_commit(&im);
+        uint64_t ts = counted_old_stack(&im, interp, N, 3, codes, frames, addrq);
+        int m = im.lay.lasti_units ? 2 : 1;
         struct walker *w = walker_new(&im.rt);
         struct walk_thread t;
         struct rawframe out[64];
@@ -1277,17 +1291,9 @@ TEST(frame_objects_read_ahead_with_the_list)
         struct img im;
         img_init(&im, old_versions[v][0], old_versions[v][1], 0);
         uint64_t codes[N + 2], frames[N];
-        int32_t lasti[N];
         int64_t addrq[N + 2];
-        mkcodes(&im, codes, N + 2);
-        int m = im.lay.lasti_units ? 2 : 1;
-        for (int i = 0; i < N; i++) {
-            lasti[i] = 2 * i;
-            addrq[i] = 2 * i * m;
-        }
         uint64_t interp = img_interp(&im);
-        uint64_t ts = old_stack(&im, interp, codes, lasti, N, frames);
-        img_commit(&im);
+        uint64_t ts = counted_old_stack(&im, interp, N, 2, codes, frames, addrq);
         struct walker *w = walker_new(&im.rt);
         struct rawframe out[64];
         size_t depth;
