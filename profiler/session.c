@@ -73,10 +73,12 @@ static void find_tid(struct session *s, struct tracked *t, const struct walk_thr
     t->tid_tried = s->gen;
     if (walk_thread_tid(s->walker, all, n, i, &tid, &ns_tid) == 0) {
         int fd = proc_open_stat(s->pid, tid);
-        /* A tid that is not one of the process's tasks came from garbage. */
+        /* A tid that is not one of the process's tasks came from garbage,
+         * or from a thread that has just exited: either way it is kept
+         * only to tell this thread from the next one in its place. */
+        t->ns_tid = ns_tid;
         if (fd >= 0) {
             t->tid = tid;
-            t->ns_tid = ns_tid;
             t->stat_fd = fd;
         }
     }
@@ -147,10 +149,11 @@ void session_name_threads(struct session *s, uint64_t interp, int retry)
             continue;
         t->name_tried = 1;
         for (size_t j = 0; j < nn && !t->named; j++) {
-            /* 3.8+: a Thread whose Linux id is not this thread's is another
-             * thread that has the ident now. */
+            /* 3.8+: a Thread whose Linux id is not this thread's (or of a
+             * thread whose id is unknown) may be another thread that has
+             * the ident now. */
             if (names[j].ident == t->thread_id &&
-                (names[j].native_id == 0 || t->ns_tid == 0 || names[j].native_id == t->ns_tid) &&
+                (names[j].native_id == 0 || names[j].native_id == t->ns_tid) &&
                 (names[j].native_id > 0 || !ident_moved(s, t))) {
                 free(t->name);
                 t->name = xstrdup(names[j].name);
