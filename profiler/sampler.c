@@ -169,11 +169,15 @@ int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
         }
     }
     r->stopped = *o->stop != 0;
-    /* Woken past the end by a late timer or a preempted loop: the ticks due
-     * before the end were neither taken nor counted yet. */
-    uint64_t fin = now_ns(), due_end = MIN(fin, end);
-    if (!r->stopped && !r->target_exited && end != UINT64_MAX && next < due_end)
-        r->dropped[DROP_BEHIND] += (due_end - next + period - 1) / period;
+    /* Woken past the end by a late timer or a preempted loop, the ticks due
+     * before the end were neither taken nor counted yet; when the target
+     * ended, those due after the deadline of the tick that found it gone,
+     * within the time reported. */
+    uint64_t fin = now_ns();
+    if (!r->stopped && r->target_exited && fin > next)
+        r->dropped[DROP_BEHIND] += (fin - next) / period;
+    else if (!r->stopped && !r->target_exited && end != UINT64_MAX && next < MIN(fin, end))
+        r->dropped[DROP_BEHIND] += (MIN(fin, end) - next + period - 1) / period;
     r->elapsed_ns = fin - start;
     r->cpu_ns = cpu_ns() - cpu0;
     r->reads = mem_read_calls(s->mem) - reads0;
