@@ -65,7 +65,8 @@ static void print_text(struct session *s, const struct snapshot *sn, struct strb
             label_clean(tr->name, out);
             sb_addc(out, '"');
         }
-        sb_adds(out, t->state == 'R' ? " (active" : t->state ? " (idle" : " (unknown");
+        sb_adds(out, t->ts == TS_RUNNING ? " (active" : t->ts == TS_GIL_WAIT ? " (gil wait"
+                     : t->ts == TS_IDLE ? " (idle" : " (unknown");
         sb_adds(out, t->gil ? ", gil)\n" : ")\n");
         if (t->status < 0) {
             sb_addf(out, "    (stack unreadable: %s)\n", walk_error(t->status));
@@ -74,7 +75,7 @@ static void print_text(struct session *s, const struct snapshot *sn, struct strb
         if (!t->walked || t->depth == 0)
             sb_adds(out, "    (no Python frames)\n");
         for (size_t i = 0; i < t->depth; i++)
-            text_frame(&s->names, sn->ids[t->off + i], out);
+            text_frame(s->names, sn->ids[t->off + i], out);
         if (t->status == 1)
             sb_addf(out, "    ... stack truncated at %zu frames\n", t->depth);
     }
@@ -104,8 +105,9 @@ static void print_json(struct session *s, const struct snapshot *sn, struct strb
             json_string(out, tr->name);
         else
             sb_adds(out, "null");
-        sb_addf(out, ", \"active\": %s, \"gil\": %s, \"truncated\": %s",
-                t->state == 'R' ? "true" : "false", t->gil ? "true" : "false",
+        sb_addf(out, ", \"state\": \"%s\", \"active\": %s, \"gil\": %s, \"truncated\": %s",
+                t->ts == TS_GIL_WAIT ? "gil_wait" : thread_state_name(t->ts),
+                t->ts == TS_RUNNING ? "true" : "false", t->gil ? "true" : "false",
                 t->status == 1 ? "true" : "false");
         if (t->status < 0) {
             sb_adds(out, ", \"error\": ");
@@ -113,12 +115,12 @@ static void print_json(struct session *s, const struct snapshot *sn, struct strb
         }
         sb_adds(out, ",\n   \"frames\": [");
         for (size_t i = 0; i < t->depth; i++) {
-            const struct names_frame *fr = names_frame_get(&s->names, sn->ids[t->off + i]);
-            const struct names_func *fn = names_func_get(&s->names, fr->func);
+            const struct names_frame *fr = names_frame_get(s->names, sn->ids[t->off + i]);
+            const struct names_func *fn = names_func_get(s->names, fr->func);
             sb_adds(out, i ? ",\n    {\"function\": " : "\n    {\"function\": ");
-            json_string(out, names_str_get(&s->names, fn->name));
+            json_string(out, names_str_get(s->names, fn->name));
             sb_adds(out, ", \"file\": ");
-            json_string(out, names_str_get(&s->names, fn->file));
+            json_string(out, names_str_get(s->names, fn->file));
             sb_addf(out, ", \"line\": %d}", fr->line);
         }
         sb_adds(out, "]}");
@@ -162,7 +164,7 @@ int cmd_dump(int argc, char **argv)
     if ((ret = session_attach(&s, pid, &err)) < 0)
         return cli_error(&err);
     struct snapshot sn;
-    struct snap_opts o = {.want_state = 1, .want_gil = 1, .max_depth = WALK_MAX_DEPTH};
+    struct snap_opts o = {.want_state = 1, .want_gil = 1, .want_wait = 1, .gil_patient = 1, .max_depth = WALK_MAX_DEPTH};
     snapshot_init(&sn);
     for (int attempt = 0; attempt < DUMP_ATTEMPTS; attempt++) {
         ret = snapshot_take(&s, &sn, &o);

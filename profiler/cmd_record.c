@@ -315,7 +315,7 @@ int cmd_record(int argc, char **argv)
     int64_t start_ns = (int64_t)wall_ns();
     sampler_run(&s, &so, &a, &r);
     /* The profile first: a closed stderr must not cost the profile. */
-    status = write_profile(&out, &a, &s.names, &o, &r, fmt, title, start_ns);
+    status = write_profile(&out, &a, s.names, &o, &r, fmt, title, start_ns);
     free(title);
     agg_release(&a);
     if (child) {

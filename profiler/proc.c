@@ -185,6 +185,53 @@ int proc_stat_state(int fd, uint64_t *cpu_ticks)
     return state;
 }
 
+int proc_open_syscall(pid_t pid, pid_t tid)
+{
+    char path[80];
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)pid, (int)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+int proc_syscall_parse(const char *buf, size_t n, long *nr, uint64_t *arg0)
+{
+    char tmp[64];
+    if (n >= sizeof(tmp))
+        n = sizeof(tmp) - 1;
+    memcpy(tmp, buf, n);
+    tmp[n] = '\0';
+    if (strncmp(tmp, "running", 7) == 0)
+        return 1;
+    /* "NR ARG0 ARG1 ... SP PC", numbers in hex after the first; "-1 SP PC"
+     * outside a system call. */
+    char *end;
+    errno = 0;
+    long v = strtol(tmp, &end, 10);
+    if (end == tmp || errno || (*end != ' ' && *end != '\n'))
+        return -EINVAL;
+    *nr = v;
+    *arg0 = 0;
+    if (v >= 0) {
+        char *p = end;
+        unsigned long long a = strtoull(p, &end, 16);
+        if (end == p)
+            return -EINVAL;
+        *arg0 = a;
+    }
+    return 0;
+}
+
+int proc_syscall_read(int fd, long *nr, uint64_t *arg0)
+{
+    char buf[64];
+    ssize_t n = pread(fd, buf, sizeof(buf), 0);
+    if (n < 0)
+        return -errno;
+    if (n == 0)
+        return -ESRCH;
+    return proc_syscall_parse(buf, (size_t)n, nr, arg0);
+}
+
 static int same_file(int fd, const struct mem_region *r)
 {
     struct stat st;

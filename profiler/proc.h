@@ -43,6 +43,17 @@ int proc_open_stat(pid_t pid, pid_t tid);
  */
 int proc_stat_state(int fd, uint64_t *cpu_ticks);
 
+/* Opens /proc/PID/task/TID/syscall for repeated proc_syscall_read calls. */
+int proc_open_syscall(pid_t pid, pid_t tid);
+/*
+ * Re-reads an open syscall file: 1 when the thread is running (no syscall to
+ * tell), 0 with *nr and *arg0 set when it is blocked (*nr -1: blocked outside
+ * a system call), or a negative errno.
+ */
+int proc_syscall_read(int fd, long *nr, uint64_t *arg0);
+/* Parses the text of a syscall file (n bytes); the same results. */
+int proc_syscall_parse(const char *buf, size_t n, long *nr, uint64_t *arg0);
+
 /*
  * Opens the file behind a mapping of pid, such that containers (another mount
  * namespace) and deleted files work: /proc/PID/root/PATH when it is the same

@@ -233,6 +233,49 @@ int pyrt_gil_holder(struct pyrt *rt, uint64_t interp, uint64_t *tstate)
     return ret;
 }
 
+/* sizeof(struct _gil_runtime_state) on 64-bit Linux, 3.7+: interval,
+ * last_holder, locked, switch_number, cond, mutex, switch_cond, switch_mutex. */
+#define GIL_STATE_SIZE 208
+/* The last_holder field's offset in it. */
+#define GIL_STATE_HOLDER 8
+/* sizeof(sem_t) */
+#define SEM_SIZE 32
+
+int pyrt_gil_spans(struct pyrt *rt, uint64_t interp, struct gil_span *out)
+{
+    const struct pylayout *l = &rt->layout;
+    uint64_t base = 0;
+    int ret;
+    switch (l->gil) {
+    case GIL_TSTATE_CURRENT:
+        if (rt->gil_lock_ptr) {
+            /* 2.7: a semaphore allocated when threads start. */
+            if ((ret = mem_read_u64(rt->mem, rt->gil_lock_ptr, &base)) < 0)
+                return ret;
+            if (!base)
+                return 0;
+            out[0] = (struct gil_span){base, base + SEM_SIZE};
+            return 1;
+        }
+        for (int i = 0; i < rt->ngil_statics; i++)
+            out[i] = (struct gil_span){rt->gil_statics[i][0], rt->gil_statics[i][1]};
+        return rt->ngil_statics;
+    case GIL_RUNTIME:
+        if (l->rt_gil_last_holder < GIL_STATE_HOLDER)
+            return -ENOENT;
+        base = rt->runtime + (uint64_t)(l->rt_gil_last_holder - GIL_STATE_HOLDER);
+        break;
+    case GIL_INTERP:
+        if ((ret = mem_read_u64(rt->mem, interp + (uint64_t)l->is_ceval_gil, &base)) < 0)
+            return ret;
+        if (!base || l->gil_last_holder != GIL_STATE_HOLDER)
+            return 0;
+        break;
+    }
+    out[0] = (struct gil_span){base, base + GIL_STATE_SIZE};
+    return 1;
+}
+
 static int lookup(struct elf_file *ef, const char *name, unsigned tables, uint64_t bias,
                   uint64_t *addr, unsigned *where)
 {
@@ -418,6 +461,28 @@ static int permission_error(pid_t pid, int code, struct pserr *err)
                      (int)pid, yama);
 }
 
+/* 2.7 and 3.6 keep the GIL in statics: found in .symtab when it is there. */
+static void find_gil_statics(struct pyrt *rt, struct elf_file *ef)
+{
+    static const char *const names[] = {"gil_cond", "gil_mutex", "switch_cond", "switch_mutex"};
+    uint64_t v, size;
+    unsigned where;
+    if (rt->major == 2) {
+        if (elf_symbol(ef, "interpreter_lock", ELF_SYMTAB, &v, &size, &where) == 0 && v &&
+            size == 8)
+            rt->gil_lock_ptr = v + rt->bias;
+        return;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+        if (elf_symbol(ef, names[i], ELF_SYMTAB, &v, &size, &where) == 0 && v && size > 0 &&
+            size <= 64) {
+            rt->gil_statics[rt->ngil_statics][0] = v + rt->bias;
+            rt->gil_statics[rt->ngil_statics][1] = v + rt->bias + size;
+            rt->ngil_statics++;
+        }
+    }
+}
+
 int pyrt_attach(struct pyrt *rt, struct mem *mem, pid_t pid, struct pserr *err)
 {
     memset(rt, 0, sizeof(*rt));
@@ -487,6 +552,8 @@ int pyrt_attach(struct pyrt *rt, struct mem *mem, pid_t pid, struct pserr *err)
     if (rt->layout.gil == GIL_TSTATE_CURRENT)
         lookup(ef, "_PyThreadState_Current", ELF_DYNSYM | ELF_SYMTAB, rt->bias,
                &rt->tstate_current, &where);
+    if (rt->layout.gil == GIL_TSTATE_CURRENT)
+        find_gil_statics(rt, ef);
     if (rt->major == 2) {
         uint64_t dummy;
         if (lookup(ef, "PyUnicodeUCS2_FromString", ELF_DYNSYM, 0, &dummy, &where) == 0)

@@ -36,6 +36,12 @@ struct pyrt {
     uint64_t code_type;     /* &PyCode_Type when exported, else 0 */
     uint64_t frame_type;    /* &PyFrame_Type when exported, else 0 */
     int unicode27_width;    /* 2.7: sizeof(Py_UNICODE), 2 or 4 */
+    /* Where GIL waiters block, for versions that keep the GIL in statics:
+     * 3.6's condition variables and mutexes ([start, end) each), or 2.7's
+     * interpreter_lock, the pointer to its semaphore (gil_lock_ptr). */
+    uint64_t gil_statics[4][2];
+    int ngil_statics;
+    uint64_t gil_lock_ptr;
     enum pyrt_route route;
 };
 
@@ -59,6 +65,19 @@ int pyrt_interp(struct pyrt *rt, uint64_t *interp);
  * a hint, since the two fields are read separately.  0 or a negative errno.
  */
 int pyrt_gil_holder(struct pyrt *rt, uint64_t interp, uint64_t *tstate);
+
+/* An address range a thread waiting for the GIL sleeps in (a futex word). */
+struct gil_span {
+    uint64_t start, end;
+};
+#define GIL_SPANS_MAX 4
+
+/*
+ * The memory that threads waiting for the GIL block on: its condition
+ * variables and mutexes (2.7: the semaphore).  Returns how many spans were
+ * filled (at most GIL_SPANS_MAX), or a negative errno.
+ */
+int pyrt_gil_spans(struct pyrt *rt, uint64_t interp, struct gil_span *out);
 
 /* The route's name ("dynsym", ...). */
 const char *pyrt_route_name(enum pyrt_route route);

@@ -58,7 +58,7 @@ static void record_tick(struct session *s, struct snapshot *sn, struct agg *a, i
         GROW(*scratch, *scap, n);
         size_t j = 0;
         if (t->status == 1) {
-            (*scratch)[j++] = names_label_frame(&s->names, "[truncated]");
+            (*scratch)[j++] = names_label_frame(s->names, "[truncated]");
             r->truncated++;
         }
         for (size_t i = t->depth; i-- > 0;)

@@ -22,6 +22,11 @@ static void planned_codes(void *ctx, const struct mem_iov *iov)
 
 int session_attach(struct session *s, pid_t pid, struct pserr *err)
 {
+    return session_attach_shared(s, pid, NULL, err);
+}
+
+int session_attach_shared(struct session *s, pid_t pid, struct names *shared, struct pserr *err)
+{
     memset(s, 0, sizeof(*s));
     s->pid = pid;
     s->mem = mem_new_pid(pid);
@@ -31,9 +36,14 @@ int session_attach(struct session *s, pid_t pid, struct pserr *err)
         s->mem = NULL;
         return ret;
     }
-    names_init(&s->names);
+    if (shared) {
+        s->names = shared;
+    } else {
+        names_init(&s->own_names);
+        s->names = &s->own_names;
+    }
     s->walker = walker_new(&s->rt);
-    s->cc = codecache_new(s->mem, &s->rt.layout, &s->names, s->rt.code_type,
+    s->cc = codecache_new(s->mem, &s->rt.layout, s->names, s->rt.code_type,
                           s->rt.unicode27_width);
     walker_set_validator(s->walker,
                          &(struct walk_validator){plan_codes, planned_codes, s->cc});
@@ -44,6 +54,8 @@ static void untrack(struct tracked *t)
 {
     if (t->stat_fd >= 0)
         close(t->stat_fd);
+    if (t->syscall_fd >= 0)
+        close(t->syscall_fd);
     free(t->name);
 }
 
@@ -52,10 +64,12 @@ void session_release(struct session *s)
     for (size_t i = 0; i < s->nthreads; i++)
         untrack(&s->threads[i]);
     free(s->threads);
+    free(s->pos_hint);
     codecache_free(s->cc);
     walker_free(s->walker);
     if (s->mem) {
-        names_release(&s->names);
+        if (s->names == &s->own_names)
+            names_release(&s->own_names);
         pyrt_release(&s->rt);
     }
     mem_free(s->mem);
@@ -84,19 +98,40 @@ static void find_tid(struct session *s, struct tracked *t, const struct walk_thr
     }
 }
 
+/* 1 when tracked thread t is thread w of the list. */
+static int same_thread(const struct tracked *t, const struct walk_thread *w)
+{
+    if (t->tstate != w->tstate || t->thread_id != w->thread_id)
+        return 0;
+    /* Same thread state and ident, but a new thread behind them: its
+     * Linux id tells (from the thread state on 3.11+, else from glibc's
+     * struct pthread, read with the list). */
+    return !(w->native_tid > 0 && t->ns_tid > 0 && w->native_tid != t->ns_tid);
+}
+
 size_t session_track(struct session *s, const struct walk_thread *all, size_t n, size_t i)
 {
     const struct walk_thread *w = &all[i];
-    for (size_t k = 0; k < s->nthreads; k++) {
+    if (i >= s->hintcap) {
+        size_t old = s->hintcap;
+        GROW(s->pos_hint, s->hintcap, i + 1);
+        for (size_t k = old; k < s->hintcap; k++)
+            s->pos_hint[k] = SIZE_MAX;
+    }
+    /* The list keeps its order from tick to tick: the thread found at this
+     * position last time is tried first, and the search is for newcomers. */
+    size_t hint = s->pos_hint[i];
+    for (size_t j = 0; j <= s->nthreads; j++) {
+        size_t k = j == 0 ? hint : j - 1;
+        if (k >= s->nthreads || (j > 0 && k == hint))
+            continue;
         struct tracked *t = &s->threads[k];
+        if (!same_thread(t, w))
+            continue;
         if (t->tstate != w->tstate || t->thread_id != w->thread_id)
             continue;
-        /* Same thread state and ident, but a new thread behind them: its
-         * Linux id tells (from the thread state on 3.11+, else from glibc's
-         * struct pthread, read with the list). */
-        if (w->native_tid > 0 && t->ns_tid > 0 && w->native_tid != t->ns_tid)
-            continue;
         t->seen = s->gen;
+        s->pos_hint[i] = k;
         /* A tid not found at first (a list changing under the search) is
          * looked up again now and then: without it, the thread's state is
          * unknown and an on-CPU recording never samples it. */
@@ -110,9 +145,12 @@ size_t session_track(struct session *s, const struct walk_thread *all, size_t n,
     t->tstate = w->tstate;
     t->thread_id = w->thread_id;
     t->stat_fd = -1;
+    t->syscall_fd = -1;
+    t->selected = -1;
     t->seen = s->gen;
     t->agg = UINT32_MAX;
     find_tid(s, t, all, n, i);
+    s->pos_hint[i] = s->nthreads - 1;
     return s->nthreads - 1;
 }
 
@@ -158,6 +196,7 @@ void session_name_threads(struct session *s, uint64_t interp, int retry)
                 free(t->name);
                 t->name = xstrdup(names[j].name);
                 t->named = 1;
+                t->selected = -1;
             }
         }
         /* Not (yet) a threading.Thread: its OS name, which may change too. */
@@ -165,6 +204,7 @@ void session_name_threads(struct session *s, uint64_t interp, int retry)
         if (!t->named && t->tid > 0 && proc_comm(s->pid, t->tid, comm, sizeof(comm)) == 0) {
             free(t->name);
             t->name = xstrdup(comm);
+            t->selected = -1;
         }
     }
     pythread_names_free(names, nn);

@@ -23,6 +23,8 @@ struct tracked {
     pid_t ns_tid;     /* the same as the target's PID namespace numbers it */
     uint32_t tid_tried; /* the generation of the last look for an unknown tid */
     int stat_fd;      /* /proc/PID/task/TID/stat, -1 when unknown */
+    int syscall_fd;   /* /proc/PID/task/TID/syscall, opened on first use; -1 none yet, -2 failed */
+    int selected;     /* passes the thread filter: 1, 0, or -1 until decided (again, once renamed) */
     int named;        /* the name came from threading */
     int name_tried;   /* threading was asked for its name */
     char *name;       /* owned; NULL when unknown */
@@ -35,15 +37,20 @@ struct session {
     struct mem *mem;
     struct pyrt rt;
     struct walker *walker;
-    struct names names;
+    struct names *names; /* own_names, or a table shared with other sessions */
+    struct names own_names;
     struct codecache *cc;
     struct tracked *threads;
     size_t nthreads, threadcap;
+    size_t *pos_hint;  /* per position in the last thread list: its index in threads */
+    size_t hintcap;
     uint32_t gen;
 };
 
 /* Attaches to pid (no stop, no write).  0 or a negative errno with err filled. */
 int session_attach(struct session *s, pid_t pid, struct pserr *err);
+/* The same, interning names into shared (which must outlive the session). */
+int session_attach_shared(struct session *s, pid_t pid, struct names *shared, struct pserr *err);
 void session_release(struct session *s);
 
 /*

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 
 #include "profiler/proc.h"
@@ -101,11 +102,77 @@ static int resolve(struct session *s, struct snapshot *sn, int by_function)
 #define GIL_REREADS 200
 #define GIL_REREAD_GAP_NS 100000L
 
+int thread_filter_match(const struct thread_filter *f, const char *name, pid_t tid)
+{
+    if (!f || (f->nres == 0 && f->ntids == 0))
+        return 1;
+    for (size_t i = 0; i < f->ntids; i++)
+        if (tid > 0 && f->tids[i] == tid)
+            return 1;
+    for (size_t i = 0; i < f->nres && name; i++)
+        if (regexec(&f->res[i], name, 0, NULL, 0) == 0)
+            return 1;
+    return 0;
+}
+
+const char *thread_state_name(enum thread_state st)
+{
+    switch (st) {
+    case TS_RUNNING: return "running";
+    case TS_IDLE: return "idle";
+    case TS_GIL_WAIT: return "gil wait";
+    default: return "unknown";
+    }
+}
+
+/* Whether tracked thread tr passes the filter: decided again only once renamed. */
+static int selected(struct tracked *tr, const struct thread_filter *f)
+{
+    if (!f || (f->nres == 0 && f->ntids == 0))
+        return 1;
+    if (tr->selected < 0)
+        tr->selected = thread_filter_match(f, tr->name, tr->tid);
+    return tr->selected;
+}
+
+/* 1 when addr lies in one of the GIL's spans. */
+static int in_gil(const struct snapshot *sn, uint64_t addr)
+{
+    for (int i = 0; i < sn->ngil_spans; i++)
+        if (addr >= sn->gil_spans[i].start && addr < sn->gil_spans[i].end)
+            return 1;
+    return 0;
+}
+
+/*
+ * What a thread not on CPU is doing, from what it is blocked in: a futex
+ * in the GIL is a GIL wait, anything else idle.  The syscall file is
+ * opened on first use and kept; where it cannot be read, the thread is idle.
+ */
+static enum thread_state blocked_state(struct session *s, struct snapshot *sn,
+                                       struct tracked *tr)
+{
+    long nr;
+    uint64_t arg0;
+    if (tr->syscall_fd == -1 && tr->tid > 0) {
+        int fd = proc_open_syscall(s->pid, tr->tid);
+        tr->syscall_fd = fd >= 0 ? fd : -2;
+    }
+    if (tr->syscall_fd < 0)
+        return TS_IDLE;
+    int ret = proc_syscall_read(tr->syscall_fd, &nr, &arg0);
+    if (ret == 1)
+        return TS_RUNNING; /* woken since its state was read */
+    if (ret == 0 && nr == SYS_futex && in_gil(sn, arg0))
+        return TS_GIL_WAIT;
+    return TS_IDLE;
+}
+
 int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts *o)
 {
     int ret;
     uint64_t holder = 0;
-    sn->nthreads = sn->nraw = 0;
+    sn->nthreads = sn->nraw = sn->nselected = 0;
     s->gen++;
     /* Code objects are validated once per snapshot, mostly with the walks' rechecks. */
     codecache_round(s->cc);
@@ -118,6 +185,7 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
             if ((ret = pyrt_interp(&s->rt, &sn->interp)) < 0)
                 return ret;
             sn->interp_gen = s->gen;
+            sn->ngil_spans = -1;
             if (!sn->interp)
                 return 0; /* not initialised yet, or finalised */
         }
@@ -131,13 +199,14 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
         sn->interp = 0;
         return ret;
     }
-    if ((o->gil_only || o->want_gil) && pyrt_gil_holder(&s->rt, sn->interp, &holder) < 0)
+    int want_gil = o->gil_only || o->want_gil || o->want_wait;
+    if (want_gil && pyrt_gil_holder(&s->rt, sn->interp, &holder) < 0)
         holder = 0;
     /* A one-off look (dump) asks again while nobody holds the GIL, for up
      * to 20 ms: Python 2 hands it back and forth every 100 instructions even
      * with no other thread waiting, and a read can fall in that instant, or
      * in a longer one when the holder is preempted just then. */
-    for (int k = 0; o->want_gil && !o->gil_only && !holder && k < GIL_REREADS; k++) {
+    for (int k = 0; o->gil_patient && !holder && k < GIL_REREADS; k++) {
         if (k >= 8) {
             struct timespec gap = {0, GIL_REREAD_GAP_NS};
             nanosleep(&gap, NULL);
@@ -145,18 +214,46 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
         if (pyrt_gil_holder(&s->rt, sn->interp, &holder) < 0)
             holder = 0;
     }
+    sn->gil_holder = holder;
+    if (o->want_wait && sn->ngil_spans < 0) {
+        int n = pyrt_gil_spans(&s->rt, sn->interp, sn->gil_spans);
+        sn->ngil_spans = n > 0 ? n : -1;
+    }
     GROW(sn->st, sn->stcap, sn->nthreads + 1);
+    /* Every thread is tracked first, so that a name filter sees the names
+     * of threads new in this snapshot. */
+    int unnamed = 0;
     for (size_t i = 0; i < sn->nthreads; i++) {
         struct snap_thread *t = &sn->st[i];
         memset(t, 0, sizeof(*t));
         t->tracked = session_track(s, sn->threads, sn->nthreads, i);
-        t->gil = holder && holder == sn->threads[i].tstate;
-        const struct tracked *tr = &s->threads[t->tracked];
-        if ((o->active_only || o->want_state) && tr->stat_fd >= 0) {
-            int st = proc_stat_state(tr->stat_fd, NULL);
-            t->state = st > 0 ? st : 0;
+        unnamed |= !s->threads[t->tracked].name_tried;
+    }
+    if (o->filter && o->filter->nres && unnamed)
+        session_name_threads(s, sn->interp, 0);
+    int want_state = o->active_only || o->want_state;
+    for (size_t i = 0; i < sn->nthreads; i++) {
+        struct snap_thread *t = &sn->st[i];
+        struct tracked *tr = &s->threads[t->tracked];
+        if (!selected(tr, o->filter)) {
+            t->excluded = 1;
+            continue;
         }
-        if (o->active_only && t->state != 'R')
+        sn->nselected++;
+        t->gil = holder && holder == sn->threads[i].tstate;
+        if ((want_state || o->want_cpu) && tr->stat_fd >= 0) {
+            uint64_t ticks = 0;
+            int st = proc_stat_state(tr->stat_fd, o->want_cpu ? &ticks : NULL);
+            t->state = st > 0 ? st : 0;
+            t->cpu_ticks = ticks;
+        }
+        if (t->state == 'R')
+            t->ts = TS_RUNNING;
+        else if (t->state && o->want_wait)
+            t->ts = t->gil ? TS_IDLE : blocked_state(s, sn, tr);
+        else if (t->state)
+            t->ts = TS_IDLE;
+        if (o->active_only && t->ts != TS_RUNNING)
             continue;
         if (o->gil_only && !t->gil)
             continue;

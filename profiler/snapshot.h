@@ -6,17 +6,54 @@
 #ifndef PYSTROBE_SNAPSHOT_H
 #define PYSTROBE_SNAPSHOT_H
 
+#include <regex.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "profiler/session.h"
+
+/* Which threads are sampled at all: a thread passes when its name matches
+ * one of the regexes or its tid is one of the tids.  No regex and no tid:
+ * every thread passes. */
+struct thread_filter {
+    regex_t *res;
+    size_t nres;
+    pid_t *tids;
+    size_t ntids;
+};
+
+/* 1 when a thread of this name and tid passes the filter (NULL: all pass). */
+int thread_filter_match(const struct thread_filter *f, const char *name, pid_t tid);
+
+/*
+ * What a thread is doing, from the kernel's view and the interpreter's:
+ *  - running: its state letter is R (on a CPU, or runnable), or its syscall
+ *    file says it is running;
+ *  - GIL wait: not running, blocked in futex on the GIL's own condition
+ *    variable, mutex (or 2.7 semaphore), and not the GIL's holder;
+ *  - idle: not running otherwise (sleep, I/O, a lock, a condition...).
+ */
+enum thread_state {
+    TS_UNKNOWN = 0,
+    TS_RUNNING,
+    TS_IDLE,
+    TS_GIL_WAIT,
+};
+
+/* "running", "idle", "gil wait", "unknown" */
+const char *thread_state_name(enum thread_state st);
 
 struct snap_opts {
     int active_only;   /* walk only threads on CPU (state R) */
     int gil_only;      /* walk only the thread holding the GIL */
     int want_state;    /* read every thread's OS state even when not filtering */
     int want_gil;      /* find the GIL holder even when not filtering */
+    int want_wait;     /* tell GIL waits from idle threads (with want_state) */
+    int want_cpu;      /* read each thread's CPU time */
+    int gil_patient;   /* a one-off look: read a free GIL's holder again for a while */
     int by_function;   /* frames at their function's first line */
+    const struct thread_filter *filter; /* NULL: every thread */
     size_t max_depth;
 };
 
@@ -24,6 +61,9 @@ struct snap_thread {
     size_t tracked;      /* index in session->threads */
     int state;           /* 'R', 'S', ...; 0 when unknown */
     int gil;             /* holds the GIL (a hint) */
+    enum thread_state ts; /* TS_UNKNOWN unless asked for, or the kernel would not say */
+    uint64_t cpu_ticks;  /* utime + stime (clock ticks), with want_cpu */
+    int excluded;        /* left out by the thread filter: nothing else is set */
     int walked;          /* its stack was walked */
     int status;          /* walk: 0, 1 truncated, or a negative errno */
     size_t off, depth;   /* its frame ids: ids[off .. off+depth), innermost first */
@@ -42,6 +82,10 @@ struct snapshot {
     struct code_entry **entries;
     uint32_t *ids;
     size_t idcap;
+    struct gil_span gil_spans[GIL_SPANS_MAX];
+    int ngil_spans;      /* -1: not looked up since the interpreter state was */
+    uint64_t gil_holder; /* of the last snapshot, 0 when none or unknown */
+    size_t nselected;    /* threads that passed the filter */
     uint64_t retries;    /* walks repeated after a torn read (a running count) */
     uint64_t torn_callers; /* stacks dropped for a caller that cannot be calling (a running count) */
 };
