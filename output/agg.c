@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "output/label.h"
 
 void agg_init(struct agg *a)
 {
@@ -14,6 +15,9 @@ void agg_release(struct agg *a)
 {
     for (size_t i = 0; i < a->nthreads; i++)
         free(a->threads[i].name);
+    for (size_t i = 0; i < a->nprocs; i++)
+        free(a->procs[i].label);
+    free(a->procs);
     free(a->threads);
     free(a->stacks);
     free(a->frames);
@@ -23,14 +27,34 @@ void agg_release(struct agg *a)
 
 uint32_t agg_thread(struct agg *a, pid_t tid, uint64_t ident)
 {
+    return agg_thread_in(a, AGG_NO_PROC, tid, ident);
+}
+
+uint32_t agg_thread_in(struct agg *a, uint32_t proc, pid_t tid, uint64_t ident)
+{
     /* Seen before under another thread state (or forgotten and found again):
      * one thread, one root.  Newest first: that is where a match usually is. */
     for (size_t i = a->nthreads; tid > 0 && i-- > 0;)
-        if (a->threads[i].tid == tid && a->threads[i].ident == ident)
+        if (a->threads[i].tid == tid && a->threads[i].ident == ident &&
+            a->threads[i].proc == proc)
             return (uint32_t)i;
     GROW(a->threads, a->threadcap, a->nthreads + 1);
-    a->threads[a->nthreads] = (struct agg_thread){tid, ident, NULL};
+    a->threads[a->nthreads] = (struct agg_thread){proc, tid, ident, NULL};
     return (uint32_t)a->nthreads++;
+}
+
+uint32_t agg_process(struct agg *a, pid_t pid, const char *command)
+{
+    struct strbuf sb = STRBUF_INIT;
+    sb_addf(&sb, "process %d", (int)pid);
+    if (command && *command) {
+        sb_adds(&sb, " (");
+        label_clean(command, &sb);
+        sb_addc(&sb, ')');
+    }
+    GROW(a->procs, a->proccap, a->nprocs + 1);
+    a->procs[a->nprocs] = (struct agg_proc){pid, sb_detach(&sb)};
+    return (uint32_t)a->nprocs++;
 }
 
 void agg_thread_name(struct agg *a, uint32_t thread, const char *name)

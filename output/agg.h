@@ -12,7 +12,14 @@
 
 #include "common/htab.h"
 
+/* A process, when samples come from several (a process tree). */
+struct agg_proc {
+    pid_t pid;
+    char *label;      /* "process PID (COMMAND)", owned */
+};
+
 struct agg_thread {
+    uint32_t proc;    /* index into procs, AGG_NO_PROC when there are none */
     pid_t tid;        /* 0 when unknown */
     uint64_t ident;   /* threading's ident (pthread_t) */
     char *name;       /* UTF-8, owned; NULL until named */
@@ -25,7 +32,11 @@ struct agg_stack {
     uint64_t count;
 };
 
+#define AGG_NO_PROC UINT32_MAX
+
 struct agg {
+    struct agg_proc *procs;
+    size_t nprocs, proccap;
     struct agg_thread *threads;
     size_t nthreads, threadcap;
     struct agg_stack *stacks;
@@ -42,6 +53,10 @@ void agg_release(struct agg *a);
 /* Registers a thread and returns its index: the index it already has when
  * a thread of the same tid (> 0) and ident is registered. */
 uint32_t agg_thread(struct agg *a, pid_t tid, uint64_t ident);
+/* The same for a thread of process proc (an agg_process index). */
+uint32_t agg_thread_in(struct agg *a, uint32_t proc, pid_t tid, uint64_t ident);
+/* Registers a process (each call a new one) and returns its index; command may be NULL. */
+uint32_t agg_process(struct agg *a, pid_t pid, const char *command);
 /* Sets (or replaces) a thread's name. */
 void agg_thread_name(struct agg *a, uint32_t thread, const char *name);
 

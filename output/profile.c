@@ -187,8 +187,13 @@ void profile_from_agg(struct profile *p, const struct agg *a, const struct names
     struct strbuf sb = STRBUF_INIT;
     uint32_t *ids = NULL;
     size_t cap = 0;
-    p->thread_roots = threads;
+    /* In a process tree, each stack starts with its process: the thread
+     * frame, if shown, comes second and is an ordinary frame. */
+    p->thread_roots = threads && !a->nprocs;
     uint32_t first = (uint32_t)p->nthreads;
+    uint32_t *proc_frame = xmalloc((a->nprocs + 1) * sizeof(*proc_frame));
+    for (size_t i = 0; i < a->nprocs; i++)
+        proc_frame[i] = profile_frame(p, a->procs[i].label);
     for (size_t i = 0; i < a->nthreads; i++) {
         const struct agg_thread *t = &a->threads[i];
         if (t->tid > 0) {
@@ -206,8 +211,11 @@ void profile_from_agg(struct profile *p, const struct agg *a, const struct names
     size_t memocap = 0;
     for (size_t i = 0; i < a->nstacks; i++) {
         const struct agg_stack *s = &a->stacks[i];
-        GROW(ids, cap, (size_t)s->len + 1);
+        GROW(ids, cap, (size_t)s->len + 2);
         size_t k = 0;
+        uint32_t proc = a->threads[s->thread].proc;
+        if (proc < a->nprocs)
+            ids[k++] = proc_frame[proc];
         if (threads)
             ids[k++] = p->threads[first + s->thread].frame;
         for (uint32_t j = 0; j < s->len; j++) {
@@ -229,6 +237,7 @@ void profile_from_agg(struct profile *p, const struct agg *a, const struct names
     }
     free(memo);
     free(ids);
+    free(proc_frame);
     sb_release(&sb);
 }
 

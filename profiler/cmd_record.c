@@ -19,21 +19,17 @@
 #include "profiler/launch.h"
 #include "profiler/proc.h"
 #include "profiler/sampler.h"
+#include "profiler/sampling.h"
 #include "profiler/session.h"
 
-/* How long a launched command may take to start its interpreter. */
-#define LAUNCH_ATTACH_MS 10000
 /* How long a launched command gets to exit by itself once the recording ends. */
 #define LAUNCH_GRACE_MS 2000
-#define MAX_RATE 10000.0
 
 struct record_opts {
-    pid_t pid;
-    char **command;
+    struct sampling_opts so;
     const char *output;
     const char *format;
-    double rate, duration;
-    int idle, gil, threads, function, reverse;
+    int threads, reverse;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -59,53 +55,35 @@ static int choose_format(const struct record_opts *o, enum out_format *fmt)
 
 static int parse_record(int argc, char **argv, struct record_opts *o)
 {
-    enum { OPT_IDLE = 256, OPT_GIL, OPT_THREADS, OPT_FUNCTION, OPT_REVERSE };
+    enum { OPT_THREADS = OPT_SAMPLING_END, OPT_REVERSE };
     static const struct option longopts[] = {
-        {"pid", required_argument, NULL, 'p'},
+        SAMPLING_LONGOPTS,
         {"output", required_argument, NULL, 'o'},
         {"format", required_argument, NULL, 'f'},
-        {"rate", required_argument, NULL, 'r'},
-        {"duration", required_argument, NULL, 'd'},
-        {"idle", no_argument, NULL, OPT_IDLE},
-        {"gil", no_argument, NULL, OPT_GIL},
         {"threads", no_argument, NULL, OPT_THREADS},
-        {"function", no_argument, NULL, OPT_FUNCTION},
         {"reverse", no_argument, NULL, OPT_REVERSE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int c;
+    int c, ret;
     memset(o, 0, sizeof(*o));
-    o->rate = 100;
+    sampling_init(&o->so);
     opterr = 0;
     /* '+': stop at the first non-option, so the command's own options stay its own. */
-    while ((c = getopt_long(argc, argv, "+:p:o:f:r:d:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:" SAMPLING_SHORTOPTS "o:f:h", longopts, NULL)) != -1) {
+        if ((ret = sampling_option(&o->so, c, optarg)) != 0) {
+            if (ret != 1)
+                return ret;
+            continue;
+        }
         switch (c) {
-        case 'p':
-            if (cli_parse_pid(optarg, &o->pid))
-                return EXIT_USAGE;
-            break;
         case 'o':
             o->output = optarg;
             break;
         case 'f':
             o->format = optarg;
             break;
-        case 'r':
-            if (parse_seconds(optarg, &o->rate) < 0 || !(o->rate > 0) || o->rate > MAX_RATE)
-                return cli_usage("invalid rate '%s': expected samples per second, "
-                                 "more than 0 and at most %.0f", optarg, MAX_RATE);
-            break;
-        case 'd':
-            if (parse_seconds(optarg, &o->duration) < 0 || !(o->duration > 0) ||
-                o->duration > 1e7)
-                return cli_usage("invalid duration '%s': expected a number of seconds "
-                                 "more than 0", optarg);
-            break;
-        case OPT_IDLE: o->idle = 1; break;
-        case OPT_GIL: o->gil = 1; break;
         case OPT_THREADS: o->threads = 1; break;
-        case OPT_FUNCTION: o->function = 1; break;
         case OPT_REVERSE: o->reverse = 1; break;
         case 'h':
             cmd_help("record");
@@ -114,43 +92,7 @@ static int parse_record(int argc, char **argv, struct record_opts *o)
             return cli_bad_option("record", c, argv);
         }
     }
-    int dashdash = optind > 1 && strcmp(argv[optind - 1], "--") == 0;
-    if (optind < argc && !dashdash)
-        return cli_usage("unexpected argument '%s'; to run a command, put it after '--'",
-                         argv[optind]);
-    if (dashdash && optind == argc)
-        return cli_usage("no command after '--'");
-    if (optind < argc)
-        o->command = argv + optind;
-    if (o->pid && o->command)
-        return cli_usage("give either -p PID or -- COMMAND, not both");
-    if (!o->pid && !o->command)
-        return cli_usage("record needs a process: -p PID, or -- COMMAND [ARGS...]");
-    return 0;
-}
-
-/* Attaches to a command just started: its interpreter may take a while to load. */
-static int attach_launched(struct session *s, pid_t pid, struct pserr *err)
-{
-    uint64_t deadline = now_ns() + (uint64_t)LAUNCH_ATTACH_MS * 1000000u;
-    for (;;) {
-        int ret = session_attach(s, pid, err);
-        if (ret == 0 || ret == -ENOTSUP || ret == -EPERM || ret == -EACCES)
-            return ret;
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            struct strbuf d = STRBUF_INIT;
-            launch_describe(st, &d);
-            pserr_set(err, ECHILD, "the command exited (%s) before a Python interpreter "
-                      "could be found in it", d.buf);
-            sb_release(&d);
-            return -ECHILD;
-        }
-        if (stop_requested || now_ns() > deadline)
-            return ret;
-        struct timespec ts = {0, 5 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
+    return sampling_operands(&o->so, "record", argc, argv);
 }
 
 static void default_output(pid_t pid, enum out_format fmt, struct strbuf *out)
@@ -171,8 +113,12 @@ static void print_summary(const struct record_opts *o, const struct sampler_resu
     uint64_t dropped = 0;
     for (int d = 0; d < DROP_COUNT; d++)
         dropped += r->dropped[d];
-    sb_addf(&sb, "pystrobe: %" PRIu64 " samples from %zu thread%s in %.2f s (%.1f Hz of %g Hz)",
-            r->stacks, a->nthreads, a->nthreads == 1 ? "" : "s", secs, secs > 0 ? (double)r->ticks / secs : 0.0, o->rate);
+    sb_addf(&sb, "pystrobe: %" PRIu64 " samples from %zu thread%s", r->stacks, a->nthreads,
+            a->nthreads == 1 ? "" : "s");
+    if (o->so.subprocesses)
+        sb_addf(&sb, " of %zu process%s", a->nprocs, a->nprocs == 1 ? "" : "es");
+    sb_addf(&sb, " in %.2f s (%.1f Hz of %g Hz)", secs,
+            secs > 0 ? (double)r->ticks / secs : 0.0, o->so.rate);
     if (dropped) {
         sb_addf(&sb, "; %" PRIu64 " dropped:", dropped);
         const char *sep = " ";
@@ -190,9 +136,14 @@ static void print_summary(const struct record_opts *o, const struct sampler_resu
     if (r->ticks)
         fprintf(stderr, "pystrobe: cost per sample: %.1f us CPU, %.1f reads\n",
                 (double)r->cpu_ns / 1e3 / (double)r->ticks, (double)r->reads / (double)r->ticks);
-    if (r->stacks == 0)
+    if (r->stacks == 0 && (o->so.filter.nres || o->so.filter.ntids))
+        fprintf(stderr, "pystrobe: no samples: no thread selected by --thread/--tid ran "
+                "Python%s\n", o->so.idle ? "" : " on a CPU");
+    else if (r->stacks == 0 && o->so.gil)
+        fprintf(stderr, "pystrobe: no samples: no thread held the GIL while running Python\n");
+    else if (r->stacks == 0)
         fprintf(stderr, "pystrobe: no samples: no thread ran Python on a CPU%s\n",
-                o->idle ? "" : " (add --idle to sample waiting threads too)");
+                o->so.idle ? "" : " (add --idle to sample waiting threads too)");
     sb_release(&sb);
 }
 
@@ -201,9 +152,9 @@ static char *target_title(const struct record_opts *o, pid_t pid)
 {
     struct strbuf sb = STRBUF_INIT;
     proc_cmdline(pid, &sb);
-    if (!sb.len && o->command) {
-        for (char **c = o->command; *c; c++)
-            sb_addf(&sb, "%s%s", c == o->command ? "" : " ", *c);
+    if (!sb.len && o->so.command) {
+        for (char **c = o->so.command; *c; c++)
+            sb_addf(&sb, "%s%s", c == o->so.command ? "" : " ", *c);
     }
     sb_addf(&sb, "%s(pid %d)", sb.len ? " " : "", (int)pid);
     return sb_detach(&sb);
@@ -216,8 +167,8 @@ static void describe(struct profile *p, const struct record_opts *o, const char 
     p->meta.title = xstrdup(title);
     p->meta.start_ns = start_ns;
     p->meta.duration_ns = (int64_t)r->elapsed_ns;
-    p->meta.rate = o->rate;
-    p->meta.mode = o->gil ? "gil" : o->idle ? "wall" : "cpu";
+    p->meta.rate = o->so.rate;
+    p->meta.mode = sampling_mode(&o->so);
 }
 
 static int write_profile(struct outfile *out, const struct agg *a, const struct names *n,
@@ -257,13 +208,15 @@ int cmd_record(int argc, char **argv)
     pid_t child = 0;
     int ret, status = 1;
 
-    if ((ret = parse_record(argc, argv, &o)) != 0)
+    if ((ret = parse_record(argc, argv, &o)) != 0 || (ret = choose_format(&o, &fmt)) != 0) {
+        sampling_release(&o.so);
         return ret < 0 ? 0 : ret;
-    if ((ret = choose_format(&o, &fmt)) != 0)
-        return ret;
+    }
     /* An unwritable destination fails now, before anything is started. */
-    if (o.output && outfile_open(&out, o.output, &err) < 0)
+    if (o.output && outfile_open(&out, o.output, &err) < 0) {
+        sampling_release(&o.so);
         return cli_error(&err);
+    }
 
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -274,23 +227,13 @@ int cmd_record(int argc, char **argv)
     /* A reader of stderr that goes away must not end the recording. */
     signal(SIGPIPE, SIG_IGN);
 
-    if (o.command) {
-        if (launch_start(o.command, &child, &err) < 0) {
-            outfile_abort(&out);
-            return cli_error(&err);
-        }
-        o.pid = child;
-        ret = attach_launched(&s, child, &err);
-    } else {
-        ret = session_attach(&s, o.pid, &err);
-    }
-    if (ret < 0) {
+    if ((ret = sampling_start(&o.so, &s, &child, &stop_requested, &err)) < 0) {
         status = cli_error(&err);
         goto out_nosession;
     }
     if (!o.output) {
         struct strbuf path = STRBUF_INIT;
-        default_output(o.pid, fmt, &path);
+        default_output(o.so.pid, fmt, &path);
         ret = outfile_open(&out, path.buf, &err);
         sb_release(&path);
         if (ret < 0) {
@@ -300,18 +243,18 @@ int cmd_record(int argc, char **argv)
     }
 
     struct sampler_opts so = {
-        .snap = {.active_only = !o.idle, .gil_only = o.gil, .by_function = o.function,
-                 .max_depth = WALK_MAX_DEPTH},
-        .rate = o.rate,
-        .duration = o.duration,
+        .rate = o.so.rate,
+        .duration = o.so.duration,
         .threads = o.threads,
         .stop = &stop_requested,
         .child = child,
         .status_line = isatty(2),
+        .subprocesses = o.so.subprocesses,
     };
+    sampling_snap_opts(&o.so, &so.snap);
     struct sampler_result r;
     agg_init(&a);
-    char *title = target_title(&o, o.pid);
+    char *title = target_title(&o, o.so.pid);
     int64_t start_ns = (int64_t)wall_ns();
     sampler_run(&s, &so, &a, &r);
     /* The profile first: a closed stderr must not cost the profile. */
@@ -340,5 +283,6 @@ out_nosession:
         int terminated;
         launch_finish(child, 0, &terminated);
     }
+    sampling_release(&o.so);
     return status;
 }

@@ -151,6 +151,78 @@ int proc_tasks(pid_t pid, pid_t **tids)
     return (int)n;
 }
 
+int proc_children(pid_t pid, pid_t **pids, size_t *n, size_t *cap, size_t max)
+{
+    pid_t *tids;
+    int nt = proc_tasks(pid, &tids);
+    if (nt < 0)
+        return nt;
+    size_t before = *n;
+    for (int i = 0; i < nt && *n < max; i++) {
+        char path[96], buf[4096];
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)tids[i]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t len = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (len <= 0)
+            continue;
+        buf[len] = '\0';
+        /* A full buffer may end in a cut number: it is left out. */
+        char *end = len == (ssize_t)sizeof(buf) - 1 ? strrchr(buf, ' ') : buf + len;
+        for (char *p = buf; end && p < end && *n < max;) {
+            char *q;
+            long v = strtol(p, &q, 10);
+            if (q == p)
+                break;
+            if (v > 0 && v <= INT32_MAX) {
+                GROW(*pids, *cap, *n + 1);
+                (*pids)[(*n)++] = (pid_t)v;
+            }
+            p = q;
+        }
+    }
+    free(tids);
+    return (int)(*n - before);
+}
+
+int proc_identity(pid_t pid, uint64_t *start_time, char *comm, size_t len)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? -ESRCH : -errno;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -ESRCH;
+    buf[n] = '\0';
+    char *open_paren = strchr(buf, '('), *close_paren = strrchr(buf, ')');
+    if (!open_paren || !close_paren || close_paren < open_paren)
+        return -EINVAL;
+    if (comm && len) {
+        size_t cl = (size_t)(close_paren - open_paren - 1);
+        if (cl >= len)
+            cl = len - 1;
+        memcpy(comm, open_paren + 1, cl);
+        comm[cl] = '\0';
+    }
+    /* Field 22, starttime: the 20th after the state. */
+    unsigned long long st = 0;
+    const char *p = close_paren + 2;
+    for (int field = 3; field < 22 && p; field++) {
+        p = strchr(p, ' ');
+        if (p)
+            p++;
+    }
+    if (!p || sscanf(p, "%llu", &st) != 1)
+        return -EINVAL;
+    *start_time = st;
+    return 0;
+}
+
 int proc_open_stat(pid_t pid, pid_t tid)
 {
     char path[80];

@@ -34,6 +34,20 @@ int proc_tid_from_ns(pid_t pid, pid_t ns_tid, pid_t *tid);
  */
 int proc_tasks(pid_t pid, pid_t **tids);
 
+/*
+ * Appends the children of every thread of pid (/proc/PID/task/TID/children)
+ * to *pids, up to max in all.  Returns how many were appended, or a
+ * negative errno (-ESRCH: pid is gone).
+ */
+int proc_children(pid_t pid, pid_t **pids, size_t *n, size_t *cap, size_t max);
+
+/*
+ * A process's start time (clock ticks after boot: with the pid, it tells a
+ * process from a later one with the same pid) and name (comm).  0 or a
+ * negative errno.
+ */
+int proc_identity(pid_t pid, uint64_t *start_time, char *comm, size_t len);
+
 /* Opens /proc/PID/task/TID/stat for repeated proc_stat_state calls. */
 int proc_open_stat(pid_t pid, pid_t tid);
 /*

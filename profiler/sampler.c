@@ -34,10 +34,35 @@ static enum drop_reason reason_of(int status)
     }
 }
 
+/* A process sampled: the target, or one of its descendants. */
+struct sproc {
+    struct session *s;   /* NULL while not attached (not Python, or not yet) */
+    struct snapshot sn;
+    pid_t pid;
+    uint64_t start_time; /* with pid, which process this is */
+    char comm[64];       /* its name when last scanned: a change means exec */
+    char *command;       /* its command line, read at attach */
+    uint32_t agg;        /* its index in the aggregate's processes */
+    uint32_t scan;       /* the last scan that found it */
+    int tried;           /* an attach was tried (and failed: not Python) */
+    unsigned fails;      /* thread lists unreadable in a row */
+};
+
+/* Processes followed at most, and how often the tree is looked at. */
+#define MAX_PROCS 256
+#define SCAN_EVERY_NS 100000000u
+/* A process younger than this may still be about to exec: looked at again later. */
+#define MIN_AGE_NS 50000000u
+/* Thread lists unreadable in a row before a process is attached again
+ * (it exec'd another program, or another Python). */
+#define REATTACH_AFTER 8
+
 /* Adds each walked thread's stack (root first) to the aggregate. */
-static void record_tick(struct session *s, struct snapshot *sn, struct agg *a, int threads,
+static void record_tick(struct sproc *p, struct agg *a, const struct sampler_opts *o,
                         struct sampler_result *r, uint32_t **scratch, size_t *scap)
 {
+    struct session *s = p->s;
+    struct snapshot *sn = &p->sn;
     for (size_t k = 0; k < sn->nthreads; k++) {
         struct snap_thread *t = &sn->st[k];
         if (!t->walked)
@@ -46,15 +71,21 @@ static void record_tick(struct session *s, struct snapshot *sn, struct agg *a, i
             r->dropped[reason_of(t->status)]++;
             continue;
         }
-        if (t->depth == 0 && t->status != 1 && !threads) {
+        if (t->depth == 0 && t->status != 1 && !o->threads) {
             /* Nothing to show without the thread as the root: say so. */
             r->dropped[DROP_NO_FRAMES]++;
             continue;
         }
+        r->stacks++;
+        if (!a)
+            continue;
         struct tracked *tr = &s->threads[t->tracked];
-        if (tr->agg == UINT32_MAX)
-            tr->agg = agg_thread(a, tr->tid, tr->thread_id);
-        size_t n = t->depth + 1;
+        if (tr->agg == UINT32_MAX) {
+            if (o->subprocesses && p->agg == AGG_NO_PROC)
+                p->agg = agg_process(a, p->pid, p->command);
+            tr->agg = agg_thread_in(a, p->agg, tr->tid, tr->thread_id);
+        }
+        size_t n = t->depth + 2;
         GROW(*scratch, *scap, n);
         size_t j = 0;
         if (t->status == 1) {
@@ -63,19 +94,149 @@ static void record_tick(struct session *s, struct snapshot *sn, struct agg *a, i
         }
         for (size_t i = t->depth; i-- > 0;)
             (*scratch)[j++] = sn->ids[t->off + i];
+        /* Where a thread off CPU waits shows as its leaf. */
+        if (t->ts == TS_IDLE)
+            (*scratch)[j++] = names_label_frame(s->names, "[idle]");
+        else if (t->ts == TS_GIL_WAIT)
+            (*scratch)[j++] = names_label_frame(s->names, "[gil wait]");
         agg_add(a, tr->agg, *scratch, j, 1);
-        r->stacks++;
     }
 }
 
 /* Copies thread names into the aggregate. */
 static void name_agg_threads(struct session *s, struct agg *a)
 {
+    if (!a || !s)
+        return;
     for (size_t i = 0; i < s->nthreads; i++) {
         const struct tracked *t = &s->threads[i];
         if (t->agg != UINT32_MAX && t->name)
             agg_thread_name(a, t->agg, t->name);
     }
+}
+
+/* Lets go of a descendant's session (names stay in the aggregate). */
+static void detach(struct sproc *p, struct agg *a, struct sampler_result *r)
+{
+    if (!p->s)
+        return;
+    r->reads += mem_read_calls(p->s->mem);
+    name_agg_threads(p->s, a);
+    snapshot_release(&p->sn);
+    session_release(p->s);
+    free(p->s);
+    p->s = NULL;
+}
+
+static void release_proc(struct sproc *p, struct agg *a, struct sampler_result *r)
+{
+    detach(p, a, r);
+    free(p->command);
+    p->command = NULL;
+}
+
+/* Tries to attach to descendant p: quietly nothing when it is not Python. */
+static void attach_child(struct sproc *p, struct session *root, struct sampler_result *r)
+{
+    struct pserr err;
+    struct session *s = xmalloc(sizeof(*s));
+    p->tried = 1;
+    if (session_attach_shared(s, p->pid, root->names, &err) < 0) {
+        free(s);
+        return;
+    }
+    p->s = s;
+    p->fails = 0;
+    snapshot_init(&p->sn);
+    if (!p->command) {
+        struct strbuf cmd = STRBUF_INIT;
+        proc_cmdline(p->pid, &cmd);
+        p->command = cmd.len ? sb_detach(&cmd) : xstrdup(p->comm);
+        sb_release(&cmd);
+    }
+    r->processes++;
+}
+
+static uint64_t boot_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Looks at the target's process tree: new descendants are attached (once
+ * old enough not to be between fork and exec), gone ones let go, and ones
+ * that exec'd (a new name) attached again.
+ */
+static void scan_tree(struct sproc **procs, size_t *nprocs, size_t *cap, uint32_t scan,
+                      struct agg *a, struct sampler_result *r)
+{
+    pid_t *pids = NULL;
+    size_t n = 0, pcap = 0;
+    long hz = sysconf(_SC_CLK_TCK);
+    uint64_t now_boot = boot_ns();
+    GROW(pids, pcap, 1);
+    pids[n++] = (*procs)[0].pid;
+    /* Breadth first; a pid met twice (reused while scanning) is not expanded twice. */
+    for (size_t i = 0; i < n && n < MAX_PROCS; i++) {
+        size_t before = n;
+        if (proc_children(pids[i], &pids, &n, &pcap, MAX_PROCS) < 0)
+            continue;
+        for (size_t j = before; j < n; j++) {
+            for (size_t k = 0; k < j; k++) {
+                if (pids[k] == pids[j]) {
+                    pids[j--] = pids[--n];
+                    break;
+                }
+            }
+        }
+    }
+    (*procs)[0].scan = scan;
+    for (size_t i = 1; i < n; i++) {
+        uint64_t start;
+        char comm[64];
+        if (proc_identity(pids[i], &start, comm, sizeof(comm)) < 0)
+            continue;
+        struct sproc *p = NULL;
+        for (size_t k = 1; k < *nprocs; k++)
+            if ((*procs)[k].pid == pids[i])
+                p = &(*procs)[k];
+        if (p && p->start_time != start) {
+            release_proc(p, a, r); /* the pid of a process gone, reused */
+            p->tried = 0;
+        } else if (p && strcmp(p->comm, comm) != 0) {
+            detach(p, a, r); /* exec'd: another program now */
+            p->tried = 0;
+            free(p->command);
+            p->command = NULL;
+        }
+        if (!p) {
+            GROW(*procs, *cap, *nprocs + 1);
+            p = &(*procs)[(*nprocs)++];
+            memset(p, 0, sizeof(*p));
+            p->agg = AGG_NO_PROC;
+        }
+        if (p->start_time != start || strcmp(p->comm, comm) != 0)
+            p->agg = AGG_NO_PROC; /* a new process in the profile */
+        p->pid = pids[i];
+        p->start_time = start;
+        snprintf(p->comm, sizeof(p->comm), "%s", comm);
+        p->scan = scan;
+        uint64_t started = hz > 0 ? start * (1000000000u / (uint64_t)hz) : 0;
+        if (!p->s && !p->tried && now_boot >= started + MIN_AGE_NS)
+            attach_child(p, (*procs)[0].s, r);
+    }
+    /* Descendants no longer in the tree have exited. */
+    size_t k = 1;
+    for (size_t i = 1; i < *nprocs; i++) {
+        if ((*procs)[i].scan != scan)
+            release_proc(&(*procs)[i], a, r);
+        else
+            (*procs)[k++] = (*procs)[i];
+    }
+    *nprocs = k;
+    free(pids);
 }
 
 static int child_exited(pid_t child, struct sampler_result *r)
@@ -105,17 +266,32 @@ static void status_line(const struct sampler_result *r, uint64_t elapsed)
 int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
                 struct sampler_result *r)
 {
-    struct snapshot sn;
     uint32_t *scratch = NULL;
     size_t scap = 0;
     uint64_t period = (uint64_t)(1e9 / o->rate);
     uint64_t start = now_ns(), cpu0 = cpu_ns(), reads0 = mem_read_calls(s->mem);
     uint64_t end = o->duration > 0 ? start + (uint64_t)(o->duration * 1e9) : UINT64_MAX;
-    uint64_t next = start, last_status = start, last_rename = start;
+    uint64_t next = start, last_status = start, last_rename = start, last_scan = 0;
+    uint32_t scan = 0;
+    struct sproc *procs = NULL;
+    size_t nprocs = 0, pcap = 0;
     memset(r, 0, sizeof(*r));
     if (period == 0)
         period = 1;
-    snapshot_init(&sn);
+    /* The target first: it is never let go. */
+    GROW(procs, pcap, 1);
+    memset(&procs[0], 0, sizeof(procs[0]));
+    procs[nprocs++].s = s;
+    procs[0].pid = s->pid;
+    procs[0].agg = AGG_NO_PROC;
+    snapshot_init(&procs[0].sn);
+    if (o->subprocesses) {
+        struct strbuf cmd = STRBUF_INIT;
+        proc_cmdline(s->pid, &cmd);
+        procs[0].command = sb_detach(&cmd);
+        proc_identity(s->pid, &procs[0].start_time, procs[0].comm, sizeof(procs[0].comm));
+    }
+    r->processes = 1;
     while (!*o->stop) {
         uint64_t now = now_ns();
         if (now >= end)
@@ -129,31 +305,51 @@ int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
             if (now >= end)
                 break;
         }
-        int ret = snapshot_take(s, &sn, &o->snap);
-        r->ticks++;
-        /* A process gone (or a launched command now a zombie) fails the reads. */
-        if (ret == -ESRCH ||
-            (ret < 0 && (proc_check(s->pid) == -ESRCH || child_exited(o->child, r)))) {
-            r->target_exited = 1;
-            r->ticks--;
-            break;
+        if (o->subprocesses && now - last_scan >= SCAN_EVERY_NS) {
+            scan_tree(&procs, &nprocs, &pcap, ++scan, a, r);
+            last_scan = now;
         }
-        if (ret < 0) {
-            r->dropped[DROP_THREADS]++;
-        } else {
-            record_tick(s, &sn, a, o->threads, r, &scratch, &scap);
+        int retry = now - last_rename >= RENAME_EVERY_NS;
+        r->ticks++;
+        for (size_t i = 0; i < nprocs; i++) {
+            struct sproc *p = &procs[i];
+            if (!p->s)
+                continue;
+            int ret = snapshot_take(p->s, &p->sn, &o->snap);
+            /* A process gone (or a launched command now a zombie) fails the reads. */
+            if (i == 0 && (ret == -ESRCH || (ret < 0 && (proc_check(s->pid) == -ESRCH ||
+                                                         child_exited(o->child, r))))) {
+                r->target_exited = 1;
+                break;
+            }
+            if (ret < 0) {
+                r->dropped[DROP_THREADS]++;
+                /* A descendant gone, or another program by now: looked at again at the next scan. */
+                if (i > 0 && (ret == -ESRCH || ++p->fails >= REATTACH_AFTER)) {
+                    detach(p, a, r);
+                    p->tried = ret == -ESRCH;
+                }
+                continue;
+            }
+            p->fails = 0;
+            record_tick(p, a, o, r, &scratch, &scap);
+            if (o->hook && o->hook->on_sample)
+                o->hook->on_sample(o->hook->ctx, p->s, &p->sn);
             /* New threads are named in the tick that brings them; the others
              * again from time to time, as threading registers them late
              * (the main thread only once the module is imported). */
-            int retry = now - last_rename >= RENAME_EVERY_NS;
-            session_name_threads(s, sn.interp, retry);
-            if (retry)
-                last_rename = now;
+            session_name_threads(p->s, p->sn.interp, retry);
+            if (r->ticks % FORGET_AFTER == 0) {
+                name_agg_threads(p->s, a);
+                session_forget_threads(p->s, p->s->gen - FORGET_AFTER);
+            }
         }
-        if (r->ticks % FORGET_AFTER == 0) {
-            name_agg_threads(s, a);
-            session_forget_threads(s, s->gen - FORGET_AFTER);
+        if (r->target_exited) {
+            r->ticks--;
+            break;
         }
+        if (retry)
+            last_rename = now;
         /* Absolute deadlines: a late tick does not shift the ones after it;
          * ticks that could not be taken in time are counted, not hidden. */
         next += period;
@@ -166,6 +362,13 @@ int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
         if (o->status_line && now - last_status >= 1000000000u) {
             status_line(r, now - start);
             last_status = now;
+        }
+        if (o->hook && o->hook->on_tick) {
+            r->processes_now = 0;
+            for (size_t i = 0; i < nprocs; i++)
+                r->processes_now += procs[i].s != NULL;
+            if (o->hook->on_tick(o->hook->ctx, r, now))
+                break;
         }
     }
     r->stopped = *o->stop != 0;
@@ -180,13 +383,24 @@ int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
         r->dropped[DROP_BEHIND] += (MIN(fin, end) - next + period - 1) / period;
     r->elapsed_ns = fin - start;
     r->cpu_ns = cpu_ns() - cpu0;
-    r->reads = mem_read_calls(s->mem) - reads0;
+    r->reads += mem_read_calls(s->mem) - reads0;
     if (o->status_line)
         fputs("\r\033[K", stderr);
     if (!r->target_exited)
-        session_name_threads(s, sn.interp, 1);
+        session_name_threads(s, procs[0].sn.interp, 1);
+    r->processes_now = 0;
+    for (size_t i = 0; i < nprocs; i++) {
+        r->processes_now += procs[i].s != NULL;
+        if (i > 0) {
+            if (procs[i].s)
+                session_name_threads(procs[i].s, procs[i].sn.interp, 1);
+            release_proc(&procs[i], a, r);
+        }
+    }
     name_agg_threads(s, a);
-    snapshot_release(&sn);
+    snapshot_release(&procs[0].sn);
+    free(procs[0].command);
+    free(procs);
     free(scratch);
     return 0;
 }

@@ -23,6 +23,18 @@ enum drop_reason {
     DROP_COUNT
 };
 
+struct sampler_result;
+
+/* What a caller sees of each tick, besides the aggregate (pystrobe top). */
+struct sampler_hook {
+    /* After each process's snapshot (not for one whose thread list could
+     * not be read); s->pid tells the process. */
+    void (*on_sample)(void *ctx, struct session *s, const struct snapshot *sn);
+    /* After each tick, with the counts so far: nonzero stops the loop. */
+    int (*on_tick)(void *ctx, const struct sampler_result *r, uint64_t now);
+    void *ctx;
+};
+
 struct sampler_opts {
     struct snap_opts snap;
     double rate;          /* Hz */
@@ -31,10 +43,14 @@ struct sampler_opts {
     volatile sig_atomic_t *stop; /* set asynchronously to stop */
     pid_t child;          /* a launched command: reaped when it exits (0: attached) */
     int status_line;      /* print a status line on stderr once a second */
+    int subprocesses;     /* follow the target's Python descendants too */
+    const struct sampler_hook *hook; /* NULL: none */
 };
 
 struct sampler_result {
     uint64_t ticks;       /* ticks sampled */
+    uint32_t processes;   /* processes sampled, the target's included */
+    uint32_t processes_now; /* of which still sampled at the end (or now) */
     uint64_t stacks;      /* stacks recorded (one per thread per tick) */
     uint64_t truncated;   /* stacks cut at the depth bound */
     uint64_t dropped[DROP_COUNT];
@@ -47,7 +63,11 @@ struct sampler_result {
     int stopped;          /* a stop was requested */
 };
 
-/* Runs the loop.  0, or a negative errno when sampling could not start. */
+/*
+ * Runs the loop on s's process (and, with subprocesses, on its descendants
+ * that run Python, attached as they are found, with names shared with s).
+ * a may be NULL: the hook alone sees the samples.  Returns 0.
+ */
 int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
                 struct sampler_result *r);
 
