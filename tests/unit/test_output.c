@@ -196,7 +196,7 @@ TEST(label_frame_format_and_sanitising)
 TEST(label_thread_format)
 {
     struct strbuf sb = STRBUF_INIT;
-    struct agg_thread t = {1234, 0x7f00aa, NULL};
+    struct agg_thread t = {.proc = AGG_NO_PROC, .tid = 1234, .ident = 0x7f00aa};
     label_thread(&t, &sb);
     CHECK_STR(sb_str(&sb), "thread (1234)");
     sb_reset(&sb);
