@@ -48,6 +48,9 @@ PYSTROBE = os.environ.get('PYSTROBE') or os.path.join(ROOT, 'pystrobe')   # over
 TARGETS = os.path.join(ROOT, 'tests', 'targets')
 sys.path.insert(0, os.path.join(ROOT, 'bench'))
 import stackcheck  # noqa: E402  (which stacks of bench/workloads/fib.py are possible)
+sys.path.insert(0, HERE)
+import e2e_states  # noqa: E402  (thread states, modes, filters, subprocesses)
+import e2e_top  # noqa: E402  (pystrobe top under a pseudo-terminal)
 THREADS_PY = os.path.join(TARGETS, 'threads.py')
 
 FILES = {
@@ -944,21 +947,26 @@ def check_busy_share(P, stacks, leaf, thread_root=None):
              % (leaf, hits, total, 100 * share, 100 * BUSY_SHARE, top_stacks(stacks)))
 
 
+IDLE_MARK = '[idle]'          # the leaf --idle adds to a sleeping thread's samples
+
+
 def check_all_threads_in_profile(P, oracle, stacks, strict_roots):
-    """--idle --threads: every thread's exact stack, rooted in `thread NAME (TID)`."""
+    """--idle --threads: every thread's exact stack, rooted in `thread NAME (TID)`,
+    the sleeping ones (all but busy) ending in the [idle] marker."""
     roots = {}
     for t in oracle['threads']:
         name = oracle_name(t)
         root = 'thread %s (%d)' % (sanitize(name), t['tid'])
         roots[root] = t
         want = oracle_labels(t)
+        mark = () if t['key'] == 'busy' else (IDLE_MARK,)
         if len(want) > MAX_DEPTH:
-            tail = want[-MAX_DEPTH:]
-            ok = any(s[0] == root and s[-MAX_DEPTH:] == tail for s in stacks)
+            tail = want[-MAX_DEPTH:] + mark
+            ok = any(s[0] == root and s[-len(tail):] == tail for s in stacks)
             desc = 'ending in its %d innermost frames (... %s)' % (MAX_DEPTH, ';'.join(tail[-2:]))
         else:
-            ok = stacks.get((root,) + want, 0) > 0
-            desc = '%s' % ';'.join((root,) + want)
+            ok = stacks.get((root,) + want + mark, 0) > 0
+            desc = '%s' % ';'.join((root,) + want + mark)
         if not ok:
             mine = dict((s, c) for s, c in stacks.items() if s[0] == root)
             same_tid = {}
@@ -1258,7 +1266,7 @@ def interp_group(ctx, I):
 
         def chk_idle(P, t, stacks):
             for key in ('busy', 'sleeper', 'main'):
-                want = oracle_labels(t.by_key()[key])
+                want = oracle_labels(t.by_key()[key]) + (() if key == 'busy' else (IDLE_MARK,))
                 P.expect(stacks.get(want, 0) > 0, 'with --idle, no samples of the %s thread\'s stack %r; top stacks:\n      %s'
                          % (key, ';'.join(want), top_stacks(stacks)))
         rec_attach('record-idle', ['--idle'], chk_idle)
@@ -2096,7 +2104,10 @@ def main():
         raise KeyboardInterrupt()
     signal.signal(signal.SIGTERM, on_term)
 
+    here = sys.modules[__name__]
     groups = [lambda I=I: interp_group(ctx, I) for I in interps]
+    groups += [lambda I=I: e2e_states.group(ctx, I, here) for I in interps]
+    groups.append(lambda: e2e_top.group(ctx, interps, here))
     groups.insert(0, lambda: errors_group(ctx, interps))
     groups.insert(1, lambda: formats_group(ctx, interps))
     if not interps:
