@@ -223,6 +223,18 @@ int proc_identity(pid_t pid, uint64_t *start_time, char *comm, size_t len)
     return 0;
 }
 
+int proc_state(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? -ESRCH : -errno;
+    int st = proc_stat_state(fd, NULL);
+    close(fd);
+    return st;
+}
+
 int proc_open_stat(pid_t pid, pid_t tid)
 {
     char path[80];

@@ -48,6 +48,9 @@ int proc_children(pid_t pid, pid_t **pids, size_t *n, size_t *cap, size_t max);
  */
 int proc_identity(pid_t pid, uint64_t *start_time, char *comm, size_t len);
 
+/* The process's state letter ('R', 'S', 'Z'...), or a negative errno (-ESRCH). */
+int proc_state(pid_t pid);
+
 /* Opens /proc/PID/task/TID/stat for repeated proc_stat_state calls. */
 int proc_open_stat(pid_t pid, pid_t tid);
 /*

@@ -322,13 +322,25 @@ int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
                 r->target_exited = 1;
                 break;
             }
+            if (ret < 0 && i > 0) {
+                /* A descendant exiting (its memory going as it is read) is
+                 * let go without a word; one whose list stays unreadable may
+                 * run another program by now: looked at again at the next scan. */
+                int st = ret == -ESRCH ? -ESRCH : proc_state(p->pid);
+                if (st == -ESRCH || st == 'Z' || st == 'X') {
+                    detach(p, a, r);
+                    p->tried = 1;
+                    continue;
+                }
+                r->dropped[DROP_THREADS]++;
+                if (++p->fails >= REATTACH_AFTER) {
+                    detach(p, a, r);
+                    p->tried = 0;
+                }
+                continue;
+            }
             if (ret < 0) {
                 r->dropped[DROP_THREADS]++;
-                /* A descendant gone, or another program by now: looked at again at the next scan. */
-                if (i > 0 && (ret == -ESRCH || ++p->fails >= REATTACH_AFTER)) {
-                    detach(p, a, r);
-                    p->tried = ret == -ESRCH;
-                }
                 continue;
             }
             p->fails = 0;
