@@ -37,17 +37,37 @@ one table per measurement, one row per interpreter:
    have; "torn" are the samples pystrobe itself dropped as torn.  The
    target runs on one CPU and the profiler on another (on one CPU the
    target cannot run while it is read, and nothing tears).
-7. austin next to pystrobe: the figures above as ratios austin/pystrobe,
+7. Threads.  bench/workloads/threads.py N: N threads, one busy in a
+   Python loop and N-1 asleep in time.sleep, each under 10 frames, and
+   the main thread asleep too; N is each of BENCH_THREADS (1, 20, 200).
+   Each recorded -p at 100 Hz for BENCH_THREAD_SECONDS in the three
+   modes: the default (threads on a CPU), --idle (every thread; those
+   asleep get their state read from /proc) and --gil; with the most
+   threads, --idle at 1 kHz too.  From pystrobe's summary: samples
+   (stacks), the achieved rate, "behind schedule" drops, CPU time and
+   process_vm_readv calls per tick, CPU per stack sampled, and CPU per
+   tick as a ratio to 1 thread's in the same mode; from the profile, the
+   share of --idle's samples marked [idle] or [gil wait].  A row without
+   samples, or --idle without marks, is noted (a figure, not a failure).
+   Then (not in quick mode) the highest rate sustained, as in 2, with
+   the most threads and --idle, over 100, 200, 500, 1000 and 2000 Hz.
+8. austin next to pystrobe: the figures above as ratios austin/pystrobe,
    where austin (on PATH, or BENCH_AUSTIN) can sample the interpreter; a
    note says why not elsewhere.
+
+Sections: `bench/run.py --only threads,rate` (or BENCH_ONLY) runs some:
+cost (1), rate (2), slowdown (3), latency (4), rss (5), consistency (6),
+threads (7); austin's table comes with any of 1 and 3-6.
 
 Knobs: BENCH_VERSIONS (prefixes, e.g. "3.8,3.12,debian"), BENCH_DEPTHS,
 BENCH_SECONDS, BENCH_RATE, BENCH_PYSTROBE (another build), BENCH_AUSTIN
 (path, or "none"), BENCH_RATE_SECONDS, BENCH_WORK_SECONDS, BENCH_RUNS,
-BENCH_LATENCY_RUNS, BENCH_RSS_SECONDS; BENCH_JSON=PATH writes everything
+BENCH_LATENCY_RUNS, BENCH_RSS_SECONDS, BENCH_THREADS (e.g. "1,20,200"),
+BENCH_THREAD_SECONDS; BENCH_JSON=PATH writes everything
 measured and the environment (CPU, kernel, load, pystrobe's commit) as JSON.
 BENCH_QUICK=1 (for `make check`): 2-3 interpreters, depth 50, about a
-second per measurement, a short memory run; it asserts nothing about the
+second per measurement (half a second per threads row, no rate search
+there), a short memory run; it asserts nothing about the
 figures, only that every measurement produced them.  The exit status is 1
 when any pystrobe measurement failed (a crash, a timeout, output that does
 not parse) and 0 otherwise; austin failing is a note, not a failure.
@@ -98,6 +118,15 @@ WORK_SECONDS = env_num("BENCH_WORK_SECONDS", 0.5 if QUICK else 2.0)
 RUNS = env_num("BENCH_RUNS", 1 if QUICK else 5, int)
 LATENCY_RUNS = env_num("BENCH_LATENCY_RUNS", 3 if QUICK else 9, int)
 RSS_SECONDS = env_num("BENCH_RSS_SECONDS", 1.0 if QUICK else 30.0)
+THREAD_COUNTS = [int(n) for n in os.environ.get("BENCH_THREADS", "1,20,200").split(",")]
+THREAD_SECONDS = env_num("BENCH_THREAD_SECONDS", 0.5 if QUICK else 3.0)
+THREAD_DEPTH = 10
+THREAD_RATE = 100
+THREAD_FAST_RATE = 1000
+THREAD_MODES = [("cpu", []), ("idle", ["--idle"]), ("gil", ["--gil"])]
+THREAD_LADDER = [100, 200, 500, 1000, 2000]
+SECTIONS = ["cost", "rate", "slowdown", "latency", "rss", "consistency", "threads"]
+AUSTIN_SECTIONS = ["cost", "slowdown", "latency", "rss", "consistency"]
 LATENCY_RECORD = 0.01   # what the attach measurement records, subtracted
 SUSTAINED_RATE = 0.95   # achieved / requested
 SUSTAINED_BEHIND = 0.01  # behind-schedule drops / requested ticks
@@ -383,9 +412,9 @@ def parse_summary(r, need_cost=True):
     return s
 
 
-def record(pid, rate, seconds, out="/dev/null", clean_rss=False):
+def record(pid, rate, seconds, out="/dev/null", clean_rss=False, options=()):
     r = run([PYSTROBE, "record", "-p", str(pid), "-d", "%g" % seconds, "-r", str(rate),
-             "-f", "folded", "-o", out], timeout=seconds + 60, clean_rss=clean_rss)
+             "-f", "folded", "-o", out] + list(options), timeout=seconds + 60, clean_rss=clean_rss)
     return parse_summary(r)
 
 
@@ -839,6 +868,66 @@ class Version(object):
                             os.unlink(out)
         return res
 
+    # 7 ------------------------------------------------------------------
+    def thread_row(self, pid, n, mode, options, rate):
+        out = self.path("threads.folded")
+        s = record(pid, rate, THREAD_SECONDS, out, options=options)
+        stacks = read_folded(out)
+        os.unlink(out)
+        if sum(c for _, c in stacks) != s["samples"]:
+            raise Failed("threads.folded holds %d samples, pystrobe reported %d"
+                         % (sum(c for _, c in stacks), s["samples"]))
+        ticks = s["hz"] * s["seconds"]
+        behind = s["drops"].get("behind schedule", 0)
+        row = {"threads": n, "mode": mode, "rate": rate, "samples": s["samples"], "seen": s["threads"],
+               "hz": s["hz"], "ticks": ticks, "behind": behind,
+               "behind_pct": 100.0 * behind / (rate * THREAD_SECONDS),
+               "us_tick": s["us"], "reads_tick": s["reads"],
+               "us_stack": s["us"] * ticks / s["samples"] if s["samples"] else None,
+               "proc_us_tick": 1e6 * s["proc_cpu_s"] / ticks if ticks else None,
+               "marked": sum(c for st, c in stacks if st.endswith(";[idle]") or st.endswith(";[gil wait]")),
+               "drops": s["drops"], "note": ""}
+        # One thread is always busy, and all but it asleep: a figure, not a failure of the bench.
+        if s["samples"] == 0:
+            row["note"] = "no samples"
+        elif mode == "idle" and row["marked"] == 0:
+            row["note"] = "no state marks"
+        if row["note"]:
+            log("%s: %d threads, %s at %d Hz: %s" % (self.name, n, mode, rate, row["note"]))
+        return row
+
+    def threads(self):
+        res = {"seconds": THREAD_SECONDS, "depth": THREAD_DEPTH, "rows": [], "search": None}
+        most = max(THREAD_COUNTS)
+        for n in THREAD_COUNTS:
+            log("%s: %d threads" % (self.name, n))
+            with Target(self.exe, "threads.py", n, THREAD_DEPTH) as t:
+                for mode, options in THREAD_MODES:
+                    res["rows"].append(self.thread_row(t.pid, n, mode, options, THREAD_RATE))
+                if n != most:
+                    continue
+                res["rows"].append(self.thread_row(t.pid, n, "idle", ["--idle"], THREAD_FAST_RATE))
+                if QUICK:
+                    continue
+                log("%s: highest sustained rate, %d threads, --idle" % (self.name, n))
+                search = res["search"] = {"threads": n, "seconds": RATE_SECONDS, "tries": [],
+                                          "max_sustained_hz": None}
+                for rate in THREAD_LADDER:
+                    ok = False
+                    for _ in range(2):
+                        s = record(t.pid, rate, RATE_SECONDS, options=["--idle"])
+                        behind = s["drops"].get("behind schedule", 0)
+                        ok = (s["hz"] >= SUSTAINED_RATE * rate and
+                              behind <= SUSTAINED_BEHIND * rate * RATE_SECONDS)
+                        search["tries"].append({"rate": rate, "hz": s["hz"], "behind": behind,
+                                                "samples": s["samples"], "us": s["us"], "sustained": ok})
+                        if ok:
+                            break
+                    if not ok:
+                        break
+                    search["max_sustained_hz"] = rate
+        return res
+
     def measure(self, section, fn, *args):
         try:
             return fn(*args)
@@ -864,15 +953,24 @@ class Version(object):
             except AustinFailed as e:
                 self.austin_failed("probe", e)
 
-    def all(self):
+    def all(self, sections):
         rec = self.rec
-        self.measure("austin probe", self.probe_austin)
-        rec["cost"] = [c for c in (self.measure("cost depth %d" % d, self.cost, d) for d in DEPTHS) if c]
-        rec["max_rate"] = self.measure("max rate", self.max_rate)
-        rec["slowdown"] = self.measure("slowdown", self.slowdown)
-        rec["latency"] = self.measure("latency", self.latency)
-        rec["rss"] = self.measure("rss", self.rss)
-        rec["consistency"] = self.measure("consistency", self.consistency)
+        if any(k in sections for k in AUSTIN_SECTIONS):
+            self.measure("austin probe", self.probe_austin)
+        if "cost" in sections:
+            rec["cost"] = [c for c in (self.measure("cost depth %d" % d, self.cost, d) for d in DEPTHS) if c]
+        if "rate" in sections:
+            rec["max_rate"] = self.measure("max rate", self.max_rate)
+        if "slowdown" in sections:
+            rec["slowdown"] = self.measure("slowdown", self.slowdown)
+        if "latency" in sections:
+            rec["latency"] = self.measure("latency", self.latency)
+        if "rss" in sections:
+            rec["rss"] = self.measure("rss", self.rss)
+        if "consistency" in sections:
+            rec["consistency"] = self.measure("consistency", self.consistency)
+        if "threads" in sections:
+            rec["threads"] = self.measure("threads", self.threads)
         rec["austin"] = {"used": self.austin, "note": self.austin_note}
         return rec
 
@@ -905,143 +1003,203 @@ def get(d, *keys):
     return d
 
 
-def report(records):
+def report(records, sections):
     failed = "FAILED"
-    rows = []
-    for v in records:
-        if not v["cost"] and any(e.startswith("cost") for e in v["errors"]):
-            rows.append([v["name"], failed] + [""] * 12)
-        for c in v["cost"]:
+    if "cost" in sections:
+        rows = []
+        for v in records:
+            if not v["cost"] and any(e.startswith("cost") for e in v["errors"]):
+                rows.append([v["name"], failed] + [""] * 12)
+            for c in v["cost"]:
+                p, a = c["pystrobe"], c.get("austin")
+                work = p["us"] - c["tick_us"] if c.get("tick_us") is not None else None
+                rows.append([v["name"], str(c["depth"]), fmt(p["us"]), fmt(c.get("tick_us")), fmt(work),
+                             fmt(p["reads"]), fmt(c["baseline_us"], "%.2f"),
+                             fmt(p["us"] / c["baseline_us"] if c["baseline_us"] else None), fmt(p["hz"]),
+                             fmt(p["full_stacks_pct"], "%.1f%%"), fmt(p["proc_us"]),
+                             fmt(get(a, "proc_us")), fmt(get(a, "hz")),
+                             fmt(ratio(get(a, "proc_us"), p["proc_us"]), "%.2fx")])
+        table("1. Cost per sample: pystrobe record -p at %d Hz for %g s on deep.py (a busy leaf under DEPTH frames)"
+              % (RATE, SECONDS),
+              ["us/sample, reads/sample: pystrobe's own account (its sampling loop); tick us: the CPU of the same "
+               "loop with nothing to sample (build/bench/tick_cost: the timer's wake-ups), same run; work us: "
+               "the difference; baseline: one bare 8-byte process_vm_readv, same run, same target",
+               "proc us: the whole process's CPU (getrusage: start-up, attach, output) / samples; "
+               "austin: the same at the same interval (-i %d), stopped with SIGINT" % int(1e6 / RATE)],
+              ["python", "depth", "us/sample", "tick us", "work us", "reads/sample", "baseline us", "x baseline",
+               "rate Hz", "full stacks",
+               "proc us", "austin proc us", "austin Hz", "austin/pystrobe"], rows)
+
+    if "rate" in sections:
+        rows = []
+        for v in records:
+            m = v["max_rate"]
+            if m is None:
+                rows.append([v["name"]] + [failed] + [""] * len(RATE_LADDER))
+                continue
+            cells = []
+            for rate in RATE_LADDER:
+                tries = [t for t in m["tries"] if t["rate"] == rate]
+                cells.append(" / ".join("%.0f (%d)" % (t["hz"], t["behind"]) for t in tries) or "-")
+            best = m["max_sustained_hz"]
+            rows.append([v["name"]] + cells + ["%d Hz" % best if best else "< %d Hz" % RATE_LADDER[0]])
+        table("2. Highest sustained rate: deep.py depth 50, %g s per rate, upwards until a rate fails twice"
+              % RATE_SECONDS,
+              ["cells: achieved Hz (behind-schedule drops), a second try after a miss; sustained: achieved >= %d%% "
+               "of requested and behind-schedule drops <= %g%% of requested ticks"
+               % (SUSTAINED_RATE * 100, SUSTAINED_BEHIND * 100)],
+              ["python"] + ["%d Hz" % r for r in RATE_LADDER] + ["max sustained"], rows)
+
+    if "slowdown" in sections:
+        rows = []
+        for v in records:
+            s = v["slowdown"]
+            if s is None:
+                rows.append([v["name"], failed] + [""] * 6)
+                continue
+            mw, rt, ct = s["median_wall"], s["ratio"], s["cpu_ratio"]
+            cell = lambda k: "-" if mw.get(k) is None else "%.3f  %.3fx  %.2fx" % (mw[k], rt[k], ct[k])
+            none = s["wall"]["none"]
+            rows.append([v["name"], str(s["iterations"]), str(len(none)),
+                         "%.3f (%.3f-%.3f)" % (mw["none"], min(none), max(none)),
+                         cell("pystrobe_100"), cell("pystrobe_1000"), cell("austin_100"), cell("austin_1000")])
+        table("3. Target slowdown: work.py (fixed work, about %g s unprofiled) launched under each profiler"
+              % WORK_SECONDS,
+              ["cells: the work's own wall time in s, median of %d interleaved runs; its ratio to the unprofiled "
+               "median; the same ratio for the work's CPU time" % RUNS,
+               "unprofiled: median (min-max), a measure of this machine's noise",
+               "pystrobe record -r HZ -f folded -o /dev/null -- python work.py N; "
+               "austin -i US -o FILE python work.py N"],
+              ["python", "iterations", "runs", "unprofiled s", "pystrobe 100 Hz", "pystrobe 1 kHz", "austin 100 Hz",
+               "austin 1 kHz"], rows)
+
+    if "latency" in sections:
+        rows = []
+        for v in records:
+            lt = v["latency"]
+            if lt is None:
+                rows.append([v["name"], failed, "", "", ""])
+                continue
+            a, p = lt["median_austin_first_sample_s"], lt["median_attach_s"]
+            rows.append([v["name"], fmt(p and p * 1e3), fmt(lt["median_dump_s"] * 1e3), fmt(a and a * 1e3),
+                         fmt(ratio(a, p), "%.2fx")])
+        table("4. Latency against a busy deep.py (depth 50), median of %d interleaved rounds" % LATENCY_RUNS,
+              ["attach: wall time of `pystrobe record -d %g -r 1000 -f folded -o /dev/null -p PID` minus %g s "
+               "(start, attach, first samples, output, exit)" % (LATENCY_RECORD, LATENCY_RECORD),
+               "dump: wall time of `pystrobe dump -p PID`; austin: from spawning `austin -i 1000 -p PID` to its "
+               "first sample line (stdout a pty)"],
+              ["python", "attach ms", "dump ms", "austin first sample ms", "austin/pystrobe"], rows)
+
+    if "rss" in sections:
+        rows = []
+        for v in records:
+            r = v["rss"]
+            if r is None:
+                rows.append([v["name"], failed] + [""] * 7)
+                continue
+            p, a = r["pystrobe"], r.get("austin")
+            rows.append([v["name"], str(p["samples"]), str(p["distinct"]), fmt(p["maxrss_kib"] / 1024.0),
+                         fmt(p["proc_us"]), fmt(get(a, "maxrss_kib") and a["maxrss_kib"] / 1024.0),
+                         str(get(a, "samples") or "-"), fmt(get(a, "proc_us")),
+                         fmt(ratio(get(a, "maxrss_kib"), p["maxrss_kib"]), "%.2fx")])
+        table("5. Peak memory: many.py (nearly every sample a new stack) recorded -p at 1 kHz for %g s" % RSS_SECONDS,
+              ["max RSS of the profiler's process (getrusage of the reaped child); proc us: its CPU / samples"],
+              ["python", "samples", "distinct", "pystrobe MB", "proc us", "austin MB", "austin samples",
+               "austin proc us", "austin/pystrobe"], rows)
+
+    if "consistency" in sections:
+        rows = []
+        for v in records:
+            c = v["consistency"]
+            if c is None:
+                rows.append([v["name"], failed] + [""] * 6)
+                continue
             p, a = c["pystrobe"], c.get("austin")
-            work = p["us"] - c["tick_us"] if c.get("tick_us") is not None else None
-            rows.append([v["name"], str(c["depth"]), fmt(p["us"]), fmt(c.get("tick_us")), fmt(work),
-                         fmt(p["reads"]), fmt(c["baseline_us"], "%.2f"),
-                         fmt(p["us"] / c["baseline_us"] if c["baseline_us"] else None), fmt(p["hz"]),
-                         fmt(p["full_stacks_pct"], "%.1f%%"), fmt(p["proc_us"]),
-                         fmt(get(a, "proc_us")), fmt(get(a, "hz")),
-                         fmt(ratio(get(a, "proc_us"), p["proc_us"]), "%.2fx")])
-    table("1. Cost per sample: pystrobe record -p at %d Hz for %g s on deep.py (a busy leaf under DEPTH frames)"
-          % (RATE, SECONDS),
-          ["us/sample, reads/sample: pystrobe's own account (its sampling loop); tick us: the CPU of the same "
-           "loop with nothing to sample (build/bench/tick_cost: the timer's wake-ups), same run; work us: "
-           "the difference; baseline: one bare 8-byte process_vm_readv, same run, same target",
-           "proc us: the whole process's CPU (getrusage: start-up, attach, output) / samples; "
-           "austin: the same at the same interval (-i %d), stopped with SIGINT" % int(1e6 / RATE)],
-          ["python", "depth", "us/sample", "tick us", "work us", "reads/sample", "baseline us", "x baseline",
-           "rate Hz", "full stacks",
-           "proc us", "austin proc us", "austin Hz", "austin/pystrobe"], rows)
+            share = lambda n, d: fmt(ratio(100.0 * n, d), "%.2f%%")
+            taken = p["samples"] + p["torn"] + p["other_dropped"]
+            rows.append([v["name"], str(p["samples"]), "%d (%s)" % (p["bad"], share(p["bad"], p["samples"])),
+                         "%d (%s)" % (p["torn"], share(p["torn"], taken)),
+                         "%d (%s)" % (p["other_dropped"], share(p["other_dropped"], taken)),
+                         str(get(a, "samples") or "-"),
+                         "%d (%s)" % (a["bad"], share(a["bad"], a["samples"])) if a else "-",
+                         fmt(get(a, "invalid"), "%d")])
+        cpus = [v["consistency"]["cpus"] for v in records if v["consistency"] and v["consistency"]["cpus"]]
+        table("6. Consistency: fib.py (fib(%d) under %d frames) recorded -p at 1 kHz for %g s%s"
+              % (FIB_N, FIB_DEPTH, SECONDS, ", target on CPU %(target)d, profiler on CPU %(profiler)d" % cpus[0]
+                 if cpus else ""),
+              ["bad: samples kept whose stack the program cannot have (bench/stackcheck.py), share of those kept",
+               "torn, other: ticks pystrobe dropped as torn stacks, or as frame cycles / unreadable memory, share of "
+               "ticks taken; austin invalid: its own count"],
+              ["python", "samples", "bad", "torn dropped", "other dropped", "austin samples", "austin bad",
+               "austin invalid"], rows)
 
-    rows = []
-    for v in records:
-        m = v["max_rate"]
-        if m is None:
-            rows.append([v["name"]] + [failed] + [""] * len(RATE_LADDER))
-            continue
-        cells = []
-        for rate in RATE_LADDER:
-            tries = [t for t in m["tries"] if t["rate"] == rate]
-            cells.append(" / ".join("%.0f (%d)" % (t["hz"], t["behind"]) for t in tries) or "-")
-        best = m["max_sustained_hz"]
-        rows.append([v["name"]] + cells + ["%d Hz" % best if best else "< %d Hz" % RATE_LADDER[0]])
-    table("2. Highest sustained rate: deep.py depth 50, %g s per rate, upwards until a rate fails twice" % RATE_SECONDS,
-          ["cells: achieved Hz (behind-schedule drops), a second try after a miss; sustained: achieved >= %d%% "
-           "of requested and behind-schedule drops <= %g%% of requested ticks"
-           % (SUSTAINED_RATE * 100, SUSTAINED_BEHIND * 100)],
-          ["python"] + ["%d Hz" % r for r in RATE_LADDER] + ["max sustained"], rows)
+    if "threads" in sections:
+        fewest = min(THREAD_COUNTS)
+        fewest_label = "%d thread%s" % (fewest, "" if fewest == 1 else "s")
+        rows = []
+        for v in records:
+            th = v["threads"]
+            if th is None:
+                rows.append([v["name"], failed] + [""] * 13)
+                continue
+            one = dict((r["mode"], r["us_tick"]) for r in th["rows"]
+                       if r["threads"] == fewest and r["rate"] == THREAD_RATE)
+            for r in th["rows"]:
+                marked = ("%.1f%%" % (100.0 * r["marked"] / r["samples"]) if r["mode"] == "idle" and r["samples"]
+                          else "-")
+                rows.append([v["name"], str(r["threads"]), r["mode"], str(r["rate"]), str(r["samples"]),
+                             str(r["seen"]), marked, fmt(r["hz"]), "%d (%.1f%%)" % (r["behind"], r["behind_pct"]),
+                             fmt(r["us_tick"]), fmt(r["us_stack"]), fmt(r["reads_tick"]),
+                             fmt(r["proc_us_tick"]), fmt(ratio(r["us_tick"], one.get(r["mode"])), "%.2fx"),
+                             r["note"]])
+        table("7. Threads: threads.py N (one thread busy, N-1 asleep in time.sleep, each under %d frames; the "
+              "main thread asleep too) recorded -p for %g s per row" % (THREAD_DEPTH, THREAD_SECONDS),
+              ["mode: cpu = the default (threads on a CPU), idle = --idle (every thread, state read from /proc "
+               "for those asleep), gil = --gil; samples: stacks written; seen: threads in the profile; idle "
+               "marked: share of the samples ending in [idle] or [gil wait] (all but the busy thread's: N/(N+1))",
+               "behind: ticks dropped behind schedule (share of the ticks requested); us/tick, reads/tick: "
+               "pystrobe's own account (its CPU and process_vm_readv calls / ticks); us/stack: the same CPU / "
+               "samples; proc us/tick: the whole process's CPU (getrusage) / ticks",
+               "x %s: us/tick / that of %s in the same mode at %d Hz, same run"
+               % (fewest_label, fewest_label, THREAD_RATE)],
+              ["python", "threads", "mode", "rate", "samples", "seen", "idle marked", "Hz", "behind", "us/tick",
+               "us/stack", "reads/tick", "proc us/tick", "x " + fewest_label, "note"], rows)
+        if not QUICK:
+            rows = []
+            for v in records:
+                m = get(v, "threads", "search")
+                if m is None:
+                    rows.append([v["name"], failed if v["threads"] is None else "-"] + [""] * len(THREAD_LADDER))
+                    continue
+                cells = []
+                for rate in THREAD_LADDER:
+                    tries = [t for t in m["tries"] if t["rate"] == rate]
+                    cells.append(" / ".join("%.0f (%d)" % (t["hz"], t["behind"]) for t in tries) or "-")
+                best = m["max_sustained_hz"]
+                rows.append([v["name"]] + cells + ["%d Hz" % best if best else "< %d Hz" % THREAD_LADDER[0]])
+            table("7b. Highest sustained rate: threads.py %d, --idle, %g s per rate, upwards until a rate fails twice"
+                  % (max(THREAD_COUNTS), RATE_SECONDS),
+                  ["cells: achieved Hz (behind-schedule drops), a second try after a miss; sustained as in 2"],
+                  ["python"] + ["%d Hz" % r for r in THREAD_LADDER] + ["max sustained"], rows)
 
-    rows = []
-    for v in records:
-        s = v["slowdown"]
-        if s is None:
-            rows.append([v["name"], failed] + [""] * 6)
-            continue
-        mw, rt, ct = s["median_wall"], s["ratio"], s["cpu_ratio"]
-        cell = lambda k: "-" if mw.get(k) is None else "%.3f  %.3fx  %.2fx" % (mw[k], rt[k], ct[k])
-        none = s["wall"]["none"]
-        rows.append([v["name"], str(s["iterations"]), str(len(none)),
-                     "%.3f (%.3f-%.3f)" % (mw["none"], min(none), max(none)),
-                     cell("pystrobe_100"), cell("pystrobe_1000"), cell("austin_100"), cell("austin_1000")])
-    table("3. Target slowdown: work.py (fixed work, about %g s unprofiled) launched under each profiler" % WORK_SECONDS,
-          ["cells: the work's own wall time in s, median of %d interleaved runs; its ratio to the unprofiled median; "
-           "the same ratio for the work's CPU time" % RUNS,
-           "unprofiled: median (min-max), a measure of this machine's noise",
-           "pystrobe record -r HZ -f folded -o /dev/null -- python work.py N; austin -i US -o FILE python work.py N"],
-          ["python", "iterations", "runs", "unprofiled s", "pystrobe 100 Hz", "pystrobe 1 kHz", "austin 100 Hz",
-           "austin 1 kHz"], rows)
-
-    rows = []
-    for v in records:
-        lt = v["latency"]
-        if lt is None:
-            rows.append([v["name"], failed, "", "", ""])
-            continue
-        a, p = lt["median_austin_first_sample_s"], lt["median_attach_s"]
-        rows.append([v["name"], fmt(p and p * 1e3), fmt(lt["median_dump_s"] * 1e3), fmt(a and a * 1e3),
-                     fmt(ratio(a, p), "%.2fx")])
-    table("4. Latency against a busy deep.py (depth 50), median of %d interleaved rounds" % LATENCY_RUNS,
-          ["attach: wall time of `pystrobe record -d %g -r 1000 -f folded -o /dev/null -p PID` minus %g s "
-           "(start, attach, first samples, output, exit)" % (LATENCY_RECORD, LATENCY_RECORD),
-           "dump: wall time of `pystrobe dump -p PID`; austin: from spawning `austin -i 1000 -p PID` to its "
-           "first sample line (stdout a pty)"],
-          ["python", "attach ms", "dump ms", "austin first sample ms", "austin/pystrobe"], rows)
-
-    rows = []
-    for v in records:
-        r = v["rss"]
-        if r is None:
-            rows.append([v["name"], failed] + [""] * 7)
-            continue
-        p, a = r["pystrobe"], r.get("austin")
-        rows.append([v["name"], str(p["samples"]), str(p["distinct"]), fmt(p["maxrss_kib"] / 1024.0),
-                     fmt(p["proc_us"]), fmt(get(a, "maxrss_kib") and a["maxrss_kib"] / 1024.0),
-                     str(get(a, "samples") or "-"), fmt(get(a, "proc_us")),
-                     fmt(ratio(get(a, "maxrss_kib"), p["maxrss_kib"]), "%.2fx")])
-    table("5. Peak memory: many.py (nearly every sample a new stack) recorded -p at 1 kHz for %g s" % RSS_SECONDS,
-          ["max RSS of the profiler's process (getrusage of the reaped child); proc us: its CPU / samples"],
-          ["python", "samples", "distinct", "pystrobe MB", "proc us", "austin MB", "austin samples",
-           "austin proc us", "austin/pystrobe"], rows)
-
-    rows = []
-    for v in records:
-        c = v["consistency"]
-        if c is None:
-            rows.append([v["name"], failed] + [""] * 6)
-            continue
-        p, a = c["pystrobe"], c.get("austin")
-        share = lambda n, d: fmt(ratio(100.0 * n, d), "%.2f%%")
-        taken = p["samples"] + p["torn"] + p["other_dropped"]
-        rows.append([v["name"], str(p["samples"]), "%d (%s)" % (p["bad"], share(p["bad"], p["samples"])),
-                     "%d (%s)" % (p["torn"], share(p["torn"], taken)),
-                     "%d (%s)" % (p["other_dropped"], share(p["other_dropped"], taken)),
-                     str(get(a, "samples") or "-"), "%d (%s)" % (a["bad"], share(a["bad"], a["samples"])) if a else "-",
-                     fmt(get(a, "invalid"), "%d")])
-    cpus = [v["consistency"]["cpus"] for v in records if v["consistency"] and v["consistency"]["cpus"]]
-    table("6. Consistency: fib.py (fib(%d) under %d frames) recorded -p at 1 kHz for %g s%s"
-          % (FIB_N, FIB_DEPTH, SECONDS, ", target on CPU %(target)d, profiler on CPU %(profiler)d" % cpus[0]
-             if cpus else ""),
-          ["bad: samples kept whose stack the program cannot have (bench/stackcheck.py), share of those kept",
-           "torn, other: ticks pystrobe dropped as torn stacks, or as frame cycles / unreadable memory, share of "
-           "ticks taken; austin invalid: its own count"],
-          ["python", "samples", "bad", "torn dropped", "other dropped", "austin samples", "austin bad",
-           "austin invalid"], rows)
-
-    rows = []
-    for v in records:
-        note = v["austin"]["note"] if v["austin"] else None
-        cost = [c for c in v["cost"] if c.get("austin")]
-        c50 = ([c for c in cost if c["depth"] == 50] or cost or [None])[0]
-        s, lt, r = v["slowdown"], v["latency"], v["rss"]
-        cells = [fmt(ratio(get(c50, "austin", "proc_us"), get(c50, "pystrobe", "proc_us")), "%.2fx"),
-                 fmt(ratio(get(s, "ratio", "austin_100"), get(s, "ratio", "pystrobe_100")), "%.3fx"),
-                 fmt(ratio(get(s, "ratio", "austin_1000"), get(s, "ratio", "pystrobe_1000")), "%.3fx"),
-                 fmt(ratio(get(lt, "median_austin_first_sample_s"), get(lt, "median_attach_s")), "%.2fx"),
-                 fmt(ratio(get(r, "austin", "maxrss_kib"), get(r, "pystrobe", "maxrss_kib")), "%.2fx")]
-        rows.append([v["name"]] + cells + [note or ""])
-    table("7. %s next to pystrobe: austin's figure / pystrobe's (above 1: austin costs more)"
-          % (AUSTIN_VERSION or "austin (not installed)"),
-          ["cpu/sample: proc us at depth 50 (table 1); slowdown: ratio of the slowdown ratios (table 3); "
-           "attach: first sample / pystrobe's attach (table 4); RSS: table 5"],
-          ["python", "cpu/sample", "slowdown 100 Hz", "slowdown 1 kHz", "attach", "peak RSS", "note"], rows)
+    if any(k in sections for k in AUSTIN_SECTIONS):
+        rows = []
+        for v in records:
+            note = v["austin"]["note"] if v["austin"] else None
+            cost = [c for c in v.get("cost") or [] if c.get("austin")]
+            c50 = ([c for c in cost if c["depth"] == 50] or cost or [None])[0]
+            s, lt, r = v.get("slowdown"), v.get("latency"), v.get("rss")
+            cells = [fmt(ratio(get(c50, "austin", "proc_us"), get(c50, "pystrobe", "proc_us")), "%.2fx"),
+                     fmt(ratio(get(s, "ratio", "austin_100"), get(s, "ratio", "pystrobe_100")), "%.3fx"),
+                     fmt(ratio(get(s, "ratio", "austin_1000"), get(s, "ratio", "pystrobe_1000")), "%.3fx"),
+                     fmt(ratio(get(lt, "median_austin_first_sample_s"), get(lt, "median_attach_s")), "%.2fx"),
+                     fmt(ratio(get(r, "austin", "maxrss_kib"), get(r, "pystrobe", "maxrss_kib")), "%.2fx")]
+            rows.append([v["name"]] + cells + [note or ""])
+        table("8. %s next to pystrobe: austin's figure / pystrobe's (above 1: austin costs more)"
+              % (AUSTIN_VERSION or "austin (not installed)"),
+              ["cpu/sample: proc us at depth 50 (table 1); slowdown: ratio of the slowdown ratios (table 3); "
+               "attach: first sample / pystrobe's attach (table 4); RSS: table 5"],
+              ["python", "cpu/sample", "slowdown 100 Hz", "slowdown 1 kHz", "attach", "peak RSS", "note"], rows)
 
 
 # ---------------------------------------------------------------- environment
@@ -1085,16 +1243,34 @@ def austin_version():
 AUSTIN_VERSION = austin_version()
 
 
-def settings():
-    return {"quick": QUICK, "depths": DEPTHS, "seconds": SECONDS, "rate": RATE, "rate_ladder": RATE_LADDER,
+def settings(sections):
+    return {"quick": QUICK, "sections": sections, "depths": DEPTHS, "seconds": SECONDS, "rate": RATE,
+            "rate_ladder": RATE_LADDER,
             "rate_seconds": RATE_SECONDS, "work_seconds": WORK_SECONDS, "runs": RUNS,
             "latency_runs": LATENCY_RUNS, "rss_seconds": RSS_SECONDS,
             "sustained_rate": SUSTAINED_RATE, "sustained_behind": SUSTAINED_BEHIND,
+            "thread_counts": THREAD_COUNTS, "thread_seconds": THREAD_SECONDS, "thread_rate": THREAD_RATE,
+            "thread_fast_rate": THREAD_FAST_RATE, "thread_ladder": THREAD_LADDER,
             "versions": os.environ.get("BENCH_VERSIONS")}
 
 
+def wanted_sections():
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default=os.environ.get("BENCH_ONLY", ""), metavar="SECTION,...",
+                    help="run only these sections: " + ", ".join(SECTIONS) + " (default: all; or BENCH_ONLY)")
+    args = ap.parse_args()
+    only = [x.strip() for x in args.only.split(",") if x.strip()]
+    unknown = [x for x in only if x not in SECTIONS]
+    if unknown:
+        ap.error("unknown section%s %s: choose among %s"
+                 % ("" if len(unknown) == 1 else "s", ", ".join(unknown), ", ".join(SECTIONS)))
+    return [x for x in SECTIONS if x in only] if only else list(SECTIONS)
+
+
 def main():
-    for tool in (PYSTROBE, READV_COST, TICK_COST):
+    sections = wanted_sections()
+    for tool in [PYSTROBE] + ([READV_COST, TICK_COST] if "cost" in sections else []):
         if not os.path.exists(tool):
             sys.exit("bench: %s is missing: build it first (make pystrobe %s %s)"
                      % (tool, os.path.relpath(READV_COST, ROOT), os.path.relpath(TICK_COST, ROOT)))
@@ -1107,7 +1283,7 @@ def main():
     become_subreaper()
 
     t0 = time.time()
-    doc = {"schema": 1, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "settings": settings(),
+    doc = {"schema": 1, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "settings": settings(sections),
            "environment": environment(), "versions": []}
     records = doc["versions"]
     status = 0
@@ -1121,7 +1297,7 @@ def main():
             for name, exe in versions:
                 d = os.path.join(tmp, re.sub(r"[^\w.-]", "_", name))
                 os.mkdir(d)
-                records.append(Version(name, exe, d).all())
+                records.append(Version(name, exe, d).all(sections))
                 shutil.rmtree(d, ignore_errors=True)
             tempfile.tempdir = None
     except KeyboardInterrupt:
@@ -1136,16 +1312,27 @@ def main():
         cleanup()
         tempfile.tempdir = None
         doc["environment"]["loadavg_end"] = os.getloadavg()
+        try:
+            with open(PYSTROBE, "rb") as f:
+                changed = hashlib.sha256(f.read()).hexdigest() != doc["environment"].get("pystrobe_sha256")
+        except OSError:
+            changed = True
+        doc["environment"]["pystrobe_changed"] = changed
+        if changed:
+            log("%s changed during the run: its figures mix two builds" % PYSTROBE)
         doc["elapsed_s"] = time.time() - t0
         errors = ["%s: %s" % (v["name"], e) for v in records for e in v["errors"]]
         doc["errors"] = errors
         if records:
             env = doc["environment"]
-            print("pystrobe bench%s: %s, %s CPUs, Linux %s, load %.1f; pystrobe %s%s"
-                  % (" (quick)" if QUICK else "", env.get("cpu_model"), env["cpus"], env["kernel"],
+            part = "" if len(sections) == len(SECTIONS) else " " + ",".join(sections)
+            print("pystrobe bench%s%s: %s, %s CPUs, Linux %s, load %.1f; pystrobe %s%s"
+                  % (part, " (quick)" if QUICK else "", env.get("cpu_model"), env["cpus"], env["kernel"],
                      env["loadavg_start"][0], (env.get("pystrobe_commit") or "?")[:12],
                      "" if PYSTROBE == os.path.join(ROOT, "pystrobe") else " (" + PYSTROBE + ")"))
-            report(records)
+            if changed:
+                print("  (%s changed during the run: its figures mix two builds)" % PYSTROBE)
+            report(records, sections)
         path = os.environ.get("BENCH_JSON")
         if path:
             with open(path, "w") as f:
