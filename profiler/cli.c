@@ -70,6 +70,7 @@ static const char overview[] =
     "commands:\n"
     "  record   sample a process's Python stacks into a profile\n"
     "  dump     print every thread's Python stack, once\n"
+    "  top      a live view of the functions taking the most samples\n"
     "  convert  turn folded stacks into a flame graph, speedscope or pprof file\n"
     "  diff     compare two profiles: a differential flame graph\n"
     "  help     show the help of a command\n"
@@ -140,6 +141,39 @@ static const char diff_help[] =
     "      --reverse       icicle: roots at the top\n"
     "  -h, --help          this help\n";
 
+static const char top_help[] =
+    "usage: pystrobe top [options] (-p PID | -- COMMAND [ARGS...])\n"
+    "\n"
+    "A live view, redrawn each second, of the lines (or functions) taking the most\n"
+    "samples.  OWN% is the share of the last second's samples in which a line was\n"
+    "the one running, TOTAL% the share in which it was on the stack (once however\n"
+    "deep it recurses); OWN(s) and TOTAL(s) are the same as seconds since the\n"
+    "start (samples / rate).  Below: each thread's state (running, idle or gil\n"
+    "wait; 'gil' marks the thread holding it), its CPU use over the last second\n"
+    "and its share of the samples; above: the achieved rate and the errors\n"
+    "(samples dropped: torn stacks, missed ticks...).  On a terminal the view takes\n"
+    "the whole screen and fits its width; otherwise a plain report of the top 10 is\n"
+    "printed each second, without escape sequences.  The target is never stopped.\n"
+    "\n"
+    "  -p, --pid PID         the process to watch\n"
+    "  -- COMMAND [ARGS...]  run COMMAND and watch it until it exits\n"
+    "  -r, --rate HZ         samples per second (default 100)\n"
+    "  -d, --duration SECS   stop after SECS seconds (default: on 'q', Ctrl-C or\n"
+    "                        SIGTERM, or when the target exits)\n"
+    "      --idle            include threads that are not running (their samples\n"
+    "                        count toward the functions they wait in)\n"
+    "      --gil             only the thread holding the GIL\n"
+    "      --function        start with functions (at their first line), not lines\n"
+    "      --thread REGEX    only threads whose name matches (repeatable)\n"
+    "      --tid TID         only this thread (repeatable)\n"
+    "      --subprocesses    also watch the target's Python descendants\n"
+    "  -h, --help            this help\n"
+    "\n"
+    "keys: o sort by own share (the default), t by total share, n by name;\n"
+    "l switch between lines and functions; p or space pause the display (sampling\n"
+    "goes on); r reset the counts (and the time, samples and errors); q or Ctrl-C\n"
+    "quit.\n";
+
 int cmd_help(const char *sub)
 {
     if (!sub) {
@@ -160,6 +194,10 @@ int cmd_help(const char *sub)
     }
     if (!strcmp(sub, "diff")) {
         fputs(diff_help, stdout);
+        return 0;
+    }
+    if (!strcmp(sub, "top")) {
+        fputs(top_help, stdout);
         return 0;
     }
     return cli_usage("no help for '%s': unknown command", sub);

@@ -28,6 +28,7 @@ int cmd_record(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
+int cmd_top(int argc, char **argv);
 /* The help text of a subcommand (NULL for the overview) on stdout; 0, or 2 if unknown. */
 int cmd_help(const char *sub);
 
