@@ -179,6 +179,7 @@ int cmd_dump(int argc, char **argv)
                           strerror(-ret));
     } else {
         struct strbuf out = STRBUF_INIT;
+        s.name_all = 1;
         session_name_threads(&s, sn.interp, 1);
         if (json)
             print_json(&s, &sn, &out);

@@ -269,6 +269,32 @@ int proc_stat_state(int fd, uint64_t *cpu_ticks)
     return state;
 }
 
+int proc_open_schedstat(pid_t pid, pid_t tid)
+{
+    char path[80];
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)pid, (int)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+int proc_schedstat_read(int fd, uint64_t *run_ns, uint64_t *switches)
+{
+    char buf[96];
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    if (n < 0)
+        return -errno;
+    if (n == 0)
+        return -ESRCH;
+    buf[n] = '\0';
+    /* "RUN_NS WAIT_NS SWITCHES" */
+    unsigned long long run, wait, sw;
+    if (sscanf(buf, "%llu %llu %llu", &run, &wait, &sw) != 3)
+        return -EINVAL;
+    *run_ns = run;
+    *switches = sw;
+    return 0;
+}
+
 int proc_open_syscall(pid_t pid, pid_t tid)
 {
     char path[80];

@@ -60,6 +60,14 @@ int proc_open_stat(pid_t pid, pid_t tid);
  */
 int proc_stat_state(int fd, uint64_t *cpu_ticks);
 
+/* Opens /proc/PID/task/TID/schedstat for repeated proc_schedstat_read calls. */
+int proc_open_schedstat(pid_t pid, pid_t tid);
+/*
+ * Re-reads an open schedstat file: the thread's time on a CPU (ns) and how
+ * many times it was switched in.  0 or a negative errno.
+ */
+int proc_schedstat_read(int fd, uint64_t *run_ns, uint64_t *switches);
+
 /* Opens /proc/PID/task/TID/syscall for repeated proc_syscall_read calls. */
 int proc_open_syscall(pid_t pid, pid_t tid);
 /*

@@ -350,7 +350,8 @@ int pyobj_small_int(struct pyrt *rt, uint64_t obj, int64_t *value)
     return 0;
 }
 
-int pythread_names(struct pyrt *rt, uint64_t interp, struct pythread_name **out, size_t *n)
+int pythread_names(struct pyrt *rt, uint64_t interp, const uint64_t *idents, size_t nidents,
+                   struct pythread_name **out, size_t *n)
 {
     const struct pylayout *l = &rt->layout;
     uint64_t modules, threading, mdict, active;
@@ -377,6 +378,13 @@ int pythread_names(struct pyrt *rt, uint64_t interp, struct pythread_name **out,
         uint64_t name_obj;
         struct strbuf sb = STRBUF_INIT;
         /* Keys are the idents (ints): an int's hash is its value below 2**61-1. */
+        if (idents) {
+            size_t j = 0;
+            while (j < nidents && idents[j] != v[i].hash)
+                j++;
+            if (j == nidents)
+                continue;
+        }
         if (pyobj_getattr(rt, v[i].value, attr, &name_obj) == 0 &&
             pyobj_str(rt, name_obj, &sb) == 0) {
             uint64_t nid_obj;

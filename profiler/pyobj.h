@@ -53,11 +53,13 @@ struct pythread_name {
 
 /*
  * Reads threading._active of interpreter interp: the ident and name of each
- * live threading.Thread.  *out (caller frees with pythread_names_free) has *n
- * entries.  Returns 0 (with *n = 0 when threading was never imported) or a
- * negative errno.
+ * live threading.Thread, or, when idents is not NULL, of those of the
+ * nidents idents only (the others cost no read).  *out (caller frees with
+ * pythread_names_free) has *n entries.  Returns 0 (with *n = 0 when
+ * threading was never imported) or a negative errno.
  */
-int pythread_names(struct pyrt *rt, uint64_t interp, struct pythread_name **out, size_t *n);
+int pythread_names(struct pyrt *rt, uint64_t interp, const uint64_t *idents, size_t nidents,
+                   struct pythread_name **out, size_t *n);
 void pythread_names_free(struct pythread_name *v, size_t n);
 
 #endif

@@ -77,9 +77,10 @@ static void record_tick(struct sproc *p, struct agg *a, const struct sampler_opt
             continue;
         }
         r->stacks++;
+        struct tracked *tr = &s->threads[t->tracked];
+        tr->want_name = 1;
         if (!a)
             continue;
-        struct tracked *tr = &s->threads[t->tracked];
         if (tr->agg == UINT32_MAX) {
             if (o->subprocesses && p->agg == AGG_NO_PROC)
                 p->agg = agg_process(a, p->pid, p->command);

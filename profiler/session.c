@@ -56,6 +56,9 @@ static void untrack(struct tracked *t)
         close(t->stat_fd);
     if (t->syscall_fd >= 0)
         close(t->syscall_fd);
+    if (t->sched_fd >= 0)
+        close(t->sched_fd);
+    free(t->stack);
     free(t->name);
 }
 
@@ -146,6 +149,7 @@ size_t session_track(struct session *s, const struct walk_thread *all, size_t n,
     t->thread_id = w->thread_id;
     t->stat_fd = -1;
     t->syscall_fd = -1;
+    t->sched_fd = -1;
     t->selected = -1;
     t->seen = s->gen;
     t->agg = UINT32_MAX;
@@ -168,33 +172,46 @@ static int ident_moved(struct session *s, const struct tracked *t)
     return now != t->ns_tid;
 }
 
+/* 1 when tracked thread t is to be named now. */
+static int to_name(const struct session *s, const struct tracked *t, int retry)
+{
+    return !t->named && t->seen == s->gen && (s->name_all || t->want_name) &&
+           (retry || !t->name_tried);
+}
+
 void session_name_threads(struct session *s, uint64_t interp, int retry)
 {
     struct pythread_name *names = NULL;
-    size_t nn = 0;
-    int need = 0;
+    size_t nn = 0, nwant = 0;
     /* Only threads in the latest list: threading may know a gone thread's
      * ident as another thread's by now. */
     for (size_t k = 0; k < s->nthreads; k++)
-        need |= !s->threads[k].named && s->threads[k].seen == s->gen &&
-                (retry || !s->threads[k].name_tried);
-    if (!need || !interp)
+        nwant += to_name(s, &s->threads[k], retry);
+    if (!nwant || !interp)
         return;
-    pythread_names(&s->rt, interp, &names, &nn);
+    /* Only their entries of the registry are read: a process of many
+     * threads costs one thread's reads per newcomer, not all of them. */
+    uint64_t *idents = xmalloc(nwant * sizeof(*idents));
+    size_t j = 0;
+    for (size_t k = 0; k < s->nthreads; k++)
+        if (to_name(s, &s->threads[k], retry))
+            idents[j++] = s->threads[k].thread_id;
+    pythread_names(&s->rt, interp, idents, nwant, &names, &nn);
+    free(idents);
     for (size_t k = 0; k < s->nthreads; k++) {
         struct tracked *t = &s->threads[k];
-        if (t->named || t->seen != s->gen || (!retry && t->name_tried))
+        if (!to_name(s, t, retry))
             continue;
         t->name_tried = 1;
-        for (size_t j = 0; j < nn && !t->named; j++) {
+        for (size_t i = 0; i < nn && !t->named; i++) {
             /* 3.8+: a Thread whose Linux id is not this thread's (or of a
              * thread whose id is unknown) may be another thread that has
              * the ident now. */
-            if (names[j].ident == t->thread_id &&
-                (names[j].native_id == 0 || names[j].native_id == t->ns_tid) &&
-                (names[j].native_id > 0 || !ident_moved(s, t))) {
+            if (names[i].ident == t->thread_id &&
+                (names[i].native_id == 0 || names[i].native_id == t->ns_tid) &&
+                (names[i].native_id > 0 || !ident_moved(s, t))) {
                 free(t->name);
-                t->name = xstrdup(names[j].name);
+                t->name = xstrdup(names[i].name);
                 t->named = 1;
                 t->selected = -1;
             }

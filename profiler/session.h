@@ -24,9 +24,22 @@ struct tracked {
     uint32_t tid_tried; /* the generation of the last look for an unknown tid */
     int stat_fd;      /* /proc/PID/task/TID/stat, -1 when unknown */
     int syscall_fd;   /* /proc/PID/task/TID/syscall, opened on first use; -1 none yet, -2 failed */
+    int sched_fd;     /* /proc/PID/task/TID/schedstat, the same way */
+    /* What the kernel said at the last full look, and the thread's schedstat
+     * then: a thread not switched in since, and off CPU then, still is. */
+    int last_state;   /* state letter, 0 unknown */
+    int last_ts;      /* enum thread_state */
+    uint64_t last_run_ns, last_switches;
+    /* Its stack at its last walk (frame ids, innermost first) while it
+     * cannot have changed since: NULL/0 when there is none to trust. */
+    uint32_t *stack;
+    size_t nstack, stackcap;
+    int stack_ok;     /* stack holds a walk's result; stack_status its status (0 or 1) */
+    int stack_status;
     int selected;     /* passes the thread filter: 1, 0, or -1 until decided (again, once renamed) */
     int named;        /* the name came from threading */
     int name_tried;   /* threading was asked for its name */
+    int want_name;    /* its name is shown or filtered on (else it is not looked up) */
     char *name;       /* owned; NULL when unknown */
     uint32_t seen;    /* the sample generation that last saw it */
     uint32_t agg;     /* its index in the aggregate, UINT32_MAX until used */
@@ -45,6 +58,7 @@ struct session {
     size_t *pos_hint;  /* per position in the last thread list: its index in threads */
     size_t hintcap;
     uint32_t gen;
+    int name_all;      /* look up every thread's name, not only the wanted ones */
 };
 
 /* Attaches to pid (no stop, no write).  0 or a negative errno with err filled. */
@@ -63,7 +77,8 @@ size_t session_track(struct session *s, const struct walk_thread *all, size_t n,
 /*
  * Names tracked threads from the threading module's registry, else from the
  * OS (comm): the threads never tried, or with retry every thread that has no
- * Python name yet.  Reads nothing when there is no such thread.
+ * Python name yet; only threads whose name is wanted (want_name, or every
+ * one with s->name_all).  Reads nothing when there is no such thread.
  */
 void session_name_threads(struct session *s, uint64_t interp, int retry);
 

@@ -65,7 +65,7 @@ static int resolve(struct session *s, struct snapshot *sn, int by_function)
         return ret;
     for (size_t k = 0; k < sn->nthreads; k++) {
         struct snap_thread *t = &sn->st[k];
-        if (!t->walked || t->status < 0)
+        if (!t->walked || t->reused || t->status < 0)
             continue;
         for (size_t i = t->off; i < t->off + t->depth; i++) {
             if (!sn->entries[i] || codecache_is_shim(sn->entries[i])) {
@@ -168,6 +168,91 @@ static enum thread_state blocked_state(struct session *s, struct snapshot *sn,
     return TS_IDLE;
 }
 
+/*
+ * The kernel's view of thread tr into t: its state letter and, with
+ * want_wait, what it waits for.  The stat file (and the syscall file) are
+ * read again only for a thread that was on a CPU at the last look, or has
+ * been switched in since (schedstat, cheaper to read): one that has not
+ * cannot have changed what it waits for.
+ */
+static int kernel_state(struct session *s, struct snapshot *sn, struct tracked *tr,
+                        struct snap_thread *t, const struct snap_opts *o)
+{
+    if (tr->stat_fd < 0)
+        return 0;
+    if (tr->sched_fd == -1) {
+        int fd = proc_open_schedstat(s->pid, tr->tid);
+        tr->sched_fd = fd >= 0 ? fd : -2;
+    }
+    uint64_t run = 0, switches = 0;
+    /* A kernel without scheduler statistics says 0 for every thread. */
+    int sched = tr->sched_fd >= 0 && proc_schedstat_read(tr->sched_fd, &run, &switches) == 0 &&
+                switches > 0;
+    if (sched)
+        t->cpu_ns = run;
+    if (sched && !o->want_cpu && tr->last_state && tr->last_state != 'R' &&
+        (tr->last_ts == TS_IDLE || tr->last_ts == TS_GIL_WAIT) && run == tr->last_run_ns &&
+        switches == tr->last_switches) {
+        t->state = tr->last_state;
+        t->ts = (enum thread_state)tr->last_ts;
+        sn->states_kept++;
+        return 1;
+    }
+    uint64_t ticks = 0;
+    int st = proc_stat_state(tr->stat_fd, o->want_cpu ? &ticks : NULL);
+    t->state = st > 0 ? st : 0;
+    t->cpu_ticks = ticks;
+    if (t->state == 'R')
+        t->ts = TS_RUNNING;
+    else if (t->state && o->want_wait)
+        t->ts = t->gil ? TS_IDLE : blocked_state(s, sn, tr);
+    else if (t->state)
+        t->ts = TS_IDLE;
+    tr->last_state = sched ? t->state : 0;
+    tr->last_ts = t->ts;
+    tr->last_run_ns = run;
+    tr->last_switches = switches;
+    return 0;
+}
+
+/*
+ * After resolve: each walked stack is kept with its thread, for the ticks
+ * it does not run; the stacks reused are copied into sn->ids.
+ */
+static void keep_stacks(struct session *s, struct snapshot *sn)
+{
+    size_t extra = 0;
+    for (size_t k = 0; k < sn->nthreads; k++)
+        if (sn->st[k].reused)
+            extra += sn->st[k].depth;
+    if (sn->idcap < sn->nraw + extra + 1) {
+        sn->idcap = sn->nraw + extra + 1;
+        sn->codes = xrealloc(sn->codes, sn->idcap * sizeof(*sn->codes));
+        sn->entries = xrealloc(sn->entries, sn->idcap * sizeof(*sn->entries));
+        sn->ids = xrealloc(sn->ids, sn->idcap * sizeof(*sn->ids));
+    }
+    size_t end = sn->nraw;
+    for (size_t k = 0; k < sn->nthreads; k++) {
+        struct snap_thread *t = &sn->st[k];
+        if (t->excluded || !t->walked)
+            continue;
+        struct tracked *tr = &s->threads[t->tracked];
+        if (t->reused) {
+            t->off = end;
+            memcpy(sn->ids + end, tr->stack, t->depth * sizeof(*sn->ids));
+            end += t->depth;
+            continue;
+        }
+        tr->stack_ok = t->status >= 0;
+        if (!tr->stack_ok)
+            continue;
+        GROW(tr->stack, tr->stackcap, t->depth + 1);
+        memcpy(tr->stack, sn->ids + t->off, t->depth * sizeof(*tr->stack));
+        tr->nstack = t->depth;
+        tr->stack_status = t->status;
+    }
+}
+
 int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts *o)
 {
     int ret;
@@ -227,7 +312,10 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
         struct snap_thread *t = &sn->st[i];
         memset(t, 0, sizeof(*t));
         t->tracked = session_track(s, sn->threads, sn->nthreads, i);
-        unnamed |= !s->threads[t->tracked].name_tried;
+        struct tracked *tr = &s->threads[t->tracked];
+        if (o->filter && o->filter->nres)
+            tr->want_name = 1;
+        unnamed |= !tr->name_tried;
     }
     if (o->filter && o->filter->nres && unnamed)
         session_name_threads(s, sn->interp, 0);
@@ -241,25 +329,27 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
         }
         sn->nselected++;
         t->gil = holder && holder == sn->threads[i].tstate;
-        if ((want_state || o->want_cpu) && tr->stat_fd >= 0) {
-            uint64_t ticks = 0;
-            int st = proc_stat_state(tr->stat_fd, o->want_cpu ? &ticks : NULL);
-            t->state = st > 0 ? st : 0;
-            t->cpu_ticks = ticks;
-        }
-        if (t->state == 'R')
-            t->ts = TS_RUNNING;
-        else if (t->state && o->want_wait)
-            t->ts = t->gil ? TS_IDLE : blocked_state(s, sn, tr);
-        else if (t->state)
-            t->ts = TS_IDLE;
+        int kept = (want_state || o->want_cpu) && kernel_state(s, sn, tr, t, o);
         if (o->active_only && t->ts != TS_RUNNING)
             continue;
         if (o->gil_only && !t->gil)
             continue;
         if (!walk_has_frames(&sn->threads[i]))
             continue;
+        /* Off CPU and not switched in since its last walk: its stack is
+         * the same, and costs no read. */
+        if (kept && tr->stack_ok) {
+            t->walked = t->reused = 1;
+            t->status = tr->stack_status;
+            t->depth = tr->nstack;
+            sn->stacks_reused++;
+            continue;
+        }
+        tr->stack_ok = 0;
         walk_one(s, sn, t, &sn->threads[i], o->max_depth);
     }
-    return resolve(s, sn, o->by_function);
+    if ((ret = resolve(s, sn, o->by_function)) < 0)
+        return ret;
+    keep_stacks(s, sn);
+    return 0;
 }

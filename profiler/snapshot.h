@@ -63,8 +63,10 @@ struct snap_thread {
     int gil;             /* holds the GIL (a hint) */
     enum thread_state ts; /* TS_UNKNOWN unless asked for, or the kernel would not say */
     uint64_t cpu_ticks;  /* utime + stime (clock ticks), with want_cpu */
+    uint64_t cpu_ns;     /* time on a CPU (ns, from schedstat), 0 when unknown */
     int excluded;        /* left out by the thread filter: nothing else is set */
-    int walked;          /* its stack was walked */
+    int walked;          /* its stack was walked (or reused) */
+    int reused;          /* not walked: the thread has not run since its last walk */
     int status;          /* walk: 0, 1 truncated, or a negative errno */
     size_t off, depth;   /* its frame ids: ids[off .. off+depth), innermost first */
 };
@@ -86,6 +88,8 @@ struct snapshot {
     int ngil_spans;      /* -1: not looked up since the interpreter state was */
     uint64_t gil_holder; /* of the last snapshot, 0 when none or unknown */
     size_t nselected;    /* threads that passed the filter */
+    uint64_t stacks_reused; /* stacks of threads that had not run since (a running count) */
+    uint64_t states_kept; /* thread states known without reading stat (a running count) */
     uint64_t retries;    /* walks repeated after a torn read (a running count) */
     uint64_t torn_callers; /* stacks dropped for a caller that cannot be calling (a running count) */
 };

@@ -347,7 +347,7 @@ IMG_FN int fz_run(struct fz_image *fz, struct fz_counts *c, char *why, size_t wh
                 FZ_FAIL("function name is not UTF-8");
         }
     }
-    ret = pythread_names(rt, interp, &tn, &ntn);
+    ret = pythread_names(rt, interp, NULL, 0, &tn, &ntn);
     if (!FZ_ONE_OF(ret, 0, -EFAULT, -EINVAL))
         FZ_FAIL("pythread_names: %d", ret);
     if (ret < 0 && (tn || ntn))

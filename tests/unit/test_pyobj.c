@@ -507,7 +507,7 @@ TEST(thread_names_end_to_end)
         img_commit(&im);
         struct pythread_name *v = NULL;
         size_t n = 0;
-        int ret = pythread_names(&im.rt, interp, &v, &n);
+        int ret = pythread_names(&im.rt, interp, NULL, 0, &v, &n);
         if (ret != 0 || n != 3) {
             TEST_FAILF("%d.%d: ret %d n %zu", VER(im), ret, n);
             pythread_names_free(v, n);
@@ -520,6 +520,21 @@ TEST(thread_names_end_to_end)
         CHECK_STR(v[1].name, names[2]);
         CHECK_U64(v[2].ident, idents[0]);
         CHECK_STR(v[2].name, names[0]);
+        pythread_names_free(v, n);
+        /* Only the threads asked for are read, and an unknown ident is no error. */
+        const uint64_t want[] = {idents[2], 0x5555};
+        uint64_t before = mem_read_calls(im.rt.mem);
+        CHECK_INT(pythread_names(&im.rt, interp, want, 2, &v, &n), 0);
+        uint64_t some = mem_read_calls(im.rt.mem) - before;
+        CHECK_INT(n, 1);
+        if (n == 1) {
+            CHECK_U64(v[0].ident, idents[2]);
+            CHECK_STR(v[0].name, names[2]);
+        }
+        pythread_names_free(v, n);
+        before = mem_read_calls(im.rt.mem);
+        CHECK_INT(pythread_names(&im.rt, interp, NULL, 0, &v, &n), 0);
+        CHECK(mem_read_calls(im.rt.mem) - before > some);
         pythread_names_free(v, n);
     }
 }
@@ -545,7 +560,7 @@ TEST(thread_names_without_threading)
         for (int i = 0; i < 3; i++) {
             struct pythread_name *v = (void *)1;
             size_t n = 9;
-            int ret = pythread_names(&im.rt, interps[i], &v, &n);
+            int ret = pythread_names(&im.rt, interps[i], NULL, 0, &v, &n);
             if (ret != 0 || n != 0)
                 TEST_FAILF("%d.%d case %d: ret %d n %zu", VER(im), i, ret, n);
             pythread_names_free(v, n);
@@ -579,7 +594,7 @@ TEST(thread_names_skip_bad_threads)
         img_commit(&im);
         struct pythread_name *names_out;
         size_t k;
-        CHECK_INT(pythread_names(&im.rt, interp, &names_out, &k), 0);
+        CHECK_INT(pythread_names(&im.rt, interp, NULL, 0, &names_out, &k), 0);
         CHECK_INT(k, 1);
         if (k == 1) {
             CHECK_U64(names_out[0].ident, 0x1000);
@@ -614,13 +629,13 @@ TEST(thread_names_garbage)
         img_commit(&im);
         struct pythread_name *v;
         size_t n;
-        CHECK_INT(pythread_names(&im.rt, in_hole, &v, &n), -EFAULT);
+        CHECK_INT(pythread_names(&im.rt, in_hole, NULL, 0, &v, &n), -EFAULT);
         CHECK(v == NULL && n == 0);
-        CHECK_INT(pythread_names(&im.rt, in_cycle, &v, &n), 0);
+        CHECK_INT(pythread_names(&im.rt, in_cycle, NULL, 0, &v, &n), 0);
         CHECK_INT(n, 0);
         pythread_names_free(v, n);
-        CHECK_INT(pythread_names(&im.rt, in_bad, &v, &n), -EINVAL);
-        CHECK_INT(pythread_names(&im.rt, img_hole(&im), &v, &n), -EFAULT);
+        CHECK_INT(pythread_names(&im.rt, in_bad, NULL, 0, &v, &n), -EINVAL);
+        CHECK_INT(pythread_names(&im.rt, img_hole(&im), NULL, 0, &v, &n), -EFAULT);
     }
 }
 
@@ -682,7 +697,7 @@ TEST(thread_names_carry_native_ids_from_38)
         img_commit(&im);
         struct pythread_name *v = NULL;
         size_t n = 0;
-        CHECK_INT(pythread_names(&im.rt, interp, &v, &n), 0);
+        CHECK_INT(pythread_names(&im.rt, interp, NULL, 0, &v, &n), 0);
         CHECK_INT(n, 3);
         for (size_t i = 0; i < n; i++) {
             if (strcmp(v[i].name, "c") == 0)
