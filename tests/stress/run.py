@@ -281,9 +281,9 @@ class Case(object):
     """scenario: a targets.py scenario; end: 'run' (until the duration ends),
     'exit' (the target exits by itself), 'kill' (SIGKILL mid-recording)."""
 
-    def __init__(self, interp, scenario, mode, end, threads):
+    def __init__(self, interp, scenario, mode, end, threads, idle=False):
         self.interp, self.scenario, self.mode, self.end = interp, scenario, mode, end
-        self.threads = threads
+        self.threads, self.idle = threads, idle
         kind = scenario if end == 'run' else end
         self.name = '%s/%s/%s' % (interp.label, kind, mode)
 
@@ -295,13 +295,16 @@ def make_cases(interps, long_mode, full):
             singles = [(s, m) for s in SINGLES for m in ('attach', 'launch')]
         else:   # spread the single workloads over the interpreters
             singles = [(SINGLES[i % 3], 'attach'), (SINGLES[(i + 1) % 3], 'launch')]
-        for s, m in [('mixed', 'attach'), ('mixed', 'launch')] + singles:
+        for k, (s, m) in enumerate([('mixed', 'attach'), ('mixed', 'launch')] + singles):
             # attach mode roots stacks in threads (--threads); launch mode merges them
-            cases.append(Case(I, s, m, 'run', threads=(m == 'attach')))
+            # and samples every thread (--idle: sleeping threads' stacks reused,
+            # state files read as threads come and go); so do some single workloads
+            cases.append(Case(I, s, m, 'run', threads=(m == 'attach'),
+                              idle=(m == 'launch' or (k >= 2 and (i + k) % 2 == 1))))
         for end in ('exit', 'kill'):
             for m in ('attach', 'launch'):
                 cases.append(Case(I, 'exit' if end == 'exit' else 'mixed', m, end,
-                                  threads=(m == 'attach')))
+                                  threads=(m == 'attach'), idle=(m == 'launch')))
     return cases
 
 
@@ -390,7 +393,7 @@ def run_case(ctx, case, rng):
     if case.mode == 'attach' and case.end == 'exit':
         tgt += ['--after', '%g:%g' % (lo, hi)]
     rec = [ctx.pystrobe, 'record', '-r', str(RATE), '-d', '%g' % duration, '-f', 'folded',
-           '-o', out] + (['--threads'] if case.threads else [])
+           '-o', out] + (['--threads'] if case.threads else []) + (['--idle'] if case.idle else [])
     env = dict(os.environ, **SAN_ENV)
     timeout = duration + HANG_MARGIN + (5 if case.mode == 'launch' else 0)
     o = Outcome()
