@@ -46,7 +46,8 @@ one table per measurement, one row per interpreter:
    threads, --idle at 1 kHz too.  From pystrobe's summary: samples
    (stacks), the achieved rate, "behind schedule" drops, CPU time and
    process_vm_readv calls per tick, CPU per stack sampled, and CPU per
-   tick as a ratio to 1 thread's in the same mode; from the profile, the
+   tick as a ratio to 1 thread's in the same mode (all of them including
+   the first tick, which walks every thread's stack); from the profile, the
    share of --idle's samples marked [idle] or [gil wait].  A row without
    samples, or --idle without marks, is noted (a figure, not a failure).
    Then (not in quick mode) the highest rate sustained, as in 2, with
@@ -1159,7 +1160,8 @@ def report(records, sections):
                "marked: share of the samples ending in [idle] or [gil wait] (all but the busy thread's: N/(N+1))",
                "behind: ticks dropped behind schedule (share of the ticks requested); us/tick, reads/tick: "
                "pystrobe's own account (its CPU and process_vm_readv calls / ticks); us/stack: the same CPU / "
-               "samples; proc us/tick: the whole process's CPU (getrusage) / ticks",
+               "samples; proc us/tick: the whole process's CPU (getrusage) / ticks; all include the first tick, "
+               "which walks every thread (at 200 threads, tens of ms), so they fall as ticks add up",
                "x %s: us/tick / that of %s in the same mode at %d Hz, same run"
                % (fewest_label, fewest_label, THREAD_RATE)],
               ["python", "threads", "mode", "rate", "samples", "seen", "idle marked", "Hz", "behind", "us/tick",
