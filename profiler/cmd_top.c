@@ -83,7 +83,7 @@ struct trow {
     char *name;               /* owned; NULL when unknown */
     enum thread_state ts;
     int gil;
-    uint64_t cpu, cpu_mark;   /* CPU clock ticks now, and at the window's start */
+    uint64_t cpu, cpu_mark;   /* CPU time (ns) now, and at the window's start */
     uint64_t samples;         /* in the current window */
     uint64_t seen;            /* the last window that saw it */
     int shown;                /* seen in the window shown */
@@ -128,6 +128,7 @@ struct top {
     uint64_t win_start, win_ticks, base_ns, base_errors, last_poll;
     struct top_head head;
     long hz;
+    struct snap_opts *snap;   /* the sampler's, read by it each tick */
     int esc;                  /* inside an escape sequence from the keyboard */
 };
 
@@ -223,6 +224,14 @@ static uint64_t trow_hash(pid_t pid, pid_t tid, uint64_t ident)
     return hash_u64(ident ^ hash_u64(((uint64_t)(uint32_t)pid << 32) | (uint32_t)tid));
 }
 
+/* A thread's CPU time in ns: schedstat's, else stat's clock ticks. */
+static uint64_t cpu_time(const struct top *t, const struct snap_thread *st)
+{
+    if (st->cpu_ns || t->hz <= 0)
+        return st->cpu_ns;
+    return st->cpu_ticks * (1000000000u / (uint64_t)t->hz);
+}
+
 static struct trow *thread_get(struct top *t, pid_t pid, const struct tracked *tr,
                                const struct snap_thread *st)
 {
@@ -237,13 +246,13 @@ static struct trow *thread_get(struct top *t, pid_t pid, const struct tracked *t
         r->pid = pid;
         r->tid = tr->tid;
         r->ident = tr->thread_id;
-        r->cpu_mark = st->cpu_ticks;
+        r->cpu_mark = cpu_time(t, st);
         htab_insert(&t->thread_index, h, i);
     }
     return &t->threads[i];
 }
 
-static void thread_update(struct top *t, struct trow *r, const struct tracked *tr,
+static void thread_update(const struct top *t, struct trow *r, const struct tracked *tr,
                           const struct snap_thread *st)
 {
     if (tr->name && (!r->name || strcmp(r->name, tr->name) != 0)) {
@@ -252,7 +261,7 @@ static void thread_update(struct top *t, struct trow *r, const struct tracked *t
     }
     r->ts = st->ts;
     r->gil = st->gil;
-    r->cpu = st->cpu_ticks;
+    r->cpu = cpu_time(t, st);
     r->seen = t->window;
 }
 
@@ -268,12 +277,13 @@ static void threads_roll(struct top *t, int show, double secs)
             continue;
         }
         if (show) {
-            uint64_t used = r->cpu > r->cpu_mark ? r->cpu - r->cpu_mark : 0;
+            /* No mark: its CPU time was not known at the window's start. */
+            uint64_t used = r->cpu_mark && r->cpu > r->cpu_mark ? r->cpu - r->cpu_mark : 0;
             r->shown = 1;
             r->shown_ts = r->ts;
             r->shown_gil = r->gil;
             r->shown_samples = r->samples;
-            r->shown_cpu = t->hz > 0 && secs > 0 ? (double)used / (double)t->hz / secs * 100 : 0;
+            r->shown_cpu = secs > 0 ? (double)used / 1e9 / secs * 100 : 0;
         }
         r->cpu_mark = r->cpu;
         r->samples = 0;
@@ -298,7 +308,13 @@ static void top_on_sample(void *ctx, struct session *s, const struct snapshot *s
         const struct snap_thread *st = &sn->st[k];
         if (st->excluded)
             continue;
-        const struct tracked *tr = &s->threads[st->tracked];
+        struct tracked *tr = &s->threads[st->tracked];
+        /* Every thread shown is named, not only those sampled. */
+        tr->want_name = 1;
+        /* A kernel without scheduler statistics: CPU time from stat, read
+         * for every thread from the next tick on. */
+        if (!st->cpu_ns && st->state && !t->snap->want_cpu)
+            t->snap->want_cpu = 1;
         struct trow *r = thread_get(t, s->pid, tr, st);
         thread_update(t, r, tr, st);
         /* Sampled by the mode's rules (on CPU, --idle, --gil), read whole,
@@ -960,11 +976,15 @@ static void run_top(struct top *t, struct session *s, pid_t child, struct sample
         .hook = &hook,
     };
     sampling_snap_opts(t->so, &so.snap);
-    /* Every selected thread's state, GIL and CPU time for the threads table;
-     * which ones are walked is still the mode's choice.  Lines are always
-     * kept, so that the view can switch between lines and functions. */
-    so.snap.want_state = so.snap.want_gil = so.snap.want_wait = so.snap.want_cpu = 1;
+    /* Every selected thread's state and GIL for the threads table; which
+     * ones are walked is still the mode's choice.  CPU time comes from
+     * schedstat, which lets threads that have not run skip their stat
+     * read; want_cpu only where the kernel has no schedstat (see
+     * top_on_sample).  Lines are always kept, so that the view can switch
+     * between lines and functions. */
+    so.snap.want_state = so.snap.want_gil = so.snap.want_wait = 1;
     so.snap.by_function = 0;
+    t->snap = &so.snap;
     term_enter(t);
     t->base_ns = t->win_start = now_ns();
     t->win_ticks = 1; /* the tick at the start opens the first window */
