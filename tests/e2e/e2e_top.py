@@ -166,6 +166,10 @@ def interp_tests(ctx, I, rt, targets, first):
             P.expect(any(re.match(r'^\s*\d+\s+running(, gil)?\s+\d+\.\d\s+\d+\.\d\s+busy$', l)
                          for s in full for l in s),
                      'no screen shows the thread busy running')
+            # Threads not sampled (off CPU) are shown, with their names.
+            P.expect(any(re.match(r'^\s*\d+\s+idle\s+\d+\.\d\s+\d+\.\d\s+sleeper$', l)
+                         for s in full for l in s),
+                     'no screen shows the thread sleeper idle')
             P.expect(any('Python %d.%d' % I.ver[:2] in l for l in full[-1][:3]),
                      'the header does not name Python %d.%d' % I.ver[:2])
         P.fail_if_any(res.describe(rt))
