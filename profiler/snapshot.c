@@ -329,6 +329,9 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
         }
         sn->nselected++;
         t->gil = holder && holder == sn->threads[i].tstate;
+        /* Only the holder counts with gil_only: the others' states are not read. */
+        if (o->gil_only && !t->gil && !o->want_cpu)
+            continue;
         int kept = (want_state || o->want_cpu) && kernel_state(s, sn, tr, t, o);
         if (o->active_only && t->ts != TS_RUNNING)
             continue;

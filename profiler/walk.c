@@ -1249,9 +1249,12 @@ static int find_tid_offset(struct walker *w, const struct walk_thread *threads, 
     int found = -1;
     int32_t(*vals)[PTHREAD_SCAN / 4] = xcalloc(k ? k : 1, sizeof(*vals));
     int *ok = xcalloc(k ? k : 1, sizeof(int));
-    for (size_t i = 0; i < k; i++)
-        ok[i] = threads[i].thread_id &&
-                mem_read(w->rt->mem, threads[i].thread_id, vals[i], sizeof(vals[i])) == 0;
+    /* The newest threads and the oldest, which is the main thread (its tid
+     * is the pid: what tells the field) in a list longer than the sample. */
+    for (size_t i = 0; i < k; i++) {
+        const struct walk_thread *t = &threads[i + 1 == k ? n - 1 : i];
+        ok[i] = t->thread_id && mem_read(w->rt->mem, t->thread_id, vals[i], sizeof(vals[i])) == 0;
+    }
     int ntasks = proc_tasks(w->rt->pid, &tasks);
     if (ntasks <= 0) {
         free(vals);

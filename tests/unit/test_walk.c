@@ -1238,6 +1238,38 @@ TEST(old_threads_tid_read_with_the_list)
     }
 }
 
+/* The tid field is found by the main thread's tid: in a list of many
+ * threads, the main thread (the oldest) comes last. */
+TEST(old_threads_tid_found_among_many)
+{
+    enum { N = 100 };
+    for (size_t v = 0; v < ARRAY_SIZE(old_versions); v++) {
+        struct img im;
+        img_init_ex(&im, old_versions[v][0], old_versions[v][1], 0, 1);
+        uint64_t interp = img_interp(&im);
+        uint64_t ts[N];
+        for (int i = 0; i < N; i++) {
+            /* Newest first; the others have exited (tid 0) as far as this test knows. */
+            uint64_t pt = img_alloc(&im, 2048);
+            if (i == N - 1)
+                img_w32(&im, pt + 720, (uint32_t)getpid());
+            ts[i] = img_tstate(&im, interp, pt, 0);
+        }
+        img_link_threads(&im, interp, ts, N);
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct walk_thread t[N];
+        size_t n;
+        pid_t tid = 0, ns_tid = 0;
+        CHECK_INT(walk_threads(w, interp, t, N, &n), 0);
+        CHECK_INT(n, N);
+        CHECK_INT(walk_thread_tid(w, t, n, N - 1, &tid, &ns_tid), 0);
+        CHECK_INT(tid, getpid());
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
 /* Writes a new f_code into a frame object at the n-th read call. */
 struct recode_at {
     uint64_t at_call, frame, code;
