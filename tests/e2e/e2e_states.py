@@ -294,8 +294,11 @@ def group(ctx, I, rt):
                     # idle all along: every sample marked [idle], never [gil wait]
                     check_thread_stacks(P, n, rests, (IDLE,))
                 else:
-                    # never blocked but on the GIL
-                    check_thread_stacks(P, n, rests, (None, GIL_WAIT))
+                    # blocked on nothing but the GIL: running or [gil wait], never [idle]
+                    idle = sum(c for r, c in rests.items() if r[-1] == IDLE)
+                    P.expect(idle == 0, 'thread %s, which blocks on nothing but the GIL, has %d samples marked %s'
+                             % (n, idle, IDLE))
+                    check_thread_stacks(P, n, rests, (None, GIL_WAIT, IDLE))
             waits = sum(c for n in FIGHTERS for r, c in th.get(n, {}).items() if r[-1] == GIL_WAIT)
             P.expect(waits > 0, 'no [gil wait] sample of the two threads fighting for the GIL')
             ticks = summary(rt, P, res)[1]
