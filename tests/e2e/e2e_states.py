@@ -20,6 +20,7 @@ import re
 import select
 import signal
 import subprocess
+import threading
 import time
 
 IDLE = '[idle]'
@@ -174,7 +175,39 @@ def summary(rt, P, res):
     return int(m.group(1)), secs * hz, (int(m.group(3)) if m.group(3) else None)
 
 
+_once_lock = threading.Lock()
+_once_done = set()
+
+
+def once(name):
+    """True the first time only: for tests that need no interpreter."""
+    with _once_lock:
+        if name in _once_done:
+            return False
+        _once_done.add(name)
+        return True
+
+
+def usage_group(ctx, rt):
+    """Bad --thread and --tid values: usage errors that name the option."""
+    R = ctx.runner
+
+    def bad(name, args, words):
+        def fn():
+            P = rt.Problems()
+            res = rt.record(['-f', 'folded', '-o', os.path.join(ctx.mkdtemp('usage-'), 'out.folded'),
+                             '-d', '1', '-p', str(os.getpid())] + args, timeout=rt.T_PROMPT)
+            rt.check_one_line_error(P, res, 2, words=words)
+            P.fail_if_any(res.describe())
+        R.case('errors/states-' + name, fn)
+    bad('thread-bad-regex', ['--thread', 'a['], ['--thread', 'a['])
+    bad('tid-zero', ['--tid', '0'], ['--tid', '0'])
+    bad('tid-not-a-number', ['--tid', 'x1'], ['--tid', 'x1'])
+
+
 def group(ctx, I, rt):
+    if once('usage'):
+        usage_group(ctx, rt)
     R = ctx.runner
     pfx = I.label + '/states-'
     TG = rt.TARGETS
