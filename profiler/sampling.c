@@ -52,8 +52,10 @@ static int add_tid(struct sampling_opts *o, const char *arg)
     pid_t tid;
     if (f->ntids >= MAX_FILTERS)
         return cli_usage("too many --tid options (at most %d)", MAX_FILTERS);
-    if (cli_parse_pid(arg, &tid))
-        return EXIT_USAGE;
+    long v;
+    if (parse_long(arg, &v) < 0 || v <= 0 || v > 0x7fffffffL)
+        return cli_usage("invalid --tid '%s': expected a thread id, a positive number", arg);
+    tid = (pid_t)v;
     f->tids = xrealloc(f->tids, (f->ntids + 1) * sizeof(*f->tids));
     f->tids[f->ntids++] = tid;
     return 1;

@@ -176,7 +176,7 @@ static enum thread_state blocked_state(struct session *s, struct snapshot *sn,
  * cannot have changed what it waits for.
  */
 static int kernel_state(struct session *s, struct snapshot *sn, struct tracked *tr,
-                        struct snap_thread *t, const struct snap_opts *o)
+                        uint64_t tstate, struct snap_thread *t, const struct snap_opts *o)
 {
     if (tr->stat_fd < 0)
         return 0;
@@ -202,12 +202,29 @@ static int kernel_state(struct session *s, struct snapshot *sn, struct tracked *
     int st = proc_stat_state(tr->stat_fd, o->want_cpu ? &ticks : NULL);
     t->state = st > 0 ? st : 0;
     t->cpu_ticks = ticks;
-    if (t->state == 'R')
+    if (t->state && t->state != 'R' && t->gil) {
+        /* The holder was read before this thread's state: off CPU, it may
+         * have let the GIL go since.  Asked again, once per snapshot. */
+        if (!sn->holder_reread) {
+            uint64_t h = 0;
+            sn->holder_reread = 1;
+            if (pyrt_gil_holder(&s->rt, sn->interp, &h) < 0)
+                h = 0;
+            sn->gil_holder = h;
+        }
+        t->gil = sn->gil_holder == tstate;
+    }
+    if (t->state == 'R') {
         t->ts = TS_RUNNING;
-    else if (t->state && o->want_wait)
-        t->ts = t->gil ? TS_IDLE : blocked_state(s, sn, tr);
-    else if (t->state)
+    } else if (t->state && o->want_wait) {
+        /* Blocked on the GIL itself is waiting for it, whatever an earlier
+         * read of its holder said; blocked elsewhere while holding it is idle. */
+        t->ts = blocked_state(s, sn, tr);
+        if (t->ts == TS_GIL_WAIT)
+            t->gil = 0;
+    } else if (t->state) {
         t->ts = TS_IDLE;
+    }
     tr->last_state = sched ? t->state : 0;
     tr->last_ts = t->ts;
     tr->last_run_ns = run;
@@ -300,6 +317,7 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
             holder = 0;
     }
     sn->gil_holder = holder;
+    sn->holder_reread = 0;
     if (o->want_wait && sn->ngil_spans < 0) {
         int n = pyrt_gil_spans(&s->rt, sn->interp, sn->gil_spans);
         sn->ngil_spans = n > 0 ? n : -1;
@@ -328,11 +346,11 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
             continue;
         }
         sn->nselected++;
-        t->gil = holder && holder == sn->threads[i].tstate;
+        t->gil = sn->gil_holder && sn->gil_holder == sn->threads[i].tstate;
         /* Only the holder counts with gil_only: the others' states are not read. */
         if (o->gil_only && !t->gil && !o->want_cpu)
             continue;
-        int kept = (want_state || o->want_cpu) && kernel_state(s, sn, tr, t, o);
+        int kept = (want_state || o->want_cpu) && kernel_state(s, sn, tr, sn->threads[i].tstate, t, o);
         if (o->active_only && t->ts != TS_RUNNING)
             continue;
         if (o->gil_only && !t->gil)

@@ -87,6 +87,7 @@ struct snapshot {
     struct gil_span gil_spans[GIL_SPANS_MAX];
     int ngil_spans;      /* -1: not looked up since the interpreter state was */
     uint64_t gil_holder; /* of the last snapshot, 0 when none or unknown */
+    int holder_reread;   /* gil_holder was read again in this snapshot */
     size_t nselected;    /* threads that passed the filter */
     uint64_t stacks_reused; /* stacks of threads that had not run since (a running count) */
     uint64_t states_kept; /* thread states known without reading stat (a running count) */
