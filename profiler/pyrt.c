@@ -276,6 +276,28 @@ int pyrt_gil_spans(struct pyrt *rt, uint64_t interp, struct gil_span *out)
     return 1;
 }
 
+int pyrt_gil_holder_in(struct pyrt *rt, const struct gil_span *gil, uint64_t *tstate)
+{
+    const struct pylayout *l = &rt->layout;
+    unsigned char buf[12];
+    int ret;
+    *tstate = 0;
+    /* last_holder, then locked 8 bytes on: both in one read. */
+    if (l->gil == GIL_TSTATE_CURRENT || gil->end - gil->start != GIL_STATE_SIZE ||
+        (l->gil == GIL_RUNTIME && l->rt_gil_locked != l->rt_gil_last_holder + 8) ||
+        (l->gil == GIL_INTERP && l->gil_locked != GIL_STATE_HOLDER + 8))
+        return -ENOENT;
+    if ((ret = mem_read(rt->mem, gil->start + GIL_STATE_HOLDER, buf, sizeof(buf))) < 0)
+        return ret;
+    uint64_t holder;
+    int32_t locked;
+    memcpy(&holder, buf, 8);
+    memcpy(&locked, buf + 8, 4);
+    if (locked == 1)
+        *tstate = holder;
+    return 0;
+}
+
 static int lookup(struct elf_file *ef, const char *name, unsigned tables, uint64_t bias,
                   uint64_t *addr, unsigned *where)
 {

@@ -79,6 +79,12 @@ struct gil_span {
  */
 int pyrt_gil_spans(struct pyrt *rt, uint64_t interp, struct gil_span *out);
 
+/*
+ * pyrt_gil_holder in one read, for 3.7+, given the span pyrt_gil_spans
+ * found (the GIL's state): -ENOENT when the version keeps it elsewhere.
+ */
+int pyrt_gil_holder_in(struct pyrt *rt, const struct gil_span *gil, uint64_t *tstate);
+
 /* The route's name ("dynsym", ...). */
 const char *pyrt_route_name(enum pyrt_route route);
 

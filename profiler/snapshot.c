@@ -102,6 +102,14 @@ static int resolve(struct session *s, struct snapshot *sn, int by_function)
 #define GIL_REREADS 200
 #define GIL_REREAD_GAP_NS 100000L
 
+/* The GIL's holder: in one read where the GIL's state is known. */
+static int read_holder(struct session *s, struct snapshot *sn, uint64_t *holder)
+{
+    if (sn->ngil_spans == 1 && pyrt_gil_holder_in(&s->rt, &sn->gil_spans[0], holder) == 0)
+        return 0;
+    return pyrt_gil_holder(&s->rt, sn->interp, holder);
+}
+
 int thread_filter_match(const struct thread_filter *f, const char *name, pid_t tid)
 {
     if (!f || (f->nres == 0 && f->ntids == 0))
@@ -208,7 +216,7 @@ static int kernel_state(struct session *s, struct snapshot *sn, struct tracked *
         if (!sn->holder_reread) {
             uint64_t h = 0;
             sn->holder_reread = 1;
-            if (pyrt_gil_holder(&s->rt, sn->interp, &h) < 0)
+            if (read_holder(s, sn, &h) < 0)
                 h = 0;
             sn->gil_holder = h;
         }
@@ -302,7 +310,11 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
         return ret;
     }
     int want_gil = o->gil_only || o->want_gil || o->want_wait;
-    if (want_gil && pyrt_gil_holder(&s->rt, sn->interp, &holder) < 0)
+    if (want_gil && sn->ngil_spans < 0) {
+        int n = pyrt_gil_spans(&s->rt, sn->interp, sn->gil_spans);
+        sn->ngil_spans = n > 0 ? n : -1;
+    }
+    if (want_gil && read_holder(s, sn, &holder) < 0)
         holder = 0;
     /* A one-off look (dump) asks again while nobody holds the GIL, for up
      * to 20 ms: Python 2 hands it back and forth every 100 instructions even
@@ -313,15 +325,11 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
             struct timespec gap = {0, GIL_REREAD_GAP_NS};
             nanosleep(&gap, NULL);
         }
-        if (pyrt_gil_holder(&s->rt, sn->interp, &holder) < 0)
+        if (read_holder(s, sn, &holder) < 0)
             holder = 0;
     }
     sn->gil_holder = holder;
     sn->holder_reread = 0;
-    if (o->want_wait && sn->ngil_spans < 0) {
-        int n = pyrt_gil_spans(&s->rt, sn->interp, sn->gil_spans);
-        sn->ngil_spans = n > 0 ? n : -1;
-    }
     GROW(sn->st, sn->stcap, sn->nthreads + 1);
     /* Every thread is tracked first, so that a name filter sees the names
      * of threads new in this snapshot. */

@@ -175,6 +175,44 @@ TEST(gil_spans_runtime_and_interp)
     mem_free(rt.mem);
 }
 
+/* The holder in one read, the same as field by field. */
+TEST(gil_holder_in_one_read)
+{
+    struct pyrt rt;
+    struct gil_span sp[GIL_SPANS_MAX];
+    memset(&rt, 0, sizeof(rt));
+    rt.mem = mem_new_buffer();
+    rt.layout.gil = GIL_RUNTIME;
+    rt.layout.rt_gil_last_holder = 1272;
+    rt.layout.rt_gil_locked = 1280;
+    rt.runtime = 0x100000;
+    uint64_t holder = 0x7f0000abc000;
+    int32_t locked = 1;
+    unsigned char gil[16] = {0};
+    memcpy(gil, &holder, 8);
+    memcpy(gil + 8, &locked, 4);
+    REQUIRE(mem_buffer_add(rt.mem, 0x100000 + 1272, gil, sizeof(gil)) == 0);
+    REQUIRE(pyrt_gil_spans(&rt, 0, sp) == 1);
+    uint64_t a = 0, b = 0;
+    uint64_t before = mem_read_calls(rt.mem);
+    CHECK_INT(pyrt_gil_holder_in(&rt, &sp[0], &a), 0);
+    CHECK_U64(mem_read_calls(rt.mem) - before, 1);
+    CHECK_INT(pyrt_gil_holder(&rt, 0, &b), 0);
+    CHECK_U64(a, holder);
+    CHECK_U64(b, holder);
+    /* Released: nobody holds it, whatever last_holder says. */
+    locked = 0;
+    REQUIRE(mem_buffer_write(rt.mem, 0x100000 + 1280, &locked, 4) == 0);
+    CHECK_INT(pyrt_gil_holder_in(&rt, &sp[0], &a), 0);
+    CHECK_U64(a, 0);
+    /* A layout where the two are not 8 bytes apart: not this way. */
+    rt.layout.rt_gil_locked = 1288;
+    CHECK_INT(pyrt_gil_holder_in(&rt, &sp[0], &a), -ENOENT);
+    rt.layout.gil = GIL_TSTATE_CURRENT;
+    CHECK_INT(pyrt_gil_holder_in(&rt, &sp[0], &a), -ENOENT);
+    mem_free(rt.mem);
+}
+
 TEST(gil_spans_statics)
 {
     struct pyrt rt;
