@@ -235,23 +235,39 @@ int proc_state(pid_t pid)
     return st;
 }
 
-int proc_open_stat(pid_t pid, pid_t tid)
+/* Opens /proc/PID/task/TID/NAME: an fd or a negative errno. */
+static int open_task_file(pid_t pid, pid_t tid, const char *name)
 {
-    char path[80];
-    snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+    char path[96];
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/%s", (int)pid, (int)tid, name);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     return fd < 0 ? -errno : fd;
 }
 
-int proc_stat_state(int fd, uint64_t *cpu_ticks)
+/* Reads an open /proc file again from its start into buf (NUL-terminated):
+ * its length, or a negative errno (-ESRCH when empty: the task is gone). */
+static ssize_t reread(int fd, char *buf, size_t cap)
 {
-    char buf[1024];
-    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    ssize_t n = pread(fd, buf, cap - 1, 0);
     if (n < 0)
         return -errno;
     if (n == 0)
         return -ESRCH;
     buf[n] = '\0';
+    return n;
+}
+
+int proc_open_stat(pid_t pid, pid_t tid)
+{
+    return open_task_file(pid, tid, "stat");
+}
+
+int proc_stat_state(int fd, uint64_t *cpu_ticks)
+{
+    char buf[1024];
+    ssize_t n = reread(fd, buf, sizeof(buf));
+    if (n < 0)
+        return (int)n;
     /* The name may hold spaces and parentheses: the state follows the last ')'. */
     char *p = strrchr(buf, ')');
     if (!p || p[1] != ' ' || !p[2])
@@ -271,21 +287,15 @@ int proc_stat_state(int fd, uint64_t *cpu_ticks)
 
 int proc_open_schedstat(pid_t pid, pid_t tid)
 {
-    char path[80];
-    snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)pid, (int)tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    return fd < 0 ? -errno : fd;
+    return open_task_file(pid, tid, "schedstat");
 }
 
 int proc_schedstat_read(int fd, uint64_t *run_ns, uint64_t *switches)
 {
     char buf[96];
-    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    ssize_t n = reread(fd, buf, sizeof(buf));
     if (n < 0)
-        return -errno;
-    if (n == 0)
-        return -ESRCH;
-    buf[n] = '\0';
+        return (int)n;
     /* "RUN_NS WAIT_NS SWITCHES" */
     unsigned long long run, wait, sw;
     if (sscanf(buf, "%llu %llu %llu", &run, &wait, &sw) != 3)
@@ -297,10 +307,7 @@ int proc_schedstat_read(int fd, uint64_t *run_ns, uint64_t *switches)
 
 int proc_open_syscall(pid_t pid, pid_t tid)
 {
-    char path[80];
-    snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)pid, (int)tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    return fd < 0 ? -errno : fd;
+    return open_task_file(pid, tid, "syscall");
 }
 
 int proc_syscall_parse(const char *buf, size_t n, long *nr, uint64_t *arg0)
@@ -334,11 +341,9 @@ int proc_syscall_parse(const char *buf, size_t n, long *nr, uint64_t *arg0)
 int proc_syscall_read(int fd, long *nr, uint64_t *arg0)
 {
     char buf[64];
-    ssize_t n = pread(fd, buf, sizeof(buf), 0);
+    ssize_t n = reread(fd, buf, sizeof(buf));
     if (n < 0)
-        return -errno;
-    if (n == 0)
-        return -ESRCH;
+        return (int)n;
     return proc_syscall_parse(buf, (size_t)n, nr, arg0);
 }
 

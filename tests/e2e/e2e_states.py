@@ -40,31 +40,6 @@ FUTEX = '202'                                    # x86_64 system call numbers
 SLEEP_CALLS = ('23', '35', '230', '270')         # select nanosleep clock_nanosleep pselect6
 
 
-_marker_cache = {}
-
-
-def markers(path):
-    """{marker name: line number} of a target source ("# @name" comments)."""
-    if path not in _marker_cache:
-        found = {}
-        with open(path, encoding='utf-8') as f:
-            for n, text in enumerate(f, 1):
-                m = re.search(r'#\s*@([\w-]+)\s*$', text)
-                if m:
-                    if m.group(1) in found:
-                        raise RuntimeError('marker @%s twice in %s' % (m.group(1), path))
-                    found[m.group(1)] = n
-        _marker_cache[path] = found
-    return _marker_cache[path]
-
-
-def line_of(path, name):
-    try:
-        return markers(path)[name]
-    except KeyError:
-        raise RuntimeError('no marker @%s in %s' % (name, path))
-
-
 class Proc(object):
     """A target we start (its own session: killed with everything it started)."""
 
@@ -137,6 +112,21 @@ def wait_syscalls(rt, pid, want, timeout=20):
         time.sleep(0.02)
     raise rt.Failure('target threads never blocked where expected: want %r, system calls %r'
                      % (want, calls))
+
+
+def process_roots(rt, P, stacks, cmd):
+    """{pid: [stack below its root]} of stacks rooted in "process PID (COMMAND)",
+    each COMMAND checked against cmd {pid: command line} where known."""
+    pids = {}
+    for (root,), rests in split_roots(rt, P, stacks, 1).items():
+        m = re.match(r'^process (\d+) \((.*)\)$', root)
+        if not P.expect(m is not None, 'root %r is not "process PID (COMMAND)"' % root):
+            continue
+        pid = int(m.group(1))
+        pids[pid] = rests
+        P.expect(pid not in cmd or m.group(2) == rt.sanitize(cmd[pid]),
+                 'process %d: command %r, expected %r' % (pid, m.group(2), cmd.get(pid)))
+    return pids
 
 
 def split_roots(rt, P, stacks, nroots):
@@ -218,7 +208,7 @@ def group(ctx, I, rt):
     procs = []
 
     def L(func, path, marker):
-        return rt.label(func, path, line_of(path, marker))
+        return rt.label(func, path, rt.line_of(path, marker))
 
     # -- the states.py target, shared by the mode, filter and dump tests
 
@@ -565,16 +555,8 @@ def group(ctx, I, rt):
             P.expect(len(set(workers)) == POOL_WORKERS and t.pid not in workers,
                      'setup: workers %r' % workers)
             stacks = rt.parse_folded(P, out) or {}
-            by_proc = split_roots(rt, P, stacks, 1)
-            pids = {}
-            for (root,), rests in by_proc.items():
-                m = re.match(r'^process (\d+) \((.*)\)$', root)
-                if not P.expect(m is not None, 'root %r is not "process PID (COMMAND)"' % root):
-                    continue
-                pid = int(m.group(1))
-                pids[pid] = rests
-                P.expect(pid not in cmd or m.group(2) == rt.sanitize(cmd[pid]),
-                         'process %d: command %r, expected %r' % (pid, m.group(2), cmd.get(pid)))
+            pids = process_roots(rt, P, stacks, cmd)
+            for pid, rests in sorted(pids.items()):
                 bad = [r for r in rests if not r[0].startswith('thread ')]
                 P.expect(not bad, 'process %d: stacks without a thread below the process: %r'
                          % (pid, [';'.join(b) for b in bad[:2]]))
@@ -643,16 +625,7 @@ def group(ctx, I, rt):
                     if not re.match(r'^pystrobe: (\d+ samples from |cost per sample|wrote )', ln)]
             P.expect(not errs, 'unexpected lines on stderr: %r' % errs)
             stacks = rt.parse_folded(P, out) or {}
-            by_proc = split_roots(rt, P, stacks, 1)
-            pids = {}
-            for (root,), rests in by_proc.items():
-                m = re.match(r'^process (\d+) \((.*)\)$', root)
-                if not P.expect(m is not None, 'root %r is not "process PID (COMMAND)"' % root):
-                    continue
-                pid = int(m.group(1))
-                pids[pid] = rests
-                P.expect(pid not in cmd or m.group(2) == rt.sanitize(cmd[pid]),
-                         'process %d: command %r, expected %r' % (pid, m.group(2), cmd.get(pid)))
+            pids = process_roots(rt, P, stacks, cmd)
             want = {t.pid: 'parent', early: 'early child (exited during the recording)',
                     late: 'late child (started during the recording)', grand: 'grandchild (under sh)'}
             for pid, what in sorted(want.items()):

@@ -309,8 +309,9 @@ _marker_cache = {}
 
 
 def markers(fileid):
+    """{marker name: line number} of a source: a FILES key, or a path."""
     if fileid not in _marker_cache:
-        path = FILES['generated_src' if fileid == 'generated' else fileid]
+        path = FILES.get('generated_src' if fileid == 'generated' else fileid, fileid)
         found = {}
         with open(path, encoding='utf-8') as f:
             for n, text in enumerate(f, 1):

@@ -145,16 +145,23 @@ TEST(identity_and_children)
 
 /* ---- the GIL's spans ----------------------------------------------------------------- */
 
+/* A 3.7-3.11 runtime over a buffer: the GIL inside _PyRuntime, at 0x100000. */
+static void runtime_rt(struct pyrt *rt)
+{
+    memset(rt, 0, sizeof(*rt));
+    rt->mem = mem_new_buffer();
+    rt->layout.gil = GIL_RUNTIME;
+    rt->layout.rt_gil_last_holder = 1272;
+    rt->layout.rt_gil_locked = 1280;
+    rt->runtime = 0x100000;
+}
+
 TEST(gil_spans_runtime_and_interp)
 {
     struct pyrt rt;
     struct gil_span sp[GIL_SPANS_MAX];
-    memset(&rt, 0, sizeof(rt));
-    rt.mem = mem_new_buffer();
     /* 3.7-3.11: inside _PyRuntime, last_holder 8 bytes in. */
-    rt.layout.gil = GIL_RUNTIME;
-    rt.layout.rt_gil_last_holder = 1272;
-    rt.runtime = 0x100000;
+    runtime_rt(&rt);
     CHECK_INT(pyrt_gil_spans(&rt, 0, sp), 1);
     CHECK_U64(sp[0].start, 0x100000 + 1264);
     CHECK_U64(sp[0].end, 0x100000 + 1264 + 208);
@@ -180,12 +187,7 @@ TEST(gil_holder_in_one_read)
 {
     struct pyrt rt;
     struct gil_span sp[GIL_SPANS_MAX];
-    memset(&rt, 0, sizeof(rt));
-    rt.mem = mem_new_buffer();
-    rt.layout.gil = GIL_RUNTIME;
-    rt.layout.rt_gil_last_holder = 1272;
-    rt.layout.rt_gil_locked = 1280;
-    rt.runtime = 0x100000;
+    runtime_rt(&rt);
     uint64_t holder = 0x7f0000abc000;
     int32_t locked = 1;
     unsigned char gil[16] = {0};
