@@ -1,10 +1,24 @@
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "profiler/cli.h"
 
+/* Each thread sampled keeps up to three /proc files open (stat, schedstat,
+ * syscall): a process of a few hundred threads would pass the usual soft
+ * limit of 1024 descriptors, so it is raised to the hard limit. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int main(int argc, char **argv)
 {
+    raise_fd_limit();
     if (argc < 2)
         return cli_usage("no command given; see 'pystrobe --help'");
     const char *sub = argv[1];
