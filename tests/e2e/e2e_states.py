@@ -533,6 +533,37 @@ def group(ctx, I, rt):
             P.fail_if_any(res.describe() + '\n    %d roots' % len(roots))
         R.case(pfx + 'many-threads', many_threads)
 
+        # -- a sleeping thread's stack is reused only while it has not run:
+        #    one that wakes every 20 ms to sleep elsewhere shows both places
+        def idle_moves():
+            src = ('import sys, time\n'
+                   'def first(): time.sleep(0.02)\n'
+                   'def second(): time.sleep(0.02)\n'
+                   'sys.stdout.write("READY {}\\n"); sys.stdout.flush()\n'
+                   'while True: first(); second()\n')
+            t = Proc(rt, ctx, [I.exe, '-c', src], 'python -c (two sleeps)')
+            procs.append(t)
+            try:
+                t.expect_line('READY')
+                P = Problems()
+                out = os.path.join(ctx.mkdtemp('moves-'), 'out.folded')
+                res = run_record(rt, P, out, ['--idle', '-r', '200', '-d', '1.5', '-p', str(t.pid)])
+                stacks = rt.parse_folded(P, out) or {}
+            finally:
+                t.close()
+            total = sum(stacks.values())
+            where = {}
+            for st, c in stacks.items():
+                if len(st) >= 2 and st[-1] == IDLE:
+                    where[st[-2]] = where.get(st[-2], 0) + c
+            for func, line in (('first', 2), ('second', 3)):
+                got = where.get(rt.label(func, '<string>', line), 0)
+                P.expect(total and got >= 0.2 * total,
+                         '%s: %d of %d samples idle in it, expected at least a fifth; idle leaves: %r'
+                         % (func, got, total, where))
+            P.fail_if_any(res.describe())
+        R.case(pfx + 'idle-moves', idle_moves)
+
         # -- --subprocesses: a pool of 3 busy workers
         def pool():
             t = Proc(rt, ctx, [I.exe, POOL, '--workers', str(POOL_WORKERS), '--max-life', str(rt.TARGET_LIFE)],
