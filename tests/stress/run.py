@@ -655,7 +655,9 @@ def check_case(ctx, case, o, facts):
         lines = len(stacks)
         P.expect(stacks, 'the profile is empty')
         roots = set(s[0] for s in stacks)
-        empties = sum(c for s, c in stacks.items() if len(s) == 1 and s[0].startswith('thread '))
+        # a thread's root alone, or with only the state --idle gives it ([idle], [gil wait])
+        empties = sum(c for s, c in stacks.items()
+                      if s[0].startswith('thread ') and all(MARK_RE.match(f) for f in s[1:]))
         facts['empties'] = empties
         if case.threads:
             P.expect(total == n, 'summary says %d samples, the profile holds %d' % (n, total))
@@ -746,6 +748,8 @@ FRAME_RE = re.compile(r'^(.*) \((.*):(\d+)\)$')
 PY_NAME_RE = re.compile(r'^(?:[^\W\d]\w*|<[a-z]+>)(?:\.(?:[^\W\d]\w*|<[a-z]+>))*$')
 # Where a stack starts in a target that is running (attached, not starting
 # nor finalising): the script, a threading thread, a raw thread.
+# what --idle ends a sample with when its thread is not running
+MARK_RE = re.compile(r'^\[(?:idle|gil wait)\]$')
 ROOT_RE = re.compile(r'^(?:<module> \(.*targets\.py:\d+\)|(?:Thread\.)?_?_bootstrap \(.*threading\.py:\d+\)|'
                      r'churn_worker \(.*targets\.py:\d+\))$')
 
@@ -802,7 +806,8 @@ def check_frames(P, case, stacks, facts):
     rootless = {}
     for s, c in stacks.items():
         fs = frames(s)
-        if fs and not ROOT_RE.match(fs[0]):
+        # without a Python frame (only --idle's state marker): nothing to start anywhere
+        if fs and not ROOT_RE.match(fs[0]) and not all(MARK_RE.match(f) for f in fs):
             rootless[s] = c
     facts['rootless'] = sum(rootless.values())
     P.expect(not rootless, '%d samples (of %d) in %d stacks that do not start where a thread starts, e.g. %s'
