@@ -367,8 +367,10 @@ int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
          * ticks that could not be taken in time are counted, not hidden. */
         next += period;
         now = now_ns();
-        if (now > next + period) {
-            uint64_t missed = (now - next) / period;
+        /* Ticks due after the end of the duration are not due at all. */
+        uint64_t upto = MIN(now, end);
+        if (upto > next + period) {
+            uint64_t missed = (upto - next) / period;
             r->dropped[DROP_BEHIND] += missed;
             next += missed * period;
         }
@@ -394,6 +396,11 @@ int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
         r->dropped[DROP_BEHIND] += (fin - next) / period;
     else if (!r->stopped && !r->target_exited && end != UINT64_MAX && next < MIN(fin, end))
         r->dropped[DROP_BEHIND] += (MIN(fin, end) - next + period - 1) / period;
+    /* A recording ended by its duration lasted that long, however late the
+     * last wake-up came (a loaded machine can hold the loop well past it):
+     * the ticks due within it are all counted, taken or missed, above. */
+    if (!r->stopped && !r->target_exited && end != UINT64_MAX && fin > end)
+        fin = end;
     r->elapsed_ns = fin - start;
     r->cpu_ns = cpu_ns() - cpu0;
     r->reads += mem_read_calls(s->mem) - reads0;
