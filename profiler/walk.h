@@ -106,6 +106,20 @@ int walk_refresh(struct walker *w, uint64_t interp, struct walk_thread *t);
 int walk_stack(struct walker *w, const struct walk_thread *t, struct rawframe *out, size_t max,
                size_t *depth);
 
+/* What a walk can say about each frame besides its code (walk_stack_info). */
+struct walk_frameinfo {
+    uint64_t addr;  /* the frame: PyFrameObject (<= 3.10) or _PyInterpreterFrame (3.11+) */
+    uint8_t entry;  /* 1 when the frame was entered from C, so that one call of the
+                     * eval loop runs it and the frames above it up to the next
+                     * entry frame: always on <= 3.10 (one eval call per frame);
+                     * 3.11+: the outermost frame of a thread, a frame whose
+                     * caller is a C-stack shim (3.12+) or marked is_entry (3.11) */
+};
+
+/* walk_stack, also filling info[0..*depth) when info is not NULL. */
+int walk_stack_info(struct walker *w, const struct walk_thread *t, struct rawframe *out,
+                    struct walk_frameinfo *info, size_t max, size_t *depth);
+
 /*
  * The Linux thread id of a thread, from its thread state (3.11+) or from
  * glibc's struct pthread at thread_id (the offset of its tid field is found

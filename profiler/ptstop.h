@@ -1,0 +1,29 @@
+/*
+ * Stopping one thread of another process for as short as possible, to read
+ * its registers (native stacks only: nothing else in pystrobe stops the
+ * target).  PTRACE_SEIZE + PTRACE_INTERRUPT, never PTRACE_ATTACH's SIGSTOP,
+ * so no signal is ever sent to the target; a signal that arrives while the
+ * thread is held is delivered when it is let go.
+ */
+#ifndef PYSTROBE_PTSTOP_H
+#define PYSTROBE_PTSTOP_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/user.h>
+
+/*
+ * Stops thread tid and reads its registers.  Returns 0 (the thread is held:
+ * call ptstop_release), or a negative errno: -ESRCH the thread is gone,
+ * -EPERM not allowed (ptrace_scope, no CAP_SYS_PTRACE), -ETIMEDOUT it did
+ * not stop within a bounded wait (it is let go).
+ */
+int ptstop_hold(pid_t tid, struct user_regs_struct *regs);
+
+/* Lets a held thread go.  0 or a negative errno. */
+int ptstop_release(pid_t tid);
+
+/* Nanoseconds of CLOCK_MONOTONIC, for measuring how long threads are held. */
+uint64_t ptstop_now_ns(void);
+
+#endif
