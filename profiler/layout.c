@@ -32,7 +32,14 @@
     .ma_used = -1, .ma_keys = -1, .ma_values = -1, .ma_mask = -1, .ma_table = -1, \
     .dk_size = -1, .dk_log2_size = -1, .dk_log2_index_bytes = -1,           \
     .dk_kind = -1, .dk_nentries = -1, .dk_indices = -1, .dv_values = -1,    \
-    .managed = MANAGED_NONE
+    .managed = MANAGED_NONE,                                                \
+    .fo_localsplus = -1, .if_localsplus = -1, .co_kwonlyargcount = -1,      \
+    .co_nlocals = -1, .co_varnames = -1, .co_cellvars = -1, .co_freevars = -1, \
+    .co_nlocalsplus = -1, .co_localsplusnames = -1, .co_localspluskinds = -1, \
+    .tuple_item = 24, .list_item = 24, .float_fval = 16, .cell_ref = 16,    \
+    .long_size = 16, .long_digit = 24, .long_tagged = 0, .int27_ival = -1,  \
+    .set_used = 24, .set_mask = 32, .set_table = 40,                        \
+    .setentry_key = 0, .setentry_hash = 8, .setentry_size = 16
 
 /* 3.x strings: PEP 393 unicode, bytes. */
 #define UNICODE3(ascii, compact)                                            \
@@ -42,6 +49,18 @@
 
 #define FRAMEOBJ(lasti)                                                     \
     .frames = FRAME_OBJECTS, .fo_back = 24, .fo_code = 32, .fo_lasti = (lasti)
+
+/* <= 3.10 locals: f_localsplus, then the code object's counts and name tuples. */
+#define LOCALS_OLD(localsplus, argcount, kwonly, flags, nlocals, varnames, freevars, cellvars) \
+    .fo_localsplus = (localsplus), .co_argcount = (argcount), .co_kwonlyargcount = (kwonly), \
+    .co_argflags = (flags), .co_nlocals = (nlocals), .co_varnames = (varnames),            \
+    .co_freevars = (freevars), .co_cellvars = (cellvars)
+
+/* 3.11+ locals: the frame's localsplus, named and typed by two arrays of the code. */
+#define LOCALS_NEW(argcount, kwonly, flags, nlocalsplus)                                   \
+    .if_localsplus = 72, .co_argcount = (argcount), .co_kwonlyargcount = (kwonly),         \
+    .co_argflags = (flags), .co_nlocalsplus = (nlocalsplus), .co_localsplusnames = 96,    \
+    .co_localspluskinds = 104
 
 #define DICT36(cached)                                                      \
     .dicts = DICT_36, .ma_used = 16, .ma_keys = 32, .ma_values = 40,        \
@@ -89,6 +108,8 @@ static const struct pylayout layouts[] = {
         FRAMEOBJ(120),
         .co_filename = 80, .co_name = 88, .co_firstlineno = 96, .co_linetable = 104,
         .linetable = LT_LNOTAB_27, .co_code = 32, .co_flags = 28, NOT_CALLING_27,
+        LOCALS_OLD(376, 16, -1, 28, 20, 56, 64, 72), .int27_ival = 16,
+        .setentry_key = 8, .setentry_hash = 0,
         .strings = STR_BYTES27, .bytes_size = 16, .bytes_sval = 36, .uni27_str = 24,
         .dicts = DICT_27, .ma_used = 24, .ma_mask = 32, .ma_table = 40,
     },
@@ -99,6 +120,7 @@ static const struct pylayout layouts[] = {
         FRAMEOBJ(120),
         .co_filename = 96, .co_name = 104, .co_firstlineno = 36, .co_linetable = 112,
         .linetable = LT_LNOTAB_36, .co_code = 40, .co_flags = 32, NOT_CALLING_27, UNICODE3(48, 72), DICT36(856),
+        LOCALS_OLD(376, 16, 20, 32, 24, 64, 72, 80),
     },
     {
         COMMON, .major = 3, .minor = 7, .gil = GIL_RUNTIME,
@@ -108,6 +130,7 @@ static const struct pylayout layouts[] = {
         FRAMEOBJ(104),
         .co_filename = 96, .co_name = 104, .co_firstlineno = 36, .co_linetable = 112,
         .linetable = LT_LNOTAB_36, .co_code = 40, .co_flags = 32, NOT_CALLING_27, UNICODE3(48, 72), DICT36(856),
+        LOCALS_OLD(360, 16, 20, 32, 24, 64, 72, 80),
     },
     {
         COMMON, .major = 3, .minor = 8, .gil = GIL_RUNTIME,
@@ -117,6 +140,7 @@ static const struct pylayout layouts[] = {
         FRAMEOBJ(104),
         .co_filename = 104, .co_name = 112, .co_firstlineno = 40, .co_linetable = 120,
         .linetable = LT_LNOTAB_36, .co_code = 48, .co_flags = 36, NOT_CALLING_27, UNICODE3(48, 72), DICT36(872),
+        LOCALS_OLD(360, 16, 24, 36, 28, 72, 80, 88),
     },
     {
         COMMON, .major = 3, .minor = 9, .gil = GIL_RUNTIME,
@@ -126,6 +150,7 @@ static const struct pylayout layouts[] = {
         FRAMEOBJ(104),
         .co_filename = 104, .co_name = 112, .co_firstlineno = 40, .co_linetable = 120,
         .linetable = LT_LNOTAB_36, .co_code = 48, .co_flags = 36, NOT_CALLING_27, UNICODE3(48, 72), DICT36(864),
+        LOCALS_OLD(360, 16, 24, 36, 28, 72, 80, 88),
     },
     {
         COMMON, .major = 3, .minor = 10, .gil = GIL_RUNTIME,
@@ -135,6 +160,7 @@ static const struct pylayout layouts[] = {
         FRAMEOBJ(96), .lasti_units = 1,
         .co_filename = 104, .co_name = 112, .co_firstlineno = 40, .co_linetable = 120,
         .linetable = LT_LINETABLE_310, .co_code = 48, .co_flags = 36, NOT_CALLING_27, UNICODE3(48, 72), DICT36(872),
+        LOCALS_OLD(352, 16, 24, 36, 28, 72, 80, 88),
     },
     {
         COMMON, .major = 3, .minor = 11, .gil = GIL_RUNTIME,
@@ -147,6 +173,7 @@ static const struct pylayout layouts[] = {
         .co_filename = 112, .co_name = 120, .co_qualname = 128, .co_firstlineno = 72,
         .co_linetable = 136, .co_code_adaptive = 184, .linetable = LT_LOCATIONS_311, NOT_CALLING_311,
         UNICODE3(48, 72), DICT311(872, 0), .managed = MANAGED_311,
+        LOCALS_NEW(56, 64, 48, 76),
     },
     {
         COMMON, .major = 3, .minor = 12, .gil = GIL_INTERP,
@@ -159,6 +186,7 @@ static const struct pylayout layouts[] = {
         .co_filename = 112, .co_name = 120, .co_qualname = 128, .co_firstlineno = 68,
         .co_linetable = 136, .co_code_adaptive = 192, .linetable = LT_LOCATIONS_311, NOT_CALLING_312,
         UNICODE3(40, 56), DICT311(880, 0), .managed = MANAGED_312,
+        LOCALS_NEW(52, 60, 48, 72), .long_tagged = 1,
     },
     {
         COMMON, .major = 3, .minor = 13, .gil = GIL_INTERP,
@@ -171,6 +199,7 @@ static const struct pylayout layouts[] = {
         .co_filename = 112, .co_name = 120, .co_qualname = 128, .co_firstlineno = 68,
         .co_linetable = 136, .co_code_adaptive = 200, .linetable = LT_LOCATIONS_311, NOT_CALLING_313,
         UNICODE3(40, 56), DICT311(880, 8), .managed = MANAGED_313,
+        LOCALS_NEW(52, 60, 48, 72), .long_tagged = 1,
     },
 };
 
@@ -200,12 +229,15 @@ enum {
     D_TS_SIZE = 19, D_TS_NEXT = 21, D_TS_INTERP = 22, D_TS_CURRENT_FRAME = 23,
     D_TS_THREAD_ID = 24, D_TS_NATIVE_THREAD_ID = 25, D_TS_DATASTACK_CHUNK = 26,
     D_IF_SIZE = 28, D_IF_PREVIOUS = 29, D_IF_EXECUTABLE = 30, D_IF_INSTR_PTR = 31,
-    D_IF_OWNER = 33,
+    D_IF_LOCALSPLUS = 32, D_IF_OWNER = 33,
     D_CO_SIZE = 34, D_CO_FILENAME = 35, D_CO_NAME = 36, D_CO_QUALNAME = 37,
-    D_CO_LINETABLE = 38, D_CO_FIRSTLINENO = 39, D_CO_CODE_ADAPTIVE = 43,
+    D_CO_LINETABLE = 38, D_CO_FIRSTLINENO = 39, D_CO_ARGCOUNT = 40,
+    D_CO_LOCALSPLUSNAMES = 41, D_CO_LOCALSPLUSKINDS = 42, D_CO_CODE_ADAPTIVE = 43,
     D_OB_SIZE = 44, D_OB_TYPE = 45,
     D_TP_SIZE = 46, D_TP_NAME = 47, D_TP_FLAGS = 49,
+    D_TUPLE_SIZE = 50, D_TUPLE_ITEM = 51, D_LIST_SIZE = 53, D_LIST_ITEM = 54,
     D_DICT_SIZE = 56, D_DICT_KEYS = 57, D_DICT_VALUES = 58,
+    D_FLOAT_SIZE = 59, D_FLOAT_FVAL = 60, D_LONG_SIZE = 61, D_LONG_TAG = 62, D_LONG_DIGIT = 63,
     D_BYTES_SIZE = 64, D_BYTES_OB_SIZE = 65, D_BYTES_SVAL = 66,
     D_UNI_SIZE = 67, D_UNI_STATE = 68, D_UNI_LENGTH = 69, D_UNI_ASCII_SIZE = 70,
     D_SLOTS = 73,
@@ -249,7 +281,10 @@ int layout_from_debug_offsets(struct pylayout *out, const void *buf, size_t len,
         {D_IF_SIZE, D_IF_INSTR_PTR, 8}, {D_IF_SIZE, D_IF_OWNER, 1},
         {D_CO_SIZE, D_CO_FILENAME, 8}, {D_CO_SIZE, D_CO_NAME, 8},
         {D_CO_SIZE, D_CO_QUALNAME, 8}, {D_CO_SIZE, D_CO_LINETABLE, 8},
-        {D_CO_SIZE, D_CO_FIRSTLINENO, 4},
+        {D_CO_SIZE, D_CO_FIRSTLINENO, 4}, {D_CO_SIZE, D_CO_ARGCOUNT, 4},
+        {D_CO_SIZE, D_CO_LOCALSPLUSNAMES, 8}, {D_CO_SIZE, D_CO_LOCALSPLUSKINDS, 8},
+        {D_TUPLE_SIZE, D_TUPLE_ITEM, 8}, {D_LIST_SIZE, D_LIST_ITEM, 8},
+        {D_FLOAT_SIZE, D_FLOAT_FVAL, 8}, {D_LONG_SIZE, D_LONG_TAG, 8}, {D_LONG_SIZE, D_LONG_DIGIT, 4},
         {D_OB_SIZE, D_OB_TYPE, 8}, {D_TP_SIZE, D_TP_NAME, 8}, {D_TP_SIZE, D_TP_FLAGS, 8},
         {D_DICT_SIZE, D_DICT_KEYS, 8}, {D_DICT_SIZE, D_DICT_VALUES, 8},
         {D_BYTES_SIZE, D_BYTES_OB_SIZE, 8}, {D_BYTES_SIZE, D_BYTES_SVAL, 1},
@@ -299,6 +334,18 @@ int layout_from_debug_offsets(struct pylayout *out, const void *buf, size_t len,
     l.co_linetable = (int)d[D_CO_LINETABLE];
     l.co_firstlineno = (int)d[D_CO_FIRSTLINENO];
     l.co_code_adaptive = (int)d[D_CO_CODE_ADAPTIVE];
+    /* localsplus is a flexible array at the frame's end: it may equal the size. */
+    if (d[D_IF_LOCALSPLUS] > d[D_IF_SIZE])
+        return pserr_set(err, EINVAL, "_Py_DebugOffsets: inconsistent offsets");
+    l.if_localsplus = (int)d[D_IF_LOCALSPLUS];
+    l.co_argcount = (int)d[D_CO_ARGCOUNT];
+    l.co_localsplusnames = (int)d[D_CO_LOCALSPLUSNAMES];
+    l.co_localspluskinds = (int)d[D_CO_LOCALSPLUSKINDS];
+    l.tuple_item = (int)d[D_TUPLE_ITEM];
+    l.list_item = (int)d[D_LIST_ITEM];
+    l.float_fval = (int)d[D_FLOAT_FVAL];
+    l.long_size = (int)d[D_LONG_TAG];
+    l.long_digit = (int)d[D_LONG_DIGIT];
     l.ob_type = (int)d[D_OB_TYPE];
     l.tp_name = (int)d[D_TP_NAME];
     l.tp_flags = (int)d[D_TP_FLAGS];

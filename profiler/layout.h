@@ -114,6 +114,23 @@ struct pylayout {
     int dk_size, dk_log2_size, dk_log2_index_bytes, dk_kind, dk_nentries, dk_indices;
     int dv_values;              /* offset of the values array in PyDictValues */
     enum managed_dict_kind managed;
+
+    /* Locals (dump --locals) */
+    int fo_localsplus;          /* <= 3.10: PyFrameObject.f_localsplus */
+    int if_localsplus;          /* 3.11+: _PyInterpreterFrame.localsplus */
+    int co_argcount;
+    int co_kwonlyargcount;      /* 3.x */
+    int co_argflags;            /* co_flags in every version: CO_VARARGS, CO_VARKEYWORDS */
+    int co_nlocals, co_varnames, co_cellvars, co_freevars; /* <= 3.10 */
+    int co_nlocalsplus, co_localsplusnames, co_localspluskinds; /* 3.11+ */
+
+    /* Values of the built-in types (dump --locals) */
+    int tuple_item, list_item, float_fval, cell_ref;
+    int long_size, long_digit;  /* ob_size (<= 3.11), or lv_tag (3.12+); 30-bit digits */
+    int long_tagged;            /* 3.12+: long_size holds lv_tag */
+    int int27_ival;             /* 2.7 PyIntObject.ob_ival */
+    int set_used, set_mask, set_table;
+    int setentry_key, setentry_hash, setentry_size;
 };
 
 /* The built-in table for major.minor, or NULL when pystrobe does not know it. */

@@ -42,7 +42,8 @@ int pyobj_type_is(struct pyrt *rt, uint64_t obj, const char *name)
 }
 
 /* Every entry slot of a keys object, in index order, empty ones included. */
-static int keys_slots(struct pyrt *rt, uint64_t keys, struct pydict_entry **out, size_t *n)
+static int keys_slots_max(struct pyrt *rt, uint64_t keys, size_t max, struct pydict_entry **out,
+                          size_t *n)
 {
     const struct pylayout *l = &rt->layout;
     unsigned char hdr[64];
@@ -70,6 +71,7 @@ static int keys_slots(struct pyrt *rt, uint64_t keys, struct pydict_entry **out,
     }
     if (nentries < 0 || nentries > PYDICT_MAX_ENTRIES)
         return -EINVAL;
+    nentries = MIN(nentries, (int64_t)max);
     unsigned char *raw = xmalloc((size_t)nentries * esize + 1);
     struct pydict_entry *v = xcalloc((size_t)nentries + 1, sizeof(*v));
     if ((ret = mem_read(rt->mem, entries, raw, (size_t)nentries * esize)) < 0) {
@@ -94,6 +96,11 @@ static int keys_slots(struct pyrt *rt, uint64_t keys, struct pydict_entry **out,
     return 0;
 }
 
+static int keys_slots(struct pyrt *rt, uint64_t keys, struct pydict_entry **out, size_t *n)
+{
+    return keys_slots_max(rt, keys, PYDICT_MAX_ENTRIES, out, n);
+}
+
 /* Fills entry values from a split table's values array. */
 static int read_split_values(struct pyrt *rt, uint64_t values, struct pydict_entry *v, size_t n)
 {
@@ -106,7 +113,8 @@ static int read_split_values(struct pyrt *rt, uint64_t values, struct pydict_ent
     return ret;
 }
 
-static int dict27_entries(struct pyrt *rt, uint64_t dict, struct pydict_entry **out, size_t *n)
+static int dict27_entries(struct pyrt *rt, uint64_t dict, size_t max, struct pydict_entry **out,
+                          size_t *n)
 {
     const struct pylayout *l = &rt->layout;
     int64_t mask;
@@ -117,7 +125,7 @@ static int dict27_entries(struct pyrt *rt, uint64_t dict, struct pydict_entry **
         return ret;
     if (mask < 0 || mask >= PYDICT_MAX_ENTRIES * 4 || ((mask + 1) & mask))
         return -EINVAL;
-    size_t slots = (size_t)mask + 1;
+    size_t slots = MIN((size_t)mask + 1, max);
     struct pydict_entry *v = xmalloc(slots * sizeof(*v));
     if ((ret = mem_read(rt->mem, table, v, slots * sizeof(*v))) < 0) {
         free(v);
@@ -130,6 +138,12 @@ static int dict27_entries(struct pyrt *rt, uint64_t dict, struct pydict_entry **
 
 int pydict_entries(struct pyrt *rt, uint64_t dict, struct pydict_entry **out, size_t *n)
 {
+    return pydict_entries_max(rt, dict, PYDICT_MAX_ENTRIES * 4, out, n);
+}
+
+int pydict_entries_max(struct pyrt *rt, uint64_t dict, size_t max, struct pydict_entry **out,
+                       size_t *n)
+{
     const struct pylayout *l = &rt->layout;
     struct pydict_entry *v = NULL;
     size_t count = 0;
@@ -137,13 +151,13 @@ int pydict_entries(struct pyrt *rt, uint64_t dict, struct pydict_entry **out, si
     *out = NULL;
     *n = 0;
     if (l->dicts == DICT_27) {
-        ret = dict27_entries(rt, dict, &v, &count);
+        ret = dict27_entries(rt, dict, max, &v, &count);
     } else {
         uint64_t keys, values;
         if ((ret = mem_read_u64(rt->mem, dict + (uint64_t)l->ma_keys, &keys)) < 0 ||
             (ret = mem_read_u64(rt->mem, dict + (uint64_t)l->ma_values, &values)) < 0)
             return ret;
-        ret = keys_slots(rt, keys, &v, &count);
+        ret = keys_slots_max(rt, keys, max, &v, &count);
         if (ret == 0 && values)
             ret = read_split_values(rt, values, v, count);
     }

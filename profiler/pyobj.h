@@ -33,6 +33,13 @@ int pyobj_type_is(struct pyrt *rt, uint64_t obj, const char *name);
  */
 int pydict_entries(struct pyrt *rt, uint64_t dict, struct pydict_entry **out, size_t *n);
 
+/*
+ * The same, looking at the first max entry slots only (insertion order on
+ * 3.6+, table order on 2.7): a dict's first items at a bounded cost.
+ */
+int pydict_entries_max(struct pyrt *rt, uint64_t dict, size_t max, struct pydict_entry **out,
+                       size_t *n);
+
 /* Finds the value for a str key in the dict at addr.  0, -ENOENT, or a negative errno. */
 int pydict_get_str(struct pyrt *rt, uint64_t dict, const char *key, uint64_t *value);
 

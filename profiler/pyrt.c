@@ -505,6 +505,37 @@ static void find_gil_statics(struct pyrt *rt, struct elf_file *ef)
     }
 }
 
+/* The symbol of each known object: its 3.x name, then its 2.7 name (NULL: none). */
+static const char *const known_symbols[PYK_COUNT][2] = {
+    [PYK_NONE] = {"_Py_NoneStruct", "_Py_NoneStruct"},
+    [PYK_TRUE] = {"_Py_TrueStruct", "_Py_TrueStruct"},
+    [PYK_FALSE] = {"_Py_FalseStruct", "_Py_ZeroStruct"},
+    [PYK_INT] = {"PyLong_Type", "PyInt_Type"},
+    [PYK_LONG27] = {NULL, "PyLong_Type"},
+    [PYK_BOOL] = {"PyBool_Type", "PyBool_Type"},
+    [PYK_FLOAT] = {"PyFloat_Type", "PyFloat_Type"},
+    [PYK_STR] = {"PyUnicode_Type", "PyString_Type"},
+    [PYK_UNICODE27] = {NULL, "PyUnicode_Type"},
+    [PYK_BYTES] = {"PyBytes_Type", NULL},
+    [PYK_TUPLE] = {"PyTuple_Type", "PyTuple_Type"},
+    [PYK_LIST] = {"PyList_Type", "PyList_Type"},
+    [PYK_DICT] = {"PyDict_Type", "PyDict_Type"},
+    [PYK_SET] = {"PySet_Type", "PySet_Type"},
+    [PYK_FROZENSET] = {"PyFrozenSet_Type", "PyFrozenSet_Type"},
+    [PYK_CELL] = {"PyCell_Type", "PyCell_Type"},
+    [PYK_SET_DUMMY] = {"_PySet_Dummy", NULL},
+};
+
+static void find_known(struct pyrt *rt, struct elf_file *ef)
+{
+    unsigned where;
+    for (int i = 0; i < PYK_COUNT; i++) {
+        const char *name = known_symbols[i][rt->major == 2];
+        if (name)
+            lookup(ef, name, ELF_DYNSYM | ELF_SYMTAB, rt->bias, &rt->known[i], &where);
+    }
+}
+
 int pyrt_attach(struct pyrt *rt, struct mem *mem, pid_t pid, struct pserr *err)
 {
     memset(rt, 0, sizeof(*rt));
@@ -571,6 +602,7 @@ int pyrt_attach(struct pyrt *rt, struct mem *mem, pid_t pid, struct pserr *err)
     unsigned where;
     lookup(ef, "PyCode_Type", ELF_DYNSYM | ELF_SYMTAB, rt->bias, &rt->code_type, &where);
     lookup(ef, "PyFrame_Type", ELF_DYNSYM | ELF_SYMTAB, rt->bias, &rt->frame_type, &where);
+    find_known(rt, ef);
     if (rt->layout.gil == GIL_TSTATE_CURRENT)
         lookup(ef, "_PyThreadState_Current", ELF_DYNSYM | ELF_SYMTAB, rt->bias,
                &rt->tstate_current, &where);

@@ -4,6 +4,9 @@
 #define Py_BUILD_CORE 1
 #include <Python.h>
 #include <frameobject.h>
+#if PY_VERSION_HEX < 0x030b0000
+#include <longintrepr.h>
+#endif
 #include <stddef.h>
 #include <stdio.h>
 #if PY_VERSION_HEX >= 0x03090000
@@ -168,5 +171,36 @@ int main(void)
     O("long.ob_digit", PyLongObject, ob_digit);
 #endif
 #endif
+
+    /* Locals (dump --locals) and the values they hold. */
+#if PY_VERSION_HEX < 0x030b0000
+    O("frame.f_localsplus", PyFrameObject, f_localsplus);
+    O("code.co_nlocals", PyCodeObject, co_nlocals);
+    O("code.co_varnames", PyCodeObject, co_varnames);
+    O("code.co_cellvars", PyCodeObject, co_cellvars);
+    O("code.co_freevars", PyCodeObject, co_freevars);
+#else
+    O("iframe.localsplus", _PyInterpreterFrame, localsplus);
+    O("code.co_nlocalsplus", PyCodeObject, co_nlocalsplus);
+    O("code.co_localsplusnames", PyCodeObject, co_localsplusnames);
+    O("code.co_localspluskinds", PyCodeObject, co_localspluskinds);
+#endif
+    O("code.co_argcount", PyCodeObject, co_argcount);
+#if PY_MAJOR_VERSION >= 3
+    O("code.co_kwonlyargcount", PyCodeObject, co_kwonlyargcount);
+#endif
+    O("code.co_flags", PyCodeObject, co_flags);
+    O("tuple.ob_item", PyTupleObject, ob_item);
+    O("list.ob_item", PyListObject, ob_item);
+    O("float.ob_fval", PyFloatObject, ob_fval);
+    O("set.fill", PySetObject, fill);
+    O("set.used", PySetObject, used);
+    O("set.mask", PySetObject, mask);
+    O("set.table", PySetObject, table);
+    O("setentry.key", setentry, key);
+    O("setentry.hash", setentry, hash);
+    P("sizeof.setentry", sizeof(setentry));
+    O("cell.ob_ref", PyCellObject, ob_ref);
+    P("long.shift", PyLong_SHIFT);
     return 0;
 }
