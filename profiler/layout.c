@@ -22,7 +22,7 @@
     .ts_datastack_chunk = -1, .ts_datastack_top = -1,                       \
     .fo_back = -1, .fo_code = -1, .fo_lasti = -1,                           \
     .if_previous = -1, .if_code = -1, .if_instr = -1, .if_owner = -1,       \
-    .if_size = -1, .owner_cstack = -1,                                      \
+    .if_size = -1, .owner_cstack = -1, .if_is_entry = -1,                   \
     .chunk_previous = -1, .chunk_size = -1, .chunk_top = -1, .chunk_data = -1, \
     .co_qualname = -1, .co_code_adaptive = -1,                              \
     .ob_type = 8, .tp_name = 24, .tp_basicsize = 32, .tp_flags = 168,       \
@@ -169,7 +169,7 @@ static const struct pylayout layouts[] = {
         .ts_next = 8, .ts_interp = 16, .ts_cframe = 56, .cf_current_frame = 8,
         .ts_thread_id = 152, .ts_native_thread_id = 160,
         .ts_datastack_chunk = 296, .ts_datastack_top = 304, .ts_size = 312,
-        IFRAME(48, 32, 69, -1),
+        IFRAME(48, 32, 69, -1), .if_is_entry = 68,
         .co_filename = 112, .co_name = 120, .co_qualname = 128, .co_firstlineno = 72,
         .co_linetable = 136, .co_code_adaptive = 184, .linetable = LT_LOCATIONS_311, NOT_CALLING_311,
         UNICODE3(48, 72), DICT311(872, 0), .managed = MANAGED_311,

@@ -75,6 +75,7 @@ struct pylayout {
     /* _PyInterpreterFrame (3.11+) */
     int if_previous, if_code, if_instr, if_owner, if_size;
     int owner_cstack;           /* owner value of C-stack shim frames, -1 if none */
+    int if_is_entry;            /* 3.11: the flag marking a C-level eval call's first frame */
     int code_tagged;            /* f_executable is a tagged stack reference (3.14+) */
     /* _PyStackChunk (3.11+) */
     int chunk_previous, chunk_size, chunk_top, chunk_data;

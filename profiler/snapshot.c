@@ -21,6 +21,7 @@ void snapshot_release(struct snapshot *sn)
     free(sn->threads);
     free(sn->st);
     free(sn->raw);
+    free(sn->finfo);
     free(sn->codes);
     free(sn->entries);
     free(sn->ids);
@@ -29,18 +30,23 @@ void snapshot_release(struct snapshot *sn)
 
 /* Walks one thread's stack into sn->raw. */
 static void walk_one(struct session *s, struct snapshot *sn, struct snap_thread *t,
-                     struct walk_thread *w, size_t max_depth)
+                     struct walk_thread *w, size_t max_depth, int want_info)
 {
     GROW(sn->raw, sn->rawcap, sn->nraw + max_depth);
+    struct walk_frameinfo *info = NULL;
+    if (want_info) {
+        GROW(sn->finfo, sn->finfocap, sn->nraw + max_depth);
+        info = sn->finfo + sn->nraw;
+    }
     t->off = sn->nraw;
     t->walked = 1;
-    t->status = walk_stack(s->walker, w, sn->raw + sn->nraw, max_depth, &t->depth);
+    t->status = walk_stack_info(s->walker, w, sn->raw + sn->nraw, info, max_depth, &t->depth);
     /* A stack caught changing under the walk: look again once, from the
      * thread's current top frame. */
     if ((t->status == -EINVAL || t->status == -EFAULT) &&
         walk_refresh(s->walker, sn->interp, w) == 0) {
         sn->retries++;
-        t->status = walk_stack(s->walker, w, sn->raw + sn->nraw, max_depth, &t->depth);
+        t->status = walk_stack_info(s->walker, w, sn->raw + sn->nraw, info, max_depth, &t->depth);
     }
     if (t->status == -ENOENT)
         t->walked = 0; /* no Python frame: as if its thread state had said so */
@@ -367,7 +373,7 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
             continue;
         /* Off CPU and not switched in since its last walk: its stack is
          * the same, and costs no read. */
-        if (kept && tr->stack_ok) {
+        if (kept && tr->stack_ok && !o->want_info) {
             t->walked = t->reused = 1;
             t->status = tr->stack_status;
             t->depth = tr->nstack;
@@ -375,7 +381,7 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
             continue;
         }
         tr->stack_ok = 0;
-        walk_one(s, sn, t, &sn->threads[i], o->max_depth);
+        walk_one(s, sn, t, &sn->threads[i], o->max_depth, o->want_info);
     }
     if ((ret = resolve(s, sn, o->by_function)) < 0)
         return ret;

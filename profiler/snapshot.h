@@ -53,6 +53,7 @@ struct snap_opts {
     int want_cpu;      /* read each thread's CPU time */
     int gil_patient;   /* a one-off look: read a free GIL's holder again for a while */
     int by_function;   /* frames at their function's first line */
+    int want_info;     /* fill finfo (frame addresses, entry frames); stacks are not reused */
     const struct thread_filter *filter; /* NULL: every thread */
     size_t max_depth;
 };
@@ -80,6 +81,8 @@ struct snapshot {
     size_t stcap;
     struct rawframe *raw;
     size_t nraw, rawcap;
+    struct walk_frameinfo *finfo; /* with want_info: parallel to raw and ids */
+    size_t finfocap;
     uint64_t *codes;
     struct code_entry **entries;
     uint32_t *ids;

@@ -124,6 +124,9 @@ struct walker {
     size_t codescap;
     uint8_t *owners;        /* 3.11+: and its owner */
     size_t ownerscap;
+    uint8_t *entries;       /* 3.11: and its is_entry flag */
+    size_t entriescap;
+    size_t nseen;           /* 3.11+: frames in chain[] of the last walk, shims included */
     int *where;             /* 3.11+: the chunk copy each walked frame was found in, or -1 */
     size_t wherecap;
     size_t *checkoff;       /* where each walked frame's bytes are in checkbuf */
@@ -195,6 +198,7 @@ void walker_free(struct walker *w)
     free(w->codes_seen);
     free(w->prevs);
     free(w->owners);
+    free(w->entries);
     free(w);
 }
 
@@ -1100,6 +1104,7 @@ static int walk_interpreter_frames(struct walker *w, const struct walk_thread *t
     if (a)
         a->nnext = a->older_next = 0;
     w->nchunks = 0;
+    w->nseen = 0;
     if (frame && t->chunk && t->chunk_top > t->chunk)
         copy_newest_chunk(w, t, a);
     else if (a)
@@ -1140,6 +1145,7 @@ static int walk_interpreter_frames(struct walker *w, const struct walk_thread *t
         GROW(w->lastis, w->lasticap, seen + 1);
         GROW(w->codes_seen, w->codescap, seen + 1);
         GROW(w->owners, w->ownerscap, seen + 1);
+        GROW(w->entries, w->entriescap, seen + 1);
         GROW(w->where, w->wherecap, seen + 1);
         GROW(w->prevs, w->prevscap, seen + 1);
         w->where[seen] = where;
@@ -1147,8 +1153,9 @@ static int walk_interpreter_frames(struct walker *w, const struct walk_thread *t
         w->chain[seen] = frame;
         w->codes_seen[seen] = code;
         w->owners[seen] = owner;
+        w->entries[seen] = l->if_is_entry >= 0 && f[l->if_is_entry] != 0;
         w->lastis[seen] = (int64_t)get_u64(f, l->if_instr);
-        seen++;
+        w->nseen = ++seen;
         if (l->code_tagged)
             code &= ~(uint64_t)3;
         if (owner > 4)
@@ -1221,6 +1228,37 @@ int walk_stack(struct walker *w, const struct walk_thread *t, struct rawframe *o
     if (w->l->frames == FRAME_OBJECTS)
         return walk_frame_objects(w, t, out, max, depth);
     return walk_interpreter_frames(w, t, out, max, depth);
+}
+
+/* Fills info[0..depth) from what the walk that found depth frames left. */
+static void frame_info(struct walker *w, struct walk_frameinfo *info, size_t depth)
+{
+    if (w->l->frames == FRAME_OBJECTS) {
+        for (size_t i = 0; i < depth; i++)
+            info[i] = (struct walk_frameinfo){.addr = w->chain[i], .entry = 1};
+        return;
+    }
+    size_t n = 0;
+    for (size_t k = 0; k < w->nseen && n < depth; k++) {
+        if ((int)w->owners[k] == w->l->owner_cstack)
+            continue;
+        /* Entered from C: marked so (3.11), called from a shim (3.12+), or
+         * the thread's outermost frame. */
+        int entry = w->entries[k] || w->prevs[k] == 0 ||
+                    (k + 1 < w->nseen && (int)w->owners[k + 1] == w->l->owner_cstack);
+        info[n++] = (struct walk_frameinfo){.addr = w->chain[k], .entry = (uint8_t)entry};
+    }
+    for (; n < depth; n++)
+        info[n] = (struct walk_frameinfo){0};
+}
+
+int walk_stack_info(struct walker *w, const struct walk_thread *t, struct rawframe *out,
+                    struct walk_frameinfo *info, size_t max, size_t *depth)
+{
+    int ret = walk_stack(w, t, out, max, depth);
+    if (ret >= 0 && info)
+        frame_info(w, info, *depth);
+    return ret;
 }
 
 /* ---- thread ids ---- */

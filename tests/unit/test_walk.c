@@ -332,6 +332,14 @@ TEST(frame_objects_exact)
         check_frames(&im, out, depth, codes, addrq, 5);
         CHECK_U64(walk_stats(w)->single_reads, 5);
         CHECK_U64(walk_stats(w)->chunk_frames, 0);
+        /* Every frame object has an eval call of its own. */
+        struct walk_frameinfo info[8];
+        CHECK_INT(walk_stack_info(w, &t, out, info, 8, &depth), 0);
+        CHECK_INT(depth, 5);
+        for (size_t i = 0; i < 5; i++) {
+            CHECK_U64(info[i].addr, frames[i]);
+            CHECK_INT(info[i].entry, 1);
+        }
         walker_free(w);
         img_release(&im);
     }
@@ -489,7 +497,11 @@ TEST(iframes_from_chunk_copy)
         struct img_chunk c;
         img_chunk_new(&im, &c, 8192, 0);
         uint64_t interp = img_interp(&im);
-        uint64_t top = push_chain(&im, &c, codes, offs, 4, 0, NULL);
+        uint64_t frames[4];
+        uint64_t top = push_chain(&im, &c, codes, offs, 4, 0, frames);
+        /* 3.11 marks a C-level eval call's first frame. */
+        if (im.lay.if_is_entry >= 0)
+            img_w8(&im, frames[1] + (uint64_t)im.lay.if_is_entry, 1);
         uint64_t ts = img_tstate(&im, interp, 0x7f00, 42);
         img_link_threads(&im, interp, &ts, 1);
         img_set_frame(&im, ts, top, &c, 0);
@@ -513,6 +525,14 @@ TEST(iframes_from_chunk_copy)
         CHECK_INT(walk_stack(w, &t, out, 8, &depth), 0);
         check_frames(&im, out, depth, codes, offs, 4);
         CHECK_U64(walk_stats(w)->chunk_frames, 8);
+        struct walk_frameinfo info[8];
+        CHECK_INT(walk_stack_info(w, &t, out, info, 8, &depth), 0);
+        CHECK_INT(depth, 4);
+        for (size_t i = 0; i < 4; i++) {
+            CHECK_U64(info[i].addr, frames[i]);
+            /* the outermost frame is always an entry; 3.11's flag marks frames[1] */
+            CHECK_INT(info[i].entry, i == 3 || (i == 1 && im.lay.if_is_entry >= 0));
+        }
         walker_free(w);
         img_release(&im);
     }
@@ -618,6 +638,17 @@ TEST(iframes_shims_skipped_312_313)
         check_frames(&im, out, depth, codes, offs, 3);
         CHECK_U64(walk_stats(w)->chunk_frames, 3);
         CHECK_U64(walk_stats(w)->single_reads, 2);
+        /* f1 and f2 were entered from C (a shim below each); f0 was called
+         * from f1 inside the same eval call. */
+        struct walk_frameinfo info[8];
+        CHECK_INT(walk_stack_info(w, &t, out, info, 8, &depth), 0);
+        CHECK_INT(depth, 3);
+        CHECK_U64(info[0].addr, f0);
+        CHECK_U64(info[1].addr, f1);
+        CHECK_U64(info[2].addr, f2);
+        CHECK_INT(info[0].entry, 0);
+        CHECK_INT(info[1].entry, 1);
+        CHECK_INT(info[2].entry, 1);
         /* Shims do not count toward the depth cap: 3 frames fit in max 3. */
         CHECK_INT(walk_stack(w, &t, out, 3, &depth), 0);
         CHECK_INT(depth, 3);
