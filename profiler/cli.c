@@ -117,6 +117,11 @@ static const char dump_help[] =
     "\n"
     "  -p, --pid PID   the process to inspect\n"
     "      --json      print JSON instead of text\n"
+    "      --locals    each frame's arguments and local variables, name = value\n"
+    "      --source[=N]\n"
+    "                  each frame's current line, or N lines of context each side\n"
+    "      --source-root DIR\n"
+    "                  read source files under DIR (default: /proc/PID/root)\n"
     "  -h, --help      this help\n";
 
 static const char convert_help[] =

@@ -10,8 +10,10 @@
 #include "output/label.h"
 #include "profiler/cli.h"
 #include "profiler/proc.h"
+#include "profiler/pyval.h"
 #include "profiler/session.h"
 #include "profiler/snapshot.h"
+#include "profiler/srcfile.h"
 
 /* Snapshots retried while some stack was caught changing. */
 #define DUMP_ATTEMPTS 8
@@ -33,6 +35,118 @@ static const char *walk_error(int status)
     }
 }
 
+/* What --locals and --source add under each frame. */
+struct frame_extras {
+    struct pyval *pv;       /* --locals, else NULL */
+    struct srcfiles *src;   /* --source, else NULL */
+    int context;            /* --source=N */
+};
+
+/* The frame's locals, or -errno; every value is already rendered. */
+static int frame_locals(const struct frame_extras *x, const struct snapshot *sn, size_t k,
+                        struct pylocals *ls)
+{
+    if (!sn->finfo || !sn->finfo[k].addr)
+        return -ENOENT;
+    return pyval_locals(x->pv, sn->finfo[k].addr, sn->raw[k].code, ls);
+}
+
+static const char *locals_error(int err)
+{
+    switch (err) {
+    case -EFAULT: return "unreadable memory";
+    case -E2BIG: return "too many variables";
+    case -ENOENT: return "frame not found";
+    default: return "the frame changed while being read";
+    }
+}
+
+/* Leading blanks every non-blank line of the block shares. */
+static size_t common_indent(const struct srcline *v, size_t n)
+{
+    size_t ind = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = strspn(v[i].text, " ");
+        if (v[i].text[k])
+            ind = MIN(ind, k);
+    }
+    return ind == SIZE_MAX ? 0 : ind;
+}
+
+static void text_extras(const struct frame_extras *x, const struct session *s,
+                        const struct snapshot *sn, size_t k, struct strbuf *out)
+{
+    if (x->src) {
+        const struct names_frame *fr = names_frame_get(s->names, sn->ids[k]);
+        const struct names_func *fn = names_func_get(s->names, fr->func);
+        struct srcline v[2 * SRCFILE_MAX_CONTEXT + 1];
+        size_t n;
+        if (srcfiles_lines(x->src, names_str_get(s->names, fn->file), fr->line, x->context, v,
+                           &n) == 0) {
+            size_t ind = common_indent(v, n);
+            int width = snprintf(NULL, 0, "%d", v[n - 1].line);
+            for (size_t i = 0; i < n; i++) {
+                const char *t = v[i].text;
+                t += MIN(ind, strlen(t));
+                sb_addf(out, "        %c %*d  %s\n", v[i].current ? '>' : ' ', width, v[i].line, t);
+            }
+            srclines_release(v, n);
+        }
+    }
+    if (x->pv) {
+        struct pylocals ls = PYLOCALS_INIT;
+        int ret = frame_locals(x, sn, k, &ls);
+        if (ret < 0)
+            sb_addf(out, "        (locals unreadable: %s)\n", locals_error(ret));
+        for (size_t i = 0; i < ls.n; i++) {
+            sb_adds(out, "        ");
+            label_clean(ls.v[i].name, out);
+            sb_adds(out, " = ");
+            label_clean(ls.v[i].value, out);
+            sb_addc(out, '\n');
+        }
+        pylocals_release(&ls);
+    }
+}
+
+static void json_extras(const struct frame_extras *x, const struct session *s,
+                        const struct snapshot *sn, size_t k, struct strbuf *out)
+{
+    if (x->src) {
+        const struct names_frame *fr = names_frame_get(s->names, sn->ids[k]);
+        const struct names_func *fn = names_func_get(s->names, fr->func);
+        struct srcline v[2 * SRCFILE_MAX_CONTEXT + 1];
+        size_t n = 0;
+        srcfiles_lines(x->src, names_str_get(s->names, fn->file), fr->line, x->context, v, &n);
+        sb_adds(out, ", \"source\": [");
+        for (size_t i = 0; i < n; i++) {
+            sb_addf(out, "%s{\"line\": %d, \"text\": ", i ? ", " : "", v[i].line);
+            json_string(out, v[i].text);
+            sb_addf(out, ", \"current\": %s}", v[i].current ? "true" : "false");
+        }
+        sb_addc(out, ']');
+        srclines_release(v, n);
+    }
+    if (x->pv) {
+        struct pylocals ls = PYLOCALS_INIT;
+        int ret = frame_locals(x, sn, k, &ls);
+        if (ret < 0) {
+            sb_adds(out, ", \"locals_error\": ");
+            json_string(out, locals_error(ret));
+        }
+        sb_adds(out, ", \"locals\": [");
+        for (size_t i = 0; i < ls.n; i++) {
+            sb_adds(out, i ? ",\n      {\"name\": " : "\n      {\"name\": ");
+            json_string(out, ls.v[i].name);
+            sb_addf(out, ", \"kind\": \"%s\", \"value\": ", pylocal_kind_name(ls.v[i].kind));
+            json_string(out, ls.v[i].value);
+            sb_addc(out, '}');
+        }
+        sb_addc(out, ']');
+        pylocals_release(&ls);
+    }
+}
+
 static void text_frame(const struct names *n, uint32_t id, struct strbuf *out)
 {
     const struct names_frame *fr = names_frame_get(n, id);
@@ -44,7 +158,8 @@ static void text_frame(const struct names *n, uint32_t id, struct strbuf *out)
     sb_addf(out, ":%d)\n", fr->line);
 }
 
-static void print_text(struct session *s, const struct snapshot *sn, struct strbuf *out)
+static void print_text(struct session *s, const struct snapshot *sn, const struct frame_extras *x,
+                       struct strbuf *out)
 {
     struct strbuf cmd = STRBUF_INIT;
     proc_cmdline(s->pid, &cmd);
@@ -74,14 +189,17 @@ static void print_text(struct session *s, const struct snapshot *sn, struct strb
         }
         if (!t->walked || t->depth == 0)
             sb_adds(out, "    (no Python frames)\n");
-        for (size_t i = 0; i < t->depth; i++)
+        for (size_t i = 0; i < t->depth; i++) {
             text_frame(s->names, sn->ids[t->off + i], out);
+            text_extras(x, s, sn, t->off + i, out);
+        }
         if (t->status == 1)
             sb_addf(out, "    ... stack truncated at %zu frames\n", t->depth);
     }
 }
 
-static void print_json(struct session *s, const struct snapshot *sn, struct strbuf *out)
+static void print_json(struct session *s, const struct snapshot *sn, const struct frame_extras *x,
+                       struct strbuf *out)
 {
     struct strbuf cmd = STRBUF_INIT;
     proc_cmdline(s->pid, &cmd);
@@ -121,11 +239,24 @@ static void print_json(struct session *s, const struct snapshot *sn, struct strb
             json_string(out, names_str_get(s->names, fn->name));
             sb_adds(out, ", \"file\": ");
             json_string(out, names_str_get(s->names, fn->file));
-            sb_addf(out, ", \"line\": %d}", fr->line);
+            sb_addf(out, ", \"line\": %d", fr->line);
+            json_extras(x, s, sn, t->off + i, out);
+            sb_addc(out, '}');
         }
         sb_adds(out, "]}");
     }
     sb_adds(out, "]}\n");
+}
+
+/* Source files as the target sees them, or under --source-root. */
+static struct srcfiles *source_files(pid_t pid, const char *root)
+{
+    char r[64], cwd[64];
+    if (root)
+        return srcfiles_new(root, root);
+    snprintf(r, sizeof(r), "/proc/%d/root", (int)pid);
+    snprintf(cwd, sizeof(cwd), "/proc/%d/cwd", (int)pid);
+    return srcfiles_new(r, cwd);
 }
 
 int cmd_dump(int argc, char **argv)
@@ -133,11 +264,16 @@ int cmd_dump(int argc, char **argv)
     static const struct option longopts[] = {
         {"pid", required_argument, NULL, 'p'},
         {"json", no_argument, NULL, 'j'},
+        {"locals", no_argument, NULL, 'L'},
+        {"source", optional_argument, NULL, 'S'},
+        {"source-root", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     pid_t pid = 0;
     int json = 0, c, ret;
+    int locals = 0, source = -1;
+    const char *source_root = NULL;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":p:h", longopts, NULL)) != -1) {
         switch (c) {
@@ -147,6 +283,20 @@ int cmd_dump(int argc, char **argv)
             break;
         case 'j':
             json = 1;
+            break;
+        case 'L':
+            locals = 1;
+            break;
+        case 'S': {
+            long v = 0;
+            if (optarg && (parse_long(optarg, &v) < 0 || v < 0 || v > SRCFILE_MAX_CONTEXT))
+                return cli_usage("--source=N takes a number of lines from 0 to %d, not '%s'",
+                                 SRCFILE_MAX_CONTEXT, optarg);
+            source = (int)v;
+            break;
+        }
+        case 'R':
+            source_root = optarg;
             break;
         case 'h':
             return cmd_help("dump");
@@ -165,6 +315,7 @@ int cmd_dump(int argc, char **argv)
         return cli_error(&err);
     struct snapshot sn;
     struct snap_opts o = {.want_state = 1, .want_gil = 1, .want_wait = 1, .gil_patient = 1, .max_depth = WALK_MAX_DEPTH};
+    o.want_info = locals;
     snapshot_init(&sn);
     for (int attempt = 0; attempt < DUMP_ATTEMPTS; attempt++) {
         ret = snapshot_take(&s, &sn, &o);
@@ -181,10 +332,17 @@ int cmd_dump(int argc, char **argv)
         struct strbuf out = STRBUF_INIT;
         s.name_all = 1;
         session_name_threads(&s, sn.interp, 1);
+        struct frame_extras x = {.context = MAX(source, 0)};
+        if (locals)
+            x.pv = pyval_new(&s.rt);
+        if (source >= 0)
+            x.src = source_files(pid, source_root);
         if (json)
-            print_json(&s, &sn, &out);
+            print_json(&s, &sn, &x, &out);
         else
-            print_text(&s, &sn, &out);
+            print_text(&s, &sn, &x, &out);
+        pyval_free(x.pv);
+        srcfiles_free(x.src);
         fwrite(out.buf, 1, out.len, stdout);
         sb_release(&out);
         if (fflush(stdout) != 0)

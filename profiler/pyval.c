@@ -74,6 +74,12 @@ struct pyval {
     size_t ntypes, tcap;
 };
 
+/* A kind's built-in type name on this version (2.7 calls bytes str). */
+static const char *canon_name(const struct pyval *pv, enum vkind kind)
+{
+    return pv->rt->major == 2 && kind == VK_BYTES ? "str" : kind_names[kind];
+}
+
 struct pyval *pyval_new(struct pyrt *rt)
 {
     struct pyval *pv = xcalloc(1, sizeof(*pv));
@@ -327,7 +333,7 @@ static int read_type(struct pyval *pv, struct vtype *t, int depth)
     t->ok = 1;
     t->kind = kind_of_flags(pv, flags, t->name);
     t->exact = t->kind != VK_OTHER && !(flags & TPFLAGS_HEAPTYPE) &&
-               strcmp(t->name, kind_names[t->kind]) == 0;
+               strcmp(t->name, canon_name(pv, t->kind)) == 0;
     /* Float and set have no subclass flag: look at the bases. */
     if (t->kind == VK_OTHER && base && depth < BASE_DEPTH) {
         const struct vtype *bt = type_info_depth(pv, base, depth + 1);
@@ -346,7 +352,7 @@ static const struct vtype *type_info_depth(struct pyval *pv, uint64_t type, int 
     struct vtype t = {.addr = type, .kind = kind_of_known(pv, type)};
     if (t.kind != VK_OTHER) {
         t.exact = t.ok = 1;
-        snprintf(t.name, sizeof(t.name), "%s", kind_names[t.kind]);
+        snprintf(t.name, sizeof(t.name), "%s", canon_name(pv, t.kind));
     } else if (read_type(pv, &t, depth) == -ENOSPC) {
         return &unreadable; /* not remembered: another value may read it */
     } else if (!t.ok) {
@@ -983,7 +989,7 @@ struct slot {
 /* Appends the UTF-8 text of a str (2.7: str or unicode) name object. */
 static int name_text(struct pyval *pv, uint64_t obj, struct strbuf *out)
 {
-    static uint32_t cps[NAME_MAX_CHARS];
+    uint32_t cps[NAME_MAX_CHARS];
     struct objhdr h;
     size_t n;
     int64_t total;
