@@ -281,7 +281,7 @@ static enum vkind kind_of_flags(const struct pyval *pv, uint64_t flags, const ch
 {
     int py2 = pv->rt->major == 2;
     if (py2 && (flags & (1ul << 23)))
-        return VK_INT27;
+        return strcmp(name, "bool") == 0 ? VK_BOOL : VK_INT27;
     if (flags & (1ul << 24))
         return py2 ? VK_LONG27 : strcmp(name, "bool") == 0 ? VK_BOOL : VK_INT;
     if (flags & (1ul << 25))
@@ -375,6 +375,15 @@ static const struct vtype *type_of(struct pyval *pv, const struct objhdr *h)
 
 /* ---- scalars -------------------------------------------------------------- */
 
+/* Takes out back to len bytes. */
+static void sb_cut(struct strbuf *out, size_t len)
+{
+    if (out->buf && len < out->len) {
+        out->len = len;
+        out->buf[len] = 0;
+    }
+}
+
 static int bit_length(uint32_t v)
 {
     int n = 0;
@@ -464,8 +473,7 @@ static int render_long(struct pyval *pv, const struct objhdr *h, const char *suf
             sb_adds(out, suffix);
             return 0;
         }
-        out->len = mark;
-        out->buf[mark] = 0;
+        sb_cut(out, mark);
     } else if (bytes_at(pv, h, digits + 4 * (nd - 1), d, 4) < 0) {
         return -EFAULT;
     } else if (d[0] == 0 || (d[0] >> 30)) {
@@ -958,9 +966,7 @@ static void render_depth(struct pyval *pv, uint64_t obj, int depth, struct strbu
     if (render_kind(pv, &h, t, depth, out) == 0)
         return;
     /* Anything else, or a value that makes no sense for its type. */
-    out->len = mark;
-    if (out->buf)
-        out->buf[mark] = 0;
+    sb_cut(out, mark);
     sb_addf(out, "<%s at 0x%" PRIx64 ">", t->name, obj);
 }
 

@@ -57,7 +57,9 @@ struct img {
     /* Well-known objects. */
     uint64_t t_type, t_object, t_str, t_unicode, t_bytes, t_code, t_frame, t_dict, t_int,
         t_module, t_none, t_gen;
-    uint64_t none;
+    /* Built-in types of values (dump --locals); t_long27 is 2.7's long. */
+    uint64_t t_float, t_tuple, t_list, t_set, t_frozenset, t_bool, t_cell, t_long27;
+    uint64_t none, true_, false_;
     uint64_t runtime;       /* fake _PyRuntime (or the interp_head variable) */
     uint64_t interp_head;   /* address of the pointer to the first interpreter */
     uint64_t dummy27;       /* 2.7's dummy key for deleted dict entries */
@@ -820,6 +822,166 @@ IMG_FN uint64_t img_threading(struct img *im, uint64_t interp, const uint64_t *i
     return active;
 }
 
+/* ---- values (dump --locals) ---------------------------------------------- */
+
+/* Subclass flags of the built-in types (Include/object.h). */
+#define IMG_TPFLAGS_INT_SUBCLASS (1ull << 23)     /* 2.7 int */
+#define IMG_TPFLAGS_LONG_SUBCLASS (1ull << 24)
+#define IMG_TPFLAGS_LIST_SUBCLASS (1ull << 25)
+#define IMG_TPFLAGS_TUPLE_SUBCLASS (1ull << 26)
+#define IMG_TPFLAGS_BYTES_SUBCLASS (1ull << 27)   /* 2.7 str */
+#define IMG_TPFLAGS_UNICODE_SUBCLASS (1ull << 28)
+#define IMG_TPFLAGS_DICT_SUBCLASS (1ull << 29)
+
+/* A static (not heap) type with the given flags. */
+IMG_FN uint64_t img_static_type(struct img *im, const char *name, uint64_t flags)
+{
+    uint64_t t = img_type(im, name);
+    img_f64(im, t, im->lay.tp_flags, flags);
+    return t;
+}
+
+/* A Python 3 int, or a 2.7 long, of nd 30-bit digits (least significant first). */
+IMG_FN uint64_t img_long_digits(struct img *im, int negative, const uint32_t *d, size_t nd)
+{
+    const struct pylayout *l = &im->lay;
+    uint64_t o = img_object(im, im->major == 2 ? im->t_long27 : im->t_int,
+                            (size_t)l->long_digit + 4 * nd + 4);
+    if (l->long_tagged)
+        img_w64(im, o + (uint64_t)l->long_size, nd == 0 ? 1 : ((uint64_t)nd << 3) | (negative ? 2 : 0));
+    else
+        img_w64(im, o + (uint64_t)l->long_size, negative ? (uint64_t)0 - nd : nd);
+    for (size_t i = 0; i < nd; i++)
+        img_w32(im, o + (uint64_t)l->long_digit + 4 * i, d[i]);
+    return o;
+}
+
+/* The version's small int: 2.7 a PyIntObject, 3.x an int. */
+IMG_FN uint64_t img_smallint(struct img *im, int64_t v)
+{
+    if (im->major != 2)
+        return img_int(im, v);
+    uint64_t o = img_object(im, im->t_int, 24);
+    img_w64(im, o + (uint64_t)im->lay.int27_ival, (uint64_t)v);
+    return o;
+}
+
+IMG_FN uint64_t img_float(struct img *im, double v)
+{
+    uint64_t o = img_object(im, im->t_float, 24);
+    img_wmem(im, o + (uint64_t)im->lay.float_fval, &v, 8);
+    return o;
+}
+
+IMG_FN uint64_t img_tuple(struct img *im, const uint64_t *items, size_t n)
+{
+    uint64_t o = img_object(im, im->t_tuple, (size_t)im->lay.tuple_item + 8 * n);
+    img_w64(im, o + 16, n);
+    for (size_t i = 0; i < n; i++)
+        img_w64(im, o + (uint64_t)im->lay.tuple_item + 8 * i, items[i]);
+    return o;
+}
+
+IMG_FN uint64_t img_list(struct img *im, const uint64_t *items, size_t n)
+{
+    uint64_t o = img_object(im, im->t_list, 48);
+    uint64_t arr = img_alloc(im, 8 * n + 8);
+    img_w64(im, o + 16, n);
+    img_w64(im, o + (uint64_t)im->lay.list_item, arr);
+    img_w64(im, o + (uint64_t)im->lay.list_item + 8, n); /* allocated */
+    for (size_t i = 0; i < n; i++)
+        img_w64(im, arr + 8 * i, items[i]);
+    return o;
+}
+
+/* A set (or frozenset) of keys[i] with hashes i+1, in a table of 8 or more slots. */
+IMG_FN uint64_t img_set(struct img *im, const uint64_t *keys, size_t n, int frozen)
+{
+    const struct pylayout *l = &im->lay;
+    size_t slots = img_dict_slots(n);
+    uint64_t o = img_object(im, frozen ? im->t_frozenset : im->t_set, 200);
+    uint64_t table = img_alloc(im, slots * (size_t)l->setentry_size);
+    img_w64(im, o + 16, n); /* fill */
+    img_w64(im, o + (uint64_t)l->set_used, n);
+    img_w64(im, o + (uint64_t)l->set_mask, slots - 1);
+    img_w64(im, o + (uint64_t)l->set_table, table);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t e = table + (i + 1) % slots * (uint64_t)l->setentry_size;
+        img_w64(im, e + (uint64_t)l->setentry_key, keys[i]);
+        img_w64(im, e + (uint64_t)l->setentry_hash, i + 1);
+    }
+    return o;
+}
+
+IMG_FN uint64_t img_cell(struct img *im, uint64_t ref)
+{
+    uint64_t o = img_object(im, im->t_cell, 24);
+    img_w64(im, o + (uint64_t)im->lay.cell_ref, ref);
+    return o;
+}
+
+/* ---- frames with variables (dump --locals) ------------------------------- */
+
+/* Where each variable lives (<= 3.10) or its localsplus kind (3.11+). */
+#define IMG_VAR_LOCAL 0x20
+#define IMG_VAR_CELL 0x40
+#define IMG_VAR_FREE 0x80
+#define IMG_VAR_HIDDEN 0x10
+
+struct img_var {
+    const char *name;
+    unsigned kind;      /* IMG_VAR_*: locals first, then cells, then free (<= 3.10) */
+    uint64_t value;     /* the slot's content (0: unbound) */
+};
+
+/*
+ * A frame running a new code object named fname with variables vars[0..n)
+ * (the first nargs are its parameters, flags its co_flags): a frame object
+ * (<= 3.10) or an interpreter frame (3.11+) with its localsplus filled.
+ * *code_out (if not NULL) receives the code object.
+ */
+IMG_FN uint64_t img_frame_vars(struct img *im, const char *fname, const struct img_var *vars,
+                               size_t n, int nargs, uint32_t flags, uint64_t *code_out)
+{
+    const struct pylayout *l = &im->lay;
+    uint64_t code = img_code(im, "vars.py", fname, NULL, 1, NULL, 0);
+    uint64_t *names = xcalloc(n + 1, sizeof(*names));
+    for (size_t i = 0; i < n; i++)
+        names[i] = img_str(im, vars[i].name);
+    img_f32(im, code, l->co_argcount, (uint32_t)nargs);
+    img_f32(im, code, l->co_argflags, flags);
+    uint64_t f;
+    if (l->frames == FRAME_OBJECTS) {
+        size_t c[3] = {0, 0, 0};
+        for (size_t i = 0; i < n; i++)
+            c[vars[i].kind == IMG_VAR_LOCAL ? 0 : vars[i].kind == IMG_VAR_CELL ? 1 : 2]++;
+        img_f32(im, code, l->co_nlocals, (uint32_t)c[0]);
+        img_f64(im, code, l->co_varnames, img_tuple(im, names, c[0]));
+        img_f64(im, code, l->co_cellvars, img_tuple(im, names + c[0], c[1]));
+        img_f64(im, code, l->co_freevars, img_tuple(im, names + c[0] + c[1], c[2]));
+        f = img_object(im, im->t_frame, (size_t)l->fo_localsplus + 8 * n + 8);
+        img_f64(im, f, l->fo_code, code);
+        for (size_t i = 0; i < n; i++)
+            img_w64(im, f + (uint64_t)l->fo_localsplus + 8 * i, vars[i].value);
+    } else {
+        uint8_t *kinds = xcalloc(n + 1, 1);
+        for (size_t i = 0; i < n; i++)
+            kinds[i] = (uint8_t)vars[i].kind;
+        img_f32(im, code, l->co_nlocalsplus, (uint32_t)n);
+        img_f64(im, code, l->co_localsplusnames, img_tuple(im, names, n));
+        img_f64(im, code, l->co_localspluskinds, img_bytes(im, kinds, n));
+        free(kinds);
+        f = img_alloc(im, (size_t)l->if_localsplus + 8 * n + 8);
+        img_iframe_at(im, f, code, 0, 0, 0);
+        for (size_t i = 0; i < n; i++)
+            img_w64(im, f + (uint64_t)l->if_localsplus + 8 * i, vars[i].value);
+    }
+    free(names);
+    if (code_out)
+        *code_out = code;
+    return f;
+}
+
 /* ---- lifecycle ---------------------------------------------------------- */
 
 /*
@@ -863,6 +1025,23 @@ IMG_FN void img_init_ex(struct img *im, int major, int minor, size_t cap, int li
     im->t_none = img_type(im, "NoneType");
     im->t_gen = img_type(im, "generator");
     im->none = img_object(im, im->t_none, 16);
+    im->t_float = img_type(im, "float");
+    im->t_tuple = img_type(im, "tuple");
+    im->t_list = img_type(im, "list");
+    im->t_set = img_type(im, "set");
+    im->t_frozenset = img_type(im, "frozenset");
+    im->t_bool = img_type(im, "bool");
+    im->t_cell = img_type(im, "cell");
+    im->t_long27 = major == 2 ? img_type(im, "long") : im->t_int;
+    im->true_ = img_object(im, im->t_bool, 32);
+    im->false_ = img_object(im, im->t_bool, 32);
+    if (major == 2) {
+        img_w64(im, im->true_ + 16, 1);
+    } else {
+        img_w64(im, im->true_ + 16, minor >= 12 ? 1u << 3 : 1);
+        img_w64(im, im->false_ + 16, minor >= 12 ? 1 : 0);
+        img_w32(im, im->true_ + 24, 1);
+    }
     im->dummy27 = img_str27(im, "<dummy key>", 11);
     /* _PyRuntime (3.7+) with interpreters.head, or 2.7/3.6's interp_head. */
     im->runtime = img_alloc(im, 2048);
@@ -890,7 +1069,20 @@ IMG_FN void img_fill_rt(struct img *im)
     rt->code_type = im->t_code;
     rt->frame_type = im->t_frame;
     rt->unicode27_width = 4;
+    uint64_t *k = rt->known;
+    k[PYK_NONE] = im->none, k[PYK_TRUE] = im->true_, k[PYK_FALSE] = im->false_;
+    k[PYK_INT] = im->t_int, k[PYK_BOOL] = im->t_bool, k[PYK_FLOAT] = im->t_float;
+    k[PYK_STR] = im->t_str, k[PYK_TUPLE] = im->t_tuple, k[PYK_LIST] = im->t_list;
+    k[PYK_DICT] = im->t_dict, k[PYK_SET] = im->t_set, k[PYK_FROZENSET] = im->t_frozenset;
+    k[PYK_CELL] = im->t_cell;
+    if (im->major == 2) {
+        k[PYK_LONG27] = im->t_long27;
+        k[PYK_UNICODE27] = im->t_unicode;
+    } else {
+        k[PYK_BYTES] = im->t_bytes;
+    }
 }
+
 
 /*
  * Makes im->m from the staging bytes as they are now (again, after
@@ -918,6 +1110,37 @@ IMG_FN void img_commit(struct img *im)
     img_fill_rt(im);
     if (width)
         im->rt.unicode27_width = width;
+}
+
+/*
+ * Gives the built-in types the flags of static types with their subclass
+ * bits, as an interpreter whose symbols are stripped would be read (and
+ * forgets their addresses: call after img_commit).
+ */
+IMG_FN void img_forget_known(struct img *im)
+{
+    int py2 = im->major == 2;
+    const struct {
+        uint64_t t;
+        uint64_t flags;
+    } f[] = {
+        {im->t_int, py2 ? IMG_TPFLAGS_INT_SUBCLASS : IMG_TPFLAGS_LONG_SUBCLASS},
+        {im->t_long27, IMG_TPFLAGS_LONG_SUBCLASS},
+        {im->t_bool, py2 ? IMG_TPFLAGS_INT_SUBCLASS : IMG_TPFLAGS_LONG_SUBCLASS},
+        {im->t_str, py2 ? IMG_TPFLAGS_BYTES_SUBCLASS : IMG_TPFLAGS_UNICODE_SUBCLASS},
+        {im->t_unicode, IMG_TPFLAGS_UNICODE_SUBCLASS},
+        {im->t_bytes, IMG_TPFLAGS_BYTES_SUBCLASS},
+        {im->t_tuple, IMG_TPFLAGS_TUPLE_SUBCLASS},
+        {im->t_list, IMG_TPFLAGS_LIST_SUBCLASS},
+        {im->t_dict, IMG_TPFLAGS_DICT_SUBCLASS},
+        {im->t_float, 0}, {im->t_set, 0}, {im->t_frozenset, 0}, {im->t_none, 0}, {im->t_cell, 0},
+        {im->t_code, 0},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(f); i++)
+        img_f64(im, f[i].t, im->lay.tp_flags, f[i].flags);
+    img_commit(im);
+    memset(im->rt.known, 0, sizeof(im->rt.known));
+    im->rt.code_type = 0;
 }
 
 IMG_FN void img_release(struct img *im)

@@ -85,6 +85,63 @@ TEST(table_spot_checks)
     CHECK_INT(l->dv_values, 8);
 }
 
+TEST(locals_offsets_as_measured)
+{
+    /* tools/probe-offsets.sh on each version's headers. */
+    static const struct {
+        int major, minor;
+        int localsplus, argcount, kwonly, flags, nlocals, varnames, freevars, cellvars;
+    } old[] = {
+        {2, 7, 376, 16, -1, 28, 20, 56, 64, 72},
+        {3, 6, 376, 16, 20, 32, 24, 64, 72, 80},
+        {3, 7, 360, 16, 20, 32, 24, 64, 72, 80},
+        {3, 8, 360, 16, 24, 36, 28, 72, 80, 88},
+        {3, 9, 360, 16, 24, 36, 28, 72, 80, 88},
+        {3, 10, 352, 16, 24, 36, 28, 72, 80, 88},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(old); i++) {
+        const struct pylayout *l = layout_for(old[i].major, old[i].minor);
+        REQUIRE(l);
+        CHECK_INT(l->fo_localsplus, old[i].localsplus);
+        CHECK_INT(l->co_argcount, old[i].argcount);
+        CHECK_INT(l->co_kwonlyargcount, old[i].kwonly);
+        CHECK_INT(l->co_argflags, old[i].flags);
+        CHECK_INT(l->co_nlocals, old[i].nlocals);
+        CHECK_INT(l->co_varnames, old[i].varnames);
+        CHECK_INT(l->co_freevars, old[i].freevars);
+        CHECK_INT(l->co_cellvars, old[i].cellvars);
+        CHECK_INT(l->if_localsplus, -1);
+        CHECK_INT(l->long_tagged, 0);
+    }
+    static const struct {
+        int minor, argcount, kwonly, flags, nlocalsplus;
+    } new[] = {{11, 56, 64, 48, 76}, {12, 52, 60, 48, 72}, {13, 52, 60, 48, 72}};
+    for (size_t i = 0; i < ARRAY_SIZE(new); i++) {
+        const struct pylayout *l = layout_for(3, new[i].minor);
+        REQUIRE(l);
+        CHECK_INT(l->if_localsplus, 72);
+        CHECK_INT(l->co_argcount, new[i].argcount);
+        CHECK_INT(l->co_kwonlyargcount, new[i].kwonly);
+        CHECK_INT(l->co_argflags, new[i].flags);
+        CHECK_INT(l->co_nlocalsplus, new[i].nlocalsplus);
+        CHECK_INT(l->co_localsplusnames, 96);
+        CHECK_INT(l->co_localspluskinds, 104);
+        CHECK_INT(l->fo_localsplus, -1);
+        CHECK_INT(l->long_tagged, new[i].minor >= 12);
+    }
+    /* Values: the same everywhere but 2.7's set entries (hash first) and ints. */
+    for (size_t i = 0; i < ARRAY_SIZE(supported); i++) {
+        const struct pylayout *l = layout_for(supported[i][0], supported[i][1]);
+        int py2 = supported[i][0] == 2;
+        CHECK(l->tuple_item == 24 && l->list_item == 24 && l->float_fval == 16 && l->cell_ref == 16);
+        CHECK(l->long_size == 16 && l->long_digit == 24);
+        CHECK(l->set_used == 24 && l->set_mask == 32 && l->set_table == 40 && l->setentry_size == 16);
+        CHECK_INT(l->setentry_key, py2 ? 8 : 0);
+        CHECK_INT(l->setentry_hash, py2 ? 0 : 8);
+        CHECK_INT(l->int27_ival, py2 ? 16 : -1);
+    }
+}
+
 TEST(unknown_versions_have_no_table)
 {
     CHECK(layout_for(3, 5) == NULL);
@@ -236,6 +293,9 @@ TEST(debug_offsets_values_are_taken_from_the_target)
     d[S_TS_DATASTACK_CHUNK] = 256;
     d[S_CO_NAME] = 144;
     d[S_IS_GIL_LOCKED] = 7752 + 24;
+    d[S_IF_LOCALSPLUS] = 80;
+    d[S_CO_LOCALSPLUSKINDS] = 112;
+    d[S_LONG_SIZE + 2] = 28;
     struct pylayout out;
     struct pserr err = {0};
     REQUIRE(layout_from_debug_offsets(&out, d, sizeof(d), &err) == 0);
@@ -245,6 +305,9 @@ TEST(debug_offsets_values_are_taken_from_the_target)
     CHECK_INT(out.ts_size, 272);
     CHECK_INT(out.co_name, 144);
     CHECK_INT(out.gil_locked, 24);
+    CHECK_INT(out.if_localsplus, 80);
+    CHECK_INT(out.co_localspluskinds, 112);
+    CHECK_INT(out.long_digit, 28);
     /* Fields the debug offsets lack keep the built-in values. */
     CHECK_INT(out.chunk_data, 24);
     CHECK_INT(out.co_code_adaptive, 200);
@@ -307,6 +370,10 @@ TEST(debug_offsets_field_beyond_struct)
         {S_UNI_STATE, 40},           /* in the object, past the ASCII header that is read */
         {S_UNI_LENGTH, 36},
         {S_TP_NAME, 1000},
+        {S_IF_LOCALSPLUS, 81},       /* a flexible array may start at the end, not past it */
+        {S_CO_LOCALSPLUSKINDS, 204},
+        {S_LONG_SIZE + 2, 32},
+        {S_TUPLE_SIZE + 1, 1 << 30},
     };
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         uint64_t d[S_SLOTS];
@@ -442,6 +509,8 @@ TEST(live_313_debug_offsets_match_table)
         S_CO_FILENAME, S_CO_NAME, S_CO_QUALNAME, S_CO_LINETABLE, S_CO_FIRSTLINENO,
         S_CO_CODE_ADAPTIVE, S_OB_TYPE, S_TP_NAME, S_TP_FLAGS, S_DICT_KEYS, S_DICT_VALUES,
         S_BYTES_OB_SIZE, S_BYTES_SVAL, S_UNI_STATE, S_UNI_LENGTH, S_UNI_ASCII_SIZE,
+        S_IF_LOCALSPLUS, S_CO_ARGCOUNT, S_CO_LOCALSPLUSNAMES, S_CO_LOCALSPLUSKINDS,
+        S_TUPLE_SIZE + 1, S_LIST_SIZE + 1, S_FLOAT_SIZE + 1, S_LONG_SIZE + 1, S_LONG_SIZE + 2,
     };
     for (size_t i = 0; i < ARRAY_SIZE(slots); i++)
         if (d[slots[i]] != live[slots[i]])
