@@ -88,7 +88,8 @@ static void text_extras(const struct frame_extras *x, const struct session *s,
             for (size_t i = 0; i < n; i++) {
                 const char *t = v[i].text;
                 t += MIN(ind, strlen(t));
-                sb_addf(out, "        %c %*d  %s\n", v[i].current ? '>' : ' ', width, v[i].line, t);
+                sb_addf(out, "        %c %*d%s%s\n", v[i].current ? '>' : ' ', width, v[i].line,
+                        *t ? "  " : "", t);
             }
             srclines_release(v, n);
         }

@@ -179,8 +179,8 @@ def group(ctx, I, rt):
                 ind = min(len(text[n - 1]) - len(text[n - 1].lstrip(' '))
                           for n in shown if text[n - 1].strip())
                 width = len(str(shown[-1]))
-                want = '\n'.join('        %s %*d  %s' % ('>' if n == line else ' ', width, n,
-                                                       text[n - 1][ind:])
+                want = '\n'.join(('        %s %*d  %s' % ('>' if n == line else ' ', width, n,
+                                                        text[n - 1][ind:])).rstrip(' ')
                                  for n in shown)
                 P.expect(('(%s:%d)\n' % (path, line) + want + '\n') in out
                          or (':%d)\n' % line + want + '\n') in out,
