@@ -100,11 +100,8 @@ static void text_extras(const struct frame_extras *x, const struct session *s,
         if (ret < 0)
             sb_addf(out, "        (locals unreadable: %s)\n", locals_error(ret));
         for (size_t i = 0; i < ls.n; i++) {
-            sb_adds(out, "        ");
-            label_clean(ls.v[i].name, out);
-            sb_adds(out, " = ");
-            label_clean(ls.v[i].value, out);
-            sb_addc(out, '\n');
+            /* Both are printable already: values escape what they hold. */
+            sb_addf(out, "        %s = %s\n", ls.v[i].name, ls.v[i].value);
         }
         pylocals_release(&ls);
     }

@@ -127,10 +127,15 @@ void pylocals_release(struct pylocals *ls)
 
 /* ---- reading -------------------------------------------------------------- */
 
-/* 1 while the value being rendered may still read. */
+/* 1 while the value being rendered may still make n reads. */
+static int can_read_n(const struct pyval *pv, uint64_t n)
+{
+    return pv->unbounded || mem_read_calls(pv->m) - pv->value_reads + n <= PYVAL_MAX_READS;
+}
+
 static int can_read(const struct pyval *pv)
 {
-    return pv->unbounded || mem_read_calls(pv->m) - pv->value_reads < PYVAL_MAX_READS;
+    return can_read_n(pv, 1);
 }
 
 static int rd(struct pyval *pv, uint64_t addr, void *buf, size_t len)
@@ -792,7 +797,8 @@ static int render_dict(struct pyval *pv, const struct objhdr *h, const struct vt
         sb_adds(out, "{...}");
         return 0;
     }
-    if (used > 0 && can_read(pv)) {
+    /* pydict_entries_max reads up to five times (the dict, its keys and values). */
+    if (used > 0 && can_read_n(pv, 5)) {
         struct pydict_entry *e;
         size_t ne;
         int ret = pydict_entries_max(pv->rt, h->addr, SLOTS_MAX, &e, &ne);
@@ -965,8 +971,13 @@ static void render_depth(struct pyval *pv, uint64_t obj, int depth, struct strbu
     size_t mark = out->len;
     if (render_kind(pv, &h, t, depth, out) == 0)
         return;
-    /* Anything else, or a value that makes no sense for its type. */
     sb_cut(out, mark);
+    /* Out of reads: a failed read says nothing about the value. */
+    if (!can_read(pv)) {
+        sb_adds(out, "...");
+        return;
+    }
+    /* Anything else, or a value that makes no sense for its type. */
     sb_addf(out, "<%s at 0x%" PRIx64 ">", t->name, obj);
 }
 

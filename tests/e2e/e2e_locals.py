@@ -40,6 +40,7 @@ def expected_locals(ver, life):
         ('nonascii', 'local', u"u'h\\xe9llo w\\xf6rld \\u2603'" if py2 else u"'h\xe9llo w\xf6rld \u2603'"),
         ('longstr', 'local', longstr),
         ('quoted', 'local', "'it\\'s \"q\"\\n'"),
+        ('semi', 'local', "'a;b'"),
         ('raw', 'local', ('' if py2 else 'b') + "'\\x00\\x01ab\\xff'"),
         ('empty_tuple', 'local', '()'), ('pair', 'local', "(1, 'two')"),
         ('items', 'local', '[1, 2, 3]'), ('empty_list', 'local', '[]'),

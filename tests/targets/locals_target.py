@@ -54,6 +54,7 @@ def outer():
         nonascii = u'h\xe9llo w\xf6rld \u2603'
         longstr = 'x' * 100
         quoted = 'it\'s "q"\n'
+        semi = 'a;b'
         raw = b'\x00\x01ab\xff'
         empty_tuple = ()
         pair = (1, 'two')

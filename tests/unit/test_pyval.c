@@ -311,17 +311,35 @@ TEST(reads_per_value_are_bounded)
         outer[i] = img_list(&im, mid, 5);
     }
     uint64_t top = img_list(&im, outer, 5);
+    /* And dicts of dicts of unknown objects, each type read apart. */
+    const char *keys[] = {"k0", "k1", "k2", "k3", "k4"};
+    uint64_t douter[5];
+    for (int i = 0; i < 5; i++) {
+        uint64_t dmid[5];
+        for (int j = 0; j < 5; j++) {
+            uint64_t odd[5];
+            for (int k = 0; k < 5; k++)
+                odd[k] = img_object(&im, img_type(&im, "Odd"), 32);
+            dmid[j] = img_str_dict(&im, keys, odd, 5, 0);
+        }
+        douter[i] = img_str_dict(&im, keys, dmid, 5, 0);
+    }
+    uint64_t dtop = img_str_dict(&im, keys, douter, 5, 0);
     img_commit(&im);
     struct pyval *pv = pyval_new(&im.rt);
-    struct strbuf sb = STRBUF_INIT;
-    uint64_t before = mem_read_calls(im.m);
-    pyval_render(pv, top, &sb);
-    uint64_t used = mem_read_calls(im.m) - before;
-    if (used > PYVAL_MAX_READS)
-        TEST_FAILF("%" PRIu64 " reads for one value", used);
-    CHECK(strncmp(sb_str(&sb), "[[", 2) == 0);
-    CHECK(strstr(sb_str(&sb), "...") != NULL);
-    sb_release(&sb);
+    uint64_t tops[2] = {top, dtop};
+    for (int i = 0; i < 2; i++) {
+        struct strbuf sb = STRBUF_INIT;
+        uint64_t before = mem_read_calls(im.m);
+        pyval_render(pv, tops[i], &sb);
+        uint64_t used = mem_read_calls(im.m) - before;
+        if (used > PYVAL_MAX_READS)
+            TEST_FAILF("%" PRIu64 " reads for one value", used);
+        CHECK(strncmp(sb_str(&sb), i ? "{'k0': {" : "[[", i ? 8 : 2) == 0);
+        CHECK(strstr(sb_str(&sb), "...") != NULL);
+        CHECK(strstr(sb_str(&sb), "<list at") == NULL && strstr(sb_str(&sb), "<dict at") == NULL);
+        sb_release(&sb);
+    }
     pyval_free(pv);
     img_release(&im);
 }
