@@ -306,7 +306,8 @@ static enum vkind kind_of_flags(const struct pyval *pv, uint64_t flags, const ch
     return VK_OTHER;
 }
 
-static const struct vtype *type_info_depth(struct pyval *pv, uint64_t type, int depth);
+/* Types are returned by value: the cache moves as it grows. */
+static struct vtype type_info_depth(struct pyval *pv, uint64_t type, int depth);
 
 /* Reads a type object and classifies it; 0, -ENOSPC (out of reads) or -EFAULT. */
 static int read_type(struct pyval *pv, struct vtype *t, int depth)
@@ -341,36 +342,36 @@ static int read_type(struct pyval *pv, struct vtype *t, int depth)
                strcmp(t->name, canon_name(pv, t->kind)) == 0;
     /* Float and set have no subclass flag: look at the bases. */
     if (t->kind == VK_OTHER && base && depth < BASE_DEPTH) {
-        const struct vtype *bt = type_info_depth(pv, base, depth + 1);
-        if (bt->kind == VK_FLOAT || bt->kind == VK_SET || bt->kind == VK_FROZENSET)
-            t->kind = bt->kind;
+        enum vkind bk = type_info_depth(pv, base, depth + 1).kind;
+        if (bk == VK_FLOAT || bk == VK_SET || bk == VK_FROZENSET)
+            t->kind = bk;
     }
     return 0;
 }
 
-static const struct vtype *type_info_depth(struct pyval *pv, uint64_t type, int depth)
+static struct vtype type_info_depth(struct pyval *pv, uint64_t type, int depth)
 {
-    static struct vtype unreadable = {0, VK_OTHER, 0, 0, "?"};
+    static const struct vtype unreadable = {0, VK_OTHER, 0, 0, "?"};
     for (size_t i = 0; i < pv->ntypes; i++)
         if (pv->types[i].addr == type)
-            return &pv->types[i];
+            return pv->types[i];
     struct vtype t = {.addr = type, .kind = kind_of_known(pv, type)};
     if (t.kind != VK_OTHER) {
         t.exact = t.ok = 1;
         snprintf(t.name, sizeof(t.name), "%s", canon_name(pv, t.kind));
     } else if (read_type(pv, &t, depth) == -ENOSPC) {
-        return &unreadable; /* not remembered: another value may read it */
+        return unreadable; /* not remembered: another value may read it */
     } else if (!t.ok) {
         snprintf(t.name, sizeof(t.name), "?");
     }
     if (pv->ntypes >= TYPES_MAX)
         pv->ntypes = 0;
     GROW(pv->types, pv->tcap, pv->ntypes + 1);
-    pv->types[pv->ntypes] = t;
-    return &pv->types[pv->ntypes++];
+    pv->types[pv->ntypes++] = t;
+    return t;
 }
 
-static const struct vtype *type_of(struct pyval *pv, const struct objhdr *h)
+static struct vtype type_of(struct pyval *pv, const struct objhdr *h)
 {
     uint64_t type = 0;
     if (field_u64(pv, h, pv->l->ob_type, &type) < 0)
@@ -963,8 +964,9 @@ static void render_depth(struct pyval *pv, uint64_t obj, int depth, struct strbu
         sb_adds(out, "...");
         return;
     }
-    const struct vtype *t = ret == 0 ? type_of(pv, &h) : NULL;
-    if (!t || !t->ok) {
+    struct vtype tv = ret == 0 ? type_of(pv, &h) : (struct vtype){.ok = 0};
+    const struct vtype *t = &tv;
+    if (!t->ok) {
         sb_addf(out, "<unreadable at 0x%" PRIx64 ">", obj);
         return;
     }
@@ -1012,7 +1014,8 @@ static int name_text(struct pyval *pv, uint64_t obj, struct strbuf *out)
     int64_t total;
     if (hdr_get(pv, obj, &h) < 0)
         return -EFAULT;
-    const struct vtype *t = type_of(pv, &h);
+    struct vtype tv = type_of(pv, &h);
+    const struct vtype *t = &tv;
     if (t->kind != VK_STR && t->kind != VK_UNICODE27 && !(t->kind == VK_BYTES && pv->rt->major == 2))
         return -EINVAL;
     if (str_units(pv, &h, t->kind, cps, NAME_MAX_CHARS, &n, &total) < 0)
@@ -1031,7 +1034,7 @@ static int is_code(struct pyval *pv, const unsigned char *code_hdr)
     memcpy(&type, code_hdr + pv->l->ob_type, 8);
     if (pv->rt->code_type)
         return type == pv->rt->code_type;
-    return strcmp(type_info_depth(pv, type, 0)->name, "code") == 0;
+    return strcmp(type_info_depth(pv, type, 0).name, "code") == 0;
 }
 
 /* Reads the head of a code object (through off_max + 4) and checks its type. */
@@ -1203,7 +1206,8 @@ static void deref_cells(struct pyval *pv, struct slot *s, size_t n)
         struct objhdr h;
         if (!s[i].deref || !s[i].value || hdr_get(pv, s[i].value, &h) < 0)
             continue;
-        const struct vtype *t = type_of(pv, &h);
+        struct vtype tv = type_of(pv, &h);
+    const struct vtype *t = &tv;
         uint64_t ref;
         if (t->kind == VK_CELL && field_u64(pv, &h, pv->l->cell_ref, &ref) == 0)
             s[i].value = ref;

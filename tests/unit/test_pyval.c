@@ -453,3 +453,60 @@ TEST(hostile_frames)
         pyval_free(pv);
     }
 }
+
+/* A frame holding one value of each kind, for the mutation test. */
+static uint64_t busy_frame(struct img *im)
+{
+    uint32_t big[] = {0, 0, 0, 1u << 10};
+    uint64_t one = img_smallint(im, 1), s = img_str(im, "text");
+    uint64_t pair[2] = {one, s};
+    const char *keys[] = {"a", "b"};
+    uint64_t nested = img_list(im, pair, 2);
+    uint64_t vals[2] = {nested, img_tuple(im, pair, 2)};
+    uint32_t cps[2] = {0xe9, 0x2603};
+    struct img_var vars[] = {
+        {"i", IMG_VAR_LOCAL, one},
+        {"b", IMG_VAR_LOCAL, img_long_digits(im, 1, big, 4)},
+        {"f", IMG_VAR_LOCAL, img_float(im, 0.1)},
+        {"s", IMG_VAR_LOCAL, s},
+        {"u", IMG_VAR_LOCAL, im->major == 2 ? img_unicode27(im, cps, 2, 4)
+                                            : img_ustr_cps(im, cps, 2, 2, IMG_STR_COMPACT)},
+        {"by", IMG_VAR_LOCAL, img_bytes(im, "\x01z", 2)},
+        {"l", IMG_VAR_LOCAL, img_list(im, vals, 2)},
+        {"d", IMG_VAR_LOCAL, img_str_dict(im, keys, vals, 2, 0)},
+        {"st", IMG_VAR_LOCAL, img_set(im, pair, 2, 0)},
+        {"c", IMG_VAR_CELL, img_cell(im, nested)},
+        {"n", IMG_VAR_FREE, img_cell(im, im->none)},
+    };
+    return img_frame_vars(im, "busy", vars, ARRAY_SIZE(vars), 2, 0, NULL);
+}
+
+TEST(mutated_images_never_crash)
+{
+    struct img im;
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    EACH_VERSION(im) {
+        uint64_t f = busy_frame(&im);
+        img_commit(&im);
+        size_t used = im.used;
+        unsigned char *orig = xmalloc(used);
+        memcpy(orig, im.buf, used);
+        for (int round = 0; round < 400; round++) {
+            memcpy(im.buf, orig, used);
+            for (int k = 0; k < 8; k++) {
+                seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+                size_t at = 64 + (size_t)(seed >> 33) % (used - 64);
+                im.buf[at] = (unsigned char)(seed >> 13);
+            }
+            img_commit(&im);
+            struct pyval *pv = pyval_new(&im.rt);
+            struct pylocals ls = PYLOCALS_INIT;
+            if (pyval_locals(pv, f, 0, &ls) == 0)
+                for (size_t i = 0; i < ls.n; i++)
+                    CHECK(ls.v[i].name && ls.v[i].value && strlen(ls.v[i].value) < 4096);
+            pylocals_release(&ls);
+            pyval_free(pv);
+        }
+        free(orig);
+    }
+}
