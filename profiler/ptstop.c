@@ -1,6 +1,7 @@
 #include "profiler/ptstop.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,7 @@
  */
 
 #define HOLD_WAIT_NS (100ull * 1000 * 1000)
+#define YIELD_NS (200ull * 1000)
 #define REAP_WAIT_NS (50ull * 1000 * 1000)
 #define MAX_HELD 4096
 
@@ -145,16 +147,27 @@ static int poll_stop(pid_t tid, int *sig)
     return 1;
 }
 
+/*
+ * A thread usually stops within tens of microseconds, less than one
+ * nanosleep takes (timer slack is 50 us): the first polls only yield the
+ * CPU, later ones sleep longer and longer.
+ */
 static int wait_stop(pid_t tid, int *sig)
 {
-    uint64_t deadline = now_ns() + HOLD_WAIT_NS;
-    for (uint64_t wait = 2000;; wait = MIN(wait * 2, 2000000ull)) {
+    uint64_t start = now_ns(), deadline = start + HOLD_WAIT_NS;
+    for (uint64_t wait = 20000;;) {
         int r = poll_stop(tid, sig);
         if (r != 0)
             return r;
-        if (now_ns() > deadline)
+        uint64_t now = now_ns();
+        if (now > deadline)
             return -ETIMEDOUT;
-        pause_ns(wait);
+        if (now - start < YIELD_NS) {
+            sched_yield();
+        } else {
+            pause_ns(wait);
+            wait = MIN(wait * 2, 2000000ull);
+        }
     }
 }
 
