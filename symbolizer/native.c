@@ -1,6 +1,8 @@
 #include "symbolizer/native.h"
 
 #include <elf.h>
+#include <dwarf.h>
+#include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -222,7 +224,7 @@ static int report_file(struct unwinder *u, const struct mem_region *v, size_t n,
         m->r.path = xstrdup(v[0].path);
         m->low = low;
     }
-    m->high = MAX(m->high, high);
+    m->high = high;
     Dwfl_Module *mod = dwfl_report_module(u->dwfl, m->r.path, m->low, m->high);
     if (!mod) {
         if (fresh)
@@ -575,6 +577,42 @@ static size_t plain_name_len(const char *name)
     return n;
 }
 
+/*
+ * When at lies in code inlined into the function (the symbol's), the line
+ * table names the inlined function's source ("pycore_call.h:92" under
+ * "map_next").  The label wants the line in the function itself: the call
+ * site of the outermost inlined call.  NULL when at is not inlined code, or
+ * without debug information.
+ */
+static const char *call_site(Dwfl_Module *mod, Dwarf_Addr at, int *line)
+{
+    Dwarf_Addr bias = 0;
+    Dwarf_Die *cu = dwfl_module_addrdie(mod, at, &bias);
+    Dwarf_Die *scopes = NULL;
+    int n = cu ? dwarf_getscopes(cu, at - bias, &scopes) : 0;
+    int outer = -1;
+    for (int i = 0; i < n; i++) {
+        int tag = dwarf_tag(&scopes[i]);
+        if (tag == DW_TAG_subprogram)
+            break;
+        if (tag == DW_TAG_inlined_subroutine)
+            outer = i;
+    }
+    const char *file = NULL;
+    Dwarf_Attribute attr;
+    Dwarf_Word fidx = 0, lno = 0;
+    Dwarf_Files *files = NULL;
+    size_t nfiles = 0;
+    if (outer >= 0 && dwarf_formudata(dwarf_attr(&scopes[outer], DW_AT_call_file, &attr), &fidx) == 0 &&
+        dwarf_formudata(dwarf_attr(&scopes[outer], DW_AT_call_line, &attr), &lno) == 0 &&
+        lno > 0 && lno <= INT32_MAX && dwarf_getsrcfiles(cu, &files, &nfiles) == 0 && fidx < nfiles) {
+        file = dwarf_filesrc(files, fidx, NULL, NULL);
+        *line = (int)lno;
+    }
+    free(scopes);
+    return file;
+}
+
 static void symbolize_module(struct unwinder *u, Dwfl_Module *mod, uint64_t pc, uint64_t at,
                              struct native_sym *s)
 {
@@ -596,9 +634,12 @@ static void symbolize_module(struct unwinder *u, Dwfl_Module *mod, uint64_t pc, 
         free(plain);
         s->func_off = off + (pc - at);
     }
-    Dwfl_Line *line = dwfl_module_getsrc(mod, at);
     int lineno = 0;
-    const char *file = line ? dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL) : NULL;
+    const char *file = call_site(mod, at, &lineno);
+    if (!file) {
+        Dwfl_Line *line = dwfl_module_getsrc(mod, at);
+        file = line ? dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL) : NULL;
+    }
     if (file && file[0] && lineno > 0) {
         s->file = intern(u, file);
         s->line = lineno;
