@@ -6,6 +6,7 @@
  */
 #include "symbolizer/native.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -19,7 +20,7 @@
 #include "profiler/ptstop.h"
 
 /* The line in chain_c whose call to clock_nanosleep the unwinder must name. */
-#define CHAIN_C_LINE 31
+#define CHAIN_C_LINE 32
 
 static int ready_fd = -1; /* the child writes 'r' before it sleeps, 'w' after */
 
@@ -381,6 +382,28 @@ TEST(thread_traced_by_another_is_refused)
     end_child(pid);
 }
 
+/* A process stopped by SIGSTOP is held, read, and stays stopped until SIGCONT. */
+TEST(group_stopped_child_stays_stopped)
+{
+    int fd;
+    pid_t pid = fork_sleeper(200, &fd);
+    CHECK_INT(kill(pid, SIGSTOP), 0);
+    for (int i = 0; i < 500 && state_of(pid) != 'T'; i++)
+        sleep_ms(1);
+    CHECK_INT(state_of(pid), 'T');
+    struct user_regs_struct regs;
+    REQUIRE(held_or_skip(pid, &regs) == 0);
+    CHECK(regs.rip != 0);
+    CHECK_INT(ptstop_release(pid), 0);
+    sleep_ms(300); /* past the end of its sleep */
+    CHECK_INT(state_of(pid), 'T');
+    CHECK_INT(tracer_of(pid), 0);
+    CHECK_INT(read_byte(fd, 0), -1);
+    CHECK_INT(kill(pid, SIGCONT), 0);
+    CHECK_INT(read_byte(fd, 5000), 'w');
+    end_child(pid);
+}
+
 /*
  * A vfork parent waits uninterruptibly for its child: it cannot stop until
  * the child exits.  The hold gives up; the next ptstop call lets it go.
@@ -419,6 +442,108 @@ TEST(thread_that_cannot_stop_times_out_and_is_let_go)
     CHECK_INT(ptstop_release(pid), -ESRCH);
     CHECK_INT(read_byte(p[0], 1000), 'd');
     CHECK_INT(tracer_of(pid), 0);
+    end_child(pid);
+}
+
+/* A child reading the clock in a loop is sometimes caught in the vDSO. */
+__attribute__((noinline)) static void read_clock(volatile uint64_t *counter)
+{
+    struct timespec ts;
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        (*counter)++;
+    }
+}
+
+TEST(vdso_frames_are_named_and_unwound)
+{
+    volatile uint64_t *counter =
+        mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(counter != MAP_FAILED);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0)
+        read_clock(counter);
+    while (*counter == 0)
+        sleep_ms(1);
+    struct mem *m = mem_new_pid(pid);
+    struct unwinder *u = unwinder_new(m, open_mapped, &pid, NULL);
+    REQUIRE(u);
+    static struct frames f;
+    int found = 0;
+    for (int i = 0; i < 2000 && !found; i++) {
+        struct user_regs_struct regs;
+        REQUIRE(held_or_skip(pid, &regs) == 0);
+        unwind_named(u, &regs, &f);
+        CHECK_INT(ptstop_release(pid), 0);
+        found = f.n > 0 && strcmp(f.syms[0].module, "[vdso]") == 0;
+    }
+    if (!found)
+        SKIP("never caught in the vDSO in 2000 tries");
+    /* The vDSO's own function, then libc's, (ASan's interceptor,) the loop and its callers. */
+    CHECK_STR(f.syms[0].func, "__vdso_clock_gettime");
+    CHECK_STR(f.syms[1].func, "clock_gettime");
+    int r = frame_index(&f, "read_clock");
+    CHECK(r >= 2);
+    if (r >= 2) {
+        CHECK((size_t)r + 2 < f.n);
+        CHECK_STR(f.syms[r + 1].func, "test_vdso_frames_are_named_and_unwound");
+        CHECK_STR(f.syms[r + 2].func, "main");
+    }
+    print_frames(&f);
+    unwinder_free(u);
+    mem_free(m);
+    end_child(pid);
+}
+
+/* A library the child loads after the unwinder was made is found after a refresh. */
+TEST(refresh_finds_libraries_loaded_later)
+{
+    int p[2];
+    REQUIRE(pipe(p) == 0);
+    int go[2];
+    REQUIRE(pipe(go) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        char c;
+        if (read(go[0], &c, 1) != 1)
+            _exit(2);
+        void *h = dlopen("libcrypt.so.1", RTLD_NOW);
+        uint64_t addr = h ? (uint64_t)(uintptr_t)dlsym(h, "crypt") : 0;
+        if (write(p[1], &addr, sizeof(addr)) != sizeof(addr))
+            _exit(2);
+        if (read(go[0], &c, 1) != 1)
+            _exit(2);
+        dlclose(h);
+        if (write(p[1], &addr, sizeof(addr)) != sizeof(addr))
+            _exit(2);
+        for (;;)
+            pause();
+    }
+    struct mem *m = mem_new_pid(pid);
+    struct unwinder *u = unwinder_new(m, open_mapped, &pid, NULL);
+    REQUIRE(u);
+    REQUIRE(write(go[1], "1", 1) == 1);
+    uint64_t addr = 0;
+    REQUIRE(read(p[0], &addr, sizeof(addr)) == sizeof(addr));
+    if (addr == 0) {
+        end_child(pid);
+        SKIP("no libcrypt.so.1 to load");
+    }
+    struct native_sym s;
+    CHECK_INT(unwinder_symbolize(u, addr + 4, 1, &s), -ENOENT); /* not yet known */
+    CHECK_INT(unwinder_refresh(u), 0);
+    CHECK_INT(unwinder_symbolize(u, addr + 4, 1, &s), 0);
+    CHECK_STR(s.func, "crypt");
+    CHECK_U64(s.func_off, 4);
+    CHECK(strncmp(path_base(s.module), "libcrypt.so.1", 13) == 0); /* the file, not the link */
+    REQUIRE(write(go[1], "2", 1) == 1);
+    REQUIRE(read(p[0], &addr, sizeof(addr)) == sizeof(addr));
+    CHECK_INT(unwinder_refresh(u), 0);
+    CHECK_INT(unwinder_symbolize(u, addr + 4, 1, &s), -ENOENT); /* unloaded */
+    unwinder_free(u);
+    mem_free(m);
     end_child(pid);
 }
 
