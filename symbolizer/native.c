@@ -151,6 +151,8 @@ static int find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_A
         return -1;
     if (is_vdso(&m->r))
         return vdso_elf(m, elfp);
+    if (!m->u->open_file)
+        return -1;
     int fd = m->u->open_file(m->u->ctx, &m->r);
     if (fd < 0)
         return -1;
