@@ -36,6 +36,12 @@
  * If pystrobe dies while holding a thread, the kernel detaches it.  We never
  * set PTRACE_O_EXITKILL: the target must outlive us.
  *
+ * What the target may notice: a blocking call the stop interrupts is
+ * restarted by the kernel, except the few that fail with EINTR after any
+ * stop (epoll_wait, semtimedop, sigtimedwait...; see signal(7)), which
+ * Python retries by itself (PEP 475) but C code may not.  And we get a
+ * SIGCHLD for every stop, ignored unless pystrobe installs a handler.
+ *
  * State is per process (ptrace is per thread anyway: hold and release from
  * the same thread of pystrobe).
  */
@@ -199,8 +205,9 @@ int ptstop_hold(pid_t tid, struct user_regs_struct *regs)
     sweep_pending();
     if (tid <= 0)
         return -EINVAL;
-    if (find_held(tid))
-        return -EBUSY;
+    struct held *h = find_held(tid);
+    if (h)
+        return h->state == PENDING ? -ETIMEDOUT : -EBUSY;
     if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) < 0)
         return -errno; /* EPERM: not allowed, or traced already (a debugger) */
     if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) < 0) {
