@@ -9,7 +9,7 @@ PYTHON  ?= python3
 WARN     = -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes \
            -Wvla -Wwrite-strings -Wshadow -fno-common
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -I. $(WARN) $(CFLAGS) -MMD -MP
-LIBS     = -lelf -lz -lm
+LIBS     = -ldw -lelf -lz -lm
 SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 SRCS     := $(wildcard common/*.c profiler/*.c symbolizer/*.c output/*.c)
