@@ -57,6 +57,7 @@ static const char *locals_error(int err)
     case -EFAULT: return "unreadable memory";
     case -E2BIG: return "too many variables";
     case -ENOENT: return "frame not found";
+    case -ESRCH: return "the process exited";
     default: return "the frame changed while being read";
     }
 }

@@ -1083,18 +1083,52 @@ static int read_tuple(struct pyval *pv, uint64_t tuple, uint64_t *items, size_t 
     return size ? bytes_at(pv, &h, tuple + (uint64_t)pv->l->tuple_item, items, *n * 8) : 0;
 }
 
+/*
+ * The code object a frame runs: read now, or, when the walk said which it
+ * is (want), taken from there and checked in the caller's next batch
+ * (check gets the piece to add, *at where the frame's field lands).
+ */
+static int frame_code(struct pyval *pv, uint64_t field, uint64_t want, uint64_t *code,
+                      struct mem_iov *check, uint64_t *at)
+{
+    if (want) {
+        *code = want;
+        *check = (struct mem_iov){field, at, 8, 0};
+        return 0;
+    }
+    *check = (struct mem_iov){0, NULL, 0, 1};
+    if (mem_read_u64(pv->m, field, code) < 0)
+        return -EFAULT;
+    if (pv->l->code_tagged)
+        *code &= ~(uint64_t)3;
+    return 0;
+}
+
+/* After the batch: 0 when the frame still runs code, else -EFAULT or -EINVAL. */
+static int frame_code_same(const struct pyval *pv, const struct mem_iov *check, uint64_t code)
+{
+    uint64_t got;
+    if (!check->buf)
+        return 0;
+    if (!check->ok)
+        return -EFAULT;
+    memcpy(&got, check->buf, 8);
+    if (pv->l->code_tagged)
+        got &= ~(uint64_t)3;
+    return got == code ? 0 : -EINVAL;
+}
+
 /* <= 3.10: f_localsplus holds co_nlocals locals, then the cells, then the free variables. */
 static int slots_old(struct pyval *pv, uint64_t frame, uint64_t want_code, struct slot **out,
                      size_t *nout)
 {
     const struct pylayout *l = pv->l;
-    uint64_t code;
-    unsigned char c[128];
+    uint64_t code, fcode = 0;
+    unsigned char c[256];
+    struct mem_iov iov[2];
     int ret;
-    if (mem_read_u64(pv->m, frame + (uint64_t)l->fo_code, &code) < 0)
-        return -EFAULT;
-    if (want_code && code != want_code)
-        return -EINVAL;
+    if ((ret = frame_code(pv, frame + (uint64_t)l->fo_code, want_code, &code, &iov[1], &fcode)) < 0)
+        return ret;
     size_t clen = (size_t)MAX(MAX(l->co_varnames, l->co_cellvars), l->co_freevars) + 8;
     if (clen > sizeof(c) || (ret = read_code(pv, code, c, clen)) < 0)
         return clen > sizeof(c) ? -EINVAL : ret;
@@ -1112,9 +1146,16 @@ static int slots_old(struct pyval *pv, uint64_t frame, uint64_t want_code, struc
     }
     if (ret == 0 && count[0] != (size_t)nlocals)
         ret = -EINVAL;
-    uint64_t *vals = xmalloc((total + 1) * sizeof(*vals));
-    if (ret == 0 && total)
-        ret = mem_read(pv->m, frame + (uint64_t)l->fo_localsplus, vals, total * 8) < 0 ? -EFAULT : 0;
+    /* The slots (and the frame's code) in one batch. */
+    uint64_t *vals = xcalloc(total + 1, sizeof(*vals));
+    iov[0] = (struct mem_iov){frame + (uint64_t)l->fo_localsplus, vals, 8 * total, 1};
+    struct mem_iov *first = total ? &iov[0] : &iov[1];
+    size_t pieces = (size_t)(total > 0) + (iov[1].buf != NULL);
+    if (ret == 0 && pieces) {
+        ret = mem_readv(pv->m, first, pieces);
+        int same = ret < 0 ? ret : frame_code_same(pv, &iov[1], code);
+        ret = same == -EINVAL ? same : ret < 0 || !iov[0].ok || same < 0 ? -EFAULT : 0;
+    }
     if (ret == 0) {
         int64_t nargs = arg_count(l, c);
         struct slot *s = xcalloc(total + 1, sizeof(*s));
@@ -1138,15 +1179,12 @@ static int slots_new(struct pyval *pv, uint64_t frame, uint64_t want_code, struc
                      size_t *nout)
 {
     const struct pylayout *l = pv->l;
-    uint64_t code;
-    unsigned char c[160];
+    uint64_t code, fcode = 0;
+    unsigned char c[256];
+    struct mem_iov iov[4];
     int ret;
-    if (mem_read_u64(pv->m, frame + (uint64_t)l->if_code, &code) < 0)
-        return -EFAULT;
-    if (l->code_tagged)
-        code &= ~(uint64_t)3;
-    if (want_code && code != want_code)
-        return -EINVAL;
+    if ((ret = frame_code(pv, frame + (uint64_t)l->if_code, want_code, &code, &iov[3], &fcode)) < 0)
+        return ret;
     int hi = MAX(MAX(l->co_localsplusnames, l->co_localspluskinds), MAX(l->co_argflags, l->co_argcount));
     hi = MAX(MAX(hi, l->co_nlocalsplus), l->co_kwonlyargcount);
     if ((size_t)hi + 8 > sizeof(c) || (ret = read_code(pv, code, c, (size_t)hi + 8)) < 0)
@@ -1155,25 +1193,27 @@ static int slots_new(struct pyval *pv, uint64_t frame, uint64_t want_code, struc
     if (n < 0 || n > PYVAL_MAX_LOCALS)
         return n < 0 ? -EINVAL : -E2BIG;
     size_t un = (size_t)n;
-    /* The names, the kinds and the slots in one batch. */
-    unsigned char *names = xmalloc((size_t)l->tuple_item + 8 * un + 8);
-    unsigned char *kinds = xmalloc((size_t)l->bytes_sval + un + 8);
-    uint64_t *vals = xmalloc(8 * un + 8);
-    struct mem_iov iov[3] = {
-        {get_u64(c, l->co_localsplusnames), names, (size_t)l->tuple_item + 8 * un, 0},
-        {get_u64(c, l->co_localspluskinds), kinds, (size_t)l->bytes_sval + un, 0},
-        {frame + (uint64_t)l->if_localsplus, vals, 8 * un, 0},
-    };
-    ret = mem_readv(pv->m, iov, un ? 3 : 2);
+    /* The names, the kinds, the slots (and the frame's code) in one batch. */
+    unsigned char *names = xcalloc(1, (size_t)l->tuple_item + 8 * un + 8);
+    unsigned char *kinds = xcalloc(1, (size_t)l->bytes_sval + un + 8);
+    uint64_t *vals = xcalloc(un + 1, 8);
+    iov[0] = (struct mem_iov){get_u64(c, l->co_localsplusnames), names, (size_t)l->tuple_item + 8 * un, 0};
+    iov[1] = (struct mem_iov){get_u64(c, l->co_localspluskinds), kinds, (size_t)l->bytes_sval + un, 0};
+    iov[2] = (struct mem_iov){frame + (uint64_t)l->if_localsplus, vals, 8 * un, !un};
+    if (!un) /* no slots to read: the frame's check takes their place */
+        iov[2] = iov[3], iov[3] = (struct mem_iov){0, NULL, 0, 1};
+    ret = mem_readv(pv->m, iov, 2 + (iov[2].buf != NULL) + (iov[3].buf != NULL));
     int64_t nn, nk;
     memcpy(&nn, names + 16, 8);
     memcpy(&nk, kinds + l->bytes_size, 8);
-    if (ret < 0 || !iov[0].ok || !iov[1].ok || (un && !iov[2].ok))
+    /* A frame that runs other code now says more than a failed read. */
+    int same = ret < 0 ? ret : frame_code_same(pv, un ? &iov[3] : &iov[2], code);
+    if (same == -EINVAL || same == -ESRCH)
+        ret = same;
+    else if (ret < 0 || !iov[0].ok || !iov[1].ok || (un && !iov[2].ok) || same < 0)
         ret = -EFAULT;
-    else if (nn != n || nk != n)
-        ret = -EINVAL;
     else
-        ret = 0;
+        ret = nn != n || nk != n ? -EINVAL : 0;
     if (ret == 0) {
         int64_t nargs = arg_count(l, c);
         struct slot *s = xcalloc(un + 1, sizeof(*s));

@@ -391,6 +391,8 @@ TEST(frame_variables_on_every_version)
             {"q", IMG_VAR_LOCAL | IMG_VAR_HIDDEN, one},
         };
         uint64_t g = old ? 0 : img_frame_vars(&im, "g", raw, 2, 1, 0, NULL);
+        uint64_t none_code;
+        uint64_t none = img_frame_vars(&im, "none", NULL, 0, 0, 0, &none_code);
         img_commit(&im);
 
         struct pyval *pv = pyval_new(&im.rt);
@@ -415,6 +417,12 @@ TEST(frame_variables_on_every_version)
         /* The frame runs another code object now. */
         CHECK_INT(pyval_locals(pv, f, code + 8, &ls), -EINVAL);
         CHECK_INT(pyval_locals(pv, img_hole(&im), 0, &ls), -EFAULT);
+        CHECK_INT(pyval_locals(pv, img_hole(&im), code, &ls), -EFAULT);
+        /* No variables at all (a module's frame): nothing, with or without the code known. */
+        CHECK_INT(pyval_locals(pv, none, none_code, &ls), 0);
+        CHECK_INT(pyval_locals(pv, none, 0, &ls), 0);
+        CHECK_INT(pyval_locals(pv, none, code, &ls), -EINVAL);
+        CHECK_INT((int)ls.n, 0);
         if (g) {
             CHECK_INT(pyval_locals(pv, g, 0, &ls), 0);
             CHECK_INT((int)ls.n, 1);
