@@ -65,8 +65,7 @@ struct pyval {
     struct pyrt *rt;
     const struct pylayout *l;
     struct mem *m;
-    uint64_t start_reads;   /* mem_read_calls when pyval_new ran */
-    uint64_t value_reads;   /* ... when the value being rendered started */
+    uint64_t value_reads;   /* mem_read_calls when the value being rendered started */
     int unbounded;          /* reading a frame: no per-value bound */
     struct objhdr *pre;
     size_t npre;
@@ -86,7 +85,6 @@ struct pyval *pyval_new(struct pyrt *rt)
     pv->rt = rt;
     pv->l = &rt->layout;
     pv->m = rt->mem;
-    pv->start_reads = mem_read_calls(pv->m);
     pv->pre = xmalloc(PRE_MAX * sizeof(*pv->pre));
     return pv;
 }
@@ -98,11 +96,6 @@ void pyval_free(struct pyval *pv)
     free(pv->pre);
     free(pv->types);
     free(pv);
-}
-
-uint64_t pyval_reads(const struct pyval *pv)
-{
-    return mem_read_calls(pv->m) - pv->start_reads;
 }
 
 const char *pylocal_kind_name(enum pylocal_kind k)

@@ -74,9 +74,6 @@ void pylocals_release(struct pylocals *ls);
  */
 int pyval_locals(struct pyval *pv, uint64_t frame, uint64_t code, struct pylocals *out);
 
-/* Read calls made so far. */
-uint64_t pyval_reads(const struct pyval *pv);
-
 /* Appends Python's repr() of a float (the shortest digits that read back the same). */
 void pyval_float_repr(double v, struct strbuf *out);
 
