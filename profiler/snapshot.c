@@ -284,6 +284,33 @@ static void keep_stacks(struct session *s, struct snapshot *sn)
     }
 }
 
+/* Each walked thread's stack with its native frames, at the end of ids. */
+static void merge_native(struct session *s, struct snapshot *sn, const struct snap_native *nat)
+{
+    size_t end = sn->nraw; /* no stack is reused with native frames */
+    for (size_t k = 0; k < sn->nthreads; k++) {
+        struct snap_thread *t = &sn->st[k];
+        const uint32_t *ids;
+        size_t n;
+        if (t->excluded || !t->walked || t->status < 0 ||
+            nat->merge(nat->ctx, s, sn, k, &ids, &n) < 0)
+            continue;
+        if (sn->idcap < end + n + 1) {
+            sn->idcap = end + n + 1;
+            sn->codes = xrealloc(sn->codes, sn->idcap * sizeof(*sn->codes));
+            sn->entries = xrealloc(sn->entries, sn->idcap * sizeof(*sn->entries));
+            sn->ids = xrealloc(sn->ids, sn->idcap * sizeof(*sn->ids));
+        }
+        memcpy(sn->ids + end, ids, n * sizeof(*ids));
+        t->py_off = t->off;
+        t->py_depth = t->depth;
+        t->off = end;
+        t->depth = n;
+        t->native = 1;
+        end += n;
+    }
+}
+
 int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts *o)
 {
     int ret;
@@ -373,7 +400,7 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
             continue;
         /* Off CPU and not switched in since its last walk: its stack is
          * the same, and costs no read. */
-        if (kept && tr->stack_ok && !o->want_info) {
+        if (kept && tr->stack_ok && !o->want_info && !o->native) {
             t->walked = t->reused = 1;
             t->status = tr->stack_status;
             t->depth = tr->nstack;
@@ -381,10 +408,19 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
             continue;
         }
         tr->stack_ok = 0;
-        walk_one(s, sn, t, &sn->threads[i], o->max_depth, o->want_info);
+        if (o->native && o->native->hold(o->native->ctx, s, sn, i) == 0) {
+            /* Held: its stack as it is now, not as the list said before. */
+            walk_refresh(s->walker, sn->interp, &sn->threads[i]);
+            walk_one(s, sn, t, &sn->threads[i], o->max_depth, 1);
+            o->native->release(o->native->ctx, s, sn, i);
+        } else {
+            walk_one(s, sn, t, &sn->threads[i], o->max_depth, o->want_info || o->native);
+        }
     }
     if ((ret = resolve(s, sn, o->by_function)) < 0)
         return ret;
     keep_stacks(s, sn);
+    if (o->native)
+        merge_native(s, sn, o->native);
     return 0;
 }
