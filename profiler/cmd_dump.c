@@ -9,6 +9,7 @@
 #include "output/json.h"
 #include "output/label.h"
 #include "profiler/cli.h"
+#include "profiler/nstack.h"
 #include "profiler/proc.h"
 #include "profiler/session.h"
 #include "profiler/snapshot.h"
@@ -38,6 +39,12 @@ static void text_frame(const struct names *n, uint32_t id, struct strbuf *out)
     const struct names_frame *fr = names_frame_get(n, id);
     const struct names_func *fn = names_func_get(n, fr->func);
     sb_adds(out, "    ");
+    if (fn->file == NAMES_EMPTY) {
+        /* A native frame: its label says it all. */
+        label_clean(names_str_get(n, fn->name), out);
+        sb_addc(out, '\n');
+        return;
+    }
     label_clean(names_str_get(n, fn->name), out);
     sb_adds(out, " (");
     label_clean(names_str_get(n, fn->file), out);
@@ -119,6 +126,10 @@ static void print_json(struct session *s, const struct snapshot *sn, struct strb
             const struct names_func *fn = names_func_get(s->names, fr->func);
             sb_adds(out, i ? ",\n    {\"function\": " : "\n    {\"function\": ");
             json_string(out, names_str_get(s->names, fn->name));
+            if (fn->file == NAMES_EMPTY) {
+                sb_adds(out, ", \"native\": true}");
+                continue;
+            }
             sb_adds(out, ", \"file\": ");
             json_string(out, names_str_get(s->names, fn->file));
             sb_addf(out, ", \"line\": %d}", fr->line);
@@ -128,16 +139,30 @@ static void print_json(struct session *s, const struct snapshot *sn, struct strb
     sb_adds(out, "]}\n");
 }
 
+/* How long the threads were stopped for their native stacks (stderr: the dump stays the dump). */
+static void native_note(const struct nstack_stats *n)
+{
+    if (n->held)
+        fprintf(stderr, "pystrobe: native stacks: %" PRIu64 " thread%s stopped one at a time, "
+                "%.1f us each on average (longest %.1f us)\n", n->held, n->held == 1 ? "" : "s",
+                (double)n->held_ns / 1e3 / (double)n->held, (double)n->held_max_ns / 1e3);
+    if (n->hold_failed || n->unwind_failed)
+        fprintf(stderr, "pystrobe: native stacks: %" PRIu64 " thread%s shown without native "
+                "frames (could not be stopped or unwound)\n", n->hold_failed + n->unwind_failed,
+                n->hold_failed + n->unwind_failed == 1 ? "" : "s");
+}
+
 int cmd_dump(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"pid", required_argument, NULL, 'p'},
         {"json", no_argument, NULL, 'j'},
+        {"native", no_argument, NULL, 'n'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     pid_t pid = 0;
-    int json = 0, c, ret;
+    int json = 0, native = 0, c, ret;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":p:h", longopts, NULL)) != -1) {
         switch (c) {
@@ -147,6 +172,9 @@ int cmd_dump(int argc, char **argv)
             break;
         case 'j':
             json = 1;
+            break;
+        case 'n':
+            native = 1;
             break;
         case 'h':
             return cmd_help("dump");
@@ -165,6 +193,14 @@ int cmd_dump(int argc, char **argv)
         return cli_error(&err);
     struct snapshot sn;
     struct snap_opts o = {.want_state = 1, .want_gil = 1, .want_wait = 1, .gil_patient = 1, .max_depth = WALK_MAX_DEPTH};
+    struct nstack *ns = NULL;
+    if (native) {
+        if (!(ns = nstack_new(&s, NULL, NULL, &err))) {
+            session_release(&s);
+            return cli_error(&err);
+        }
+        o.native = nstack_hooks(ns);
+    }
     snapshot_init(&sn);
     for (int attempt = 0; attempt < DUMP_ATTEMPTS; attempt++) {
         ret = snapshot_take(&s, &sn, &o);
@@ -189,8 +225,11 @@ int cmd_dump(int argc, char **argv)
         sb_release(&out);
         if (fflush(stdout) != 0)
             status = cli_fail("cannot write the dump: %s", strerror(errno));
+        if (ns)
+            native_note(nstack_stats(ns));
     }
     snapshot_release(&sn);
+    nstack_free(ns);
     session_release(&s);
     return status;
 }
