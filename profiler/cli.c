@@ -105,6 +105,8 @@ static const char record_help[] =
     "                        with --thread: threads matching either)\n"
     "      --subprocesses    also sample the target's Python child processes, each\n"
     "                        stack rooted in 'process PID (COMMAND)'\n"
+    "      --native          add each thread's C frames (threads are stopped one at\n"
+    "                        a time while read: the summary says for how long)\n"
     "      --function        aggregate by function (its first line), not by line\n"
     "      --reverse         flame graph as an icicle: roots at the top\n"
     "  -h, --help            this help\n";
@@ -175,6 +177,7 @@ static const char top_help[] =
     "      --thread REGEX    only threads whose name matches (repeatable)\n"
     "      --tid TID         only this thread (repeatable)\n"
     "      --subprocesses    also watch the target's Python descendants\n"
+    "      --native          add C frames (threads are stopped briefly while read)\n"
     "  -h, --help            this help\n"
     "\n"
     "keys: o sort by own share (the default), t by total share, n by name;\n"
