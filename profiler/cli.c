@@ -110,12 +110,15 @@ static const char record_help[] =
     "  -h, --help            this help\n";
 
 static const char dump_help[] =
-    "usage: pystrobe dump [options] -p PID\n"
+    "usage: pystrobe dump [options] (-p PID | --core CORE [--exe PYTHON])\n"
     "\n"
     "Prints every thread's Python stack, most recent call first, without stopping\n"
-    "the process.\n"
+    "the process, or as it was in a core file.\n"
     "\n"
     "  -p, --pid PID   the process to inspect\n"
+    "      --core CORE a core file (gcore's, or the kernel's) to inspect instead\n"
+    "      --exe FILE  the core's executable, when not where the core says; files\n"
+    "                  the core names and that are gone are looked for beside it\n"
     "      --json      print JSON instead of text\n"
     "  -h, --help      this help\n";
 
