@@ -45,17 +45,18 @@ static void text_frame(const struct names *n, uint32_t id, struct strbuf *out)
     sb_addf(out, ":%d)\n", fr->line);
 }
 
-/* The signal a core's thread was stopped by, 0 when none or not a core. */
+/*
+ * The signal that made the core, on the thread that took it (the core's
+ * first); 0 for other threads, for a core written without a signal (gcore)
+ * and for a live process.
+ */
 static int core_signal(struct session *s, pid_t tid)
 {
     const struct core_thread *ct;
     size_t n;
-    if (tid <= 0 || mem_core_threads(s->mem, &ct, &n) < 0)
+    if (tid <= 0 || mem_core_threads(s->mem, &ct, &n) < 0 || n == 0)
         return 0;
-    for (size_t i = 0; i < n; i++)
-        if (ct[i].tid == tid)
-            return ct[i].signo;
-    return 0;
+    return ct[0].tid == tid ? ct[0].signo : 0;
 }
 
 static void print_text(struct session *s, const struct snapshot *sn, struct strbuf *out)
