@@ -46,7 +46,8 @@ int cli_bad_option(const char *cmd, int c, char **argv)
     extern int optind, optopt;
     const char *arg = argv[optind - 1];
     char shortopt[3] = {'-', (char)optopt, '\0'};
-    if (optopt && (!arg || strncmp(arg, "--", 2) == 0 || !strchr(arg, optopt)))
+    /* Long-only options have values past the characters: shown as typed. */
+    if (optopt > 0 && optopt < 128 && (!arg || strncmp(arg, "--", 2) == 0 || !strchr(arg, optopt)))
         arg = shortopt;
     if (c == ':')
         return cli_usage("option '%s' needs a value; see 'pystrobe help %s'", arg, cmd);

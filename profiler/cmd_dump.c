@@ -14,6 +14,9 @@
 #include "profiler/session.h"
 #include "profiler/snapshot.h"
 
+/* Long-only options. */
+enum { OPT_CORE = 0x100, OPT_EXE };
+
 /* Snapshots retried while some stack was caught changing. */
 #define DUMP_ATTEMPTS 8
 
@@ -163,8 +166,8 @@ int cmd_dump(int argc, char **argv)
     static const struct option longopts[] = {
         {"pid", required_argument, NULL, 'p'},
         {"json", no_argument, NULL, 'j'},
-        {"core", required_argument, NULL, 'c'},
-        {"exe", required_argument, NULL, 'e'},
+        {"core", required_argument, NULL, OPT_CORE},
+        {"exe", required_argument, NULL, OPT_EXE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -181,10 +184,10 @@ int cmd_dump(int argc, char **argv)
         case 'j':
             json = 1;
             break;
-        case 'c':
+        case OPT_CORE:
             core = optarg;
             break;
-        case 'e':
+        case OPT_EXE:
             exe = optarg;
             break;
         case 'h':
