@@ -1234,15 +1234,6 @@ static int in_set(const pid_t *v, int n, pid_t x)
     return 0;
 }
 
-/*
- * Finds the offset of struct pthread's tid: the first 4-byte field that holds,
- * for every thread, the id of one of the process's tasks (as the process's own
- * PID namespace numbers them) or 0 (a thread that has exited: the kernel
- * clears the field), distinct across threads, one of them the main thread's
- * (the process id).  The tasks are listed after the memory is read, so that
- * only a thread that exited in between can be missing from the list; one
- * such in four is forgiven.
- */
 /* The process's id in its own namespace: a core's threads are numbered as the core says. */
 static pid_t own_pid(const struct walker *w)
 {
@@ -1267,6 +1258,15 @@ static int list_tasks(struct walker *w, pid_t **tasks)
     return ntasks;
 }
 
+/*
+ * Finds the offset of struct pthread's tid: the first 4-byte field that holds,
+ * for every thread, the id of one of the process's tasks (as the process's own
+ * PID namespace numbers them) or 0 (a thread that has exited: the kernel
+ * clears the field), distinct across threads, one of them the main thread's
+ * (the process id).  The tasks are listed after the memory is read, so that
+ * only a thread that exited in between can be missing from the list; one
+ * such in four is forgiven.
+ */
 static int find_tid_offset(struct walker *w, const struct walk_thread *threads, size_t n)
 {
     pid_t *tasks = NULL;
