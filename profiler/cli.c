@@ -46,7 +46,8 @@ int cli_bad_option(const char *cmd, int c, char **argv)
     extern int optind, optopt;
     const char *arg = argv[optind - 1];
     char shortopt[3] = {'-', (char)optopt, '\0'};
-    if (optopt && (!arg || strncmp(arg, "--", 2) == 0 || !strchr(arg, optopt)))
+    /* Long-only options have values past the characters: shown as typed. */
+    if (optopt > 0 && optopt < 128 && (!arg || strncmp(arg, "--", 2) == 0 || !strchr(arg, optopt)))
         arg = shortopt;
     if (c == ':')
         return cli_usage("option '%s' needs a value; see 'pystrobe help %s'", arg, cmd);
@@ -112,12 +113,15 @@ static const char record_help[] =
     "  -h, --help            this help\n";
 
 static const char dump_help[] =
-    "usage: pystrobe dump [options] -p PID\n"
+    "usage: pystrobe dump [options] (-p PID | --core CORE [--exe PYTHON])\n"
     "\n"
     "Prints every thread's Python stack, most recent call first, without stopping\n"
-    "the process.\n"
+    "the process, or as it was in a core file.\n"
     "\n"
     "  -p, --pid PID   the process to inspect\n"
+    "      --core CORE a core file (gcore's, or the kernel's) to inspect instead\n"
+    "      --exe FILE  the core's executable, when not where the core says; files\n"
+    "                  the core names and that are gone are looked for beside it\n"
     "      --json      print JSON instead of text\n"
     "  -h, --help      this help\n";
 

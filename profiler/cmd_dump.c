@@ -9,10 +9,14 @@
 #include "output/json.h"
 #include "output/label.h"
 #include "profiler/cli.h"
+#include "profiler/core.h"
 #include "profiler/nstack.h"
 #include "profiler/proc.h"
 #include "profiler/session.h"
 #include "profiler/snapshot.h"
+
+/* Long-only options. */
+enum { OPT_CORE = 0x100, OPT_EXE };
 
 /* Snapshots retried while some stack was caught changing. */
 #define DUMP_ATTEMPTS 8
@@ -51,11 +55,29 @@ static void text_frame(const struct names *n, uint32_t id, struct strbuf *out)
     sb_addf(out, ":%d)\n", fr->line);
 }
 
+/*
+ * The signal that made the core, on the thread that took it (the core's
+ * first); 0 for other threads, for a core written without a signal (gcore)
+ * and for a live process.
+ */
+static int core_signal(struct session *s, pid_t tid)
+{
+    const struct core_thread *ct;
+    size_t n;
+    if (tid <= 0 || mem_core_threads(s->mem, &ct, &n) < 0 || n == 0)
+        return 0;
+    return ct[0].tid == tid ? ct[0].signo : 0;
+}
+
 static void print_text(struct session *s, const struct snapshot *sn, struct strbuf *out)
 {
     struct strbuf cmd = STRBUF_INIT;
-    proc_cmdline(s->pid, &cmd);
-    sb_addf(out, "Process %d: %s\n", (int)s->pid, sb_str(&cmd));
+    mem_cmdline(s->mem, &cmd);
+    if (mem_is_core(s->mem))
+        sb_addf(out, "Core %s of process %d: %s\n", core_path(mem_core(s->mem)), (int)s->pid,
+                sb_str(&cmd));
+    else
+        sb_addf(out, "Process %d: %s\n", (int)s->pid, sb_str(&cmd));
     sb_addf(out, "Python %s (%s)\n", s->rt.version, path_base(s->rt.binary));
     sb_release(&cmd);
     sb_addc(out, '\n');
@@ -74,7 +96,12 @@ static void print_text(struct session *s, const struct snapshot *sn, struct strb
         }
         sb_adds(out, t->ts == TS_RUNNING ? " (active" : t->ts == TS_GIL_WAIT ? " (gil wait"
                      : t->ts == TS_IDLE ? " (idle" : " (unknown");
-        sb_adds(out, t->gil ? ", gil)\n" : ")\n");
+        if (t->gil)
+            sb_adds(out, ", gil");
+        int sig = core_signal(s, tr->tid);
+        if (sig > 0)
+            sb_addf(out, ", signal %d", sig);
+        sb_adds(out, ")\n");
         if (t->status < 0) {
             sb_addf(out, "    (stack unreadable: %s)\n", walk_error(t->status));
             continue;
@@ -91,9 +118,13 @@ static void print_text(struct session *s, const struct snapshot *sn, struct strb
 static void print_json(struct session *s, const struct snapshot *sn, struct strbuf *out)
 {
     struct strbuf cmd = STRBUF_INIT;
-    proc_cmdline(s->pid, &cmd);
+    mem_cmdline(s->mem, &cmd);
     sb_addf(out, "{\"pid\": %d, \"command\": ", (int)s->pid);
     json_string(out, sb_str(&cmd));
+    if (mem_is_core(s->mem)) {
+        sb_adds(out, ", \"core\": ");
+        json_string(out, core_path(mem_core(s->mem)));
+    }
     sb_adds(out, ",\n \"python\": {\"version\": ");
     json_string(out, s->rt.version);
     sb_adds(out, ", \"binary\": ");
@@ -116,6 +147,8 @@ static void print_json(struct session *s, const struct snapshot *sn, struct strb
                 t->ts == TS_GIL_WAIT ? "gil_wait" : thread_state_name(t->ts),
                 t->ts == TS_RUNNING ? "true" : "false", t->gil ? "true" : "false",
                 t->status == 1 ? "true" : "false");
+        if (mem_is_core(s->mem))
+            sb_addf(out, ", \"signal\": %d", core_signal(s, tr->tid));
         if (t->status < 0) {
             sb_adds(out, ", \"error\": ");
             json_string(out, walk_error(t->status));
@@ -158,10 +191,13 @@ int cmd_dump(int argc, char **argv)
         {"pid", required_argument, NULL, 'p'},
         {"json", no_argument, NULL, 'j'},
         {"native", no_argument, NULL, 'n'},
+        {"core", required_argument, NULL, OPT_CORE},
+        {"exe", required_argument, NULL, OPT_EXE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     pid_t pid = 0;
+    const char *core = NULL, *exe = NULL;
     int json = 0, native = 0, c, ret;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":p:h", longopts, NULL)) != -1) {
@@ -176,6 +212,12 @@ int cmd_dump(int argc, char **argv)
         case 'n':
             native = 1;
             break;
+        case OPT_CORE:
+            core = optarg;
+            break;
+        case OPT_EXE:
+            exe = optarg;
+            break;
         case 'h':
             return cmd_help("dump");
         default:
@@ -184,15 +226,21 @@ int cmd_dump(int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage("unexpected argument '%s' for 'dump'", argv[optind]);
-    if (!pid)
-        return cli_usage("dump needs a process: -p PID");
+    if (pid && core)
+        return cli_usage("dump takes a process (-p PID) or a core (--core CORE), not both");
+    if (exe && !core)
+        return cli_usage("--exe goes with --core: it names the executable of a core's process");
+    if (!pid && !core)
+        return cli_usage("dump needs a process: -p PID, or a core file: --core CORE");
 
     struct session s;
     struct pserr err;
-    if ((ret = session_attach(&s, pid, &err)) < 0)
+    if ((ret = core ? session_attach_core(&s, core, exe, &err) : session_attach(&s, pid, &err)) < 0)
         return cli_error(&err);
+    pid = s.pid;
     struct snapshot sn;
-    struct snap_opts o = {.want_state = 1, .want_gil = 1, .want_wait = 1, .gil_patient = 1, .max_depth = WALK_MAX_DEPTH};
+    /* A core does not change: one look, and no waiting for a GIL holder. */
+    struct snap_opts o = {.want_state = 1, .want_gil = 1, .want_wait = 1, .gil_patient = !core, .max_depth = WALK_MAX_DEPTH};
     struct nstack *ns = NULL;
     if (native) {
         if (!(ns = nstack_new(&s, NULL, NULL, &err))) {
@@ -204,15 +252,16 @@ int cmd_dump(int argc, char **argv)
     snapshot_init(&sn);
     for (int attempt = 0; attempt < DUMP_ATTEMPTS; attempt++) {
         ret = snapshot_take(&s, &sn, &o);
-        if (ret == -ESRCH || (ret == 0 && dump_usable(&sn)))
+        if (ret == -ESRCH || (ret == 0 && (core || dump_usable(&sn))))
             break;
     }
     int status = 0;
     if (ret == -ESRCH) {
         status = cli_fail("process %d exited while being read", (int)pid);
     } else if (ret < 0) {
-        status = cli_fail("cannot read the threads of process %d: %s (try again)", (int)pid,
-                          strerror(-ret));
+        status = core ? cli_fail("cannot read the threads in core %s: %s", core, strerror(-ret))
+                      : cli_fail("cannot read the threads of process %d: %s (try again)", (int)pid,
+                                 strerror(-ret));
     } else {
         struct strbuf out = STRBUF_INIT;
         s.name_all = 1;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/htab.h"
+#include "profiler/core.h"
 #include "profiler/proc.h"
 #include "profiler/ptstop.h"
 #include "symbolizer/native.h"
@@ -85,10 +86,26 @@ size_t nstack_merge_order(const uint8_t *is_eval, size_t nn, const uint8_t *entr
     return k;
 }
 
-static int open_live(void *ctx, const struct mem_region *r)
+static int open_mapped(void *ctx, const struct mem_region *r)
 {
     struct session *s = ctx;
-    return proc_open_mapped(s->pid, r, s->rt.binary_is_exe && strcmp(r->path, s->rt.binary) == 0);
+    return mem_open_mapped(s->mem, r);
+}
+
+/* A core's threads: their registers as the core saved them. */
+static int core_regs(void *ctx, pid_t tid, struct user_regs_struct *regs)
+{
+    const struct core_thread *th;
+    size_t n;
+    if (mem_core_threads(ctx, &th, &n) < 0)
+        return -ENOTSUP;
+    for (size_t i = 0; i < n; i++) {
+        if (th[i].tid == tid) {
+            *regs = th[i].regs;
+            return 0;
+        }
+    }
+    return -ENOENT;
 }
 
 static struct slot *slot_for(struct nstack *ns, size_t k)
@@ -247,7 +264,11 @@ struct nstack *nstack_new(struct session *s, nstack_regs_fn regs, void *regs_ctx
     ns->s = s;
     ns->regs = regs;
     ns->regs_ctx = regs_ctx;
-    ns->u = unwinder_new(s->mem, open_live, s, err);
+    if (!regs && mem_is_core(s->mem)) {
+        ns->regs = core_regs;
+        ns->regs_ctx = s->mem;
+    }
+    ns->u = unwinder_new(s->mem, open_mapped, s, err);
     if (!ns->u) {
         free(ns);
         return NULL;

@@ -44,7 +44,8 @@ struct nstack;
 
 /*
  * Native stacks for s's process.  regs NULL: a live process, whose threads
- * are held.  NULL with err set when the unwinder cannot be made.
+ * are held, or a core, whose saved registers are used.  NULL with err set
+ * when the unwinder cannot be made.
  */
 struct nstack *nstack_new(struct session *s, nstack_regs_fn regs, void *regs_ctx,
                           struct pserr *err);

@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 
+#include "profiler/core.h"
 #include "profiler/proc.h"
 
 /* Snapshots between two looks at the interpreter state's address. */
@@ -183,6 +184,32 @@ static enum thread_state blocked_state(struct session *s, struct snapshot *sn,
 }
 
 /*
+ * A core's thread tr into t, from its registers: in a system call (orig_rax)
+ * futex on the GIL is a GIL wait, any other call idle; stopped outside one,
+ * it was running Python or C code when the core was written.
+ */
+static void core_state(struct session *s, struct snapshot *sn, const struct tracked *tr,
+                       struct snap_thread *t, const struct snap_opts *o)
+{
+    const struct core_thread *ct;
+    size_t n;
+    if (tr->tid <= 0 || mem_core_threads(s->mem, &ct, &n) < 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (ct[i].tid != tr->tid)
+            continue;
+        long nr = (long)ct[i].regs.orig_rax;
+        t->state = nr < 0 ? 'R' : 'S';
+        t->ts = nr < 0 ? TS_RUNNING : TS_IDLE;
+        if (nr == SYS_futex && o->want_wait && in_gil(sn, ct[i].regs.rdi)) {
+            t->ts = TS_GIL_WAIT;
+            t->gil = 0;
+        }
+        return;
+    }
+}
+
+/*
  * The kernel's view of thread tr into t: its state letter and, with
  * want_wait, what it waits for.  The stat file (and the syscall file) are
  * read again only for a thread that was on a CPU at the last look, or has
@@ -192,6 +219,10 @@ static enum thread_state blocked_state(struct session *s, struct snapshot *sn,
 static int kernel_state(struct session *s, struct snapshot *sn, struct tracked *tr,
                         uint64_t tstate, struct snap_thread *t, const struct snap_opts *o)
 {
+    if (mem_is_core(s->mem)) {
+        core_state(s, sn, tr, t, o);
+        return 0;
+    }
     if (tr->stat_fd < 0)
         return 0;
     if (tr->sched_fd == -1) {
