@@ -750,6 +750,32 @@ void core_free(struct core *c)
 
 /* ---- what the core knows ---- */
 
+/*
+ * The permissions of a file's mapping that the core kept no segment of
+ * (gdb leaves read-only file mappings out, program headers and all): those
+ * of the file's own PT_LOAD holding that offset (code is executable).
+ * MEM_R when the file cannot say.
+ */
+static unsigned file_perms(struct core *c, size_t file, uint64_t off)
+{
+    struct pserr err;
+    int fd = open_mfile(c, file, &err);
+    Elf64_Ehdr eh;
+    if (fd < 0 || pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) ||
+        memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+        eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 256)
+        return MEM_R;
+    for (unsigned i = 0; i < eh.e_phnum; i++) {
+        Elf64_Phdr ph;
+        if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + i * sizeof(ph))) != (ssize_t)sizeof(ph))
+            break;
+        uint64_t lo = ph.p_offset & ~(uint64_t)0xfff;
+        if (ph.p_type == PT_LOAD && off >= lo && off < ph.p_offset + ph.p_filesz)
+            return MEM_R | ((ph.p_flags & PF_X) ? MEM_X : 0u) | ((ph.p_flags & PF_W) ? MEM_W : 0u);
+    }
+    return MEM_R;
+}
+
 static int region_cmp(const void *a, const void *b)
 {
     const struct mem_region *x = a, *y = b;
@@ -782,8 +808,8 @@ int core_maps(struct core *c, struct mem_maps *maps)
         if (s)
             continue;
         struct mem_region *r = &v[n++];
-        *r = (struct mem_region){f->start, f->end, f->off, MEM_R, f->file + 1, 0, 0,
-                                 xstrdup(c->files[f->file].path)};
+        *r = (struct mem_region){f->start, f->end, f->off, file_perms(c, f->file, f->off),
+                                 f->file + 1, 0, 0, xstrdup(c->files[f->file].path)};
     }
     qsort(v, n, sizeof(*v), region_cmp);
     maps->v = v;
