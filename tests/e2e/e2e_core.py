@@ -293,6 +293,20 @@ def abort_case(ctx, rt, I):
                  'core-sleeper: innermost frame %r' % top)
         P.expect(sl.get('state') == 'idle' and sl.get('signal') == 0,
                  'core-sleeper: state %r signal %r, expected idle and 0' % (sl.get('state'), sl.get('signal')))
+    # With native frames: libc's abort above the Python line that called it,
+    # unwound from the registers the kernel saved.
+    nat = rt.run([rt.PYSTROBE, 'dump', '--core', core, '--native', '--json'], rt.T_DUMP)
+    ndoc = load_json(P, nat)
+    if ndoc is not None:
+        main = dict((t.get('name'), t) for t in ndoc.get('threads') or []).get('MainThread') or {}
+        frames = main.get('frames') or []
+        k = [i for i, f in enumerate(frames) if not f.get('native') and f.get('function') == 'crash']
+        above = [f.get('function') for f in frames[:k[0]]] if k else []
+        P.expect(k and above and all(f.get('native') for f in frames[:k[0]]) and
+                 any(re.match(r'(abort|raise|__pthread_kill|pthread_kill|os_abort)', a) for a in above),
+                 'MainThread with --native: no abort call above crash (%s:%d):\n      %s'
+                 % (src, L('core-abort'), '\n      '.join(f.get('function', '?') for f in frames)))
+        P.expect(frames and frames[-1].get('native'), 'MainThread with --native: outermost frame not native')
     text = dump_core(rt, core, json_=False)
     P.expect('    crash (%s:%d)\n' % (src, L('core-abort')) in text.out_text, 'text dump lacks the os.abort line')
     P.expect(re.search(r'^Thread \d+ "MainThread" \(idle, (gil, )?signal 6\)$', text.out_text, re.M) is not None,

@@ -14,6 +14,7 @@ import os
 import re
 import time
 
+import e2e_core
 import e2e_states
 
 SLEEP_RE = re.compile(r'nanosleep|select')                 # time.sleep in libc (2.7: select)
@@ -193,7 +194,27 @@ def group(ctx, I, rt):
         not_stopped(rt, P, t.pid)
         P.fail_if_any(res.describe())
 
+    def core_native():
+        # gcore of the same target: the sleeping threads' stacks unwound from
+        # the core's saved registers are those a live dump --native shows.
+        P = rt.Problems()
+        t = target.get()
+        live = threads_of(rt, P, native_dump(rt, t.pid), 'dump --native')
+        core = e2e_core.gcore(rt, t.pid, ctx.mkdtemp('native-core-'))
+        res = rt.run([rt.PYSTROBE, 'dump', '--core', core, '--native', '--json'], rt.T_DUMP)
+        got = threads_of(rt, P, res, 'dump --core --native')
+        for name in ('sleeper', 'lock-waiter', 'MainThread'):
+            tid = t.tids[name]
+            if not P.expect(tid in got and tid in live, 'thread %s missing' % name):
+                continue
+            g, w = [label(f) for f in got[tid]['frames']], [label(f) for f in live[tid]['frames']]
+            P.expect(g == w, 'thread %s: core frames differ from the live ones:\n      %s\n    live:\n      %s'
+                     % (name, '\n      '.join(g), '\n      '.join(w)))
+        os.unlink(core)
+        P.fail_if_any(res.describe(out_limit=600))
+
     try:
+        R.case(pfx + 'core', core_native)
         R.case(pfx + 'dump', dump_native)
         R.case(pfx + 'dump-compressor', dump_native_compressor)
         R.case(pfx + 'dump-text', dump_native_text)
