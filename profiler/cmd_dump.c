@@ -69,6 +69,36 @@ static int core_signal(struct session *s, pid_t tid)
     return ct[0].tid == tid ? ct[0].signo : 0;
 }
 
+/* The thread holding the GIL, as the snapshot found it: its index in sn->st, or -1. */
+static long gil_holder(const struct snapshot *sn)
+{
+    for (size_t k = 0; k < sn->nthreads; k++)
+        if (sn->st[k].gil)
+            return (long)k;
+    return -1;
+}
+
+/* Who holds the GIL, for a hung process: "thread 4250 "worker-1"", or that nobody does. */
+static void text_gil(struct session *s, const struct snapshot *sn, struct strbuf *out)
+{
+    long h = gil_holder(sn);
+    if (h < 0) {
+        sb_adds(out, "GIL: not held\n");
+        return;
+    }
+    const struct tracked *tr = &s->threads[sn->st[h].tracked];
+    if (tr->tid > 0)
+        sb_addf(out, "GIL: held by thread %d", (int)tr->tid);
+    else
+        sb_addf(out, "GIL: held by thread 0x%" PRIx64, tr->thread_id);
+    if (tr->name) {
+        sb_adds(out, " \"");
+        label_clean(tr->name, out);
+        sb_addc(out, '"');
+    }
+    sb_addc(out, '\n');
+}
+
 static void print_text(struct session *s, const struct snapshot *sn, struct strbuf *out)
 {
     struct strbuf cmd = STRBUF_INIT;
@@ -79,6 +109,7 @@ static void print_text(struct session *s, const struct snapshot *sn, struct strb
     else
         sb_addf(out, "Process %d: %s\n", (int)s->pid, sb_str(&cmd));
     sb_addf(out, "Python %s (%s)\n", s->rt.version, path_base(s->rt.binary));
+    text_gil(s, sn, out);
     sb_release(&cmd);
     sb_addc(out, '\n');
     /* The interpreter lists the newest thread first: print the oldest first. */
@@ -96,6 +127,8 @@ static void print_text(struct session *s, const struct snapshot *sn, struct strb
         }
         sb_adds(out, t->ts == TS_RUNNING ? " (active" : t->ts == TS_GIL_WAIT ? " (gil wait"
                      : t->ts == TS_IDLE ? " (idle" : " (unknown");
+        if (t->lock_wait)
+            sb_adds(out, ", lock wait");
         if (t->gil)
             sb_adds(out, ", gil");
         int sig = core_signal(s, tr->tid);
@@ -129,7 +162,15 @@ static void print_json(struct session *s, const struct snapshot *sn, struct strb
     json_string(out, s->rt.version);
     sb_adds(out, ", \"binary\": ");
     json_string(out, s->rt.binary);
-    sb_adds(out, "},\n \"threads\": [");
+    sb_adds(out, "},\n \"gil_holder\": ");
+    long h = gil_holder(sn);
+    if (h >= 0 && s->threads[sn->st[h].tracked].tid > 0)
+        sb_addf(out, "%d", (int)s->threads[sn->st[h].tracked].tid);
+    else if (h >= 0)
+        sb_addf(out, "\"0x%" PRIx64 "\"", s->threads[sn->st[h].tracked].thread_id);
+    else
+        sb_adds(out, "null");
+    sb_adds(out, ",\n \"threads\": [");
     sb_release(&cmd);
     int first = 1;
     for (size_t k = sn->nthreads; k-- > 0;) {
@@ -147,6 +188,8 @@ static void print_json(struct session *s, const struct snapshot *sn, struct strb
                 t->ts == TS_GIL_WAIT ? "gil_wait" : thread_state_name(t->ts),
                 t->ts == TS_RUNNING ? "true" : "false", t->gil ? "true" : "false",
                 t->status == 1 ? "true" : "false");
+        sb_addf(out, ", \"waiting_for\": %s", t->ts == TS_GIL_WAIT ? "\"gil\""
+                                              : t->lock_wait ? "\"lock\"" : "null");
         if (mem_is_core(s->mem))
             sb_addf(out, ", \"signal\": %d", core_signal(s, tr->tid));
         if (t->status < 0) {

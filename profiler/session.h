@@ -29,6 +29,7 @@ struct tracked {
      * then: a thread not switched in since, and off CPU then, still is. */
     int last_state;   /* state letter, 0 unknown */
     int last_ts;      /* enum thread_state */
+    int last_lock;    /* and whether it was blocked on a lock */
     uint64_t last_run_ns, last_switches;
     /* Its stack at its last walk (frame ids, innermost first) while it
      * cannot have changed since: NULL/0 when there is none to trust. */

@@ -165,7 +165,7 @@ static int in_gil(const struct snapshot *sn, uint64_t addr)
  * opened on first use and kept; where it cannot be read, the thread is idle.
  */
 static enum thread_state blocked_state(struct session *s, struct snapshot *sn,
-                                       struct tracked *tr)
+                                       struct tracked *tr, int *lock_wait)
 {
     long nr;
     uint64_t arg0;
@@ -180,6 +180,9 @@ static enum thread_state blocked_state(struct session *s, struct snapshot *sn,
         return TS_RUNNING; /* woken since its state was read */
     if (ret == 0 && nr == SYS_futex && in_gil(sn, arg0))
         return TS_GIL_WAIT;
+    /* Any other futex: a lock, a condition, a semaphore (threading's
+     * locks, events, queues and conditions all wait in one). */
+    *lock_wait = ret == 0 && nr == SYS_futex;
     return TS_IDLE;
 }
 
@@ -204,6 +207,8 @@ static void core_state(struct session *s, struct snapshot *sn, const struct trac
         if (nr == SYS_futex && o->want_wait && in_gil(sn, ct[i].regs.rdi)) {
             t->ts = TS_GIL_WAIT;
             t->gil = 0;
+        } else if (nr == SYS_futex && o->want_wait) {
+            t->lock_wait = 1;
         }
         return;
     }
@@ -240,6 +245,7 @@ static int kernel_state(struct session *s, struct snapshot *sn, struct tracked *
         switches == tr->last_switches) {
         t->state = tr->last_state;
         t->ts = (enum thread_state)tr->last_ts;
+        t->lock_wait = tr->last_lock;
         sn->states_kept++;
         return 1;
     }
@@ -264,7 +270,7 @@ static int kernel_state(struct session *s, struct snapshot *sn, struct tracked *
     } else if (t->state && o->want_wait) {
         /* Blocked on the GIL itself is waiting for it, whatever an earlier
          * read of its holder said; blocked elsewhere while holding it is idle. */
-        t->ts = blocked_state(s, sn, tr);
+        t->ts = blocked_state(s, sn, tr, &t->lock_wait);
         if (t->ts == TS_GIL_WAIT)
             t->gil = 0;
     } else if (t->state) {
@@ -272,6 +278,7 @@ static int kernel_state(struct session *s, struct snapshot *sn, struct tracked *
     }
     tr->last_state = sched ? t->state : 0;
     tr->last_ts = t->ts;
+    tr->last_lock = t->lock_wait;
     tr->last_run_ns = run;
     tr->last_switches = switches;
     return 0;

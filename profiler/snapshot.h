@@ -81,6 +81,7 @@ struct snap_thread {
     size_t tracked;      /* index in session->threads */
     int state;           /* 'R', 'S', ...; 0 when unknown */
     int gil;             /* holds the GIL (a hint) */
+    int lock_wait;       /* idle, blocked in a futex other than the GIL's: a lock (with want_wait) */
     enum thread_state ts; /* TS_UNKNOWN unless asked for, or the kernel would not say */
     uint64_t cpu_ticks;  /* utime + stime (clock ticks), with want_cpu */
     uint64_t cpu_ns;     /* time on a CPU (ns, from schedstat), 0 when unknown */
