@@ -46,7 +46,8 @@ int cli_bad_option(const char *cmd, int c, char **argv)
     extern int optind, optopt;
     const char *arg = argv[optind - 1];
     char shortopt[3] = {'-', (char)optopt, '\0'};
-    if (optopt && (!arg || strncmp(arg, "--", 2) == 0 || !strchr(arg, optopt)))
+    /* Long-only options have values past the characters: shown as typed. */
+    if (optopt > 0 && optopt < 128 && (!arg || strncmp(arg, "--", 2) == 0 || !strchr(arg, optopt)))
         arg = shortopt;
     if (c == ':')
         return cli_usage("option '%s' needs a value; see 'pystrobe help %s'", arg, cmd);
@@ -105,23 +106,29 @@ static const char record_help[] =
     "                        with --thread: threads matching either)\n"
     "      --subprocesses    also sample the target's Python child processes, each\n"
     "                        stack rooted in 'process PID (COMMAND)'\n"
+    "      --native          add each thread's C frames (threads are stopped one at\n"
+    "                        a time while read: the summary says for how long)\n"
     "      --function        aggregate by function (its first line), not by line\n"
     "      --reverse         flame graph as an icicle: roots at the top\n"
     "  -h, --help            this help\n";
 
 static const char dump_help[] =
-    "usage: pystrobe dump [options] -p PID\n"
+    "usage: pystrobe dump [options] (-p PID | --core CORE [--exe PYTHON])\n"
     "\n"
     "Prints every thread's Python stack, most recent call first, without stopping\n"
-    "the process.\n"
+    "the process, or as it was in a core file.\n"
     "\n"
     "  -p, --pid PID   the process to inspect\n"
+    "      --core CORE a core file (gcore's, or the kernel's) to inspect instead\n"
+    "      --exe FILE  the core's executable, when not where the core says; files\n"
+    "                  the core names and that are gone are looked for beside it\n"
     "      --json      print JSON instead of text\n"
     "      --locals    each frame's arguments and local variables, name = value\n"
     "      --source[=N]\n"
     "                  each frame's current line, or N lines of context each side\n"
     "      --source-root DIR\n"
-    "                  read source files under DIR (default: /proc/PID/root)\n"
+    "                  read source files under DIR (default: /proc/PID/root, or\n"
+    "                  for a core the paths its code objects name)\n"
     "  -h, --help      this help\n";
 
 static const char convert_help[] =
@@ -180,6 +187,7 @@ static const char top_help[] =
     "      --thread REGEX    only threads whose name matches (repeatable)\n"
     "      --tid TID         only this thread (repeatable)\n"
     "      --subprocesses    also watch the target's Python descendants\n"
+    "      --native          add C frames (threads are stopped briefly while read)\n"
     "  -h, --help            this help\n"
     "\n"
     "keys: o sort by own share (the default), t by total share, n by name;\n"

@@ -9,11 +9,16 @@
 #include "output/json.h"
 #include "output/label.h"
 #include "profiler/cli.h"
+#include "profiler/core.h"
+#include "profiler/nstack.h"
 #include "profiler/proc.h"
 #include "profiler/pyval.h"
 #include "profiler/session.h"
 #include "profiler/snapshot.h"
 #include "profiler/srcfile.h"
+
+/* Long-only options. */
+enum { OPT_CORE = 0x100, OPT_EXE };
 
 /* Snapshots retried while some stack was caught changing. */
 #define DUMP_ATTEMPTS 8
@@ -42,11 +47,11 @@ struct frame_extras {
     int context;            /* --source=N */
 };
 
-/* The frame's locals, or -errno; every value is already rendered. */
+/* The frame's locals, or -errno; every value is already rendered.  k: its walk index. */
 static int frame_locals(const struct frame_extras *x, const struct snapshot *sn, size_t k,
                         struct pylocals *ls)
 {
-    if (!sn->finfo || !sn->finfo[k].addr)
+    if (!sn->finfo || k == SIZE_MAX || !sn->finfo[k].addr)
         return -ENOENT;
     return pyval_locals(x->pv, sn->finfo[k].addr, sn->raw[k].code, ls);
 }
@@ -74,11 +79,31 @@ static size_t common_indent(const struct srcline *v, size_t n)
     return ind == SIZE_MAX ? 0 : ind;
 }
 
+/*
+ * The walk index (in raw and finfo) of each Python frame of a thread, in
+ * order: with native frames merged in, its Python frames are elsewhere.
+ */
+struct pyframes {
+    size_t next, end;
+};
+
+static struct pyframes pyframes_of(const struct snap_thread *t)
+{
+    size_t off = t->native ? t->py_off : t->off;
+    return (struct pyframes){off, off + (t->native ? t->py_depth : t->depth)};
+}
+
+/* The walk index of the next Python frame, SIZE_MAX when there is none. */
+static size_t pyframes_next(struct pyframes *p)
+{
+    return p->next < p->end ? p->next++ : SIZE_MAX;
+}
+
 static void text_extras(const struct frame_extras *x, const struct session *s,
-                        const struct snapshot *sn, size_t k, struct strbuf *out)
+                        const struct snapshot *sn, uint32_t id, size_t k, struct strbuf *out)
 {
     if (x->src) {
-        const struct names_frame *fr = names_frame_get(s->names, sn->ids[k]);
+        const struct names_frame *fr = names_frame_get(s->names, id);
         const struct names_func *fn = names_func_get(s->names, fr->func);
         struct srcline v[2 * SRCFILE_MAX_CONTEXT + 1];
         size_t n;
@@ -109,10 +134,10 @@ static void text_extras(const struct frame_extras *x, const struct session *s,
 }
 
 static void json_extras(const struct frame_extras *x, const struct session *s,
-                        const struct snapshot *sn, size_t k, struct strbuf *out)
+                        const struct snapshot *sn, uint32_t id, size_t k, struct strbuf *out)
 {
     if (x->src) {
-        const struct names_frame *fr = names_frame_get(s->names, sn->ids[k]);
+        const struct names_frame *fr = names_frame_get(s->names, id);
         const struct names_func *fn = names_func_get(s->names, fr->func);
         struct srcline v[2 * SRCFILE_MAX_CONTEXT + 1];
         size_t n = 0;
@@ -146,24 +171,85 @@ static void json_extras(const struct frame_extras *x, const struct session *s,
     }
 }
 
+/* A native frame (--native) has no file: its label says it all. */
+static int frame_is_native(const struct names *n, uint32_t id)
+{
+    return names_func_get(n, names_frame_get(n, id)->func)->file == NAMES_EMPTY;
+}
+
 static void text_frame(const struct names *n, uint32_t id, struct strbuf *out)
 {
     const struct names_frame *fr = names_frame_get(n, id);
     const struct names_func *fn = names_func_get(n, fr->func);
     sb_adds(out, "    ");
+    if (fn->file == NAMES_EMPTY) {
+        /* A native frame: its label says it all. */
+        label_clean(names_str_get(n, fn->name), out);
+        sb_addc(out, '\n');
+        return;
+    }
     label_clean(names_str_get(n, fn->name), out);
     sb_adds(out, " (");
     label_clean(names_str_get(n, fn->file), out);
     sb_addf(out, ":%d)\n", fr->line);
 }
 
+/*
+ * The signal that made the core, on the thread that took it (the core's
+ * first); 0 for other threads, for a core written without a signal (gcore)
+ * and for a live process.
+ */
+static int core_signal(struct session *s, pid_t tid)
+{
+    const struct core_thread *ct;
+    size_t n;
+    if (tid <= 0 || mem_core_threads(s->mem, &ct, &n) < 0 || n == 0)
+        return 0;
+    return ct[0].tid == tid ? ct[0].signo : 0;
+}
+
+/* The thread holding the GIL, as the snapshot found it: its index in sn->st, or -1. */
+static long gil_holder(const struct snapshot *sn)
+{
+    for (size_t k = 0; k < sn->nthreads; k++)
+        if (sn->st[k].gil)
+            return (long)k;
+    return -1;
+}
+
+/* Who holds the GIL, for a hung process: "thread 4250 "worker-1"", or that nobody does. */
+static void text_gil(struct session *s, const struct snapshot *sn, struct strbuf *out)
+{
+    long h = gil_holder(sn);
+    if (h < 0) {
+        sb_adds(out, "GIL: not held\n");
+        return;
+    }
+    const struct tracked *tr = &s->threads[sn->st[h].tracked];
+    if (tr->tid > 0)
+        sb_addf(out, "GIL: held by thread %d", (int)tr->tid);
+    else
+        sb_addf(out, "GIL: held by thread 0x%" PRIx64, tr->thread_id);
+    if (tr->name) {
+        sb_adds(out, " \"");
+        label_clean(tr->name, out);
+        sb_addc(out, '"');
+    }
+    sb_addc(out, '\n');
+}
+
 static void print_text(struct session *s, const struct snapshot *sn, const struct frame_extras *x,
                        struct strbuf *out)
 {
     struct strbuf cmd = STRBUF_INIT;
-    proc_cmdline(s->pid, &cmd);
-    sb_addf(out, "Process %d: %s\n", (int)s->pid, sb_str(&cmd));
+    mem_cmdline(s->mem, &cmd);
+    if (mem_is_core(s->mem))
+        sb_addf(out, "Core %s of process %d: %s\n", core_path(mem_core(s->mem)), (int)s->pid,
+                sb_str(&cmd));
+    else
+        sb_addf(out, "Process %d: %s\n", (int)s->pid, sb_str(&cmd));
     sb_addf(out, "Python %s (%s)\n", s->rt.version, path_base(s->rt.binary));
+    text_gil(s, sn, out);
     sb_release(&cmd);
     sb_addc(out, '\n');
     /* The interpreter lists the newest thread first: print the oldest first. */
@@ -181,16 +267,26 @@ static void print_text(struct session *s, const struct snapshot *sn, const struc
         }
         sb_adds(out, t->ts == TS_RUNNING ? " (active" : t->ts == TS_GIL_WAIT ? " (gil wait"
                      : t->ts == TS_IDLE ? " (idle" : " (unknown");
-        sb_adds(out, t->gil ? ", gil)\n" : ")\n");
+        if (t->lock_wait)
+            sb_adds(out, ", lock wait");
+        if (t->gil)
+            sb_adds(out, ", gil");
+        int sig = core_signal(s, tr->tid);
+        if (sig > 0)
+            sb_addf(out, ", signal %d", sig);
+        sb_adds(out, ")\n");
         if (t->status < 0) {
             sb_addf(out, "    (stack unreadable: %s)\n", walk_error(t->status));
             continue;
         }
         if (!t->walked || t->depth == 0)
             sb_adds(out, "    (no Python frames)\n");
+        struct pyframes py = pyframes_of(t);
         for (size_t i = 0; i < t->depth; i++) {
-            text_frame(s->names, sn->ids[t->off + i], out);
-            text_extras(x, s, sn, t->off + i, out);
+            uint32_t id = sn->ids[t->off + i];
+            text_frame(s->names, id, out);
+            if (!frame_is_native(s->names, id))
+                text_extras(x, s, sn, id, pyframes_next(&py), out);
         }
         if (t->status == 1)
             sb_addf(out, "    ... stack truncated at %zu frames\n", t->depth);
@@ -201,14 +297,26 @@ static void print_json(struct session *s, const struct snapshot *sn, const struc
                        struct strbuf *out)
 {
     struct strbuf cmd = STRBUF_INIT;
-    proc_cmdline(s->pid, &cmd);
+    mem_cmdline(s->mem, &cmd);
     sb_addf(out, "{\"pid\": %d, \"command\": ", (int)s->pid);
     json_string(out, sb_str(&cmd));
+    if (mem_is_core(s->mem)) {
+        sb_adds(out, ", \"core\": ");
+        json_string(out, core_path(mem_core(s->mem)));
+    }
     sb_adds(out, ",\n \"python\": {\"version\": ");
     json_string(out, s->rt.version);
     sb_adds(out, ", \"binary\": ");
     json_string(out, s->rt.binary);
-    sb_adds(out, "},\n \"threads\": [");
+    sb_adds(out, "},\n \"gil_holder\": ");
+    long h = gil_holder(sn);
+    if (h >= 0 && s->threads[sn->st[h].tracked].tid > 0)
+        sb_addf(out, "%d", (int)s->threads[sn->st[h].tracked].tid);
+    else if (h >= 0)
+        sb_addf(out, "\"0x%" PRIx64 "\"", s->threads[sn->st[h].tracked].thread_id);
+    else
+        sb_adds(out, "null");
+    sb_adds(out, ",\n \"threads\": [");
     sb_release(&cmd);
     int first = 1;
     for (size_t k = sn->nthreads; k-- > 0;) {
@@ -226,20 +334,29 @@ static void print_json(struct session *s, const struct snapshot *sn, const struc
                 t->ts == TS_GIL_WAIT ? "gil_wait" : thread_state_name(t->ts),
                 t->ts == TS_RUNNING ? "true" : "false", t->gil ? "true" : "false",
                 t->status == 1 ? "true" : "false");
+        sb_addf(out, ", \"waiting_for\": %s", t->ts == TS_GIL_WAIT ? "\"gil\""
+                                              : t->lock_wait ? "\"lock\"" : "null");
+        if (mem_is_core(s->mem))
+            sb_addf(out, ", \"signal\": %d", core_signal(s, tr->tid));
         if (t->status < 0) {
             sb_adds(out, ", \"error\": ");
             json_string(out, walk_error(t->status));
         }
         sb_adds(out, ",\n   \"frames\": [");
+        struct pyframes py = pyframes_of(t);
         for (size_t i = 0; i < t->depth; i++) {
             const struct names_frame *fr = names_frame_get(s->names, sn->ids[t->off + i]);
             const struct names_func *fn = names_func_get(s->names, fr->func);
             sb_adds(out, i ? ",\n    {\"function\": " : "\n    {\"function\": ");
             json_string(out, names_str_get(s->names, fn->name));
+            if (fn->file == NAMES_EMPTY) {
+                sb_adds(out, ", \"native\": true}");
+                continue;
+            }
             sb_adds(out, ", \"file\": ");
             json_string(out, names_str_get(s->names, fn->file));
             sb_addf(out, ", \"line\": %d", fr->line);
-            json_extras(x, s, sn, t->off + i, out);
+            json_extras(x, s, sn, sn->ids[t->off + i], pyframes_next(&py), out);
             sb_addc(out, '}');
         }
         sb_adds(out, "]}");
@@ -247,15 +364,30 @@ static void print_json(struct session *s, const struct snapshot *sn, const struc
     sb_adds(out, "]}\n");
 }
 
-/* Source files as the target sees them, or under --source-root. */
-static struct srcfiles *source_files(pid_t pid, const char *root)
+/* Source files as the target sees them, or under --source-root; a core's where they are named. */
+static struct srcfiles *source_files(pid_t pid, int core, const char *root)
 {
     char r[64], cwd[64];
     if (root)
         return srcfiles_new(root, root);
+    if (core)
+        return srcfiles_new("", "");
     snprintf(r, sizeof(r), "/proc/%d/root", (int)pid);
     snprintf(cwd, sizeof(cwd), "/proc/%d/cwd", (int)pid);
     return srcfiles_new(r, cwd);
+}
+
+/* How long the threads were stopped for their native stacks (stderr: the dump stays the dump). */
+static void native_note(const struct nstack_stats *n)
+{
+    if (n->held)
+        fprintf(stderr, "pystrobe: native stacks: %" PRIu64 " thread%s stopped one at a time, "
+                "%.1f us each on average (longest %.1f us)\n", n->held, n->held == 1 ? "" : "s",
+                (double)n->held_ns / 1e3 / (double)n->held, (double)n->held_max_ns / 1e3);
+    if (n->hold_failed || n->unwind_failed)
+        fprintf(stderr, "pystrobe: native stacks: %" PRIu64 " thread%s shown without native "
+                "frames (could not be stopped or unwound)\n", n->hold_failed + n->unwind_failed,
+                n->hold_failed + n->unwind_failed == 1 ? "" : "s");
 }
 
 int cmd_dump(int argc, char **argv)
@@ -266,11 +398,15 @@ int cmd_dump(int argc, char **argv)
         {"locals", no_argument, NULL, 'L'},
         {"source", optional_argument, NULL, 'S'},
         {"source-root", required_argument, NULL, 'R'},
+        {"native", no_argument, NULL, 'n'},
+        {"core", required_argument, NULL, OPT_CORE},
+        {"exe", required_argument, NULL, OPT_EXE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     pid_t pid = 0;
-    int json = 0, c, ret;
+    const char *core = NULL, *exe = NULL;
+    int json = 0, native = 0, c, ret;
     int locals = 0, source = -1;
     const char *source_root = NULL;
     opterr = 0;
@@ -297,6 +433,15 @@ int cmd_dump(int argc, char **argv)
         case 'R':
             source_root = optarg;
             break;
+        case 'n':
+            native = 1;
+            break;
+        case OPT_CORE:
+            core = optarg;
+            break;
+        case OPT_EXE:
+            exe = optarg;
+            break;
         case 'h':
             return cmd_help("dump");
         default:
@@ -305,28 +450,43 @@ int cmd_dump(int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage("unexpected argument '%s' for 'dump'", argv[optind]);
-    if (!pid)
-        return cli_usage("dump needs a process: -p PID");
+    if (pid && core)
+        return cli_usage("dump takes a process (-p PID) or a core (--core CORE), not both");
+    if (exe && !core)
+        return cli_usage("--exe goes with --core: it names the executable of a core's process");
+    if (!pid && !core)
+        return cli_usage("dump needs a process: -p PID, or a core file: --core CORE");
 
     struct session s;
     struct pserr err;
-    if ((ret = session_attach(&s, pid, &err)) < 0)
+    if ((ret = core ? session_attach_core(&s, core, exe, &err) : session_attach(&s, pid, &err)) < 0)
         return cli_error(&err);
+    pid = s.pid;
     struct snapshot sn;
-    struct snap_opts o = {.want_state = 1, .want_gil = 1, .want_wait = 1, .gil_patient = 1, .max_depth = WALK_MAX_DEPTH};
+    /* A core does not change: one look, and no waiting for a GIL holder. */
+    struct snap_opts o = {.want_state = 1, .want_gil = 1, .want_wait = 1, .gil_patient = !core, .max_depth = WALK_MAX_DEPTH};
+    struct nstack *ns = NULL;
+    if (native) {
+        if (!(ns = nstack_new(&s, NULL, NULL, &err))) {
+            session_release(&s);
+            return cli_error(&err);
+        }
+        o.native = nstack_hooks(ns);
+    }
     o.want_info = locals;
     snapshot_init(&sn);
     for (int attempt = 0; attempt < DUMP_ATTEMPTS; attempt++) {
         ret = snapshot_take(&s, &sn, &o);
-        if (ret == -ESRCH || (ret == 0 && dump_usable(&sn)))
+        if (ret == -ESRCH || (ret == 0 && (core || dump_usable(&sn))))
             break;
     }
     int status = 0;
     if (ret == -ESRCH) {
         status = cli_fail("process %d exited while being read", (int)pid);
     } else if (ret < 0) {
-        status = cli_fail("cannot read the threads of process %d: %s (try again)", (int)pid,
-                          strerror(-ret));
+        status = core ? cli_fail("cannot read the threads in core %s: %s", core, strerror(-ret))
+                      : cli_fail("cannot read the threads of process %d: %s (try again)", (int)pid,
+                                 strerror(-ret));
     } else {
         struct strbuf out = STRBUF_INIT;
         s.name_all = 1;
@@ -335,7 +495,7 @@ int cmd_dump(int argc, char **argv)
         if (locals)
             x.pv = pyval_new(&s.rt);
         if (source >= 0)
-            x.src = source_files(pid, source_root);
+            x.src = source_files(pid, core != NULL, source_root);
         if (json)
             print_json(&s, &sn, &x, &out);
         else
@@ -346,8 +506,11 @@ int cmd_dump(int argc, char **argv)
         sb_release(&out);
         if (fflush(stdout) != 0)
             status = cli_fail("cannot write the dump: %s", strerror(errno));
+        if (ns)
+            native_note(nstack_stats(ns));
     }
     snapshot_release(&sn);
+    nstack_free(ns);
     session_release(&s);
     return status;
 }

@@ -105,6 +105,25 @@ static void default_output(pid_t pid, enum out_format fmt, struct strbuf *out)
     sb_addf(out, "pystrobe-%d-%s%s", (int)pid, stamp, out_format_ext(fmt));
 }
 
+/* What native frames cost the target: how long its threads were held. */
+static void native_summary(const struct sampler_result *r)
+{
+    const struct nstack_stats *n = &r->native;
+    struct strbuf sb = STRBUF_INIT;
+    sb_addf(&sb, "pystrobe: native frames: threads held %" PRIu64 " times", n->held);
+    if (n->held)
+        sb_addf(&sb, ", %.1f us each on average (longest %.1f us)",
+                (double)n->held_ns / 1e3 / (double)n->held, (double)n->held_max_ns / 1e3);
+    if (r->ticks)
+        sb_addf(&sb, "; pause per sample %.1f us", (double)n->held_ns / 1e3 / (double)r->ticks);
+    if (n->hold_failed || n->unwind_failed)
+        sb_addf(&sb, "; %" PRIu64 " stacks without native frames", n->hold_failed + n->unwind_failed);
+    if (n->mismatched)
+        sb_addf(&sb, "; %" PRIu64 " merged with frames left over", n->mismatched);
+    fprintf(stderr, "%s\n", sb.buf);
+    sb_release(&sb);
+}
+
 static void print_summary(const struct record_opts *o, const struct sampler_result *r,
                           const struct agg *a)
 {
@@ -136,6 +155,8 @@ static void print_summary(const struct record_opts *o, const struct sampler_resu
     if (r->ticks)
         fprintf(stderr, "pystrobe: cost per sample: %.1f us CPU, %.1f reads\n",
                 (double)r->cpu_ns / 1e3 / (double)r->ticks, (double)r->reads / (double)r->ticks);
+    if (o->so.native)
+        native_summary(r);
     if (r->stacks == 0 && (o->so.filter.nres || o->so.filter.ntids))
         fprintf(stderr, "pystrobe: no samples: no thread selected by --thread/--tid ran "
                 "Python%s\n", o->so.idle ? "" : " on a CPU");
@@ -250,6 +271,7 @@ int cmd_record(int argc, char **argv)
         .child = child,
         .status_line = isatty(2),
         .subprocesses = o.so.subprocesses,
+        .native = o.so.native,
     };
     sampling_snap_opts(&o.so, &so.snap);
     struct sampler_result r;

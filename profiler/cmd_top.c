@@ -973,6 +973,7 @@ static void run_top(struct top *t, struct session *s, pid_t child, struct sample
         .stop = &stop_requested,
         .child = child,
         .subprocesses = t->so->subprocesses,
+        .native = t->so->native,
         .hook = &hook,
     };
     sampling_snap_opts(t->so, &so.snap);

@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "profiler/core.h"
+#include "profiler/proc.h"
 
 #ifndef IOV_MAX
 #define IOV_MAX 1024
@@ -24,6 +26,8 @@ struct buf_seg {
 
 struct mem {
     pid_t pid;              /* > 0 for a live process */
+    struct core *core;      /* a core file (pid is then 0) */
+    struct pserr core_err;  /* why the last mem_open_mapped of a core failed */
     struct buf_seg *segs;   /* buffer backend */
     size_t nsegs, segcap;
     struct mem_maps maps;
@@ -43,6 +47,82 @@ struct mem *mem_new_pid(pid_t pid)
     return m;
 }
 
+int mem_open_core(const char *path, const char *exe, struct mem **out, struct pserr *err)
+{
+    struct core *c;
+    int ret = core_open(path, exe, &c, err);
+    if (ret < 0)
+        return ret;
+    struct mem *m = xcalloc(1, sizeof(*m));
+    m->core = c;
+    *out = m;
+    return 0;
+}
+
+int mem_is_core(const struct mem *m)
+{
+    return m->core != NULL;
+}
+
+struct core *mem_core(struct mem *m)
+{
+    return m->core;
+}
+
+int mem_core_threads(struct mem *m, const struct core_thread **out, size_t *n)
+{
+    if (!m->core)
+        return -ENOTSUP;
+    *out = core_threads(m->core, n);
+    return 0;
+}
+
+const struct core_psinfo *mem_core_psinfo(struct mem *m)
+{
+    return m->core ? core_psinfo(m->core) : NULL;
+}
+
+pid_t mem_pid(const struct mem *m)
+{
+    return m->core ? core_pid(m->core) : m->pid;
+}
+
+void mem_cmdline(struct mem *m, struct strbuf *out)
+{
+    if (!m->core) {
+        proc_cmdline(m->pid, out);
+        return;
+    }
+    const struct core_psinfo *ps = core_psinfo(m->core);
+    if (!ps)
+        return;
+    /* The same cleaning as a live command line: control bytes as '?'. */
+    for (const char *p = ps->args[0] ? ps->args : ps->fname; *p; p++)
+        sb_addc(out, (unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p);
+}
+
+int mem_is_exe(struct mem *m, const char *path)
+{
+    if (!m->core)
+        return m->pid > 0 && proc_is_exe(m->pid, path);
+    const char *exe = core_exe(m->core);
+    return exe && strcmp(exe, path) == 0;
+}
+
+int mem_open_mapped(struct mem *m, const struct mem_region *r)
+{
+    if (m->core)
+        return core_open_mapped(m->core, r, &m->core_err);
+    if (m->pid <= 0)
+        return -ENOENT;
+    return proc_open_mapped(m->pid, r, proc_is_exe(m->pid, r->path));
+}
+
+const char *mem_mapped_error(const struct mem *m)
+{
+    return m->core && m->core_err.msg[0] ? m->core_err.msg : NULL;
+}
+
 struct mem *mem_new_buffer(void)
 {
     return xcalloc(1, sizeof(struct mem));
@@ -50,7 +130,7 @@ struct mem *mem_new_buffer(void)
 
 int mem_buffer_add(struct mem *m, uint64_t addr, const void *data, size_t len)
 {
-    if (m->pid > 0 || len == 0 || addr + len < addr)
+    if (m->pid > 0 || m->core || len == 0 || addr + len < addr)
         return -EINVAL;
     for (size_t i = 0; i < m->nsegs; i++) {
         struct buf_seg *s = &m->segs[i];
@@ -76,7 +156,7 @@ void mem_buffer_on_read(struct mem *m, void (*fn)(void *ctx, struct mem *m, uint
 
 int mem_buffer_write(struct mem *m, uint64_t addr, const void *data, size_t len)
 {
-    if (m->pid > 0 || addr + len < addr)
+    if (m->pid > 0 || m->core || addr + len < addr)
         return -EINVAL;
     for (size_t i = 0; i < m->nsegs; i++) {
         struct buf_seg *s = &m->segs[i];
@@ -105,6 +185,7 @@ void mem_free(struct mem *m)
         free(m->segs[i].data);
     free(m->segs);
     mem_maps_release(&m->maps);
+    core_free(m->core);
     free(m->local);
     free(m->remote);
     free(m->idx);
@@ -129,6 +210,10 @@ int mem_read(struct mem *m, uint64_t addr, void *buf, size_t len)
         return 0;
     if (addr + len < addr)
         return -EFAULT;
+    if (m->core) {
+        m->calls++;
+        return core_read(m->core, addr, buf, len);
+    }
     if (m->pid <= 0) {
         m->calls++;
         int ret = buffer_read(m, addr, buf, len);
@@ -150,6 +235,14 @@ int mem_read(struct mem *m, uint64_t addr, void *buf, size_t len)
 int mem_readv(struct mem *m, struct mem_iov *iov, size_t n)
 {
     int good = 0;
+    if (m->core) {
+        m->calls++;
+        for (size_t i = 0; i < n; i++) {
+            iov[i].ok = iov[i].len == 0 || core_read(m->core, iov[i].addr, iov[i].buf, iov[i].len) == 0;
+            good += iov[i].ok;
+        }
+        return good;
+    }
     if (m->pid <= 0) {
         /* Counted as one call, as process_vm_readv would be. */
         m->calls++;
@@ -301,7 +394,11 @@ static int region_cmp(const void *a, const void *b)
 int mem_refresh_maps(struct mem *m, const struct mem_maps **out)
 {
     struct mem_maps fresh = {NULL, 0};
-    if (m->pid > 0) {
+    if (m->core) {
+        int ret = core_maps(m->core, &fresh);
+        if (ret < 0)
+            return ret;
+    } else if (m->pid > 0) {
         int ret = read_proc_maps(m->pid, &fresh);
         if (ret < 0)
             return ret;

@@ -42,9 +42,45 @@ struct mem_iov {
 };
 
 struct mem;
+struct core;
+struct core_thread;
+struct core_psinfo;
+struct strbuf;
+struct pserr;
 
 /* A live process: reads with process_vm_readv. */
 struct mem *mem_new_pid(pid_t pid);
+/*
+ * A core file (profiler/core.h): exe, when not NULL, stands for the
+ * executable and is where missing mapped files are looked for.  0 with *out
+ * set, or a negative errno with err saying what is wrong with the core.
+ */
+int mem_open_core(const char *path, const char *exe, struct mem **out, struct pserr *err);
+/* 1 for a core file's source. */
+int mem_is_core(const struct mem *m);
+/* The core behind the source (owned by it), or NULL. */
+struct core *mem_core(struct mem *m);
+/* A core's threads and registers: 0, or -ENOTSUP for another source. */
+int mem_core_threads(struct mem *m, const struct core_thread **out, size_t *n);
+/* A core's NT_PRPSINFO, or NULL (another source, or none in the core). */
+const struct core_psinfo *mem_core_psinfo(struct mem *m);
+/* The process's id: the live pid, or the core's; 0 for a buffer. */
+pid_t mem_pid(const struct mem *m);
+/* Appends the process's command line (a core's: as NT_PRPSINFO kept it); nothing if unknown. */
+void mem_cmdline(struct mem *m, struct strbuf *out);
+/* 1 when path (as the maps show it) is the process's executable. */
+int mem_is_exe(struct mem *m, const char *path);
+/*
+ * Opens the file behind mapping r, read-only: for a live process as
+ * proc_open_mapped does; for a core, --exe for the executable, the path the
+ * core names, else the same base name beside --exe, which must carry the
+ * build-id the core saw for it.  An fd (the caller closes it), or a negative
+ * errno; mem_mapped_error then says why, for a core.
+ */
+int mem_open_mapped(struct mem *m, const struct mem_region *r);
+/* Why a core's last mem_open_mapped failed (one line), or NULL. */
+const char *mem_mapped_error(const struct mem *m);
+
 /* An in-process image made of segments added with mem_buffer_add. */
 struct mem *mem_new_buffer(void);
 /* Copies len bytes to appear at addr (read-write, anonymous).  0 or -EINVAL on overlap. */

@@ -54,7 +54,7 @@ static const struct mem_region *find_binary(struct pyrt *rt, const struct mem_ma
         }
     }
     for (size_t i = 0; i < maps->n && !exe; i++)
-        if (maps->v[i].path[0] == '/' && proc_is_exe(rt->pid, maps->v[i].path))
+        if (maps->v[i].path[0] == '/' && mem_is_exe(rt->mem, maps->v[i].path))
             exe = &maps->v[i];
     rt->binary_is_exe = 1;
     return exe;
@@ -359,9 +359,10 @@ static int scan_for_runtime(struct pyrt *rt, struct elf_file *ef, uint64_t *head
 static int not_python(struct pyrt *rt, struct pserr *err, const char *why)
 {
     struct strbuf cmd = STRBUF_INIT;
-    proc_cmdline(rt->pid, &cmd);
-    pserr_set(err, ENOEXEC, "process %d (%.100s) is not a Python process: %s", (int)rt->pid,
-              cmd.len ? cmd.buf : "?", why);
+    mem_cmdline(rt->mem, &cmd);
+    pserr_set(err, ENOEXEC, "%sprocess %d (%.100s) is not a Python process: %s",
+              mem_is_core(rt->mem) ? "the core's " : "", (int)rt->pid, cmd.len ? cmd.buf : "?",
+              why);
     sb_release(&cmd);
     return -ENOEXEC;
 }
@@ -542,7 +543,8 @@ int pyrt_attach(struct pyrt *rt, struct mem *mem, pid_t pid, struct pserr *err)
     rt->pid = pid;
     rt->mem = mem;
     rt->unicode27_width = 4;
-    int ret = proc_check(pid);
+    /* A core is no process: its file was checked when it was opened. */
+    int ret = mem_is_core(mem) ? 0 : proc_check(pid);
     if (ret == -ESRCH)
         return pserr_set(err, ESRCH, "no process with pid %d", (int)pid);
     if (ret < 0)
@@ -575,7 +577,13 @@ int pyrt_attach(struct pyrt *rt, struct mem *mem, pid_t pid, struct pserr *err)
         return not_python(rt, err, "its executable is not mapped from offset 0");
     rt->binary = xstrdup(bin->path);
 
-    int fd = proc_open_mapped(pid, base, rt->binary_is_exe);
+    int fd = mem_open_mapped(mem, base);
+    if (fd < 0 && mem_mapped_error(mem)) {
+        pserr_set(err, -fd, "%s", mem_mapped_error(mem));
+        free(rt->binary);
+        rt->binary = NULL;
+        return fd;
+    }
     if (fd == -EACCES || fd == -EPERM)
         return permission_error(pid, -fd, err);
     if (fd < 0)

@@ -14,6 +14,8 @@
 #define FORGET_AFTER 64
 /* Threads threading does not know yet are looked up again this often. */
 #define RENAME_EVERY_NS 250000000u
+/* How often native stacks look for libraries loaded since. */
+#define REFRESH_NATIVE_NS 2000000000u
 
 static const char *const drop_names[DROP_COUNT] = {
     "torn stack", "unreadable memory", "frame cycle", "unreadable thread list",
@@ -37,6 +39,7 @@ static enum drop_reason reason_of(int status)
 /* A process sampled: the target, or one of its descendants. */
 struct sproc {
     struct session *s;   /* NULL while not attached (not Python, or not yet) */
+    struct nstack *ns;   /* native frames (with native), NULL when none */
     struct snapshot sn;
     pid_t pid;
     uint64_t start_time; /* with pid, which process this is */
@@ -116,11 +119,40 @@ static void name_agg_threads(struct session *s, struct agg *a)
     }
 }
 
+/* Native frames for p's process, when asked for and to be had. */
+static void native_on(struct sproc *p, const struct sampler_opts *o)
+{
+    struct pserr err;
+    if (!o->native || p->ns)
+        return;
+    p->ns = nstack_new(p->s, NULL, NULL, &err);
+    if (!p->ns)
+        fprintf(stderr, "pystrobe: no native frames for process %d: %s\n", (int)p->pid, err.msg);
+}
+
+static void native_off(struct sproc *p, struct sampler_result *r)
+{
+    if (!p->ns)
+        return;
+    const struct nstack_stats *st = nstack_stats(p->ns);
+    struct nstack_stats *t = &r->native;
+    t->held += st->held;
+    t->hold_failed += st->hold_failed;
+    t->held_ns += st->held_ns;
+    t->held_max_ns = MAX(t->held_max_ns, st->held_max_ns);
+    t->unwound += st->unwound;
+    t->unwind_failed += st->unwind_failed;
+    t->mismatched += st->mismatched;
+    nstack_free(p->ns);
+    p->ns = NULL;
+}
+
 /* Lets go of a descendant's session (names stay in the aggregate). */
 static void detach(struct sproc *p, struct agg *a, struct sampler_result *r)
 {
     if (!p->s)
         return;
+    native_off(p, r);
     r->reads += mem_read_calls(p->s->mem);
     name_agg_threads(p->s, a);
     snapshot_release(&p->sn);
@@ -137,7 +169,8 @@ static void release_proc(struct sproc *p, struct agg *a, struct sampler_result *
 }
 
 /* Tries to attach to descendant p: quietly nothing when it is not Python. */
-static void attach_child(struct sproc *p, struct session *root, struct sampler_result *r)
+static void attach_child(struct sproc *p, struct session *root, const struct sampler_opts *o,
+                         struct sampler_result *r)
 {
     struct pserr err;
     struct session *s = xmalloc(sizeof(*s));
@@ -149,6 +182,7 @@ static void attach_child(struct sproc *p, struct session *root, struct sampler_r
     p->s = s;
     p->fails = 0;
     snapshot_init(&p->sn);
+    native_on(p, o);
     if (!p->command) {
         struct strbuf cmd = STRBUF_INIT;
         proc_cmdline(p->pid, &cmd);
@@ -171,7 +205,7 @@ static uint64_t boot_ns(void)
  * that exec'd (a new name) attached again.
  */
 static void scan_tree(struct sproc **procs, size_t *nprocs, size_t *cap, uint32_t scan,
-                      struct agg *a, struct sampler_result *r)
+                      struct agg *a, const struct sampler_opts *o, struct sampler_result *r)
 {
     pid_t *pids = NULL;
     size_t n = 0, pcap = 0;
@@ -226,7 +260,7 @@ static void scan_tree(struct sproc **procs, size_t *nprocs, size_t *cap, uint32_
         p->scan = scan;
         uint64_t started = hz > 0 ? start * (1000000000u / (uint64_t)hz) : 0;
         if (!p->s && !p->tried && now_boot >= started + MIN_AGE_NS)
-            attach_child(p, (*procs)[0].s, r);
+            attach_child(p, (*procs)[0].s, o, r);
     }
     /* Descendants no longer in the tree have exited. */
     size_t k = 1;
@@ -273,6 +307,7 @@ int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
     uint64_t start = now_ns(), cpu0 = cpu_ns(), reads0 = mem_read_calls(s->mem);
     uint64_t end = o->duration > 0 ? start + (uint64_t)(o->duration * 1e9) : UINT64_MAX;
     uint64_t next = start, last_status = start, last_rename = start, last_scan = 0;
+    uint64_t last_refresh = start;
     uint32_t scan = 0;
     struct sproc *procs = NULL;
     size_t nprocs = 0, pcap = 0;
@@ -286,6 +321,7 @@ int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
     procs[0].pid = s->pid;
     procs[0].agg = AGG_NO_PROC;
     snapshot_init(&procs[0].sn);
+    native_on(&procs[0], o);
     if (o->subprocesses) {
         struct strbuf cmd = STRBUF_INIT;
         proc_cmdline(s->pid, &cmd);
@@ -307,16 +343,26 @@ int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
                 break;
         }
         if (o->subprocesses && now - last_scan >= SCAN_EVERY_NS) {
-            scan_tree(&procs, &nprocs, &pcap, ++scan, a, r);
+            scan_tree(&procs, &nprocs, &pcap, ++scan, a, o, r);
             last_scan = now;
         }
         int retry = now - last_rename >= RENAME_EVERY_NS;
+        int refresh = o->native && now - last_refresh >= REFRESH_NATIVE_NS;
+        if (refresh)
+            last_refresh = now;
         r->ticks++;
         for (size_t i = 0; i < nprocs; i++) {
             struct sproc *p = &procs[i];
             if (!p->s)
                 continue;
-            int ret = snapshot_take(p->s, &p->sn, &o->snap);
+            struct snap_opts so = o->snap;
+            if (p->ns) {
+                so.native = nstack_hooks(p->ns);
+                /* Libraries loaded since: looked for now and then. */
+                if (refresh)
+                    nstack_refresh(p->ns);
+            }
+            int ret = snapshot_take(p->s, &p->sn, &so);
             /* A process gone (or a launched command now a zombie) fails the reads. */
             if (i == 0 && (ret == -ESRCH || (ret < 0 && (proc_check(s->pid) == -ESRCH ||
                                                          child_exited(o->child, r))))) {
@@ -418,6 +464,7 @@ int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
         }
     }
     name_agg_threads(s, a);
+    native_off(&procs[0], r);
     snapshot_release(&procs[0].sn);
     free(procs[0].command);
     free(procs);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "output/agg.h"
+#include "profiler/nstack.h"
 #include "profiler/session.h"
 #include "profiler/snapshot.h"
 
@@ -44,6 +45,7 @@ struct sampler_opts {
     pid_t child;          /* a launched command: reaped when it exits (0: attached) */
     int status_line;      /* print a status line on stderr once a second */
     int subprocesses;     /* follow the target's Python descendants too */
+    int native;           /* merge native frames in (threads are held while read) */
     const struct sampler_hook *hook; /* NULL: none */
 };
 
@@ -57,6 +59,7 @@ struct sampler_result {
     uint64_t elapsed_ns;
     uint64_t cpu_ns;      /* the profiler's own CPU time while sampling */
     uint64_t reads;       /* process_vm_readv calls while sampling */
+    struct nstack_stats native; /* with native: holds, unwinds, merges */
     int target_exited;
     int child_status;     /* wait status of the launched command, when reaped */
     int child_reaped;

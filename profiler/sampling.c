@@ -80,6 +80,7 @@ int sampling_option(struct sampling_opts *o, int c, const char *arg)
     case OPT_GIL: o->gil = 1; return 1;
     case OPT_FUNCTION: o->function = 1; return 1;
     case OPT_SUBPROCESSES: o->subprocesses = 1; return 1;
+    case OPT_NATIVE: o->native = 1; return 1;
     case OPT_THREAD: return add_regex(o, arg);
     case OPT_TID: return add_tid(o, arg);
     default: return 0;

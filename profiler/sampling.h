@@ -19,13 +19,13 @@ struct sampling_opts {
     pid_t pid;
     char **command;       /* argv after "--", or NULL */
     double rate, duration;
-    int idle, gil, function, subprocesses;
+    int idle, gil, function, subprocesses, native;
     struct thread_filter filter;
 };
 
 /* getopt codes of the long options without a short one. */
 enum {
-    OPT_IDLE = 256, OPT_GIL, OPT_FUNCTION, OPT_THREAD, OPT_TID, OPT_SUBPROCESSES,
+    OPT_IDLE = 256, OPT_GIL, OPT_FUNCTION, OPT_THREAD, OPT_TID, OPT_SUBPROCESSES, OPT_NATIVE,
     OPT_SAMPLING_END /* a command's own codes start here */
 };
 
@@ -39,7 +39,8 @@ enum {
     {"function", no_argument, NULL, OPT_FUNCTION},                 \
     {"thread", required_argument, NULL, OPT_THREAD},               \
     {"tid", required_argument, NULL, OPT_TID},                     \
-    {"subprocesses", no_argument, NULL, OPT_SUBPROCESSES}
+    {"subprocesses", no_argument, NULL, OPT_SUBPROCESSES},          \
+    {"native", no_argument, NULL, OPT_NATIVE}
 /* Their short letters, for getopt's option string. */
 #define SAMPLING_SHORTOPTS "p:r:d:"
 

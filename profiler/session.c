@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "profiler/core.h"
 #include "profiler/proc.h"
 #include "profiler/pyobj.h"
 
@@ -25,11 +26,13 @@ int session_attach(struct session *s, pid_t pid, struct pserr *err)
     return session_attach_shared(s, pid, NULL, err);
 }
 
-int session_attach_shared(struct session *s, pid_t pid, struct names *shared, struct pserr *err)
+/* Attaches to the process behind mem (taking it over). */
+static int attach_mem(struct session *s, struct mem *mem, pid_t pid, struct names *shared,
+                      struct pserr *err)
 {
     memset(s, 0, sizeof(*s));
     s->pid = pid;
-    s->mem = mem_new_pid(pid);
+    s->mem = mem;
     int ret = pyrt_attach(&s->rt, s->mem, pid, err);
     if (ret < 0) {
         mem_free(s->mem);
@@ -48,6 +51,22 @@ int session_attach_shared(struct session *s, pid_t pid, struct names *shared, st
     walker_set_validator(s->walker,
                          &(struct walk_validator){plan_codes, planned_codes, s->cc});
     return 0;
+}
+
+int session_attach_shared(struct session *s, pid_t pid, struct names *shared, struct pserr *err)
+{
+    return attach_mem(s, mem_new_pid(pid), pid, shared, err);
+}
+
+int session_attach_core(struct session *s, const char *core, const char *exe, struct pserr *err)
+{
+    struct mem *mem;
+    int ret = mem_open_core(core, exe, &mem, err);
+    if (ret < 0) {
+        memset(s, 0, sizeof(*s));
+        return ret;
+    }
+    return attach_mem(s, mem, mem_pid(mem), NULL, err);
 }
 
 static void untrack(struct tracked *t)
@@ -79,6 +98,19 @@ void session_release(struct session *s)
     memset(s, 0, sizeof(*s));
 }
 
+/* 1 when the core behind mem holds thread tid. */
+static int core_has_thread(struct mem *mem, pid_t tid)
+{
+    const struct core_thread *ct;
+    size_t n;
+    if (mem_core_threads(mem, &ct, &n) < 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (ct[i].tid == tid)
+            return 1;
+    return 0;
+}
+
 /* Ticks between looks for a tracked thread's unknown tid. */
 #define TID_RETRY 64
 
@@ -88,7 +120,13 @@ static void find_tid(struct session *s, struct tracked *t, const struct walk_thr
 {
     pid_t tid, ns_tid;
     t->tid_tried = s->gen;
-    if (walk_thread_tid(s->walker, all, n, i, &tid, &ns_tid) == 0) {
+    if (walk_thread_tid(s->walker, all, n, i, &tid, &ns_tid) < 0)
+        return;
+    if (mem_is_core(s->mem)) {
+        /* A core has no /proc files: a tid is good when the core has the thread. */
+        t->ns_tid = ns_tid;
+        t->tid = core_has_thread(s->mem, tid) ? tid : 0;
+    } else {
         int fd = proc_open_stat(s->pid, tid);
         /* A tid that is not one of the process's tasks came from garbage,
          * or from a thread that has just exited: either way it is kept
@@ -218,7 +256,8 @@ void session_name_threads(struct session *s, uint64_t interp, int retry)
         }
         /* Not (yet) a threading.Thread: its OS name, which may change too. */
         char comm[64];
-        if (!t->named && t->tid > 0 && proc_comm(s->pid, t->tid, comm, sizeof(comm)) == 0) {
+        if (!t->named && t->tid > 0 && !mem_is_core(s->mem) &&
+            proc_comm(s->pid, t->tid, comm, sizeof(comm)) == 0) {
             free(t->name);
             t->name = xstrdup(comm);
             t->selected = -1;

@@ -29,6 +29,7 @@ struct tracked {
      * then: a thread not switched in since, and off CPU then, still is. */
     int last_state;   /* state letter, 0 unknown */
     int last_ts;      /* enum thread_state */
+    int last_lock;    /* and whether it was blocked on a lock */
     uint64_t last_run_ns, last_switches;
     /* Its stack at its last walk (frame ids, innermost first) while it
      * cannot have changed since: NULL/0 when there is none to trust. */
@@ -65,6 +66,11 @@ struct session {
 int session_attach(struct session *s, pid_t pid, struct pserr *err);
 /* The same, interning names into shared (which must outlive the session). */
 int session_attach_shared(struct session *s, pid_t pid, struct names *shared, struct pserr *err);
+/*
+ * Attaches to a core file (core.h), exe standing for its executable (or NULL).
+ * s->pid is then the core's process id, for display only: nothing reads /proc.
+ */
+int session_attach_core(struct session *s, const char *core, const char *exe, struct pserr *err);
 void session_release(struct session *s);
 
 /*

@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 
+#include "profiler/core.h"
 #include "profiler/proc.h"
 
 /* Snapshots between two looks at the interpreter state's address. */
@@ -164,7 +165,7 @@ static int in_gil(const struct snapshot *sn, uint64_t addr)
  * opened on first use and kept; where it cannot be read, the thread is idle.
  */
 static enum thread_state blocked_state(struct session *s, struct snapshot *sn,
-                                       struct tracked *tr)
+                                       struct tracked *tr, int *lock_wait)
 {
     long nr;
     uint64_t arg0;
@@ -179,7 +180,38 @@ static enum thread_state blocked_state(struct session *s, struct snapshot *sn,
         return TS_RUNNING; /* woken since its state was read */
     if (ret == 0 && nr == SYS_futex && in_gil(sn, arg0))
         return TS_GIL_WAIT;
+    /* Any other futex: a lock, a condition, a semaphore (threading's
+     * locks, events, queues and conditions all wait in one). */
+    *lock_wait = ret == 0 && nr == SYS_futex;
     return TS_IDLE;
+}
+
+/*
+ * A core's thread tr into t, from its registers: in a system call (orig_rax)
+ * futex on the GIL is a GIL wait, any other call idle; stopped outside one,
+ * it was running Python or C code when the core was written.
+ */
+static void core_state(struct session *s, struct snapshot *sn, const struct tracked *tr,
+                       struct snap_thread *t, const struct snap_opts *o)
+{
+    const struct core_thread *ct;
+    size_t n;
+    if (tr->tid <= 0 || mem_core_threads(s->mem, &ct, &n) < 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (ct[i].tid != tr->tid)
+            continue;
+        long nr = (long)ct[i].regs.orig_rax;
+        t->state = nr < 0 ? 'R' : 'S';
+        t->ts = nr < 0 ? TS_RUNNING : TS_IDLE;
+        if (nr == SYS_futex && o->want_wait && in_gil(sn, ct[i].regs.rdi)) {
+            t->ts = TS_GIL_WAIT;
+            t->gil = 0;
+        } else if (nr == SYS_futex && o->want_wait) {
+            t->lock_wait = 1;
+        }
+        return;
+    }
 }
 
 /*
@@ -192,6 +224,10 @@ static enum thread_state blocked_state(struct session *s, struct snapshot *sn,
 static int kernel_state(struct session *s, struct snapshot *sn, struct tracked *tr,
                         uint64_t tstate, struct snap_thread *t, const struct snap_opts *o)
 {
+    if (mem_is_core(s->mem)) {
+        core_state(s, sn, tr, t, o);
+        return 0;
+    }
     if (tr->stat_fd < 0)
         return 0;
     if (tr->sched_fd == -1) {
@@ -209,6 +245,7 @@ static int kernel_state(struct session *s, struct snapshot *sn, struct tracked *
         switches == tr->last_switches) {
         t->state = tr->last_state;
         t->ts = (enum thread_state)tr->last_ts;
+        t->lock_wait = tr->last_lock;
         sn->states_kept++;
         return 1;
     }
@@ -233,7 +270,7 @@ static int kernel_state(struct session *s, struct snapshot *sn, struct tracked *
     } else if (t->state && o->want_wait) {
         /* Blocked on the GIL itself is waiting for it, whatever an earlier
          * read of its holder said; blocked elsewhere while holding it is idle. */
-        t->ts = blocked_state(s, sn, tr);
+        t->ts = blocked_state(s, sn, tr, &t->lock_wait);
         if (t->ts == TS_GIL_WAIT)
             t->gil = 0;
     } else if (t->state) {
@@ -241,6 +278,7 @@ static int kernel_state(struct session *s, struct snapshot *sn, struct tracked *
     }
     tr->last_state = sched ? t->state : 0;
     tr->last_ts = t->ts;
+    tr->last_lock = t->lock_wait;
     tr->last_run_ns = run;
     tr->last_switches = switches;
     return 0;
@@ -281,6 +319,33 @@ static void keep_stacks(struct session *s, struct snapshot *sn)
         memcpy(tr->stack, sn->ids + t->off, t->depth * sizeof(*tr->stack));
         tr->nstack = t->depth;
         tr->stack_status = t->status;
+    }
+}
+
+/* Each walked thread's stack with its native frames, at the end of ids. */
+static void merge_native(struct session *s, struct snapshot *sn, const struct snap_native *nat)
+{
+    size_t end = sn->nraw; /* no stack is reused with native frames */
+    for (size_t k = 0; k < sn->nthreads; k++) {
+        struct snap_thread *t = &sn->st[k];
+        const uint32_t *ids;
+        size_t n;
+        if (t->excluded || !t->walked || t->status < 0 ||
+            nat->merge(nat->ctx, s, sn, k, &ids, &n) < 0)
+            continue;
+        if (sn->idcap < end + n + 1) {
+            sn->idcap = end + n + 1;
+            sn->codes = xrealloc(sn->codes, sn->idcap * sizeof(*sn->codes));
+            sn->entries = xrealloc(sn->entries, sn->idcap * sizeof(*sn->entries));
+            sn->ids = xrealloc(sn->ids, sn->idcap * sizeof(*sn->ids));
+        }
+        memcpy(sn->ids + end, ids, n * sizeof(*ids));
+        t->py_off = t->off;
+        t->py_depth = t->depth;
+        t->off = end;
+        t->depth = n;
+        t->native = 1;
+        end += n;
     }
 }
 
@@ -373,7 +438,7 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
             continue;
         /* Off CPU and not switched in since its last walk: its stack is
          * the same, and costs no read. */
-        if (kept && tr->stack_ok && !o->want_info) {
+        if (kept && tr->stack_ok && !o->want_info && !o->native) {
             t->walked = t->reused = 1;
             t->status = tr->stack_status;
             t->depth = tr->nstack;
@@ -381,10 +446,19 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
             continue;
         }
         tr->stack_ok = 0;
-        walk_one(s, sn, t, &sn->threads[i], o->max_depth, o->want_info);
+        if (o->native && o->native->hold(o->native->ctx, s, sn, i) == 0) {
+            /* Held: its stack as it is now, not as the list said before. */
+            walk_refresh(s->walker, sn->interp, &sn->threads[i]);
+            walk_one(s, sn, t, &sn->threads[i], o->max_depth, 1);
+            o->native->release(o->native->ctx, s, sn, i);
+        } else {
+            walk_one(s, sn, t, &sn->threads[i], o->max_depth, o->want_info || o->native);
+        }
     }
     if ((ret = resolve(s, sn, o->by_function)) < 0)
         return ret;
     keep_stacks(s, sn);
+    if (o->native)
+        merge_native(s, sn, o->native);
     return 0;
 }

@@ -44,6 +44,24 @@ enum thread_state {
 /* "running", "idle", "gil wait", "unknown" */
 const char *thread_state_name(enum thread_state st);
 
+struct snapshot;
+struct session;
+
+/*
+ * Native stacks (see profiler/nstack.h): hold runs before a thread's
+ * Python stack is walked (a live thread is stopped there, and its native
+ * stack unwound), release right after; once frames are resolved, merge
+ * gives the thread's stack with native frames (frame ids, innermost first),
+ * which replaces the Python one.  k: the thread's index in the snapshot.
+ */
+struct snap_native {
+    int (*hold)(void *ctx, struct session *s, struct snapshot *sn, size_t k);
+    void (*release)(void *ctx, struct session *s, struct snapshot *sn, size_t k);
+    int (*merge)(void *ctx, struct session *s, struct snapshot *sn, size_t k,
+                 const uint32_t **ids, size_t *n);
+    void *ctx;
+};
+
 struct snap_opts {
     int active_only;   /* walk only threads on CPU (state R) */
     int gil_only;      /* walk only the thread holding the GIL */
@@ -54,6 +72,7 @@ struct snap_opts {
     int gil_patient;   /* a one-off look: read a free GIL's holder again for a while */
     int by_function;   /* frames at their function's first line */
     int want_info;     /* fill finfo (frame addresses, entry frames); stacks are not reused */
+    const struct snap_native *native; /* NULL: Python frames only */
     const struct thread_filter *filter; /* NULL: every thread */
     size_t max_depth;
 };
@@ -62,6 +81,7 @@ struct snap_thread {
     size_t tracked;      /* index in session->threads */
     int state;           /* 'R', 'S', ...; 0 when unknown */
     int gil;             /* holds the GIL (a hint) */
+    int lock_wait;       /* idle, blocked in a futex other than the GIL's: a lock (with want_wait) */
     enum thread_state ts; /* TS_UNKNOWN unless asked for, or the kernel would not say */
     uint64_t cpu_ticks;  /* utime + stime (clock ticks), with want_cpu */
     uint64_t cpu_ns;     /* time on a CPU (ns, from schedstat), 0 when unknown */
@@ -69,6 +89,10 @@ struct snap_thread {
     int walked;          /* its stack was walked (or reused) */
     int reused;          /* not walked: the thread has not run since its last walk */
     int status;          /* walk: 0, 1 truncated, or a negative errno */
+    int native;          /* its stack has native frames merged in: off and depth say
+                          * where, py_off and py_depth where its Python frames are
+                          * (and their finfo), in the same order */
+    size_t py_off, py_depth;
     size_t off, depth;   /* its frame ids: ids[off .. off+depth), innermost first */
 };
 

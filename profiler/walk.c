@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/htab.h"
+#include "profiler/core.h"
 #include "profiler/proc.h"
 
 /* 3.11+ frame owners. */
@@ -1271,6 +1272,30 @@ static int in_set(const pid_t *v, int n, pid_t x)
     return 0;
 }
 
+/* The process's id in its own namespace: a core's threads are numbered as the core says. */
+static pid_t own_pid(const struct walker *w)
+{
+    return mem_is_core(w->rt->mem) ? w->rt->pid : w->ns_pid;
+}
+
+/* The process's tasks as its own namespace numbers them (allocated): a count or a negative errno. */
+static int list_tasks(struct walker *w, pid_t **tasks)
+{
+    const struct core_thread *ct;
+    size_t n;
+    if (mem_core_threads(w->rt->mem, &ct, &n) == 0) {
+        *tasks = xmalloc((n ? n : 1) * sizeof(**tasks));
+        for (size_t i = 0; i < n; i++)
+            (*tasks)[i] = ct[i].tid;
+        return (int)n;
+    }
+    int ntasks = proc_tasks(w->rt->pid, tasks);
+    if (ntasks > 0 && w->ns_pid != w->rt->pid)
+        for (int i = 0; i < ntasks; i++)
+            (*tasks)[i] = proc_task_ns_tid(w->rt->pid, (*tasks)[i]);
+    return ntasks;
+}
+
 /*
  * Finds the offset of struct pthread's tid: the first 4-byte field that holds,
  * for every thread, the id of one of the process's tasks (as the process's own
@@ -1293,15 +1318,13 @@ static int find_tid_offset(struct walker *w, const struct walk_thread *threads, 
         const struct walk_thread *t = &threads[i + 1 == k ? n - 1 : i];
         ok[i] = t->thread_id && mem_read(w->rt->mem, t->thread_id, vals[i], sizeof(vals[i])) == 0;
     }
-    int ntasks = proc_tasks(w->rt->pid, &tasks);
+    int ntasks = list_tasks(w, &tasks);
     if (ntasks <= 0) {
+        free(tasks);
         free(vals);
         free(ok);
         return ntasks < 0 ? ntasks : -ENOENT;
     }
-    if (w->ns_pid != w->rt->pid)
-        for (int i = 0; i < ntasks; i++)
-            tasks[i] = proc_task_ns_tid(w->rt->pid, tasks[i]);
     for (int off = 0; off < PTHREAD_SCAN / 4 && found < 0; off++) {
         int has_main = 0, good = 1, live = 0, missing = 0;
         for (size_t i = 0; i < k && good; i++) {
@@ -1321,7 +1344,7 @@ static int find_tid_offset(struct walker *w, const struct walk_thread *threads, 
             for (size_t j = 0; j < i && good; j++)
                 if (ok[j] && vals[j][off] == v)
                     good = 0;
-            has_main |= v == w->ns_pid;
+            has_main |= v == own_pid(w);
         }
         if (good && has_main && live > 0 && missing * 4 <= live)
             found = off * 4;
@@ -1376,7 +1399,7 @@ int walk_thread_tid(struct walker *w, const struct walk_thread *threads, size_t 
     }
     *ns_tid_out = ns_tid;
     /* A process in another PID namespace numbers its threads its own way. */
-    if (w->ns_pid != w->rt->pid)
+    if (own_pid(w) != w->rt->pid)
         return proc_tid_from_ns(w->rt->pid, ns_tid, tid);
     *tid = ns_tid;
     return 0;

@@ -123,7 +123,8 @@ int walk_stack_info(struct walker *w, const struct walk_thread *t, struct rawfra
 /*
  * The Linux thread id of a thread, from its thread state (3.11+) or from
  * glibc's struct pthread at thread_id (the offset of its tid field is found
- * once, by matching the threads' values against /proc/PID/task; a failed
+ * once, by matching the threads' values against /proc/PID/task, or against
+ * the threads of a core file; a failed
  * search is tried again only every so many thread lists).  Returns 0 with
  * *tid set (and *ns_tid: the same as the target's PID namespace numbers it),
  * or a negative errno.

@@ -12,6 +12,7 @@ import re
 import shutil
 import time
 
+import e2e_core
 import e2e_states
 
 TARGET = 'locals_target.py'
@@ -214,7 +215,51 @@ def group(ctx, I, rt):
         finally:
             t.close()
 
+    def locals_core():
+        """A gcore of the parked target shows the same variables, and its source from the paths."""
+        t = start(path)
+        try:
+            doc, th, res = parked_dump(t, path, ['--locals'])
+            core = e2e_core.gcore(rt, t.pid, ctx.mkdtemp('locals-core-'))
+        finally:
+            t.close()
+        res = rt.run([rt.PYSTROBE, 'dump', '--core', core, '--json', '--locals', '--source'], rt.T_DUMP)
+        P = rt.Problems()
+        P.expect(res.rc == 0, 'exit status %s' % res.rc)
+        cth = [x for x in json.loads(res.out_text)['threads'] if x['tid'] == t.pid] if res.rc == 0 else []
+        P.expect(len(cth) == 1, 'no thread %d in the core' % t.pid)
+        with open(path) as f:
+            text = f.read().split('\n')
+        for live, dead in zip(th['frames'], cth[0]['frames'] if cth else []):
+            P.expect(live.get('locals') == dead.get('locals'), '%s: live %r, core %r'
+                     % (live['function'], live.get('locals'), dead.get('locals')))
+            want = [{'line': live['line'], 'text': text[live['line'] - 1], 'current': True}]
+            P.expect(dead.get('source') == want, '%s: source %r' % (live['function'], dead.get('source')))
+        P.fail_if_any(res.describe(out_limit=1000))
+
+    def locals_native():
+        """With --native, each Python frame keeps its own variables among the C frames."""
+        t = start(path)
+        try:
+            doc, th, res = parked_dump(t, path, ['--locals'])
+            res = rt.run([rt.PYSTROBE, 'dump', '-p', str(t.pid), '--json', '--locals', '--native'],
+                         rt.T_DUMP)
+        finally:
+            t.close()
+        P = rt.Problems()
+        P.expect(res.rc == 0, 'exit status %s' % res.rc)
+        nth = [x for x in json.loads(res.out_text)['threads'] if x['tid'] == t.pid] if res.rc == 0 else []
+        py = [f for f in (nth[0]['frames'] if nth else []) if not f.get('native')]
+        P.expect(nth and len(py) < len(nth[0]['frames']), 'no native frames')
+        P.expect([f.get('locals') for f in py] == [f.get('locals') for f in th['frames']],
+                 'variables differ with --native')
+        P.expect(all('locals' not in f for f in (nth[0]['frames'] if nth else []) if f.get('native')),
+                 'a native frame has variables')
+        P.fail_if_any(res.describe(out_limit=1000))
+
     R.case(pfx + 'json', locals_json)
+    R.case(pfx + 'native', locals_native)
+    R.case(pfx + 'core', locals_core)
     R.case(pfx + 'text', locals_text)
     R.case(pfx + 'source', source_lines)
     R.case(pfx + 'source-deleted', source_deleted)

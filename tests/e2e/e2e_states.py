@@ -467,11 +467,19 @@ def group(ctx, I, rt):
                         P.expect(th.get('active') is (st == 'running'), 'dump --json: thread %s: state %r but active %r'
                                  % (n, st, th.get('active')))
                     P.expect(not (st == 'gil_wait' and th.get('gil')), 'dump --json: thread %s waits for the GIL it holds' % n)
+                    # What it waits for: the lock waiter in a futex that is not the GIL's.
+                    wf = 'gil' if st == 'gil_wait' else 'lock' if n == 'lock-waiter' else None
+                    P.expect(th.get('waiting_for', 'absent') == wf, 'dump --json: thread %s: waiting_for %r, expected %r'
+                             % (n, th.get('waiting_for', 'absent'), wf))
                     fr = th.get('frames') or [{}]
                     want, _ = leaf_of(n)
                     lf = fr[0]
                     P.expect(rt.label(lf.get('function', ''), lf.get('file', ''), lf.get('line', 0)) == want[-1],
                              'dump --json: thread %s: innermost frame %r, expected %s' % (n, lf, want[-1]))
+                gh = doc.get('gil_holder', 'absent')
+                want_gh = [th.get('tid') for th in got.values() if th.get('gil')]
+                P.expect(gh == (want_gh[0] if want_gh else None), 'dump --json: gil_holder %r, but the threads say %r'
+                         % (gh, want_gh))
             res2 = rt.dump(t.pid, json_=False)
             P.expect(res2.rc == 0, 'dump: exit status %s' % res2.rc)
             heads = dict((int(m.group(1)), (m.group(2), m.group(3)))
@@ -484,10 +492,17 @@ def group(ctx, I, rt):
                 name, flags = heads[tid]
                 P.expect(name == n, 'dump: tid %d named %r, expected %r' % (tid, name, n))
                 if n in SLEEPING:
-                    P.expect(flags == 'idle', 'dump: thread %s is (%s), expected (idle)' % (n, flags))
+                    want_flags = 'idle, lock wait' if n == 'lock-waiter' else 'idle'
+                    P.expect(flags == want_flags, 'dump: thread %s is (%s), expected (%s)' % (n, flags, want_flags))
                 else:
                     P.expect(flags in ('active', 'active, gil', 'gil wait'),
                              'dump: thread %s is (%s), expected (active), (active, gil) or (gil wait)' % (n, flags))
+            # Who holds the GIL: the thread marked gil, by tid and name, or nobody.
+            gl = re.search(r'^GIL: (.*)$', res2.out_text, re.M)
+            held = [(tid, fl[0]) for tid, fl in heads.items() if fl[1].endswith(', gil')]
+            want_gl = 'held by thread %d "%s"' % held[0] if held else 'not held'
+            P.expect(gl and gl.group(1) == want_gl, 'dump: GIL line %r, expected %r'
+                     % (gl and gl.group(0), 'GIL: ' + want_gl))
             P.fail_if_any(res2.describe(out_limit=3000))
         R.case(pfx + 'dump', dump_states)
     finally:

@@ -50,7 +50,9 @@ sys.path.insert(0, os.path.join(ROOT, 'bench'))
 import stackcheck  # noqa: E402  (which stacks of bench/workloads/fib.py are possible)
 sys.path.insert(0, HERE)
 import e2e_states  # noqa: E402  (thread states, modes, filters, subprocesses)
+import e2e_core  # noqa: E402  (dump --core: gcore and kernel cores)
 import e2e_top  # noqa: E402  (pystrobe top under a pseudo-terminal)
+import e2e_native  # noqa: E402  (native frames: dump and record --native)
 import e2e_locals  # noqa: E402  (dump --locals and --source)
 THREADS_PY = os.path.join(TARGETS, 'threads.py')
 
@@ -2109,6 +2111,8 @@ def main():
     here = sys.modules[__name__]
     groups = [lambda I=I: interp_group(ctx, I) for I in interps]
     groups += [lambda I=I: e2e_states.group(ctx, I, here) for I in interps]
+    groups += [lambda I=I: e2e_native.group(ctx, I, here) for I in interps]
+    groups += [lambda I=I: e2e_core.group(ctx, I, here) for I in interps]
     groups.append(lambda: e2e_top.group(ctx, interps, here))
     groups += [lambda I=I: e2e_locals.group(ctx, I, here) for I in interps]
     groups.insert(0, lambda: errors_group(ctx, interps))

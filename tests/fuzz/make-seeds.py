@@ -210,11 +210,45 @@ def folded_seeds():
           b"Thread 7fc9be36fb80;<module> (/x/site.py);L62;main (/x/site.py);L518 1075\n")
 
 
+# ---- core: a whole ELF core file (tests/fuzz/fuzz_core.c) ----
+
+def core_note(name, ntype, desc):
+    pad = lambda b: b + b"\0" * (-len(b) % 4)
+    return struct.pack("<III", len(name) + 1, len(desc), ntype) + pad(name + b"\0") + pad(desc)
+
+
+def core_seeds():
+    """A two-thread core: NT_PRPSINFO, two NT_PRSTATUS, NT_FILE and NT_AUXV,
+    a saved anonymous segment and a file-backed one left out of the core."""
+    psinfo = struct.pack("<4c4xQII4i16s80s", b"\0", b"S", b"\0", b"\0", 0, 0, 0, 4242, 1, 4242, 4242,
+                         b"python3", b"python3 app.py")
+    notes = core_note(b"CORE", 3, psinfo)
+    for tid, sig in ((4242, 6), (4243, 0)):
+        regs = [0] * 27
+        regs[15], regs[16] = 202, 0x401000        # orig_rax, rip
+        prstatus = struct.pack("<3ih2xQQ4i64x", sig, 0, 0, sig, 0, 0, tid, 1, tid, tid)
+        prstatus += struct.pack("<27Q", *regs) + struct.pack("<i4x", 1)
+        notes += core_note(b"CORE", 1, prstatus)
+    files = struct.pack("<QQ", 1, 4096) + struct.pack("<QQQ", 0x20000, 0x22000, 0) + b"/bin/sh\0"
+    notes += core_note(b"CORE", 0x46494c45, files)
+    notes += core_note(b"CORE", 6, struct.pack("<6Q", 3, 0x20040, 6, 4096, 0, 0))
+    phoff, nph = 64, 3
+    notes_off = phoff + nph * 56
+    anon_off = notes_off + len(notes)
+    eh = b"\x7fELF" + bytes([2, 1, 1]) + b"\0" * 9
+    eh += struct.pack("<HHIQQQIHHHHHH", 4, 62, 1, 0, phoff, 0, 0, 64, 56, nph, 0, 0, 0)
+    ph = struct.pack("<IIQQQQQQ", 4, 0, notes_off, 0, 0, len(notes), 0, 4)
+    ph += struct.pack("<IIQQQQQQ", 1, 6, anon_off, 0x10000, 0, 64, 64, 4096)
+    ph += struct.pack("<IIQQQQQQ", 1, 5, anon_off + 64, 0x20000, 0, 0, 0x2000, 4096)
+    write("core", "two-threads", eh + ph + notes + bytes(range(64)))
+
+
 def main():
     walk_seeds()
     linetable_seeds()
     pystr_seeds()
     folded_seeds()
+    core_seeds()
 
 
 if __name__ == "__main__":

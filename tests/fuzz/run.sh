@@ -2,7 +2,7 @@
 # Builds the libFuzzer targets with clang, replays every saved reproducer,
 # then fuzzes each target for SECONDS:
 #
-#   sh tests/fuzz/run.sh SECONDS [TARGET...]     (targets: walk linetable pystr folded)
+#   sh tests/fuzz/run.sh SECONDS [TARGET...]     (targets: walk linetable pystr folded core)
 #
 # Each target fuzzes from a fresh copy of its seeds (tests/fuzz/corpus/T, copied
 # to build/fuzz/corpus-T), so the committed corpus does not grow; with
@@ -14,7 +14,7 @@
 # Prints PASS/FAIL/SKIP per target and a summary; exits 1 on any failure.
 
 usage() {
-    echo "usage: sh tests/fuzz/run.sh SECONDS [walk|linetable|pystr|folded ...]" >&2
+    echo "usage: sh tests/fuzz/run.sh SECONDS [walk|linetable|pystr|folded|core ...]" >&2
     exit 2
 }
 [ $# -ge 1 ] || usage
@@ -24,7 +24,7 @@ case $secs in '' | *[!0-9]*) usage ;; esac
 [ "$secs" -gt 0 ] || usage
 
 cd "$(dirname "$0")/../.." || exit 1
-targets=${*:-walk linetable pystr folded}
+targets=${*:-walk linetable pystr folded core}
 CLANG=${CLANG:-clang}
 OUT=build/fuzz
 CFLAGS_FUZZ="-std=c11 -D_GNU_SOURCE -I. -g -O1 -Wall -Wextra \
@@ -41,7 +41,9 @@ srcs() {
     case $1 in
     walk) echo tests/fuzz/fuzz_walk.c $(find common profiler symbolizer output -name '*.c' ! -name main.c | sort) ;;
     linetable) echo tests/fuzz/fuzz_linetable.c symbolizer/linetable.c ;;
-    pystr) echo tests/fuzz/fuzz_pystr.c symbolizer/pystr.c profiler/mem.c profiler/layout.c common/util.c ;;
+    pystr) echo tests/fuzz/fuzz_pystr.c symbolizer/pystr.c profiler/mem.c profiler/core.c profiler/proc.c \
+        profiler/layout.c common/util.c ;;
+    core) echo tests/fuzz/fuzz_core.c profiler/mem.c profiler/core.c profiler/proc.c common/util.c ;;
     folded) echo tests/fuzz/fuzz_folded.c output/foldedin.c output/profile.c output/folded.c \
         output/diff.c output/label.c symbolizer/names.c common/util.c common/htab.c ;;
     esac
@@ -65,6 +67,7 @@ max_len() {
     linetable) echo 2048 ;;
     pystr) echo 18432 ;;
     folded) echo 4096 ;;
+    core) echo 16384 ;;
     esac
 }
 
@@ -124,7 +127,7 @@ fi
 
 for t in $targets; do
     if [ -z "$(srcs "$t")" ]; then
-        echo "FAIL fuzz/$t: no such target (walk, linetable, pystr, folded)"
+        echo "FAIL fuzz/$t: no such target (walk, linetable, pystr, folded, core)"
         fail=$((fail + 1))
         continue
     fi
