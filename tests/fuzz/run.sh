@@ -55,7 +55,7 @@ extra() {
 }
 libs() {
     case $1 in
-    walk) echo "-lelf -lz -lm" ;;
+    walk) echo "-ldw -lelf -lz -lm" ;;
     folded) echo "-lm" ;;
     esac
 }
