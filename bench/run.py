@@ -143,6 +143,10 @@ NATIVE_THREADS = 20
 NATIVE_RATE = 100
 NATIVE_SECONDS = env_num("BENCH_NATIVE_SECONDS", 1.0 if QUICK else 3.0)
 NATIVE_LATENCY_RUNS = env_num("BENCH_NATIVE_RUNS", 1 if QUICK else 5, int)
+# record -p against the threads: each with --native and without, in the
+# default mode (the busy thread alone) and with --idle (all 21 stopped per tick).
+NATIVE_RECORD_MODES = [("plain", []), ("native", ["--native"]), ("idle", ["--idle"]),
+                       ("native_idle", ["--native", "--idle"])]
 SECTIONS = ["cost", "rate", "slowdown", "latency", "rss", "consistency", "threads", "native"]
 AUSTIN_SECTIONS = ["cost", "slowdown", "latency", "rss", "consistency"]
 LATENCY_RECORD = 0.01   # what the attach measurement records, subtracted
@@ -1068,13 +1072,13 @@ class Version(object):
             res["median_native_" + key] = median([x[key] for x in res["native"]])
         res["median_gdb_stacks"] = median([x["stacks"] for x in res["gdb"]])
 
-    def native_record(self, pid, native):
-        """`pystrobe record [--native] -p PID` at NATIVE_RATE for NATIVE_SECONDS, as a row."""
+    def native_record(self, pid, options):
+        """`pystrobe record -p PID OPTIONS` at NATIVE_RATE for NATIVE_SECONDS, as a row."""
         r = run([PYSTROBE, "record", "-p", str(pid), "-d", "%g" % NATIVE_SECONDS, "-r", str(NATIVE_RATE),
-                 "-f", "folded", "-o", "/dev/null"] + (["--native"] if native else []),
-                timeout=NATIVE_SECONDS + 120)
-        s = native_summary(r, native)
-        s["proc_us"] = 1e6 * s["proc_cpu_s"] / s["samples"] if s["samples"] else None
+                 "-f", "folded", "-o", "/dev/null"] + options, timeout=NATIVE_SECONDS + 120)
+        s = native_summary(r, "--native" in options)
+        ticks = s["hz"] * s["seconds"]
+        s["proc_us"] = 1e6 * s["proc_cpu_s"] / ticks if ticks else None
         return s
 
     def native_slowdown(self, res):
@@ -1111,8 +1115,8 @@ class Version(object):
         with Target(self.exe, "threads.py", NATIVE_THREADS, THREAD_DEPTH) as t:
             self.native_latency(t, res["latency"])
             log("%s: native frames: record at %d Hz, %d threads" % (self.name, NATIVE_RATE, NATIVE_THREADS))
-            for key, native in (("plain", False), ("native", True)):
-                res["record"][key] = self.native_record(t.pid, native)
+            for key, options in NATIVE_RECORD_MODES:
+                res["record"][key] = self.native_record(t.pid, options)
         log("%s: native frames: target slowdown" % self.name)
         self.native_slowdown(res["slowdown"])
         # record --native against work.py: the median of each figure over the runs above.
@@ -1433,33 +1437,38 @@ def native_report(records):
            "x dump", "gdb stacks", "note"], rows)
 
     rows = []
-    targets = [("plain", "threads.py %d, -p" % NATIVE_THREADS), ("native", "threads.py %d, -p" % NATIVE_THREADS),
-               ("work_plain", "work.py, launched"), ("work_native", "work.py, launched")]
+    threads = "threads.py %d, -p" % NATIVE_THREADS
+    targets = [(key, threads, " ".join(options) or "plain") for key, options in NATIVE_RECORD_MODES]
+    targets += [("work_plain", "work.py, launched", "plain"), ("work_native", "work.py, launched", "--native")]
+    base = {"native": "plain", "native_idle": "idle", "work_native": "work_plain"}
     for v in records:
         rec = get(v, "native", "record")
         if rec is None:
             rows.append([v["name"], "FAILED"] + [""] * 12)
             continue
-        for key, target in targets:
+        for key, target, mode in targets:
             r = rec.get(key)
             if r is None:
                 continue
-            base = rec.get("work_plain" if key.startswith("work") else "plain")
-            native = key.endswith("native")
-            rows.append([v["name"], target, "--native" if native else "plain", fmt(r["samples"], "%d"),
+            native = key in base
+            rows.append([v["name"], target, mode, fmt(r["samples"], "%d"),
                          fmt(r["hz"]), fmt(r["behind"], "%d"), fmt(r.get("held"), "%d"),
                          fmt(r.get("hold_us")), fmt(r.get("longest_us")), fmt(r.get("pause_us")), fmt(r["us"]),
-                         fmt(ratio(r["us"], get(base, "us")), "%.1fx") if native else "", fmt(r["proc_us"]),
+                         fmt(ratio(r["us"], get(rec, base.get(key), "us")), "%.1fx") if native else "",
+                         fmt(r["proc_us"]),
                          "%d without native frames" % r["without"] if r.get("without") else ""])
     table("9b. Native frames, record: `pystrobe record [--native] -r %d` against threads.py %d (-p, %g s) and "
           "work.py (launched, medians of %d runs from 9c)" % (NATIVE_RATE, NATIVE_THREADS, NATIVE_SECONDS, RUNS),
           ["samples, Hz (of %d), behind: from the summary (behind: ticks dropped behind schedule); held, hold us, "
            "longest us, pause us: its native frames line (threads stopped, how long each on average, the longest, "
-           "and the pause per sample)" % NATIVE_RATE,
-           "us/sample: pystrobe's own CPU per sample; x plain: its ratio to plain record's on the same target, same "
-           "run; proc us: the whole process's CPU / samples (-p only: launched, it counts the target's too)"],
+           "and the pause per tick, which it calls per sample)" % NATIVE_RATE,
+           "us/tick: pystrobe's own CPU per tick (its cost line), the first tick's loading of debug information "
+           "included (see 9a's native CPU); x plain: its ratio to the same mode without --native, same target, "
+           "same run; proc us/tick: the whole process's CPU / ticks (-p only: launched, it counts the target's)",
+           "modes: plain = the default (threads on a CPU: the busy one); --idle: every thread (all %d stopped "
+           "one at a time per tick with --native)" % (NATIVE_THREADS + 1)],
           ["python", "target", "mode", "samples", "Hz", "behind", "held", "hold us", "longest us", "pause us",
-           "us/sample", "x plain", "proc us", "note"], rows)
+           "us/tick", "x plain", "proc us/tick", "note"], rows)
 
     rows = []
     for v in records:
