@@ -62,8 +62,8 @@ one table per measurement, one row per interpreter:
    why not elsewhere), medians of BENCH_NATIVE_RUNS interleaved rounds,
    as ratios to the plain dump, with the holds dump --native reports;
    `record --native -p` at 100 Hz for BENCH_NATIVE_SECONDS next to plain
-   `record`: samples, achieved rate, holds, pause per sample, CPU per
-   sample; and work.py's slowdown as in 3, unprofiled, under plain
+   `record` (the default mode and --idle): samples, achieved rate, holds,
+   pause and CPU per tick; and work.py's slowdown as in 3, unprofiled, under plain
    `record -r 100` and under `record --native -r 100` (whose summaries
    give the same figures for a CPU-bound target).  Quick mode: one
    round, no gdb.
@@ -1039,12 +1039,15 @@ class Version(object):
                          % (" --native" if native else "", r.rc, tail(r.out + r.err)))
         row = {"wall_s": r.wall, "cpu_s": r.cpu, "threads": blocks}
         if native:
-            m = NATIVE_DUMP.search(r.err)
-            if not m:
-                raise Failed("pystrobe dump --native: no native stacks line: %s" % tail(r.err))
-            row.update(held=int(m.group(1)), hold_us=float(m.group(2)), longest_us=float(m.group(3)))
             m = NATIVE_DUMP_WITHOUT.search(r.err)
             row["without"] = int(m.group(1)) if m else 0
+            m = NATIVE_DUMP.search(r.err)
+            if m:
+                row.update(held=int(m.group(1)), hold_us=float(m.group(2)), longest_us=float(m.group(3)))
+            elif row["without"]:   # not one thread could be stopped: a figure, in the note
+                row.update(held=0, hold_us=None, longest_us=None)
+            else:
+                raise Failed("pystrobe dump --native: no native stacks line: %s" % tail(r.err))
         return row
 
     def native_latency(self, t, res):
