@@ -55,23 +55,36 @@ one table per measurement, one row per interpreter:
 8. austin next to pystrobe: the figures above as ratios austin/pystrobe,
    where austin (on PATH, or BENCH_AUSTIN) can sample the interpreter; a
    note says why not elsewhere.
+9. Native frames (--native, which stops each thread while it unwinds
+   it).  Against threads.py 20: the wall time of `pystrobe dump -p PID`,
+   of `pystrobe dump --native -p PID` and of gdb's `thread apply all
+   py-bt` (where gdb and CPython's python-gdb.py are there; a note says
+   why not elsewhere), medians of BENCH_NATIVE_RUNS interleaved rounds,
+   as ratios to the plain dump, with the holds dump --native reports;
+   `record --native -p` at 100 Hz for BENCH_NATIVE_SECONDS next to plain
+   `record` (the default mode and --idle): samples, achieved rate, holds,
+   pause and CPU per tick; and work.py's slowdown as in 3, unprofiled, under plain
+   `record -r 100` and under `record --native -r 100` (whose summaries
+   give the same figures for a CPU-bound target).  Quick mode: one
+   round, no gdb.
 
 Sections: `bench/run.py --only threads,rate` (or BENCH_ONLY) runs some:
 cost (1), rate (2), slowdown (3), latency (4), rss (5), consistency (6),
-threads (7); austin's table comes with any of 1 and 3-6.
+threads (7), native (9); austin's table comes with any of 1 and 3-6.
 
 Knobs: BENCH_VERSIONS (prefixes, e.g. "3.8,3.12,debian"), BENCH_DEPTHS,
 BENCH_SECONDS, BENCH_RATE, BENCH_PYSTROBE (another build), BENCH_AUSTIN
 (path, or "none"), BENCH_RATE_SECONDS, BENCH_WORK_SECONDS, BENCH_RUNS,
 BENCH_LATENCY_RUNS, BENCH_RSS_SECONDS, BENCH_THREADS (e.g. "1,20,200"),
-BENCH_THREAD_SECONDS; BENCH_JSON=PATH writes everything
+BENCH_THREAD_SECONDS, BENCH_NATIVE_SECONDS, BENCH_NATIVE_RUNS, BENCH_GDB
+(path, or "none"); BENCH_JSON=PATH writes everything
 measured and the environment (CPU, kernel, load, pystrobe's commit) as JSON.
 BENCH_QUICK=1 (for `make check`): 2-3 interpreters, depth 50, about a
 second per measurement (half a second per threads row, no rate search
 there), a short memory run; it asserts nothing about the
 figures, only that every measurement produced them.  The exit status is 1
 when any pystrobe measurement failed (a crash, a timeout, output that does
-not parse) and 0 otherwise; austin failing is a note, not a failure.
+not parse) and 0 otherwise; austin or gdb failing is a note, not a failure.
 """
 import glob
 import hashlib
@@ -126,7 +139,15 @@ THREAD_RATE = 100
 THREAD_FAST_RATE = 1000
 THREAD_MODES = [("cpu", []), ("idle", ["--idle"]), ("gil", ["--gil"])]
 THREAD_LADDER = [100, 200, 500, 1000, 2000]
-SECTIONS = ["cost", "rate", "slowdown", "latency", "rss", "consistency", "threads"]
+NATIVE_THREADS = 20
+NATIVE_RATE = 100
+NATIVE_SECONDS = env_num("BENCH_NATIVE_SECONDS", 1.0 if QUICK else 3.0)
+NATIVE_LATENCY_RUNS = env_num("BENCH_NATIVE_RUNS", 1 if QUICK else 5, int)
+# record -p against the threads: each with --native and without, in the
+# default mode (the busy thread alone) and with --idle (all 21 stopped per tick).
+NATIVE_RECORD_MODES = [("plain", []), ("native", ["--native"]), ("idle", ["--idle"]),
+                       ("native_idle", ["--native", "--idle"])]
+SECTIONS = ["cost", "rate", "slowdown", "latency", "rss", "consistency", "threads", "native"]
 AUSTIN_SECTIONS = ["cost", "slowdown", "latency", "rss", "consistency"]
 LATENCY_RECORD = 0.01   # what the attach measurement records, subtracted
 SUSTAINED_RATE = 0.95   # achieved / requested
@@ -413,6 +434,31 @@ def parse_summary(r, need_cost=True):
     return s
 
 
+NATIVE_DUMP = re.compile(r"pystrobe: native stacks: (\d+) threads? stopped one at a time, "
+                         r"([\d.]+) us each on average \(longest ([\d.]+) us\)")
+NATIVE_DUMP_WITHOUT = re.compile(r"pystrobe: native stacks: (\d+) threads? shown without native frames")
+NATIVE_RECORD = re.compile(r"pystrobe: native frames: threads held (\d+) times?"
+                           r"(?:, ([\d.]+) us each on average \(longest ([\d.]+) us\))?"
+                           r"(?:; pause per sample ([\d.]+) us)?(?:; (\d+) stacks without native frames)?")
+NATIVE_FIGURES = ("samples", "hz", "behind", "us", "proc_us", "held", "hold_us", "longest_us", "pause_us",
+                  "without")
+
+
+def native_summary(r, native):
+    """parse_summary, with the behind-schedule drops and, for --native, the hold figures."""
+    s = parse_summary(r)
+    s["behind"] = s["drops"].get("behind schedule", 0)
+    if not native:
+        return s
+    m = NATIVE_RECORD.search(r.err)
+    if not m:
+        raise Failed("%s: no native frames line: %s" % (short(r.cmd), tail(r.err)))
+    num = lambda g: float(m.group(g)) if m.group(g) else None
+    s.update(held=int(m.group(1)), hold_us=num(2), longest_us=num(3), pause_us=num(4),
+             without=int(m.group(5) or 0))
+    return s
+
+
 def record(pid, rate, seconds, out="/dev/null", clean_rss=False, options=()):
     r = run([PYSTROBE, "record", "-p", str(pid), "-d", "%g" % seconds, "-r", str(rate),
              "-f", "folded", "-o", out] + list(options), timeout=seconds + 60, clean_rss=clean_rss)
@@ -569,6 +615,54 @@ def austin_first_sample(pid, script, timeout_ms=AUSTIN_T, wait=10.0):
         err.close()
 
 
+# ---------------------------------------------------------------- gdb
+
+GDB = os.environ.get("BENCH_GDB", "")
+GDB_MISSING = "not installed"
+if GDB.lower() in ("none", "0", "no"):
+    GDB, GDB_MISSING = None, "left out (BENCH_GDB=%s)" % GDB
+elif not GDB:
+    GDB = shutil.which("gdb")
+
+
+class GdbFailed(Exception):
+    """gdb cannot show this interpreter's Python stacks: a note, not a failure."""
+
+
+def gdb_py_bt(exe, pid):
+    """`gdb -p PID -batch -ex "thread apply all py-bt"`: its wall time and Python stacks shown.
+
+    CPython's gdb support is python-gdb.py, auto-loaded for the binary it
+    names (Debian: /usr/share/gdb/auto-load/, from pythonX.Y-dbg; a build
+    from source: bin/pythonX.Y-gdb.py, which gdb loads only from a safe
+    path, hence the directory of the executable is declared safe here)."""
+    cmd = [GDB, "-batch", "-iex", "add-auto-load-safe-path " + os.path.dirname(os.path.realpath(exe)),
+           "-p", str(pid), "-ex", "thread apply all py-bt"]
+    try:
+        r = run(cmd, timeout=120)
+    except Failed as e:
+        raise GdbFailed(str(e))
+    text = r.out + r.err
+    if "Undefined command" in text:
+        raise GdbFailed("py-bt is not defined (no python-gdb.py loaded for %s)" % os.path.basename(exe))
+    if r.rc != 0:
+        raise GdbFailed("exit status %d: %s" % (r.rc, tail(text, 1)))
+    stacks = text.count("Traceback (most recent call first):")
+    if stacks == 0:
+        raise GdbFailed("no Python stack in its output: %s" % tail(text, 1))
+    return {"wall_s": r.wall, "cpu_s": r.cpu, "stacks": stacks}
+
+
+def gdb_version():
+    if not GDB:
+        return None
+    try:
+        r = subprocess.run([GDB, "--version"], capture_output=True, text=True, timeout=10)
+        return r.stdout.strip().splitlines()[0] if r.stdout.strip() else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 # ---------------------------------------------------------------- interpreters
 
 def interpreters():
@@ -632,6 +726,8 @@ class Version(object):
         self.austin = AUSTIN is not None
         self.austin_note = None if AUSTIN else "austin not installed"
         self.rec = {"name": name, "exe": exe, "austin": None, "errors": [], "austin_notes": []}
+        self.gdb = GDB is not None
+        self.gdb_note = None if GDB else GDB_MISSING
 
     def path(self, name):
         return os.path.join(self.tmp, name)
@@ -713,13 +809,17 @@ class Version(object):
         m = re.search(r"WORK wall=([\d.]+) cpu=([\d.]+) iterations=(\d+)", r.out)
         return r, m
 
+    def calibrate(self):
+        """work.py's iterations for about WORK_SECONDS of work on this interpreter."""
+        r, m = self.work([self.exe, os.path.join(WORKLOADS, "work.py"), "5000", "0"])   # 0.1 to 0.3 s
+        if r.rc != 0 or not m:
+            raise Failed("work.py: exit status %d: %s" % (r.rc, tail(r.err)))
+        return max(1000, int(5000 * WORK_SECONDS / max(float(m.group(1)), 1e-3)))
+
     def slowdown(self):
         log("%s: target slowdown" % self.name)
         script = os.path.join(WORKLOADS, "work.py")
-        r, m = self.work([self.exe, script, "5000", "0"])   # calibration: 0.1 to 0.3 s
-        if r.rc != 0 or not m:
-            raise Failed("work.py: exit status %d: %s" % (r.rc, tail(r.err)))
-        iters = max(1000, int(5000 * WORK_SECONDS / max(float(m.group(1)), 1e-3)))
+        iters = self.calibrate()
         modes = [("none", None, None), ("pystrobe", "pystrobe", 100), ("pystrobe", "pystrobe", 1000)]
         if self.austin:
             modes += [("austin", "austin", 100), ("austin", "austin", 1000)]
@@ -929,6 +1029,104 @@ class Version(object):
                     search["max_sustained_hz"] = rate
         return res
 
+    # 9 ------------------------------------------------------------------
+    def native_dump(self, pid, native):
+        """One `pystrobe dump [--native] -p PID`: its wall and CPU time, and the holds it reports."""
+        r = run([PYSTROBE, "dump"] + (["--native"] if native else []) + ["-p", str(pid)], timeout=120)
+        blocks = len(re.findall(r"^Thread \d+ ", r.out, re.M))
+        if r.rc != 0 or "Thread %d " % pid not in r.out:
+            raise Failed("pystrobe dump%s: exit status %d: %s"
+                         % (" --native" if native else "", r.rc, tail(r.out + r.err)))
+        row = {"wall_s": r.wall, "cpu_s": r.cpu, "threads": blocks}
+        if native:
+            m = NATIVE_DUMP_WITHOUT.search(r.err)
+            row["without"] = int(m.group(1)) if m else 0
+            m = NATIVE_DUMP.search(r.err)
+            if m:
+                row.update(held=int(m.group(1)), hold_us=float(m.group(2)), longest_us=float(m.group(3)))
+            elif row["without"]:   # not one thread could be stopped: a figure, in the note
+                row.update(held=0, hold_us=None, longest_us=None)
+            else:
+                raise Failed("pystrobe dump --native: no native stacks line: %s" % tail(r.err))
+        return row
+
+    def native_latency(self, t, res):
+        """Interleaved rounds of dump, dump --native and gdb's py-bt against the same target."""
+        kinds = ["dump", "native"] + (["gdb"] if self.gdb else [])
+        for rnd in range(NATIVE_LATENCY_RUNS):
+            k = rnd % len(kinds)
+            for kind in kinds[k:] + kinds[:k]:
+                if kind == "gdb":
+                    if not self.gdb:
+                        continue
+                    try:
+                        res["gdb"].append(gdb_py_bt(self.exe, t.pid))
+                    except GdbFailed as e:
+                        self.gdb, self.gdb_note = False, str(e)
+                        log("%s: gdb %s" % (self.name, e))
+                else:
+                    res[kind].append(self.native_dump(t.pid, kind == "native"))
+        if not self.gdb:
+            res["gdb"] = []
+        res["gdb_note"] = self.gdb_note
+        for kind in ("dump", "native", "gdb"):
+            res["median_" + kind + "_s"] = median([x["wall_s"] for x in res[kind]])
+        for key in ("hold_us", "longest_us", "held", "without", "cpu_s"):
+            res["median_native_" + key] = median([x[key] for x in res["native"]])
+        res["median_gdb_stacks"] = median([x["stacks"] for x in res["gdb"]])
+
+    def native_record(self, pid, options):
+        """`pystrobe record -p PID OPTIONS` at NATIVE_RATE for NATIVE_SECONDS, as a row."""
+        r = run([PYSTROBE, "record", "-p", str(pid), "-d", "%g" % NATIVE_SECONDS, "-r", str(NATIVE_RATE),
+                 "-f", "folded", "-o", "/dev/null"] + options, timeout=NATIVE_SECONDS + 120)
+        s = native_summary(r, "--native" in options)
+        ticks = s["hz"] * s["seconds"]
+        s["proc_us"] = 1e6 * s["proc_cpu_s"] / ticks if ticks else None
+        return s
+
+    def native_slowdown(self, res):
+        """work.py unprofiled, under plain `record` and under `record --native`, as in 3."""
+        script = os.path.join(WORKLOADS, "work.py")
+        iters = res["iterations"] = self.calibrate()
+        modes = [("none", []), ("plain", []), ("native", ["--native"])]
+        wall, summaries = res["wall"], res["summaries"]
+        for rnd in range(RUNS):
+            k = rnd % len(modes)
+            for key, options in modes[k:] + modes[:k]:
+                cmd = [self.exe, script, str(iters)]
+                if key != "none":
+                    cmd = [PYSTROBE, "record", "-r", str(NATIVE_RATE), "-f", "folded", "-o", "/dev/null"] + \
+                        options + ["--"] + cmd
+                r, m = self.work(cmd)
+                if key != "none":
+                    s = native_summary(r, key == "native")
+                    s["proc_us"] = None   # the process's CPU holds the target's too
+                    summaries.setdefault(key, []).append(s)
+                if r.rc != 0 or not m:
+                    raise Failed("%s: exit status %d, no WORK line: %s" % (short(cmd), r.rc, tail(r.out + r.err)))
+                wall.setdefault(key, []).append(float(m.group(1)))
+        res["median_wall"] = {k: median(v) for k, v in wall.items()}
+        res["ratio"] = {k: ratio(v, res["median_wall"]["none"]) for k, v in res["median_wall"].items()}
+
+    def native(self):
+        res = {"threads": NATIVE_THREADS, "rate": NATIVE_RATE, "seconds": NATIVE_SECONDS,
+               "latency": {"runs": NATIVE_LATENCY_RUNS, "dump": [], "native": [], "gdb": []},
+               "record": {}, "slowdown": {"runs": RUNS, "wall": {}, "summaries": {}}}
+        if QUICK:
+            self.gdb, self.gdb_note = False, "not in quick mode"
+        log("%s: native frames: dump latency, %d threads" % (self.name, NATIVE_THREADS))
+        with Target(self.exe, "threads.py", NATIVE_THREADS, THREAD_DEPTH) as t:
+            self.native_latency(t, res["latency"])
+            log("%s: native frames: record at %d Hz, %d threads" % (self.name, NATIVE_RATE, NATIVE_THREADS))
+            for key, options in NATIVE_RECORD_MODES:
+                res["record"][key] = self.native_record(t.pid, options)
+        log("%s: native frames: target slowdown" % self.name)
+        self.native_slowdown(res["slowdown"])
+        # record --native against work.py: the median of each figure over the runs above.
+        for key, rows in res["slowdown"]["summaries"].items():
+            res["record"]["work_" + key] = dict((f, median([r.get(f) for r in rows])) for f in NATIVE_FIGURES)
+        return res
+
     def measure(self, section, fn, *args):
         try:
             return fn(*args)
@@ -972,6 +1170,9 @@ class Version(object):
             rec["consistency"] = self.measure("consistency", self.consistency)
         if "threads" in sections:
             rec["threads"] = self.measure("threads", self.threads)
+        if "native" in sections:
+            rec["native"] = self.measure("native", self.native)
+            rec["gdb"] = {"used": self.gdb, "note": self.gdb_note}
         rec["austin"] = {"used": self.austin, "note": self.austin_note}
         return rec
 
@@ -1203,6 +1404,93 @@ def report(records, sections):
                "attach: first sample / pystrobe's attach (table 4); RSS: table 5"],
               ["python", "cpu/sample", "slowdown 100 Hz", "slowdown 1 kHz", "attach", "peak RSS", "note"], rows)
 
+    if "native" in sections:
+        native_report(records)
+
+
+def native_report(records):
+    rows = []
+    for v in records:
+        lt = get(v, "native", "latency")
+        if lt is None:
+            rows.append([v["name"], "FAILED"] + [""] * 10)
+            continue
+        d, n, g = lt["median_dump_s"], lt["median_native_s"], lt["median_gdb_s"]
+        notes = []
+        if lt["median_native_without"]:
+            notes.append("%g threads without native frames" % lt["median_native_without"])
+        if lt["gdb_note"]:
+            notes.append("gdb: " + lt["gdb_note"])
+        rows.append([v["name"], fmt(d * 1e3), fmt(n * 1e3), fmt(ratio(n, d), "%.1fx"),
+                     fmt(lt["median_native_cpu_s"] * 1e3), fmt(lt["median_native_held"], "%g"),
+                     fmt(lt["median_native_hold_us"]), fmt(lt["median_native_longest_us"]),
+                     fmt(g and g * 1e3), fmt(ratio(g, d), "%.1fx"), fmt(lt["median_gdb_stacks"], "%g"),
+                     "; ".join(notes)])
+    table("9a. Native frames, latency: threads.py %d (one thread busy, the others and the main thread asleep, "
+          "each under %d frames), median of %d interleaved rounds"
+          % (NATIVE_THREADS, THREAD_DEPTH, NATIVE_LATENCY_RUNS),
+          ["dump, native: wall time of `pystrobe dump -p PID` and of `pystrobe dump --native -p PID`; x dump: "
+           "its ratio to the plain dump; native CPU: that process's CPU time",
+           "held, hold us, longest us: from dump --native's stderr (threads stopped one at a time, how long each "
+           "was held on average, the longest)",
+           "gdb: wall time of `gdb -batch -iex 'add-auto-load-safe-path BINDIR' -p PID -ex 'thread apply all "
+           "py-bt'` (%s; it stops the whole process throughout); stacks: the Python tracebacks it printed"
+           % (GDB_VERSION or "gdb " + GDB_MISSING)],
+          ["python", "dump ms", "native ms", "x dump", "native CPU ms", "held", "hold us", "longest us", "gdb ms",
+           "x dump", "gdb stacks", "note"], rows)
+
+    rows = []
+    threads = "threads.py %d, -p" % NATIVE_THREADS
+    targets = [(key, threads, " ".join(options) or "plain") for key, options in NATIVE_RECORD_MODES]
+    targets += [("work_plain", "work.py, launched", "plain"), ("work_native", "work.py, launched", "--native")]
+    base = {"native": "plain", "native_idle": "idle", "work_native": "work_plain"}
+    for v in records:
+        rec = get(v, "native", "record")
+        if rec is None:
+            rows.append([v["name"], "FAILED"] + [""] * 12)
+            continue
+        for key, target, mode in targets:
+            r = rec.get(key)
+            if r is None:
+                continue
+            native = key in base
+            rows.append([v["name"], target, mode, fmt(r["samples"], "%d"),
+                         fmt(r["hz"]), fmt(r["behind"], "%d"), fmt(r.get("held"), "%d"),
+                         fmt(r.get("hold_us")), fmt(r.get("longest_us")), fmt(r.get("pause_us")), fmt(r["us"]),
+                         fmt(ratio(r["us"], get(rec, base.get(key), "us")), "%.1fx") if native else "",
+                         fmt(r["proc_us"]),
+                         "%d without native frames" % r["without"] if r.get("without") else ""])
+    table("9b. Native frames, record: `pystrobe record [--native] -r %d` against threads.py %d (-p, %g s) and "
+          "work.py (launched, medians of %d runs from 9c)" % (NATIVE_RATE, NATIVE_THREADS, NATIVE_SECONDS, RUNS),
+          ["samples, Hz (of %d), behind: from the summary (behind: ticks dropped behind schedule); held, hold us, "
+           "longest us, pause us: its native frames line (threads stopped, how long each on average, the longest, "
+           "and the pause per tick, which it calls per sample)" % NATIVE_RATE,
+           "us/tick: pystrobe's own CPU per tick (its cost line), the first tick's loading of debug information "
+           "included (see 9a's native CPU); x plain: its ratio to the same mode without --native, same target, "
+           "same run; proc us/tick: the whole process's CPU / ticks (-p only: launched, it counts the target's)",
+           "modes: plain = the default (threads on a CPU: the busy one); --idle: every thread (all %d stopped "
+           "one at a time per tick with --native)" % (NATIVE_THREADS + 1)],
+          ["python", "target", "mode", "samples", "Hz", "behind", "held", "hold us", "longest us", "pause us",
+           "us/tick", "x plain", "proc us/tick", "note"], rows)
+
+    rows = []
+    for v in records:
+        s = get(v, "native", "slowdown")
+        if s is None or "ratio" not in s:
+            rows.append([v["name"], "FAILED"] + [""] * 5)
+            continue
+        mw, rt = s["median_wall"], s["ratio"]
+        cell = lambda k: "%.3f  %.3fx" % (mw[k], rt[k])
+        none = s["wall"]["none"]
+        rows.append([v["name"], str(s["iterations"]), str(len(none)),
+                     "%.3f (%.3f-%.3f)" % (mw["none"], min(none), max(none)), cell("plain"), cell("native"),
+                     fmt(ratio(mw["native"], mw["plain"]), "%.3fx")])
+    table("9c. Native frames, target slowdown: work.py (fixed work, about %g s unprofiled) launched under "
+          "`pystrobe record -r %d`, as in 3" % (WORK_SECONDS, NATIVE_RATE),
+          ["cells: the work's own wall time in s, median of %d interleaved runs, and its ratio to the unprofiled "
+           "median; native/plain: --native's median over plain record's, same run" % RUNS],
+          ["python", "iterations", "runs", "unprofiled s", "plain 100 Hz", "--native 100 Hz", "native/plain"], rows)
+
 
 # ---------------------------------------------------------------- environment
 
@@ -1227,6 +1515,8 @@ def environment():
         e["pystrobe_mtime"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(os.path.getmtime(PYSTROBE)))
     except OSError:
         pass
+    e["gdb"] = GDB
+    e["gdb_version"] = GDB_VERSION
     e["austin"] = AUSTIN
     e["austin_version"] = AUSTIN_VERSION
     return e
@@ -1243,6 +1533,7 @@ def austin_version():
 
 
 AUSTIN_VERSION = austin_version()
+GDB_VERSION = gdb_version()
 
 
 def settings(sections):
@@ -1253,6 +1544,8 @@ def settings(sections):
             "sustained_rate": SUSTAINED_RATE, "sustained_behind": SUSTAINED_BEHIND,
             "thread_counts": THREAD_COUNTS, "thread_seconds": THREAD_SECONDS, "thread_rate": THREAD_RATE,
             "thread_fast_rate": THREAD_FAST_RATE, "thread_ladder": THREAD_LADDER,
+            "native_threads": NATIVE_THREADS, "native_rate": NATIVE_RATE, "native_seconds": NATIVE_SECONDS,
+            "native_latency_runs": NATIVE_LATENCY_RUNS,
             "versions": os.environ.get("BENCH_VERSIONS")}
 
 
