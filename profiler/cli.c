@@ -123,6 +123,8 @@ static const char dump_help[] =
     "      --exe FILE  the core's executable, when not where the core says; files\n"
     "                  the core names and that are gone are looked for beside it\n"
     "      --json      print JSON instead of text\n"
+    "      --native    each thread's C frames too, in place (stops each thread\n"
+    "                  briefly; a core's threads are unwound as saved)\n"
     "      --locals    each frame's arguments and local variables, name = value\n"
     "      --source[=N]\n"
     "                  each frame's current line, or N lines of context each side\n"
