@@ -6,9 +6,11 @@
  */
 #include "symbolizer/native.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
@@ -19,11 +21,10 @@
 #include "profiler/proc.h"
 #include "profiler/ptstop.h"
 
-/* The line in chain_c whose call to clock_nanosleep the unwinder must name. */
-#define CHAIN_C_LINE 32
-
 static int ready_fd = -1; /* the child writes 'r' before it sleeps, 'w' after */
 
+/* The line in chain_c whose call to clock_nanosleep the unwinder must name. */
+enum { CHAIN_C_LINE = __LINE__ + 6 };
 __attribute__((noinline)) static int chain_c(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -355,6 +356,77 @@ TEST(child_killed_while_held)
     int st;
     CHECK_INT(waitpid(pid, &st, 0), pid);
     CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+}
+
+static void *sleeper_thread(void *arg)
+{
+    chain_a((long)(intptr_t)arg);
+    return NULL;
+}
+
+/*
+ * A thread other than the main one: its stack starts in libc's thread
+ * start.  When its process is killed while it is held, the dead thread must
+ * be collected by us, or the process's exit would never reach its parent.
+ */
+TEST(second_thread_unwinds_and_dies_while_held)
+{
+    int p[2], t[2];
+    REQUIRE(pipe(p) == 0);
+    REQUIRE(pipe(t) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ready_fd = p[1];
+        pthread_t th;
+        if (pthread_create(&th, NULL, sleeper_thread, (void *)(intptr_t)10000) != 0)
+            _exit(2);
+        for (;;)
+            pause();
+    }
+    REQUIRE(read_byte(p[0], 5000) == 'r');
+    sleep_ms(20);
+    /* The thread is the task that is not the process itself. */
+    pid_t tid = 0;
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(dir);
+    REQUIRE(d);
+    for (struct dirent *e; (e = readdir(d));)
+        if (atoi(e->d_name) > 0 && atoi(e->d_name) != pid)
+            tid = atoi(e->d_name);
+    closedir(d);
+    REQUIRE(tid > 0);
+    struct mem *m = mem_new_pid(pid);
+    struct unwinder *u = unwinder_new(m, open_mapped, &pid, NULL);
+    REQUIRE(u);
+    struct user_regs_struct regs;
+    REQUIRE(held_or_skip(tid, &regs) == 0);
+    static struct frames f;
+    unwind_named(u, &regs, &f);
+    int c = frame_index(&f, "chain_c");
+    CHECK(c >= 1 && (size_t)c + 4 < f.n);
+    if (c >= 1 && (size_t)c + 4 < f.n) {
+        CHECK_STR(f.syms[c + 1].func, "chain_b");
+        CHECK_STR(f.syms[c + 2].func, "chain_a");
+        CHECK_STR(f.syms[c + 3].func, "sleeper_thread");
+        CHECK_STR(f.syms[c + 4].func, "start_thread");
+    }
+    print_frames(&f);
+    CHECK_INT(kill(pid, SIGKILL), 0);
+    sleep_ms(20);
+    CHECK_INT(ptstop_release(tid), -ESRCH);
+    int st = 0;
+    pid_t r = 0;
+    for (int i = 0; i < 500 && r == 0; i++) {
+        r = waitpid(pid, &st, WNOHANG);
+        if (r == 0)
+            sleep_ms(10);
+    }
+    CHECK_INT(r, pid);
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    unwinder_free(u);
+    mem_free(m);
 }
 
 TEST(thread_traced_by_another_is_refused)
