@@ -51,6 +51,7 @@ import stackcheck  # noqa: E402  (which stacks of bench/workloads/fib.py are pos
 sys.path.insert(0, HERE)
 import e2e_states  # noqa: E402  (thread states, modes, filters, subprocesses)
 import e2e_top  # noqa: E402  (pystrobe top under a pseudo-terminal)
+import e2e_native  # noqa: E402  (native stacks, through tools/native-stack)
 THREADS_PY = os.path.join(TARGETS, 'threads.py')
 
 FILES = {
@@ -2109,6 +2110,7 @@ def main():
     groups = [lambda I=I: interp_group(ctx, I) for I in interps]
     groups += [lambda I=I: e2e_states.group(ctx, I, here) for I in interps]
     groups.append(lambda: e2e_top.group(ctx, interps, here))
+    groups += [lambda I=I: e2e_native.group(ctx, I, here) for I in interps]
     groups.insert(0, lambda: errors_group(ctx, interps))
     groups.insert(1, lambda: formats_group(ctx, interps))
     if not interps:
