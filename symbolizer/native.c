@@ -490,7 +490,6 @@ struct walk {
     uint64_t *pcs;
     size_t max, n;
     uint64_t last_sp;
-    int after_signal; /* the last frame was a signal handler's trampoline */
 };
 
 static int frame_cb(Dwfl_Frame *f, void *arg)
@@ -505,21 +504,23 @@ static int frame_cb(Dwfl_Frame *f, void *arg)
         return DWARF_CB_ABORT;
     /*
      * Callers' frames lie at higher addresses.  libdw checks this too, but
-     * not in every fallback; a loop in garbage memory must end here.  Only a
-     * signal frame may jump (from an alternate signal stack).
+     * not in every fallback; a loop in garbage memory must end here.  Only
+     * the frame a signal interrupted (an activation past the first) may lie
+     * anywhere: the handler may have run on an alternate signal stack.  Its
+     * own callers are held to the rule again, and NATIVE_MAX_FRAMES bounds
+     * a chain of such frames.
      */
-    if (w->n > 0 && sp <= w->last_sp && !w->after_signal)
+    if (w->n > 0 && sp <= w->last_sp && !activation)
         return DWARF_CB_ABORT;
     w->pcs[w->n++] = pc;
     w->last_sp = sp;
-    w->after_signal = w->n > 1 && activation;
     return w->n < w->max ? DWARF_CB_OK : DWARF_CB_ABORT;
 }
 
 int unwinder_unwind(struct unwinder *u, const struct user_regs_struct *regs, uint64_t *pcs,
                     size_t max, size_t *n)
 {
-    struct walk w = {u, pcs, MIN(max, (size_t)NATIVE_MAX_FRAMES), 0, 0, 0};
+    struct walk w = {u, pcs, MIN(max, (size_t)NATIVE_MAX_FRAMES), 0, 0};
     *n = 0;
     if (w.max == 0)
         return 0;
@@ -629,6 +630,12 @@ static void symbolize_module(struct unwinder *u, Dwfl_Module *mod, uint64_t pc, 
      * demangled (that would need libstdc++'s demangler at run time).
      */
     const char *name = dwfl_module_addrinfo(mod, at, &off, &sym, NULL, NULL, NULL);
+    if (!name && at != pc) {
+        /* A signal handler returns to the first byte of libc's __restore_rt:
+         * the byte before it is in no function. */
+        at = pc;
+        name = dwfl_module_addrinfo(mod, at, &off, &sym, NULL, NULL, NULL);
+    }
     size_t len = name ? plain_name_len(name) : 0;
     if (len > 0) {
         char *plain = xstrndup(name, len);
