@@ -265,6 +265,56 @@ TEST(spinning_child_leaf_is_the_loop)
     end_child(pid);
 }
 
+__attribute__((noinline)) static void sleep_in_handler(int sig)
+{
+    (void)sig;
+    chain_a(10000);
+    __asm__ volatile("" ::: "memory"); /* not a tail call */
+}
+
+/* Through a signal handler's frame back to the code the signal interrupted. */
+TEST(unwinds_through_a_signal_frame)
+{
+    int p[2];
+    REQUIRE(pipe(p) == 0);
+    volatile uint64_t *counter =
+        mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(counter != MAP_FAILED);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ready_fd = p[1];
+        signal(SIGUSR1, sleep_in_handler);
+        spin(counter);
+    }
+    while (*counter == 0)
+        sleep_ms(1);
+    CHECK_INT(kill(pid, SIGUSR1), 0);
+    REQUIRE(read_byte(p[0], 5000) == 'r');
+    sleep_ms(20);
+    struct mem *m = mem_new_pid(pid);
+    struct unwinder *u = unwinder_new(m, open_mapped, &pid, NULL);
+    REQUIRE(u);
+    struct user_regs_struct regs;
+    REQUIRE(held_or_skip(pid, &regs) == 0);
+    static struct frames f;
+    unwind_named(u, &regs, &f);
+    CHECK_INT(ptstop_release(pid), 0);
+    int h = frame_index(&f, "sleep_in_handler");
+    CHECK(h >= 4 && (size_t)h + 4 < f.n);
+    if (h >= 4 && (size_t)h + 4 < f.n) {
+        CHECK_STR(f.syms[h - 1].func, "chain_a");
+        CHECK_STR(f.syms[h + 1].func, "__restore_rt");
+        CHECK_STR(f.syms[h + 2].func, "spin");
+        CHECK_STR(f.syms[h + 3].func, "test_unwinds_through_a_signal_frame");
+        CHECK_STR(f.syms[h + 4].func, "main");
+    }
+    print_frames(&f);
+    unwinder_free(u);
+    mem_free(m);
+    end_child(pid);
+}
+
 static volatile uint64_t *sig_count;
 static int sig_fd = -1;
 
