@@ -1,8 +1,6 @@
 #include "symbolizer/native.h"
 
 #include <elf.h>
-#include <dwarf.h>
-#include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -11,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/htab.h"
+#include "symbolizer/callsite.h"
 
 /*
  * Stack memory is read through a small page cache that lives for one unwind
@@ -74,6 +73,7 @@ struct unwinder {
     char **strs;
     size_t nstrs, strcap;
     struct htab str_index;
+    struct callsite *callsite; /* inlined calls, per compilation unit */
 };
 
 /* ---- strings and the symbol cache ------------------------------------- */
@@ -417,6 +417,7 @@ struct unwinder *unwinder_new(struct mem *mem, native_open_fn open_file, void *c
     u->open_file = open_file;
     u->ctx = ctx;
     u->pages = xcalloc(CACHE_PAGES, sizeof(*u->pages));
+    u->callsite = callsite_new();
     u->dwfl = dwfl_begin(&dwfl_callbacks);
     u->arch_elf = arch_elf(u->arch_ehdr);
     if (!u->dwfl || !u->arch_elf) {
@@ -444,6 +445,7 @@ void unwinder_free(struct unwinder *u)
 {
     if (!u)
         return;
+    callsite_free(u->callsite); /* holds libdw's modules and names: before dwfl_end */
     if (u->dwfl)
         dwfl_end(u->dwfl); /* ends the modules' Elfs before their bytes go */
     if (u->arch_elf)
@@ -471,6 +473,7 @@ int unwinder_refresh(struct unwinder *u)
         /* A pc may now lie in another file: name everything afresh. */
         u->nsyms = 0;
         htab_clear(&u->sym_index);
+        callsite_clear(u->callsite);
     }
     return 0;
 }
@@ -580,42 +583,6 @@ static size_t plain_name_len(const char *name)
     return n;
 }
 
-/*
- * When at lies in code inlined into the function (the symbol's), the line
- * table names the inlined function's source ("pycore_call.h:92" under
- * "map_next").  The label wants the line in the function itself: the call
- * site of the outermost inlined call.  NULL when at is not inlined code, or
- * without debug information.
- */
-static const char *call_site(Dwfl_Module *mod, Dwarf_Addr at, int *line)
-{
-    Dwarf_Addr bias = 0;
-    Dwarf_Die *cu = dwfl_module_addrdie(mod, at, &bias);
-    Dwarf_Die *scopes = NULL;
-    int n = cu ? dwarf_getscopes(cu, at - bias, &scopes) : 0;
-    int outer = -1;
-    for (int i = 0; i < n; i++) {
-        int tag = dwarf_tag(&scopes[i]);
-        if (tag == DW_TAG_subprogram)
-            break;
-        if (tag == DW_TAG_inlined_subroutine)
-            outer = i;
-    }
-    const char *file = NULL;
-    Dwarf_Attribute attr;
-    Dwarf_Word fidx = 0, lno = 0;
-    Dwarf_Files *files = NULL;
-    size_t nfiles = 0;
-    if (outer >= 0 && dwarf_formudata(dwarf_attr(&scopes[outer], DW_AT_call_file, &attr), &fidx) == 0 &&
-        dwarf_formudata(dwarf_attr(&scopes[outer], DW_AT_call_line, &attr), &lno) == 0 &&
-        lno > 0 && lno <= INT32_MAX && dwarf_getsrcfiles(cu, &files, &nfiles) == 0 && fidx < nfiles) {
-        file = dwarf_filesrc(files, fidx, NULL, NULL);
-        *line = (int)lno;
-    }
-    free(scopes);
-    return file;
-}
-
 static void symbolize_module(struct unwinder *u, Dwfl_Module *mod, uint64_t pc, uint64_t at,
                              struct native_sym *s)
 {
@@ -644,7 +611,7 @@ static void symbolize_module(struct unwinder *u, Dwfl_Module *mod, uint64_t pc, 
         s->func_off = off + (pc - at);
     }
     int lineno = 0;
-    const char *file = call_site(mod, at, &lineno);
+    const char *file = callsite_find(u->callsite, mod, at, &lineno);
     if (!file) {
         Dwfl_Line *line = dwfl_module_getsrc(mod, at);
         file = line ? dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL) : NULL;
