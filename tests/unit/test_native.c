@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <time.h>
 
@@ -68,6 +69,16 @@ static int read_byte(int fd, int ms)
     return (unsigned char)c;
 }
 
+/* fork, with the child killed when this test's process ends, however it ends. */
+static pid_t fork_child(void)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0 && (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent))
+        _exit(9);
+    return pid;
+}
+
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -118,7 +129,7 @@ static pid_t fork_sleeper(long ms, int *fd)
 {
     int p[2];
     REQUIRE(pipe(p) == 0);
-    pid_t pid = fork();
+    pid_t pid = fork_child();
     REQUIRE(pid >= 0);
     if (pid == 0) {
         close(p[0]);
@@ -234,7 +245,7 @@ TEST(spinning_child_leaf_is_the_loop)
     volatile uint64_t *counter =
         mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     REQUIRE(counter != MAP_FAILED);
-    pid_t pid = fork();
+    pid_t pid = fork_child();
     REQUIRE(pid >= 0);
     if (pid == 0)
         spin(counter);
@@ -280,7 +291,7 @@ TEST(unwinds_through_a_signal_frame)
     volatile uint64_t *counter =
         mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     REQUIRE(counter != MAP_FAILED);
-    pid_t pid = fork();
+    pid_t pid = fork_child();
     REQUIRE(pid >= 0);
     if (pid == 0) {
         ready_fd = p[1];
@@ -332,7 +343,7 @@ TEST(signal_sent_while_held_is_delivered_after)
     REQUIRE(pipe(p) == 0);
     sig_count = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     REQUIRE(sig_count != MAP_FAILED);
-    pid_t pid = fork();
+    pid_t pid = fork_child();
     REQUIRE(pid >= 0);
     if (pid == 0) {
         sig_fd = p[1];
@@ -364,7 +375,7 @@ TEST(signals_racing_the_hold_are_never_lost)
     sig_count = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     REQUIRE(sig_count != MAP_FAILED);
     volatile uint64_t *counter = sig_count + 1;
-    pid_t pid = fork();
+    pid_t pid = fork_child();
     REQUIRE(pid >= 0);
     if (pid == 0) {
         signal(SIGRTMIN, on_signal);
@@ -424,7 +435,7 @@ TEST(second_thread_unwinds_and_dies_while_held)
     int p[2], t[2];
     REQUIRE(pipe(p) == 0);
     REQUIRE(pipe(t) == 0);
-    pid_t pid = fork();
+    pid_t pid = fork_child();
     REQUIRE(pid >= 0);
     if (pid == 0) {
         ready_fd = p[1];
@@ -483,7 +494,7 @@ TEST(thread_traced_by_another_is_refused)
 {
     int fd;
     pid_t pid = fork_sleeper(300, &fd);
-    pid_t dbg = fork();
+    pid_t dbg = fork_child();
     REQUIRE(dbg >= 0);
     if (dbg == 0) {
         /* A debugger: traces the sleeper for a while, then exits. */
@@ -534,7 +545,7 @@ TEST(thread_that_cannot_stop_times_out_and_is_let_go)
 {
     int p[2];
     REQUIRE(pipe(p) == 0);
-    pid_t pid = fork();
+    pid_t pid = fork_child();
     REQUIRE(pid >= 0);
     if (pid == 0) {
         if (write(p[1], "r", 1) != 1)
@@ -545,6 +556,7 @@ TEST(thread_that_cannot_stop_times_out_and_is_let_go)
             nanosleep(&ts, NULL);
             _exit(0);
         }
+        waitpid(v, NULL, 0);
         if (write(p[1], "d", 1) != 1)
             _exit(2);
         for (;;)
@@ -582,7 +594,7 @@ TEST(vdso_frames_are_named_and_unwound)
     volatile uint64_t *counter =
         mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     REQUIRE(counter != MAP_FAILED);
-    pid_t pid = fork();
+    pid_t pid = fork_child();
     REQUIRE(pid >= 0);
     if (pid == 0)
         read_clock(counter);
@@ -625,7 +637,7 @@ TEST(refresh_finds_libraries_loaded_later)
     REQUIRE(pipe(p) == 0);
     int go[2];
     REQUIRE(pipe(go) == 0);
-    pid_t pid = fork();
+    pid_t pid = fork_child();
     REQUIRE(pid >= 0);
     if (pid == 0) {
         char c;
