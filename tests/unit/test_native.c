@@ -24,14 +24,20 @@
 
 static int ready_fd = -1; /* the child writes 'r' before it sleeps, 'w' after */
 
-/* The line in chain_c whose call to clock_nanosleep the unwinder must name. */
+/* Inlined into chain_c: the frame must still show chain_c's line, not this one's. */
+static inline __attribute__((always_inline)) int sleep_inlined(const struct timespec *ts)
+{
+    return clock_nanosleep(CLOCK_MONOTONIC, 0, ts, NULL);
+}
+
+/* The line in chain_c whose (inlined) call to clock_nanosleep the unwinder must name. */
 enum { CHAIN_C_LINE = __LINE__ + 6 };
 __attribute__((noinline)) static int chain_c(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     if (write(ready_fd, "r", 1) != 1)
         return -1;
-    int r = clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL); _Static_assert(__LINE__ == CHAIN_C_LINE, "CHAIN_C_LINE");
+    int r = sleep_inlined(&ts); _Static_assert(__LINE__ == CHAIN_C_LINE, "CHAIN_C_LINE");
     /* Work after the call keeps it from becoming a tail call. */
     if (write(ready_fd, "w", 1) != 1)
         return -1;
