@@ -424,8 +424,10 @@ struct unwinder *unwinder_new(struct mem *mem, native_open_fn open_file, void *c
         pserr_set(err, ENOMEM, "cannot start libdw: %s", dwfl_errmsg(-1));
         goto fail;
     }
-    const struct mem_maps *maps = NULL;
-    int ret = mem_refresh_maps(mem, &maps);
+    /* The mappings as the source holds them: re-reading them here would
+     * end the life of a list its other users may hold. */
+    const struct mem_maps *maps = mem_maps(mem);
+    int ret = maps->n > 0 ? 0 : mem_refresh_maps(mem, &maps);
     if (ret < 0) {
         pserr_set(err, -ret, "cannot read the process's mappings: %s", strerror(-ret));
         goto fail;
