@@ -49,7 +49,6 @@
 #define HOLD_WAIT_NS (100ull * 1000 * 1000)
 #define YIELD_NS (200ull * 1000)
 #define REAP_WAIT_NS (50ull * 1000 * 1000)
-#define MAX_HELD 4096
 
 enum { HELD, PENDING };
 
@@ -192,10 +191,9 @@ static void sweep_pending(void)
     }
 }
 
+/* Not bounded: forgetting a thread would leave it stopped for good. */
 static void remember(pid_t tid, int sig, int state)
 {
-    if (nheld >= MAX_HELD)
-        return; /* our exit detaches it */
     GROW(held, heldcap, nheld + 1);
     held[nheld++] = (struct held){tid, sig, state};
 }
