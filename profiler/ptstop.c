@@ -42,6 +42,11 @@
  * Python retries by itself (PEP 475) but C code may not.  And we get a
  * SIGCHLD for every stop, ignored unless pystrobe installs a handler.
  *
+ * When the target is pystrobe's own child (`-- COMMAND`), a waitpid on it
+ * can report one of our stops (WIFSTOPPED) of its main thread, which is
+ * not its exit: only a thread that did not stop in time and stopped later
+ * is left for such a waitpid to see.
+ *
  * State is per process (ptrace is per thread anyway: hold and release from
  * the same thread of pystrobe).
  */
