@@ -53,7 +53,7 @@ unit-asan: $(SAN_BINS)
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	    sh tests/run-unit.sh $(SAN_BINS)
 
-e2e: pystrobe
+e2e: pystrobe build/native-stack
 	@$(PYTHON) tests/e2e/run.py
 
 viewers: pystrobe
@@ -91,6 +91,10 @@ check: pystrobe unit unit-asan e2e stress-short viewers fuzz-quick bench-quick
 
 demo: pystrobe
 	@sh tests/demo.sh
+
+# Each thread's native stack and its cost (tools/; tests/e2e/e2e_native.py runs it).
+build/native-stack: tools/native-stack.c $(LIB_OBJS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJS) $(LIBS)
 
 build/bench/readv_cost: bench/readv_cost.c
 	@mkdir -p $(dir $@)

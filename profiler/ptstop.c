@@ -42,6 +42,11 @@
  * Python retries by itself (PEP 475) but C code may not.  And we get a
  * SIGCHLD for every stop, ignored unless pystrobe installs a handler.
  *
+ * When the target is pystrobe's own child (`-- COMMAND`), a waitpid on it
+ * can report one of our stops (WIFSTOPPED) of its main thread, which is
+ * not its exit: only a thread that did not stop in time and stopped later
+ * is left for such a waitpid to see.
+ *
  * State is per process (ptrace is per thread anyway: hold and release from
  * the same thread of pystrobe).
  */
@@ -49,7 +54,6 @@
 #define HOLD_WAIT_NS (100ull * 1000 * 1000)
 #define YIELD_NS (200ull * 1000)
 #define REAP_WAIT_NS (50ull * 1000 * 1000)
-#define MAX_HELD 4096
 
 enum { HELD, PENDING };
 
@@ -192,10 +196,9 @@ static void sweep_pending(void)
     }
 }
 
+/* Not bounded: forgetting a thread would leave it stopped for good. */
 static void remember(pid_t tid, int sig, int state)
 {
-    if (nheld >= MAX_HELD)
-        return; /* our exit detaches it */
     GROW(held, heldcap, nheld + 1);
     held[nheld++] = (struct held){tid, sig, state};
 }

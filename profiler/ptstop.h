@@ -15,8 +15,10 @@
 /*
  * Stops thread tid and reads its registers.  Returns 0 (the thread is held:
  * call ptstop_release), or a negative errno: -ESRCH the thread is gone,
- * -EPERM not allowed (ptrace_scope, no CAP_SYS_PTRACE), -ETIMEDOUT it did
- * not stop within a bounded wait (it is let go).
+ * -EPERM not allowed (ptrace_scope, no CAP_SYS_PTRACE, or traced already by
+ * a debugger), -ETIMEDOUT it did not stop within a bounded wait (it is let
+ * go as soon as it has stopped: at the next ptstop call, or when pystrobe
+ * exits).
  */
 int ptstop_hold(pid_t tid, struct user_regs_struct *regs);
 

@@ -1,8 +1,6 @@
 #include "symbolizer/native.h"
 
 #include <elf.h>
-#include <dwarf.h>
-#include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -11,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/htab.h"
+#include "symbolizer/callsite.h"
 
 /*
  * Stack memory is read through a small page cache that lives for one unwind
@@ -74,6 +73,7 @@ struct unwinder {
     char **strs;
     size_t nstrs, strcap;
     struct htab str_index;
+    struct callsite *callsite; /* inlined calls, per compilation unit */
 };
 
 /* ---- strings and the symbol cache ------------------------------------- */
@@ -417,14 +417,17 @@ struct unwinder *unwinder_new(struct mem *mem, native_open_fn open_file, void *c
     u->open_file = open_file;
     u->ctx = ctx;
     u->pages = xcalloc(CACHE_PAGES, sizeof(*u->pages));
+    u->callsite = callsite_new();
     u->dwfl = dwfl_begin(&dwfl_callbacks);
     u->arch_elf = arch_elf(u->arch_ehdr);
     if (!u->dwfl || !u->arch_elf) {
         pserr_set(err, ENOMEM, "cannot start libdw: %s", dwfl_errmsg(-1));
         goto fail;
     }
-    const struct mem_maps *maps = NULL;
-    int ret = mem_refresh_maps(mem, &maps);
+    /* The mappings as the source holds them: re-reading them here would
+     * end the life of a list its other users may hold. */
+    const struct mem_maps *maps = mem_maps(mem);
+    int ret = maps->n > 0 ? 0 : mem_refresh_maps(mem, &maps);
     if (ret < 0) {
         pserr_set(err, -ret, "cannot read the process's mappings: %s", strerror(-ret));
         goto fail;
@@ -444,6 +447,7 @@ void unwinder_free(struct unwinder *u)
 {
     if (!u)
         return;
+    callsite_free(u->callsite); /* holds libdw's modules and names: before dwfl_end */
     if (u->dwfl)
         dwfl_end(u->dwfl); /* ends the modules' Elfs before their bytes go */
     if (u->arch_elf)
@@ -471,6 +475,7 @@ int unwinder_refresh(struct unwinder *u)
         /* A pc may now lie in another file: name everything afresh. */
         u->nsyms = 0;
         htab_clear(&u->sym_index);
+        callsite_clear(u->callsite);
     }
     return 0;
 }
@@ -490,7 +495,6 @@ struct walk {
     uint64_t *pcs;
     size_t max, n;
     uint64_t last_sp;
-    int after_signal; /* the last frame was a signal handler's trampoline */
 };
 
 static int frame_cb(Dwfl_Frame *f, void *arg)
@@ -505,21 +509,23 @@ static int frame_cb(Dwfl_Frame *f, void *arg)
         return DWARF_CB_ABORT;
     /*
      * Callers' frames lie at higher addresses.  libdw checks this too, but
-     * not in every fallback; a loop in garbage memory must end here.  Only a
-     * signal frame may jump (from an alternate signal stack).
+     * not in every fallback; a loop in garbage memory must end here.  Only
+     * the frame a signal interrupted (an activation past the first) may lie
+     * anywhere: the handler may have run on an alternate signal stack.  Its
+     * own callers are held to the rule again, and NATIVE_MAX_FRAMES bounds
+     * a chain of such frames.
      */
-    if (w->n > 0 && sp <= w->last_sp && !w->after_signal)
+    if (w->n > 0 && sp <= w->last_sp && !activation)
         return DWARF_CB_ABORT;
     w->pcs[w->n++] = pc;
     w->last_sp = sp;
-    w->after_signal = w->n > 1 && activation;
     return w->n < w->max ? DWARF_CB_OK : DWARF_CB_ABORT;
 }
 
 int unwinder_unwind(struct unwinder *u, const struct user_regs_struct *regs, uint64_t *pcs,
                     size_t max, size_t *n)
 {
-    struct walk w = {u, pcs, MIN(max, (size_t)NATIVE_MAX_FRAMES), 0, 0, 0};
+    struct walk w = {u, pcs, MIN(max, (size_t)NATIVE_MAX_FRAMES), 0, 0};
     *n = 0;
     if (w.max == 0)
         return 0;
@@ -579,42 +585,6 @@ static size_t plain_name_len(const char *name)
     return n;
 }
 
-/*
- * When at lies in code inlined into the function (the symbol's), the line
- * table names the inlined function's source ("pycore_call.h:92" under
- * "map_next").  The label wants the line in the function itself: the call
- * site of the outermost inlined call.  NULL when at is not inlined code, or
- * without debug information.
- */
-static const char *call_site(Dwfl_Module *mod, Dwarf_Addr at, int *line)
-{
-    Dwarf_Addr bias = 0;
-    Dwarf_Die *cu = dwfl_module_addrdie(mod, at, &bias);
-    Dwarf_Die *scopes = NULL;
-    int n = cu ? dwarf_getscopes(cu, at - bias, &scopes) : 0;
-    int outer = -1;
-    for (int i = 0; i < n; i++) {
-        int tag = dwarf_tag(&scopes[i]);
-        if (tag == DW_TAG_subprogram)
-            break;
-        if (tag == DW_TAG_inlined_subroutine)
-            outer = i;
-    }
-    const char *file = NULL;
-    Dwarf_Attribute attr;
-    Dwarf_Word fidx = 0, lno = 0;
-    Dwarf_Files *files = NULL;
-    size_t nfiles = 0;
-    if (outer >= 0 && dwarf_formudata(dwarf_attr(&scopes[outer], DW_AT_call_file, &attr), &fidx) == 0 &&
-        dwarf_formudata(dwarf_attr(&scopes[outer], DW_AT_call_line, &attr), &lno) == 0 &&
-        lno > 0 && lno <= INT32_MAX && dwarf_getsrcfiles(cu, &files, &nfiles) == 0 && fidx < nfiles) {
-        file = dwarf_filesrc(files, fidx, NULL, NULL);
-        *line = (int)lno;
-    }
-    free(scopes);
-    return file;
-}
-
 static void symbolize_module(struct unwinder *u, Dwfl_Module *mod, uint64_t pc, uint64_t at,
                              struct native_sym *s)
 {
@@ -629,6 +599,12 @@ static void symbolize_module(struct unwinder *u, Dwfl_Module *mod, uint64_t pc, 
      * demangled (that would need libstdc++'s demangler at run time).
      */
     const char *name = dwfl_module_addrinfo(mod, at, &off, &sym, NULL, NULL, NULL);
+    if (!name && at != pc) {
+        /* A signal handler returns to the first byte of libc's __restore_rt:
+         * the byte before it is in no function. */
+        at = pc;
+        name = dwfl_module_addrinfo(mod, at, &off, &sym, NULL, NULL, NULL);
+    }
     size_t len = name ? plain_name_len(name) : 0;
     if (len > 0) {
         char *plain = xstrndup(name, len);
@@ -637,7 +613,7 @@ static void symbolize_module(struct unwinder *u, Dwfl_Module *mod, uint64_t pc, 
         s->func_off = off + (pc - at);
     }
     int lineno = 0;
-    const char *file = call_site(mod, at, &lineno);
+    const char *file = callsite_find(u->callsite, mod, at, &lineno);
     if (!file) {
         Dwfl_Line *line = dwfl_module_getsrc(mod, at);
         file = line ? dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL) : NULL;

@@ -3,10 +3,10 @@
  * in turn, and what it cost: a check of the unwinder on real programs and
  * its measurements (first unwind, warm unwinds, read calls, time held).
  *
- *     make && cc -std=c11 -D_GNU_SOURCE -O2 -I. -o build/native-stack \
- *         tools/native-stack.c \
- *         $(find build -maxdepth 2 -name '*.o' ! -name main.o) -ldw -lelf -lz -lm
- *     build/native-stack PID [REPEAT]
+ *     make build/native-stack && build/native-stack PID [REPEAT]
+ *
+ * REPEAT (20) warm unwinds of each thread follow the first; the medians
+ * are printed.
  */
 #include <dirent.h>
 #include <errno.h>

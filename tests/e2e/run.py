@@ -53,6 +53,7 @@ import e2e_states  # noqa: E402  (thread states, modes, filters, subprocesses)
 import e2e_core  # noqa: E402  (dump --core: gcore and kernel cores)
 import e2e_top  # noqa: E402  (pystrobe top under a pseudo-terminal)
 import e2e_native  # noqa: E402  (native frames: dump and record --native)
+import e2e_nativestack  # noqa: E402  (native stacks, through tools/native-stack)
 import e2e_locals  # noqa: E402  (dump --locals and --source)
 THREADS_PY = os.path.join(TARGETS, 'threads.py')
 
@@ -2115,6 +2116,7 @@ def main():
     groups += [lambda I=I: e2e_core.group(ctx, I, here) for I in interps]
     groups.append(lambda: e2e_top.group(ctx, interps, here))
     groups += [lambda I=I: e2e_locals.group(ctx, I, here) for I in interps]
+    groups += [lambda I=I: e2e_nativestack.group(ctx, I, here) for I in interps]
     groups.insert(0, lambda: errors_group(ctx, interps))
     groups.insert(1, lambda: formats_group(ctx, interps))
     if not interps:

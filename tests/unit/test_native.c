@@ -6,11 +6,14 @@
  */
 #include "symbolizer/native.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <time.h>
 
@@ -19,17 +22,22 @@
 #include "profiler/proc.h"
 #include "profiler/ptstop.h"
 
-/* The line in chain_c whose call to clock_nanosleep the unwinder must name. */
-#define CHAIN_C_LINE 32
-
 static int ready_fd = -1; /* the child writes 'r' before it sleeps, 'w' after */
 
+/* Inlined into chain_c: the frame must still show chain_c's line, not this one's. */
+static inline __attribute__((always_inline)) int sleep_inlined(const struct timespec *ts)
+{
+    return clock_nanosleep(CLOCK_MONOTONIC, 0, ts, NULL);
+}
+
+/* The line in chain_c whose (inlined) call to clock_nanosleep the unwinder must name. */
+enum { CHAIN_C_LINE = __LINE__ + 6 };
 __attribute__((noinline)) static int chain_c(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     if (write(ready_fd, "r", 1) != 1)
         return -1;
-    int r = clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL); _Static_assert(__LINE__ == CHAIN_C_LINE, "CHAIN_C_LINE");
+    int r = sleep_inlined(&ts); _Static_assert(__LINE__ == CHAIN_C_LINE, "CHAIN_C_LINE");
     /* Work after the call keeps it from becoming a tail call. */
     if (write(ready_fd, "w", 1) != 1)
         return -1;
@@ -65,6 +73,16 @@ static int read_byte(int fd, int ms)
     if (poll(&p, 1, ms) != 1 || read(fd, &c, 1) != 1)
         return -1;
     return (unsigned char)c;
+}
+
+/* fork, with the child killed when this test's process ends, however it ends. */
+static pid_t fork_child(void)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0 && (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent))
+        _exit(9);
+    return pid;
 }
 
 static void sleep_ms(long ms)
@@ -117,7 +135,7 @@ static pid_t fork_sleeper(long ms, int *fd)
 {
     int p[2];
     REQUIRE(pipe(p) == 0);
-    pid_t pid = fork();
+    pid_t pid = fork_child();
     REQUIRE(pid >= 0);
     if (pid == 0) {
         close(p[0]);
@@ -233,7 +251,7 @@ TEST(spinning_child_leaf_is_the_loop)
     volatile uint64_t *counter =
         mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     REQUIRE(counter != MAP_FAILED);
-    pid_t pid = fork();
+    pid_t pid = fork_child();
     REQUIRE(pid >= 0);
     if (pid == 0)
         spin(counter);
@@ -264,6 +282,56 @@ TEST(spinning_child_leaf_is_the_loop)
     end_child(pid);
 }
 
+__attribute__((noinline)) static void sleep_in_handler(int sig)
+{
+    (void)sig;
+    chain_a(10000);
+    __asm__ volatile("" ::: "memory"); /* not a tail call */
+}
+
+/* Through a signal handler's frame back to the code the signal interrupted. */
+TEST(unwinds_through_a_signal_frame)
+{
+    int p[2];
+    REQUIRE(pipe(p) == 0);
+    volatile uint64_t *counter =
+        mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(counter != MAP_FAILED);
+    pid_t pid = fork_child();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ready_fd = p[1];
+        signal(SIGUSR1, sleep_in_handler);
+        spin(counter);
+    }
+    while (*counter == 0)
+        sleep_ms(1);
+    CHECK_INT(kill(pid, SIGUSR1), 0);
+    REQUIRE(read_byte(p[0], 5000) == 'r');
+    sleep_ms(20);
+    struct mem *m = mem_new_pid(pid);
+    struct unwinder *u = unwinder_new(m, open_mapped, &pid, NULL);
+    REQUIRE(u);
+    struct user_regs_struct regs;
+    REQUIRE(held_or_skip(pid, &regs) == 0);
+    static struct frames f;
+    unwind_named(u, &regs, &f);
+    CHECK_INT(ptstop_release(pid), 0);
+    int h = frame_index(&f, "sleep_in_handler");
+    CHECK(h >= 4 && (size_t)h + 4 < f.n);
+    if (h >= 4 && (size_t)h + 4 < f.n) {
+        CHECK_STR(f.syms[h - 1].func, "chain_a");
+        CHECK_STR(f.syms[h + 1].func, "__restore_rt");
+        CHECK_STR(f.syms[h + 2].func, "spin");
+        CHECK_STR(f.syms[h + 3].func, "test_unwinds_through_a_signal_frame");
+        CHECK_STR(f.syms[h + 4].func, "main");
+    }
+    print_frames(&f);
+    unwinder_free(u);
+    mem_free(m);
+    end_child(pid);
+}
+
 static volatile uint64_t *sig_count;
 static int sig_fd = -1;
 
@@ -281,7 +349,7 @@ TEST(signal_sent_while_held_is_delivered_after)
     REQUIRE(pipe(p) == 0);
     sig_count = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     REQUIRE(sig_count != MAP_FAILED);
-    pid_t pid = fork();
+    pid_t pid = fork_child();
     REQUIRE(pid >= 0);
     if (pid == 0) {
         sig_fd = p[1];
@@ -313,7 +381,7 @@ TEST(signals_racing_the_hold_are_never_lost)
     sig_count = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     REQUIRE(sig_count != MAP_FAILED);
     volatile uint64_t *counter = sig_count + 1;
-    pid_t pid = fork();
+    pid_t pid = fork_child();
     REQUIRE(pid >= 0);
     if (pid == 0) {
         signal(SIGRTMIN, on_signal);
@@ -357,11 +425,82 @@ TEST(child_killed_while_held)
     CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 }
 
+static void *sleeper_thread(void *arg)
+{
+    chain_a((long)(intptr_t)arg);
+    return NULL;
+}
+
+/*
+ * A thread other than the main one: its stack starts in libc's thread
+ * start.  When its process is killed while it is held, the dead thread must
+ * be collected by us, or the process's exit would never reach its parent.
+ */
+TEST(second_thread_unwinds_and_dies_while_held)
+{
+    int p[2], t[2];
+    REQUIRE(pipe(p) == 0);
+    REQUIRE(pipe(t) == 0);
+    pid_t pid = fork_child();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ready_fd = p[1];
+        pthread_t th;
+        if (pthread_create(&th, NULL, sleeper_thread, (void *)(intptr_t)10000) != 0)
+            _exit(2);
+        for (;;)
+            pause();
+    }
+    REQUIRE(read_byte(p[0], 5000) == 'r');
+    sleep_ms(20);
+    /* The thread is the task that is not the process itself. */
+    pid_t tid = 0;
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(dir);
+    REQUIRE(d);
+    for (struct dirent *e; (e = readdir(d));)
+        if (atoi(e->d_name) > 0 && atoi(e->d_name) != pid)
+            tid = atoi(e->d_name);
+    closedir(d);
+    REQUIRE(tid > 0);
+    struct mem *m = mem_new_pid(pid);
+    struct unwinder *u = unwinder_new(m, open_mapped, &pid, NULL);
+    REQUIRE(u);
+    struct user_regs_struct regs;
+    REQUIRE(held_or_skip(tid, &regs) == 0);
+    static struct frames f;
+    unwind_named(u, &regs, &f);
+    int c = frame_index(&f, "chain_c");
+    CHECK(c >= 1 && (size_t)c + 4 < f.n);
+    if (c >= 1 && (size_t)c + 4 < f.n) {
+        CHECK_STR(f.syms[c + 1].func, "chain_b");
+        CHECK_STR(f.syms[c + 2].func, "chain_a");
+        CHECK_STR(f.syms[c + 3].func, "sleeper_thread");
+        CHECK_STR(f.syms[c + 4].func, "start_thread");
+    }
+    print_frames(&f);
+    CHECK_INT(kill(pid, SIGKILL), 0);
+    sleep_ms(20);
+    CHECK_INT(ptstop_release(tid), -ESRCH);
+    int st = 0;
+    pid_t r = 0;
+    for (int i = 0; i < 500 && r == 0; i++) {
+        r = waitpid(pid, &st, WNOHANG);
+        if (r == 0)
+            sleep_ms(10);
+    }
+    CHECK_INT(r, pid);
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    unwinder_free(u);
+    mem_free(m);
+}
+
 TEST(thread_traced_by_another_is_refused)
 {
     int fd;
     pid_t pid = fork_sleeper(300, &fd);
-    pid_t dbg = fork();
+    pid_t dbg = fork_child();
     REQUIRE(dbg >= 0);
     if (dbg == 0) {
         /* A debugger: traces the sleeper for a while, then exits. */
@@ -412,7 +551,7 @@ TEST(thread_that_cannot_stop_times_out_and_is_let_go)
 {
     int p[2];
     REQUIRE(pipe(p) == 0);
-    pid_t pid = fork();
+    pid_t pid = fork_child();
     REQUIRE(pid >= 0);
     if (pid == 0) {
         if (write(p[1], "r", 1) != 1)
@@ -423,6 +562,7 @@ TEST(thread_that_cannot_stop_times_out_and_is_let_go)
             nanosleep(&ts, NULL);
             _exit(0);
         }
+        waitpid(v, NULL, 0);
         if (write(p[1], "d", 1) != 1)
             _exit(2);
         for (;;)
@@ -460,7 +600,7 @@ TEST(vdso_frames_are_named_and_unwound)
     volatile uint64_t *counter =
         mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     REQUIRE(counter != MAP_FAILED);
-    pid_t pid = fork();
+    pid_t pid = fork_child();
     REQUIRE(pid >= 0);
     if (pid == 0)
         read_clock(counter);
@@ -503,7 +643,7 @@ TEST(refresh_finds_libraries_loaded_later)
     REQUIRE(pipe(p) == 0);
     int go[2];
     REQUIRE(pipe(go) == 0);
-    pid_t pid = fork();
+    pid_t pid = fork_child();
     REQUIRE(pid >= 0);
     if (pid == 0) {
         char c;
