@@ -92,7 +92,7 @@ check: pystrobe unit unit-asan e2e stress-short viewers fuzz-quick bench-quick
 demo: pystrobe
 	@sh tests/demo.sh
 
-# Each thread's native stack and its cost (tools/; tests/e2e/e2e_native.py runs it).
+# Each thread's native stack and its cost (tools/; tests/e2e/e2e_nativestack.py runs it).
 build/native-stack: tools/native-stack.c $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJS) $(LIBS)
 

@@ -1,4 +1,4 @@
-"""End-to-end target for native stacks (tests/e2e/e2e_native.py): the main
+"""End-to-end target for native stacks (tests/e2e/e2e_nativestack.py): the main
 thread sleeps in time.sleep, a daemon thread compresses with zlib without
 end.  Prints READY once both are started.  Runs on CPython 2.7 and 3.6+."""
 import os
