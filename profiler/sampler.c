@@ -279,7 +279,9 @@ static int child_exited(pid_t child, struct sampler_result *r)
     int st;
     if (child <= 0 || r->child_reaped)
         return r->child_reaped;
-    if (waitpid(child, &st, WNOHANG) == child) {
+    /* With native frames the child's main thread may be traced: a stop of
+     * it is not its end. */
+    if (waitpid(child, &st, WNOHANG) == child && (WIFEXITED(st) || WIFSIGNALED(st))) {
         r->child_status = st;
         r->child_reaped = 1;
     }
