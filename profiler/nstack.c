@@ -43,6 +43,8 @@ struct nstack {
     size_t evalcap, entrycap;
     int32_t *order;
     size_t ordercap;
+    uint64_t refreshed_at; /* when the mappings were last read again */
+    int stale;            /* a stack ended early: libraries may be missing */
     uint32_t *out;
     size_t outcap;
     struct strbuf label;
@@ -119,11 +121,24 @@ static struct slot *slot_for(struct nstack *ns, size_t k)
     return &ns->slots[k];
 }
 
+/* At most this often, a stack that ended early makes the mappings read again. */
+#define REFRESH_GAP_NS 100000000u
+
 static void unwind_into(struct nstack *ns, struct slot *sl, const struct user_regs_struct *regs)
 {
     if (!sl->pcs)
         sl->pcs = xmalloc(NATIVE_MAX_FRAMES * sizeof(*sl->pcs));
-    if (unwinder_unwind(ns->u, regs, sl->pcs, NATIVE_MAX_FRAMES, &sl->npcs) == 0 && sl->npcs) {
+    int ret = unwinder_unwind(ns->u, regs, sl->pcs, NATIVE_MAX_FRAMES, &sl->npcs);
+    /* A library loaded since the mappings were read (a module imported
+     * after the start) ends a stack at its first frame there: read them
+     * again, and unwind again while the thread is still held. */
+    uint64_t now = ptstop_now_ns();
+    if ((ret < 0 || sl->npcs == 0 || ns->stale) && !ns->regs &&
+        now - ns->refreshed_at >= REFRESH_GAP_NS) {
+        nstack_refresh(ns);
+        ret = unwinder_unwind(ns->u, regs, sl->pcs, NATIVE_MAX_FRAMES, &sl->npcs);
+    }
+    if (ret == 0 && sl->npcs) {
         sl->have = 1;
         ns->stats.unwound++;
     } else {
@@ -252,6 +267,7 @@ static int hook_merge(void *ctx, struct session *s, struct snapshot *sn, size_t 
     }
     free(names);
     ns->stats.mismatched += (uint64_t)mismatch;
+    ns->stale |= mismatch;
     *ids = frames;
     *n = m;
     return 0;
@@ -274,6 +290,7 @@ struct nstack *nstack_new(struct session *s, nstack_regs_fn regs, void *regs_ctx
         return NULL;
     }
     ns->hooks = (struct snap_native){hook_hold, hook_release, hook_merge, ns};
+    ns->refreshed_at = ptstop_now_ns();
     ns->label = (struct strbuf)STRBUF_INIT;
     return ns;
 }
@@ -308,6 +325,8 @@ const struct nstack_stats *nstack_stats(const struct nstack *ns)
 
 void nstack_refresh(struct nstack *ns)
 {
+    ns->refreshed_at = ptstop_now_ns();
+    ns->stale = 0;
     unwinder_refresh(ns->u);
     /* An address may name another library's code now. */
     htab_clear(&ns->pc_index);
