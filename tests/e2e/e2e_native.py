@@ -20,6 +20,7 @@ import e2e_states
 SLEEP_RE = re.compile(r'nanosleep|select')                 # time.sleep in libc (2.7: select)
 LOCK_RE = re.compile(r'sem_|futex|pthread_cond|PyThread_acquire_lock')
 BZ2_RE = re.compile(r'BZ2_|bz2|libbz2')
+ZLIB_RE = re.compile(r'deflate|libz\.so')
 EVAL_RE = re.compile(r'^(_PyEval_EvalFrameDefault|PyEval_EvalFrameEx)\b')
 SLEEPING = ('MainThread', 'sleeper', 'lock-waiter', e2e_states.RAW_OS_NAME)
 COMPRESSOR_TRIES = 30
@@ -213,7 +214,28 @@ def group(ctx, I, rt):
         os.unlink(core)
         P.fail_if_any(res.describe(out_limit=600))
 
+    def record_launched():
+        # A launched command imports zlib after pystrobe started: its library
+        # is found when a stack first runs into it.
+        P = rt.Problems()
+        src = os.path.join(rt.TARGETS, 'native.py')
+        out = os.path.join(ctx.mkdtemp('native-launch-'), 'out.folded')
+        res = e2e_states.run_record(rt, P, out, ['--native', '-r', '50', '-d', '3', '--', I.exe, src])
+        stacks = rt.parse_folded(P, out) or {}
+        comp = dict((s, c) for s, c in stacks.items() if any(f.startswith('compressor (') for f in s))
+        inz = sum(c for s, c in comp.items()
+                  if any(ZLIB_RE.search(f) for f in s[[i for i, f in enumerate(s) if f.startswith('compressor (')][-1]:]))
+        total = sum(comp.values())
+        # It is between two calls now and then; most samples are inside one.
+        P.expect(total > 0 and inz * 4 >= total * 3,
+                 '%d of %d compressor samples show zlib frames above compressor; e.g.\n      %s'
+                 % (inz, total, e2e_states.show(rt, comp, 3)))
+        P.expect('without native frames' not in res.err_text, 'stacks without native frames: %s'
+                 % rt.clip(res.err_text, 600))
+        P.fail_if_any(res.describe())
+
     try:
+        R.case(pfx + 'record-launched', record_launched)
         R.case(pfx + 'core', core_native)
         R.case(pfx + 'dump', dump_native)
         R.case(pfx + 'dump-compressor', dump_native_compressor)
