@@ -21,20 +21,11 @@ import shutil
 import signal
 import struct
 import sys
-import threading
 import time
 
+import e2e_states
+
 T_GCORE = 120
-_once_lock = threading.Lock()
-_once_done = set()
-
-
-def once(name):
-    with _once_lock:
-        if name in _once_done:
-            return False
-        _once_done.add(name)
-        return True
 
 
 def gcore(rt, pid, d):
@@ -143,7 +134,7 @@ def check_same_as_live(P, rt, live, doc, core, tgt, ver):
 
 
 def group(ctx, I, rt):
-    if once('core-errors'):
+    if e2e_states.once('core-errors'):
         errors_group(ctx, rt, I)
     R = ctx.runner
     pfx = I.label + '/core-'
