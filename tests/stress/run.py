@@ -68,6 +68,7 @@ TARGETS_PY = os.path.join(HERE, 'targets.py')
 DEFAULT_PYSTROBE = os.path.join(ROOT, 'build', 'asan', 'pystrobe')
 
 RATE = 10000                 # Hz: record's limit
+NATIVE_RATE = 200            # Hz with --native: each sample stops threads (ptrace)
 SHORT_SECONDS = 1.5
 LONG_SECONDS = 60.0
 SHORT_VERSIONS = ('2.7', '3.10', '3.12', '3.13')   # pyenv; plus the system python3
@@ -95,6 +96,9 @@ SUMMARY_RE = re.compile(
     r'(?:; (\d+) dropped: ([^;]*))?'
     r'(?:; (\d+) stacks truncated at (\d+) frames)?$')
 COST_RE = re.compile(r'^pystrobe: cost per sample: [0-9.]+ us CPU, [0-9.]+ reads$')
+NATIVE_RE = re.compile(r'^pystrobe: native frames: threads held (\d+) times(, [0-9.]+ us each on average '
+                       r'\(longest [0-9.]+ us\))?; pause per sample [0-9.]+ us'
+                       r'(; \d+ stacks without native frames)?(; \d+ merged with frames left over)?$')
 NOSAMPLES_RE = re.compile(r'^pystrobe: no samples: ')
 WROTE_RE = re.compile(r'^pystrobe: wrote (.+) \((\d+) distinct stacks\)$')
 ENDED_RE = re.compile(r'^pystrobe: the command ended with (.+)$')
@@ -281,11 +285,12 @@ class Case(object):
     """scenario: a targets.py scenario; end: 'run' (until the duration ends),
     'exit' (the target exits by itself), 'kill' (SIGKILL mid-recording)."""
 
-    def __init__(self, interp, scenario, mode, end, threads, idle=False):
+    def __init__(self, interp, scenario, mode, end, threads, idle=False, native=False):
         self.interp, self.scenario, self.mode, self.end = interp, scenario, mode, end
-        self.threads, self.idle = threads, idle
+        self.threads, self.idle, self.native = threads, idle, native
+        self.rate = NATIVE_RATE if native else RATE
         kind = scenario if end == 'run' else end
-        self.name = '%s/%s/%s' % (interp.label, kind, mode)
+        self.name = '%s/%s/%s%s' % (interp.label, kind, mode, '-native' if native else '')
 
 
 def make_cases(interps, long_mode, full):
@@ -305,6 +310,10 @@ def make_cases(interps, long_mode, full):
             for m in ('attach', 'launch'):
                 cases.append(Case(I, 'exit' if end == 'exit' else 'mixed', m, end,
                                   threads=(m == 'attach'), idle=(m == 'launch')))
+        # --native: threads stopped and unwound while they come and go, exit,
+        # and the target is killed; every thread of a churning target (--idle)
+        cases.append(Case(I, 'mixed', 'attach', 'run', threads=True, idle=True, native=True))
+        cases.append(Case(I, 'mixed', 'launch', 'kill', threads=False, idle=True, native=True))
     return cases
 
 
@@ -392,8 +401,9 @@ def run_case(ctx, case, rng):
         tgt += ['--after', '%g:%g' % (lo, hi), '--end', case.end]
     if case.mode == 'attach' and case.end == 'exit':
         tgt += ['--after', '%g:%g' % (lo, hi)]
-    rec = [ctx.pystrobe, 'record', '-r', str(RATE), '-d', '%g' % duration, '-f', 'folded',
-           '-o', out] + (['--threads'] if case.threads else []) + (['--idle'] if case.idle else [])
+    rec = [ctx.pystrobe, 'record', '-r', str(case.rate), '-d', '%g' % duration, '-f', 'folded',
+           '-o', out] + (['--threads'] if case.threads else []) + (['--idle'] if case.idle else []) + \
+        (['--native'] if case.native else [])
     env = dict(os.environ, **SAN_ENV)
     timeout = duration + HANG_MARGIN + (5 if case.mode == 'launch' else 0)
     o = Outcome()
@@ -508,6 +518,23 @@ class Problems(object):
         return cond
 
 
+def python_file(label):
+    """The frame is Python's (or a root or marker): what the checks know."""
+    m = re.match(r'^.* \((.*?)(?::\d+)?\)$', label)
+    if label.startswith(('thread ', 'process ', '[')) and not re.match(r'^\[.*\+0x[0-9a-f]+\]$', label):
+        return True
+    return bool(m) and (m.group(1).startswith('<') or m.group(1).endswith(('.py', '.pyw')))
+
+
+def python_only(stacks):
+    """--native stacks with their C frames taken out: the Python stacks they merged."""
+    out = {}
+    for s, c in stacks.items():
+        k = tuple(f for f in s if python_file(f))
+        out[k] = out.get(k, 0) + c
+    return out
+
+
 def parse_folded(P, path):
     """{stack tuple: count}, or None.  Every line must be complete."""
     try:
@@ -579,6 +606,10 @@ def parse_stderr(P, o):
             continue
         if COST_RE.match(ln) or NOSAMPLES_RE.match(ln):
             continue
+        m = NATIVE_RE.match(ln)
+        if m:
+            info['held'] = int(m.group(1))
+            continue
         odd.append(ln)
     P.expect(not odd, 'unexpected lines on stderr: %r' % clip('\n'.join(odd), 2000))
     return info
@@ -597,6 +628,10 @@ def check_case(ctx, case, o, facts):
     left = sorted(os.listdir(facts['outdir']))
     P.expect(left == ['profile.folded'], 'files next to the output: %r' % left)
     stacks = parse_folded(P, out)
+    if stacks is not None and case.native:
+        stacks = python_only(stacks)
+    if case.native:
+        info.pop('distinct', None)   # counts the stacks with their C frames
     have_summary = P.expect('samples' in info, 'no summary line on stderr')
     P.expect('wrote' in info, 'no "wrote" line on stderr')
     if 'wrote' in info:
@@ -618,9 +653,10 @@ def check_case(ctx, case, o, facts):
 
     if have_summary:
         n, secs = info['samples'], info['secs']
-        P.expect(info['of_hz'] == RATE, 'summary says "of %g Hz", expected %d' % (info['of_hz'], RATE))
+        RATE_ = case.rate
+        P.expect(info['of_hz'] == RATE_, 'summary says "of %g Hz", expected %d' % (info['of_hz'], RATE_))
         P.expect(n > 0, 'no samples, though the target ran Python')
-        P.expect(info['hz'] <= RATE * 1.02, 'achieved %.1f Hz, above the %d Hz asked' % (info['hz'], RATE))
+        P.expect(info['hz'] <= RATE_ * 1.02, 'achieved %.1f Hz, above the %d Hz asked' % (info['hz'], RATE_))
         P.expect(sum(info['drops'].values()) == info['dropped'],
                  'dropped %d, but the reasons add up to %d' % (info['dropped'], sum(info['drops'].values())))
         P.expect(info['truncated'] == 0, '%d stacks truncated (no target goes that deep)' % info['truncated'])
@@ -628,14 +664,14 @@ def check_case(ctx, case, o, facts):
         # (give or take the rounding of the rate and the time, and the last stall).
         ticks = info['hz'] * secs
         behind = info['drops'].get('behind schedule', 0)
-        expect_ticks = RATE * secs
+        expect_ticks = RATE_ * secs
         slack = 0.02 * expect_ticks + 150
         what = ('ticks taken (%.0f = %.1f Hz x %.2f s) + missed (%d) = %.0f, expected about %.0f '
                 '(%d Hz x %.2f s)' % (ticks, info['hz'], secs, behind, ticks + behind,
-                                      expect_ticks, RATE, secs))
+                                      expect_ticks, RATE_, secs))
         off = ticks + behind - expect_ticks
-        P.expect(-slack - RATE * FINAL_STALL <= off <= slack, what)
-        P.expect(off >= -slack or off < -slack - RATE * FINAL_STALL, what + ' (the lag before the '
+        P.expect(-slack - RATE_ * FINAL_STALL <= off <= slack, what)
+        P.expect(off >= -slack or off < -slack - RATE_ * FINAL_STALL, what + ' (the lag before the '
                  'last tick is not counted)', 'final-stall')
         if ended_early:
             P.expect(secs < D - 1, 'sampled %.2f s: did not stop when the target ended (duration %g s)'
