@@ -121,8 +121,10 @@ static struct slot *slot_for(struct nstack *ns, size_t k)
     return &ns->slots[k];
 }
 
-/* At most this often, a stack that ended early makes the mappings read again. */
+/* At most this often, a stack that ended early makes the mappings read
+ * again; sooner when the thread stopped in code outside every mapping known. */
 #define REFRESH_GAP_NS 100000000u
+#define REFRESH_SOON_NS 5000000u
 
 static void unwind_into(struct nstack *ns, struct slot *sl, const struct user_regs_struct *regs)
 {
@@ -133,8 +135,10 @@ static void unwind_into(struct nstack *ns, struct slot *sl, const struct user_re
      * after the start) ends a stack at its first frame there: read them
      * again, and unwind again while the thread is still held. */
     uint64_t now = ptstop_now_ns();
-    if ((ret < 0 || sl->npcs == 0 || ns->stale) && !ns->regs &&
-        now - ns->refreshed_at >= REFRESH_GAP_NS) {
+    int unknown_pc = (ret < 0 || sl->npcs == 0) && !mem_find_region(ns->s->mem, regs->rip);
+    if (!ns->regs && ((unknown_pc && now - ns->refreshed_at >= REFRESH_SOON_NS) ||
+                      ((ret < 0 || sl->npcs == 0 || ns->stale) &&
+                       now - ns->refreshed_at >= REFRESH_GAP_NS))) {
         nstack_refresh(ns);
         ret = unwinder_unwind(ns->u, regs, sl->pcs, NATIVE_MAX_FRAMES, &sl->npcs);
     }

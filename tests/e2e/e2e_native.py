@@ -230,8 +230,12 @@ def group(ctx, I, rt):
         P.expect(total > 0 and inz * 4 >= total * 3,
                  '%d of %d compressor samples show zlib frames above compressor; e.g.\n      %s'
                  % (inz, total, e2e_states.show(rt, comp, 3)))
-        P.expect('without native frames' not in res.err_text, 'stacks without native frames: %s'
-                 % rt.clip(res.err_text, 600))
+        # Libraries loaded while it starts are found at once (a few stacks
+        # may fall between a load and the next look at the mappings).
+        m = re.search(r'; (\d+) stacks without native frames', res.err_text)
+        samples = sum(stacks.values())
+        P.expect(not m or int(m.group(1)) * 50 <= samples, '%s stacks of %d without native frames: %s'
+                 % (m and m.group(1), samples, rt.clip(res.err_text, 600)))
         P.fail_if_any(res.describe())
 
     try:
