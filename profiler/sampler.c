@@ -98,10 +98,12 @@ static void record_tick(struct sproc *p, struct agg *a, const struct sampler_opt
         }
         for (size_t i = t->depth; i-- > 0;)
             (*scratch)[j++] = sn->ids[t->off + i];
-        /* Where a thread off CPU waits shows as its leaf. */
-        if (t->ts == TS_IDLE)
+        /* Where a thread off CPU waits shows as its leaf (--idle's markers:
+         * with --gil, a holder caught blocked while it holds the GIL is
+         * counted at its stack alone). */
+        if (t->ts == TS_IDLE && o->snap.want_wait)
             (*scratch)[j++] = names_label_frame(s->names, "[idle]");
-        else if (t->ts == TS_GIL_WAIT)
+        else if (t->ts == TS_GIL_WAIT && o->snap.want_wait)
             (*scratch)[j++] = names_label_frame(s->names, "[gil wait]");
         agg_add(a, tr->agg, *scratch, j, 1);
     }
