@@ -238,7 +238,23 @@ def group(ctx, I, rt):
                  % (m and m.group(1), samples, rt.clip(res.err_text, 600)))
         P.fail_if_any(res.describe())
 
+    def top_native():
+        # top takes --native too: C functions rank among the busy lines, beside
+        # the Python lines of the threads on a CPU.
+        P = rt.Problems()
+        t = target.get()
+        res = rt.run([rt.PYSTROBE, 'top', '--native', '-d', '2.5', '-p', str(t.pid)], rt.T_RECORD)
+        P.expect(res.rc == 0, 'exit status %s' % res.rc)
+        rows = [l for l in res.out_text.splitlines() if re.match(r'^\s*\d+\.\d\s', l)]
+        native = [l for l in rows if not re.search(r'\.py:\d+\)$', l)]
+        P.expect(native, 'no native line among top\'s rows:\n      %s' % '\n      '.join(rows[:12]))
+        P.expect(any(re.search(r' (fighter|compressor) \(', l) for l in rows),
+                 'no Python line of a busy thread among top\'s rows:\n      %s' % '\n      '.join(rows[:12]))
+        not_stopped(rt, P, t.pid)
+        P.fail_if_any(res.describe())
+
     try:
+        R.case(pfx + 'top', top_native)
         R.case(pfx + 'record-launched', record_launched)
         R.case(pfx + 'core', core_native)
         R.case(pfx + 'dump', dump_native)
