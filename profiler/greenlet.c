@@ -572,27 +572,29 @@ struct group {
     size_t first, count;
 };
 
-static const struct greenlet_set *sort_gs;
-static const uint32_t *sort_ids;
+struct sort_ctx {
+    const struct greenlet_set *gs;
+    const uint32_t *ids;
+};
 
-static int cmp_stack(size_t a, size_t b)
+static int cmp_stack(const struct sort_ctx *c, size_t a, size_t b)
 {
-    const struct greenlet *x = &sort_gs->v[a], *y = &sort_gs->v[b];
+    const struct greenlet *x = &c->gs->v[a], *y = &c->gs->v[b];
     if (x->state != y->state)
         return x->state < y->state ? -1 : 1;
     if (x->depth != y->depth)
         return x->depth < y->depth ? -1 : 1;
     for (size_t i = 0; i < x->depth; i++) {
-        uint32_t p = sort_ids[x->off + i], q = sort_ids[y->off + i];
+        uint32_t p = c->ids[x->off + i], q = c->ids[y->off + i];
         if (p != q)
             return p < q ? -1 : 1;
     }
     return 0;
 }
 
-static int cmp_index(const void *a, const void *b)
+static int cmp_index(const void *a, const void *b, void *ctx)
 {
-    int c = cmp_stack(*(const size_t *)a, *(const size_t *)b);
+    int c = cmp_stack(ctx, *(const size_t *)a, *(const size_t *)b);
     if (c)
         return c;
     return *(const size_t *)a < *(const size_t *)b ? -1 : 1;
@@ -614,13 +616,12 @@ static struct group *group_stacks(const struct greenlet_set *gs, const uint32_t 
     *order = xmalloc((n ? n : 1) * sizeof(**order));
     for (size_t i = 0; i < n; i++)
         (*order)[i] = i;
-    sort_gs = gs;
-    sort_ids = ids;
-    qsort(*order, n, sizeof(**order), cmp_index);
+    struct sort_ctx c = {gs, ids};
+    qsort_r(*order, n, sizeof(**order), cmp_index, &c);
     struct group *gv = xmalloc((n ? n : 1) * sizeof(*gv));
     *ng = 0;
     for (size_t i = 0; i < n; i++) {
-        if (i && cmp_stack((*order)[i - 1], (*order)[i]) == 0) {
+        if (i && cmp_stack(&c, (*order)[i - 1], (*order)[i]) == 0) {
             gv[*ng - 1].count++;
             continue;
         }
