@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "output/json.h"
@@ -25,8 +26,8 @@
 #define CHUNKS_MAX 8
 /* Types remembered as greenlet types or not (open addressing, no removal). */
 #define TYPE_SLOTS 4096
-/* List walks tried while the lists change under them. */
-#define COLLECT_ATTEMPTS 5
+/* Whole walks tried while the lists change under them. */
+#define COLLECT_ATTEMPTS 3
 
 /*
  * Measured by compiling greenlet's own headers with their members made
@@ -168,17 +169,68 @@ static int walk_list(struct mem *m, const struct pylayout *l, uint64_t head, uin
     }
 }
 
-int greenlet_gc_walk(struct mem *m, const struct pylayout *l, uint64_t gens, uint64_t gtype,
+/*
+ * 1 while a collection runs: it moves whole lists and reuses the prev
+ * links for reference counts, so no walk can succeed then.  0 when not, or
+ * when the version's layout does not say; a negative errno.
+ */
+static int collecting(struct mem *m, const struct pylayout *l, uint64_t interp)
+{
+    int32_t v = 0;
+    if (l->is_gc_collecting < 0)
+        return 0;
+    int ret = mem_read(m, interp + (uint64_t)l->is_gc_collecting, &v, sizeof(v));
+    return ret < 0 ? ret : v != 0;
+}
+
+static void pause_us(long us)
+{
+    struct timespec ts = {0, us * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/* One generation's list, walked again (after a pause) while it changes under the walk. */
+static int walk_generation(struct mem *m, const struct pylayout *l, uint64_t interp, int g,
+                           uint64_t gtype, struct type_memo *tm, uint64_t **objs, size_t *n,
+                           size_t *cap, struct greenlet_stats *st)
+{
+    uint64_t head = interp + (uint64_t)l->is_gc_generations + (uint64_t)g * GC_GENERATION_SIZE;
+    size_t n0 = *n;
+    int ret = -EBUSY;
+    for (int attempt = 0; attempt < GREENLET_LIST_ATTEMPTS; attempt++) {
+        if (attempt) {
+            st->retries++;
+            pause_us(GREENLET_RETRY_US);
+        }
+        int c = collecting(m, l, interp);
+        if (c < 0)
+            return c;
+        if (c) {
+            st->collecting++;
+            ret = -EBUSY;
+            continue;
+        }
+        *n = n0;
+        ret = walk_list(m, l, head, gtype, tm, objs, n, cap, st);
+        if (ret != -EAGAIN && ret != -ELOOP && ret != -EFAULT)
+            break;
+    }
+    if (ret < 0)
+        *n = n0;
+    return ret;
+}
+
+int greenlet_gc_walk(struct mem *m, const struct pylayout *l, uint64_t interp, uint64_t gtype,
                      uint64_t **objs, size_t *n, struct greenlet_stats *st)
 {
-    if (l->gc_head_size <= 0 || !gtype)
+    if (l->gc_head_size <= 0 || l->is_gc_generations < 0 || !gtype)
         return -ENOTSUP;
     struct type_memo *tm = xcalloc(1, sizeof(*tm));
     size_t cap = *n;
     uint64_t calls = mem_read_calls(m);
     int ret = 0;
     for (int g = 0; g < GC_GENERATIONS && ret == 0; g++)
-        ret = walk_list(m, l, gens + (uint64_t)g * GC_GENERATION_SIZE, gtype, tm, objs, n, &cap, st);
+        ret = walk_generation(m, l, interp, g, gtype, tm, objs, n, &cap, st);
     st->reads += mem_read_calls(m) - calls;
     free(tm);
     return ret;
@@ -515,9 +567,8 @@ int greenlet_collect(struct session *s, uint64_t interp, struct greenlet_set *gs
     for (int attempt = 0; attempt < COLLECT_ATTEMPTS; attempt++) {
         n = 0;
         gs->stats = (struct greenlet_stats){0};
-        ret = greenlet_gc_walk(s->mem, l, interp + (uint64_t)l->is_gc_generations, gtype, &objs,
-                               &n, &gs->stats);
-        if (ret != -EAGAIN && ret != -EFAULT)
+        ret = greenlet_gc_walk(s->mem, l, interp, gtype, &objs, &n, &gs->stats);
+        if (ret != -EAGAIN && ret != -EFAULT && ret != -ELOOP && ret != -EBUSY)
             break;
     }
     if (ret == 0)
@@ -525,8 +576,11 @@ int greenlet_collect(struct session *s, uint64_t interp, struct greenlet_set *gs
     free(objs);
     if (ret == -ESRCH)
         return pserr_set(err, ESRCH, "process %d exited while being read", (int)s->pid);
+    if (ret == -EAGAIN || ret == -ELOOP || ret == -EFAULT || ret == -EBUSY)
+        return pserr_set(err, -ret, "the object lists of process %d changed under each of %d "
+                         "walks (try again)", (int)s->pid, COLLECT_ATTEMPTS);
     if (ret < 0)
-        return pserr_set(err, -ret, "cannot walk the object lists of process %d: %s (try again)",
+        return pserr_set(err, -ret, "cannot walk the object lists of process %d: %s",
                          (int)s->pid, strerror(-ret));
     return 0;
 }
@@ -735,8 +789,9 @@ void greenlet_print_json(struct session *s, const struct greenlet_set *gs, struc
         json_frames(s, g, ids, out);
         sb_addc(out, '}');
     }
-    sb_addf(out, "],\n \"greenlet_stats\": {\"objects\": %" PRIu64 ", \"reads\": %" PRIu64 "}",
-            gs->stats.objects, gs->stats.reads);
+    sb_addf(out, "],\n \"greenlet_stats\": {\"objects\": %" PRIu64 ", \"reads\": %" PRIu64
+            ", \"retries\": %" PRIu64 ", \"collecting\": %" PRIu64 "}", gs->stats.objects,
+            gs->stats.reads, gs->stats.retries, gs->stats.collecting);
     free(gv);
     free(order);
     free(ids);

@@ -19,6 +19,9 @@
 
 /* Objects walked over all generations before the walk gives up. */
 #define GREENLET_MAX_OBJECTS (1u << 24)
+/* Walks of one generation's list while it changes under them, and the pause before each retry. */
+#define GREENLET_LIST_ATTEMPTS 16
+#define GREENLET_RETRY_US 500
 /* Greenlets kept; more are counted but not read. */
 #define GREENLET_MAX 100000
 /* tp_base links followed to match a subtype. */
@@ -68,6 +71,8 @@ struct greenlet_stats {
     uint64_t objects;       /* GC-tracked objects walked */
     uint64_t types;         /* distinct types checked for being a greenlet type */
     uint64_t found;         /* greenlet objects found (also those past GREENLET_MAX) */
+    uint64_t retries;       /* lists walked again after they changed under the walk */
+    uint64_t collecting;    /* walks put off because a collection was running */
     uint64_t reads;         /* read system calls made */
 };
 
@@ -82,15 +87,18 @@ struct greenlet_set {
 void greenlet_set_release(struct greenlet_set *gs);
 
 /*
- * Walks the generation lists at gens (three gc_generation heads of 24
- * bytes, PyGC_Head of l->gc_head_size) and appends to *objs every object
- * whose type is gtype or a subtype of it.  Each list must lead back to its
- * head, every link must be mirrored by the next node's prev, and the walk is
- * bounded by GREENLET_MAX_OBJECTS.  Returns 0, or a negative errno: -EFAULT
- * an unreadable node, -EAGAIN a list that changed under the walk (a broken
- * link), -ELOOP a list that does not lead back to its head.
+ * Walks the generation lists of interpreter interp (three gc_generation
+ * heads of 24 bytes, PyGC_Head of l->gc_head_size) and appends to *objs
+ * every object whose type is gtype or a subtype of it.  Each list must lead
+ * back to its head, every link must be mirrored by the next node's prev,
+ * and the walk is bounded by GREENLET_MAX_OBJECTS.  A list is not walked
+ * while the interpreter says a collection runs; one that fails is walked
+ * again, up to GREENLET_LIST_ATTEMPTS times in all.  Returns 0, or a
+ * negative errno: -EFAULT an unreadable node, -EAGAIN a list that changed
+ * under the walk (a broken link), -ELOOP a list that does not lead back to
+ * its head, -EBUSY a collection ran all along.
  */
-int greenlet_gc_walk(struct mem *m, const struct pylayout *l, uint64_t gens, uint64_t gtype,
+int greenlet_gc_walk(struct mem *m, const struct pylayout *l, uint64_t interp, uint64_t gtype,
                      uint64_t **objs, size_t *n, struct greenlet_stats *st);
 
 /*

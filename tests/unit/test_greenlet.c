@@ -12,7 +12,9 @@
 /* The fake image: a segment of objects, types and frames at BASE. */
 #define BASE 0x100000ull
 #define SIZE 0x40000u
-#define GENS (BASE + 0x100)
+#define INTERP (BASE + 0x100)
+#define GENS (INTERP + 672)      /* 3.11's interp.gc.generations */
+#define COLLECTING (INTERP + 848) /* and interp.gc.collecting */
 #define TYPES (BASE + 0x1000)    /* 8 types of 0x200 bytes */
 #define NODES (BASE + 0x4000)    /* 64 nodes of 0x80 bytes: PyGC_Head, then the object */
 #define IMPLS (BASE + 0x8000)    /* 64 greenlet implementations of 0x100 bytes */
@@ -51,6 +53,8 @@ static void fake_init(struct fake *f)
     memset(f, 0, sizeof(*f));
     f->l = layout_for(3, 11);
     f->gl = greenlet_layout_for("2.0.2");
+    REQUIRE(f->l->is_gc_generations == (int)(GENS - INTERP));
+    REQUIRE(f->l->is_gc_collecting == (int)(COLLECTING - INTERP));
     /* type 0: the greenlet type; 1 derives from it, 2 from 1; 3 is another. */
     put64(f, type_at(1) + 256, type_at(0));
     put64(f, type_at(2) + 256, type_at(1));
@@ -88,7 +92,7 @@ static int fake_walk(struct fake *f, uint64_t **objs, size_t *n, struct greenlet
     *objs = NULL;
     *n = 0;
     *st = (struct greenlet_stats){0};
-    return greenlet_gc_walk(f->m, f->l, GENS, type_at(0), objs, n, st);
+    return greenlet_gc_walk(f->m, f->l, INTERP, type_at(0), objs, n, st);
 }
 
 TEST(walk_finds_greenlets_and_subtypes_in_every_generation)
@@ -129,7 +133,8 @@ TEST(walk_of_empty_lists)
     CHECK_INT(fake_walk(&f, &objs, &n, &st), 0);
     CHECK_INT((int)n, 0);
     CHECK_U64(st.objects, 0);
-    CHECK_U64(st.reads, 3);
+    /* Each generation: gc.collecting, then its head. */
+    CHECK_U64(st.reads, 6);
     free(objs);
     mem_free(f.m);
 }
@@ -147,7 +152,8 @@ TEST(walk_stops_at_a_cycle_that_misses_the_head)
     size_t n;
     struct greenlet_stats st;
     CHECK_INT(fake_walk(&f, &objs, &n, &st), -EAGAIN);
-    CHECK(st.objects <= 4);
+    CHECK_U64(st.retries, GREENLET_LIST_ATTEMPTS - 1);
+    CHECK(st.objects <= 4 * GREENLET_LIST_ATTEMPTS);
     free(objs);
     mem_free(f.m);
 }
@@ -264,7 +270,46 @@ TEST(walk_of_a_list_that_changes_under_it)
     u = (struct unlink_at){mem_read_calls(f.m) + 3, 0};
     mem_buffer_on_read(f.m, move_on_read, &u);
     CHECK_INT(fake_walk(&f, &objs, &n, &st), -EAGAIN);
-    CHECK_INT((int)n, 2);
+    /* What the broken walks found is dropped. */
+    CHECK_INT((int)n, 0);
+    free(objs);
+    mem_free(f.m);
+}
+
+/* Ends the collection after the given number of reads. */
+static void collected_on_read(void *ctx, struct mem *m, uint64_t calls)
+{
+    struct unlink_at *u = ctx;
+    if (u->done || calls < u->after)
+        return;
+    u->done = 1;
+    int32_t zero = 0;
+    mem_buffer_write(m, COLLECTING, &zero, sizeof(zero));
+}
+
+TEST(walk_waits_for_a_collection_to_end)
+{
+    static struct fake f;
+    fake_init(&f);
+    int k[] = {0, 1}, t[] = {0, 3};
+    fake_list(&f, 1, k, t, 2);
+    int32_t one = 1;
+    memcpy(f.img + (COLLECTING - BASE), &one, sizeof(one));
+    fake_map(&f);
+    uint64_t *objs;
+    size_t n;
+    struct greenlet_stats st;
+    /* Still collecting all along: no list is walked. */
+    CHECK_INT(fake_walk(&f, &objs, &n, &st), -EBUSY);
+    CHECK_U64(st.collecting, GREENLET_LIST_ATTEMPTS);
+    CHECK_U64(st.objects, 0);
+    free(objs);
+    /* The collection ends after three looks. */
+    struct unlink_at u = {mem_read_calls(f.m) + 3, 0};
+    mem_buffer_on_read(f.m, collected_on_read, &u);
+    CHECK_INT(fake_walk(&f, &objs, &n, &st), 0);
+    CHECK_U64(st.collecting, 3);
+    CHECK_INT((int)n, 1);
     free(objs);
     mem_free(f.m);
 }
