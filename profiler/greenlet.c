@@ -483,9 +483,11 @@ static int release_of(pid_t pid, const char *so, char *version, size_t size)
     struct dirent *e;
     int ret = -ENOENT;
     while ((e = readdir(d))) {
+        if (strncmp(e->d_name, "greenlet-", 9) || !strstr(e->d_name, "-info"))
+            continue;
         const char *v = e->d_name + 9;
         size_t len = strcspn(v, "-");
-        if (strncmp(e->d_name, "greenlet-", 9) || !strstr(v, "-info") || len == 0 || len >= size)
+        if (len == 0 || len >= size)
             continue;
         memcpy(version, v, len);
         version[len] = '\0';
