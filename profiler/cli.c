@@ -131,6 +131,8 @@ static const char dump_help[] =
     "      --source-root DIR\n"
     "                  read source files under DIR (default: /proc/PID/root, or\n"
     "                  for a core the paths its code objects name)\n"
+    "      --greenlets every greenlet (gevent, eventlet) with its state and stack,\n"
+    "                  then identical stacks grouped with counts (3.11, greenlet 2.0.2)\n"
     "  -h, --help      this help\n";
 
 static const char convert_help[] =

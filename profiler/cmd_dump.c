@@ -10,6 +10,7 @@
 #include "output/label.h"
 #include "profiler/cli.h"
 #include "profiler/core.h"
+#include "profiler/greenlet.h"
 #include "profiler/nstack.h"
 #include "profiler/proc.h"
 #include "profiler/pyval.h"
@@ -18,7 +19,7 @@
 #include "profiler/srcfile.h"
 
 /* Long-only options. */
-enum { OPT_CORE = 0x100, OPT_EXE };
+enum { OPT_CORE = 0x100, OPT_EXE, OPT_GREENLETS };
 
 /* Snapshots retried while some stack was caught changing. */
 #define DUMP_ATTEMPTS 8
@@ -364,6 +365,30 @@ static void print_json(struct session *s, const struct snapshot *sn, const struc
     sb_adds(out, "]}\n");
 }
 
+/*
+ * --greenlets: every greenlet after the threads (JSON: more keys in the same
+ * object).  0, or the exit status of a failure already reported.
+ */
+static int dump_greenlets(struct session *s, uint64_t interp, int json, struct strbuf *out)
+{
+    struct greenlet_set gs = {0};
+    struct pserr err;
+    if (greenlet_collect(s, interp, &gs, &err) < 0) {
+        greenlet_set_release(&gs);
+        return cli_error(&err);
+    }
+    if (json) {
+        out->len -= 2; /* the closing "}\n" */
+        sb_adds(out, ",\n ");
+        greenlet_print_json(s, &gs, out);
+        sb_adds(out, "}\n");
+    } else {
+        greenlet_print_text(s, &gs, out);
+    }
+    greenlet_set_release(&gs);
+    return 0;
+}
+
 /* Source files as the target sees them, or under --source-root; a core's where they are named. */
 static struct srcfiles *source_files(pid_t pid, int core, const char *root)
 {
@@ -401,13 +426,14 @@ int cmd_dump(int argc, char **argv)
         {"native", no_argument, NULL, 'n'},
         {"core", required_argument, NULL, OPT_CORE},
         {"exe", required_argument, NULL, OPT_EXE},
+        {"greenlets", no_argument, NULL, OPT_GREENLETS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     pid_t pid = 0;
     const char *core = NULL, *exe = NULL;
     int json = 0, native = 0, c, ret;
-    int locals = 0, source = -1;
+    int locals = 0, source = -1, greenlets = 0;
     const char *source_root = NULL;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":p:h", longopts, NULL)) != -1) {
@@ -441,6 +467,9 @@ int cmd_dump(int argc, char **argv)
             break;
         case OPT_EXE:
             exe = optarg;
+            break;
+        case OPT_GREENLETS:
+            greenlets = 1;
             break;
         case 'h':
             return cmd_help("dump");
@@ -500,6 +529,8 @@ int cmd_dump(int argc, char **argv)
             print_json(&s, &sn, &x, &out);
         else
             print_text(&s, &sn, &x, &out);
+        if (greenlets && (status = dump_greenlets(&s, sn.interp, json, &out)) != 0)
+            out.len = 0;
         pyval_free(x.pv);
         srcfiles_free(x.src);
         fwrite(out.buf, 1, out.len, stdout);

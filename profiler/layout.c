@@ -25,6 +25,7 @@
     .if_size = -1, .owner_cstack = -1, .if_is_entry = -1,                   \
     .chunk_previous = -1, .chunk_size = -1, .chunk_top = -1, .chunk_data = -1, \
     .co_qualname = -1, .co_code_adaptive = -1,                              \
+    .is_gc_generations = -1, .is_gc_collecting = -1, .gc_head_size = -1,    \
     .ob_type = 8, .tp_name = 24, .tp_basicsize = 32, .tp_flags = 168,       \
     .tp_base = 256, .tp_dictoffset = 288, .ht_cached_keys = -1, .md_dict = 16, \
     .uni_length = 16, .uni_hash = -1, .uni_state = -1, .uni_ascii_size = -1, \
@@ -144,6 +145,7 @@ static const struct pylayout layouts[] = {
     },
     {
         COMMON, .major = 3, .minor = 9, .gil = GIL_RUNTIME,
+        .is_gc_generations = 640, .is_gc_collecting = 816, .gc_head_size = 16,
         .rt_interpreters_head = 32, .rt_gil_locked = 368, .rt_gil_last_holder = 360,
         .is_next = 0, .is_tstate_head = 8, .is_modules = 856,
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 176, .ts_size = 184,
@@ -154,6 +156,7 @@ static const struct pylayout layouts[] = {
     },
     {
         COMMON, .major = 3, .minor = 10, .gil = GIL_RUNTIME,
+        .is_gc_generations = 640, .is_gc_collecting = 816, .gc_head_size = 16,
         .rt_interpreters_head = 32, .rt_gil_locked = 368, .rt_gil_last_holder = 360,
         .is_next = 0, .is_tstate_head = 8, .is_modules = 856,
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 176, .ts_size = 184,
@@ -164,6 +167,7 @@ static const struct pylayout layouts[] = {
     },
     {
         COMMON, .major = 3, .minor = 11, .gil = GIL_RUNTIME,
+        .is_gc_generations = 672, .is_gc_collecting = 848, .gc_head_size = 16,
         .rt_interpreters_head = 40, .rt_gil_locked = 376, .rt_gil_last_holder = 368,
         .is_next = 0, .is_tstate_head = 16, .is_modules = 888,
         .ts_next = 8, .ts_interp = 16, .ts_cframe = 56, .cf_current_frame = 8,
@@ -177,6 +181,7 @@ static const struct pylayout layouts[] = {
     },
     {
         COMMON, .major = 3, .minor = 12, .gil = GIL_INTERP,
+        .is_gc_generations = 136, .is_gc_collecting = 312, .gc_head_size = 16,
         .rt_interpreters_head = 40, .is_ceval_gil = 384, .gil_last_holder = 8, .gil_locked = 16,
         .is_next = 0, .is_tstate_head = 72, .is_modules = 944,
         .ts_next = 8, .ts_interp = 16, .ts_cframe = 56, .cf_current_frame = 0,
@@ -190,6 +195,7 @@ static const struct pylayout layouts[] = {
     },
     {
         COMMON, .major = 3, .minor = 13, .gil = GIL_INTERP,
+        .is_gc_generations = 7424, .is_gc_collecting = 7600, .gc_head_size = 16,
         .rt_interpreters_head = 632, .is_ceval_gil = 16, .gil_last_holder = 8, .gil_locked = 16,
         .is_next = 7264, .is_tstate_head = 7344, .is_modules = 7656,
         .ts_next = 8, .ts_interp = 16, .ts_current_frame = 72,

@@ -54,6 +54,9 @@ struct pylayout {
     int is_next;
     int is_tstate_head;
     int is_modules;
+    int is_gc_generations;      /* 3.9+: the gc_generation array (3 heads of 24 bytes) */
+    int is_gc_collecting;       /* 3.9+: gc.collecting, set while a collection relinks the lists */
+    int gc_head_size;           /* sizeof(PyGC_Head): the object follows it */
     int is_ceval_gil;           /* 3.12+: pointer to the _gil_runtime_state */
     int gil_locked, gil_last_holder; /* inside _gil_runtime_state (3.12+) */
     enum gil_kind gil;

@@ -55,6 +55,7 @@ import e2e_top  # noqa: E402  (pystrobe top under a pseudo-terminal)
 import e2e_native  # noqa: E402  (native frames: dump and record --native)
 import e2e_nativestack  # noqa: E402  (native stacks, through tools/native-stack)
 import e2e_locals  # noqa: E402  (dump --locals and --source)
+import e2e_greenlets  # noqa: E402  (dump --greenlets)
 THREADS_PY = os.path.join(TARGETS, 'threads.py')
 
 FILES = {
@@ -2117,6 +2118,7 @@ def main():
     groups.append(lambda: e2e_top.group(ctx, interps, here))
     groups += [lambda I=I: e2e_locals.group(ctx, I, here) for I in interps]
     groups += [lambda I=I: e2e_nativestack.group(ctx, I, here) for I in interps]
+    groups += [lambda I=I: e2e_greenlets.group(ctx, I, here) for I in interps]
     groups.insert(0, lambda: errors_group(ctx, interps))
     groups.insert(1, lambda: formats_group(ctx, interps))
     if not interps:

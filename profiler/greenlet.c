@@ -1,0 +1,800 @@
+/* Greenlets seen from outside: see greenlet.h. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "output/json.h"
+#include "output/label.h"
+#include "profiler/greenlet.h"
+#include "profiler/session.h"
+#include "symbolizer/elfsym.h"
+
+/* _PyInterpreterFrame owners (3.11+). */
+#define OWNED_BY_GENERATOR 1
+#define OWNED_BY_FRAME_OBJECT 2
+/* A gc_generation: PyGC_Head head; int threshold, count. */
+#define GC_GENERATION_SIZE 24
+#define GC_GENERATIONS 3
+/* Bytes of one data-stack chunk copied at most, and chunks per greenlet. */
+#define CHUNK_MAX (1u << 20)
+#define CHUNKS_MAX 8
+/* Types remembered as greenlet types or not (open addressing, no removal). */
+#define TYPE_SLOTS 4096
+/* Whole walks tried while the lists change under them. */
+#define COLLECT_ATTEMPTS 3
+
+/*
+ * Measured by compiling greenlet's own headers with their members made
+ * public (see cpython-internals.md section 5.1).
+ */
+static const struct greenlet_layout layouts[] = {
+    {.version = "2.0.2", .pimpl = 32, .self = 160, .stack_start = 48, .stack_stop = 56,
+     .stack_copy = 64, .stack_saved = 72, .top_frame = 96, .current_frame = 128,
+     .datastack_chunk = 136, .datastack_top = 144, .size = 168},
+};
+
+const struct greenlet_layout *greenlet_layout_for(const char *version)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(layouts); i++)
+        if (!strcmp(layouts[i].version, version))
+            return &layouts[i];
+    return NULL;
+}
+
+const char *greenlet_state_name(enum greenlet_state st)
+{
+    switch (st) {
+    case GL_PARKED: return "parked";
+    case GL_RUNNING: return "running";
+    case GL_NOT_STARTED: return "not started";
+    case GL_DEAD: return "dead";
+    default: return "unreadable";
+    }
+}
+
+void greenlet_set_release(struct greenlet_set *gs)
+{
+    free(gs->v);
+    free(gs->raw);
+    *gs = (struct greenlet_set){0};
+}
+
+static uint64_t get_u64(const unsigned char *buf, int off)
+{
+    uint64_t v;
+    memcpy(&v, buf + off, sizeof(v));
+    return v;
+}
+
+/* ---- the generation lists ---- */
+
+struct type_memo {
+    uint64_t key[TYPE_SLOTS];
+    uint8_t match[TYPE_SLOTS];
+};
+
+/* 1 when type is gtype or derives from it, 0 when not, or a negative errno. */
+static int derives(struct mem *m, const struct pylayout *l, uint64_t type, uint64_t gtype)
+{
+    for (int k = 0; k < GREENLET_MAX_BASES && type; k++) {
+        if (type == gtype)
+            return 1;
+        if (type & 7)
+            return 0;
+        int ret = mem_read_u64(m, type + (uint64_t)l->tp_base, &type);
+        if (ret < 0)
+            return ret == -ESRCH ? ret : 0;
+    }
+    return 0;
+}
+
+static int is_greenlet_type(struct mem *m, const struct pylayout *l, struct type_memo *tm,
+                            uint64_t type, uint64_t gtype, struct greenlet_stats *st)
+{
+    if (type == gtype)
+        return 1;
+    if (!type || (type & 7))
+        return 0;
+    size_t h = (size_t)((type >> 4) * 0x9E3779B97F4A7C15ull >> 52) % TYPE_SLOTS;
+    for (size_t probe = 0; probe < TYPE_SLOTS; probe++, h = (h + 1) % TYPE_SLOTS) {
+        if (tm->key[h] == type)
+            return tm->match[h];
+        if (tm->key[h] == 0)
+            break;
+    }
+    int r = derives(m, l, type, gtype);
+    st->types++;
+    if (r < 0)
+        return r;
+    /* h is a free slot unless the table is full: then nothing is remembered. */
+    if (tm->key[h] == 0) {
+        tm->key[h] = type;
+        tm->match[h] = (uint8_t)r;
+    }
+    return r;
+}
+
+/* One list: head is the PyGC_Head of a generation. */
+static int walk_list(struct mem *m, const struct pylayout *l, uint64_t head, uint64_t gtype,
+                     struct type_memo *tm, uint64_t **objs, size_t *n, size_t *cap,
+                     struct greenlet_stats *st)
+{
+    size_t hs = (size_t)l->gc_head_size;
+    unsigned char buf[64];
+    uint64_t node = head, last = 0, mark = head;
+    size_t power = 1, lam = 0;
+    if (hs + 16 > sizeof(buf))
+        return -EINVAL;
+    for (;;) {
+        /* The node's links, then the object's refcount and type in one read. */
+        int ret = mem_read(m, node, buf, hs + 16);
+        if (ret < 0)
+            return ret;
+        uint64_t next = get_u64(buf, 0) & ~(uint64_t)3;
+        uint64_t prev = get_u64(buf, 8) & ~(uint64_t)3;
+        if (node != head) {
+            if (prev != last)
+                return -EAGAIN;
+            int g = is_greenlet_type(m, l, tm, get_u64(buf, (int)hs + 8), gtype, st);
+            if (g < 0)
+                return g;
+            if (g && *n < GREENLET_MAX) {
+                GROW(*objs, *cap, *n + 1);
+                (*objs)[(*n)++] = node + hs;
+            }
+            st->found += (uint64_t)g;
+        }
+        if (!next || (next & 7))
+            return -EAGAIN;
+        if (next == head)
+            return 0;
+        if (++st->objects > GREENLET_MAX_OBJECTS)
+            return -ELOOP;
+        last = node;
+        node = next;
+        /* Brent: a loop that misses the head is caught within twice its length. */
+        if (node == mark)
+            return -ELOOP;
+        if (++lam == power) {
+            mark = node;
+            power *= 2;
+            lam = 0;
+        }
+    }
+}
+
+/*
+ * 1 while a collection runs: it moves whole lists and reuses the prev
+ * links for reference counts, so no walk can succeed then.  0 when not, or
+ * when the version's layout does not say; a negative errno.
+ */
+static int collecting(struct mem *m, const struct pylayout *l, uint64_t interp)
+{
+    int32_t v = 0;
+    if (l->is_gc_collecting < 0)
+        return 0;
+    int ret = mem_read(m, interp + (uint64_t)l->is_gc_collecting, &v, sizeof(v));
+    return ret < 0 ? ret : v != 0;
+}
+
+static void pause_us(long us)
+{
+    struct timespec ts = {0, us * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/* One generation's list, walked again (after a pause) while it changes under the walk. */
+static int walk_generation(struct mem *m, const struct pylayout *l, uint64_t interp, int g,
+                           uint64_t gtype, struct type_memo *tm, uint64_t **objs, size_t *n,
+                           size_t *cap, struct greenlet_stats *st)
+{
+    uint64_t head = interp + (uint64_t)l->is_gc_generations + (uint64_t)g * GC_GENERATION_SIZE;
+    size_t n0 = *n;
+    int ret = -EBUSY;
+    for (int attempt = 0; attempt < GREENLET_LIST_ATTEMPTS; attempt++) {
+        if (attempt) {
+            st->retries++;
+            pause_us(GREENLET_RETRY_US);
+        }
+        int c = collecting(m, l, interp);
+        if (c < 0)
+            return c;
+        if (c) {
+            st->collecting++;
+            ret = -EBUSY;
+            continue;
+        }
+        *n = n0;
+        ret = walk_list(m, l, head, gtype, tm, objs, n, cap, st);
+        if (ret != -EAGAIN && ret != -ELOOP && ret != -EFAULT)
+            break;
+    }
+    if (ret < 0)
+        *n = n0;
+    return ret;
+}
+
+int greenlet_gc_walk(struct mem *m, const struct pylayout *l, uint64_t interp, uint64_t gtype,
+                     uint64_t **objs, size_t *n, struct greenlet_stats *st)
+{
+    if (l->gc_head_size <= 0 || l->is_gc_generations < 0 || !gtype)
+        return -ENOTSUP;
+    struct type_memo *tm = xcalloc(1, sizeof(*tm));
+    size_t cap = *n;
+    uint64_t calls = mem_read_calls(m);
+    int ret = 0;
+    for (int g = 0; g < GC_GENERATIONS && ret == 0; g++)
+        ret = walk_generation(m, l, interp, g, gtype, tm, objs, n, &cap, st);
+    st->reads += mem_read_calls(m) - calls;
+    free(tm);
+    return ret;
+}
+
+/* ---- one greenlet's stack ---- */
+
+struct chunk_copy {
+    uint64_t start, end;    /* [start, end): the chunk up to its used top */
+    unsigned char *buf;
+};
+
+struct stack_reader {
+    struct mem *m;
+    const struct pylayout *l;
+    const struct greenlet *g;
+    struct chunk_copy chunks[CHUNKS_MAX];
+    size_t nchunks;
+    uint64_t older;         /* the next older chunk to copy, 0 when none */
+};
+
+static int copy_chunk(struct stack_reader *r, uint64_t chunk, uint64_t top)
+{
+    if (r->nchunks >= CHUNKS_MAX || !chunk || (chunk & 7) || top <= chunk ||
+        top - chunk > CHUNK_MAX)
+        return -EINVAL;
+    struct chunk_copy *c = &r->chunks[r->nchunks];
+    c->buf = xmalloc(top - chunk);
+    int ret = mem_read(r->m, chunk, c->buf, top - chunk);
+    if (ret < 0) {
+        free(c->buf);
+        return ret;
+    }
+    c->start = chunk;
+    c->end = top;
+    r->nchunks++;
+    r->older = top - chunk >= 8 ? get_u64(c->buf, r->l->chunk_previous) : 0;
+    return 0;
+}
+
+/* The older chunk the chain continues in: its header says where its used part ends. */
+static int copy_older(struct stack_reader *r)
+{
+    unsigned char hdr[32];
+    uint64_t chunk = r->older;
+    r->older = 0;
+    if (!chunk || (chunk & 7))
+        return -EINVAL;
+    int ret = mem_read(r->m, chunk, hdr, (size_t)r->l->chunk_data);
+    if (ret < 0)
+        return ret;
+    return copy_chunk(r, chunk, get_u64(hdr, r->l->chunk_top));
+}
+
+/* The frame at addr from the copies (frames live past each chunk's header), or NULL. */
+static const unsigned char *in_copies(const struct stack_reader *r, uint64_t addr, size_t len)
+{
+    for (size_t i = 0; i < r->nchunks; i++) {
+        const struct chunk_copy *c = &r->chunks[i];
+        if (addr >= c->start + (uint64_t)r->l->chunk_data && addr <= c->end - len)
+            return c->buf + (addr - c->start);
+    }
+    return NULL;
+}
+
+/*
+ * A frame outside the data stack (a generator's): read alone, through the
+ * greenlet's copy of its C stack when it lies in the part spilled there
+ * (the real memory now belongs to another greenlet).
+ */
+static int read_single(struct stack_reader *r, uint64_t addr, unsigned char *buf, size_t len)
+{
+    const struct greenlet *g = r->g;
+    if (g->stack_copy && addr >= g->stack_start && addr - g->stack_start < g->stack_saved) {
+        if (addr - g->stack_start + len > g->stack_saved)
+            return -EINVAL;
+        addr = g->stack_copy + (addr - g->stack_start);
+    }
+    return mem_read(r->m, addr, buf, len);
+}
+
+static int walk_parked(struct stack_reader *r, struct rawframe *out, size_t max, size_t *depth)
+{
+    const struct pylayout *l = r->l;
+    size_t fsize = (size_t)l->if_size;
+    unsigned char single[128];
+    uint64_t frame = r->g->current_frame, mark = frame;
+    size_t n = 0, power = 1, lam = 0;
+    *depth = 0;
+    if (fsize > sizeof(single))
+        return -EINVAL;
+    copy_chunk(r, r->g->chunk, r->g->chunk_top);
+    while (frame) {
+        if (n >= max)
+            return *depth = n, 1;
+        if (frame & 7)
+            return -EINVAL;
+        const unsigned char *f = in_copies(r, frame, fsize);
+        while (!f && r->older && copy_older(r) == 0)
+            f = in_copies(r, frame, fsize);
+        if (!f) {
+            int ret = read_single(r, frame, single, fsize);
+            if (ret < 0)
+                return ret;
+            /* Outside every chunk of the greenlet only a generator's or a
+             * frame object's frame may be: anything else is stale. */
+            if (single[l->if_owner] != OWNED_BY_GENERATOR &&
+                single[l->if_owner] != OWNED_BY_FRAME_OBJECT)
+                return -EINVAL;
+            f = single;
+        }
+        uint64_t code = get_u64(f, l->if_code);
+        if (!code || (code & 7) || f[l->if_owner] > 4)
+            return -EINVAL;
+        if ((int)f[l->if_owner] != l->owner_cstack) {
+            out[n].code = code;
+            out[n].addrq = (int64_t)(get_u64(f, l->if_instr) - (code + (uint64_t)l->co_code_adaptive));
+            n++;
+        }
+        frame = get_u64(f, l->if_previous);
+        if (frame == mark)
+            return -ELOOP;
+        if (++lam == power) {
+            mark = frame;
+            power *= 2;
+            lam = 0;
+        }
+    }
+    *depth = n;
+    return 0;
+}
+
+static int stack_of(struct mem *m, const struct pylayout *l, struct greenlet_set *gs,
+                    struct greenlet *g)
+{
+    struct stack_reader r = {.m = m, .l = l, .g = g};
+    GROW(gs->raw, gs->rawcap, gs->nraw + GREENLET_MAX_DEPTH);
+    g->off = gs->nraw;
+    int ret = walk_parked(&r, gs->raw + gs->nraw, GREENLET_MAX_DEPTH, &g->depth);
+    for (size_t i = 0; i < r.nchunks; i++)
+        free(r.chunks[i].buf);
+    if (ret < 0)
+        g->depth = 0;
+    gs->nraw += g->depth;
+    return ret;
+}
+
+/* ---- the greenlets ---- */
+
+/* Reads n pieces of len bytes each at addrs[i] + at into bufs; ok[i] says which were read. */
+static int read_batch(struct mem *m, const uint64_t *addrs, size_t n, size_t len,
+                      unsigned char *bufs, int *ok)
+{
+    struct mem_iov *iov = xcalloc(n ? n : 1, sizeof(*iov));
+    for (size_t i = 0; i < n; i++)
+        iov[i] = (struct mem_iov){.addr = addrs[i], .buf = bufs + i * len, .len = len};
+    int ret = mem_readv(m, iov, n);
+    for (size_t i = 0; i < n; i++)
+        ok[i] = ret >= 0 && iov[i].ok && addrs[i] && !(addrs[i] & 7);
+    free(iov);
+    return ret < 0 ? ret : 0;
+}
+
+static void set_state(const struct greenlet_layout *gl, const unsigned char *p, struct greenlet *g)
+{
+    uint64_t start = get_u64(p, gl->stack_start), stop = get_u64(p, gl->stack_stop);
+    g->main = stop == UINT64_MAX;
+    g->stack_start = start;
+    g->stack_copy = get_u64(p, gl->stack_copy);
+    g->stack_saved = get_u64(p, gl->stack_saved);
+    g->current_frame = get_u64(p, gl->current_frame);
+    g->chunk = get_u64(p, gl->datastack_chunk);
+    g->chunk_top = get_u64(p, gl->datastack_top);
+    if (!stop)
+        g->state = GL_NOT_STARTED;
+    else if (!start)
+        g->state = GL_DEAD;
+    /* Resuming takes the saved top frame back: only a parked greenlet has one. */
+    else if (!get_u64(p, gl->top_frame))
+        g->state = GL_RUNNING;
+    else
+        g->state = GL_PARKED;
+}
+
+int greenlet_read(struct mem *m, const struct pylayout *l, const struct greenlet_layout *gl,
+                  const uint64_t *objs, size_t n, struct greenlet_set *gs)
+{
+    uint64_t calls = mem_read_calls(m);
+    size_t hlen = (size_t)gl->pimpl + 8, plen = (size_t)gl->size;
+    unsigned char *heads = xmalloc((n ? n : 1) * hlen), *impls = xmalloc((n ? n : 1) * plen);
+    uint64_t *pimpls = xcalloc(n ? n : 1, sizeof(*pimpls));
+    int *ok = xcalloc(n ? n : 1, sizeof(*ok));
+    int ret = read_batch(m, objs, n, hlen, heads, ok);
+    for (size_t i = 0; ret == 0 && i < n; i++)
+        pimpls[i] = ok[i] ? get_u64(heads + i * hlen, gl->pimpl) : 0;
+    if (ret == 0)
+        ret = read_batch(m, pimpls, n, plen, impls, ok);
+    GROW(gs->v, gs->cap, gs->n + n);
+    for (size_t i = 0; ret == 0 && i < n; i++) {
+        struct greenlet *g = &gs->v[gs->n++];
+        *g = (struct greenlet){.obj = objs[i], .pimpl = pimpls[i], .state = GL_UNREADABLE,
+                               .status = -EFAULT};
+        g->type = get_u64(heads + i * hlen, l->ob_type);
+        const unsigned char *p = impls + i * plen;
+        /* The implementation must point back at its object. */
+        if (!ok[i] || get_u64(p, gl->self) != objs[i])
+            continue;
+        set_state(gl, p, g);
+        g->status = 0;
+        if (g->state == GL_PARKED) {
+            g->status = stack_of(m, l, gs, g);
+            if (g->status == -ESRCH)
+                ret = -ESRCH;
+        }
+    }
+    free(heads);
+    free(impls);
+    free(pimpls);
+    free(ok);
+    gs->stats.reads += mem_read_calls(m) - calls;
+    return ret;
+}
+
+/* ---- the module in the target ---- */
+
+/* 1 when the mapping is greenlet's extension module. */
+static int is_greenlet_so(const char *path)
+{
+    const char *base = path_base(path);
+    return !strncmp(base, "_greenlet.", 10) && strstr(base, ".so") != NULL;
+}
+
+/*
+ * The release from the package's metadata: greenlet-X.Y.Z.{dist,egg}-info
+ * in the directory that holds the greenlet package (as the target sees it).
+ */
+static int release_of(pid_t pid, const char *so, char *version, size_t size)
+{
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "/proc/%d/root%s", (int)pid, so);
+    for (int up = 0; up < 2; up++) {
+        char *slash = strrchr(dir, '/');
+        if (!slash)
+            return -ENOENT;
+        *slash = '\0';
+    }
+    DIR *d = opendir(dir);
+    if (!d)
+        return -errno;
+    struct dirent *e;
+    int ret = -ENOENT;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, "greenlet-", 9) || !strstr(e->d_name, "-info"))
+            continue;
+        const char *v = e->d_name + 9;
+        size_t len = strcspn(v, "-");
+        if (len == 0 || len >= size)
+            continue;
+        memcpy(version, v, len);
+        version[len] = '\0';
+        /* "2.0.2.dist-info" has no dash before its suffix: cut at ".dist"/".egg". */
+        char *dot = strstr(version, ".dist");
+        if (!dot)
+            dot = strstr(version, ".egg");
+        if (dot)
+            *dot = '\0';
+        ret = 0;
+        break;
+    }
+    closedir(d);
+    return ret;
+}
+
+/* PyGreenlet_Type in the mapped .so r: its load bias from the mapping at file offset 0. */
+static int type_address(struct session *s, const struct mem_region *r, uint64_t *gtype,
+                        struct pserr *err)
+{
+    const struct mem_maps *maps = mem_maps(s->mem);
+    uint64_t map0 = 0, vaddr0 = 0, value = 0;
+    for (size_t i = 0; i < maps->n; i++)
+        if (!strcmp(maps->v[i].path, r->path) && maps->v[i].offset == 0) {
+            map0 = maps->v[i].start;
+            break;
+        }
+    int fd = mem_open_mapped(s->mem, r);
+    if (fd < 0)
+        return pserr_set(err, -fd, "cannot open %s: %s", r->path, strerror(-fd));
+    struct elf_file *ef;
+    int ret = elf_open_fd(fd, &ef, err);
+    if (ret < 0)
+        return ret;
+    if (!map0 || elf_base_vaddr(ef, &vaddr0) < 0 ||
+        elf_symbol(ef, "PyGreenlet_Type", ELF_DYNSYM | ELF_SYMTAB, &value, NULL, NULL) < 0)
+        ret = pserr_set(err, ENOENT, "%s has no PyGreenlet_Type symbol", r->path);
+    else
+        *gtype = map0 - vaddr0 + value;
+    elf_close(ef);
+    return ret;
+}
+
+int greenlet_find_module(struct session *s, uint64_t *gtype, const struct greenlet_layout **gl,
+                         struct pserr *err)
+{
+    const struct mem_maps *maps = mem_maps(s->mem);
+    for (size_t i = 0; i < maps->n; i++) {
+        const struct mem_region *r = &maps->v[i];
+        if (!is_greenlet_so(r->path))
+            continue;
+        char version[32];
+        if (release_of(s->pid, r->path, version, sizeof(version)) < 0)
+            return pserr_set(err, ENOTSUP, "cannot tell the greenlet release of %s (no "
+                             "greenlet-*-info beside its package)", r->path);
+        if (!(*gl = greenlet_layout_for(version)))
+            return pserr_set(err, ENOTSUP, "greenlet %s is not supported yet (known: 2.0.2)",
+                             version);
+        return type_address(s, r, gtype, err);
+    }
+    return pserr_set(err, ENOENT, "process %d has not loaded greenlet (no _greenlet module "
+                     "mapped)", (int)s->pid);
+}
+
+int greenlet_collect(struct session *s, uint64_t interp, struct greenlet_set *gs,
+                     struct pserr *err)
+{
+    const struct pylayout *l = &s->rt.layout;
+    const struct greenlet_layout *gl;
+    uint64_t gtype;
+    int ret;
+    if (l->is_gc_generations < 0 || l->frames != FRAME_INTERPRETER)
+        return pserr_set(err, ENOTSUP, "--greenlets needs Python 3.11 or later for now, not %s",
+                         s->rt.version);
+    if ((ret = greenlet_find_module(s, &gtype, &gl, err)) < 0)
+        return ret;
+    uint64_t *objs = NULL;
+    size_t n = 0;
+    for (int attempt = 0; attempt < COLLECT_ATTEMPTS; attempt++) {
+        n = 0;
+        gs->stats = (struct greenlet_stats){0};
+        ret = greenlet_gc_walk(s->mem, l, interp, gtype, &objs, &n, &gs->stats);
+        if (ret != -EAGAIN && ret != -EFAULT && ret != -ELOOP && ret != -EBUSY)
+            break;
+    }
+    if (ret == 0)
+        ret = greenlet_read(s->mem, l, gl, objs, n, gs);
+    free(objs);
+    if (ret == -ESRCH)
+        return pserr_set(err, ESRCH, "process %d exited while being read", (int)s->pid);
+    if (ret == -EAGAIN || ret == -ELOOP || ret == -EFAULT || ret == -EBUSY)
+        return pserr_set(err, -ret, "the object lists of process %d changed under each of %d "
+                         "walks (try again)", (int)s->pid, COLLECT_ATTEMPTS);
+    if (ret < 0)
+        return pserr_set(err, -ret, "cannot walk the object lists of process %d: %s",
+                         (int)s->pid, strerror(-ret));
+    return 0;
+}
+
+/* ---- dump --greenlets ---- */
+
+/* Frame ids of every greenlet's frames (ids[g->off ..]); 0 where unknown. */
+static uint32_t *frame_ids(struct session *s, const struct greenlet_set *gs)
+{
+    size_t n = gs->nraw;
+    uint32_t *ids = xcalloc(n ? n : 1, sizeof(*ids));
+    uint64_t *codes = xmalloc((n ? n : 1) * sizeof(*codes));
+    struct code_entry **e = xcalloc(n ? n : 1, sizeof(*e));
+    for (size_t i = 0; i < n; i++)
+        codes[i] = gs->raw[i].code;
+    if (codecache_resolve(s->cc, codes, n, e) >= 0)
+        for (size_t i = 0; i < n; i++)
+            ids[i] = e[i] ? codecache_frame(s->cc, e[i], gs->raw[i].addrq, 0) : UINT32_MAX;
+    else
+        for (size_t i = 0; i < n; i++)
+            ids[i] = UINT32_MAX;
+    free(codes);
+    free(e);
+    return ids;
+}
+
+static void text_frame(const struct names *nm, uint32_t id, struct strbuf *out)
+{
+    if (id == UINT32_MAX) {
+        sb_adds(out, "(unreadable code object)");
+        return;
+    }
+    const struct names_frame *fr = names_frame_get(nm, id);
+    const struct names_func *fn = names_func_get(nm, fr->func);
+    label_clean(names_str_get(nm, fn->name), out);
+    sb_adds(out, " (");
+    label_clean(names_str_get(nm, fn->file), out);
+    sb_addf(out, ":%d)", fr->line);
+}
+
+/* A group of greenlets in the same state with the same stack. */
+struct group {
+    size_t first, count;
+};
+
+struct sort_ctx {
+    const struct greenlet_set *gs;
+    const uint32_t *ids;
+};
+
+static int cmp_stack(const struct sort_ctx *c, size_t a, size_t b)
+{
+    const struct greenlet *x = &c->gs->v[a], *y = &c->gs->v[b];
+    if (x->state != y->state)
+        return x->state < y->state ? -1 : 1;
+    if (x->depth != y->depth)
+        return x->depth < y->depth ? -1 : 1;
+    for (size_t i = 0; i < x->depth; i++) {
+        uint32_t p = c->ids[x->off + i], q = c->ids[y->off + i];
+        if (p != q)
+            return p < q ? -1 : 1;
+    }
+    return 0;
+}
+
+static int cmp_index(const void *a, const void *b, void *ctx)
+{
+    int c = cmp_stack(ctx, *(const size_t *)a, *(const size_t *)b);
+    if (c)
+        return c;
+    return *(const size_t *)a < *(const size_t *)b ? -1 : 1;
+}
+
+static int cmp_group(const void *a, const void *b)
+{
+    const struct group *x = a, *y = b;
+    if (x->count != y->count)
+        return x->count > y->count ? -1 : 1;
+    return x->first < y->first ? -1 : 1;
+}
+
+/* Groups of identical stacks, largest first; *ng set.  order: the greenlets sorted. */
+static struct group *group_stacks(const struct greenlet_set *gs, const uint32_t *ids,
+                                  size_t **order, size_t *ng)
+{
+    size_t n = gs->n;
+    *order = xmalloc((n ? n : 1) * sizeof(**order));
+    for (size_t i = 0; i < n; i++)
+        (*order)[i] = i;
+    struct sort_ctx c = {gs, ids};
+    qsort_r(*order, n, sizeof(**order), cmp_index, &c);
+    struct group *gv = xmalloc((n ? n : 1) * sizeof(*gv));
+    *ng = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i && cmp_stack(&c, (*order)[i - 1], (*order)[i]) == 0) {
+            gv[*ng - 1].count++;
+            continue;
+        }
+        gv[(*ng)++] = (struct group){.first = (*order)[i], .count = 1};
+    }
+    qsort(gv, *ng, sizeof(*gv), cmp_group);
+    return gv;
+}
+
+static const char *stack_error(int status)
+{
+    switch (status) {
+    case -EFAULT: return "unreadable memory";
+    case -ELOOP: return "a cycle in the frame chain";
+    default: return "it changed while being read";
+    }
+}
+
+static const char *type_label(const struct greenlet *g)
+{
+    return g->main ? " main" : "";
+}
+
+void greenlet_print_text(struct session *s, const struct greenlet_set *gs, struct strbuf *out)
+{
+    uint32_t *ids = frame_ids(s, gs);
+    sb_addf(out, "\nGreenlets: %zu (%" PRIu64 " objects walked, %" PRIu64 " reads)\n", gs->n,
+            gs->stats.objects, gs->stats.reads);
+    for (size_t i = 0; i < gs->n; i++) {
+        const struct greenlet *g = &gs->v[i];
+        sb_addf(out, "Greenlet 0x%" PRIx64 "%s (%s)\n", g->obj, type_label(g),
+                greenlet_state_name(g->state));
+        if (g->state == GL_RUNNING)
+            sb_adds(out, "    (its frames are its thread's, above)\n");
+        else if (g->state == GL_PARKED && g->status < 0)
+            sb_addf(out, "    (stack unreadable: %s)\n", stack_error(g->status));
+        else if (g->state == GL_PARKED && g->depth == 0)
+            sb_adds(out, "    (no Python frames)\n");
+        for (size_t k = 0; k < g->depth; k++) {
+            sb_adds(out, "    ");
+            text_frame(s->names, ids[g->off + k], out);
+            sb_addc(out, '\n');
+        }
+        if (g->status == 1)
+            sb_addf(out, "    ... stack truncated at %zu frames\n", g->depth);
+    }
+    size_t *order, ng;
+    struct group *gv = group_stacks(gs, ids, &order, &ng);
+    sb_adds(out, "\nGreenlet summary:\n");
+    for (size_t i = 0; i < ng; i++) {
+        const struct greenlet *g = &gs->v[gv[i].first];
+        sb_addf(out, "  %zu greenlet%s %s", gv[i].count, gv[i].count == 1 ? "" : "s",
+                greenlet_state_name(g->state));
+        for (size_t k = 0; k < g->depth; k++) {
+            sb_adds(out, k ? " <- `" : " at `");
+            text_frame(s->names, ids[g->off + k], out);
+            sb_addc(out, '`');
+        }
+        sb_addc(out, '\n');
+    }
+    free(gv);
+    free(order);
+    free(ids);
+}
+
+static void json_frames(struct session *s, const struct greenlet *g, const uint32_t *ids,
+                        struct strbuf *out)
+{
+    sb_addc(out, '[');
+    for (size_t k = 0; k < g->depth; k++) {
+        uint32_t id = ids[g->off + k];
+        sb_adds(out, k ? ", " : "");
+        if (id == UINT32_MAX) {
+            sb_adds(out, "{\"function\": null}");
+            continue;
+        }
+        const struct names_frame *fr = names_frame_get(s->names, id);
+        const struct names_func *fn = names_func_get(s->names, fr->func);
+        sb_adds(out, "{\"function\": ");
+        json_string(out, names_str_get(s->names, fn->name));
+        sb_adds(out, ", \"file\": ");
+        json_string(out, names_str_get(s->names, fn->file));
+        sb_addf(out, ", \"line\": %d}", fr->line);
+    }
+    sb_addc(out, ']');
+}
+
+void greenlet_print_json(struct session *s, const struct greenlet_set *gs, struct strbuf *out)
+{
+    uint32_t *ids = frame_ids(s, gs);
+    sb_adds(out, "\"greenlets\": [");
+    for (size_t i = 0; i < gs->n; i++) {
+        const struct greenlet *g = &gs->v[i];
+        sb_addf(out, "%s\n  {\"address\": \"0x%" PRIx64 "\", \"main\": %s, \"state\": \"%s\"",
+                i ? "," : "", g->obj, g->main ? "true" : "false", greenlet_state_name(g->state));
+        if (g->state == GL_PARKED && g->status < 0) {
+            sb_adds(out, ", \"error\": ");
+            json_string(out, stack_error(g->status));
+        }
+        sb_addf(out, ", \"truncated\": %s, \"frames\": ", g->status == 1 ? "true" : "false");
+        json_frames(s, g, ids, out);
+        sb_addc(out, '}');
+    }
+    size_t *order, ng;
+    struct group *gv = group_stacks(gs, ids, &order, &ng);
+    sb_adds(out, "],\n \"greenlet_summary\": [");
+    for (size_t i = 0; i < ng; i++) {
+        const struct greenlet *g = &gs->v[gv[i].first];
+        sb_addf(out, "%s\n  {\"count\": %zu, \"state\": \"%s\", \"frames\": ", i ? "," : "",
+                gv[i].count, greenlet_state_name(g->state));
+        json_frames(s, g, ids, out);
+        sb_addc(out, '}');
+    }
+    sb_addf(out, "],\n \"greenlet_stats\": {\"objects\": %" PRIu64 ", \"reads\": %" PRIu64
+            ", \"retries\": %" PRIu64 ", \"collecting\": %" PRIu64 "}", gs->stats.objects,
+            gs->stats.reads, gs->stats.retries, gs->stats.collecting);
+    free(gv);
+    free(order);
+    free(ids);
+}

@@ -1,0 +1,135 @@
+/*
+ * Greenlets (gevent, eventlet) seen from outside: every greenlet object of
+ * the target, found by walking the collector's generation lists, its state,
+ * and a parked greenlet's Python stack from the frames it saved when it
+ * switched away.  No registry of greenlets exists in the target, so the
+ * list walk is the only complete view; it races the target's allocations,
+ * and is bounded and checked link by link.
+ */
+#ifndef PYSTROBE_GREENLET_H
+#define PYSTROBE_GREENLET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/util.h"
+#include "profiler/layout.h"
+#include "profiler/mem.h"
+#include "profiler/walk.h"
+
+/* Objects walked over all generations before the walk gives up. */
+#define GREENLET_MAX_OBJECTS (1u << 24)
+/* Walks of one generation's list while it changes under them, and the pause before each retry. */
+#define GREENLET_LIST_ATTEMPTS 16
+#define GREENLET_RETRY_US 500
+/* Greenlets kept; more are counted but not read. */
+#define GREENLET_MAX 100000
+/* tp_base links followed to match a subtype. */
+#define GREENLET_MAX_BASES 32
+/* Frames read of one greenlet's stack. */
+#define GREENLET_MAX_DEPTH 1024
+
+/*
+ * Offsets in the C++ greenlet implementation (the PyGreenlet's pimpl), per
+ * greenlet release: they depend on its version, not on Python's.
+ */
+struct greenlet_layout {
+    const char *version;
+    int pimpl;                      /* in the PyGreenlet */
+    int self;                       /* Greenlet::_self, back to the PyGreenlet */
+    int stack_start, stack_stop, stack_copy, stack_saved;
+    int top_frame, current_frame;   /* PythonState, saved at switch-away */
+    int datastack_chunk, datastack_top;
+    int size;                       /* bytes to read to cover them all */
+};
+
+/* The table for greenlet `version` ("2.0.2"), or NULL when not known. */
+const struct greenlet_layout *greenlet_layout_for(const char *version);
+
+enum greenlet_state {
+    GL_PARKED,       /* switched away: its frames are saved */
+    GL_RUNNING,      /* the current greenlet of its thread: its frames are the thread's */
+    GL_NOT_STARTED,
+    GL_DEAD,
+    GL_UNREADABLE,   /* the object or its implementation could not be read or made no sense */
+};
+
+/* "parked", "running", "not started", "dead", "unreadable" */
+const char *greenlet_state_name(enum greenlet_state st);
+
+struct greenlet {
+    uint64_t obj, type, pimpl;
+    enum greenlet_state state;
+    int main;               /* the thread's main greenlet */
+    int status;             /* stack: 0, 1 cut at GREENLET_MAX_DEPTH, or a negative errno */
+    size_t off, depth;      /* its frames: raw[off .. off+depth), innermost first */
+    uint64_t current_frame, chunk, chunk_top;
+    uint64_t stack_start, stack_copy, stack_saved;
+};
+
+struct greenlet_stats {
+    uint64_t objects;       /* GC-tracked objects walked */
+    uint64_t types;         /* distinct types checked for being a greenlet type */
+    uint64_t found;         /* greenlet objects found (also those past GREENLET_MAX) */
+    uint64_t retries;       /* lists walked again after they changed under the walk */
+    uint64_t collecting;    /* walks put off because a collection was running */
+    uint64_t reads;         /* read system calls made */
+};
+
+struct greenlet_set {
+    struct greenlet *v;
+    size_t n, cap;
+    struct rawframe *raw;
+    size_t nraw, rawcap;
+    struct greenlet_stats stats;
+};
+
+void greenlet_set_release(struct greenlet_set *gs);
+
+/*
+ * Walks the generation lists of interpreter interp (three gc_generation
+ * heads of 24 bytes, PyGC_Head of l->gc_head_size) and appends to *objs
+ * every object whose type is gtype or a subtype of it.  Each list must lead
+ * back to its head, every link must be mirrored by the next node's prev,
+ * and the walk is bounded by GREENLET_MAX_OBJECTS.  A list is not walked
+ * while the interpreter says a collection runs; one that fails is walked
+ * again, up to GREENLET_LIST_ATTEMPTS times in all.  Returns 0, or a
+ * negative errno: -EFAULT an unreadable node, -EAGAIN a list that changed
+ * under the walk (a broken link), -ELOOP a list that does not lead back to
+ * its head, -EBUSY a collection ran all along.
+ */
+int greenlet_gc_walk(struct mem *m, const struct pylayout *l, uint64_t interp, uint64_t gtype,
+                     uint64_t **objs, size_t *n, struct greenlet_stats *st);
+
+/*
+ * Reads the greenlets objs[0..n) (in batches) into gs: the state of each
+ * and the stack of each parked one.  A greenlet that cannot be read is kept
+ * as GL_UNREADABLE.  Returns 0, or -ESRCH when the process is gone.
+ */
+int greenlet_read(struct mem *m, const struct pylayout *l, const struct greenlet_layout *gl,
+                  const uint64_t *objs, size_t n, struct greenlet_set *gs);
+
+struct session;
+
+/*
+ * Finds the greenlet module in the target: the address of PyGreenlet_Type
+ * (from its .so's .dynsym) and the greenlet release (from the package's
+ * metadata beside it).  0, or a negative errno with err filled: -ENOENT
+ * greenlet not loaded, -ENOTSUP a release whose layout is not known.
+ */
+int greenlet_find_module(struct session *s, uint64_t *gtype,
+                         const struct greenlet_layout **gl, struct pserr *err);
+
+/*
+ * All greenlets of interpreter interp, with their states and stacks.
+ * Tries the list walk again a few times when it changed under it.
+ * 0, or a negative errno with err filled.
+ */
+int greenlet_collect(struct session *s, uint64_t interp, struct greenlet_set *gs,
+                     struct pserr *err);
+
+/* dump --greenlets: every greenlet and then identical stacks grouped, as text or JSON. */
+void greenlet_print_text(struct session *s, const struct greenlet_set *gs, struct strbuf *out);
+void greenlet_print_json(struct session *s, const struct greenlet_set *gs, struct strbuf *out);
+
+#endif

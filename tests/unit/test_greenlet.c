@@ -1,0 +1,425 @@
+/*
+ * Greenlets from outside: the walk of the collector's lists over a fake
+ * image (cycles, garbage, lists that change under the walk, type chains),
+ * and the reading of each greenlet's state and parked stack.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "profiler/greenlet.h"
+#include "test.h"
+
+/* The fake image: a segment of objects, types and frames at BASE. */
+#define BASE 0x100000ull
+#define SIZE 0x40000u
+#define INTERP (BASE + 0x100)
+#define GENS (INTERP + 672)      /* 3.11's interp.gc.generations */
+#define COLLECTING (INTERP + 848) /* and interp.gc.collecting */
+#define TYPES (BASE + 0x1000)    /* 8 types of 0x200 bytes */
+#define NODES (BASE + 0x4000)    /* 64 nodes of 0x80 bytes: PyGC_Head, then the object */
+#define IMPLS (BASE + 0x8000)    /* 64 greenlet implementations of 0x100 bytes */
+#define CHUNK (BASE + 0x10000)   /* a data-stack chunk */
+#define CODE0 (BASE + 0x20000)   /* code objects (never read: only their addresses) */
+
+struct fake {
+    struct mem *m;
+    const struct pylayout *l;
+    const struct greenlet_layout *gl;
+    unsigned char img[SIZE];
+};
+
+static void put64(struct fake *f, uint64_t addr, uint64_t v)
+{
+    memcpy(f->img + (addr - BASE), &v, 8);
+}
+
+static uint64_t type_at(int k)
+{
+    return TYPES + (uint64_t)k * 0x200;
+}
+
+static uint64_t node_at(int k)
+{
+    return NODES + (uint64_t)k * 0x80;
+}
+
+static uint64_t obj_at(int k)
+{
+    return node_at(k) + 16;
+}
+
+static void fake_init(struct fake *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->l = layout_for(3, 11);
+    f->gl = greenlet_layout_for("2.0.2");
+    REQUIRE(f->l->is_gc_generations == (int)(GENS - INTERP));
+    REQUIRE(f->l->is_gc_collecting == (int)(COLLECTING - INTERP));
+    /* type 0: the greenlet type; 1 derives from it, 2 from 1; 3 is another. */
+    put64(f, type_at(1) + 256, type_at(0));
+    put64(f, type_at(2) + 256, type_at(1));
+    for (int g = 0; g < 3; g++) {
+        uint64_t head = GENS + (uint64_t)g * 24;
+        put64(f, head, head);
+        put64(f, head + 8, head);
+    }
+}
+
+/* Links nodes ks[0..n) into generation g, each object of type types[i]. */
+static void fake_list(struct fake *f, int g, const int *ks, const int *types, int n)
+{
+    uint64_t head = GENS + (uint64_t)g * 24, prev = head;
+    for (int i = 0; i < n; i++) {
+        uint64_t node = node_at(ks[i]);
+        put64(f, prev, node);
+        put64(f, node + 8, prev);
+        put64(f, node + 16, 1);
+        put64(f, node + 24, type_at(types[i]));
+        prev = node;
+    }
+    put64(f, prev, head);
+    put64(f, head + 8, prev);
+}
+
+static void fake_map(struct fake *f)
+{
+    f->m = mem_new_buffer();
+    REQUIRE(mem_buffer_add(f->m, BASE, f->img, SIZE) == 0);
+}
+
+static int fake_walk(struct fake *f, uint64_t **objs, size_t *n, struct greenlet_stats *st)
+{
+    *objs = NULL;
+    *n = 0;
+    *st = (struct greenlet_stats){0};
+    return greenlet_gc_walk(f->m, f->l, INTERP, type_at(0), objs, n, st);
+}
+
+TEST(walk_finds_greenlets_and_subtypes_in_every_generation)
+{
+    static struct fake f;
+    fake_init(&f);
+    int k0[] = {0, 1, 2}, t0[] = {3, 0, 3};
+    int k1[] = {3, 4}, t1[] = {2, 3};
+    int k2[] = {5, 6, 7}, t2[] = {1, 3, 3};
+    fake_list(&f, 0, k0, t0, 3);
+    fake_list(&f, 1, k1, t1, 2);
+    fake_list(&f, 2, k2, t2, 3);
+    fake_map(&f);
+    uint64_t *objs;
+    size_t n;
+    struct greenlet_stats st;
+    CHECK_INT(fake_walk(&f, &objs, &n, &st), 0);
+    REQUIRE(n == 3);
+    CHECK_U64(objs[0], obj_at(1));
+    CHECK_U64(objs[1], obj_at(3));
+    CHECK_U64(objs[2], obj_at(5));
+    CHECK_U64(st.objects, 8);
+    CHECK_U64(st.found, 3);
+    /* Types 1, 2 and 3 were looked up once each; type 0 needs no lookup. */
+    CHECK_U64(st.types, 3);
+    free(objs);
+    mem_free(f.m);
+}
+
+TEST(walk_of_empty_lists)
+{
+    static struct fake f;
+    fake_init(&f);
+    fake_map(&f);
+    uint64_t *objs;
+    size_t n;
+    struct greenlet_stats st;
+    CHECK_INT(fake_walk(&f, &objs, &n, &st), 0);
+    CHECK_INT((int)n, 0);
+    CHECK_U64(st.objects, 0);
+    /* Each generation: gc.collecting, then its head. */
+    CHECK_U64(st.reads, 6);
+    free(objs);
+    mem_free(f.m);
+}
+
+TEST(walk_stops_at_a_cycle_that_misses_the_head)
+{
+    static struct fake f;
+    fake_init(&f);
+    int k[] = {0, 1, 2}, t[] = {0, 0, 0};
+    fake_list(&f, 0, k, t, 3);
+    /* 2 leads back to 1: the walk never returns to the head. */
+    put64(&f, node_at(2), node_at(1));
+    fake_map(&f);
+    uint64_t *objs;
+    size_t n;
+    struct greenlet_stats st;
+    CHECK_INT(fake_walk(&f, &objs, &n, &st), -EAGAIN);
+    CHECK_U64(st.retries, GREENLET_LIST_ATTEMPTS - 1);
+    CHECK(st.objects <= 4 * GREENLET_LIST_ATTEMPTS);
+    free(objs);
+    mem_free(f.m);
+}
+
+TEST(walk_stops_at_a_self_consistent_cycle)
+{
+    static struct fake f;
+    fake_init(&f);
+    int k[] = {0, 1}, t[] = {3, 3};
+    fake_list(&f, 0, k, t, 2);
+    /* 1 -> 0 -> 1 with matching prev links, entered from the head: */
+    put64(&f, node_at(1), node_at(0));
+    put64(&f, node_at(0) + 8, node_at(1));
+    fake_map(&f);
+    uint64_t *objs;
+    size_t n;
+    struct greenlet_stats st;
+    /* 0's prev is not the head it was reached from. */
+    CHECK_INT(fake_walk(&f, &objs, &n, &st), -EAGAIN);
+    free(objs);
+    mem_free(f.m);
+}
+
+TEST(walk_rejects_garbage_links)
+{
+    static const uint64_t bad[] = {0, 0xdead0000ull, NODES + 4, 0x7};
+    static const int want[] = {-EAGAIN, -EFAULT, -EAGAIN, -EAGAIN};
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        static struct fake f;
+        fake_init(&f);
+        int k[] = {0, 1}, t[] = {0, 3};
+        fake_list(&f, 0, k, t, 2);
+        put64(&f, node_at(1), bad[i]);
+        fake_map(&f);
+        uint64_t *objs;
+        size_t n;
+        struct greenlet_stats st;
+        /* Low flag bits are masked: NODES + 4 is node 0 again, whose prev is the head. */
+        CHECK_INT(fake_walk(&f, &objs, &n, &st), want[i]);
+        free(objs);
+        mem_free(f.m);
+    }
+}
+
+TEST(walk_of_a_type_chain_with_a_cycle_is_bounded)
+{
+    static struct fake f;
+    fake_init(&f);
+    put64(&f, type_at(4) + 256, type_at(5));
+    put64(&f, type_at(5) + 256, type_at(4));
+    put64(&f, type_at(6) + 256, 0xdead0000ull);
+    int k[] = {0, 1, 2}, t[] = {4, 6, 2};
+    fake_list(&f, 0, k, t, 3);
+    fake_map(&f);
+    uint64_t *objs;
+    size_t n;
+    struct greenlet_stats st;
+    CHECK_INT(fake_walk(&f, &objs, &n, &st), 0);
+    REQUIRE(n == 1);
+    CHECK_U64(objs[0], obj_at(2));
+    free(objs);
+    mem_free(f.m);
+}
+
+/* Unlinks node 2 (properly) after the given number of reads, as a deallocation does. */
+struct unlink_at {
+    uint64_t after;
+    int done;
+};
+
+static void unlink_on_read(void *ctx, struct mem *m, uint64_t calls)
+{
+    struct unlink_at *u = ctx;
+    if (u->done || calls < u->after)
+        return;
+    u->done = 1;
+    uint64_t n1 = node_at(1), n3 = node_at(3);
+    mem_buffer_write(m, n1, &n3, 8);
+    mem_buffer_write(m, n3 + 8, &n1, 8);
+}
+
+/* Moves node 2 to another generation, as a collection does. */
+static void move_on_read(void *ctx, struct mem *m, uint64_t calls)
+{
+    struct unlink_at *u = ctx;
+    if (u->done || calls < u->after)
+        return;
+    u->done = 1;
+    uint64_t head1 = GENS + 24, n2 = node_at(2);
+    mem_buffer_write(m, n2, &head1, 8);
+    mem_buffer_write(m, n2 + 8, &head1, 8);
+}
+
+TEST(walk_of_a_list_that_changes_under_it)
+{
+    static struct fake f;
+    fake_init(&f);
+    int k[] = {0, 1, 2, 3, 4}, t[] = {0, 0, 0, 0, 0};
+    fake_list(&f, 0, k, t, 5);
+    fake_map(&f);
+    uint64_t *objs;
+    size_t n;
+    struct greenlet_stats st;
+    /* Unlinked ahead of the walk: the rest of the list is still consistent. */
+    struct unlink_at u = {mem_read_calls(f.m) + 1, 0};
+    mem_buffer_on_read(f.m, unlink_on_read, &u);
+    CHECK_INT(fake_walk(&f, &objs, &n, &st), 0);
+    CHECK_INT((int)n, 4);
+    free(objs);
+    /* Node 2 is read, then moved: node 3's prev no longer names it. */
+    fake_list(&f, 0, k, t, 5);
+    mem_free(f.m);
+    fake_map(&f);
+    u = (struct unlink_at){mem_read_calls(f.m) + 3, 0};
+    mem_buffer_on_read(f.m, move_on_read, &u);
+    CHECK_INT(fake_walk(&f, &objs, &n, &st), -EAGAIN);
+    /* What the broken walks found is dropped. */
+    CHECK_INT((int)n, 0);
+    free(objs);
+    mem_free(f.m);
+}
+
+/* Ends the collection after the given number of reads. */
+static void collected_on_read(void *ctx, struct mem *m, uint64_t calls)
+{
+    struct unlink_at *u = ctx;
+    if (u->done || calls < u->after)
+        return;
+    u->done = 1;
+    int32_t zero = 0;
+    mem_buffer_write(m, COLLECTING, &zero, sizeof(zero));
+}
+
+TEST(walk_waits_for_a_collection_to_end)
+{
+    static struct fake f;
+    fake_init(&f);
+    int k[] = {0, 1}, t[] = {0, 3};
+    fake_list(&f, 1, k, t, 2);
+    int32_t one = 1;
+    memcpy(f.img + (COLLECTING - BASE), &one, sizeof(one));
+    fake_map(&f);
+    uint64_t *objs;
+    size_t n;
+    struct greenlet_stats st;
+    /* Still collecting all along: no list is walked. */
+    CHECK_INT(fake_walk(&f, &objs, &n, &st), -EBUSY);
+    CHECK_U64(st.collecting, GREENLET_LIST_ATTEMPTS);
+    CHECK_U64(st.objects, 0);
+    free(objs);
+    /* The collection ends after three looks. */
+    struct unlink_at u = {mem_read_calls(f.m) + 3, 0};
+    mem_buffer_on_read(f.m, collected_on_read, &u);
+    CHECK_INT(fake_walk(&f, &objs, &n, &st), 0);
+    CHECK_U64(st.collecting, 3);
+    CHECK_INT((int)n, 1);
+    free(objs);
+    mem_free(f.m);
+}
+
+/* A greenlet implementation at IMPLS + k*0x100 for the object obj_at(k). */
+static uint64_t fake_impl(struct fake *f, int k, uint64_t start, uint64_t stop, uint64_t top_frame,
+                          uint64_t current, uint64_t chunk, uint64_t chunk_top)
+{
+    uint64_t p = IMPLS + (uint64_t)k * 0x100;
+    put64(f, obj_at(k) + (uint64_t)f->gl->pimpl, p);
+    put64(f, p + (uint64_t)f->gl->self, obj_at(k));
+    put64(f, p + (uint64_t)f->gl->stack_start, start);
+    put64(f, p + (uint64_t)f->gl->stack_stop, stop);
+    put64(f, p + (uint64_t)f->gl->top_frame, top_frame);
+    put64(f, p + (uint64_t)f->gl->current_frame, current);
+    put64(f, p + (uint64_t)f->gl->datastack_chunk, chunk);
+    put64(f, p + (uint64_t)f->gl->datastack_top, chunk_top);
+    return p;
+}
+
+/* A 3.11 interpreter frame at addr: code, instruction (byte offset), caller. */
+static void fake_frame(struct fake *f, uint64_t addr, uint64_t code, uint64_t off, uint64_t prev,
+                       int owner)
+{
+    put64(f, addr + (uint64_t)f->l->if_code, code);
+    put64(f, addr + (uint64_t)f->l->if_instr, code + (uint64_t)f->l->co_code_adaptive + off);
+    put64(f, addr + (uint64_t)f->l->if_previous, prev);
+    f->img[addr - BASE + (uint64_t)f->l->if_owner] = (unsigned char)owner;
+}
+
+TEST(read_states_and_a_parked_stack)
+{
+    static struct fake f;
+    fake_init(&f);
+    /* A parked greenlet: three frames in its chunk, innermost first. */
+    uint64_t fr0 = CHUNK + 24, fr1 = fr0 + 80, fr2 = fr1 + 80, top = fr2 + 80;
+    fake_frame(&f, fr0, CODE0, 0, 0, 0);
+    fake_frame(&f, fr1, CODE0 + 0x100, 20, fr0, 0);
+    fake_frame(&f, fr2, CODE0 + 0x200, 42, fr1, 0);
+    fake_impl(&f, 0, 0x7000, 0x8000, 0x1234, fr2, CHUNK, top);
+    fake_impl(&f, 1, 0, 0, 0, 0, 0, 0);                        /* not started */
+    fake_impl(&f, 2, 0, 0x8000, 0, 0, 0, 0);                   /* dead */
+    fake_impl(&f, 3, 1, UINT64_MAX, 0, 0, 0, 0);               /* main, running */
+    fake_impl(&f, 4, 0x7000, 0x8000, 0x1234, fr2, CHUNK, top);
+    put64(&f, IMPLS + 4 * 0x100 + (uint64_t)f.gl->self, obj_at(5)); /* not its own */
+    fake_map(&f);
+    uint64_t objs[] = {obj_at(0), obj_at(1), obj_at(2), obj_at(3), obj_at(4), 0xdead0000ull};
+    struct greenlet_set gs = {0};
+    uint64_t calls = mem_read_calls(f.m);
+    CHECK_INT(greenlet_read(f.m, f.l, f.gl, objs, ARRAY_SIZE(objs), &gs), 0);
+    /* Heads in one batch, implementations in one, then the parked one's chunk. */
+    CHECK_U64(mem_read_calls(f.m) - calls, 3);
+    REQUIRE(gs.n == ARRAY_SIZE(objs));
+    CHECK_INT(gs.v[0].state, GL_PARKED);
+    CHECK_INT(gs.v[0].status, 0);
+    REQUIRE(gs.v[0].depth == 3);
+    CHECK_U64(gs.raw[gs.v[0].off].code, CODE0 + 0x200);
+    CHECK_INT((int)gs.raw[gs.v[0].off].addrq, 42);
+    CHECK_U64(gs.raw[gs.v[0].off + 2].code, CODE0);
+    CHECK_INT((int)gs.raw[gs.v[0].off + 2].addrq, 0);
+    CHECK_INT(gs.v[1].state, GL_NOT_STARTED);
+    CHECK_INT(gs.v[2].state, GL_DEAD);
+    CHECK_INT(gs.v[3].state, GL_RUNNING);
+    CHECK_INT(gs.v[3].main, 1);
+    CHECK_INT(gs.v[4].state, GL_UNREADABLE);
+    CHECK_INT(gs.v[5].state, GL_UNREADABLE);
+    CHECK_STR(greenlet_state_name(gs.v[1].state), "not started");
+    greenlet_set_release(&gs);
+    mem_free(f.m);
+}
+
+TEST(parked_stack_with_a_cycle_or_a_stale_frame)
+{
+    static struct fake f;
+    fake_init(&f);
+    uint64_t fr0 = CHUNK + 24, fr1 = fr0 + 80, top = fr1 + 80;
+    fake_frame(&f, fr0, CODE0, 0, fr1, 0);
+    fake_frame(&f, fr1, CODE0, 0, fr0, 0);
+    fake_impl(&f, 0, 0x7000, 0x8000, 0x1234, fr1, CHUNK, top);
+    /* Greenlet 1's caller is a thread-owned frame outside its chunk: stale. */
+    uint64_t out = CHUNK + 0x1000;
+    fake_frame(&f, out, CODE0, 0, 0, 0);
+    fake_frame(&f, CHUNK + 0x2000 + 24, CODE0, 0, out, 0);
+    put64(&f, CHUNK + 0x2000, 0); /* no older chunk */
+    fake_impl(&f, 1, 0x7000, 0x8000, 0x1234, CHUNK + 0x2000 + 24, CHUNK + 0x2000,
+              CHUNK + 0x2000 + 24 + 80);
+    /* Greenlet 2's caller is a generator's frame, which lives outside the data stack. */
+    fake_frame(&f, out + 0x100, CODE0 + 0x300, 6, 0, 1);
+    fake_frame(&f, CHUNK + 0x3000 + 24, CODE0, 0, out + 0x100, 0);
+    fake_impl(&f, 2, 0x7000, 0x8000, 0x1234, CHUNK + 0x3000 + 24, CHUNK + 0x3000,
+              CHUNK + 0x3000 + 24 + 80);
+    fake_map(&f);
+    uint64_t objs[] = {obj_at(0), obj_at(1), obj_at(2)};
+    struct greenlet_set gs = {0};
+    CHECK_INT(greenlet_read(f.m, f.l, f.gl, objs, 3, &gs), 0);
+    REQUIRE(gs.n == 3);
+    CHECK_INT(gs.v[0].status, -ELOOP);
+    CHECK_INT((int)gs.v[0].depth, 0);
+    CHECK_INT(gs.v[1].status, -EINVAL);
+    CHECK_INT(gs.v[2].status, 0);
+    REQUIRE(gs.v[2].depth == 2);
+    CHECK_U64(gs.raw[gs.v[2].off + 1].code, CODE0 + 0x300);
+    CHECK_INT((int)gs.raw[gs.v[2].off + 1].addrq, 6);
+    greenlet_set_release(&gs);
+    mem_free(f.m);
+}
+
+TEST(layouts_by_release)
+{
+    CHECK(greenlet_layout_for("2.0.2") != NULL);
+    CHECK(greenlet_layout_for("3.5.3") == NULL);
+    CHECK(greenlet_layout_for("") == NULL);
+}
