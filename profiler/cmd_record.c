@@ -116,8 +116,11 @@ static void native_summary(const struct sampler_result *r)
                 (double)n->held_ns / 1e3 / (double)n->held, (double)n->held_max_ns / 1e3);
     if (r->ticks)
         sb_addf(&sb, "; pause per sample %.1f us", (double)n->held_ns / 1e3 / (double)r->ticks);
-    if (n->hold_failed || n->unwind_failed)
-        sb_addf(&sb, "; %" PRIu64 " stacks without native frames", n->hold_failed + n->unwind_failed);
+    if (n->hold_failed)
+        sb_addf(&sb, "; %" PRIu64 " stacks without native frames (thread not stopped)",
+                n->hold_failed);
+    if (n->unwind_failed)
+        sb_addf(&sb, "; %" PRIu64 " stacks without native frames (not unwound)", n->unwind_failed);
     if (n->mismatched)
         sb_addf(&sb, "; %" PRIu64 " merged with frames left over", n->mismatched);
     fprintf(stderr, "%s\n", sb.buf);

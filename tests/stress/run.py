@@ -98,7 +98,9 @@ SUMMARY_RE = re.compile(
 COST_RE = re.compile(r'^pystrobe: cost per sample: [0-9.]+ us CPU, [0-9.]+ reads$')
 NATIVE_RE = re.compile(r'^pystrobe: native frames: threads held (\d+) times(, [0-9.]+ us each on average '
                        r'\(longest [0-9.]+ us\))?; pause per sample [0-9.]+ us'
-                       r'(; \d+ stacks without native frames)?(; \d+ merged with frames left over)?$')
+                       r'(; \d+ stacks without native frames \(thread not stopped\))?'
+                       r'(; \d+ stacks without native frames \(not unwound\))?'
+                       r'(; \d+ merged with frames left over)?$')
 NOSAMPLES_RE = re.compile(r'^pystrobe: no samples: ')
 WROTE_RE = re.compile(r'^pystrobe: wrote (.+) \((\d+) distinct stacks\)$')
 ENDED_RE = re.compile(r'^pystrobe: the command ended with (.+)$')
