@@ -312,13 +312,9 @@ def make_cases(interps, long_mode, full):
             for m in ('attach', 'launch'):
                 cases.append(Case(I, 'exit' if end == 'exit' else 'mixed', m, end,
                                   threads=(m == 'attach'), idle=(m == 'launch')))
-        # --native: threads stopped and unwound while they come and go, exit,
-        # and the target is killed; every thread of a churning target (--idle).
-        # Attached once the target runs its workloads: under the sanitizers the
-        # first tick (loading debug information) can outlast a launched
-        # target's start-up and the kill that follows it.
+        # --native: threads stopped and unwound while they come and go and
+        # exit; every thread of a churning target (--idle)
         cases.append(Case(I, 'mixed', 'attach', 'run', threads=True, idle=True, native=True))
-        cases.append(Case(I, 'mixed', 'attach', 'kill', threads=True, idle=True, native=True))
     return cases
 
 
