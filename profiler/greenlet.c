@@ -120,10 +120,44 @@ static int is_greenlet_type(struct mem *m, const struct pylayout *l, struct type
     return r;
 }
 
+/*
+ * Pages of the target read whole during one walk of a list: objects that
+ * were allocated together sit in the same pool and are often neighbours in
+ * the list too, so one read serves many nodes.  Each list walk starts with
+ * an empty cache, so no page is older than the walk that uses it.
+ */
+#define WALK_PAGES 256
+#define WALK_PAGE 4096u
+
+struct page_cache {
+    uint64_t addr[WALK_PAGES];  /* the page in each slot, 0 when empty */
+    unsigned char *data;        /* WALK_PAGES * WALK_PAGE bytes */
+};
+
+static int cached_read(struct mem *m, struct page_cache *pc, uint64_t addr, void *buf, size_t len)
+{
+    uint64_t page = addr & ~(uint64_t)(WALK_PAGE - 1);
+    if (!pc || !page || (addr - page) + len > WALK_PAGE)
+        return mem_read(m, addr, buf, len);
+    size_t slot = (size_t)(page / WALK_PAGE) % WALK_PAGES;
+    unsigned char *d = pc->data + slot * WALK_PAGE;
+    if (pc->addr[slot] != page) {
+        int ret = mem_read(m, page, d, WALK_PAGE);
+        /* A page not all readable (a buffer or a core holds parts): read the node alone. */
+        if (ret < 0) {
+            pc->addr[slot] = 0;
+            return ret == -ESRCH ? ret : mem_read(m, addr, buf, len);
+        }
+        pc->addr[slot] = page;
+    }
+    memcpy(buf, d + (addr - page), len);
+    return 0;
+}
+
 /* One list: head is the PyGC_Head of a generation. */
 static int walk_list(struct mem *m, const struct pylayout *l, uint64_t head, uint64_t gtype,
-                     struct type_memo *tm, uint64_t **objs, size_t *n, size_t *cap,
-                     struct greenlet_stats *st)
+                     struct type_memo *tm, struct page_cache *pc, uint64_t **objs, size_t *n,
+                     size_t *cap, struct greenlet_stats *st)
 {
     size_t hs = (size_t)l->gc_head_size;
     unsigned char buf[64];
@@ -133,7 +167,7 @@ static int walk_list(struct mem *m, const struct pylayout *l, uint64_t head, uin
         return -EINVAL;
     for (;;) {
         /* The node's links, then the object's refcount and type in one read. */
-        int ret = mem_read(m, node, buf, hs + 16);
+        int ret = cached_read(m, pc, node, buf, hs + 16);
         if (ret < 0)
             return ret;
         uint64_t next = get_u64(buf, 0) & ~(uint64_t)3;
@@ -191,8 +225,8 @@ static void pause_us(long us)
 
 /* One generation's list, walked again (after a pause) while it changes under the walk. */
 static int walk_generation(struct mem *m, const struct pylayout *l, uint64_t interp, int g,
-                           uint64_t gtype, struct type_memo *tm, uint64_t **objs, size_t *n,
-                           size_t *cap, struct greenlet_stats *st)
+                           uint64_t gtype, struct type_memo *tm, struct page_cache *pc,
+                           uint64_t **objs, size_t *n, size_t *cap, struct greenlet_stats *st)
 {
     uint64_t head = interp + (uint64_t)l->is_gc_generations + (uint64_t)g * GC_GENERATION_SIZE;
     size_t n0 = *n;
@@ -211,7 +245,9 @@ static int walk_generation(struct mem *m, const struct pylayout *l, uint64_t int
             continue;
         }
         *n = n0;
-        ret = walk_list(m, l, head, gtype, tm, objs, n, cap, st);
+        if (pc)
+            memset(pc->addr, 0, sizeof(pc->addr));
+        ret = walk_list(m, l, head, gtype, tm, pc, objs, n, cap, st);
         if (ret != -EAGAIN && ret != -ELOOP && ret != -EFAULT)
             break;
     }
@@ -226,12 +262,14 @@ int greenlet_gc_walk(struct mem *m, const struct pylayout *l, uint64_t interp, u
     if (l->gc_head_size <= 0 || l->is_gc_generations < 0 || !gtype)
         return -ENOTSUP;
     struct type_memo *tm = xcalloc(1, sizeof(*tm));
+    struct page_cache pc = {.data = xmalloc((size_t)WALK_PAGES * WALK_PAGE)};
     size_t cap = *n;
     uint64_t calls = mem_read_calls(m);
     int ret = 0;
     for (int g = 0; g < GC_GENERATIONS && ret == 0; g++)
-        ret = walk_generation(m, l, interp, g, gtype, tm, objs, n, &cap, st);
+        ret = walk_generation(m, l, interp, g, gtype, tm, &pc, objs, n, &cap, st);
     st->reads += mem_read_calls(m) - calls;
+    free(pc.data);
     free(tm);
     return ret;
 }

@@ -222,6 +222,7 @@ TEST(walk_of_a_type_chain_with_a_cycle_is_bounded)
 struct unlink_at {
     uint64_t after;
     int done;
+    int node;   /* the node moved by move_on_read */
 };
 
 static void unlink_on_read(void *ctx, struct mem *m, uint64_t calls)
@@ -235,14 +236,14 @@ static void unlink_on_read(void *ctx, struct mem *m, uint64_t calls)
     mem_buffer_write(m, n3 + 8, &n1, 8);
 }
 
-/* Moves node 2 to another generation, as a collection does. */
+/* Moves node u->node to another generation, as a collection does. */
 static void move_on_read(void *ctx, struct mem *m, uint64_t calls)
 {
     struct unlink_at *u = ctx;
     if (u->done || calls < u->after)
         return;
     u->done = 1;
-    uint64_t head1 = GENS + 24, n2 = node_at(2);
+    uint64_t head1 = GENS + 24, n2 = node_at(u->node);
     mem_buffer_write(m, n2, &head1, 8);
     mem_buffer_write(m, n2 + 8, &head1, 8);
 }
@@ -258,16 +259,22 @@ TEST(walk_of_a_list_that_changes_under_it)
     size_t n;
     struct greenlet_stats st;
     /* Unlinked ahead of the walk: the rest of the list is still consistent. */
-    struct unlink_at u = {mem_read_calls(f.m) + 1, 0};
+    struct unlink_at u = {mem_read_calls(f.m) + 1, 0, 0};
     mem_buffer_on_read(f.m, unlink_on_read, &u);
     CHECK_INT(fake_walk(&f, &objs, &n, &st), 0);
     CHECK_INT((int)n, 4);
     free(objs);
-    /* Node 2 is read, then moved: node 3's prev no longer names it. */
-    fake_list(&f, 0, k, t, 5);
+    /* The walk reads whole pages: a list on one page is read at one
+     * instant.  This one goes on to the next page (nodes 32 on), and node 33
+     * moves once the first page was read: the walk follows node 1's link
+     * to it, and its prev no longer names node 1. */
+    int k2[] = {0, 1, 33, 34, 35};
+    REQUIRE(node_at(32) % 4096 == 0);
+    fake_list(&f, 0, k2, t, 5);
     mem_free(f.m);
     fake_map(&f);
-    u = (struct unlink_at){mem_read_calls(f.m) + 3, 0};
+    /* Reads: gc.collecting, the head's page, the first nodes' page. */
+    u = (struct unlink_at){mem_read_calls(f.m) + 3, 0, 33};
     mem_buffer_on_read(f.m, move_on_read, &u);
     CHECK_INT(fake_walk(&f, &objs, &n, &st), -EAGAIN);
     /* What the broken walks found is dropped. */
@@ -305,7 +312,7 @@ TEST(walk_waits_for_a_collection_to_end)
     CHECK_U64(st.objects, 0);
     free(objs);
     /* The collection ends after three looks. */
-    struct unlink_at u = {mem_read_calls(f.m) + 3, 0};
+    struct unlink_at u = {mem_read_calls(f.m) + 3, 0, 0};
     mem_buffer_on_read(f.m, collected_on_read, &u);
     CHECK_INT(fake_walk(&f, &objs, &n, &st), 0);
     CHECK_U64(st.collecting, 3);
