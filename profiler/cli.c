@@ -108,6 +108,11 @@ static const char record_help[] =
     "                        stack rooted in 'process PID (COMMAND)'\n"
     "      --native          add each thread's C frames (threads are stopped one at\n"
     "                        a time while read: the summary says for how long)\n"
+    "      --greenlets       also count every greenlet (gevent, eventlet) at each\n"
+    "                        sample: its stack under 'greenlet parked' or 'greenlet\n"
+    "                        running', so the flame graph shows where they wait\n"
+    "      --greenlet-rate HZ  count greenlets this often instead (each census then\n"
+    "                        counts as many samples as it stands for)\n"
     "      --function        aggregate by function (its first line), not by line\n"
     "      --reverse         flame graph as an icicle: roots at the top\n"
     "  -h, --help            this help\n";

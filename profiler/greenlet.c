@@ -225,13 +225,14 @@ static void pause_us(long us)
 
 /* One generation's list, walked again (after a pause) while it changes under the walk. */
 static int walk_generation(struct mem *m, const struct pylayout *l, uint64_t interp, int g,
-                           uint64_t gtype, struct type_memo *tm, struct page_cache *pc,
-                           uint64_t **objs, size_t *n, size_t *cap, struct greenlet_stats *st)
+                           uint64_t gtype, int attempts, struct type_memo *tm,
+                           struct page_cache *pc, uint64_t **objs, size_t *n, size_t *cap,
+                           struct greenlet_stats *st)
 {
     uint64_t head = interp + (uint64_t)l->is_gc_generations + (uint64_t)g * GC_GENERATION_SIZE;
     size_t n0 = *n;
     int ret = -EBUSY;
-    for (int attempt = 0; attempt < GREENLET_LIST_ATTEMPTS; attempt++) {
+    for (int attempt = 0; attempt < attempts; attempt++) {
         if (attempt) {
             st->retries++;
             pause_us(GREENLET_RETRY_US);
@@ -259,6 +260,13 @@ static int walk_generation(struct mem *m, const struct pylayout *l, uint64_t int
 int greenlet_gc_walk(struct mem *m, const struct pylayout *l, uint64_t interp, uint64_t gtype,
                      uint64_t **objs, size_t *n, struct greenlet_stats *st)
 {
+    return greenlet_gc_walk_gens(m, l, interp, gtype, 0, GREENLET_LIST_ATTEMPTS, objs, n, st);
+}
+
+int greenlet_gc_walk_gens(struct mem *m, const struct pylayout *l, uint64_t interp,
+                          uint64_t gtype, int young_only, int attempts, uint64_t **objs,
+                          size_t *n, struct greenlet_stats *st)
+{
     if (l->gc_head_size <= 0 || l->is_gc_generations < 0 || !gtype)
         return -ENOTSUP;
     struct type_memo *tm = xcalloc(1, sizeof(*tm));
@@ -266,8 +274,8 @@ int greenlet_gc_walk(struct mem *m, const struct pylayout *l, uint64_t interp, u
     size_t cap = *n;
     uint64_t calls = mem_read_calls(m);
     int ret = 0;
-    for (int g = 0; g < GC_GENERATIONS && ret == 0; g++)
-        ret = walk_generation(m, l, interp, g, gtype, tm, &pc, objs, n, &cap, st);
+    for (int g = 0; g < (young_only ? 1 : GC_GENERATIONS) && ret == 0; g++)
+        ret = walk_generation(m, l, interp, g, gtype, attempts, tm, &pc, objs, n, &cap, st);
     st->reads += mem_read_calls(m) - calls;
     free(pc.data);
     free(tm);
@@ -490,6 +498,18 @@ int greenlet_read(struct mem *m, const struct pylayout *l, const struct greenlet
     free(ok);
     gs->stats.reads += mem_read_calls(m) - calls;
     return ret;
+}
+
+void greenlet_parse(const struct greenlet_layout *gl, const unsigned char *impl,
+                    struct greenlet *g)
+{
+    set_state(gl, impl, g);
+}
+
+int greenlet_parked_stack(struct mem *m, const struct pylayout *l, struct greenlet_set *gs,
+                          struct greenlet *g)
+{
+    return stack_of(m, l, gs, g);
 }
 
 /* ---- the module in the target ---- */
