@@ -29,6 +29,8 @@ struct gcensus {
     uint64_t module_at;      /* when it was last looked for */
     uint64_t next_full;      /* when every generation is walked next, 0 now */
     int full_ok;             /* every generation was walked once */
+    uint64_t young[3];       /* the youngest generation's mark after the last good walk */
+    int young_ok;
     struct greenlet_set scratch;
     uint64_t *objs;
     size_t nobjs;
@@ -268,13 +270,20 @@ static int discover(struct gcensus *c, struct session *s, uint64_t interp, uint6
 {
     int full = now >= c->next_full;
     struct greenlet_stats gst = {0};
-    uint64_t t0 = now_ns();
+    uint64_t t0 = now_ns(), mark[3];
+    /* The youngest generation as it was at the last walk: nothing new to find. */
+    int marked = greenlet_young_mark(s->mem, &s->rt.layout, interp, mark) == 0;
+    if (!full && marked && c->young_ok && !memcmp(mark, c->young, sizeof(mark))) {
+        c->st.walks_skipped++;
+        return 0;
+    }
     c->nobjs = 0;
     int ret = greenlet_gc_walk_gens(s->mem, &s->rt.layout, interp, c->gtype, !full,
                                     GCENSUS_LIST_ATTEMPTS, &c->objs, &c->nobjs, &gst);
     uint64_t took = now_ns() - t0;
     c->st.walk_ns += took;
     uint64_t wait = MAX((uint64_t)GCENSUS_FULL_WALK_NS, took * GCENSUS_FULL_WALK_SHARE);
+    c->young_ok = 0;
     if (ret < 0) {
         c->st.walks_failed++;
         /* Lists busy now: the next full walk comes sooner than usual. */
@@ -288,6 +297,11 @@ static int discover(struct gcensus *c, struct session *s, uint64_t interp, uint6
         c->full_ok = 1;
     } else {
         c->st.walks_young++;
+    }
+    /* The mark read before the walk: a change during the walk shows at the next census. */
+    if (marked) {
+        memcpy(c->young, mark, sizeof(mark));
+        c->young_ok = 1;
     }
     for (size_t i = 0; i < c->n; i++)
         c->v[i].found = 0;

@@ -45,6 +45,7 @@ struct gcensus_stats {
     uint64_t failed;        /* censuses that found no greenlet module or could not walk */
     uint64_t walks_full;    /* walks of every generation */
     uint64_t walks_young;   /* walks of the youngest generation alone */
+    uint64_t walks_skipped; /* of those, not done: the generation had not changed */
     uint64_t walks_failed;  /* walks given up (lists changing, a collection running) */
     uint64_t walk_ns;       /* wall time in the walks */
     uint64_t counted;       /* greenlets counted, over all censuses (parked + running) */

@@ -257,6 +257,21 @@ static int walk_generation(struct mem *m, const struct pylayout *l, uint64_t int
     return ret;
 }
 
+int greenlet_young_mark(struct mem *m, const struct pylayout *l, uint64_t interp,
+                        uint64_t mark[3])
+{
+    unsigned char buf[GC_GENERATION_SIZE];
+    if (l->gc_head_size <= 0 || l->is_gc_generations < 0)
+        return -ENOTSUP;
+    int ret = mem_read(m, interp + (uint64_t)l->is_gc_generations, buf, sizeof(buf));
+    if (ret < 0)
+        return ret;
+    mark[0] = get_u64(buf, 0);
+    mark[1] = get_u64(buf, 8);
+    mark[2] = get_u64(buf, 16);
+    return 0;
+}
+
 int greenlet_gc_walk(struct mem *m, const struct pylayout *l, uint64_t interp, uint64_t gtype,
                      uint64_t **objs, size_t *n, struct greenlet_stats *st)
 {

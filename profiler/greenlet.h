@@ -108,6 +108,16 @@ int greenlet_gc_walk_gens(struct mem *m, const struct pylayout *l, uint64_t inte
                           size_t *n, struct greenlet_stats *st);
 
 /*
+ * What tells whether the youngest generation changed: its head's links and
+ * its threshold and count.  An object tracked since is linked in at the
+ * tail, and one freed or collected changes the count, so an unchanged mark
+ * nearly always means an unchanged list (not always: a walk of every
+ * generation now and then finds what this misses).  0 or a negative errno.
+ */
+int greenlet_young_mark(struct mem *m, const struct pylayout *l, uint64_t interp,
+                        uint64_t mark[3]);
+
+/*
  * The pieces of greenlet_read: a greenlet's state from its implementation's
  * gl->size bytes at impl (obj and pimpl already set, status untouched), and
  * a parked greenlet's frames appended to gs->raw (g->off, g->depth): 0, 1

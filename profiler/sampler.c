@@ -206,6 +206,7 @@ static void census_off(struct sproc *p, struct sampler_result *r)
     t->failed += st->failed;
     t->walks_full += st->walks_full;
     t->walks_young += st->walks_young;
+    t->walks_skipped += st->walks_skipped;
     t->walks_failed += st->walks_failed;
     t->walk_ns += st->walk_ns;
     t->counted += st->counted;
