@@ -23,7 +23,7 @@ struct gcensus {
     size_t n, cap;
     size_t *slots;           /* open addressing: index + 1 of each known obj, 0 free */
     size_t nslots;
-    const struct greenlet_layout *gl;
+    const struct greenlet_layout *gl;   /* found by gcensus_take */
     uint64_t gtype;
     int module;              /* 1 found, 0 not (yet), -1 cannot be read */
     uint64_t module_at;      /* when it was last looked for */
@@ -195,7 +195,7 @@ static void compact(struct gcensus *c)
 }
 
 /* Reads len bytes at addr(k) for each k with want set, in batched reads. */
-static int read_all(struct gcensus *c, struct session *s, size_t len, int heads)
+static int read_all(struct gcensus *c, const struct gcensus_source *src, size_t len, int heads)
 {
     GROW(c->iov, c->iovcap, c->n + 1);
     if (c->bufcap < (c->n + 1) * len) {
@@ -205,13 +205,13 @@ static int read_all(struct gcensus *c, struct session *s, size_t len, int heads)
     size_t m = 0;
     for (size_t i = 0; i < c->n; i++) {
         struct known *k = &c->v[i];
-        uint64_t addr = heads ? (k->pimpl ? 0 : k->obj + (uint64_t)c->gl->pimpl) : k->pimpl;
+        uint64_t addr = heads ? (k->pimpl ? 0 : k->obj + (uint64_t)src->gl->pimpl) : k->pimpl;
         c->iov[i] = (struct mem_iov){.addr = addr, .buf = c->buf + i * len, .len = addr ? len : 0};
         m += addr != 0;
     }
     if (!m)
         return 0;
-    int ret = mem_readv(s->mem, c->iov, c->n);
+    int ret = mem_readv(src->m, c->iov, c->n);
     return ret == -ESRCH ? ret : 0;
 }
 
@@ -222,43 +222,25 @@ static uint64_t get_u64(const unsigned char *p, int off)
     return v;
 }
 
-/*
- * Resolves the stacks read in this census (scratch raw frames of the
- * greenlets whose index is in need) into frame ids, as a snapshot checks
- * a thread's: every code object real, every caller at a call.
- */
-static void resolve(struct gcensus *c, struct session *s, const size_t *need,
-                    const struct greenlet *gv, size_t nneed, int by_function)
+/* Turns each stack read in this census (gv[j], the greenlet at need[j]) into frame ids. */
+static void resolve(struct gcensus *c, const struct gcensus_source *src, const size_t *need,
+                    const struct greenlet *gv, size_t nneed)
 {
     struct greenlet_set *gs = &c->scratch;
-    size_t n = gs->nraw;
-    uint64_t *codes = xmalloc((n ? n : 1) * sizeof(*codes));
-    struct code_entry **e = xcalloc(n ? n : 1, sizeof(*e));
-    for (size_t i = 0; i < n; i++)
-        codes[i] = gs->raw[i].code;
-    int ok = codecache_resolve(s->cc, codes, n, e) >= 0;
     for (size_t j = 0; j < nneed; j++) {
         struct known *k = &c->v[need[j]];
         const struct greenlet *g = &gv[j];
-        k->e.status = ok ? g->status : -EFAULT;
+        k->e.status = g->status;
         k->e.depth = 0;
         if (k->e.status < 0)
             continue;
         GROW(k->ids, k->idcap, g->depth + 1);
-        for (size_t i = 0; i < g->depth; i++) {
-            struct code_entry *ce = e[g->off + i];
-            if (!ce || codecache_is_shim(ce) ||
-                (i > 0 && !codecache_can_call(s->cc, ce, gs->raw[g->off + i].addrq))) {
-                k->e.status = -EINVAL;
-                break;
-            }
-            k->ids[i] = codecache_frame(s->cc, ce, gs->raw[g->off + i].addrq, by_function);
+        if (src->resolve(src->ctx, gs->raw + g->off, g->depth, k->ids) < 0) {
+            k->e.status = -EINVAL;
+            continue;
         }
-        if (k->e.status >= 0)
-            k->e.depth = g->depth;
+        k->e.depth = g->depth;
     }
-    free(codes);
-    free(e);
 }
 
 /*
@@ -266,19 +248,19 @@ static void resolve(struct gcensus *c, struct session *s, const size_t *need,
  * and then.  0, or a negative errno when the walk failed (the greenlets
  * known are still checked).
  */
-static int discover(struct gcensus *c, struct session *s, uint64_t interp, uint64_t now)
+static int discover(struct gcensus *c, const struct gcensus_source *src, uint64_t now)
 {
     int full = now >= c->next_full;
     struct greenlet_stats gst = {0};
     uint64_t t0 = now_ns(), mark[3];
     /* The youngest generation as it was at the last walk: nothing new to find. */
-    int marked = greenlet_young_mark(s->mem, &s->rt.layout, interp, mark) == 0;
+    int marked = greenlet_young_mark(src->m, src->l, src->interp, mark) == 0;
     if (!full && marked && c->young_ok && !memcmp(mark, c->young, sizeof(mark))) {
         c->st.walks_skipped++;
         return 0;
     }
     c->nobjs = 0;
-    int ret = greenlet_gc_walk_gens(s->mem, &s->rt.layout, interp, c->gtype, !full,
+    int ret = greenlet_gc_walk_gens(src->m, src->l, src->interp, src->gtype, !full,
                                     GCENSUS_LIST_ATTEMPTS, &c->objs, &c->nobjs, &gst);
     uint64_t took = now_ns() - t0;
     c->st.walk_ns += took;
@@ -315,26 +297,20 @@ static int discover(struct gcensus *c, struct session *s, uint64_t interp, uint6
     return 0;
 }
 
-int gcensus_take(struct gcensus *c, struct session *s, uint64_t interp, int by_function,
-                 uint64_t now, struct pserr *err)
+int gcensus_run(struct gcensus *c, const struct gcensus_source *src, uint64_t now)
 {
-    const struct pylayout *l = &s->rt.layout;
-    uint64_t calls = mem_read_calls(s->mem);
-    int ret = find_module(c, s, now, err);
-    if (ret < 0) {
-        c->st.failed++;
-        return ret;
-    }
-    if (discover(c, s, interp, now) < 0 && !c->full_ok) {
+    const struct greenlet_layout *gl = src->gl;
+    uint64_t calls = mem_read_calls(src->m);
+    int ret = 0;
+    if (discover(c, src, now) < 0 && !c->full_ok) {
         /* Nothing known yet: no census to give. */
-        c->st.failed++;
-        c->st.reads += mem_read_calls(s->mem) - calls;
-        return pserr_set(err, EAGAIN, "the object lists changed under every walk");
+        ret = -EAGAIN;
+        goto out;
     }
     /* New greenlets: where their implementation is. */
-    size_t hlen = 8, plen = (size_t)c->gl->size;
-    if ((ret = read_all(c, s, hlen, 1)) < 0)
-        goto gone;
+    size_t hlen = 8, plen = (size_t)gl->size;
+    if ((ret = read_all(c, src, hlen, 1)) < 0)
+        goto out;
     for (size_t i = 0; i < c->n; i++) {
         struct known *k = &c->v[i];
         if (!k->pimpl && c->iov[i].len) {
@@ -347,22 +323,22 @@ int gcensus_take(struct gcensus *c, struct session *s, uint64_t interp, int by_f
     }
     compact(c);
     /* Every known greenlet, checked and read again in one batch. */
-    if ((ret = read_all(c, s, plen, 0)) < 0)
-        goto gone;
+    if ((ret = read_all(c, src, plen, 0)) < 0)
+        goto out;
     size_t *need = xmalloc((c->n ? c->n : 1) * sizeof(*need));
     struct greenlet *gv = xmalloc((c->n ? c->n : 1) * sizeof(*gv));
     size_t nneed = 0;
     c->scratch.nraw = c->scratch.n = 0;
-    for (size_t i = 0; i < c->n; i++) {
+    for (size_t i = 0; i < c->n && ret == 0; i++) {
         struct known *k = &c->v[i];
         const unsigned char *p = c->buf + i * plen;
         /* The implementation must still point back at its object. */
-        if (!c->iov[i].ok || get_u64(p, c->gl->self) != k->obj) {
+        if (!c->iov[i].ok || get_u64(p, gl->self) != k->obj) {
             k->obj = 0;
             continue;
         }
         struct greenlet g = {.obj = k->obj, .pimpl = k->pimpl};
-        greenlet_parse(c->gl, p, &g);
+        greenlet_parse(gl, p, &g);
         int same = k->impl && !memcmp(k->impl, p, plen);
         if (!k->impl)
             k->impl = xmalloc(plen);
@@ -381,20 +357,19 @@ int gcensus_take(struct gcensus *c, struct session *s, uint64_t interp, int by_f
             c->st.stacks_kept++;
             continue;
         }
-        g.status = greenlet_parked_stack(s->mem, l, &c->scratch, &g);
-        if (g.status == -ESRCH) {
-            free(need);
-            free(gv);
+        g.status = greenlet_parked_stack(src->m, src->l, &c->scratch, &g);
+        if (g.status == -ESRCH)
             ret = -ESRCH;
-            goto gone;
-        }
         c->st.stacks_read++;
         need[nneed] = i;
         gv[nneed++] = g;
     }
-    resolve(c, s, need, gv, nneed, by_function);
+    if (ret == 0)
+        resolve(c, src, need, gv, nneed);
     free(need);
     free(gv);
+    if (ret < 0)
+        goto out;
     compact(c);
     for (size_t i = 0; i < c->n; i++) {
         struct known *k = &c->v[i];
@@ -419,9 +394,66 @@ int gcensus_take(struct gcensus *c, struct session *s, uint64_t interp, int by_f
     }
     c->st.most = MAX(c->st.most, (uint64_t)c->n);
     c->st.censuses++;
-    c->st.reads += mem_read_calls(s->mem) - calls;
+out:
+    if (ret < 0)
+        c->st.failed++;
+    c->st.reads += mem_read_calls(src->m) - calls;
+    return ret;
+}
+
+struct session_resolver {
+    struct session *s;
+    int by_function;
+    uint64_t *codes;
+    struct code_entry **entries;
+    size_t cap;
+};
+
+/*
+ * A parked stack's frames (innermost first) to ids, checked as a
+ * snapshot checks a thread's: every code object real, every caller at a call.
+ */
+static int resolve_frames(void *ctx, const struct rawframe *raw, size_t n, uint32_t *ids)
+{
+    struct session_resolver *r = ctx;
+    if (r->cap < n + 1) {
+        r->cap = n + 1;
+        r->codes = xrealloc(r->codes, r->cap * sizeof(*r->codes));
+        r->entries = xrealloc(r->entries, r->cap * sizeof(*r->entries));
+    }
+    for (size_t i = 0; i < n; i++)
+        r->codes[i] = raw[i].code;
+    int ret = codecache_resolve(r->s->cc, r->codes, n, r->entries);
+    if (ret < 0)
+        return ret;
+    for (size_t i = 0; i < n; i++) {
+        struct code_entry *e = r->entries[i];
+        if (!e || codecache_is_shim(e) || (i > 0 && !codecache_can_call(r->s->cc, e, raw[i].addrq)))
+            return -EINVAL;
+        ids[i] = codecache_frame(r->s->cc, e, raw[i].addrq, r->by_function);
+    }
     return 0;
-gone:
-    c->st.reads += mem_read_calls(s->mem) - calls;
-    return pserr_set(err, ESRCH, "process %d exited", (int)s->pid);
+}
+
+int gcensus_take(struct gcensus *c, struct session *s, uint64_t interp, int by_function,
+                 uint64_t now, struct pserr *err)
+{
+    int ret = find_module(c, s, now, err);
+    if (ret < 0) {
+        c->st.failed++;
+        return ret;
+    }
+    struct session_resolver r = {.s = s, .by_function = by_function};
+    struct gcensus_source src = {
+        .m = s->mem, .l = &s->rt.layout, .gl = c->gl, .gtype = c->gtype, .interp = interp,
+        .resolve = resolve_frames, .ctx = &r,
+    };
+    ret = gcensus_run(c, &src, now);
+    free(r.codes);
+    free(r.entries);
+    if (ret == -ESRCH)
+        return pserr_set(err, ESRCH, "process %d exited", (int)s->pid);
+    if (ret < 0)
+        return pserr_set(err, -ret, "the object lists changed under every walk");
+    return 0;
 }

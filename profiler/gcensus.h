@@ -73,6 +73,25 @@ void gcensus_free(struct gcensus *c);
 int gcensus_take(struct gcensus *c, struct session *s, uint64_t interp, int by_function,
                  uint64_t now, struct pserr *err);
 
+/*
+ * What a census reads, without a session (unit tests): the memory, the
+ * layouts, the greenlet type and interpreter, and how a parked stack's
+ * frames (innermost first) become frame ids: 0, or a negative errno when
+ * the stack is not right (a frame that is not a code object, a caller not
+ * at a call).
+ */
+struct gcensus_source {
+    struct mem *m;
+    const struct pylayout *l;
+    const struct greenlet_layout *gl;
+    uint64_t gtype, interp;
+    int (*resolve)(void *ctx, const struct rawframe *raw, size_t n, uint32_t *ids);
+    void *ctx;
+};
+
+/* gcensus_take's census once the greenlet module is known: 0, or a negative errno. */
+int gcensus_run(struct gcensus *c, const struct gcensus_source *src, uint64_t now);
+
 /* The greenlets of the last census (parked, running, not started, dead or unreadable). */
 size_t gcensus_count(const struct gcensus *c);
 const struct gcensus_entry *gcensus_entry(const struct gcensus *c, size_t i);
