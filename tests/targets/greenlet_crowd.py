@@ -1,0 +1,176 @@
+"""End-to-end target for pystrobe dump/record --greenlets at scale, with
+gevent or eventlet.
+
+Default: spawns --locked greenlets (600) that park on one semaphore through
+two Python frames, --waiting (300) that wait (gevent: an Event; eventlet: a
+Queue get) and --sleeping (100) that sleep; the main greenlet then sleeps
+too, so the hub is the running one.  Once all are parked it prints one line:
+READY {"pid": ..., "lib": ..., "spawned": ...}
+
+--churn: greenlets are spawned and killed at a high rate (a few hundred
+alive at any time: some parked on a semaphore, some asleep, some that end
+on their own; the oldest are killed while parked).  It prints READY once
+churning, then churns until killed.  On SIGUSR1 it prints one line:
+{"spawned": ..., "alive": ..., "killed": ...}
+
+  --lib gevent|eventlet   (default gevent)
+  --locked N --waiting N --sleeping N
+  --churn
+  --second-hub            also run a thread "second-hub" with its own hub, its main greenlet
+                          asleep and 5 greenlets asleep in it (before READY)
+  --max-life S            watchdog: SIGALRM ends the process after S seconds (default 300)
+
+Lines the tests assert carry "# @name" markers.
+"""
+import collections
+import json
+import os
+import signal
+import sys
+
+sys.dont_write_bytecode = True
+
+# Alive at a time in --churn, spawned per round, and the semaphore's release period (rounds).
+CHURN_ALIVE, CHURN_BATCH, CHURN_RELEASE = 300, 60, 7
+
+
+def take(sem):
+    sem.acquire()  # @take
+
+
+def locker(sem):
+    take(sem)  # @locker
+
+
+def waiter(ev):
+    ev.wait()  # @waiter
+
+
+def getter(q):
+    q.get()  # @getter
+
+
+def sleeper(lib):
+    lib.sleep(3600)  # @sleeper
+
+
+def napper(lib, seconds):
+    lib.sleep(seconds)  # @napper
+
+
+def quick(lib):
+    lib.sleep(0)  # @quick
+
+
+def arg(name, default):
+    if name in sys.argv:
+        return int(sys.argv[sys.argv.index(name) + 1])
+    return default
+
+
+def ready(**more):
+    info = {'pid': os.getpid()}
+    info.update(more)
+    print('READY ' + json.dumps(info))
+    sys.stdout.flush()
+
+
+def park(lib):
+    while True:
+        lib.sleep(1000)  # @park
+
+
+def load(name):
+    """The library's spawn, kill, is-dead, semaphore, waiting object and waiter function."""
+    if name == 'gevent':
+        import gevent
+        import gevent.event
+        import gevent.lock
+        return (gevent, gevent.spawn, lambda g: g.kill(block=False), lambda g: g.dead,
+                gevent.lock.Semaphore(0), gevent.event.Event(), waiter)
+    if name == 'eventlet':
+        import eventlet
+        import eventlet.queue
+        import eventlet.semaphore
+        return (eventlet, eventlet.spawn, lambda g: g.kill(), lambda g: g.dead,
+                eventlet.semaphore.Semaphore(0), eventlet.queue.Queue(), getter)
+    sys.exit('--lib takes gevent or eventlet, not %r' % name)
+
+
+def second_hub(lib, spawn, started):
+    keep = [spawn(sleeper, lib) for _ in range(5)]
+    lib.sleep(0.1)
+    started.set()
+    while keep:
+        lib.sleep(1000)  # @second
+
+
+def crowd(name):
+    lib, spawn, _, _, sem, ev, wait_fn = load(name)
+    locked, waiting, sleeping = arg('--locked', 600), arg('--waiting', 300), arg('--sleeping', 100)
+    if '--second-hub' in sys.argv:
+        import threading
+        # The library's own threading may be patched in: take the real one's primitives.
+        started = threading.Event()
+        threading.Thread(target=second_hub, args=(lib, spawn, started), name='second-hub',
+                         daemon=True).start()
+        started.wait(30)
+    keep = [spawn(locker, sem) for _ in range(locked)]
+    keep += [spawn(wait_fn, ev) for _ in range(waiting)]
+    keep += [spawn(sleeper, lib) for _ in range(sleeping)]
+    lib.sleep(0.2 + len(keep) / 5000.0)
+    ready(lib=name, spawned=len(keep))
+    park(lib)  # @main
+
+
+def churn(name):
+    lib, spawn, kill, dead, sem, _, _ = load(name)
+    live = collections.deque()
+    counts = {'spawned': 0, 'killed': 0}
+
+    def report(signum, frame):
+        alive = sum(1 for g in live if not dead(g))
+        print(json.dumps({'spawned': counts['spawned'], 'alive': alive,
+                          'killed': counts['killed']}))
+        sys.stdout.flush()
+
+    signal.signal(signal.SIGUSR1, report)
+    rounds = 0
+    while True:
+        for k in range(CHURN_BATCH):
+            kind = k % 4
+            if kind == 0:
+                g = spawn(locker, sem)
+            elif kind == 1:
+                g = spawn(napper, lib, 0.001 * (k % 50))
+            elif kind == 2:
+                g = spawn(sleeper, lib)
+            else:
+                g = spawn(quick, lib)
+            live.append(g)
+        counts['spawned'] += CHURN_BATCH
+        while len(live) > CHURN_ALIVE:
+            g = live.popleft()
+            if not dead(g):
+                kill(g)
+                counts['killed'] += 1
+        rounds += 1
+        if rounds % CHURN_RELEASE == 0:
+            sem.release()
+        lib.sleep(0)
+        if rounds == 20:
+            ready(lib=name)
+
+
+def main():
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.alarm(arg('--max-life', 300))
+    name = sys.argv[sys.argv.index('--lib') + 1] if '--lib' in sys.argv else 'gevent'
+    if '--churn' in sys.argv:
+        churn(name)
+    else:
+        crowd(name)
+
+
+if __name__ == '__main__':
+    main()  # @module
