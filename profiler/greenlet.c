@@ -13,6 +13,7 @@
 #include "output/label.h"
 #include "profiler/greenlet.h"
 #include "profiler/session.h"
+#include "profiler/snapshot.h"
 #include "symbolizer/elfsym.h"
 
 /* _PyInterpreterFrame owners (3.11+). */
@@ -399,6 +400,7 @@ static void set_state(const struct greenlet_layout *gl, const unsigned char *p, 
     uint64_t start = get_u64(p, gl->stack_start), stop = get_u64(p, gl->stack_stop);
     g->main = stop == UINT64_MAX;
     g->stack_start = start;
+    g->stack_stop = stop;
     g->stack_copy = get_u64(p, gl->stack_copy);
     g->stack_saved = get_u64(p, gl->stack_saved);
     g->current_frame = get_u64(p, gl->current_frame);
@@ -587,6 +589,96 @@ int greenlet_collect(struct session *s, uint64_t interp, struct greenlet_set *gs
     return 0;
 }
 
+/* ---- which thread runs a greenlet ---- */
+
+static const struct mem_region *region_of(const struct mem_maps *maps, uint64_t addr)
+{
+    for (size_t i = 0; i < maps->n; i++)
+        if (addr >= maps->v[i].start && addr < maps->v[i].end)
+            return &maps->v[i];
+    return NULL;
+}
+
+int greenlet_thread_of(const struct mem_maps *maps, pid_t pid, const struct walk_thread *threads,
+                       size_t n, uint64_t addr)
+{
+    const struct mem_region *r = region_of(maps, addr);
+    int found = -1;
+    if (!r || !(r->perms & MEM_W))
+        return -1;
+    int main_stack = !strcmp(r->path, "[stack]");
+    /* Thread stacks are anonymous: a file, the heap or vdso pages are not one. */
+    if (!main_stack && r->path[0])
+        return -1;
+    for (size_t k = 0; k < n; k++) {
+        const struct walk_thread *t = &threads[k];
+        int holds = main_stack ? pid > 0 && t->native_tid == pid
+                               : t->thread_id >= r->start && t->thread_id < r->end;
+        if (!holds)
+            continue;
+        if (found >= 0)
+            return -1;
+        found = (int)k;
+    }
+    return found;
+}
+
+/* The thread that runs g: index in sn, or -1.  Both ends of its range must lie in that thread's stack. */
+static int running_thread(const struct mem_maps *maps, pid_t pid, const struct snapshot *sn,
+                          const struct greenlet *g)
+{
+    /* A main greenlet's range has no upper end, and starts at 1 until it first switches away. */
+    if (g->stack_start <= 1)
+        return -1;
+    int k = greenlet_thread_of(maps, pid, sn->threads, sn->nthreads, g->stack_start);
+    if (k < 0 || g->main)
+        return k;
+    if (g->stack_stop <= g->stack_start ||
+        greenlet_thread_of(maps, pid, sn->threads, sn->nthreads, g->stack_stop - 1) != k)
+        return -1;
+    return k;
+}
+
+/* The main thread's id as the target numbers it (thread states say it so in a PID namespace). */
+static pid_t main_tid(const struct session *s, const struct snapshot *sn)
+{
+    for (size_t k = 0; k < sn->nthreads; k++)
+        if (s->threads[sn->st[k].tracked].tid == s->pid && sn->threads[k].native_tid > 0)
+            return sn->threads[k].native_tid;
+    return s->pid;
+}
+
+void greenlet_join_threads(struct session *s, const struct snapshot *sn, struct greenlet_set *gs)
+{
+    const struct mem_maps *maps = mem_maps(s->mem);
+    pid_t pid = main_tid(s, sn);
+    for (size_t i = 0; i < gs->n; i++) {
+        struct greenlet *g = &gs->v[i];
+        if (g->state != GL_RUNNING)
+            continue;
+        int k = running_thread(maps, pid, sn, g);
+        if (k < 0)
+            continue;
+        const struct snap_thread *t = &sn->st[k];
+        g->thread = k + 1;
+        g->tid = s->threads[t->tracked].tid;
+        if (!g->tid)
+            g->tid = sn->threads[k].native_tid;
+        if (t->excluded || !t->walked || t->status < 0)
+            continue;
+        /* The thread's Python frames (with native ones merged in, they stay at py_off). */
+        size_t off = t->native ? t->py_off : t->off, depth = t->native ? t->py_depth : t->depth;
+        if (off > sn->nraw || depth > sn->nraw - off)
+            continue;
+        GROW(gs->raw, gs->rawcap, gs->nraw + depth);
+        memcpy(gs->raw + gs->nraw, sn->raw + off, depth * sizeof(*gs->raw));
+        g->off = gs->nraw;
+        g->depth = depth;
+        g->status = t->status;
+        gs->nraw += depth;
+    }
+}
+
 /* ---- dump --greenlets ---- */
 
 /* Frame ids of every greenlet's frames (ids[g->off ..]); 0 where unknown. */
@@ -696,25 +788,86 @@ static const char *stack_error(int status)
     }
 }
 
+/* Type names read once per distinct type (more types are read each time). */
+#define TYPE_NAMES 64
+#define TYPE_NAME_MAX 64
+
+struct type_names {
+    uint64_t type[TYPE_NAMES + 1];
+    char name[TYPE_NAMES + 1][TYPE_NAME_MAX];
+    size_t n;
+};
+
+/* A type's tp_name into out: non-empty printable ASCII ended within TYPE_NAME_MAX bytes, else "". */
+static void read_type_name(struct mem *m, const struct pylayout *l, uint64_t type, char *out)
+{
+    unsigned char buf[TYPE_NAME_MAX];
+    uint64_t name;
+    out[0] = '\0';
+    if (!type || (type & 7) || mem_read_u64(m, type + (uint64_t)l->tp_name, &name) < 0 || !name)
+        return;
+    /* A short name may end a mapping: shrink the read until it works. */
+    for (size_t n = sizeof(buf); n >= 1; n /= 2) {
+        if (mem_read(m, name, buf, n) < 0)
+            continue;
+        size_t len = strnlen((const char *)buf, n);
+        if (len == 0 || len == n)
+            return;
+        for (size_t i = 0; i < len; i++)
+            if (buf[i] <= ' ' || buf[i] >= 0x7f)
+                return;
+        memcpy(out, buf, len + 1);
+        return;
+    }
+}
+
+/* g's type name, "" when it could not be read. */
+static const char *type_name(struct session *s, struct type_names *tn, const struct greenlet *g)
+{
+    for (size_t i = 0; i < tn->n; i++)
+        if (tn->type[i] == g->type)
+            return tn->name[i];
+    size_t i = tn->n < TYPE_NAMES ? tn->n++ : TYPE_NAMES;
+    tn->type[i] = g->type;
+    read_type_name(s->mem, &s->rt.layout, g->type, tn->name[i]);
+    return tn->name[i];
+}
+
 static const char *type_label(const struct greenlet *g)
 {
     return g->main ? " main" : "";
 }
 
+/* Where a running greenlet runs, after its state in the text dump. */
+static void text_thread(const struct greenlet *g, struct strbuf *out)
+{
+    if (g->state != GL_RUNNING)
+        return;
+    if (g->tid > 0)
+        sb_addf(out, " in thread %d", (int)g->tid);
+    else if (g->thread)
+        sb_adds(out, " in a thread without an id");
+    else
+        sb_adds(out, ", in no thread's stack");
+}
+
 void greenlet_print_text(struct session *s, const struct greenlet_set *gs, struct strbuf *out)
 {
     uint32_t *ids = frame_ids(s, gs);
+    struct type_names *tn = xcalloc(1, sizeof(*tn));
     sb_addf(out, "\nGreenlets: %zu (%" PRIu64 " objects walked, %" PRIu64 " reads)\n", gs->n,
             gs->stats.objects, gs->stats.reads);
     for (size_t i = 0; i < gs->n; i++) {
         const struct greenlet *g = &gs->v[i];
-        sb_addf(out, "Greenlet 0x%" PRIx64 "%s (%s)\n", g->obj, type_label(g),
-                greenlet_state_name(g->state));
-        if (g->state == GL_RUNNING)
-            sb_adds(out, "    (its frames are its thread's, above)\n");
-        else if (g->state == GL_PARKED && g->status < 0)
+        const char *tname = type_name(s, tn, g);
+        sb_addf(out, "Greenlet 0x%" PRIx64 " %s%s (%s", g->obj, *tname ? tname : "?",
+                type_label(g), greenlet_state_name(g->state));
+        text_thread(g, out);
+        sb_adds(out, ")\n");
+        int stacked = g->state == GL_PARKED || (g->state == GL_RUNNING && g->thread);
+        if (stacked && g->status < 0)
             sb_addf(out, "    (stack unreadable: %s)\n", stack_error(g->status));
-        else if (g->state == GL_PARKED && g->depth == 0)
+        else if (stacked && g->depth == 0)
             sb_adds(out, "    (no Python frames)\n");
         for (size_t k = 0; k < g->depth; k++) {
             sb_adds(out, "    ");
@@ -741,6 +894,7 @@ void greenlet_print_text(struct session *s, const struct greenlet_set *gs, struc
     free(gv);
     free(order);
     free(ids);
+    free(tn);
 }
 
 static void json_frames(struct session *s, const struct greenlet *g, const uint32_t *ids,
@@ -768,12 +922,23 @@ static void json_frames(struct session *s, const struct greenlet *g, const uint3
 void greenlet_print_json(struct session *s, const struct greenlet_set *gs, struct strbuf *out)
 {
     uint32_t *ids = frame_ids(s, gs);
+    struct type_names *tn = xcalloc(1, sizeof(*tn));
     sb_adds(out, "\"greenlets\": [");
     for (size_t i = 0; i < gs->n; i++) {
         const struct greenlet *g = &gs->v[i];
-        sb_addf(out, "%s\n  {\"address\": \"0x%" PRIx64 "\", \"main\": %s, \"state\": \"%s\"",
-                i ? "," : "", g->obj, g->main ? "true" : "false", greenlet_state_name(g->state));
-        if (g->state == GL_PARKED && g->status < 0) {
+        const char *tname = type_name(s, tn, g);
+        sb_addf(out, "%s\n  {\"address\": \"0x%" PRIx64 "\", \"type\": ", i ? "," : "", g->obj);
+        if (*tname)
+            json_string(out, tname);
+        else
+            sb_adds(out, "null");
+        sb_addf(out, ", \"main\": %s, \"state\": \"%s\"", g->main ? "true" : "false",
+                greenlet_state_name(g->state));
+        if (g->state == GL_RUNNING && g->tid > 0)
+            sb_addf(out, ", \"thread\": %d", (int)g->tid);
+        else if (g->state == GL_RUNNING)
+            sb_adds(out, ", \"thread\": null");
+        if ((g->state == GL_PARKED || (g->state == GL_RUNNING && g->thread)) && g->status < 0) {
             sb_adds(out, ", \"error\": ");
             json_string(out, stack_error(g->status));
         }
@@ -797,4 +962,5 @@ void greenlet_print_json(struct session *s, const struct greenlet_set *gs, struc
     free(gv);
     free(order);
     free(ids);
+    free(tn);
 }

@@ -64,7 +64,10 @@ struct greenlet {
     int status;             /* stack: 0, 1 cut at GREENLET_MAX_DEPTH, or a negative errno */
     size_t off, depth;      /* its frames: raw[off .. off+depth), innermost first */
     uint64_t current_frame, chunk, chunk_top;
-    uint64_t stack_start, stack_copy, stack_saved;
+    uint64_t stack_start, stack_stop, stack_copy, stack_saved;
+    int thread;             /* running: 1 + the index of the thread that runs it (see
+                             * greenlet_join_threads), 0 when not known */
+    pid_t tid;              /* that thread's id, 0 when not known */
 };
 
 struct greenlet_stats {
@@ -127,6 +130,27 @@ int greenlet_find_module(struct session *s, uint64_t *gtype,
  */
 int greenlet_collect(struct session *s, uint64_t interp, struct greenlet_set *gs,
                      struct pserr *err);
+
+/*
+ * The thread whose C stack holds addr: its index in threads[0..n), or -1
+ * when no thread's does, or more than one seem to.  The main thread
+ * (native_tid == pid) runs on the "[stack]" mapping; another thread on the
+ * anonymous mapping that holds its pthread_t, as glibc places a thread's
+ * struct pthread at the top of the stack it allocates for it.
+ */
+int greenlet_thread_of(const struct mem_maps *maps, pid_t pid, const struct walk_thread *threads,
+                       size_t n, uint64_t addr);
+
+struct snapshot;
+
+/*
+ * Gives each running greenlet of gs the thread of snapshot sn whose C stack
+ * holds its own (both ends of its range; a main greenlet's start), and that
+ * thread's Python frames as its stack.  A running greenlet that no thread
+ * holds is left without one (thread 0).
+ */
+void greenlet_join_threads(struct session *s, const struct snapshot *sn,
+                           struct greenlet_set *gs);
 
 /* dump --greenlets: every greenlet and then identical stacks grouped, as text or JSON. */
 void greenlet_print_text(struct session *s, const struct greenlet_set *gs, struct strbuf *out);
