@@ -197,24 +197,28 @@ static int walk_generation(struct mem *m, const struct pylayout *l, uint64_t int
 {
     uint64_t head = interp + (uint64_t)l->is_gc_generations + (uint64_t)g * GC_GENERATION_SIZE;
     size_t n0 = *n;
-    int ret = -EBUSY;
-    for (int attempt = 0; attempt < GREENLET_LIST_ATTEMPTS; attempt++) {
-        if (attempt) {
-            st->retries++;
-            pause_us(GREENLET_RETRY_US);
-        }
+    int ret = -EBUSY, waits = 0;
+    for (int attempt = 0; attempt < GREENLET_LIST_ATTEMPTS;) {
         int c = collecting(m, l, interp);
         if (c < 0)
             return c;
+        /* Waiting for a collection to end is no failed walk: it has its own bound. */
         if (c) {
             st->collecting++;
             ret = -EBUSY;
+            if (++waits >= GREENLET_COLLECT_WAITS)
+                break;
+            pause_us(GREENLET_COLLECT_PAUSE_US);
             continue;
         }
         *n = n0;
         ret = walk_list(m, l, head, gtype, tm, objs, n, cap, st);
         if (ret != -EAGAIN && ret != -ELOOP && ret != -EFAULT)
             break;
+        if (++attempt < GREENLET_LIST_ATTEMPTS) {
+            st->retries++;
+            pause_us(GREENLET_RETRY_US);
+        }
     }
     if (ret < 0)
         *n = n0;

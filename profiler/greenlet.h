@@ -22,6 +22,12 @@
 /* Walks of one generation's list while it changes under them, and the pause before each retry. */
 #define GREENLET_LIST_ATTEMPTS 16
 #define GREENLET_RETRY_US 500
+/*
+ * Looks, and the pause between them, while a collection runs: a full one of
+ * a large heap that finalizes greenlets can last over 100 ms (eventlet, 120 000 objects).
+ */
+#define GREENLET_COLLECT_WAITS 400
+#define GREENLET_COLLECT_PAUSE_US 1000
 /* Greenlets kept; more are counted but not read. */
 #define GREENLET_MAX 100000
 /* tp_base links followed to match a subtype. */
@@ -95,8 +101,9 @@ void greenlet_set_release(struct greenlet_set *gs);
  * every object whose type is gtype or a subtype of it.  Each list must lead
  * back to its head, every link must be mirrored by the next node's prev,
  * and the walk is bounded by GREENLET_MAX_OBJECTS.  A list is not walked
- * while the interpreter says a collection runs; one that fails is walked
- * again, up to GREENLET_LIST_ATTEMPTS times in all.  Returns 0, or a
+ * while the interpreter says a collection runs (GREENLET_COLLECT_WAITS looks
+ * at most); one that fails is walked again, up to GREENLET_LIST_ATTEMPTS
+ * times in all.  Returns 0, or a
  * negative errno: -EFAULT an unreadable node, -EAGAIN a list that changed
  * under the walk (a broken link), -ELOOP a list that does not lead back to
  * its head, -EBUSY a collection ran all along.
