@@ -167,9 +167,9 @@ def main():
     signal.alarm(arg('--max-life', 300))
     name = sys.argv[sys.argv.index('--lib') + 1] if '--lib' in sys.argv else 'gevent'
     if '--churn' in sys.argv:
-        churn(name)
+        churn(name)  # @churn
     else:
-        crowd(name)
+        crowd(name)  # @crowd
 
 
 if __name__ == '__main__':
