@@ -652,35 +652,99 @@ static pid_t main_tid(const struct session *s, const struct snapshot *sn)
     return s->pid;
 }
 
+/* Data-stack chunks followed back from a thread's newest to find a greenlet's. */
+#define THREAD_CHUNK_LINKS 8
+
+/* 1 when chunk is thread t's data-stack chunk, or one its newest grew from. */
+static int in_thread_chunks(struct mem *m, const struct pylayout *l, const struct walk_thread *t,
+                            uint64_t chunk)
+{
+    uint64_t c = t->chunk;
+    for (int k = 0; k < THREAD_CHUNK_LINKS && c && !(c & 7); k++) {
+        if (c == chunk)
+            return 1;
+        if (mem_read_u64(m, c + (uint64_t)l->chunk_previous, &c) < 0)
+            return 0;
+    }
+    return 0;
+}
+
+/*
+ * Of the greenlets cand[0..n) that look running in thread t (started, no
+ * saved top frame), the one that is: a greenlet suspended in C code with no
+ * Python frame looks the same.  The running one resumed its saved data
+ * stack, so the thread's data stack is (or grew from) the chunk it saved;
+ * one never switched away saved none.  Its index in cand, or -1.
+ */
+static int current_of(struct mem *m, const struct pylayout *l, const struct walk_thread *t,
+                      struct greenlet *const *cand, size_t n)
+{
+    int resumed = -1, fresh = -1, nresumed = 0, nfresh = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!cand[i]->chunk) {
+            fresh = (int)i;
+            nfresh++;
+        } else if (in_thread_chunks(m, l, t, cand[i]->chunk)) {
+            resumed = (int)i;
+            nresumed++;
+        }
+    }
+    if (nresumed == 1)
+        return resumed;
+    if (nresumed == 0 && nfresh == 1)
+        return fresh;
+    return n == 1 ? 0 : -1;
+}
+
+/* g runs in thread k of sn: its thread's id and Python frames. */
+static void take_thread(struct session *s, const struct snapshot *sn, size_t k,
+                        struct greenlet_set *gs, struct greenlet *g)
+{
+    const struct snap_thread *t = &sn->st[k];
+    g->thread = (int)k + 1;
+    g->tid = s->threads[t->tracked].tid;
+    if (!g->tid)
+        g->tid = sn->threads[k].native_tid;
+    if (t->excluded || !t->walked || t->status < 0)
+        return;
+    /* The thread's Python frames (with native ones merged in, they stay at py_off). */
+    size_t off = t->native ? t->py_off : t->off, depth = t->native ? t->py_depth : t->depth;
+    if (off > sn->nraw || depth > sn->nraw - off)
+        return;
+    GROW(gs->raw, gs->rawcap, gs->nraw + depth);
+    memcpy(gs->raw + gs->nraw, sn->raw + off, depth * sizeof(*gs->raw));
+    g->off = gs->nraw;
+    g->depth = depth;
+    g->status = t->status;
+    gs->nraw += depth;
+}
+
 void greenlet_join_threads(struct session *s, const struct snapshot *sn, struct greenlet_set *gs)
 {
     const struct mem_maps *maps = mem_maps(s->mem);
     pid_t pid = main_tid(s, sn);
-    for (size_t i = 0; i < gs->n; i++) {
-        struct greenlet *g = &gs->v[i];
-        if (g->state != GL_RUNNING)
+    int *at = xmalloc((gs->n ? gs->n : 1) * sizeof(*at));
+    struct greenlet **cand = xmalloc((gs->n ? gs->n : 1) * sizeof(*cand));
+    for (size_t i = 0; i < gs->n; i++)
+        at[i] = gs->v[i].state == GL_RUNNING ? running_thread(maps, pid, sn, &gs->v[i]) : -1;
+    for (size_t k = 0; k < sn->nthreads; k++) {
+        size_t n = 0;
+        for (size_t i = 0; i < gs->n; i++)
+            if (at[i] == (int)k)
+                cand[n++] = &gs->v[i];
+        if (n == 0)
             continue;
-        int k = running_thread(maps, pid, sn, g);
-        if (k < 0)
+        int c = current_of(s->mem, &s->rt.layout, &sn->threads[k], cand, n);
+        if (c < 0)
             continue;
-        const struct snap_thread *t = &sn->st[k];
-        g->thread = k + 1;
-        g->tid = s->threads[t->tracked].tid;
-        if (!g->tid)
-            g->tid = sn->threads[k].native_tid;
-        if (t->excluded || !t->walked || t->status < 0)
-            continue;
-        /* The thread's Python frames (with native ones merged in, they stay at py_off). */
-        size_t off = t->native ? t->py_off : t->off, depth = t->native ? t->py_depth : t->depth;
-        if (off > sn->nraw || depth > sn->nraw - off)
-            continue;
-        GROW(gs->raw, gs->rawcap, gs->nraw + depth);
-        memcpy(gs->raw + gs->nraw, sn->raw + off, depth * sizeof(*gs->raw));
-        g->off = gs->nraw;
-        g->depth = depth;
-        g->status = t->status;
-        gs->nraw += depth;
+        take_thread(s, sn, k, gs, cand[c]);
+        /* The others were suspended in C code, with no Python frame to save. */
+        for (size_t i = 0; i < n; i++)
+            if (i != (size_t)c)
+                cand[i]->state = GL_PARKED;
     }
+    free(at);
+    free(cand);
 }
 
 /* ---- dump --greenlets ---- */
@@ -893,6 +957,8 @@ void greenlet_print_text(struct session *s, const struct greenlet_set *gs, struc
             text_frame(s->names, ids[g->off + k], out);
             sb_addc(out, '`');
         }
+        if (g->state == GL_PARKED && g->status == 0 && g->depth == 0)
+            sb_adds(out, " (no Python frames)");
         sb_addc(out, '\n');
     }
     free(gv);

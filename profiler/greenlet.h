@@ -153,8 +153,11 @@ struct snapshot;
 /*
  * Gives each running greenlet of gs the thread of snapshot sn whose C stack
  * holds its own (both ends of its range; a main greenlet's start), and that
- * thread's Python frames as its stack.  A running greenlet that no thread
- * holds is left without one (thread 0).
+ * thread's Python frames as its stack.  Greenlets suspended in C code with
+ * no Python frame look running too: of those a thread holds, the one whose
+ * saved data stack the thread runs on (or the only one) is; the others
+ * become parked, without frames.  A running greenlet that no thread holds,
+ * or that cannot be told apart, is left without one (thread 0).
  */
 void greenlet_join_threads(struct session *s, const struct snapshot *sn,
                            struct greenlet_set *gs);

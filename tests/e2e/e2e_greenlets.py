@@ -350,9 +350,11 @@ def crowd_group(ctx, I, rt):
             t.close()
 
     def second_hub(lib):
-        """Two hubs, each running in its own thread: each is matched to it and shows its stack."""
+        """Two hubs, each running in its own thread: each is matched to it and shows its stack.
+        Greenlets suspended in C with no Python frame look running too: they are parked."""
         need(lib)
-        t = start(lib, '--locked', '2', '--waiting', '1', '--sleeping', '1', '--second-hub')
+        t = start(lib, '--locked', '2', '--waiting', '1', '--sleeping', '1', '--second-hub',
+                  '--c-parked', '3')
         try:
             res = dump(t.pid, '--json')
             doc = json.loads(res.out_text)
@@ -375,9 +377,15 @@ def crowd_group(ctx, I, rt):
             sec = [g for g in doc['greenlets']
                    if ('second_hub', path, rt.line_of(path, 'second')) in frames_of(g['frames'])]
             P.expect(len(sec) == 1 and sec[0]['main'], 'the second thread\'s main greenlet: %r' % sec)
-            # 4 workers and 5 in the second thread, 2 main greenlets, 2 hubs.
-            P.expect(len(doc['greenlets']) == 4 + 5 + 2 + 2,
-                     '%d greenlets, expected 13' % len(doc['greenlets']))
+            bare = [g for g in doc['greenlets'] if not g['frames']]
+            P.expect(len(bare) == 3 and all(g['state'] == 'parked' and not g['main'] and
+                                            g['type'] == 'greenlet.greenlet' for g in bare),
+                     'greenlets without frames: %r' % bare)
+            P.expect({'count': 3, 'state': 'parked', 'frames': []} in doc['greenlet_summary'],
+                     'no group of 3 parked without frames in %r' % doc['greenlet_summary'])
+            # 4 workers, 3 suspended in C, 5 in the second thread, 2 main greenlets, 2 hubs.
+            P.expect(len(doc['greenlets']) == 4 + 3 + 5 + 2 + 2,
+                     '%d greenlets, expected 16' % len(doc['greenlets']))
             P.fail_if_any(res.describe(out_limit=800))
         finally:
             t.close()

@@ -18,6 +18,8 @@ churning, then churns until killed.  On SIGUSR1 it prints one line:
   --churn
   --second-hub            also run a thread "second-hub" with its own hub, its main greenlet
                           asleep and 5 greenlets asleep in it (before READY)
+  --c-parked N            also N plain greenlets suspended in C with no Python frame (their
+                          run is the main greenlet's switch: started, they switch straight back)
   --max-life S            watchdog: SIGALRM ends the process after S seconds (default 300)
 
 Lines the tests assert carry "# @name" markers.
@@ -115,11 +117,15 @@ def crowd(name):
         threading.Thread(target=second_hub, args=(lib, spawn, started), name='second-hub',
                          daemon=True).start()
         started.wait(30)
+    import greenlet
+    suspended = [greenlet.greenlet(greenlet.getcurrent().switch) for _ in range(arg('--c-parked', 0))]
+    for g in suspended:
+        g.switch()
     keep = [spawn(locker, sem) for _ in range(locked)]
     keep += [spawn(wait_fn, ev) for _ in range(waiting)]
     keep += [spawn(sleeper, lib) for _ in range(sleeping)]
     lib.sleep(0.2 + len(keep) / 5000.0)
-    ready(lib=name, spawned=len(keep))
+    ready(lib=name, spawned=len(keep) + len(suspended))
     park(lib)  # @main
 
 
