@@ -627,20 +627,24 @@ int greenlet_thread_of(const struct mem_maps *maps, pid_t pid, const struct walk
     return found;
 }
 
-/* The thread that runs g: index in sn, or -1.  Both ends of its range must lie in that thread's stack. */
+/*
+ * The thread that runs g: index in sn, or -1.  Both ends of its range must
+ * lie in that thread's stack.  Its start is 1 while it has not switched
+ * away since it started (greenlet marks it active so): then its end alone
+ * says; a main greenlet's range has no end (-1).
+ */
 static int running_thread(const struct mem_maps *maps, pid_t pid, const struct snapshot *sn,
                           const struct greenlet *g)
 {
-    /* A main greenlet's range has no upper end, and starts at 1 until it first switches away. */
-    if (g->stack_start <= 1)
-        return -1;
-    int k = greenlet_thread_of(maps, pid, sn->threads, sn->nthreads, g->stack_start);
-    if (k < 0 || g->main)
+    int k = -1;
+    if (g->stack_start > 1)
+        k = greenlet_thread_of(maps, pid, sn->threads, sn->nthreads, g->stack_start);
+    if (g->main || (g->stack_start > 1 && k < 0))
         return k;
-    if (g->stack_stop <= g->stack_start ||
-        greenlet_thread_of(maps, pid, sn->threads, sn->nthreads, g->stack_stop - 1) != k)
+    if (g->stack_stop <= g->stack_start)
         return -1;
-    return k;
+    int end = greenlet_thread_of(maps, pid, sn->threads, sn->nthreads, g->stack_stop - 1);
+    return g->stack_start > 1 && end != k ? -1 : end;
 }
 
 /* The main thread's id as the target numbers it (thread states say it so in a PID namespace). */
@@ -916,7 +920,7 @@ static void text_thread(const struct greenlet *g, struct strbuf *out)
     else if (g->thread)
         sb_adds(out, " in a thread without an id");
     else
-        sb_adds(out, ", in no thread's stack");
+        sb_adds(out, ", thread unknown");
 }
 
 void greenlet_print_text(struct session *s, const struct greenlet_set *gs, struct strbuf *out)

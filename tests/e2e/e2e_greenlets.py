@@ -390,6 +390,42 @@ def crowd_group(ctx, I, rt):
         finally:
             t.close()
 
+    def busy(lib):
+        """A worker that spins without yielding is the running greenlet, in the main thread;
+        the hub that switched to it is parked."""
+        pkg = need(lib)
+        t = start(lib, '--locked', '1', '--waiting', '0', '--sleeping', '0', '--busy')
+        try:
+            res = dump(t.pid, '--json')
+            doc = json.loads(res.out_text)
+            P = rt.Problems()
+            gl = doc['greenlets']
+            running = [g for g in gl if g['state'] == 'running']
+            spin = [L('spin', 'spin')]
+            if lib == 'gevent':
+                hub = os.path.join(pkg, 'hub.py')
+                hub_frames = [('Hub.run', hub, source_line(hub, 'run', r'loop\.run\(\)'))]
+            else:
+                hub, timer, gt = (os.path.join(pkg, f) for f in ('hubs/hub.py', 'hubs/timer.py',
+                                                                'greenthread.py'))
+                spin.append(('GreenThread.main', gt, source_line(gt, 'main', r'result = function\(')))
+                hub_frames = [('Timer.__call__', timer, source_line(timer, '__call__', r'cb\(\*args')),
+                              ('BaseHub.fire_timers', hub, source_line(hub, 'fire_timers', r'^\s*timer\(\)')),
+                              ('BaseHub.run', hub, source_line(hub, 'run', r'self\.fire_timers\('))]
+            P.expect(len(running) == 1 and running[0]['type'] == TYPES[lib][0] and
+                     running[0].get('thread') == t.pid and frames_of(running[0]['frames']) == spin,
+                     'running greenlets %r, expected one %s in thread %d at %r'
+                     % (running, TYPES[lib][0], t.pid, spin))
+            P.expect(thread_frames(doc, t.pid) == spin, 'the thread\'s stack is not %r' % spin)
+            hubs = [g for g in gl if g['type'] == TYPES[lib][2] and not g['main']]
+            P.expect(len(hubs) == 1 and hubs[0]['state'] == 'parked' and
+                     frames_of(hubs[0]['frames']) == hub_frames,
+                     'hub %r, expected parked at %r' % (hubs, hub_frames))
+            P.expect(len(gl) == 4, '%d greenlets, expected 4' % len(gl))
+            P.fail_if_any(res.describe(out_limit=800))
+        finally:
+            t.close()
+
     def churn_dumps(lib):
         """Dumps in a row on a target that spawns and kills greenlets: each succeeds and adds up."""
         need(lib)
@@ -439,4 +475,5 @@ def crowd_group(ctx, I, rt):
         R.case(pfx + 'crowd-json', lambda lib=lib: crowd_json(lib))
         R.case(pfx + 'crowd-text', lambda lib=lib: crowd_text(lib))
         R.case(pfx + 'second-hub', lambda lib=lib: second_hub(lib))
+        R.case(pfx + 'busy', lambda lib=lib: busy(lib))
         R.case(pfx + 'churn-dumps', lambda lib=lib: churn_dumps(lib))

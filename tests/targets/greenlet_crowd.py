@@ -18,6 +18,8 @@ churning, then churns until killed.  On SIGUSR1 it prints one line:
   --churn
   --second-hub            also run a thread "second-hub" with its own hub, its main greenlet
                           asleep and 5 greenlets asleep in it (before READY)
+  --busy                  then a greenlet that prints READY and spins without yielding: it is
+                          the running one, and the hub is parked
   --c-parked N            also N plain greenlets suspended in C with no Python frame (their
                           run is the main greenlet's switch: started, they switch straight back)
   --max-life S            watchdog: SIGALRM ends the process after S seconds (default 300)
@@ -62,6 +64,12 @@ def napper(lib, seconds):
 
 def quick(lib):
     lib.sleep(0)  # @quick
+
+
+def spin(spawned):
+    ready(lib=sys.argv[sys.argv.index('--lib') + 1], spawned=spawned)
+    n = 0
+    while n >= 0: n += 1  # @spin
 
 
 def arg(name, default):
@@ -125,6 +133,9 @@ def crowd(name):
     keep += [spawn(wait_fn, ev) for _ in range(waiting)]
     keep += [spawn(sleeper, lib) for _ in range(sleeping)]
     lib.sleep(0.2 + len(keep) / 5000.0)
+    if '--busy' in sys.argv:
+        keep.append(spawn(spin, len(keep) + len(suspended) + 1))
+        park(lib)
     ready(lib=name, spawned=len(keep) + len(suspended))
     park(lib)  # @main
 
