@@ -709,6 +709,7 @@ static void take_thread(struct session *s, const struct snapshot *sn, size_t k,
     g->tid = s->threads[t->tracked].tid;
     if (!g->tid)
         g->tid = sn->threads[k].native_tid;
+    g->status = t->status < 0 ? t->status : 0;
     if (t->excluded || !t->walked || t->status < 0)
         return;
     /* The thread's Python frames (with native ones merged in, they stay at py_off). */
