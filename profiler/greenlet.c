@@ -678,12 +678,15 @@ static int in_thread_chunks(struct mem *m, const struct pylayout *l, const struc
  * saved top frame), the one that is: a greenlet suspended in C code with no
  * Python frame looks the same.  The running one resumed its saved data
  * stack, so the thread's data stack is (or grew from) the chunk it saved;
- * one never switched away saved none.  Its index in cand, or -1.
+ * one never switched away saved none.  Its index in cand, or -1; *stale set
+ * when the thread ran on another greenlet's data stack when it was walked
+ * (it switched since): its frames are not this greenlet's.
  */
 static int current_of(struct mem *m, const struct pylayout *l, const struct walk_thread *t,
-                      struct greenlet *const *cand, size_t n)
+                      struct greenlet *const *cand, size_t n, int *stale)
 {
     int resumed = -1, fresh = -1, nresumed = 0, nfresh = 0;
+    *stale = 0;
     for (size_t i = 0; i < n; i++) {
         if (!cand[i]->chunk) {
             fresh = (int)i;
@@ -697,11 +700,14 @@ static int current_of(struct mem *m, const struct pylayout *l, const struct walk
         return resumed;
     if (nresumed == 0 && nfresh == 1)
         return fresh;
-    return n == 1 ? 0 : -1;
+    if (n != 1)
+        return -1;
+    *stale = t->chunk != 0;
+    return 0;
 }
 
-/* g runs in thread k of sn: its thread's id and Python frames. */
-static void take_thread(struct session *s, const struct snapshot *sn, size_t k,
+/* g runs in thread k of sn: its thread's id and Python frames (unless stale). */
+static void take_thread(struct session *s, const struct snapshot *sn, size_t k, int stale,
                         struct greenlet_set *gs, struct greenlet *g)
 {
     const struct snap_thread *t = &sn->st[k];
@@ -709,8 +715,8 @@ static void take_thread(struct session *s, const struct snapshot *sn, size_t k,
     g->tid = s->threads[t->tracked].tid;
     if (!g->tid)
         g->tid = sn->threads[k].native_tid;
-    g->status = t->status < 0 ? t->status : 0;
-    if (t->excluded || !t->walked || t->status < 0)
+    g->status = stale ? -EAGAIN : t->status < 0 ? t->status : 0;
+    if (stale || t->excluded || !t->walked || t->status < 0)
         return;
     /* The thread's Python frames (with native ones merged in, they stay at py_off). */
     size_t off = t->native ? t->py_off : t->off, depth = t->native ? t->py_depth : t->depth;
@@ -739,10 +745,11 @@ void greenlet_join_threads(struct session *s, const struct snapshot *sn, struct 
                 cand[n++] = &gs->v[i];
         if (n == 0)
             continue;
-        int c = current_of(s->mem, &s->rt.layout, &sn->threads[k], cand, n);
+        int stale;
+        int c = current_of(s->mem, &s->rt.layout, &sn->threads[k], cand, n, &stale);
         if (c < 0)
             continue;
-        take_thread(s, sn, k, gs, cand[c]);
+        take_thread(s, sn, k, stale, gs, cand[c]);
         /* The others were suspended in C code, with no Python frame to save. */
         for (size_t i = 0; i < n; i++)
             if (i != (size_t)c)

@@ -85,6 +85,15 @@ def ready(**more):
     sys.stdout.flush()
 
 
+def ready_later(mod, **more):
+    """READY from the hub, once the greenlet that calls this is parked."""
+    if mod.__name__ == 'gevent':
+        mod.get_hub().loop.run_callback(lambda: ready(**more))
+    else:
+        import eventlet.hubs
+        eventlet.hubs.get_hub().schedule_call_global(0, lambda: ready(**more))
+
+
 def park(lib):
     while True:
         lib.sleep(1000)  # @park
@@ -136,7 +145,7 @@ def crowd(name):
     if '--busy' in sys.argv:
         keep.append(spawn(spin, len(keep) + len(suspended) + 1))
         park(lib)
-    ready(lib=name, spawned=len(keep) + len(suspended))
+    ready_later(lib, lib=name, spawned=len(keep) + len(suspended))
     park(lib)  # @main
 
 
