@@ -11,7 +11,8 @@ READY {"pid": ..., "lib": ..., "spawned": ...}
 alive at any time: some parked on a semaphore, some asleep, some that end
 on their own; the oldest are killed while parked).  It prints READY once
 churning, then churns until killed.  On SIGUSR1 it prints one line:
-{"spawned": ..., "alive": ..., "killed": ...}
+{"spawned": ..., "alive": ..., "killed": ...}: greenlets spawned and killed
+so far, and those not dead (the main greenlet and the hub not counted).
 
   --lib gevent|eventlet   (default gevent)
   --locked N --waiting N --sleeping N
@@ -152,10 +153,12 @@ def crowd(name):
 def churn(name):
     lib, spawn, kill, dead, sem, _, _ = load(name)
     live = collections.deque()
+    dying = []      # killed, and perhaps not dead yet (gevent kills them from the hub)
     counts = {'spawned': 0, 'killed': 0}
 
     def report(signum, frame):
-        alive = sum(1 for g in live if not dead(g))
+        # Every churned greenlet not dead yet, at this point of the main greenlet.
+        alive = sum(1 for g in live if not dead(g)) + sum(1 for g in dying if not dead(g))
         print(json.dumps({'spawned': counts['spawned'], 'alive': alive,
                           'killed': counts['killed']}))
         sys.stdout.flush()
@@ -179,7 +182,9 @@ def churn(name):
             g = live.popleft()
             if not dead(g):
                 kill(g)
+                dying.append(g)
                 counts['killed'] += 1
+        dying[:] = [g for g in dying if not dead(g)]
         rounds += 1
         if rounds % CHURN_RELEASE == 0:
             sem.release()
