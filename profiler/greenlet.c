@@ -878,7 +878,7 @@ struct type_names {
     size_t n;
 };
 
-/* A type's tp_name into out: non-empty printable ASCII ended within TYPE_NAME_MAX bytes, else "". */
+/* A type's tp_name into out: printable ASCII ended within TYPE_NAME_MAX bytes, else "". */
 static void read_type_name(struct mem *m, const struct pylayout *l, uint64_t type, char *out)
 {
     unsigned char buf[TYPE_NAME_MAX];
