@@ -369,14 +369,16 @@ static void print_json(struct session *s, const struct snapshot *sn, const struc
  * --greenlets: every greenlet after the threads (JSON: more keys in the same
  * object).  0, or the exit status of a failure already reported.
  */
-static int dump_greenlets(struct session *s, uint64_t interp, int json, struct strbuf *out)
+static int dump_greenlets(struct session *s, const struct snapshot *sn, int json,
+                          struct strbuf *out)
 {
     struct greenlet_set gs = {0};
     struct pserr err;
-    if (greenlet_collect(s, interp, &gs, &err) < 0) {
+    if (greenlet_collect(s, sn->interp, &gs, &err) < 0) {
         greenlet_set_release(&gs);
         return cli_error(&err);
     }
+    greenlet_join_threads(s, sn, &gs);
     if (json) {
         out->len -= 2; /* the closing "}\n" */
         sb_adds(out, ",\n ");
@@ -529,7 +531,7 @@ int cmd_dump(int argc, char **argv)
             print_json(&s, &sn, &x, &out);
         else
             print_text(&s, &sn, &x, &out);
-        if (greenlets && (status = dump_greenlets(&s, sn.interp, json, &out)) != 0)
+        if (greenlets && (status = dump_greenlets(&s, &sn, json, &out)) != 0)
             out.len = 0;
         pyval_free(x.pv);
         srcfiles_free(x.src);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "profiler/session.h"
+#include "profiler/snapshot.h"
 #include "symbolizer/codecache.h"
 
 /* A greenlet known from an earlier walk. */
@@ -13,6 +14,9 @@ struct known {
     uint64_t obj, pimpl;     /* pimpl 0: not read yet */
     unsigned char *impl;     /* its implementation's bytes at the last census, NULL when none */
     struct gcensus_entry e;
+    struct greenlet g;       /* as parsed at the last census */
+    pid_t tid;               /* the thread holding its C stack, 0 unknown */
+    int tid_known;           /* tid looked up since its state last changed */
     uint32_t *ids;
     size_t idcap;
     int found;               /* met by the walk of this census */
@@ -340,13 +344,16 @@ int gcensus_run(struct gcensus *c, const struct gcensus_source *src, uint64_t no
         struct greenlet g = {.obj = k->obj, .pimpl = k->pimpl};
         greenlet_parse(gl, p, &g);
         int same = k->impl && !memcmp(k->impl, p, plen);
+        k->g = g;
+        k->e.thread = -1;
+        if (!same)
+            k->tid_known = 0;
         if (!k->impl)
             k->impl = xmalloc(plen);
         memcpy(k->impl, p, plen);
         k->e.obj = k->obj;
         k->e.state = g.state;
         k->e.main = g.main;
-        k->e.stack_at = g.stack_start;
         if (g.state != GL_PARKED) {
             k->e.status = 0;
             k->e.depth = 0;
@@ -456,4 +463,47 @@ int gcensus_take(struct gcensus *c, struct session *s, uint64_t interp, int by_f
     if (ret < 0)
         return pserr_set(err, -ret, "the object lists changed under every walk");
     return 0;
+}
+
+void gcensus_threads(struct gcensus *c, struct session *s, const struct snapshot *sn)
+{
+    struct greenlet_set gs = {0};
+    size_t *at = xmalloc((c->n ? c->n : 1) * sizeof(*at));
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->v[i].e.state != GL_RUNNING)
+            continue;
+        GROW(gs.v, gs.cap, gs.n + 1);
+        gs.v[gs.n] = c->v[i].g;
+        gs.v[gs.n].depth = 0;
+        at[gs.n++] = i;
+    }
+    greenlet_join_threads(s, sn, &gs);
+    for (size_t j = 0; j < gs.n; j++) {
+        struct known *k = &c->v[at[j]];
+        k->e.thread = gs.v[j].thread - 1;
+        if (gs.v[j].state == GL_PARKED) {
+            /* Suspended in C with no Python frame to show. */
+            k->e.state = GL_PARKED;
+            k->e.status = 0;
+            k->e.depth = 0;
+            c->st.running--;
+            c->st.parked++;
+        }
+    }
+    greenlet_set_release(&gs);
+    free(at);
+    /* A parked greenlet's C stack stays in its thread's: looked up once per state. */
+    for (size_t i = 0; i < c->n; i++) {
+        struct known *k = &c->v[i];
+        if (k->e.state != GL_PARKED)
+            continue;
+        if (!k->tid_known) {
+            int t = greenlet_owner(s, sn, &k->g);
+            k->tid = t >= 0 ? s->threads[sn->st[t].tracked].tid : 0;
+            k->tid_known = 1;
+        }
+        for (size_t t = 0; k->tid && t < sn->nthreads; t++)
+            if (s->threads[sn->st[t].tracked].tid == k->tid)
+                k->e.thread = (int)t;
+    }
 }

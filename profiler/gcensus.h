@@ -35,7 +35,8 @@ struct gcensus_entry {
     enum greenlet_state state;
     int main;
     int status;           /* its stack: 0, 1 cut, or a negative errno (the stack is not known) */
-    uint64_t stack_at;    /* with thread matching: where its C stack is (a running greenlet's) */
+    int thread;           /* after gcensus_threads: the snapshot's index of the thread
+                           * that runs it (running) or holds its C stack (parked), -1 unknown */
     const uint32_t *ids;  /* a parked greenlet's frames, innermost first */
     size_t depth;
 };
@@ -91,6 +92,17 @@ struct gcensus_source {
 
 /* gcensus_take's census once the greenlet module is known: 0, or a negative errno. */
 int gcensus_run(struct gcensus *c, const struct gcensus_source *src, uint64_t now);
+
+struct snapshot;
+
+/*
+ * After a census, with the snapshot of the same tick: each greenlet's
+ * thread (cached while its saved state does not change).  Greenlets
+ * suspended in C code with no Python frame look running too: of those on
+ * one thread, the one the thread runs is told apart by its data stack
+ * (greenlet_join_threads); the others become parked, with no frames.
+ */
+void gcensus_threads(struct gcensus *c, struct session *s, const struct snapshot *sn);
 
 /* The greenlets of the last census (parked, running, not started, dead or unreadable). */
 size_t gcensus_count(const struct gcensus *c);

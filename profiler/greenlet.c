@@ -13,6 +13,7 @@
 #include "output/label.h"
 #include "profiler/greenlet.h"
 #include "profiler/session.h"
+#include "profiler/snapshot.h"
 #include "symbolizer/elfsym.h"
 
 /* _PyInterpreterFrame owners (3.11+). */
@@ -231,18 +232,20 @@ static int walk_generation(struct mem *m, const struct pylayout *l, uint64_t int
 {
     uint64_t head = interp + (uint64_t)l->is_gc_generations + (uint64_t)g * GC_GENERATION_SIZE;
     size_t n0 = *n;
-    int ret = -EBUSY;
-    for (int attempt = 0; attempt < attempts; attempt++) {
-        if (attempt) {
-            st->retries++;
-            pause_us(GREENLET_RETRY_US);
-        }
+    int ret = -EBUSY, waits = 0;
+    /* A quick look (a census: fewer attempts) does not wait for a collection at all. */
+    int max_waits = attempts >= GREENLET_LIST_ATTEMPTS ? GREENLET_COLLECT_WAITS : 1;
+    for (int attempt = 0; attempt < attempts;) {
         int c = collecting(m, l, interp);
         if (c < 0)
             return c;
+        /* Waiting for a collection to end is no failed walk: it has its own bound. */
         if (c) {
             st->collecting++;
             ret = -EBUSY;
+            if (++waits >= max_waits)
+                break;
+            pause_us(GREENLET_COLLECT_PAUSE_US);
             continue;
         }
         *n = n0;
@@ -251,6 +254,10 @@ static int walk_generation(struct mem *m, const struct pylayout *l, uint64_t int
         ret = walk_list(m, l, head, gtype, tm, pc, objs, n, cap, st);
         if (ret != -EAGAIN && ret != -ELOOP && ret != -EFAULT)
             break;
+        if (++attempt < attempts) {
+            st->retries++;
+            pause_us(GREENLET_RETRY_US);
+        }
     }
     if (ret < 0)
         *n = n0;
@@ -460,6 +467,7 @@ static void set_state(const struct greenlet_layout *gl, const unsigned char *p, 
     uint64_t start = get_u64(p, gl->stack_start), stop = get_u64(p, gl->stack_stop);
     g->main = stop == UINT64_MAX;
     g->stack_start = start;
+    g->stack_stop = stop;
     g->stack_copy = get_u64(p, gl->stack_copy);
     g->stack_saved = get_u64(p, gl->stack_saved);
     g->current_frame = get_u64(p, gl->current_frame);
@@ -660,6 +668,177 @@ int greenlet_collect(struct session *s, uint64_t interp, struct greenlet_set *gs
     return 0;
 }
 
+/* ---- which thread runs a greenlet ---- */
+
+static const struct mem_region *region_of(const struct mem_maps *maps, uint64_t addr)
+{
+    for (size_t i = 0; i < maps->n; i++)
+        if (addr >= maps->v[i].start && addr < maps->v[i].end)
+            return &maps->v[i];
+    return NULL;
+}
+
+int greenlet_thread_of(const struct mem_maps *maps, pid_t pid, const struct walk_thread *threads,
+                       size_t n, uint64_t addr)
+{
+    const struct mem_region *r = region_of(maps, addr);
+    int found = -1;
+    if (!r || !(r->perms & MEM_W))
+        return -1;
+    int main_stack = !strcmp(r->path, "[stack]");
+    /* Thread stacks are anonymous: a file, the heap or vdso pages are not one. */
+    if (!main_stack && r->path[0])
+        return -1;
+    for (size_t k = 0; k < n; k++) {
+        const struct walk_thread *t = &threads[k];
+        int holds = main_stack ? pid > 0 && t->native_tid == pid
+                               : t->thread_id >= r->start && t->thread_id < r->end;
+        if (!holds)
+            continue;
+        if (found >= 0)
+            return -1;
+        found = (int)k;
+    }
+    return found;
+}
+
+/*
+ * The thread that runs g: index in sn, or -1.  Both ends of its range must
+ * lie in that thread's stack.  Its start is 1 while it has not switched
+ * away since it started (greenlet marks it active so): then its end alone
+ * says; a main greenlet's range has no end (-1).
+ */
+static int running_thread(const struct mem_maps *maps, pid_t pid, const struct snapshot *sn,
+                          const struct greenlet *g)
+{
+    int k = -1;
+    if (g->stack_start > 1)
+        k = greenlet_thread_of(maps, pid, sn->threads, sn->nthreads, g->stack_start);
+    if (g->main || (g->stack_start > 1 && k < 0))
+        return k;
+    if (g->stack_stop <= g->stack_start)
+        return -1;
+    int end = greenlet_thread_of(maps, pid, sn->threads, sn->nthreads, g->stack_stop - 1);
+    return g->stack_start > 1 && end != k ? -1 : end;
+}
+
+/* The main thread's id as the target numbers it (thread states say it so in a PID namespace). */
+static pid_t main_tid(const struct session *s, const struct snapshot *sn)
+{
+    for (size_t k = 0; k < sn->nthreads; k++)
+        if (s->threads[sn->st[k].tracked].tid == s->pid && sn->threads[k].native_tid > 0)
+            return sn->threads[k].native_tid;
+    return s->pid;
+}
+
+/* Data-stack chunks followed back from a thread's newest to find a greenlet's. */
+#define THREAD_CHUNK_LINKS 8
+
+/* 1 when chunk is thread t's data-stack chunk, or one its newest grew from. */
+static int in_thread_chunks(struct mem *m, const struct pylayout *l, const struct walk_thread *t,
+                            uint64_t chunk)
+{
+    uint64_t c = t->chunk;
+    for (int k = 0; k < THREAD_CHUNK_LINKS && c && !(c & 7); k++) {
+        if (c == chunk)
+            return 1;
+        if (mem_read_u64(m, c + (uint64_t)l->chunk_previous, &c) < 0)
+            return 0;
+    }
+    return 0;
+}
+
+/*
+ * Of the greenlets cand[0..n) that look running in thread t (started, no
+ * saved top frame), the one that is: a greenlet suspended in C code with no
+ * Python frame looks the same.  The running one resumed its saved data
+ * stack, so the thread's data stack is (or grew from) the chunk it saved;
+ * one never switched away saved none.  Its index in cand, or -1; *stale set
+ * when the thread ran on another greenlet's data stack when it was walked
+ * (it switched since): its frames are not this greenlet's.
+ */
+static int current_of(struct mem *m, const struct pylayout *l, const struct walk_thread *t,
+                      struct greenlet *const *cand, size_t n, int *stale)
+{
+    int resumed = -1, fresh = -1, nresumed = 0, nfresh = 0;
+    *stale = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!cand[i]->chunk) {
+            fresh = (int)i;
+            nfresh++;
+        } else if (in_thread_chunks(m, l, t, cand[i]->chunk)) {
+            resumed = (int)i;
+            nresumed++;
+        }
+    }
+    if (nresumed == 1)
+        return resumed;
+    if (nresumed == 0 && nfresh == 1)
+        return fresh;
+    if (n != 1)
+        return -1;
+    *stale = t->chunk != 0;
+    return 0;
+}
+
+/* g runs in thread k of sn: its thread's id and Python frames (unless stale). */
+static void take_thread(struct session *s, const struct snapshot *sn, size_t k, int stale,
+                        struct greenlet_set *gs, struct greenlet *g)
+{
+    const struct snap_thread *t = &sn->st[k];
+    g->thread = (int)k + 1;
+    g->tid = s->threads[t->tracked].tid;
+    if (!g->tid)
+        g->tid = sn->threads[k].native_tid;
+    g->status = stale ? -EAGAIN : t->status < 0 ? t->status : 0;
+    if (stale || t->excluded || !t->walked || t->status < 0)
+        return;
+    /* The thread's Python frames (with native ones merged in, they stay at py_off). */
+    size_t off = t->native ? t->py_off : t->off, depth = t->native ? t->py_depth : t->depth;
+    if (off > sn->nraw || depth > sn->nraw - off)
+        return;
+    GROW(gs->raw, gs->rawcap, gs->nraw + depth);
+    memcpy(gs->raw + gs->nraw, sn->raw + off, depth * sizeof(*gs->raw));
+    g->off = gs->nraw;
+    g->depth = depth;
+    g->status = t->status;
+    gs->nraw += depth;
+}
+
+int greenlet_owner(struct session *s, const struct snapshot *sn, const struct greenlet *g)
+{
+    return running_thread(mem_maps(s->mem), main_tid(s, sn), sn, g);
+}
+
+void greenlet_join_threads(struct session *s, const struct snapshot *sn, struct greenlet_set *gs)
+{
+    const struct mem_maps *maps = mem_maps(s->mem);
+    pid_t pid = main_tid(s, sn);
+    int *at = xmalloc((gs->n ? gs->n : 1) * sizeof(*at));
+    struct greenlet **cand = xmalloc((gs->n ? gs->n : 1) * sizeof(*cand));
+    for (size_t i = 0; i < gs->n; i++)
+        at[i] = gs->v[i].state == GL_RUNNING ? running_thread(maps, pid, sn, &gs->v[i]) : -1;
+    for (size_t k = 0; k < sn->nthreads; k++) {
+        size_t n = 0;
+        for (size_t i = 0; i < gs->n; i++)
+            if (at[i] == (int)k)
+                cand[n++] = &gs->v[i];
+        if (n == 0)
+            continue;
+        int stale;
+        int c = current_of(s->mem, &s->rt.layout, &sn->threads[k], cand, n, &stale);
+        if (c < 0)
+            continue;
+        take_thread(s, sn, k, stale, gs, cand[c]);
+        /* The others were suspended in C code, with no Python frame to save. */
+        for (size_t i = 0; i < n; i++)
+            if (i != (size_t)c)
+                cand[i]->state = GL_PARKED;
+    }
+    free(at);
+    free(cand);
+}
+
 /* ---- dump --greenlets ---- */
 
 /* Frame ids of every greenlet's frames (ids[g->off ..]); 0 where unknown. */
@@ -769,25 +948,86 @@ static const char *stack_error(int status)
     }
 }
 
+/* Type names read once per distinct type (more types are read each time). */
+#define TYPE_NAMES 64
+#define TYPE_NAME_MAX 64
+
+struct type_names {
+    uint64_t type[TYPE_NAMES + 1];
+    char name[TYPE_NAMES + 1][TYPE_NAME_MAX];
+    size_t n;
+};
+
+/* A type's tp_name into out: printable ASCII ended within TYPE_NAME_MAX bytes, else "". */
+static void read_type_name(struct mem *m, const struct pylayout *l, uint64_t type, char *out)
+{
+    unsigned char buf[TYPE_NAME_MAX];
+    uint64_t name;
+    out[0] = '\0';
+    if (!type || (type & 7) || mem_read_u64(m, type + (uint64_t)l->tp_name, &name) < 0 || !name)
+        return;
+    /* A short name may end a mapping: shrink the read until it works. */
+    for (size_t n = sizeof(buf); n >= 1; n /= 2) {
+        if (mem_read(m, name, buf, n) < 0)
+            continue;
+        size_t len = strnlen((const char *)buf, n);
+        if (len == 0 || len == n)
+            return;
+        for (size_t i = 0; i < len; i++)
+            if (buf[i] <= ' ' || buf[i] >= 0x7f)
+                return;
+        memcpy(out, buf, len + 1);
+        return;
+    }
+}
+
+/* g's type name, "" when it could not be read. */
+static const char *type_name(struct session *s, struct type_names *tn, const struct greenlet *g)
+{
+    for (size_t i = 0; i < tn->n; i++)
+        if (tn->type[i] == g->type)
+            return tn->name[i];
+    size_t i = tn->n < TYPE_NAMES ? tn->n++ : TYPE_NAMES;
+    tn->type[i] = g->type;
+    read_type_name(s->mem, &s->rt.layout, g->type, tn->name[i]);
+    return tn->name[i];
+}
+
 static const char *type_label(const struct greenlet *g)
 {
     return g->main ? " main" : "";
 }
 
+/* Where a running greenlet runs, after its state in the text dump. */
+static void text_thread(const struct greenlet *g, struct strbuf *out)
+{
+    if (g->state != GL_RUNNING)
+        return;
+    if (g->tid > 0)
+        sb_addf(out, " in thread %d", (int)g->tid);
+    else if (g->thread)
+        sb_adds(out, " in a thread without an id");
+    else
+        sb_adds(out, ", thread unknown");
+}
+
 void greenlet_print_text(struct session *s, const struct greenlet_set *gs, struct strbuf *out)
 {
     uint32_t *ids = frame_ids(s, gs);
+    struct type_names *tn = xcalloc(1, sizeof(*tn));
     sb_addf(out, "\nGreenlets: %zu (%" PRIu64 " objects walked, %" PRIu64 " reads)\n", gs->n,
             gs->stats.objects, gs->stats.reads);
     for (size_t i = 0; i < gs->n; i++) {
         const struct greenlet *g = &gs->v[i];
-        sb_addf(out, "Greenlet 0x%" PRIx64 "%s (%s)\n", g->obj, type_label(g),
-                greenlet_state_name(g->state));
-        if (g->state == GL_RUNNING)
-            sb_adds(out, "    (its frames are its thread's, above)\n");
-        else if (g->state == GL_PARKED && g->status < 0)
+        const char *tname = type_name(s, tn, g);
+        sb_addf(out, "Greenlet 0x%" PRIx64 " %s%s (%s", g->obj, *tname ? tname : "?",
+                type_label(g), greenlet_state_name(g->state));
+        text_thread(g, out);
+        sb_adds(out, ")\n");
+        int stacked = g->state == GL_PARKED || (g->state == GL_RUNNING && g->thread);
+        if (stacked && g->status < 0)
             sb_addf(out, "    (stack unreadable: %s)\n", stack_error(g->status));
-        else if (g->state == GL_PARKED && g->depth == 0)
+        else if (stacked && g->depth == 0)
             sb_adds(out, "    (no Python frames)\n");
         for (size_t k = 0; k < g->depth; k++) {
             sb_adds(out, "    ");
@@ -809,11 +1049,14 @@ void greenlet_print_text(struct session *s, const struct greenlet_set *gs, struc
             text_frame(s->names, ids[g->off + k], out);
             sb_addc(out, '`');
         }
+        if (g->state == GL_PARKED && g->status == 0 && g->depth == 0)
+            sb_adds(out, " (no Python frames)");
         sb_addc(out, '\n');
     }
     free(gv);
     free(order);
     free(ids);
+    free(tn);
 }
 
 static void json_frames(struct session *s, const struct greenlet *g, const uint32_t *ids,
@@ -841,12 +1084,23 @@ static void json_frames(struct session *s, const struct greenlet *g, const uint3
 void greenlet_print_json(struct session *s, const struct greenlet_set *gs, struct strbuf *out)
 {
     uint32_t *ids = frame_ids(s, gs);
+    struct type_names *tn = xcalloc(1, sizeof(*tn));
     sb_adds(out, "\"greenlets\": [");
     for (size_t i = 0; i < gs->n; i++) {
         const struct greenlet *g = &gs->v[i];
-        sb_addf(out, "%s\n  {\"address\": \"0x%" PRIx64 "\", \"main\": %s, \"state\": \"%s\"",
-                i ? "," : "", g->obj, g->main ? "true" : "false", greenlet_state_name(g->state));
-        if (g->state == GL_PARKED && g->status < 0) {
+        const char *tname = type_name(s, tn, g);
+        sb_addf(out, "%s\n  {\"address\": \"0x%" PRIx64 "\", \"type\": ", i ? "," : "", g->obj);
+        if (*tname)
+            json_string(out, tname);
+        else
+            sb_adds(out, "null");
+        sb_addf(out, ", \"main\": %s, \"state\": \"%s\"", g->main ? "true" : "false",
+                greenlet_state_name(g->state));
+        if (g->state == GL_RUNNING && g->tid > 0)
+            sb_addf(out, ", \"thread\": %d", (int)g->tid);
+        else if (g->state == GL_RUNNING)
+            sb_adds(out, ", \"thread\": null");
+        if ((g->state == GL_PARKED || (g->state == GL_RUNNING && g->thread)) && g->status < 0) {
             sb_adds(out, ", \"error\": ");
             json_string(out, stack_error(g->status));
         }
@@ -870,4 +1124,5 @@ void greenlet_print_json(struct session *s, const struct greenlet_set *gs, struc
     free(gv);
     free(order);
     free(ids);
+    free(tn);
 }

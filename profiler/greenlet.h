@@ -22,6 +22,12 @@
 /* Walks of one generation's list while it changes under them, and the pause before each retry. */
 #define GREENLET_LIST_ATTEMPTS 16
 #define GREENLET_RETRY_US 500
+/*
+ * Looks, and the pause between them, while a collection runs: a full one of
+ * a large heap that finalizes greenlets can last over 100 ms (eventlet, 120 000 objects).
+ */
+#define GREENLET_COLLECT_WAITS 400
+#define GREENLET_COLLECT_PAUSE_US 1000
 /* Greenlets kept; more are counted but not read. */
 #define GREENLET_MAX 100000
 /* tp_base links followed to match a subtype. */
@@ -64,7 +70,10 @@ struct greenlet {
     int status;             /* stack: 0, 1 cut at GREENLET_MAX_DEPTH, or a negative errno */
     size_t off, depth;      /* its frames: raw[off .. off+depth), innermost first */
     uint64_t current_frame, chunk, chunk_top;
-    uint64_t stack_start, stack_copy, stack_saved;
+    uint64_t stack_start, stack_stop, stack_copy, stack_saved;
+    int thread;             /* running: 1 + the index of the thread that runs it (see
+                             * greenlet_join_threads), 0 when not known */
+    pid_t tid;              /* that thread's id, 0 when not known */
 };
 
 struct greenlet_stats {
@@ -92,8 +101,9 @@ void greenlet_set_release(struct greenlet_set *gs);
  * every object whose type is gtype or a subtype of it.  Each list must lead
  * back to its head, every link must be mirrored by the next node's prev,
  * and the walk is bounded by GREENLET_MAX_OBJECTS.  A list is not walked
- * while the interpreter says a collection runs; one that fails is walked
- * again, up to GREENLET_LIST_ATTEMPTS times in all.  Returns 0, or a
+ * while the interpreter says a collection runs (GREENLET_COLLECT_WAITS looks
+ * at most); one that fails is walked again, up to GREENLET_LIST_ATTEMPTS
+ * times in all.  Returns 0, or a
  * negative errno: -EFAULT an unreadable node, -EAGAIN a list that changed
  * under the walk (a broken link), -ELOOP a list that does not lead back to
  * its head, -EBUSY a collection ran all along.
@@ -102,7 +112,9 @@ int greenlet_gc_walk(struct mem *m, const struct pylayout *l, uint64_t interp, u
                      uint64_t **objs, size_t *n, struct greenlet_stats *st);
 
 /* greenlet_gc_walk over the youngest generation alone when young_only is
- * set, with attempts walks of a list at most (instead of GREENLET_LIST_ATTEMPTS). */
+ * set, with attempts walks of a list at most (instead of
+ * GREENLET_LIST_ATTEMPTS); with fewer, a running collection is not waited
+ * for (-EBUSY at once). */
 int greenlet_gc_walk_gens(struct mem *m, const struct pylayout *l, uint64_t interp,
                           uint64_t gtype, int young_only, int attempts, uint64_t **objs,
                           size_t *n, struct greenlet_stats *st);
@@ -154,6 +166,37 @@ int greenlet_find_module(struct session *s, uint64_t *gtype,
  */
 int greenlet_collect(struct session *s, uint64_t interp, struct greenlet_set *gs,
                      struct pserr *err);
+
+/*
+ * The thread whose C stack holds addr: its index in threads[0..n), or -1
+ * when no thread's does, or more than one seem to.  The main thread
+ * (native_tid == pid) runs on the "[stack]" mapping; another thread on the
+ * anonymous mapping that holds its pthread_t, as glibc places a thread's
+ * struct pthread at the top of the stack it allocates for it.
+ */
+int greenlet_thread_of(const struct mem_maps *maps, pid_t pid, const struct walk_thread *threads,
+                       size_t n, uint64_t addr);
+
+struct snapshot;
+
+/*
+ * Gives each running greenlet of gs the thread of snapshot sn whose C stack
+ * holds its own (both ends of its range; a main greenlet's start), and that
+ * thread's Python frames as its stack.  Greenlets suspended in C code with
+ * no Python frame look running too: of those a thread holds, the one whose
+ * saved data stack the thread runs on (or the only one) is; the others
+ * become parked, without frames.  A running greenlet that no thread holds,
+ * or that cannot be told apart, is left without one (thread 0).
+ */
+void greenlet_join_threads(struct session *s, const struct snapshot *sn,
+                           struct greenlet_set *gs);
+
+/*
+ * The index in sn of the thread whose C stack holds g's (a started
+ * greenlet's, parked or running: both ends of its range, a main greenlet's
+ * start), or -1 when none does or it cannot be told.
+ */
+int greenlet_owner(struct session *s, const struct snapshot *sn, const struct greenlet *g);
 
 /* dump --greenlets: every greenlet and then identical stacks grouped, as text or JSON. */
 void greenlet_print_text(struct session *s, const struct greenlet_set *gs, struct strbuf *out);

@@ -158,14 +158,15 @@ static void census_tick(struct sproc *p, struct agg *a, const struct sampler_opt
         r->census_ns += cpu_ns() - cpu0;
         return;
     }
-    size_t k = greenlet_thread(p);
-    struct snap_thread *t = &sn->st[k];
-    s->threads[t->tracked].want_name = 1;
-    uint32_t thread = agg_thread_of(p, a, o, &s->threads[t->tracked]);
+    gcensus_threads(p->gc, s, sn);
+    /* Greenlets whose thread is not known count under the main thread. */
+    size_t main = greenlet_thread(p);
     uint32_t parked = names_label_frame(s->names, "greenlet parked");
     uint32_t running = names_label_frame(s->names, "greenlet running");
     for (size_t i = 0; i < gcensus_count(p->gc); i++) {
         const struct gcensus_entry *e = gcensus_entry(p->gc, i);
+        size_t k = e->thread >= 0 && (size_t)e->thread < sn->nthreads ? (size_t)e->thread : main;
+        struct snap_thread *t = &sn->st[k];
         const uint32_t *ids;
         size_t depth;
         uint32_t root;
@@ -175,7 +176,9 @@ static void census_tick(struct sproc *p, struct agg *a, const struct sampler_opt
             depth = e->depth;
         } else if (e->state == GL_RUNNING) {
             /* Its frames are its thread's: from this tick's walk, or one now. */
-            int st = snapshot_walk_extra(s, sn, k, o->snap.by_function, o->snap.max_depth);
+            int st = e->thread < 0 ? -ESRCH
+                                   : snapshot_walk_extra(s, sn, k, o->snap.by_function,
+                                                         o->snap.max_depth);
             if (st < 0 && st != -ENOENT) {
                 r->running_unknown++;
                 continue;
@@ -186,6 +189,9 @@ static void census_tick(struct sproc *p, struct agg *a, const struct sampler_opt
         } else {
             continue;
         }
+        struct tracked *tr = &s->threads[t->tracked];
+        tr->want_name = 1;
+        uint32_t thread = agg_thread_of(p, a, o, tr);
         GROW(*scratch, *scap, depth + 1);
         size_t j = 0;
         (*scratch)[j++] = root;

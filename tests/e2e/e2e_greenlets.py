@@ -7,8 +7,11 @@ running).  The tests need an interpreter that imports gevent with greenlet
 2.0.2 (Debian's python3 with python3-gevent); others SKIP.  Asserted lines
 carry "# @name" markers in the target.
 """
+import collections
 import json
 import os
+import re
+import signal
 import subprocess
 
 import e2e_states
@@ -64,7 +67,7 @@ def group(ctx, I, rt):
             (SLEEPING, 'parked', [('sleep', 'gevent/hub.py', None), L('sleeper', 'sleeper')]),
             (1, 'parked', [('sleep', 'gevent/hub.py', None), L('park', 'park'), L('main', 'main'),
                            L('<module>', 'module')]),
-            (1, 'running', []),
+            (1, 'running', [('Hub.run', 'gevent/hub.py', None)]),
         ]
 
     def frame_ok(got, want):
@@ -126,7 +129,7 @@ def group(ctx, I, rt):
                                                                  rt.line_of(path, 'waiter'))
             P.expect(summ[:2] == [want0, want1], 'summary starts %r, expected %r'
                      % (summ[:2], [want0, want1]))
-            P.expect(len(summ) == 5 and summ[-1] == '  1 greenlet running',
+            P.expect(len(summ) == 5 and summ[-1].startswith('  1 greenlet running at `Hub.run ('),
                      'summary %r' % summ)
             heads = [s for s in lines if s.startswith('Greenlet 0x')]
             P.expect(len(heads) == LOCKED + WAITING + SLEEPING + 2, '%d greenlets listed' % len(heads))
@@ -150,3 +153,327 @@ def group(ctx, I, rt):
     R.case(pfx + 'summary-json', summary_json)
     R.case(pfx + 'summary-text', summary_text)
     R.case(pfx + 'no-greenlets', no_greenlets)
+    crowd_group(ctx, I, rt)
+
+
+# ---------------------------------------------------------------------------
+# tests/targets/greenlet_crowd.py: 1000 greenlets with gevent or eventlet, a
+# second hub thread, and greenlets spawned and killed at a high rate.
+
+CROWD = 'greenlet_crowd.py'
+CROWD_COUNTS = (600, 300, 100)   # locked, waiting, sleeping
+# Type names (tp_name) of the workers, of the main greenlet and of the hub.
+TYPES = {'gevent': ('gevent._gevent_cgreenlet.Greenlet', 'greenlet.greenlet', 'Hub'),
+         'eventlet': ('GreenThread', 'greenlet.greenlet', 'greenlet.greenlet')}
+CHURN_DUMPS = 30
+
+
+def lib_info(exe, lib):
+    """(greenlet release, the library's package directory) as exe imports them, or None."""
+    code = 'import os, greenlet, %s as m; print(greenlet.__version__); print(os.path.dirname(m.__file__))' % lib
+    try:
+        out = subprocess.run([exe, '-c', code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = out.stdout.decode().split()
+    return tuple(lines) if out.returncode == 0 and len(lines) == 2 else None
+
+
+def source_line(path, func, pattern):
+    """The line (1-based) of the first line matching regex pattern inside `def func(` in path."""
+    with open(path, encoding='utf-8') as f:
+        lines = f.read().split('\n')
+    for i, text in enumerate(lines):
+        m = re.match(r'^(\s*)def %s\(' % re.escape(func), text)
+        if not m:
+            continue
+        indent = len(m.group(1))
+        for k in range(i + 1, len(lines)):
+            body = lines[k]
+            if body.strip() and len(body) - len(body.lstrip()) <= indent:
+                break
+            if re.search(pattern, body):
+                return k + 1
+    raise RuntimeError('no line %r in def %s in %s' % (pattern, func, path))
+
+
+def crowd_group(ctx, I, rt):
+    R = ctx.runner
+    path = os.path.join(rt.TARGETS, CROWD)
+    infos = {}
+
+    def need(lib):
+        if lib not in infos:
+            infos[lib] = lib_info(I.exe, lib)
+        info = infos[lib]
+        if info is None:
+            raise rt.Skip('%s is not importable by %s' % (lib, I.exe))
+        if info[0] != SUPPORTED_GREENLET or I.ver[:2] != (3, 11):
+            raise rt.Skip('greenlet %s on Python %d.%d: only greenlet %s on 3.11 is read yet'
+                          % (info[0], I.ver[0], I.ver[1], SUPPORTED_GREENLET))
+        return info[1]
+
+    def start(lib, *extra):
+        t = e2e_states.Proc(rt, ctx, [I.exe, path, '--lib', lib, '--max-life', str(rt.TARGET_LIFE)]
+                            + list(extra), CROWD)
+        info = t.expect_line('READY', timeout=120)
+        if info['pid'] != t.pid or info['lib'] != lib:
+            t.close()
+            raise rt.Failure('setup: target reported %r' % info)
+        return t
+
+    def L(fn, marker):
+        return (fn, path, rt.line_of(path, marker))
+
+    def expected(lib, pkg):
+        """The summary as sorted (count, state, frames), frames as (function, file, line)."""
+        head = [L('park', 'park'), L('crowd', 'main'), L('main', 'crowd'), L('<module>', 'module')]
+        if lib == 'gevent':
+            hub = os.path.join(pkg, 'hub.py')
+            sleep = ('sleep', hub, source_line(hub, 'sleep', r'hub\.wait\(t\)'))
+            groups = [
+                (CROWD_COUNTS[0], 'parked', [L('take', 'take'), L('locker', 'locker')]),
+                (CROWD_COUNTS[1], 'parked', [L('waiter', 'waiter')]),
+                (CROWD_COUNTS[2], 'parked', [sleep, L('sleeper', 'sleeper')]),
+                (1, 'parked', [sleep] + head),
+                (1, 'running', [('Hub.run', hub, source_line(hub, 'run', r'loop\.run\(\)'))]),
+            ]
+        else:
+            hub, sem, queue, gt, poll = (os.path.join(pkg, f) for f in (
+                'hubs/hub.py', 'semaphore.py', 'queue.py', 'greenthread.py', 'hubs/poll.py'))
+            switch = ('BaseHub.switch', hub, source_line(hub, 'switch', r'return self\.greenlet\.switch\(\)'))
+            gmain = ('GreenThread.main', gt, source_line(gt, 'main', r'result = function\('))
+            sleep = ('sleep', gt, source_line(gt, 'sleep', r'^\s*hub\.switch\(\)'))
+            # Semaphore.acquire without a timeout parks in its `while True:` loop.
+            acquire = source_line(sem, 'acquire', r'^\s*while True:') + 1
+            with open(sem, encoding='utf-8') as f:
+                if 'hubs.get_hub().switch()' not in f.read().split('\n')[acquire - 1]:
+                    raise RuntimeError('%s:%d is not the switch of acquire' % (sem, acquire))
+            groups = [
+                (CROWD_COUNTS[0], 'parked', [switch, ('Semaphore.acquire', sem, acquire), L('take', 'take'),
+                                    L('locker', 'locker'), gmain]),
+                (CROWD_COUNTS[1], 'parked', [switch, ('Waiter.wait', queue,
+                                              source_line(queue, 'wait', r'return get_hub\(\)\.switch\(\)')),
+                                     ('LightQueue.get', queue,
+                                      source_line(queue, 'get', r'return waiter\.wait\(\)')),
+                                     L('getter', 'getter'), gmain]),
+                (CROWD_COUNTS[2], 'parked', [switch, sleep, L('sleeper', 'sleeper'), gmain]),
+                (1, 'parked', [switch, sleep] + head),
+                # No descriptor is watched: the hub sleeps in time.sleep for the next timer.
+                (1, 'running', [('Hub.wait', poll, source_line(poll, 'wait', r'time\.sleep\(seconds\)')),
+                                ('BaseHub.run', hub, source_line(hub, 'run', r'self\.wait\(sleep_time\)'))]),
+            ]
+        return sorted(groups, key=repr)
+
+    def dump(pid, *args):
+        res = rt.run([rt.PYSTROBE, 'dump', '-p', str(pid), '--greenlets'] + list(args), rt.T_DUMP)
+        if res.rc != 0:
+            raise rt.Failure('dump --greenlets failed:\n' + res.describe(out_limit=2000))
+        return res
+
+    def frames_of(frames):
+        return [(f.get('function'), f.get('file'), f.get('line')) for f in frames]
+
+    def thread_frames(doc, tid):
+        th = [t for t in doc['threads'] if t['tid'] == tid]
+        return frames_of(th[0]['frames']) if len(th) == 1 else None
+
+    def crowd_json(lib):
+        pkg = need(lib)
+        t = start(lib)
+        try:
+            res = dump(t.pid, '--json')
+            doc = json.loads(res.out_text)
+            P = rt.Problems()
+            want = expected(lib, pkg)
+            got = sorted(((g['count'], g['state'], frames_of(g['frames']))
+                          for g in doc['greenlet_summary']), key=repr)
+            P.expect(got == want, 'summary %r,\n    expected %r' % (got, want))
+            gl = doc['greenlets']
+            total = sum(CROWD_COUNTS) + 2
+            P.expect(len(gl) == total, '%d greenlets, expected %d' % (len(gl), total))
+            P.expect(sum(g['count'] for g in doc['greenlet_summary']) == len(gl),
+                     'summary counts add up to %d' % sum(g['count'] for g in doc['greenlet_summary']))
+            # Every greenlet's own entry has its group's stack.
+            each = sorted(repr((g['state'], frames_of(g['frames']))) for g in gl)
+            from_summary = sorted(repr((st, fr)) for n, st, fr in want for _ in range(n))
+            P.expect(each == from_summary, 'the greenlets\' own stacks differ from the summary')
+            states = collections.Counter(g['state'] for g in gl)
+            P.expect(states == {'parked': total - 1, 'running': 1}, 'states %r' % dict(states))
+            worker, main_t, hub_t = TYPES[lib]
+            types = collections.Counter((g['type'], g['main'], g['state']) for g in gl)
+            want_types = {(worker, False, 'parked'): total - 2, (main_t, True, 'parked'): 1,
+                          (hub_t, False, 'running'): 1}
+            P.expect(types == want_types, 'types %r, expected %r' % (dict(types), want_types))
+            running = [g for g in gl if g['state'] == 'running']
+            P.expect(len(running) == 1 and running[0].get('thread') == t.pid,
+                     'the running greenlet\'s thread: %r' % [g.get('thread') for g in running])
+            P.expect(running and frames_of(running[0]['frames']) == thread_frames(doc, t.pid),
+                     'the running greenlet\'s stack is not its thread\'s')
+            P.expect(all('error' not in g and not g['truncated'] for g in gl),
+                     'unreadable stacks: %r' % [g for g in gl if 'error' in g][:3])
+            P.fail_if_any(res.describe(out_limit=800))
+        finally:
+            t.close()
+
+    def text_frame(f):
+        return '`%s (%s:%d)`' % f
+
+    def crowd_text(lib):
+        pkg = need(lib)
+        t = start(lib)
+        try:
+            res = dump(t.pid)
+            lines = res.out_text.split('\n')
+            P = rt.Problems()
+            if not P.expect('Greenlet summary:' in lines, 'no "Greenlet summary:" line'):
+                P.fail_if_any(res.describe(out_limit=3000))
+            summ = [x for x in lines[lines.index('Greenlet summary:') + 1:] if x]
+            want = sorted('  %d greenlet%s %s at %s' % (n, '' if n == 1 else 's', st,
+                                                      ' <- '.join(text_frame(f) for f in fr))
+                          for n, st, fr in expected(lib, pkg))
+            P.expect(sorted(summ) == want, 'summary %r,\n    expected %r' % (summ, want))
+            P.expect(summ and summ[0].startswith('  %d greenlets parked at ' % CROWD_COUNTS[0]),
+                     'the largest group is not first: %r' % summ[:1])
+            heads = [x for x in lines if x.startswith('Greenlet 0x')]
+            total = sum(CROWD_COUNTS) + 2
+            P.expect(len(heads) == total, '%d greenlets listed, expected %d' % (len(heads), total))
+            P.expect('Greenlets: %d (' % total in res.out_text, 'no "Greenlets: %d" line' % total)
+            worker, main_t, hub_t = TYPES[lib]
+            kinds = collections.Counter(re.sub(r'^Greenlet 0x[0-9a-f]+ ', '', x) for x in heads)
+            want_kinds = {'%s (parked)' % worker: total - 2, '%s main (parked)' % main_t: 1,
+                          '%s (running in thread %d)' % (hub_t, t.pid): 1}
+            P.expect(kinds == want_kinds, 'greenlet lines %r, expected %r' % (dict(kinds), want_kinds))
+            P.fail_if_any(res.describe(out_limit=800))
+        finally:
+            t.close()
+
+    def second_hub(lib):
+        """Two hubs, each running in its own thread: each is matched to it and shows its stack.
+        Greenlets suspended in C with no Python frame look running too: they are parked."""
+        need(lib)
+        t = start(lib, '--locked', '2', '--waiting', '1', '--sleeping', '1', '--second-hub',
+                  '--c-parked', '3')
+        try:
+            res = dump(t.pid, '--json')
+            doc = json.loads(res.out_text)
+            P = rt.Problems()
+            other = [x['tid'] for x in doc['threads'] if x['name'] == 'second-hub']
+            if not P.expect(len(other) == 1, 'threads %r' % doc['threads']):
+                P.fail_if_any(res.describe(out_limit=3000))
+            running = [g for g in doc['greenlets'] if g['state'] == 'running']
+            P.expect(sorted(g.get('thread') for g in running) == sorted([t.pid, other[0]]),
+                     'running greenlets in threads %r, expected %r'
+                     % ([g.get('thread') for g in running], [t.pid, other[0]]))
+            for g in running:
+                P.expect(frames_of(g['frames']) == thread_frames(doc, g.get('thread')),
+                         'greenlet %s: stack %r is not its thread\'s' % (g['address'], g['frames']))
+                P.expect(g['type'] == TYPES[lib][2], 'hub type %r' % g['type'])
+            mains = [g for g in doc['greenlets'] if g['main']]
+            P.expect(len(mains) == 2 and all(g['state'] == 'parked' for g in mains),
+                     'main greenlets %r' % mains)
+            # The second thread's main greenlet sleeps in second_hub (under threading's frames).
+            sec = [g for g in doc['greenlets']
+                   if ('second_hub', path, rt.line_of(path, 'second')) in frames_of(g['frames'])]
+            P.expect(len(sec) == 1 and sec[0]['main'], 'the second thread\'s main greenlet: %r' % sec)
+            bare = [g for g in doc['greenlets'] if not g['frames']]
+            P.expect(len(bare) == 3 and all(g['state'] == 'parked' and not g['main'] and
+                                            g['type'] == 'greenlet.greenlet' for g in bare),
+                     'greenlets without frames: %r' % bare)
+            P.expect({'count': 3, 'state': 'parked', 'frames': []} in doc['greenlet_summary'],
+                     'no group of 3 parked without frames in %r' % doc['greenlet_summary'])
+            # 4 workers, 3 suspended in C, 5 in the second thread, 2 main greenlets, 2 hubs.
+            P.expect(len(doc['greenlets']) == 4 + 3 + 5 + 2 + 2,
+                     '%d greenlets, expected 16' % len(doc['greenlets']))
+            P.fail_if_any(res.describe(out_limit=800))
+        finally:
+            t.close()
+
+    def busy(lib):
+        """A worker that spins without yielding is the running greenlet, in the main thread;
+        the hub that switched to it is parked."""
+        pkg = need(lib)
+        t = start(lib, '--locked', '1', '--waiting', '0', '--sleeping', '0', '--busy')
+        try:
+            res = dump(t.pid, '--json')
+            doc = json.loads(res.out_text)
+            P = rt.Problems()
+            gl = doc['greenlets']
+            running = [g for g in gl if g['state'] == 'running']
+            spin = [L('spin', 'spin')]
+            if lib == 'gevent':
+                hub = os.path.join(pkg, 'hub.py')
+                hub_frames = [('Hub.run', hub, source_line(hub, 'run', r'loop\.run\(\)'))]
+            else:
+                hub, timer, gt = (os.path.join(pkg, f) for f in ('hubs/hub.py', 'hubs/timer.py',
+                                                                'greenthread.py'))
+                spin.append(('GreenThread.main', gt, source_line(gt, 'main', r'result = function\(')))
+                hub_frames = [('Timer.__call__', timer, source_line(timer, '__call__', r'cb\(\*args')),
+                              ('BaseHub.fire_timers', hub, source_line(hub, 'fire_timers', r'^\s*timer\(\)')),
+                              ('BaseHub.run', hub, source_line(hub, 'run', r'self\.fire_timers\('))]
+            P.expect(len(running) == 1 and running[0]['type'] == TYPES[lib][0] and
+                     running[0].get('thread') == t.pid and frames_of(running[0]['frames']) == spin,
+                     'running greenlets %r, expected one %s in thread %d at %r'
+                     % (running, TYPES[lib][0], t.pid, spin))
+            P.expect(thread_frames(doc, t.pid) == spin, 'the thread\'s stack is not %r' % spin)
+            hubs = [g for g in gl if g['type'] == TYPES[lib][2] and not g['main']]
+            P.expect(len(hubs) == 1 and hubs[0]['state'] == 'parked' and
+                     frames_of(hubs[0]['frames']) == hub_frames,
+                     'hub %r, expected parked at %r' % (hubs, hub_frames))
+            P.expect(len(gl) == 4, '%d greenlets, expected 4' % len(gl))
+            P.fail_if_any(res.describe(out_limit=800))
+        finally:
+            t.close()
+
+    def churn_dumps(lib):
+        """Dumps in a row on a target that spawns and kills greenlets: each succeeds and adds up."""
+        need(lib)
+        t = start(lib, '--churn')
+        try:
+            P = rt.Problems()
+            for k in range(CHURN_DUMPS):
+                as_json = k % 2 == 1
+                res = rt.run([rt.PYSTROBE, 'dump', '-p', str(t.pid), '--greenlets']
+                             + (['--json'] if as_json else []), rt.T_DUMP)
+                if not P.expect(res.rc == 0, 'dump %d failed:%s' % (k, res.describe(out_limit=300))):
+                    continue
+                if as_json:
+                    doc = json.loads(res.out_text)
+                    gl, summ = doc['greenlets'], doc['greenlet_summary']
+                    n = sum(g['count'] for g in summ)
+                    P.expect(n == len(gl), 'dump %d: summary counts %d, %d greenlets' % (k, n, len(gl)))
+                    by_state = collections.Counter(g['state'] for g in gl)
+                    summ_states = collections.Counter()
+                    for g in summ:
+                        summ_states[g['state']] += g['count']
+                    P.expect(by_state == summ_states, 'dump %d: states %r, summary %r'
+                             % (k, dict(by_state), dict(summ_states)))
+                    P.expect(sum(g['main'] for g in gl) == 1, 'dump %d: %d main greenlets'
+                             % (k, sum(g['main'] for g in gl)))
+                    P.expect(doc['greenlet_stats']['objects'] >= len(gl), 'dump %d: stats %r'
+                             % (k, doc['greenlet_stats']))
+                    continue
+                lines = res.out_text.split('\n')
+                heads = [x for x in lines if x.startswith('Greenlet 0x')]
+                m = re.search(r'^Greenlets: (\d+) ', res.out_text, re.M)
+                summ = lines[lines.index('Greenlet summary:') + 1:] if 'Greenlet summary:' in lines else []
+                n = sum(int(x.split()[0]) for x in summ if x)
+                P.expect(m and int(m.group(1)) == len(heads) == n,
+                         'dump %d: "Greenlets: %s", %d listed, summary adds up to %d'
+                         % (k, m and m.group(1), len(heads), n))
+            os.kill(t.pid, signal.SIGUSR1)
+            counts = json.loads(t.readline())
+            P.expect(counts['spawned'] > 1000 and 0 < counts['alive'] <= 400,
+                     'the target says %r' % counts)
+            P.fail_if_any()
+        finally:
+            t.close()
+
+    for lib in ('gevent', 'eventlet'):
+        pfx = '%s/greenlets-%s-' % (I.label, lib)
+        R.case(pfx + 'crowd-json', lambda lib=lib: crowd_json(lib))
+        R.case(pfx + 'crowd-text', lambda lib=lib: crowd_text(lib))
+        R.case(pfx + 'second-hub', lambda lib=lib: second_hub(lib))
+        R.case(pfx + 'busy', lambda lib=lib: busy(lib))
+        R.case(pfx + 'churn-dumps', lambda lib=lib: churn_dumps(lib))

@@ -36,9 +36,14 @@ def sleeper(gevent):
     gevent.sleep(3600)  # @sleeper
 
 
-def park(gevent):
+def announce():
     print('READY ' + json.dumps({'pid': os.getpid()}))
     sys.stdout.flush()
+
+
+def park(gevent):
+    # The hub says READY once this greenlet is parked too.
+    gevent.get_hub().loop.run_callback(announce)
     while True:
         gevent.sleep(1000)  # @park
 

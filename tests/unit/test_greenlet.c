@@ -309,7 +309,7 @@ TEST(walk_waits_for_a_collection_to_end)
     struct greenlet_stats st;
     /* Still collecting all along: no list is walked. */
     CHECK_INT(fake_walk(&f, &objs, &n, &st), -EBUSY);
-    CHECK_U64(st.collecting, GREENLET_LIST_ATTEMPTS);
+    CHECK_U64(st.collecting, GREENLET_COLLECT_WAITS);
     CHECK_U64(st.objects, 0);
     free(objs);
     /* The collection ends after three looks. */
