@@ -184,7 +184,7 @@ static void greenlet_summary(const struct record_opts *o, const struct sampler_r
     sb_reset(&sb);
     sb_addf(&sb, "pystrobe: greenlets: cost per census: %.1f us CPU, %.1f reads; stacks read "
             "%" PRIu64 ", kept %" PRIu64 "; walks of all generations %" PRIu64 ", of the "
-            "youngest %" PRIu64 " (%" PRIu64 " more not needed)", (double)r->census_ns / 1e3 / n,
+            "young ones %" PRIu64 " (%" PRIu64 " more not needed)", (double)r->census_ns / 1e3 / n,
             (double)g->reads / n, g->stacks_read, g->stacks_kept, g->walks_full, g->walks_young,
             g->walks_skipped);
     if (g->walks_failed)

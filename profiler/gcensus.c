@@ -33,7 +33,7 @@ struct gcensus {
     uint64_t module_at;      /* when it was last looked for */
     uint64_t next_full;      /* when every generation is walked next, 0 now */
     int full_ok;             /* every generation was walked once */
-    uint64_t young[3];       /* the youngest generation's mark after the last good walk */
+    uint64_t young[GREENLET_YOUNG_MARK]; /* the young generations' mark after the last good walk */
     int young_ok;
     struct greenlet_set scratch;
     uint64_t *objs;
@@ -248,7 +248,53 @@ static void resolve(struct gcensus *c, const struct gcensus_source *src, const s
 }
 
 /*
- * Finds new greenlets: the youngest generation every time, all of them now
+ * Takes known greenlet i's state from its implementation's bytes p (ok: they
+ * were read); a parked one whose state changed gets its frames read, to be
+ * resolved with the others (need, gv).  0, or -ESRCH.
+ */
+static int take_state(struct gcensus *c, const struct gcensus_source *src, size_t i, int ok,
+                      const unsigned char *p, size_t *need, struct greenlet *gv, size_t *nneed)
+{
+    const struct greenlet_layout *gl = src->gl;
+    size_t plen = (size_t)gl->size;
+    struct known *k = &c->v[i];
+    /* The implementation must still point back at its object. */
+    if (!ok || get_u64(p, gl->self) != k->obj) {
+        k->obj = 0;
+        return 0;
+    }
+    struct greenlet g = {.obj = k->obj, .pimpl = k->pimpl};
+    greenlet_parse(gl, p, &g);
+    int same = k->impl && !memcmp(k->impl, p, plen);
+    k->g = g;
+    k->e.thread = -1;
+    if (!same)
+        k->tid_known = 0;
+    if (!k->impl)
+        k->impl = xmalloc(plen);
+    memcpy(k->impl, p, plen);
+    k->e.obj = k->obj;
+    k->e.state = g.state;
+    k->e.main = g.main;
+    if (g.state != GL_PARKED) {
+        k->e.status = 0;
+        k->e.depth = 0;
+        return 0;
+    }
+    /* Parked as it was: the same frames, already resolved. */
+    if (same && k->e.status >= 0) {
+        c->st.stacks_kept++;
+        return 0;
+    }
+    g.status = greenlet_parked_stack(src->m, src->l, &c->scratch, &g);
+    c->st.stacks_read++;
+    need[*nneed] = i;
+    gv[(*nneed)++] = g;
+    return g.status == -ESRCH ? -ESRCH : 0;
+}
+
+/*
+ * Finds new greenlets: the young generations every time, all of them now
  * and then.  0, or a negative errno when the walk failed (the greenlets
  * known are still checked).
  */
@@ -256,8 +302,8 @@ static int discover(struct gcensus *c, const struct gcensus_source *src, uint64_
 {
     int full = now >= c->next_full;
     struct greenlet_stats gst = {0};
-    uint64_t t0 = now_ns(), mark[3];
-    /* The youngest generation as it was at the last walk: nothing new to find. */
+    uint64_t t0 = now_ns(), mark[GREENLET_YOUNG_MARK];
+    /* The young generations as they were at the last walk: nothing new to find. */
     int marked = greenlet_young_mark(src->m, src->l, src->interp, mark) == 0;
     if (!full && marked && c->young_ok && !memcmp(mark, c->young, sizeof(mark))) {
         c->st.walks_skipped++;
@@ -275,6 +321,13 @@ static int discover(struct gcensus *c, const struct gcensus_source *src, uint64_
         /* Lists busy now: the next full walk comes sooner than usual. */
         if (full)
             c->next_full = now + wait / 8;
+        /* What a broken walk found is new greenlets all the same (each is
+         * checked before it counts); none is forgotten for not being met. */
+        if (ret == -EAGAIN && c->nobjs) {
+            for (size_t i = 0; i < c->n; i++)
+                c->v[i].found = 0;
+            merge_found(c);
+        }
         return ret;
     }
     if (full) {
@@ -329,47 +382,40 @@ int gcensus_run(struct gcensus *c, const struct gcensus_source *src, uint64_t no
     /* Every known greenlet, checked and read again in one batch. */
     if ((ret = read_all(c, src, plen, 0)) < 0)
         goto out;
-    size_t *need = xmalloc((c->n ? c->n : 1) * sizeof(*need));
-    struct greenlet *gv = xmalloc((c->n ? c->n : 1) * sizeof(*gv));
+    /* A greenlet's stack is read once per pass at most: the first and each re-read. */
+    size_t needcap = (c->n ? c->n : 1) * (1 + GCENSUS_RUNNING_REREADS);
+    size_t *need = xmalloc(needcap * sizeof(*need));
+    struct greenlet *gv = xmalloc(needcap * sizeof(*gv));
     size_t nneed = 0;
     c->scratch.nraw = c->scratch.n = 0;
-    for (size_t i = 0; i < c->n && ret == 0; i++) {
-        struct known *k = &c->v[i];
-        const unsigned char *p = c->buf + i * plen;
-        /* The implementation must still point back at its object. */
-        if (!c->iov[i].ok || get_u64(p, gl->self) != k->obj) {
-            k->obj = 0;
-            continue;
+    for (size_t i = 0; i < c->n && ret == 0; i++)
+        ret = take_state(c, src, i, c->iov[i].ok, c->buf + i * plen, need, gv, &nneed);
+    /*
+     * One greenlet runs in a thread at a time, but the batch is not read
+     * at one instant: one read while it ran may have switched away before
+     * another was read while it ran.  Those that looked running are read
+     * again, together, while more than one does.
+     */
+    for (int round = 0; ret == 0 && round < GCENSUS_RUNNING_REREADS; round++) {
+        size_t m = 0;
+        size_t *idx = xmalloc((c->n ? c->n : 1) * sizeof(*idx));
+        for (size_t i = 0; i < c->n; i++) {
+            if (!c->v[i].obj || c->v[i].e.state != GL_RUNNING || c->v[i].e.main)
+                continue;
+            c->iov[m] = (struct mem_iov){.addr = c->v[i].pimpl, .buf = c->buf + m * plen,
+                                         .len = plen};
+            idx[m++] = i;
         }
-        struct greenlet g = {.obj = k->obj, .pimpl = k->pimpl};
-        greenlet_parse(gl, p, &g);
-        int same = k->impl && !memcmp(k->impl, p, plen);
-        k->g = g;
-        k->e.thread = -1;
-        if (!same)
-            k->tid_known = 0;
-        if (!k->impl)
-            k->impl = xmalloc(plen);
-        memcpy(k->impl, p, plen);
-        k->e.obj = k->obj;
-        k->e.state = g.state;
-        k->e.main = g.main;
-        if (g.state != GL_PARKED) {
-            k->e.status = 0;
-            k->e.depth = 0;
-            continue;
+        if (m <= 1) {
+            free(idx);
+            break;
         }
-        /* Parked as it was: the same frames, already resolved. */
-        if (same && k->e.status >= 0) {
-            c->st.stacks_kept++;
-            continue;
-        }
-        g.status = greenlet_parked_stack(src->m, src->l, &c->scratch, &g);
-        if (g.status == -ESRCH)
+        c->st.rereads++;
+        if (mem_readv(src->m, c->iov, m) == -ESRCH)
             ret = -ESRCH;
-        c->st.stacks_read++;
-        need[nneed] = i;
-        gv[nneed++] = g;
+        for (size_t j = 0; j < m && ret == 0; j++)
+            ret = take_state(c, src, idx[j], c->iov[j].ok, c->buf + j * plen, need, gv, &nneed);
+        free(idx);
     }
     if (ret == 0)
         resolve(c, src, need, gv, nneed);
@@ -481,7 +527,13 @@ void gcensus_threads(struct gcensus *c, struct session *s, const struct snapshot
     for (size_t j = 0; j < gs.n; j++) {
         struct known *k = &c->v[at[j]];
         k->e.thread = gs.v[j].thread - 1;
-        if (gs.v[j].state == GL_PARKED) {
+        if (gs.v[j].state == GL_RUNNING && k->e.thread < 0) {
+            /* Running nowhere that can be told: read as it switched, not counted. */
+            k->e.status = -EAGAIN;
+            c->st.running--;
+            c->st.counted--;
+            c->st.unreadable++;
+        } else if (gs.v[j].state == GL_PARKED) {
             /* Suspended in C with no Python frame to show. */
             k->e.state = GL_PARKED;
             k->e.status = 0;

@@ -4,7 +4,7 @@
  * not walk all the collector's lists each time: it keeps the greenlets it
  * knows, checks each one again with a read batched with all the others,
  * reads a parked greenlet's frames again only when its saved state changed,
- * and looks for new greenlets in the youngest generation every time and in
+ * and looks for new greenlets in the two young generations every time and in
  * all of them now and then.
  */
 #ifndef PYSTROBE_GCENSUS_H
@@ -25,6 +25,8 @@ struct session;
 #define GCENSUS_FULL_WALK_SHARE 20
 /* Walks of a list that changes under them, per census (a census does not wait long). */
 #define GCENSUS_LIST_ATTEMPTS 2
+/* Batched reads again of the greenlets that looked running, while more than one did. */
+#define GCENSUS_RUNNING_REREADS 3
 /* How often a target without greenlet (not imported yet) is looked at again. */
 #define GCENSUS_MODULE_RETRY_NS 1000000000u
 /* Greenlets known at most. */
@@ -45,7 +47,7 @@ struct gcensus_stats {
     uint64_t censuses;      /* censuses taken */
     uint64_t failed;        /* censuses that found no greenlet module or could not walk */
     uint64_t walks_full;    /* walks of every generation */
-    uint64_t walks_young;   /* walks of the youngest generation alone */
+    uint64_t walks_young;   /* walks of the young generations alone */
     uint64_t walks_skipped; /* of those, not done: the generation had not changed */
     uint64_t walks_failed;  /* walks given up (lists changing, a collection running) */
     uint64_t walk_ns;       /* wall time in the walks */
@@ -53,6 +55,7 @@ struct gcensus_stats {
     uint64_t parked, running, not_started, dead;
     uint64_t unreadable;    /* greenlets whose object or stack could not be read in a census */
     uint64_t gone;          /* greenlets known once and no longer there */
+    uint64_t rereads;       /* reads again of greenlets that looked running together */
     uint64_t stacks_read;   /* parked stacks read */
     uint64_t stacks_kept;   /* parked stacks taken from the previous census: state unchanged */
     uint64_t most;          /* greenlets known at once, at most */

@@ -25,6 +25,8 @@
 /* Bytes of one data-stack chunk copied at most, and chunks per greenlet. */
 #define CHUNK_MAX (1u << 20)
 #define CHUNKS_MAX 8
+/* Times one list walk reads pages again when they disagree (a quick look's only). */
+#define GREENLET_REPAIRS 16
 /* Types remembered as greenlet types or not (open addressing, no removal). */
 #define TYPE_SLOTS 4096
 /* Whole walks tried while the lists change under them. */
@@ -155,15 +157,16 @@ static int cached_read(struct mem *m, struct page_cache *pc, uint64_t addr, void
     return 0;
 }
 
-/* One list: head is the PyGC_Head of a generation. */
-static int walk_list(struct mem *m, const struct pylayout *l, uint64_t head, uint64_t gtype,
-                     struct type_memo *tm, struct page_cache *pc, uint64_t **objs, size_t *n,
-                     size_t *cap, struct greenlet_stats *st)
+/* One list: head is the PyGC_Head of a generation; from the tail back with backward. */
+static int walk_list(struct mem *m, const struct pylayout *l, uint64_t head, int backward,
+                     uint64_t gtype, struct type_memo *tm, struct page_cache *pc, uint64_t **objs,
+                     size_t *n, size_t *cap, struct greenlet_stats *st)
 {
     size_t hs = (size_t)l->gc_head_size;
     unsigned char buf[64];
     uint64_t node = head, last = 0, mark = head;
     size_t power = 1, lam = 0;
+    int repairs = pc ? GREENLET_REPAIRS : 0;
     if (hs + 16 > sizeof(buf))
         return -EINVAL;
     for (;;) {
@@ -173,6 +176,30 @@ static int walk_list(struct mem *m, const struct pylayout *l, uint64_t head, uin
             return ret;
         uint64_t next = get_u64(buf, 0) & ~(uint64_t)3;
         uint64_t prev = get_u64(buf, 8) & ~(uint64_t)3;
+        if (backward) {
+            uint64_t t = next;
+            next = prev;
+            prev = t;
+        }
+        if (node != head && prev != last && repairs > 0 && last) {
+            /*
+             * Pages read at different times disagree: the list changed in
+             * between (a neighbour freed).  Read again from the last node,
+             * with every page fresh, and follow its link as it is now.  A
+             * node moved to another list leads the walk around that one,
+             * which ends at the loop check.
+             */
+            repairs--;
+            st->repairs++;
+            memset(pc->addr, 0, sizeof(pc->addr));
+            if ((ret = cached_read(m, pc, last, buf, hs + 16)) < 0)
+                return ret;
+            uint64_t fresh = get_u64(buf, backward ? 8 : 0) & ~(uint64_t)3;
+            if (!fresh || (fresh & 7) || fresh == last)
+                return -EAGAIN;
+            node = fresh;
+            continue;
+        }
         if (node != head) {
             if (prev != last)
                 return -EAGAIN;
@@ -224,7 +251,13 @@ static void pause_us(long us)
     nanosleep(&ts, NULL);
 }
 
-/* One generation's list, walked again (after a pause) while it changes under the walk. */
+/*
+ * One generation's list, walked again (after a pause) while it changes
+ * under the walk.  A quick look (fewer attempts than GREENLET_LIST_ATTEMPTS:
+ * a census) walks it once from each end instead, newest objects first, and
+ * keeps what it found up to where each walk broke off: -EAGAIN then says
+ * the list was not seen whole.
+ */
 static int walk_generation(struct mem *m, const struct pylayout *l, uint64_t interp, int g,
                            uint64_t gtype, int attempts, struct type_memo *tm,
                            struct page_cache *pc, uint64_t **objs, size_t *n, size_t *cap,
@@ -233,8 +266,9 @@ static int walk_generation(struct mem *m, const struct pylayout *l, uint64_t int
     uint64_t head = interp + (uint64_t)l->is_gc_generations + (uint64_t)g * GC_GENERATION_SIZE;
     size_t n0 = *n;
     int ret = -EBUSY, waits = 0;
-    /* A quick look (a census: fewer attempts) does not wait for a collection at all. */
-    int max_waits = attempts >= GREENLET_LIST_ATTEMPTS ? GREENLET_COLLECT_WAITS : 1;
+    int quick = attempts < GREENLET_LIST_ATTEMPTS;
+    /* A quick look does not wait for a collection at all. */
+    int max_waits = quick ? 1 : GREENLET_COLLECT_WAITS;
     for (int attempt = 0; attempt < attempts;) {
         int c = collecting(m, l, interp);
         if (c < 0)
@@ -248,10 +282,20 @@ static int walk_generation(struct mem *m, const struct pylayout *l, uint64_t int
             pause_us(GREENLET_COLLECT_PAUSE_US);
             continue;
         }
-        *n = n0;
         if (pc)
             memset(pc->addr, 0, sizeof(pc->addr));
-        ret = walk_list(m, l, head, gtype, tm, pc, objs, n, cap, st);
+        if (quick) {
+            ret = walk_list(m, l, head, 1, gtype, tm, pc, objs, n, cap, st);
+            if (ret == -EAGAIN || ret == -ELOOP || ret == -EFAULT) {
+                int fwd = walk_list(m, l, head, 0, gtype, tm, pc, objs, n, cap, st);
+                if (fwd == 0 || fwd == -ESRCH)
+                    ret = fwd;
+            }
+            /* Partial: what was found stays (each greenlet is checked before use). */
+            return ret == -ELOOP || ret == -EFAULT ? -EAGAIN : ret;
+        }
+        *n = n0;
+        ret = walk_list(m, l, head, 0, gtype, tm, pc, objs, n, cap, st);
         if (ret != -EAGAIN && ret != -ELOOP && ret != -EFAULT)
             break;
         if (++attempt < attempts) {
@@ -265,17 +309,16 @@ static int walk_generation(struct mem *m, const struct pylayout *l, uint64_t int
 }
 
 int greenlet_young_mark(struct mem *m, const struct pylayout *l, uint64_t interp,
-                        uint64_t mark[3])
+                        uint64_t mark[GREENLET_YOUNG_MARK])
 {
-    unsigned char buf[GC_GENERATION_SIZE];
+    unsigned char buf[GREENLET_YOUNG_GENS * GC_GENERATION_SIZE];
     if (l->gc_head_size <= 0 || l->is_gc_generations < 0)
         return -ENOTSUP;
     int ret = mem_read(m, interp + (uint64_t)l->is_gc_generations, buf, sizeof(buf));
     if (ret < 0)
         return ret;
-    mark[0] = get_u64(buf, 0);
-    mark[1] = get_u64(buf, 8);
-    mark[2] = get_u64(buf, 16);
+    for (int i = 0; i < GREENLET_YOUNG_MARK; i++)
+        mark[i] = get_u64(buf, i * 8);
     return 0;
 }
 
@@ -296,8 +339,15 @@ int greenlet_gc_walk_gens(struct mem *m, const struct pylayout *l, uint64_t inte
     size_t cap = *n;
     uint64_t calls = mem_read_calls(m);
     int ret = 0;
-    for (int g = 0; g < (young_only ? 1 : GC_GENERATIONS) && ret == 0; g++)
-        ret = walk_generation(m, l, interp, g, gtype, attempts, tm, &pc, objs, n, &cap, st);
+    int quick = attempts < GREENLET_LIST_ATTEMPTS;
+    for (int g = 0; g < (young_only ? GREENLET_YOUNG_GENS : GC_GENERATIONS); g++) {
+        int r = walk_generation(m, l, interp, g, gtype, attempts, tm, &pc, objs, n, &cap, st);
+        if (r < 0 && ret == 0)
+            ret = r;
+        /* A quick look goes on to the other lists after a partial one. */
+        if (r < 0 && (!quick || r == -ESRCH))
+            break;
+    }
     st->reads += mem_read_calls(m) - calls;
     free(pc.data);
     free(tm);

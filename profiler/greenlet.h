@@ -82,6 +82,7 @@ struct greenlet_stats {
     uint64_t found;         /* greenlet objects found (also those past GREENLET_MAX) */
     uint64_t retries;       /* lists walked again after they changed under the walk */
     uint64_t collecting;    /* walks put off because a collection was running */
+    uint64_t repairs;       /* links read again where pages read at different times disagreed */
     uint64_t reads;         /* read system calls made */
 };
 
@@ -111,23 +112,31 @@ void greenlet_set_release(struct greenlet_set *gs);
 int greenlet_gc_walk(struct mem *m, const struct pylayout *l, uint64_t interp, uint64_t gtype,
                      uint64_t **objs, size_t *n, struct greenlet_stats *st);
 
-/* greenlet_gc_walk over the youngest generation alone when young_only is
+/*
+ * greenlet_gc_walk over the young generations alone when young_only is
  * set, with attempts walks of a list at most (instead of
- * GREENLET_LIST_ATTEMPTS); with fewer, a running collection is not waited
- * for (-EBUSY at once). */
+ * GREENLET_LIST_ATTEMPTS).  With fewer it is a quick look: a running
+ * collection is not waited for (-EBUSY at once), and each list is walked
+ * once from its tail and, if that breaks off, once from its head, keeping
+ * what both found: -EAGAIN then says some list was not seen whole (*objs
+ * still holds what was found; it may hold an object twice).
+ */
 int greenlet_gc_walk_gens(struct mem *m, const struct pylayout *l, uint64_t interp,
                           uint64_t gtype, int young_only, int attempts, uint64_t **objs,
                           size_t *n, struct greenlet_stats *st);
 
 /*
- * What tells whether the youngest generation changed: its head's links and
- * its threshold and count.  An object tracked since is linked in at the
- * tail, and one freed or collected changes the count, so an unchanged mark
- * nearly always means an unchanged list (not always: a walk of every
+ * The young generations (0 and 1: a greenlet that lives a few collections
+ * of generation 0 is in 1), and what tells whether they changed: each
+ * head's links, threshold and count.  An object tracked since is linked in
+ * at the tail, and one freed or collected changes a count, so an unchanged
+ * mark nearly always means unchanged lists (not always: a walk of every
  * generation now and then finds what this misses).  0 or a negative errno.
  */
+#define GREENLET_YOUNG_GENS 2
+#define GREENLET_YOUNG_MARK (GREENLET_YOUNG_GENS * 3)
 int greenlet_young_mark(struct mem *m, const struct pylayout *l, uint64_t interp,
-                        uint64_t mark[3]);
+                        uint64_t mark[GREENLET_YOUNG_MARK]);
 
 /*
  * The pieces of greenlet_read: a greenlet's state from its implementation's

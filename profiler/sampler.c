@@ -174,11 +174,9 @@ static void census_tick(struct sproc *p, struct agg *a, const struct sampler_opt
             root = parked;
             ids = e->ids;
             depth = e->depth;
-        } else if (e->state == GL_RUNNING) {
+        } else if (e->state == GL_RUNNING && e->status >= 0 && e->thread >= 0) {
             /* Its frames are its thread's: from this tick's walk, or one now. */
-            int st = e->thread < 0 ? -ESRCH
-                                   : snapshot_walk_extra(s, sn, k, o->snap.by_function,
-                                                         o->snap.max_depth);
+            int st = snapshot_walk_extra(s, sn, k, o->snap.by_function, o->snap.max_depth);
             if (st < 0 && st != -ENOENT) {
                 r->running_unknown++;
                 continue;

@@ -9,12 +9,16 @@ lock waiter.
 import json
 import os
 import re
+import signal
 
 import e2e_greenlets
 import e2e_states
 
 TARGET = 'greenlets.py'
 LOCKED, WAITING, SLEEPING = e2e_greenlets.LOCKED, e2e_greenlets.WAITING, e2e_greenlets.SLEEPING
+CHURN_SECONDS = 30
+UNREAD_RE = re.compile(r'; (\d+) unreadable')
+COST_RE = re.compile(r'pystrobe: greenlets: cost per census: ([\d.]+) us CPU')
 CENSUS_RE = re.compile(r'pystrobe: greenlets: (\d+) censuses \(([\d.]+) Hz\), each counting (\d+) '
                        r'samples? a greenlet; ([\d.]+) greenlets on average \(([\d.]+) parked, '
                        r'([\d.]+) running\)')
@@ -236,6 +240,163 @@ def group(ctx, I, rt):
             rt.check_one_line_error(P, res, 2, words=words)
         P.fail_if_any()
 
+    # -- the 1000-greenlet crowd (gevent and eventlet) and its churning mode
+
+    crowd = os.path.join(rt.TARGETS, e2e_greenlets.CROWD)
+    infos = {}
+
+    def need(lib):
+        if lib not in infos:
+            infos[lib] = e2e_greenlets.lib_info(I.exe, lib)
+        info = infos[lib]
+        if info is None:
+            raise rt.Skip('%s is not importable by %s' % (lib, I.exe))
+        if info[0] != e2e_greenlets.SUPPORTED_GREENLET or I.ver[:2] != (3, 11):
+            raise rt.Skip('greenlet %s on Python %d.%d: only greenlet %s on 3.11 is read yet'
+                          % (info[0], I.ver[0], I.ver[1], e2e_greenlets.SUPPORTED_GREENLET))
+        return info[1]
+
+    def start_crowd(lib, *extra):
+        t = e2e_states.Proc(rt, ctx, [I.exe, crowd, '--lib', lib, '--max-life', str(rt.TARGET_LIFE)]
+                            + list(extra), e2e_greenlets.CROWD)
+        info = t.expect_line('READY', timeout=120)
+        if info['pid'] != t.pid:
+            t.close()
+            raise rt.Failure('setup: target reported %r' % info)
+        return t
+
+    def folded_stack(frames):
+        """frames innermost first as (function, file, line), as a folded stack (root first)."""
+        return tuple(rt.label(*f) for f in reversed(frames))
+
+    def crowd_record(lib):
+        """Every census counts the 1000 parked workers at their exact stacks; the semaphore's is widest."""
+        pkg = need(lib)
+        t = start_crowd(lib)
+        try:
+            res, folded = record(t, '-d', '2')
+            P = rt.Problems()
+            c = census_line(P, res)
+            if c is None:
+                P.fail_if_any(res.describe())
+            n = int(c[0])
+            total = sum(e2e_greenlets.CROWD_COUNTS) + 2
+            P.expect(c[3] == total and c[4] == total - 1 and c[5] == 1, 'census averages %r' % c[3:])
+            want = e2e_greenlets.crowd_expected(rt, lib, pkg)
+            for count, st, frames in want:
+                key = ('greenlet ' + st,) + folded_stack(frames)
+                got = folded.get(key, 0)
+                if st == 'parked':
+                    P.expect(got == count * n, '%s: %d samples, expected %d x %d'
+                             % (' <- '.join(key), got, count, n))
+                else:
+                    # The hub's own stack, read from its thread at each census (one
+                    # caught mid-switch is left out and counted as such).
+                    P.expect(0.8 * n <= got <= n, '%s: %d samples of %d censuses'
+                             % (' <- '.join(key), got, n))
+            parked = sum(v for k, v in folded.items() if k[0] == 'greenlet parked')
+            P.expect(parked == (total - 1) * n, 'parked samples %d, expected %d' % (parked, (total - 1) * n))
+            top = max(folded.items(), key=lambda kv: kv[1])
+            sem = [fr for cnt, st, fr in want if cnt == e2e_greenlets.CROWD_COUNTS[0]][0]
+            P.expect(top[0] == ('greenlet parked',) + folded_stack(sem), 'widest stack %r' % (top,))
+            P.fail_if_any(res.describe())
+        finally:
+            t.close()
+
+    def second_hub_record(lib):
+        """Greenlets of a second hub thread are counted under that thread (--threads)."""
+        need(lib)
+        t = start_crowd(lib, '--locked', '6', '--waiting', '3', '--sleeping', '1', '--second-hub')
+        try:
+            res, folded = record(t, '-d', '1', '--threads')
+            P = rt.Problems()
+            c = census_line(P, res)
+            n = int(c[0]) if c else 0
+            by_root = {}
+            for k, v in folded.items():
+                if len(k) > 1 and k[1].startswith('greenlet '):
+                    by_root.setdefault(k[0], {}).setdefault(k[1], 0)
+                    by_root[k[0]][k[1]] += v
+            second = [r for r in by_root if r.startswith('thread second-hub (')]
+            main = [r for r in by_root if r.endswith('(%d)' % t.pid)]
+            P.expect(len(second) == 1 and len(main) == 1, 'greenlet roots %r' % sorted(by_root))
+            if second and main:
+                # Main: 10 workers and the main greenlet parked, its hub running;
+                # second-hub: its main greenlet and 5 sleepers parked, its hub running.
+                P.expect(by_root[main[0]].get('greenlet parked') == 11 * n,
+                         'main thread parked %r of %d censuses' % (by_root[main[0]], n))
+                P.expect(by_root[second[0]].get('greenlet parked') == 6 * n,
+                         'second-hub parked %r of %d censuses' % (by_root[second[0]], n))
+                for r in (main[0], second[0]):
+                    P.expect(0.8 * n <= by_root[r].get('greenlet running', 0) <= n,
+                             '%s: running %r of %d censuses' % (r, by_root[r], n))
+            P.fail_if_any(res.describe())
+        finally:
+            t.close()
+
+    def churn_record(lib):
+        """30 s of record --greenlets (under ASan when built) on greenlets spawned and killed
+        thousands of times a second: no crash, and counts that add up."""
+        pkg = need(lib)
+        t = start_crowd(lib, '--churn')
+        asan = os.path.join(rt.ROOT, 'build', 'asan', 'pystrobe')
+        exe = asan if os.path.exists(asan) and os.path.getmtime(asan) >= os.path.getmtime(rt.PYSTROBE) \
+            else rt.PYSTROBE
+        try:
+            out = os.path.join(ctx.mkdtemp('glchurn-'), 'out.folded')
+            env = dict(os.environ, ASAN_OPTIONS='detect_leaks=1', UBSAN_OPTIONS='print_stacktrace=1')
+            res = rt.run([exe, 'record', '-p', str(t.pid), '-d', str(CHURN_SECONDS), '--greenlets',
+                          '-o', out], CHURN_SECONDS + 120, env=env)
+            P = rt.Problems()
+            if not P.expect(res.rc == 0 and 'Sanitizer' not in res.err_text and 'runtime error' not in res.err_text,
+                            'record failed'):
+                P.fail_if_any(res.describe())
+            os.kill(t.pid, signal.SIGUSR1)
+            counts = json.loads(t.readline())
+            with open(out) as f:
+                folded = parse_folded(f.read())
+            c = census_line(P, res)
+            if c is None:
+                P.fail_if_any(res.describe())
+            n, avg, parked_avg, running_avg = int(c[0]), c[3], c[4], c[5]
+            # A census at (nearly) every sample, the whole time.
+            P.expect(n >= 0.5 * 100 * CHURN_SECONDS, '%d censuses in %d s' % (n, CHURN_SECONDS))
+            # The profile holds what the censuses counted: the averages printed (to 0.1).
+            parked = sum(v for k, v in folded.items() if k[0] == 'greenlet parked')
+            running = sum(v for k, v in folded.items() if k[0] == 'greenlet running')
+            P.expect(abs(parked / n - parked_avg) <= 0.051, 'parked samples %d over %d censuses, '
+                     'the summary says %.1f on average' % (parked, n, parked_avg))
+            m = re.search(r'; (\d+) running without a stack', res.err_text)
+            lost = int(m.group(1)) if m else 0
+            P.expect(abs((running + lost) / n - running_avg) <= 0.051,
+                     'running samples %d (+%d without a stack) over %d censuses, the summary says %.1f'
+                     % (running, lost, n, running_avg))
+            P.expect(running_avg <= 1.0, '%.1f running greenlets on average in one thread' % running_avg)
+            # As many as the target keeps alive (it says after: about 300).
+            P.expect(0.5 * counts['alive'] <= avg <= 2 * counts['alive'] + 10,
+                     '%.1f greenlets on average; the target says %r' % (avg, counts))
+            m = UNREAD_RE.search(res.err_text)
+            unread = int(m.group(1)) if m else 0
+            P.expect(unread <= 0.3 * avg * n, '%d unreadable of %.0f' % (unread, avg * n))
+            # Every frame counted is the target's, its library's or the standard library's.
+            bad = set()
+            for k in folded:
+                if not k[0].startswith('greenlet '):
+                    continue
+                for fr in k[1:]:
+                    fm = re.match(r'^.+ \((.+):(\d+)\)$', fr)
+                    if not fm or not (fm.group(1) == crowd or fm.group(1).startswith(pkg + '/') or
+                                      fm.group(1).startswith('/usr/lib/python3')):
+                        bad.add(fr)
+            P.expect(not bad, 'frames from nowhere: %r' % sorted(bad)[:5])
+            P.fail_if_any(res.describe())
+        finally:
+            t.close()
+
+    for lib in ('gevent', 'eventlet'):
+        R.case(pfx + 'greenlets-record-%s-crowd' % lib, lambda lib=lib: crowd_record(lib))
+        R.case(pfx + 'greenlets-record-%s-second-hub' % lib, lambda lib=lib: second_hub_record(lib))
+        R.case(pfx + 'greenlets-record-%s-churn' % lib, lambda lib=lib: churn_record(lib))
     R.case(pfx + 'greenlets-record', record_census)
     R.case(pfx + 'greenlets-record-rate', record_rate)
     R.case(pfx + 'greenlets-record-none', record_no_greenlets)

@@ -198,6 +198,53 @@ def source_line(path, func, pattern):
     raise RuntimeError('no line %r in def %s in %s' % (pattern, func, path))
 
 
+def crowd_expected(rt, lib, pkg):
+    """greenlet_crowd.py's summary for lib (its package in pkg) as sorted (count, state,
+    frames), frames innermost first as (function, file, line)."""
+    path = os.path.join(rt.TARGETS, CROWD)
+
+    def L(fn, marker):
+        return (fn, path, rt.line_of(path, marker))
+
+    head = [L('park', 'park'), L('crowd', 'main'), L('main', 'crowd'), L('<module>', 'module')]
+    if lib == 'gevent':
+        hub = os.path.join(pkg, 'hub.py')
+        sleep = ('sleep', hub, source_line(hub, 'sleep', r'hub\.wait\(t\)'))
+        groups = [
+            (CROWD_COUNTS[0], 'parked', [L('take', 'take'), L('locker', 'locker')]),
+            (CROWD_COUNTS[1], 'parked', [L('waiter', 'waiter')]),
+            (CROWD_COUNTS[2], 'parked', [sleep, L('sleeper', 'sleeper')]),
+            (1, 'parked', [sleep] + head),
+            (1, 'running', [('Hub.run', hub, source_line(hub, 'run', r'loop\.run\(\)'))]),
+        ]
+    else:
+        hub, sem, queue, gt, poll = (os.path.join(pkg, f) for f in (
+            'hubs/hub.py', 'semaphore.py', 'queue.py', 'greenthread.py', 'hubs/poll.py'))
+        switch = ('BaseHub.switch', hub, source_line(hub, 'switch', r'return self\.greenlet\.switch\(\)'))
+        gmain = ('GreenThread.main', gt, source_line(gt, 'main', r'result = function\('))
+        sleep = ('sleep', gt, source_line(gt, 'sleep', r'^\s*hub\.switch\(\)'))
+        # Semaphore.acquire without a timeout parks in its `while True:` loop.
+        acquire = source_line(sem, 'acquire', r'^\s*while True:') + 1
+        with open(sem, encoding='utf-8') as f:
+            if 'hubs.get_hub().switch()' not in f.read().split('\n')[acquire - 1]:
+                raise RuntimeError('%s:%d is not the switch of acquire' % (sem, acquire))
+        groups = [
+            (CROWD_COUNTS[0], 'parked', [switch, ('Semaphore.acquire', sem, acquire), L('take', 'take'),
+                                L('locker', 'locker'), gmain]),
+            (CROWD_COUNTS[1], 'parked', [switch, ('Waiter.wait', queue,
+                                          source_line(queue, 'wait', r'return get_hub\(\)\.switch\(\)')),
+                                 ('LightQueue.get', queue,
+                                  source_line(queue, 'get', r'return waiter\.wait\(\)')),
+                                 L('getter', 'getter'), gmain]),
+            (CROWD_COUNTS[2], 'parked', [switch, sleep, L('sleeper', 'sleeper'), gmain]),
+            (1, 'parked', [switch, sleep] + head),
+            # No descriptor is watched: the hub sleeps in time.sleep for the next timer.
+            (1, 'running', [('Hub.wait', poll, source_line(poll, 'wait', r'time\.sleep\(seconds\)')),
+                            ('BaseHub.run', hub, source_line(hub, 'run', r'self\.wait\(sleep_time\)'))]),
+        ]
+    return sorted(groups, key=repr)
+
+
 def crowd_group(ctx, I, rt):
     R = ctx.runner
     path = os.path.join(rt.TARGETS, CROWD)
@@ -227,44 +274,7 @@ def crowd_group(ctx, I, rt):
         return (fn, path, rt.line_of(path, marker))
 
     def expected(lib, pkg):
-        """The summary as sorted (count, state, frames), frames as (function, file, line)."""
-        head = [L('park', 'park'), L('crowd', 'main'), L('main', 'crowd'), L('<module>', 'module')]
-        if lib == 'gevent':
-            hub = os.path.join(pkg, 'hub.py')
-            sleep = ('sleep', hub, source_line(hub, 'sleep', r'hub\.wait\(t\)'))
-            groups = [
-                (CROWD_COUNTS[0], 'parked', [L('take', 'take'), L('locker', 'locker')]),
-                (CROWD_COUNTS[1], 'parked', [L('waiter', 'waiter')]),
-                (CROWD_COUNTS[2], 'parked', [sleep, L('sleeper', 'sleeper')]),
-                (1, 'parked', [sleep] + head),
-                (1, 'running', [('Hub.run', hub, source_line(hub, 'run', r'loop\.run\(\)'))]),
-            ]
-        else:
-            hub, sem, queue, gt, poll = (os.path.join(pkg, f) for f in (
-                'hubs/hub.py', 'semaphore.py', 'queue.py', 'greenthread.py', 'hubs/poll.py'))
-            switch = ('BaseHub.switch', hub, source_line(hub, 'switch', r'return self\.greenlet\.switch\(\)'))
-            gmain = ('GreenThread.main', gt, source_line(gt, 'main', r'result = function\('))
-            sleep = ('sleep', gt, source_line(gt, 'sleep', r'^\s*hub\.switch\(\)'))
-            # Semaphore.acquire without a timeout parks in its `while True:` loop.
-            acquire = source_line(sem, 'acquire', r'^\s*while True:') + 1
-            with open(sem, encoding='utf-8') as f:
-                if 'hubs.get_hub().switch()' not in f.read().split('\n')[acquire - 1]:
-                    raise RuntimeError('%s:%d is not the switch of acquire' % (sem, acquire))
-            groups = [
-                (CROWD_COUNTS[0], 'parked', [switch, ('Semaphore.acquire', sem, acquire), L('take', 'take'),
-                                    L('locker', 'locker'), gmain]),
-                (CROWD_COUNTS[1], 'parked', [switch, ('Waiter.wait', queue,
-                                              source_line(queue, 'wait', r'return get_hub\(\)\.switch\(\)')),
-                                     ('LightQueue.get', queue,
-                                      source_line(queue, 'get', r'return waiter\.wait\(\)')),
-                                     L('getter', 'getter'), gmain]),
-                (CROWD_COUNTS[2], 'parked', [switch, sleep, L('sleeper', 'sleeper'), gmain]),
-                (1, 'parked', [switch, sleep] + head),
-                # No descriptor is watched: the hub sleeps in time.sleep for the next timer.
-                (1, 'running', [('Hub.wait', poll, source_line(poll, 'wait', r'time\.sleep\(seconds\)')),
-                                ('BaseHub.run', hub, source_line(hub, 'run', r'self\.wait\(sleep_time\)'))]),
-            ]
-        return sorted(groups, key=repr)
+        return crowd_expected(rt, lib, pkg)
 
     def dump(pid, *args):
         res = rt.run([rt.PYSTROBE, 'dump', '-p', str(pid), '--greenlets'] + list(args), rt.T_DUMP)
