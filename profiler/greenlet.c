@@ -12,14 +12,14 @@
 #include "output/json.h"
 #include "output/label.h"
 #include "profiler/greenlet.h"
+#include "profiler/pyobj.h"
 #include "profiler/session.h"
 #include "symbolizer/elfsym.h"
 
 /* _PyInterpreterFrame owners (3.11+). */
 #define OWNED_BY_GENERATOR 1
 #define OWNED_BY_FRAME_OBJECT 2
-/* A gc_generation: PyGC_Head head; int threshold, count. */
-#define GC_GENERATION_SIZE 24
+/* gc_generations: each a PyGC_Head, then int threshold, count. */
 #define GC_GENERATIONS 3
 /* Bytes of one data-stack chunk copied at most, and chunks per greenlet. */
 #define CHUNK_MAX (1u << 20)
@@ -30,21 +30,79 @@
 #define COLLECT_ATTEMPTS 3
 
 /*
- * Measured by compiling greenlet's own headers with their members made
- * public (see cpython-internals.md section 5.1).
+ * Measured by compiling each greenlet release's own sources with their
+ * members made public, against each Python version's headers, and printing
+ * offsetof() (see cpython-internals.md section 5.1).  One row covers the
+ * consecutive releases first..last whose offsets were all the same.
  */
+#define GL(first_, last_, major_, minor_, pimpl_, self_, start_, stop_, copy_, saved_, top_, \
+           current_, chunk_, chunk_top_, prev_, size_)                                      \
+    {.first = first_, .last = last_, .major = major_, .minor = minor_, .pimpl = pimpl_,     \
+     .self = self_, .stack_start = start_, .stack_stop = stop_, .stack_copy = copy_,        \
+     .stack_saved = saved_, .top_frame = top_, .current_frame = current_,                   \
+     .datastack_chunk = chunk_, .datastack_top = chunk_top_, .prev_frame = prev_,           \
+     .size = size_}
 static const struct greenlet_layout layouts[] = {
-    {.version = "2.0.2", .pimpl = 32, .self = 160, .stack_start = 48, .stack_stop = 56,
-     .stack_copy = 64, .stack_saved = 72, .top_frame = 96, .current_frame = 128,
-     .datastack_chunk = 136, .datastack_top = 144, .size = 168},
+    /* first    last     Python  pimpl self start stop copy saved top current chunk top prev size */
+    GL("2.0.0", "2.0.2", 2, 7, 32, 104, 48, 56, 64, 72, 88, -1, -1, -1, -1, 112),
+    GL("2.0.0", "2.0.2", 3, 6, 32, 104, 48, 56, 64, 72, 88, -1, -1, -1, -1, 112),
+    GL("2.0.0", "3.1.0", 3, 7, 32, 128, 64, 72, 80, 88, 112, -1, -1, -1, -1, 136),
+    GL("3.1.1", "3.3.2", 3, 7, 32, 8, 72, 80, 88, 96, 120, -1, -1, -1, -1, 128),
+    GL("2.0.0", "3.1.0", 3, 8, 32, 128, 64, 72, 80, 88, 112, -1, -1, -1, -1, 136),
+    GL("3.1.1", "3.3.2", 3, 8, 32, 8, 72, 80, 88, 96, 120, -1, -1, -1, -1, 128),
+    GL("2.0.0", "3.1.0", 3, 9, 32, 128, 64, 72, 80, 88, 112, -1, -1, -1, -1, 136),
+    GL("3.1.1", "3.3.2", 3, 9, 32, 8, 72, 80, 88, 96, 120, -1, -1, -1, -1, 128),
+    GL("2.0.0", "3.1.0", 3, 10, 32, 144, 64, 72, 80, 88, 112, -1, -1, -1, -1, 152),
+    GL("3.1.1", "3.5.3", 3, 10, 32, 8, 72, 80, 88, 96, 120, -1, -1, -1, -1, 128),
+    GL("2.0.0", "3.1.0", 3, 11, 32, 160, 48, 56, 64, 72, 96, 128, 136, 144, -1, 168),
+    GL("3.1.1", "3.5.3", 3, 11, 32, 8, 56, 64, 72, 80, 104, 136, 144, 152, -1, 160),
+    GL("3.0.0", "3.0.2", 3, 12, 32, 168, 48, 56, 64, 72, 96, 128, 136, 144, 160, 176),
+    GL("3.0.3", "3.1.0", 3, 12, 32, 160, 48, 56, 64, 72, 96, 128, 136, 144, -1, 168),
+    GL("3.1.1", "3.5.3", 3, 12, 32, 8, 56, 64, 72, 80, 104, 136, 144, 152, -1, 160),
+    GL("3.1.0", "3.1.0", 3, 13, 32, 152, 48, 56, 64, 72, 96, 120, 128, 136, -1, 160),
+    GL("3.1.1", "3.5.2", 3, 13, 32, 8, 56, 64, 72, 80, 104, 128, 136, 144, -1, 152),
+    GL("3.5.3", "3.5.3", 3, 13, 32, 8, 56, 64, 72, 80, 104, 136, 144, 152, -1, 160),
 };
+#undef GL
 
-const struct greenlet_layout *greenlet_layout_for(const char *version)
+/* "X.Y.Z" as one number to compare, or -1 when version is not three numbers. */
+static long release_key(const char *version)
 {
-    for (size_t i = 0; i < ARRAY_SIZE(layouts); i++)
-        if (!strcmp(layouts[i].version, version))
+    unsigned a, b, c;
+    int end = 0;
+    if (sscanf(version, "%3u.%3u.%3u%n", &a, &b, &c, &end) != 3 || version[end])
+        return -1;
+    return (long)a * 1000000 + (long)b * 1000 + (long)c;
+}
+
+const struct greenlet_layout *greenlet_layout_for(const char *version, int major, int minor)
+{
+    long v = release_key(version);
+    for (size_t i = 0; v >= 0 && i < ARRAY_SIZE(layouts); i++)
+        if (layouts[i].major == major && layouts[i].minor == minor &&
+            v >= release_key(layouts[i].first) && v <= release_key(layouts[i].last))
             return &layouts[i];
     return NULL;
+}
+
+void greenlet_layout_known(int major, int minor, char *buf, size_t size)
+{
+    size_t len = 0;
+    if (size)
+        buf[0] = '\0';
+    for (size_t i = 0; i < ARRAY_SIZE(layouts) && len < size; i++) {
+        const struct greenlet_layout *gl = &layouts[i];
+        if (gl->major != major || gl->minor != minor)
+            continue;
+        int w = snprintf(buf + len, size - len, "%s%s%s%s", len ? ", " : "", gl->first,
+                         strcmp(gl->first, gl->last) ? "-" : "",
+                         strcmp(gl->first, gl->last) ? gl->last : "");
+        if (w < 0)
+            break;
+        len += (size_t)w;
+    }
+    if (size && !buf[0])
+        snprintf(buf, size, "none");
 }
 
 const char *greenlet_state_name(enum greenlet_state st)
@@ -174,12 +232,12 @@ static int walk_list(struct mem *m, const struct pylayout *l, uint64_t head, uin
  * links for reference counts, so no walk can succeed then.  0 when not, or
  * when the version's layout does not say; a negative errno.
  */
-static int collecting(struct mem *m, const struct pylayout *l, uint64_t interp)
+static int collecting(struct mem *m, const struct greenlet_gc_lists *lists)
 {
     int32_t v = 0;
-    if (l->is_gc_collecting < 0)
+    if (!lists->collecting)
         return 0;
-    int ret = mem_read(m, interp + (uint64_t)l->is_gc_collecting, &v, sizeof(v));
+    int ret = mem_read(m, lists->collecting, &v, sizeof(v));
     return ret < 0 ? ret : v != 0;
 }
 
@@ -190,11 +248,12 @@ static void pause_us(long us)
 }
 
 /* One generation's list, walked again (after a pause) while it changes under the walk. */
-static int walk_generation(struct mem *m, const struct pylayout *l, uint64_t interp, int g,
-                           uint64_t gtype, struct type_memo *tm, uint64_t **objs, size_t *n,
-                           size_t *cap, struct greenlet_stats *st)
+static int walk_generation(struct mem *m, const struct pylayout *l,
+                           const struct greenlet_gc_lists *lists, int g, uint64_t gtype,
+                           struct type_memo *tm, uint64_t **objs, size_t *n, size_t *cap,
+                           struct greenlet_stats *st)
 {
-    uint64_t head = interp + (uint64_t)l->is_gc_generations + (uint64_t)g * GC_GENERATION_SIZE;
+    uint64_t head = lists->generations + (uint64_t)g * (uint64_t)l->gc_generation_size;
     size_t n0 = *n;
     int ret = -EBUSY;
     for (int attempt = 0; attempt < GREENLET_LIST_ATTEMPTS; attempt++) {
@@ -202,7 +261,7 @@ static int walk_generation(struct mem *m, const struct pylayout *l, uint64_t int
             st->retries++;
             pause_us(GREENLET_RETRY_US);
         }
-        int c = collecting(m, l, interp);
+        int c = collecting(m, lists);
         if (c < 0)
             return c;
         if (c) {
@@ -220,20 +279,34 @@ static int walk_generation(struct mem *m, const struct pylayout *l, uint64_t int
     return ret;
 }
 
-int greenlet_gc_walk(struct mem *m, const struct pylayout *l, uint64_t interp, uint64_t gtype,
-                     uint64_t **objs, size_t *n, struct greenlet_stats *st)
+int greenlet_gc_walk_lists(struct mem *m, const struct pylayout *l,
+                           const struct greenlet_gc_lists *lists, uint64_t gtype,
+                           uint64_t **objs, size_t *n, struct greenlet_stats *st)
 {
-    if (l->gc_head_size <= 0 || l->is_gc_generations < 0 || !gtype)
+    if (l->gc_head_size <= 0 || l->gc_generation_size < l->gc_head_size || !lists->generations ||
+        !gtype)
         return -ENOTSUP;
     struct type_memo *tm = xcalloc(1, sizeof(*tm));
     size_t cap = *n;
     uint64_t calls = mem_read_calls(m);
     int ret = 0;
     for (int g = 0; g < GC_GENERATIONS && ret == 0; g++)
-        ret = walk_generation(m, l, interp, g, gtype, tm, objs, n, &cap, st);
+        ret = walk_generation(m, l, lists, g, gtype, tm, objs, n, &cap, st);
     st->reads += mem_read_calls(m) - calls;
     free(tm);
     return ret;
+}
+
+int greenlet_gc_walk(struct mem *m, const struct pylayout *l, uint64_t interp, uint64_t gtype,
+                     uint64_t **objs, size_t *n, struct greenlet_stats *st)
+{
+    if (l->is_gc_generations < 0)
+        return -ENOTSUP;
+    struct greenlet_gc_lists lists = {
+        .generations = interp + (uint64_t)l->is_gc_generations,
+        .collecting = l->is_gc_collecting < 0 ? 0 : interp + (uint64_t)l->is_gc_collecting,
+    };
+    return greenlet_gc_walk_lists(m, l, &lists, gtype, objs, n, st);
 }
 
 /* ---- one greenlet's stack ---- */
@@ -312,6 +385,13 @@ static int read_single(struct stack_reader *r, uint64_t addr, unsigned char *buf
     return mem_read(r->m, addr, buf, len);
 }
 
+/* 1 when [addr, addr+len) lies in the C stack of parked greenlet g: [stack_start, stack_stop). */
+static int on_own_stack(const struct greenlet *g, uint64_t addr, size_t len)
+{
+    return g->stack_stop != UINT64_MAX && addr >= g->stack_start && addr < g->stack_stop &&
+           g->stack_stop - addr >= len;
+}
+
 static int walk_parked(struct stack_reader *r, struct rawframe *out, size_t max, size_t *depth)
 {
     const struct pylayout *l = r->l;
@@ -319,6 +399,7 @@ static int walk_parked(struct stack_reader *r, struct rawframe *out, size_t max,
     unsigned char single[128];
     uint64_t frame = r->g->current_frame, mark = frame;
     size_t n = 0, power = 1, lam = 0;
+    int first = 1;
     *depth = 0;
     if (fsize > sizeof(single))
         return -EINVAL;
@@ -336,9 +417,12 @@ static int walk_parked(struct stack_reader *r, struct rawframe *out, size_t max,
             if (ret < 0)
                 return ret;
             /* Outside every chunk of the greenlet only a generator's or a
-             * frame object's frame may be: anything else is stale. */
+             * frame object's frame may be, or a shim on its own C stack:
+             * anything else is stale. */
             if (single[l->if_owner] != OWNED_BY_GENERATOR &&
-                single[l->if_owner] != OWNED_BY_FRAME_OBJECT)
+                single[l->if_owner] != OWNED_BY_FRAME_OBJECT &&
+                !(l->owner_cstack >= 0 && single[l->if_owner] == l->owner_cstack &&
+                  on_own_stack(r->g, frame, fsize)))
                 return -EINVAL;
             f = single;
         }
@@ -351,6 +435,58 @@ static int walk_parked(struct stack_reader *r, struct rawframe *out, size_t max,
             n++;
         }
         frame = get_u64(f, l->if_previous);
+        /* greenlet 3.0.0-3.0.2 on 3.12 cut the top frame's link when it
+         * switched away, and kept it aside. */
+        if (!frame && first)
+            frame = r->g->prev_frame;
+        first = 0;
+        if (frame == mark)
+            return -ELOOP;
+        if (++lam == power) {
+            mark = frame;
+            power *= 2;
+            lam = 0;
+        }
+    }
+    *depth = n;
+    return 0;
+}
+
+/*
+ * <= 3.10: the saved top frame and its f_back chain, all frame objects on
+ * the heap.  Each must be alive and of the top frame's type.
+ */
+static int walk_frame_objects(struct mem *m, const struct pylayout *l, const struct greenlet *g,
+                              struct rawframe *out, size_t max, size_t *depth)
+{
+    unsigned char f[160];
+    size_t len = (size_t)MAX(MAX(l->fo_back, l->fo_code) + 8, l->fo_lasti + 4);
+    uint64_t frame = g->top_frame, mark = frame, type = 0;
+    size_t n = 0, power = 1, lam = 0;
+    *depth = 0;
+    if (len > sizeof(f) || l->fo_back < 0)
+        return -EINVAL;
+    while (frame) {
+        if (n >= max)
+            return *depth = n, 1;
+        if (frame & 7)
+            return -EINVAL;
+        int ret = mem_read(m, frame, f, len);
+        if (ret < 0)
+            return ret;
+        if (!type)
+            type = get_u64(f, l->ob_type);
+        int64_t refcnt = (int64_t)get_u64(f, 0);
+        uint64_t code = get_u64(f, l->fo_code);
+        if (refcnt <= 0 || !type || (type & 7) || get_u64(f, l->ob_type) != type || !code ||
+            (code & 7))
+            return -EINVAL;
+        int32_t lasti;
+        memcpy(&lasti, f + l->fo_lasti, sizeof(lasti));
+        out[n].code = code;
+        out[n].addrq = lasti < 0 ? -1 : (int64_t)lasti * (l->lasti_units ? 2 : 1);
+        n++;
+        frame = get_u64(f, l->fo_back);
         if (frame == mark)
             return -ELOOP;
         if (++lam == power) {
@@ -369,7 +505,9 @@ static int stack_of(struct mem *m, const struct pylayout *l, struct greenlet_set
     struct stack_reader r = {.m = m, .l = l, .g = g};
     GROW(gs->raw, gs->rawcap, gs->nraw + GREENLET_MAX_DEPTH);
     g->off = gs->nraw;
-    int ret = walk_parked(&r, gs->raw + gs->nraw, GREENLET_MAX_DEPTH, &g->depth);
+    int ret = l->frames == FRAME_OBJECTS
+                  ? walk_frame_objects(m, l, g, gs->raw + gs->nraw, GREENLET_MAX_DEPTH, &g->depth)
+                  : walk_parked(&r, gs->raw + gs->nraw, GREENLET_MAX_DEPTH, &g->depth);
     for (size_t i = 0; i < r.nchunks; i++)
         free(r.chunks[i].buf);
     if (ret < 0)
@@ -394,6 +532,12 @@ static int read_batch(struct mem *m, const uint64_t *addrs, size_t n, size_t len
     return ret < 0 ? ret : 0;
 }
 
+/* The field at off, or 0 where the layout has none (off < 0). */
+static uint64_t opt_u64(const unsigned char *buf, int off)
+{
+    return off < 0 ? 0 : get_u64(buf, off);
+}
+
 static void set_state(const struct greenlet_layout *gl, const unsigned char *p, struct greenlet *g)
 {
     uint64_t start = get_u64(p, gl->stack_start), stop = get_u64(p, gl->stack_stop);
@@ -401,15 +545,18 @@ static void set_state(const struct greenlet_layout *gl, const unsigned char *p, 
     g->stack_start = start;
     g->stack_copy = get_u64(p, gl->stack_copy);
     g->stack_saved = get_u64(p, gl->stack_saved);
-    g->current_frame = get_u64(p, gl->current_frame);
-    g->chunk = get_u64(p, gl->datastack_chunk);
-    g->chunk_top = get_u64(p, gl->datastack_top);
+    g->stack_stop = stop;
+    g->top_frame = get_u64(p, gl->top_frame);
+    g->current_frame = opt_u64(p, gl->current_frame);
+    g->chunk = opt_u64(p, gl->datastack_chunk);
+    g->chunk_top = opt_u64(p, gl->datastack_top);
+    g->prev_frame = opt_u64(p, gl->prev_frame);
     if (!stop)
         g->state = GL_NOT_STARTED;
     else if (!start)
         g->state = GL_DEAD;
     /* Resuming takes the saved top frame back: only a parked greenlet has one. */
-    else if (!get_u64(p, gl->top_frame))
+    else if (!g->top_frame)
         g->state = GL_RUNNING;
     else
         g->state = GL_PARKED;
@@ -531,6 +678,30 @@ static int type_address(struct session *s, const struct mem_region *r, uint64_t 
     return ret;
 }
 
+/* The release from `__version__` in the dict of the target's greenlet package. */
+static int release_from_module(struct session *s, char *version, size_t size)
+{
+    const struct pylayout *l = &s->rt.layout;
+    uint64_t interp, modules, mod, dict, str;
+    int ret;
+    if ((ret = pyrt_interp(&s->rt, &interp)) < 0 ||
+        (ret = mem_read_u64(s->mem, interp + (uint64_t)l->is_modules, &modules)) < 0 ||
+        (ret = pydict_get_str(&s->rt, modules, "greenlet", &mod)) < 0 ||
+        (ret = mem_read_u64(s->mem, mod + (uint64_t)l->md_dict, &dict)) < 0 ||
+        (ret = pydict_get_str(&s->rt, dict, "__version__", &str)) < 0)
+        return ret;
+    struct strbuf sb = STRBUF_INIT;
+    ret = pyobj_str(&s->rt, str, &sb);
+    if (ret == 0 && (sb.len == 0 || sb.len >= size))
+        ret = -EINVAL;
+    if (ret == 0) {
+        memcpy(version, sb.buf, sb.len);
+        version[sb.len] = '\0';
+    }
+    sb_release(&sb);
+    return ret;
+}
+
 int greenlet_find_module(struct session *s, uint64_t *gtype, const struct greenlet_layout **gl,
                          struct pserr *err)
 {
@@ -540,16 +711,76 @@ int greenlet_find_module(struct session *s, uint64_t *gtype, const struct greenl
         if (!is_greenlet_so(r->path))
             continue;
         char version[32];
-        if (release_of(s->pid, r->path, version, sizeof(version)) < 0)
+        if (release_of(s->pid, r->path, version, sizeof(version)) < 0 &&
+            release_from_module(s, version, sizeof(version)) < 0)
             return pserr_set(err, ENOTSUP, "cannot tell the greenlet release of %s (no "
-                             "greenlet-*-info beside its package)", r->path);
-        if (!(*gl = greenlet_layout_for(version)))
-            return pserr_set(err, ENOTSUP, "greenlet %s is not supported yet (known: 2.0.2)",
-                             version);
+                             "greenlet-*-info beside its package, no greenlet.__version__)",
+                             r->path);
+        if (!(*gl = greenlet_layout_for(version, s->rt.major, s->rt.minor))) {
+            char known[256];
+            greenlet_layout_known(s->rt.major, s->rt.minor, known, sizeof(known));
+            return pserr_set(err, ENOTSUP, "greenlet %s on Python %d.%d is not supported yet "
+                             "(known there: %s)", version, s->rt.major, s->rt.minor, known);
+        }
         return type_address(s, r, gtype, err);
     }
     return pserr_set(err, ENOENT, "process %d has not loaded greenlet (no _greenlet module "
                      "mapped)", (int)s->pid);
+}
+
+/* The interpreter's statics (2.7, 3.6) from its .symtab: 0, or a negative errno. */
+static int static_gc_lists(struct session *s, struct greenlet_gc_lists *lists)
+{
+    const struct mem_maps *maps = mem_maps(s->mem);
+    const struct mem_region *r = NULL;
+    for (size_t i = 0; i < maps->n && !r; i++)
+        if (s->rt.binary && !strcmp(maps->v[i].path, s->rt.binary) && maps->v[i].offset == 0)
+            r = &maps->v[i];
+    if (!r)
+        return -ENOENT;
+    int fd = mem_open_mapped(s->mem, r);
+    if (fd < 0)
+        return fd;
+    struct elf_file *ef;
+    struct pserr e;
+    int ret = elf_open_fd(fd, &ef, &e);
+    if (ret < 0)
+        return ret;
+    uint64_t v, size;
+    const struct pylayout *l = &s->rt.layout;
+    ret = elf_symbol(ef, "generations", ELF_SYMTAB, &v, &size, NULL);
+    if (ret == 0 && size != (uint64_t)GC_GENERATIONS * (uint64_t)l->gc_generation_size)
+        ret = -EINVAL;
+    if (ret == 0)
+        lists->generations = v + s->rt.bias;
+    if (ret == 0 && elf_symbol(ef, "collecting", ELF_SYMTAB, &v, &size, NULL) == 0 && size == 4)
+        lists->collecting = v + s->rt.bias;
+    elf_close(ef);
+    return ret;
+}
+
+/* Where interp's generation lists are: in it (3.9+), in _PyRuntime (3.7, 3.8), or statics. */
+static int gc_lists_of(struct session *s, uint64_t interp, struct greenlet_gc_lists *lists)
+{
+    const struct pylayout *l = &s->rt.layout;
+    *lists = (struct greenlet_gc_lists){0};
+    if (l->gc_head_size <= 0)
+        return -ENOTSUP;
+    if (l->is_gc_generations >= 0) {
+        lists->generations = interp + (uint64_t)l->is_gc_generations;
+        if (l->is_gc_collecting >= 0)
+            lists->collecting = interp + (uint64_t)l->is_gc_collecting;
+        return 0;
+    }
+    if (l->rt_gc_generations >= 0) {
+        if (!s->rt.runtime)
+            return -ENOENT;
+        lists->generations = s->rt.runtime + (uint64_t)l->rt_gc_generations;
+        if (l->rt_gc_collecting >= 0)
+            lists->collecting = s->rt.runtime + (uint64_t)l->rt_gc_collecting;
+        return 0;
+    }
+    return static_gc_lists(s, lists);
 }
 
 int greenlet_collect(struct session *s, uint64_t interp, struct greenlet_set *gs,
@@ -559,17 +790,18 @@ int greenlet_collect(struct session *s, uint64_t interp, struct greenlet_set *gs
     const struct greenlet_layout *gl;
     uint64_t gtype;
     int ret;
-    if (l->is_gc_generations < 0 || l->frames != FRAME_INTERPRETER)
-        return pserr_set(err, ENOTSUP, "--greenlets needs Python 3.11 or later for now, not %s",
-                         s->rt.version);
+    struct greenlet_gc_lists lists;
     if ((ret = greenlet_find_module(s, &gtype, &gl, err)) < 0)
         return ret;
+    if ((ret = gc_lists_of(s, interp, &lists)) < 0)
+        return pserr_set(err, -ret, "cannot find the collector's object lists of Python %s "
+                         "(needs its .symtab on 2.7 and 3.6): %s", s->rt.version, strerror(-ret));
     uint64_t *objs = NULL;
     size_t n = 0;
     for (int attempt = 0; attempt < COLLECT_ATTEMPTS; attempt++) {
         n = 0;
         gs->stats = (struct greenlet_stats){0};
-        ret = greenlet_gc_walk(s->mem, l, interp, gtype, &objs, &n, &gs->stats);
+        ret = greenlet_gc_walk_lists(s->mem, l, &lists, gtype, &objs, &n, &gs->stats);
         if (ret != -EAGAIN && ret != -EFAULT && ret != -ELOOP && ret != -EBUSY)
             break;
     }
