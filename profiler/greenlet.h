@@ -31,11 +31,11 @@
 
 /*
  * Offsets in the C++ greenlet implementation (the PyGreenlet's pimpl), for
- * the greenlet releases first..last built for Python major.minor: they
- * depend on both (PythonState saves different members per Python version).
+ * the greenlet releases built for Python major.minor: they depend on both
+ * (PythonState saves different members per Python version).
  */
 struct greenlet_layout {
-    const char *first, *last;       /* releases "X.Y.Z", both included */
+    const char *releases;           /* "2.0.0 2.0.1 2.0.2": each one measured */
     int major, minor;               /* the Python version */
     int pimpl;                      /* in the PyGreenlet */
     int self;                       /* Greenlet::_self, back to the PyGreenlet */

@@ -671,6 +671,13 @@ TEST(layouts_by_release_and_python)
     CHECK_INT(greenlet_layout_for("3.5.3", 3, 13)->current_frame, 136);
     CHECK_INT(greenlet_layout_for("3.0.2", 3, 11)->self, 160);
     CHECK(greenlet_layout_for("3.0.0rc1", 3, 12) == NULL);
+    /* Only releases measured: none between or after them, no part or run of words. */
+    CHECK(greenlet_layout_for("2.0.99", 3, 9) == NULL);
+    CHECK(greenlet_layout_for("3.2.6", 3, 12) == NULL);
+    CHECK(greenlet_layout_for("2.0", 3, 9) == NULL);
+    CHECK(greenlet_layout_for("0.0", 3, 9) == NULL);
+    CHECK(greenlet_layout_for("2.0.0 2.0.1", 3, 9) == NULL);
+    CHECK(greenlet_layout_for("3.1.0", 3, 9) != NULL);
     CHECK(greenlet_layout_for("3.9.0", 3, 12) == NULL);
     CHECK(greenlet_layout_for("", 3, 11) == NULL);
     CHECK(greenlet_layout_for("2.0.2", 3, 5) == NULL);
