@@ -751,7 +751,10 @@ int greenlet_find_module(struct session *s, uint64_t *gtype, const struct greenl
                      "mapped)", (int)s->pid);
 }
 
-/* The interpreter's statics (2.7, 3.6) from its .symtab: 0, or a negative errno. */
+/*
+ * The interpreter's statics (2.7, 3.6) from its .symtab, else from the
+ * pointer it exports to them: 0, or a negative errno.
+ */
 static int static_gc_lists(struct session *s, struct greenlet_gc_lists *lists)
 {
     const struct mem_maps *maps = mem_maps(s->mem);
@@ -774,10 +777,21 @@ static int static_gc_lists(struct session *s, struct greenlet_gc_lists *lists)
     ret = elf_symbol(ef, "generations", ELF_SYMTAB, &v, &size, NULL);
     if (ret == 0 && size != (uint64_t)GC_GENERATIONS * (uint64_t)l->gc_generation_size)
         ret = -EINVAL;
-    if (ret == 0)
+    if (ret == 0) {
         lists->generations = v + s->rt.bias;
-    if (ret == 0 && elf_symbol(ef, "collecting", ELF_SYMTAB, &v, &size, NULL) == 0 && size == 4)
-        lists->collecting = v + s->rt.bias;
+        if (elf_symbol(ef, "collecting", ELF_SYMTAB, &v, &size, NULL) == 0 && size == 4)
+            lists->collecting = v + s->rt.bias;
+    } else if (elf_symbol(ef, "_PyGC_generation0", ELF_DYNSYM | ELF_SYMTAB, &v, &size,
+                          NULL) == 0 && size == 8) {
+        /* A stripped build still exports the pointer to the first generation's head (its
+         * start); when the collector's flag is not known, no walk waits for it. */
+        uint64_t gen0 = 0;
+        ret = mem_read_u64(s->mem, v + s->rt.bias, &gen0);
+        if (ret == 0 && (!gen0 || (gen0 & 7)))
+            ret = -EINVAL;
+        if (ret == 0)
+            lists->generations = gen0;
+    }
     elf_close(ef);
     return ret;
 }
@@ -818,7 +832,8 @@ int greenlet_collect(struct session *s, uint64_t interp, struct greenlet_set *gs
         return ret;
     if ((ret = gc_lists_of(s, interp, &lists)) < 0)
         return pserr_set(err, -ret, "cannot find the collector's object lists of Python %s "
-                         "(needs its .symtab on 2.7 and 3.6): %s", s->rt.version, strerror(-ret));
+                         "(on 2.7 and 3.6 they are found by the symbols generations or "
+                         "_PyGC_generation0): %s", s->rt.version, strerror(-ret));
     uint64_t *objs = NULL;
     size_t n = 0;
     for (int attempt = 0; attempt < COLLECT_ATTEMPTS; attempt++) {

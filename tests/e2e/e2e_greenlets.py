@@ -76,6 +76,16 @@ def sources_release(src):
     return None
 
 
+def ldd_lines(exe):
+    """ldd's lines for exe, or [] when it cannot tell."""
+    try:
+        out = subprocess.run(['ldd', exe], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return out.stdout.decode('utf-8', 'replace').split('\n') if out.returncode == 0 else []
+
+
 def build_greenlet(rt, I, facts):
     """The directory of greenlet 2.0.2 built for I (cached), or rt.Skip saying why not."""
     inc, suffix = facts[0], facts[1]
@@ -238,12 +248,13 @@ def group(ctx, I, rt):
         finally:
             t.close()
 
-    def raw_check(pkgdir, release):
+    def raw_check(pkgdir, release, env=()):
         """The raw target with greenlet from pkgdir (None: the interpreter's own)."""
         rpath = os.path.join(rt.TARGETS, RAW_TARGET)
         argv = [I.exe, rpath, '--max-life', str(rt.TARGET_LIFE)]
-        if pkgdir:
-            argv = ['env', 'PYTHONPATH=' + pkgdir] + argv
+        env = list(env) + (['PYTHONPATH=' + pkgdir] if pkgdir else [])
+        if env:
+            argv = ['env'] + env + argv
         t = e2e_states.Proc(rt, ctx, argv, RAW_TARGET)
         try:
             info = t.expect_line('READY')
@@ -306,6 +317,26 @@ def group(ctx, I, rt):
         else:
             raw_check(build_greenlet(rt, I, f), SUPPORTED_GREENLET)
 
+    def raw_stripped():
+        """2.7 and 3.6 keep the generation lists in statics: with the interpreter's library
+        stripped of .symtab, found from the pointer it exports to them."""
+        if I.ver[:2] not in ((2, 7), (3, 6)):
+            raise rt.Skip('only 2.7 and 3.6 keep the collector lists in statics')
+        # "libpython2.7.so.1.0 => /path/libpython2.7.so.1.0 (0x...)"
+        lib = [ln.split('=>')[1].split()[0] for ln in ldd_lines(I.exe)
+               if 'libpython' in ln and '=> /' in ln]
+        if not lib:
+            raise rt.Skip('%s has no shared libpython' % I.exe)
+        strip = shutil.which('strip')
+        if not strip:
+            raise rt.Skip('no strip(1) to strip %s' % lib[0])
+        libdir = ctx.mkdtemp('stripped-')
+        copy = os.path.join(libdir, os.path.basename(lib[0]))
+        shutil.copy(lib[0], copy)
+        subprocess.run([strip, '--strip-all', copy], check=True, timeout=120)
+        raw_check(build_greenlet(rt, I, facts()), SUPPORTED_GREENLET,
+                  env=['LD_LIBRARY_PATH=' + libdir])
+
     def unknown_release():
         """A greenlet whose __version__ the table does not know: one line saying so, exit 1."""
         if I.ver[:2] >= (3, 12):
@@ -358,6 +389,7 @@ def group(ctx, I, rt):
 
     R.case(pfx + 'raw-2.0.2', raw_202)
     R.case(pfx + 'raw-dirs', raw_dirs)
+    R.case(pfx + 'raw-stripped', raw_stripped)
     R.case(pfx + 'unknown-release', unknown_release)
     R.case(pfx + 'summary-json', summary_json)
     R.case(pfx + 'summary-text', summary_text)
