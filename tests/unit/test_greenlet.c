@@ -687,3 +687,94 @@ TEST(layouts_by_release_and_python)
     greenlet_layout_known(3, 5, known, sizeof(known));
     CHECK_STR(known, "none");
 }
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+
+static uint64_t rng(void)
+{
+    /* xorshift64* */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545F4914F6CDD1Dull;
+}
+
+/* A random word for a damaged image: often a pointer into it, else anything. */
+static uint64_t random_word(void)
+{
+    uint64_t r = rng();
+    switch (r & 3) {
+    case 0: return BASE + ((r >> 8) % SIZE & ~7ull);
+    case 1: return BASE + ((r >> 8) % SIZE);
+    case 2: return (r >> 8) & 0xff;
+    default: return r;
+    }
+}
+
+/* Reads the greenlets of f with k random words written over the ranges in hot. */
+static void read_damaged(struct fake *f, const uint64_t (*hot)[2], int nhot, int rounds)
+{
+    static unsigned char orig[SIZE];
+    memcpy(orig, f->img, SIZE);
+    uint64_t objs[8];
+    for (int k = 0; k < 8; k++)
+        objs[k] = obj_at(k);
+    for (int round = 0; round < rounds; round++) {
+        memcpy(f->img, orig, SIZE);
+        for (int e = 0, ne = 1 + (int)(rng() % 6); e < ne; e++) {
+            const uint64_t *h = hot[rng() % (uint64_t)nhot];
+            uint64_t at = h[0] + (rng() % (h[1] - h[0]) & ~7ull);
+            put64(f, at, random_word());
+        }
+        fake_map(f);
+        struct greenlet_set gs = {0};
+        CHECK_INT(greenlet_read(f->m, f->l, f->gl, objs, 8, &gs), 0);
+        CHECK(gs.n == 8);
+        for (size_t i = 0; i < gs.n; i++) {
+            const struct greenlet *g = &gs.v[i];
+            CHECK(g->depth <= GREENLET_MAX_DEPTH && g->off + g->depth <= gs.nraw);
+            CHECK(g->status == 0 || g->status == 1 || g->status == -EFAULT ||
+                  g->status == -EINVAL || g->status == -ELOOP);
+        }
+        greenlet_set_release(&gs);
+        mem_free(f->m);
+    }
+    memcpy(f->img, orig, SIZE);
+}
+
+/* Damaged images of each stack family: nothing crashes or runs away, codes as documented. */
+TEST(damaged_images_of_each_layout_family)
+{
+    static struct fake f;
+    static const uint64_t hot[][2] = {
+        {NODES, NODES + 8 * 0x80}, {IMPLS, IMPLS + 8 * 0x100}, {CHUNK, CHUNK + 0x4000},
+        {FRAMES, FRAMES + 8 * 0x100}, {STACK, STACK + 0x200}, {SPILL, SPILL + 0x200},
+    };
+    /* 2.0.2 on 3.9: frame-object chains. */
+    fake_init_for(&f, 3, 9, "2.0.2");
+    for (int k = 0; k < 8; k++) {
+        uint64_t back = k ? FRAMES + (uint64_t)(k - 1) * 0x100 : 0;
+        fake_impl(&f, k, STACK, STACK + 0x1000, fake_frame_object(&f, k, CODE0, 2 * k, back), 0,
+                  0, 0);
+    }
+    read_damaged(&f, hot, (int)ARRAY_SIZE(hot), 1500);
+    /* 3.0.2 on 3.12 and 3.5.3 on 3.13: interpreter frames, a spilled shim, _prev_frame. */
+    for (int v = 0; v < 2; v++) {
+        fake_init_for(&f, 3, v ? 13 : 12, v ? "3.5.3" : "3.0.2");
+        uint64_t fr[4], top = CHUNK + 24 + 4 * 80;
+        for (int i = 0; i < 4; i++)
+            fr[i] = CHUNK + 24 + (uint64_t)i * 80;
+        for (int i = 0; i < 4; i++)
+            fake_frame(&f, fr[i], CODE0 + (uint64_t)i * 0x100, 2, i < 3 ? fr[i + 1] : STACK + 0x40,
+                       0);
+        fake_frame(&f, SPILL + 0x40, CODE0, 0, 0, 3);
+        for (int k = 0; k < 8; k++) {
+            uint64_t p = fake_impl(&f, k, STACK, STACK + 0x1000, 0x1234, fr[k % 4], CHUNK, top);
+            put64(&f, p + (uint64_t)f.gl->stack_copy, SPILL);
+            put64(&f, p + (uint64_t)f.gl->stack_saved, 0x200);
+            if (f.gl->prev_frame >= 0)
+                put64(&f, p + (uint64_t)f.gl->prev_frame, fr[1]);
+        }
+        read_damaged(&f, hot, (int)ARRAY_SIZE(hot), 1500);
+    }
+}
