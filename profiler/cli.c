@@ -72,6 +72,7 @@ static const char overview[] =
     "  record   sample a process's Python stacks into a profile\n"
     "  dump     print every thread's Python stack, once\n"
     "  top      a live view of the functions taking the most samples\n"
+    "  locks    where greenlets and threads wait (locks, events, queues), ranked\n"
     "  convert  turn folded stacks into a flame graph, speedscope or pprof file\n"
     "  diff     compare two profiles: a differential flame graph\n"
     "  help     show the help of a command\n"
@@ -108,6 +109,11 @@ static const char record_help[] =
     "                        stack rooted in 'process PID (COMMAND)'\n"
     "      --native          add each thread's C frames (threads are stopped one at\n"
     "                        a time while read: the summary says for how long)\n"
+    "      --greenlets       also count every greenlet (gevent, eventlet) at each\n"
+    "                        sample: its stack under 'greenlet parked' or 'greenlet\n"
+    "                        running', so the flame graph shows where they wait\n"
+    "      --greenlet-rate HZ  count greenlets this often instead (each census then\n"
+    "                        counts as many samples as it stands for)\n"
     "      --function        aggregate by function (its first line), not by line\n"
     "      --reverse         flame graph as an icicle: roots at the top\n"
     "  -h, --help            this help\n";
@@ -199,6 +205,30 @@ static const char top_help[] =
     "goes on); r reset the counts (and the time, samples and errors); q or Ctrl-C\n"
     "quit.\n";
 
+static const char locks_help[] =
+    "usage: pystrobe locks [options] (-p PID | -- COMMAND [ARGS...])\n"
+    "\n"
+    "Samples for a while, then ranks the places where the target's greenlets\n"
+    "(gevent, eventlet) are parked and where its threads are blocked on a lock,\n"
+    "by the time spent waiting there.  A site is the program's own frame with\n"
+    "the call it made into the waiting code (gevent, eventlet, threading, queue):\n"
+    "`Semaphore.acquire (eventlet/semaphore.py:115)` <- `take (app.py:5)`.  Each\n"
+    "site shows its total wait (greenlet- or thread-seconds), how many waited\n"
+    "there on average, its share, and the stack that most often leads to it.\n"
+    "The target is never stopped.\n"
+    "\n"
+    "  -p, --pid PID         the process to look at\n"
+    "  -- COMMAND [ARGS...]  run COMMAND and look at it until it exits\n"
+    "  -d, --duration SECS   how long to sample (default 5 s; with a command: until\n"
+    "                        it exits)\n"
+    "  -r, --rate HZ         samples (and greenlet censuses) per second (default 100)\n"
+    "  -n, --top N           the N largest sites of each kind (default 10)\n"
+    "      --thread REGEX    only threads whose name matches (repeatable)\n"
+    "      --tid TID         only this thread (repeatable)\n"
+    "      --function        sites by function, not by line\n"
+    "      --json            the report as JSON\n"
+    "  -h, --help            this help\n";
+
 int cmd_help(const char *sub)
 {
     if (!sub) {
@@ -223,6 +253,10 @@ int cmd_help(const char *sub)
     }
     if (!strcmp(sub, "top")) {
         fputs(top_help, stdout);
+        return 0;
+    }
+    if (!strcmp(sub, "locks")) {
+        fputs(locks_help, stdout);
         return 0;
     }
     return cli_usage("no help for '%s': unknown command", sub);

@@ -29,6 +29,7 @@ int cmd_dump(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_top(int argc, char **argv);
+int cmd_locks(int argc, char **argv);
 /* The help text of a subcommand (NULL for the overview) on stdout; 0, or 2 if unknown. */
 int cmd_help(const char *sub);
 

@@ -29,7 +29,8 @@ struct record_opts {
     struct sampling_opts so;
     const char *output;
     const char *format;
-    int threads, reverse;
+    int threads, reverse, greenlets;
+    double greenlet_rate;   /* censuses per second asked for, 0: the sampling rate */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -55,13 +56,15 @@ static int choose_format(const struct record_opts *o, enum out_format *fmt)
 
 static int parse_record(int argc, char **argv, struct record_opts *o)
 {
-    enum { OPT_THREADS = OPT_SAMPLING_END, OPT_REVERSE };
+    enum { OPT_THREADS = OPT_SAMPLING_END, OPT_REVERSE, OPT_GREENLETS, OPT_GREENLET_RATE };
     static const struct option longopts[] = {
         SAMPLING_LONGOPTS,
         {"output", required_argument, NULL, 'o'},
         {"format", required_argument, NULL, 'f'},
         {"threads", no_argument, NULL, OPT_THREADS},
         {"reverse", no_argument, NULL, OPT_REVERSE},
+        {"greenlets", no_argument, NULL, OPT_GREENLETS},
+        {"greenlet-rate", required_argument, NULL, OPT_GREENLET_RATE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -85,6 +88,15 @@ static int parse_record(int argc, char **argv, struct record_opts *o)
             break;
         case OPT_THREADS: o->threads = 1; break;
         case OPT_REVERSE: o->reverse = 1; break;
+        case OPT_GREENLETS: o->greenlets = 1; break;
+        case OPT_GREENLET_RATE: {
+            char *end;
+            o->greenlet_rate = strtod(optarg, &end);
+            if (end == optarg || *end || !(o->greenlet_rate > 0) || o->greenlet_rate > MAX_RATE)
+                return cli_usage("invalid --greenlet-rate '%s': expected censuses per second, "
+                                 "above 0 and at most the sampling rate", optarg);
+            break;
+        }
         case 'h':
             cmd_help("record");
             return -1;
@@ -92,7 +104,23 @@ static int parse_record(int argc, char **argv, struct record_opts *o)
             return cli_bad_option("record", c, argv);
         }
     }
-    return sampling_operands(&o->so, "record", argc, argv);
+    if ((ret = sampling_operands(&o->so, "record", argc, argv)) != 0)
+        return ret;
+    if (o->greenlet_rate && !o->greenlets)
+        return cli_usage("--greenlet-rate needs --greenlets");
+    if (o->greenlet_rate > o->so.rate)
+        return cli_usage("--greenlet-rate %g is above the sampling rate %g: a census comes "
+                         "with a sample", o->greenlet_rate, o->so.rate);
+    return 0;
+}
+
+/* Samples per census: the census runs with every Nth sample and counts N for each greenlet. */
+static unsigned census_every(const struct record_opts *o)
+{
+    if (!o->greenlet_rate)
+        return 1;
+    double n = floor(o->so.rate / o->greenlet_rate + 0.5);
+    return n < 1 ? 1 : (unsigned)n;
 }
 
 static void default_output(pid_t pid, enum out_format fmt, struct strbuf *out)
@@ -123,6 +151,44 @@ static void native_summary(const struct sampler_result *r)
         sb_addf(&sb, "; %" PRIu64 " stacks without native frames (not unwound)", n->unwind_failed);
     if (n->mismatched)
         sb_addf(&sb, "; %" PRIu64 " merged with frames left over", n->mismatched);
+    fprintf(stderr, "%s\n", sb.buf);
+    sb_release(&sb);
+}
+
+/* What the greenlet census found, and what it cost. */
+static void greenlet_summary(const struct record_opts *o, const struct sampler_result *r)
+{
+    const struct gcensus_stats *g = &r->greenlets;
+    struct strbuf sb = STRBUF_INIT;
+    unsigned every = census_every(o);
+    if (!g->censuses) {
+        fprintf(stderr, "pystrobe: greenlets: no census taken%s\n",
+                r->census_waits ? " (the target never imported greenlet)" : "");
+        return;
+    }
+    double n = (double)g->censuses;
+    sb_addf(&sb, "pystrobe: greenlets: %" PRIu64 " censuses (%g Hz), each counting %u sample%s "
+            "a greenlet; %.1f greenlets on average (%.1f parked, %.1f running), at most %" PRIu64,
+            g->censuses, o->so.rate / every, every, every == 1 ? "" : "s",
+            (double)g->counted / n, (double)g->parked / n, (double)g->running / n, g->most);
+    if (g->not_started || g->dead)
+        sb_addf(&sb, "; not counted: %.1f not started, %.1f dead", (double)g->not_started / n,
+                (double)g->dead / n);
+    if (g->unreadable)
+        sb_addf(&sb, "; %" PRIu64 " unreadable", g->unreadable);
+    if (r->running_unknown)
+        sb_addf(&sb, "; %" PRIu64 " running without a stack", r->running_unknown);
+    if (g->failed)
+        sb_addf(&sb, "; %" PRIu64 " censuses failed", g->failed);
+    fprintf(stderr, "%s\n", sb.buf);
+    sb_reset(&sb);
+    sb_addf(&sb, "pystrobe: greenlets: cost per census: %.1f us CPU, %.1f reads; stacks read "
+            "%" PRIu64 ", kept %" PRIu64 "; walks of all generations %" PRIu64 ", of the "
+            "youngest %" PRIu64 " (%" PRIu64 " more not needed)", (double)r->census_ns / 1e3 / n,
+            (double)g->reads / n, g->stacks_read, g->stacks_kept, g->walks_full, g->walks_young,
+            g->walks_skipped);
+    if (g->walks_failed)
+        sb_addf(&sb, ", failed %" PRIu64, g->walks_failed);
     fprintf(stderr, "%s\n", sb.buf);
     sb_release(&sb);
 }
@@ -160,7 +226,11 @@ static void print_summary(const struct record_opts *o, const struct sampler_resu
                 (double)r->cpu_ns / 1e3 / (double)r->ticks, (double)r->reads / (double)r->ticks);
     if (o->so.native)
         native_summary(r);
-    if (r->stacks == 0 && (o->so.filter.nres || o->so.filter.ntids))
+    if (o->greenlets)
+        greenlet_summary(o, r);
+    if (r->stacks == 0 && o->greenlets && r->greenlets.censuses)
+        ; /* the censuses are the samples */
+    else if (r->stacks == 0 && (o->so.filter.nres || o->so.filter.ntids))
         fprintf(stderr, "pystrobe: no samples: no thread selected by --thread/--tid ran "
                 "Python%s\n", o->so.idle ? "" : " on a CPU");
     else if (r->stacks == 0 && o->so.gil)
@@ -275,6 +345,8 @@ int cmd_record(int argc, char **argv)
         .status_line = isatty(2),
         .subprocesses = o.so.subprocesses,
         .native = o.so.native,
+        .greenlets = o.greenlets,
+        .census_every = census_every(&o),
     };
     sampling_snap_opts(&o.so, &so.snap);
     struct sampler_result r;

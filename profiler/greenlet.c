@@ -201,10 +201,44 @@ static int is_greenlet_type(struct mem *m, const struct pylayout *l, struct type
     return r;
 }
 
+/*
+ * Pages of the target read whole during one walk of a list: objects that
+ * were allocated together sit in the same pool and are often neighbours in
+ * the list too, so one read serves many nodes.  Each list walk starts with
+ * an empty cache, so no page is older than the walk that uses it.
+ */
+#define WALK_PAGES 256
+#define WALK_PAGE 4096u
+
+struct page_cache {
+    uint64_t addr[WALK_PAGES];  /* the page in each slot, 0 when empty */
+    unsigned char *data;        /* WALK_PAGES * WALK_PAGE bytes */
+};
+
+static int cached_read(struct mem *m, struct page_cache *pc, uint64_t addr, void *buf, size_t len)
+{
+    uint64_t page = addr & ~(uint64_t)(WALK_PAGE - 1);
+    if (!pc || !page || (addr - page) + len > WALK_PAGE)
+        return mem_read(m, addr, buf, len);
+    size_t slot = (size_t)(page / WALK_PAGE) % WALK_PAGES;
+    unsigned char *d = pc->data + slot * WALK_PAGE;
+    if (pc->addr[slot] != page) {
+        int ret = mem_read(m, page, d, WALK_PAGE);
+        /* A page not all readable (a buffer or a core holds parts): read the node alone. */
+        if (ret < 0) {
+            pc->addr[slot] = 0;
+            return ret == -ESRCH ? ret : mem_read(m, addr, buf, len);
+        }
+        pc->addr[slot] = page;
+    }
+    memcpy(buf, d + (addr - page), len);
+    return 0;
+}
+
 /* One list: head is the PyGC_Head of a generation. */
 static int walk_list(struct mem *m, const struct pylayout *l, uint64_t head, uint64_t gtype,
-                     struct type_memo *tm, uint64_t **objs, size_t *n, size_t *cap,
-                     struct greenlet_stats *st)
+                     struct type_memo *tm, struct page_cache *pc, uint64_t **objs, size_t *n,
+                     size_t *cap, struct greenlet_stats *st)
 {
     size_t hs = (size_t)l->gc_head_size;
     unsigned char buf[64];
@@ -214,7 +248,7 @@ static int walk_list(struct mem *m, const struct pylayout *l, uint64_t head, uin
         return -EINVAL;
     for (;;) {
         /* The node's links, then the object's refcount and type in one read. */
-        int ret = mem_read(m, node, buf, hs + 16);
+        int ret = cached_read(m, pc, node, buf, hs + 16);
         if (ret < 0)
             return ret;
         uint64_t next = get_u64(buf, 0) & ~(uint64_t)3;
@@ -273,13 +307,14 @@ static void pause_us(long us)
 /* One generation's list, walked again (after a pause) while it changes under the walk. */
 static int walk_generation(struct mem *m, const struct pylayout *l,
                            const struct greenlet_gc_lists *lists, int g, uint64_t gtype,
-                           struct type_memo *tm, uint64_t **objs, size_t *n, size_t *cap,
+                           int attempts, struct type_memo *tm, struct page_cache *pc,
+                           uint64_t **objs, size_t *n, size_t *cap,
                            struct greenlet_stats *st)
 {
     uint64_t head = lists->generations + (uint64_t)g * (uint64_t)l->gc_generation_size;
     size_t n0 = *n;
     int ret = -EBUSY;
-    for (int attempt = 0; attempt < GREENLET_LIST_ATTEMPTS; attempt++) {
+    for (int attempt = 0; attempt < attempts; attempt++) {
         if (attempt) {
             st->retries++;
             pause_us(GREENLET_RETRY_US);
@@ -293,7 +328,9 @@ static int walk_generation(struct mem *m, const struct pylayout *l,
             continue;
         }
         *n = n0;
-        ret = walk_list(m, l, head, gtype, tm, objs, n, cap, st);
+        if (pc)
+            memset(pc->addr, 0, sizeof(pc->addr));
+        ret = walk_list(m, l, head, gtype, tm, pc, objs, n, cap, st);
         if (ret != -EAGAIN && ret != -ELOOP && ret != -EFAULT)
             break;
     }
@@ -302,26 +339,53 @@ static int walk_generation(struct mem *m, const struct pylayout *l,
     return ret;
 }
 
-int greenlet_gc_walk_lists(struct mem *m, const struct pylayout *l,
-                           const struct greenlet_gc_lists *lists, uint64_t gtype,
-                           uint64_t **objs, size_t *n, struct greenlet_stats *st)
+int greenlet_young_mark(struct mem *m, const struct pylayout *l, uint64_t interp,
+                        uint64_t mark[3])
+{
+    /* 3.9+: the head's two links, then threshold and count. */
+    unsigned char buf[24];
+    if (l->gc_head_size <= 0 || l->is_gc_generations < 0 ||
+        l->gc_generation_size != (int)sizeof(buf))
+        return -ENOTSUP;
+    int ret = mem_read(m, interp + (uint64_t)l->is_gc_generations, buf, sizeof(buf));
+    if (ret < 0)
+        return ret;
+    mark[0] = get_u64(buf, 0);
+    mark[1] = get_u64(buf, 8);
+    mark[2] = get_u64(buf, 16);
+    return 0;
+}
+
+static int walk_lists(struct mem *m, const struct pylayout *l,
+                      const struct greenlet_gc_lists *lists, uint64_t gtype, int young_only,
+                      int attempts, uint64_t **objs, size_t *n, struct greenlet_stats *st)
 {
     if (l->gc_head_size <= 0 || l->gc_generation_size < l->gc_head_size || !lists->generations ||
         !gtype)
         return -ENOTSUP;
     struct type_memo *tm = xcalloc(1, sizeof(*tm));
+    struct page_cache pc = {.data = xmalloc((size_t)WALK_PAGES * WALK_PAGE)};
     size_t cap = *n;
     uint64_t calls = mem_read_calls(m);
     int ret = 0;
-    for (int g = 0; g < GC_GENERATIONS && ret == 0; g++)
-        ret = walk_generation(m, l, lists, g, gtype, tm, objs, n, &cap, st);
+    for (int g = 0; g < (young_only ? 1 : GC_GENERATIONS) && ret == 0; g++)
+        ret = walk_generation(m, l, lists, g, gtype, attempts, tm, &pc, objs, n, &cap, st);
     st->reads += mem_read_calls(m) - calls;
+    free(pc.data);
     free(tm);
     return ret;
 }
 
-int greenlet_gc_walk(struct mem *m, const struct pylayout *l, uint64_t interp, uint64_t gtype,
-                     uint64_t **objs, size_t *n, struct greenlet_stats *st)
+int greenlet_gc_walk_lists(struct mem *m, const struct pylayout *l,
+                           const struct greenlet_gc_lists *lists, uint64_t gtype,
+                           uint64_t **objs, size_t *n, struct greenlet_stats *st)
+{
+    return walk_lists(m, l, lists, gtype, 0, GREENLET_LIST_ATTEMPTS, objs, n, st);
+}
+
+int greenlet_gc_walk_gens(struct mem *m, const struct pylayout *l, uint64_t interp,
+                          uint64_t gtype, int young_only, int attempts, uint64_t **objs,
+                          size_t *n, struct greenlet_stats *st)
 {
     if (l->is_gc_generations < 0)
         return -ENOTSUP;
@@ -329,7 +393,13 @@ int greenlet_gc_walk(struct mem *m, const struct pylayout *l, uint64_t interp, u
         .generations = interp + (uint64_t)l->is_gc_generations,
         .collecting = l->is_gc_collecting < 0 ? 0 : interp + (uint64_t)l->is_gc_collecting,
     };
-    return greenlet_gc_walk_lists(m, l, &lists, gtype, objs, n, st);
+    return walk_lists(m, l, &lists, gtype, young_only, attempts, objs, n, st);
+}
+
+int greenlet_gc_walk(struct mem *m, const struct pylayout *l, uint64_t interp, uint64_t gtype,
+                     uint64_t **objs, size_t *n, struct greenlet_stats *st)
+{
+    return greenlet_gc_walk_gens(m, l, interp, gtype, 0, GREENLET_LIST_ATTEMPTS, objs, n, st);
 }
 
 /* ---- one greenlet's stack ---- */
@@ -622,6 +692,18 @@ int greenlet_read(struct mem *m, const struct pylayout *l, const struct greenlet
     free(ok);
     gs->stats.reads += mem_read_calls(m) - calls;
     return ret;
+}
+
+void greenlet_parse(const struct greenlet_layout *gl, const unsigned char *impl,
+                    struct greenlet *g)
+{
+    set_state(gl, impl, g);
+}
+
+int greenlet_parked_stack(struct mem *m, const struct pylayout *l, struct greenlet_set *gs,
+                          struct greenlet *g)
+{
+    return stack_of(m, l, gs, g);
 }
 
 /* ---- the module in the target ---- */

@@ -124,6 +124,33 @@ int greenlet_gc_walk_lists(struct mem *m, const struct pylayout *l,
 int greenlet_gc_walk(struct mem *m, const struct pylayout *l, uint64_t interp, uint64_t gtype,
                      uint64_t **objs, size_t *n, struct greenlet_stats *st);
 
+/* greenlet_gc_walk over the youngest generation alone when young_only is
+ * set, with attempts walks of a list at most (instead of GREENLET_LIST_ATTEMPTS). */
+int greenlet_gc_walk_gens(struct mem *m, const struct pylayout *l, uint64_t interp,
+                          uint64_t gtype, int young_only, int attempts, uint64_t **objs,
+                          size_t *n, struct greenlet_stats *st);
+
+/*
+ * What tells whether the youngest generation changed: its head's links and
+ * its threshold and count.  An object tracked since is linked in at the
+ * tail, and one freed or collected changes the count, so an unchanged mark
+ * nearly always means an unchanged list (not always: a walk of every
+ * generation now and then finds what this misses).  0 or a negative errno.
+ */
+int greenlet_young_mark(struct mem *m, const struct pylayout *l, uint64_t interp,
+                        uint64_t mark[3]);
+
+/*
+ * The pieces of greenlet_read: a greenlet's state from its implementation's
+ * gl->size bytes at impl (obj and pimpl already set, status untouched), and
+ * a parked greenlet's frames appended to gs->raw (g->off, g->depth): 0, 1
+ * cut, or a negative errno.
+ */
+void greenlet_parse(const struct greenlet_layout *gl, const unsigned char *impl,
+                    struct greenlet *g);
+int greenlet_parked_stack(struct mem *m, const struct pylayout *l, struct greenlet_set *gs,
+                          struct greenlet *g);
+
 /*
  * Reads the greenlets objs[0..n) (in batches) into gs: the state of each
  * and the stack of each parked one.  A greenlet that cannot be read is kept

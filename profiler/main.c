@@ -32,6 +32,8 @@ int main(int argc, char **argv)
         return cmd_diff(argc - 1, argv + 1);
     if (!strcmp(sub, "top"))
         return cmd_top(argc - 1, argv + 1);
+    if (!strcmp(sub, "locks"))
+        return cmd_locks(argc - 1, argv + 1);
     if (!strcmp(sub, "help"))
         return cmd_help(argc > 2 ? argv[2] : NULL);
     if (!strcmp(sub, "-h") || !strcmp(sub, "--help"))

@@ -40,6 +40,8 @@ static enum drop_reason reason_of(int status)
 struct sproc {
     struct session *s;   /* NULL while not attached (not Python, or not yet) */
     struct nstack *ns;   /* native frames (with native), NULL when none */
+    struct gcensus *gc;  /* the greenlet census (with greenlets), NULL before the first */
+    int gc_off;          /* greenlets cannot be read in this process: no census */
     struct snapshot sn;
     pid_t pid;
     uint64_t start_time; /* with pid, which process this is */
@@ -59,6 +61,18 @@ struct sproc {
 /* Thread lists unreadable in a row before a process is attached again
  * (it exec'd another program, or another Python). */
 #define REATTACH_AFTER 8
+
+/* The aggregate's thread for tracked thread tr of p. */
+static uint32_t agg_thread_of(struct sproc *p, struct agg *a, const struct sampler_opts *o,
+                              struct tracked *tr)
+{
+    if (tr->agg == UINT32_MAX) {
+        if (o->subprocesses && p->agg == AGG_NO_PROC)
+            p->agg = agg_process(a, p->pid, p->command);
+        tr->agg = agg_thread_in(a, p->agg, tr->tid, tr->thread_id);
+    }
+    return tr->agg;
+}
 
 /* Adds each walked thread's stack (root first) to the aggregate. */
 static void record_tick(struct sproc *p, struct agg *a, const struct sampler_opts *o,
@@ -84,11 +98,7 @@ static void record_tick(struct sproc *p, struct agg *a, const struct sampler_opt
         tr->want_name = 1;
         if (!a)
             continue;
-        if (tr->agg == UINT32_MAX) {
-            if (o->subprocesses && p->agg == AGG_NO_PROC)
-                p->agg = agg_process(a, p->pid, p->command);
-            tr->agg = agg_thread_in(a, p->agg, tr->tid, tr->thread_id);
-        }
+        agg_thread_of(p, a, o, tr);
         size_t n = t->depth + 2;
         GROW(*scratch, *scap, n);
         size_t j = 0;
@@ -107,6 +117,111 @@ static void record_tick(struct sproc *p, struct agg *a, const struct sampler_opt
             (*scratch)[j++] = names_label_frame(s->names, "[gil wait]");
         agg_add(a, tr->agg, *scratch, j, 1);
     }
+}
+
+/* The thread greenlets are counted under: the main thread (greenlets run
+ * in one thread in nearly every program), else the first one. */
+static size_t greenlet_thread(const struct sproc *p)
+{
+    const struct snapshot *sn = &p->sn;
+    for (size_t k = 0; k < sn->nthreads; k++)
+        if (p->s->threads[sn->st[k].tracked].tid == p->pid)
+            return k;
+    return 0;
+}
+
+/*
+ * One census of p's greenlets: each parked greenlet's stack and each
+ * running one's (its thread's, walked now if this tick did not) under a
+ * root that says which, census_every times over.
+ */
+static void census_tick(struct sproc *p, struct agg *a, const struct sampler_opts *o,
+                        struct sampler_result *r, uint32_t **scratch, size_t *scap,
+                        uint64_t now)
+{
+    struct pserr err;
+    struct session *s = p->s;
+    struct snapshot *sn = &p->sn;
+    if (p->gc_off || !sn->nthreads)
+        return;
+    if (!p->gc)
+        p->gc = gcensus_new();
+    uint64_t cpu0 = cpu_ns();
+    int ret = gcensus_take(p->gc, s, sn->interp, o->snap.by_function, now, &err);
+    if (ret == -ENOTSUP) {
+        fprintf(stderr, "pystrobe: no greenlets for process %d: %s\n", (int)p->pid, err.msg);
+        p->gc_off = 1;
+    }
+    if (ret == -ENOENT)
+        r->census_waits++;
+    if (ret < 0 || !a) {
+        r->census_ns += cpu_ns() - cpu0;
+        return;
+    }
+    size_t k = greenlet_thread(p);
+    struct snap_thread *t = &sn->st[k];
+    s->threads[t->tracked].want_name = 1;
+    uint32_t thread = agg_thread_of(p, a, o, &s->threads[t->tracked]);
+    uint32_t parked = names_label_frame(s->names, "greenlet parked");
+    uint32_t running = names_label_frame(s->names, "greenlet running");
+    for (size_t i = 0; i < gcensus_count(p->gc); i++) {
+        const struct gcensus_entry *e = gcensus_entry(p->gc, i);
+        const uint32_t *ids;
+        size_t depth;
+        uint32_t root;
+        if (e->state == GL_PARKED && e->status >= 0) {
+            root = parked;
+            ids = e->ids;
+            depth = e->depth;
+        } else if (e->state == GL_RUNNING) {
+            /* Its frames are its thread's: from this tick's walk, or one now. */
+            int st = snapshot_walk_extra(s, sn, k, o->snap.by_function, o->snap.max_depth);
+            if (st < 0 && st != -ENOENT) {
+                r->running_unknown++;
+                continue;
+            }
+            root = running;
+            ids = sn->ids + t->off;
+            depth = st < 0 ? 0 : t->depth;
+        } else {
+            continue;
+        }
+        GROW(*scratch, *scap, depth + 1);
+        size_t j = 0;
+        (*scratch)[j++] = root;
+        for (size_t f = depth; f-- > 0;)
+            (*scratch)[j++] = ids[f];
+        agg_add(a, thread, *scratch, j, o->census_every);
+    }
+    r->census_ns += cpu_ns() - cpu0;
+}
+
+static void census_off(struct sproc *p, struct sampler_result *r)
+{
+    if (!p->gc)
+        return;
+    const struct gcensus_stats *st = gcensus_stats(p->gc);
+    struct gcensus_stats *t = &r->greenlets;
+    t->censuses += st->censuses;
+    t->failed += st->failed;
+    t->walks_full += st->walks_full;
+    t->walks_young += st->walks_young;
+    t->walks_skipped += st->walks_skipped;
+    t->walks_failed += st->walks_failed;
+    t->walk_ns += st->walk_ns;
+    t->counted += st->counted;
+    t->parked += st->parked;
+    t->running += st->running;
+    t->not_started += st->not_started;
+    t->dead += st->dead;
+    t->unreadable += st->unreadable;
+    t->gone += st->gone;
+    t->stacks_read += st->stacks_read;
+    t->stacks_kept += st->stacks_kept;
+    t->most = MAX(t->most, st->most);
+    t->reads += st->reads;
+    gcensus_free(p->gc);
+    p->gc = NULL;
 }
 
 /* Copies thread names into the aggregate. */
@@ -155,6 +270,7 @@ static void detach(struct sproc *p, struct agg *a, struct sampler_result *r)
     if (!p->s)
         return;
     native_off(p, r);
+    census_off(p, r);
     r->reads += mem_read_calls(p->s->mem);
     name_agg_threads(p->s, a);
     snapshot_release(&p->sn);
@@ -355,6 +471,7 @@ int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
         if (refresh)
             last_refresh = now;
         r->ticks++;
+        int census = o->greenlets && (r->ticks - 1) % MAX(o->census_every, 1u) == 0;
         for (size_t i = 0; i < nprocs; i++) {
             struct sproc *p = &procs[i];
             if (!p->s)
@@ -396,6 +513,8 @@ int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
             }
             p->fails = 0;
             record_tick(p, a, o, r, &scratch, &scap);
+            if (census)
+                census_tick(p, a, o, r, &scratch, &scap, now);
             if (o->hook && o->hook->on_sample)
                 o->hook->on_sample(o->hook->ctx, p->s, &p->sn);
             /* New threads are named in the tick that brings them; the others
@@ -469,6 +588,7 @@ int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
     }
     name_agg_threads(s, a);
     native_off(&procs[0], r);
+    census_off(&procs[0], r);
     snapshot_release(&procs[0].sn);
     free(procs[0].command);
     free(procs);

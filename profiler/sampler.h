@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "output/agg.h"
+#include "profiler/gcensus.h"
 #include "profiler/nstack.h"
 #include "profiler/session.h"
 #include "profiler/snapshot.h"
@@ -46,6 +47,9 @@ struct sampler_opts {
     int status_line;      /* print a status line on stderr once a second */
     int subprocesses;     /* follow the target's Python descendants too */
     int native;           /* merge native frames in (threads are held while read) */
+    int greenlets;        /* a greenlet census every census_every ticks (>= 1), each
+                           * greenlet's stack counted census_every times */
+    unsigned census_every;
     const struct sampler_hook *hook; /* NULL: none */
 };
 
@@ -60,6 +64,10 @@ struct sampler_result {
     uint64_t cpu_ns;      /* the profiler's own CPU time while sampling */
     uint64_t reads;       /* process_vm_readv calls while sampling */
     struct nstack_stats native; /* with native: holds, unwinds, merges */
+    struct gcensus_stats greenlets; /* with greenlets: the censuses, over all processes */
+    uint64_t census_ns;   /* the profiler's CPU time in censuses */
+    uint64_t census_waits; /* censuses due while the target had no greenlet module */
+    uint64_t running_unknown; /* running greenlets whose thread's stack could not be had */
     int target_exited;
     int child_status;     /* wait status of the launched command, when reaped */
     int child_reaped;

@@ -56,15 +56,53 @@ static void walk_one(struct session *s, struct snapshot *sn, struct snap_thread 
     sn->nraw += t->depth;
 }
 
-/* Resolves every walked frame's code object and turns frames into ids. */
-static int resolve(struct session *s, struct snapshot *sn, int by_function)
+static void grow_ids(struct snapshot *sn)
 {
     if (sn->idcap < sn->nraw + 1) {
-        sn->idcap = sn->nraw + 1;
+        sn->idcap = MAX(sn->nraw + 1, sn->idcap * 2);
         sn->codes = xrealloc(sn->codes, sn->idcap * sizeof(*sn->codes));
         sn->entries = xrealloc(sn->entries, sn->idcap * sizeof(*sn->entries));
         sn->ids = xrealloc(sn->ids, sn->idcap * sizeof(*sn->ids));
     }
+}
+
+/* Turns a walked thread's frames (their code objects resolved) into ids, or drops its stack. */
+static void thread_ids(struct session *s, struct snapshot *sn, struct snap_thread *t,
+                       int by_function)
+{
+    for (size_t i = t->off; i < t->off + t->depth; i++) {
+        if (!sn->entries[i] || codecache_is_shim(sn->entries[i])) {
+            /* Not a code object, or an entry frame's trampoline without
+             * the entry frame's owner: the stack changed while it was read. */
+            t->status = -EINVAL;
+            break;
+        }
+        /* Every frame but the innermost (the first walked) is calling the
+         * one before it: one at a return, a plain load or not yet started
+         * is a frame that had returned, read from a stack that changed
+         * under the walk. */
+        if (i > t->off && !codecache_can_call(s->cc, sn->entries[i], sn->raw[i].addrq)) {
+            t->status = -EINVAL;
+            sn->torn_callers++;
+            break;
+        }
+        /* A generator's frame has a caller while it runs: one found as a
+         * thread's outermost frame had been suspended under the walk
+         * (<= 3.10; later versions tell by the frame's owner). */
+        if (i + 1 == t->off + t->depth && t->status == 0 &&
+            codecache_is_generator(sn->entries[i])) {
+            t->status = -EINVAL;
+            sn->torn_callers++;
+            break;
+        }
+        sn->ids[i] = codecache_frame(s->cc, sn->entries[i], sn->raw[i].addrq, by_function);
+    }
+}
+
+/* Resolves every walked frame's code object and turns frames into ids. */
+static int resolve(struct session *s, struct snapshot *sn, int by_function)
+{
+    grow_ids(sn);
     for (size_t i = 0; i < sn->nraw; i++)
         sn->codes[i] = sn->raw[i].code;
     int ret = codecache_resolve(s->cc, sn->codes, sn->nraw, sn->entries);
@@ -74,35 +112,31 @@ static int resolve(struct session *s, struct snapshot *sn, int by_function)
         struct snap_thread *t = &sn->st[k];
         if (!t->walked || t->reused || t->status < 0)
             continue;
-        for (size_t i = t->off; i < t->off + t->depth; i++) {
-            if (!sn->entries[i] || codecache_is_shim(sn->entries[i])) {
-                /* Not a code object, or an entry frame's trampoline without
-                 * the entry frame's owner: the stack changed while it was read. */
-                t->status = -EINVAL;
-                break;
-            }
-            /* Every frame but the innermost (the first walked) is calling the
-             * one before it: one at a return, a plain load or not yet started
-             * is a frame that had returned, read from a stack that changed
-             * under the walk. */
-            if (i > t->off && !codecache_can_call(s->cc, sn->entries[i], sn->raw[i].addrq)) {
-                t->status = -EINVAL;
-                sn->torn_callers++;
-                break;
-            }
-            /* A generator's frame has a caller while it runs: one found as a
-             * thread's outermost frame had been suspended under the walk
-             * (<= 3.10; later versions tell by the frame's owner). */
-            if (i + 1 == t->off + t->depth && t->status == 0 &&
-                codecache_is_generator(sn->entries[i])) {
-                t->status = -EINVAL;
-                sn->torn_callers++;
-                break;
-            }
-            sn->ids[i] = codecache_frame(s->cc, sn->entries[i], sn->raw[i].addrq, by_function);
-        }
+        thread_ids(s, sn, t, by_function);
     }
     return 0;
+}
+
+int snapshot_walk_extra(struct session *s, struct snapshot *sn, size_t k, int by_function,
+                        size_t max_depth)
+{
+    struct snap_thread *t = &sn->st[k];
+    if (t->walked || t->excluded)
+        return t->walked ? t->status : -ENOENT;
+    if (!walk_has_frames(&sn->threads[k]))
+        return -ENOENT;
+    walk_one(s, sn, t, &sn->threads[k], max_depth, 0);
+    t->extra = 1;
+    if (t->status < 0 || !t->walked)
+        return t->walked ? t->status : -ENOENT;
+    grow_ids(sn);
+    for (size_t i = t->off; i < t->off + t->depth; i++)
+        sn->codes[i] = sn->raw[i].code;
+    int ret = codecache_resolve(s->cc, sn->codes + t->off, t->depth, sn->entries + t->off);
+    if (ret < 0)
+        return t->status = ret;
+    thread_ids(s, sn, t, by_function);
+    return t->status;
 }
 
 /* How many more times, and how far apart, a one-off look reads a free GIL's holder. */

@@ -93,6 +93,7 @@ struct snap_thread {
                           * where, py_off and py_depth where its Python frames are
                           * (and their finfo), in the same order */
     size_t py_off, py_depth;
+    int extra;           /* walked after the snapshot, by snapshot_walk_extra: not one of its samples */
     size_t off, depth;   /* its frame ids: ids[off .. off+depth), innermost first */
 };
 
@@ -131,5 +132,14 @@ void snapshot_release(struct snapshot *sn);
  * the process is gone; -EINVAL/-EFAULT: a torn or garbage list).
  */
 int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts *o);
+
+/*
+ * Walks thread k of a snapshot just taken when the snapshot did not (a
+ * thread its mode leaves out), and resolves its frames: t->extra says so.
+ * Its stack's status (0, 1 cut, or a negative errno: -ENOENT no Python
+ * frame or a thread left out by the filter).
+ */
+int snapshot_walk_extra(struct session *s, struct snapshot *sn, size_t k, int by_function,
+                        size_t max_depth);
 
 #endif

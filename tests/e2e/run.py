@@ -56,6 +56,7 @@ import e2e_native  # noqa: E402  (native frames: dump and record --native)
 import e2e_nativestack  # noqa: E402  (native stacks, through tools/native-stack)
 import e2e_locals  # noqa: E402  (dump --locals and --source)
 import e2e_greenlets  # noqa: E402  (dump --greenlets)
+import e2e_glrecord  # noqa: E402  (record --greenlets, locks)
 THREADS_PY = os.path.join(TARGETS, 'threads.py')
 
 FILES = {
@@ -2119,6 +2120,7 @@ def main():
     groups += [lambda I=I: e2e_locals.group(ctx, I, here) for I in interps]
     groups += [lambda I=I: e2e_nativestack.group(ctx, I, here) for I in interps]
     groups += [lambda I=I: e2e_greenlets.group(ctx, I, here) for I in interps]
+    groups += [lambda I=I: e2e_glrecord.group(ctx, I, here) for I in interps]
     groups.insert(0, lambda: errors_group(ctx, interps))
     groups.insert(1, lambda: formats_group(ctx, interps))
     if not interps:

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "profiler/gcensus.h"
 #include "profiler/greenlet.h"
 #include "test.h"
 
@@ -222,6 +223,7 @@ TEST(walk_of_a_type_chain_with_a_cycle_is_bounded)
 struct unlink_at {
     uint64_t after;
     int done;
+    int node;   /* the node moved by move_on_read */
 };
 
 static void unlink_on_read(void *ctx, struct mem *m, uint64_t calls)
@@ -235,14 +237,14 @@ static void unlink_on_read(void *ctx, struct mem *m, uint64_t calls)
     mem_buffer_write(m, n3 + 8, &n1, 8);
 }
 
-/* Moves node 2 to another generation, as a collection does. */
+/* Moves node u->node to another generation, as a collection does. */
 static void move_on_read(void *ctx, struct mem *m, uint64_t calls)
 {
     struct unlink_at *u = ctx;
     if (u->done || calls < u->after)
         return;
     u->done = 1;
-    uint64_t head1 = GENS + 24, n2 = node_at(2);
+    uint64_t head1 = GENS + 24, n2 = node_at(u->node);
     mem_buffer_write(m, n2, &head1, 8);
     mem_buffer_write(m, n2 + 8, &head1, 8);
 }
@@ -258,16 +260,22 @@ TEST(walk_of_a_list_that_changes_under_it)
     size_t n;
     struct greenlet_stats st;
     /* Unlinked ahead of the walk: the rest of the list is still consistent. */
-    struct unlink_at u = {mem_read_calls(f.m) + 1, 0};
+    struct unlink_at u = {mem_read_calls(f.m) + 1, 0, 0};
     mem_buffer_on_read(f.m, unlink_on_read, &u);
     CHECK_INT(fake_walk(&f, &objs, &n, &st), 0);
     CHECK_INT((int)n, 4);
     free(objs);
-    /* Node 2 is read, then moved: node 3's prev no longer names it. */
-    fake_list(&f, 0, k, t, 5);
+    /* The walk reads whole pages: a list on one page is read at one
+     * instant.  This one goes on to the next page (nodes 32 on), and node 33
+     * moves once the first page was read: the walk follows node 1's link
+     * to it, and its prev no longer names node 1. */
+    int k2[] = {0, 1, 33, 34, 35};
+    REQUIRE(node_at(32) % 4096 == 0);
+    fake_list(&f, 0, k2, t, 5);
     mem_free(f.m);
     fake_map(&f);
-    u = (struct unlink_at){mem_read_calls(f.m) + 3, 0};
+    /* Reads: gc.collecting, the head's page, the first nodes' page. */
+    u = (struct unlink_at){mem_read_calls(f.m) + 3, 0, 33};
     mem_buffer_on_read(f.m, move_on_read, &u);
     CHECK_INT(fake_walk(&f, &objs, &n, &st), -EAGAIN);
     /* What the broken walks found is dropped. */
@@ -305,7 +313,7 @@ TEST(walk_waits_for_a_collection_to_end)
     CHECK_U64(st.objects, 0);
     free(objs);
     /* The collection ends after three looks. */
-    struct unlink_at u = {mem_read_calls(f.m) + 3, 0};
+    struct unlink_at u = {mem_read_calls(f.m) + 3, 0, 0};
     mem_buffer_on_read(f.m, collected_on_read, &u);
     CHECK_INT(fake_walk(&f, &objs, &n, &st), 0);
     CHECK_U64(st.collecting, 3);
@@ -777,4 +785,194 @@ TEST(damaged_images_of_each_layout_family)
         }
         read_damaged(&f, hot, (int)ARRAY_SIZE(hot), 1500);
     }
+}
+
+/* ---- the census of record --greenlets ---- */
+
+/* Frame ids for the census: code object number * 1000 + offset; CODE0 + 0xf00 is not code. */
+static int fake_resolve(void *ctx, const struct rawframe *raw, size_t n, uint32_t *ids)
+{
+    (void)ctx;
+    for (size_t i = 0; i < n; i++) {
+        if (raw[i].code == CODE0 + 0xf00)
+            return -EINVAL;
+        ids[i] = (uint32_t)((raw[i].code - CODE0) / 0x100 * 1000 + (uint64_t)raw[i].addrq);
+    }
+    return 0;
+}
+
+static struct gcensus_source fake_source(struct fake *f)
+{
+    return (struct gcensus_source){.m = f->m, .l = f->l, .gl = f->gl, .gtype = type_at(0),
+                                   .interp = INTERP, .resolve = fake_resolve};
+}
+
+/* Entry of the census for obj_at(k), or NULL. */
+static const struct gcensus_entry *census_of(const struct gcensus *c, int k)
+{
+    for (size_t i = 0; i < gcensus_count(c); i++)
+        if (gcensus_entry(c, i)->obj == obj_at(k))
+            return gcensus_entry(c, i);
+    return NULL;
+}
+
+/*
+ * Greenlets 0 and 1 parked (2 and 1 frames), 2 the running main one, 3 not
+ * started, among other objects: 0 and 2 in the oldest generation, the
+ * others in the youngest.
+ */
+static void census_image(struct fake *f, uint64_t *frames)
+{
+    fake_init(f);
+    int k0[] = {1, 5, 3}, t0[] = {1, 3, 0};
+    int k2[] = {0, 6, 2}, t2[] = {0, 3, 2};
+    fake_list(f, 0, k0, t0, 3);
+    fake_list(f, 2, k2, t2, 3);
+    uint64_t fr0 = CHUNK + 24, fr1 = fr0 + 80, top0 = fr1 + 80;
+    fake_frame(f, fr0, CODE0 + 0x100, 10, 0, 0);
+    fake_frame(f, fr1, CODE0 + 0x200, 20, fr0, 0);
+    fake_impl(f, 0, 0x7000, 0x8000, 0x1234, fr1, CHUNK, top0);
+    uint64_t c1 = CHUNK + 0x1000, fr2 = c1 + 24;
+    put64(f, c1, 0);
+    fake_frame(f, fr2, CODE0 + 0x300, 30, 0, 0);
+    fake_impl(f, 1, 0x7000, 0x8000, 0x1234, fr2, c1, fr2 + 80);
+    fake_impl(f, 2, 1, UINT64_MAX, 0, 0, 0, 0);
+    fake_impl(f, 3, 0, 0, 0, 0, 0, 0);
+    frames[0] = fr1;
+    frames[1] = fr2;
+}
+
+TEST(census_counts_every_greenlet_and_keeps_unchanged_stacks)
+{
+    static struct fake f;
+    uint64_t frames[2];
+    census_image(&f, frames);
+    fake_map(&f);
+    struct gcensus *c = gcensus_new();
+    struct gcensus_source src = fake_source(&f);
+    CHECK_INT(gcensus_run(c, &src, 1), 0);
+    REQUIRE(gcensus_count(c) == 4);
+    const struct gcensus_entry *e = census_of(c, 0);
+    REQUIRE(e && e->state == GL_PARKED && e->depth == 2);
+    CHECK_INT((int)e->ids[0], 2020);
+    CHECK_INT((int)e->ids[1], 1010);
+    e = census_of(c, 1);
+    REQUIRE(e && e->state == GL_PARKED && e->depth == 1);
+    CHECK_INT((int)e->ids[0], 3030);
+    e = census_of(c, 2);
+    REQUIRE(e && e->state == GL_RUNNING);
+    CHECK_INT(e->main, 1);
+    CHECK_INT(census_of(c, 3)->state, GL_NOT_STARTED);
+    const struct gcensus_stats *st = gcensus_stats(c);
+    CHECK_U64(st->walks_full, 1);
+    CHECK_U64(st->counted, 3);
+    CHECK_U64(st->stacks_read, 2);
+    /* The next census: the youngest generation unchanged, nothing saved
+     * changed: its mark, then the implementations in one batch. */
+    uint64_t calls = mem_read_calls(f.m);
+    CHECK_INT(gcensus_run(c, &src, 2), 0);
+    CHECK_U64(mem_read_calls(f.m) - calls, 2);
+    CHECK_U64(st->walks_skipped, 1);
+    CHECK_U64(st->stacks_kept, 2);
+    CHECK_U64(st->stacks_read, 2);
+    CHECK_U64(st->counted, 6);
+    CHECK_U64(st->censuses, 2);
+    CHECK_INT((int)census_of(c, 0)->ids[0], 2020);
+    /* Greenlet 1 switched in and parked again elsewhere: read again. */
+    uint64_t fr = frames[1];
+    uint64_t instr = CODE0 + 0x400 + (uint64_t)f.l->co_code_adaptive + 44, code = CODE0 + 0x400;
+    REQUIRE(mem_buffer_write(f.m, fr + (uint64_t)f.l->if_code, &code, 8) == 0);
+    REQUIRE(mem_buffer_write(f.m, fr + (uint64_t)f.l->if_instr, &instr, 8) == 0);
+    uint64_t saved = 0x99;
+    REQUIRE(mem_buffer_write(f.m, IMPLS + 0x100 + (uint64_t)f.gl->stack_saved, &saved, 8) == 0);
+    CHECK_INT(gcensus_run(c, &src, 3), 0);
+    CHECK_U64(st->stacks_read, 3);
+    CHECK_INT((int)census_of(c, 1)->ids[0], 4044);
+    CHECK_INT((int)census_of(c, 0)->ids[0], 2020);
+    gcensus_free(c);
+    mem_free(f.m);
+}
+
+TEST(census_finds_new_greenlets_and_forgets_freed_ones)
+{
+    static struct fake f;
+    uint64_t frames[2];
+    census_image(&f, frames);
+    /* Greenlet 4, parked, not linked yet. */
+    uint64_t c4 = CHUNK + 0x2000, fr4 = c4 + 24;
+    put64(&f, c4, 0);
+    fake_frame(&f, fr4, CODE0 + 0x500, 50, 0, 0);
+    fake_impl(&f, 4, 0x7000, 0x8000, 0x1234, fr4, c4, fr4 + 80);
+    fake_map(&f);
+    struct gcensus *c = gcensus_new();
+    struct gcensus_source src = fake_source(&f);
+    CHECK_INT(gcensus_run(c, &src, 1), 0);
+    CHECK_INT((int)gcensus_count(c), 4);
+    /* Linked at the tail of the youngest generation (after node 3): its mark changes. */
+    uint64_t head = GENS, n3 = node_at(3), n4 = node_at(4), type = type_at(2), one = 1;
+    REQUIRE(mem_buffer_write(f.m, n4, &head, 8) == 0);
+    REQUIRE(mem_buffer_write(f.m, n4 + 8, &n3, 8) == 0);
+    REQUIRE(mem_buffer_write(f.m, n4 + 16, &one, 8) == 0);
+    REQUIRE(mem_buffer_write(f.m, n4 + 24, &type, 8) == 0);
+    REQUIRE(mem_buffer_write(f.m, n3, &n4, 8) == 0);
+    REQUIRE(mem_buffer_write(f.m, head + 8, &n4, 8) == 0);
+    CHECK_INT(gcensus_run(c, &src, 2), 0);
+    const struct gcensus_stats *st = gcensus_stats(c);
+    CHECK_U64(st->walks_young, 1);
+    REQUIRE(gcensus_count(c) == 5);
+    const struct gcensus_entry *e = census_of(c, 4);
+    REQUIRE(e && e->state == GL_PARKED && e->depth == 1);
+    CHECK_INT((int)e->ids[0], 5050);
+    /* Greenlet 1 freed: out of its list, and its implementation no longer names it. */
+    uint64_t other = 0xabc0, n5 = node_at(5);
+    REQUIRE(mem_buffer_write(f.m, IMPLS + 0x100 + (uint64_t)f.gl->self, &other, 8) == 0);
+    REQUIRE(mem_buffer_write(f.m, head, &n5, 8) == 0);
+    REQUIRE(mem_buffer_write(f.m, n5 + 8, &head, 8) == 0);
+    CHECK_INT(gcensus_run(c, &src, 3), 0);
+    CHECK(census_of(c, 1) == NULL);
+    CHECK_U64(st->gone, 1);
+    /* Greenlet 0 unlinked from the oldest generation, its implementation
+     * intact: the next walk of every generation forgets it. */
+    uint64_t head2 = GENS + 48, n6 = node_at(6);
+    REQUIRE(mem_buffer_write(f.m, head2, &n6, 8) == 0);
+    REQUIRE(mem_buffer_write(f.m, n6 + 8, &head2, 8) == 0);
+    CHECK_INT(gcensus_run(c, &src, 4), 0);
+    CHECK(census_of(c, 0) != NULL);
+    CHECK_INT(gcensus_run(c, &src, 4 + GCENSUS_FULL_WALK_NS), 0);
+    CHECK(census_of(c, 0) == NULL);
+    CHECK_U64(st->walks_full, 2);
+    CHECK_U64(st->gone, 2);
+    CHECK_INT((int)gcensus_count(c), 3);
+    gcensus_free(c);
+    mem_free(f.m);
+}
+
+TEST(census_of_bad_stacks_and_broken_lists)
+{
+    static struct fake f;
+    uint64_t frames[2];
+    census_image(&f, frames);
+    /* Greenlet 1's frame is not code: its stack is not counted. */
+    put64(&f, frames[1] + (uint64_t)f.l->if_code, CODE0 + 0xf00);
+    fake_map(&f);
+    struct gcensus *c = gcensus_new();
+    struct gcensus_source src = fake_source(&f);
+    CHECK_INT(gcensus_run(c, &src, 1), 0);
+    const struct gcensus_stats *st = gcensus_stats(c);
+    CHECK_U64(st->counted, 2);
+    CHECK_U64(st->unreadable, 1);
+    CHECK(census_of(c, 1)->status < 0);
+    /* Read again at the next census, though nothing changed. */
+    CHECK_INT(gcensus_run(c, &src, 2), 0);
+    CHECK_U64(st->stacks_read, 3);
+    gcensus_free(c);
+    /* A first walk that fails gives no census at all. */
+    uint64_t bad = 0x10;
+    REQUIRE(mem_buffer_write(f.m, node_at(1), &bad, 8) == 0);
+    c = gcensus_new();
+    CHECK_INT(gcensus_run(c, &src, 1), -EAGAIN);
+    CHECK_U64(gcensus_stats(c)->failed, 1);
+    CHECK_U64(gcensus_stats(c)->censuses, 0);
+    gcensus_free(c);
+    mem_free(f.m);
 }
