@@ -878,8 +878,7 @@ static int static_gc_lists(struct session *s, struct greenlet_gc_lists *lists)
     return ret;
 }
 
-/* Where interp's generation lists are: in it (3.9+), in _PyRuntime (3.7, 3.8), or statics. */
-static int gc_lists_of(struct session *s, uint64_t interp, struct greenlet_gc_lists *lists)
+int greenlet_gc_lists_of(struct session *s, uint64_t interp, struct greenlet_gc_lists *lists)
 {
     const struct pylayout *l = &s->rt.layout;
     *lists = (struct greenlet_gc_lists){0};
@@ -912,7 +911,7 @@ int greenlet_collect(struct session *s, uint64_t interp, struct greenlet_set *gs
     struct greenlet_gc_lists lists;
     if ((ret = greenlet_find_module(s, &gtype, &gl, err)) < 0)
         return ret;
-    if ((ret = gc_lists_of(s, interp, &lists)) < 0)
+    if ((ret = greenlet_gc_lists_of(s, interp, &lists)) < 0)
         return pserr_set(err, -ret, "cannot find the collector's object lists of Python %s "
                          "(on 2.7 and 3.6 they are found by the symbols generations or "
                          "_PyGC_generation0): %s", s->rt.version, strerror(-ret));

@@ -173,6 +173,15 @@ int greenlet_find_module(struct session *s, uint64_t *gtype,
                          const struct greenlet_layout **gl, struct pserr *err);
 
 /*
+ * Where interpreter interp's generation lists are: in it (3.9+), in
+ * _PyRuntime (3.7, 3.8), or statics (2.7, 3.6: the symbol `generations`,
+ * else the exported `_PyGC_generation0`, then with no collecting flag).
+ * 0, or a negative errno: -ENOTSUP a version without a known layout,
+ * -ENOENT no symbol.
+ */
+int greenlet_gc_lists_of(struct session *s, uint64_t interp, struct greenlet_gc_lists *lists);
+
+/*
  * All greenlets of interpreter interp, with their states and stacks.
  * Tries the list walk again a few times when it changed under it.
  * 0, or a negative errno with err filled.
