@@ -24,6 +24,8 @@
 /* Bytes of one data-stack chunk copied at most, and chunks per greenlet. */
 #define CHUNK_MAX (1u << 20)
 #define CHUNKS_MAX 8
+/* The most of a thread's stack taken to be a main greenlet's own, above its stack_start. */
+#define MAIN_STACK_MAX (1ull << 30)
 /* Types remembered as greenlet types or not (open addressing, no removal). */
 #define TYPE_SLOTS 4096
 /* Whole walks tried while the lists change under them. */
@@ -478,11 +480,18 @@ static int read_single(struct stack_reader *r, uint64_t addr, unsigned char *buf
     return mem_read(r->m, addr, buf, len);
 }
 
-/* 1 when [addr, addr+len) lies in the C stack of parked greenlet g: [stack_start, stack_stop). */
+/*
+ * 1 when [addr, addr+len) lies in the C stack of parked greenlet g:
+ * [stack_start, stack_stop), or for a main greenlet (stack_stop -1: its
+ * stack is its thread's) within MAIN_STACK_MAX above stack_start.
+ */
 static int on_own_stack(const struct greenlet *g, uint64_t addr, size_t len)
 {
-    return g->stack_stop != UINT64_MAX && addr >= g->stack_start && addr < g->stack_stop &&
-           g->stack_stop - addr >= len;
+    uint64_t stop = g->stack_stop;
+    if (stop == UINT64_MAX)
+        stop = g->stack_start > UINT64_MAX - MAIN_STACK_MAX ? UINT64_MAX
+                                                           : g->stack_start + MAIN_STACK_MAX;
+    return addr >= g->stack_start && addr < stop && stop - addr >= len;
 }
 
 static int walk_parked(struct stack_reader *r, struct rawframe *out, size_t max, size_t *depth)

@@ -3,8 +3,10 @@
 Runs on Python 2.7 and 3.x with any greenlet release.  Starts 50 greenlets
 that park by switching back to the main greenlet three Python frames deep
 (worker -> mid -> leaf), creates 10 that never start and runs 5 to their
-end; the main greenlet is then the running one, asleep.  Lines the tests
-assert carry "# @name" markers.  Once all are set it prints one line:
+end; the main greenlet then switches to one more, which sleeps: it is the
+running one and the main greenlet is parked (as under gevent, where the Hub
+runs).  Lines the tests assert carry "# @name" markers.  Once all are set it
+prints one line:
 READY {"pid": ..., "greenlet": "<greenlet.__version__>"}
 
   --max-life S   watchdog: SIGALRM ends the process after S seconds (default 300)
@@ -36,6 +38,10 @@ def finish():
     return 1
 
 
+def run(greenlet):
+    park(greenlet)  # @run
+
+
 def park(greenlet):
     sys.stdout.write('READY ' + json.dumps({'pid': os.getpid(),
                                             'greenlet': greenlet.__version__}) + '\n')
@@ -62,7 +68,7 @@ def main():
         g = greenlet.greenlet(finish)
         g.switch()
         keep.append(g)
-    park(greenlet)  # @main
+    greenlet.greenlet(run).switch(greenlet)  # @main
 
 
 if __name__ == '__main__':

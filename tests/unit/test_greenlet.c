@@ -617,11 +617,29 @@ TEST(greenlet_3_0_2_prev_frame_and_a_shim_in_the_spilled_stack)
     fake_frame(&f, CHUNK + 0x2000 + 24, CODE0, 6, CHUNK + 0x1000, 0);
     fake_impl(&f, 2, STACK, STACK + 0x1000, 0x1234, CHUNK + 0x2000 + 24, CHUNK + 0x2000,
               CHUNK + 0x2000 + 24 + 80);
+    /* Greenlet 3: a parked main greenlet, whose stack is its thread's: the shim at the
+     * bottom is in place, above where it switched away. */
+    fake_frame(&f, STACK + 0x800, CODE0 + 0x300, 0, 0, 3);
+    fake_frame(&f, CHUNK + 0x3000 + 24, CODE0 + 0x400, 4, 0, 0);
+    fake_frame(&f, CHUNK + 0x3000 + 24 + 80, CODE0 + 0x500, 6, STACK + 0x800, 0);
+    p = fake_impl(&f, 3, STACK + 0x400, UINT64_MAX, 0x1234, CHUNK + 0x3000 + 24, CHUNK + 0x3000,
+                  CHUNK + 0x3000 + 24 + 160);
+    put64(&f, p + (uint64_t)f.gl->prev_frame, CHUNK + 0x3000 + 24 + 80);
+    /* Greenlet 4: the same, but the shim below where it switched away: stale. */
+    p = fake_impl(&f, 4, STACK + 0x900, UINT64_MAX, 0x1234, CHUNK + 0x3000 + 24, CHUNK + 0x3000,
+                  CHUNK + 0x3000 + 24 + 160);
+    put64(&f, p + (uint64_t)f.gl->prev_frame, CHUNK + 0x3000 + 24 + 80);
     fake_map(&f);
-    uint64_t objs[] = {obj_at(0), obj_at(1), obj_at(2)};
+    uint64_t objs[] = {obj_at(0), obj_at(1), obj_at(2), obj_at(3), obj_at(4)};
     struct greenlet_set gs = {0};
-    CHECK_INT(greenlet_read(f.m, f.l, f.gl, objs, 3, &gs), 0);
-    REQUIRE(gs.n == 3);
+    CHECK_INT(greenlet_read(f.m, f.l, f.gl, objs, 5, &gs), 0);
+    REQUIRE(gs.n == 5);
+    CHECK_INT(gs.v[3].main, 1);
+    CHECK_INT(gs.v[3].state, GL_PARKED);
+    CHECK_INT(gs.v[3].status, 0);
+    REQUIRE(gs.v[3].depth == 2);
+    CHECK_U64(gs.raw[gs.v[3].off + 1].code, CODE0 + 0x500);
+    CHECK_INT(gs.v[4].status, -EINVAL);
     CHECK_INT(gs.v[0].status, 0);
     REQUIRE(gs.v[0].depth == 3);
     CHECK_U64(gs.raw[gs.v[0].off].code, CODE0);
