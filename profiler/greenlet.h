@@ -43,7 +43,7 @@ struct greenlet_layout {
     int top_frame;                  /* PythonState, saved at switch-away: a PyFrameObject */
     int current_frame;              /* 3.11+: the _PyInterpreterFrame, else -1 */
     int datastack_chunk, datastack_top; /* 3.11+, else -1 */
-    int prev_frame;                 /* 3.0.0-3.0.2 on 3.12: the top frame's previous, cut */
+    int prev_frame;                 /* 3.0.0-3.0.2 on 3.12: the top frame's cut link, else -1 */
     int size;                       /* bytes to read to cover them all */
 };
 
@@ -53,7 +53,10 @@ struct greenlet_layout {
  */
 const struct greenlet_layout *greenlet_layout_for(const char *version, int major, int minor);
 
-/* "2.0.0-2.0.2, 3.0.0-3.5.3": the releases known for Python major.minor, for messages. */
+/*
+ * "2.0.0-3.1.0, 3.1.1-3.3.2": the first and last release of each row for
+ * Python major.minor, or "none", for messages.
+ */
 void greenlet_layout_known(int major, int minor, char *buf, size_t size);
 
 enum greenlet_state {
