@@ -29,6 +29,7 @@ struct gcensus {
     size_t nslots;
     const struct greenlet_layout *gl;   /* found by gcensus_take */
     uint64_t gtype;
+    struct greenlet_gc_lists lists;
     int module;              /* 1 found, 0 not (yet), -1 cannot be read */
     uint64_t module_at;      /* when it was last looked for */
     uint64_t next_full;      /* when every generation is walked next, 0 now */
@@ -124,7 +125,8 @@ static struct known *lookup(struct gcensus *c, uint64_t obj)
 }
 
 /* The greenlet module: looked for again now and then until the target imports it. */
-static int find_module(struct gcensus *c, struct session *s, uint64_t now, struct pserr *err)
+static int find_module(struct gcensus *c, struct session *s, uint64_t interp, uint64_t now,
+                       struct pserr *err)
 {
     if (c->module > 0)
         return 0;
@@ -133,12 +135,6 @@ static int find_module(struct gcensus *c, struct session *s, uint64_t now, struc
     if (c->module_at && now - c->module_at < GCENSUS_MODULE_RETRY_NS)
         return -ENOENT;
     c->module_at = now;
-    const struct pylayout *l = &s->rt.layout;
-    if (l->is_gc_generations < 0 || l->frames != FRAME_INTERPRETER) {
-        c->module = -1;
-        return pserr_set(err, ENOTSUP, "--greenlets needs Python 3.11 or later for now, not %s",
-                         s->rt.version);
-    }
     /* A module map may be new since the maps were read. */
     mem_refresh_maps(s->mem, NULL);
     int ret = greenlet_find_module(s, &c->gtype, &c->gl, err);
@@ -147,6 +143,11 @@ static int find_module(struct gcensus *c, struct session *s, uint64_t now, struc
     if (ret < 0) {
         c->module = -1;
         return -ENOTSUP;
+    }
+    if ((ret = greenlet_gc_lists_of(s, interp, &c->lists)) < 0) {
+        c->module = -1;
+        return pserr_set(err, ENOTSUP, "cannot find the collector's object lists of Python %s: "
+                         "%s", s->rt.version, strerror(-ret));
     }
     c->module = 1;
     return 0;
@@ -300,17 +301,18 @@ static int take_state(struct gcensus *c, const struct gcensus_source *src, size_
  */
 static int discover(struct gcensus *c, const struct gcensus_source *src, uint64_t now)
 {
-    int full = now >= c->next_full;
+    /* Until a walk of every generation succeeds, no census is whole: each tries one. */
+    int full = now >= c->next_full || !c->full_ok;
     struct greenlet_stats gst = {0};
     uint64_t t0 = now_ns(), mark[GREENLET_YOUNG_MARK];
     /* The young generations as they were at the last walk: nothing new to find. */
-    int marked = greenlet_young_mark(src->m, src->l, src->interp, mark) == 0;
+    int marked = greenlet_young_mark(src->m, src->l, &src->lists, mark) == 0;
     if (!full && marked && c->young_ok && !memcmp(mark, c->young, sizeof(mark))) {
         c->st.walks_skipped++;
         return 0;
     }
     c->nobjs = 0;
-    int ret = greenlet_gc_walk_gens(src->m, src->l, src->interp, src->gtype, !full,
+    int ret = greenlet_gc_walk_gens(src->m, src->l, &src->lists, src->gtype, !full,
                                     GCENSUS_LIST_ATTEMPTS, &c->objs, &c->nobjs, &gst);
     uint64_t took = now_ns() - t0;
     c->st.walk_ns += took;
@@ -360,7 +362,7 @@ int gcensus_run(struct gcensus *c, const struct gcensus_source *src, uint64_t no
     uint64_t calls = mem_read_calls(src->m);
     int ret = 0;
     if (discover(c, src, now) < 0 && !c->full_ok) {
-        /* Nothing known yet: no census to give. */
+        /* Nothing known whole yet: no census to give (the young alone would be counted). */
         ret = -EAGAIN;
         goto out;
     }
@@ -491,14 +493,14 @@ static int resolve_frames(void *ctx, const struct rawframe *raw, size_t n, uint3
 int gcensus_take(struct gcensus *c, struct session *s, uint64_t interp, int by_function,
                  uint64_t now, struct pserr *err)
 {
-    int ret = find_module(c, s, now, err);
+    int ret = find_module(c, s, interp, now, err);
     if (ret < 0) {
         c->st.failed++;
         return ret;
     }
     struct session_resolver r = {.s = s, .by_function = by_function};
     struct gcensus_source src = {
-        .m = s->mem, .l = &s->rt.layout, .gl = c->gl, .gtype = c->gtype, .interp = interp,
+        .m = s->mem, .l = &s->rt.layout, .gl = c->gl, .gtype = c->gtype, .lists = c->lists,
         .resolve = resolve_frames, .ctx = &r,
     };
     ret = gcensus_run(c, &src, now);

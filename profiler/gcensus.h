@@ -88,7 +88,8 @@ struct gcensus_source {
     struct mem *m;
     const struct pylayout *l;
     const struct greenlet_layout *gl;
-    uint64_t gtype, interp;
+    uint64_t gtype;
+    struct greenlet_gc_lists lists;
     int (*resolve)(void *ctx, const struct rawframe *raw, size_t n, uint32_t *ids);
     void *ctx;
 };

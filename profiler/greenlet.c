@@ -12,6 +12,7 @@
 #include "output/json.h"
 #include "output/label.h"
 #include "profiler/greenlet.h"
+#include "profiler/pyobj.h"
 #include "profiler/session.h"
 #include "profiler/snapshot.h"
 #include "symbolizer/elfsym.h"
@@ -19,35 +20,117 @@
 /* _PyInterpreterFrame owners (3.11+). */
 #define OWNED_BY_GENERATOR 1
 #define OWNED_BY_FRAME_OBJECT 2
-/* A gc_generation: PyGC_Head head; int threshold, count. */
-#define GC_GENERATION_SIZE 24
+/* gc_generations: each a PyGC_Head, then int threshold, count. */
 #define GC_GENERATIONS 3
 /* Bytes of one data-stack chunk copied at most, and chunks per greenlet. */
 #define CHUNK_MAX (1u << 20)
 #define CHUNKS_MAX 8
 /* Times one list walk reads pages again when they disagree (a quick look's only). */
 #define GREENLET_REPAIRS 16
+/* The most of a thread's stack taken to be a main greenlet's own, above its stack_start. */
+#define MAIN_STACK_MAX (1ull << 30)
 /* Types remembered as greenlet types or not (open addressing, no removal). */
 #define TYPE_SLOTS 4096
 /* Whole walks tried while the lists change under them. */
 #define COLLECT_ATTEMPTS 3
 
 /*
- * Measured by compiling greenlet's own headers with their members made
- * public (see cpython-internals.md section 5.1).
+ * Measured by compiling each greenlet release's own sources with their
+ * members made public, against each Python version's headers, and printing
+ * offsetof() (see cpython-internals.md section 5.1).  One row holds the
+ * consecutive releases whose offsets were all the same on that Python.
  */
+#define GL(releases_, major_, minor_, pimpl_, self_, start_, stop_, copy_, saved_, top_,   \
+           current_, chunk_, chunk_top_, prev_, size_)                                    \
+    {.releases = releases_, .major = major_, .minor = minor_, .pimpl = pimpl_,            \
+     .self = self_, .stack_start = start_, .stack_stop = stop_, .stack_copy = copy_,      \
+     .stack_saved = saved_, .top_frame = top_, .current_frame = current_,                 \
+     .datastack_chunk = chunk_, .datastack_top = chunk_top_, .prev_frame = prev_,         \
+     .size = size_}
 static const struct greenlet_layout layouts[] = {
-    {.version = "2.0.2", .pimpl = 32, .self = 160, .stack_start = 48, .stack_stop = 56,
-     .stack_copy = 64, .stack_saved = 72, .top_frame = 96, .current_frame = 128,
-     .datastack_chunk = 136, .datastack_top = 144, .size = 168},
+    /* releases; Python, pimpl, self, stack start/stop/copy/saved, top_frame,
+     * current_frame, datastack chunk/top, prev_frame, size */
+    GL("2.0.0 2.0.1 2.0.2",
+       2, 7, 32, 104, 48, 56, 64, 72, 88, -1, -1, -1, -1, 112),
+    GL("2.0.0 2.0.1 2.0.2",
+       3, 6, 32, 104, 48, 56, 64, 72, 88, -1, -1, -1, -1, 112),
+    GL("2.0.0 2.0.1 2.0.2 3.0.0 3.0.1 3.0.2 3.0.3 3.1.0",
+       3, 7, 32, 128, 64, 72, 80, 88, 112, -1, -1, -1, -1, 136),
+    GL("3.1.1 3.2.0 3.2.1 3.2.2 3.2.3 3.2.4 3.2.5 3.3.0 3.3.1 3.3.2",
+       3, 7, 32, 8, 72, 80, 88, 96, 120, -1, -1, -1, -1, 128),
+    GL("2.0.0 2.0.1 2.0.2 3.0.0 3.0.1 3.0.2 3.0.3 3.1.0",
+       3, 8, 32, 128, 64, 72, 80, 88, 112, -1, -1, -1, -1, 136),
+    GL("3.1.1 3.2.0 3.2.1 3.2.2 3.2.3 3.2.4 3.2.5 3.3.0 3.3.1 3.3.2",
+       3, 8, 32, 8, 72, 80, 88, 96, 120, -1, -1, -1, -1, 128),
+    GL("2.0.0 2.0.1 2.0.2 3.0.0 3.0.1 3.0.2 3.0.3 3.1.0",
+       3, 9, 32, 128, 64, 72, 80, 88, 112, -1, -1, -1, -1, 136),
+    GL("3.1.1 3.2.0 3.2.1 3.2.2 3.2.3 3.2.4 3.2.5 3.3.0 3.3.1 3.3.2",
+       3, 9, 32, 8, 72, 80, 88, 96, 120, -1, -1, -1, -1, 128),
+    GL("2.0.0 2.0.1 2.0.2 3.0.0 3.0.1 3.0.2 3.0.3 3.1.0",
+       3, 10, 32, 144, 64, 72, 80, 88, 112, -1, -1, -1, -1, 152),
+    GL("3.1.1 3.2.0 3.2.1 3.2.2 3.2.3 3.2.4 3.2.5 3.3.0 3.3.1 3.3.2 3.4.0 3.5.0 3.5.1 3.5.2 3.5.3",
+       3, 10, 32, 8, 72, 80, 88, 96, 120, -1, -1, -1, -1, 128),
+    GL("2.0.0 2.0.1 2.0.2 3.0.0 3.0.1 3.0.2 3.0.3 3.1.0",
+       3, 11, 32, 160, 48, 56, 64, 72, 96, 128, 136, 144, -1, 168),
+    GL("3.1.1 3.2.0 3.2.1 3.2.2 3.2.3 3.2.4 3.2.5 3.3.0 3.3.1 3.3.2 3.4.0 3.5.0 3.5.1 3.5.2 3.5.3",
+       3, 11, 32, 8, 56, 64, 72, 80, 104, 136, 144, 152, -1, 160),
+    GL("3.0.0 3.0.1 3.0.2",
+       3, 12, 32, 168, 48, 56, 64, 72, 96, 128, 136, 144, 160, 176),
+    GL("3.0.3 3.1.0",
+       3, 12, 32, 160, 48, 56, 64, 72, 96, 128, 136, 144, -1, 168),
+    GL("3.1.1 3.2.0 3.2.1 3.2.2 3.2.3 3.2.4 3.2.5 3.3.0 3.3.1 3.3.2 3.4.0 3.5.0 3.5.1 3.5.2 3.5.3",
+       3, 12, 32, 8, 56, 64, 72, 80, 104, 136, 144, 152, -1, 160),
+    GL("3.1.0",
+       3, 13, 32, 152, 48, 56, 64, 72, 96, 120, 128, 136, -1, 160),
+    GL("3.1.1 3.2.0 3.2.1 3.2.2 3.2.3 3.2.4 3.2.5 3.3.0 3.3.1 3.3.2 3.4.0 3.5.0 3.5.1 3.5.2",
+       3, 13, 32, 8, 56, 64, 72, 80, 104, 128, 136, 144, -1, 152),
+    GL("3.5.3",
+       3, 13, 32, 8, 56, 64, 72, 80, 104, 136, 144, 152, -1, 160),
 };
+#undef GL
 
-const struct greenlet_layout *greenlet_layout_for(const char *version)
+/* 1 when the space-separated list has the word w. */
+static int has_word(const char *list, const char *w)
+{
+    size_t len = strlen(w);
+    if (strchr(w, ' '))
+        return 0;
+    for (const char *p = list; len && (p = strstr(p, w)); p += len)
+        if ((p == list || p[-1] == ' ') && (p[len] == ' ' || p[len] == '\0'))
+            return 1;
+    return 0;
+}
+
+const struct greenlet_layout *greenlet_layout_for(const char *version, int major, int minor)
 {
     for (size_t i = 0; i < ARRAY_SIZE(layouts); i++)
-        if (!strcmp(layouts[i].version, version))
+        if (layouts[i].major == major && layouts[i].minor == minor &&
+            has_word(layouts[i].releases, version))
             return &layouts[i];
     return NULL;
+}
+
+void greenlet_layout_known(int major, int minor, char *buf, size_t size)
+{
+    size_t len = 0;
+    if (!size)
+        return;
+    buf[0] = '\0';
+    for (size_t i = 0; i < ARRAY_SIZE(layouts) && len < size; i++) {
+        const struct greenlet_layout *gl = &layouts[i];
+        if (gl->major != major || gl->minor != minor)
+            continue;
+        /* The first and last of the row's consecutive releases. */
+        const char *last = strrchr(gl->releases, ' ');
+        int first_len = (int)strcspn(gl->releases, " ");
+        int w = snprintf(buf + len, size - len, "%s%.*s%s%s", len ? ", " : "", first_len,
+                         gl->releases, last ? "-" : "", last ? last + 1 : "");
+        if (w < 0)
+            break;
+        len += (size_t)w;
+    }
+    if (!buf[0])
+        snprintf(buf, size, "none");
 }
 
 const char *greenlet_state_name(enum greenlet_state st)
@@ -236,12 +319,12 @@ static int walk_list(struct mem *m, const struct pylayout *l, uint64_t head, int
  * links for reference counts, so no walk can succeed then.  0 when not, or
  * when the version's layout does not say; a negative errno.
  */
-static int collecting(struct mem *m, const struct pylayout *l, uint64_t interp)
+static int collecting(struct mem *m, const struct greenlet_gc_lists *lists)
 {
     int32_t v = 0;
-    if (l->is_gc_collecting < 0)
+    if (!lists->collecting)
         return 0;
-    int ret = mem_read(m, interp + (uint64_t)l->is_gc_collecting, &v, sizeof(v));
+    int ret = mem_read(m, lists->collecting, &v, sizeof(v));
     return ret < 0 ? ret : v != 0;
 }
 
@@ -258,19 +341,20 @@ static void pause_us(long us)
  * keeps what it found up to where each walk broke off: -EAGAIN then says
  * the list was not seen whole.
  */
-static int walk_generation(struct mem *m, const struct pylayout *l, uint64_t interp, int g,
-                           uint64_t gtype, int attempts, struct type_memo *tm,
-                           struct page_cache *pc, uint64_t **objs, size_t *n, size_t *cap,
+static int walk_generation(struct mem *m, const struct pylayout *l,
+                           const struct greenlet_gc_lists *lists, int g, uint64_t gtype,
+                           int attempts, struct type_memo *tm, struct page_cache *pc,
+                           uint64_t **objs, size_t *n, size_t *cap,
                            struct greenlet_stats *st)
 {
-    uint64_t head = interp + (uint64_t)l->is_gc_generations + (uint64_t)g * GC_GENERATION_SIZE;
+    uint64_t head = lists->generations + (uint64_t)g * (uint64_t)l->gc_generation_size;
     size_t n0 = *n;
     int ret = -EBUSY, waits = 0;
     int quick = attempts < GREENLET_LIST_ATTEMPTS;
     /* A quick look does not wait for a collection at all. */
     int max_waits = quick ? 1 : GREENLET_COLLECT_WAITS;
     for (int attempt = 0; attempt < attempts;) {
-        int c = collecting(m, l, interp);
+        int c = collecting(m, lists);
         if (c < 0)
             return c;
         /* Waiting for a collection to end is no failed walk: it has its own bound. */
@@ -308,31 +392,29 @@ static int walk_generation(struct mem *m, const struct pylayout *l, uint64_t int
     return ret;
 }
 
-int greenlet_young_mark(struct mem *m, const struct pylayout *l, uint64_t interp,
-                        uint64_t mark[GREENLET_YOUNG_MARK])
+int greenlet_young_mark(struct mem *m, const struct pylayout *l,
+                        const struct greenlet_gc_lists *lists, uint64_t mark[GREENLET_YOUNG_MARK])
 {
-    unsigned char buf[GREENLET_YOUNG_GENS * GC_GENERATION_SIZE];
-    if (l->gc_head_size <= 0 || l->is_gc_generations < 0)
+    /* Each generation: its head's two links, then threshold and count (the first 24 bytes). */
+    unsigned char buf[GREENLET_YOUNG_GENS * 48];
+    size_t gsz = (size_t)l->gc_generation_size;
+    if (l->gc_head_size <= 0 || gsz < 24 || gsz > 48 || !lists->generations)
         return -ENOTSUP;
-    int ret = mem_read(m, interp + (uint64_t)l->is_gc_generations, buf, sizeof(buf));
+    int ret = mem_read(m, lists->generations, buf, GREENLET_YOUNG_GENS * gsz);
     if (ret < 0)
         return ret;
-    for (int i = 0; i < GREENLET_YOUNG_MARK; i++)
-        mark[i] = get_u64(buf, i * 8);
+    for (int g = 0; g < GREENLET_YOUNG_GENS; g++)
+        for (int i = 0; i < 3; i++)
+            mark[g * 3 + i] = get_u64(buf, (int)(g * gsz) + i * 8);
     return 0;
 }
 
-int greenlet_gc_walk(struct mem *m, const struct pylayout *l, uint64_t interp, uint64_t gtype,
-                     uint64_t **objs, size_t *n, struct greenlet_stats *st)
+static int walk_lists(struct mem *m, const struct pylayout *l,
+                      const struct greenlet_gc_lists *lists, uint64_t gtype, int young_only,
+                      int attempts, uint64_t **objs, size_t *n, struct greenlet_stats *st)
 {
-    return greenlet_gc_walk_gens(m, l, interp, gtype, 0, GREENLET_LIST_ATTEMPTS, objs, n, st);
-}
-
-int greenlet_gc_walk_gens(struct mem *m, const struct pylayout *l, uint64_t interp,
-                          uint64_t gtype, int young_only, int attempts, uint64_t **objs,
-                          size_t *n, struct greenlet_stats *st)
-{
-    if (l->gc_head_size <= 0 || l->is_gc_generations < 0 || !gtype)
+    if (l->gc_head_size <= 0 || l->gc_generation_size < l->gc_head_size || !lists->generations ||
+        !gtype)
         return -ENOTSUP;
     struct type_memo *tm = xcalloc(1, sizeof(*tm));
     struct page_cache pc = {.data = xmalloc((size_t)WALK_PAGES * WALK_PAGE)};
@@ -341,7 +423,7 @@ int greenlet_gc_walk_gens(struct mem *m, const struct pylayout *l, uint64_t inte
     int ret = 0;
     int quick = attempts < GREENLET_LIST_ATTEMPTS;
     for (int g = 0; g < (young_only ? GREENLET_YOUNG_GENS : GC_GENERATIONS); g++) {
-        int r = walk_generation(m, l, interp, g, gtype, attempts, tm, &pc, objs, n, &cap, st);
+        int r = walk_generation(m, l, lists, g, gtype, attempts, tm, &pc, objs, n, &cap, st);
         if (r < 0 && ret == 0)
             ret = r;
         /* A quick look goes on to the other lists after a partial one. */
@@ -352,6 +434,32 @@ int greenlet_gc_walk_gens(struct mem *m, const struct pylayout *l, uint64_t inte
     free(pc.data);
     free(tm);
     return ret;
+}
+
+int greenlet_gc_walk_lists(struct mem *m, const struct pylayout *l,
+                           const struct greenlet_gc_lists *lists, uint64_t gtype,
+                           uint64_t **objs, size_t *n, struct greenlet_stats *st)
+{
+    return walk_lists(m, l, lists, gtype, 0, GREENLET_LIST_ATTEMPTS, objs, n, st);
+}
+
+int greenlet_gc_walk_gens(struct mem *m, const struct pylayout *l,
+                          const struct greenlet_gc_lists *lists, uint64_t gtype, int young_only,
+                          int attempts, uint64_t **objs, size_t *n, struct greenlet_stats *st)
+{
+    return walk_lists(m, l, lists, gtype, young_only, attempts, objs, n, st);
+}
+
+int greenlet_gc_walk(struct mem *m, const struct pylayout *l, uint64_t interp, uint64_t gtype,
+                     uint64_t **objs, size_t *n, struct greenlet_stats *st)
+{
+    if (l->is_gc_generations < 0)
+        return -ENOTSUP;
+    struct greenlet_gc_lists lists = {
+        .generations = interp + (uint64_t)l->is_gc_generations,
+        .collecting = l->is_gc_collecting < 0 ? 0 : interp + (uint64_t)l->is_gc_collecting,
+    };
+    return walk_lists(m, l, &lists, gtype, 0, GREENLET_LIST_ATTEMPTS, objs, n, st);
 }
 
 /* ---- one greenlet's stack ---- */
@@ -430,6 +538,20 @@ static int read_single(struct stack_reader *r, uint64_t addr, unsigned char *buf
     return mem_read(r->m, addr, buf, len);
 }
 
+/*
+ * 1 when [addr, addr+len) lies in the C stack of parked greenlet g:
+ * [stack_start, stack_stop), or for a main greenlet (stack_stop -1: its
+ * stack is its thread's) within MAIN_STACK_MAX above stack_start.
+ */
+static int on_own_stack(const struct greenlet *g, uint64_t addr, size_t len)
+{
+    uint64_t stop = g->stack_stop;
+    if (stop == UINT64_MAX)
+        stop = g->stack_start > UINT64_MAX - MAIN_STACK_MAX ? UINT64_MAX
+                                                           : g->stack_start + MAIN_STACK_MAX;
+    return addr >= g->stack_start && addr < stop && stop - addr >= len;
+}
+
 static int walk_parked(struct stack_reader *r, struct rawframe *out, size_t max, size_t *depth)
 {
     const struct pylayout *l = r->l;
@@ -437,6 +559,7 @@ static int walk_parked(struct stack_reader *r, struct rawframe *out, size_t max,
     unsigned char single[128];
     uint64_t frame = r->g->current_frame, mark = frame;
     size_t n = 0, power = 1, lam = 0;
+    int first = 1;
     *depth = 0;
     if (fsize > sizeof(single))
         return -EINVAL;
@@ -454,9 +577,12 @@ static int walk_parked(struct stack_reader *r, struct rawframe *out, size_t max,
             if (ret < 0)
                 return ret;
             /* Outside every chunk of the greenlet only a generator's or a
-             * frame object's frame may be: anything else is stale. */
+             * frame object's frame may be, or a shim on its own C stack:
+             * anything else is stale. */
             if (single[l->if_owner] != OWNED_BY_GENERATOR &&
-                single[l->if_owner] != OWNED_BY_FRAME_OBJECT)
+                single[l->if_owner] != OWNED_BY_FRAME_OBJECT &&
+                !(l->owner_cstack >= 0 && single[l->if_owner] == l->owner_cstack &&
+                  on_own_stack(r->g, frame, fsize)))
                 return -EINVAL;
             f = single;
         }
@@ -469,6 +595,58 @@ static int walk_parked(struct stack_reader *r, struct rawframe *out, size_t max,
             n++;
         }
         frame = get_u64(f, l->if_previous);
+        /* greenlet 3.0.0-3.0.2 on 3.12 cut the top frame's link when it
+         * switched away, and kept it aside. */
+        if (!frame && first)
+            frame = r->g->prev_frame;
+        first = 0;
+        if (frame == mark)
+            return -ELOOP;
+        if (++lam == power) {
+            mark = frame;
+            power *= 2;
+            lam = 0;
+        }
+    }
+    *depth = n;
+    return 0;
+}
+
+/*
+ * <= 3.10: the saved top frame and its f_back chain, all frame objects on
+ * the heap.  Each must be alive and of the top frame's type.
+ */
+static int walk_frame_objects(struct mem *m, const struct pylayout *l, const struct greenlet *g,
+                              struct rawframe *out, size_t max, size_t *depth)
+{
+    unsigned char f[160];
+    size_t len = (size_t)MAX(MAX(l->fo_back, l->fo_code) + 8, l->fo_lasti + 4);
+    uint64_t frame = g->top_frame, mark = frame, type = 0;
+    size_t n = 0, power = 1, lam = 0;
+    *depth = 0;
+    if (len > sizeof(f) || l->fo_back < 0)
+        return -EINVAL;
+    while (frame) {
+        if (n >= max)
+            return *depth = n, 1;
+        if (frame & 7)
+            return -EINVAL;
+        int ret = mem_read(m, frame, f, len);
+        if (ret < 0)
+            return ret;
+        if (!type)
+            type = get_u64(f, l->ob_type);
+        int64_t refcnt = (int64_t)get_u64(f, 0);
+        uint64_t code = get_u64(f, l->fo_code);
+        if (refcnt <= 0 || !type || (type & 7) || get_u64(f, l->ob_type) != type || !code ||
+            (code & 7))
+            return -EINVAL;
+        int32_t lasti;
+        memcpy(&lasti, f + l->fo_lasti, sizeof(lasti));
+        out[n].code = code;
+        out[n].addrq = lasti < 0 ? -1 : (int64_t)lasti * (l->lasti_units ? 2 : 1);
+        n++;
+        frame = get_u64(f, l->fo_back);
         if (frame == mark)
             return -ELOOP;
         if (++lam == power) {
@@ -487,7 +665,9 @@ static int stack_of(struct mem *m, const struct pylayout *l, struct greenlet_set
     struct stack_reader r = {.m = m, .l = l, .g = g};
     GROW(gs->raw, gs->rawcap, gs->nraw + GREENLET_MAX_DEPTH);
     g->off = gs->nraw;
-    int ret = walk_parked(&r, gs->raw + gs->nraw, GREENLET_MAX_DEPTH, &g->depth);
+    int ret = l->frames == FRAME_OBJECTS
+                  ? walk_frame_objects(m, l, g, gs->raw + gs->nraw, GREENLET_MAX_DEPTH, &g->depth)
+                  : walk_parked(&r, gs->raw + gs->nraw, GREENLET_MAX_DEPTH, &g->depth);
     for (size_t i = 0; i < r.nchunks; i++)
         free(r.chunks[i].buf);
     if (ret < 0)
@@ -512,6 +692,12 @@ static int read_batch(struct mem *m, const uint64_t *addrs, size_t n, size_t len
     return ret < 0 ? ret : 0;
 }
 
+/* The field at off, or 0 where the layout has none (off < 0). */
+static uint64_t opt_u64(const unsigned char *buf, int off)
+{
+    return off < 0 ? 0 : get_u64(buf, off);
+}
+
 static void set_state(const struct greenlet_layout *gl, const unsigned char *p, struct greenlet *g)
 {
     uint64_t start = get_u64(p, gl->stack_start), stop = get_u64(p, gl->stack_stop);
@@ -520,15 +706,17 @@ static void set_state(const struct greenlet_layout *gl, const unsigned char *p, 
     g->stack_stop = stop;
     g->stack_copy = get_u64(p, gl->stack_copy);
     g->stack_saved = get_u64(p, gl->stack_saved);
-    g->current_frame = get_u64(p, gl->current_frame);
-    g->chunk = get_u64(p, gl->datastack_chunk);
-    g->chunk_top = get_u64(p, gl->datastack_top);
+    g->top_frame = get_u64(p, gl->top_frame);
+    g->current_frame = opt_u64(p, gl->current_frame);
+    g->chunk = opt_u64(p, gl->datastack_chunk);
+    g->chunk_top = opt_u64(p, gl->datastack_top);
+    g->prev_frame = opt_u64(p, gl->prev_frame);
     if (!stop)
         g->state = GL_NOT_STARTED;
     else if (!start)
         g->state = GL_DEAD;
     /* Resuming takes the saved top frame back: only a parked greenlet has one. */
-    else if (!get_u64(p, gl->top_frame))
+    else if (!g->top_frame)
         g->state = GL_RUNNING;
     else
         g->state = GL_PARKED;
@@ -662,6 +850,30 @@ static int type_address(struct session *s, const struct mem_region *r, uint64_t 
     return ret;
 }
 
+/* The release from `__version__` in the dict of the target's greenlet package. */
+static int release_from_module(struct session *s, char *version, size_t size)
+{
+    const struct pylayout *l = &s->rt.layout;
+    uint64_t interp, modules, mod, dict, str;
+    int ret;
+    if ((ret = pyrt_interp(&s->rt, &interp)) < 0 ||
+        (ret = mem_read_u64(s->mem, interp + (uint64_t)l->is_modules, &modules)) < 0 ||
+        (ret = pydict_get_str(&s->rt, modules, "greenlet", &mod)) < 0 ||
+        (ret = mem_read_u64(s->mem, mod + (uint64_t)l->md_dict, &dict)) < 0 ||
+        (ret = pydict_get_str(&s->rt, dict, "__version__", &str)) < 0)
+        return ret;
+    struct strbuf sb = STRBUF_INIT;
+    ret = pyobj_str(&s->rt, str, &sb);
+    if (ret == 0 && (sb.len == 0 || sb.len >= size))
+        ret = -EINVAL;
+    if (ret == 0) {
+        memcpy(version, sb.buf, sb.len);
+        version[sb.len] = '\0';
+    }
+    sb_release(&sb);
+    return ret;
+}
+
 int greenlet_find_module(struct session *s, uint64_t *gtype, const struct greenlet_layout **gl,
                          struct pserr *err)
 {
@@ -671,16 +883,89 @@ int greenlet_find_module(struct session *s, uint64_t *gtype, const struct greenl
         if (!is_greenlet_so(r->path))
             continue;
         char version[32];
-        if (release_of(s->pid, r->path, version, sizeof(version)) < 0)
+        if (release_of(s->pid, r->path, version, sizeof(version)) < 0 &&
+            release_from_module(s, version, sizeof(version)) < 0)
             return pserr_set(err, ENOTSUP, "cannot tell the greenlet release of %s (no "
-                             "greenlet-*-info beside its package)", r->path);
-        if (!(*gl = greenlet_layout_for(version)))
-            return pserr_set(err, ENOTSUP, "greenlet %s is not supported yet (known: 2.0.2)",
-                             version);
+                             "greenlet-*-info beside its package, no greenlet.__version__)",
+                             r->path);
+        if (!(*gl = greenlet_layout_for(version, s->rt.major, s->rt.minor))) {
+            char known[256];
+            greenlet_layout_known(s->rt.major, s->rt.minor, known, sizeof(known));
+            return pserr_set(err, ENOTSUP, "greenlet %s on Python %d.%d is not supported yet "
+                             "(known there: %s)", version, s->rt.major, s->rt.minor, known);
+        }
         return type_address(s, r, gtype, err);
     }
     return pserr_set(err, ENOENT, "process %d has not loaded greenlet (no _greenlet module "
                      "mapped)", (int)s->pid);
+}
+
+/*
+ * The interpreter's statics (2.7, 3.6) from its .symtab, else from the
+ * pointer it exports to them: 0, or a negative errno.
+ */
+static int static_gc_lists(struct session *s, struct greenlet_gc_lists *lists)
+{
+    const struct mem_maps *maps = mem_maps(s->mem);
+    const struct mem_region *r = NULL;
+    for (size_t i = 0; i < maps->n && !r; i++)
+        if (s->rt.binary && !strcmp(maps->v[i].path, s->rt.binary) && maps->v[i].offset == 0)
+            r = &maps->v[i];
+    if (!r)
+        return -ENOENT;
+    int fd = mem_open_mapped(s->mem, r);
+    if (fd < 0)
+        return fd;
+    struct elf_file *ef;
+    struct pserr e;
+    int ret = elf_open_fd(fd, &ef, &e);
+    if (ret < 0)
+        return ret;
+    uint64_t v, size;
+    const struct pylayout *l = &s->rt.layout;
+    ret = elf_symbol(ef, "generations", ELF_SYMTAB, &v, &size, NULL);
+    if (ret == 0 && size != (uint64_t)GC_GENERATIONS * (uint64_t)l->gc_generation_size)
+        ret = -EINVAL;
+    if (ret == 0) {
+        lists->generations = v + s->rt.bias;
+        if (elf_symbol(ef, "collecting", ELF_SYMTAB, &v, &size, NULL) == 0 && size == 4)
+            lists->collecting = v + s->rt.bias;
+    } else if (elf_symbol(ef, "_PyGC_generation0", ELF_DYNSYM | ELF_SYMTAB, &v, &size,
+                          NULL) == 0 && size == 8) {
+        /* A stripped build still exports the pointer to the first generation's head (its
+         * start); when the collector's flag is not known, no walk waits for it. */
+        uint64_t gen0 = 0;
+        ret = mem_read_u64(s->mem, v + s->rt.bias, &gen0);
+        if (ret == 0 && (!gen0 || (gen0 & 7)))
+            ret = -EINVAL;
+        if (ret == 0)
+            lists->generations = gen0;
+    }
+    elf_close(ef);
+    return ret;
+}
+
+int greenlet_gc_lists_of(struct session *s, uint64_t interp, struct greenlet_gc_lists *lists)
+{
+    const struct pylayout *l = &s->rt.layout;
+    *lists = (struct greenlet_gc_lists){0};
+    if (l->gc_head_size <= 0)
+        return -ENOTSUP;
+    if (l->is_gc_generations >= 0) {
+        lists->generations = interp + (uint64_t)l->is_gc_generations;
+        if (l->is_gc_collecting >= 0)
+            lists->collecting = interp + (uint64_t)l->is_gc_collecting;
+        return 0;
+    }
+    if (l->rt_gc_generations >= 0) {
+        if (!s->rt.runtime)
+            return -ENOENT;
+        lists->generations = s->rt.runtime + (uint64_t)l->rt_gc_generations;
+        if (l->rt_gc_collecting >= 0)
+            lists->collecting = s->rt.runtime + (uint64_t)l->rt_gc_collecting;
+        return 0;
+    }
+    return static_gc_lists(s, lists);
 }
 
 int greenlet_collect(struct session *s, uint64_t interp, struct greenlet_set *gs,
@@ -690,17 +975,19 @@ int greenlet_collect(struct session *s, uint64_t interp, struct greenlet_set *gs
     const struct greenlet_layout *gl;
     uint64_t gtype;
     int ret;
-    if (l->is_gc_generations < 0 || l->frames != FRAME_INTERPRETER)
-        return pserr_set(err, ENOTSUP, "--greenlets needs Python 3.11 or later for now, not %s",
-                         s->rt.version);
+    struct greenlet_gc_lists lists;
     if ((ret = greenlet_find_module(s, &gtype, &gl, err)) < 0)
         return ret;
+    if ((ret = greenlet_gc_lists_of(s, interp, &lists)) < 0)
+        return pserr_set(err, -ret, "cannot find the collector's object lists of Python %s "
+                         "(on 2.7 and 3.6 they are found by the symbols generations or "
+                         "_PyGC_generation0): %s", s->rt.version, strerror(-ret));
     uint64_t *objs = NULL;
     size_t n = 0;
     for (int attempt = 0; attempt < COLLECT_ATTEMPTS; attempt++) {
         n = 0;
         gs->stats = (struct greenlet_stats){0};
-        ret = greenlet_gc_walk(s->mem, l, interp, gtype, &objs, &n, &gs->stats);
+        ret = greenlet_gc_walk_lists(s->mem, l, &lists, gtype, &objs, &n, &gs->stats);
         if (ret != -EAGAIN && ret != -EFAULT && ret != -ELOOP && ret != -EBUSY)
             break;
     }
@@ -758,18 +1045,34 @@ int greenlet_thread_of(const struct mem_maps *maps, pid_t pid, const struct walk
  * away since it started (greenlet marks it active so): then its end alone
  * says; a main greenlet's range has no end (-1).
  */
-static int running_thread(const struct mem_maps *maps, pid_t pid, const struct snapshot *sn,
-                          const struct greenlet *g)
+static int running_thread(const struct mem_maps *maps, pid_t pid, const struct walk_thread *wt,
+                          size_t n, const struct greenlet *g)
 {
     int k = -1;
     if (g->stack_start > 1)
-        k = greenlet_thread_of(maps, pid, sn->threads, sn->nthreads, g->stack_start);
+        k = greenlet_thread_of(maps, pid, wt, n, g->stack_start);
     if (g->main || (g->stack_start > 1 && k < 0))
         return k;
     if (g->stack_stop <= g->stack_start)
         return -1;
-    int end = greenlet_thread_of(maps, pid, sn->threads, sn->nthreads, g->stack_stop - 1);
+    int end = greenlet_thread_of(maps, pid, wt, n, g->stack_stop - 1);
     return g->stack_start > 1 && end != k ? -1 : end;
+}
+
+/*
+ * The snapshot's threads, each with its Linux id: <= 3.10 thread states do
+ * not hold it, and the walker finds it only once it knows where glibc keeps
+ * it; the session's tracking may know it already.
+ */
+static struct walk_thread *threads_with_tids(const struct session *s, const struct snapshot *sn)
+{
+    struct walk_thread *wt = xmalloc((sn->nthreads ? sn->nthreads : 1) * sizeof(*wt));
+    for (size_t k = 0; k < sn->nthreads; k++) {
+        wt[k] = sn->threads[k];
+        if (!wt[k].native_tid)
+            wt[k].native_tid = s->threads[sn->st[k].tracked].tid;
+    }
+    return wt;
 }
 
 /* The main thread's id as the target numbers it (thread states say it so in a PID namespace). */
@@ -857,7 +1160,10 @@ static void take_thread(struct session *s, const struct snapshot *sn, size_t k, 
 
 int greenlet_owner(struct session *s, const struct snapshot *sn, const struct greenlet *g)
 {
-    return running_thread(mem_maps(s->mem), main_tid(s, sn), sn, g);
+    struct walk_thread *wt = threads_with_tids(s, sn);
+    int k = running_thread(mem_maps(s->mem), main_tid(s, sn), wt, sn->nthreads, g);
+    free(wt);
+    return k;
 }
 
 void greenlet_join_threads(struct session *s, const struct snapshot *sn, struct greenlet_set *gs)
@@ -866,8 +1172,11 @@ void greenlet_join_threads(struct session *s, const struct snapshot *sn, struct 
     pid_t pid = main_tid(s, sn);
     int *at = xmalloc((gs->n ? gs->n : 1) * sizeof(*at));
     struct greenlet **cand = xmalloc((gs->n ? gs->n : 1) * sizeof(*cand));
+    struct walk_thread *wt = threads_with_tids(s, sn);
     for (size_t i = 0; i < gs->n; i++)
-        at[i] = gs->v[i].state == GL_RUNNING ? running_thread(maps, pid, sn, &gs->v[i]) : -1;
+        at[i] = gs->v[i].state == GL_RUNNING ? running_thread(maps, pid, wt, sn->nthreads,
+                                                              &gs->v[i]) : -1;
+    free(wt);
     for (size_t k = 0; k < sn->nthreads; k++) {
         size_t n = 0;
         for (size_t i = 0; i < gs->n; i++)

@@ -36,21 +36,34 @@
 #define GREENLET_MAX_DEPTH 1024
 
 /*
- * Offsets in the C++ greenlet implementation (the PyGreenlet's pimpl), per
- * greenlet release: they depend on its version, not on Python's.
+ * Offsets in the C++ greenlet implementation (the PyGreenlet's pimpl), for
+ * the greenlet releases built for Python major.minor: they depend on both
+ * (PythonState saves different members per Python version).
  */
 struct greenlet_layout {
-    const char *version;
+    const char *releases;           /* "2.0.0 2.0.1 2.0.2": each one measured */
+    int major, minor;               /* the Python version */
     int pimpl;                      /* in the PyGreenlet */
     int self;                       /* Greenlet::_self, back to the PyGreenlet */
     int stack_start, stack_stop, stack_copy, stack_saved;
-    int top_frame, current_frame;   /* PythonState, saved at switch-away */
-    int datastack_chunk, datastack_top;
+    int top_frame;                  /* PythonState, saved at switch-away: a PyFrameObject */
+    int current_frame;              /* 3.11+: the _PyInterpreterFrame, else -1 */
+    int datastack_chunk, datastack_top; /* 3.11+, else -1 */
+    int prev_frame;                 /* 3.0.0-3.0.2 on 3.12: the top frame's cut link, else -1 */
     int size;                       /* bytes to read to cover them all */
 };
 
-/* The table for greenlet `version` ("2.0.2"), or NULL when not known. */
-const struct greenlet_layout *greenlet_layout_for(const char *version);
+/*
+ * The table for greenlet `version` ("2.0.2") built for Python major.minor,
+ * or NULL when not known.
+ */
+const struct greenlet_layout *greenlet_layout_for(const char *version, int major, int minor);
+
+/*
+ * "2.0.0-3.1.0, 3.1.1-3.3.2": the first and last release of each row for
+ * Python major.minor, or "none", for messages.
+ */
+void greenlet_layout_known(int major, int minor, char *buf, size_t size);
 
 enum greenlet_state {
     GL_PARKED,       /* switched away: its frames are saved */
@@ -70,7 +83,10 @@ struct greenlet {
     int status;             /* stack: 0, 1 cut at GREENLET_MAX_DEPTH, or a negative errno */
     size_t off, depth;      /* its frames: raw[off .. off+depth), innermost first */
     uint64_t current_frame, chunk, chunk_top;
-    uint64_t stack_start, stack_stop, stack_copy, stack_saved;
+    uint64_t stack_start, stack_copy, stack_saved;
+    uint64_t stack_stop;    /* the far end of its C stack; UINT64_MAX for main */
+    uint64_t top_frame;     /* the PyFrameObject it saved (<= 3.10: its stack) */
+    uint64_t prev_frame;    /* greenlet 3.0.0-3.0.2 on 3.12: where current_frame went on */
     int thread;             /* running: 1 + the index of the thread that runs it (see
                              * greenlet_join_threads), 0 when not known */
     pid_t tid;              /* that thread's id, 0 when not known */
@@ -96,19 +112,29 @@ struct greenlet_set {
 
 void greenlet_set_release(struct greenlet_set *gs);
 
+/* Where an interpreter's generation lists are. */
+struct greenlet_gc_lists {
+    uint64_t generations;   /* the first gc_generation (3 of l->gc_generation_size bytes) */
+    uint64_t collecting;    /* the int set while a collection runs, 0 when not known */
+};
+
 /*
- * Walks the generation lists of interpreter interp (three gc_generation
- * heads of 24 bytes, PyGC_Head of l->gc_head_size) and appends to *objs
- * every object whose type is gtype or a subtype of it.  Each list must lead
- * back to its head, every link must be mirrored by the next node's prev,
- * and the walk is bounded by GREENLET_MAX_OBJECTS.  A list is not walked
- * while the interpreter says a collection runs (GREENLET_COLLECT_WAITS looks
- * at most); one that fails is walked again, up to GREENLET_LIST_ATTEMPTS
- * times in all.  Returns 0, or a
- * negative errno: -EFAULT an unreadable node, -EAGAIN a list that changed
- * under the walk (a broken link), -ELOOP a list that does not lead back to
- * its head, -EBUSY a collection ran all along.
+ * Walks the generation lists at lists (PyGC_Head of l->gc_head_size) and
+ * appends to *objs every object whose type is gtype or a subtype of it.
+ * Each list must lead back to its head, every link must be mirrored by the
+ * next node's prev, and the walk is bounded by GREENLET_MAX_OBJECTS.  A
+ * list is not walked while the interpreter says a collection runs
+ * (GREENLET_COLLECT_WAITS looks at most); one
+ * that fails is walked again, up to GREENLET_LIST_ATTEMPTS times in all.
+ * Returns 0, or a negative errno: -EFAULT an unreadable node, -EAGAIN a
+ * list that changed under the walk (a broken link), -ELOOP a list that does
+ * not lead back to its head, -EBUSY a collection ran all along.
  */
+int greenlet_gc_walk_lists(struct mem *m, const struct pylayout *l,
+                           const struct greenlet_gc_lists *lists, uint64_t gtype,
+                           uint64_t **objs, size_t *n, struct greenlet_stats *st);
+
+/* The same for the lists inside interpreter interp (3.9+); -ENOTSUP before. */
 int greenlet_gc_walk(struct mem *m, const struct pylayout *l, uint64_t interp, uint64_t gtype,
                      uint64_t **objs, size_t *n, struct greenlet_stats *st);
 
@@ -121,9 +147,9 @@ int greenlet_gc_walk(struct mem *m, const struct pylayout *l, uint64_t interp, u
  * what both found: -EAGAIN then says some list was not seen whole (*objs
  * still holds what was found; it may hold an object twice).
  */
-int greenlet_gc_walk_gens(struct mem *m, const struct pylayout *l, uint64_t interp,
-                          uint64_t gtype, int young_only, int attempts, uint64_t **objs,
-                          size_t *n, struct greenlet_stats *st);
+int greenlet_gc_walk_gens(struct mem *m, const struct pylayout *l,
+                          const struct greenlet_gc_lists *lists, uint64_t gtype, int young_only,
+                          int attempts, uint64_t **objs, size_t *n, struct greenlet_stats *st);
 
 /*
  * The young generations (0 and 1: a greenlet that lives a few collections
@@ -135,8 +161,8 @@ int greenlet_gc_walk_gens(struct mem *m, const struct pylayout *l, uint64_t inte
  */
 #define GREENLET_YOUNG_GENS 2
 #define GREENLET_YOUNG_MARK (GREENLET_YOUNG_GENS * 3)
-int greenlet_young_mark(struct mem *m, const struct pylayout *l, uint64_t interp,
-                        uint64_t mark[GREENLET_YOUNG_MARK]);
+int greenlet_young_mark(struct mem *m, const struct pylayout *l,
+                        const struct greenlet_gc_lists *lists, uint64_t mark[GREENLET_YOUNG_MARK]);
 
 /*
  * The pieces of greenlet_read: a greenlet's state from its implementation's
@@ -161,12 +187,23 @@ struct session;
 
 /*
  * Finds the greenlet module in the target: the address of PyGreenlet_Type
- * (from its .so's .dynsym) and the greenlet release (from the package's
- * metadata beside it).  0, or a negative errno with err filled: -ENOENT
- * greenlet not loaded, -ENOTSUP a release whose layout is not known.
+ * (from its .so's .dynsym) and the greenlet release: from the package's
+ * metadata beside it (greenlet-X.Y.Z.*-info), else from `__version__` in
+ * the dict of the target's `greenlet` module (a package built by hand has
+ * no metadata).  0, or a negative errno with err filled: -ENOENT greenlet
+ * not loaded, -ENOTSUP a release whose layout is not known.
  */
 int greenlet_find_module(struct session *s, uint64_t *gtype,
                          const struct greenlet_layout **gl, struct pserr *err);
+
+/*
+ * Where interpreter interp's generation lists are: in it (3.9+), in
+ * _PyRuntime (3.7, 3.8), or statics (2.7, 3.6: the symbol `generations`,
+ * else the exported `_PyGC_generation0`, then with no collecting flag).
+ * 0, or a negative errno: -ENOTSUP a version without a known layout,
+ * -ENOENT no symbol.
+ */
+int greenlet_gc_lists_of(struct session *s, uint64_t interp, struct greenlet_gc_lists *lists);
 
 /*
  * All greenlets of interpreter interp, with their states and stacks.

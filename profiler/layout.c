@@ -26,6 +26,7 @@
     .chunk_previous = -1, .chunk_size = -1, .chunk_top = -1, .chunk_data = -1, \
     .co_qualname = -1, .co_code_adaptive = -1,                              \
     .is_gc_generations = -1, .is_gc_collecting = -1, .gc_head_size = -1,    \
+    .gc_generation_size = 24, .rt_gc_generations = -1, .rt_gc_collecting = -1, \
     .ob_type = 8, .tp_name = 24, .tp_basicsize = 32, .tp_flags = 168,       \
     .tp_base = 256, .tp_dictoffset = 288, .ht_cached_keys = -1, .md_dict = 16, \
     .uni_length = 16, .uni_hash = -1, .uni_state = -1, .uni_ascii_size = -1, \
@@ -104,6 +105,7 @@
 static const struct pylayout layouts[] = {
     {
         COMMON, .major = 2, .minor = 7, .gil = GIL_TSTATE_CURRENT,
+        .gc_head_size = 32, .gc_generation_size = 40,
         .is_next = 0, .is_tstate_head = 8, .is_modules = 16,
         .ts_next = 0, .ts_interp = 8, .ts_frame = 16, .ts_thread_id = 144, .ts_size = 152,
         FRAMEOBJ(120),
@@ -116,6 +118,7 @@ static const struct pylayout layouts[] = {
     },
     {
         COMMON, .major = 3, .minor = 6, .gil = GIL_TSTATE_CURRENT,
+        .gc_head_size = 32, .gc_generation_size = 48,
         .is_next = 0, .is_tstate_head = 8, .is_modules = 16,
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 152, .ts_size = 160,
         FRAMEOBJ(120),
@@ -125,6 +128,8 @@ static const struct pylayout layouts[] = {
     },
     {
         COMMON, .major = 3, .minor = 7, .gil = GIL_RUNTIME,
+        .rt_gc_generations = 352, .rt_gc_collecting = 632, .gc_head_size = 32,
+        .gc_generation_size = 48,
         .rt_interpreters_head = 24, .rt_gil_locked = 1280, .rt_gil_last_holder = 1272,
         .is_next = 0, .is_tstate_head = 8, .is_modules = 40,
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 176, .ts_size = 184,
@@ -135,6 +140,7 @@ static const struct pylayout layouts[] = {
     },
     {
         COMMON, .major = 3, .minor = 8, .gil = GIL_RUNTIME,
+        .rt_gc_generations = 368, .rt_gc_collecting = 544, .gc_head_size = 16,
         .rt_interpreters_head = 32, .rt_gil_locked = 1168, .rt_gil_last_holder = 1160,
         .is_next = 0, .is_tstate_head = 8, .is_modules = 56,
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 176, .ts_size = 184,

@@ -57,6 +57,9 @@ struct pylayout {
     int is_gc_generations;      /* 3.9+: the gc_generation array (3 heads of 24 bytes) */
     int is_gc_collecting;       /* 3.9+: gc.collecting, set while a collection relinks the lists */
     int gc_head_size;           /* sizeof(PyGC_Head): the object follows it */
+    int gc_generation_size;     /* sizeof(struct gc_generation): head, threshold, count */
+    int rt_gc_generations;      /* 3.7, 3.8: the generations in _PyRuntime.gc */
+    int rt_gc_collecting;       /* 3.7, 3.8: _PyRuntime.gc.collecting */
     int is_ceval_gil;           /* 3.12+: pointer to the _gil_runtime_state */
     int gil_locked, gil_last_holder; /* inside _gil_runtime_state (3.12+) */
     enum gil_kind gil;

@@ -1,24 +1,42 @@
 """End-to-end tests of dump --greenlets.  Run by run.py: group(ctx, I, rt),
 where rt is run.py's module (its helpers: Problems, run, line_of...).
 
-Target: tests/targets/greenlets.py (gevent: 60 greenlets parked on a
+Target tests/targets/greenlets.py (gevent: 60 greenlets parked on a
 Semaphore, 30 on an Event, 10 asleep, the main greenlet asleep and the Hub
-running).  The tests need an interpreter that imports gevent with greenlet
-2.0.2 (Debian's python3 with python3-gevent); others SKIP.  Asserted lines
-carry "# @name" markers in the target.
+running) needs an interpreter that imports gevent with greenlet 2.0.2
+(Debian's python3 with python3-gevent); others SKIP.
+
+Target tests/targets/raw_greenlets.py (greenlet alone: 50 parked three
+frames deep, 10 not started, 5 dead, the main one parked and one running)
+runs on every interpreter:
+  - raw-2.0.2: with greenlet 2.0.2 on 2.7-3.11: the interpreter's own when it
+    has it, else built here from Debian's sources of it (python3-greenlet
+    ships greenlet.cpp and its headers) with one g++ per interpreter, cached
+    under build/greenlet-2.0.2/; a failed build SKIPs with the reason;
+  - raw-dirs: with each package directory named in PYSTROBE_TEST_GREENLET_DIRS
+    (dir1:dir2, each holding a built greenlet/ package) whose module was
+    built for this interpreter; SKIP when unset or none fits.
+Asserted lines carry "# @name" markers in the targets.
 """
 import collections
+import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
+import time
 
 import e2e_states
 
 TARGET = 'greenlets.py'
+RAW_TARGET = 'raw_greenlets.py'
 LOCKED, WAITING, SLEEPING = 60, 30, 10
+RAW_PARKED, RAW_NEW, RAW_DEAD = 50, 10, 5
 SUPPORTED_GREENLET = '2.0.2'
+GREENLET_SOURCES = '/usr/lib/python3/dist-packages/greenlet'
+DIRS_VAR = 'PYSTROBE_TEST_GREENLET_DIRS'
 
 
 def greenlet_release(exe):
@@ -29,6 +47,89 @@ def greenlet_release(exe):
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.decode().strip() if out.returncode == 0 else None
+
+
+def interp_facts(exe):
+    """(include dir, extension suffix, own greenlet release or None) of exe, or None."""
+    code = ('import sysconfig\n'
+            'print(sysconfig.get_paths()["include"])\n'
+            'print(sysconfig.get_config_var("EXT_SUFFIX") or sysconfig.get_config_var("SO"))\n'
+            'try:\n    import greenlet; print(greenlet.__version__)\n'
+            'except Exception:\n    print("")\n')
+    try:
+        out = subprocess.run([exe, '-c', code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = out.stdout.decode().split('\n')
+    if out.returncode != 0 or len(lines) < 3:
+        return None
+    return lines[0], lines[1], lines[2] or None
+
+
+def sources_release(src):
+    """__version__ in the greenlet sources' __init__.py, or None."""
+    try:
+        with open(os.path.join(src, '__init__.py')) as f:
+            for line in f:
+                if line.startswith('__version__'):
+                    return line.split('=')[1].strip().strip('\'"')
+    except OSError:
+        pass
+    return None
+
+
+def ldd_lines(exe):
+    """ldd's lines for exe, or [] when it cannot tell."""
+    try:
+        out = subprocess.run(['ldd', exe], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return out.stdout.decode('utf-8', 'replace').split('\n') if out.returncode == 0 else []
+
+
+def build_greenlet(rt, I, facts):
+    """The directory of greenlet 2.0.2 built for I (cached), or rt.Skip saying why not."""
+    inc, suffix = facts[0], facts[1]
+    if sources_release(GREENLET_SOURCES) != SUPPORTED_GREENLET or \
+            not os.path.exists(os.path.join(GREENLET_SOURCES, 'greenlet.cpp')):
+        raise rt.Skip('no greenlet %s sources in %s (Debian python3-greenlet)'
+                      % (SUPPORTED_GREENLET, GREENLET_SOURCES))
+    gxx = shutil.which('g++')
+    if not gxx:
+        raise rt.Skip('no g++ to build greenlet %s for %s' % (SUPPORTED_GREENLET, I.exe))
+    key = hashlib.sha1(os.path.realpath(I.exe).encode()).hexdigest()[:10]
+    base = os.path.join(rt.ROOT, 'build', 'greenlet-' + SUPPORTED_GREENLET)
+    final = os.path.join(base, '%d.%d-%s' % (I.ver[0], I.ver[1], key))
+    so = os.path.join(final, 'greenlet', '_greenlet' + suffix)
+    if os.path.exists(so):
+        return final
+    tmp = final + '.tmp%d' % os.getpid()
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(os.path.join(tmp, 'greenlet'))
+    shutil.copy(os.path.join(GREENLET_SOURCES, '__init__.py'), os.path.join(tmp, 'greenlet'))
+    argv = [gxx, '-O1', '-shared', '-fPIC', '-fno-strict-aliasing', '-w', '-I' + inc,
+            os.path.join(GREENLET_SOURCES, 'greenlet.cpp'),
+            '-o', os.path.join(tmp, 'greenlet', '_greenlet' + suffix)]
+    t0 = time.time()
+    try:
+        res = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise rt.Skip('building greenlet %s for %s failed: %s' % (SUPPORTED_GREENLET, I.exe, e))
+    if res.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        first = [ln for ln in res.stdout.decode('utf-8', 'replace').split('\n') if 'error' in ln]
+        raise rt.Skip('building greenlet %s for %s failed: %s' % (
+            SUPPORTED_GREENLET, I.exe, (first or ['g++ exit %d' % res.returncode])[0][:300]))
+    with open(os.path.join(tmp, 'build-seconds'), 'w') as f:
+        f.write('%.2f\n' % (time.time() - t0))
+    try:
+        os.rename(tmp, final)
+    except OSError:     # built meanwhile by another run
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
 
 
 def group(ctx, I, rt):
@@ -144,12 +245,193 @@ def group(ctx, I, rt):
         try:
             res = rt.run([rt.PYSTROBE, 'dump', '-p', str(t.pid), '--greenlets'], rt.T_DUMP)
             P = rt.Problems()
-            words = ('greenlet', str(t.pid)) if I.ver[:2] >= (3, 11) else ('greenlets', '3.11')
+            words = ('greenlet', str(t.pid))
             rt.check_one_line_error(P, res, 1, words=words)
             P.fail_if_any(res.describe())
         finally:
             t.close()
 
+    def raw_check(pkgdir, release, env=()):
+        """The raw target with greenlet from pkgdir (None: the interpreter's own)."""
+        rpath = os.path.join(rt.TARGETS, RAW_TARGET)
+        argv = [I.exe, rpath, '--max-life', str(rt.TARGET_LIFE)]
+        env = list(env) + (['PYTHONPATH=' + pkgdir] if pkgdir else [])
+        if env:
+            argv = ['env'] + env + argv
+        t = e2e_states.Proc(rt, ctx, argv, RAW_TARGET)
+        try:
+            info = t.expect_line('READY')
+            P = rt.Problems()
+            P.expect(info['pid'] == t.pid, 'target reported pid %r, not %d' % (info['pid'], t.pid))
+            P.expect(info['greenlet'] == release, 'target runs greenlet %r, expected %r'
+                     % (info['greenlet'], release))
+            where = ' (greenlet %s%s)' % (release, ' from ' + pkgdir if pkgdir else '')
+            frames = [(fn, rpath, rt.line_of(rpath, fn)) for fn in ('leaf', 'mid', 'worker')]
+            main_frames = [('main', rpath, rt.line_of(rpath, 'main')),
+                           ('<module>', rpath, rt.line_of(rpath, 'module'))]
+            res = rt.run([rt.PYSTROBE, 'dump', '-p', str(t.pid), '--greenlets', '--json'],
+                         rt.T_DUMP)
+            if res.rc != 0:
+                raise rt.Failure('dump --greenlets --json failed%s:\n%s'
+                                 % (where, res.describe(out_limit=2000)))
+            doc = json.loads(res.out_text)
+            got = [(g['count'], g['state'],
+                    [(fr.get('function'), fr.get('file'), fr.get('line')) for fr in g['frames']])
+                   for g in doc['greenlet_summary']]
+            # The two groups of one come in the order the greenlets were found.
+            want = [(RAW_PARKED, 'parked', frames), (RAW_NEW, 'not started', []),
+                    (RAW_DEAD, 'dead', [])]
+            # The running one's frames are its thread's (it sleeps in park).
+            run_frames = [(fn, rpath, rt.line_of(rpath, fn)) for fn in ('park', 'run')]
+            ones = sorted([(1, 'parked', main_frames), (1, 'running', run_frames)])
+            P.expect(got[:3] == want and sorted(got[3:]) == ones,
+                     'summary%s %r, expected %r then %r' % (where, got, want, ones))
+            gl = doc['greenlets']
+            P.expect(len(gl) == RAW_PARKED + RAW_NEW + RAW_DEAD + 2,
+                     '%d greenlets%s' % (len(gl), where))
+            mains = [g['state'] for g in gl if g['main']]
+            P.expect(mains == ['parked'], 'main greenlets%s: %r' % (where, mains))
+            P.expect(all('error' not in g for g in gl), 'unreadable stacks%s' % where)
+            res = rt.run([rt.PYSTROBE, 'dump', '-p', str(t.pid), '--greenlets'], rt.T_DUMP)
+            lines = res.out_text.split('\n')
+            def chain(frs):
+                return ' <- '.join('`%s (%s:%d)`' % fr for fr in frs)
+            text = ['  %d greenlets parked at %s' % (RAW_PARKED, chain(frames)),
+                    '  %d greenlets not started' % RAW_NEW, '  %d greenlets dead' % RAW_DEAD]
+            text_ones = sorted(['  1 greenlet parked at ' + chain(main_frames),
+                                '  1 greenlet running at ' + chain(run_frames)])
+            if P.expect(res.rc == 0 and 'Greenlet summary:' in lines,
+                        'text dump%s: no summary' % where):
+                summ = [ln for ln in lines[lines.index('Greenlet summary:') + 1:] if ln]
+                P.expect(summ[:3] == text and sorted(summ[3:]) == text_ones,
+                         'text summary%s %r, expected %r then %r'
+                         % (where, summ, text, text_ones))
+                main = [ln for ln in lines if ln.startswith('Greenlet 0x') and ' main ' in ln]
+                P.expect(len(main) == 1 and main[0].endswith(' main (parked)'),
+                         'main greenlet lines%s: %r' % (where, main))
+            P.fail_if_any(res.describe(out_limit=800))
+            # record --greenlets: every census counts each greenlet at its stack.
+            out = os.path.join(ctx.mkdtemp('rawrec-'), 'out.folded')
+            res = rt.run([rt.PYSTROBE, 'record', '-p', str(t.pid), '-d', '1', '--greenlets',
+                          '-o', out], rt.T_RECORD)
+            m = re.search(r'greenlets: (\d+) censuses .* ([\d.]+) greenlets on average '
+                          r'\(([\d.]+) parked, ([\d.]+) running\), at most \d+; not counted: '
+                          r'([\d.]+) not started, ([\d.]+) dead', res.err_text)
+            if not P.expect(res.rc == 0 and m, 'record --greenlets%s: no census line' % where):
+                P.fail_if_any(res.describe())
+            n = int(m.group(1))
+            P.expect([float(x) for x in m.groups()[1:]] ==
+                     [RAW_PARKED + 2, RAW_PARKED + 1, 1, RAW_NEW, RAW_DEAD],
+                     'census%s: %r' % (where, m.groups()))
+            folded = {}
+            with open(out) as f:
+                for ln in f.read().splitlines():
+                    stack, _, k = ln.rpartition(' ')
+                    folded[stack] = int(k)
+            lab = [rt.label(*fr) for fr in frames]
+            mlab = [rt.label(*fr) for fr in main_frames]
+            park = [rt.label(fn, rpath, rt.line_of(rpath, fn)) for fn in ('park', 'run')]
+            want = {';'.join(['greenlet parked'] + lab[::-1]): RAW_PARKED * n,
+                    ';'.join(['greenlet parked'] + mlab[::-1]): n,
+                    ';'.join(['greenlet running'] + park[::-1]): n}
+            got = dict((k, v) for k, v in folded.items() if k.startswith('greenlet '))
+            P.expect(got == want, 'record --greenlets%s: %r, expected %r' % (where, got, want))
+            P.fail_if_any(res.describe())
+        finally:
+            t.close()
+
+    def facts():
+        if 'facts' not in state:
+            state['facts'] = interp_facts(I.exe)
+        if state['facts'] is None:
+            raise rt.Skip('cannot ask %s for its include directory' % I.exe)
+        return state['facts']
+
+    def raw_202():
+        """greenlet 2.0.2, the interpreter's own or built here from Debian's sources."""
+        if I.ver[:2] >= (3, 12):
+            raise rt.Skip('greenlet %s does not support Python %d.%d (see greenlets-raw-dirs)'
+                          % (SUPPORTED_GREENLET, I.ver[0], I.ver[1]))
+        f = facts()
+        if f[2] == SUPPORTED_GREENLET:
+            raw_check(None, SUPPORTED_GREENLET)
+        else:
+            raw_check(build_greenlet(rt, I, f), SUPPORTED_GREENLET)
+
+    def raw_stripped():
+        """2.7 and 3.6 keep the generation lists in statics: with the interpreter's library
+        stripped of .symtab, found from the pointer it exports to them."""
+        if I.ver[:2] not in ((2, 7), (3, 6)):
+            raise rt.Skip('only 2.7 and 3.6 keep the collector lists in statics')
+        # "libpython2.7.so.1.0 => /path/libpython2.7.so.1.0 (0x...)"
+        lib = [ln.split('=>')[1].split()[0] for ln in ldd_lines(I.exe)
+               if 'libpython' in ln and '=> /' in ln]
+        if not lib:
+            raise rt.Skip('%s has no shared libpython' % I.exe)
+        strip = shutil.which('strip')
+        if not strip:
+            raise rt.Skip('no strip(1) to strip %s' % lib[0])
+        libdir = ctx.mkdtemp('stripped-')
+        copy = os.path.join(libdir, os.path.basename(lib[0]))
+        shutil.copy(lib[0], copy)
+        subprocess.run([strip, '--strip-all', copy], check=True, timeout=120)
+        raw_check(build_greenlet(rt, I, facts()), SUPPORTED_GREENLET,
+                  env=['LD_LIBRARY_PATH=' + libdir])
+
+    def unknown_release():
+        """A greenlet whose __version__ the table does not know: one line saying so, exit 1."""
+        if I.ver[:2] >= (3, 12):
+            raise rt.Skip('greenlet %s does not support Python %d.%d'
+                          % (SUPPORTED_GREENLET, I.ver[0], I.ver[1]))
+        f = facts()
+        src = GREENLET_SOURCES if f[2] == SUPPORTED_GREENLET else \
+            os.path.join(build_greenlet(rt, I, f), 'greenlet')
+        pkgdir = ctx.mkdtemp('greenlet-')
+        dst = os.path.join(pkgdir, 'greenlet')
+        shutil.copytree(src, dst, ignore=shutil.ignore_patterns('tests', '__pycache__', '*.cpp',
+                                                                '*.hpp', '*.h', 'platform'))
+        init = os.path.join(dst, '__init__.py')
+        with open(init) as fi:
+            text = fi.read().replace("__version__ = '%s'" % SUPPORTED_GREENLET,
+                                     "__version__ = '2.0.99'")
+        with open(init, 'w') as fo:
+            fo.write(text)
+        argv = ['env', 'PYTHONPATH=' + pkgdir, I.exe, os.path.join(rt.TARGETS, RAW_TARGET),
+                '--max-life', str(rt.TARGET_LIFE)]
+        t = e2e_states.Proc(rt, ctx, argv, RAW_TARGET)
+        try:
+            info = t.expect_line('READY')
+            P = rt.Problems()
+            P.expect(info['greenlet'] == '2.0.99', 'target runs greenlet %r' % info['greenlet'])
+            res = rt.run([rt.PYSTROBE, 'dump', '-p', str(t.pid), '--greenlets'], rt.T_DUMP)
+            rt.check_one_line_error(P, res, 1, words=('greenlet 2.0.99 on Python %d.%d is not '
+                                                      'supported' % (I.ver[0], I.ver[1]),
+                                                      '(known there: 2.0.0-'))
+            P.fail_if_any(res.describe())
+        finally:
+            t.close()
+
+    def raw_dirs():
+        """Every package directory of PYSTROBE_TEST_GREENLET_DIRS built for this interpreter."""
+        dirs = [d for d in os.environ.get(DIRS_VAR, '').split(':') if d]
+        if not dirs:
+            raise rt.Skip('%s is not set (package directories of greenlet builds)' % DIRS_VAR)
+        suffix = facts()[1]
+        fits = [d for d in dirs
+                if os.path.exists(os.path.join(d, 'greenlet', '_greenlet' + suffix))]
+        if not fits:
+            raise rt.Skip('no directory in %s holds a greenlet built for Python %d.%d'
+                          % (DIRS_VAR, I.ver[0], I.ver[1]))
+        for d in fits:
+            release = sources_release(os.path.join(d, 'greenlet'))
+            if release is None:
+                raise rt.Failure('%s/greenlet/__init__.py has no __version__' % d)
+            raw_check(d, release)
+
+    R.case(pfx + 'raw-2.0.2', raw_202)
+    R.case(pfx + 'raw-dirs', raw_dirs)
+    R.case(pfx + 'raw-stripped', raw_stripped)
+    R.case(pfx + 'unknown-release', unknown_release)
     R.case(pfx + 'summary-json', summary_json)
     R.case(pfx + 'summary-text', summary_text)
     R.case(pfx + 'no-greenlets', no_greenlets)

@@ -53,7 +53,7 @@ static void fake_init(struct fake *f)
 {
     memset(f, 0, sizeof(*f));
     f->l = layout_for(3, 11);
-    f->gl = greenlet_layout_for("2.0.2");
+    f->gl = greenlet_layout_for("2.0.2", 3, 11);
     REQUIRE(f->l->is_gc_generations == (int)(GENS - INTERP));
     REQUIRE(f->l->is_gc_collecting == (int)(COLLECTING - INTERP));
     /* type 0: the greenlet type; 1 derives from it, 2 from 1; 3 is another. */
@@ -332,9 +332,12 @@ static uint64_t fake_impl(struct fake *f, int k, uint64_t start, uint64_t stop, 
     put64(f, p + (uint64_t)f->gl->stack_start, start);
     put64(f, p + (uint64_t)f->gl->stack_stop, stop);
     put64(f, p + (uint64_t)f->gl->top_frame, top_frame);
-    put64(f, p + (uint64_t)f->gl->current_frame, current);
-    put64(f, p + (uint64_t)f->gl->datastack_chunk, chunk);
-    put64(f, p + (uint64_t)f->gl->datastack_top, chunk_top);
+    /* <= 3.10 saves no interpreter frame and no data stack. */
+    if (f->gl->current_frame >= 0) {
+        put64(f, p + (uint64_t)f->gl->current_frame, current);
+        put64(f, p + (uint64_t)f->gl->datastack_chunk, chunk);
+        put64(f, p + (uint64_t)f->gl->datastack_top, chunk_top);
+    }
     return p;
 }
 
@@ -425,11 +428,381 @@ TEST(parked_stack_with_a_cycle_or_a_stale_frame)
     mem_free(f.m);
 }
 
-TEST(layouts_by_release)
+/* Python major.minor with greenlet release: only for greenlet_read (no generation lists). */
+static void fake_init_for(struct fake *f, int major, int minor, const char *release)
 {
-    CHECK(greenlet_layout_for("2.0.2") != NULL);
-    CHECK(greenlet_layout_for("3.5.3") == NULL);
-    CHECK(greenlet_layout_for("") == NULL);
+    memset(f, 0, sizeof(*f));
+    f->l = layout_for(major, minor);
+    f->gl = greenlet_layout_for(release, major, minor);
+    REQUIRE(f->l != NULL && f->gl != NULL);
+}
+
+#define FRAMES (BASE + 0x30000)  /* <= 3.10 frame objects of 0x100 bytes */
+#define FTYPE (BASE + 0x2f000)   /* their type */
+#define STACK (BASE + 0x38000)   /* a parked greenlet's C stack: [STACK, STACK + 0x1000) */
+#define SPILL (BASE + 0x3c000)   /* its first 0x200 bytes, copied to the heap */
+
+/* A <= 3.10 frame object k: alive, of type FTYPE, with code, f_lasti and f_back. */
+static uint64_t fake_frame_object(struct fake *f, int k, uint64_t code, int32_t lasti, uint64_t back)
+{
+    uint64_t fo = FRAMES + (uint64_t)k * 0x100;
+    put64(f, fo, 1);
+    put64(f, fo + (uint64_t)f->l->ob_type, FTYPE);
+    put64(f, fo + (uint64_t)f->l->fo_code, code);
+    put64(f, fo + (uint64_t)f->l->fo_back, back);
+    memcpy(f->img + (fo - BASE) + f->l->fo_lasti, &lasti, 4);
+    return fo;
+}
+
+TEST(frame_object_chains_on_3_9)
+{
+    static struct fake f;
+    fake_init_for(&f, 3, 9, "2.0.2");
+    CHECK_INT(f.gl->self, 128);
+    CHECK_INT(f.gl->current_frame, -1);
+    /* Greenlet 0: leaf <- mid <- worker, from the top frame it saved. */
+    uint64_t w = fake_frame_object(&f, 2, CODE0 + 0x200, 10, 0);
+    uint64_t m = fake_frame_object(&f, 1, CODE0 + 0x100, 8, w);
+    uint64_t lf = fake_frame_object(&f, 0, CODE0, 6, m);
+    fake_impl(&f, 0, 0x7000, 0x8000, lf, 0, 0, 0);
+    /* 1: a cycle; 2: a freed frame behind the top one; 3: a frame of another type. */
+    uint64_t c1 = fake_frame_object(&f, 4, CODE0, 0, 0);
+    uint64_t c0 = fake_frame_object(&f, 3, CODE0, 0, c1);
+    put64(&f, c1 + (uint64_t)f.l->fo_back, c0);
+    fake_impl(&f, 1, 0x7000, 0x8000, c0, 0, 0, 0);
+    uint64_t freed = fake_frame_object(&f, 5, CODE0, 0, 0);
+    put64(&f, freed, 0);
+    fake_impl(&f, 2, 0x7000, 0x8000, fake_frame_object(&f, 6, CODE0, 0, freed), 0, 0, 0);
+    uint64_t other = fake_frame_object(&f, 7, CODE0, 0, 0);
+    put64(&f, other + (uint64_t)f.l->ob_type, FTYPE + 0x100);
+    fake_impl(&f, 3, 0x7000, 0x8000, fake_frame_object(&f, 8, CODE0, 0, other), 0, 0, 0);
+    /* 4: the main greenlet, running; 5: not started, a frame that never ran. */
+    fake_impl(&f, 4, 1, UINT64_MAX, 0, 0, 0, 0);
+    fake_impl(&f, 5, 0, 0, 0, 0, 0, 0);
+    fake_map(&f);
+    uint64_t objs[] = {obj_at(0), obj_at(1), obj_at(2), obj_at(3), obj_at(4), obj_at(5)};
+    struct greenlet_set gs = {0};
+    CHECK_INT(greenlet_read(f.m, f.l, f.gl, objs, ARRAY_SIZE(objs), &gs), 0);
+    REQUIRE(gs.n == ARRAY_SIZE(objs));
+    CHECK_INT(gs.v[0].state, GL_PARKED);
+    CHECK_INT(gs.v[0].status, 0);
+    REQUIRE(gs.v[0].depth == 3);
+    CHECK_U64(gs.raw[gs.v[0].off].code, CODE0);
+    CHECK_INT((int)gs.raw[gs.v[0].off].addrq, 6);
+    CHECK_U64(gs.raw[gs.v[0].off + 1].code, CODE0 + 0x100);
+    CHECK_INT((int)gs.raw[gs.v[0].off + 1].addrq, 8);
+    CHECK_U64(gs.raw[gs.v[0].off + 2].code, CODE0 + 0x200);
+    CHECK_INT((int)gs.raw[gs.v[0].off + 2].addrq, 10);
+    CHECK_INT(gs.v[1].status, -ELOOP);
+    CHECK_INT(gs.v[2].status, -EINVAL);
+    CHECK_INT(gs.v[3].status, -EINVAL);
+    CHECK_INT((int)(gs.v[1].depth + gs.v[2].depth + gs.v[3].depth), 0);
+    CHECK_INT(gs.v[4].state, GL_RUNNING);
+    CHECK_INT(gs.v[4].main, 1);
+    CHECK_INT(gs.v[5].state, GL_NOT_STARTED);
+    greenlet_set_release(&gs);
+    mem_free(f.m);
+}
+
+TEST(frame_objects_on_3_10_count_code_units_and_2_7_bytes)
+{
+    static struct fake f;
+    fake_init_for(&f, 3, 10, "2.0.2");
+    uint64_t outer = fake_frame_object(&f, 1, CODE0 + 0x100, -1, 0);
+    fake_impl(&f, 0, 0x7000, 0x8000, fake_frame_object(&f, 0, CODE0, 7, outer), 0, 0, 0);
+    fake_map(&f);
+    uint64_t obj = obj_at(0);
+    struct greenlet_set gs = {0};
+    CHECK_INT(greenlet_read(f.m, f.l, f.gl, &obj, 1, &gs), 0);
+    REQUIRE(gs.n == 1 && gs.v[0].depth == 2);
+    CHECK_INT((int)gs.raw[0].addrq, 14);
+    CHECK_INT((int)gs.raw[1].addrq, -1);
+    greenlet_set_release(&gs);
+    mem_free(f.m);
+
+    fake_init_for(&f, 2, 7, "2.0.1");
+    CHECK_INT(f.gl->self, 104);
+    fake_impl(&f, 0, 0x7000, 0x8000, fake_frame_object(&f, 0, CODE0, 7, 0), 0, 0, 0);
+    fake_map(&f);
+    gs = (struct greenlet_set){0};
+    CHECK_INT(greenlet_read(f.m, f.l, f.gl, &obj, 1, &gs), 0);
+    REQUIRE(gs.n == 1 && gs.v[0].depth == 1);
+    CHECK_INT((int)gs.raw[0].addrq, 7);
+    greenlet_set_release(&gs);
+    mem_free(f.m);
+}
+
+/* Links nodes ks[0..n) into the generation at head, each PyGC_Head of hs bytes. */
+static void fake_list_old(struct fake *f, uint64_t head, uint64_t hs, const int *ks, int n)
+{
+    uint64_t prev = head;
+    for (int i = 0; i < n; i++) {
+        uint64_t node = node_at(ks[i]);
+        put64(f, prev, node);
+        put64(f, node + 8, prev);
+        put64(f, node + hs, 1);
+        put64(f, node + hs + 8, type_at(i % 2 ? 3 : 1));
+        prev = node;
+    }
+    put64(f, prev, head);
+    put64(f, head + 8, prev);
+}
+
+TEST(generation_lists_with_32_byte_heads)
+{
+    /* 2.7: statics of 40-byte generations; 3.6/3.7: 48 bytes, 3.8: 24 (16-byte heads). */
+    static const struct {
+        int major, minor, hs, stride;
+    } v[] = {{2, 7, 32, 40}, {3, 6, 32, 48}, {3, 7, 32, 48}, {3, 8, 16, 24}};
+    static struct fake f;
+    for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
+        memset(&f, 0, sizeof(f));
+        f.l = layout_for(v[i].major, v[i].minor);
+        REQUIRE(f.l != NULL);
+        CHECK_INT(f.l->gc_head_size, v[i].hs);
+        CHECK_INT(f.l->gc_generation_size, v[i].stride);
+        put64(&f, type_at(1) + 256, type_at(0));
+        struct greenlet_gc_lists lists = {.generations = INTERP, .collecting = INTERP + 0x200};
+        int ks[3][2] = {{0, 1}, {2, 3}, {4, 5}};
+        for (int g = 0; g < 3; g++)
+            fake_list_old(&f, INTERP + (uint64_t)(g * v[i].stride), (uint64_t)v[i].hs, ks[g], 2);
+        fake_map(&f);
+        uint64_t *objs = NULL;
+        size_t n = 0;
+        struct greenlet_stats st = {0};
+        CHECK_INT(greenlet_gc_walk_lists(f.m, f.l, &lists, type_at(0), &objs, &n, &st), 0);
+        REQUIRE(n == 3);
+        for (int g = 0; g < 3; g++)
+            CHECK_U64(objs[g], node_at(2 * g) + (uint64_t)v[i].hs);
+        CHECK_U64(st.objects, 6);
+        free(objs);
+        /* A collection running all along: nothing is walked. */
+        int32_t one = 1;
+        memcpy(f.img + 0x100 + 0x200, &one, 4);
+        mem_free(f.m);
+        fake_map(&f);
+        objs = NULL;
+        n = 0;
+        CHECK_INT(greenlet_gc_walk_lists(f.m, f.l, &lists, type_at(0), &objs, &n, &st), -EBUSY);
+        free(objs);
+        mem_free(f.m);
+    }
+}
+
+/* A 3.12+ greenlet 3.0.2 chain: the top frame's link cut and kept in _prev_frame,
+ * and a C-stack shim frame whose memory another greenlet's stack now holds. */
+TEST(greenlet_3_0_2_prev_frame_and_a_shim_in_the_spilled_stack)
+{
+    static struct fake f;
+    fake_init_for(&f, 3, 12, "3.0.2");
+    CHECK_INT(f.gl->prev_frame, 160);
+    uint64_t leaf = CHUNK + 24, mid = leaf + 80, worker = mid + 80, top = worker + 80;
+    uint64_t shim = STACK + 0x40;
+    fake_frame(&f, leaf, CODE0, 6, 0, 0);           /* link cut at switch-away */
+    fake_frame(&f, mid, CODE0 + 0x100, 8, worker, 0);
+    fake_frame(&f, worker, CODE0 + 0x200, 10, shim, 0);
+    /* In place: another greenlet's bytes (a thread frame, a wild link). */
+    fake_frame(&f, shim, CODE0 + 0x300, 0, 0xdeadbeef0ull, 0);
+    /* The copy greenlet keeps of its stack: the real shim, the end of the chain. */
+    fake_frame(&f, SPILL + 0x40, CODE0 + 0x300, 0, 0, 3);
+    uint64_t p = fake_impl(&f, 0, STACK, STACK + 0x1000, 0x1234, leaf, CHUNK, top);
+    put64(&f, p + (uint64_t)f.gl->stack_copy, SPILL);
+    put64(&f, p + (uint64_t)f.gl->stack_saved, 0x200);
+    put64(&f, p + (uint64_t)f.gl->prev_frame, mid);
+    /* Greenlet 1: the same chain, but nothing spilled: the shim read in place is stale. */
+    p = fake_impl(&f, 1, STACK, STACK + 0x1000, 0x1234, leaf, CHUNK, top);
+    put64(&f, p + (uint64_t)f.gl->prev_frame, mid);
+    /* Greenlet 2: a real shim, but on no stack of its own. */
+    fake_frame(&f, CHUNK + 0x1000, CODE0 + 0x300, 0, 0, 3);
+    fake_frame(&f, CHUNK + 0x2000 + 24, CODE0, 6, CHUNK + 0x1000, 0);
+    fake_impl(&f, 2, STACK, STACK + 0x1000, 0x1234, CHUNK + 0x2000 + 24, CHUNK + 0x2000,
+              CHUNK + 0x2000 + 24 + 80);
+    /* Greenlet 3: a parked main greenlet, whose stack is its thread's: the shim at the
+     * bottom is in place, above where it switched away. */
+    fake_frame(&f, STACK + 0x800, CODE0 + 0x300, 0, 0, 3);
+    fake_frame(&f, CHUNK + 0x3000 + 24, CODE0 + 0x400, 4, 0, 0);
+    fake_frame(&f, CHUNK + 0x3000 + 24 + 80, CODE0 + 0x500, 6, STACK + 0x800, 0);
+    p = fake_impl(&f, 3, STACK + 0x400, UINT64_MAX, 0x1234, CHUNK + 0x3000 + 24, CHUNK + 0x3000,
+                  CHUNK + 0x3000 + 24 + 160);
+    put64(&f, p + (uint64_t)f.gl->prev_frame, CHUNK + 0x3000 + 24 + 80);
+    /* Greenlet 4: the same, but the shim below where it switched away: stale. */
+    p = fake_impl(&f, 4, STACK + 0x900, UINT64_MAX, 0x1234, CHUNK + 0x3000 + 24, CHUNK + 0x3000,
+                  CHUNK + 0x3000 + 24 + 160);
+    put64(&f, p + (uint64_t)f.gl->prev_frame, CHUNK + 0x3000 + 24 + 80);
+    fake_map(&f);
+    uint64_t objs[] = {obj_at(0), obj_at(1), obj_at(2), obj_at(3), obj_at(4)};
+    struct greenlet_set gs = {0};
+    CHECK_INT(greenlet_read(f.m, f.l, f.gl, objs, 5, &gs), 0);
+    REQUIRE(gs.n == 5);
+    CHECK_INT(gs.v[3].main, 1);
+    CHECK_INT(gs.v[3].state, GL_PARKED);
+    CHECK_INT(gs.v[3].status, 0);
+    REQUIRE(gs.v[3].depth == 2);
+    CHECK_U64(gs.raw[gs.v[3].off + 1].code, CODE0 + 0x500);
+    CHECK_INT(gs.v[4].status, -EINVAL);
+    CHECK_INT(gs.v[0].status, 0);
+    REQUIRE(gs.v[0].depth == 3);
+    CHECK_U64(gs.raw[gs.v[0].off].code, CODE0);
+    CHECK_U64(gs.raw[gs.v[0].off + 1].code, CODE0 + 0x100);
+    CHECK_U64(gs.raw[gs.v[0].off + 2].code, CODE0 + 0x200);
+    CHECK_INT((int)gs.raw[gs.v[0].off + 2].addrq, 10);
+    CHECK_INT(gs.v[1].status, -EINVAL);
+    CHECK_INT(gs.v[2].status, -EINVAL);
+    greenlet_set_release(&gs);
+    mem_free(f.m);
+}
+
+/* greenlet 3.1.1+ keeps _self in the base class, and 3.0.3+ shows only whole frames. */
+TEST(greenlet_3_5_3_on_3_12_and_3_13)
+{
+    static struct fake f;
+    for (int minor = 12; minor <= 13; minor++) {
+        fake_init_for(&f, 3, minor, "3.5.3");
+        CHECK_INT(f.gl->self, 8);
+        CHECK_INT(f.gl->current_frame, 136);
+        uint64_t leaf = CHUNK + 24, worker = leaf + 80, top = worker + 80;
+        fake_frame(&f, leaf, CODE0, 6, worker, 0);
+        fake_frame(&f, worker, CODE0 + 0x100, 10, 0, 0);
+        fake_impl(&f, 0, STACK, STACK + 0x1000, 0x1234, worker, CHUNK, top);
+        fake_impl(&f, 1, STACK, STACK + 0x1000, 0x1234, leaf, CHUNK, top);
+        fake_impl(&f, 2, 1, UINT64_MAX, 0, 0, 0, 0);
+        fake_impl(&f, 3, 0, 0x8000, 0, 0, 0, 0);
+        fake_map(&f);
+        uint64_t objs[] = {obj_at(0), obj_at(1), obj_at(2), obj_at(3)};
+        struct greenlet_set gs = {0};
+        CHECK_INT(greenlet_read(f.m, f.l, f.gl, objs, 4, &gs), 0);
+        REQUIRE(gs.n == 4);
+        CHECK_INT((int)gs.v[0].depth, 1);
+        REQUIRE(gs.v[1].depth == 2);
+        CHECK_U64(gs.raw[gs.v[1].off + 1].code, CODE0 + 0x100);
+        CHECK_INT((int)gs.raw[gs.v[1].off + 1].addrq, 10);
+        CHECK_INT(gs.v[2].state, GL_RUNNING);
+        CHECK_INT(gs.v[2].main, 1);
+        CHECK_INT(gs.v[3].state, GL_DEAD);
+        greenlet_set_release(&gs);
+        mem_free(f.m);
+    }
+}
+
+TEST(layouts_by_release_and_python)
+{
+    for (int minor = 6; minor <= 11; minor++)
+        CHECK(greenlet_layout_for("2.0.2", 3, minor) != NULL);
+    CHECK(greenlet_layout_for("2.0.2", 2, 7) != NULL);
+    CHECK(greenlet_layout_for("2.0.2", 3, 12) == NULL);
+    CHECK(greenlet_layout_for("3.0.0", 3, 13) == NULL);
+    CHECK_INT(greenlet_layout_for("3.0.1", 3, 12)->prev_frame, 160);
+    CHECK_INT(greenlet_layout_for("3.0.3", 3, 12)->prev_frame, -1);
+    CHECK_INT(greenlet_layout_for("3.1.1", 3, 13)->current_frame, 128);
+    CHECK_INT(greenlet_layout_for("3.5.3", 3, 13)->current_frame, 136);
+    CHECK_INT(greenlet_layout_for("3.0.2", 3, 11)->self, 160);
+    CHECK(greenlet_layout_for("3.0.0rc1", 3, 12) == NULL);
+    /* Only releases measured: none between or after them, no part or run of words. */
+    CHECK(greenlet_layout_for("2.0.99", 3, 9) == NULL);
+    CHECK(greenlet_layout_for("3.2.6", 3, 12) == NULL);
+    CHECK(greenlet_layout_for("2.0", 3, 9) == NULL);
+    CHECK(greenlet_layout_for("0.0", 3, 9) == NULL);
+    CHECK(greenlet_layout_for("2.0.0 2.0.1", 3, 9) == NULL);
+    CHECK(greenlet_layout_for("3.1.0", 3, 9) != NULL);
+    CHECK(greenlet_layout_for("3.9.0", 3, 12) == NULL);
+    CHECK(greenlet_layout_for("", 3, 11) == NULL);
+    CHECK(greenlet_layout_for("2.0.2", 3, 5) == NULL);
+    char known[256];
+    greenlet_layout_known(3, 12, known, sizeof(known));
+    CHECK_STR(known, "3.0.0-3.0.2, 3.0.3-3.1.0, 3.1.1-3.5.3");
+    greenlet_layout_known(3, 5, known, sizeof(known));
+    CHECK_STR(known, "none");
+}
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+
+static uint64_t rng(void)
+{
+    /* xorshift64* */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545F4914F6CDD1Dull;
+}
+
+/* A random word for a damaged image: often a pointer into it, else anything. */
+static uint64_t random_word(void)
+{
+    uint64_t r = rng();
+    switch (r & 3) {
+    case 0: return BASE + ((r >> 8) % SIZE & ~7ull);
+    case 1: return BASE + ((r >> 8) % SIZE);
+    case 2: return (r >> 8) & 0xff;
+    default: return r;
+    }
+}
+
+/* Reads the greenlets of f with k random words written over the ranges in hot. */
+static void read_damaged(struct fake *f, const uint64_t (*hot)[2], int nhot, int rounds)
+{
+    static unsigned char orig[SIZE];
+    memcpy(orig, f->img, SIZE);
+    uint64_t objs[8];
+    for (int k = 0; k < 8; k++)
+        objs[k] = obj_at(k);
+    for (int round = 0; round < rounds; round++) {
+        memcpy(f->img, orig, SIZE);
+        for (int e = 0, ne = 1 + (int)(rng() % 6); e < ne; e++) {
+            const uint64_t *h = hot[rng() % (uint64_t)nhot];
+            uint64_t at = h[0] + (rng() % (h[1] - h[0]) & ~7ull);
+            put64(f, at, random_word());
+        }
+        fake_map(f);
+        struct greenlet_set gs = {0};
+        CHECK_INT(greenlet_read(f->m, f->l, f->gl, objs, 8, &gs), 0);
+        CHECK(gs.n == 8);
+        for (size_t i = 0; i < gs.n; i++) {
+            const struct greenlet *g = &gs.v[i];
+            CHECK(g->depth <= GREENLET_MAX_DEPTH && g->off + g->depth <= gs.nraw);
+            CHECK(g->status == 0 || g->status == 1 || g->status == -EFAULT ||
+                  g->status == -EINVAL || g->status == -ELOOP);
+        }
+        greenlet_set_release(&gs);
+        mem_free(f->m);
+    }
+    memcpy(f->img, orig, SIZE);
+}
+
+/* Damaged images of each stack family: nothing crashes or runs away, codes as documented. */
+TEST(damaged_images_of_each_layout_family)
+{
+    static struct fake f;
+    static const uint64_t hot[][2] = {
+        {NODES, NODES + 8 * 0x80}, {IMPLS, IMPLS + 8 * 0x100}, {CHUNK, CHUNK + 0x4000},
+        {FRAMES, FRAMES + 8 * 0x100}, {STACK, STACK + 0x200}, {SPILL, SPILL + 0x200},
+    };
+    /* 2.0.2 on 3.9: frame-object chains. */
+    fake_init_for(&f, 3, 9, "2.0.2");
+    for (int k = 0; k < 8; k++) {
+        uint64_t back = k ? FRAMES + (uint64_t)(k - 1) * 0x100 : 0;
+        fake_impl(&f, k, STACK, STACK + 0x1000, fake_frame_object(&f, k, CODE0, 2 * k, back), 0,
+                  0, 0);
+    }
+    read_damaged(&f, hot, (int)ARRAY_SIZE(hot), 1500);
+    /* 3.0.2 on 3.12 and 3.5.3 on 3.13: interpreter frames, a spilled shim, _prev_frame. */
+    for (int v = 0; v < 2; v++) {
+        fake_init_for(&f, 3, v ? 13 : 12, v ? "3.5.3" : "3.0.2");
+        uint64_t fr[4], top = CHUNK + 24 + 4 * 80;
+        for (int i = 0; i < 4; i++)
+            fr[i] = CHUNK + 24 + (uint64_t)i * 80;
+        for (int i = 0; i < 4; i++)
+            fake_frame(&f, fr[i], CODE0 + (uint64_t)i * 0x100, 2, i < 3 ? fr[i + 1] : STACK + 0x40,
+                       0);
+        fake_frame(&f, SPILL + 0x40, CODE0, 0, 0, 3);
+        for (int k = 0; k < 8; k++) {
+            uint64_t p = fake_impl(&f, k, STACK, STACK + 0x1000, 0x1234, fr[k % 4], CHUNK, top);
+            put64(&f, p + (uint64_t)f.gl->stack_copy, SPILL);
+            put64(&f, p + (uint64_t)f.gl->stack_saved, 0x200);
+            if (f.gl->prev_frame >= 0)
+                put64(&f, p + (uint64_t)f.gl->prev_frame, fr[1]);
+        }
+        read_damaged(&f, hot, (int)ARRAY_SIZE(hot), 1500);
+    }
 }
 
 /* ---- the census of record --greenlets ---- */
@@ -449,7 +822,8 @@ static int fake_resolve(void *ctx, const struct rawframe *raw, size_t n, uint32_
 static struct gcensus_source fake_source(struct fake *f)
 {
     return (struct gcensus_source){.m = f->m, .l = f->l, .gl = f->gl, .gtype = type_at(0),
-                                   .interp = INTERP, .resolve = fake_resolve};
+                                   .lists = {.generations = GENS, .collecting = COLLECTING},
+                                   .resolve = fake_resolve};
 }
 
 /* Entry of the census for obj_at(k), or NULL. */
