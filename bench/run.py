@@ -169,6 +169,7 @@ GREENLET_SECONDS = env_num("BENCH_GREENLET_SECONDS", 0.5 if QUICK else 3.0)
 GREENLET_RUNS = env_num("BENCH_GREENLET_RUNS", 1 if QUICK else 3, int)
 GREENLET_RATE = 100     # record's default
 GREENLET_FIRST_SECONDS = 0.5   # at --greenlet-rate 1: one census, the first (the whole walk)
+GREENLET_FIRST_TRIES = 5
 GREENLET_SETTLE = 0.25 if QUICK else 0.5   # from record -p to the work: it attaches, takes its first census
 SECTIONS = ["cost", "rate", "slowdown", "latency", "rss", "consistency", "threads", "native", "greenlets"]
 AUSTIN_SECTIONS = ["cost", "slowdown", "latency", "rss", "consistency"]
@@ -486,6 +487,7 @@ def native_summary(r, native):
 
 GL_CENSUS = re.compile(r"pystrobe: greenlets: (\d+) censuses \(([\d.]+) Hz\)[^;\n]*; ([\d.]+) greenlets on average "
                        r"\(([\d.]+) parked, ([\d.]+) running\), at most (\d+)")
+GL_NONE = re.compile(r"pystrobe: greenlets: no census taken$", re.M)
 GL_COST = re.compile(r"pystrobe: greenlets: cost per census: ([\d.]+) us CPU, ([\d.]+) reads([^\n]*)")
 GL_MORE = (("stacks_read", r"stacks read (\d+)"), ("stacks_kept", r"kept (\d+)"),
            ("walks_full", r"walks of all generations (\d+)"), ("walks_young", r"of the youngest (\d+)"),
@@ -497,6 +499,9 @@ def greenlet_summary(r, greenlets):
     s = parse_summary(r)
     s["behind"] = s["drops"].get("behind schedule", 0)
     if not greenlets:
+        return s
+    if GL_NONE.search(r.err):   # every census failed (a walk given up): a figure for the caller
+        s["censuses"] = 0
         return s
     m, c = GL_CENSUS.search(r.err), GL_COST.search(r.err)
     if not m or not c:
@@ -1193,9 +1198,23 @@ class Version(object):
         s["proc_us"] = 1e6 * s["proc_cpu_s"] / ticks if ticks else None
         return s
 
+    def greenlet_census(self, pid, options, seconds):
+        """greenlet_record with --greenlets, again while it took no census at all (every walk given
+        up: the lists changed under it); the row and the runs without a census."""
+        for missed in range(GREENLET_FIRST_TRIES):
+            s = self.greenlet_record(pid, ["--greenlets"] + options, seconds)
+            if s["censuses"]:
+                return s, missed
+        raise Failed("record --greenlets %s-d %g took no census in %d tries"
+                     % (" ".join(options) + " " if options else "", seconds, GREENLET_FIRST_TRIES))
+
     def greenlet_dump(self, pid, n):
         """`pystrobe dump --greenlets --json -p PID`: wall and CPU time, greenlets shown, its reads."""
-        r = run([PYSTROBE, "dump", "--greenlets", "--json", "-p", str(pid)], timeout=120)
+        for missed in range(GREENLET_FIRST_TRIES):
+            r = run([PYSTROBE, "dump", "--greenlets", "--json", "-p", str(pid)], timeout=120)
+            # The lists changed under every walk it made (greenlets at work): what it says to do.
+            if r.rc == 0 or "changed under" not in r.err:
+                break
         if r.rc != 0:
             raise Failed("pystrobe dump --greenlets: exit status %d: %s" % (r.rc, tail(r.err)))
         try:
@@ -1206,7 +1225,8 @@ class Version(object):
             raise Failed("pystrobe dump --greenlets --json: %s: %r" % (e, r.out[:120]))
         if shown < n:
             raise Failed("pystrobe dump --greenlets showed %d greenlets of at least %d" % (shown, n))
-        return {"wall_s": r.wall, "cpu_s": r.cpu, "shown": shown, "reads": reads, "objects": objects}
+        return {"wall_s": r.wall, "cpu_s": r.cpu, "shown": shown, "reads": reads, "objects": objects,
+                "missed": missed}
 
     def greenlet_cost(self, n):
         """Against greenlets.py N (parked, 3 at work): plain record, record --greenlets, the first
@@ -1215,12 +1235,14 @@ class Version(object):
         row = {"greenlets": n, "first": [], "dump": []}
         with Target(self.exe, "greenlets.py", n) as t:
             row["plain"] = self.greenlet_record(t.pid, [], GREENLET_SECONDS)
-            row["census"] = self.greenlet_record(t.pid, ["--greenlets"], GREENLET_SECONDS)
+            row["census"], row["missed"] = self.greenlet_census(t.pid, [], GREENLET_SECONDS)
+            row["first_missed"] = 0
             for _ in range(GREENLET_RUNS):
-                first = self.greenlet_record(t.pid, ["--greenlets", "--greenlet-rate", "1"], GREENLET_FIRST_SECONDS)
+                first, missed = self.greenlet_census(t.pid, ["--greenlet-rate", "1"], GREENLET_FIRST_SECONDS)
                 if first["censuses"] != 1:
                     raise Failed("--greenlet-rate 1 for %g s took %d censuses, not 1"
                                  % (GREENLET_FIRST_SECONDS, first["censuses"]))
+                row["first_missed"] += missed
                 row["first"].append(first)
                 row["dump"].append(self.greenlet_dump(t.pid, n))
         c = row["census"]
@@ -1705,8 +1727,15 @@ def greenlet_report(records):
         for r in g["rows"]:
             c, p = r["census"], r["plain"]
             notes = []
+            if c["censuses"] and c["counted"] < r["greenlets"]:
+                notes.append("fewer counted than parked")
             if c["walks_failed"]:
                 notes.append("%d walks given up" % c["walks_failed"])
+            if r["missed"] or r["first_missed"]:
+                notes.append("%d runs without a census" % (r["missed"] + r["first_missed"]))
+            missed = sum(d["missed"] for d in r["dump"])
+            if missed:
+                notes.append("%d dumps given up (10b)" % missed)
             rows.append([v["name"], str(r["greenlets"]), fmt(c["counted"]), fmt(c["censuses"], "%d"), fmt(c["hz"]),
                          fmt(c["behind"], "%d"), fmt(c["census_us"]), fmt(c["census_reads"]),
                          fmt(r["first_us"]), fmt(r["first_reads"]), fmt(r["later_us"]), fmt(r["later_reads"]),
@@ -1739,7 +1768,8 @@ def greenlet_report(records):
         table("10b. dump --greenlets against the same targets, median of %d" % GREENLET_RUNS,
               ["dump ms, CPU ms: wall and CPU time of `pystrobe dump --greenlets --json -p PID` (start-up, attach, "
                "every greenlet's stack, output); shown: greenlets in its JSON; reads, objects: its greenlet_stats "
-               "(read calls, collector objects looked at); first census: 10a's first, for comparison"],
+               "(read calls, collector objects looked at); first census: 10a's first, for comparison; a dump that "
+               "gave up (the lists changed under each of its walks) is run again, counted in 10a's note"],
               ["python", "N", "shown", "dump ms", "CPU ms", "reads", "objects", "first census ms", "first reads"],
               rows)
 

@@ -4,8 +4,8 @@ Spawns N parked greenlets in three stacks: half wait on one
 gevent.lock.Semaphore under 8 frames of their own, three in ten on a
 gevent.event.Event under 5, the rest in gevent.sleep under 2.  Then:
 
-  (default)     3 more greenlets work (a little arithmetic, then
-                gevent.sleep(0) to let the others run), the main greenlet
+  (default)     3 more greenlets work (100 rounds of a little arithmetic,
+                then gevent.sleep(0) to let the others run), the main greenlet
                 sleeps; prints READY once every greenlet is where it stays,
                 and exits after --seconds (default 600).
   --work ITEMS  the target's own throughput: prints READY, waits for a line
@@ -30,6 +30,7 @@ import gevent.lock
 import gevent.queue
 
 WORKERS = 3
+ROUNDS_PER_SWITCH = 100   # about 0.7 ms of work between switches: some 1,500 switches a second
 CONSUMERS = 4
 QUEUE_SIZE = 64
 SEM_DEPTH, EVENT_DEPTH = 8, 5
@@ -97,8 +98,9 @@ def compute(i):
 def worker(w):
     i = w
     while True:
-        compute(i)
-        i += 1
+        for _ in range(ROUNDS_PER_SWITCH):
+            compute(i)
+            i += 1
         gevent.sleep(0)
 
 
