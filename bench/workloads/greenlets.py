@@ -1,11 +1,14 @@
-"""Many gevent greenlets, nearly all parked: `greenlets.py N [--work ITEMS] [--seconds S]`.
+"""Many gevent greenlets, nearly all parked:
+`greenlets.py N [--work ITEMS] [--seconds S] [--rounds R]`.
 
 Spawns N parked greenlets in three stacks: half wait on one
 gevent.lock.Semaphore under 8 frames of their own, three in ten on a
 gevent.event.Event under 5, the rest in gevent.sleep under 2.  Then:
 
-  (default)     3 more greenlets work (100 rounds of a little arithmetic,
-                then gevent.sleep(0) to let the others run), the main greenlet
+  (default)     3 more greenlets work (R rounds of a little arithmetic,
+                default 100, about 0.7 ms; then gevent.sleep(0) to let the
+                others run: the fewer rounds, the faster the collector's
+                lists change), the main greenlet
                 sleeps; prints READY once every greenlet is where it stays,
                 and exits after --seconds (default 600).
   --work ITEMS  the target's own throughput: prints READY, waits for a line
@@ -30,14 +33,13 @@ import gevent.lock
 import gevent.queue
 
 WORKERS = 3
-ROUNDS_PER_SWITCH = 100   # about 0.7 ms of work between switches: some 1,500 switches a second
 CONSUMERS = 4
 QUEUE_SIZE = 64
 SEM_DEPTH, EVENT_DEPTH = 8, 5
 
 
 def usage():
-    sys.exit("usage: greenlets.py N [--work ITEMS] [--seconds S]")
+    sys.exit("usage: greenlets.py N [--work ITEMS] [--seconds S] [--rounds R]")
 
 
 args = sys.argv[1:]
@@ -46,12 +48,15 @@ if not args or not args[0].isdigit():
 N = int(args[0])
 ITEMS = None
 SECONDS = 600.0
+ROUNDS = 100
 rest = args[1:]
 while rest:
     if rest[0] == "--work" and len(rest) > 1 and rest[1].isdigit():
         ITEMS = int(rest[1])
     elif rest[0] == "--seconds" and len(rest) > 1:
         SECONDS = float(rest[1])
+    elif rest[0] == "--rounds" and len(rest) > 1 and rest[1].isdigit():
+        ROUNDS = int(rest[1])
     else:
         usage()
     rest = rest[2:]
@@ -98,7 +103,7 @@ def compute(i):
 def worker(w):
     i = w
     while True:
-        for _ in range(ROUNDS_PER_SWITCH):
+        for _ in range(ROUNDS):
             compute(i)
             i += 1
         gevent.sleep(0)
