@@ -81,8 +81,11 @@ one table per measurement, one row per interpreter:
    greenlets.py N --work ITEMS (items through a gevent Queue, calibrated
    as in 3) unprofiled, under plain `record -p -r 100` and under `record
    --greenlets -p -r 100`, attached before the work, interleaved BENCH_RUNS
-   times; medians as ratios to the unprofiled one.  Quick mode: 100
-   greenlets, half a second each, one run.
+   times; medians as ratios to the unprofiled one.  A run of record
+   --greenlets that took no census, or a dump that gave up, because the
+   collector's lists changed under every walk, is run again (up to 5
+   times) and counted in a note.  Quick mode: 100 greenlets, half a
+   second each, one run.
 
 Sections: `bench/run.py --only threads,rate` (or BENCH_ONLY) runs some:
 cost (1), rate (2), slowdown (3), latency (4), rss (5), consistency (6),
@@ -169,7 +172,7 @@ GREENLET_SECONDS = env_num("BENCH_GREENLET_SECONDS", 0.5 if QUICK else 3.0)
 GREENLET_RUNS = env_num("BENCH_GREENLET_RUNS", 1 if QUICK else 3, int)
 GREENLET_RATE = 100     # record's default
 GREENLET_FIRST_SECONDS = 0.5   # at --greenlet-rate 1: one census, the first (the whole walk)
-GREENLET_FIRST_TRIES = 5
+GREENLET_TRIES = 5   # runs of record --greenlets or dump --greenlets while every walk is given up
 GREENLET_SETTLE = 0.25 if QUICK else 0.5   # from record -p to the work: it attaches, takes its first census
 SECTIONS = ["cost", "rate", "slowdown", "latency", "rss", "consistency", "threads", "native", "greenlets"]
 AUSTIN_SECTIONS = ["cost", "slowdown", "latency", "rss", "consistency"]
@@ -1201,16 +1204,16 @@ class Version(object):
     def greenlet_census(self, pid, options, seconds):
         """greenlet_record with --greenlets, again while it took no census at all (every walk given
         up: the lists changed under it); the row and the runs without a census."""
-        for missed in range(GREENLET_FIRST_TRIES):
+        for missed in range(GREENLET_TRIES):
             s = self.greenlet_record(pid, ["--greenlets"] + options, seconds)
             if s["censuses"]:
                 return s, missed
         raise Failed("record --greenlets %s-d %g took no census in %d tries"
-                     % (" ".join(options) + " " if options else "", seconds, GREENLET_FIRST_TRIES))
+                     % (" ".join(options) + " " if options else "", seconds, GREENLET_TRIES))
 
     def greenlet_dump(self, pid, n):
         """`pystrobe dump --greenlets --json -p PID`: wall and CPU time, greenlets shown, its reads."""
-        for missed in range(GREENLET_FIRST_TRIES):
+        for missed in range(GREENLET_TRIES):
             r = run([PYSTROBE, "dump", "--greenlets", "--json", "-p", str(pid)], timeout=120)
             # The lists changed under every walk it made (greenlets at work): what it says to do.
             if r.rc == 0 or "changed under" not in r.err:
