@@ -67,17 +67,37 @@ one table per measurement, one row per interpreter:
    `record -r 100` and under `record --native -r 100` (whose summaries
    give the same figures for a CPU-bound target).  Quick mode: one
    round, no gdb.
+10. Greenlets (record --greenlets), where the interpreter has gevent (a
+   note says why not elsewhere).  bench/workloads/greenlets.py N: N
+   greenlets parked on a gevent Semaphore, an Event and in gevent.sleep
+   (three stacks), 3 more at work; N is each of BENCH_GREENLETS (100,
+   1000, 10000).  `record --greenlets -p -r 100` for BENCH_GREENLET_SECONDS
+   next to plain `record`: censuses, achieved rate, CPU and reads per
+   census and per tick, the ratio to plain record's per tick; the first
+   census alone (the whole walk) from `--greenlet-rate 1` over half a
+   second (one census), and from it the censuses after the first; `dump
+   --greenlets --json`'s wall and CPU time and its greenlet_stats (reads,
+   objects), BENCH_GREENLET_RUNS times each.  Then the target's slowdown:
+   greenlets.py N --work ITEMS (items through a gevent Queue, calibrated
+   as in 3) unprofiled, under plain `record -p -r 100` and under `record
+   --greenlets -p -r 100`, attached before the work, interleaved BENCH_RUNS
+   times; medians as ratios to the unprofiled one.  A run of record
+   --greenlets that took no census, or a dump that gave up, because the
+   collector's lists changed under every walk, is run again (up to 5
+   times) and counted in a note.  Quick mode: 100 greenlets, half a
+   second each, one run.
 
 Sections: `bench/run.py --only threads,rate` (or BENCH_ONLY) runs some:
 cost (1), rate (2), slowdown (3), latency (4), rss (5), consistency (6),
-threads (7), native (9); austin's table comes with any of 1 and 3-6.
+threads (7), native (9), greenlets (10); austin's table comes with any of 1 and 3-6.
 
 Knobs: BENCH_VERSIONS (prefixes, e.g. "3.8,3.12,debian"), BENCH_DEPTHS,
 BENCH_SECONDS, BENCH_RATE, BENCH_PYSTROBE (another build), BENCH_AUSTIN
 (path, or "none"), BENCH_RATE_SECONDS, BENCH_WORK_SECONDS, BENCH_RUNS,
 BENCH_LATENCY_RUNS, BENCH_RSS_SECONDS, BENCH_THREADS (e.g. "1,20,200"),
 BENCH_THREAD_SECONDS, BENCH_NATIVE_SECONDS, BENCH_NATIVE_RUNS, BENCH_GDB
-(path, or "none"); BENCH_JSON=PATH writes everything
+(path, or "none"), BENCH_GREENLETS (e.g. "100,1000"), BENCH_GREENLET_SECONDS,
+BENCH_GREENLET_RUNS; BENCH_JSON=PATH writes everything
 measured and the environment (CPU, kernel, load, pystrobe's commit) as JSON.
 BENCH_QUICK=1 (for `make check`): 2-3 interpreters, depth 50, about a
 second per measurement (half a second per threads row, no rate search
@@ -147,7 +167,14 @@ NATIVE_LATENCY_RUNS = env_num("BENCH_NATIVE_RUNS", 1 if QUICK else 5, int)
 # default mode (the busy thread alone) and with --idle (all 21 stopped per tick).
 NATIVE_RECORD_MODES = [("plain", []), ("native", ["--native"]), ("idle", ["--idle"]),
                        ("native_idle", ["--native", "--idle"])]
-SECTIONS = ["cost", "rate", "slowdown", "latency", "rss", "consistency", "threads", "native"]
+GREENLET_COUNTS = [int(n) for n in os.environ.get("BENCH_GREENLETS", "100" if QUICK else "100,1000,10000").split(",")]
+GREENLET_SECONDS = env_num("BENCH_GREENLET_SECONDS", 0.5 if QUICK else 3.0)
+GREENLET_RUNS = env_num("BENCH_GREENLET_RUNS", 1 if QUICK else 3, int)
+GREENLET_RATE = 100     # record's default
+GREENLET_FIRST_SECONDS = 0.5   # at --greenlet-rate 1: one census, the first (the whole walk)
+GREENLET_TRIES = 5   # runs of record --greenlets or dump --greenlets while every walk is given up
+GREENLET_SETTLE = 0.25 if QUICK else 0.5   # from record -p to the work: it attaches, takes its first census
+SECTIONS = ["cost", "rate", "slowdown", "latency", "rss", "consistency", "threads", "native", "greenlets"]
 AUSTIN_SECTIONS = ["cost", "slowdown", "latency", "rss", "consistency"]
 LATENCY_RECORD = 0.01   # what the attach measurement records, subtracted
 SUSTAINED_RATE = 0.95   # achieved / requested
@@ -362,10 +389,10 @@ def tail(text, n=3):
 class Target(object):
     """A workload that prints READY when it is where it should be sampled."""
 
-    def __init__(self, exe, script, *args):
+    def __init__(self, exe, script, *args, **kw):
         self.err = tempfile.TemporaryFile()
         self.p = spawn([exe, os.path.join(WORKLOADS, script)] + [str(a) for a in args],
-                       stdout=subprocess.PIPE, stderr=self.err)
+                       stdin=kw.get("stdin", subprocess.DEVNULL), stdout=subprocess.PIPE, stderr=self.err)
         self.pid = self.p.pid
         deadline = time.monotonic() + 30
         line = b""
@@ -387,6 +414,8 @@ class Target(object):
     def close(self):
         stop(self.p)
         self.p.popen.stdout.close()
+        if self.p.popen.stdin:
+            self.p.popen.stdin.close()
         self.err.close()
 
     def __enter__(self):
@@ -456,6 +485,36 @@ def native_summary(r, native):
     num = lambda g: float(m.group(g)) if m.group(g) else None
     s.update(held=int(m.group(1)), hold_us=num(2), longest_us=num(3), pause_us=num(4),
              without=int(m.group(5) or 0))
+    return s
+
+
+GL_CENSUS = re.compile(r"pystrobe: greenlets: (\d+) censuses \(([\d.]+) Hz\)[^;\n]*; ([\d.]+) greenlets on average "
+                       r"\(([\d.]+) parked, ([\d.]+) running\), at most (\d+)")
+GL_NONE = re.compile(r"pystrobe: greenlets: no census taken$", re.M)
+GL_COST = re.compile(r"pystrobe: greenlets: cost per census: ([\d.]+) us CPU, ([\d.]+) reads([^\n]*)")
+GL_MORE = (("stacks_read", r"stacks read (\d+)"), ("stacks_kept", r"kept (\d+)"),
+           ("walks_full", r"walks of all generations (\d+)"), ("walks_young", r"of the youngest (\d+)"),
+           ("walks_failed", r"failed (\d+)"))
+
+
+def greenlet_summary(r, greenlets):
+    """parse_summary, with the behind-schedule drops and, for --greenlets, the census lines."""
+    s = parse_summary(r)
+    s["behind"] = s["drops"].get("behind schedule", 0)
+    if not greenlets:
+        return s
+    if GL_NONE.search(r.err):   # every census failed (a walk given up): a figure for the caller
+        s["censuses"] = 0
+        return s
+    m, c = GL_CENSUS.search(r.err), GL_COST.search(r.err)
+    if not m or not c:
+        raise Failed("%s: no greenlets lines: %s" % (short(r.cmd), tail(r.err)))
+    s.update(censuses=int(m.group(1)), census_hz=float(m.group(2)), counted=float(m.group(3)),
+             parked=float(m.group(4)), running=float(m.group(5)), most=int(m.group(6)),
+             census_us=float(c.group(1)), census_reads=float(c.group(2)))
+    for key, pattern in GL_MORE:   # the rest of the cost line: figures, not a format to hold on to
+        more = re.search(pattern, c.group(3))
+        s[key] = int(more.group(1)) if more else (0 if key == "walks_failed" else None)
     return s
 
 
@@ -1127,6 +1186,170 @@ class Version(object):
             res["record"]["work_" + key] = dict((f, median([r.get(f) for r in rows])) for f in NATIVE_FIGURES)
         return res
 
+    # 10 -----------------------------------------------------------------
+    def gevent_missing(self):
+        """Why greenlets.py cannot run on this interpreter, or None."""
+        r = run([self.exe, "-c", "import gevent, gevent.lock, gevent.event, gevent.queue"], timeout=60)
+        return None if r.rc == 0 else "no gevent: %s" % (tail(r.err, 1) or "exit status %d" % r.rc)
+
+    def greenlet_record(self, pid, options, seconds):
+        """`pystrobe record -p PID -r 100 OPTIONS` for seconds, as a row."""
+        r = run([PYSTROBE, "record", "-p", str(pid), "-d", "%g" % seconds, "-r", str(GREENLET_RATE),
+                 "-f", "folded", "-o", "/dev/null"] + options, timeout=seconds + 120)
+        s = greenlet_summary(r, "--greenlets" in options)
+        ticks = s["hz"] * s["seconds"]
+        s["proc_us"] = 1e6 * s["proc_cpu_s"] / ticks if ticks else None
+        return s
+
+    def greenlet_census(self, pid, options, seconds):
+        """greenlet_record with --greenlets, again while it took no census at all (every walk given
+        up: the lists changed under it); the row and the runs without a census."""
+        for missed in range(GREENLET_TRIES):
+            s = self.greenlet_record(pid, ["--greenlets"] + options, seconds)
+            if s["censuses"]:
+                return s, missed
+        raise Failed("record --greenlets %s-d %g took no census in %d tries"
+                     % (" ".join(options) + " " if options else "", seconds, GREENLET_TRIES))
+
+    def greenlet_dump(self, pid, n):
+        """`pystrobe dump --greenlets --json -p PID`: wall and CPU time, greenlets shown, its reads."""
+        for missed in range(GREENLET_TRIES):
+            r = run([PYSTROBE, "dump", "--greenlets", "--json", "-p", str(pid)], timeout=120)
+            # The lists changed under every walk it made (greenlets at work): what it says to do.
+            if r.rc == 0 or "changed under" not in r.err:
+                break
+        if r.rc != 0:
+            raise Failed("pystrobe dump --greenlets: exit status %d: %s" % (r.rc, tail(r.err)))
+        try:
+            d = json.loads(r.out)
+            shown, stats = len(d["greenlets"]), d["greenlet_stats"]
+            reads, objects = int(stats["reads"]), int(stats["objects"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise Failed("pystrobe dump --greenlets --json: %s: %r" % (e, r.out[:120]))
+        if shown < n:
+            raise Failed("pystrobe dump --greenlets showed %d greenlets of at least %d" % (shown, n))
+        return {"wall_s": r.wall, "cpu_s": r.cpu, "shown": shown, "reads": reads, "objects": objects,
+                "missed": missed}
+
+    def greenlet_cost(self, n):
+        """Against greenlets.py N (parked, 3 at work): plain record, record --greenlets, the first
+        census alone (--greenlet-rate 1 over half a second) and dump --greenlets."""
+        log("%s: greenlet census, %d greenlets" % (self.name, n))
+        row = {"greenlets": n, "first": [], "dump": []}
+        with Target(self.exe, "greenlets.py", n) as t:
+            row["plain"] = self.greenlet_record(t.pid, [], GREENLET_SECONDS)
+            row["census"], row["missed"] = self.greenlet_census(t.pid, [], GREENLET_SECONDS)
+            row["first_missed"] = 0
+            for _ in range(GREENLET_RUNS):
+                first, missed = self.greenlet_census(t.pid, ["--greenlet-rate", "1"], GREENLET_FIRST_SECONDS)
+                if first["censuses"] != 1:
+                    raise Failed("--greenlet-rate 1 for %g s took %d censuses, not 1"
+                                 % (GREENLET_FIRST_SECONDS, first["censuses"]))
+                row["first_missed"] += missed
+                row["first"].append(first)
+                row["dump"].append(self.greenlet_dump(t.pid, n))
+        c = row["census"]
+        row["first_us"] = median([f["census_us"] for f in row["first"]])
+        row["first_reads"] = median([f["census_reads"] for f in row["first"]])
+        k = c["censuses"]
+        # The censuses after the first: the run's total less a first census (another run's median).
+        if k > 1:
+            row["later_us"] = max(0.0, (k * c["census_us"] - row["first_us"]) / (k - 1))
+            row["later_reads"] = max(0.0, (k * c["census_reads"] - row["first_reads"]) / (k - 1))
+        else:
+            row["later_us"] = row["later_reads"] = None
+        row["x_plain"] = ratio(c["us"], row["plain"]["us"])
+        for key in ("wall_s", "cpu_s", "reads", "objects", "shown"):
+            row["dump_" + key] = median([d[key] for d in row["dump"]])
+        return row
+
+    def greenlet_work(self, n, items, options):
+        """One run of greenlets.py N --work ITEMS: unprofiled (options None) or with `pystrobe record -p`
+        and options attached from before the work to the target's exit; the WORK line and the summary."""
+        res = {}
+        with Target(self.exe, "greenlets.py", n, "--work", items, stdin=subprocess.PIPE) as t:
+            rec = rout = rerr = None
+            try:
+                if options is not None:
+                    rout, rerr = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+                    cmd = [PYSTROBE, "record", "-p", str(t.pid), "-d", "3600", "-r", str(GREENLET_RATE),
+                           "-f", "folded", "-o", "/dev/null"] + options
+                    t0 = time.monotonic()
+                    rec = spawn(cmd, stdout=rout, stderr=rerr)
+                time.sleep(GREENLET_SETTLE)
+                t.p.popen.stdin.write(b"go\n")
+                t.p.popen.stdin.flush()
+                if not exited(t.p, 120 + 20 * WORK_SECONDS):
+                    raise Failed("greenlets.py %d --work %d: timed out" % (n, items))
+                out = t.p.popen.stdout.read().decode("utf-8", "replace")
+                m = re.search(r"WORK wall=([\d.]+) cpu=([\d.]+) items=(\d+)", out)
+                if not m:
+                    t.err.seek(0)
+                    raise Failed("greenlets.py %d --work %d: no WORK line: %s"
+                                 % (n, items, tail(out + t.err.read().decode("utf-8", "replace"))))
+                res.update(wall=float(m.group(1)), cpu=float(m.group(2)))
+                res["items_s"] = items / res["wall"] if res["wall"] else None
+                if rec is not None:
+                    done = exited(rec, 60)   # record -p ends with its target
+                    r = Run()
+                    r.cmd, r.wall, r.maxrss = cmd, time.monotonic() - t0, None
+                    r.rc, ru = reap(rec)
+                    r.cpu = ru.ru_utime + ru.ru_stime
+                    rout.seek(0)
+                    rerr.seek(0)
+                    r.out = rout.read().decode("utf-8", "replace")
+                    r.err = rerr.read().decode("utf-8", "replace")
+                    if not done:
+                        raise Failed("%s: still running 60 s after its target exited" % short(cmd))
+                    res["summary"] = greenlet_summary(r, "--greenlets" in options)
+            finally:
+                if rec is not None:
+                    stop(rec)
+                for f in (rout, rerr):
+                    if f is not None:
+                        f.close()
+        return res
+
+    def greenlet_slowdown(self, n, items):
+        """greenlets.py N --work ITEMS unprofiled, under record and record --greenlets at 100 Hz,
+        interleaved, RUNS times: medians and ratios to the unprofiled median, as in 3."""
+        log("%s: greenlet census, target slowdown, %d greenlets" % (self.name, n))
+        modes = [("none", None), ("plain", []), ("greenlets", ["--greenlets"])]
+        res = {"greenlets": n, "items": items, "runs": RUNS, "wall": {}, "cpu": {}, "summaries": {}}
+        for rnd in range(RUNS):
+            k = rnd % len(modes)
+            for key, options in modes[k:] + modes[:k]:
+                w = self.greenlet_work(n, items, options)
+                res["wall"].setdefault(key, []).append(w["wall"])
+                res["cpu"].setdefault(key, []).append(w["cpu"])
+                if "summary" in w:
+                    res["summaries"].setdefault(key, []).append(w["summary"])
+        res["median_wall"] = {k: median(v) for k, v in res["wall"].items()}
+        res["ratio"] = {k: ratio(v, res["median_wall"]["none"]) for k, v in res["median_wall"].items()}
+        res["median_cpu"] = {k: median(v) for k, v in res["cpu"].items()}
+        res["cpu_ratio"] = {k: ratio(v, res["median_cpu"]["none"]) for k, v in res["median_cpu"].items()}
+        res["items_s"] = {k: ratio(items, v) for k, v in res["median_wall"].items()}
+        res["record"] = dict((key, dict((f, median([r.get(f) for r in rows]))
+                                        for f in ("hz", "behind", "us", "censuses", "census_hz", "census_us",
+                                                  "census_reads", "counted")))
+                             for key, rows in res["summaries"].items())
+        return res
+
+    def greenlets(self):
+        why = self.gevent_missing()
+        if why:
+            log("%s: greenlet census: SKIP (%s)" % (self.name, why))
+            return {"skip": why}
+        res = {"seconds": GREENLET_SECONDS, "rate": GREENLET_RATE, "rows": [], "slowdown": []}
+        for n in GREENLET_COUNTS:
+            res["rows"].append(self.greenlet_cost(n))
+        # The work for about WORK_SECONDS unprofiled, the same for every count.
+        w = self.greenlet_work(min(GREENLET_COUNTS), 5000, None)
+        items = res["items"] = max(1000, int(5000 * WORK_SECONDS / max(w["wall"], 1e-3)))
+        for n in GREENLET_COUNTS:
+            res["slowdown"].append(self.greenlet_slowdown(n, items))
+        return res
+
     def measure(self, section, fn, *args):
         try:
             return fn(*args)
@@ -1173,6 +1396,8 @@ class Version(object):
         if "native" in sections:
             rec["native"] = self.measure("native", self.native)
             rec["gdb"] = {"used": self.gdb, "note": self.gdb_note}
+        if "greenlets" in sections:
+            rec["greenlets"] = self.measure("greenlets", self.greenlets)
         rec["austin"] = {"used": self.austin, "note": self.austin_note}
         return rec
 
@@ -1407,6 +1632,9 @@ def report(records, sections):
     if "native" in sections:
         native_report(records)
 
+    if "greenlets" in sections:
+        greenlet_report(records)
+
 
 def native_report(records):
     rows = []
@@ -1492,6 +1720,90 @@ def native_report(records):
           ["python", "iterations", "runs", "unprofiled s", "plain 100 Hz", "--native 100 Hz", "native/plain"], rows)
 
 
+def greenlet_report(records):
+    rows = []
+    for v in records:
+        g = v.get("greenlets")
+        if g is None or g.get("skip"):
+            rows.append([v["name"], "FAILED" if g is None else "SKIP"] + [""] * 14 + [g["skip"] if g else ""])
+            continue
+        for r in g["rows"]:
+            c, p = r["census"], r["plain"]
+            notes = []
+            if c["censuses"] and c["counted"] < r["greenlets"]:
+                notes.append("fewer counted than parked")
+            if c["walks_failed"]:
+                notes.append("%d walks given up" % c["walks_failed"])
+            if r["missed"] or r["first_missed"]:
+                notes.append("%d runs without a census" % (r["missed"] + r["first_missed"]))
+            missed = sum(d["missed"] for d in r["dump"])
+            if missed:
+                notes.append("%d dumps given up (10b)" % missed)
+            rows.append([v["name"], str(r["greenlets"]), fmt(c["counted"]), fmt(c["censuses"], "%d"), fmt(c["hz"]),
+                         fmt(c["behind"], "%d"), fmt(c["census_us"]), fmt(c["census_reads"]),
+                         fmt(r["first_us"]), fmt(r["first_reads"]), fmt(r["later_us"]), fmt(r["later_reads"]),
+                         fmt(c["us"]), fmt(p["us"]), fmt(p["reads"]), fmt(r["x_plain"], "%.1fx"),
+                         "; ".join(notes)])
+    table("10a. Greenlet census: greenlets.py N (N parked: half on a gevent Semaphore under 8 frames, 3/10 on an "
+          "Event under 5, the rest in gevent.sleep; 3 more at work), `pystrobe record [--greenlets] -p PID -r %d "
+          "-d %g`" % (GREENLET_RATE, GREENLET_SECONDS),
+          ["counted: greenlets per census (parked + running); censuses, Hz, behind: achieved, and ticks dropped "
+           "behind schedule; census us, reads: its cost per census (CPU, read calls), all censuses",
+           "first: the first census alone (the whole walk: every collector generation, every stack), from "
+           "`--greenlet-rate 1 -d %g` (one census), median of %d; later: the censuses after it, "
+           "(censuses x census - first) / (censuses - 1)" % (GREENLET_FIRST_SECONDS, GREENLET_RUNS),
+           "us/tick: record --greenlets' cost per sample (CPU, the census included); plain: plain record's on the "
+           "same target (one thread's stack), reads/tick too; x plain: the ratio of the two"],
+          ["python", "N", "counted", "censuses", "Hz", "behind", "census us", "census reads", "first us",
+           "first reads", "later us", "later reads", "us/tick", "plain us/tick", "plain reads", "x plain", "note"],
+          rows)
+
+    rows = []
+    for v in records:
+        g = v.get("greenlets")
+        if g is None or g.get("skip"):
+            continue
+        for r in g["rows"]:
+            rows.append([v["name"], str(r["greenlets"]), fmt(r["dump_shown"], "%d"), fmt(r["dump_wall_s"] * 1e3),
+                         fmt(r["dump_cpu_s"] * 1e3), fmt(r["dump_reads"], "%d"), fmt(r["dump_objects"], "%d"),
+                         fmt(r["first_us"] / 1e3, "%.2f"), fmt(r["first_reads"], "%d")])
+    if rows:
+        table("10b. dump --greenlets against the same targets, median of %d" % GREENLET_RUNS,
+              ["dump ms, CPU ms: wall and CPU time of `pystrobe dump --greenlets --json -p PID` (start-up, attach, "
+               "every greenlet's stack, output); shown: greenlets in its JSON; reads, objects: its greenlet_stats "
+               "(read calls, collector objects looked at); first census: 10a's first, for comparison; a dump that "
+               "gave up (the lists changed under each of its walks) is run again, counted in 10a's note"],
+              ["python", "N", "shown", "dump ms", "CPU ms", "reads", "objects", "first census ms", "first reads"],
+              rows)
+
+    rows = []
+    for v in records:
+        g = v.get("greenlets")
+        if g is None or g.get("skip"):
+            continue
+        for s in g["slowdown"]:
+            mw, rt, cr, rec = s["median_wall"], s["ratio"], s["cpu_ratio"], s["record"]
+            none = s["wall"]["none"]
+            cell = lambda k: "%.3f  %.3fx" % (mw[k], rt[k])
+            gr = rec.get("greenlets", {})
+            rows.append([v["name"], str(s["greenlets"]), str(s["items"]), str(len(none)),
+                         "%.3f (%.3f-%.3f)" % (mw["none"], min(none), max(none)), fmt(s["items_s"]["none"], "%.0f"),
+                         cell("plain"), cell("greenlets"), fmt(ratio(mw["greenlets"], mw["plain"]), "%.3fx"),
+                         fmt(cr["plain"], "%.3fx"), fmt(cr["greenlets"], "%.3fx"), fmt(gr.get("censuses"), "%g"),
+                         fmt(gr.get("census_us")), fmt(gr.get("hz"))])
+    if rows:
+        table("10c. Greenlet census, target slowdown: greenlets.py N --work ITEMS (a producer passing ITEMS items "
+              "through a gevent Queue to 4 consumers, a little computation each, next to the N parked), "
+              "`pystrobe record [--greenlets] -p PID -r %d` attached %g s before the work until the target exits"
+              % (GREENLET_RATE, GREENLET_SETTLE),
+              ["cells: the work's own wall time in s, median of %d interleaved runs, and its ratio to the "
+               "unprofiled median; items/s unprofiled; census/plain: --greenlets' median over plain record's; "
+               "cpu x: the target's own CPU time, as a ratio; censuses, census us, Hz: record --greenlets' medians"
+               % RUNS],
+              ["python", "N", "items", "runs", "unprofiled s", "items/s", "plain 100 Hz", "--greenlets 100 Hz",
+               "census/plain", "cpu x plain", "cpu x greenlets", "censuses", "census us", "Hz"], rows)
+
+
 # ---------------------------------------------------------------- environment
 
 def environment():
@@ -1546,6 +1858,8 @@ def settings(sections):
             "thread_fast_rate": THREAD_FAST_RATE, "thread_ladder": THREAD_LADDER,
             "native_threads": NATIVE_THREADS, "native_rate": NATIVE_RATE, "native_seconds": NATIVE_SECONDS,
             "native_latency_runs": NATIVE_LATENCY_RUNS,
+            "greenlet_counts": GREENLET_COUNTS, "greenlet_seconds": GREENLET_SECONDS,
+            "greenlet_runs": GREENLET_RUNS, "greenlet_rate": GREENLET_RATE,
             "versions": os.environ.get("BENCH_VERSIONS")}
 
 
