@@ -43,6 +43,13 @@ struct gcensus {
     size_t bufcap;
     struct mem_iov *iov;
     size_t iovcap;
+    int *ok;                 /* read_impls: each implementation read */
+    size_t okcap;
+    size_t *order;           /* known greenlets by implementation address */
+    size_t ordercap;
+    int order_ok;            /* order is of the greenlets known now */
+    unsigned char *span;     /* the pieces read */
+    size_t spancap;
     struct gcensus_stats st;
 };
 
@@ -69,6 +76,9 @@ void gcensus_free(struct gcensus *c)
     free(c->objs);
     free(c->buf);
     free(c->iov);
+    free(c->ok);
+    free(c->order);
+    free(c->span);
     free(c);
 }
 
@@ -94,6 +104,7 @@ static size_t slot_of(uint64_t obj, size_t nslots)
 
 static void rehash(struct gcensus *c)
 {
+    c->order_ok = 0;
     size_t want = 64;
     while (want < c->n * 2 + 2)
         want *= 2;
@@ -167,6 +178,7 @@ static void merge_found(struct gcensus *c)
         GROW(c->v, c->cap, c->n + 1);
         k = &c->v[c->n++];
         memset(k, 0, sizeof(*k));
+        c->order_ok = 0;
         k->obj = c->objs[i];
         k->found = 1;
         /* Within this loop a duplicate (a node met twice) must be found too. */
@@ -191,7 +203,9 @@ static void compact(struct gcensus *c)
             c->st.gone++;
             continue;
         }
-        c->v[j++] = c->v[i];
+        if (j != i)
+            c->v[j] = c->v[i];
+        j++;
     }
     if (j != c->n) {
         c->n = j;
@@ -218,6 +232,94 @@ static int read_all(struct gcensus *c, const struct gcensus_source *src, size_t 
         return 0;
     int ret = mem_readv(src->m, c->iov, c->n);
     return ret == -ESRCH ? ret : 0;
+}
+
+#define SPAN_WASTE 4
+
+static int by_pimpl(const void *a, const void *b, void *ctx)
+{
+    const struct known *v = ctx;
+    uint64_t x = v[*(const size_t *)a].pimpl, y = v[*(const size_t *)b].pimpl;
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * Every known greenlet's implementation (plen bytes) into buf[i * plen],
+ * ok[i] set when read.  They are small objects of one allocator, many to a
+ * page: those that share a page are read as one piece (its pages are
+ * mapped or not as a whole), so the kernel pins each page once.  A piece
+ * that fails is read again object by object.
+ */
+static int read_impls(struct gcensus *c, const struct gcensus_source *src, size_t plen)
+{
+    size_t n = c->n;
+    GROW(c->iov, c->iovcap, n + 1);
+    GROW(c->ok, c->okcap, n + 1);
+    GROW(c->order, c->ordercap, n + 1);
+    if (c->bufcap < (n + 1) * plen) {
+        c->bufcap = (n + 1) * plen;
+        c->buf = xrealloc(c->buf, c->bufcap);
+    }
+    /* A piece holds at most SPAN_WASTE times the bytes of the implementations in it. */
+    if (c->spancap < (n + 1) * plen * SPAN_WASTE) {
+        c->spancap = (n + 1) * plen * SPAN_WASTE;
+        c->span = xrealloc(c->span, c->spancap);
+    }
+    /* The order changes only with the set. */
+    if (!c->order_ok) {
+        for (size_t i = 0; i < n; i++)
+            c->order[i] = i;
+        qsort_r(c->order, n, sizeof(*c->order), by_pimpl, c->v);
+        c->order_ok = 1;
+    }
+    /* Pieces: runs of implementations within one page, in address order. */
+    size_t np = 0, used = 0;
+    for (size_t j = 0; j < n;) {
+        uint64_t first = c->v[c->order[j]].pimpl, page = first & ~(uint64_t)4095;
+        size_t e = j + 1;
+        while (e < n && c->v[c->order[e]].pimpl + plen - 1 < page + 4096 &&
+               c->v[c->order[e]].pimpl >= first)
+            e++;
+        uint64_t end = c->v[c->order[e - 1]].pimpl + plen;
+        /* One alone, or one that crosses its page: read by itself. */
+        if (e - j == 1 || end > page + 4096 || end - first > (e - j) * plen * SPAN_WASTE) {
+            e = j + 1;
+            end = first + plen;
+        }
+        c->iov[np++] = (struct mem_iov){.addr = first, .buf = c->span + used,
+                                        .len = (size_t)(end - first)};
+        used += (size_t)(end - first);
+        j = e;
+    }
+    if (np && mem_readv(src->m, c->iov, np) == -ESRCH)
+        return -ESRCH;
+    /* Each implementation from its piece; those of a failed piece one by one. */
+    size_t again = 0;
+    for (size_t p = 0, j = 0; p < np; p++) {
+        const struct mem_iov *v = &c->iov[p];
+        for (; j < n && c->v[c->order[j]].pimpl < v->addr + v->len; j++) {
+            size_t i = c->order[j];
+            c->ok[i] = v->ok;
+            if (v->ok)
+                memcpy(c->buf + i * plen, (unsigned char *)v->buf + (c->v[i].pimpl - v->addr),
+                       plen);
+            else
+                again++;
+        }
+    }
+    if (!again)
+        return 0;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!c->ok[i])
+            c->iov[m++] = (struct mem_iov){.addr = c->v[i].pimpl, .buf = c->buf + i * plen,
+                                           .len = plen};
+    if (mem_readv(src->m, c->iov, m) == -ESRCH)
+        return -ESRCH;
+    for (size_t k = 0, i = 0; i < n; i++)
+        if (!c->ok[i])
+            c->ok[i] = c->iov[k++].ok;
+    return 0;
 }
 
 static uint64_t get_u64(const unsigned char *p, int off)
@@ -382,7 +484,7 @@ int gcensus_run(struct gcensus *c, const struct gcensus_source *src, uint64_t no
     }
     compact(c);
     /* Every known greenlet, checked and read again in one batch. */
-    if ((ret = read_all(c, src, plen, 0)) < 0)
+    if ((ret = read_impls(c, src, plen)) < 0)
         goto out;
     /* A greenlet's stack is read once per pass at most: the first and each re-read. */
     size_t needcap = (c->n ? c->n : 1) * (1 + GCENSUS_RUNNING_REREADS);
@@ -391,7 +493,7 @@ int gcensus_run(struct gcensus *c, const struct gcensus_source *src, uint64_t no
     size_t nneed = 0;
     c->scratch.nraw = c->scratch.n = 0;
     for (size_t i = 0; i < c->n && ret == 0; i++)
-        ret = take_state(c, src, i, c->iov[i].ok, c->buf + i * plen, need, gv, &nneed);
+        ret = take_state(c, src, i, c->ok[i], c->buf + i * plen, need, gv, &nneed);
     /*
      * One greenlet runs in a thread at a time, but the batch is not read
      * at one instant: one read while it ran may have switched away before

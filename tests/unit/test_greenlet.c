@@ -995,3 +995,52 @@ TEST(census_of_bad_stacks_and_broken_lists)
     gcensus_free(c);
     mem_free(f.m);
 }
+
+TEST(census_reads_implementations_sharing_a_page_as_one_piece)
+{
+    static struct fake f;
+    uint64_t frames[2];
+    census_image(&f, frames);
+    fake_map(&f);
+    /* Greenlets 0 and 1 have their implementations on one page, with a hole
+     * between them: the piece fails and each is read alone. */
+    size_t plen = (size_t)f.gl->size;
+    static unsigned char a[512], b[512];
+    memcpy(a, f.img + (IMPLS - BASE), plen);
+    memcpy(b, f.img + (IMPLS + 0x100 - BASE), plen);
+    uint64_t pa = 0x900000, pb = 0x900200;
+    REQUIRE(mem_buffer_add(f.m, pa, a, plen) == 0);
+    REQUIRE(mem_buffer_add(f.m, pb, b, plen) == 0);
+    REQUIRE(mem_buffer_write(f.m, obj_at(0) + (uint64_t)f.gl->pimpl, &pa, 8) == 0);
+    REQUIRE(mem_buffer_write(f.m, obj_at(1) + (uint64_t)f.gl->pimpl, &pb, 8) == 0);
+    struct gcensus *c = gcensus_new();
+    struct gcensus_source src = fake_source(&f);
+    CHECK_INT(gcensus_run(c, &src, 1), 0);
+    const struct gcensus_entry *e = census_of(c, 0);
+    REQUIRE(e && e->state == GL_PARKED && e->depth == 2);
+    CHECK_INT((int)e->ids[0], 2020);
+    e = census_of(c, 1);
+    REQUIRE(e && e->state == GL_PARKED && e->depth == 1);
+    CHECK_U64(gcensus_stats(c)->counted, 3);
+    /* Mapped whole, the page is one piece: states as before, in one read call. */
+    static unsigned char page[4096];
+    memcpy(page, a, plen);
+    memcpy(page + 0x200, b, plen);
+    struct mem *m2 = mem_new_buffer();
+    REQUIRE(mem_buffer_add(m2, BASE, f.img, SIZE) == 0);
+    REQUIRE(mem_buffer_add(m2, pa, page, sizeof(page)) == 0);
+    REQUIRE(mem_buffer_write(m2, obj_at(0) + (uint64_t)f.gl->pimpl, &pa, 8) == 0);
+    REQUIRE(mem_buffer_write(m2, obj_at(1) + (uint64_t)f.gl->pimpl, &pb, 8) == 0);
+    gcensus_free(c);
+    c = gcensus_new();
+    src.m = m2;
+    CHECK_INT(gcensus_run(c, &src, 1), 0);
+    CHECK_U64(gcensus_stats(c)->counted, 3);
+    uint64_t calls = mem_read_calls(m2);
+    CHECK_INT(gcensus_run(c, &src, 2), 0);
+    CHECK_U64(mem_read_calls(m2) - calls, 2);
+    CHECK_U64(gcensus_stats(c)->counted, 6);
+    gcensus_free(c);
+    mem_free(m2);
+    mem_free(f.m);
+}
