@@ -188,7 +188,7 @@ static void greenlet_summary(const struct record_opts *o, const struct sampler_r
             (double)g->reads / n, g->stacks_read, g->stacks_kept, g->walks_full, g->walks_young,
             g->walks_skipped);
     if (g->walks_failed)
-        sb_addf(&sb, ", failed %" PRIu64, g->walks_failed);
+        sb_addf(&sb, ", broken off %" PRIu64 " (what they found is kept)", g->walks_failed);
     fprintf(stderr, "%s\n", sb.buf);
     sb_release(&sb);
 }
