@@ -361,13 +361,7 @@ int cmd_locks(int argc, char **argv)
         sampling_release(&o.so);
         return ret < 0 ? 0 : ret;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    sampling_catch_stop(on_stop_signal);
     if ((ret = sampling_start(&o.so, &s, &child, &stop_requested, &err)) < 0) {
         status = cli_error(&err);
         sampling_release(&o.so);

@@ -312,14 +312,7 @@ int cmd_record(int argc, char **argv)
         return cli_error(&err);
     }
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    /* A reader of stderr that goes away must not end the recording. */
-    signal(SIGPIPE, SIG_IGN);
+    sampling_catch_stop(on_stop_signal);
 
     if ((ret = sampling_start(&o.so, &s, &child, &stop_requested, &err)) < 0) {
         status = cli_error(&err);

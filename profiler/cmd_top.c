@@ -926,16 +926,14 @@ static int parse_top(int argc, char **argv, struct sampling_opts *o)
 static void catch_signals(void)
 {
     struct sigaction sa;
+    /* A reader of stdout that goes away ends top through write's EPIPE. */
+    sampling_catch_stop(on_stop_signal);
     memset(&sa, 0, sizeof(sa));
     sigemptyset(&sa.sa_mask);
     sa.sa_handler = on_stop_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     sa.sa_handler = on_winch;
     sigaction(SIGWINCH, &sa, NULL);
-    /* A reader of stdout that goes away ends top through write's EPIPE. */
-    signal(SIGPIPE, SIG_IGN);
 }
 
 static void top_release(struct top *t)

@@ -1,6 +1,7 @@
 #include "profiler/sampling.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -161,4 +162,15 @@ int sampling_start(struct sampling_opts *o, struct session *s, pid_t *child,
         return ret;
     o->pid = *child;
     return attach_launched(s, *child, stop, err);
+}
+
+void sampling_catch_stop(void (*on_stop)(int))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_stop;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
 }

@@ -60,6 +60,13 @@ int sampling_operands(struct sampling_opts *o, const char *cmd, int argc, char *
 /* The snapshot options of the mode chosen (with depth max_depth). */
 void sampling_snap_opts(const struct sampling_opts *o, struct snap_opts *so);
 
+/*
+ * SIGINT and SIGTERM call on_stop (which sets the command's stop flag), and
+ * SIGPIPE is ignored: a reader of the output or of stderr that goes away
+ * must not end the sampling (writes fail with EPIPE instead).
+ */
+void sampling_catch_stop(void (*on_stop)(int));
+
 /* "cpu", "wall" or "gil" */
 const char *sampling_mode(const struct sampling_opts *o);
 

@@ -40,17 +40,9 @@ def group(ctx, I, rt):
     pfx = I.label + '/'
     path = os.path.join(rt.TARGETS, TARGET)
     states_path = os.path.join(rt.TARGETS, 'states.py')
-    state = {}
 
     def need_gevent():
-        if 'release' not in state:
-            state['release'] = e2e_greenlets.greenlet_release(I.exe)
-        rel = state['release']
-        if rel is None:
-            raise rt.Skip('gevent is not importable by %s' % I.exe)
-        if rel != e2e_greenlets.SUPPORTED_GREENLET or I.ver[:2] != (3, 11):
-            raise rt.Skip('greenlet %s on Python %d.%d: only greenlet %s on 3.11 is read yet'
-                          % (rel, I.ver[0], I.ver[1], e2e_greenlets.SUPPORTED_GREENLET))
+        need('gevent')
 
     def start(argv, what, *extra):
         t = e2e_states.Proc(rt, ctx, [I.exe] + argv + ['--max-life', str(rt.TARGET_LIFE)]
