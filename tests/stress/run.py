@@ -331,6 +331,10 @@ class Ctx(object):
         return 0.6, max(1.0, self.seconds * 1.3)
 
 
+# Seconds a target that ends by itself lives at least after READY when attached to.
+ATTACH_MARGIN = 2.0
+
+
 class Outcome(object):
     def __init__(self):
         self.argv = None
@@ -401,7 +405,9 @@ def run_case(ctx, case, rng):
     if case.mode == 'launch' and case.end != 'run':
         tgt += ['--after', '%g:%g' % (lo, hi), '--end', case.end]
     if case.mode == 'attach' and case.end == 'exit':
-        tgt += ['--after', '%g:%g' % (lo, hi)]
+        # The target must still be there when pystrobe attaches: under ASan on a
+        # loaded machine that took 1.28 s once (the exit window starts at READY).
+        tgt += ['--after', '%g:%g' % (max(lo, ATTACH_MARGIN), max(hi, ATTACH_MARGIN + 0.5))]
     rec = [ctx.pystrobe, 'record', '-r', str(case.rate), '-d', '%g' % duration, '-f', 'folded',
            '-o', out] + (['--threads'] if case.threads else []) + (['--idle'] if case.idle else []) + \
         (['--native'] if case.native else [])
