@@ -49,12 +49,27 @@ int launch_start(char *const argv[], pid_t *pid, struct pserr *err)
     return 0;
 }
 
+int launch_reap(pid_t pid, int *status)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof(si));
+    /* Its end only: a ptrace stop of a thread held for native frames must
+     * stay for the code that waits for it (profiler/ptstop.c). */
+    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
+        return errno == ECHILD ? -ECHILD : -errno;
+    /* A tracer is told of its tracee's stops whatever the flags ask. */
+    if (si.si_pid != pid ||
+        (si.si_code != CLD_EXITED && si.si_code != CLD_KILLED && si.si_code != CLD_DUMPED))
+        return -EAGAIN;
+    return waitpid(pid, status, WNOHANG) == pid ? 0 : -EAGAIN;
+}
+
 static int wait_for(pid_t pid, int ms, int *status)
 {
     for (int waited = 0;; waited += 10) {
-        pid_t r = waitpid(pid, status, WNOHANG);
-        if (r == pid || (r < 0 && errno == ECHILD))
-            return r == pid ? 0 : -ECHILD;
+        int r = launch_reap(pid, status);
+        if (r == 0 || r == -ECHILD)
+            return r;
         if (waited >= ms)
             return -ETIMEDOUT;
         struct timespec ts = {0, 10 * 1000 * 1000};

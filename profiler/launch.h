@@ -24,4 +24,11 @@ int launch_finish(pid_t pid, int grace_ms, int *terminated);
 /* Describes a wait status: "exit status 0", "killed by signal 15 (Terminated)". */
 void launch_describe(int status, struct strbuf *out);
 
+/*
+ * Reaps launched command pid if it has ended (*status its wait status):
+ * 0, -EAGAIN not ended, -ECHILD not our child (or reaped already).  A
+ * ptrace stop is not taken for an end, nor consumed.
+ */
+int launch_reap(pid_t pid, int *status);
+
 #endif

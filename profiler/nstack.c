@@ -299,10 +299,15 @@ struct nstack *nstack_new(struct session *s, nstack_regs_fn regs, void *regs_ctx
     return ns;
 }
 
+/* How long nstack_free waits for threads interrupted that had not stopped yet. */
+#define NSTACK_LET_GO_NS 1000000000u
+
 void nstack_free(struct nstack *ns)
 {
     if (!ns)
         return;
+    /* A thread interrupted that had not stopped in time must not stay stopped. */
+    ptstop_let_go(NSTACK_LET_GO_NS);
     unwinder_free(ns->u);
     for (size_t i = 0; i < ns->nslots; i++)
         free(ns->slots[i].pcs);

@@ -239,6 +239,27 @@ int ptstop_hold(pid_t tid, struct user_regs_struct *regs)
     return 0;
 }
 
+void ptstop_let_go(uint64_t wait_ns)
+{
+    uint64_t deadline = now_ns() + wait_ns;
+    for (uint64_t wait = 20000;;) {
+        for (size_t i = 0; i < nheld;) {
+            struct held *h = &held[i];
+            int sig = h->sig, r = h->state == PENDING ? poll_stop(h->tid, &sig) : 1;
+            if (r == 1 && ptrace(PTRACE_DETACH, h->tid, NULL, (void *)(long)sig) < 0)
+                reap(h->tid);
+            if (r != 0)
+                forget(h);
+            else
+                i++;
+        }
+        if (!nheld || now_ns() > deadline)
+            return;
+        pause_ns(wait);
+        wait = MIN(wait * 2, 2000000ull);
+    }
+}
+
 int ptstop_release(pid_t tid)
 {
     struct held *h = find_held(tid);

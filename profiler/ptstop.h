@@ -25,6 +25,15 @@ int ptstop_hold(pid_t tid, struct user_regs_struct *regs);
 /* Lets a held thread go.  0 or a negative errno. */
 int ptstop_release(pid_t tid);
 
+/*
+ * Lets go of every thread still held, and of those interrupted that had not
+ * stopped in time as they stop, waiting up to wait_ns for them: a thread
+ * interrupted stops sooner or later, and then stays stopped until its
+ * tracer lets it go or exits.  What is still pending after wait_ns is let
+ * go by the kernel when pystrobe exits.
+ */
+void ptstop_let_go(uint64_t wait_ns);
+
 /* Nanoseconds of CLOCK_MONOTONIC, for measuring how long threads are held. */
 uint64_t ptstop_now_ns(void);
 

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "profiler/launch.h"
 #include "profiler/proc.h"
 
 /* Threads unseen for this many ticks are forgotten. */
@@ -398,15 +399,9 @@ static void scan_tree(struct sproc **procs, size_t *nprocs, size_t *cap, uint32_
 
 static int child_exited(pid_t child, struct sampler_result *r)
 {
-    int st;
     if (child <= 0 || r->child_reaped)
         return r->child_reaped;
-    /* With native frames the child's main thread may be traced: a stop of
-     * it is not its end. */
-    if (waitpid(child, &st, WNOHANG) == child && (WIFEXITED(st) || WIFSIGNALED(st))) {
-        r->child_status = st;
-        r->child_reaped = 1;
-    }
+    r->child_reaped = launch_reap(child, &r->child_status) == 0;
     return r->child_reaped;
 }
 

@@ -19,6 +19,7 @@
 
 #include "test.h"
 
+#include "profiler/launch.h"
 #include "profiler/proc.h"
 #include "profiler/ptstop.h"
 
@@ -583,6 +584,56 @@ TEST(thread_that_cannot_stop_times_out_and_is_let_go)
     CHECK_INT(read_byte(p[0], 1000), 'd');
     CHECK_INT(tracer_of(pid), 0);
     end_child(pid);
+}
+
+/*
+ * The same, with the launched command's end looked for while the thread
+ * is interrupted (record's loop does so each tick): that look must not
+ * take the thread's stop, or nothing would let it go.  At the end of a
+ * recording, the thread is waited for and let go.
+ */
+TEST(a_late_stop_is_neither_taken_for_an_end_nor_left_behind)
+{
+    int p[2];
+    REQUIRE(pipe(p) == 0);
+    pid_t pid = fork_child();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        if (write(p[1], "r", 1) != 1)
+            _exit(2);
+        pid_t v = vfork();
+        if (v == 0) {
+            struct timespec ts = {0, 300 * 1000000L};
+            nanosleep(&ts, NULL);
+            _exit(0);
+        }
+        waitpid(v, NULL, 0);
+        if (write(p[1], "d", 1) != 1)
+            _exit(2);
+        for (;;)
+            pause();
+    }
+    REQUIRE(read_byte(p[0], 5000) == 'r');
+    sleep_ms(50);
+    struct user_regs_struct regs;
+    int r = held_or_skip(pid, &regs);
+    CHECK_INT(r, -ETIMEDOUT);
+    int st = 0;
+    CHECK_INT(launch_reap(pid, &st), -EAGAIN);
+    sleep_ms(500);
+    CHECK_INT(state_of(pid), 't');
+    /* Stopped now: still not an end, and the stop stays for ptstop. */
+    CHECK_INT(launch_reap(pid, &st), -EAGAIN);
+    ptstop_let_go(2000000000ull);
+    CHECK_INT(read_byte(p[0], 1000), 'd');
+    CHECK_INT(tracer_of(pid), 0);
+    CHECK_INT(launch_reap(pid, &st), -EAGAIN);
+    kill(pid, SIGKILL);
+    for (int i = 0; i < 200 && launch_reap(pid, &st) == -EAGAIN; i++)
+        sleep_ms(10);
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    close(p[0]);
+    close(p[1]);
 }
 
 /* A child reading the clock in a loop is sometimes caught in the vDSO. */
