@@ -545,12 +545,12 @@ TEST(group_stopped_child_stays_stopped)
 }
 
 /*
- * A vfork parent waits uninterruptibly for its child: it cannot stop until
- * the child exits.  The hold gives up; the next ptstop call lets it go.
+ * A child that writes 'r' to p[1], then vforks a child that sleeps ms and
+ * exits: meanwhile it waits uninterruptibly, and cannot stop.  Then it
+ * writes 'd' and pauses for good.
  */
-TEST(thread_that_cannot_stop_times_out_and_is_let_go)
+static pid_t start_vfork_parent(int p[2], long ms)
 {
-    int p[2];
     REQUIRE(pipe(p) == 0);
     pid_t pid = fork_child();
     REQUIRE(pid >= 0);
@@ -559,7 +559,7 @@ TEST(thread_that_cannot_stop_times_out_and_is_let_go)
             _exit(2);
         pid_t v = vfork();
         if (v == 0) {
-            struct timespec ts = {0, 400 * 1000000L};
+            struct timespec ts = {0, ms * 1000000L};
             nanosleep(&ts, NULL);
             _exit(0);
         }
@@ -570,6 +570,17 @@ TEST(thread_that_cannot_stop_times_out_and_is_let_go)
             pause();
     }
     REQUIRE(read_byte(p[0], 5000) == 'r');
+    return pid;
+}
+
+/*
+ * A vfork parent waits uninterruptibly for its child: it cannot stop until
+ * the child exits.  The hold gives up; the next ptstop call lets it go.
+ */
+TEST(thread_that_cannot_stop_times_out_and_is_let_go)
+{
+    int p[2];
+    pid_t pid = start_vfork_parent(p, 400);
     sleep_ms(50);
     CHECK_INT(state_of(pid), 'D');
     struct user_regs_struct regs;
@@ -595,25 +606,7 @@ TEST(thread_that_cannot_stop_times_out_and_is_let_go)
 TEST(a_late_stop_is_neither_taken_for_an_end_nor_left_behind)
 {
     int p[2];
-    REQUIRE(pipe(p) == 0);
-    pid_t pid = fork_child();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        if (write(p[1], "r", 1) != 1)
-            _exit(2);
-        pid_t v = vfork();
-        if (v == 0) {
-            struct timespec ts = {0, 300 * 1000000L};
-            nanosleep(&ts, NULL);
-            _exit(0);
-        }
-        waitpid(v, NULL, 0);
-        if (write(p[1], "d", 1) != 1)
-            _exit(2);
-        for (;;)
-            pause();
-    }
-    REQUIRE(read_byte(p[0], 5000) == 'r');
+    pid_t pid = start_vfork_parent(p, 300);
     sleep_ms(50);
     struct user_regs_struct regs;
     int r = held_or_skip(pid, &regs);
