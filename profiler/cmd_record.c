@@ -193,6 +193,40 @@ static void greenlet_summary(const struct record_opts *o, const struct sampler_r
     sb_release(&sb);
 }
 
+/* Appends " (why n, why n...)" for the nonzero counts of v. */
+static void add_causes(struct strbuf *sb, const uint64_t *v)
+{
+    const char *sep = " (";
+    for (int i = 1; i < TORN_COUNT; i++) {
+        if (!v[i])
+            continue;
+        sb_addf(sb, "%s%s %" PRIu64, sep, walk_torn_name((enum walk_torn)i), v[i]);
+        sep = ", ";
+    }
+    if (*sep == ',')
+        sb_addf(sb, ")");
+}
+
+/* How often stacks were read while they moved, and what became of them. */
+static void torn_summary(const struct sampler_result *r)
+{
+    uint64_t drops = 0;
+    for (int i = 0; i < TORN_COUNT; i++)
+        drops += r->torn_drops[i];
+    if (!r->retries && !drops && !r->cut)
+        return;
+    struct strbuf sb = STRBUF_INIT;
+    sb_addf(&sb, "pystrobe: stacks that moved while read: %" PRIu64 " walks taken again",
+            r->retries);
+    add_causes(&sb, r->torn_tries);
+    sb_addf(&sb, "; %" PRIu64 " dropped after %d tries", drops, SNAP_TRIES);
+    add_causes(&sb, r->torn_drops);
+    if (r->cut)
+        sb_addf(&sb, "; %" PRIu64 " cut at the frame then running", r->cut);
+    fprintf(stderr, "%s\n", sb.buf);
+    sb_release(&sb);
+}
+
 static void print_summary(const struct record_opts *o, const struct sampler_result *r,
                           const struct agg *a)
 {
@@ -221,6 +255,7 @@ static void print_summary(const struct record_opts *o, const struct sampler_resu
         sb_addf(&sb, "; %" PRIu64 " stacks truncated at %d frames", r->truncated,
                 WALK_MAX_DEPTH);
     fprintf(stderr, "%s\n", sb.buf);
+    torn_summary(r);
     if (r->ticks)
         fprintf(stderr, "pystrobe: cost per sample: %.1f us CPU, %.1f reads\n",
                 (double)r->cpu_ns / 1e3 / (double)r->ticks, (double)r->reads / (double)r->ticks);

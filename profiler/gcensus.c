@@ -585,7 +585,9 @@ static int resolve_frames(void *ctx, const struct rawframe *raw, size_t n, uint3
         return ret;
     for (size_t i = 0; i < n; i++) {
         struct code_entry *e = r->entries[i];
-        if (!e || codecache_is_shim(e) || (i > 0 && !codecache_can_call(r->s->cc, e, raw[i].addrq)))
+        /* A parked stack does not move; a caller that cannot be calling is garbage. */
+        if (!e || codecache_is_shim(e) ||
+            (i > 0 && !codecache_can_call(r->s->cc, e, raw[i].addrq, 0, r->entries[i - 1])))
             return -EINVAL;
         ids[i] = codecache_frame(r->s->cc, e, raw[i].addrq, r->by_function);
     }

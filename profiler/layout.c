@@ -38,6 +38,7 @@
     .fo_localsplus = -1, .if_localsplus = -1, .co_kwonlyargcount = -1,      \
     .co_nlocals = -1, .co_varnames = -1, .co_cellvars = -1, .co_freevars = -1, \
     .co_nlocalsplus = -1, .co_localsplusnames = -1, .co_localspluskinds = -1, \
+    .co_stacksize = -1,                                                     \
     .tuple_item = 24, .list_item = 24, .float_fval = 16, .cell_ref = 16,    \
     .long_size = 16, .long_digit = 24, .long_tagged = 0, .int27_ival = -1,  \
     .set_used = 24, .set_mask = 32, .set_table = 40,                        \
@@ -80,28 +81,6 @@
     .if_instr = 56, .if_owner = (owner), .if_size = 80, .owner_cstack = (cstack), \
     .chunk_previous = 0, .chunk_size = 8, .chunk_top = 16, .chunk_data = 24
 
-/*
- * Opcodes a caller is never at (pylayout.not_calling): loads, returns, and
- * from 3.11 RESUME (a frame entering: the eval breaker may run a Python
- * signal handler there, so a handler's samples caught exactly then are
- * dropped as torn; rare).  Opcodes that may call Python through C (calls,
- * operators, comparisons, attribute access, jumps testing truth) are not
- * listed.  The numbers come from each version's opcode module.
- */
-/* LOAD_FAST, LOAD_CONST, RETURN_VALUE (2.7 to 3.10) */
-#define NOT_CALLING_27 .not_calling = {124, 100, 83}, .n_not_calling = 3
-/* ... RETURN_GENERATOR, RESUME, LOAD_CONST__LOAD_FAST, LOAD_FAST__LOAD_CONST, LOAD_FAST__LOAD_FAST */
-#define NOT_CALLING_311 .not_calling = {124, 100, 83, 75, 151, 44, 45, 46}, .n_not_calling = 8
-/* ... RETURN_CONST, LOAD_FAST_CHECK, LOAD_FAST_AND_CLEAR and the 3.12 numbers of the pairs */
-#define NOT_CALLING_312                                                                      \
-    .not_calling = {124, 100, 83, 75, 151, 121, 127, 143, 84, 86, 88}, .n_not_calling = 11
-/* LOAD_FAST, LOAD_CONST, RETURN_VALUE, RETURN_CONST, LOAD_FAST_CHECK, LOAD_FAST_LOAD_FAST,
- * LOAD_FAST_AND_CLEAR, RETURN_GENERATOR, RESUME and RESUME_CHECK, and the POP_JUMP_IF_*
- * (on 3.13 they test bools and None only: TO_BOOL, which may call __bool__, comes first) */
-#define NOT_CALLING_313                                                                      \
-    .not_calling = {85, 83, 36, 103, 87, 88, 86, 35, 149, 207, 97, 98, 99, 100},          \
-    .n_not_calling = 14
-
 static const struct pylayout layouts[] = {
     {
         COMMON, .major = 2, .minor = 7, .gil = GIL_TSTATE_CURRENT,
@@ -110,7 +89,7 @@ static const struct pylayout layouts[] = {
         .ts_next = 0, .ts_interp = 8, .ts_frame = 16, .ts_thread_id = 144, .ts_size = 152,
         FRAMEOBJ(120),
         .co_filename = 80, .co_name = 88, .co_firstlineno = 96, .co_linetable = 104,
-        .linetable = LT_LNOTAB_27, .co_code = 32, .co_flags = 28, NOT_CALLING_27,
+        .linetable = LT_LNOTAB_27, .co_code = 32, .co_flags = 28,
         LOCALS_OLD(376, 16, -1, 28, 20, 56, 64, 72), .int27_ival = 16,
         .setentry_key = 8, .setentry_hash = 0,
         .strings = STR_BYTES27, .bytes_size = 16, .bytes_sval = 36, .uni27_str = 24,
@@ -123,7 +102,7 @@ static const struct pylayout layouts[] = {
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 152, .ts_size = 160,
         FRAMEOBJ(120),
         .co_filename = 96, .co_name = 104, .co_firstlineno = 36, .co_linetable = 112,
-        .linetable = LT_LNOTAB_36, .co_code = 40, .co_flags = 32, NOT_CALLING_27, UNICODE3(48, 72), DICT36(856),
+        .linetable = LT_LNOTAB_36, .co_code = 40, .co_flags = 32, UNICODE3(48, 72), DICT36(856),
         LOCALS_OLD(376, 16, 20, 32, 24, 64, 72, 80),
     },
     {
@@ -135,7 +114,7 @@ static const struct pylayout layouts[] = {
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 176, .ts_size = 184,
         FRAMEOBJ(104),
         .co_filename = 96, .co_name = 104, .co_firstlineno = 36, .co_linetable = 112,
-        .linetable = LT_LNOTAB_36, .co_code = 40, .co_flags = 32, NOT_CALLING_27, UNICODE3(48, 72), DICT36(856),
+        .linetable = LT_LNOTAB_36, .co_code = 40, .co_flags = 32, UNICODE3(48, 72), DICT36(856),
         LOCALS_OLD(360, 16, 20, 32, 24, 64, 72, 80),
     },
     {
@@ -146,7 +125,7 @@ static const struct pylayout layouts[] = {
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 176, .ts_size = 184,
         FRAMEOBJ(104),
         .co_filename = 104, .co_name = 112, .co_firstlineno = 40, .co_linetable = 120,
-        .linetable = LT_LNOTAB_36, .co_code = 48, .co_flags = 36, NOT_CALLING_27, UNICODE3(48, 72), DICT36(872),
+        .linetable = LT_LNOTAB_36, .co_code = 48, .co_flags = 36, UNICODE3(48, 72), DICT36(872),
         LOCALS_OLD(360, 16, 24, 36, 28, 72, 80, 88),
     },
     {
@@ -157,7 +136,7 @@ static const struct pylayout layouts[] = {
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 176, .ts_size = 184,
         FRAMEOBJ(104),
         .co_filename = 104, .co_name = 112, .co_firstlineno = 40, .co_linetable = 120,
-        .linetable = LT_LNOTAB_36, .co_code = 48, .co_flags = 36, NOT_CALLING_27, UNICODE3(48, 72), DICT36(864),
+        .linetable = LT_LNOTAB_36, .co_code = 48, .co_flags = 36, UNICODE3(48, 72), DICT36(864),
         LOCALS_OLD(360, 16, 24, 36, 28, 72, 80, 88),
     },
     {
@@ -168,7 +147,7 @@ static const struct pylayout layouts[] = {
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 176, .ts_size = 184,
         FRAMEOBJ(96), .lasti_units = 1,
         .co_filename = 104, .co_name = 112, .co_firstlineno = 40, .co_linetable = 120,
-        .linetable = LT_LINETABLE_310, .co_code = 48, .co_flags = 36, NOT_CALLING_27, UNICODE3(48, 72), DICT36(872),
+        .linetable = LT_LINETABLE_310, .co_code = 48, .co_flags = 36, UNICODE3(48, 72), DICT36(872),
         LOCALS_OLD(352, 16, 24, 36, 28, 72, 80, 88),
     },
     {
@@ -181,9 +160,9 @@ static const struct pylayout layouts[] = {
         .ts_datastack_chunk = 296, .ts_datastack_top = 304, .ts_size = 312,
         IFRAME(48, 32, 69, -1), .if_is_entry = 68,
         .co_filename = 112, .co_name = 120, .co_qualname = 128, .co_firstlineno = 72,
-        .co_linetable = 136, .co_code_adaptive = 184, .linetable = LT_LOCATIONS_311, NOT_CALLING_311,
+        .co_linetable = 136, .co_code_adaptive = 184, .linetable = LT_LOCATIONS_311,
         UNICODE3(48, 72), DICT311(872, 0), .managed = MANAGED_311,
-        LOCALS_NEW(56, 64, 48, 76),
+        LOCALS_NEW(56, 64, 48, 76), .co_stacksize = 68,
     },
     {
         COMMON, .major = 3, .minor = 12, .gil = GIL_INTERP,
@@ -195,9 +174,9 @@ static const struct pylayout layouts[] = {
         .ts_datastack_chunk = 232, .ts_datastack_top = 240, .ts_size = 248,
         IFRAME(8, 0, 70, 3),
         .co_filename = 112, .co_name = 120, .co_qualname = 128, .co_firstlineno = 68,
-        .co_linetable = 136, .co_code_adaptive = 192, .linetable = LT_LOCATIONS_311, NOT_CALLING_312,
+        .co_linetable = 136, .co_code_adaptive = 192, .linetable = LT_LOCATIONS_311,
         UNICODE3(40, 56), DICT311(880, 0), .managed = MANAGED_312,
-        LOCALS_NEW(52, 60, 48, 72), .long_tagged = 1,
+        LOCALS_NEW(52, 60, 48, 72), .co_stacksize = 64, .long_tagged = 1,
     },
     {
         COMMON, .major = 3, .minor = 13, .gil = GIL_INTERP,
@@ -209,9 +188,9 @@ static const struct pylayout layouts[] = {
         .ts_datastack_chunk = 232, .ts_datastack_top = 240, .ts_size = 248,
         IFRAME(8, 0, 70, 3),
         .co_filename = 112, .co_name = 120, .co_qualname = 128, .co_firstlineno = 68,
-        .co_linetable = 136, .co_code_adaptive = 200, .linetable = LT_LOCATIONS_311, NOT_CALLING_313,
+        .co_linetable = 136, .co_code_adaptive = 200, .linetable = LT_LOCATIONS_311,
         UNICODE3(40, 56), DICT311(880, 8), .managed = MANAGED_313,
-        LOCALS_NEW(52, 60, 48, 72), .long_tagged = 1,
+        LOCALS_NEW(52, 60, 48, 72), .co_stacksize = 64, .long_tagged = 1,
     },
 };
 

@@ -89,17 +89,10 @@ struct pylayout {
     /* PyCodeObject */
     int co_filename, co_name, co_qualname, co_firstlineno, co_linetable;
     int co_code_adaptive;       /* 3.11+: bytecode inline in the code object */
+    int co_stacksize;           /* 3.11+: with co_nlocalsplus, the size of the code's frames */
     int co_code;                /* <= 3.10: the bytecode, a bytes object */
     int co_flags;               /* <= 3.10: CO_GENERATOR and friends (0: not read) */
     enum lt_format linetable;
-    /*
-     * Opcodes a frame is never at while another frame it called runs: a
-     * stack that shows a caller at one of them was read while it changed
-     * (torn).  Returns are the common case: a frame that has returned, read
-     * before the slot it left was reused.
-     */
-    uint8_t not_calling[16];
-    int n_not_calling;
 
     /* Objects in general */
     int ob_type;

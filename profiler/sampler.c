@@ -19,7 +19,7 @@
 #define REFRESH_NATIVE_NS 2000000000u
 
 static const char *const drop_names[DROP_COUNT] = {
-    "torn stack", "unreadable memory", "frame cycle", "unreadable thread list",
+    "torn stack", "unreadable memory", "unreadable thread list",
     "behind schedule", "no Python frame",
 };
 
@@ -32,7 +32,6 @@ static enum drop_reason reason_of(int status)
 {
     switch (status) {
     case -EFAULT: return DROP_UNREADABLE;
-    case -ELOOP: return DROP_CYCLE;
     default: return DROP_TORN;
     }
 }
@@ -269,6 +268,17 @@ static void native_off(struct sproc *p, struct sampler_result *r)
     p->ns = NULL;
 }
 
+/* Adds what a process's snapshots counted of torn walks. */
+static void add_torn(struct sampler_result *r, const struct snapshot *sn)
+{
+    r->retries += sn->retries;
+    r->cut += sn->cut;
+    for (int i = 0; i < TORN_COUNT; i++) {
+        r->torn_tries[i] += sn->torn_tries[i];
+        r->torn_drops[i] += sn->torn_drops[i];
+    }
+}
+
 /* Lets go of a descendant's session (names stay in the aggregate). */
 static void detach(struct sproc *p, struct agg *a, struct sampler_result *r)
 {
@@ -278,6 +288,7 @@ static void detach(struct sproc *p, struct agg *a, struct sampler_result *r)
     census_off(p, r);
     r->reads += mem_read_calls(p->s->mem);
     name_agg_threads(p->s, a);
+    add_torn(r, &p->sn);
     snapshot_release(&p->sn);
     session_release(p->s);
     free(p->s);
@@ -588,6 +599,7 @@ int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
     name_agg_threads(s, a);
     native_off(&procs[0], r);
     census_off(&procs[0], r);
+    add_torn(r, &procs[0].sn);
     snapshot_release(&procs[0].sn);
     free(procs[0].command);
     free(procs);

@@ -16,9 +16,8 @@
 #include "profiler/snapshot.h"
 
 enum drop_reason {
-    DROP_TORN,        /* the stack changed while it was read (a garbage or dead frame) */
+    DROP_TORN,        /* the stack changed while it was read, however often it was read again */
     DROP_UNREADABLE,  /* memory that could not be read */
-    DROP_CYCLE,       /* a cycle in the frame chain */
     DROP_THREADS,     /* the thread list itself could not be read: the whole tick */
     DROP_BEHIND,      /* ticks skipped because sampling fell behind schedule */
     DROP_NO_FRAMES,   /* a thread on CPU with no Python frame (kept as its thread alone with --threads) */
@@ -60,6 +59,10 @@ struct sampler_result {
     uint64_t stacks;      /* stacks recorded (one per thread per tick) */
     uint64_t truncated;   /* stacks cut at the depth bound */
     uint64_t dropped[DROP_COUNT];
+    uint64_t retries;     /* walks taken again after a torn one */
+    uint64_t torn_tries[TORN_COUNT]; /* walks judged torn, by why */
+    uint64_t torn_drops[TORN_COUNT]; /* of which the last of their stack's tries */
+    uint64_t cut;         /* stacks cut at the frame running when read (see snapshot.h) */
     uint64_t elapsed_ns;
     uint64_t cpu_ns;      /* the profiler's own CPU time while sampling */
     uint64_t reads;       /* process_vm_readv calls while sampling */

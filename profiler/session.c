@@ -9,18 +9,6 @@
 #include "profiler/proc.h"
 #include "profiler/pyobj.h"
 
-/* The code cache validates the walked code objects in the walker's recheck read. */
-static size_t plan_codes(void *ctx, const uint64_t *codes, size_t n, struct mem_iov *iov,
-                         size_t room)
-{
-    return codecache_plan(ctx, codes, n, iov, room);
-}
-
-static void planned_codes(void *ctx, const struct mem_iov *iov)
-{
-    codecache_planned(ctx, iov);
-}
-
 int session_attach(struct session *s, pid_t pid, struct pserr *err)
 {
     return session_attach_shared(s, pid, NULL, err);
@@ -48,8 +36,7 @@ static int attach_mem(struct session *s, struct mem *mem, pid_t pid, struct name
     s->walker = walker_new(&s->rt);
     s->cc = codecache_new(s->mem, &s->rt.layout, s->names, s->rt.code_type,
                           s->rt.unicode27_width);
-    walker_set_validator(s->walker,
-                         &(struct walk_validator){plan_codes, planned_codes, s->cc});
+    walk_set_returned(s->walker, codecache_code_at_return, s->cc);
     return 0;
 }
 

@@ -29,80 +29,230 @@ void snapshot_release(struct snapshot *sn)
     memset(sn, 0, sizeof(*sn));
 }
 
-/* Walks one thread's stack into sn->raw. */
-static void walk_one(struct session *s, struct snapshot *sn, struct snap_thread *t,
-                     struct walk_thread *w, size_t max_depth, int want_info)
+static void grow_ids(struct snapshot *sn, size_t n)
 {
-    GROW(sn->raw, sn->rawcap, sn->nraw + max_depth);
-    struct walk_frameinfo *info = NULL;
-    if (want_info) {
-        GROW(sn->finfo, sn->finfocap, sn->nraw + max_depth);
-        info = sn->finfo + sn->nraw;
-    }
-    t->off = sn->nraw;
-    t->walked = 1;
-    t->status = walk_stack_info(s->walker, w, sn->raw + sn->nraw, info, max_depth, &t->depth);
-    /* A stack caught changing under the walk: look again once, from the
-     * thread's current top frame. */
-    if ((t->status == -EINVAL || t->status == -EFAULT) &&
-        walk_refresh(s->walker, sn->interp, w) == 0) {
-        sn->retries++;
-        t->status = walk_stack_info(s->walker, w, sn->raw + sn->nraw, info, max_depth, &t->depth);
-    }
-    if (t->status == -ENOENT)
-        t->walked = 0; /* no Python frame: as if its thread state had said so */
-    if (t->status < 0)
-        t->depth = 0;
-    sn->nraw += t->depth;
-}
-
-static void grow_ids(struct snapshot *sn)
-{
-    if (sn->idcap < sn->nraw + 1) {
-        sn->idcap = MAX(sn->nraw + 1, sn->idcap * 2);
+    if (sn->idcap < n + 1) {
+        sn->idcap = MAX(n + 1, sn->idcap * 2);
         sn->codes = xrealloc(sn->codes, sn->idcap * sizeof(*sn->codes));
         sn->entries = xrealloc(sn->entries, sn->idcap * sizeof(*sn->entries));
         sn->ids = xrealloc(sn->ids, sn->idcap * sizeof(*sn->ids));
     }
 }
 
-/* Turns a walked thread's frames (their code objects resolved) into ids, or drops its stack. */
+/*
+ * Looks at a walked stack as its code objects say (cached ones as cached:
+ * they are validated once the snapshot's stacks are kept).  Returns why it
+ * cannot be a stack at all, or TORN_NONE; a caller that cannot be calling
+ * the frame above it cuts the stack there (the outermost such caller: it
+ * was the running frame).
+ */
+/*
+ * 3.12+: a frame at a return had left the stack (it is unlinked before it
+ * is cleared), unless it may have been running when the frame below was
+ * read: it was read after it (the chunk's pages are read from the top,
+ * each copied upward, so a frame read later than its caller on the same
+ * page may have returned in between) while that caller was calling, for
+ * all one can tell, into it (3.13 cannot tell a call of C from one of a
+ * frame it pushed: then it had left); or read before it while the caller
+ * was still calling it for sure (3.12: then it was returning).
+ */
+static int kept_at_return(struct session *s, const struct snapshot *sn, size_t i)
+{
+    const struct walk_frameinfo *fi = &sn->finfo[i];
+    const struct code_entry *caller = sn->entries[i + 1];
+    int64_t addrq = sn->raw[i + 1].addrq;
+    int order = walk_read_order(s->walker, fi->addr, sn->finfo[i + 1].addr);
+    if (order < 0)
+        return codecache_pushing_sure(s->cc);
+    return order > 0 && (fi->entry || (codecache_pushing_sure(s->cc) &&
+                                       codecache_pushing(s->cc, caller, addrq)));
+}
+
+/*
+ * The stack moved on between the read of the thread state and those of
+ * its frames: while the innermost frame was calling, the frame it called
+ * may have been read with the rest (above it on the data stack, 3.11+;
+ * among the frame objects read ahead, <= 3.10).  Takes such frames in as
+ * they were read, as far as each caller can be calling its callee.  A
+ * callee at a return had left (or was about to: every call leaves its
+ * frame so), unless it was read before its caller and that caller,
+ * calling it for sure, still called then (3.11, 3.12).  On 3.13+ a class's __init__ is called through the
+ * interpreter's own frame: that one is looked through.
+ */
+static void take_callees(struct session *s, struct snapshot *sn, struct snap_thread *t,
+                         const struct walk_thread *w, size_t max_depth)
+{
+    size_t off = t->off;
+    struct rawframe f;
+    struct walk_frameinfo fi;
+    struct code_entry *ce;
+    while (t->depth > 0 && t->depth < max_depth) {
+        struct code_entry *e = sn->entries[off];
+        uint64_t addr = sn->finfo[off].addr;
+        int64_t addrq = sn->raw[off].addrq;
+        if (walk_callee(s->walker, w, addr, codecache_frame_bytes(e), &f, &fi) < 0 ||
+            codecache_peek(s->cc, &f.code, 1, &ce) != 0 || codecache_is_shim(ce))
+            return;
+        if (codecache_is_init_shim(ce)) {
+            /* The shim is pushed with __init__'s frame above it. */
+            uint64_t shim = fi.addr;
+            if (fi.entry ||
+                walk_callee(s->walker, w, shim, codecache_frame_bytes(ce), &f, &fi) < 0 ||
+                fi.entry || codecache_peek(s->cc, &f.code, 1, &ce) != 0 ||
+                codecache_is_shim(ce) || codecache_is_init_shim(ce))
+                return;
+        }
+        int pushed = !fi.entry;
+        if (!codecache_can_call(s->cc, e, addrq, pushed, ce) ||
+            (codecache_at_return(s->cc, ce, f.addrq) &&
+             !(pushed && codecache_pushing(s->cc, e, addrq) && codecache_pushing_sure(s->cc) &&
+               walk_read_order(s->walker, fi.addr, addr) < 0)))
+            return;
+        memmove(sn->raw + off + 1, sn->raw + off, t->depth * sizeof(*sn->raw));
+        memmove(sn->finfo + off + 1, sn->finfo + off, t->depth * sizeof(*sn->finfo));
+        memmove(sn->entries + off + 1, sn->entries + off, t->depth * sizeof(*sn->entries));
+        sn->raw[off] = f;
+        sn->finfo[off] = fi;
+        sn->entries[off] = ce;
+        t->depth++;
+        sn->caught_up++;
+    }
+}
+
+static enum walk_torn look_at(struct session *s, struct snapshot *sn, struct snap_thread *t,
+                              const struct walk_thread *w, size_t max_depth)
+{
+    size_t off = t->off, n = t->depth;
+    for (size_t i = 0; i < n; i++)
+        sn->codes[off + i] = sn->raw[off + i].code;
+    int ret = codecache_peek(s->cc, sn->codes + off, n, sn->entries + off);
+    if (ret < 0)
+        return TORN_UNREADABLE;
+    /* The interpreter's own frames under an __init__ are left out (3.13+). */
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (sn->entries[off + i] && codecache_is_init_shim(sn->entries[off + i]))
+            continue;
+        sn->raw[off + k] = sn->raw[off + i];
+        sn->finfo[off + k] = sn->finfo[off + i];
+        sn->entries[off + k] = sn->entries[off + i];
+        k++;
+    }
+    t->depth = n = k;
+    size_t cut = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct code_entry *e = sn->entries[off + i];
+        int64_t addrq = sn->raw[off + i].addrq;
+        /* Not a code object, or an entry frame's trampoline without the
+         * entry frame's owner: the stack changed while it was read. */
+        if (!e || codecache_is_shim(e))
+            return TORN_NOT_CODE;
+        /* The frame above, when not entered from C, was pushed by this
+         * frame's own instruction (3.11+).  A frame that cannot be calling
+         * it was the running one; one at a return had left (3.12+), unless
+         * read before the frame below (take_callees). */
+        if (i > 0 && !codecache_can_call(s->cc, e, addrq, !sn->finfo[off + i - 1].entry,
+                                         sn->entries[off + i - 1]))
+            cut = i;
+        if (i + 1 < n && codecache_returned(s->cc, e, addrq) &&
+            !kept_at_return(s, sn, off + i))
+            cut = i + 1;
+        /* <= 3.10: frames are read innermost first; a frame leaving its
+         * caller (at a return or a yield) when it was read, the caller
+         * read after it may have gone on to another call. */
+        if (i + 1 < n && s->rt.layout.frames == FRAME_OBJECTS &&
+            codecache_at_return(s->cc, e, addrq))
+            return TORN_RETURNING;
+    }
+    /* A generator's frame has a caller while it runs: one found as a
+     * thread's outermost frame had been suspended under the walk (<= 3.10;
+     * later versions tell by the frame's owner). */
+    if (t->status == 0 && n > 0 && codecache_is_generator(sn->entries[off + n - 1]))
+        return TORN_GEN_ROOT;
+    if (cut > 0) {
+        t->off += cut;
+        t->depth -= cut;
+        sn->cut++;
+    }
+    take_callees(s, sn, t, w, max_depth);
+    return TORN_NONE;
+}
+
+/*
+ * Walks one thread's stack into sn->raw (and sn->finfo): again at once
+ * when torn, up to SNAP_TRIES times in all (once when its stack cannot
+ * move: a thread held still, a core file).
+ */
+static void walk_one(struct session *s, struct snapshot *sn, struct snap_thread *t,
+                     struct walk_thread *w, size_t max_depth, int still)
+{
+    size_t off = sn->nraw;
+    GROW(sn->raw, sn->rawcap, off + max_depth);
+    GROW(sn->finfo, sn->finfocap, off + max_depth);
+    grow_ids(sn, off + max_depth);
+    int tries = still || mem_is_core(s->mem) ? 1 : SNAP_TRIES;
+    t->walked = 1;
+    for (int k = 0; k < tries; k++) {
+        enum walk_torn why = TORN_NONE;
+        t->off = off;
+        t->depth = 0;
+        if (k > 0) {
+            sn->retries++;
+            t->status = walk_refresh(s->walker, sn->interp, w);
+            if (t->status < 0 || !walk_has_frames(w)) {
+                t->status = t->status < 0 ? t->status : -ENOENT;
+                break;
+            }
+        }
+        t->status = walk_stack_info(s->walker, w, sn->raw + off, sn->finfo + off, max_depth,
+                                    &t->depth);
+        if (t->status == -EINVAL)
+            why = walk_last_torn(s->walker);
+        else if (t->status == -ELOOP)
+            why = TORN_CYCLE;
+        else if (t->status == -EFAULT)
+            why = TORN_UNREADABLE;
+        else if (t->status >= 0)
+            why = look_at(s, sn, t, w, max_depth);
+        if (why == TORN_NONE)
+            break;
+        sn->torn_tries[why]++;
+        if (k + 1 == tries) {
+            sn->torn_drops[why]++;
+            if (t->status >= 0)
+                t->status = -EINVAL;
+        }
+    }
+    if (t->status == -ENOENT)
+        t->walked = 0; /* no Python frame: as if its thread state had said so */
+    if (t->status < 0) {
+        t->off = off;
+        t->depth = 0;
+    }
+    sn->nraw = t->off + t->depth;
+}
+
+/*
+ * Turns a walked thread's frames into ids, with its code objects
+ * validated: one that changed since it was looked at drops the stack.
+ */
 static void thread_ids(struct session *s, struct snapshot *sn, struct snap_thread *t,
                        int by_function)
 {
     for (size_t i = t->off; i < t->off + t->depth; i++) {
         if (!sn->entries[i] || codecache_is_shim(sn->entries[i])) {
-            /* Not a code object, or an entry frame's trampoline without
-             * the entry frame's owner: the stack changed while it was read. */
             t->status = -EINVAL;
-            break;
-        }
-        /* Every frame but the innermost (the first walked) is calling the
-         * one before it: one at a return, a plain load or not yet started
-         * is a frame that had returned, read from a stack that changed
-         * under the walk. */
-        if (i > t->off && !codecache_can_call(s->cc, sn->entries[i], sn->raw[i].addrq)) {
-            t->status = -EINVAL;
-            sn->torn_callers++;
-            break;
-        }
-        /* A generator's frame has a caller while it runs: one found as a
-         * thread's outermost frame had been suspended under the walk
-         * (<= 3.10; later versions tell by the frame's owner). */
-        if (i + 1 == t->off + t->depth && t->status == 0 &&
-            codecache_is_generator(sn->entries[i])) {
-            t->status = -EINVAL;
-            sn->torn_callers++;
-            break;
+            sn->torn_drops[TORN_NOT_CODE]++;
+            return;
         }
         sn->ids[i] = codecache_frame(s->cc, sn->entries[i], sn->raw[i].addrq, by_function);
     }
 }
 
-/* Resolves every walked frame's code object and turns frames into ids. */
+/* Validates every kept frame's code object, in one read, and turns frames into ids. */
 static int resolve(struct session *s, struct snapshot *sn, int by_function)
 {
-    grow_ids(sn);
+    grow_ids(sn, sn->nraw);
     for (size_t i = 0; i < sn->nraw; i++)
         sn->codes[i] = sn->raw[i].code;
     int ret = codecache_resolve(s->cc, sn->codes, sn->nraw, sn->entries);
@@ -129,7 +279,7 @@ int snapshot_walk_extra(struct session *s, struct snapshot *sn, size_t k, int by
     t->extra = 1;
     if (t->status < 0 || !t->walked)
         return t->walked ? t->status : -ENOENT;
-    grow_ids(sn);
+    grow_ids(sn, t->off + t->depth);
     for (size_t i = t->off; i < t->off + t->depth; i++)
         sn->codes[i] = sn->raw[i].code;
     int ret = codecache_resolve(s->cc, sn->codes + t->off, t->depth, sn->entries + t->off);
@@ -389,8 +539,6 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
     uint64_t holder = 0;
     sn->nthreads = sn->nraw = sn->nselected = 0;
     s->gen++;
-    /* Code objects are validated once per snapshot, mostly with the walks' rechecks. */
-    codecache_round(s->cc);
     /* The interpreter state stays where it is for the life of the process:
      * it is looked up again only now and then, or when its thread list
      * cannot be read (at exit, it is freed). */
@@ -486,7 +634,7 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
             walk_one(s, sn, t, &sn->threads[i], o->max_depth, 1);
             o->native->release(o->native->ctx, s, sn, i);
         } else {
-            walk_one(s, sn, t, &sn->threads[i], o->max_depth, o->want_info || o->native);
+            walk_one(s, sn, t, &sn->threads[i], o->max_depth, 0);
         }
     }
     if ((ret = resolve(s, sn, o->by_function)) < 0)

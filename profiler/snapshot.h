@@ -44,6 +44,9 @@ enum thread_state {
 /* "running", "idle", "gil wait", "unknown" */
 const char *thread_state_name(enum thread_state st);
 
+/* Walks of a thread per snapshot, at most, before its stack is dropped as torn. */
+#define SNAP_TRIES 8
+
 struct snapshot;
 struct session;
 
@@ -106,7 +109,7 @@ struct snapshot {
     size_t stcap;
     struct rawframe *raw;
     size_t nraw, rawcap;
-    struct walk_frameinfo *finfo; /* with want_info: parallel to raw and ids */
+    struct walk_frameinfo *finfo; /* parallel to raw and ids */
     size_t finfocap;
     uint64_t *codes;
     struct code_entry **entries;
@@ -119,8 +122,12 @@ struct snapshot {
     size_t nselected;    /* threads that passed the filter */
     uint64_t stacks_reused; /* stacks of threads that had not run since (a running count) */
     uint64_t states_kept; /* thread states known without reading stat (a running count) */
-    uint64_t retries;    /* walks repeated after a torn read (a running count) */
-    uint64_t torn_callers; /* stacks dropped for a caller that cannot be calling (a running count) */
+    /* Running counts of torn walks (see snapshot_take): */
+    uint64_t retries;    /* walks taken again at once */
+    uint64_t torn_tries[TORN_COUNT]; /* walks judged torn, by why */
+    uint64_t torn_drops[TORN_COUNT]; /* of which the last try of their stack, by why */
+    uint64_t cut;        /* stacks read as a frame returned: kept from the frame then running */
+    uint64_t caught_up;  /* frames taken in above the top the thread state gave */
 };
 
 void snapshot_init(struct snapshot *sn);
@@ -130,6 +137,24 @@ void snapshot_release(struct snapshot *sn);
  * Takes a snapshot.  Returns 0 (per-thread failures are in each status), or
  * a negative errno when the thread list itself could not be read (-ESRCH:
  * the process is gone; -EINVAL/-EFAULT: a torn or garbage list).
+ *
+ * A thread's stack is read while the thread runs, so a walk can mix frames
+ * of two moments (torn).  Each thread's frames are read with its thread
+ * state where they were last time (see walk_threads), innermost first.  A
+ * walk is judged torn when a frame had returned or is garbage, or when no
+ * stack could look as read (a frame's code that is no code; <= 3.10, a
+ * generator outermost, or a frame at a return or yield whose caller was
+ * read after it).  A torn walk is taken again at once, with a read of its
+ * own, up to SNAP_TRIES times: a few microseconds later is the same instant
+ * for the statistics, so that the samples kept are not biased against code
+ * whose stack moves fast.  Frames that had to be read apart (a first look)
+ * are kept: taking them again would favour stacks already read ahead.  A
+ * caller that cannot be calling the frame above it (it is at a load, a
+ * return, not started, or at an instruction that cannot push that frame)
+ * was the running frame when it was read, and the frames above it had
+ * returned: the stack is kept from that frame down (cut); one that was
+ * calling may have called since: the frame it called, read with the rest,
+ * is taken in (caught up).
  */
 int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts *o);
 

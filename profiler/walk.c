@@ -23,6 +23,8 @@
 
 struct chunk_copy {
     uint64_t base, len;    /* [base, base+len) of the target, header included */
+    uint64_t copied;       /* bytes in buf from base: len, or more (read beyond the top) */
+    int pieces;            /* read ahead page by page, the top first */
     unsigned char *buf;
     size_t cap;
     uint64_t previous;     /* the next older chunk, 0 at the end */
@@ -31,24 +33,33 @@ struct chunk_copy {
 /* 3.11+: older data-stack chunks read ahead per thread. */
 #define AHEAD_OLDER 4
 
-/* <= 3.10: frame objects read ahead per thread (the innermost of its last stack). */
-#define AHEAD_OLD_FRAMES 256
-
-/* Frames outside the data stack read ahead per thread, and their most bytes. */
-#define AHEAD_SINGLES 4
+/* Frames outside the data stack read ahead per thread (C-stack shims,
+ * generators' frames), and their most bytes. */
+#define AHEAD_SINGLES 8
 #define AHEAD_FRAME 128
 
+/* 3.11/3.12: places of a thread's current frame pointer (in the cframes of
+ * its eval loops, on its C stack) read ahead per thread. */
+#define AHEAD_CFRAMES 8
+
 /*
- * 3.11+: what was read with the thread list for a thread walked since the
- * previous call, where its top frame and data stack were then.
+ * 3.11+: what is read with the thread state of a thread walked since the
+ * previous thread list (with the list, or again by walk_refresh), where
+ * its frames were last time: the walk takes every frame it can from here,
+ * all read in one instant, and what it must read alone is noted to be read
+ * ahead next time.
  */
 struct ahead {
     uint64_t tstate;          /* the thread state it belongs to */
     int walked;               /* walked since the last walk_threads */
-    uint64_t frame_at, frame; /* 3.11/3.12: the current cframe's frame pointer, read */
+    /* 3.11/3.12: the current frame pointers of recent cframes (most recent
+     * first), each read with the cframe's previous one (the next field) */
+    uint64_t cf_at[AHEAD_CFRAMES], cf_val[AHEAD_CFRAMES][2];
+    uint8_t cf_ok[AHEAD_CFRAMES];
+    int ncf;
     uint64_t chunk, want;     /* the data stack's newest chunk, and the bytes read of it */
     struct chunk_copy copy;
-    int frame_ok, chunk_ok;   /* read with this call's list, not used yet */
+    int chunk_ok;             /* read with this call's list, not used yet */
     /* Frames outside the chunks (3.12+ entry shims on the C stack,
      * generators' frames) of the last walk, and their bytes read again. */
     uint64_t single_at[AHEAD_SINGLES];
@@ -60,37 +71,85 @@ struct ahead {
     struct chunk_copy older[AHEAD_OLDER];
     uint8_t older_ok[AHEAD_OLDER];
     int older_read, older_next;
-    /* <= 3.10: the frame objects of the thread's last stack, read again */
-    uint64_t *old_addr;
-    unsigned char *old_buf;
-    uint8_t *old_ok;
-    size_t old_n, old_cap;
+    /* 3.11+: a window of the thread's C stack, where its eval loops keep
+     * their cframes (3.11, 3.12) and entry shims (3.12+): from some way
+     * below the lowest the last walk met (an eval loop entered since is
+     * there) to the highest.  Read with the thread state, so that a loop
+     * entered or left just then is seen as it was. */
+    uint64_t cs_lo, cs_hi;    /* the window read, [lo, hi); equal when none */
+    unsigned char *cs_buf;
+    int cs_ok;                /* read with this call's list */
+    uint64_t cs_min, cs_max;  /* what the last walk met there, [min, max); min 0: nothing */
 };
+
+/* The pieces a chunk is read ahead in (the pages of x86_64). */
+#define PIECE 4096u
+
+/* The C-stack window: bytes below the lowest place met, and the most in all. */
+#define CS_BELOW 3072u
+#define CS_MAX 8192u
+/* The farthest apart two cframes of one thread are taken to be (a C stack's
+ * size), the nearest an eval loop's shim is to its cframe, and the most
+ * cframes one walk tries. */
+#define CS_SPAN (8u << 20)
+#define CS_NEAR 1024u
+#define CF_TRIES 6
 
 /* Bytes read ahead beyond a chunk's last used top, and the most per thread and per call. */
 #define AHEAD_SLACK 1024
 #define AHEAD_MAX (128u << 10)
 #define AHEAD_BUDGET (4u << 20)
 
+/*
+ * <= 3.10: the frame objects a thread ran lately, read with its thread
+ * state: the last walk's chain (innermost first) and, in a ring, frames of
+ * earlier walks that left it (frames are recycled, so a fast recursion
+ * runs through a few dozen addresses).  They are read as spans, nearby
+ * frames in one piece, so that a stack is read in one instant.
+ */
+struct span {
+    uint64_t lo, hi;          /* [lo, hi) of the target */
+    size_t off;               /* where its bytes are in buf */
+    uint32_t rank;            /* its innermost frame's place in the chain (ring frames: 0) */
+    uint8_t ok;
+};
+
 struct chain_hint {
     uint64_t tstate;
-    uint64_t *addr;     /* frame addresses, innermost first */
-    size_t n, cap;
-    uint32_t used;      /* walks counter when last used */
+    uint32_t used;            /* walks counter when last used */
+    uint64_t *chain;          /* the last walk's frames, innermost first */
+    size_t nchain, chaincap;
+    uint64_t ring[64];        /* other frames seen lately */
+    int nring, ring_next;
+    struct span *spans;       /* covering chain and ring, by address */
+    size_t nspans, spancap;
+    uint32_t *order;          /* the spans by rank: the order they are read in */
+    int dirty;                /* spans to compute again */
+    unsigned char *buf;       /* the spans' bytes */
+    size_t bufcap;
+    int planned;              /* its spans are in the read being made */
+    uint32_t fresh;           /* buf holds the read of this thread list (lists + 1), or 0 */
+    uint32_t read;            /* the same, kept after the walk used it (walk_callee) */
 };
 
 /* Hints unused for this many walks are dropped. */
 #define HINT_TTL 4096
-/* The first frames of a walk are looked up in the hint's first entries only. */
-#define HINT_SEARCH 256
-/* Batches per walk: a stack that keeps leaving its old chain is read one by one. */
-#define HINT_BATCHES 4
+/* Frames of a chain read ahead (its innermost ones), the most bytes of a
+ * span, and the gap below which two frames are read as one span (copying a
+ * gap costs about what another piece of the read does). */
+#define HINT_CHAIN 256
+#define SPAN_MAX (64u << 10)
+#define SPAN_GAP 2048
 
 struct walker {
     struct pyrt *rt;
     const struct pylayout *l;
     struct chunk_copy chunks[MAX_CHUNKS];
     size_t nchunks;
+    int rewalk;             /* a walk again from the same reads (walk_cframes) */
+    int no_open;            /* a walk from what was read ahead alone (walk_cframes) */
+    int (*returned)(void *ctx, uint64_t code, int64_t addrq); /* walk_set_returned */
+    void *returned_ctx;
     uint64_t frame_type;    /* PyFrame_Type, known or confirmed by name */
     int tid_offset;         /* offset of tid in struct pthread; -1 unknown */
     uint32_t lists;         /* walk_threads calls */
@@ -104,39 +163,22 @@ struct walker {
     size_t tsbufcap;
     struct mem_iov *iov;
     size_t iovcap;
-    /* <= 3.10: each thread's frame chain of its last walk, by thread state. */
+    /* <= 3.10: each thread's frames of late, by thread state. */
     struct chain_hint *hints;
     size_t nhints, hintcap;
     struct htab hint_index;
     uint32_t walks;
     uint64_t *chain;        /* the chain being walked */
     size_t chaincap;
-    unsigned char *specbuf; /* frames read in a batch along a hint */
-    size_t speccap;
-    uint8_t *specok;        /* and which of them were read */
-    size_t specokcap;
-    unsigned char *checkbuf; /* <= 3.10: the walked frames read again */
-    size_t checkcap;
-    int64_t *lastis;        /* each walked frame's f_lasti, or instruction pointer (3.11+) */
-    size_t lasticap;
+    uint64_t *sorted;       /* scratch: hint addresses to sort */
+    size_t sortedcap;
     uint64_t *prevs;        /* each walked frame's caller as read (0: the outermost) */
     size_t prevscap;
-    uint64_t *codes_seen;   /* 3.11+: each walked frame's code */
-    size_t codescap;
-    uint8_t *owners;        /* 3.11+: and its owner */
+    uint8_t *owners;        /* 3.11+: each walked frame's owner */
     size_t ownerscap;
     uint8_t *entries;       /* 3.11: and its is_entry flag */
     size_t entriescap;
     size_t nseen;           /* 3.11+: frames in chain[] of the last walk, shims included */
-    int *where;             /* 3.11+: the chunk copy each walked frame was found in, or -1 */
-    size_t wherecap;
-    size_t *checkoff;       /* where each walked frame's bytes are in checkbuf */
-    size_t checkoffcap;
-    uint64_t span_lo[MAX_CHUNKS], span_hi[MAX_CHUNKS];
-    size_t span_off[MAX_CHUNKS];
-    uint64_t *vcodes;       /* the walked code objects, for the validator */
-    size_t vcodescap;
-    struct walk_validator val;
     /* 3.11+: reads ahead, by index in the last thread list */
     struct ahead *ahead;
     size_t nahead, aheadcap;
@@ -149,6 +191,8 @@ struct walker {
     uint8_t *tidok;
     size_t tidcap;
     struct walk_stats stats;
+    enum walk_torn torn;    /* why the last walk that returned -EINVAL was torn */
+    uint64_t open;          /* reads the last walk made besides the reads ahead */
 };
 
 struct walker *walker_new(struct pyrt *rt)
@@ -162,6 +206,14 @@ struct walker *walker_new(struct pyrt *rt)
     return w;
 }
 
+static void hint_release(struct chain_hint *h)
+{
+    free(h->chain);
+    free(h->spans);
+    free(h->order);
+    free(h->buf);
+}
+
 void walker_free(struct walker *w)
 {
     if (!w)
@@ -170,45 +222,28 @@ void walker_free(struct walker *w)
         free(w->chunks[i].buf);
     for (size_t i = 0; i < w->nahead; i++) {
         free(w->ahead[i].copy.buf);
+        free(w->ahead[i].cs_buf);
         for (int j = 0; j < AHEAD_OLDER; j++)
             free(w->ahead[i].older[j].buf);
-        free(w->ahead[i].old_addr);
-        free(w->ahead[i].old_buf);
-        free(w->ahead[i].old_ok);
     }
     free(w->ahead);
     free(w->tsok);
     free(w->tid_at);
     free(w->tidv);
     free(w->tidok);
-    free(w->where);
-    free(w->checkoff);
-    free(w->vcodes);
     for (size_t i = 0; i < w->nhints; i++)
-        free(w->hints[i].addr);
+        hint_release(&w->hints[i]);
     free(w->hints);
     htab_release(&w->hint_index);
     free(w->prev_ts);
     free(w->tsbuf);
     free(w->iov);
     free(w->chain);
-    free(w->specbuf);
-    free(w->specok);
-    free(w->checkbuf);
-    free(w->lastis);
-    free(w->codes_seen);
+    free(w->sorted);
     free(w->prevs);
     free(w->owners);
     free(w->entries);
     free(w);
-}
-
-void walker_set_validator(struct walker *w, const struct walk_validator *v)
-{
-    if (v)
-        w->val = *v;
-    else
-        memset(&w->val, 0, sizeof(w->val));
 }
 
 const struct walk_stats *walk_stats(const struct walker *w)
@@ -216,11 +251,32 @@ const struct walk_stats *walk_stats(const struct walker *w)
     return &w->stats;
 }
 
+enum walk_torn walk_last_torn(const struct walker *w)
+{
+    return w->torn;
+}
+
+const char *walk_torn_name(enum walk_torn why)
+{
+    static const char *const names[TORN_COUNT] = {
+        "none", "a frame freed", "a frame returning", "outermost frame", "garbage", "not code",
+        "generator outermost", "frame cycle", "unreadable",
+    };
+    return (unsigned)why < TORN_COUNT ? names[why] : "?";
+}
+
 static uint64_t get_u64(const unsigned char *buf, int off)
 {
     uint64_t v;
     memcpy(&v, buf + off, 8);
     return v;
+}
+
+/* Notes why a walk is judged torn; returns -EINVAL. */
+static int torn(struct walker *w, enum walk_torn why)
+{
+    w->torn = why;
+    return -EINVAL;
 }
 
 /* Fills t from the thread state's bytes ts (read from tstate). */
@@ -265,34 +321,185 @@ static size_t frame_len(const struct pylayout *l)
     return (size_t)MAX(MAX(l->fo_back, l->fo_code) + 8, l->fo_lasti + 4);
 }
 
-/*
- * <= 3.10: adds to w->iov from k the reads of the innermost frames of a's
- * thread's last stack; returns the new k.
- */
-static size_t ahead_old_frames(struct walker *w, struct ahead *a, size_t k, size_t *budget)
+static int addr_cmp(const void *a, const void *b)
 {
-    uint32_t hi = hint_lookup(w, a->tstate);
-    if (hi == HTAB_NONE)
-        return k;
-    const struct chain_hint *h = &w->hints[hi];
-    size_t len = frame_len(w->l), n = MIN(h->n, (size_t)AHEAD_OLD_FRAMES);
-    if (n == 0 || n * len > *budget)
-        return k;
-    *budget -= n * len;
-    if (a->old_cap < n) {
-        a->old_cap = AHEAD_OLD_FRAMES;
-        a->old_addr = xrealloc(a->old_addr, a->old_cap * sizeof(*a->old_addr));
-        a->old_buf = xrealloc(a->old_buf, a->old_cap * len);
-        a->old_ok = xrealloc(a->old_ok, a->old_cap);
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Bytes of a thread's frames read ahead, at most. */
+#define SPAN_BUDGET (256u << 10)
+
+/* The span of h holding frame [addr, addr+len), or NULL. */
+static struct span *span_of(struct chain_hint *h, uint64_t addr, size_t len)
+{
+    size_t lo = 0, hi = h->nspans;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (h->spans[mid].lo <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    /* Room for these and for what the caller adds per thread after them. */
-    GROW(w->iov, w->iovcap, k + n + (4 + AHEAD_SINGLES + AHEAD_OLDER) * w->nprev + 1);
-    for (size_t j = 0; j < n; j++) {
-        a->old_addr[j] = h->addr[j];
-        w->iov[k++] = (struct mem_iov){h->addr[j], a->old_buf + j * len, len, 0};
+    if (lo == 0 || addr > UINT64_MAX - len || addr + len > h->spans[lo - 1].hi)
+        return NULL;
+    return &h->spans[lo - 1];
+}
+
+static void span_rank(struct chain_hint *h, uint64_t addr, uint32_t rank, size_t len)
+{
+    struct span *sp = span_of(h, addr, len);
+    if (sp && rank < sp->rank)
+        sp->rank = rank;
+}
+
+static const struct span *rank_spans; /* for rank_cmp */
+
+static int rank_cmp(const void *a, const void *b)
+{
+    const struct span *x = &rank_spans[*(const uint32_t *)a], *y = &rank_spans[*(const uint32_t *)b];
+    if (x->rank != y->rank)
+        return x->rank < y->rank ? -1 : 1;
+    return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* <= 3.10: the spans covering h's frames, nearby ones merged, and room for their bytes. */
+static void hint_spans(struct walker *w, struct chain_hint *h)
+{
+    size_t len = frame_len(w->l), n = 0, want = MIN(h->nchain, (size_t)HINT_CHAIN) + (size_t)h->nring;
+    GROW(w->sorted, w->sortedcap, want + 1);
+    for (size_t i = 0; i < MIN(h->nchain, (size_t)HINT_CHAIN); i++)
+        w->sorted[n++] = h->chain[i];
+    for (int i = 0; i < h->nring; i++)
+        w->sorted[n++] = h->ring[i];
+    qsort(w->sorted, n, sizeof(*w->sorted), addr_cmp);
+    size_t bytes = 0;
+    h->nspans = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t a = w->sorted[i];
+        if (!a || (a & 7) || a > UINT64_MAX - len)
+            continue;
+        struct span *last = h->nspans ? &h->spans[h->nspans - 1] : NULL;
+        if (last && a <= last->hi + SPAN_GAP && a + len - last->lo <= SPAN_MAX) {
+            if (a + len > last->hi) {
+                bytes += a + len - last->hi;
+                last->hi = a + len;
+            }
+            continue;
+        }
+        if (bytes + len > SPAN_BUDGET)
+            break;
+        GROW(h->spans, h->spancap, h->nspans + 1);
+        h->spans[h->nspans++] = (struct span){a, a + len, 0, 0, 0};
+        bytes += len;
     }
-    a->old_n = n;
+    size_t off = 0;
+    for (size_t i = 0; i < h->nspans; i++) {
+        h->spans[i].off = off;
+        h->spans[i].rank = UINT32_MAX;
+        off += (size_t)(h->spans[i].hi - h->spans[i].lo);
+    }
+    /* Read the spans innermost first: a frame no later than its callers,
+     * which cannot change while it lives (ring frames are the likeliest
+     * innermost ones: a fast recursion's). */
+    for (size_t i = 0; i < MIN(h->nchain, (size_t)HINT_CHAIN); i++)
+        span_rank(h, h->chain[i], (uint32_t)i + 1, len);
+    for (int i = 0; i < h->nring; i++)
+        span_rank(h, h->ring[i], 0, len);
+    h->order = xrealloc(h->order, (h->nspans + 1) * sizeof(*h->order));
+    for (size_t i = 0; i < h->nspans; i++)
+        h->order[i] = (uint32_t)i;
+    rank_spans = h->spans;
+    qsort(h->order, h->nspans, sizeof(*h->order), rank_cmp);
+    if (h->bufcap < off) {
+        free(h->buf);
+        h->bufcap = MAX(off, (size_t)4096);
+        h->buf = xmalloc(h->bufcap);
+    }
+    h->dirty = 0;
+}
+
+static int in_list(const uint64_t *v, size_t n, uint64_t x)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == x)
+            return 1;
+    return 0;
+}
+
+/* Adds frame f to h's ring unless h has it already. */
+static void ring_add(struct chain_hint *h, uint64_t f)
+{
+    if (in_list(h->chain, MIN(h->nchain, (size_t)HINT_CHAIN), f) ||
+        in_list(h->ring, (size_t)h->nring, f))
+        return;
+    h->ring[h->ring_next] = f;
+    h->ring_next = (h->ring_next + 1) % (int)ARRAY_SIZE(h->ring);
+    if (h->nring < (int)ARRAY_SIZE(h->ring))
+        h->nring++;
+    h->dirty = 1;
+}
+
+/* <= 3.10: the frames of a walk that broke off, addrs[0, n), go to h's ring (at most 16). */
+static void hint_note(struct chain_hint *h, const uint64_t *addrs, size_t n)
+{
+    for (size_t i = 0; i < MIN(n, (size_t)16); i++)
+        ring_add(h, addrs[i]);
+}
+
+/*
+ * <= 3.10: takes a walk's frames chain[0, n) (innermost first) as h's
+ * chain; the old chain's frames it no longer has (the ones above the part
+ * both share, at most 64) go to the ring.
+ */
+static void hint_update(struct chain_hint *h, const uint64_t *chain, size_t n)
+{
+    size_t a = h->nchain, b = n;
+    while (a > 0 && b > 0 && h->chain[a - 1] == chain[b - 1]) {
+        a--;
+        b--;
+    }
+    if (a == 0 && b == 0)
+        return;
+    /* The old chain's frames above the shared part, unless the new one has them. */
+    for (size_t i = 0; i < MIN(a, ARRAY_SIZE(h->ring)); i++)
+        if (!in_list(chain, MIN(b, (size_t)HINT_CHAIN), h->chain[i]))
+            ring_add(h, h->chain[i]);
+    if (h->chaincap < n + 1) {
+        h->chaincap = n + 1;
+        h->chain = xrealloc(h->chain, h->chaincap * sizeof(*h->chain));
+    }
+    memcpy(h->chain, chain, n * sizeof(*chain));
+    h->nchain = n;
+    h->dirty = 1;
+}
+
+/* Adds to w->iov from k the reads of h's spans; returns the new k. */
+static size_t plan_spans(struct walker *w, struct chain_hint *h, size_t k, size_t *budget)
+{
+    if (h->dirty)
+        hint_spans(w, h);
+    size_t bytes = h->nspans ? h->spans[h->nspans - 1].off +
+                                   (size_t)(h->spans[h->nspans - 1].hi - h->spans[h->nspans - 1].lo)
+                             : 0;
+    h->planned = 0;
+    if (!h->nspans || bytes > *budget)
+        return k;
+    *budget -= bytes;
+    h->planned = 1;
+    GROW(w->iov, w->iovcap, k + h->nspans + 1);
+    for (size_t i = 0; i < h->nspans; i++) {
+        const struct span *s = &h->spans[h->order[i]];
+        w->iov[k++] = (struct mem_iov){s->lo, h->buf + s->off, (size_t)(s->hi - s->lo), 0};
+    }
     return k;
+}
+
+/* The bytes of frame [addr, addr+len) in h's spans just read, or NULL. */
+static const unsigned char *span_find(struct chain_hint *h, uint64_t addr, size_t len)
+{
+    const struct span *sp = span_of(h, addr, len);
+    return sp && sp->ok ? h->buf + sp->off + (addr - sp->lo) : NULL;
 }
 
 /* The reads ahead of thread t, or NULL. */
@@ -301,6 +508,144 @@ static struct ahead *ahead_of(struct walker *w, const struct walk_thread *t)
     if (t->spec < 0 || (size_t)t->spec >= w->nahead || w->ahead[t->spec].tstate != t->tstate)
         return NULL;
     return &w->ahead[t->spec];
+}
+
+/* Forgets what slot a read ahead. */
+static void ahead_reset(struct ahead *a)
+{
+    a->cs_ok = 0;
+    a->cs_min = a->cs_max = 0;
+    a->walked = a->chunk_ok = 0;
+    a->want = 0;
+    a->ncf = 0;
+    a->nread = a->nnext = 0;
+    a->older_read = a->older_next = 0;
+}
+
+/* Makes room in w->iov for n more pieces after k. */
+static void iov_room(struct walker *w, size_t k, size_t n)
+{
+    GROW(w->iov, w->iovcap, k + n + 1);
+}
+
+/*
+ * Adds to w->iov from k the reads ahead of the thread of slot a (thread
+ * state tstate): where its frames were when it was last walked.  Returns
+ * the new k; take_ahead takes them back in the same order.
+ */
+static size_t plan_ahead(struct walker *w, struct ahead *a, uint64_t tstate, size_t k,
+                         size_t *budget)
+{
+    const struct pylayout *l = w->l;
+    if (l->frames == FRAME_OBJECTS) {
+        uint32_t hi = hint_lookup(w, tstate);
+        return hi == HTAB_NONE ? k : plan_spans(w, &w->hints[hi], k, budget);
+    }
+    iov_room(w, k, (size_t)a->ncf + CS_MAX / PIECE + 1 + AHEAD_SINGLES + AHEAD_OLDER +
+                       AHEAD_MAX / PIECE + 2);
+    for (int j = 0; j < a->ncf; j++)
+        w->iov[k++] = (struct mem_iov){a->cf_at[j], a->cf_val[j], 16, 0};
+    a->cs_lo = a->cs_hi = 0;
+    if (a->cs_min && a->cs_min > CS_BELOW && a->cs_max > a->cs_min) {
+        a->cs_lo = (a->cs_min - CS_BELOW) & ~(uint64_t)63;
+        a->cs_hi = MIN(a->cs_max, a->cs_lo + CS_MAX);
+        if (!a->cs_buf)
+            a->cs_buf = xmalloc(CS_MAX);
+        /* Page by page, the lowest (the innermost loops) first. */
+        for (uint64_t lo = a->cs_lo; lo < a->cs_hi;) {
+            uint64_t hi = MIN(a->cs_hi, (lo & ~(uint64_t)(PIECE - 1)) + PIECE);
+            w->iov[k++] = (struct mem_iov){lo, a->cs_buf + (lo - a->cs_lo), hi - lo, 0};
+            lo = hi;
+        }
+    }
+    if (l->if_size > AHEAD_FRAME)
+        a->nnext = 0;
+    for (int j = 0; j < a->nnext; j++)
+        w->iov[k++] = (struct mem_iov){a->single_at[j], a->single[j], (size_t)l->if_size, 0};
+    if (a->want > *budget)
+        a->want = 0;
+    if (!a->want && a->copy.cap > 16384) {
+        /* Not read ahead this time: give back a big buffer. */
+        free(a->copy.buf);
+        a->copy.buf = NULL;
+        a->copy.cap = 0;
+    }
+    if (a->want) {
+        if (a->copy.cap < a->want) {
+            free(a->copy.buf);
+            a->copy.cap = MAX((size_t)a->want, (size_t)16384);
+            a->copy.buf = xmalloc(a->copy.cap);
+        }
+        *budget -= a->want;
+        /* Page by page, the top first: a frame is read no later than the
+         * frames below it, which cannot change while it lives.  (The
+         * kernel copies a range page by page, each page some tens of
+         * nanoseconds after the one before, time enough for a frame at
+         * the top of a fast recursion to return.) */
+        uint64_t end = a->chunk + a->want;
+        while (end > a->chunk) {
+            uint64_t lo = MAX(a->chunk, (end - 1) & ~(uint64_t)(PIECE - 1));
+            w->iov[k++] = (struct mem_iov){lo, a->copy.buf + (lo - a->chunk), end - lo, 0};
+            end = lo;
+        }
+    }
+    a->older_read = 0;
+    for (int j = a->older_next; j < AHEAD_OLDER; j++) {
+        if (a->older[j].cap > 16384) {
+            free(a->older[j].buf);
+            memset(&a->older[j], 0, sizeof(a->older[j]));
+        }
+    }
+    for (int j = 0; j < a->older_next; j++) {
+        struct chunk_copy *c = &a->older[j];
+        if (c->len > *budget)
+            break;
+        *budget -= c->len;
+        w->iov[k++] = (struct mem_iov){c->base, c->buf, c->len, 0};
+        a->older_read++;
+    }
+    return k;
+}
+
+/* Takes back from w->iov at k what plan_ahead asked for; returns the new k. */
+static size_t take_ahead(struct walker *w, struct ahead *a, uint64_t tstate, size_t k)
+{
+    const struct pylayout *l = w->l;
+    if (l->frames == FRAME_OBJECTS) {
+        uint32_t hi = hint_lookup(w, tstate);
+        if (hi == HTAB_NONE || !w->hints[hi].planned)
+            return k;
+        struct chain_hint *h = &w->hints[hi];
+        for (size_t i = 0; i < h->nspans; i++)
+            h->spans[h->order[i]].ok = (uint8_t)w->iov[k++].ok;
+        h->planned = 0;
+        h->fresh = w->lists + 1; /* for a walk before the next list only */
+        return k;
+    }
+    for (int j = 0; j < a->ncf; j++)
+        a->cf_ok[j] = (uint8_t)w->iov[k++].ok;
+    a->cs_ok = a->cs_hi > a->cs_lo;
+    for (uint64_t lo = a->cs_lo; lo < a->cs_hi;) {
+        a->cs_ok &= w->iov[k++].ok;
+        lo = MIN(a->cs_hi, (lo & ~(uint64_t)(PIECE - 1)) + PIECE);
+    }
+    for (int j = 0; j < a->nnext; j++)
+        a->single_ok[j] = (uint8_t)w->iov[k++].ok;
+    if (a->want) {
+        a->chunk_ok = 1;
+        for (uint64_t end = a->chunk + a->want; end > a->chunk;
+             end = MAX(a->chunk, (end - 1) & ~(uint64_t)(PIECE - 1)))
+            a->chunk_ok &= w->iov[k++].ok;
+    }
+    if (a->chunk_ok) {
+        a->copy.base = a->chunk;
+        a->copy.len = a->want;
+        a->copy.previous = get_u64(a->copy.buf, l->chunk_previous);
+    }
+    for (int j = 0; j < a->older_read; j++)
+        a->older_ok[j] = (uint8_t)w->iov[k++].ok;
+    a->nread = a->nnext;
+    return k;
 }
 
 /*
@@ -317,77 +662,33 @@ static int read_with_list(struct walker *w, uint64_t interp, uint64_t *head)
         w->tsbuf = xrealloc(w->tsbuf, w->tsbufcap);
     }
     GROW(w->tsok, w->tsokcap, np + 1);
-    GROW(w->iov, w->iovcap, (4 + AHEAD_SINGLES + AHEAD_OLDER) * np + 1);
+    iov_room(w, 0, 2 * np + 1);
     /* <= 3.10, once the tid's place is known: each thread's tid, which
      * tells a new thread that took over a gone one's thread state and
      * struct pthread (both are recycled) from the old one. */
     int tids = w->tid_offset >= 0 && l->ts_native_thread_id < 0 && w->tidcap >= np;
     /* Slots past the previous list are not read ahead: forget them. */
-    for (size_t i = np; i < w->nahead; i++) {
-        struct ahead *a = &w->ahead[i];
-        a->walked = a->frame_ok = a->chunk_ok = 0;
-        a->frame_at = a->want = 0;
-        a->nread = a->nnext = 0;
-        a->older_read = a->older_next = 0;
-    }
+    for (size_t i = np; i < w->nahead; i++)
+        ahead_reset(&w->ahead[i]);
     w->iov[k++] = (struct mem_iov){interp + (uint64_t)l->is_tstate_head, head, 8, 0};
     for (size_t i = 0; i < np; i++) {
         struct ahead *a = i < w->nahead ? &w->ahead[i] : NULL;
+        iov_room(w, k, 2);
         w->iov[k++] = (struct mem_iov){w->prev_ts[i], w->tsbuf + i * sz, sz, 0};
         if (tids && w->tid_at[i])
             w->iov[k++] = (struct mem_iov){w->tid_at[i] + (uint64_t)w->tid_offset, &w->tidv[i], 4, 0};
         if (!a)
             continue;
-        a->frame_ok = a->chunk_ok = 0;
+        a->chunk_ok = 0;
+        memset(a->cf_ok, 0, sizeof(a->cf_ok));
+        a->cs_ok = 0;
         memset(a->single_ok, 0, sizeof(a->single_ok));
+        memset(a->older_ok, 0, sizeof(a->older_ok));
         if (!a->walked || a->tstate != w->prev_ts[i]) {
-            a->frame_at = a->want = 0;
-            a->nread = a->nnext = 0;
-            a->older_read = a->older_next = 0;
-        } else if (a->want > budget) {
-            a->want = 0;
+            ahead_reset(a);
+            continue;
         }
-        if (!a->want && a->copy.cap > 16384) {
-            /* Not read ahead this time: give back a big buffer. */
-            free(a->copy.buf);
-            a->copy.buf = NULL;
-            a->copy.cap = 0;
-        }
-        if (a->frame_at == UINT64_MAX)
-            a->frame_at = 0;
-        if (a->frame_at)
-            w->iov[k++] = (struct mem_iov){a->frame_at, &a->frame, 8, 0};
-        if (a->want) {
-            if (a->copy.cap < a->want) {
-                free(a->copy.buf);
-                a->copy.cap = MAX((size_t)a->want, (size_t)16384);
-                a->copy.buf = xmalloc(a->copy.cap);
-            }
-            budget -= a->want;
-            w->iov[k++] = (struct mem_iov){a->chunk, a->copy.buf, a->want, 0};
-        }
-        if (l->if_size > AHEAD_FRAME)
-            a->nnext = 0;
-        for (int j = 0; j < a->nnext; j++)
-            w->iov[k++] = (struct mem_iov){a->single_at[j], a->single[j], (size_t)l->if_size, 0};
-        a->older_read = 0;
-        for (int j = a->older_next; j < AHEAD_OLDER; j++) {
-            if (a->older[j].cap > 16384) {
-                free(a->older[j].buf);
-                memset(&a->older[j], 0, sizeof(a->older[j]));
-            }
-        }
-        for (int j = 0; j < a->older_next; j++) {
-            struct chunk_copy *c = &a->older[j];
-            if (c->len > budget)
-                break;
-            budget -= c->len;
-            w->iov[k++] = (struct mem_iov){c->base, c->buf, c->len, 0};
-            a->older_read++;
-        }
-        a->old_n = 0;
-        if (l->frames == FRAME_OBJECTS && a->walked && a->tstate == w->prev_ts[i])
-            k = ahead_old_frames(w, a, k, &budget);
+        k = plan_ahead(w, a, a->tstate, k, &budget);
     }
     int ret = mem_readv(w->rt->mem, w->iov, k);
     if (ret < 0)
@@ -400,22 +701,9 @@ static int read_with_list(struct walker *w, uint64_t interp, uint64_t *head)
         w->tsok[i] = (uint8_t)w->iov[k++].ok;
         if (tids)
             w->tidok[i] = w->tid_at[i] ? (uint8_t)w->iov[k++].ok : 0;
-        if (!a)
+        if (!a || !a->walked)
             continue;
-        if (a->frame_at)
-            a->frame_ok = w->iov[k++].ok;
-        if (a->want && (a->chunk_ok = w->iov[k++].ok)) {
-            a->copy.base = a->chunk;
-            a->copy.len = a->want;
-            a->copy.previous = get_u64(a->copy.buf, l->chunk_previous);
-        }
-        for (int j = 0; j < a->nnext; j++)
-            a->single_ok[j] = (uint8_t)w->iov[k++].ok;
-        for (int j = 0; j < a->older_read; j++)
-            a->older_ok[j] = (uint8_t)w->iov[k++].ok;
-        for (size_t j = 0; j < a->old_n; j++)
-            a->old_ok[j] = (uint8_t)w->iov[k++].ok;
-        a->nread = a->nnext;
+        k = take_ahead(w, a, a->tstate, k);
         a->walked = 0;
     }
     return 0;
@@ -434,10 +722,7 @@ static void index_ahead(struct walker *w, struct walk_thread *out, size_t n)
         struct ahead *a = &w->ahead[i];
         if (a->tstate != out[i].tstate) {
             a->tstate = out[i].tstate;
-            a->walked = a->frame_ok = a->chunk_ok = 0;
-            a->frame_at = a->want = 0;
-            a->nread = a->nnext = 0;
-            a->older_read = a->older_next = 0;
+            ahead_reset(a);
         }
         out[i].spec = (int)i;
     }
@@ -519,11 +804,31 @@ int walk_threads(struct walker *w, uint64_t interp, struct walk_thread *out, siz
 int walk_refresh(struct walker *w, uint64_t interp, struct walk_thread *t)
 {
     unsigned char ts[512];
-    int ret;
+    size_t budget = AHEAD_BUDGET;
     if (w->l->ts_size > (int)sizeof(ts))
         return -EINVAL;
-    if ((ret = mem_read(w->rt->mem, t->tstate, ts, (size_t)w->l->ts_size)) < 0)
+    /* The thread state and, in the same read, where its frames were last walked. */
+    struct ahead *a = ahead_of(w, t);
+    iov_room(w, 0, 1);
+    w->iov[0] = (struct mem_iov){t->tstate, ts, (size_t)w->l->ts_size, 0};
+    size_t k = 1;
+    if (a) {
+        a->chunk_ok = 0;
+        memset(a->cf_ok, 0, sizeof(a->cf_ok));
+        a->cs_ok = 0;
+        memset(a->single_ok, 0, sizeof(a->single_ok));
+        memset(a->older_ok, 0, sizeof(a->older_ok));
+        k = plan_ahead(w, a, t->tstate, k, &budget);
+    } else if (w->l->frames == FRAME_OBJECTS) {
+        k = plan_ahead(w, NULL, t->tstate, k, &budget);
+    }
+    int ret = mem_readv(w->rt->mem, w->iov, k);
+    if (ret < 0)
         return ret;
+    if (!w->iov[0].ok)
+        return -EFAULT;
+    if (k > 1)
+        take_ahead(w, a, t->tstate, 1);
     if (get_u64(ts, w->l->ts_interp) != interp)
         return -EINVAL;
     int spec = t->spec;
@@ -574,7 +879,7 @@ static struct chain_hint *get_hint(struct walker *w, uint64_t tstate)
                 if (w->walks - w->hints[j].used < HINT_TTL)
                     w->hints[k++] = w->hints[j];
                 else
-                    free(w->hints[j].addr);
+                    hint_release(&w->hints[j]);
             }
             w->nhints = k;
             htab_clear(&w->hint_index);
@@ -591,136 +896,30 @@ static struct chain_hint *get_hint(struct walker *w, uint64_t tstate)
     return &w->hints[i];
 }
 
-/* Index of frame among the hint's first entries, or -1. */
-static long hint_find(const struct chain_hint *h, uint64_t frame)
-{
-    size_t n = MIN(h->n, (size_t)HINT_SEARCH);
-    for (size_t k = 0; k < n; k++)
-        if (h->addr[k] == frame)
-            return (long)k;
-    return -1;
-}
-
-/* Reads the hint's frames [from, from+count) in one batch into specbuf. */
-static void hint_batch(struct walker *w, const struct chain_hint *h, size_t from, size_t count,
-                       size_t len)
-{
-    if (w->speccap < count * len) {
-        w->speccap = count * len;
-        w->specbuf = xrealloc(w->specbuf, w->speccap);
-    }
-    GROW(w->iov, w->iovcap, count);
-    for (size_t i = 0; i < count; i++)
-        w->iov[i] = (struct mem_iov){h->addr[from + i], w->specbuf + i * len, len, 0};
-    if (mem_readv(w->rt->mem, w->iov, count) < 0)
-        for (size_t i = 0; i < count; i++)
-            w->iov[i].ok = 0;
-}
-
 /*
- * Checks a PyFrameObject's bytes and fills out.  A frame freed while we
- * walked (refcount 0) means the stack changed under us: a torn read.  (Taking
- * freed frames as "the stack of a moment ago" was tried: their f_back is
- * often already reused, and a third of such stacks came out wrong.)
+ * Checks a PyFrameObject's bytes and fills out.  A frame freed (refcount 0)
+ * had returned by the time it was read: the stack changed under the walk.
  */
 static int take_frame_object(struct walker *w, const unsigned char *buf, struct rawframe *out)
 {
     const struct pylayout *l = w->l;
     int64_t refcnt = (int64_t)get_u64(buf, 0);
     if (refcnt <= 0 || !is_frame_type(w, get_u64(buf, l->ob_type)))
-        return -EINVAL;
+        return torn(w, TORN_DEAD);
     int32_t lasti;
     memcpy(&lasti, buf + l->fo_lasti, 4);
     out->code = get_u64(buf, l->fo_code);
     out->addrq = lasti < 0 ? -1 : (int64_t)lasti * (l->lasti_units ? 2 : 1);
-    return out->code ? 0 : -EINVAL;
+    return out->code ? 0 : torn(w, TORN_GARBAGE);
 }
 
 /*
- * Reads w->iov[0, k) (the walked frames again), and in the same call what
- * the validator wants about the walked code objects out[0, n).  Returns 0
- * when every one of the k pieces was read, else -EINVAL.
+ * <= 3.10: follows f_back from the top frame.  Each frame is taken from the
+ * thread's frames read with its thread state when it is among them, else
+ * read alone (the walk is then no longer one instant: the caller counts
+ * such reads, walk_last_open).  The frames walked are remembered to be read
+ * ahead next time, whether or not the walk was whole.
  */
-static int reread(struct walker *w, size_t k, const struct rawframe *out, size_t n)
-{
-    size_t nv = 0;
-    if (w->val.plan && n > 0) {
-        GROW(w->vcodes, w->vcodescap, n);
-        for (size_t i = 0; i < n; i++)
-            w->vcodes[i] = out[i].code;
-        GROW(w->iov, w->iovcap, k + n);
-        nv = w->val.plan(w->val.ctx, w->vcodes, n, w->iov + k, n);
-    }
-    int ret = mem_readv(w->rt->mem, w->iov, k + nv);
-    if (w->val.plan && n > 0)
-        w->val.done(w->val.ctx, ret < 0 ? NULL : w->iov + k);
-    if (ret < 0)
-        return -EINVAL;
-    for (size_t i = 0; i < k; i++)
-        if (!w->iov[i].ok)
-            return -EINVAL;
-    return 0;
-}
-
-/* Makes room for `bytes` in checkbuf. */
-static void check_room(struct walker *w, size_t bytes)
-{
-    if (w->checkcap < bytes) {
-        w->checkcap = bytes;
-        w->checkbuf = xrealloc(w->checkbuf, w->checkcap);
-    }
-}
-
-/*
- * Reads bytes [lo, hi) of each of the walked frames w->chain[0, n) again,
- * in one vectored read (with the validator's).  Returns the copies (frame
- * i's at i * (hi - lo)), or NULL when the read failed.
- */
-static const unsigned char *reread_chain(struct walker *w, size_t n, int lo, int hi,
-                                         const struct rawframe *out, size_t nout)
-{
-    size_t len = (size_t)(hi - lo);
-    check_room(w, n * len);
-    GROW(w->iov, w->iovcap, n);
-    for (size_t i = 0; i < n; i++)
-        w->iov[i] = (struct mem_iov){w->chain[i] + (uint64_t)lo, w->checkbuf + i * len, len, 0};
-    return reread(w, n, out, nout) < 0 ? NULL : w->checkbuf;
-}
-
-/*
- * Reads the walked frames [0, n) again, all at once, and checks that each
- * is still alive, still runs the same code with the same caller (the
- * outermost still none), and (all but the innermost, which runs) is still
- * at the same instruction.  Frames are read one after
- * another while the thread runs: a frame that returned and whose memory a
- * new call took over (frames of a code object are recycled) reads as a
- * live caller at some instruction of the new call.  A caller cannot move
- * while its callee lives, so a chain that changed is dropped (torn).
- */
-static int recheck_chain(struct walker *w, size_t n, const struct rawframe *out)
-{
-    const struct pylayout *l = w->l;
-    int lo = MIN(MIN(MIN(l->fo_back, l->fo_lasti), l->fo_code), 0);
-    int hi = MAX(MAX(l->fo_back, l->fo_code) + 8, l->fo_lasti + 4);
-    size_t len = (size_t)(hi - lo);
-    const unsigned char *copies = reread_chain(w, n, lo, hi, out, n);
-    if (!copies)
-        return -EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        const unsigned char *f = copies + i * len - lo;
-        int32_t lasti;
-        memcpy(&lasti, f + l->fo_lasti, 4);
-        uint64_t back = get_u64(f, l->fo_back);
-        int64_t refcnt = (int64_t)get_u64(f, 0);
-        /* A frame object freed and taken for a call of other code (they are
-         * recycled) shows by its code. */
-        if (refcnt <= 0 || back != w->prevs[i] || get_u64(f, l->fo_code) != out[i].code ||
-            (i > 0 && lasti != w->lastis[i]))
-            return -EINVAL;
-    }
-    return 0;
-}
-
 static int walk_frame_objects(struct walker *w, const struct walk_thread *t,
                               struct rawframe *out, size_t max, size_t *depth)
 {
@@ -730,86 +929,60 @@ static int walk_frame_objects(struct walker *w, const struct walk_thread *t,
     uint64_t frame = t->frame, mark = frame;
     size_t power = 1, lam = 0, n = 0;
     struct chain_hint *h = get_hint(w, t->tstate);
-    /* Frames already read: addresses pa[0, pn), their bytes at pb + k * len
-     * where pok[k]: first the last stack's innermost frames read with the
-     * thread list, then batches along the last stack (hint_batch).  j: the
-     * index in pa of the frame just taken, or -1. */
-    const uint64_t *pa = NULL;
-    const unsigned char *pb = NULL;
-    const uint8_t *pok = NULL;
-    size_t pn = 0;
-    struct ahead *a = ahead_of(w, t);
-    if (a && a->old_n) {
-        pa = a->old_addr;
-        pb = a->old_buf;
-        pok = a->old_ok;
-        pn = a->old_n;
-        a->old_n = 0; /* this tick's: a walk again after a torn one reads afresh */
-    }
-    long j = -1;
-    int batches = 0, ret = 0;
+    int fresh = h->fresh == w->lists + 1, ret = 0, dead_top = 0;
+    h->read = h->fresh;
+    h->fresh = 0; /* a walk again reads afresh */
     *depth = 0;
     if (len > sizeof(buf))
         return -EINVAL;
-    GROW(w->chain, w->chaincap, max + 1);
+    GROW(w->chain, w->chaincap, max + 2);
+    GROW(w->prevs, w->prevscap, max + 1);
     while (frame) {
         if (n >= max) {
             ret = 1;
             break;
         }
         if (frame & 7) {
-            ret = -EINVAL;
+            ret = torn(w, TORN_GARBAGE);
             break;
         }
-        const unsigned char *f = NULL;
-        if (j >= 0 && (size_t)j + 1 < pn && pa[j + 1] == frame && pok[j + 1]) {
-            j++;
-            f = pb + (size_t)j * len;
-        } else {
-            j = -1;
-            for (size_t k = 0; k < MIN(pn, (size_t)HINT_SEARCH) && j < 0; k++)
-                if (pa[k] == frame && pok[k])
-                    j = (long)k;
-            if (j >= 0) {
-                f = pb + (size_t)j * len;
-            } else {
-                long k = batches < HINT_BATCHES ? hint_find(h, frame) : -1;
-                if (k >= 0 && (size_t)k + 1 < h->n) {
-                    /* This frame was on the last stack: the ones below it most
-                     * likely still are.  Read this one fresh, those in one go. */
-                    size_t from = (size_t)k + 1, count = MIN(h->n, from + (max - n)) - from;
-                    hint_batch(w, h, from, count, len);
-                    GROW(w->specok, w->specokcap, count);
-                    for (size_t i = 0; i < count; i++)
-                        w->specok[i] = (uint8_t)w->iov[i].ok;
-                    pa = h->addr + from;
-                    pb = w->specbuf;
-                    pok = w->specok;
-                    pn = count;
-                    batches++;
-                    j = -1; /* the next frame, if it is pa[0], is found by the search */
-                }
-            }
-        }
-        if (f && take_frame_object(w, f, &out[n]) == 0) {
-            w->stats.hinted_frames++;
+        const unsigned char *f = fresh ? span_find(h, frame, len) : NULL;
+        if (f) {
+            w->stats.ahead_frames++;
         } else {
             if ((ret = mem_read(w->rt->mem, frame, buf, len)) < 0)
                 break;
             w->stats.single_reads++;
             f = buf;
-            if ((ret = take_frame_object(w, f, &out[n])) < 0)
-                break;
         }
-        GROW(w->lastis, w->lasticap, n + 1);
-        int32_t lasti;
-        memcpy(&lasti, f + l->fo_lasti, 4);
-        w->lastis[n] = lasti;
-        GROW(w->prevs, w->prevscap, n + 1);
+        if ((ret = take_frame_object(w, f, &out[n])) < 0 && n == 0 && !dead_top &&
+            w->torn == TORN_DEAD && get_u64(f, 0) == 0 && is_frame_type(w, get_u64(f, l->ob_type))) {
+            /* The top frame had returned, freed between the reads of the
+             * thread state and of its frames: the thread was back in its
+             * caller, which a freed frame kept as a code's zombie still
+             * names (one on the free list names another freed frame). */
+            uint64_t back = get_u64(f, l->fo_back);
+            const unsigned char *b = fresh && back && !(back & 7) ? span_find(h, back, len) : NULL;
+            struct rawframe r;
+            if (b && take_frame_object(w, b, &r) == 0) {
+                dead_top = 1;
+                w->stats.dead_tops++;
+                frame = mark = back;
+                continue;
+            }
+            ret = torn(w, TORN_DEAD);
+        }
+        if (ret < 0) {
+            /* Frames of this thread's of late all the same. */
+            w->chain[n] = frame;
+            hint_note(h, w->chain, n + 1);
+            return ret;
+        }
         w->prevs[n] = get_u64(f, l->fo_back);
         w->chain[n++] = frame;
         frame = get_u64(f, l->fo_back);
         if (frame == mark) {
+            w->torn = TORN_CYCLE;
             ret = -ELOOP;
             break;
         }
@@ -819,17 +992,10 @@ static int walk_frame_objects(struct walker *w, const struct walk_thread *t,
             lam = 0;
         }
     }
-    /* One frame is checked too: the validator's reads come along. */
-    if (ret >= 0 && n > 0 && recheck_chain(w, n, out) < 0) {
-        w->stats.rechecks_failed++;
-        ret = -EINVAL;
-    }
-    if (ret >= 0) {
-        /* This chain is the next walk's hint. */
-        GROW(h->addr, h->cap, n + 1);
-        memcpy(h->addr, w->chain, n * sizeof(uint64_t));
-        h->n = n;
-    }
+    if (ret >= 0)
+        hint_update(h, w->chain, n);
+    else
+        hint_note(h, w->chain, n);
     *depth = ret >= 0 ? n : 0;
     return ret;
 }
@@ -851,7 +1017,8 @@ static int copy_chunk(struct walker *w, struct chunk_copy *c, uint64_t base, uin
     if (ret < 0)
         return ret;
     c->base = base;
-    c->len = len;
+    c->len = c->copied = len;
+    c->pieces = 0;
     c->previous = get_u64(c->buf, l->chunk_previous);
     return 0;
 }
@@ -893,13 +1060,16 @@ static int copy_older_chunk(struct walker *w, struct ahead *a)
             struct chunk_copy tmp = *c;
             *c = *o;
             *o = tmp;
-            c->len = used;
+            c->len = c->copied = used;
+            c->pieces = 0;
             c->previous = get_u64(c->buf, l->chunk_previous);
             a->older_ok[j] = 0;
             found = 1;
             w->stats.ahead_chunks++;
         }
     }
+    if (!found && w->no_open)
+        return -ENOENT;
     if (!found) {
         uint64_t used;
         if (mem_read(w->rt->mem, prev, hdr, (size_t)l->chunk_data) < 0 ||
@@ -923,17 +1093,19 @@ static int copy_older_chunk(struct walker *w, struct ahead *a)
     return 0;
 }
 
-/* Finds frame [addr, addr+size) in the chunk copies (in copy *which, if not NULL). */
-static const unsigned char *in_chunks(struct walker *w, uint64_t addr, size_t size, int *which)
+/*
+ * Finds frame [addr, addr+size) in the chunk copies: in what was read of
+ * them, which for the newest can reach past the top the thread state gave
+ * (a frame pushed since is there as read; one popped is stale, and its
+ * caller shows it: see snapshot.h).
+ */
+static const unsigned char *in_chunks(struct walker *w, uint64_t addr, size_t size)
 {
     for (size_t i = 0; i < w->nchunks; i++) {
         const struct chunk_copy *c = &w->chunks[i];
-        if (addr >= c->base + (uint64_t)w->l->chunk_data && addr + size <= c->base + c->len &&
-            addr + size > addr) {
-            if (which)
-                *which = (int)i;
+        if (addr >= c->base + (uint64_t)w->l->chunk_data && addr + size <= c->base + c->copied &&
+            addr + size > addr)
             return c->buf + (addr - c->base);
-        }
     }
     return NULL;
 }
@@ -946,7 +1118,7 @@ static int is_shim(struct walker *w, uint64_t frame)
     uint8_t owner;
     if (l->owner_cstack < 0 || (frame & 7))
         return 0;
-    if ((f = in_chunks(w, frame, (size_t)l->if_size, NULL)))
+    if ((f = in_chunks(w, frame, (size_t)l->if_size)))
         owner = f[l->if_owner];
     else if (mem_read(w->rt->mem, frame + (uint64_t)l->if_owner, &owner, 1) < 0)
         return 0;
@@ -954,88 +1126,40 @@ static int is_shim(struct walker *w, uint64_t frame)
 }
 
 /*
- * 3.11+: reads the walked frames [0, n) again, all at once, and checks that
- * each still runs the same code with the same caller (the outermost still
- * none: a frame pushed from C is linked to its caller only once it starts),
- * and (all but the innermost) is still at the same instruction.  The data
- * stack is copied
- * while the thread runs: a caller's slot copied just before it made the
- * call shown above it, or a slot a returned frame left, reads as a caller
- * that is not calling.  A caller cannot move while its callee lives, so a
- * chain that changed is dropped (torn).
- */
-static int recheck_iframes(struct walker *w, size_t n, const struct rawframe *out, size_t nout)
-{
-    const struct pylayout *l = w->l;
-    int lo = MIN(MIN(MIN(l->if_previous, l->if_code), l->if_instr), l->if_owner);
-    int hi = MAX(MAX(MAX(l->if_previous, l->if_code), l->if_instr) + 8, l->if_owner + 1);
-    size_t len = (size_t)(hi - lo), k = 0, bytes = 0;
-    /* Frames in a chunk copy are read again as one span of that chunk (one
-     * piece instead of one per frame), the others one by one. */
-    for (size_t c = 0; c < w->nchunks; c++) {
-        w->span_lo[c] = UINT64_MAX;
-        w->span_hi[c] = 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        int c = w->where[i];
-        uint64_t a = w->chain[i] + (uint64_t)lo;
-        if (c < 0) {
-            bytes += len;
-            continue;
-        }
-        w->span_lo[c] = MIN(w->span_lo[c], a);
-        w->span_hi[c] = MAX(w->span_hi[c], a + len);
-    }
-    for (size_t c = 0; c < w->nchunks; c++)
-        if (w->span_hi[c])
-            bytes += w->span_hi[c] - w->span_lo[c];
-    check_room(w, bytes);
-    GROW(w->iov, w->iovcap, w->nchunks + n);
-    GROW(w->checkoff, w->checkoffcap, n);
-    bytes = 0;
-    for (size_t c = 0; c < w->nchunks; c++) {
-        if (!w->span_hi[c])
-            continue;
-        size_t span = (size_t)(w->span_hi[c] - w->span_lo[c]);
-        w->span_off[c] = bytes;
-        w->iov[k++] = (struct mem_iov){w->span_lo[c], w->checkbuf + bytes, span, 0};
-        bytes += span;
-    }
-    for (size_t i = 0; i < n; i++) {
-        int c = w->where[i];
-        if (c >= 0) {
-            w->checkoff[i] = w->span_off[c] + (size_t)(w->chain[i] + (uint64_t)lo - w->span_lo[c]);
-            continue;
-        }
-        w->checkoff[i] = bytes;
-        w->iov[k++] = (struct mem_iov){w->chain[i] + (uint64_t)lo, w->checkbuf + bytes, len, 0};
-        bytes += len;
-    }
-    if (reread(w, k, out, nout) < 0)
-        return -EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        const unsigned char *f = w->checkbuf + w->checkoff[i] - lo;
-        if (get_u64(f, l->if_previous) != w->prevs[i] ||
-            get_u64(f, l->if_code) != w->codes_seen[i] || f[l->if_owner] != w->owners[i] ||
-            (i > 0 && (int64_t)get_u64(f, l->if_instr) != w->lastis[i]))
-            return -EINVAL;
-    }
-    return 0;
-}
-
-/*
- * A frame outside the chunk copies: its bytes read with the thread list
+ * A frame outside the chunk copies: its bytes read with the thread state
  * when it was there last time too (used once), else NULL.  Its address is
  * read ahead next time either way (the first AHEAD_SINGLES of a walk).
  */
+/* The len bytes at addr from the C-stack window read ahead, or NULL. */
+static const unsigned char *cs_find(const struct ahead *a, uint64_t addr, size_t len)
+{
+    if (!a || !a->cs_ok || addr < a->cs_lo || addr >= a->cs_hi || a->cs_hi - addr < len)
+        return NULL;
+    return a->cs_buf + (addr - a->cs_lo);
+}
+
+/* Notes that the walk met [addr, addr + len) on the thread's C stack. */
+static void cs_note(struct ahead *a, uint64_t addr, size_t len)
+{
+    if (!a || addr + len < addr)
+        return;
+    if (!a->cs_min || addr < a->cs_min)
+        a->cs_min = addr;
+    if (addr + len > a->cs_max)
+        a->cs_max = addr + len;
+}
+
 static const unsigned char *ahead_single(struct walker *w, struct ahead *a, uint64_t frame)
 {
     const unsigned char *f = NULL;
     if (!a)
         return NULL;
+    if ((f = cs_find(a, frame, (size_t)w->l->if_size)) != NULL) {
+        w->stats.ahead_frames++;
+        return f;
+    }
     for (int j = 0; j < a->nread && !f; j++) {
         if (a->single_at[j] == frame && a->single_ok[j]) {
-            a->single_ok[j] = 0;
             f = a->single[j];
             w->stats.ahead_frames++;
         }
@@ -1045,7 +1169,7 @@ static const unsigned char *ahead_single(struct walker *w, struct ahead *a, uint
         int j = a->nnext++;
         if (f != a->single[j]) {
             /* The slot's own read ahead, if any, is lost (walks rarely reorder). */
-            a->single_ok[j] = 0;
+            a->single_ok[j] = f != NULL;
             if (f) {
                 memcpy(a->single[j], f, (size_t)w->l->if_size);
                 f = a->single[j];
@@ -1071,6 +1195,8 @@ static void copy_newest_chunk(struct walker *w, const struct walk_thread *t, str
         w->chunks[0] = a->copy;
         a->copy = tmp;
         w->chunks[0].len = used;
+        w->chunks[0].copied = a->want;
+        w->chunks[0].pieces = 1;
         w->nchunks = 1;
         w->stats.ahead_chunks++;
     } else if (copy_chunk(w, &w->chunks[0], t->chunk, t->chunk_top) == 0) {
@@ -1089,8 +1215,28 @@ static void copy_newest_chunk(struct walker *w, const struct walk_thread *t, str
     }
 }
 
+static int iframes(struct walker *w, const struct walk_thread *t, struct rawframe *out, size_t max,
+                   size_t *depth);
+
+/*
+ * 3.11+: walks the thread's interpreter frames.  A walk that broke off
+ * keeps last time's notes of what to read ahead beyond those it got to.
+ */
 static int walk_interpreter_frames(struct walker *w, const struct walk_thread *t,
                                    struct rawframe *out, size_t max, size_t *depth)
+{
+    struct ahead *a = ahead_of(w, t);
+    int singles = a ? a->nnext : 0, older = a ? a->older_next : 0;
+    int ret = iframes(w, t, out, max, depth);
+    if (ret < 0 && a) {
+        a->nnext = MAX(a->nnext, singles);
+        a->older_next = MAX(a->older_next, older);
+    }
+    return ret;
+}
+
+static int iframes(struct walker *w, const struct walk_thread *t, struct rawframe *out, size_t max,
+                   size_t *depth)
 {
     const struct pylayout *l = w->l;
     unsigned char single[128];
@@ -1104,31 +1250,33 @@ static int walk_interpreter_frames(struct walker *w, const struct walk_thread *t
     struct ahead *a = ahead_of(w, t);
     if (a)
         a->nnext = a->older_next = 0;
-    w->nchunks = 0;
     w->nseen = 0;
-    if (frame && t->chunk && t->chunk_top > t->chunk)
-        copy_newest_chunk(w, t, a);
-    else if (a)
-        a->want = 0;
+    if (w->rewalk) {
+        /* Walked again in the same instant: the chunks as copied. */
+        (void)0;
+    } else {
+        w->nchunks = 0;
+        if (frame && t->chunk && t->chunk_top > t->chunk)
+            copy_newest_chunk(w, t, a);
+        else if (a)
+            a->want = 0;
+    }
     while (frame) {
         /* Shim frames do not count toward the depth, but do toward the walk:
          * a full stack whose next frame is a shim is not cut yet. */
         if ((n >= max && !is_shim(w, frame)) || steps++ >= 4 * (size_t)WALK_MAX_DEPTH) {
             *depth = n;
-            if (n >= max && seen > 0 && recheck_iframes(w, seen, out, n) < 0) {
-                w->stats.rechecks_failed++;
-                return -EINVAL;
-            }
-            return n >= max ? 1 : -EINVAL;
+            return n >= max ? 1 : torn(w, TORN_GARBAGE);
         }
         if (frame & 7)
-            return -EINVAL;
-        int where = -1;
-        const unsigned char *f = in_chunks(w, frame, fsize, &where);
+            return torn(w, TORN_GARBAGE);
+        const unsigned char *f = in_chunks(w, frame, fsize);
         if (f) {
             w->stats.chunk_frames++;
         } else {
             f = ahead_single(w, a, frame);
+            if (!f && w->no_open)
+                return torn(w, TORN_GARBAGE);
             if (!f) {
                 if ((ret = mem_read(w->rt->mem, frame, single, fsize)) < 0)
                     return ret;
@@ -1142,45 +1290,42 @@ static int walk_interpreter_frames(struct walker *w, const struct walk_thread *t
         }
         uint8_t owner = f[l->if_owner];
         uint64_t code = get_u64(f, l->if_code);
+        if ((int)owner == l->owner_cstack)
+            cs_note(a, frame, fsize);
         GROW(w->chain, w->chaincap, seen + 1);
-        GROW(w->lastis, w->lasticap, seen + 1);
-        GROW(w->codes_seen, w->codescap, seen + 1);
         GROW(w->owners, w->ownerscap, seen + 1);
         GROW(w->entries, w->entriescap, seen + 1);
-        GROW(w->where, w->wherecap, seen + 1);
         GROW(w->prevs, w->prevscap, seen + 1);
-        w->where[seen] = where;
         w->prevs[seen] = get_u64(f, l->if_previous);
         w->chain[seen] = frame;
-        w->codes_seen[seen] = code;
         w->owners[seen] = owner;
         w->entries[seen] = l->if_is_entry >= 0 && f[l->if_is_entry] != 0;
-        w->lastis[seen] = (int64_t)get_u64(f, l->if_instr);
         w->nseen = ++seen;
         if (l->code_tagged)
             code &= ~(uint64_t)3;
         if (owner > 4)
-            return -EINVAL;
+            return torn(w, TORN_GARBAGE);
         if ((int)owner != l->owner_cstack) {
             if (!code || (code & 7))
-                return -EINVAL;
+                return torn(w, TORN_GARBAGE);
             uint64_t instr = get_u64(f, l->if_instr);
             out[n].code = code;
             out[n].addrq = (int64_t)(instr - (code + (uint64_t)l->co_code_adaptive));
             n++;
         }
         uint64_t prev = get_u64(f, l->if_previous);
-        if (prev == frame || prev == mark)
+        if (prev == frame || prev == mark) {
+            w->torn = TORN_CYCLE;
             return -ELOOP;
-        /* A thread's outermost frame is its own (or a C-stack shim): a
-         * generator's frame or a frame object's without a caller had
-         * returned or been suspended while the walk reached it. */
-        if (!prev && (owner == OWNED_BY_GENERATOR || owner == OWNED_BY_FRAME_OBJECT))
-            return -EINVAL;
-        if (!prev && seen > 0 && recheck_iframes(w, seen, out, n) < 0) {
-            w->stats.rechecks_failed++;
-            return -EINVAL;
         }
+        /* A thread's outermost frame is the first of an eval loop called
+         * from C: marked is_entry (3.11), or the C-stack shim that loop
+         * pushes (3.12+).  Any other was read as it returned, was suspended
+         * or was pushed and not yet linked to its caller. */
+        if (!prev && (owner == OWNED_BY_GENERATOR || owner == OWNED_BY_FRAME_OBJECT ||
+                      (l->if_is_entry >= 0 && !w->entries[seen - 1]) ||
+                      (l->owner_cstack >= 0 && (int)owner != l->owner_cstack)))
+            return torn(w, TORN_ROOT);
         frame = prev;
         if (++lam == power) {
             mark = frame;
@@ -1192,43 +1337,236 @@ static int walk_interpreter_frames(struct walker *w, const struct walk_thread *t
     return 0;
 }
 
+/*
+ * 3.11/3.12: the current frame pointer at (in a cframe) and the cframe's
+ * previous one, read with the thread state when that cframe is one of the
+ * last few, else read now.  Puts at first among the last few.
+ */
+static int cframe_at(struct walker *w, struct ahead *a, uint64_t at, uint64_t val[2])
+{
+    int j = 0, ret = 0;
+    const unsigned char *c = cs_find(a, at, 16);
+    while (a && j < a->ncf && a->cf_at[j] != at)
+        j++;
+    cs_note(a, at, 16);
+    if (c) {
+        val[0] = get_u64(c, 0);
+        val[1] = get_u64(c, 8);
+        w->stats.ahead_frames++;
+    } else if (a && j < a->ncf && a->cf_ok[j]) {
+        memcpy(val, a->cf_val[j], sizeof(a->cf_val[j]));
+        w->stats.ahead_frames++;
+    } else {
+        unsigned char b[16];
+        if ((ret = mem_read(w->rt->mem, at, b, sizeof(b))) < 0)
+            return ret;
+        val[0] = get_u64(b, 0);
+        val[1] = get_u64(b, 8);
+    }
+    if (!a)
+        return 0;
+    /* The most recent first (what it read ahead goes with it); one not
+     * among them takes the oldest's place. */
+    uint64_t v[2] = {val[0], val[1]};
+    uint8_t ok = 0;
+    if (j < a->ncf) {
+        memcpy(v, a->cf_val[j], sizeof(v));
+        ok = a->cf_ok[j];
+    } else {
+        j = a->ncf < AHEAD_CFRAMES ? a->ncf++ : AHEAD_CFRAMES - 1;
+    }
+    memmove(a->cf_at + 1, a->cf_at, (size_t)j * sizeof(*a->cf_at));
+    memmove(a->cf_val + 1, a->cf_val, (size_t)j * sizeof(*a->cf_val));
+    memmove(a->cf_ok + 1, a->cf_ok, (size_t)j * sizeof(*a->cf_ok));
+    a->cf_at[0] = at;
+    memcpy(a->cf_val[0], v, sizeof(v));
+    a->cf_ok[0] = ok;
+    return 0;
+}
+
+/* 3.11/3.12: the current frame pointer of a cframe read ahead, or -ENOENT. */
+static int cframe_ahead(const struct ahead *a, uint64_t at, uint64_t val[2])
+{
+    const unsigned char *c = cs_find(a, at, 16);
+    if (c) {
+        val[0] = get_u64(c, 0);
+        val[1] = get_u64(c, 8);
+        return 0;
+    }
+    for (int j = 0; a && j < a->ncf; j++) {
+        if (a->cf_at[j] == at && a->cf_ok[j]) {
+            memcpy(val, a->cf_val[j], sizeof(a->cf_val[j]));
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
+/*
+ * 3.11/3.12: what the cframe whose frame pointer is at holds (val: that
+ * pointer and the previous cframe), judged: 0 when it is no running eval
+ * loop's (a loop being left, whose frame is its own shim on the C stack
+ * next to it, or left over on the C stack), 1 when it is, 2 when it is
+ * and the loop was called with no Python frame (its previous cframe is
+ * the thread state's own).  cframe_caller judges the previous cframe alone.
+ */
+static int cframe_caller(const struct walker *w, const struct walk_thread *t, uint64_t at,
+                         uint64_t prev)
+{
+    if (prev >= t->tstate && prev - t->tstate < 2048)
+        return 2;
+    uint64_t pat = prev + (uint64_t)w->l->cf_current_frame;
+    return prev && !(prev & 7) && pat > at && pat - at < CS_SPAN ? 1 : 0;
+}
+
+static int cframe_judge(const struct walker *w, const struct walk_thread *t, uint64_t at,
+                        const uint64_t val[2])
+{
+    uint64_t cur = val[0];
+    if (!cur || (cur & 7))
+        return 0;
+    /* 3.12: the loop's own shim (a local of the loop's C frame, like its
+     * cframe), which the loop makes its frame as it returns. */
+    if (w->l->owner_cstack >= 0 && cur < at + CS_NEAR && at < cur + CS_NEAR &&
+        !(cur >= t->chunk && cur < t->chunk_top))
+        return 0;
+    return cframe_caller(w, t, at, val[1]);
+}
+
+/*
+ * 3.11/3.12: walks from the thread's current cframe.  The thread state
+ * names one (at t->frame_at, on the thread's C stack), but the cframes are
+ * read a moment after it (in the window of the C stack read with it), by
+ * when its eval loop may have been left.  Taking what the one named then
+ * held all the same would drop the sample or take garbage, and retrying
+ * would favour what runs after short calls into Python from C.  So the
+ * walk starts from the one named if it still runs, else from the cframe
+ * that called it (or, when the one named holds garbage, the nearest above
+ * it of those met lately) if that one runs, and so on.  A cframe runs when
+ * its frame pointer is a frame (not its own shim, as while its loop is
+ * left, nor a leftover on the C stack) and the walk from that frame goes
+ * through the frame of the cframe that called it (3.11: a loop's first
+ * frame at a return had returned from it).  A loop entered since is taken
+ * in by the snapshot (walk_callee).
+ */
+static int walk_cframes(struct walker *w, const struct walk_thread *t, struct rawframe *out,
+                        size_t max, size_t *depth)
+{
+    struct ahead *a = ahead_of(w, t);
+    const int off = w->l->cf_current_frame;
+    struct walk_thread top = *t;
+    uint64_t tried[CF_TRIES];
+    int ntried = 0, ret = torn(w, TORN_GARBAGE), walks = 0;
+    top.frame_at = 0;
+    if (t->frame_at == UINT64_MAX)
+        return -EFAULT;
+    /* The one named is read now if it was not read ahead; the others only
+     * as read ahead. */
+    uint64_t at = t->frame_at, val[2] = {0, 0}, outer[2];
+    if (cframe_at(w, a, at, val) < 0)
+        return -EFAULT;
+    while (ntried < CF_TRIES) {
+        if (ntried > 0 && cframe_ahead(a, at, val) < 0)
+            val[0] = val[1] = 0;
+        tried[ntried++] = at;
+        int judged = cframe_judge(w, t, at, val);
+        int named_one = at == t->frame_at;
+        if (judged) {
+            /* Only the one named may need reads of its own. */
+            top.frame = val[0];
+            w->rewalk = walks++ > 0;
+            w->no_open = !named_one;
+            ret = walk_interpreter_frames(w, &top, out, max, depth);
+            w->rewalk = w->no_open = 0;
+            if (ret == -EFAULT && named_one)
+                break;
+            /* A full walk goes through the frame of the cframe before it. */
+            if (ret == 0 && judged == 1) {
+                uint64_t oat = val[1] + (uint64_t)off;
+                size_t k = 0;
+                if ((named_one ? cframe_at(w, a, oat, outer) : cframe_ahead(a, oat, outer)) < 0 ||
+                    !outer[0])
+                    k = w->nseen;
+                while (k < w->nseen && w->chain[k] != outer[0])
+                    k++;
+                if (k == w->nseen)
+                    ret = torn(w, TORN_GARBAGE);
+            }
+            /* A frame at a return had returned: the one named, when it began
+             * its loop (3.11: it is cleared after the loop returns); one
+             * found otherwise, whatever it is (the cframe may be left over,
+             * holding the last frame its loop ran), as one not started. */
+            if (ret == 0 && *depth > 0 && w->nseen > 0 &&
+                ((!named_one && out[0].addrq < 0) ||
+                 ((!named_one || (w->l->if_is_entry >= 0 && w->entries[0])) && w->returned &&
+                  w->returned(w->returned_ctx, out[0].code, out[0].addrq))))
+                ret = torn(w, TORN_GARBAGE);
+            if (ret >= 0) {
+                if (!named_one)
+                    w->stats.outer_walks++;
+                cs_note(a, at, 16);
+                break;
+            }
+        }
+        /* Next: the cframe that called it, else the nearest above it of
+         * those met lately (the caller's, read ahead). */
+        uint64_t next = cframe_caller(w, t, at, val[1]) == 1 ? val[1] + (uint64_t)off : 0;
+        for (int j = 0; !next && a && j < a->ncf; j++) {
+            uint64_t c = a->cf_at[j];
+            if (c > at && c - at < CS_SPAN && (!next || c < next))
+                next = c;
+        }
+        for (int i = 0; i < ntried && next; i++)
+            if (tried[i] == next)
+                next = 0;
+        if (!next)
+            break;
+        at = next;
+    }
+    if (a)
+        memset(a->cf_ok, 0, sizeof(a->cf_ok)); /* what was read ahead is for this walk only */
+    return ret;
+}
+
+void walk_set_returned(struct walker *w, int (*returned)(void *ctx, uint64_t code, int64_t addrq),
+                       void *ctx)
+{
+    w->returned = returned;
+    w->returned_ctx = ctx;
+}
+
 int walk_stack(struct walker *w, const struct walk_thread *t, struct rawframe *out, size_t max,
                size_t *depth)
 {
+    uint64_t reads = mem_read_calls(w->rt->mem);
+    int ret;
     w->walks++;
     struct ahead *a = ahead_of(w, t);
-    uint64_t read_at = 0;
     if (a) {
         a->walked = 1;
-        read_at = a->frame_at;
-        a->frame_at = t->frame_at;
+        a->cs_min = a->cs_max = 0;
     }
+    *depth = 0;
     if (t->frame_at) {
-        /* 3.11/3.12: the top frame is read from the thread's current cframe
-         * (with the thread list, when the cframe is the one of last time). */
-        struct walk_thread top = *t;
-        int ret = 0;
-        if (a && a->frame_ok && read_at == t->frame_at && t->frame_at != UINT64_MAX) {
-            top.frame = a->frame;
-            w->stats.ahead_frames++;
-        } else {
-            ret = mem_read_u64(w->rt->mem, t->frame_at, &top.frame);
-        }
-        if (a)
-            a->frame_ok = 0;
-        *depth = 0;
-        if (ret < 0)
-            return ret;
-        /* No frame: a thread state not running Python (one made for a
-         * thread about to start has its creator's ids until it does). */
-        if (!top.frame)
-            return -ENOENT;
-        top.frame_at = 0;
-        return walk_interpreter_frames(w, &top, out, max, depth);
+        ret = walk_cframes(w, t, out, max, depth);
+    } else if (w->l->frames == FRAME_OBJECTS) {
+        ret = walk_frame_objects(w, t, out, max, depth);
+    } else {
+        ret = walk_interpreter_frames(w, t, out, max, depth);
     }
-    if (w->l->frames == FRAME_OBJECTS)
-        return walk_frame_objects(w, t, out, max, depth);
-    return walk_interpreter_frames(w, t, out, max, depth);
+    /* What the reads ahead held is for this walk only. */
+    if (a) {
+        a->chunk_ok = a->cs_ok = 0;
+        memset(a->single_ok, 0, sizeof(a->single_ok));
+        memset(a->older_ok, 0, sizeof(a->older_ok));
+    }
+    w->open = mem_read_calls(w->rt->mem) - reads;
+    return ret;
+}
+
+unsigned walk_last_open(const struct walker *w)
+{
+    return (unsigned)w->open;
 }
 
 /* Fills info[0..depth) from what the walk that found depth frames left. */
@@ -1260,6 +1598,87 @@ int walk_stack_info(struct walker *w, const struct walk_thread *t, struct rawfra
     if (ret >= 0 && info)
         frame_info(w, info, *depth);
     return ret;
+}
+
+int walk_read_order(const struct walker *w, uint64_t frame, uint64_t below)
+{
+    const struct pylayout *l = w->l;
+    if (l->frames != FRAME_INTERPRETER || !w->nchunks || !w->chunks[0].pieces)
+        return 0;
+    const struct chunk_copy *c = &w->chunks[0];
+    uint64_t a = frame + (uint64_t)l->if_instr, b = below + (uint64_t)l->if_instr;
+    if (a < c->base || b < c->base || a - c->base >= c->copied || b - c->base >= c->copied)
+        return 0;
+    uint64_t pa = a & ~(uint64_t)(PIECE - 1), pb = b & ~(uint64_t)(PIECE - 1);
+    /* Pieces top first, each copied upward. */
+    return pa > pb ? -1 : pa < pb ? 1 : a > b ? 1 : -1;
+}
+
+/* <= 3.10: the callee of frame among the frames of h read with the thread state, or 0. */
+static uint64_t old_callee(struct walker *w, struct chain_hint *h, uint64_t frame,
+                           const unsigned char **bytes)
+{
+    const struct pylayout *l = w->l;
+    size_t len = frame_len(l);
+    uint64_t found = 0;
+    for (size_t i = 0; i < MIN(h->nchain, (size_t)HINT_CHAIN) + (size_t)h->nring; i++) {
+        uint64_t a = i < MIN(h->nchain, (size_t)HINT_CHAIN) ? h->chain[i]
+                                                            : h->ring[i - MIN(h->nchain, (size_t)HINT_CHAIN)];
+        const unsigned char *f = a && a != found ? span_find(h, a, len) : NULL;
+        if (!f || get_u64(f, l->fo_back) != frame || (int64_t)get_u64(f, 0) <= 0 ||
+            !is_frame_type(w, get_u64(f, l->ob_type)) || !get_u64(f, l->fo_code))
+            continue;
+        if (found)
+            return 0; /* two frames say they are its callee: neither is sure */
+        found = a;
+        *bytes = f;
+    }
+    return found;
+}
+
+int walk_callee(struct walker *w, const struct walk_thread *t, uint64_t frame, uint64_t size,
+                struct rawframe *out, struct walk_frameinfo *info)
+{
+    const struct pylayout *l = w->l;
+    if (l->frames == FRAME_OBJECTS) {
+        uint32_t hi = hint_lookup(w, t->tstate);
+        const unsigned char *f;
+        if (hi == HTAB_NONE || w->hints[hi].read != w->lists + 1)
+            return -ENOENT;
+        uint64_t at = old_callee(w, &w->hints[hi], frame, &f);
+        if (!at || take_frame_object(w, f, out) < 0)
+            return -ENOENT;
+        *info = (struct walk_frameinfo){.addr = at, .entry = 1};
+        return 0;
+    }
+    size_t fsize = (size_t)l->if_size;
+    uint64_t at = frame + size;
+    const unsigned char *f = size && at > frame && !(at & 7) ? in_chunks(w, at, fsize) : NULL;
+    if (!f || f[l->if_owner] != OWNED_BY_THREAD)
+        return -ENOENT;
+    uint64_t code = get_u64(f, l->if_code), prev = get_u64(f, l->if_previous);
+    if (l->code_tagged)
+        code &= ~(uint64_t)3;
+    if (!code || (code & 7))
+        return -ENOENT;
+    int entry = l->if_is_entry >= 0 && f[l->if_is_entry] != 0;
+    if (prev != frame) {
+        /* 3.12+: called from C, through the shim that eval loop pushed. */
+        unsigned char shim[AHEAD_FRAME];
+        const unsigned char *sf = l->owner_cstack >= 0 && prev && !(prev & 7) && fsize <= sizeof(shim)
+                                      ? ahead_single(w, ahead_of(w, t), prev)
+                                      : NULL;
+        if (!sf && l->owner_cstack >= 0 && prev && !(prev & 7) && fsize <= sizeof(shim) &&
+            mem_read(w->rt->mem, prev, shim, fsize) == 0)
+            sf = shim;
+        if (!sf || (int)sf[l->if_owner] != l->owner_cstack || get_u64(sf, l->if_previous) != frame)
+            return -ENOENT;
+        entry = 1;
+    }
+    out->code = code;
+    out->addrq = (int64_t)(get_u64(f, l->if_instr) - (code + (uint64_t)l->co_code_adaptive));
+    *info = (struct walk_frameinfo){.addr = at, .entry = (uint8_t)entry};
+    return 0;
 }
 
 /* ---- thread ids ---- */

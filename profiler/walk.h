@@ -46,62 +46,85 @@ struct rawframe {
     int64_t addrq; /* byte offset in the bytecode; < 0: the frame has not started */
 };
 
+/*
+ * Why a walk was judged torn: read while the thread changed its stack, so
+ * that what was read may mix frames of two moments.  The snapshot walks
+ * such a thread again at once (see snapshot.h).
+ */
+enum walk_torn {
+    TORN_NONE = 0,
+    TORN_DEAD,        /* <= 3.10: a frame freed (it had returned), or not a frame */
+    TORN_RETURNING,   /* <= 3.10: a frame at a return or yield, its caller read after it
+                       * (which may have moved on meanwhile) (snapshot) */
+    TORN_ROOT,        /* 3.11+: the outermost frame is not where a thread's stack starts */
+    TORN_GARBAGE,     /* a pointer or field that makes no sense */
+    TORN_NOT_CODE,    /* a frame's code is not a code object, or a stray shim (snapshot) */
+    TORN_GEN_ROOT,    /* <= 3.10: a generator as the outermost frame (snapshot) */
+    TORN_CYCLE,       /* a cycle in the frame chain (-ELOOP) */
+    TORN_UNREADABLE,  /* memory that could not be read (snapshot) */
+    TORN_COUNT
+};
+
+/* "a frame freed", "frames not read together", ... */
+const char *walk_torn_name(enum walk_torn why);
+
 struct walk_stats {
     uint64_t chunk_frames;  /* 3.11+: frames found in a data-stack copy */
     uint64_t single_reads;  /* frames read one by one */
-    uint64_t hinted_frames; /* <= 3.10: frames read in one batch along the last walk's chain */
     uint64_t hinted_tstates; /* thread states read in one batch along the last list */
-    uint64_t rechecks_failed; /* walks whose frames had changed when read again */
-    uint64_t ahead_chunks;  /* 3.11+: data-stack chunks taken from the reads with the thread list */
-    uint64_t ahead_frames;  /* 3.11/3.12: top frame pointers taken from them */
+    uint64_t ahead_chunks;  /* 3.11+: data-stack chunks taken from the reads ahead */
+    uint64_t ahead_frames;  /* frames (<= 3.10), frames outside the data stack and top
+                             * frame pointers (3.11+) taken from the reads ahead */
+    uint64_t dead_tops;     /* <= 3.10: walks from the caller of a top frame freed since */
+    uint64_t outer_walks;   /* 3.11/3.12: walks from the calling eval loop's frame, the
+                             * current one between frames (walk_stack) */
 };
 
 struct walker;
 
-/*
- * Checks folded into the walker's recheck read (see codecache_plan): plan
- * fills iov[0..k) (k <= room, returned) with reads about the walked code
- * objects codes[0..n); done gets the same entries back once read (NULL when
- * the read failed).
- */
-struct walk_validator {
-    size_t (*plan)(void *ctx, const uint64_t *codes, size_t n, struct mem_iov *iov, size_t room);
-    void (*done)(void *ctx, const struct mem_iov *iov);
-    void *ctx;
-};
-
 /* A walker over rt's process (rt outlives it). */
 struct walker *walker_new(struct pyrt *rt);
 void walker_free(struct walker *w);
-void walker_set_validator(struct walker *w, const struct walk_validator *v);
 
 /*
  * Reads the thread states of interpreter interp into out (at most max).
  * The list's head and the thread states of the previous call are read in
- * one batch, as they rarely change; on 3.11+ so are the top frame and the
- * data stack of each thread walked since the previous call, where they
- * were then (walk_stack uses them when they are still where the thread
- * state says).  Returns 0, or a negative errno (-EINVAL when the list
- * is garbage, -ELOOP when it has a cycle, -EFAULT when it cannot be read,
- * -ESRCH when the process is gone).
+ * one batch, as they rarely change, and with each thread state, for the
+ * threads walked since the previous call, where their frames were then
+ * (the reads ahead): <= 3.10 the frame objects of the thread's last walk
+ * and others it ran lately; 3.11+ its current frame pointer's cframes
+ * (3.11/3.12), its data stack's chunks and the frames it had outside them.
+ * A walk takes its frames from there when they are still where the thread
+ * state leads, so that a stack is read in one instant.  Returns 0, or a
+ * negative errno (-EINVAL when the list is garbage, -ELOOP when it has a
+ * cycle, -EFAULT when it cannot be read, -ESRCH when the process is gone).
  */
 int walk_threads(struct walker *w, uint64_t interp, struct walk_thread *out, size_t max,
                  size_t *n);
 
-/* Re-reads one thread state (after a torn walk).  0 or a negative errno. */
+/*
+ * Re-reads one thread state with its reads ahead (those of its last walk,
+ * torn or not), in one read, for walking it again.  0 or a negative errno.
+ */
 int walk_refresh(struct walker *w, uint64_t interp, struct walk_thread *t);
 
 /*
+ * Tells the walker how to know a frame at a return (3.11: a frame that
+ * began an eval loop, found so, had returned from it): returned(ctx,
+ * code, addrq) is 1 for a frame of code at byte offset addrq at a return.
+ */
+void walk_set_returned(struct walker *w, int (*returned)(void *ctx, uint64_t code, int64_t addrq),
+                       void *ctx);
+
+/*
  * Walks a thread's stack from its top frame: out[0] is the innermost frame.
- * On <= 3.10, the frames below the first one found on the thread's previous
- * stack are read in one batch along that stack's chain (each one still
- * checked, and used only where the chain still leads to it).
- * Returns 0, 1 when the stack was cut at max frames (the outermost ones are
- * missing), or a negative errno: -EFAULT unreadable frame, -EINVAL garbage
- * (a frame of the wrong type, a dead frame: a torn read), -ELOOP a cycle,
- * -ENOENT no Python frame after all (3.11/3.12: the thread's current cframe
- * holds none; such a thread is not running Python, as when the top frame in
- * its thread state is NULL).
+ * Frames come from the reads ahead made with its thread state (by
+ * walk_threads or walk_refresh) where they are there, else are read now:
+ * walk_last_open counts those reads.  Returns 0, 1 when the stack was cut
+ * at max frames (the outermost ones are missing), or a negative errno:
+ * -EFAULT unreadable frame, -ELOOP a cycle, -EINVAL torn (walk_last_torn
+ * says why: a frame freed, garbage, an outermost frame that is not a
+ * thread's first).
  */
 int walk_stack(struct walker *w, const struct walk_thread *t, struct rawframe *out, size_t max,
                size_t *depth);
@@ -119,6 +142,27 @@ struct walk_frameinfo {
 /* walk_stack, also filling info[0..*depth) when info is not NULL. */
 int walk_stack_info(struct walker *w, const struct walk_thread *t, struct rawframe *out,
                     struct walk_frameinfo *info, size_t max, size_t *depth);
+
+/*
+ * After a walk of thread t, from what it read with the thread state: the
+ * frame that frame (of size bytes, 3.11+) was calling then, as read.  3.11+:
+ * the frame right above it on the data stack (as far as that was read),
+ * linked to it directly (pushed by its instruction, or entered from C on
+ * 3.11) or through the C-stack shim of an eval loop called from C (3.12+),
+ * owned by the thread; <= 3.10: the one frame alive among those read that
+ * says it is its callee.  0 with out and info set (info->entry: entered
+ * from C), or -ENOENT.  Whether it still ran is the caller's to judge.
+ */
+int walk_callee(struct walker *w, const struct walk_thread *t, uint64_t frame, uint64_t size,
+                struct rawframe *out, struct walk_frameinfo *info);
+
+/*
+ * 3.11+, after a walk: whether the instruction pointer of frame (above
+ * below on the data stack) was read before that of below (-1), after it
+ * (1), or not known (0): the newest chunk is read page by page from the
+ * top, each page copied upward.
+ */
+int walk_read_order(const struct walker *w, uint64_t frame, uint64_t below);
 
 /*
  * The Linux thread id of a thread, from its thread state (3.11+) or from
@@ -140,5 +184,11 @@ int walk_thread_tid(struct walker *w, const struct walk_thread *threads, size_t 
 int walk_pthread_tid(struct walker *w, uint64_t thread_id, pid_t *ns_tid);
 
 const struct walk_stats *walk_stats(const struct walker *w);
+
+/* Why the last walk that returned -EINVAL was torn. */
+enum walk_torn walk_last_torn(const struct walker *w);
+
+/* The reads the last walk made besides its reads ahead (0: it read its frames in one instant). */
+unsigned walk_last_open(const struct walker *w);
 
 #endif

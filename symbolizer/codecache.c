@@ -24,9 +24,14 @@ struct code_entry {
     uint32_t func;
     uint32_t gen;  /* the resolve call that last validated or loaded it */
     uint8_t *table;
-    uint8_t *bytecode;     /* a copy of the bytecode (only opcodes at instruction starts are used) */
+    uint8_t *bytecode;     /* a copy of the bytecode (only opcodes at instruction starts are
+                            * used), then (3.11+) a bitmap of the code units that start one */
+    uint32_t starts_known; /* 3.11+: code units whose instruction is known (the bitmap's extent) */
+    uint32_t frame_bytes;  /* 3.11+: the size of its frames on the data stack, 0 unknown */
     int generator;         /* <= 3.10: a generator, coroutine or async generator's code */
     int shim;              /* 3.12: the interpreter trampoline (C-stack entry frames run it) */
+    int init_shim;         /* 3.13+: the frame under an __init__ a class call pushed */
+    int special;           /* named __x__: a special method (or so named) */
     uint32_t bytecode_len;
     uint32_t table_len;
     int64_t memo_addrq[LINE_MEMO];
@@ -37,6 +42,7 @@ struct code_entry {
 struct codecache {
     struct mem *m;
     const struct pylayout *l;
+    const struct opcodes *ops; /* NULL: frames are not checked */
     struct names *names;
     uint64_t code_type;
     uint64_t seen_code_type; /* a type confirmed by name to be "code" */
@@ -55,8 +61,6 @@ struct codecache {
     size_t pendcap;
     size_t *found;         /* resolve: each address's entry, or SIZE_MAX */
     size_t foundcap;
-    int round_open;        /* codecache_round was called; no resolve since */
-    size_t nplanned;       /* entries codecache_plan left in pending */
     struct codecache_stats stats;
 };
 
@@ -72,6 +76,8 @@ struct codecache *codecache_new(struct mem *m, const struct pylayout *l, struct 
                                 uint64_t code_type, int unicode27_width)
 {
     struct codecache *cc = xcalloc(1, sizeof(*cc));
+    cc->ops = opcodes_for(l->major, l->minor);
+    cc->gen = 1; /* generation 0 marks entries that never count as validated */
     cc->m = m;
     cc->l = l;
     cc->names = names;
@@ -91,10 +97,12 @@ struct codecache *codecache_new(struct mem *m, const struct pylayout *l, struct 
     cc->span_len = hi - lo;
     cc->hdr_len = hi;
     /* The bytecode's size (ob_size, 3.11+) or its bytes object (<= 3.10). */
-    if (l->n_not_calling)
+    if (cc->ops)
         cc->hdr_len = MAX(cc->hdr_len, l->co_code > 0 ? l->co_code + 8 : 24);
     if (l->co_flags > 0)
         cc->hdr_len = MAX(cc->hdr_len, l->co_flags + 4);
+    if (l->co_stacksize > 0 && l->co_nlocalsplus > 0)
+        cc->hdr_len = MAX(cc->hdr_len, MAX(l->co_stacksize, l->co_nlocalsplus) + 4);
     return cc;
 }
 
@@ -221,30 +229,52 @@ static int read_table(struct codecache *cc, uint64_t addr, uint8_t **out, uint32
 }
 
 /*
+ * 3.11+: marks in the bitmap after the bytecode which code units start an
+ * instruction, walking the opcodes and their caches from the first, up to
+ * an opcode whose size its byte does not tell (instrumentation).
+ */
+static void mark_starts(const struct opcodes *ops, struct code_entry *e)
+{
+    uint32_t units = e->bytecode_len / 2, u = 0;
+    uint8_t *bits = e->bytecode + e->bytecode_len;
+    while (u < units) {
+        int caches = opcodes_caches(ops, e->bytecode[2 * u]);
+        if (caches < 0)
+            break;
+        bits[u >> 3] |= (uint8_t)(1u << (u & 7));
+        u += 1 + (uint32_t)caches;
+    }
+    e->starts_known = MIN(u, units);
+}
+
+/*
  * Copies the bytecode, to tell later whether a frame can be calling another
  * (codecache_can_call).  Only the opcodes at instruction starts are looked
- * at, and those that matter (returns, loads) never change in place:
- * specialisation stays within an instruction's family.  A failure leaves no
- * copy, and frames of that code are not checked.
+ * at: specialisation rewrites an instruction in place, but within its
+ * family, and the tables list whole families.  A failure leaves no copy,
+ * and frames of that code are not checked.
  */
 static void read_bytecode(struct codecache *cc, uint64_t addr, const unsigned char *hdr,
                           struct code_entry *e)
 {
     const struct pylayout *l = cc->l;
-    if (!l->n_not_calling)
+    if (!cc->ops)
         return;
     if (l->co_code_adaptive > 0) {
         int64_t units;
         memcpy(&units, hdr + 16, 8); /* ob_size: 2-byte code units */
         if (units <= 0 || units > (int64_t)CODECACHE_MAX_TABLE / 2)
             return;
-        uint8_t *b = xmalloc((size_t)units * 2);
-        if (mem_read(cc->m, addr + (uint64_t)l->co_code_adaptive, b, (size_t)units * 2) < 0) {
+        size_t len = (size_t)units * 2, bits = ((size_t)units + 7) / 8;
+        uint8_t *b = xcalloc(1, len + bits);
+        if (mem_read(cc->m, addr + (uint64_t)l->co_code_adaptive, b, len) < 0) {
             free(b);
             return;
         }
         e->bytecode = b;
-        e->bytecode_len = (uint32_t)units * 2;
+        e->bytecode_len = (uint32_t)len;
+        if (cc->ops->caches)
+            mark_starts(cc->ops, e);
     } else if (l->co_code > 0) {
         uint64_t bytes;
         memcpy(&bytes, hdr + l->co_code, 8);
@@ -275,6 +305,37 @@ static int still_there(struct codecache *cc, uint64_t addr, const unsigned char 
         (l->co_code > 0 && memcmp(now + l->co_code, hdr + l->co_code, 8) != 0))
         return -EAGAIN;
     return 0;
+}
+
+/*
+ * 3.11+: the bytes a frame of the code with header hdr takes on the data
+ * stack (its specials, locals and value stack), or 0.
+ */
+static uint32_t frame_bytes(const struct pylayout *l, const unsigned char *hdr)
+{
+    int32_t nlocals, stack;
+    if (l->co_stacksize < 0 || l->co_nlocalsplus < 0 || l->if_size <= 0)
+        return 0;
+    memcpy(&nlocals, hdr + l->co_nlocalsplus, 4);
+    memcpy(&stack, hdr + l->co_stacksize, 4);
+    if (nlocals < 0 || stack < 0 || nlocals > 65536 || stack > 65536)
+        return 0;
+    /* The specials are the frame struct's fixed part, in pointer slots. */
+    return (uint32_t)((l->if_size - 1) / 8 + nlocals + stack) * 8;
+}
+
+/* 1 for a name (qualified or not) whose last part is __x__. */
+static int special_name(const char *name, size_t len)
+{
+    if (!name)
+        return 0;
+    const char *dot = memrchr(name, '.', len);
+    if (dot) {
+        len -= (size_t)(dot + 1 - name);
+        name = dot + 1;
+    }
+    return len > 4 && name[0] == '_' && name[1] == '_' && name[len - 1] == '_' &&
+           name[len - 2] == '_';
 }
 
 /* Reads the code object at addr into e (whose old table the caller freed). */
@@ -312,11 +373,18 @@ static int load(struct codecache *cc, uint64_t addr, struct code_entry *e)
     if (ret == 0) {
         e->shim = cc->l->owner_cstack >= 0 && name.buf && file.buf &&
                   strcmp(name.buf, "<interpreter trampoline>") == 0 && strcmp(file.buf, "<shim>") == 0;
+        e->special = special_name(name.buf, name.len);
+        /* 3.13+: the frame a call of a class pushes under its __init__, to
+         * check what __init__ returns (the interpreter's own code). */
+        e->init_shim = cc->l->co_code_adaptive > 0 && cc->l->owner_cstack >= 0 && name.buf &&
+                       file.buf && strcmp(name.buf, "__init__") == 0 &&
+                       strcmp(file.buf, "__init__") == 0;
         uint32_t ns = names_str(cc->names, name.buf ? name.buf : "", name.len);
         uint32_t fs = names_str(cc->names, file.buf ? file.buf : "", file.len);
         e->func = names_func(cc->names, ns, fs, e->firstlineno);
         for (int i = 0; i < LINE_MEMO; i++)
             e->memo_addrq[i] = INT64_MIN;
+        e->frame_bytes = frame_bytes(cc->l, hdr);
         if (cc->l->co_flags > 0) {
             uint32_t flags;
             memcpy(&flags, hdr + cc->l->co_flags, 4);
@@ -434,54 +502,18 @@ static void new_round(struct codecache *cc)
         cc->gen = 1;
 }
 
-void codecache_round(struct codecache *cc)
-{
-    new_round(cc);
-    cc->round_open = 1;
-    cc->nplanned = 0;
-}
-
-size_t codecache_plan(struct codecache *cc, const uint64_t *addrs, size_t n, struct mem_iov *iov,
-                      size_t room)
-{
-    size_t np = 0;
-    cc->nplanned = 0;
-    if (!cc->round_open)
-        return 0;
-    GROW(cc->pending, cc->pendcap, MIN(n, room) + 1);
-    for (size_t i = 0; i < n && np < room; i++) {
-        if (i > 0 && addrs[i] == addrs[i - 1])
-            continue; /* recursion: looked up just now */
-        struct code_entry *e = find(cc, addrs[i]);
-        if (e && e->gen != cc->gen) {
-            e->gen = cc->gen;
-            cc->pending[np++] = (size_t)(e - cc->v);
-        }
-    }
-    plan_pending(cc, np);
-    memcpy(iov, cc->iov, np * sizeof(*iov));
-    cc->nplanned = np;
-    return np;
-}
-
-void codecache_planned(struct codecache *cc, const struct mem_iov *iov)
-{
-    size_t np = cc->nplanned;
-    cc->nplanned = 0;
-    for (size_t i = 0; i < np; i++)
-        cc->iov[i].ok = iov ? iov[i].ok : 0;
-    check_pending(cc, np);
-}
-
-int codecache_resolve(struct codecache *cc, const uint64_t *addrs, size_t n,
-                      struct code_entry **out)
+/*
+ * Finds or loads the code objects at addrs[0..n) into out; with validate,
+ * cached entries are read again first (once per call), else taken as cached
+ * (an entry found bad is not code).
+ */
+static int lookup(struct codecache *cc, const uint64_t *addrs, size_t n, struct code_entry **out,
+                  int validate)
 {
     size_t np = 0;
     int ret;
-    /* A round opened by codecache_round keeps what codecache_plan validated. */
-    if (!cc->round_open)
+    if (validate)
         new_round(cc);
-    cc->round_open = 0;
     /* Empty a full cache now, never during the call: pending entries are held by
      * index, and an emptied slot's table is already freed. */
     if (cc->n >= CODECACHE_MAX_ENTRIES) {
@@ -506,7 +538,7 @@ int codecache_resolve(struct codecache *cc, const uint64_t *addrs, size_t n,
             e = insert(cc, addrs[i], &err);
             if (!e && (err == -ESRCH || err == -EPERM))
                 return err;
-        } else if (e->gen != cc->gen) {
+        } else if (validate && e->gen != cc->gen) {
             e->gen = cc->gen;
             cc->pending[np++] = (size_t)(e - cc->v);
         }
@@ -517,10 +549,22 @@ int codecache_resolve(struct codecache *cc, const uint64_t *addrs, size_t n,
     int missing = 0;
     for (size_t i = 0; i < n; i++) {
         struct code_entry *e = cc->found[i] == SIZE_MAX ? NULL : &cc->v[cc->found[i]];
-        out[i] = e && e->gen == cc->gen ? e : NULL;
+        out[i] = e && (validate ? e->gen == cc->gen : e->gen != 0) ? e : NULL;
         missing += !out[i];
     }
     return missing;
+}
+
+int codecache_resolve(struct codecache *cc, const uint64_t *addrs, size_t n,
+                      struct code_entry **out)
+{
+    return lookup(cc, addrs, n, out, 1);
+}
+
+int codecache_peek(struct codecache *cc, const uint64_t *addrs, size_t n,
+                   struct code_entry **out)
+{
+    return lookup(cc, addrs, n, out, 0);
 }
 
 uint32_t codecache_frame(struct codecache *cc, struct code_entry *e, int64_t addrq,
@@ -541,17 +585,110 @@ uint32_t codecache_frame(struct codecache *cc, struct code_entry *e, int64_t add
     return id;
 }
 
-int codecache_can_call(const struct codecache *cc, const struct code_entry *e, int64_t addrq)
+/* 1 when code unit addrq / 2 starts an instruction (3.11+, within the known part). */
+static int instruction_at_start(const struct code_entry *e, int64_t addrq)
+{
+    uint32_t u = (uint32_t)(addrq / 2);
+    return u < e->starts_known && ((e->bytecode + e->bytecode_len)[u >> 3] >> (u & 7)) & 1;
+}
+
+/* The opcode of the instruction that code unit addrq / 2 belongs to, or -1 when unknown. */
+static int instruction_at(const struct codecache *cc, const struct code_entry *e, int64_t addrq)
+{
+    if (!cc->ops->caches)
+        return e->bytecode[addrq];
+    uint32_t u = (uint32_t)(addrq / 2);
+    const uint8_t *bits = e->bytecode + e->bytecode_len;
+    if (u >= e->starts_known)
+        return -1;
+    /* Back over the caches (at most 15 units) to the instruction's start. */
+    for (uint32_t k = 0; k <= 15 && k <= u; k++)
+        if ((bits[(u - k) >> 3] >> ((u - k) & 7)) & 1)
+            return e->bytecode[2 * (u - k)];
+    return -1;
+}
+
+/* 1 when the operator at addrq (of opcode op) calls Python only as a special method. */
+static int operator_at(const struct codecache *cc, const struct code_entry *e, int64_t addrq,
+                       int op)
+{
+    if (!opcodes_in(cc->ops->operators, (uint8_t)op))
+        return 0;
+    /* Before 3.9, COMPARE_OP does `in` too, which may run a generator. */
+    if (op == cc->ops->compare_op)
+        return (uint64_t)addrq + 1 < e->bytecode_len && e->bytecode[addrq + 1] < 6 &&
+               (cc->l->major > 2 || ((uint64_t)addrq + 2 < e->bytecode_len &&
+                                     e->bytecode[addrq + 2] == 0));
+    return 1;
+}
+
+int codecache_can_call(const struct codecache *cc, const struct code_entry *e, int64_t addrq,
+                       int pushed, const struct code_entry *callee)
 {
     if (addrq < 0)
         return 0; /* not started: it has called nothing yet */
     if (!e->bytecode || (uint64_t)addrq >= e->bytecode_len)
         return 1;
-    uint8_t op = e->bytecode[addrq];
-    for (int i = 0; i < cc->l->n_not_calling; i++)
-        if (cc->l->not_calling[i] == op)
+    int op = instruction_at(cc, e, addrq);
+    int caches = op < 0 ? -1 : opcodes_caches(cc->ops, (uint8_t)op);
+    if (caches < 0)
+        return 1;
+    if (!pushed || !cc->ops->caches) {
+        if (opcodes_in(cc->ops->quiet, (uint8_t)op))
             return 0;
-    return 1;
+        /* An operator runs Python only through a special method. */
+        return !callee || callee->special ||
+               !operator_at(cc, e, cc->ops->caches ? addrq & ~(int64_t)1 : addrq, op);
+    }
+    if (!opcodes_in(cc->ops->pushes, (uint8_t)op))
+        return 0;
+    /* 3.11, 3.12: past the instruction's opcode, on its last cache unit,
+     * while the frame it pushed runs. */
+    return !cc->ops->calls_at_cache || caches == 0 || addrq % 2 != 0 ||
+           instruction_at_start(e, addrq) == 0;
+}
+
+int codecache_pushing(const struct codecache *cc, const struct code_entry *e, int64_t addrq)
+{
+    if (addrq < 0 || !e->bytecode || (uint64_t)addrq >= e->bytecode_len || !cc->ops ||
+        !cc->ops->caches || !e->frame_bytes)
+        return 0;
+    int op = instruction_at(cc, e, addrq);
+    if (op < 0 || opcodes_caches(cc->ops, (uint8_t)op) < 0 ||
+        !opcodes_in(cc->ops->pushes, (uint8_t)op) || opcodes_in(cc->ops->resumes, (uint8_t)op))
+        return 0;
+    /* 3.11, 3.12 say so by the instruction pointer on the last cache unit. */
+    return !cc->ops->calls_at_cache ||
+           (opcodes_caches(cc->ops, (uint8_t)op) > 0 && !instruction_at_start(e, addrq));
+}
+
+int codecache_pushing_sure(const struct codecache *cc)
+{
+    return cc->ops && cc->ops->calls_at_cache;
+}
+
+int codecache_at_return(const struct codecache *cc, const struct code_entry *e, int64_t addrq)
+{
+    if (addrq < 0 || !e->bytecode || (uint64_t)addrq >= e->bytecode_len || !cc->ops)
+        return 0;
+    int op = instruction_at(cc, e, addrq);
+    return op >= 0 && opcodes_in(cc->ops->returns, (uint8_t)op);
+}
+
+int codecache_code_at_return(void *cc, uint64_t code, int64_t addrq)
+{
+    struct code_entry *e;
+    return codecache_peek(cc, &code, 1, &e) == 0 && e && codecache_at_return(cc, e, addrq);
+}
+
+int codecache_returned(const struct codecache *cc, const struct code_entry *e, int64_t addrq)
+{
+    return cc->ops && cc->ops->returns_unlinked && codecache_at_return(cc, e, addrq);
+}
+
+uint32_t codecache_frame_bytes(const struct code_entry *e)
+{
+    return e->frame_bytes;
 }
 
 int codecache_is_generator(const struct code_entry *e)
@@ -562,4 +699,9 @@ int codecache_is_generator(const struct code_entry *e)
 int codecache_is_shim(const struct code_entry *e)
 {
     return e->shim;
+}
+
+int codecache_is_init_shim(const struct code_entry *e)
+{
+    return e->init_shim;
 }

@@ -13,6 +13,7 @@
 
 #include "profiler/layout.h"
 #include "profiler/mem.h"
+#include "profiler/opcodes.h"
 #include "symbolizer/names.h"
 
 /* Line tables longer than this are not cached (lines show as the first line). */
@@ -49,18 +50,12 @@ int codecache_resolve(struct codecache *cc, const uint64_t *addrs, size_t n,
                       struct code_entry **out);
 
 /*
- * Validation folded into someone else's read (the stack walker's recheck):
- * codecache_round starts a round that ends at the next codecache_resolve;
- * codecache_plan fills iov[0..k) (k <= room, returned) with the reads that
- * validate the cached entries among addrs[0..n) not yet validated in the
- * round, and codecache_planned takes those entries back once read (iov NULL:
- * the read failed).  Nothing may touch the cache in between.  The entries so
- * validated are not read again by the round's codecache_resolve.
+ * codecache_resolve without reading cached entries again: what the cache
+ * holds is taken as it is (new code objects are loaded).  For looking at a
+ * stack before it is kept; codecache_resolve validates what is kept.
  */
-void codecache_round(struct codecache *cc);
-size_t codecache_plan(struct codecache *cc, const uint64_t *addrs, size_t n, struct mem_iov *iov,
-                      size_t room);
-void codecache_planned(struct codecache *cc, const struct mem_iov *iov);
+int codecache_peek(struct codecache *cc, const uint64_t *addrs, size_t n,
+                   struct code_entry **out);
 
 /*
  * The frame id for executing byte offset addrq of the code (addrq < 0: not
@@ -70,12 +65,51 @@ uint32_t codecache_frame(struct codecache *cc, struct code_entry *e, int64_t add
                          int by_function);
 
 /*
- * 0 when a frame of this code at byte offset addrq cannot be calling another
- * frame: it has not started, or it is at an opcode that calls nothing (see
- * pylayout.not_calling).  A stack showing it as a caller was torn.
- * 1 otherwise, and when the bytecode is unknown.
+ * 0 when a frame of this code at byte offset addrq cannot be calling the
+ * frame above it, of code callee (NULL: unknown): it has not started, or
+ * its instruction calls nothing (a load, a return), or it is an operator
+ * (a + b, a < b...) and callee no special method (__add__, __lt__...), or,
+ * when that frame was pushed by this one's own instruction with no C call
+ * between (pushed; 3.11+), the instruction is not one that pushes frames
+ * (a call, an inlined __getitem__ or property, a generator).  A stack
+ * that shows it so was read while it changed.  1 otherwise, and whenever
+ * the bytecode is unknown.
  */
-int codecache_can_call(const struct codecache *cc, const struct code_entry *e, int64_t addrq);
+int codecache_can_call(const struct codecache *cc, const struct code_entry *e, int64_t addrq,
+                       int pushed, const struct code_entry *callee);
+
+/*
+ * 3.11+: 1 when a frame of this code at byte offset addrq may be calling a
+ * frame it pushed onto the data stack itself (a call, an inlined
+ * __getitem__ or property), which then runs codecache_frame_bytes after
+ * it.  3.11 and 3.12 tell for sure (the instruction pointer is on the
+ * instruction's last cache unit while that frame runs); on 3.13 the
+ * instruction is one that does, and the frame found there tells (one at
+ * a return had returned).  0 otherwise, or unknown.
+ */
+int codecache_pushing(const struct codecache *cc, const struct code_entry *e, int64_t addrq);
+
+/* 1 when codecache_pushing says so for sure (3.11, 3.12). */
+int codecache_pushing_sure(const struct codecache *cc);
+
+/*
+ * 3.12+: 1 when a frame of this code at byte offset addrq is at a return:
+ * such a frame is unlinked from the stack before it is cleared, so one read
+ * there had left the stack (or was about to, in the instant before).
+ */
+int codecache_returned(const struct codecache *cc, const struct code_entry *e, int64_t addrq);
+
+/*
+ * 1 when a frame of this code at byte offset addrq is at a return (3.11+:
+ * also RETURN_GENERATOR; <= 3.10: also a yield, which leaves the caller).
+ */
+int codecache_at_return(const struct codecache *cc, const struct code_entry *e, int64_t addrq);
+
+/* The same for the code object at code (cc: a struct codecache), as the walker asks it. */
+int codecache_code_at_return(void *cc, uint64_t code, int64_t addrq);
+
+/* 3.11+: the bytes a frame of this code takes on the data stack (0: unknown). */
+uint32_t codecache_frame_bytes(const struct code_entry *e);
 
 /* 1 for the code of a generator, coroutine or async generator (read on <= 3.10 only). */
 int codecache_is_generator(const struct code_entry *e);
@@ -86,6 +120,13 @@ int codecache_is_generator(const struct code_entry *e);
  * reaches the symbolizer was read while its C stack was rewritten.
  */
 int codecache_is_shim(const struct code_entry *e);
+
+/*
+ * 3.13+: 1 for the interpreter's own code of the frame that a call of a
+ * class pushes under the class's __init__ (it checks that __init__ returned
+ * None): no frame of the program's, left out of stacks.
+ */
+int codecache_is_init_shim(const struct code_entry *e);
 
 /* The function id of an entry. */
 uint32_t codecache_func(const struct code_entry *e);

@@ -132,7 +132,7 @@ IMG_FN void fz_build(struct fz_image *fz, size_t v)
     } else {
         fz_new_stack(fz, ts[0], codes, 6);
         fz_new_stack(fz, ts[1], codes + 2, 3);
-        img_set_frame(im, ts[2], 0, NULL, 0);
+        img_set_frame(im, ts[2], 0, NULL, 1); /* no frame: the thread state's own cframe */
     }
 
     /* The GIL, held by the first thread. */
@@ -251,16 +251,6 @@ struct fz_counts {
     uint64_t runs, threads_ok, stacks_ok, frames, resolved, named;
 };
 
-static size_t fz_plan(void *ctx, const uint64_t *codes, size_t n, struct mem_iov *iov, size_t room)
-{
-    return codecache_plan(ctx, codes, n, iov, room);
-}
-
-static void fz_done(void *ctx, const struct mem_iov *iov)
-{
-    codecache_planned(ctx, iov);
-}
-
 /*
  * Runs a sample's reads on the (damaged) image.  Returns 0, or -1 with why
  * saying which property broke.
@@ -292,11 +282,9 @@ IMG_FN int fz_run(struct fz_image *fz, struct fz_counts *c, char *why, size_t wh
         goto out;
     }
     /* Two rounds, as a recording takes them: the second (the one counted)
-     * uses what the first read ahead; both fold code validation into the
-     * rechecks. */
-    walker_set_validator(w, &(struct walk_validator){fz_plan, fz_done, cc});
+     * uses what the first read ahead, and walks each thread again after a
+     * read of its own, as a torn walk is. */
     for (int round = 0; round < 2; round++) {
-        codecache_round(cc);
         nraw = 0;
         int tret = walk_threads(w, interp, threads, FZ_MAX_THREADS, &nthreads);
         if (!FZ_ONE_OF(tret, 0, -EINVAL, -EFAULT, -ELOOP))
@@ -311,8 +299,14 @@ IMG_FN int fz_run(struct fz_image *fz, struct fz_counts *c, char *why, size_t wh
             for (size_t i = 0; i < nthreads; i++) {
                 size_t depth = 0;
                 ret = walk_stack(w, &threads[i], raw + nraw, FZ_MAX_DEPTH, &depth);
+                if (round == 1 && FZ_ONE_OF(walk_refresh(w, interp, &threads[i]), 0) &&
+                    walk_has_frames(&threads[i]))
+                    ret = walk_stack(w, &threads[i], raw + nraw, FZ_MAX_DEPTH, &depth);
                 if (!FZ_ONE_OF(ret, 0, 1, -EFAULT, -EINVAL, -ELOOP, -ENOENT))
                     FZ_FAIL("walk_stack: %d", ret);
+                if (ret == -EINVAL && (walk_last_torn(w) <= TORN_NONE ||
+                                       walk_last_torn(w) >= TORN_COUNT))
+                    FZ_FAIL("walk_stack: torn for no reason (%d)", (int)walk_last_torn(w));
                 if (depth > FZ_MAX_DEPTH)
                     FZ_FAIL("walk_stack: depth %zu > %d", depth, FZ_MAX_DEPTH);
                 if (ret == 1 && depth != FZ_MAX_DEPTH)
@@ -326,6 +320,24 @@ IMG_FN int fz_run(struct fz_image *fz, struct fz_counts *c, char *why, size_t wh
         }
     }
     c->frames += nraw;
+    /* What the snapshot asks of the frames before it keeps a stack. */
+    ret = codecache_peek(cc, codes, 0, entries);
+    for (size_t i = 0; i < nraw; i++)
+        codes[i] = raw[i].code;
+    ret = codecache_peek(cc, codes, nraw, entries);
+    if (ret < 0 || (size_t)ret > nraw)
+        FZ_FAIL("codecache_peek: %d of %zu", ret, nraw);
+    for (size_t i = 0; i < nraw; i++) {
+        if (!entries[i])
+            continue;
+        const struct code_entry *callee = i > 0 ? entries[i - 1] : NULL;
+        int a = codecache_can_call(cc, entries[i], raw[i].addrq, 0, callee);
+        int b = codecache_can_call(cc, entries[i], raw[i].addrq, 1, callee);
+        int p = codecache_pushing(cc, entries[i], raw[i].addrq);
+        int r = codecache_returned(cc, entries[i], raw[i].addrq);
+        if ((a | b | p | r) & ~1)
+            FZ_FAIL("codecache_can_call/pushing/returned: not 0 or 1");
+    }
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < nraw; i++)
             codes[i] = raw[i].code;

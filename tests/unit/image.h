@@ -458,7 +458,11 @@ IMG_FN void img_chunk_new(struct img *im, struct img_chunk *c, size_t size, uint
     img_f64(im, c->addr, l->chunk_top, (c->top - c->addr - (uint64_t)l->chunk_data) / 8);
 }
 
-/* Writes a 3.11+ interpreter frame at f; instr is code + co_code_adaptive + off. */
+/*
+ * Writes a 3.11+ interpreter frame at f; instr is code + co_code_adaptive +
+ * off.  On 3.11 a thread's frame with no caller is marked is_entry, as the
+ * first frame of an eval loop called from C is.
+ */
 IMG_FN void img_iframe_at(struct img *im, uint64_t f, uint64_t code, int64_t off, int owner,
                           uint64_t previous)
 {
@@ -467,6 +471,8 @@ IMG_FN void img_iframe_at(struct img *im, uint64_t f, uint64_t code, int64_t off
     img_f64(im, f, l->if_previous, previous);
     img_f64(im, f, l->if_instr, code ? img_instr(im, code, off) : 0);
     img_w8(im, f + (uint64_t)l->if_owner, (uint8_t)owner);
+    if (l->if_is_entry >= 0)
+        img_w8(im, f + (uint64_t)l->if_is_entry, owner == 0 && previous == 0);
 }
 
 /* Pushes a frame (with `locals` bytes of localsplus) onto chunk c. */
@@ -491,6 +497,20 @@ IMG_FN uint64_t img_loose_iframe(struct img *im, uint64_t code, int64_t off, int
     uint64_t f = img_alloc(im, (size_t)im->lay.if_size + 16);
     img_iframe_at(im, f, code, off, owner, previous);
     return f;
+}
+
+/*
+ * What a thread's outermost frame links to: 3.12+, the C-stack shim the
+ * eval loop called from C pushes (a frame outside any chunk); else none.
+ */
+IMG_FN uint64_t img_bottom(struct img *im)
+{
+    if (im->lay.owner_cstack < 0)
+        return 0;
+    uint64_t tramp = im->minor == 12 ? img_code(im, "<shim>", "<interpreter trampoline>", NULL, 0,
+                                                NULL, 0)
+                                     : im->none;
+    return img_loose_iframe(im, tramp, 0, im->lay.owner_cstack, 0);
 }
 
 /* ---- interpreter and thread states --------------------------------------- */
@@ -528,7 +548,8 @@ IMG_FN void img_link_threads(struct img *im, uint64_t interp, const uint64_t *ts
 /*
  * Sets a thread's top frame (and, 3.11+, its data stack: chunk c, may be
  * NULL).  On 3.11/3.12 the _PyCFrame is put inside the thread state when
- * cframe_inside, else in a block of its own.
+ * cframe_inside, else in a block of its own, called from the thread
+ * state's own (inside it).
  */
 IMG_FN void img_set_frame(struct img *im, uint64_t ts, uint64_t frame, const struct img_chunk *c,
                           int cframe_inside)
@@ -540,9 +561,13 @@ IMG_FN void img_set_frame(struct img *im, uint64_t ts, uint64_t frame, const str
         img_f64(im, ts, l->ts_current_frame, frame);
     } else {
         /* Inside: after every field the walker reads, within ts_size. */
-        uint64_t cf = cframe_inside ? ts + (uint64_t)(l->ts_size - 48) : img_alloc(im, 32);
+        uint64_t root = ts + (uint64_t)(l->ts_size - 48);
+        uint64_t cf = cframe_inside ? root : img_alloc(im, 32);
         img_f64(im, ts, l->ts_cframe, cf);
         img_f64(im, cf, l->cf_current_frame, frame);
+        /* An eval loop's cframe: the one before it is the thread state's own. */
+        if (!cframe_inside)
+            img_f64(im, cf, l->cf_current_frame + 8, root);
     }
     if (l->ts_datastack_chunk >= 0) {
         img_f64(im, ts, l->ts_datastack_chunk, c ? c->addr : 0);

@@ -473,39 +473,187 @@ TEST(stale_entry_when_cache_fills)
     img_release(&im);
 }
 
+/* Opcodes as each version numbers them, for bytecode written by the tests. */
+struct ops {
+    uint8_t load, call, ret, binop, instr_line;
+    int call_caches, binop_caches; /* 2-byte cache units after them (3.11+) */
+};
+
+static struct ops ops_of(const struct img *im)
+{
+    if (im->major == 3 && im->minor >= 13)
+        return (struct ops){85, 53, 36, 45, 254, 3, 1};
+    if (im->major == 3 && im->minor == 12)
+        return (struct ops){124, 171, 83, 122, 254, 3, 1};
+    if (im->major == 3 && im->minor == 11)
+        return (struct ops){124, 171, 83, 122, 0, 4, 1};
+    return (struct ops){124, 131, 83, 23, 0, 0, 0}; /* CALL_FUNCTION, BINARY_ADD */
+}
+
+/* Writes bytecode into a new code object of im (co_code_adaptive or co_code). */
+static uint64_t code_with(struct img *im, const uint8_t *code, size_t len)
+{
+    uint64_t c = img_code(im, "c.py", "f", NULL, 1, NULL, 0);
+    if (im->lay.co_code_adaptive > 0) {
+        img_wmem(im, c + (uint64_t)im->lay.co_code_adaptive, code, len);
+        img_f64(im, c, 16, len / 2); /* ob_size: code units */
+    } else {
+        img_f64(im, c, im->lay.co_code, img_bytes(im, code, len));
+    }
+    return c;
+}
+
+/* Appends opcode op and its caches (units of 0xee: what specialisation leaves there). */
+static size_t put(uint8_t *b, size_t at, uint8_t op, int caches)
+{
+    b[at++] = op;
+    b[at++] = 1;
+    for (int i = 0; i < caches; i++) {
+        b[at++] = 0xee;
+        b[at++] = 0xee;
+    }
+    return at;
+}
+
 /*
- * The bytecode decides whether a frame can be calling another: a caller is
- * never at a return or a plain load, nor before its first instruction.
+ * The bytecode decides whether a frame can be calling the frame above it:
+ * never at a return or a plain load, nor before its first instruction; on
+ * 3.11+ a frame it pushed itself only from a call (or the like), and on
+ * 3.11 and 3.12 only while its instruction pointer is on the call's last
+ * cache unit (while it calls C, it is on the opcode).  Caches hold data,
+ * not opcodes: the instruction a unit belongs to is found from the start.
  */
 TEST(can_call_from_the_bytecode_every_version)
 {
     for (size_t v = 0; v < ARRAY_SIZE(versions); v++) {
         struct img im;
         img_init(&im, versions[v][0], versions[v][1], 0);
-        /* RETURN_VALUE, LOAD_FAST and a call, as each version numbers them. */
-        int v313 = im.major == 3 && im.minor >= 13;
-        uint8_t ret = v313 ? 36 : 83, load = v313 ? 85 : 124;
-        uint8_t call = im.major == 2 || im.minor <= 10 ? 131 : v313 ? 53 : 171;
-        const uint8_t code[8] = {load, 0, call, 1, ret, 0, 9, 0};
-        uint64_t c = img_code(&im, "c.py", "f", NULL, 1, NULL, 0);
-        if (im.lay.co_code_adaptive > 0) {
-            img_wmem(&im, c + (uint64_t)im.lay.co_code_adaptive, code, sizeof(code));
-            img_f64(&im, c, 16, sizeof(code) / 2); /* ob_size: code units */
-        } else {
-            img_f64(&im, c, im.lay.co_code, img_bytes(&im, code, sizeof(code)));
+        struct ops o = ops_of(&im);
+        int new = im.major == 3 && im.minor >= 11, sure = new && im.minor <= 12;
+        uint8_t code[64];
+        size_t n = 0;
+        n = put(code, n, o.load, 0);
+        size_t call = n;
+        n = put(code, n, o.call, o.call_caches);
+        size_t call_last = n - 2;
+        size_t ret = n;
+        n = put(code, n, o.ret, 0);
+        size_t binop = n;
+        n = put(code, n, o.binop, o.binop_caches);
+        /* A cache unit whose first byte reads as LOAD_FAST is a cache all the same. */
+        if (o.call_caches > 1)
+            code[call + 2] = o.load;
+        uint64_t c = code_with(&im, code, n);
+        uint64_t sc = img_code(&im, "n.py", "__add__", im.minor >= 11 ? "Num.__add__" : NULL, 1,
+                               NULL, 0);
+        uint64_t pc = img_code(&im, "n.py", "add", NULL, 1, NULL, 0);
+        img_commit(&im);
+        struct cc_env e;
+        env_init(&e, &im, im.t_code);
+        struct code_entry *special = resolve1(&e, sc), *plain = resolve1(&e, pc);
+        struct code_entry *ce = resolve1(&e, c);
+        REQUIRE(ce != NULL && special != NULL && plain != NULL);
+        for (int pushed = 0; pushed <= 1; pushed++) {
+            CHECK_INT(codecache_can_call(e.cc, ce, 0, pushed, NULL), 0);  /* a load */
+            CHECK_INT(codecache_can_call(e.cc, ce, (int64_t)ret, pushed, NULL), 0);
+            CHECK_INT(codecache_can_call(e.cc, ce, -1, pushed, NULL), 0); /* not started (<= 3.10) */
+            CHECK_INT(codecache_can_call(e.cc, ce, -2, pushed, NULL), 0); /* not started (3.11, 3.12) */
+            CHECK_INT(codecache_can_call(e.cc, ce, (int64_t)n, pushed, NULL), 1); /* past the copy: unknown */
         }
+        /* A call, entered from C or not (<= 3.10 never tells). */
+        CHECK_INT(codecache_can_call(e.cc, ce, (int64_t)call, 0, NULL), 1);
+        CHECK_INT(codecache_can_call(e.cc, ce, (int64_t)call, 1, NULL), !sure);
+        if (new) {
+            CHECK_INT(codecache_can_call(e.cc, ce, (int64_t)call_last, 1, NULL), 1);
+            CHECK_INT(codecache_can_call(e.cc, ce, (int64_t)call + 2, 0, NULL), 1);
+        }
+        /* An operator calls Python through C only, and then a special method. */
+        CHECK_INT(codecache_can_call(e.cc, ce, (int64_t)binop, 0, NULL), 1);
+        CHECK_INT(codecache_can_call(e.cc, ce, (int64_t)binop, 1, NULL), !new);
+        CHECK_INT(codecache_can_call(e.cc, ce, (int64_t)binop, 0, special), 1);
+        CHECK_INT(codecache_can_call(e.cc, ce, (int64_t)binop, 0, plain), 0);
+        CHECK_INT(codecache_can_call(e.cc, ce, (int64_t)call, 0, plain), 1);
+        /* Calling a frame it pushed: known for sure on 3.11 and 3.12. */
+        CHECK_INT(codecache_pushing(e.cc, ce, (int64_t)call_last), new);
+        CHECK_INT(codecache_pushing(e.cc, ce, (int64_t)call), new && !sure);
+        CHECK_INT(codecache_pushing(e.cc, ce, (int64_t)binop), 0);
+        CHECK_INT(codecache_pushing(e.cc, ce, 0), 0);
+        /* At a return: gone from the stack from 3.12 on. */
+        CHECK_INT(codecache_returned(e.cc, ce, (int64_t)ret), new && im.minor >= 12);
+        CHECK_INT(codecache_returned(e.cc, ce, (int64_t)call), 0);
+        /* A frame's size on the data stack: specials, locals and stack. */
+        CHECK_INT(codecache_frame_bytes(ce) > 0, new);
+        env_release(&e);
+        img_release(&im);
+    }
+}
+
+/*
+ * A comparison runs Python only as a special method (__lt__...); before
+ * 3.9 COMPARE_OP also does `in`, which may run any generator.
+ */
+TEST(comparison_calls_special_methods)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(versions); v++) {
+        struct img im;
+        img_init(&im, versions[v][0], versions[v][1], 0);
+        int old = im.major == 2 || im.minor <= 8;
+        uint8_t cmp = im.major == 3 && im.minor >= 13 ? 58 : 107;
+        int caches = im.major == 3 && im.minor >= 11 ? (im.minor == 11 ? 2 : 1) : 0;
+        uint8_t code[16];
+        size_t n = 0, lt = 0, in = 0;
+        n = put(code, n, cmp, caches); /* a <= b */
+        if (im.major == 2)
+            code[n++] = 0; /* 2.7: a 2-byte argument */
+        if (old) {
+            in = n;
+            n = put(code, n, cmp, 0);
+            code[in + 1] = 6; /* in */
+            if (im.major == 2)
+                code[n++] = 0;
+        }
+        uint64_t c = code_with(&im, code, n);
+        uint64_t sc = img_code(&im, "n.py", "__lt__", NULL, 1, NULL, 0);
+        uint64_t gc = img_code(&im, "n.py", "numbers", NULL, 1, NULL, 0);
+        img_commit(&im);
+        struct cc_env e;
+        env_init(&e, &im, im.t_code);
+        struct code_entry *ce = resolve1(&e, c), *special = resolve1(&e, sc), *gen = resolve1(&e, gc);
+        REQUIRE(ce && special && gen);
+        CHECK_INT(codecache_can_call(e.cc, ce, (int64_t)lt, 0, special), 1);
+        CHECK_INT(codecache_can_call(e.cc, ce, (int64_t)lt, 0, gen), 0);
+        if (old)
+            CHECK_INT(codecache_can_call(e.cc, ce, (int64_t)in, 0, gen), 1);
+        env_release(&e);
+        img_release(&im);
+    }
+}
+
+/* An instrumented line (3.12+) hides its instruction: what follows is not known. */
+TEST(can_call_after_an_instrumented_line)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(versions); v++) {
+        struct img im;
+        img_init(&im, versions[v][0], versions[v][1], 0);
+        struct ops o = ops_of(&im);
+        if (!o.instr_line) {
+            img_release(&im);
+            continue;
+        }
+        uint8_t code[32];
+        size_t n = put(code, 0, o.load, 0);
+        n = put(code, n, o.instr_line, 0);
+        size_t load = n;
+        n = put(code, n, o.load, 0);
+        uint64_t c = code_with(&im, code, n);
         img_commit(&im);
         struct cc_env e;
         env_init(&e, &im, im.t_code);
         struct code_entry *ce = resolve1(&e, c);
         REQUIRE(ce != NULL);
-        CHECK_INT(codecache_can_call(e.cc, ce, 0), 0);  /* a load */
-        CHECK_INT(codecache_can_call(e.cc, ce, 2), 1);  /* the call */
-        CHECK_INT(codecache_can_call(e.cc, ce, 4), 0);  /* the return */
-        CHECK_INT(codecache_can_call(e.cc, ce, 6), 1);  /* anything else */
-        CHECK_INT(codecache_can_call(e.cc, ce, -1), 0); /* not started (<= 3.10) */
-        CHECK_INT(codecache_can_call(e.cc, ce, -2), 0); /* not started (3.11, 3.12) */
-        CHECK_INT(codecache_can_call(e.cc, ce, 8), 1);  /* past the copy: unknown */
+        CHECK_INT(codecache_can_call(e.cc, ce, 0, 0, NULL), 0);
+        CHECK_INT(codecache_can_call(e.cc, ce, 2, 0, NULL), 1);
+        CHECK_INT(codecache_can_call(e.cc, ce, (int64_t)load, 0, NULL), 1);
         env_release(&e);
         img_release(&im);
     }
@@ -523,8 +671,8 @@ TEST(can_call_without_bytecode)
     env_init(&e, &im, im.t_code);
     struct code_entry *ce = resolve1(&e, c);
     REQUIRE(ce != NULL);
-    CHECK_INT(codecache_can_call(e.cc, ce, 0), 1);
-    CHECK_INT(codecache_can_call(e.cc, ce, -1), 0);
+    CHECK_INT(codecache_can_call(e.cc, ce, 0, 0, NULL), 1);
+    CHECK_INT(codecache_can_call(e.cc, ce, -1, 0, NULL), 0);
     env_release(&e);
     img_release(&im);
 }
@@ -558,7 +706,11 @@ TEST(generator_code_from_flags)
     }
 }
 
-TEST(plan_folds_validation_into_the_callers_read)
+/*
+ * peek takes cached entries as cached, with no read (new code objects are
+ * loaded); resolve, which validates, still catches an address reused since.
+ */
+TEST(peek_reads_only_new_code_objects)
 {
     for (size_t v = 0; v < ARRAY_SIZE(versions); v++) {
         struct img im;
@@ -571,46 +723,32 @@ TEST(plan_folds_validation_into_the_callers_read)
         env_init(&e, &im, im.t_code);
         REQUIRE(resolve1(&e, code));
         const struct codecache_stats *st = codecache_stats(e.cc);
-        /* Outside a round there is nothing to plan. */
-        struct mem_iov iov[8];
         uint64_t addrs[4] = {code, code, unknown, code};
-        CHECK_U64(codecache_plan(e.cc, addrs, 4, iov, 8), 0);
-        /* In one: the cached code object once (not the unknown one, nor again). */
-        codecache_round(e.cc);
-        size_t k = codecache_plan(e.cc, addrs, 4, iov, 8);
-        CHECK_U64(k, 1);
-        uint64_t before = mem_read_calls(im.m);
-        CHECK_INT(mem_readv(im.m, iov, k), 1);
-        codecache_planned(e.cc, iov);
-        CHECK_U64(st->hits, 1);
-        /* The round's resolve reads nothing for it: only the unknown one's load. */
         struct code_entry *out[4];
-        uint64_t loads = st->loads;
-        CHECK_INT(codecache_resolve(e.cc, addrs, 4, out), 0);
-        CHECK_U64(st->hits, 1);
+        uint64_t before = mem_read_calls(im.m), loads = st->loads;
+        CHECK_INT(codecache_peek(e.cc, addrs, 4, out), 0);
         CHECK_U64(st->loads, loads + 1);
         CHECK(out[0] && out[0] == out[1] && out[1] == out[3]);
-        CHECK_STR(func_name(&e, out[0]), "old_name");
         CHECK_STR(func_name(&e, out[2]), "unknown");
-        CHECK(mem_read_calls(im.m) - before >= 1);
-        /* The next round validates again, and a reused address is caught in the plan. */
+        uint64_t load_reads = mem_read_calls(im.m) - before;
+        before = mem_read_calls(im.m);
+        CHECK_INT(codecache_peek(e.cc, addrs, 4, out), 0);
+        CHECK_U64(mem_read_calls(im.m) - before, 0);
+        CHECK(load_reads > 0);
+        /* The address reused by another code object: peek still says the
+         * old one, resolve (one read) the new. */
         reuse_address(&im, code, other);
-        codecache_round(e.cc);
-        k = codecache_plan(e.cc, addrs, 4, iov, 8);
-        CHECK_U64(k, 2);
-        CHECK_INT(mem_readv(im.m, iov, k), 2);
-        codecache_planned(e.cc, iov);
-        CHECK_U64(st->stale, 1);
+        CHECK_INT(codecache_peek(e.cc, addrs, 1, out), 0);
+        CHECK_STR(func_name(&e, out[0]), "old_name");
+        before = mem_read_calls(im.m);
         CHECK_INT(codecache_resolve(e.cc, addrs, 4, out), 0);
         CHECK(out[0] && strcmp(func_name(&e, out[0]), "new_name") == 0);
-        /* A failed read (NULL) counts as stale: reloaded, never trusted. */
-        codecache_round(e.cc);
-        k = codecache_plan(e.cc, addrs, 1, iov, 8);
-        CHECK_U64(k, 1);
-        codecache_planned(e.cc, NULL);
-        CHECK_U64(st->stale, 2);
-        CHECK_INT(codecache_resolve(e.cc, addrs, 1, out), 0);
-        CHECK(out[0] && strcmp(func_name(&e, out[0]), "new_name") == 0);
+        CHECK_U64(st->stale, 1);
+        CHECK(mem_read_calls(im.m) - before >= 1);
+        /* A code object that failed to load is no code to peek either. */
+        uint64_t bad = 0x10;
+        CHECK_INT(codecache_peek(e.cc, &bad, 1, out), 1);
+        CHECK(out[0] == NULL);
         env_release(&e);
         img_release(&im);
     }

@@ -72,6 +72,19 @@ static void check_frames(struct img *im, const struct rawframe *out, size_t dept
                        im->major, im->minor, i, out[i].code, out[i].addrq, codes[i], addrq[i]);
 }
 
+/* Walks the only thread of interp; returns the reads it took, list included. */
+static uint64_t walk_once(struct img *im, struct walker *w, uint64_t interp, struct rawframe *out,
+                          size_t *depth)
+{
+    struct walk_thread t;
+    uint64_t reads = mem_read_calls(im->m);
+    only_thread(im, w, interp, &t);
+    int ret = walk_stack(w, &t, out, 64, depth);
+    if (ret != 0)
+        TEST_FAILF("%d.%d: walk_stack %d", im->major, im->minor, ret);
+    return mem_read_calls(im->m) - reads;
+}
+
 /* ---- thread lists ---------------------------------------------------------- */
 
 TEST(threads_fields_every_version)
@@ -154,11 +167,12 @@ TEST(threads_empty_and_no_frame)
         CHECK_INT(walk_threads(w, one, out, 2, &n), 0);
         CHECK_INT(n, 1);
         CHECK_U64(out[0].frame, 0);
-        /* A thread with no frame walks to an empty stack; one whose cframe
-         * (3.11/3.12, outside the thread state) turns out to hold none says so. */
+        /* A thread with no frame walks to an empty stack.  A cframe outside
+         * the thread state (3.11/3.12) is an eval loop's on the C stack,
+         * which always has a frame: none was read as a loop began or ended. */
         struct rawframe raw[4];
         size_t depth = 9;
-        CHECK_INT(walk_stack(w, &out[0], raw, 4, &depth), out[0].frame_at ? -ENOENT : 0);
+        CHECK_INT(walk_stack(w, &out[0], raw, 4, &depth), out[0].frame_at ? -EINVAL : 0);
         CHECK_INT(depth, 0);
         walker_free(w);
         img_release(&im);
@@ -498,7 +512,7 @@ TEST(iframes_from_chunk_copy)
         img_chunk_new(&im, &c, 8192, 0);
         uint64_t interp = img_interp(&im);
         uint64_t frames[4];
-        uint64_t top = push_chain(&im, &c, codes, offs, 4, 0, frames);
+        uint64_t top = push_chain(&im, &c, codes, offs, 4, img_bottom(&im), frames);
         /* 3.11 marks a C-level eval call's first frame. */
         if (im.lay.if_is_entry >= 0)
             img_w8(&im, frames[1] + (uint64_t)im.lay.if_is_entry, 1);
@@ -514,13 +528,13 @@ TEST(iframes_from_chunk_copy)
         uint64_t reads = mem_read_calls(im.m);
         CHECK_INT(walk_stack(w, &t, out, 8, &depth), 0);
         check_frames(&im, out, depth, codes, offs, 4);
-        /* The whole stack came from one copy of the chunk, then one read of
-         * every frame again (the torn-walk check) ... */
+        /* The whole stack came from one copy of the chunk, plus, on
+         * 3.11/3.12, the read of the top frame from the cframe, and on
+         * 3.12+ of the shim below the outermost frame. */
         CHECK_U64(walk_stats(w)->chunk_frames, 4);
-        CHECK_U64(walk_stats(w)->single_reads, 0);
-        CHECK_U64(walk_stats(w)->rechecks_failed, 0);
-        /* ... plus, on 3.11/3.12, the read of the top frame from the cframe. */
-        CHECK_U64(mem_read_calls(im.m) - reads, 2 + (t.frame_at != 0));
+        CHECK_U64(walk_stats(w)->single_reads, im.lay.owner_cstack >= 0);
+        CHECK_U64(mem_read_calls(im.m) - reads,
+                  1 + (t.frame_at != 0) + (im.lay.owner_cstack >= 0));
         /* A second walk reuses nothing stale: same answer, 4 more chunk frames. */
         CHECK_INT(walk_stack(w, &t, out, 8, &depth), 0);
         check_frames(&im, out, depth, codes, offs, 4);
@@ -549,7 +563,7 @@ TEST(iframes_without_chunk_read_one_by_one)
         struct img_chunk c;
         img_chunk_new(&im, &c, 4096, 0);
         uint64_t interp = img_interp(&im);
-        uint64_t top = push_chain(&im, &c, codes, offs, 3, 0, NULL);
+        uint64_t top = push_chain(&im, &c, codes, offs, 3, img_bottom(&im), NULL);
         uint64_t ts = img_tstate(&im, interp, 0x7f00, 42);
         img_link_threads(&im, interp, &ts, 1);
         img_set_frame(&im, ts, top, NULL, 0); /* no data stack recorded */
@@ -562,7 +576,7 @@ TEST(iframes_without_chunk_read_one_by_one)
         CHECK_INT(walk_stack(w, &t, out, 8, &depth), 0);
         check_frames(&im, out, depth, codes, offs, 3);
         CHECK_U64(walk_stats(w)->chunk_frames, 0);
-        CHECK_U64(walk_stats(w)->single_reads, 3);
+        CHECK_U64(walk_stats(w)->single_reads, 3 + (im.lay.owner_cstack >= 0));
         walker_free(w);
         img_release(&im);
     }
@@ -581,7 +595,7 @@ TEST(iframes_generator_outside_chunk)
         uint64_t interp = img_interp(&im);
         /* <module> (3) -> consumer (2) -> gen (1, in the generator) -> leaf (0). */
         uint64_t outer[2];
-        uint64_t below = push_chain(&im, &c, codes + 2, offs + 2, 2, 0, outer);
+        uint64_t below = push_chain(&im, &c, codes + 2, offs + 2, 2, img_bottom(&im), outer);
         uint64_t gen = img_object(&im, im.t_gen, 256);
         uint64_t gframe = gen + 64; /* gi_iframe lives inside the generator object */
         img_iframe_at(&im, gframe, codes[1], offs[1], 1, below);
@@ -598,7 +612,7 @@ TEST(iframes_generator_outside_chunk)
         CHECK_INT(walk_stack(w, &t, out, 8, &depth), 0);
         check_frames(&im, out, depth, codes, offs, 4);
         CHECK_U64(walk_stats(w)->chunk_frames, 3);
-        CHECK_U64(walk_stats(w)->single_reads, 1);
+        CHECK_U64(walk_stats(w)->single_reads, 1 + (im.lay.owner_cstack >= 0));
         walker_free(w);
         img_release(&im);
     }
@@ -671,7 +685,7 @@ TEST(iframes_two_chunks)
         struct img_chunk older, newer;
         img_chunk_new(&im, &older, 2048, 0);
         uint64_t interp = img_interp(&im);
-        uint64_t mid = push_chain(&im, &older, codes + 3, offs + 3, 3, 0, NULL);
+        uint64_t mid = push_chain(&im, &older, codes + 3, offs + 3, 3, img_bottom(&im), NULL);
         /* Something else between the chunks, so that they are not adjacent. */
         img_alloc(&im, 4096);
         img_chunk_new(&im, &newer, 2048, older.addr);
@@ -687,9 +701,10 @@ TEST(iframes_two_chunks)
         size_t depth;
         CHECK_INT(walk_stack(w, &t, out, 8, &depth), 0);
         check_frames(&im, out, depth, codes, offs, 6);
-        /* The first frame of the older chunk is read alone, then that chunk is copied. */
+        /* The first frame of the older chunk is read alone, then that chunk is
+         * copied (3.12+: and the shim below the outermost frame read). */
         CHECK_U64(walk_stats(w)->chunk_frames, 5);
-        CHECK_U64(walk_stats(w)->single_reads, 1);
+        CHECK_U64(walk_stats(w)->single_reads, 1 + (im.lay.owner_cstack >= 0));
         walker_free(w);
         img_release(&im);
     }
@@ -705,7 +720,7 @@ TEST(iframes_addrq_relative_to_code_adaptive)
         struct img_chunk c;
         img_chunk_new(&im, &c, 1024, 0);
         uint64_t interp = img_interp(&im);
-        uint64_t f = img_push(&im, &c, code, 0, 0, 0, 0);
+        uint64_t f = img_push(&im, &c, code, 0, 0, img_bottom(&im), 0);
         /* instr written raw: code + co_code_adaptive + 26 */
         img_f64(&im, f, im.lay.if_instr, code + (uint64_t)im.lay.co_code_adaptive + 26);
         uint64_t ts = img_tstate(&im, interp, 0x7f00, 42);
@@ -742,7 +757,7 @@ TEST(iframes_cycles)
             img_chunk_new(&im, &c, 2048, 0);
             interps[k] = img_interp(&im);
             size_t n = k == 0 ? 1 : k == 1 ? 3 : 5;
-            uint64_t top = push_chain(&im, &c, codes, offs, n, 0, fr);
+            uint64_t top = push_chain(&im, &c, codes, offs, n, img_bottom(&im), fr);
             /* self-loop; ring back to the top; a lasso onto fr[1] */
             img_f64(&im, fr[n - 1], l->if_previous, k == 2 ? fr[1] : fr[0]);
             uint64_t ts = img_tstate(&im, interps[k], 0x7f00, 42);
@@ -803,7 +818,7 @@ TEST(iframes_truncation)
         struct img_chunk c;
         img_chunk_new(&im, &c, 8192, 0);
         uint64_t interp = img_interp(&im);
-        uint64_t top = push_chain(&im, &c, codes, offs, N, 0, NULL);
+        uint64_t top = push_chain(&im, &c, codes, offs, N, img_bottom(&im), NULL);
         uint64_t ts = img_tstate(&im, interp, 0x7f00, 42);
         img_link_threads(&im, interp, &ts, 1);
         img_set_frame(&im, ts, top, &c, 0);
@@ -838,7 +853,7 @@ TEST(iframes_garbage)
             uint64_t fr[3];
             img_chunk_new(&im, &c, 2048, 0);
             interps[k] = img_interp(&im);
-            uint64_t top = push_chain(&im, &c, codes, offs, 3, 0, fr);
+            uint64_t top = push_chain(&im, &c, codes, offs, 3, img_bottom(&im), fr);
             switch (k) {
             case BAD_OWNER: img_w8(&im, fr[1] + (uint64_t)l->if_owner, 9); break;
             case NO_CODE: img_f64(&im, fr[1], l->if_code, 0); break;
@@ -902,75 +917,66 @@ static uint64_t counted_old_stack(struct img *im, uint64_t interp, int n, int ex
     return ts;
 }
 
-TEST(frame_objects_follow_last_chain)
+/*
+ * <= 3.10: the frames a thread ran lately (its last chain, and frames that
+ * left it) are read with its thread state, all in one read: a walk of a
+ * stack made of them reads nothing more.  New frames are read alone (the
+ * walk says so: walk_last_open) and are read ahead from then on.
+ */
+TEST(frame_objects_read_with_the_thread_state)
 {
     enum { N = 30 };
     for (size_t v = 0; v < ARRAY_SIZE(old_versions); v++) {
         struct img im;
         img_init(&im, old_versions[v][0], old_versions[v][1], 0);
-        uint64_t codes[N + 3], frames[N], other = 0;
+        uint64_t codes[N + 3], frames[N], fresh[3];
         int64_t addrq[N + 3];
         uint64_t interp = img_interp(&im);
         uint64_t ts = counted_old_stack(&im, interp, N, 3, codes, frames, addrq);
-        int m = im.lay.lasti_units ? 2 : 1;
         struct walker *w = walker_new(&im.rt);
-        struct walk_thread t;
         struct rawframe out[64];
         size_t depth;
 
-        /* First walk: one read per frame. */
-        only_thread(&im, w, interp, &t);
-        CHECK_INT(walk_stack(w, &t, out, 64, &depth), 0);
+        /* First walk: one read per frame, besides the list's two (the head,
+         * then the thread state). */
+        CHECK_U64(walk_once(&im, w, interp, out, &depth), 2 + N);
         check_frames(&im, out, depth, codes, addrq, N);
         CHECK_U64(walk_stats(w)->single_reads, N);
-        CHECK_U64(walk_stats(w)->hinted_frames, 0);
+        CHECK_U64(walk_last_open(w), N);
 
-        /* The same stack again: the top frame fresh, the rest in one batch,
-         * then every frame once more in one batch (the torn-walk check). */
-        uint64_t reads = mem_read_calls(im.m);
-        CHECK_INT(walk_stack(w, &t, out, 64, &depth), 0);
+        /* Again: every frame came with the list, in its one read. */
+        CHECK_U64(walk_once(&im, w, interp, out, &depth), 1);
         check_frames(&im, out, depth, codes, addrq, N);
-        CHECK_U64(mem_read_calls(im.m) - reads, 3);
-        CHECK_U64(walk_stats(w)->hinted_frames, N - 1);
+        CHECK_U64(walk_stats(w)->ahead_frames, N);
+        CHECK_U64(walk_last_open(w), 0);
 
-        /* Three new frames on top of frames[3..]: the walk finds the old chain
-         * at frames[3] and reads the rest along it. */
+        /* Three new frames on frames[3]: those read alone, the rest with the list. */
         uint64_t f = frames[3];
-        for (int k = 2; k >= 0; k--) {
-            f = img_frame(&im, codes[N + k], f, 0);
-            other = f;
-        }
-        set_top(&im, ts, other);
-        only_thread(&im, w, interp, &t);
-        CHECK_INT(walk_stack(w, &t, out, 64, &depth), 0);
+        for (int k = 2; k >= 0; k--)
+            fresh[k] = f = img_frame(&im, codes[N + k], f, 0);
+        set_top(&im, ts, fresh[0]);
         uint64_t want[N];
         int64_t wantq[N];
         for (int i = 0; i < N; i++) {
             want[i] = i < 3 ? codes[N + i] : codes[i];
             wantq[i] = i < 3 ? 0 : addrq[i];
         }
+        CHECK_U64(walk_once(&im, w, interp, out, &depth), 1 + 3);
         check_frames(&im, out, depth, want, wantq, N);
-
-        /* The chain leaves the old one half way down (frames[12]'s caller is
-         * new): what the batch read beyond it must not be used. */
-        uint64_t tail = img_frame(&im, codes[N], 0, 4);
-        img_f64(&im, frames[12], im.lay.fo_back, tail);
-        /* ... and frames[5] now runs another function (a reused frame). */
-        img_f64(&im, frames[5], im.lay.fo_code, codes[N + 1]);
+        CHECK_U64(walk_last_open(w), 3);
+        /* ... and with it from then on. */
+        CHECK_U64(walk_once(&im, w, interp, out, &depth), 1);
+        check_frames(&im, out, depth, want, wantq, N);
+        /* Back to the old top: the frames that left the chain were kept. */
         set_top(&im, ts, frames[0]);
-        only_thread(&im, w, interp, &t);
-        for (int round = 0; round < 2; round++) {
-            CHECK_INT(walk_stack(w, &t, out, 64, &depth), 0);
-            uint64_t want2[14];
-            int64_t want2q[14];
-            for (int i = 0; i < 13; i++) {
-                want2[i] = i == 5 ? codes[N + 1] : codes[i];
-                want2q[i] = addrq[i];
-            }
-            want2[13] = codes[N];
-            want2q[13] = 4 * m;
-            check_frames(&im, out, depth, want2, want2q, 14);
-        }
+        CHECK_U64(walk_once(&im, w, interp, out, &depth), 1);
+        check_frames(&im, out, depth, codes, addrq, N);
+
+        /* A frame runs another function by the next tick (recycled): read as it is. */
+        img_f64(&im, frames[5], im.lay.fo_code, codes[N + 1]);
+        img_commit(&im);
+        CHECK_U64(walk_once(&im, w, interp, out, &depth), 1);
+        CHECK_U64(out[5].code, codes[N + 1]);
         walker_free(w);
         img_release(&im);
     }
@@ -1041,19 +1047,6 @@ static void move_top(struct img *im, uint64_t ts, uint64_t frame, const struct i
     img_commit(im);
 }
 
-/* Walks the only thread of interp; returns the reads it took, list included. */
-static uint64_t walk_once(struct img *im, struct walker *w, uint64_t interp, struct rawframe *out,
-                          size_t *depth)
-{
-    struct walk_thread t;
-    uint64_t reads = mem_read_calls(im->m);
-    only_thread(im, w, interp, &t);
-    int ret = walk_stack(w, &t, out, 64, depth);
-    if (ret != 0)
-        TEST_FAILF("%d.%d: walk_stack %d", im->major, im->minor, ret);
-    return mem_read_calls(im->m) - reads;
-}
-
 TEST(iframes_read_ahead_with_the_list)
 {
     for (size_t v = 0; v < ARRAY_SIZE(new_minors); v++) {
@@ -1081,13 +1074,16 @@ TEST(iframes_read_ahead_with_the_list)
         struct walker *w = walker_new(&im.rt);
         struct rawframe out[64];
         size_t depth;
-        /* First time: the list, then the top frame (3.11/3.12), the chunk,
-         * a shim (3.12+) and the recheck, each a read of its own. */
+        /* First time: the list (the head, then the thread state), then the
+         * top frame (3.11/3.12), the chunk and a shim (3.12+), each a read
+         * of its own. */
         uint64_t first = walk_once(&im, w, interp, out, &depth);
         check_frames(&im, out, depth, codes + 36, offs + 36, 3);
-        CHECK_U64(first, 4 + (minor < 13) + (minor >= 12));
-        /* Then: everything with the list, and the recheck. */
-        CHECK_U64(walk_once(&im, w, interp, out, &depth), 2);
+        CHECK_U64(first, 3 + (minor < 13) + (minor >= 12));
+        CHECK_U64(walk_last_open(w), 1 + (minor < 13) + (minor >= 12));
+        /* Then: everything with the list, in one read. */
+        CHECK_U64(walk_once(&im, w, interp, out, &depth), 1);
+        CHECK_U64(walk_last_open(w), 0);
         check_frames(&im, out, depth, codes + 36, offs + 36, 3);
         CHECK_U64(walk_stats(w)->ahead_chunks, 1);
         CHECK_U64(walk_stats(w)->ahead_frames, (minor < 13) + (minor >= 12));
@@ -1095,15 +1091,15 @@ TEST(iframes_read_ahead_with_the_list)
         /* A call: the frame read ahead is within the slack. */
         top = img_push(&im, &c, codes[35], offs[35], 0, top, 16);
         move_top(&im, ts, top, &c);
-        CHECK_U64(walk_once(&im, w, interp, out, &depth), 2);
+        CHECK_U64(walk_once(&im, w, interp, out, &depth), 1);
         check_frames(&im, out, depth, codes + 35, offs + 35, 4);
         /* Many calls past the slack: the chunk is read again, the answer right. */
         for (int i = 34; i >= 5; i--)
             top = img_push(&im, &c, codes[i], offs[i], 0, top, 64);
         move_top(&im, ts, top, &c);
-        CHECK_U64(walk_once(&im, w, interp, out, &depth), 3);
-        check_frames(&im, out, depth, codes + 5, offs + 5, 34);
         CHECK_U64(walk_once(&im, w, interp, out, &depth), 2);
+        check_frames(&im, out, depth, codes + 5, offs + 5, 34);
+        CHECK_U64(walk_once(&im, w, interp, out, &depth), 1);
         check_frames(&im, out, depth, codes + 5, offs + 5, 34);
         /* The stack moves to a new chunk: nothing read ahead is taken for it. */
         struct img_chunk c2;
@@ -1135,7 +1131,7 @@ TEST(iframes_read_ahead_only_for_walked_threads)
         struct img_chunk c;
         img_chunk_new(&im, &c, 8192, 0);
         uint64_t interp = img_interp(&im);
-        uint64_t top = push_chain(&im, &c, codes, offs, 2, 0, NULL);
+        uint64_t top = push_chain(&im, &c, codes, offs, 2, img_bottom(&im), NULL);
         uint64_t ts = img_tstate(&im, interp, 0x7f00, 42);
         img_link_threads(&im, interp, &ts, 1);
         img_set_frame(&im, ts, top, &c, 0);
@@ -1152,79 +1148,6 @@ TEST(iframes_read_ahead_only_for_walked_threads)
         walk_once(&im, w, interp, out, &depth);
         check_frames(&im, out, depth, codes, offs, 2);
         CHECK_U64(walk_stats(w)->ahead_chunks, chunks);
-        walker_free(w);
-        img_release(&im);
-    }
-}
-
-/* A validator that asks for 8 bytes of each distinct code object. */
-struct count_val {
-    uint64_t bufs[64];
-    size_t plans, done, asked, failed;
-};
-
-static size_t count_plan(void *ctx, const uint64_t *codes, size_t n, struct mem_iov *iov,
-                         size_t room)
-{
-    struct count_val *cv = ctx;
-    size_t k = 0;
-    cv->plans++;
-    for (size_t i = 0; i < n && k < room && k < 64; i++)
-        if (i == 0 || codes[i] != codes[i - 1]) {
-            iov[k] = (struct mem_iov){codes[i], &cv->bufs[k], 8, 0};
-            k++;
-        }
-    cv->asked = k;
-    return k;
-}
-
-static void count_done(void *ctx, const struct mem_iov *iov)
-{
-    struct count_val *cv = ctx;
-    cv->done++;
-    for (size_t i = 0; i < cv->asked; i++)
-        cv->failed += !iov || !iov[i].ok;
-}
-
-TEST(recheck_carries_the_validator)
-{
-    for (size_t v = 0; v < ARRAY_SIZE(all_versions); v++) {
-        struct img im;
-        img_init(&im, all_versions[v][0], all_versions[v][1], 0);
-        uint64_t codes[3];
-        const int64_t offs[3] = {2, 6, 10};
-        mkcodes(&im, codes, 3);
-        uint64_t interp = img_interp(&im);
-        struct img_chunk c;
-        if (im.lay.frames == FRAME_OBJECTS) {
-            const int32_t lasti[3] = {1, 3, 5};
-            uint64_t frames[3];
-            old_stack(&im, interp, codes, lasti, 3, frames);
-        } else {
-            uint64_t ts = img_tstate(&im, interp, 0x7f00, 42);
-            img_link_threads(&im, interp, &ts, 1);
-            img_chunk_new(&im, &c, 8192, 0);
-            img_set_frame(&im, ts, push_chain(&im, &c, codes, offs, 3, 0, NULL), &c, 0);
-        }
-        img_commit(&im);
-        struct walker *w = walker_new(&im.rt);
-        struct count_val cv = {0};
-        walker_set_validator(w, &(struct walk_validator){count_plan, count_done, &cv});
-        struct rawframe out[8];
-        size_t depth;
-        walk_once(&im, w, interp, out, &depth);
-        uint64_t reads = walk_once(&im, w, interp, out, &depth);
-        CHECK_INT(depth, 3);
-        if (im.lay.frames != FRAME_OBJECTS)
-            check_frames(&im, out, depth, codes, offs, 3);
-        /* Asked about every code object, answered in the recheck's read. */
-        CHECK_U64(cv.plans, 2);
-        CHECK_U64(cv.done, 2);
-        CHECK_U64(cv.asked, 3);
-        CHECK_U64(cv.failed, 0);
-        CHECK_U64(cv.bufs[0], img_r64(&im, codes[0])); /* what the image holds there */
-        if (im.lay.frames != FRAME_OBJECTS)
-            CHECK_U64(reads, 2);
         walker_free(w);
         img_release(&im);
     }
@@ -1301,101 +1224,64 @@ TEST(old_threads_tid_found_among_many)
     }
 }
 
-/* Writes a new f_code into a frame object at the n-th read call. */
-struct recode_at {
-    uint64_t at_call, frame, code;
-    int off;
-};
-
-static void recode_on_read(void *ctx, struct mem *m, uint64_t calls)
-{
-    struct recode_at *r = ctx;
-    if (calls == r->at_call)
-        mem_buffer_write(m, r->frame + (uint64_t)r->off, &r->code, 8);
-}
-
-TEST(frame_objects_recheck_sees_a_frame_taken_by_other_code)
+/*
+ * <= 3.10: a top frame freed when read had returned since the thread state
+ * said it ran.  Kept as its code's zombie, it still names its caller: the
+ * walk goes on from there.  Else (on the free list, it names another freed
+ * frame) the walk is torn (a frame freed), and walked again after
+ * walk_refresh (one read: the thread state and its frames) it is whole.
+ */
+TEST(frame_objects_freed_frame_is_torn)
 {
     for (size_t v = 0; v < ARRAY_SIZE(old_versions); v++) {
         struct img im;
         img_init(&im, old_versions[v][0], old_versions[v][1], 0);
-        uint64_t codes[4];
-        mkcodes(&im, codes, 4);
+        uint64_t codes[3], frames[3];
+        mkcodes(&im, codes, 3);
         const int32_t lasti[3] = {2, 4, 6};
-        uint64_t frames[3];
         uint64_t interp = img_interp(&im);
-        old_stack(&im, interp, codes, lasti, 3, frames);
+        uint64_t ts = old_stack(&im, interp, codes, lasti, 3, frames);
         img_commit(&im);
         struct walker *w = walker_new(&im.rt);
-        struct walk_thread t;
-        only_thread(&im, w, interp, &t);
         struct rawframe out[8];
         size_t depth;
-        /* The innermost frame returns once read, and its object is taken by
-         * a call of another code object, same caller, before the recheck. */
-        struct recode_at r = {mem_read_calls(im.m) + 1, frames[0], codes[3], im.lay.fo_code};
-        mem_buffer_on_read(im.m, recode_on_read, &r);
-        CHECK_INT(walk_stack(w, &t, out, 8, &depth), -EINVAL);
-        CHECK_U64(walk_stats(w)->rechecks_failed, 1);
-        /* Read again, the stack is whole and consistent. */
-        CHECK_INT(walk_stack(w, &t, out, 8, &depth), 0);
-        CHECK_INT(depth, 3);
-        CHECK_U64(out[0].code, codes[3]);
-        mem_buffer_on_read(im.m, NULL, NULL);
-        walker_free(w);
-        img_release(&im);
-    }
-}
-
-TEST(frame_objects_read_ahead_with_the_list)
-{
-    enum { N = 30 };
-    for (size_t v = 0; v < ARRAY_SIZE(old_versions); v++) {
-        struct img im;
-        img_init(&im, old_versions[v][0], old_versions[v][1], 0);
-        uint64_t codes[N + 2], frames[N];
-        int64_t addrq[N + 2];
-        uint64_t interp = img_interp(&im);
-        uint64_t ts = counted_old_stack(&im, interp, N, 2, codes, frames, addrq);
-        struct walker *w = walker_new(&im.rt);
-        struct rawframe out[64];
-        size_t depth;
         walk_once(&im, w, interp, out, &depth);
-        /* The same stack: every frame came with the list; then the recheck. */
-        CHECK_U64(walk_once(&im, w, interp, out, &depth), 2);
-        check_frames(&im, out, depth, codes, addrq, N);
-        CHECK_U64(walk_stats(w)->hinted_frames, N);
-        /* A call on top: that frame read alone, the rest still from the list's read. */
-        uint64_t top = img_frame(&im, codes[N], frames[0], 0);
-        set_top(&im, ts, top);
-        CHECK_U64(walk_once(&im, w, interp, out, &depth), 3);
-        CHECK_INT(depth, N + 1);
-        CHECK_U64(out[0].code, codes[N]);
-        CHECK_U64(out[N].code, codes[N - 1]);
-        /* A frame reused for other code between two ticks: read as it is now. */
-        img_f64(&im, frames[7], im.lay.fo_code, codes[N + 1]);
+        /* The top frame returned (freed) but the thread state still names it. */
+        img_w64(&im, frames[0], 0);
         img_commit(&im);
-        CHECK_U64(walk_once(&im, w, interp, out, &depth), 2);
-        CHECK_INT(depth, N + 1);
-        CHECK_U64(out[8].code, codes[N + 1]);
+        struct walk_thread t;
+        only_thread(&im, w, interp, &t);
+        CHECK_INT(walk_stack(w, &t, out, 8, &depth), 0);
+        CHECK_INT(depth, 2);
+        CHECK_U64(out[0].code, codes[1]);
+        CHECK_U64(walk_stats(w)->dead_tops, 1);
+        /* On the free list: it names no frame of the thread's. */
+        img_w64(&im, frames[0] + (uint64_t)im.lay.fo_back, frames[0] + 4096);
+        img_commit(&im);
+        only_thread(&im, w, interp, &t);
+        CHECK_INT(walk_stack(w, &t, out, 8, &depth), -EINVAL);
+        CHECK_INT(walk_last_torn(w), TORN_DEAD);
+        /* Its caller is the top now. */
+        set_top(&im, ts, frames[1]);
+        uint64_t reads = mem_read_calls(im.m);
+        CHECK_INT(walk_refresh(w, interp, &t), 0);
+        CHECK_INT(walk_stack(w, &t, out, 8, &depth), 0);
+        CHECK_U64(mem_read_calls(im.m) - reads, 1);
+        CHECK_INT(depth, 2);
+        CHECK_U64(out[0].code, codes[1]);
         walker_free(w);
         img_release(&im);
     }
 }
 
-/* Writes 8 bytes at the n-th read call. */
-struct poke_at {
-    uint64_t at_call, addr, value;
-};
-
-static void poke_on_read(void *ctx, struct mem *m, uint64_t calls)
-{
-    struct poke_at *p = ctx;
-    if (calls == p->at_call)
-        mem_buffer_write(m, p->addr, &p->value, 8);
-}
-
-TEST(iframes_recheck_sees_the_outermost_frame_linked)
+/*
+ * 3.11+: a thread's outermost frame is the first of an eval loop called
+ * from C: marked is_entry (3.11), or linked to the C-stack shim that loop
+ * pushed (3.12+).  An outermost frame that is neither, or a generator's,
+ * was read as it returned, was suspended, or was pushed from C and not yet
+ * linked to its caller: the walk is torn.
+ */
+TEST(iframes_outermost_frame_is_a_threads_first)
 {
     for (size_t v = 0; v < ARRAY_SIZE(new_minors); v++) {
         struct img im;
@@ -1406,27 +1292,38 @@ TEST(iframes_recheck_sees_the_outermost_frame_linked)
         struct img_chunk c;
         img_chunk_new(&im, &c, 8192, 0);
         uint64_t interp = img_interp(&im);
-        /* frames[1] is a frame pushed from C, not linked to its caller yet. */
-        uint64_t caller = img_loose_iframe(&im, codes[2], offs[2], 0, 0);
-        push_chain(&im, &c, codes, offs, 2, 0, frames);
+        push_chain(&im, &c, codes, offs, 3, img_bottom(&im), frames);
         uint64_t ts = img_tstate(&im, interp, 0x7f00, 42);
         img_link_threads(&im, interp, &ts, 1);
         img_set_frame(&im, ts, frames[0], &c, 0);
         img_commit(&im);
         struct walker *w = walker_new(&im.rt);
-        struct walk_thread t;
-        only_thread(&im, w, interp, &t);
         struct rawframe out[8];
         size_t depth;
-        /* It is linked right after the chunk is copied, before the recheck. */
-        struct poke_at p = {mem_read_calls(im.m) + 1 + (t.frame_at != 0),
-                            frames[1] + (uint64_t)im.lay.if_previous, caller};
-        mem_buffer_on_read(im.m, poke_on_read, &p);
+        walk_once(&im, w, interp, out, &depth);
+        check_frames(&im, out, depth, codes, offs, 3);
+        struct walk_thread t;
+        /* frames[2] pushed from C, not linked yet: a frame with no caller that
+         * is not where a thread's stack starts. */
+        img_iframe_at(&im, frames[2], codes[2], -2, 0, 0);
+        if (im.lay.if_is_entry >= 0)
+            img_w8(&im, frames[2] + (uint64_t)im.lay.if_is_entry, 0);
+        img_commit(&im);
+        only_thread(&im, w, interp, &t);
         CHECK_INT(walk_stack(w, &t, out, 8, &depth), -EINVAL);
-        CHECK_U64(walk_stats(w)->rechecks_failed, 1);
+        CHECK_INT(walk_last_torn(w), TORN_ROOT);
+        /* A generator's frame with no caller: suspended under the walk. */
+        img_iframe_at(&im, frames[2], codes[2], 6, 1, 0);
+        img_commit(&im);
+        only_thread(&im, w, interp, &t);
+        CHECK_INT(walk_stack(w, &t, out, 8, &depth), -EINVAL);
+        CHECK_INT(walk_last_torn(w), TORN_ROOT);
+        /* Linked as a thread's first again: whole. */
+        img_iframe_at(&im, frames[2], codes[2], 6, 0, img_bottom(&im));
+        img_commit(&im);
+        only_thread(&im, w, interp, &t);
         CHECK_INT(walk_stack(w, &t, out, 8, &depth), 0);
         CHECK_INT(depth, 3);
-        mem_buffer_on_read(im.m, NULL, NULL);
         walker_free(w);
         img_release(&im);
     }
@@ -1444,8 +1341,8 @@ TEST(iframes_older_chunks_read_ahead)
             offs[i] = 2 * i + 2;
         struct img_chunk c1, c2, c3;
         img_chunk_new(&im, &c1, 2048, 0);
-        uint64_t interp = img_interp(&im);
-        uint64_t f = push_chain(&im, &c1, codes + 6, offs + 6, 3, 0, NULL);
+        uint64_t interp = img_interp(&im), bottom = img_bottom(&im);
+        uint64_t f = push_chain(&im, &c1, codes + 6, offs + 6, 3, bottom, NULL);
         img_alloc(&im, 4096);
         img_chunk_new(&im, &c2, 2048, c1.addr);
         f = push_chain(&im, &c2, codes + 3, offs + 3, 3, f, NULL);
@@ -1463,11 +1360,11 @@ TEST(iframes_older_chunks_read_ahead)
         check_frames(&im, out, depth, codes, offs, 9);
         /* Again: all three chunks (and the top frame) came with the list. */
         uint64_t chunks = walk_stats(w)->ahead_chunks;
-        CHECK_U64(walk_once(&im, w, interp, out, &depth), 2);
+        CHECK_U64(walk_once(&im, w, interp, out, &depth), 1);
         check_frames(&im, out, depth, codes, offs, 9);
         CHECK_U64(walk_stats(w)->ahead_chunks - chunks, 3);
         /* A frame of the oldest chunk changes between ticks: seen as it is now. */
-        img_iframe_at(&im, f = c1.addr + (uint64_t)im.lay.chunk_data, codes[0], 40, 0, 0);
+        img_iframe_at(&im, f = c1.addr + (uint64_t)im.lay.chunk_data, codes[0], 40, 0, bottom);
         img_commit(&im);
         walk_once(&im, w, interp, out, &depth);
         CHECK_INT(depth, 9);

@@ -1,0 +1,606 @@
+/*
+ * The snapshot's judgement of a stack read while its thread ran (snapshot.h),
+ * one test per rule, on fake images of every version: a caller that cannot
+ * be calling cuts the stack at it; a frame at a return has left (3.12+); a
+ * frame pushed above the top the thread state gave is taken in (3.11+); a
+ * generator outermost (<= 3.10) or a frame whose code is no code is torn; a
+ * torn walk is taken again at once, with the tries and drops counted by why;
+ * frames read apart from the thread state are kept, and read ahead after;
+ * the cframe of an eval loop left is passed over (3.11, 3.12).
+ */
+#include <errno.h>
+
+#include "test.h"
+
+#include "image.h"
+#include "profiler/session.h"
+#include "profiler/snapshot.h"
+
+static const int all_versions[][2] = {
+    {2, 7}, {3, 6}, {3, 7}, {3, 8}, {3, 9}, {3, 10}, {3, 11}, {3, 12}, {3, 13},
+};
+
+/* Opcodes as each version numbers them, and the cache units after a call. */
+struct ops {
+    uint8_t load, call, ret, binop;
+    int call_caches, binop_caches;
+};
+
+static struct ops ops_of(const struct img *im)
+{
+    if (im->major == 3 && im->minor >= 13)
+        return (struct ops){85, 53, 36, 45, 3, 1};
+    if (im->major == 3 && im->minor == 12)
+        return (struct ops){124, 171, 83, 122, 3, 1};
+    if (im->major == 3 && im->minor == 11)
+        return (struct ops){124, 171, 83, 122, 4, 1};
+    return (struct ops){124, 131, 83, 23, 0, 0};
+}
+
+/*
+ * Where each kind of instruction sits in the bytecode every test code object
+ * has: a load, a call (and its last cache unit: where 3.11 and 3.12 point a
+ * frame calling one it pushed), a return, an operator.
+ */
+struct at {
+    int64_t load, call, call_cache, ret, binop;
+};
+
+/* A code object named name with that bytecode (and, 3.11+, frames of 96 bytes). */
+static uint64_t code_of(struct img *im, const char *name, struct at *at)
+{
+    struct ops o = ops_of(im);
+    uint8_t b[64];
+    size_t n = 0;
+    at->load = (int64_t)n;
+    b[n++] = o.load, b[n++] = 0;
+    at->call = (int64_t)n;
+    b[n++] = o.call, b[n++] = 1;
+    for (int i = 0; i < o.call_caches; i++)
+        b[n++] = 0, b[n++] = 0;
+    at->call_cache = o.call_caches ? (int64_t)n - 2 : at->call;
+    at->ret = (int64_t)n;
+    b[n++] = o.ret, b[n++] = 0;
+    at->binop = (int64_t)n;
+    b[n++] = o.binop, b[n++] = 0;
+    for (int i = 0; i < o.binop_caches; i++)
+        b[n++] = 0, b[n++] = 0;
+    uint64_t c = img_code(im, "snap.py", name, NULL, 1, NULL, 0);
+    const struct pylayout *l = &im->lay;
+    if (l->co_code_adaptive > 0) {
+        img_wmem(im, c + (uint64_t)l->co_code_adaptive, b, n);
+        img_f64(im, c, 16, n / 2);
+        /* (specials 9 + locals 1 + stack 2) * 8: img_push's frames with 16 bytes of locals */
+        img_f32(im, c, l->co_nlocalsplus, 1);
+        img_f32(im, c, l->co_stacksize, 2);
+    } else {
+        img_f64(im, c, l->co_code, img_bytes(im, b, n));
+    }
+    return c;
+}
+
+/* A session on the image, as session_attach makes one on a process. */
+static void session_on(struct session *s, struct img *im)
+{
+    memset(s, 0, sizeof(*s));
+    s->mem = im->m; /* the image's: not the session's to free */
+    s->rt = im->rt;
+    s->walker = walker_new(&s->rt);
+    names_init(&s->own_names);
+    s->names = &s->own_names;
+    s->cc = codecache_new(im->m, &s->rt.layout, s->names, s->rt.code_type, 4);
+    walk_set_returned(s->walker, codecache_code_at_return, s->cc);
+}
+
+static void session_off(struct session *s)
+{
+    for (size_t i = 0; i < s->nthreads; i++) {
+        free(s->threads[i].stack);
+        free(s->threads[i].name);
+    }
+    free(s->threads);
+    free(s->pos_hint);
+    codecache_free(s->cc);
+    walker_free(s->walker);
+    names_release(&s->own_names);
+}
+
+/* The stack a snapshot kept of its only thread, as function names (innermost first). */
+static int stack_names(struct session *s, struct snapshot *sn, const char **names, size_t max)
+{
+    if (sn->nthreads != 1)
+        return -100;
+    const struct snap_thread *t = &sn->st[0];
+    if (t->status < 0)
+        return t->status;
+    size_t n = 0;
+    for (size_t i = 0; i < t->depth && n < max; i++) {
+        const struct names_frame *f = names_frame_get(s->names, sn->ids[t->off + i]);
+        names[n++] = names_str_get(s->names, names_func_get(s->names, f->func)->name);
+    }
+    return (int)n;
+}
+
+/* Checks the kept stack's function names against want[0..n) (innermost first). */
+static void check_stack(struct session *s, struct snapshot *sn, const struct img *im,
+                        const char *const *want, size_t n)
+{
+    const char *got[16];
+    int k = stack_names(s, sn, got, 16);
+    if (k != (int)n) {
+        TEST_FAILF("%d.%d: %d frames kept, expected %zu", im->major, im->minor, k, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(got[i], want[i]) != 0)
+            TEST_FAILF("%d.%d: frame %zu is %s, expected %s", im->major, im->minor, i, got[i],
+                       want[i]);
+}
+
+/*
+ * A thread running outer -> mid -> leaf, with mid at mid_at and leaf at
+ * leaf_at (outer calls mid); 3.11+ frames on one data-stack chunk, leaf
+ * pushed by mid itself.  Returns the thread state; frames[] the frames.
+ */
+static uint64_t stack3(struct img *im, uint64_t interp, const uint64_t *codes,
+                       const int64_t *at, uint64_t *frames, struct img_chunk *c)
+{
+    uint64_t ts = img_tstate(im, interp, 0x7f00, 42);
+    img_link_threads(im, interp, &ts, 1);
+    if (im->lay.frames == FRAME_OBJECTS) {
+        uint64_t back = 0;
+        for (int k = 2; k >= 0; k--)
+            back = frames[k] = img_frame(im, codes[k], back, (int32_t)(at[k] / (im->lay.lasti_units ? 2 : 1)));
+        img_set_frame(im, ts, frames[0], NULL, 0);
+    } else {
+        img_chunk_new(im, c, 8192, 0);
+        uint64_t prev = img_bottom(im);
+        for (int k = 2; k >= 0; k--)
+            prev = frames[k] = img_push(im, c, codes[k], at[k], 0, prev, 16);
+        img_set_frame(im, ts, frames[0], c, 0);
+    }
+    return ts;
+}
+
+static const struct snap_opts walk_all = {.max_depth = WALK_MAX_DEPTH};
+
+/* A caller that cannot be calling was the running frame: the stack is kept from it. */
+TEST(caller_not_calling_cuts_the_stack)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(all_versions); v++) {
+        struct img im;
+        img_init(&im, all_versions[v][0], all_versions[v][1], 0);
+        uint64_t interp = img_interp(&im), codes[3], frames[3];
+        struct at a[3];
+        codes[0] = code_of(&im, "leaf", &a[0]);
+        codes[1] = code_of(&im, "mid", &a[1]);
+        codes[2] = code_of(&im, "outer", &a[2]);
+        /* mid at a plain load: leaf had returned when mid was read */
+        const int64_t at[3] = {a[0].binop, a[1].load, a[2].call_cache};
+        struct img_chunk c;
+        stack3(&im, interp, codes, at, frames, &c);
+        img_commit(&im);
+        struct session s;
+        session_on(&s, &im);
+        struct snapshot sn;
+        snapshot_init(&sn);
+        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        static const char *const want[] = {"mid", "outer"};
+        check_stack(&s, &sn, &im, want, 2);
+        CHECK_U64(sn.cut, 1);
+        /* mid at a call instead: all three kept, nothing cut. */
+        if (im.lay.frames == FRAME_OBJECTS)
+            img_f32(&im, frames[1], im.lay.fo_lasti, (uint32_t)(a[1].call / (im.lay.lasti_units ? 2 : 1)));
+        else
+            img_iframe_at(&im, frames[1], codes[1], a[1].call_cache, 0, frames[2]);
+        img_commit(&im);
+        snapshot_release(&sn);
+        snapshot_init(&sn);
+        session_off(&s);
+        session_on(&s, &im);
+        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        static const char *const all[] = {"leaf", "mid", "outer"};
+        check_stack(&s, &sn, &im, all, 3);
+        CHECK_U64(sn.cut, 0);
+        snapshot_release(&sn);
+        session_off(&s);
+        img_release(&im);
+    }
+}
+
+/*
+ * 3.11+: a frame mid pushed itself (no C between) runs only under a call
+ * (or the like); 3.11 and 3.12 put mid's instruction pointer on the call's
+ * last cache unit while it runs, on the opcode while mid calls C.
+ */
+TEST(pushed_frame_needs_a_call_under_it)
+{
+    for (size_t v = 6; v < ARRAY_SIZE(all_versions); v++) {
+        struct img im;
+        img_init(&im, all_versions[v][0], all_versions[v][1], 0);
+        uint64_t interp = img_interp(&im), codes[3], frames[3];
+        struct at a[3];
+        codes[0] = code_of(&im, "leaf", &a[0]);
+        codes[1] = code_of(&im, "mid", &a[1]);
+        codes[2] = code_of(&im, "outer", &a[2]);
+        /* mid at an operator: it may call Python through C, not push leaf itself */
+        const int64_t at[3] = {a[0].load, a[1].binop, a[2].call_cache};
+        struct img_chunk c;
+        stack3(&im, interp, codes, at, frames, &c);
+        img_commit(&im);
+        struct session s;
+        session_on(&s, &im);
+        struct snapshot sn;
+        snapshot_init(&sn);
+        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        static const char *const want[] = {"mid", "outer"};
+        check_stack(&s, &sn, &im, want, 2);
+        /* mid on its call's opcode: calling C on 3.11 and 3.12 (cut), maybe
+         * leaf on 3.13 (kept). */
+        img_iframe_at(&im, frames[1], codes[1], a[1].call, 0, frames[2]);
+        img_commit(&im);
+        snapshot_release(&sn);
+        snapshot_init(&sn);
+        session_off(&s);
+        session_on(&s, &im);
+        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        static const char *const all[] = {"leaf", "mid", "outer"};
+        if (im.minor >= 13)
+            check_stack(&s, &sn, &im, all, 3);
+        else
+            check_stack(&s, &sn, &im, want, 2);
+        snapshot_release(&sn);
+        session_off(&s);
+        img_release(&im);
+    }
+}
+
+/*
+ * 3.12+: a frame at a return is unlinked before it is cleared: it had left.
+ * <= 3.10: frames are read innermost first, so the caller of a frame at a
+ * return may have gone on to another call before it was read: torn.
+ */
+TEST(frame_at_a_return_had_left)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(all_versions); v++) {
+        struct img im;
+        img_init(&im, all_versions[v][0], all_versions[v][1], 0);
+        uint64_t interp = img_interp(&im), codes[3], frames[3];
+        struct at a[3];
+        codes[0] = code_of(&im, "leaf", &a[0]);
+        codes[1] = code_of(&im, "mid", &a[1]);
+        codes[2] = code_of(&im, "outer", &a[2]);
+        const int64_t at[3] = {a[0].ret, a[1].call_cache, a[2].call_cache};
+        struct img_chunk c;
+        stack3(&im, interp, codes, at, frames, &c);
+        img_commit(&im);
+        struct session s;
+        session_on(&s, &im);
+        struct snapshot sn;
+        snapshot_init(&sn);
+        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        static const char *const gone[] = {"mid", "outer"};
+        static const char *const all[] = {"leaf", "mid", "outer"};
+        if (im.major == 3 && im.minor >= 12) {
+            check_stack(&s, &sn, &im, gone, 2);
+        } else if (im.lay.frames == FRAME_OBJECTS) {
+            CHECK_INT(sn.st[0].status, -EINVAL);
+            CHECK_U64(sn.torn_drops[TORN_RETURNING], 1);
+        } else {
+            check_stack(&s, &sn, &im, all, 3);
+        }
+        snapshot_release(&sn);
+        session_off(&s);
+        img_release(&im);
+    }
+}
+
+/*
+ * 3.11+: the thread state names mid, which was calling a frame it pushed:
+ * that frame, right above mid on the data stack, ran when the stack was
+ * read, and is taken in.  One not linked to mid, or at a return, is not.
+ */
+TEST(frame_pushed_since_is_taken_in)
+{
+    for (size_t v = 6; v < ARRAY_SIZE(all_versions); v++) {
+        struct img im;
+        img_init(&im, all_versions[v][0], all_versions[v][1], 0);
+        uint64_t interp = img_interp(&im), codes[3], frames[3];
+        struct at a[3];
+        codes[0] = code_of(&im, "leaf", &a[0]);
+        codes[1] = code_of(&im, "mid", &a[1]);
+        codes[2] = code_of(&im, "outer", &a[2]);
+        const int64_t at[3] = {a[0].load, a[1].call_cache, a[2].call_cache};
+        struct img_chunk c;
+        uint64_t ts = stack3(&im, interp, codes, at, frames, &c);
+        img_set_frame(&im, ts, frames[1], &c, 0); /* the thread state a moment behind */
+        img_commit(&im);
+        struct session s;
+        session_on(&s, &im);
+        struct snapshot sn;
+        snapshot_init(&sn);
+        static const char *const all[] = {"leaf", "mid", "outer"};
+        static const char *const two[] = {"mid", "outer"};
+        /* Twice: the first time frames read alone are read again with the
+         * thread state (read apart), and the frame above was read too. */
+        for (int k = 0; k < 2; k++) {
+            CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+            check_stack(&s, &sn, &im, all, 3);
+        }
+        CHECK(sn.caught_up >= 2);
+        /* The frame above links elsewhere: not mid's. */
+        img_f64(&im, frames[0], im.lay.if_previous, frames[2]);
+        img_commit(&im);
+        snapshot_release(&sn);
+        snapshot_init(&sn);
+        session_off(&s);
+        session_on(&s, &im);
+        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        check_stack(&s, &sn, &im, two, 2);
+        /* Linked to mid, at a return: had returned, as every call leaves
+         * its frame (3.11 clears it before it unlinks it, but a frame the
+         * thread state did not name is not the one being cleared). */
+        img_iframe_at(&im, frames[0], codes[0], a[0].ret, 0, frames[1]);
+        img_commit(&im);
+        snapshot_release(&sn);
+        snapshot_init(&sn);
+        session_off(&s);
+        session_on(&s, &im);
+        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        check_stack(&s, &sn, &im, two, 2);
+        snapshot_release(&sn);
+        session_off(&s);
+        img_release(&im);
+    }
+}
+
+/*
+ * A stack no reading could make whole (<= 3.10: a generator's frame as the
+ * thread's outermost) is walked SNAP_TRIES times, counted, then dropped.
+ */
+TEST(torn_stack_tried_then_dropped)
+{
+    for (size_t v = 0; v < 6; v++) {
+        struct img im;
+        img_init(&im, all_versions[v][0], all_versions[v][1], 0);
+        uint64_t interp = img_interp(&im), codes[3], frames[3];
+        struct at a[3];
+        codes[0] = code_of(&im, "leaf", &a[0]);
+        codes[1] = code_of(&im, "mid", &a[1]);
+        codes[2] = code_of(&im, "gen", &a[2]);
+        img_f32(&im, codes[2], im.lay.co_flags, 0x63); /* a generator */
+        const int64_t at[3] = {a[0].load, a[1].call, a[2].call};
+        struct img_chunk c;
+        stack3(&im, interp, codes, at, frames, &c);
+        img_commit(&im);
+        struct session s;
+        session_on(&s, &im);
+        struct snapshot sn;
+        snapshot_init(&sn);
+        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        CHECK_INT(sn.st[0].status, -EINVAL);
+        CHECK_U64(sn.retries, SNAP_TRIES - 1);
+        CHECK_U64(sn.torn_tries[TORN_GEN_ROOT], SNAP_TRIES);
+        CHECK_U64(sn.torn_drops[TORN_GEN_ROOT], 1);
+        snapshot_release(&sn);
+        session_off(&s);
+        img_release(&im);
+    }
+}
+
+/* A frame whose code is no code object: torn, tried again, dropped. */
+TEST(not_code_is_torn)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(all_versions); v++) {
+        struct img im;
+        img_init(&im, all_versions[v][0], all_versions[v][1], 0);
+        uint64_t interp = img_interp(&im), codes[3], frames[3];
+        struct at a[3];
+        codes[0] = code_of(&im, "leaf", &a[0]);
+        codes[1] = img_object(&im, im.t_str, 64); /* not code */
+        codes[2] = code_of(&im, "outer", &a[2]);
+        const int64_t at[3] = {a[0].load, 0, a[2].call_cache};
+        struct img_chunk c;
+        stack3(&im, interp, codes, at, frames, &c);
+        img_commit(&im);
+        struct session s;
+        session_on(&s, &im);
+        struct snapshot sn;
+        snapshot_init(&sn);
+        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        CHECK_INT(sn.st[0].status, -EINVAL);
+        CHECK_U64(sn.torn_tries[TORN_NOT_CODE], SNAP_TRIES);
+        CHECK_U64(sn.torn_drops[TORN_NOT_CODE], 1);
+        snapshot_release(&sn);
+        session_off(&s);
+        img_release(&im);
+    }
+}
+
+/* Makes the thread's top frame (3.11+: and data stack top) frame at the n-th read. */
+struct move_at {
+    uint64_t at_call, ts, frame;
+    int off;
+};
+
+static void move_on_read(void *ctx, struct mem *m, uint64_t calls)
+{
+    struct move_at *mv = ctx;
+    if (calls == mv->at_call)
+        mem_buffer_write(m, mv->ts + (uint64_t)mv->off, &mv->frame, 8);
+}
+
+/*
+ * A stack caught changing (<= 3.10: its top frame freed, 3.11+: a garbage
+ * top) is walked again at once, after a read of the thread state (and its
+ * frames) of its own, and kept: one retry, no drop.
+ */
+TEST(torn_walk_taken_again_at_once)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(all_versions); v++) {
+        struct img im;
+        img_init(&im, all_versions[v][0], all_versions[v][1], 0);
+        if (im.lay.ts_cframe >= 0) { /* 3.11/3.12 keep the top in a cframe: see below */
+            img_release(&im);
+            continue;
+        }
+        uint64_t interp = img_interp(&im), codes[3], frames[3];
+        struct at a[3];
+        codes[0] = code_of(&im, "leaf", &a[0]);
+        codes[1] = code_of(&im, "mid", &a[1]);
+        codes[2] = code_of(&im, "outer", &a[2]);
+        const int64_t at[3] = {a[0].load, a[1].call_cache, a[2].call_cache};
+        struct img_chunk c;
+        uint64_t ts = stack3(&im, interp, codes, at, frames, &c);
+        img_commit(&im);
+        struct session s;
+        session_on(&s, &im);
+        struct snapshot sn;
+        snapshot_init(&sn);
+        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0); /* reads ahead from now on */
+        /* The thread state names a garbage frame; by the next read, mid. */
+        int off = im.lay.ts_frame >= 0 ? im.lay.ts_frame : im.lay.ts_current_frame;
+        uint64_t bad = im.lay.frames == FRAME_OBJECTS ? frames[0] + 8 : frames[0] + 4;
+        mem_buffer_write(im.m, ts + (uint64_t)off, &bad, 8);
+        struct move_at mv = {mem_read_calls(im.m) + 1, ts, frames[1], off};
+        mem_buffer_on_read(im.m, move_on_read, &mv);
+        struct snapshot before = sn;
+        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        /* mid has the top now (3.13 keeps frames a thread pushed above it
+         * too: it cannot tell them from its call's). */
+        static const char *const want[] = {"mid", "outer"};
+        static const char *const all[] = {"leaf", "mid", "outer"};
+        if (im.lay.frames == FRAME_INTERPRETER)
+            check_stack(&s, &sn, &im, all, 3);
+        else
+            check_stack(&s, &sn, &im, want, 2);
+        CHECK_U64(sn.retries - before.retries, 1);
+        /* a frame object that is none (<= 3.10), a frame misaligned (3.11+) */
+        enum walk_torn why = im.lay.frames == FRAME_OBJECTS ? TORN_DEAD : TORN_GARBAGE;
+        for (int k = 0; k < TORN_COUNT; k++) {
+            CHECK_U64(sn.torn_tries[k] - before.torn_tries[k], k == (int)why);
+            CHECK_U64(sn.torn_drops[k], 0);
+        }
+        mem_buffer_on_read(im.m, NULL, NULL);
+        snapshot_release(&sn);
+        session_off(&s);
+        img_release(&im);
+    }
+}
+
+/*
+ * A first look: frames never read ahead are read alone, a moment after the
+ * thread state.  The walk is kept as it is (taking it again would favour
+ * stacks the reads ahead already cover), and from then on those frames are
+ * read with the thread state.
+ */
+TEST(frames_read_apart_are_kept_then_read_ahead)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(all_versions); v++) {
+        struct img im;
+        img_init(&im, all_versions[v][0], all_versions[v][1], 0);
+        uint64_t interp = img_interp(&im), codes[3], frames[3];
+        struct at a[3];
+        codes[0] = code_of(&im, "leaf", &a[0]);
+        codes[1] = code_of(&im, "mid", &a[1]);
+        codes[2] = code_of(&im, "outer", &a[2]);
+        const int64_t at[3] = {a[0].load, a[1].call_cache, a[2].call_cache};
+        struct img_chunk c;
+        stack3(&im, interp, codes, at, frames, &c);
+        img_commit(&im);
+        struct session s;
+        session_on(&s, &im);
+        struct snapshot sn;
+        snapshot_init(&sn);
+        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        static const char *const all[] = {"leaf", "mid", "outer"};
+        check_stack(&s, &sn, &im, all, 3);
+        CHECK_U64(sn.retries, 0);
+        CHECK(walk_last_open(s.walker) > 0);
+        /* From then on, no read of its own. */
+        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        check_stack(&s, &sn, &im, all, 3);
+        CHECK_U64(sn.retries, 0);
+        CHECK_U64(walk_last_open(s.walker), 0);
+        snapshot_release(&sn);
+        session_off(&s);
+        img_release(&im);
+    }
+}
+
+/*
+ * 3.11/3.12: the thread state names the cframe of an eval loop that mid
+ * called from C, running leaf; the cframes are read a moment later.  A
+ * loop left by then (3.12: its frame is its own shim; 3.11: its first frame
+ * at a return) or whose cframe is left over on the C stack is passed over
+ * for the cframe that called it, running mid: no walk is taken again.
+ */
+TEST(cframe_of_a_loop_left_is_passed_over)
+{
+    for (size_t v = 6; v < 8; v++) {
+        struct img im;
+        img_init(&im, all_versions[v][0], all_versions[v][1], 0);
+        const struct pylayout *l = &im.lay;
+        uint64_t interp = img_interp(&im), codes[3], frames[3];
+        struct at a[3];
+        codes[0] = code_of(&im, "leaf", &a[0]);
+        codes[1] = code_of(&im, "mid", &a[1]);
+        codes[2] = code_of(&im, "outer", &a[2]);
+        uint64_t ts = img_tstate(&im, interp, 0x7f00, 42);
+        img_link_threads(&im, interp, &ts, 1);
+        struct img_chunk c;
+        img_chunk_new(&im, &c, 8192, 0);
+        frames[2] = img_push(&im, &c, codes[2], a[2].call_cache, 0, img_bottom(&im), 16);
+        frames[1] = img_push(&im, &c, codes[1], a[1].call, 0, frames[2], 16);
+        /* leaf, entered from C: through a shim (3.12), marked so (3.11) */
+        uint64_t shim = im.minor == 12 ? img_loose_iframe(&im, img_r64(&im, img_bottom(&im) + (uint64_t)l->if_code), 0, l->owner_cstack, frames[1]) : 0;
+        frames[0] = img_push(&im, &c, codes[0], a[0].load, 0, shim ? shim : frames[1], 16);
+        if (l->if_is_entry >= 0)
+            img_w8(&im, frames[0] + (uint64_t)l->if_is_entry, 1);
+        img_alloc(&im, 4096); /* the C stack: away from the thread state */
+        uint64_t x = img_alloc(&im, 32);
+        uint64_t own = img_loose_iframe(&im, im.minor == 12 ? img_r64(&im, shim + (uint64_t)l->if_code) : 0, 0, l->owner_cstack, frames[1]);
+        uint64_t y = img_alloc(&im, 32);
+        uint64_t root = ts + (uint64_t)(l->ts_size - 48);
+        img_f64(&im, y, l->cf_current_frame, frames[1]);
+        img_f64(&im, y, l->cf_current_frame + 8, root);
+        img_f64(&im, x, l->cf_current_frame, frames[0]);
+        img_f64(&im, x, l->cf_current_frame + 8, y);
+        img_f64(&im, ts, l->ts_cframe, x);
+        img_f64(&im, ts, l->ts_datastack_chunk, c.addr);
+        img_f64(&im, ts, l->ts_datastack_top, c.top);
+        img_commit(&im);
+        struct session s;
+        session_on(&s, &im);
+        struct snapshot sn;
+        snapshot_init(&sn);
+        static const char *const all[] = {"leaf", "mid", "outer"};
+        static const char *const two[] = {"mid", "outer"};
+        /* Running: twice, the second time with everything read ahead. */
+        for (int k = 0; k < 2; k++) {
+            CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+            check_stack(&s, &sn, &im, all, 3);
+        }
+        CHECK_U64(walk_last_open(s.walker), 0);
+        CHECK_U64(walk_stats(s.walker)->outer_walks, 0);
+        /* Left: 3.12 makes its own shim the loop's frame; 3.11 leaves leaf
+         * there, at its return. */
+        uint64_t ret = img_instr(&im, codes[0], a[0].ret);
+        mem_buffer_write(im.m, frames[0] + (uint64_t)l->if_instr, &ret, 8);
+        if (im.minor == 12)
+            mem_buffer_write(im.m, x + (uint64_t)l->cf_current_frame, &own, 8);
+        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        check_stack(&s, &sn, &im, two, 2);
+        CHECK_U64(walk_stats(s.walker)->outer_walks, 1);
+        /* Left over: the place holds something else. */
+        const uint64_t junk[2] = {0x5008, 4};
+        mem_buffer_write(im.m, x + (uint64_t)l->cf_current_frame, junk, 16);
+        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        check_stack(&s, &sn, &im, two, 2);
+        CHECK_U64(walk_stats(s.walker)->outer_walks, 2);
+        CHECK_U64(sn.retries, 0);
+        snapshot_release(&sn);
+        session_off(&s);
+        img_release(&im);
+    }
+}
