@@ -9,7 +9,8 @@ one table per measurement, one row per interpreter:
    one bare 8-byte process_vm_readv measured in the same run against the
    same target (build/bench/readv_cost), so that machines compare, and
    the CPU of the same timer loop sampling nothing (build/bench/tick_cost):
-   what is left, "work", is what the sampling itself costs.  Also
+   what is left, "work", is what the sampling itself costs; and the walks
+   taken again because they were judged torn, per sample.  Also
    the whole process's CPU time (getrusage: start-up, attach and output
    included) per sample, for pystrobe and for austin at the same interval.
 2. Highest sustained rate.  deep.py at depth 50 recorded at 1, 2, 5 and
@@ -34,9 +35,12 @@ one table per measurement, one row per interpreter:
 6. Consistency.  bench/workloads/fib.py (fast recursion under a known
    stack) recorded at 1 kHz; every sampled stack is checked with
    bench/stackcheck.py: "bad" samples have a shape the program cannot
-   have; "torn" are the samples pystrobe itself dropped as torn.  The
-   target runs on one CPU and the profiler on another (on one CPU the
-   target cannot run while it is read, and nothing tears).
+   have; "torn" are the samples pystrobe itself dropped as torn (after
+   taking each walk again up to 8 times), "retries" those walks taken
+   again.  The target runs on one CPU and the profiler on another; then
+   both on one CPU (the target cannot run while it is read, and nothing
+   tears), for the truth that the mean fib depth of the samples kept and
+   their depth histogram are set against.
 7. Threads.  bench/workloads/threads.py N: N threads, one busy in a
    Python loop and N-1 asleep in time.sleep, each under 10 frames, and
    the main thread asleep too; N is each of BENCH_THREADS (1, 20, 200).
@@ -87,9 +91,20 @@ one table per measurement, one row per interpreter:
    times) and counted in a note.  Quick mode: 100 greenlets, half a
    second each, one run.
 
+11. Shares.  bench/workloads/truth.py: 40 ms slices of Python reached from
+   C, a plain loop, generators, deep and fast recursion and C calls that
+   let the GIL go, in turn, each timed by the target itself; recorded -p
+   at each of BENCH_SHARE_RATES for BENCH_SHARE_SECONDS
+   (bench/truthcheck.py): each kind's share of the time as the target
+   measured it, next to pystrobe's error in points (its samples in
+   slice_KIND over its samples in any slice, less the truth), the worst
+   error, walks taken again and ticks dropped as torn.  Quick mode: 1 kHz
+   for 1.5 s.
+
 Sections: `bench/run.py --only threads,rate` (or BENCH_ONLY) runs some:
 cost (1), rate (2), slowdown (3), latency (4), rss (5), consistency (6),
-threads (7), native (9), greenlets (10); austin's table comes with any of 1 and 3-6.
+threads (7), native (9), greenlets (10), shares (11); austin's table comes
+with any of 1 and 3-6.
 
 Knobs: BENCH_VERSIONS (prefixes, e.g. "3.8,3.12,debian"), BENCH_DEPTHS,
 BENCH_SECONDS, BENCH_RATE, BENCH_PYSTROBE (another build), BENCH_AUSTIN
@@ -97,7 +112,8 @@ BENCH_SECONDS, BENCH_RATE, BENCH_PYSTROBE (another build), BENCH_AUSTIN
 BENCH_LATENCY_RUNS, BENCH_RSS_SECONDS, BENCH_THREADS (e.g. "1,20,200"),
 BENCH_THREAD_SECONDS, BENCH_NATIVE_SECONDS, BENCH_NATIVE_RUNS, BENCH_GDB
 (path, or "none"), BENCH_GREENLETS (e.g. "100,1000"), BENCH_GREENLET_SECONDS,
-BENCH_GREENLET_RUNS; BENCH_JSON=PATH writes everything
+BENCH_GREENLET_RUNS, BENCH_SHARE_SECONDS, BENCH_SHARE_RATES (e.g.
+"100,1000"); BENCH_JSON=PATH writes everything
 measured and the environment (CPU, kernel, load, pystrobe's commit) as JSON.
 BENCH_QUICK=1 (for `make check`): 2-3 interpreters, depth 50, about a
 second per measurement (half a second per threads row, no rate search
@@ -128,6 +144,7 @@ WORKLOADS = os.path.join(BENCH, "workloads")
 sys.path.insert(0, BENCH)
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import stackcheck  # noqa: E402
+import truthcheck  # noqa: E402
 
 
 def env_flag(name):
@@ -174,7 +191,11 @@ GREENLET_RATE = 100     # record's default
 GREENLET_FIRST_SECONDS = 0.5   # at --greenlet-rate 1: one census, the first (the whole walk)
 GREENLET_TRIES = 5   # runs of record --greenlets or dump --greenlets while every walk is given up
 GREENLET_SETTLE = 0.25 if QUICK else 0.5   # from record -p to the work: it attaches, takes its first census
-SECTIONS = ["cost", "rate", "slowdown", "latency", "rss", "consistency", "threads", "native", "greenlets"]
+SECTIONS = ["cost", "rate", "slowdown", "latency", "rss", "consistency", "threads", "native", "greenlets",
+            "shares"]
+SHARE_SECONDS = env_num("BENCH_SHARE_SECONDS", 1.5 if QUICK else 5.0)
+SHARE_RATES = [int(r) for r in os.environ.get("BENCH_SHARE_RATES", "1000" if QUICK else "100,1000").split(",")]
+SHARE_KINDS = ("implicit", "plain", "gen", "deep", "fib", "ccall")
 AUSTIN_SECTIONS = ["cost", "slowdown", "latency", "rss", "consistency"]
 LATENCY_RECORD = 0.01   # what the attach measurement records, subtracted
 SUSTAINED_RATE = 0.95   # achieved / requested
@@ -430,6 +451,8 @@ class Target(object):
 SUMMARY = re.compile(r"pystrobe: (\d+) samples from (\d+) threads? in ([\d.]+) s "
                      r"\(([\d.]+) Hz of ([\d.]+) Hz\)([^\n]*)")
 COST = re.compile(r"pystrobe: cost per sample: ([\d.]+) us CPU, ([\d.]+) reads")
+MOVED = re.compile(r"pystrobe: stacks that moved while read: (\d+) walks taken again(?: \([^)]*\))?; "
+                   r"(\d+) dropped after \d+ tries(?: \([^)]*\))?(?:; (\d+) cut at the frame then running)?")
 WROTE = re.compile(r"pystrobe: wrote .* \((\d+) distinct stacks?\)")
 
 
@@ -449,6 +472,9 @@ def parse_summary(r, need_cost=True):
             s["drops"][name] = int(n)
         if sum(s["drops"].values()) != int(dm.group(1)):
             raise Failed("%s: drops do not add up: %s" % (short(r.cmd), m.group(0)))
+    mv = MOVED.search(r.err)
+    s["retries"] = int(mv.group(1)) if mv else 0
+    s["cut"] = int(mv.group(3) or 0) if mv else 0
     c = COST.search(r.err)
     if c:
         s["us"], s["reads"] = float(c.group(1)), float(c.group(2))
@@ -993,19 +1019,22 @@ class Version(object):
             with on_cpu(cpus[1] if len(cpus) >= 2 else None):
                 out = self.path("fib.folded")
                 s = record(t.pid, 1000, SECONDS, out)
-                total, bad, why = 0, 0, {}
+                total, bad, why, hist = 0, 0, {}, {}
                 for stack, count in read_folded(out):
                     total += count
                     w = stackcheck.check(stack.split(";"), script, FIB_DEPTH, FIB_N, marks)
                     if w:
                         bad += count
                         why[w] = why.get(w, 0) + count
+                    hist[tuple(stack.split(";"))] = hist.get(tuple(stack.split(";")), 0) + count
                 os.unlink(out)
                 if total != s["samples"]:
                     raise Failed("fib.folded holds %d samples, pystrobe reported %d" % (total, s["samples"]))
                 other = sum(n for k, n in s["drops"].items() if k not in ("torn stack", "behind schedule"))
                 res["pystrobe"] = {"samples": total, "bad": bad, "torn": s["drops"].get("torn stack", 0),
                                    "other_dropped": other, "drops": s["drops"], "hz": s["hz"],
+                                   "retries": s["retries"], "cut": s["cut"],
+                                   "depths": stackcheck.depths(hist),
                                    "bad_examples": sorted(why.items(), key=lambda x: -x[1])[:5]}
                 if self.austin:
                     out = self.path("fib.austin")
@@ -1026,6 +1055,39 @@ class Version(object):
                     finally:
                         if os.path.exists(out):
                             os.unlink(out)
+            # The truth: target and profiler on one CPU (nothing moves while it is read).
+            if len(cpus) >= 2:
+                with on_cpu(cpus[0]):
+                    out = self.path("fib1.folded")
+                    record(t.pid, 1000, SECONDS, out)
+                    hist = {}
+                    for stack, count in read_folded(out):
+                        key = tuple(stack.split(";"))
+                        hist[key] = hist.get(key, 0) + count
+                    os.unlink(out)
+                    res["truth_depths"] = stackcheck.depths(hist)
+        return res
+
+    # 11 -----------------------------------------------------------------
+    def shares(self):
+        """truth.py's slices recorded -p, each kind's share against the time it measured."""
+        res = {"seconds": SHARE_SECONDS, "kinds": SHARE_KINDS, "rows": []}
+        for rate in SHARE_RATES:
+            log("%s: shares (truth.py) at %d Hz" % (self.name, rate))
+            try:
+                r = truthcheck.attach(PYSTROBE, self.exe, rate, kinds=SHARE_KINDS, seconds=SHARE_SECONDS,
+                                      timeout=int(SHARE_SECONDS) + 60, tmp=self.tmp)
+            except RuntimeError as e:
+                raise Failed("truth.py at %d Hz: %s" % (rate, e))
+            if r.rc != 0 or not r.counts:
+                raise Failed("record of truth.py at %d Hz: exit status %s: %s" % (rate, r.rc, tail(r.err)))
+            mv = MOVED.search(r.err)
+            res["rows"].append({
+                "rate": rate, "samples": r.samples, "hz": r.hz, "torn": r.torn,
+                "retries": int(mv.group(1)) if mv else 0,
+                "shares": [{"kind": k, "truth": t, "got": g, "samples": n}
+                           for _, _, k, t, g, n in r.shares()],
+                "worst": r.worst()[0]})
         return res
 
     # 7 ------------------------------------------------------------------
@@ -1398,6 +1460,8 @@ class Version(object):
             rec["gdb"] = {"used": self.gdb, "note": self.gdb_note}
         if "greenlets" in sections:
             rec["greenlets"] = self.measure("greenlets", self.greenlets)
+        if "shares" in sections:
+            rec["shares"] = self.measure("shares", self.shares)
         rec["austin"] = {"used": self.austin, "note": self.austin_note}
         return rec
 
@@ -1436,12 +1500,13 @@ def report(records, sections):
         rows = []
         for v in records:
             if not v["cost"] and any(e.startswith("cost") for e in v["errors"]):
-                rows.append([v["name"], failed] + [""] * 12)
+                rows.append([v["name"], failed] + [""] * 13)
             for c in v["cost"]:
                 p, a = c["pystrobe"], c.get("austin")
                 work = p["us"] - c["tick_us"] if c.get("tick_us") is not None else None
                 rows.append([v["name"], str(c["depth"]), fmt(p["us"]), fmt(c.get("tick_us")), fmt(work),
-                             fmt(p["reads"]), fmt(c["baseline_us"], "%.2f"),
+                             fmt(p["reads"]), fmt(ratio(p["retries"], p["samples"]), "%.3f"),
+                             fmt(c["baseline_us"], "%.2f"),
                              fmt(p["us"] / c["baseline_us"] if c["baseline_us"] else None), fmt(p["hz"]),
                              fmt(p["full_stacks_pct"], "%.1f%%"), fmt(p["proc_us"]),
                              fmt(get(a, "proc_us")), fmt(get(a, "hz")),
@@ -1450,10 +1515,12 @@ def report(records, sections):
               % (RATE, SECONDS),
               ["us/sample, reads/sample: pystrobe's own account (its sampling loop); tick us: the CPU of the same "
                "loop with nothing to sample (build/bench/tick_cost: the timer's wake-ups), same run; work us: "
-               "the difference; baseline: one bare 8-byte process_vm_readv, same run, same target",
+               "the difference; retries: walks taken again (judged torn) per sample; baseline: one bare 8-byte "
+              "process_vm_readv, same run, same target",
                "proc us: the whole process's CPU (getrusage: start-up, attach, output) / samples; "
                "austin: the same at the same interval (-i %d), stopped with SIGINT" % int(1e6 / RATE)],
-              ["python", "depth", "us/sample", "tick us", "work us", "reads/sample", "baseline us", "x baseline",
+              ["python", "depth", "us/sample", "tick us", "work us", "reads/sample", "retries", "baseline us",
+               "x baseline",
                "rate Hz", "full stacks",
                "proc us", "austin proc us", "austin Hz", "austin/pystrobe"], rows)
 
@@ -1539,14 +1606,19 @@ def report(records, sections):
         for v in records:
             c = v["consistency"]
             if c is None:
-                rows.append([v["name"], failed] + [""] * 6)
+                rows.append([v["name"], failed] + [""] * 10)
                 continue
             p, a = c["pystrobe"], c.get("austin")
             share = lambda n, d: fmt(ratio(100.0 * n, d), "%.2f%%")
             taken = p["samples"] + p["torn"] + p["other_dropped"]
+            truth = c.get("truth_depths")
             rows.append([v["name"], str(p["samples"]), "%d (%s)" % (p["bad"], share(p["bad"], p["samples"])),
                          "%d (%s)" % (p["torn"], share(p["torn"], taken)),
                          "%d (%s)" % (p["other_dropped"], share(p["other_dropped"], taken)),
+                         fmt(ratio(p["retries"], taken), "%.2f"),
+                         fmt(stackcheck.mean_depth(p["depths"]), "%.2f"),
+                         fmt(stackcheck.mean_depth(truth) if truth else None, "%.2f"),
+                         fmt(stackcheck.tvd(p["depths"], truth) if truth else None, "%.2f"),
                          str(get(a, "samples") or "-"),
                          "%d (%s)" % (a["bad"], share(a["bad"], a["samples"])) if a else "-",
                          fmt(get(a, "invalid"), "%d")])
@@ -1555,10 +1627,13 @@ def report(records, sections):
               % (FIB_N, FIB_DEPTH, SECONDS, ", target on CPU %(target)d, profiler on CPU %(profiler)d" % cpus[0]
                  if cpus else ""),
               ["bad: samples kept whose stack the program cannot have (bench/stackcheck.py), share of those kept",
-               "torn, other: ticks pystrobe dropped as torn stacks, or as frame cycles / unreadable memory, share of "
-               "ticks taken; austin invalid: its own count"],
-              ["python", "samples", "bad", "torn dropped", "other dropped", "austin samples", "austin bad",
-               "austin invalid"], rows)
+               "torn, other: ticks pystrobe dropped as torn stacks (after its tries), or as unreadable memory, "
+               "share of ticks taken; retries: walks taken again, per tick",
+               "depth: the mean number of fib frames in the samples kept; truth: the same with target and "
+               "profiler on one CPU (nothing moves while it is read); TV: total variation between the two "
+               "depth histograms; austin invalid: its own count"],
+              ["python", "samples", "bad", "torn dropped", "other dropped", "retries", "depth", "truth depth",
+               "TV", "austin samples", "austin bad", "austin invalid"], rows)
 
     if "threads" in sections:
         fewest = min(THREAD_COUNTS)
@@ -1634,6 +1709,8 @@ def report(records, sections):
 
     if "greenlets" in sections:
         greenlet_report(records)
+    if "shares" in sections:
+        report_shares(records)
 
 
 def native_report(records):
@@ -1848,6 +1925,30 @@ AUSTIN_VERSION = austin_version()
 GDB_VERSION = gdb_version()
 
 
+def report_shares(records):
+    rows = []
+    for v in records:
+        sh = v.get("shares")
+        if sh is None:
+            rows.append([v["name"], "FAILED"] + [""] * (5 + len(SHARE_KINDS)))
+            continue
+        for r in sh["rows"]:
+            by = dict((x["kind"], x) for x in r["shares"])
+            cells = []
+            for k in SHARE_KINDS:
+                x = by.get(k)
+                cells.append("%.1f%% %+.2f" % (100 * x["truth"], 100 * (x["got"] - x["truth"])) if x else "-")
+            rows.append([v["name"], str(r["rate"]), str(r["samples"]), fmt(r["hz"]),
+                         fmt(ratio(r["retries"], r["samples"] + r["torn"]), "%.2f"), str(r["torn"]),
+                         fmt(r["worst"], "%.2f")] + cells)
+    table("11. Shares: truth.py (40 ms slices of each kind, timed by the target itself) recorded -p for %g s"
+          % SHARE_SECONDS,
+          ["each kind: the share of the time the target measured in it, and pystrobe's error in points (its "
+           "samples in slice_KIND over its samples in any slice, less the truth)",
+           "retries: walks taken again per tick; torn: ticks dropped after every try; worst: the largest error"],
+          ["python", "rate", "samples", "Hz", "retries", "torn", "worst"] + list(SHARE_KINDS), rows)
+
+
 def settings(sections):
     return {"quick": QUICK, "sections": sections, "depths": DEPTHS, "seconds": SECONDS, "rate": RATE,
             "rate_ladder": RATE_LADDER,
@@ -1860,6 +1961,7 @@ def settings(sections):
             "native_latency_runs": NATIVE_LATENCY_RUNS,
             "greenlet_counts": GREENLET_COUNTS, "greenlet_seconds": GREENLET_SECONDS,
             "greenlet_runs": GREENLET_RUNS, "greenlet_rate": GREENLET_RATE,
+            "share_seconds": SHARE_SECONDS, "share_rates": SHARE_RATES, "share_kinds": SHARE_KINDS,
             "versions": os.environ.get("BENCH_VERSIONS")}
 
 

@@ -3,7 +3,8 @@
 check(frames, path, depth, n) takes one folded stack (a list of
 "NAME (FILE:LINE)" labels, root first) and returns None for a possible
 stack, else why it is not.  Used by the e2e consistency test and by the
-benchmark's torn-sample share.
+benchmark's torn-sample share; depths() and compare_depths() set a histogram
+of fib depths against the truth's (target and profiler on one CPU).
 """
 import os
 import re
@@ -63,3 +64,65 @@ def check(frames, path, depth, n, marks=None):
         if line not in fib_lines:
             return "fib frame %d at line %d" % (j, line)
     return None
+
+
+def depths(stacks):
+    """{number of fib frames: samples} of folded stacks ({tuple: count})."""
+    out = {}
+    for st, c in stacks.items():
+        k = sum(1 for f in st if f.startswith("fib "))
+        out[k] = out.get(k, 0) + c
+    return out
+
+
+def _share(h, pred):
+    total = sum(h.values())
+    return float(sum(c for k, c in h.items() if pred(k))) / total if total else 0.0
+
+
+def mean_depth(h):
+    total = sum(h.values())
+    return float(sum(k * c for k, c in h.items())) / total if total else 0.0
+
+
+# How close a depth histogram must be to the truth's: the mean within this
+# many frames, the share of stacks SHALLOW fib frames deep or less within
+# this many points, and the total variation distance (half the sum of the
+# shares' differences) at most this.
+MEAN_TOL = 1.0
+SHALLOW = 5
+SHALLOW_TOL = 2.0
+TVD_TOL = 0.3
+
+
+def compare_depths(got, want):
+    """None when histogram got matches want within the tolerances, else why not."""
+    if not got or not want:
+        return "no samples"
+    why = []
+    if abs(mean_depth(got) - mean_depth(want)) > MEAN_TOL:
+        why.append("mean depth %.2f, the truth %.2f (at most %g apart)"
+                   % (mean_depth(got), mean_depth(want), MEAN_TOL))
+    sg, sw = _share(got, lambda k: k <= SHALLOW), _share(want, lambda k: k <= SHALLOW)
+    if abs(sg - sw) * 100 > SHALLOW_TOL:
+        why.append("%.1f%% of stacks %d deep or less, the truth %.1f%% (at most %g points apart)"
+                   % (sg * 100, SHALLOW, sw * 100, SHALLOW_TOL))
+    d = tvd(got, want)
+    if d > TVD_TOL:
+        why.append("total variation %.2f from the truth (at most %g)" % (d, TVD_TOL))
+    return "; ".join(why) or None
+
+
+def describe_depths(h):
+    total = float(sum(h.values())) or 1.0
+    return "mean %.2f [%s]" % (mean_depth(h), " ".join("%d:%.1f" % (k, 100 * h[k] / total)
+                                                       for k in sorted(h)))
+
+
+def tvd(got, want):
+    """The total variation distance between two depth histograms."""
+    gt, wt = float(sum(got.values())) or 1.0, float(sum(want.values())) or 1.0
+    keys = set(int(k) for k in got) | set(int(k) for k in want)
+    g = dict((int(k), v) for k, v in got.items())
+    w = dict((int(k), v) for k, v in want.items())
+    return 0.5 * sum(abs(g.get(k, 0) / gt - w.get(k, 0) / wt) for k in keys)

@@ -105,8 +105,13 @@ NOSAMPLES_RE = re.compile(r'^pystrobe: no samples: ')
 WROTE_RE = re.compile(r'^pystrobe: wrote (.+) \((\d+) distinct stacks\)$')
 ENDED_RE = re.compile(r'^pystrobe: the command ended with (.+)$')
 STOPPED_RE = re.compile(r'^pystrobe: the command was still running: stopped it \((.+)\)$')
-DROP_NAMES = ('torn stack', 'unreadable memory', 'frame cycle', 'unreadable thread list',
+DROP_NAMES = ('torn stack', 'unreadable memory', 'unreadable thread list',
               'behind schedule', 'no Python frame')
+TORN_CAUSES = ('a frame freed', 'a frame returning', 'outermost frame', 'garbage', 'not code',
+               'generator outermost', 'frame cycle', 'unreadable')
+_CAUSES = r'( \((?:(?:%s) \d+(?:, |(?=\))))+\))?' % '|'.join(re.escape(c) for c in TORN_CAUSES)
+MOVED_RE = re.compile(r'^pystrobe: stacks that moved while read: \d+ walks taken again' + _CAUSES +
+                      r'; \d+ dropped after \d+ tries' + _CAUSES + r'(; \d+ cut at the frame then running)?$')
 
 
 # ---------------------------------------------------------------------------
@@ -611,7 +616,7 @@ def parse_stderr(P, o):
         if m:
             info['stopped'] = m.group(1)
             continue
-        if COST_RE.match(ln) or NOSAMPLES_RE.match(ln):
+        if COST_RE.match(ln) or NOSAMPLES_RE.match(ln) or MOVED_RE.match(ln):
             continue
         m = NATIVE_RE.match(ln)
         if m:
