@@ -35,6 +35,8 @@ struct mem {
     uint64_t calls;
     void (*on_read)(void *ctx, struct mem *m, uint64_t calls); /* buffer backend */
     void *on_read_ctx;
+    void (*on_piece)(void *ctx, struct mem *m, size_t i, size_t n); /* buffer backend, mem_readv */
+    void *on_piece_ctx;
     /* mem_readv's scratch: IOV_MAX local and remote pieces, and their indexes. */
     struct iovec *local, *remote;
     size_t *idx;
@@ -147,6 +149,13 @@ int mem_buffer_add(struct mem *m, uint64_t addr, const void *data, size_t len)
     return 0;
 }
 
+void mem_buffer_on_piece(struct mem *m, void (*fn)(void *ctx, struct mem *m, size_t i, size_t n),
+                         void *ctx)
+{
+    m->on_piece = fn;
+    m->on_piece_ctx = ctx;
+}
+
 void mem_buffer_on_read(struct mem *m, void (*fn)(void *ctx, struct mem *m, uint64_t calls),
                         void *ctx)
 {
@@ -249,6 +258,8 @@ int mem_readv(struct mem *m, struct mem_iov *iov, size_t n)
         for (size_t i = 0; i < n; i++) {
             iov[i].ok = iov[i].len == 0 || buffer_read(m, iov[i].addr, iov[i].buf, iov[i].len) == 0;
             good += iov[i].ok;
+            if (m->on_piece)
+                m->on_piece(m->on_piece_ctx, m, i, n);
         }
         if (m->on_read)
             m->on_read(m->on_read_ctx, m, m->calls);

@@ -92,6 +92,9 @@ int mem_buffer_add(struct mem *m, uint64_t addr, const void *data, size_t len);
  */
 void mem_buffer_on_read(struct mem *m, void (*fn)(void *ctx, struct mem *m, uint64_t calls),
                         void *ctx);
+/* The same after each piece i of n of a mem_readv (a read that moves under it). */
+void mem_buffer_on_piece(struct mem *m, void (*fn)(void *ctx, struct mem *m, size_t i, size_t n),
+                         void *ctx);
 int mem_buffer_write(struct mem *m, uint64_t addr, const void *data, size_t len);
 /* Frees the source and its maps; mem_free(NULL) does nothing. */
 void mem_free(struct mem *m);

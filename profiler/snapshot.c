@@ -157,12 +157,6 @@ static enum walk_torn look_at(struct session *s, struct snapshot *sn, struct sna
         if (i + 1 < n && codecache_returned(s->cc, e, addrq) &&
             !kept_at_return(s, sn, off + i))
             cut = i + 1;
-        /* <= 3.10: frames are read innermost first; a frame leaving its
-         * caller (at a return or a yield) when it was read, the caller
-         * read after it may have gone on to another call. */
-        if (i + 1 < n && s->rt.layout.frames == FRAME_OBJECTS &&
-            codecache_at_return(s->cc, e, addrq))
-            return TORN_RETURNING;
     }
     /* A generator's frame has a caller while it runs: one found as a
      * thread's outermost frame had been suspended under the walk (<= 3.10;
@@ -212,8 +206,11 @@ static void walk_one(struct session *s, struct snapshot *sn, struct snap_thread 
             why = TORN_CYCLE;
         else if (t->status == -EFAULT)
             why = TORN_UNREADABLE;
-        else if (t->status >= 0)
+        else if (t->status >= 0) {
+            if (walk_last_settled(s->walker))
+                sn->cut++;
             why = look_at(s, sn, t, w, max_depth);
+        }
         if (why == TORN_NONE)
             break;
         sn->torn_tries[why]++;

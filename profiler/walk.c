@@ -109,9 +109,10 @@ struct ahead {
  */
 struct span {
     uint64_t lo, hi;          /* [lo, hi) of the target */
-    size_t off;               /* where its bytes are in buf */
+    size_t off;               /* where its bytes are in buf (and buf2) */
     uint32_t rank;            /* its innermost frame's place in the chain (ring frames: 0) */
-    uint8_t ok;
+    uint32_t pos;             /* its place in the order it is read in */
+    uint8_t ok, ok2;          /* read into buf, and again into buf2 */
 };
 
 struct chain_hint {
@@ -126,6 +127,7 @@ struct chain_hint {
     uint32_t *order;          /* the spans by rank: the order they are read in */
     int dirty;                /* spans to compute again */
     unsigned char *buf;       /* the spans' bytes */
+    unsigned char *buf2;      /* and as read again right after */
     size_t bufcap;
     int planned;              /* its spans are in the read being made */
     uint32_t fresh;           /* buf holds the read of this thread list (lists + 1), or 0 */
@@ -147,6 +149,7 @@ struct walker {
     struct chunk_copy chunks[MAX_CHUNKS];
     size_t nchunks;
     int rewalk;             /* a walk again from the same reads (walk_cframes) */
+    int settled;            /* <= 3.10: the last walk kept only the frames that moved not */
     int no_open;            /* a walk from what was read ahead alone (walk_cframes) */
     int (*returned)(void *ctx, uint64_t code, int64_t addrq); /* walk_set_returned */
     void *returned_ctx;
@@ -212,6 +215,7 @@ static void hint_release(struct chain_hint *h)
     free(h->spans);
     free(h->order);
     free(h->buf);
+    free(h->buf2);
 }
 
 void walker_free(struct walker *w)
@@ -259,7 +263,7 @@ enum walk_torn walk_last_torn(const struct walker *w)
 const char *walk_torn_name(enum walk_torn why)
 {
     static const char *const names[TORN_COUNT] = {
-        "none", "a frame freed", "a frame returning", "outermost frame", "garbage", "not code",
+        "none", "a frame freed", "frames moved", "outermost frame", "garbage", "not code",
         "generator outermost", "frame cycle", "unreadable",
     };
     return (unsigned)why < TORN_COUNT ? names[why] : "?";
@@ -390,7 +394,7 @@ static void hint_spans(struct walker *w, struct chain_hint *h)
         if (bytes + len > SPAN_BUDGET)
             break;
         GROW(h->spans, h->spancap, h->nspans + 1);
-        h->spans[h->nspans++] = (struct span){a, a + len, 0, 0, 0};
+        h->spans[h->nspans++] = (struct span){.lo = a, .hi = a + len};
         bytes += len;
     }
     size_t off = 0;
@@ -411,10 +415,14 @@ static void hint_spans(struct walker *w, struct chain_hint *h)
         h->order[i] = (uint32_t)i;
     rank_spans = h->spans;
     qsort(h->order, h->nspans, sizeof(*h->order), rank_cmp);
+    for (size_t i = 0; i < h->nspans; i++)
+        h->spans[h->order[i]].pos = (uint32_t)i;
     if (h->bufcap < off) {
         free(h->buf);
+        free(h->buf2);
         h->bufcap = MAX(off, (size_t)4096);
         h->buf = xmalloc(h->bufcap);
+        h->buf2 = xmalloc(h->bufcap);
     }
     h->dirty = 0;
 }
@@ -483,14 +491,19 @@ static size_t plan_spans(struct walker *w, struct chain_hint *h, size_t k, size_
                                    (size_t)(h->spans[h->nspans - 1].hi - h->spans[h->nspans - 1].lo)
                              : 0;
     h->planned = 0;
-    if (!h->nspans || bytes > *budget)
+    if (!h->nspans || 2 * bytes > *budget)
         return k;
-    *budget -= bytes;
+    *budget -= 2 * bytes;
     h->planned = 1;
-    GROW(w->iov, w->iovcap, k + h->nspans + 1);
-    for (size_t i = 0; i < h->nspans; i++) {
-        const struct span *s = &h->spans[h->order[i]];
-        w->iov[k++] = (struct mem_iov){s->lo, h->buf + s->off, (size_t)(s->hi - s->lo), 0};
+    /* Twice: a caller the same in both reads did not move in between (see
+     * settle_frames). */
+    GROW(w->iov, w->iovcap, k + 2 * h->nspans + 1);
+    for (int again = 0; again < 2; again++) {
+        for (size_t i = 0; i < h->nspans; i++) {
+            const struct span *s = &h->spans[h->order[i]];
+            w->iov[k++] = (struct mem_iov){s->lo, (again ? h->buf2 : h->buf) + s->off,
+                                           (size_t)(s->hi - s->lo), 0};
+        }
     }
     return k;
 }
@@ -500,6 +513,22 @@ static const unsigned char *span_find(struct chain_hint *h, uint64_t addr, size_
 {
     const struct span *sp = span_of(h, addr, len);
     return sp && sp->ok ? h->buf + sp->off + (addr - sp->lo) : NULL;
+}
+
+/* The same as read the second time, or NULL. */
+static const unsigned char *span_find2(struct chain_hint *h, uint64_t addr, size_t len)
+{
+    const struct span *sp = span_of(h, addr, len);
+    return sp && sp->ok2 ? h->buf2 + sp->off + (addr - sp->lo) : NULL;
+}
+
+/* 1 when frame a (in h's spans) is read before frame b, in each pass. */
+static int read_before(struct chain_hint *h, uint64_t a, uint64_t b, size_t len)
+{
+    const struct span *sa = span_of(h, a, len), *sb = span_of(h, b, len);
+    if (!sa || !sb)
+        return 0;
+    return sa->pos != sb->pos ? sa->pos < sb->pos : a < b;
 }
 
 /* The reads ahead of thread t, or NULL. */
@@ -618,6 +647,8 @@ static size_t take_ahead(struct walker *w, struct ahead *a, uint64_t tstate, siz
         struct chain_hint *h = &w->hints[hi];
         for (size_t i = 0; i < h->nspans; i++)
             h->spans[h->order[i]].ok = (uint8_t)w->iov[k++].ok;
+        for (size_t i = 0; i < h->nspans; i++)
+            h->spans[h->order[i]].ok2 = (uint8_t)w->iov[k++].ok;
         h->planned = 0;
         h->fresh = w->lists + 1; /* for a walk before the next list only */
         return k;
@@ -913,6 +944,93 @@ static int take_frame_object(struct walker *w, const unsigned char *buf, struct 
     return out->code ? 0 : torn(w, TORN_GARBAGE);
 }
 
+/* <= 3.10: what a frame object's bytes say it is, to tell whether it moved. */
+static int same_frame(const struct pylayout *l, const unsigned char *a, const unsigned char *b)
+{
+    int32_t la, lb;
+    memcpy(&la, a + l->fo_lasti, 4);
+    memcpy(&lb, b + l->fo_lasti, 4);
+    return (int64_t)get_u64(a, 0) > 0 && (int64_t)get_u64(b, 0) > 0 &&
+           get_u64(a, l->ob_type) == get_u64(b, l->ob_type) &&
+           get_u64(a, l->fo_back) == get_u64(b, l->fo_back) &&
+           get_u64(a, l->fo_code) == get_u64(b, l->fo_code) && la == lb;
+}
+
+/*
+ * <= 3.10: of callee (a frame object) and its caller, read twice each, the
+ * callee's bytes read while the caller was as in both its reads (so that it
+ * did not move in between: it was calling that callee), and that still
+ * name the caller; NULL when none.  The spans are read innermost first, a
+ * span from its low end: the first read of a callee read after its caller,
+ * else its second.
+ */
+static const unsigned char *callee_bytes(struct walker *w, struct chain_hint *h, uint64_t callee,
+                                         uint64_t caller)
+{
+    const struct pylayout *l = w->l;
+    size_t len = frame_len(l);
+    const unsigned char *f = read_before(h, caller, callee, len) ? span_find(h, callee, len)
+                                                                 : span_find2(h, callee, len);
+    if (!f || (int64_t)get_u64(f, 0) <= 0 || !is_frame_type(w, get_u64(f, l->ob_type)) ||
+        get_u64(f, l->fo_back) != caller || !get_u64(f, l->fo_code))
+        return NULL;
+    return f;
+}
+
+/*
+ * <= 3.10: the frames of a walk (out[0..*n), at w->chain) are read one
+ * after the other, so a caller read after its callee may have gone on
+ * since (the callee returned), or one read before it made the call after
+ * (to another function).  The spans were read twice: the callers that are
+ * the same in both reads did not move between them, and a callee read
+ * between those reads was the one they called.  Keeps the frames from the
+ * innermost caller on that moved not, with the frame above it as read
+ * between its two reads if that one still named it.  0, or -EINVAL when
+ * the outermost frame moved, or a frame was not among those read twice
+ * (read alone: the walk is taken again, with it).
+ */
+static int settle_frames(struct walker *w, struct chain_hint *h, struct rawframe *out, size_t *n)
+{
+    const struct pylayout *l = w->l;
+    size_t len = frame_len(l), k = 0;
+    /* Frames read alone, after both reads: taken again, with them. */
+    for (size_t j = 0; j < *n; j++)
+        if (!span_find(h, w->chain[j], len) || !span_find2(h, w->chain[j], len))
+            return torn(w, TORN_MOVED);
+    if (*n < 2)
+        return 0;
+    /* The innermost caller, from the outermost frame in, of the ones that
+     * moved not: k is the frame above it (0: none moved). */
+    for (size_t j = *n; j-- > 1;) {
+        const unsigned char *a = span_find(h, w->chain[j], len), *b = span_find2(h, w->chain[j], len);
+        if (!a || !b || !same_frame(l, a, b)) {
+            if (j == *n - 1)
+                return torn(w, TORN_MOVED);
+            k = j;
+            break;
+        }
+    }
+    const unsigned char *f = callee_bytes(w, h, w->chain[k], w->chain[k + 1]);
+    size_t drop = k;
+    if (f) {
+        struct rawframe r;
+        if (take_frame_object(w, f, &r) == 0)
+            out[k] = r;
+        else
+            drop = k + 1;
+    } else {
+        drop = k + 1;
+    }
+    if (drop) {
+        memmove(out, out + drop, (*n - drop) * sizeof(*out));
+        memmove(w->chain, w->chain + drop, (*n - drop) * sizeof(*w->chain));
+        memmove(w->prevs, w->prevs + drop, (*n - drop) * sizeof(*w->prevs));
+        *n -= drop;
+        w->settled++;
+    }
+    return 0;
+}
+
 /*
  * <= 3.10: follows f_back from the top frame.  Each frame is taken from the
  * thread's frames read with its thread state when it is among them, else
@@ -930,6 +1048,7 @@ static int walk_frame_objects(struct walker *w, const struct walk_thread *t,
     size_t power = 1, lam = 0, n = 0;
     struct chain_hint *h = get_hint(w, t->tstate);
     int fresh = h->fresh == w->lists + 1, ret = 0, dead_top = 0;
+    w->settled = 0;
     h->read = h->fresh;
     h->fresh = 0; /* a walk again reads afresh */
     *depth = 0;
@@ -992,10 +1111,21 @@ static int walk_frame_objects(struct walker *w, const struct walk_thread *t,
             lam = 0;
         }
     }
-    if (ret >= 0)
+    /* Read with the thread state, twice: only what did not move between. */
+    if (ret >= 0 && fresh) {
+        size_t whole = n;
+        int r = settle_frames(w, h, out, &n);
+        if (r < 0) {
+            /* Whole, though not all read twice: all of it next time. */
+            hint_update(h, w->chain, whole);
+            return r;
+        }
         hint_update(h, w->chain, n);
-    else
+    } else if (ret >= 0) {
+        hint_update(h, w->chain, n);
+    } else {
         hint_note(h, w->chain, n);
+    }
     *depth = ret >= 0 ? n : 0;
     return ret;
 }
@@ -1564,6 +1694,11 @@ int walk_stack(struct walker *w, const struct walk_thread *t, struct rawframe *o
     return ret;
 }
 
+int walk_last_settled(const struct walker *w)
+{
+    return w->settled;
+}
+
 unsigned walk_last_open(const struct walker *w)
 {
     return (unsigned)w->open;
@@ -1614,19 +1749,25 @@ int walk_read_order(const struct walker *w, uint64_t frame, uint64_t below)
     return pa > pb ? -1 : pa < pb ? 1 : a > b ? 1 : -1;
 }
 
-/* <= 3.10: the callee of frame among the frames of h read with the thread state, or 0. */
+/*
+ * <= 3.10: the callee of frame among the frames of h read with the thread
+ * state (twice), or 0: frame the same in both reads, and one frame alive
+ * naming it when read between them (callee_bytes).
+ */
 static uint64_t old_callee(struct walker *w, struct chain_hint *h, uint64_t frame,
                            const unsigned char **bytes)
 {
     const struct pylayout *l = w->l;
     size_t len = frame_len(l);
+    const unsigned char *fa = span_find(h, frame, len), *fb = span_find2(h, frame, len);
     uint64_t found = 0;
+    if (!fa || !fb || !same_frame(l, fa, fb))
+        return 0;
     for (size_t i = 0; i < MIN(h->nchain, (size_t)HINT_CHAIN) + (size_t)h->nring; i++) {
         uint64_t a = i < MIN(h->nchain, (size_t)HINT_CHAIN) ? h->chain[i]
                                                             : h->ring[i - MIN(h->nchain, (size_t)HINT_CHAIN)];
-        const unsigned char *f = a && a != found ? span_find(h, a, len) : NULL;
-        if (!f || get_u64(f, l->fo_back) != frame || (int64_t)get_u64(f, 0) <= 0 ||
-            !is_frame_type(w, get_u64(f, l->ob_type)) || !get_u64(f, l->fo_code))
+        const unsigned char *f = a && a != found && a != frame ? callee_bytes(w, h, a, frame) : NULL;
+        if (!f)
             continue;
         if (found)
             return 0; /* two frames say they are its callee: neither is sure */

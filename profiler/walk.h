@@ -54,8 +54,8 @@ struct rawframe {
 enum walk_torn {
     TORN_NONE = 0,
     TORN_DEAD,        /* <= 3.10: a frame freed (it had returned), or not a frame */
-    TORN_RETURNING,   /* <= 3.10: a frame at a return or yield, its caller read after it
-                       * (which may have moved on meanwhile) (snapshot) */
+    TORN_MOVED,       /* <= 3.10: the outermost frame moved between the two reads of
+                       * the frames, or a frame was read apart from them (walk_stack) */
     TORN_ROOT,        /* 3.11+: the outermost frame is not where a thread's stack starts */
     TORN_GARBAGE,     /* a pointer or field that makes no sense */
     TORN_NOT_CODE,    /* a frame's code is not a code object, or a stray shim (snapshot) */
@@ -184,6 +184,10 @@ int walk_thread_tid(struct walker *w, const struct walk_thread *threads, size_t 
 int walk_pthread_tid(struct walker *w, uint64_t thread_id, pid_t *ns_tid);
 
 const struct walk_stats *walk_stats(const struct walker *w);
+
+/* 1 when the last walk kept only some of its frames, the rest having moved
+ * while they were read (<= 3.10; the snapshot counts it as cut). */
+int walk_last_settled(const struct walker *w);
 
 /* Why the last walk that returned -EINVAL was torn. */
 enum walk_torn walk_last_torn(const struct walker *w);

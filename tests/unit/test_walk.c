@@ -81,7 +81,7 @@ static uint64_t walk_once(struct img *im, struct walker *w, uint64_t interp, str
     only_thread(im, w, interp, &t);
     int ret = walk_stack(w, &t, out, 64, depth);
     if (ret != 0)
-        TEST_FAILF("%d.%d: walk_stack %d", im->major, im->minor, ret);
+        TEST_FAILF("%d.%d: walk_stack %d (torn: %s)", im->major, im->minor, ret, walk_torn_name(walk_last_torn(w)));
     return mem_read_calls(im->m) - reads;
 }
 
@@ -950,7 +950,9 @@ TEST(frame_objects_read_with_the_thread_state)
         CHECK_U64(walk_stats(w)->ahead_frames, N);
         CHECK_U64(walk_last_open(w), 0);
 
-        /* Three new frames on frames[3]: those read alone, the rest with the list. */
+        /* Three new frames on frames[3]: those read alone, the rest with the
+         * list (twice); the frames read alone cannot be set against the
+         * others: the walk is torn, to be taken again. */
         uint64_t f = frames[3];
         for (int k = 2; k >= 0; k--)
             fresh[k] = f = img_frame(&im, codes[N + k], f, 0);
@@ -961,8 +963,12 @@ TEST(frame_objects_read_with_the_thread_state)
             want[i] = i < 3 ? codes[N + i] : codes[i];
             wantq[i] = i < 3 ? 0 : addrq[i];
         }
-        CHECK_U64(walk_once(&im, w, interp, out, &depth), 1 + 3);
-        check_frames(&im, out, depth, want, wantq, N);
+        struct walk_thread wt;
+        uint64_t before = mem_read_calls(im.m);
+        only_thread(&im, w, interp, &wt);
+        CHECK_INT(walk_stack(w, &wt, out, 64, &depth), -EINVAL);
+        CHECK_INT(walk_last_torn(w), TORN_MOVED);
+        CHECK_U64(mem_read_calls(im.m) - before, 1 + 3);
         CHECK_U64(walk_last_open(w), 3);
         /* ... and with it from then on. */
         CHECK_U64(walk_once(&im, w, interp, out, &depth), 1);
@@ -1219,6 +1225,96 @@ TEST(old_threads_tid_found_among_many)
         CHECK_INT(n, N);
         CHECK_INT(walk_thread_tid(w, t, n, N - 1, &tid, &ns_tid), 0);
         CHECK_INT(tid, getpid());
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
+/* Writes 4 bytes at addr once the first of the two passes over the frames is read. */
+struct between_passes {
+    uint64_t addr[2];
+    uint32_t val[2];
+    int n, done;
+};
+
+static void write_between_passes(void *ctx, struct mem *m, size_t i, size_t n)
+{
+    struct between_passes *b = ctx;
+    /* The list's head and the thread state, then the frames' spans twice. */
+    size_t spans = (n - 2) / 2;
+    if (!b->done && i == 1 + spans) {
+        for (int k = 0; k < b->n; k++)
+            mem_buffer_write(m, b->addr[k], &b->val[k], 4);
+        b->done = 1;
+    }
+}
+
+/*
+ * <= 3.10: the frames are read twice, in one read.  A caller that moved
+ * between the two (its callee returned, it went on) keeps the stack from
+ * it down, as read between the reads of the caller below it; one that moved
+ * not keeps it whole; the outermost frame moving tears the walk.
+ */
+TEST(frame_objects_callers_that_moved_are_cut)
+{
+    for (size_t v = 0; v < 2 * ARRAY_SIZE(old_versions); v++) {
+        /* Twice: the frames side by side (one span, read from its low end:
+         * the outermost first), then the outermost far from the others (a
+         * span of its own, read after theirs: innermost first). */
+        int apart = v >= ARRAY_SIZE(old_versions);
+        struct img im;
+        img_init(&im, old_versions[v % ARRAY_SIZE(old_versions)][0],
+                 old_versions[v % ARRAY_SIZE(old_versions)][1], 0);
+        uint64_t codes[3], frames[3];
+        mkcodes(&im, codes, 3);
+        uint64_t interp = img_interp(&im);
+        frames[2] = img_frame(&im, codes[2], 0, 6);
+        if (apart)
+            img_alloc(&im, 3 * 4096);
+        frames[1] = img_frame(&im, codes[1], frames[2], 4);
+        frames[0] = img_frame(&im, codes[0], frames[1], 2);
+        uint64_t ts = img_tstate(&im, interp, 0xabc000, 0);
+        img_link_threads(&im, interp, &ts, 1);
+        img_set_frame(&im, ts, frames[0], NULL, 0);
+        img_commit(&im);
+        const struct pylayout *l = &im.lay;
+        int unit = l->lasti_units ? 2 : 1;
+        struct walker *w = walker_new(&im.rt);
+        struct rawframe out[8];
+        size_t depth;
+        walk_once(&im, w, interp, out, &depth); /* the frames are read ahead from now on */
+        /* Nothing moves: whole. */
+        walk_once(&im, w, interp, out, &depth);
+        CHECK_INT(depth, 3);
+        CHECK_INT(walk_last_settled(w), 0);
+        /* The top returned (freed) and its caller went on, between the passes. */
+        struct between_passes b = {{frames[0], frames[1] + (uint64_t)l->fo_lasti}, {0, 9}, 2, 0};
+        mem_buffer_on_piece(im.m, write_between_passes, &b);
+        walk_once(&im, w, interp, out, &depth);
+        mem_buffer_on_piece(im.m, NULL, NULL);
+        CHECK(b.done);
+        CHECK_INT(depth, 2);
+        CHECK_U64(out[0].code, codes[1]);
+        /* As read between the reads of the frame below: before it went on
+         * when read after that frame, where it went when read before it. */
+        CHECK_INT(out[0].addrq, (apart ? 9 : 4) * unit);
+        CHECK_INT(walk_last_settled(w), 1);
+        /* The outermost frame moves: torn. */
+        struct walk_thread t;
+        img_f32(&im, frames[0], 0, 1);
+        img_f32(&im, frames[1], l->fo_lasti, 4);
+        img_commit(&im);
+        /* (the frame left out last time is read alone: torn, then read ahead) */
+        only_thread(&im, w, interp, &t);
+        CHECK_INT(walk_stack(w, &t, out, 8, &depth), -EINVAL);
+        walk_once(&im, w, interp, out, &depth);
+        CHECK_INT(depth, 3);
+        struct between_passes o = {{frames[2] + (uint64_t)l->fo_lasti}, {8}, 1, 0};
+        mem_buffer_on_piece(im.m, write_between_passes, &o);
+        only_thread(&im, w, interp, &t);
+        CHECK_INT(walk_stack(w, &t, out, 8, &depth), -EINVAL);
+        CHECK_INT(walk_last_torn(w), TORN_MOVED);
+        mem_buffer_on_piece(im.m, NULL, NULL);
         walker_free(w);
         img_release(&im);
     }
