@@ -45,7 +45,7 @@ enum thread_state {
 const char *thread_state_name(enum thread_state st);
 
 /* Walks of a thread per snapshot, at most, before its stack is dropped as torn. */
-#define SNAP_TRIES 8
+#define SNAP_TRIES 16
 
 struct snapshot;
 struct session;

@@ -120,7 +120,7 @@ struct chain_hint {
     uint32_t used;            /* walks counter when last used */
     uint64_t *chain;          /* the last walk's frames, innermost first */
     size_t nchain, chaincap;
-    uint64_t ring[64];        /* other frames seen lately */
+    uint64_t ring[256];       /* other frames seen lately */
     int nring, ring_next;
     struct span *spans;       /* covering chain and ring, by address */
     size_t nspans, spancap;
@@ -987,7 +987,7 @@ static const unsigned char *callee_bytes(struct walker *w, struct chain_hint *h,
  * innermost caller on that moved not, with the frame above it as read
  * between its two reads if that one still named it.  0, or -EINVAL when
  * the outermost frame moved, or a frame was not among those read twice
- * (read alone: the walk is taken again, with it).
+ * (read alone: the walk is taken again, with it read ahead).
  */
 static int settle_frames(struct walker *w, struct chain_hint *h, struct rawframe *out, size_t *n)
 {
@@ -1111,16 +1111,13 @@ static int walk_frame_objects(struct walker *w, const struct walk_thread *t,
             lam = 0;
         }
     }
-    /* Read with the thread state, twice: only what did not move between. */
+    /* Read with the thread state, twice: only what did not move between
+     * (all of it read ahead next time). */
     if (ret >= 0 && fresh) {
-        size_t whole = n;
-        int r = settle_frames(w, h, out, &n);
-        if (r < 0) {
-            /* Whole, though not all read twice: all of it next time. */
-            hint_update(h, w->chain, whole);
-            return r;
-        }
         hint_update(h, w->chain, n);
+        int r = settle_frames(w, h, out, &n);
+        if (r < 0)
+            return r;
     } else if (ret >= 0) {
         hint_update(h, w->chain, n);
     } else {
