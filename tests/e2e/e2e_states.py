@@ -571,10 +571,11 @@ def group(ctx, I, rt):
             for st, c in stacks.items():
                 if len(st) >= 2 and st[-1] == IDLE:
                     where[st[-2]] = where.get(st[-2], 0) + c
+            # Each sleep takes half the time.
             for func, line in (('first', 2), ('second', 3)):
                 got = where.get(rt.label(func, '<string>', line), 0)
-                P.expect(total and got >= 0.2 * total,
-                         '%s: %d of %d samples idle in it, expected at least a fifth; idle leaves: %r'
+                P.expect(total and 0.35 * total <= got <= 0.65 * total,
+                         '%s: %d of %d samples idle in it, expected 35-65%%; idle leaves: %r'
                          % (func, got, total, where))
             P.fail_if_any(res.describe())
         R.case(pfx + 'idle-moves', idle_moves)
@@ -668,7 +669,7 @@ def group(ctx, I, rt):
             P.expect(res.rc == 0 and not res.timed_out, 'exit status %s, expected 0' % res.rc)
             P.expect(gone, 'setup: the early child %d did not exit on SIGTERM' % early)
             errs = [ln for ln in res.err_text.splitlines()
-                    if not re.match(r'^pystrobe: (\d+ samples from |cost per sample|wrote )', ln)]
+                    if not re.match(r'^pystrobe: (\d+ samples from |cost per sample|wrote |stacks that moved while read: )', ln)]
             P.expect(not errs, 'unexpected lines on stderr: %r' % errs)
             stacks = rt.parse_folded(P, out) or {}
             pids = process_roots(rt, P, stacks, cmd)
