@@ -993,8 +993,10 @@ static int settle_frames(struct walker *w, struct chain_hint *h, struct rawframe
 {
     const struct pylayout *l = w->l;
     size_t len = frame_len(l), k = 0;
-    /* Frames read alone, after both reads: taken again, with them. */
-    for (size_t j = 0; j < *n; j++)
+    /* Frames read alone, after both reads: taken again, with them (those
+     * deeper than a hint's chain, read alone each time, are taken as read:
+     * the deep end of a stack hardly moves). */
+    for (size_t j = 0; j < MIN(*n, (size_t)HINT_CHAIN); j++)
         if (!span_find(h, w->chain[j], len) || !span_find2(h, w->chain[j], len))
             return torn(w, TORN_MOVED);
     if (*n < 2)
@@ -1003,6 +1005,8 @@ static int settle_frames(struct walker *w, struct chain_hint *h, struct rawframe
      * moved not: k is the frame above it (0: none moved). */
     for (size_t j = *n; j-- > 1;) {
         const unsigned char *a = span_find(h, w->chain[j], len), *b = span_find2(h, w->chain[j], len);
+        if (j >= HINT_CHAIN && (!a || !b))
+            continue;
         if (!a || !b || !same_frame(l, a, b)) {
             if (j == *n - 1)
                 return torn(w, TORN_MOVED);
