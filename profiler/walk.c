@@ -1611,16 +1611,17 @@ static int walk_cframes(struct walker *w, const struct walk_thread *t, struct ra
             w->rewalk = w->no_open = 0;
             if (ret == -EFAULT && named_one)
                 break;
-            /* A full walk goes through the frame of the cframe before it. */
+            /* A full walk goes through the frame of the cframe before it,
+             * if that one has a frame (a greenlet's first loop is called
+             * from a cframe of the greenlet's own, with none). */
             if (ret == 0 && judged == 1) {
                 uint64_t oat = val[1] + (uint64_t)off;
                 size_t k = 0;
-                if ((named_one ? cframe_at(w, a, oat, outer) : cframe_ahead(a, oat, outer)) < 0 ||
-                    !outer[0])
-                    k = w->nseen;
-                while (k < w->nseen && w->chain[k] != outer[0])
+                if ((named_one ? cframe_at(w, a, oat, outer) : cframe_ahead(a, oat, outer)) < 0)
+                    ret = torn(w, TORN_GARBAGE);
+                while (ret == 0 && outer[0] && k < w->nseen && w->chain[k] != outer[0])
                     k++;
-                if (k == w->nseen)
+                if (ret == 0 && outer[0] && k == w->nseen)
                     ret = torn(w, TORN_GARBAGE);
             }
             /* A frame at a return had returned: the one named, when it began
