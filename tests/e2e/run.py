@@ -1352,7 +1352,11 @@ def interp_group(ctx, I):
                    for st, c in stacks.items()]
             bad = [b for b in bad if b[2]]
             total = sum(stacks.values())
-            P.expect(total >= SAMPLES_MIN * 3000, 'only %d samples kept of 3 s at 1 kHz' % total)
+            # (ticks the sampler missed on a busy machine are not its to keep)
+            m = re.search(r'(\d+) behind schedule', res.err_text)
+            due = 3000 - (int(m.group(1)) if m else 0)
+            P.expect(total >= SAMPLES_MIN * due, 'only %d samples kept of the %d ticks taken in 3 s at 1 kHz'
+                     % (total, due))
             m = re.search(r'(\d+) torn stack', res.err_text)
             torn = int(m.group(1)) if m else 0
             P.expect(torn <= FIB_TORN * max(total, 1), '%d samples dropped as torn, of %d (at most %g%%)'
