@@ -143,12 +143,14 @@ void snapshot_release(struct snapshot *sn);
  * state where they were last time (see walk_threads), innermost first.  A
  * walk is judged torn when a frame had returned or is garbage, or when no
  * stack could look as read (a frame's code that is no code; <= 3.10, a
- * generator outermost, or a frame at a return or yield whose caller was
- * read after it).  A torn walk is taken again at once, with a read of its
- * own, up to SNAP_TRIES times: a few microseconds later is the same instant
- * for the statistics, so that the samples kept are not biased against code
- * whose stack moves fast.  Frames that had to be read apart (a first look)
- * are kept: taking them again would favour stacks already read ahead.  A
+ * generator outermost, the outermost frame moving between the two reads of
+ * the frames, or a frame read apart from them).  A torn walk is taken again
+ * at once, with a read of its own, up to SNAP_TRIES times: a few
+ * microseconds later is the same instant for the statistics, so that the
+ * samples kept are not biased against code whose stack moves fast.  3.11+:
+ * frames that had to be read apart (a first look) are kept: taking them
+ * again would favour stacks already read ahead.  <= 3.10: the stack is kept
+ * from the innermost caller that did not move between the two reads (cut).  A
  * caller that cannot be calling the frame above it (it is at a load, a
  * return, not started, or at an instruction that cannot push that frame)
  * was the running frame when it was read, and the frames above it had

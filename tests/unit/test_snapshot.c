@@ -164,6 +164,29 @@ static uint64_t stack3(struct img *im, uint64_t interp, const uint64_t *codes,
 
 static const struct snap_opts walk_all = {.max_depth = WALK_MAX_DEPTH};
 
+/* leaf, mid and outer: three code objects of that bytecode (code_of). */
+static void three_codes(struct img *im, uint64_t *codes, struct at *a)
+{
+    static const char *const names[3] = {"leaf", "mid", "outer"};
+    for (int i = 0; i < 3; i++)
+        codes[i] = code_of(im, names[i], &a[i]);
+}
+
+/*
+ * A session on the image as it is now, and a snapshot of it, in place of
+ * those before (first: there were none).  snapshot_take's result.
+ */
+static int take_anew(struct session *s, struct snapshot *sn, struct img *im, int first)
+{
+    if (!first) {
+        snapshot_release(sn);
+        session_off(s);
+    }
+    session_on(s, im);
+    snapshot_init(sn);
+    return snapshot_take(s, sn, &walk_all);
+}
+
 /* A caller that cannot be calling was the running frame: the stack is kept from it. */
 TEST(caller_not_calling_cuts_the_stack)
 {
@@ -172,19 +195,15 @@ TEST(caller_not_calling_cuts_the_stack)
         img_init(&im, all_versions[v][0], all_versions[v][1], 0);
         uint64_t interp = img_interp(&im), codes[3], frames[3];
         struct at a[3];
-        codes[0] = code_of(&im, "leaf", &a[0]);
-        codes[1] = code_of(&im, "mid", &a[1]);
-        codes[2] = code_of(&im, "outer", &a[2]);
+        three_codes(&im, codes, a);
         /* mid at a plain load: leaf had returned when mid was read */
         const int64_t at[3] = {a[0].binop, a[1].load, a[2].call_cache};
         struct img_chunk c;
         stack3(&im, interp, codes, at, frames, &c);
         img_commit(&im);
         struct session s;
-        session_on(&s, &im);
         struct snapshot sn;
-        snapshot_init(&sn);
-        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        CHECK_INT(take_anew(&s, &sn, &im, 1), 0);
         static const char *const want[] = {"mid", "outer"};
         check_stack(&s, &sn, &im, want, 2);
         CHECK_U64(sn.cut, 1);
@@ -194,11 +213,7 @@ TEST(caller_not_calling_cuts_the_stack)
         else
             img_iframe_at(&im, frames[1], codes[1], a[1].call_cache, 0, frames[2]);
         img_commit(&im);
-        snapshot_release(&sn);
-        snapshot_init(&sn);
-        session_off(&s);
-        session_on(&s, &im);
-        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        CHECK_INT(take_anew(&s, &sn, &im, 0), 0);
         static const char *const all[] = {"leaf", "mid", "outer"};
         check_stack(&s, &sn, &im, all, 3);
         CHECK_U64(sn.cut, 0);
@@ -220,30 +235,22 @@ TEST(pushed_frame_needs_a_call_under_it)
         img_init(&im, all_versions[v][0], all_versions[v][1], 0);
         uint64_t interp = img_interp(&im), codes[3], frames[3];
         struct at a[3];
-        codes[0] = code_of(&im, "leaf", &a[0]);
-        codes[1] = code_of(&im, "mid", &a[1]);
-        codes[2] = code_of(&im, "outer", &a[2]);
+        three_codes(&im, codes, a);
         /* mid at an operator: it may call Python through C, not push leaf itself */
         const int64_t at[3] = {a[0].load, a[1].binop, a[2].call_cache};
         struct img_chunk c;
         stack3(&im, interp, codes, at, frames, &c);
         img_commit(&im);
         struct session s;
-        session_on(&s, &im);
         struct snapshot sn;
-        snapshot_init(&sn);
-        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        CHECK_INT(take_anew(&s, &sn, &im, 1), 0);
         static const char *const want[] = {"mid", "outer"};
         check_stack(&s, &sn, &im, want, 2);
         /* mid on its call's opcode: calling C on 3.11 and 3.12 (cut), maybe
          * leaf on 3.13 (kept). */
         img_iframe_at(&im, frames[1], codes[1], a[1].call, 0, frames[2]);
         img_commit(&im);
-        snapshot_release(&sn);
-        snapshot_init(&sn);
-        session_off(&s);
-        session_on(&s, &im);
-        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        CHECK_INT(take_anew(&s, &sn, &im, 0), 0);
         static const char *const all[] = {"leaf", "mid", "outer"};
         if (im.minor >= 13)
             check_stack(&s, &sn, &im, all, 3);
@@ -263,18 +270,14 @@ TEST(frame_at_a_return_had_left)
         img_init(&im, all_versions[v][0], all_versions[v][1], 0);
         uint64_t interp = img_interp(&im), codes[3], frames[3];
         struct at a[3];
-        codes[0] = code_of(&im, "leaf", &a[0]);
-        codes[1] = code_of(&im, "mid", &a[1]);
-        codes[2] = code_of(&im, "outer", &a[2]);
+        three_codes(&im, codes, a);
         const int64_t at[3] = {a[0].ret, a[1].call_cache, a[2].call_cache};
         struct img_chunk c;
         stack3(&im, interp, codes, at, frames, &c);
         img_commit(&im);
         struct session s;
-        session_on(&s, &im);
         struct snapshot sn;
-        snapshot_init(&sn);
-        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        CHECK_INT(take_anew(&s, &sn, &im, 1), 0);
         static const char *const gone[] = {"mid", "outer"};
         static const char *const all[] = {"leaf", "mid", "outer"};
         if (im.major == 3 && im.minor >= 12)
@@ -299,9 +302,7 @@ TEST(frame_pushed_since_is_taken_in)
         img_init(&im, all_versions[v][0], all_versions[v][1], 0);
         uint64_t interp = img_interp(&im), codes[3], frames[3];
         struct at a[3];
-        codes[0] = code_of(&im, "leaf", &a[0]);
-        codes[1] = code_of(&im, "mid", &a[1]);
-        codes[2] = code_of(&im, "outer", &a[2]);
+        three_codes(&im, codes, a);
         const int64_t at[3] = {a[0].load, a[1].call_cache, a[2].call_cache};
         struct img_chunk c;
         uint64_t ts = stack3(&im, interp, codes, at, frames, &c);
@@ -323,22 +324,14 @@ TEST(frame_pushed_since_is_taken_in)
         /* The frame above links elsewhere: not mid's. */
         img_f64(&im, frames[0], im.lay.if_previous, frames[2]);
         img_commit(&im);
-        snapshot_release(&sn);
-        snapshot_init(&sn);
-        session_off(&s);
-        session_on(&s, &im);
-        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        CHECK_INT(take_anew(&s, &sn, &im, 0), 0);
         check_stack(&s, &sn, &im, two, 2);
         /* Linked to mid, at a return: had returned, as every call leaves
          * its frame (3.11 clears it before it unlinks it, but a frame the
          * thread state did not name is not the one being cleared). */
         img_iframe_at(&im, frames[0], codes[0], a[0].ret, 0, frames[1]);
         img_commit(&im);
-        snapshot_release(&sn);
-        snapshot_init(&sn);
-        session_off(&s);
-        session_on(&s, &im);
-        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        CHECK_INT(take_anew(&s, &sn, &im, 0), 0);
         check_stack(&s, &sn, &im, two, 2);
         snapshot_release(&sn);
         session_off(&s);
@@ -366,10 +359,8 @@ TEST(torn_stack_tried_then_dropped)
         stack3(&im, interp, codes, at, frames, &c);
         img_commit(&im);
         struct session s;
-        session_on(&s, &im);
         struct snapshot sn;
-        snapshot_init(&sn);
-        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        CHECK_INT(take_anew(&s, &sn, &im, 1), 0);
         CHECK_INT(sn.st[0].status, -EINVAL);
         CHECK_U64(sn.retries, SNAP_TRIES - 1);
         CHECK_U64(sn.torn_tries[TORN_GEN_ROOT], SNAP_TRIES);
@@ -396,10 +387,8 @@ TEST(not_code_is_torn)
         stack3(&im, interp, codes, at, frames, &c);
         img_commit(&im);
         struct session s;
-        session_on(&s, &im);
         struct snapshot sn;
-        snapshot_init(&sn);
-        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        CHECK_INT(take_anew(&s, &sn, &im, 1), 0);
         CHECK_INT(sn.st[0].status, -EINVAL);
         CHECK_U64(sn.torn_tries[TORN_NOT_CODE], SNAP_TRIES);
         CHECK_U64(sn.torn_drops[TORN_NOT_CODE], 1);
@@ -438,18 +427,14 @@ TEST(torn_walk_taken_again_at_once)
         }
         uint64_t interp = img_interp(&im), codes[3], frames[3];
         struct at a[3];
-        codes[0] = code_of(&im, "leaf", &a[0]);
-        codes[1] = code_of(&im, "mid", &a[1]);
-        codes[2] = code_of(&im, "outer", &a[2]);
+        three_codes(&im, codes, a);
         const int64_t at[3] = {a[0].load, a[1].call_cache, a[2].call_cache};
         struct img_chunk c;
         uint64_t ts = stack3(&im, interp, codes, at, frames, &c);
         img_commit(&im);
         struct session s;
-        session_on(&s, &im);
         struct snapshot sn;
-        snapshot_init(&sn);
-        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0); /* reads ahead from now on */
+        CHECK_INT(take_anew(&s, &sn, &im, 1), 0); /* reads ahead from now on */
         /* The thread state names a garbage frame; by the next read, mid. */
         int off = im.lay.ts_frame >= 0 ? im.lay.ts_frame : im.lay.ts_current_frame;
         uint64_t bad = im.lay.frames == FRAME_OBJECTS ? frames[0] + 8 : frames[0] + 4;
@@ -493,18 +478,14 @@ TEST(frames_read_apart_are_kept_then_read_ahead)
         img_init(&im, all_versions[v][0], all_versions[v][1], 0);
         uint64_t interp = img_interp(&im), codes[3], frames[3];
         struct at a[3];
-        codes[0] = code_of(&im, "leaf", &a[0]);
-        codes[1] = code_of(&im, "mid", &a[1]);
-        codes[2] = code_of(&im, "outer", &a[2]);
+        three_codes(&im, codes, a);
         const int64_t at[3] = {a[0].load, a[1].call_cache, a[2].call_cache};
         struct img_chunk c;
         stack3(&im, interp, codes, at, frames, &c);
         img_commit(&im);
         struct session s;
-        session_on(&s, &im);
         struct snapshot sn;
-        snapshot_init(&sn);
-        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        CHECK_INT(take_anew(&s, &sn, &im, 1), 0);
         static const char *const all[] = {"leaf", "mid", "outer"};
         check_stack(&s, &sn, &im, all, 3);
         CHECK_U64(sn.retries, 0);
@@ -535,9 +516,7 @@ TEST(cframe_of_a_loop_left_is_passed_over)
         const struct pylayout *l = &im.lay;
         uint64_t interp = img_interp(&im), codes[3], frames[3];
         struct at a[3];
-        codes[0] = code_of(&im, "leaf", &a[0]);
-        codes[1] = code_of(&im, "mid", &a[1]);
-        codes[2] = code_of(&im, "outer", &a[2]);
+        three_codes(&im, codes, a);
         uint64_t ts = img_tstate(&im, interp, 0x7f00, 42);
         img_link_threads(&im, interp, &ts, 1);
         struct img_chunk c;
