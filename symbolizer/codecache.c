@@ -541,6 +541,10 @@ static int lookup(struct codecache *cc, const uint64_t *addrs, size_t n, struct 
         } else if (validate && e->gen != cc->gen) {
             e->gen = cc->gen;
             cc->pending[np++] = (size_t)(e - cc->v);
+        } else if (!validate && e->gen == 0) {
+            /* Found bad by a resolve: read again, as a code object not
+             * cached would be (else peek would say not code for good). */
+            reload(cc, e);
         }
         cc->found[i] = e ? (size_t)(e - cc->v) : SIZE_MAX;
     }

@@ -311,6 +311,37 @@ TEST(reused_by_a_non_code_object)
     img_release(&im);
 }
 
+/*
+ * A cached code object freed, its address found holding no code object by a
+ * resolve (the slot kept, marked bad), then a code object again: peek, which
+ * sees it first in every later walk, must read it afresh, or every stack
+ * through it is judged not code for good.
+ */
+TEST(peek_reloads_a_slot_found_bad)
+{
+    struct img im;
+    img_init_ex(&im, 3, 7, 0, 1);
+    uint64_t code = lined_code(&im, "m.py", "f", NULL);
+    uint64_t other = lined_code(&im, "n.py", "g", NULL);
+    img_commit(&im);
+    struct cc_env e;
+    env_init(&e, &im, im.t_code);
+    REQUIRE(resolve1(&e, code));
+    memset(img_at(&im, code, img_code_size(&im)), 0, img_code_size(&im));
+    img_w64(&im, code, 1);
+    img_f64(&im, code, im.lay.ob_type, im.t_int);
+    CHECK(resolve1(&e, code) == NULL);
+    struct code_entry *out = NULL;
+    CHECK_INT(codecache_peek(e.cc, &code, 1, &out), 1);
+    reuse_address(&im, code, other);
+    CHECK_INT(codecache_peek(e.cc, &code, 1, &out), 0);
+    REQUIRE(out);
+    CHECK_STR(func_name(&e, out), "g");
+    CHECK_STR(func_file(&e, out), "n.py");
+    env_release(&e);
+    img_release(&im);
+}
+
 TEST(not_code_is_null)
 {
     for (size_t v = 0; v < ARRAY_SIZE(versions); v++) {
