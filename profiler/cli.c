@@ -1,5 +1,7 @@
 #include "profiler/cli.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,6 +36,22 @@ int cli_fail(const char *fmt, ...)
     vreport(fmt, ap);
     va_end(ap);
     return 1;
+}
+
+int cli_write_stdout(const void *buf, size_t len)
+{
+    errno = 0;
+    if (len && fwrite(buf, 1, len, stdout) != len)
+        return errno ? errno : EIO;
+    /* A write that failed before (its buffer dropped) leaves the error flag, not a failing flush. */
+    if (fflush(stdout) != 0 || ferror(stdout))
+        return errno ? errno : EIO;
+    return 0;
+}
+
+void cli_ignore_sigpipe(void)
+{
+    signal(SIGPIPE, SIG_IGN);
 }
 
 int cli_error(const struct pserr *e)

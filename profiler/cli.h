@@ -21,6 +21,13 @@ int cli_error(const struct pserr *e);
  * an unknown option, or one missing its argument.
  */
 int cli_bad_option(const char *cmd, int c, char **argv);
+/* Writes len bytes to stdout and flushes: 0, or the errno of the write that failed. */
+int cli_write_stdout(const void *buf, size_t len);
+/*
+ * A reader of stdout that goes away (`| head`) makes writes fail with EPIPE,
+ * reported as an error like any other, instead of killing pystrobe silently.
+ */
+void cli_ignore_sigpipe(void);
 /* Parses a PID argument; 0 or a usage error (already printed). */
 int cli_parse_pid(const char *arg, pid_t *pid);
 

@@ -108,9 +108,10 @@ static int emit(const struct conv_opts *o, const struct profile *p, enum out_for
 {
     struct pserr err;
     if (!o->output) {
+        errno = 0;
         int ret = out_write(stdout, p, fmt, oo);
-        if (ret == 0 && fflush(stdout) != 0)
-            ret = -errno;
+        if (ret == 0 && (fflush(stdout) != 0 || ferror(stdout)))
+            ret = errno ? -errno : -EIO;
         if (ret < 0)
             return cli_fail("cannot write to stdout: %s", strerror(-ret));
         return 0;
@@ -144,6 +145,7 @@ int cmd_convert(int argc, char **argv)
     int ret = parse("convert", argc, argv, &o);
     if (ret != 0)
         return ret < 0 ? 0 : ret;
+    cli_ignore_sigpipe();
     if (o.format) {
         if (out_format_by_name(o.format, &fmt) < 0)
             return cli_usage("unknown format '%s': use one of %s", o.format, out_format_list());
@@ -170,6 +172,7 @@ int cmd_diff(int argc, char **argv)
     int ret = parse("diff", argc, argv, &o);
     if (ret != 0)
         return ret < 0 ? 0 : ret;
+    cli_ignore_sigpipe();
     if (o.output) {
         enum out_format fmt;
         if (out_format_by_path(o.output, &fmt) == 0 && fmt != OUT_FLAMEGRAPH)
@@ -193,11 +196,12 @@ int cmd_diff(int argc, char **argv)
     if (o.top > 0) {
         struct strbuf sb = STRBUF_INIT;
         diff_top_text(&p[0], &p[1], (size_t)o.top, &sb);
-        fputs(sb.buf, stdout);
+        int e = cli_write_stdout(sb.buf, sb.len);
         sb_release(&sb);
-        fflush(stdout);
+        if (e)
+            ret = cli_fail("cannot write to stdout: %s", strerror(e));
     }
-    if (o.top < 0 || o.output) {
+    if (ret == 0 && (o.top < 0 || o.output)) {
         struct strbuf t = STRBUF_INIT;
         if (o.title)
             sb_adds(&t, o.title);

@@ -488,6 +488,7 @@ int cmd_dump(int argc, char **argv)
     if (!pid && !core)
         return cli_usage("dump needs a process: -p PID, or a core file: --core CORE");
 
+    cli_ignore_sigpipe();
     struct session s;
     struct pserr err;
     if ((ret = core ? session_attach_core(&s, core, exe, &err) : session_attach(&s, pid, &err)) < 0)
@@ -535,10 +536,10 @@ int cmd_dump(int argc, char **argv)
             out.len = 0;
         pyval_free(x.pv);
         srcfiles_free(x.src);
-        fwrite(out.buf, 1, out.len, stdout);
+        int e = cli_write_stdout(out.buf, out.len);
         sb_release(&out);
-        if (fflush(stdout) != 0)
-            status = cli_fail("cannot write the dump: %s", strerror(errno));
+        if (e)
+            status = cli_fail("cannot write the dump to stdout: %s", strerror(e));
         if (ns)
             native_note(nstack_stats(ns));
     }
