@@ -105,7 +105,7 @@ static const char record_help[] =
     "\n"
     "  -p, --pid PID         the process to sample\n"
     "  -- COMMAND [ARGS...]  run COMMAND and sample it until it exits\n"
-    "  -o, --output FILE     where the profile goes\n"
+    "  -o, --output FILE     where the profile goes (- for stdout)\n"
     "                        (default pystrobe-PID-YYYYmmddTHHMMSS.EXT)\n"
     "  -f, --format FORMAT   flamegraph (interactive SVG, the default), folded\n"
     "                        (flamegraph.pl, inferno, speedscope read it), speedscope\n"
