@@ -493,7 +493,12 @@ static void keep_stacks(struct session *s, struct snapshot *sn)
             end += t->depth;
             continue;
         }
-        tr->stack_ok = t->status >= 0;
+        /* Kept for reuse only when the thread had not run since the look
+         * before this snapshot's reads: its thread state and frames are
+         * read before its kernel state, and one that ran up to a long wait
+         * in between would have a stack from before the wait reused for
+         * all of it. */
+        tr->stack_ok = t->status >= 0 && t->still;
         if (!tr->stack_ok)
             continue;
         GROW(tr->stack, tr->stackcap, t->depth + 1);
@@ -609,6 +614,7 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
         if (o->gil_only && !t->gil && !o->want_cpu)
             continue;
         int kept = (want_state || o->want_cpu) && kernel_state(s, sn, tr, sn->threads[i].tstate, t, o);
+        t->still = kept;
         if (o->active_only && t->ts != TS_RUNNING)
             continue;
         if (o->gil_only && !t->gil)

@@ -9,6 +9,10 @@
  * the cframe of an eval loop left is passed over (3.11, 3.12).
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "test.h"
 
@@ -574,4 +578,102 @@ TEST(cframe_of_a_loop_left_is_passed_over)
         session_off(&s);
         img_release(&im);
     }
+}
+
+/* A thread of this process blocked in read() until told to end. */
+struct sleeper {
+    pthread_t th;
+    int fds[2];
+    volatile pid_t tid;
+};
+
+static void *sleep_in_read(void *arg)
+{
+    struct sleeper *z = arg;
+    char c;
+    z->tid = (pid_t)syscall(SYS_gettid);
+    while (read(z->fds[0], &c, 1) < 0 && errno == EINTR)
+        ;
+    return NULL;
+}
+
+/*
+ * A thread's frames are read before its kernel state: one that ran up to a
+ * long wait in between was read as it ran.  That stack is its stack of
+ * that snapshot, but reused for the ticks after (the thread has not run
+ * since its kernel state was read) it would stand for the whole wait.  It
+ * is reused only as read once the thread was seen off CPU before the read.
+ * (The kernel state is this process's own blocked thread; 3.11+, whose
+ * thread state holds the tid.)
+ */
+TEST(stack_read_before_a_wait_is_not_reused_for_it)
+{
+    struct sleeper z = {.tid = 0};
+    REQUIRE(pipe(z.fds) == 0);
+    REQUIRE(pthread_create(&z.th, NULL, sleep_in_read, &z) == 0);
+    for (int k = 0; k < 2000 && !z.tid; k++)
+        usleep(1000);
+    REQUIRE(z.tid > 0);
+    /* Blocked in read() for good: its state letter is no longer R. */
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/schedstat", (int)z.tid);
+    unsigned long long run = 0, wait = 0, switches = 0;
+    FILE *f = fopen(path, "r");
+    int sched = f && fscanf(f, "%llu %llu %llu", &run, &wait, &switches) == 3 && switches > 0;
+    if (f)
+        fclose(f);
+    usleep(20000);
+    for (size_t v = 0; sched && v < ARRAY_SIZE(all_versions); v++) {
+        if (all_versions[v][0] < 3 || (all_versions[v][0] == 3 && all_versions[v][1] < 11))
+            continue;
+        struct img im;
+        img_init(&im, all_versions[v][0], all_versions[v][1], 0);
+        const struct pylayout *l = &im.lay;
+        uint64_t interp = img_interp(&im), codes[3], frames[3];
+        struct at a[3];
+        struct img_chunk c;
+        three_codes(&im, codes, a);
+        const int64_t at[3] = {a[0].load, a[1].call_cache, a[2].call_cache};
+        uint64_t ts = stack3(&im, interp, codes, at, frames, &c);
+        img_f64(&im, ts, l->ts_native_thread_id, (uint64_t)z.tid);
+        img_commit(&im);
+        struct session s;
+        session_on(&s, &im);
+        s.pid = s.rt.pid = getpid();
+        struct snapshot sn;
+        snapshot_init(&sn);
+        const struct snap_opts o = {.max_depth = WALK_MAX_DEPTH, .want_state = 1};
+        static const char *const all[] = {"leaf", "mid", "outer"};
+        static const char *const two[] = {"mid", "outer"};
+        /* Read running in leaf; the kernel state, read after, says off CPU. */
+        CHECK_INT(snapshot_take(&s, &sn, &o), 0);
+        check_stack(&s, &sn, &im, all, 3);
+        CHECK_INT(sn.st[0].state != 'R', 1);
+        /* It had gone back to mid to wait there: the thread state says so
+         * from the next read, while the kernel state stays as it was. */
+        uint64_t at_mid = img_instr(&im, codes[1], a[1].load);
+        mem_buffer_write(im.m, frames[1] + (uint64_t)l->if_instr, &at_mid, 8);
+        uint64_t top = frames[1];
+        if (l->ts_current_frame >= 0)
+            mem_buffer_write(im.m, ts + (uint64_t)l->ts_current_frame, &top, 8);
+        else
+            mem_buffer_write(im.m, img_r64(&im, ts + (uint64_t)l->ts_cframe) + (uint64_t)l->cf_current_frame,
+                             &top, 8);
+        CHECK_INT(snapshot_take(&s, &sn, &o), 0);
+        CHECK_U64(sn.stacks_reused, 0);
+        check_stack(&s, &sn, &im, two, 2);
+        /* Still since: reused from now on, as read then. */
+        CHECK_INT(snapshot_take(&s, &sn, &o), 0);
+        CHECK_U64(sn.stacks_reused, 1);
+        check_stack(&s, &sn, &im, two, 2);
+        snapshot_release(&sn);
+        session_off(&s);
+        img_release(&im);
+    }
+    REQUIRE(write(z.fds[1], "x", 1) == 1);
+    pthread_join(z.th, NULL);
+    close(z.fds[0]);
+    close(z.fds[1]);
+    if (!sched)
+        SKIP("no scheduler statistics in /proc (schedstat): nothing tells a thread that has not run");
 }
