@@ -167,6 +167,12 @@ static int scan_austin(const struct scan *sc)
     return !sc->not_austin && sc->stacks > 0;
 }
 
+static int plausible(const char *s, size_t n);
+
+/*
+ * The dialect of text[0..n): decided by the lines before the first that
+ * cannot be a stack in either (as a stream decides it, see struct stream).
+ */
 static int austin_input(const char *text, size_t n, int *one_pid)
 {
     struct scan sc = SCAN_INIT;
@@ -175,7 +181,8 @@ static int austin_input(const char *text, size_t n, int *one_pid)
         const char *nl = memchr(line, '\n', n - i);
         size_t len = nl ? (size_t)(nl - line) : n - i;
         i += len + 1;
-        if (!scan_line(&sc, line, len))
+        if (memchr(line, '\0', len) || len > FOLDEDIN_MAX_LINE || !scan_line(&sc, line, len) ||
+            !plausible(line, len))
             break;
     }
     *one_pid = sc.one_pid;
