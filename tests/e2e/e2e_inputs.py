@@ -10,11 +10,16 @@ MEM_MAX); a FIFO, a device or a directory named as the input must be
 refused at once rather than opened (a FIFO's open would wait for a writer
 for ever).  Standard input stays allowed, whatever it is.
 
+Files a live target names are its to swap: a target in a mount namespace
+of its own puts a FIFO over its own executable, and `dump -p` must still
+read it (through /proc/PID/map_files) rather than wait on the FIFO.
+
 Nothing here asserts a timing: the budgets only tell a hang from slowness
 on a busy machine.
 """
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import time
@@ -22,6 +27,20 @@ import time
 MEM_MAX = 64 << 10        # KiB: the peak resident size allowed on an endless input
 AS_LIMIT = 2 << 30        # bytes of address space given to pystrobe (an unbounded reader fails, not the machine)
 T_BUDGET = 120            # seconds before a run counts as hung
+SYSTEM_PYTHON = '/usr/bin/python3'
+FIFO_TARGET = r"""
+import os, subprocess, sys, time
+exe = os.path.realpath(sys.executable)
+try:
+    subprocess.check_call(['mount', '--bind', sys.argv[1], exe], stderr=subprocess.DEVNULL)
+except (OSError, subprocess.CalledProcessError) as e:
+    print('NOMOUNT %s' % e, flush=True)
+    sys.exit(0)
+print('READY %s' % exe, flush=True)
+def parked():
+    time.sleep(600)  # @parked
+parked()
+"""
 T_ENDLESS = 600           # the same for 1 GiB of valid lines on a loaded machine
 FORMATS = (('flamegraph', 'svg'), ('folded', 'folded'), ('speedscope', 'json'), ('pprof', 'pb.gz'))
 NOT_FILE = 'not a regular file'
@@ -116,7 +135,7 @@ def group(ctx, rt):
             P = rt.Problems()
             r = fn(d, P)
             if r is not None:
-                left = sorted(set(os.listdir(d)) - {'stdout', 'stderr', 'in.folded', 'fifo', 'base.folded'})
+                left = sorted(set(os.listdir(d)) - {'stdout', 'stderr', 'in.folded', 'fifo', 'base.folded', 'target.py'})
                 P.expect(not left, 'files left behind: %r' % left)
             P.fail_if_any(r.describe() if r is not None else '')
         R.case(pfx + name, wrapped)
@@ -260,3 +279,26 @@ def group(ctx, rt):
                                '(a whole number)\n'])
         return r
     case('convert-message-whole', long_count)
+
+    # -- what a live target names
+    def target_fifo_over_exe(d, P):
+        if os.geteuid() != 0 or not shutil.which('unshare') or not os.path.exists(SYSTEM_PYTHON):
+            raise rt.Skip('needs root, unshare and %s (a mount namespace for the target)' % SYSTEM_PYTHON)
+        script = write(d, 'target.py', FIFO_TARGET.encode())
+        fifo = fifo_of(d)
+        t = rt.spawn(['unshare', '-m', '--propagation', 'private', SYSTEM_PYTHON, script, fifo],
+                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            line = t.stdout.readline().decode('utf-8', 'replace').strip()
+            if line.startswith('NOMOUNT') or not line:
+                raise rt.Skip('the target cannot bind-mount in its namespace: %s' % (line or 'no output'))
+            r = run_measured(rt, d, ['dump', '-p', str(t.pid)])
+        finally:
+            rt._kill(t)
+        out = r.out.decode('utf-8', 'replace')
+        P.expect(not r.timed_out, 'no end within %d s (killed): waiting on the FIFO?' % T_BUDGET)
+        P.expect(r.rc == 0, 'exit status %s, expected 0' % r.rc)
+        P.expect('parked (%s:' % script in out, 'the target\'s stack is not in the dump:\n%s' % out[:1500])
+        os.unlink(script)
+        return r
+    case('dump-target-fifo-over-executable', target_fifo_over_exe)
