@@ -691,8 +691,8 @@ int folded_read_fd(struct profile *p, int fd, const char *name, uint64_t max_inp
         s.used += (uint64_t)got;
         ret = got ? take(&s, buf, (size_t)got) : take_end(&s);
         if (ret == 0 && s.again)
-            ret = rewind_input(&s);
-        else if (ret < 0 || got == 0)
+            ret = rewind_input(&s); /* and read on from the start */
+        else if (got == 0)
             break;
         if (ret < 0)
             break;
