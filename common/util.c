@@ -1,11 +1,14 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static void die_oom(void)
 {
@@ -294,4 +297,67 @@ int parse_seconds(const char *s, double *out)
         return -1;
     *out = v;
     return 0;
+}
+
+int open_regular(const char *path, struct stat *st)
+{
+    memset(st, 0, sizeof(*st));
+    int pfd = open(path, O_PATH | O_CLOEXEC);
+    if (pfd < 0)
+        return -errno;
+    if (fstat(pfd, st) < 0) {
+        int e = errno;
+        close(pfd);
+        return -e;
+    }
+    if (!S_ISREG(st->st_mode)) {
+        close(pfd);
+        return -EINVAL;
+    }
+    char self[64];
+    snprintf(self, sizeof(self), "/proc/self/fd/%d", pfd);
+    int fd = open(self, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    int e = errno;
+    if (fd < 0 && e == ENOENT) {
+        /* No /proc: open the name again, and keep it only if it is still that file. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        e = errno;
+    }
+    close(pfd);
+    if (fd < 0)
+        return -e;
+    struct stat now;
+    if (fstat(fd, &now) < 0 || !S_ISREG(now.st_mode) || now.st_dev != st->st_dev ||
+        now.st_ino != st->st_ino) {
+        close(fd);
+        return -EINVAL;
+    }
+    /* Reads of a regular file never block; the flag only kept the open from doing so. */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    *st = now;
+    return fd;
+}
+
+const char *file_kind(unsigned mode)
+{
+    switch (mode & S_IFMT) {
+    case S_IFREG:
+        return "a regular file";
+    case S_IFDIR:
+        return "a directory";
+    case S_IFIFO:
+        return "a FIFO";
+    case S_IFCHR:
+        return "a character device";
+    case S_IFBLK:
+        return "a block device";
+    case S_IFSOCK:
+        return "a socket";
+    case S_IFLNK:
+        return "a symbolic link";
+    default:
+        return "not a regular file";
+    }
 }

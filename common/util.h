@@ -89,6 +89,20 @@ size_t sb_add_utf8(struct strbuf *sb, const char *s, size_t n);
 /* The last component of a path ("libpython3.12.so" of "/usr/lib/libpython3.12.so"). */
 const char *path_base(const char *path);
 
+struct stat;
+/*
+ * Opens path read-only if it is a regular file, and opens nothing else: the
+ * name is resolved once without opening what it names (O_PATH), that file
+ * is checked (fstat into *st), and only a regular one is reopened through
+ * its descriptor, so a device, FIFO or socket put under the name is never
+ * opened (no blocking open, no device side effects).  Returns the
+ * descriptor, or a negative errno: -EINVAL when the file is not regular
+ * (st->st_mode says what it is; see file_kind).
+ */
+int open_regular(const char *path, struct stat *st);
+/* What a file of this st_mode is, for messages: "a FIFO", "a directory"... */
+const char *file_kind(unsigned mode);
+
 /* Parses a whole decimal string into *out; -1 on junk or overflow. */
 int parse_long(const char *s, long *out);
 /* Parses a decimal number of seconds with an optional fraction ("2", "0.5"). */

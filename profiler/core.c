@@ -582,9 +582,10 @@ static char *live_path(const char *path)
  */
 static int open_candidate(struct core *c, size_t i, const char *path, struct pserr *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    int fd = open_regular(path, &st);
     if (fd < 0)
-        return -errno;
+        return fd;
     unsigned char want[BUILD_ID_MAX], have[BUILD_ID_MAX];
     int nw = mem_build_id(c, i, want);
     if (nw < 0)
@@ -623,7 +624,8 @@ static int open_file_of(struct core *c, size_t i, struct pserr *err)
     }
     if (fd < 0 && fd != -ESTALE)
         pserr_set(err, -fd, "cannot open %.300s, mapped by process %d of core %.300s: %s%s",
-                  path, (int)core_pid(c), c->path, strerror(-fd),
+                  path, (int)core_pid(c), c->path,
+                  fd == -EINVAL ? "not a regular file" : strerror(-fd),
                   c->exe ? "" : " (with --exe, files missing here are looked for beside it)");
     free(path);
     return fd;
@@ -670,12 +672,20 @@ static void find_exe(struct core *c)
 /* --exe must be the executable the core shows, when the core saved its build-id. */
 static int check_exe(struct core *c, struct pserr *err)
 {
-    if (access(c->exe, R_OK) < 0)
-        return pserr_set(err, errno, "cannot read --exe %s: %s", c->exe, strerror(errno));
+    struct stat st;
+    int fd = open_regular(c->exe, &st);
+    if (fd == -EINVAL)
+        return pserr_set(err, EINVAL, "--exe %s is %s, not a regular file: give the Python "
+                         "executable the core's process ran", c->exe, file_kind(st.st_mode));
+    if (fd < 0)
+        return pserr_set(err, -fd, "cannot read --exe %s: %s", c->exe, strerror(-fd));
+    close(fd);
     for (size_t i = 0; c->exe_path && i < c->nfiles; i++) {
         if (strcmp(c->files[i].path, c->exe_path) != 0)
             continue;
-        int fd = open_candidate(c, i, c->exe, err);
+        fd = open_candidate(c, i, c->exe, err);
+        if (fd < 0 && fd != -ESTALE)
+            return pserr_set(err, -fd, "cannot read --exe %s: %s", c->exe, strerror(-fd));
         if (fd < 0)
             return fd;
         close(fd);
@@ -689,14 +699,15 @@ int core_open(const char *path, const char *exe, struct core **out, struct pserr
     c->path = xstrdup(path);
     c->exe = exe ? xstrdup(exe) : NULL;
     int ret;
-    c->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (c->fd < 0) {
-        ret = pserr_set(err, errno, "cannot open core %s: %s", path, strerror(errno));
+    struct stat st;
+    c->fd = open_regular(path, &st);
+    if (c->fd == -EINVAL) {
+        ret = pserr_set(err, ENOEXEC, "%s is not a core file (%s, not a regular file): give a "
+                        "core written by gcore or the kernel", path, file_kind(st.st_mode));
         goto fail;
     }
-    struct stat st;
-    if (fstat(c->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        ret = pserr_set(err, ENOEXEC, "%s is not a core file (not a regular file)", path);
+    if (c->fd < 0) {
+        ret = pserr_set(err, -c->fd, "cannot open core %s: %s", path, strerror(-c->fd));
         goto fail;
     }
     c->size = (uint64_t)st.st_size;

@@ -359,6 +359,7 @@ static int same_file(int fd, const struct mem_region *r)
 int proc_open_mapped(pid_t pid, const struct mem_region *r, int is_exe)
 {
     char path[4200];
+    struct stat st;
     int fd, err = -ENOENT;
     static const char deleted[] = " (deleted)";
     size_t plen = strlen(r->path);
@@ -366,28 +367,28 @@ int proc_open_mapped(pid_t pid, const struct mem_region *r, int is_exe)
                      strcmp(r->path + plen - (sizeof(deleted) - 1), deleted) == 0;
     if (r->path[0] == '/' && !is_deleted) {
         snprintf(path, sizeof(path), "/proc/%d/root%s", (int)pid, r->path);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
+        fd = open_regular(path, &st);
         if (fd >= 0) {
             if (same_file(fd, r))
                 return fd;
             close(fd);
         } else {
-            err = -errno;
+            err = fd;
         }
     }
     snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, r->start,
              r->end);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    fd = open_regular(path, &st);
     if (fd >= 0) {
         if (same_file(fd, r))
             return fd;
         close(fd);
     } else if (err == -ENOENT) {
-        err = -errno;
+        err = fd;
     }
     if (is_exe) {
         snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
+        fd = open_regular(path, &st);
         if (fd >= 0) {
             if (same_file(fd, r))
                 return fd;

@@ -83,8 +83,9 @@ int proc_syscall_parse(const char *buf, size_t n, long *nr, uint64_t *arg0);
  * Opens the file behind a mapping of pid, such that containers (another mount
  * namespace) and deleted files work: /proc/PID/root/PATH when it is the same
  * file (device and inode match the mapping), else /proc/PID/map_files/START-END,
- * else, for the main executable, /proc/PID/exe.  Returns an fd or a negative
- * errno.
+ * else, for the main executable, /proc/PID/exe.  The target controls what
+ * its names lead to: only regular files are opened (never a FIFO or a device
+ * put in the file's place).  Returns an fd or a negative errno.
  */
 int proc_open_mapped(pid_t pid, const struct mem_region *r, int is_exe);
 

@@ -51,14 +51,18 @@ void srcfiles_free(struct srcfiles *sf)
     free(sf);
 }
 
-/* Reads a whole regular file of at most SRCFILE_MAX_BYTES.  0 or a negative errno. */
+/*
+ * Reads a whole regular file of at most SRCFILE_MAX_BYTES.  0 or a negative
+ * errno.  The target names the file: anything else there (a device, a FIFO)
+ * is not even opened.
+ */
 static int read_file(const char *path, char **data, size_t *len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     struct stat st;
+    int fd = open_regular(path, &st);
     if (fd < 0)
-        return -errno;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)SRCFILE_MAX_BYTES) {
+        return fd;
+    if (st.st_size > (off_t)SRCFILE_MAX_BYTES) {
         close(fd);
         return -EINVAL;
     }

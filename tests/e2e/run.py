@@ -59,6 +59,7 @@ import e2e_greenlets  # noqa: E402  (dump --greenlets)
 import e2e_glrecord  # noqa: E402  (record --greenlets, locks)
 import e2e_truth  # noqa: E402  (shares against a target that times itself)
 import e2e_outfiles  # noqa: E402  (output files where a user planted links, FIFOs; stdout errors)
+import e2e_inputs  # noqa: E402  (hostile input files: convert, diff, dump --core)
 THREADS_PY = os.path.join(TARGETS, 'threads.py')
 
 FILES = {
@@ -2175,6 +2176,7 @@ def main():
     groups.append(lambda: e2e_outfiles.group(ctx, interps, here))
     groups.insert(0, lambda: errors_group(ctx, interps))
     groups.insert(1, lambda: formats_group(ctx, interps))
+    groups.insert(2, lambda: e2e_inputs.group(ctx, here))
     if not interps:
         runner.report('SKIP', 'interpreters', 'no Python interpreter found')
     interrupted = False

@@ -551,3 +551,91 @@ TEST(core_mutated_headers_never_crash)
     free(whole);
     cleanup();
 }
+
+/* ---- what is not a file ---------------------------------------------------- */
+
+/* A FIFO or a device given as the core, or as --exe, is refused by name and never opened (a FIFO's open blocks). */
+TEST(core_fifo_or_device_refused)
+{
+    make_tmpdir();
+    char fifo[128], lib[128];
+    snprintf(fifo, sizeof(fifo), "%s/fifo", tmpdir);
+    snprintf(lib, sizeof(lib), "%s/libfoo.so", tmpdir);
+    REQUIRE(mkfifo(fifo, 0600) == 0);
+    struct pserr err;
+    CHECK_INT(open_err(fifo, &err), -ENOEXEC);
+    CHECK(strstr(err.msg, "not a core file (a FIFO, not a regular file)") != NULL);
+    CHECK_INT(open_err("/dev/zero", &err), -ENOEXEC);
+    CHECK(strstr(err.msg, "not a core file (a character device, not a regular file)") != NULL);
+    make_mapped(lib, 0);
+    struct spec s = good_spec(lib);
+    const char *core = make_core(&s, "core");
+    struct mem *m = NULL;
+    CHECK(mem_open_core(core, fifo, &m, &err) < 0);
+    CHECK(strstr(err.msg, "--exe") && strstr(err.msg, "is a FIFO, not a regular file"));
+    mem_free(m);
+    cleanup();
+}
+
+/* A file the core names that is now a FIFO: its bytes are unreadable, and nothing waits on it. */
+TEST(core_mapped_fifo_never_opened)
+{
+    make_tmpdir();
+    char fifo[128];
+    snprintf(fifo, sizeof(fifo), "%s/libfoo.so", tmpdir);
+    REQUIRE(mkfifo(fifo, 0600) == 0);
+    struct spec s = good_spec(fifo);
+    struct mem *m;
+    struct pserr err;
+    REQUIRE(mem_open_core(make_core(&s, "core"), NULL, &m, &err) == 0);
+    unsigned char b = 0;
+    CHECK_INT(mem_read(m, ANON_ADDR, &b, 1), 0);
+    CHECK_INT(mem_read(m, FILE_ADDR, &b, 1), -EFAULT);
+    const struct mem_region *r = mem_find_region(m, FILE_ADDR);
+    REQUIRE(r != NULL);
+    CHECK(mem_open_mapped(m, r) < 0);
+    CHECK(mem_mapped_error(m) && strstr(mem_mapped_error(m), "not a regular file"));
+    mem_free(m);
+    cleanup();
+}
+
+/* A core cut at every length: an error that says so, or a core whose reads stay in bounds. */
+TEST(core_truncated_anywhere)
+{
+    make_tmpdir();
+    char lib[128], cut[128];
+    snprintf(lib, sizeof(lib), "%s/libfoo.so", tmpdir);
+    snprintf(cut, sizeof(cut), "%s/cut", tmpdir);
+    make_mapped(lib, 0);
+    struct spec s = good_spec(lib);
+    const char *path = make_core(&s, "core");
+    struct stat st;
+    REQUIRE(stat(path, &st) == 0);
+    unsigned char *whole = xmalloc((size_t)st.st_size);
+    int fd = open(path, O_RDONLY);
+    REQUIRE(fd >= 0 && read(fd, whole, (size_t)st.st_size) == st.st_size);
+    close(fd);
+    size_t opened = 0;
+    write_file(cut, whole, (size_t)st.st_size);
+    /* Shorter and shorter: one file cut again each time. */
+    for (size_t len = (size_t)st.st_size; len-- > 0;) {
+        REQUIRE(truncate(cut, (off_t)len) == 0);
+        struct mem *m = NULL;
+        struct pserr err = {0};
+        if (mem_open_core(cut, NULL, &m, &err) == 0) {
+            unsigned char b[64];
+            opened++;
+            mem_maps(m);
+            mem_read(m, ANON_ADDR, b, sizeof(b));
+            mem_read(m, ANON_ADDR + 4096 - 8, b, 8);
+            mem_read(m, FILE_ADDR, b, sizeof(b));
+            mem_free(m);
+        } else if (len >= SELFMAG && !strstr(err.msg, "cut short")) {
+            TEST_FAILF("cut at %zu of %lld: \"%s\"", len, (long long)st.st_size, err.msg);
+        }
+    }
+    /* Every cut that leaves out saved bytes is refused. */
+    CHECK_INT(opened, 0);
+    free(whole);
+    cleanup();
+}

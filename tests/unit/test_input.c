@@ -1,7 +1,11 @@
 /* The folded-stack reader (convert, diff) and the comparison of two profiles. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "test.h"
 
@@ -405,4 +409,212 @@ TEST(profile_label_parsing)
     profile_parse_label("x ()", &f);
     CHECK_STR(f.name, "x ()");
     free(f.label); free(f.name); free(f.file);
+}
+
+/* ---- reading from a descriptor: streamed, bounded ---- */
+
+/* A child that writes `unit` over and over to fd (after `first`), until killed. */
+static pid_t endless_writer(int fd, const char *first, const char *unit, size_t unitlen)
+{
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        if (first && write(fd, first, strlen(first)) < 0)
+            _exit(0);
+        for (;;)
+            if (write(fd, unit, unitlen) < 0)
+                _exit(0);
+    }
+    return pid;
+}
+
+static void stop_writer(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+/* Reads a pipe that never ends: the reader must stop by itself with msg. */
+static void expect_pipe_error(const char *first, const char *unit, size_t unitlen, uint64_t max,
+                              const char *msg)
+{
+    int fds[2];
+    REQUIRE(pipe(fds) == 0);
+    pid_t w = endless_writer(fds[1], first, unit, unitlen);
+    close(fds[1]);
+    struct profile p;
+    struct pserr err = {0};
+    profile_init(&p);
+    CHECK(folded_read_fd(&p, fds[0], "pipe", max, &err) < 0);
+    if (strcmp(err.msg, msg) != 0)
+        TEST_FAILF("message \"%s\", expected \"%s\"", err.msg, msg);
+    profile_release(&p);
+    close(fds[0]);
+    stop_writer(w);
+}
+
+/* An endless input ends at its first bad line, or at the limit: never read to its end. */
+TEST(folded_read_fd_stops_at_first_bad_line_or_limit)
+{
+    static const char zeros[4096];
+    expect_pipe_error("a;b 1\n", zeros, sizeof(zeros), FOLDEDIN_MAX_INPUT,
+                      "pipe:2: a NUL byte: this is not folded text");
+    expect_pipe_error(NULL, zeros, sizeof(zeros), FOLDEDIN_MAX_INPUT,
+                      "pipe:1: a NUL byte: this is not folded text");
+    expect_pipe_error("a;b 1\n\n", "aaaaaaaa", 8, FOLDEDIN_MAX_INPUT, "pipe:3: line longer than 16 MiB");
+    expect_pipe_error("a;b 1\n", "a;b\n", 4, FOLDEDIN_MAX_INPUT,
+                      "pipe:2: no sample count at the end (expected \"frame;frame;... COUNT\")");
+    /* Lines that look like austin's keep the dialect open: a bad one still ends the reading. */
+    expect_pipe_error("P1;T1;f 1\n", "P1;T1;f\n", 8, FOLDEDIN_MAX_INPUT,
+                      "pipe:2: no sample count at the end (expected \"frame;frame;... COUNT\")");
+    expect_pipe_error(NULL, "a;b 1\n", 6, 1u << 20, "pipe is larger than 1 MiB: more than pystrobe reads as a profile");
+    expect_pipe_error(NULL, "P1;T1;f 1\n", 10, 1u << 20,
+                      "pipe is larger than 1 MiB: more than pystrobe reads as a profile");
+}
+
+/* The folded form of text read from a pipe (written by a child, in small pieces) and from a file. */
+static char *stream_of(const char *text, int from_file, int *ret, struct pserr *err)
+{
+    struct profile p;
+    int fd;
+    pid_t w = -1;
+    char path[] = "/tmp/pystrobe-input-XXXXXX";
+    size_t n = strlen(text);
+    if (from_file) {
+        fd = mkstemp(path);
+        REQUIRE(fd >= 0);
+        unlink(path);
+        /* Something before where the input starts: it is read again from there, not from 0. */
+        REQUIRE(write(fd, "junk\0", 5) == 5 && write(fd, text, n) == (ssize_t)n);
+        REQUIRE(lseek(fd, 5, SEEK_SET) == 5);
+    } else {
+        int fds[2];
+        REQUIRE(pipe(fds) == 0);
+        w = fork();
+        REQUIRE(w >= 0);
+        if (w == 0) {
+            close(fds[0]);
+            for (size_t i = 0; i < n; i += 3)
+                if (write(fds[1], text + i, n - i < 3 ? n - i : 3) < 0)
+                    _exit(1);
+            _exit(0);
+        }
+        close(fds[1]);
+        fd = fds[0];
+    }
+    profile_init(&p);
+    *ret = folded_read_fd(&p, fd, "in", FOLDEDIN_MAX_INPUT, err);
+    char *out = *ret == 0 ? folded_of(&p) : NULL;
+    profile_release(&p);
+    close(fd);
+    if (w > 0)
+        waitpid(w, NULL, 0);
+    return out;
+}
+
+/* Read from a pipe or a file, any text gives what it gives from memory (austin's dialect included). */
+TEST(folded_read_fd_same_as_memory)
+{
+    static const char *const texts[] = {
+        "P5;T1;f (a.py:1) 1\nP5;g (a.py:2) 2\n",
+        "P5;T1;f (a.py:1) 1\nx 0\nP5;T2;g (a.py:2) 2\n",
+        "# austin: 3.6.0\n# interval: 100\n# mode: wall\n\n"
+        "P4242;T0:4243;/srv/app.py:<module>:30;/srv/app.py:main:25 11\nP4242;T0:4250;/srv/w.py:run:9 2\n",
+        "P7;T0:8;/a.py:f:1 120,0,-4096\nP7;T0:8;/a.py:f:1;:GC: 30,1,512\n",
+        "P1;T0:5;/a.py:f:1 1\nP2;T0:6;/a.py:f:1 1\n",
+        "P1;T0:5;/a.py:f:1 1,0,0\nx 1\n",
+        "Thread 7fc9be36fb80;<module> (/x/site.py);L62;main (/x/site.py);L518 1075\n",
+        "a;b;c 1\n\n  \na;b;d 2\n# x: y\na;b 3\na 1\nb;c;d;e 1",
+        "\xEF\xBB\xBF" "a;b 1\n",
+        "\xEF\xBB\xBF" "P1;T0:2;f 1\n",
+        "a;b 1\nP1;T2;\0;x 1\n",
+    };
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        const char *t = texts[i];
+        size_t n = strlen(t);
+        if (i == sizeof(texts) / sizeof(texts[0]) - 1)
+            n = 18;
+        struct profile p;
+        struct pserr err = {0}, e2 = {0};
+        profile_init(&p);
+        int want_ret = folded_read(&p, t, n, "in", &err);
+        char *want = want_ret == 0 ? folded_of(&p) : NULL;
+        profile_release(&p);
+        for (int from_file = 0; from_file < 2; from_file++) {
+            int ret;
+            char *got;
+            if (n != strlen(t)) {
+                /* (the text holds a NUL: written whole, not as a string) */
+                char path[] = "/tmp/pystrobe-input-XXXXXX";
+                int fd = mkstemp(path);
+                REQUIRE(fd >= 0);
+                unlink(path);
+                REQUIRE(write(fd, t, n) == (ssize_t)n && lseek(fd, 0, SEEK_SET) == 0);
+                profile_init(&p);
+                ret = folded_read_fd(&p, fd, "in", FOLDEDIN_MAX_INPUT, &e2);
+                got = ret == 0 ? folded_of(&p) : NULL;
+                profile_release(&p);
+                close(fd);
+            } else {
+                got = stream_of(t, from_file, &ret, &e2);
+            }
+            if ((ret == 0) != (want_ret == 0) || (want && strcmp(want, got) != 0) ||
+                (!want && strcmp(err.msg, e2.msg) != 0))
+                TEST_FAILF("text %zu from a %s: \"%s\" / \"%s\", from memory \"%s\" / \"%s\"", i,
+                           from_file ? "file" : "pipe", got ? got : "", e2.msg, want ? want : "", err.msg);
+            free(got);
+        }
+        free(want);
+    }
+}
+
+TEST(folded_read_skips_a_byte_order_mark)
+{
+    struct profile p;
+    char *out = reread("\xEF\xBB\xBF" "a (x.py:1);b (x.py:2) 3\n", &p);
+    CHECK_STR(out, "a (x.py:1);b (x.py:2) 3\n");
+    CHECK_STR(p.frames[p.ids[0]].name, "a");
+    free(out);
+    profile_release(&p);
+    /* Only at the start: elsewhere it is part of a frame. */
+    out = reread("a 1\n\xEF\xBB\xBF" "b 1\n", &p);
+    CHECK_STR(out, "a 1\n\xEF\xBB\xBF" "b 1\n");
+    free(out);
+    profile_release(&p);
+}
+
+TEST(folded_read_messages_are_whole)
+{
+    expect_error("a;b 123456789012345678901234567890\n", 35,
+                 "in:1: \"123456789012345678901234\"... is not a sample count (a whole number)");
+    expect_error("a;b 12345678901234567890123x\n", 29,
+                 "in:1: \"12345678901234567890123x\" is not a sample count (a whole number)");
+}
+
+/* Anything but a regular file is refused by name, and never opened (a FIFO's open would block). */
+TEST(folded_read_file_refuses_what_is_not_a_file)
+{
+    char dir[] = "/tmp/pystrobe-input-XXXXXX";
+    REQUIRE(mkdtemp(dir) != NULL);
+    char fifo[128], link[128], msg[512];
+    snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+    snprintf(link, sizeof(link), "%s/link", dir);
+    REQUIRE(mkfifo(fifo, 0600) == 0);
+    REQUIRE(symlink(fifo, link) == 0);
+    struct {
+        const char *path, *kind;
+    } cases[] = {{fifo, "a FIFO"}, {link, "a FIFO"}, {"/dev/zero", "a character device"}, {dir, "a directory"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct profile p;
+        struct pserr err = {0};
+        profile_init(&p);
+        CHECK(folded_read_file(&p, cases[i].path, &err) < 0);
+        snprintf(msg, sizeof(msg), "%s is %s, not a regular file: give a folded file, or - with the "
+                 "text on standard input", cases[i].path, cases[i].kind);
+        CHECK_STR(err.msg, msg);
+        profile_release(&p);
+    }
+    unlink(link);
+    unlink(fifo);
+    rmdir(dir);
 }

@@ -1,13 +1,15 @@
 /*
  * srcfile: source lines under a path prefix, context, cleaning (tabs,
  * control characters, invalid UTF-8, long lines), the cache, and files that
- * are gone, too large or not regular.
+ * are gone, too large or not regular (a FIFO never opened).
  */
 #include "profiler/srcfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "test.h"
@@ -118,5 +120,61 @@ TEST(large_and_special_files_show_nothing)
     CHECK_INT(srcfiles_lines(sf, "/dev/zero", 1, 0, v, &n), -ENOENT);
     CHECK_INT(srcfiles_lines(sf, "/a.py", 1, SRCFILE_MAX_CONTEXT + 1, v, &n), -ENOENT);
     srcfiles_free(sf);
+    remove_dir();
+}
+
+/*
+ * A FIFO the target names as its source is not opened: a writer waiting in
+ * its open stays waiting (opening it would let the writer go, and opening
+ * a device can have effects of its own).
+ */
+TEST(fifo_is_never_opened)
+{
+    make_dir();
+    char path[128];
+    snprintf(path, sizeof(path), "%s/app.py", dir);
+    REQUIRE(mkfifo(path, 0600) == 0);
+    pid_t w = fork();
+    REQUIRE(w >= 0);
+    if (w == 0) {
+        int fd = open(path, O_WRONLY); /* returns once a reader opens it */
+        _exit(fd >= 0 ? 0 : 1);
+    }
+    /* The writer is in its open (openat, 257 on x86_64) before the file is looked at. */
+    char sys[64], buf[64];
+    snprintf(sys, sizeof(sys), "/proc/%d/syscall", (int)w);
+    int in_open = 0;
+    for (int i = 0; i < 600 && !in_open; i++) {
+        FILE *f = fopen(sys, "r");
+        in_open = f && fgets(buf, sizeof(buf), f) && strncmp(buf, "257 ", 4) == 0;
+        if (f)
+            fclose(f);
+        if (!in_open)
+            usleep(10000);
+    }
+    if (!in_open) {
+        kill(w, SIGKILL);
+        waitpid(w, NULL, 0);
+        remove_dir();
+        SKIP("cannot see the writer wait in open (%s)", sys);
+    }
+    struct srcfiles *sf = srcfiles_new(dir, dir);
+    struct srcline v[1];
+    size_t n;
+    CHECK_INT(srcfiles_lines(sf, "/app.py", 1, 0, v, &n), -ENOENT);
+    srcfiles_free(sf);
+    /* Give a writer let go plenty of time to end. */
+    int status = 0;
+    pid_t done = 0;
+    for (int i = 0; i < 30 && done == 0; i++) {
+        done = waitpid(w, &status, WNOHANG);
+        if (done == 0)
+            usleep(100000);
+    }
+    CHECK(done == 0);
+    if (done == 0) {
+        kill(w, SIGKILL);
+        waitpid(w, NULL, 0);
+    }
     remove_dir();
 }
