@@ -47,8 +47,10 @@ struct codecache {
     uint64_t code_type;
     uint64_t seen_code_type; /* a type confirmed by name to be "code" */
     int unicode27_width;
-    struct code_entry *v;
-    size_t n, cap;
+    /* The entries, in blocks that never move: a pointer to one stays good
+     * until a resolve empties a full cache (a peek may load more). */
+    struct code_entry **blocks;
+    size_t n, nblocks, blockcap;
     struct htab index;
     uint32_t gen;
     /* The header span covering every field read on a load / on validation. */
@@ -57,9 +59,9 @@ struct codecache {
     size_t vbufcap;
     struct mem_iov *iov;
     size_t iovcap;
-    size_t *pending;
+    struct code_entry **pending;
     size_t pendcap;
-    size_t *found;         /* resolve: each address's entry, or SIZE_MAX */
+    struct code_entry **found; /* lookup: each address's entry, or NULL */
     size_t foundcap;
     struct codecache_stats stats;
 };
@@ -106,15 +108,33 @@ struct codecache *codecache_new(struct mem *m, const struct pylayout *l, struct 
     return cc;
 }
 
+/* Entries per block of cc->blocks. */
+#define BLOCK 256
+
+static struct code_entry *entry_at(const struct codecache *cc, size_t i)
+{
+    return &cc->blocks[i / BLOCK][i % BLOCK];
+}
+
+/* Frees every entry's tables: the cache is empty. */
+static void empty(struct codecache *cc)
+{
+    for (size_t i = 0; i < cc->n; i++) {
+        free(entry_at(cc, i)->table);
+        free(entry_at(cc, i)->bytecode);
+    }
+    cc->n = 0;
+    htab_clear(&cc->index);
+}
+
 void codecache_free(struct codecache *cc)
 {
     if (!cc)
         return;
-    for (size_t i = 0; i < cc->n; i++) {
-        free(cc->v[i].table);
-        free(cc->v[i].bytecode);
-    }
-    free(cc->v);
+    empty(cc);
+    for (size_t i = 0; i < cc->nblocks; i++)
+        free(cc->blocks[i]);
+    free(cc->blocks);
     free(cc->vbuf);
     free(cc->iov);
     free(cc->pending);
@@ -136,13 +156,13 @@ uint32_t codecache_func(const struct code_entry *e)
 static int addr_eq(const void *ctx, uint32_t idx, const void *key)
 {
     const struct codecache *cc = ctx;
-    return cc->v[idx].addr == *(const uint64_t *)key;
+    return entry_at(cc, idx)->addr == *(const uint64_t *)key;
 }
 
 static struct code_entry *find(struct codecache *cc, uint64_t addr)
 {
     uint32_t i = htab_find(&cc->index, hash_u64(addr), addr_eq, cc, &addr);
-    return i == HTAB_NONE ? NULL : &cc->v[i];
+    return i == HTAB_NONE ? NULL : entry_at(cc, i);
 }
 
 /* Copies the validated fields out of a header span that starts at base. */
@@ -411,11 +431,14 @@ static struct code_entry *insert(struct codecache *cc, uint64_t addr, int *err)
         *err = ret;
         return NULL;
     }
-    GROW(cc->v, cc->cap, cc->n + 1);
+    if (cc->n / BLOCK >= cc->nblocks) {
+        GROW(cc->blocks, cc->blockcap, cc->nblocks + 1);
+        cc->blocks[cc->nblocks++] = xmalloc(BLOCK * sizeof(**cc->blocks));
+    }
     e.gen = cc->gen;
-    cc->v[cc->n] = e;
+    *entry_at(cc, cc->n) = e;
     htab_insert(&cc->index, hash_u64(addr), (uint32_t)cc->n);
-    return &cc->v[cc->n++];
+    return entry_at(cc, cc->n++);
 }
 
 /* Re-reads a stale entry in place; on failure it is left marked bad. */
@@ -455,7 +478,7 @@ static void plan_pending(struct codecache *cc, size_t np)
     }
     GROW(cc->iov, cc->iovcap, np + 1);
     for (size_t i = 0; i < np; i++) {
-        struct code_entry *e = &cc->v[cc->pending[i]];
+        struct code_entry *e = cc->pending[i];
         cc->iov[i] = (struct mem_iov){e->addr + (uint64_t)cc->span_start, cc->vbuf + i * span,
                                       span, 0};
     }
@@ -465,7 +488,7 @@ static void plan_pending(struct codecache *cc, size_t np)
 static void check_pending(struct codecache *cc, size_t np)
 {
     for (size_t i = 0; i < np; i++) {
-        struct code_entry *e = &cc->v[cc->pending[i]], now;
+        struct code_entry *e = cc->pending[i], now;
         int ok = cc->iov[i].ok;
         if (ok) {
             const unsigned char *span = cc->vbuf + i * (size_t)cc->span_len;
@@ -514,19 +537,13 @@ static int lookup(struct codecache *cc, const uint64_t *addrs, size_t n, struct 
     int ret;
     if (validate)
         new_round(cc);
-    /* Empty a full cache now, never during the call: pending entries are held by
-     * index, and an emptied slot's table is already freed. */
-    if (cc->n >= CODECACHE_MAX_ENTRIES) {
-        for (size_t i = 0; i < cc->n; i++) {
-            free(cc->v[i].table);
-            free(cc->v[i].bytecode);
-        }
-        cc->n = 0;
-        htab_clear(&cc->index);
-    }
+    /* A full cache is emptied by a resolve, never by a peek: the entries a
+     * peek gave stay good until the snapshot's resolve (a peek may go past
+     * the bound meanwhile, by what one snapshot walks). */
+    if (validate && cc->n >= CODECACHE_MAX_ENTRIES)
+        empty(cc);
     GROW(cc->pending, cc->pendcap, n + 1);
     GROW(cc->found, cc->foundcap, n + 1);
-    /* Loads may grow cc->v, so entries are tracked by index until the end. */
     for (size_t i = 0; i < n; i++) {
         if (i > 0 && addrs[i] == addrs[i - 1]) {
             cc->found[i] = cc->found[i - 1]; /* recursion */
@@ -540,19 +557,19 @@ static int lookup(struct codecache *cc, const uint64_t *addrs, size_t n, struct 
                 return err;
         } else if (validate && e->gen != cc->gen) {
             e->gen = cc->gen;
-            cc->pending[np++] = (size_t)(e - cc->v);
+            cc->pending[np++] = e;
         } else if (!validate && e->gen == 0) {
             /* Found bad by a resolve: read again, as a code object not
              * cached would be (else peek would say not code for good). */
             reload(cc, e);
         }
-        cc->found[i] = e ? (size_t)(e - cc->v) : SIZE_MAX;
+        cc->found[i] = e;
     }
     if ((ret = validate_pending(cc, np)) < 0)
         return ret;
     int missing = 0;
     for (size_t i = 0; i < n; i++) {
-        struct code_entry *e = cc->found[i] == SIZE_MAX ? NULL : &cc->v[cc->found[i]];
+        struct code_entry *e = cc->found[i];
         out[i] = e && (validate ? e->gen == cc->gen : e->gen != 0) ? e : NULL;
         missing += !out[i];
     }

@@ -342,6 +342,40 @@ TEST(peek_reloads_a_slot_found_bad)
     img_release(&im);
 }
 
+/*
+ * A snapshot holds the entries peek gave it while it peeks at more code
+ * objects (the callees it takes in): loading those must not move the
+ * entries already given (under ASan a moved one is a use after free).
+ */
+TEST(peeked_entries_stay_put_while_more_load)
+{
+    struct img im;
+    img_init(&im, 3, 12, 0);
+    uint64_t first = lined_code(&im, "first.py", "first", NULL);
+    enum { MORE = 700 };
+    uint64_t more[MORE];
+    char name[32];
+    for (int i = 0; i < MORE; i++) {
+        snprintf(name, sizeof(name), "f%d", i);
+        more[i] = lined_code(&im, "more.py", name, NULL);
+    }
+    img_commit(&im);
+    struct cc_env e;
+    env_init(&e, &im, im.t_code);
+    struct code_entry *held = NULL, *out = NULL;
+    CHECK_INT(codecache_peek(e.cc, &first, 1, &held), 0);
+    REQUIRE(held);
+    for (int i = 0; i < MORE; i++) {
+        CHECK_INT(codecache_peek(e.cc, &more[i], 1, &out), 0);
+        /* The one held still reads as itself, where it was. */
+        CHECK_STR(func_name(&e, held), "first");
+    }
+    CHECK_INT(codecache_peek(e.cc, &first, 1, &out), 0);
+    CHECK(out == held);
+    env_release(&e);
+    img_release(&im);
+}
+
 TEST(not_code_is_null)
 {
     for (size_t v = 0; v < ARRAY_SIZE(versions); v++) {
