@@ -88,7 +88,31 @@ stress: build/asan/pystrobe
 bench-quick: pystrobe build/bench/readv_cost build/bench/tick_cost
 	@BENCH_QUICK=1 $(PYTHON) bench/run.py
 
-check: pystrobe unit unit-asan e2e stress-short viewers fuzz-quick bench-quick
+# Every part's output goes to build/check.log; then the run fails if a test
+# skipped that tests/skips-allowed.txt does not allow (with CI=true:
+# tests/skips.py), or if the golden files changed while it ran (a writer's
+# output is compared, never taken: `make golden-update` rewrites them).
+CHECK_PARTS = unit unit-asan e2e stress-short viewers fuzz-quick bench-quick
+
+check: pystrobe
+	@mkdir -p build
+	@sha256sum tests/golden/* >build/golden.sums
+	@{ $(MAKE) --no-print-directory $(CHECK_PARTS); echo $$? >build/check.status; } 2>&1 | tee build/check.log
+	@st=$$(cat build/check.status); \
+	if ! sha256sum --quiet --check build/golden.sums >/dev/null 2>&1; then \
+	    echo "FAIL golden: tests/golden changed during make check (PYSTROBE_UPDATE_GOLDEN set?); use make golden-update and review the diff"; st=1; \
+	fi; \
+	$(PYTHON) tests/skips.py build/check.log || st=1; \
+	exit $$st
+
+# Rewrites tests/golden/ from the writers' output on the fixed profile; review
+# the diff before committing.  Refused with CI=true.
+GOLDEN_TESTS = build/unit/test_svg build/unit/test_speedscope build/unit/test_pprof
+
+golden-update: $(GOLDEN_TESTS)
+	@if [ "$$CI" = true ]; then echo "pystrobe: golden-update is refused with CI=true: CI compares against the committed files" >&2; exit 1; fi
+	@PYSTROBE_UPDATE_GOLDEN=1 sh tests/run-unit.sh $(GOLDEN_TESTS)
+	@git status --short tests/golden 2>/dev/null || true
 
 demo: pystrobe
 	@sh tests/demo.sh
@@ -123,7 +147,7 @@ clean:
 # Keep the sanitizer objects between runs.
 .SECONDARY:
 
-.PHONY: all unit unit-asan e2e viewers fuzz fuzz-quick stress stress-short bench-quick check demo bench install clean
+.PHONY: all unit unit-asan e2e viewers fuzz fuzz-quick stress stress-short bench-quick check golden-update demo bench install clean
 
 -include $(OBJS:.o=.d) $(SAN_OBJS:.o=.d)
 -include $(UNIT_BINS:=.d) $(SAN_BINS:=.d)
