@@ -84,7 +84,8 @@ stress-short: build/asan/pystrobe
 stress: build/asan/pystrobe
 	@$(PYTHON) tests/stress/run.py --long --pystrobe build/asan/pystrobe --xfail '$(STRESS_XFAIL)' $(STRESS_ARGS)
 
-# The benchmark harness in a quick mode: it must run, nothing about timings is asserted.
+# The benchmark harness in a quick mode: it must run and keep no impossible stack
+# (bench/stackcheck.py); nothing about timings is asserted.
 bench-quick: pystrobe build/bench/readv_cost build/bench/tick_cost
 	@BENCH_QUICK=1 $(PYTHON) bench/run.py
 
