@@ -493,7 +493,14 @@ static void keep_stacks(struct session *s, struct snapshot *sn)
             end += t->depth;
             continue;
         }
-        tr->stack_ok = t->status >= 0;
+        /*
+         * The stack was read with the thread list, before the thread's
+         * kernel state: a thread that went to sleep between the two would
+         * keep the stack it had before its sleep for as long as it sleeps.
+         * Only a thread that had not run since the last tick's look (so not
+         * since this tick's read) has a stack to keep.
+         */
+        tr->stack_ok = t->status >= 0 && t->idle_since_last;
         if (!tr->stack_ok)
             continue;
         GROW(tr->stack, tr->stackcap, t->depth + 1);
@@ -609,6 +616,7 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
         if (o->gil_only && !t->gil && !o->want_cpu)
             continue;
         int kept = (want_state || o->want_cpu) && kernel_state(s, sn, tr, sn->threads[i].tstate, t, o);
+        t->idle_since_last = kept;
         if (o->active_only && t->ts != TS_RUNNING)
             continue;
         if (o->gil_only && !t->gil)

@@ -91,6 +91,8 @@ struct snap_thread {
     int excluded;        /* left out by the thread filter: nothing else is set */
     int walked;          /* its stack was walked (or reused) */
     int reused;          /* not walked: the thread has not run since its last walk */
+    int idle_since_last; /* its kernel state says it has not run since the last tick's look,
+                          * which came before this tick's read of its stack */
     int status;          /* walk: 0, 1 truncated, or a negative errno */
     int native;          /* its stack has native frames merged in: off and depth say
                           * where, py_off and py_depth where its Python frames are
