@@ -2182,6 +2182,7 @@ def main():
     groups.insert(0, lambda: errors_group(ctx, interps))
     groups.insert(1, lambda: formats_group(ctx, interps))
     groups.insert(2, lambda: e2e_suite.group(ctx, interps, here))
+    groups.append(lambda: e2e_suite.harness_group(ctx, interps, here))
     if not interps:
         runner.report('SKIP', 'interpreters', 'no Python interpreter found')
     interrupted = False
