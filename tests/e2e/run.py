@@ -1002,9 +1002,19 @@ def summary_samples(P, res, rate=None, seconds=None):
     P.expect(m is not None and int(m.group(1)) > 0,
              'no "N samples" (N > 0) in the summary on stderr')
     if m and rate:
-        want = SAMPLES_MIN * rate * seconds
-        P.expect(int(m.group(1)) >= want, '%s samples, expected at least %d (%d%% of %g Hz x %g s)'
-                 % (m.group(1), want, SAMPLES_MIN * 100, rate, seconds))
+        # Ticks a busy machine kept pystrobe from taking are counted as
+        # dropped "behind schedule": the samples are held against the ticks
+        # taken, and every tick asked for must be accounted for.
+        d = re.search(r'; (\d+) dropped: [^;\n]*?(\d+) behind schedule', res.err_text)
+        behind = int(d.group(2)) if d else 0
+        dropped = re.search(r'; (\d+) dropped: ', res.err_text)
+        accounted = int(m.group(1)) + (int(dropped.group(1)) if dropped else 0)
+        asked = rate * seconds
+        want = SAMPLES_MIN * (asked - behind)
+        P.expect(int(m.group(1)) >= want, '%s samples, expected at least %d (%d%% of %g Hz x %g s, less %d ticks '
+                 'missed behind schedule)' % (m.group(1), want, SAMPLES_MIN * 100, rate, seconds, behind))
+        P.expect(accounted >= SAMPLES_MIN * asked, '%d samples and drops, expected at least %d (%d%% of %g Hz x %g s)'
+                 % (accounted, SAMPLES_MIN * asked, SAMPLES_MIN * 100, rate, seconds))
     return int(m.group(1)) if m else None
 
 
