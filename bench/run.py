@@ -117,10 +117,12 @@ BENCH_GREENLET_RUNS, BENCH_SHARE_SECONDS, BENCH_SHARE_RATES (e.g.
 measured and the environment (CPU, kernel, load, pystrobe's commit) as JSON.
 BENCH_QUICK=1 (for `make check`): 2-3 interpreters, depth 50, about a
 second per measurement (half a second per threads row, no rate search
-there), a short memory run; it asserts nothing about the
-figures, only that every measurement produced them.  The exit status is 1
-when any pystrobe measurement failed (a crash, a timeout, output that does
-not parse) and 0 otherwise; austin or gdb failing is a note, not a failure.
+there), a short memory run; it asserts nothing about the timings, only
+that every measurement produced them, and (in any mode) that no stack
+pystrobe kept of fib.py is one the program cannot have
+(bench/stackcheck.py).  The exit status is 1 when any pystrobe measurement
+failed (a crash, a timeout, output that does not parse, an impossible
+stack kept) and 0 otherwise; austin or gdb failing is a note, not a failure.
 """
 import glob
 import hashlib
@@ -1036,6 +1038,7 @@ class Version(object):
                                    "retries": s["retries"], "cut": s["cut"],
                                    "depths": stackcheck.depths(hist),
                                    "bad_examples": sorted(why.items(), key=lambda x: -x[1])[:5]}
+                self.impossible("fib.py, profiler on its own CPU", bad, total, why)
                 if self.austin:
                     out = self.path("fib.austin")
                     try:
@@ -1060,12 +1063,17 @@ class Version(object):
                 with on_cpu(cpus[0]):
                     out = self.path("fib1.folded")
                     record(t.pid, 1000, SECONDS, out)
-                    hist = {}
+                    hist, bad, why = {}, 0, {}
                     for stack, count in read_folded(out):
                         key = tuple(stack.split(";"))
                         hist[key] = hist.get(key, 0) + count
+                        w = stackcheck.check(list(key), script, FIB_DEPTH, FIB_N, marks)
+                        if w:
+                            bad += count
+                            why[w] = why.get(w, 0) + count
                     os.unlink(out)
                     res["truth_depths"] = stackcheck.depths(hist)
+                    self.impossible("fib.py, target and profiler on one CPU", bad, sum(hist.values()), why)
         return res
 
     # 11 -----------------------------------------------------------------
@@ -1425,6 +1433,15 @@ class Version(object):
         self.rec["errors"].append(msg)
         log("%s: FAILED %s" % (self.name, msg))
         return None
+
+    def impossible(self, what, bad, total, why):
+        """A stack kept that the program cannot have is a failure, whatever the
+        mode (quick included): the figures are still reported."""
+        if bad:
+            msg = "consistency: %d of %d samples kept (%s) have a stack the program cannot have: %s" % (
+                bad, total, what, "; ".join("%s (%d)" % kv for kv in sorted(why.items(), key=lambda x: -x[1])[:3]))
+            self.rec["errors"].append(msg)
+            log("%s: FAILED %s" % (self.name, msg))
 
     def probe_austin(self):
         """Whether austin can sample this interpreter at all: its first sample, or why not."""

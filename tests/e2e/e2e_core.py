@@ -85,11 +85,11 @@ def segments_end(path):
     return end
 
 
-def other_interpreter(exe):
+def other_interpreter(exe, rt):
     """An interpreter binary that is not exe (another build), or None."""
     mine = os.path.realpath(exe)
     for c in ['/usr/bin/python3', sys.executable] + \
-            sorted(glob.glob(os.path.expanduser('~/.pyenv/versions/*/bin/python3.*'))):
+            sorted(glob.glob(os.path.join(rt.pyenv_root(), 'versions', '*', 'bin', 'python3.*'))):
         if c and os.path.exists(c) and os.path.realpath(c) != mine and \
                 not os.path.realpath(c).endswith('-config'):
             return os.path.realpath(c)
@@ -194,7 +194,7 @@ def group(ctx, I, rt):
 
         def exe_mismatch():
             t, _, _, core = fx.get()
-            other = other_interpreter(I.exe)
+            other = other_interpreter(I.exe, rt)
             if other is None:
                 raise rt.Skip('no other interpreter binary to pass as --exe')
             res = dump_core(rt, core, exe=other)

@@ -418,15 +418,17 @@ def group(ctx, I, rt):
         finally:
             t.close()
 
-    for lib in ('gevent', 'eventlet'):
+    # registered only where lib is importable (e2e_greenlets.importable)
+    for lib in [x for x in ('gevent', 'eventlet') if e2e_greenlets.importable(I, x)]:
         R.case(pfx + 'locks-%s-crowd' % lib, lambda lib=lib: crowd_locks(lib))
         R.case(pfx + 'greenlets-record-%s-crowd' % lib, lambda lib=lib: crowd_record(lib))
         R.case(pfx + 'greenlets-record-%s-second-hub' % lib, lambda lib=lib: second_hub_record(lib))
         R.case(pfx + 'greenlets-record-%s-churn' % lib, lambda lib=lib: churn_record(lib))
-    R.case(pfx + 'greenlets-record', record_census)
-    R.case(pfx + 'greenlets-record-rate', record_rate)
+    if e2e_greenlets.importable(I, 'gevent'):
+        R.case(pfx + 'greenlets-record', record_census)
+        R.case(pfx + 'greenlets-record-rate', record_rate)
+        R.case(pfx + 'locks-greenlets', locks_greenlets)
     R.case(pfx + 'greenlets-record-none', record_no_greenlets)
-    R.case(pfx + 'locks-greenlets', locks_greenlets)
     R.case(pfx + 'locks-threads', locks_threads)
     if I.label.startswith('debian'):
         R.case(pfx + 'locks-usage', usage)

@@ -26,6 +26,7 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 
 import e2e_states
@@ -428,12 +429,17 @@ def group(ctx, I, rt):
                 raise rt.Failure('%s/greenlet/__init__.py has no __version__' % d)
             raw_check(d, release)
 
-    R.case(pfx + 'raw-2.0.2', raw_202)
+    # Each test is registered only where it can run: a test skipped for good
+    # on most interpreters would hide a new skip among its own.
+    if I.ver[:2] < (3, 12):     # greenlet 2.0.2 builds up to 3.11
+        R.case(pfx + 'raw-2.0.2', raw_202)
+        R.case(pfx + 'unknown-release', unknown_release)
     R.case(pfx + 'raw-dirs', raw_dirs)
-    R.case(pfx + 'raw-stripped', raw_stripped)
-    R.case(pfx + 'unknown-release', unknown_release)
-    R.case(pfx + 'summary-json', summary_json)
-    R.case(pfx + 'summary-text', summary_text)
+    if I.ver[:2] in ((2, 7), (3, 6)):
+        R.case(pfx + 'raw-stripped', raw_stripped)
+    if importable(I, 'gevent'):
+        R.case(pfx + 'summary-json', summary_json)
+        R.case(pfx + 'summary-text', summary_text)
     R.case(pfx + 'no-greenlets', no_greenlets)
     crowd_group(ctx, I, rt)
 
@@ -448,6 +454,21 @@ CROWD_COUNTS = (600, 300, 100)   # locked, waiting, sleeping
 TYPES = {'gevent': ('gevent._gevent_cgreenlet.Greenlet', 'greenlet.greenlet', 'Hub'),
          'eventlet': ('GreenThread', 'greenlet.greenlet', 'greenlet.greenlet')}
 CHURN_DUMPS = 30
+
+
+_importable = {}
+_importable_lock = threading.Lock()
+
+
+def importable(I, lib):
+    """Whether I imports lib (gevent, eventlet) with greenlet: the tests of lib are
+    registered for I only then (Debian's python3 with python3-gevent and
+    python3-eventlet; CI checks that it does, see e2e_suite)."""
+    key = (os.path.realpath(I.exe), lib)
+    with _importable_lock:
+        if key not in _importable:
+            _importable[key] = lib_info(I.exe, lib) is not None
+        return _importable[key]
 
 
 def lib_info(exe, lib):
@@ -762,7 +783,7 @@ def crowd_group(ctx, I, rt):
         finally:
             t.close()
 
-    for lib in ('gevent', 'eventlet'):
+    for lib in [x for x in ('gevent', 'eventlet') if importable(I, x)]:
         pfx = '%s/greenlets-%s-' % (I.label, lib)
         R.case(pfx + 'crowd-json', lambda lib=lib: crowd_json(lib))
         R.case(pfx + 'crowd-text', lambda lib=lib: crowd_text(lib))

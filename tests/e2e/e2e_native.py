@@ -6,12 +6,14 @@ time.sleep, a lock waiter, a compressor inside bz2's C code, GIL fighters.
 Its native frames must appear in the right place: the libc call a thread
 sleeps in above the Python frame that called time.sleep, bz2's C code above
 the compressor's Python frame; the eval loop's own frames replaced by the
-Python frames they run, so that the Python frames are those of a plain dump
-in the same order; and every thread running again, untraced, afterwards.
+Python frames they run, so that the Python frames are those the interpreter
+itself reports (the target's --oracle, taken while the threads sleep) in the
+same order; and every thread running again, untraced, afterwards.
 """
 import json
 import os
 import re
+import signal
 import time
 
 import e2e_core
@@ -81,7 +83,8 @@ def group(ctx, I, rt):
     procs = []
 
     def make():
-        t = e2e_states.Proc(rt, ctx, [I.exe, STATES, '--max-life', str(rt.TARGET_LIFE)], 'states.py')
+        t = e2e_states.Proc(rt, ctx, [I.exe, STATES, '--oracle', '--max-life', str(rt.TARGET_LIFE)],
+                            'states.py')
         procs.append(t)
         info = t.expect_line('READY')
         t.tids = info['threads']
@@ -92,25 +95,35 @@ def group(ctx, I, rt):
 
     target = rt.Lazy(make)
 
+    def oracle(t):
+        """{tid: [label, ...] innermost first}: what the target's interpreter sees, once
+        the main thread, which ran the signal handler, is back asleep."""
+        os.kill(t.pid, signal.SIGUSR1)
+        doc = t.expect_line('ORACLE')
+        e2e_states.wait_syscalls(rt, t.pid, {t.tids['MainThread']: set(e2e_states.SLEEP_CALLS)})
+        return dict((int(tid), ['%s (%s:%d)' % tuple(f) for f in frames])
+                    for tid, frames in doc['threads'].items() if tid != 'None')
+
     def dump_native():
         P = rt.Problems()
         t = target.get()
-        plain = rt.dump(t.pid)
+        want = oracle(t)
         nat = native_dump(rt, t.pid)
-        P.expect(plain.rc == 0 and nat.rc == 0, 'exit status %s and %s, expected 0' % (plain.rc, nat.rc))
-        want = threads_of(rt, P, plain, 'dump')
+        P.expect(nat.rc == 0, 'exit status %s, expected 0' % nat.rc)
         got = threads_of(rt, P, nat, 'dump --native')
-        P.expect(sorted(want) == sorted(got), 'threads %r, without --native %r' % (sorted(got), sorted(want)))
+        P.expect(sorted(want) == sorted(got), 'threads %r, the interpreter has %r' % (sorted(got), sorted(want)))
         for name in SLEEPING:
             tid = t.tids[name]
-            if tid not in got or tid not in want:
+            if not P.expect(tid in got and tid in want, 'thread %s (%d) missing: dump --native has %r, '
+                            'the interpreter %r' % (name, tid, sorted(got), sorted(want))):
                 continue
             g = got[tid]
             shown = '\n      '.join(label(f) + (' [native]' if f.get('native') else '') for f in g['frames'])
-            # The Python frames, in place and in order, as a plain dump shows them.
-            P.expect(python_frames(g) == python_frames(want[tid]),
-                     'thread %s: Python frames with --native differ from a plain dump:\n      %s\n    plain:\n      %s'
-                     % (name, '\n      '.join(python_frames(g)), '\n      '.join(python_frames(want[tid]))))
+            # The Python frames, in place and in order, as the interpreter itself reports them.
+            P.expect(python_frames(g) == want[tid],
+                     'thread %s: Python frames with --native differ from what the interpreter reports:'
+                     '\n      %s\n    interpreter:\n      %s'
+                     % (name, '\n      '.join(python_frames(g)), '\n      '.join(want[tid])))
             natives = [f['function'] for f in g['frames'] if f.get('native')]
             P.expect(natives, 'thread %s: no native frame' % name)
             P.expect(not [n for n in natives if EVAL_RE.match(n)],

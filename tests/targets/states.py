@@ -27,6 +27,9 @@ waiter in its futex) the main thread prints one line:
 
   --max-life S   watchdog: SIGALRM (default action) ends the process after
                  S seconds whatever happens (default 300)
+  --oracle       on SIGUSR1, print what the interpreter itself sees, one line:
+                 ORACLE {"threads": {"TID": [[FUNCTION, FILE, LINE], ...]}}
+                 innermost first (FUNCTION: co_qualname where there is one)
 """
 from __future__ import print_function
 
@@ -52,6 +55,7 @@ COMPRESS_BYTES = 1 << 17
 
 _tids = {}
 _events = {}
+_tid_of_ident = {}
 
 
 def gettid():
@@ -65,6 +69,7 @@ def gettid():
 def ready(name):
     """Say we are there; returns how long to sleep."""
     _tids[name] = gettid()
+    _tid_of_ident[rawthread.get_ident()] = _tids[name]
     _events[name].set()
     return BIG
 
@@ -103,6 +108,29 @@ def raw_sleeper():
     except Exception:
         pass
     time.sleep(ready(RAW_OS_NAME))  # @raw-sleep
+
+
+# --- oracle: what the interpreter itself sees --------------------------------
+
+def _text(s):
+    return s.decode('utf-8', 'replace') if isinstance(s, bytes) else s
+
+
+def print_oracle(main_frame):
+    main_ident = rawthread.get_ident()
+    threads = {}
+    for ident, frame in sys._current_frames().items():
+        if ident == main_ident:
+            frame = main_frame
+        frames = []
+        while frame is not None:
+            code = frame.f_code
+            name = getattr(code, 'co_qualname', None) or code.co_name
+            frames.append([_text(name), _text(code.co_filename), frame.f_lineno])
+            frame = frame.f_back
+        threads[str(_tid_of_ident.get(ident))] = frames
+    sys.stdout.write('ORACLE %s\n' % json.dumps({'threads': threads}, sort_keys=True))
+    sys.stdout.flush()
 
 
 # --- main ------------------------------------------------------------------
@@ -161,9 +189,13 @@ def main(argv):
     p = argparse.ArgumentParser()
     p.add_argument('--max-life', type=float, default=300.0)
     p.add_argument('--many', type=int, default=0)
+    p.add_argument('--oracle', action='store_true')
     opts = p.parse_args(argv)
     signal.alarm(max(1, int(opts.max_life)))
     _tids['MainThread'] = gettid()
+    _tid_of_ident[rawthread.get_ident()] = _tids['MainThread']
+    if opts.oracle:
+        signal.signal(signal.SIGUSR1, lambda signum, frame: print_oracle(frame))
 
     if opts.many:
         threading.stack_size(256 * 1024)

@@ -1,7 +1,8 @@
 /*
  * Golden-file checks for the writers: a writer's output on a fixed profile
- * must equal tests/golden/NAME byte for byte.  With PYSTROBE_UPDATE_GOLDEN=1
- * the file is rewritten instead (then review the diff before committing).
+ * must equal tests/golden/NAME byte for byte.  `make golden-update`
+ * (PYSTROBE_UPDATE_GOLDEN=1) rewrites the files instead: then review the diff
+ * before committing.  `make check` fails if they changed while it ran.
  * Unit tests run from the repository's root.
  */
 #ifndef PYSTROBE_GOLDEN_H
@@ -14,13 +15,33 @@
 #include "output/profile.h"
 #include "test.h"
 
+/*
+ * Whether this run rewrites the golden files (PYSTROBE_UPDATE_GOLDEN=1, which
+ * `make golden-update` sets).  Refused, and the test failed, when CI=true: CI
+ * compares against the files committed, it never writes them.
+ */
+static inline int golden_updating(void)
+{
+    const char *upd = getenv("PYSTROBE_UPDATE_GOLDEN");
+    const char *ci = getenv("CI");
+    if (!upd || strcmp(upd, "1") != 0)
+        return 0;
+    if (ci && strcmp(ci, "true") == 0) {
+        TEST_FAILF("PYSTROBE_UPDATE_GOLDEN=1 with CI=true: golden files are not rewritten in CI");
+        return -1;
+    }
+    return 1;
+}
+
 /* Compares buf[0..n) with tests/golden/name; reports the first difference. */
 static inline void golden_check(const char *name, const void *buf, size_t n)
 {
     char path[512];
     snprintf(path, sizeof(path), "tests/golden/%s", name);
-    const char *upd = getenv("PYSTROBE_UPDATE_GOLDEN");
-    if (upd && strcmp(upd, "1") == 0) {
+    int upd = golden_updating();
+    if (upd < 0)
+        return;
+    if (upd) {
         FILE *f = fopen(path, "wb");
         REQUIRE(f != NULL);
         REQUIRE(fwrite(buf, 1, n, f) == n);

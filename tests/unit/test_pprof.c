@@ -549,9 +549,10 @@ TEST(pprof_golden)
     const unsigned char *h = (const unsigned char *)gz;
     CHECK(h[0] == 0x1f && h[1] == 0x8b && h[2] == 8 && h[3] == 0);
     CHECK(h[4] == 0 && h[5] == 0 && h[6] == 0 && h[7] == 0);
-    const char *upd = getenv("PYSTROBE_UPDATE_GOLDEN");
-    if (upd && strcmp(upd, "1") == 0) {
-        golden_check("fixture.pb.gz", gz, n);
+    int upd = golden_updating();
+    if (upd) {
+        if (upd > 0)
+            golden_check("fixture.pb.gz", gz, n);
     } else {
         /*
          * Compare what the files hold, not the compressed bytes: another
