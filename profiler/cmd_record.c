@@ -147,6 +147,8 @@ static void native_summary(const struct sampler_result *r)
     if (n->hold_failed)
         sb_addf(&sb, "; %" PRIu64 " stacks without native frames (thread not stopped)",
                 n->hold_failed);
+    if (r->late_stops)
+        sb_addf(&sb, "; %" PRIu64 " threads stopped late, let go as they stopped", r->late_stops);
     if (n->unwind_failed)
         sb_addf(&sb, "; %" PRIu64 " stacks without native frames (not unwound)", n->unwind_failed);
     if (n->mismatched)

@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "profiler/ptstop.h"
+
 int launch_start(char *const argv[], pid_t *pid, struct pserr *err)
 {
     int fds[2];
@@ -72,6 +74,9 @@ static int wait_for(pid_t pid, int ms, int *status)
             return r;
         if (waited >= ms)
             return -ETIMEDOUT;
+        /* A thread of it held for native frames that stopped only now
+         * would wait for us as we wait for it. */
+        ptstop_sweep();
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }

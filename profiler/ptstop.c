@@ -31,7 +31,11 @@
  * disk or NFS I/O, a vfork parent waiting for its child) cannot be detached
  * yet: PTRACE_DETACH needs a stopped tracee.  It is remembered, and every
  * later ptstop call (and our own exit, which the kernel handles) lets it go
- * once it has stopped.  Between those, it may sit stopped.
+ * once it has stopped.  Between those, it may sit stopped: a caller that
+ * has such threads (ptstop_sweep says how many) must call ptstop_sweep
+ * often, whether or not it holds other threads meanwhile: a thread that
+ * stopped late is stopped, so no longer running, and a sampler of running
+ * threads would never hold it again.
  *
  * If pystrobe dies while holding a thread, the kernel detaches it.  We never
  * set PTRACE_O_EXITKILL: the target must outlive us.
@@ -65,6 +69,7 @@ struct held {
 
 static struct held *held;
 static size_t nheld, heldcap;
+static uint64_t late_stops; /* threads let go that had stopped after HOLD_WAIT_NS */
 
 uint64_t ptstop_now_ns(void)
 {
@@ -187,13 +192,29 @@ static void sweep_pending(void)
     for (size_t i = 0; i < nheld;) {
         struct held *h = &held[i];
         int sig = 0, r = h->state == PENDING ? poll_stop(h->tid, &sig) : 0;
-        if (r == 1)
+        if (r == 1) {
             ptrace(PTRACE_DETACH, h->tid, NULL, (void *)(long)sig);
+            late_stops++;
+        }
         if (r != 0)
             forget(h);
         else
             i++;
     }
+}
+
+size_t ptstop_sweep(void)
+{
+    sweep_pending();
+    size_t n = 0;
+    for (size_t i = 0; i < nheld; i++)
+        n += held[i].state == PENDING;
+    return n;
+}
+
+uint64_t ptstop_late_stops(void)
+{
+    return late_stops;
 }
 
 /* Not bounded: forgetting a thread would leave it stopped for good. */
@@ -248,6 +269,8 @@ void ptstop_let_go(uint64_t wait_ns)
             int sig = h->sig, r = h->state == PENDING ? poll_stop(h->tid, &sig) : 1;
             if (r == 1 && ptrace(PTRACE_DETACH, h->tid, NULL, (void *)(long)sig) < 0)
                 reap(h->tid);
+            if (r == 1 && h->state == PENDING)
+                late_stops++;
             if (r != 0)
                 forget(h);
             else

@@ -8,6 +8,7 @@
 #ifndef PYSTROBE_PTSTOP_H
 #define PYSTROBE_PTSTOP_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/user.h>
@@ -33,6 +34,17 @@ int ptstop_release(pid_t tid);
  * go by the kernel when pystrobe exits.
  */
 void ptstop_let_go(uint64_t wait_ns);
+
+/*
+ * Lets go of the threads interrupted that had not stopped in time and have
+ * stopped since; returns how many are still to stop.  While that is not 0,
+ * call it again within a few milliseconds: each of them sits stopped from
+ * the moment it stops until a ptstop call lets it go.
+ */
+size_t ptstop_sweep(void);
+
+/* Threads let go that had stopped only after the wait of ptstop_hold. */
+uint64_t ptstop_late_stops(void);
 
 /* Nanoseconds of CLOCK_MONOTONIC, for measuring how long threads are held. */
 uint64_t ptstop_now_ns(void);
