@@ -237,6 +237,8 @@ static void print_summary(const struct record_opts *o, const struct sampler_resu
     uint64_t dropped = 0;
     for (int d = 0; d < DROP_COUNT; d++)
         dropped += r->dropped[d];
+    if (r->target_exited && !o->so.command)
+        fprintf(stderr, "pystrobe: process %d ended after %.2f s\n", (int)o->so.pid, secs);
     sb_addf(&sb, "pystrobe: %" PRIu64 " samples from %zu thread%s", r->stacks, a->nthreads,
             a->nthreads == 1 ? "" : "s");
     if (o->so.subprocesses)

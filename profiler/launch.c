@@ -26,7 +26,10 @@ int launch_start(char *const argv[], pid_t *pid, struct pserr *err)
         /* Signals pystrobe handles go back to their defaults in the command. */
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
         signal(SIGPIPE, SIG_DFL);
+        signal(SIGUSR1, SIG_DFL);
+        signal(SIGUSR2, SIG_DFL);
         close(fds[0]);
         execvp(argv[0], argv);
         int e = errno;

@@ -2,7 +2,9 @@
 no target thread left stopped (native frames hold threads with ptrace), the
 signals that end `record` (the profile written, no temporary file left),
 those it ignores, Ctrl-Z, a duration shorter than a tick, a target that
-dies.  Run by run.py: group(ctx, I, rt), where rt is run.py's module.
+dies.  Run by run.py: group(ctx, I, rt), where rt is run.py's module; the
+tests that do not depend on the interpreter (ends/...) run with the first
+interpreter whose group starts.
 
 The target is tests/targets/ends.py: a main thread (and --threads N more)
 spinning for --seconds, optionally under a CPU quota (--cgroup: a cpu
@@ -31,6 +33,9 @@ QUOTA_PERIOD_US = 200000
 QUOTA_US = 4000        # 2% of a CPU
 SPIN = 4.0             # seconds the launched target spins
 TSTP_TRIES = 10
+
+_once_lock = threading.Lock()
+_once = []             # the interpreter that runs the tests of any interpreter
 
 
 def task_stops(pid):
@@ -269,5 +274,105 @@ def group(ctx, I, rt):
         P.expect(os.path.exists(out), 'no profile written')
         P.fail_if_any(describe(argv, rc, err, to))
 
+    def attached_record(t, d, extra=()):
+        out = os.path.join(d, 'out.folded')
+        argv = [rt.PYSTROBE, 'record', '-o', out] + list(extra) + ['-p', str(t.pid)]
+        return argv, out, rt.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def signal_ends(sig):
+        """A signal that ends a recording as Ctrl-C does: profile written, nothing left."""
+        def fn():
+            P = rt.Problems()
+            d = ctx.mkdtemp('ends-sig-')
+            t = start_target('--seconds', '120')
+            try:
+                argv, out, p = attached_record(t, d)
+                # Until it sampled: its temporary file exists from the start.
+                time.sleep(1.5)
+                P.expect(p.poll() is None, 'pystrobe ended by itself')
+                p.send_signal(sig)
+                rc, _, err, to = finish(rt, p, rt.T_RECORD)
+            finally:
+                rt._kill(t)
+            P.expect(rc == 0, 'exit status %s after %s, expected 0' % (rc, signal.Signals(sig).name))
+            P.expect(os.path.exists(out), 'no profile written')
+            P.expect(not temporaries(d), 'temporary files left: %r' % temporaries(d))
+            P.expect(' samples from 1 thread' in err, 'no summary')
+            P.fail_if_any(describe(argv, rc, err, to))
+        return fn
+
+    def signal_ignored(sig):
+        """SIGUSR1 and SIGUSR2 neither end nor disturb a recording."""
+        def fn():
+            P = rt.Problems()
+            d = ctx.mkdtemp('ends-sig-')
+            t = start_target('--seconds', '120')
+            try:
+                argv, out, p = attached_record(t, d)
+                time.sleep(1.0)
+                for _ in range(3):
+                    p.send_signal(sig)
+                    time.sleep(0.2)
+                alive = p.poll() is None
+                p.send_signal(signal.SIGINT)
+                rc, _, err, to = finish(rt, p, rt.T_RECORD)
+            finally:
+                rt._kill(t)
+            P.expect(alive, '%s ended pystrobe' % signal.Signals(sig).name)
+            P.expect(rc == 0, 'exit status %s, expected 0' % rc)
+            P.expect(os.path.exists(out), 'no profile written')
+            P.expect(not temporaries(d), 'temporary files left: %r' % temporaries(d))
+            P.fail_if_any(describe(argv, rc, err, to))
+        return fn
+
+    def duration_low_rate():
+        """-d bounds the run whatever the rate: -r 0.1 -d 1 lasts 1 s, not one 10 s tick."""
+        P = rt.Problems()
+        d = ctx.mkdtemp('ends-dur-')
+        t = start_target('--seconds', '120')
+        try:
+            t0 = time.time()
+            argv, out, p = attached_record(t, d, ['-r', '0.1', '-d', '1'])
+            rc, _, err, to = finish(rt, p, rt.T_RECORD)
+            took = time.time() - t0
+        finally:
+            rt._kill(t)
+        # 1 s and the start; a tick of the rate asked would be 10 s.
+        P.expect(took < 6.0, 'ran %.1f s' % took)
+        P.expect(rc == 0, 'exit status %s, expected 0' % rc)
+        P.expect(' in 1.00 s ' in err, 'the summary does not say 1.00 s')
+        P.fail_if_any(describe(argv, rc, err, to))
+
+    def target_dies():
+        """-p: a target that ends during the recording is named in the summary."""
+        P = rt.Problems()
+        d = ctx.mkdtemp('ends-dies-')
+        t = start_target('--seconds', '2')
+        try:
+            argv, out, p = attached_record(t, d)
+            rc, _, err, to = finish(rt, p, rt.T_RECORD)
+        finally:
+            rt._kill(t)
+        ended = [l for l in err.splitlines() if l.startswith('pystrobe: process %d ended after ' % t.pid)]
+        P.expect(len(ended) == 1, 'no line "pystrobe: process %d ended after ... s"' % t.pid)
+        for l in ended:
+            secs = l.split()[-2]
+            P.expect(l.endswith(' s') and secs.replace('.', '', 1).isdigit() and float(secs) > 0,
+                     'not a number of seconds: %r' % l)
+        P.expect(rc == 0, 'exit status %s, expected 0' % rc)
+        P.expect(os.path.exists(out), 'no profile written')
+        P.fail_if_any(describe(argv, rc, err, to))
+
     R.case(pfx + 'native-late-stop-launch', late_stops_launch)
     R.case(pfx + 'native-late-stop-attach', late_stops_attach)
+    R.case(pfx + 'target-dies', target_dies)
+    # What does not depend on the interpreter runs with the first one only.
+    with _once_lock:
+        if _once:
+            return
+        _once.append(I.label)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        R.case('ends/signal-%s' % sig.name, signal_ends(sig))
+    for sig in (signal.SIGUSR1, signal.SIGUSR2):
+        R.case('ends/signal-%s-ignored' % sig.name, signal_ignored(sig))
+    R.case('ends/duration-low-rate', duration_low_rate)
