@@ -43,6 +43,18 @@ void ptstop_let_go(uint64_t wait_ns);
  */
 size_t ptstop_sweep(void);
 
+/*
+ * Suspension: the first ptstop_hold installs handlers for SIGTSTP, SIGTTIN
+ * and SIGTTOU (Ctrl-Z, and a background job touching its terminal), which
+ * stop pystrobe only once every held thread is let go (and those
+ * interrupted that stop within 20 ms), so that no thread of the target
+ * stays stopped while pystrobe is.  SIGSTOP cannot be caught: sent while a
+ * thread is held (one at a time, for as long as one thread's stacks take
+ * to read), it leaves that thread stopped until pystrobe's SIGCONT.
+ * Returns the time pystrobe spent suspended that way, in all.
+ */
+uint64_t ptstop_suspended_ns(void);
+
 /* Threads let go that had stopped only after the wait of ptstop_hold. */
 uint64_t ptstop_late_stops(void);
 

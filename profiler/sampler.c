@@ -440,7 +440,7 @@ int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
     uint64_t start = now_ns(), cpu0 = cpu_ns(), reads0 = mem_read_calls(s->mem);
     uint64_t end = o->duration > 0 ? start + (uint64_t)(o->duration * 1e9) : UINT64_MAX;
     uint64_t next = start, last_status = start, last_rename = start, last_scan = 0;
-    uint64_t last_refresh = start, late0 = ptstop_late_stops();
+    uint64_t last_refresh = start, late0 = ptstop_late_stops(), susp_seen = ptstop_suspended_ns();
     uint32_t scan = 0;
     struct sproc *procs = NULL;
     size_t nprocs = 0, pcap = 0;
@@ -467,6 +467,16 @@ int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
          * gave up waiting sits stopped until let go: here, within
          * PENDING_POLL_NS, whatever the rate and whether or not it runs. */
         size_t pending = o->native ? ptstop_sweep() : 0;
+        /* Time spent suspended (Ctrl-Z) is not part of the recording: the
+         * ticks due then are neither taken nor missed, the duration waits. */
+        uint64_t susp = ptstop_suspended_ns();
+        if (susp != susp_seen) {
+            start += susp - susp_seen;
+            next += susp - susp_seen;
+            if (end != UINT64_MAX)
+                end += susp - susp_seen;
+            susp_seen = susp;
+        }
         uint64_t now = now_ns();
         if (now >= end)
             break;

@@ -32,7 +32,7 @@ POLL = 0.01            # seconds between looks at the target's threads
 QUOTA_PERIOD_US = 200000
 QUOTA_US = 4000        # 2% of a CPU
 SPIN = 4.0             # seconds the launched target spins
-TSTP_TRIES = 10
+TSTP_TRIES = 20
 
 _once_lock = threading.Lock()
 _once = []             # the interpreter that runs the tests of any interpreter
@@ -365,7 +365,43 @@ def group(ctx, I, rt):
 
     R.case(pfx + 'native-late-stop-launch', late_stops_launch)
     R.case(pfx + 'native-late-stop-attach', late_stops_attach)
+    def ctrl_z_native():
+        """Ctrl-Z (SIGTSTP) of record --native: pystrobe stops, no thread of the target with it."""
+        P = rt.Problems()
+        d = ctx.mkdtemp('ends-tstp-')
+        out = os.path.join(d, 'out.folded')
+        t = start_target('--threads', '3', '--seconds', '300')
+        argv = [rt.PYSTROBE, 'record', '--native', '-r', '200', '-o', out, '-p', str(t.pid)]
+        try:
+            p = spawn_own_pgrp(rt, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            w = StopWatch(t.pid)
+            w.stop()
+            time.sleep(1.5)
+            left = []
+            for i in range(TSTP_TRIES):
+                p.send_signal(signal.SIGTSTP)
+                if not wait_for(lambda: proc_state(p.pid) in ('T', None), rt.T_PROMPT):
+                    P.expect(False, 'try %d: pystrobe did not stop on SIGTSTP within %ds'
+                             % (i + 1, rt.T_PROMPT))
+                    break
+                time.sleep(0.1)
+                stopped = w.stopped_now()
+                if stopped:
+                    left.append('try %d: threads %s' % (i + 1, stopped))
+                p.send_signal(signal.SIGCONT)
+                wait_for(lambda: proc_state(p.pid) != 'T', rt.T_PROMPT)
+                time.sleep(0.2)
+            p.send_signal(signal.SIGINT)
+            rc, _, err, to = finish(rt, p, rt.T_RECORD)
+        finally:
+            rt._kill(t)
+        P.expect(not left, 'target threads stopped while pystrobe was: %s' % '; '.join(left))
+        P.expect(rc == 0, 'exit status %s, expected 0' % rc)
+        P.expect(os.path.exists(out), 'no profile written')
+        P.fail_if_any(describe(argv, rc, err, to))
+
     R.case(pfx + 'target-dies', target_dies)
+    R.case(pfx + 'native-ctrl-z', ctrl_z_native)
     # What does not depend on the interpreter runs with the first one only.
     with _once_lock:
         if _once:
