@@ -400,8 +400,48 @@ def group(ctx, I, rt):
         P.expect(os.path.exists(out), 'no profile written')
         P.fail_if_any(describe(argv, rc, err, to))
 
+    def ctrl_z_launched():
+        """Ctrl-Z of record --native -- COMMAND, as a terminal sends it: SIGTSTP to
+        pystrobe and the command together.  Both stop; no thread of the command
+        stays in ptrace's stop (it is in the group stop, `T`, as a job's are)."""
+        P = rt.Problems()
+        d = ctx.mkdtemp('ends-tstp-')
+        out = os.path.join(d, 'out.folded')
+        argv = [rt.PYSTROBE, 'record', '--native', '-r', '200', '-o', out, '--', I.exe, ENDS,
+                '--threads', '3', '--seconds', '300']
+        p = spawn_own_pgrp(rt, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        line = p.stdout.readline().decode('utf-8', 'replace').split()
+        if len(line) != 2 or line[0] != 'READY':
+            rc, _, err, to = finish(rt, p, 5)
+            raise rt.Failure('the command printed no READY line' + describe(argv, rc, err, to))
+        w = StopWatch(int(line[1]))
+        w.stop()
+        time.sleep(1.0)
+        left = []
+        for i in range(TSTP_TRIES):
+            os.killpg(p.pid, signal.SIGTSTP)
+            if not wait_for(lambda: proc_state(p.pid) in ('T', None), rt.T_PROMPT):
+                P.expect(False, 'try %d: pystrobe did not stop on SIGTSTP within %ds'
+                         % (i + 1, rt.T_PROMPT))
+                break
+            time.sleep(0.1)
+            stopped = w.stopped_now()
+            if stopped:
+                left.append('try %d: threads %s' % (i + 1, stopped))
+            os.killpg(p.pid, signal.SIGCONT)
+            wait_for(lambda: proc_state(p.pid) != 'T', rt.T_PROMPT)
+            time.sleep(0.2)
+        p.send_signal(signal.SIGINT)
+        rc, _, err, to = finish(rt, p, rt.T_RECORD)
+        P.expect(not left, 'command threads in ptrace stop while pystrobe was stopped: %s'
+                 % '; '.join(left))
+        P.expect(rc == 0, 'exit status %s, expected 0' % rc)
+        P.expect(os.path.exists(out), 'no profile written')
+        P.fail_if_any(describe(argv, rc, err, to))
+
     R.case(pfx + 'target-dies', target_dies)
     R.case(pfx + 'native-ctrl-z', ctrl_z_native)
+    R.case(pfx + 'native-ctrl-z-launched', ctrl_z_launched)
     # What does not depend on the interpreter runs with the first one only.
     with _once_lock:
         if _once:
