@@ -59,7 +59,7 @@
 #define YIELD_NS (200ull * 1000)
 #define REAP_WAIT_NS (50ull * 1000 * 1000)
 /* How long a suspension waits for interrupted threads to stop, to let them go. */
-#define SUSPEND_WAIT_NS (20ull * 1000 * 1000)
+#define SUSPEND_WAIT_NS (2000ull * 1000 * 1000)
 
 enum { HELD, PENDING };
 

@@ -46,9 +46,12 @@ size_t ptstop_sweep(void);
 /*
  * Suspension: the first ptstop_hold installs handlers for SIGTSTP, SIGTTIN
  * and SIGTTOU (Ctrl-Z, and a background job touching its terminal), which
- * stop pystrobe only once every held thread is let go (and those
- * interrupted that stop within 20 ms), so that no thread of the target
- * stays stopped while pystrobe is.  SIGSTOP cannot be caught: sent while a
+ * stop pystrobe only once every held thread is let go, and those
+ * interrupted that had not stopped in time as they stop (waiting up to 2 s
+ * for them: on a loaded machine a thread may take that long to be given a
+ * CPU), so that no thread of the target stays stopped while pystrobe is.
+ * One that stops later still stays stopped until pystrobe continues or
+ * exits.  SIGSTOP cannot be caught: sent while a
  * thread is held (one at a time, for as long as one thread's stacks take
  * to read), it leaves that thread stopped until pystrobe's SIGCONT.
  * Returns the time pystrobe spent suspended that way, in all.
