@@ -252,41 +252,56 @@ static void remember(pid_t tid, int sig, int state)
 
 /*
  * Lets go of every held thread, and of interrupted ones that stop within
- * SUSPEND_WAIT_NS; async-signal-safe (no reaping of a thread that died:
- * that reads /proc with stdio; the next ptstop call reaps it).
+ * SUSPEND_WAIT_NS; async-signal-safe (a thread that died is not reaped
+ * here, which reads /proc with stdio: the next ptstop call reaps it).
  */
 static void let_go_for_suspend(void)
 {
     uint64_t deadline = now_ns() + SUSPEND_WAIT_NS;
     for (;;) {
+        size_t waiting = 0;
         for (size_t i = 0; i < nheld;) {
             struct held *h = &held[i];
-            int sig = h->sig, r = 1;
+            int sig = h->sig, r = 1; /* 1 stopped, 0 not yet, -1 not ours, 2 died */
             if (h->state == PENDING) {
                 siginfo_t si;
                 memset(&si, 0, sizeof(si));
                 r = 0;
-                if (waitid(P_PID, (id_t)h->tid, &si, WSTOPPED | WNOHANG | WNOWAIT | __WALL) < 0)
+                if (waitid(P_PID, (id_t)h->tid, &si,
+                           WSTOPPED | WEXITED | WNOHANG | WNOWAIT | __WALL) < 0) {
                     r = -1;
-                else if (si.si_pid == h->tid && si.si_code == CLD_TRAPPED) {
+                } else if (si.si_pid == h->tid &&
+                           (si.si_code == CLD_TRAPPED || si.si_code == CLD_STOPPED)) {
                     int st = 0;
+                    r = -1;
                     if (waitpid(h->tid, &st, __WALL | WNOHANG) == h->tid && WIFSTOPPED(st)) {
                         sig = (st >> 16) == 0 ? WSTOPSIG(st) : 0;
                         r = 1;
                     }
+                } else if (si.si_pid == h->tid) {
+                    r = 2;
                 }
             }
+            if (r == 1 && ptrace(PTRACE_DETACH, h->tid, NULL, (void *)(long)sig) < 0 &&
+                h->state == HELD) {
+                /* It died while held: left for the next sweep to reap. */
+                h->state = PENDING;
+                nstopped--;
+                i++;
+                continue;
+            }
             if (r == 1)
-                ptrace(PTRACE_DETACH, h->tid, NULL, (void *)(long)sig);
-            if (r == 1 || (r < 0 && h->state == HELD)) {
+                late_stops += h->state == PENDING;
+            if (r == 1 || r == -1) {
                 if (h->state == HELD)
                     nstopped--;
                 *h = held[--nheld];
-            } else {
-                i++;
+                continue;
             }
+            waiting += r == 0;
+            i++;
         }
-        if (!nheld || now_ns() > deadline)
+        if (!waiting || now_ns() > deadline)
             return;
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
