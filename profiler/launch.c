@@ -30,6 +30,7 @@ int launch_start(char *const argv[], pid_t *pid, struct pserr *err)
         signal(SIGPIPE, SIG_DFL);
         signal(SIGUSR1, SIG_DFL);
         signal(SIGUSR2, SIG_DFL);
+        signal(SIGXFSZ, SIG_DFL);
         close(fds[0]);
         execvp(argv[0], argv);
         int e = errno;

@@ -176,4 +176,5 @@ void sampling_catch_stop(void (*on_stop)(int))
     signal(SIGPIPE, SIG_IGN);
     signal(SIGUSR1, SIG_IGN);
     signal(SIGUSR2, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
 }

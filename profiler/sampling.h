@@ -66,7 +66,8 @@ void sampling_snap_opts(const struct sampling_opts *o, struct snap_opts *so);
  * its results written.  SIGPIPE is ignored: a reader of the output or of
  * stderr that goes away must not end the sampling (writes fail with EPIPE
  * instead); so are SIGUSR1 and SIGUSR2, whose default would end pystrobe
- * with nothing written.
+ * with nothing written, and SIGXFSZ (a file size limit), so that writing
+ * past the limit fails with EFBIG and the temporary file is removed.
  */
 void sampling_catch_stop(void (*on_stop)(int));
 

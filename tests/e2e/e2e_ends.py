@@ -325,6 +325,29 @@ def group(ctx, I, rt):
             P.fail_if_any(describe(argv, rc, err, to))
         return fn
 
+    def file_size_limit():
+        """A file size limit (ulimit -f) too small for the profile: one line, exit 1,
+        no temporary file left (SIGXFSZ's default killed pystrobe mid-write)."""
+        import resource
+        P = rt.Problems()
+        d = ctx.mkdtemp('ends-fsize-')
+        t = start_target('--seconds', '120')
+        out = os.path.join(d, 'out.svg')
+        argv = [rt.PYSTROBE, 'record', '-d', '0.5', '-o', out, '-p', str(t.pid)]
+
+        def limit():
+            resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
+        try:
+            p = rt.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=limit)
+            rc, _, err, to = finish(rt, p, rt.T_RECORD)
+        finally:
+            rt._kill(t)
+        lines = [l for l in err.splitlines() if l.startswith('pystrobe: cannot write')]
+        P.expect(rc == 1, 'exit status %s, expected 1' % rc)
+        P.expect(len(lines) == 1, 'no line "pystrobe: cannot write ..."')
+        P.expect(os.listdir(d) == [], 'files left: %r' % os.listdir(d))
+        P.fail_if_any(describe(argv, rc, err, to))
+
     def duration_low_rate():
         """-d bounds the run whatever the rate: -r 0.1 -d 1 lasts 1 s, not one 10 s tick."""
         P = rt.Problems()
@@ -452,3 +475,4 @@ def group(ctx, I, rt):
     for sig in (signal.SIGUSR1, signal.SIGUSR2):
         R.case('ends/signal-%s-ignored' % sig.name, signal_ignored(sig))
     R.case('ends/duration-low-rate', duration_low_rate)
+    R.case('ends/file-size-limit', file_size_limit)
