@@ -89,6 +89,7 @@ static volatile sig_atomic_t caught;      /* the handlers are installed */
 static uint64_t suspended_ns;             /* time spent stopped that way */
 
 static void suspend_if_asked(void);
+static void sweep_pending(void);
 
 uint64_t ptstop_now_ns(void)
 {
@@ -201,6 +202,8 @@ static int wait_stop(pid_t tid, int *sig)
         if (now - start < YIELD_NS) {
             sched_yield();
         } else {
+            /* Others that stop late meanwhile are not kept waiting for this one. */
+            sweep_pending();
             pause_ns(wait);
             wait = MIN(wait * 2, 2000000ull);
         }
