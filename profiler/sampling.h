@@ -61,7 +61,7 @@ int sampling_operands(struct sampling_opts *o, const char *cmd, int argc, char *
 void sampling_snap_opts(const struct sampling_opts *o, struct snap_opts *so);
 
 /*
- * SIGINT, SIGTERM and SIGHUP (a terminal or an SSH session gone) call
+ * SIGINT, SIGTERM and SIGHUP (a terminal or an SSH connection gone) call
  * on_stop (which sets the command's stop flag): the work ends as asked,
  * its results written.  SIGPIPE is ignored: a reader of the output or of
  * stderr that goes away must not end the sampling (writes fail with EPIPE
