@@ -147,6 +147,8 @@ static void native_summary(const struct sampler_result *r)
     if (n->hold_failed)
         sb_addf(&sb, "; %" PRIu64 " stacks without native frames (thread not stopped)",
                 n->hold_failed);
+    if (r->late_stops)
+        sb_addf(&sb, "; %" PRIu64 " threads stopped late, let go as they stopped", r->late_stops);
     if (n->unwind_failed)
         sb_addf(&sb, "; %" PRIu64 " stacks without native frames (not unwound)", n->unwind_failed);
     if (n->mismatched)
@@ -235,6 +237,8 @@ static void print_summary(const struct record_opts *o, const struct sampler_resu
     uint64_t dropped = 0;
     for (int d = 0; d < DROP_COUNT; d++)
         dropped += r->dropped[d];
+    if (r->target_exited && !o->so.command)
+        fprintf(stderr, "pystrobe: process %d ended after %.2f s\n", (int)o->so.pid, secs);
     sb_addf(&sb, "pystrobe: %" PRIu64 " samples from %zu thread%s", r->stacks, a->nthreads,
             a->nthreads == 1 ? "" : "s");
     if (o->so.subprocesses)

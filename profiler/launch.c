@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "profiler/ptstop.h"
+
 int launch_start(char *const argv[], pid_t *pid, struct pserr *err)
 {
     int fds[2];
@@ -24,7 +26,11 @@ int launch_start(char *const argv[], pid_t *pid, struct pserr *err)
         /* Signals pystrobe handles go back to their defaults in the command. */
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
         signal(SIGPIPE, SIG_DFL);
+        signal(SIGUSR1, SIG_DFL);
+        signal(SIGUSR2, SIG_DFL);
+        signal(SIGXFSZ, SIG_DFL);
         close(fds[0]);
         execvp(argv[0], argv);
         int e = errno;
@@ -72,6 +78,9 @@ static int wait_for(pid_t pid, int ms, int *status)
             return r;
         if (waited >= ms)
             return -ETIMEDOUT;
+        /* A thread of it held for native frames that stopped only now
+         * would wait for us as we wait for it. */
+        ptstop_sweep();
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }

@@ -8,6 +8,7 @@
 #ifndef PYSTROBE_PTSTOP_H
 #define PYSTROBE_PTSTOP_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/user.h>
@@ -33,6 +34,32 @@ int ptstop_release(pid_t tid);
  * go by the kernel when pystrobe exits.
  */
 void ptstop_let_go(uint64_t wait_ns);
+
+/*
+ * Lets go of the threads interrupted that had not stopped in time and have
+ * stopped since; returns how many are still to stop.  While that is not 0,
+ * call it again within a few milliseconds: each of them sits stopped from
+ * the moment it stops until a ptstop call lets it go.
+ */
+size_t ptstop_sweep(void);
+
+/*
+ * Suspension: the first ptstop_hold installs handlers for SIGTSTP, SIGTTIN
+ * and SIGTTOU (Ctrl-Z, and a background job touching its terminal), which
+ * stop pystrobe only once every held thread is let go, and those
+ * interrupted that had not stopped in time as they stop (waiting up to 2 s
+ * for them: on a loaded machine a thread may take that long to be given a
+ * CPU), so that no thread of the target stays stopped while pystrobe is.
+ * One that stops later still stays stopped until pystrobe continues or
+ * exits.  SIGSTOP cannot be caught: sent while a
+ * thread is held (one at a time, for as long as one thread's stacks take
+ * to read), it leaves that thread stopped until pystrobe's SIGCONT.
+ * Returns the time pystrobe spent suspended that way, in all.
+ */
+uint64_t ptstop_suspended_ns(void);
+
+/* Threads let go that had stopped only after the wait of ptstop_hold. */
+uint64_t ptstop_late_stops(void);
 
 /* Nanoseconds of CLOCK_MONOTONIC, for measuring how long threads are held. */
 uint64_t ptstop_now_ns(void);

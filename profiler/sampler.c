@@ -10,11 +10,14 @@
 
 #include "profiler/launch.h"
 #include "profiler/proc.h"
+#include "profiler/ptstop.h"
 
 /* Threads unseen for this many ticks are forgotten. */
 #define FORGET_AFTER 64
 /* Threads threading does not know yet are looked up again this often. */
 #define RENAME_EVERY_NS 250000000u
+/* How often threads that stopped late are looked for, while there are any. */
+#define PENDING_POLL_NS 1000000u
 /* How often native stacks look for libraries loaded since. */
 #define REFRESH_NATIVE_NS 2000000000u
 
@@ -437,7 +440,7 @@ int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
     uint64_t start = now_ns(), cpu0 = cpu_ns(), reads0 = mem_read_calls(s->mem);
     uint64_t end = o->duration > 0 ? start + (uint64_t)(o->duration * 1e9) : UINT64_MAX;
     uint64_t next = start, last_status = start, last_rename = start, last_scan = 0;
-    uint64_t last_refresh = start;
+    uint64_t last_refresh = start, late0 = ptstop_late_stops(), susp_seen = ptstop_suspended_ns();
     uint32_t scan = 0;
     struct sproc *procs = NULL;
     size_t nprocs = 0, pcap = 0;
@@ -460,13 +463,31 @@ int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
     }
     r->processes = 1;
     while (!*o->stop) {
+        /* A thread held for native frames that stopped only after its hold
+         * gave up waiting sits stopped until let go: here, within
+         * PENDING_POLL_NS, whatever the rate and whether or not it runs. */
+        size_t pending = o->native ? ptstop_sweep() : 0;
+        /* Time spent suspended (Ctrl-Z) is not part of the recording: the
+         * ticks due then are neither taken nor missed, the duration waits. */
+        uint64_t susp = ptstop_suspended_ns();
+        if (susp != susp_seen) {
+            start += susp - susp_seen;
+            next += susp - susp_seen;
+            if (end != UINT64_MAX)
+                end += susp - susp_seen;
+            susp_seen = susp;
+        }
         uint64_t now = now_ns();
         if (now >= end)
             break;
         if (now < next) {
-            struct timespec ts = {(time_t)(next / 1000000000u), (long)(next % 1000000000u)};
+            /* Woken at the end of the duration, not at the first tick after it. */
+            uint64_t until = MIN(next, end);
+            if (pending)
+                until = MIN(until, now + PENDING_POLL_NS);
+            struct timespec ts = {(time_t)(until / 1000000000u), (long)(until % 1000000000u)};
             int e = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
-            if (e == EINTR || *o->stop)
+            if (e == EINTR || *o->stop || now_ns() < next)
                 continue;
             now = now_ns();
             if (now >= end)
@@ -598,6 +619,7 @@ int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
     }
     name_agg_threads(s, a);
     native_off(&procs[0], r);
+    r->late_stops = ptstop_late_stops() - late0;
     census_off(&procs[0], r);
     add_torn(r, &procs[0].sn);
     snapshot_release(&procs[0].sn);

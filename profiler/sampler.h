@@ -67,6 +67,7 @@ struct sampler_result {
     uint64_t cpu_ns;      /* the profiler's own CPU time while sampling */
     uint64_t reads;       /* process_vm_readv calls while sampling */
     struct nstack_stats native; /* with native: holds, unwinds, merges */
+    uint64_t late_stops;  /* with native: threads that stopped after their hold gave up */
     struct gcensus_stats greenlets; /* with greenlets: the censuses, over all processes */
     uint64_t census_ns;   /* the profiler's CPU time in censuses */
     uint64_t census_waits; /* censuses due while the target had no greenlet module */

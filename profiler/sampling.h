@@ -61,9 +61,13 @@ int sampling_operands(struct sampling_opts *o, const char *cmd, int argc, char *
 void sampling_snap_opts(const struct sampling_opts *o, struct snap_opts *so);
 
 /*
- * SIGINT and SIGTERM call on_stop (which sets the command's stop flag), and
- * SIGPIPE is ignored: a reader of the output or of stderr that goes away
- * must not end the sampling (writes fail with EPIPE instead).
+ * SIGINT, SIGTERM and SIGHUP (a terminal or an SSH connection gone) call
+ * on_stop (which sets the command's stop flag): the work ends as asked,
+ * its results written.  SIGPIPE is ignored: a reader of the output or of
+ * stderr that goes away must not end the sampling (writes fail with EPIPE
+ * instead); so are SIGUSR1 and SIGUSR2, whose default would end pystrobe
+ * with nothing written, and SIGXFSZ (a file size limit), so that writing
+ * past the limit fails with EFBIG and the temporary file is removed.
  */
 void sampling_catch_stop(void (*on_stop)(int));
 

@@ -61,6 +61,7 @@ import e2e_truth  # noqa: E402  (shares against a target that times itself)
 import e2e_outfiles  # noqa: E402  (output files where a user planted links, FIFOs; stdout errors)
 import e2e_inputs  # noqa: E402  (hostile input files: convert, diff, dump --core)
 import e2e_suite  # noqa: E402  (CI=true: the machine image is complete)
+import e2e_ends  # noqa: E402  (how recordings end: signals, held threads, durations)
 THREADS_PY = os.path.join(TARGETS, 'threads.py')
 
 FILES = {
@@ -2192,6 +2193,7 @@ def main():
     groups += [lambda I=I: e2e_glrecord.group(ctx, I, here) for I in interps]
     groups += [lambda I=I: e2e_truth.group(ctx, I, here) for I in interps]
     groups.append(lambda: e2e_outfiles.group(ctx, interps, here))
+    groups += [lambda I=I: e2e_ends.group(ctx, I, here) for I in interps]
     groups.insert(0, lambda: errors_group(ctx, interps))
     groups.insert(1, lambda: formats_group(ctx, interps))
     groups.insert(2, lambda: e2e_inputs.group(ctx, here))

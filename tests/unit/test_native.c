@@ -628,6 +628,35 @@ TEST(thread_that_cannot_stop_times_out_and_is_let_go)
 }
 
 /*
+ * ptstop_sweep alone, with no other thread held meanwhile (a sampler of
+ * running threads never holds a stopped one again), lets a late stop go
+ * and says how many are still to stop.
+ */
+TEST(ptstop_sweep_lets_a_late_stop_go_by_itself)
+{
+    int p[2];
+    pid_t pid = start_vfork_parent(p, 300);
+    sleep_ms(50);
+    struct user_regs_struct regs;
+    uint64_t late0 = ptstop_late_stops();
+    int r = held_or_skip(pid, &regs);
+    CHECK_INT(r, -ETIMEDOUT);
+    CHECK_INT((int)ptstop_sweep(), 1);
+    /* Bounded: the vfork child exits after 300 ms, a busy machine may take longer. */
+    size_t left = 1;
+    for (int i = 0; i < 1000 && left; i++) {
+        sleep_ms(5);
+        left = ptstop_sweep();
+    }
+    CHECK_INT((int)left, 0);
+    CHECK_INT(read_byte(p[0], 1000), 'd');
+    CHECK_INT(tracer_of(pid), 0);
+    CHECK(state_of(pid) != 't');
+    CHECK(ptstop_late_stops() == late0 + 1);
+    end_child(pid);
+}
+
+/*
  * The same, with the launched command's end looked for while the thread
  * is interrupted (record's loop does so each tick): that look must not
  * take the thread's stop, or nothing would let it go.  At the end of a
