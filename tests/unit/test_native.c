@@ -639,7 +639,7 @@ TEST(ptstop_sweep_lets_a_late_stop_go_by_itself)
     sleep_ms(50);
     struct user_regs_struct regs;
     uint64_t late0 = ptstop_late_stops();
-    int r = held_or_skip(pid, &regs);
+    int r = held_once_or_skip(pid, &regs);
     CHECK_INT(r, -ETIMEDOUT);
     CHECK_INT((int)ptstop_sweep(), 1);
     /* Bounded: the vfork child exits after 300 ms, a busy machine may take longer. */
