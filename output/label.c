@@ -6,12 +6,10 @@
 void label_clean(const char *s, struct strbuf *out)
 {
     size_t start = out->len;
-    sb_adds(out, s);
-    for (size_t i = start; i < out->len; i++) {
-        unsigned char c = (unsigned char)out->buf[i];
-        if (c == ';' || c < 0x20 || c == 0x7f)
+    sb_add_clean(out, s, strlen(s));
+    for (size_t i = start; i < out->len; i++)
+        if (out->buf[i] == ';')
             out->buf[i] = '?';
-    }
 }
 
 void label_frame(const struct names *n, uint32_t frame, struct strbuf *out)

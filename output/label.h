@@ -11,14 +11,15 @@
 /*
  * Appends the label of frame id to out: "NAME (FILE:LINE)", or NAME alone
  * for a synthetic frame.  Characters that would break a line-based format
- * (';' and control characters) are replaced by '?'.
+ * or fool a terminal (';', bytes that are not UTF-8, and what text_unsafe
+ * refuses: controls, bidi overrides...) are replaced by '?'.
  */
 void label_frame(const struct names *n, uint32_t frame, struct strbuf *out);
 
 /* Appends "thread NAME (TID)" for a thread of the aggregate. */
 void label_thread(const struct agg_thread *t, struct strbuf *out);
 
-/* Appends s with ';' and control characters replaced by '?'. */
+/* Appends s with ';' and what label_frame replaces so replaced by '?'. */
 void label_clean(const char *s, struct strbuf *out);
 
 #endif

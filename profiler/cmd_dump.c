@@ -242,13 +242,16 @@ static void text_gil(struct session *s, const struct snapshot *sn, struct strbuf
 static void print_text(struct session *s, const struct snapshot *sn, const struct frame_extras *x,
                        struct strbuf *out)
 {
-    struct strbuf cmd = STRBUF_INIT;
-    mem_cmdline(s->mem, &cmd);
-    if (mem_is_core(s->mem))
+    struct strbuf cmd = STRBUF_INIT, raw = STRBUF_INIT;
+    mem_cmdline(s->mem, &raw);
+    sb_add_clean(&cmd, raw.buf ? raw.buf : "", raw.len);
+    sb_release(&raw);
+    if (mem_is_core(s->mem)) {
         sb_addf(out, "Core %s of process %d: %s\n", core_path(mem_core(s->mem)), (int)s->pid,
                 sb_str(&cmd));
-    else
+    } else {
         sb_addf(out, "Process %d: %s\n", (int)s->pid, sb_str(&cmd));
+    }
     sb_addf(out, "Python %s (%s)\n", s->rt.version, path_base(s->rt.binary));
     text_gil(s, sn, out);
     sb_release(&cmd);

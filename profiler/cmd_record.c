@@ -279,11 +279,16 @@ static void print_summary(const struct record_opts *o, const struct sampler_resu
 /* What was profiled, as the profile's title: read at the start, while the target is alive. */
 static char *target_title(const struct record_opts *o, pid_t pid)
 {
-    struct strbuf sb = STRBUF_INIT;
-    proc_cmdline(pid, &sb);
+    struct strbuf sb = STRBUF_INIT, raw = STRBUF_INIT;
+    proc_cmdline(pid, &raw);
+    /* The title is shown: nothing in it may reorder or hide the rest. */
+    sb_add_clean(&sb, raw.buf ? raw.buf : "", raw.len);
+    sb_release(&raw);
     if (!sb.len && o->so.command) {
-        for (char **c = o->so.command; *c; c++)
-            sb_addf(&sb, "%s%s", c == o->so.command ? "" : " ", *c);
+        for (char **c = o->so.command; *c; c++) {
+            sb_adds(&sb, c == o->so.command ? "" : " ");
+            sb_add_clean(&sb, *c, strlen(*c));
+        }
     }
     sb_addf(&sb, "%s(pid %d)", sb.len ? " " : "", (int)pid);
     return sb_detach(&sb);

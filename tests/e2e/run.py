@@ -905,7 +905,9 @@ def check_one_line_error(P, res, rc, words=(), any_words=()):
 # --- folded -----------------------------------------------------------------
 
 def sanitize(s):
-    return ''.join('?' if (c == ';' or ord(c) < 32 or ord(c) == 127) else c for c in s)
+    return ''.join('?' if (c == ';' or ord(c) < 32 or 127 <= ord(c) < 160 or
+                           c in u'\u061c\u200e\u200f' or u'\u2028' <= c <= u'\u202e' or
+                           u'\u2066' <= c <= u'\u2069') else c for c in s)
 
 
 def label(func, file, line):
