@@ -38,3 +38,11 @@ void json_string(struct strbuf *out, const char *s)
     }
     sb_addc(out, '"');
 }
+
+void json_line(struct strbuf *out, int line)
+{
+    if (line > 0)
+        sb_addf(out, "%d", line);
+    else
+        sb_adds(out, "null");
+}

@@ -21,7 +21,16 @@ void label_frame(const struct names *n, uint32_t frame, struct strbuf *out)
         return;
     sb_adds(out, " (");
     label_clean(names_str_get(n, fn->file), out);
-    sb_addf(out, ":%d)", fr->line);
+    label_line(fr->line, out);
+    sb_addc(out, ')');
+}
+
+void label_line(int line, struct strbuf *out)
+{
+    if (line > 0)
+        sb_addf(out, ":%d", line);
+    else
+        sb_adds(out, ":?");
 }
 
 void label_thread(const struct agg_thread *t, struct strbuf *out)

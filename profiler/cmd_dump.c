@@ -192,7 +192,8 @@ static void text_frame(const struct names *n, uint32_t id, struct strbuf *out)
     label_clean(names_str_get(n, fn->name), out);
     sb_adds(out, " (");
     label_clean(names_str_get(n, fn->file), out);
-    sb_addf(out, ":%d)\n", fr->line);
+    label_line(fr->line, out);
+    sb_adds(out, ")\n");
 }
 
 /*
@@ -348,7 +349,9 @@ static void print_json(struct session *s, const struct snapshot *sn, const struc
         }
         sb_adds(out, ",\n   \"frames\": [");
         struct pyframes py = pyframes_of(t);
-        for (size_t i = 0; i < t->depth; i++) {
+        /* A stack that could not be read has no frame ids, as in the text. */
+        size_t depth = t->status < 0 ? 0 : t->depth;
+        for (size_t i = 0; i < depth; i++) {
             const struct names_frame *fr = names_frame_get(s->names, sn->ids[t->off + i]);
             const struct names_func *fn = names_func_get(s->names, fr->func);
             sb_adds(out, i ? ",\n    {\"function\": " : "\n    {\"function\": ");
@@ -359,7 +362,8 @@ static void print_json(struct session *s, const struct snapshot *sn, const struc
             }
             sb_adds(out, ", \"file\": ");
             json_string(out, names_str_get(s->names, fn->file));
-            sb_addf(out, ", \"line\": %d", fr->line);
+            sb_adds(out, ", \"line\": ");
+            json_line(out, fr->line);
             json_extras(x, s, sn, sn->ids[t->off + i], pyframes_next(&py), out);
             sb_addc(out, '}');
         }

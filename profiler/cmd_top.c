@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/htab.h"
+#include "output/label.h"
 #include "profiler/cli.h"
 #include "profiler/launch.h"
 #include "profiler/proc.h"
@@ -478,7 +479,9 @@ static void row_label(const struct names *n, uint32_t key, int by_function, int 
     if (fn->file == NAMES_EMPTY && line == 0)
         return;
     const char *file = names_str_get(n, fn->file);
-    sb_addf(out, " (%s:%d)", base_only ? path_base(file) : file, line);
+    sb_addf(out, " (%s", base_only ? path_base(file) : file);
+    label_line(line, out);
+    sb_addc(out, ')');
 }
 
 struct row {
