@@ -227,6 +227,17 @@ static void torn_summary(const struct sampler_result *r)
     sb_release(&sb);
 }
 
+/* Stacks kept with a frame whose code object could not be read on any try. */
+static void unreadable_summary(const struct sampler_result *r)
+{
+    if (!r->unreadable)
+        return;
+    fprintf(stderr, "pystrobe: %" PRIu64 " stack read%s found a code object unreadable on every "
+            "try: kept, that frame shown as <unreadable code object at 0x...> (%" PRIu64
+            " walks taken again before it was judged so)\n", r->unreadable,
+            r->unreadable == 1 ? "" : "s", r->unreadable_retries);
+}
+
 static void print_summary(const struct record_opts *o, const struct sampler_result *r,
                           const struct agg *a)
 {
@@ -256,6 +267,7 @@ static void print_summary(const struct record_opts *o, const struct sampler_resu
                 WALK_MAX_DEPTH);
     fprintf(stderr, "%s\n", sb.buf);
     torn_summary(r);
+    unreadable_summary(r);
     if (r->ticks)
         fprintf(stderr, "pystrobe: cost per sample: %.1f us CPU, %.1f reads\n",
                 (double)r->cpu_ns / 1e3 / (double)r->ticks, (double)r->reads / (double)r->ticks);

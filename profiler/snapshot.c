@@ -88,6 +88,8 @@ static void take_callees(struct session *s, struct snapshot *sn, struct snap_thr
     struct code_entry *ce;
     while (t->depth > 0 && t->depth < max_depth) {
         struct code_entry *e = sn->entries[off];
+        if (!e)
+            return; /* an unreadable code object: what it calls is unknown */
         uint64_t addr = sn->finfo[off].addr;
         int64_t addrq = sn->raw[off].addrq;
         if (walk_callee(s->walker, w, addr, codecache_frame_bytes(e), &f, &fi) < 0 ||
@@ -119,8 +121,14 @@ static void take_callees(struct session *s, struct snapshot *sn, struct snap_thr
     }
 }
 
+/*
+ * keep_bad: a frame whose code object is no code is kept, marked unreadable
+ * in its finfo, instead of tearing the walk.  Otherwise *bad is set to the
+ * first such code address when one tears it.
+ */
 static enum walk_torn look_at(struct session *s, struct snapshot *sn, struct snap_thread *t,
-                              const struct walk_thread *w, size_t max_depth)
+                              const struct walk_thread *w, size_t max_depth, int keep_bad,
+                              uint64_t *bad)
 {
     size_t off = t->off, n = t->depth;
     for (size_t i = 0; i < n; i++)
@@ -144,9 +152,16 @@ static enum walk_torn look_at(struct session *s, struct snapshot *sn, struct sna
         const struct code_entry *e = sn->entries[off + i];
         int64_t addrq = sn->raw[off + i].addrq;
         /* Not a code object, or an entry frame's trampoline without the
-         * entry frame's owner: the stack changed while it was read. */
-        if (!e || codecache_is_shim(e))
+         * entry frame's owner: the stack changed while it was read, unless
+         * (keep_bad) the same code stayed unreadable through every try. */
+        if (!e && keep_bad) {
+            sn->finfo[off + i].unreadable = 1;
+            continue;
+        }
+        if (!e || codecache_is_shim(e)) {
+            *bad = sn->raw[off + i].code;
             return TORN_NOT_CODE;
+        }
         /* The frame above, when not entered from C, was pushed by this
          * frame's own instruction (3.11+).  A frame that cannot be calling
          * it was the running one; one at a return had left (3.12+), unless
@@ -161,7 +176,8 @@ static enum walk_torn look_at(struct session *s, struct snapshot *sn, struct sna
     /* A generator's frame has a caller while it runs: one found as a
      * thread's outermost frame had been suspended under the walk (<= 3.10;
      * later versions tell by the frame's owner). */
-    if (t->status == 0 && n > 0 && codecache_is_generator(sn->entries[off + n - 1]))
+    if (t->status == 0 && n > 0 && sn->entries[off + n - 1] &&
+        codecache_is_generator(sn->entries[off + n - 1]))
         return TORN_GEN_ROOT;
     if (cut > 0) {
         t->off += cut;
@@ -175,7 +191,11 @@ static enum walk_torn look_at(struct session *s, struct snapshot *sn, struct sna
 /*
  * Walks one thread's stack into sn->raw (and sn->finfo): again at once
  * when torn, up to SNAP_TRIES times in all (once when its stack cannot
- * move: a thread held still, a core file).
+ * move: a thread held still, a core file).  A frame whose code object is
+ * no code at the same address on every try (the one try of a still stack)
+ * is no sign of a stack that moved: the code object is unreadable, and the
+ * stack is kept with that frame marked (finfo's unreadable), counted apart
+ * from torn walks.
  */
 static void walk_one(struct session *s, struct snapshot *sn, struct snap_thread *t,
                      struct walk_thread *w, size_t max_depth, int still)
@@ -185,13 +205,15 @@ static void walk_one(struct session *s, struct snapshot *sn, struct snap_thread 
     GROW(sn->finfo, sn->finfocap, off + max_depth);
     grow_ids(sn, off + max_depth);
     int tries = still || mem_is_core(s->mem) ? 1 : SNAP_TRIES;
+    uint64_t bad = 0, first_bad = 0, retries = 0, not_code = 0;
+    int same_bad = 1, kept_bad = 0;
     t->walked = 1;
     for (int k = 0; k < tries; k++) {
         enum walk_torn why = TORN_NONE;
         t->off = off;
         t->depth = 0;
         if (k > 0) {
-            sn->retries++;
+            retries++;
             t->status = walk_refresh(s->walker, sn->interp, w);
             if (t->status < 0 || !walk_has_frames(w)) {
                 t->status = t->status < 0 ? t->status : -ENOENT;
@@ -209,16 +231,37 @@ static void walk_one(struct session *s, struct snapshot *sn, struct snap_thread 
         else if (t->status >= 0) {
             if (walk_last_settled(s->walker))
                 sn->cut++;
-            why = look_at(s, sn, t, w, max_depth);
+            why = look_at(s, sn, t, w, max_depth, 0, &bad);
+        }
+        if (why == TORN_NOT_CODE) {
+            same_bad &= !first_bad || bad == first_bad;
+            first_bad = bad;
+        } else if (why != TORN_NONE) {
+            same_bad = 0;
+        }
+        if (why == TORN_NOT_CODE && k + 1 == tries && same_bad) {
+            why = look_at(s, sn, t, w, max_depth, 1, &bad);
+            kept_bad = why == TORN_NONE;
         }
         if (why == TORN_NONE)
             break;
-        sn->torn_tries[why]++;
+        if (why == TORN_NOT_CODE)
+            not_code++;
+        else
+            sn->torn_tries[why]++;
         if (k + 1 == tries) {
             sn->torn_drops[why]++;
             if (t->status >= 0)
                 t->status = -EINVAL;
         }
+    }
+    /* The tries a code object that stayed unreadable took are not torn walks. */
+    if (kept_bad) {
+        sn->unreadable++;
+        sn->unreadable_retries += retries;
+    } else {
+        sn->torn_tries[TORN_NOT_CODE] += not_code;
+        sn->retries += retries;
     }
     if (t->status == -ENOENT)
         t->walked = 0; /* no Python frame: as if its thread state had said so */
@@ -231,14 +274,21 @@ static void walk_one(struct session *s, struct snapshot *sn, struct snap_thread 
 
 /*
  * Turns a walked thread's frames into ids, with its code objects
- * validated: one that changed since it was looked at drops the stack.
+ * validated: one that changed since it was looked at drops the stack (its
+ * depth 0: no id of it is set); one found unreadable on every try is
+ * named so.
  */
 static void thread_ids(struct session *s, struct snapshot *sn, struct snap_thread *t,
                        int by_function)
 {
     for (size_t i = t->off; i < t->off + t->depth; i++) {
+        if (!sn->entries[i] && sn->finfo[i].unreadable) {
+            sn->ids[i] = codecache_unreadable_frame(s->cc, sn->raw[i].code);
+            continue;
+        }
         if (!sn->entries[i] || codecache_is_shim(sn->entries[i])) {
             t->status = -EINVAL;
+            t->depth = 0;
             sn->torn_drops[TORN_NOT_CODE]++;
             return;
         }
