@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "output/json.h"
 #include "output/label.h"
@@ -398,17 +399,43 @@ static int dump_greenlets(struct session *s, const struct snapshot *sn, int json
     return 0;
 }
 
-/* Source files as the target sees them, or under --source-root; a core's where they are named. */
-static struct srcfiles *source_files(pid_t pid, int core, const char *root)
+/*
+ * Source files as the target sees them, or under --source-root; a core's
+ * where they are named.  Read with the target's rights (a core's: its
+ * owner's), whatever pystrobe's own: a file the target could not read is
+ * not shown.  NULL, with a message, when those rights cannot be told.
+ */
+static struct srcfiles *source_files(pid_t pid, const char *core, const char *root)
 {
     char r[64], cwd[64];
-    if (root)
-        return srcfiles_new(root, root);
-    if (core)
-        return srcfiles_new("", "");
-    snprintf(r, sizeof(r), "/proc/%d/root", (int)pid);
-    snprintf(cwd, sizeof(cwd), "/proc/%d/cwd", (int)pid);
-    return srcfiles_new(r, cwd);
+    struct srcfile_creds c;
+    struct stat st;
+    if (core) {
+        if (stat(core, &st) < 0) {
+            fprintf(stderr, "pystrobe: --source: cannot tell who owns core %s: %s; source lines "
+                    "left out\n", core, strerror(errno));
+            return NULL;
+        }
+        memset(&c, 0, sizeof(c));
+        c.uid = st.st_uid;
+        c.gid = st.st_gid;
+    } else if (srcfile_creds_of(pid, &c) < 0) {
+        fprintf(stderr, "pystrobe: --source: cannot read the credentials of process %d "
+                "(/proc/%d/status); source lines left out\n", (int)pid, (int)pid);
+        return NULL;
+    }
+    struct srcfiles *sf;
+    if (root) {
+        sf = srcfiles_new(root, root);
+    } else if (core) {
+        sf = srcfiles_new("", "");
+    } else {
+        snprintf(r, sizeof(r), "/proc/%d/root", (int)pid);
+        snprintf(cwd, sizeof(cwd), "/proc/%d/cwd", (int)pid);
+        sf = srcfiles_new(r, cwd);
+    }
+    srcfiles_set_creds(sf, &c);
+    return sf;
 }
 
 /* How long the threads were stopped for their native stacks (stderr: the dump stays the dump). */
@@ -533,7 +560,7 @@ int cmd_dump(int argc, char **argv)
         if (locals)
             x.pv = pyval_new(&s.rt);
         if (source >= 0)
-            x.src = source_files(pid, core != NULL, source_root);
+            x.src = source_files(pid, core, source_root);
         if (json)
             print_json(&s, &sn, &x, &out);
         else
