@@ -58,6 +58,7 @@ import e2e_locals  # noqa: E402  (dump --locals and --source)
 import e2e_greenlets  # noqa: E402  (dump --greenlets)
 import e2e_glrecord  # noqa: E402  (record --greenlets, locks)
 import e2e_truth  # noqa: E402  (shares against a target that times itself)
+import e2e_hostile  # noqa: E402  (targets that corrupt their own objects, or lie in names)
 THREADS_PY = os.path.join(TARGETS, 'threads.py')
 
 FILES = {
@@ -2173,6 +2174,7 @@ def main():
     groups += [lambda I=I: e2e_greenlets.group(ctx, I, here) for I in interps]
     groups += [lambda I=I: e2e_glrecord.group(ctx, I, here) for I in interps]
     groups += [lambda I=I: e2e_truth.group(ctx, I, here) for I in interps]
+    groups += [lambda I=I: e2e_hostile.group(ctx, I, here) for I in interps]
     groups.insert(0, lambda: errors_group(ctx, interps))
     groups.insert(1, lambda: formats_group(ctx, interps))
     if not interps:
