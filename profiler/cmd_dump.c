@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "output/json.h"
 #include "output/label.h"
@@ -405,20 +404,19 @@ static int dump_greenlets(struct session *s, const struct snapshot *sn, int json
  * owner's), whatever pystrobe's own: a file the target could not read is
  * not shown.  NULL, with a message, when those rights cannot be told.
  */
-static struct srcfiles *source_files(pid_t pid, const char *core, const char *root)
+static struct srcfiles *source_files(struct session *s, pid_t pid, const char *core,
+                                     const char *root)
 {
     char r[64], cwd[64];
     struct srcfile_creds c;
-    struct stat st;
+    int ret;
     if (core) {
-        if (stat(core, &st) < 0) {
+        memset(&c, 0, sizeof(c));
+        if ((ret = core_owner(mem_core(s->mem), &c.uid, &c.gid)) < 0) {
             fprintf(stderr, "pystrobe: --source: cannot tell who owns core %s: %s; source lines "
-                    "left out\n", core, strerror(errno));
+                    "left out\n", core, strerror(-ret));
             return NULL;
         }
-        memset(&c, 0, sizeof(c));
-        c.uid = st.st_uid;
-        c.gid = st.st_gid;
     } else if (srcfile_creds_of(pid, &c) < 0) {
         fprintf(stderr, "pystrobe: --source: cannot read the credentials of process %d "
                 "(/proc/%d/status); source lines left out\n", (int)pid, (int)pid);
@@ -560,7 +558,7 @@ int cmd_dump(int argc, char **argv)
         if (locals)
             x.pv = pyval_new(&s.rt);
         if (source >= 0)
-            x.src = source_files(pid, core, source_root);
+            x.src = source_files(&s, pid, core, source_root);
         if (json)
             print_json(&s, &sn, &x, &out);
         else

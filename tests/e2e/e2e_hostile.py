@@ -21,6 +21,7 @@ import shutil
 import stat
 import subprocess
 
+import e2e_core
 import e2e_states
 
 TARGET = 'hostile.py'
@@ -201,7 +202,34 @@ def group(ctx, I, rt):
                 t.close()
         P.fail_if_any()
 
+    def case_core_source_rights():
+        """A core's sources are read with its owner's rights (the core file as opened)."""
+        if os.geteuid() != 0:
+            raise rt.Skip('needs root (to give the core to nobody)')
+        P = rt.Problems()
+        d = ctx.mkdtemp('hostile-core-')
+        secret = os.path.join(d, 'secret.py')
+        shutil.copyfile(path, secret)
+        os.chmod(secret, 0o600)
+        t = start('source', secret)
+        try:
+            core = e2e_core.gcore(rt, t.pid, d)
+        finally:
+            t.close()
+        sleep = line('victim_sleep')
+        head = '    victim (%s:%d)\n' % (secret, sleep)
+        src = head + '        > %d  time.sleep(100000)  # @victim_sleep\n' % sleep
+        for owner, shown in ((0, True), (65534, False)):
+            os.chown(core, owner, -1)
+            res = run_ok(P, [rt.PYSTROBE, 'dump', '--core', core, '--source'], 'dump --core --source')
+            P.expect(head in res.out_text and (src in res.out_text) == shown,
+                     'core owned by uid %d, %s mode 0600 root\'s: source %s, expected %s%s'
+                     % (owner, secret, 'shown' if src in res.out_text else 'not shown',
+                        'shown' if shown else 'not shown', res.describe(2000)))
+        P.fail_if_any()
+
     R.case(pfx + 'unreadable-code', case_unreadable)
+    R.case(pfx + 'core-source-rights', case_core_source_rights)
     R.case(pfx + 'invalid-filename', case_invalid(
         'int-filename', 'victim (<invalid filename>:%d)' % line('victim_sleep'),
         {'function': 'victim', 'file': '<invalid filename>', 'line': line('victim_sleep')}))
