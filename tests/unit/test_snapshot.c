@@ -692,3 +692,42 @@ TEST(cframe_of_a_loop_left_is_passed_over)
         img_release(&im);
     }
 }
+
+/*
+ * A frame taken in whose code object is new to the cache, loaded when the
+ * cache is full: the cache grows (and moves) while the caller's entry is
+ * still in use.  Whatever the number of code objects cached before (one of
+ * them puts the load on a growth), the stack is kept whole (ASan: no read
+ * of the entries the growth freed).
+ */
+TEST(frame_taken_in_while_the_cache_grows)
+{
+    for (size_t v = 6; v < ARRAY_SIZE(all_versions); v++) {
+        for (size_t pre = 0; pre <= 16; pre++) {
+            struct img im;
+            img_init(&im, all_versions[v][0], all_versions[v][1], 0);
+            uint64_t interp = img_interp(&im), codes[3], frames[3], others[16];
+            struct at a[3], other_at;
+            three_codes(&im, codes, a);
+            for (size_t i = 0; i < pre; i++)
+                others[i] = code_of(&im, "other", &other_at);
+            const int64_t at[3] = {a[0].load, a[1].call_cache, a[2].call_cache};
+            struct img_chunk c;
+            uint64_t ts = stack3(&im, interp, codes, at, frames, &c);
+            img_set_frame(&im, ts, frames[1], &c, 0); /* leaf is found above mid */
+            img_commit(&im);
+            struct session s;
+            session_on(&s, &im);
+            struct code_entry *out[16];
+            CHECK_INT(codecache_peek(s.cc, others, pre, out), 0);
+            struct snapshot sn;
+            snapshot_init(&sn);
+            static const char *const all[] = {"leaf", "mid", "outer"};
+            CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+            check_stack(&s, &sn, &im, all, 3);
+            snapshot_release(&sn);
+            session_off(&s);
+            img_release(&im);
+        }
+    }
+}
