@@ -625,12 +625,11 @@ uint32_t codecache_frame(struct codecache *cc, struct code_entry *e, int64_t add
     for (int i = 0; i < LINE_MEMO; i++)
         if (e->memo_addrq[i] == addrq)
             return e->memo_frame[i];
-    /* Unknown (0): a line table of the wrong type, one that does not reach
-     * the instruction, a line no program has.  An instruction without a
-     * line (-1) is shown at the function's first. */
+    /* Unknown (0): a line table of the wrong type, a line no program has.
+     * An instruction without a line (-1), or past the table (a frame read
+     * as it moved), is shown at the function's first. */
     int line = lt_line(cc->l->linetable, e->table, e->table_len, e->firstlineno, addrq);
-    if (e->table_bad || (e->table_len && !lt_covers(cc->l->linetable, e->table, e->table_len,
-                                                    addrq)) || line < -1 || line == 0)
+    if (e->table_bad || line < -1 || line == 0)
         line = 0;
     else if (line < 0)
         line = e->firstlineno;

@@ -65,9 +65,9 @@ int codecache_peek(struct codecache *cc, const uint64_t *addrs, size_t n,
 /*
  * The frame id for executing byte offset addrq of the code (addrq < 0: not
  * started).  With by_function, the line is the function's first line.  The
- * line is 0 (unknown) when the line table is no bytes object, does not
- * reach addrq, or gives a line below 1; an instruction the table gives no
- * line is at the first line.
+ * line is 0 (unknown) when the line table is no bytes object or gives a
+ * line below 1; an instruction the table gives no line, or one past its
+ * end, is at the first line.
  */
 uint32_t codecache_frame(struct codecache *cc, struct code_entry *e, int64_t addrq,
                          int by_function);

@@ -174,25 +174,3 @@ int lt_line(enum lt_format fmt, const uint8_t *table, size_t len, int firstlinen
     }
     return -1;
 }
-
-int lt_covers(enum lt_format fmt, const uint8_t *table, size_t len, int64_t addrq)
-{
-    int64_t end = 0;
-    if (!table)
-        len = 0;
-    switch (fmt) {
-    case LT_LNOTAB_27:
-    case LT_LNOTAB_36:
-        return 1;
-    case LT_LINETABLE_310:
-        for (size_t i = 0; i + 1 < len && end <= addrq; i += 2)
-            end += table[i];
-        return addrq < end;
-    case LT_LOCATIONS_311:
-        for (size_t i = 0; i < len && end <= addrq; i++)
-            if (table[i] & 0x80)
-                end += ((table[i] & 7) + 1) * 2;
-        return addrq < end;
-    }
-    return 0;
-}

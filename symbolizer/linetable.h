@@ -26,12 +26,4 @@ enum lt_format {
 int lt_line(enum lt_format fmt, const uint8_t *table, size_t len, int firstlineno,
             int64_t addrq);
 
-/*
- * 1 when the table reaches byte offset addrq (>= 0) of the bytecode: 3.10+
- * tables cover the code from offset 0 to their end; an lnotab (<= 3.9)
- * reaches everywhere.  0 when addrq lies past its end: a table that does
- * not cover the instruction executing is not that code's table.
- */
-int lt_covers(enum lt_format fmt, const uint8_t *table, size_t len, int64_t addrq);
-
 #endif

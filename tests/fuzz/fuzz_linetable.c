@@ -30,8 +30,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(&addrq, data + 1, sizeof(addrq));
     memcpy(&first, data + 9, sizeof(first));
     (void)lt_line((enum lt_format)(data[0] % 4), data + 13, size - 13, first, addrq);
-    if (addrq >= 0)
-        (void)lt_covers((enum lt_format)(data[0] % 4), data + 13, size - 13, addrq);
     /* Also every small offset, as a sampler would ask for them. */
     for (int64_t q = -1; q < 64; q++)
         (void)lt_line((enum lt_format)(data[0] % 4), data + 13, size - 13, first, q);

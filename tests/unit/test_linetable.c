@@ -622,27 +622,3 @@ TEST(truncated_tables)
         free(t);
     }
 }
-
-/* How far a table reaches: past its end, the table is not that code's. */
-TEST(table_reach)
-{
-    /* 3.10: [0,6) line +1, [6,10) no line, [10,264), [264,266) */
-    static const uint8_t t310[] = {6, 1, 4, 0x80, 254, 3, 2, 0};
-    CHECK_INT(lt_covers(LT_LINETABLE_310, t310, sizeof(t310), 0), 1);
-    CHECK_INT(lt_covers(LT_LINETABLE_310, t310, sizeof(t310), 8), 1);
-    CHECK_INT(lt_covers(LT_LINETABLE_310, t310, sizeof(t310), 265), 1);
-    CHECK_INT(lt_covers(LT_LINETABLE_310, t310, sizeof(t310), 266), 0);
-    CHECK_INT(lt_covers(LT_LINETABLE_310, t310, sizeof(t310), INT64_MAX), 0);
-    CHECK_INT(lt_covers(LT_LINETABLE_310, t310, 1, 0), 0); /* no complete pair */
-    CHECK_INT(lt_covers(LT_LINETABLE_310, NULL, 0, 0), 0);
-    /* 3.11+: entries of 2 units (no columns, +1), 8 units (short form), 1 unit (none) */
-    static const uint8_t t311[] = {0x80 | 13 << 3 | 1, 2, 0x80 | 0 << 3 | 7, 5,
-                                   0x80 | 15 << 3 | 0};
-    CHECK_INT(lt_covers(LT_LOCATIONS_311, t311, sizeof(t311), 0), 1);
-    CHECK_INT(lt_covers(LT_LOCATIONS_311, t311, sizeof(t311), 21), 1);
-    CHECK_INT(lt_covers(LT_LOCATIONS_311, t311, sizeof(t311), 22), 0);
-    CHECK_INT(lt_covers(LT_LOCATIONS_311, t311, 2, 4), 0);
-    /* An lnotab does not know the code's length: it reaches everywhere. */
-    CHECK_INT(lt_covers(LT_LNOTAB_36, t310, sizeof(t310), 1 << 20), 1);
-    CHECK_INT(lt_covers(LT_LNOTAB_27, NULL, 0, 0), 1);
-}
