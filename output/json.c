@@ -41,7 +41,7 @@ void json_string(struct strbuf *out, const char *s)
 
 void json_line(struct strbuf *out, int line)
 {
-    if (line > 0)
+    if (line >= 0)
         sb_addf(out, "%d", line);
     else
         sb_adds(out, "null");

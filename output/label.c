@@ -27,7 +27,7 @@ void label_frame(const struct names *n, uint32_t frame, struct strbuf *out)
 
 void label_line(int line, struct strbuf *out)
 {
-    if (line > 0)
+    if (line >= 0)
         sb_addf(out, ":%d", line);
     else
         sb_adds(out, ":?");

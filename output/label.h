@@ -10,14 +10,14 @@
 
 /*
  * Appends the label of frame id to out: "NAME (FILE:LINE)", or NAME alone
- * for a synthetic frame; LINE is '?' when it could not be told (0: the line
- * table is invalid or does not cover the instruction).  Characters that would break a line-based format
+ * for a synthetic frame; LINE is '?' when it could not be told
+ * (NAMES_LINE_UNKNOWN: an invalid line table, an unreadable code object).  Characters that would break a line-based format
  * or fool a terminal (';', bytes that are not UTF-8, and what text_unsafe
  * refuses: controls, bidi overrides...) are replaced by '?'.
  */
 void label_frame(const struct names *n, uint32_t frame, struct strbuf *out);
 
-/* Appends ":LINE", or ":?" for a line that could not be told (0). */
+/* Appends ":LINE", or ":?" for a line that could not be told (< 0: NAMES_LINE_UNKNOWN). */
 void label_line(int line, struct strbuf *out);
 
 /* Appends "thread NAME (TID)" for a thread of the aggregate. */

@@ -64,8 +64,9 @@ static int kept_at_return(struct session *s, const struct snapshot *sn, size_t i
     int order = walk_read_order(s->walker, fi->addr, sn->finfo[i + 1].addr);
     if (order < 0)
         return codecache_pushing_sure(s->cc);
+    /* An unreadable caller (kept, marked) may have been pushing it. */
     return order > 0 && (fi->entry || (codecache_pushing_sure(s->cc) &&
-                                       codecache_pushing(s->cc, caller, addrq)));
+                                       (!caller || codecache_pushing(s->cc, caller, addrq))));
 }
 
 /*

@@ -139,7 +139,7 @@ uint32_t codecache_unreadable_frame(struct codecache *cc, uint64_t addr)
     int n = snprintf(name, sizeof(name), "<unreadable code object at 0x%" PRIx64 ">", addr);
     uint32_t ns = names_str(cc->names, name, (size_t)n);
     uint32_t fs = names_str(cc->names, CODECACHE_UNKNOWN_FILE, strlen(CODECACHE_UNKNOWN_FILE));
-    return names_frame(cc->names, names_func(cc->names, ns, fs, 0), 0);
+    return names_frame(cc->names, names_func(cc->names, ns, fs, 0), NAMES_LINE_UNKNOWN);
 }
 
 uint32_t codecache_func(const struct code_entry *e)
@@ -625,12 +625,12 @@ uint32_t codecache_frame(struct codecache *cc, struct code_entry *e, int64_t add
     for (int i = 0; i < LINE_MEMO; i++)
         if (e->memo_addrq[i] == addrq)
             return e->memo_frame[i];
-    /* Unknown (0): a line table of the wrong type, a line no program has.
-     * An instruction without a line (-1), or past the table (a frame read
-     * as it moved), is shown at the function's first. */
+    /* Unknown: a line table of the wrong type, a negative line.  An
+     * instruction without a line (-1), or past the table (a frame read as
+     * it moved), is shown at the function's first. */
     int line = lt_line(cc->l->linetable, e->table, e->table_len, e->firstlineno, addrq);
-    if (e->table_bad || line < -1 || line == 0)
-        line = 0;
+    if (e->table_bad || line < -1)
+        line = NAMES_LINE_UNKNOWN;
     else if (line < 0)
         line = e->firstlineno;
     uint32_t id = names_frame(cc->names, e->func, line);

@@ -65,9 +65,9 @@ int codecache_peek(struct codecache *cc, const uint64_t *addrs, size_t n,
 /*
  * The frame id for executing byte offset addrq of the code (addrq < 0: not
  * started).  With by_function, the line is the function's first line.  The
- * line is 0 (unknown) when the line table is no bytes object or gives a
- * line below 1; an instruction the table gives no line, or one past its
- * end, is at the first line.
+ * line is NAMES_LINE_UNKNOWN when the line table is no bytes object or
+ * gives a negative line; an instruction the table gives no line, or one
+ * past its end, is at the first line.
  */
 uint32_t codecache_frame(struct codecache *cc, struct code_entry *e, int64_t addrq,
                          int by_function);
@@ -139,7 +139,7 @@ int codecache_is_init_shim(const struct code_entry *e);
 /*
  * The frame id of a frame whose code object at addr cannot be read (no code
  * object, or one whose name or file cannot be read): named "<unreadable code
- * object at 0xADDR>", in file CODECACHE_UNKNOWN_FILE, line 0.
+ * object at 0xADDR>", in file CODECACHE_UNKNOWN_FILE, line NAMES_LINE_UNKNOWN.
  */
 uint32_t codecache_unreadable_frame(struct codecache *cc, uint64_t addr);
 

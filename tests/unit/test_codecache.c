@@ -907,7 +907,7 @@ TEST(wrong_types_shown_as_invalid)
         ce = resolve1(&e, bad_table);
         if (ce) {
             CHECK_STR(func_file(&e, ce), "b.py");
-            CHECK_INT(frame_line(&e, ce, 0, 0), 0);
+            CHECK_INT(frame_line(&e, ce, 0, 0), NAMES_LINE_UNKNOWN);
             CHECK_INT(frame_line(&e, ce, 0, 1), 20); /* by function: its first line */
         } else {
             TEST_FAILF("%d.%d: a code object with an int as line table not resolved",
@@ -921,7 +921,7 @@ TEST(wrong_types_shown_as_invalid)
         snprintf(want, sizeof(want), "<unreadable code object at 0x%" PRIx64 ">", gone);
         CHECK_STR(names_str_get(&e.names, fn->name), want);
         CHECK_STR(names_str_get(&e.names, fn->file), CODECACHE_UNKNOWN_FILE);
-        CHECK_INT(fr->line, 0);
+        CHECK_INT(fr->line, NAMES_LINE_UNKNOWN);
         env_release(&e);
         img_release(&im);
     }

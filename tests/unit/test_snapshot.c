@@ -731,3 +731,28 @@ TEST(frame_taken_in_while_the_cache_grows)
         }
     }
 }
+
+/* 3.12+: a frame at a return under a caller whose code is unreadable is judged without it. */
+TEST(frame_at_a_return_over_an_unreadable_caller)
+{
+    for (size_t v = 7; v < ARRAY_SIZE(all_versions); v++) {
+        struct img im;
+        img_init(&im, all_versions[v][0], all_versions[v][1], 0);
+        uint64_t interp = img_interp(&im), codes[3], frames[3];
+        struct at a[3];
+        three_codes(&im, codes, a);
+        codes[1] = img_object(&im, im.t_str, 64); /* not code */
+        const int64_t at[3] = {a[0].ret, 0, a[2].call_cache};
+        struct img_chunk c;
+        stack3(&im, interp, codes, at, frames, &c);
+        img_commit(&im);
+        struct session s;
+        struct snapshot sn;
+        CHECK_INT(take_anew(&s, &sn, &im, 1), 0);
+        CHECK_INT(sn.st[0].status, 0);
+        CHECK_U64(sn.unreadable, 1);
+        snapshot_release(&sn);
+        session_off(&s);
+        img_release(&im);
+    }
+}
