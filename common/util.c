@@ -264,6 +264,40 @@ size_t sb_add_utf8(struct strbuf *sb, const char *s, size_t n)
     return bad;
 }
 
+int text_unsafe(uint32_t c)
+{
+    return c < 0x20 || (c >= 0x7f && c < 0xa0) || c == 0x061c || c == 0x200e || c == 0x200f ||
+           (c >= 0x2028 && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
+}
+
+size_t text_char(const char *s, size_t n, uint32_t *cp)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t len = utf8_valid_len(u, n);
+    if (len == 0) {
+        *cp = 0xFFFD;
+        return 1;
+    }
+    uint32_t c = len == 1 ? u[0] : len == 2 ? u[0] & 0x1Fu : len == 3 ? u[0] & 0x0Fu : u[0] & 0x07u;
+    for (size_t i = 1; i < len; i++)
+        c = (c << 6) | (u[i] & 0x3Fu);
+    *cp = text_unsafe(c) ? '?' : c;
+    return len;
+}
+
+void sb_add_clean(struct strbuf *sb, const char *s, size_t n)
+{
+    uint32_t c;
+    sb_grow(sb, n);
+    for (size_t i = 0, len; i < n; i += len) {
+        len = text_char(s + i, n - i, &c);
+        if (c == '?' || c == 0xFFFD)
+            utf8_put(sb, c);
+        else
+            sb_add(sb, s + i, len);
+    }
+}
+
 const char *path_base(const char *path)
 {
     const char *s = strrchr(path, '/');

@@ -86,6 +86,22 @@ size_t utf8_valid_len(const unsigned char *s, size_t n);
 /* Appends s[0..n) with each byte that is not valid UTF-8 replaced by U+FFFD; returns how many were. */
 size_t sb_add_utf8(struct strbuf *sb, const char *s, size_t n);
 
+/*
+ * 1 for a code point that would move the cursor or change how the rest of
+ * a line shows on a terminal: C0 and C1 controls, DEL, line and paragraph
+ * separators, and the bidi marks, embeddings, overrides and isolates
+ * (U+061C, U+200E/F, U+202A-E, U+2066-9).
+ */
+int text_unsafe(uint32_t cp);
+/*
+ * The character at s (n > 0 bytes) for text shown to people: its length,
+ * and in *cp its code point, or '?' for a character text_unsafe refuses, or
+ * U+FFFD for a byte that is not UTF-8 (its length 1).
+ */
+size_t text_char(const char *s, size_t n, uint32_t *cp);
+/* Appends s[0..n) with every character text_char turns into '?' so replaced. */
+void sb_add_clean(struct strbuf *sb, const char *s, size_t n);
+
 /* The last component of a path ("libpython3.12.so" of "/usr/lib/libpython3.12.so"). */
 const char *path_base(const char *path);
 

@@ -7,4 +7,7 @@
 /* Appends s (UTF-8) as a quoted JSON string, escaping what JSON requires. */
 void json_string(struct strbuf *out, const char *s);
 
+/* Appends a frame's line: the number, or null when it could not be told (< 0). */
+void json_line(struct strbuf *out, int line);
+
 #endif

@@ -6,12 +6,10 @@
 void label_clean(const char *s, struct strbuf *out)
 {
     size_t start = out->len;
-    sb_adds(out, s);
-    for (size_t i = start; i < out->len; i++) {
-        unsigned char c = (unsigned char)out->buf[i];
-        if (c == ';' || c < 0x20 || c == 0x7f)
+    sb_add_clean(out, s, strlen(s));
+    for (size_t i = start; i < out->len; i++)
+        if (out->buf[i] == ';')
             out->buf[i] = '?';
-    }
 }
 
 void label_frame(const struct names *n, uint32_t frame, struct strbuf *out)
@@ -23,7 +21,16 @@ void label_frame(const struct names *n, uint32_t frame, struct strbuf *out)
         return;
     sb_adds(out, " (");
     label_clean(names_str_get(n, fn->file), out);
-    sb_addf(out, ":%d)", fr->line);
+    label_line(fr->line, out);
+    sb_addc(out, ')');
+}
+
+void label_line(int line, struct strbuf *out)
+{
+    if (line >= 0)
+        sb_addf(out, ":%d", line);
+    else
+        sb_adds(out, ":?");
 }
 
 void label_thread(const struct agg_thread *t, struct strbuf *out)

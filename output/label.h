@@ -10,15 +10,20 @@
 
 /*
  * Appends the label of frame id to out: "NAME (FILE:LINE)", or NAME alone
- * for a synthetic frame.  Characters that would break a line-based format
- * (';' and control characters) are replaced by '?'.
+ * for a synthetic frame; LINE is '?' when it could not be told
+ * (NAMES_LINE_UNKNOWN: an invalid line table, an unreadable code object).  Characters that would break a line-based format
+ * or fool a terminal (';', bytes that are not UTF-8, and what text_unsafe
+ * refuses: controls, bidi overrides...) are replaced by '?'.
  */
 void label_frame(const struct names *n, uint32_t frame, struct strbuf *out);
+
+/* Appends ":LINE", or ":?" for a line that could not be told (< 0: NAMES_LINE_UNKNOWN). */
+void label_line(int line, struct strbuf *out);
 
 /* Appends "thread NAME (TID)" for a thread of the aggregate. */
 void label_thread(const struct agg_thread *t, struct strbuf *out);
 
-/* Appends s with ';' and control characters replaced by '?'. */
+/* Appends s with ';' and what label_frame replaces so replaced by '?'. */
 void label_clean(const char *s, struct strbuf *out);
 
 #endif

@@ -74,6 +74,13 @@ void profile_parse_label(const char *label, struct prof_frame *out)
     out->name = xstrndup(label, (size_t)(open - 1 - label));
     const char *fstart = open + 1, *fend = label + n - 1;
     const char *colon = NULL;
+    if (fend - fstart > 2 && fend[-1] == '?' && fend[-2] == ':') {
+        /* A line that could not be told: "FILE:?", line 0. */
+        out->file = xstrndup(fstart, (size_t)(fend - 2 - fstart));
+        if (out->kind == PK_OTHER)
+            out->kind = python_file(out->file) ? PK_PYTHON : PK_NATIVE;
+        return;
+    }
     for (const char *q = fend - 1; q > fstart; q--) {
         if (*q == ':') {
             colon = q;

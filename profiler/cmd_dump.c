@@ -192,7 +192,8 @@ static void text_frame(const struct names *n, uint32_t id, struct strbuf *out)
     label_clean(names_str_get(n, fn->name), out);
     sb_adds(out, " (");
     label_clean(names_str_get(n, fn->file), out);
-    sb_addf(out, ":%d)\n", fr->line);
+    label_line(fr->line, out);
+    sb_adds(out, ")\n");
 }
 
 /*
@@ -242,13 +243,16 @@ static void text_gil(struct session *s, const struct snapshot *sn, struct strbuf
 static void print_text(struct session *s, const struct snapshot *sn, const struct frame_extras *x,
                        struct strbuf *out)
 {
-    struct strbuf cmd = STRBUF_INIT;
-    mem_cmdline(s->mem, &cmd);
-    if (mem_is_core(s->mem))
+    struct strbuf cmd = STRBUF_INIT, raw = STRBUF_INIT;
+    mem_cmdline(s->mem, &raw);
+    sb_add_clean(&cmd, raw.buf ? raw.buf : "", raw.len);
+    sb_release(&raw);
+    if (mem_is_core(s->mem)) {
         sb_addf(out, "Core %s of process %d: %s\n", core_path(mem_core(s->mem)), (int)s->pid,
                 sb_str(&cmd));
-    else
+    } else {
         sb_addf(out, "Process %d: %s\n", (int)s->pid, sb_str(&cmd));
+    }
     sb_addf(out, "Python %s (%s)\n", s->rt.version, path_base(s->rt.binary));
     text_gil(s, sn, out);
     sb_release(&cmd);
@@ -345,7 +349,9 @@ static void print_json(struct session *s, const struct snapshot *sn, const struc
         }
         sb_adds(out, ",\n   \"frames\": [");
         struct pyframes py = pyframes_of(t);
-        for (size_t i = 0; i < t->depth; i++) {
+        /* A stack that could not be read has no frame ids, as in the text. */
+        size_t depth = t->status < 0 ? 0 : t->depth;
+        for (size_t i = 0; i < depth; i++) {
             const struct names_frame *fr = names_frame_get(s->names, sn->ids[t->off + i]);
             const struct names_func *fn = names_func_get(s->names, fr->func);
             sb_adds(out, i ? ",\n    {\"function\": " : "\n    {\"function\": ");
@@ -356,7 +362,8 @@ static void print_json(struct session *s, const struct snapshot *sn, const struc
             }
             sb_adds(out, ", \"file\": ");
             json_string(out, names_str_get(s->names, fn->file));
-            sb_addf(out, ", \"line\": %d", fr->line);
+            sb_adds(out, ", \"line\": ");
+            json_line(out, fr->line);
             json_extras(x, s, sn, sn->ids[t->off + i], pyframes_next(&py), out);
             sb_addc(out, '}');
         }
@@ -391,17 +398,42 @@ static int dump_greenlets(struct session *s, const struct snapshot *sn, int json
     return 0;
 }
 
-/* Source files as the target sees them, or under --source-root; a core's where they are named. */
-static struct srcfiles *source_files(pid_t pid, int core, const char *root)
+/*
+ * Source files as the target sees them, or under --source-root; a core's
+ * where they are named.  Read with the target's rights (a core's: its
+ * owner's), whatever pystrobe's own: a file the target could not read is
+ * not shown.  NULL, with a message, when those rights cannot be told.
+ */
+static struct srcfiles *source_files(struct session *s, pid_t pid, const char *core,
+                                     const char *root)
 {
     char r[64], cwd[64];
-    if (root)
-        return srcfiles_new(root, root);
-    if (core)
-        return srcfiles_new("", "");
-    snprintf(r, sizeof(r), "/proc/%d/root", (int)pid);
-    snprintf(cwd, sizeof(cwd), "/proc/%d/cwd", (int)pid);
-    return srcfiles_new(r, cwd);
+    struct srcfile_creds c;
+    int ret;
+    if (core) {
+        memset(&c, 0, sizeof(c));
+        if ((ret = core_owner(mem_core(s->mem), &c.uid, &c.gid)) < 0) {
+            fprintf(stderr, "pystrobe: --source: cannot tell who owns core %s: %s; source lines "
+                    "left out\n", core, strerror(-ret));
+            return NULL;
+        }
+    } else if (srcfile_creds_of(pid, &c) < 0) {
+        fprintf(stderr, "pystrobe: --source: cannot read the credentials of process %d "
+                "(/proc/%d/status); source lines left out\n", (int)pid, (int)pid);
+        return NULL;
+    }
+    struct srcfiles *sf;
+    if (root) {
+        sf = srcfiles_new(root, root);
+    } else if (core) {
+        sf = srcfiles_new("", "");
+    } else {
+        snprintf(r, sizeof(r), "/proc/%d/root", (int)pid);
+        snprintf(cwd, sizeof(cwd), "/proc/%d/cwd", (int)pid);
+        sf = srcfiles_new(r, cwd);
+    }
+    srcfiles_set_creds(sf, &c);
+    return sf;
 }
 
 /* How long the threads were stopped for their native stacks (stderr: the dump stays the dump). */
@@ -527,7 +559,7 @@ int cmd_dump(int argc, char **argv)
         if (locals)
             x.pv = pyval_new(&s.rt);
         if (source >= 0)
-            x.src = source_files(pid, core != NULL, source_root);
+            x.src = source_files(&s, pid, core, source_root);
         if (json)
             print_json(&s, &sn, &x, &out);
         else

@@ -290,7 +290,9 @@ static void json_frame(const struct names *nm, uint32_t id, struct strbuf *out)
     json_string(out, names_str_get(nm, fn->name));
     sb_adds(out, ", \"file\": ");
     json_string(out, names_str_get(nm, fn->file));
-    sb_addf(out, ", \"line\": %d}", fr->line);
+    sb_adds(out, ", \"line\": ");
+    json_line(out, fr->line);
+    sb_addc(out, '}');
 }
 
 static void json_table(const struct names *nm, const struct sites *ss, const char *key,

@@ -229,6 +229,17 @@ static void torn_summary(const struct sampler_result *r)
     sb_release(&sb);
 }
 
+/* Stacks kept with a frame whose code object could not be read on any try. */
+static void unreadable_summary(const struct sampler_result *r)
+{
+    if (!r->unreadable)
+        return;
+    fprintf(stderr, "pystrobe: %" PRIu64 " stack read%s found a code object unreadable on every "
+            "try: kept, that frame shown as <unreadable code object at 0x...> (%" PRIu64
+            " walks taken again before it was judged so)\n", r->unreadable,
+            r->unreadable == 1 ? "" : "s", r->unreadable_retries);
+}
+
 static void print_summary(const struct record_opts *o, const struct sampler_result *r,
                           const struct agg *a)
 {
@@ -260,6 +271,7 @@ static void print_summary(const struct record_opts *o, const struct sampler_resu
                 WALK_MAX_DEPTH);
     fprintf(stderr, "%s\n", sb.buf);
     torn_summary(r);
+    unreadable_summary(r);
     if (r->ticks)
         fprintf(stderr, "pystrobe: cost per sample: %.1f us CPU, %.1f reads\n",
                 (double)r->cpu_ns / 1e3 / (double)r->ticks, (double)r->reads / (double)r->ticks);
@@ -283,11 +295,16 @@ static void print_summary(const struct record_opts *o, const struct sampler_resu
 /* What was profiled, as the profile's title: read at the start, while the target is alive. */
 static char *target_title(const struct record_opts *o, pid_t pid)
 {
-    struct strbuf sb = STRBUF_INIT;
-    proc_cmdline(pid, &sb);
+    struct strbuf sb = STRBUF_INIT, raw = STRBUF_INIT;
+    proc_cmdline(pid, &raw);
+    /* The title is shown: nothing in it may reorder or hide the rest. */
+    sb_add_clean(&sb, raw.buf ? raw.buf : "", raw.len);
+    sb_release(&raw);
     if (!sb.len && o->so.command) {
-        for (char **c = o->so.command; *c; c++)
-            sb_addf(&sb, "%s%s", c == o->so.command ? "" : " ", *c);
+        for (char **c = o->so.command; *c; c++) {
+            sb_adds(&sb, c == o->so.command ? "" : " ");
+            sb_add_clean(&sb, *c, strlen(*c));
+        }
     }
     sb_addf(&sb, "%s(pid %d)", sb.len ? " " : "", (int)pid);
     return sb_detach(&sb);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/htab.h"
+#include "output/label.h"
 #include "profiler/cli.h"
 #include "profiler/launch.h"
 #include "profiler/proc.h"
@@ -376,29 +377,6 @@ static void reset_counts(struct top *t, const struct sampler_result *r, uint64_t
 
 /* ---- text that fits --------------------------------------------------------- */
 
-/*
- * The character at s (n > 0 bytes): its length, and in *cp the code point,
- * or '?' for a byte that is not UTF-8 and for characters that would move
- * the cursor or change how the rest is shown (controls, bidi overrides).
- */
-static size_t next_char(const char *s, size_t n, uint32_t *cp)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    size_t len = utf8_valid_len(u, n);
-    if (len == 0) {
-        *cp = '?';
-        return 1;
-    }
-    uint32_t c = len == 1 ? u[0] : len == 2 ? u[0] & 0x1Fu : len == 3 ? u[0] & 0x0Fu : u[0] & 0x07u;
-    for (size_t i = 1; i < len; i++)
-        c = (c << 6) | (u[i] & 0x3Fu);
-    if (c < 0x20 || (c >= 0x7f && c < 0xa0) || (c >= 0x202a && c <= 0x202e) ||
-        (c >= 0x2066 && c <= 0x2069))
-        c = '?';
-    *cp = c;
-    return len;
-}
-
 /* Columns a character takes: 2 for East Asian wide ones, else 1. */
 static size_t char_cols(uint32_t c)
 {
@@ -416,25 +394,25 @@ static size_t text_cols(const char *s, size_t n)
     size_t cols = 0, len;
     uint32_t c;
     for (size_t i = 0; i < n; i += len) {
-        len = next_char(s + i, n - i, &c);
+        len = text_char(s + i, n - i, &c);
         cols += char_cols(c);
     }
     return cols;
 }
 
-/* Appends s[0..n) cleaned (see next_char) and cut to at most cols columns,
+/* Appends s[0..n) cleaned (see text_char) and cut to at most cols columns,
  * never inside a character; returns the columns used. */
 static size_t put_fit(struct strbuf *out, const char *s, size_t n, size_t cols)
 {
     size_t used = 0, len;
     uint32_t c;
     for (size_t i = 0; i < n; i += len) {
-        len = next_char(s + i, n - i, &c);
+        len = text_char(s + i, n - i, &c);
         size_t w = char_cols(c);
         if (used + w > cols)
             break;
-        if (c == '?')
-            sb_addc(out, '?');
+        if (c == '?' || c == 0xFFFD)
+            utf8_put(out, c);
         else
             sb_add(out, s + i, len);
         used += w;
@@ -501,7 +479,9 @@ static void row_label(const struct names *n, uint32_t key, int by_function, int 
     if (fn->file == NAMES_EMPTY && line == 0)
         return;
     const char *file = names_str_get(n, fn->file);
-    sb_addf(out, " (%s:%d)", base_only ? path_base(file) : file, line);
+    sb_addf(out, " (%s", base_only ? path_base(file) : file);
+    label_line(line, out);
+    sb_addc(out, ')');
 }
 
 struct row {

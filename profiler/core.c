@@ -865,6 +865,16 @@ const char *core_exe(const struct core *c)
     return c->exe_path;
 }
 
+int core_owner(const struct core *c, uid_t *uid, gid_t *gid)
+{
+    struct stat st;
+    if (fstat(c->fd, &st) < 0)
+        return -errno;
+    *uid = st.st_uid;
+    *gid = st.st_gid;
+    return 0;
+}
+
 const char *core_path(const struct core *c)
 {
     return c->path;

@@ -67,6 +67,9 @@ int core_maps(struct core *c, struct mem_maps *maps);
 const struct core_thread *core_threads(const struct core *c, size_t *n);
 /* The process; NULL when the core has no NT_PRPSINFO. */
 const struct core_psinfo *core_psinfo(const struct core *c);
+
+/* The owner of the core file as opened (fstat: not its name again).  0 or -errno. */
+int core_owner(const struct core *c, uid_t *uid, gid_t *gid);
 /* The process's id: NT_PRPSINFO's, else the first thread's. */
 pid_t core_pid(const struct core *c);
 /* NT_AUXV as (type, value) pairs: *n pairs, NULL when absent. */

@@ -1231,7 +1231,8 @@ static void text_frame(const struct names *nm, uint32_t id, struct strbuf *out)
     label_clean(names_str_get(nm, fn->name), out);
     sb_adds(out, " (");
     label_clean(names_str_get(nm, fn->file), out);
-    sb_addf(out, ":%d)", fr->line);
+    label_line(fr->line, out);
+    sb_addc(out, ')');
 }
 
 /* A group of greenlets in the same state with the same stack. */
@@ -1435,7 +1436,9 @@ static void json_frames(struct session *s, const struct greenlet *g, const uint3
         json_string(out, names_str_get(s->names, fn->name));
         sb_adds(out, ", \"file\": ");
         json_string(out, names_str_get(s->names, fn->file));
-        sb_addf(out, ", \"line\": %d}", fr->line);
+        sb_adds(out, ", \"line\": ");
+        json_line(out, fr->line);
+        sb_addc(out, '}');
     }
     sb_addc(out, ']');
 }

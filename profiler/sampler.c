@@ -276,6 +276,8 @@ static void add_torn(struct sampler_result *r, const struct snapshot *sn)
 {
     r->retries += sn->retries;
     r->cut += sn->cut;
+    r->unreadable += sn->unreadable;
+    r->unreadable_retries += sn->unreadable_retries;
     for (int i = 0; i < TORN_COUNT; i++) {
         r->torn_tries[i] += sn->torn_tries[i];
         r->torn_drops[i] += sn->torn_drops[i];

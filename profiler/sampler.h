@@ -63,6 +63,8 @@ struct sampler_result {
     uint64_t torn_tries[TORN_COUNT]; /* walks judged torn, by why */
     uint64_t torn_drops[TORN_COUNT]; /* of which the last of their stack's tries */
     uint64_t cut;         /* stacks cut at the frame running when read (see snapshot.h) */
+    uint64_t unreadable;  /* stacks kept with an unreadable code object (see snapshot.h) */
+    uint64_t unreadable_retries; /* walks taken again for those (not in retries) */
     uint64_t elapsed_ns;
     uint64_t cpu_ns;      /* the profiler's own CPU time while sampling */
     uint64_t reads;       /* process_vm_readv calls while sampling */

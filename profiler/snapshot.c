@@ -64,8 +64,9 @@ static int kept_at_return(struct session *s, const struct snapshot *sn, size_t i
     int order = walk_read_order(s->walker, fi->addr, sn->finfo[i + 1].addr);
     if (order < 0)
         return codecache_pushing_sure(s->cc);
+    /* An unreadable caller (kept, marked) may have been pushing it. */
     return order > 0 && (fi->entry || (codecache_pushing_sure(s->cc) &&
-                                       codecache_pushing(s->cc, caller, addrq)));
+                                       (!caller || codecache_pushing(s->cc, caller, addrq))));
 }
 
 /*
@@ -79,6 +80,23 @@ static int kept_at_return(struct session *s, const struct snapshot *sn, size_t i
  * calling it for sure, still called then (3.11, 3.12).  On 3.13+ a class's __init__ is called through the
  * interpreter's own frame: that one is looked through.
  */
+/*
+ * The callee's code object at code, and the caller's again (its entry, e,
+ * may have moved: a code object new to the cache grows it, and entries
+ * stay valid only until the next call).  0 when both are code.
+ */
+static int peek_callee(struct session *s, uint64_t code, uint64_t caller,
+                       struct code_entry **ce, struct code_entry **e)
+{
+    uint64_t codes[2] = {code, caller};
+    struct code_entry *out[2];
+    if (codecache_peek(s->cc, codes, 2, out) != 0)
+        return -1;
+    *ce = out[0];
+    *e = out[1];
+    return 0;
+}
+
 static void take_callees(struct session *s, struct snapshot *sn, struct snap_thread *t,
                          const struct walk_thread *w, size_t max_depth)
 {
@@ -88,17 +106,20 @@ static void take_callees(struct session *s, struct snapshot *sn, struct snap_thr
     struct code_entry *ce;
     while (t->depth > 0 && t->depth < max_depth) {
         struct code_entry *e = sn->entries[off];
+        if (!e)
+            return; /* an unreadable code object: what it calls is unknown */
         uint64_t addr = sn->finfo[off].addr;
         int64_t addrq = sn->raw[off].addrq;
+        uint64_t code = sn->raw[off].code;
         if (walk_callee(s->walker, w, addr, codecache_frame_bytes(e), &f, &fi) < 0 ||
-            codecache_peek(s->cc, &f.code, 1, &ce) != 0 || codecache_is_shim(ce))
+            peek_callee(s, f.code, code, &ce, &e) != 0 || codecache_is_shim(ce))
             return;
         if (codecache_is_init_shim(ce)) {
             /* The shim is pushed with __init__'s frame above it. */
             uint64_t shim = fi.addr;
             if (fi.entry ||
                 walk_callee(s->walker, w, shim, codecache_frame_bytes(ce), &f, &fi) < 0 ||
-                fi.entry || codecache_peek(s->cc, &f.code, 1, &ce) != 0 ||
+                fi.entry || peek_callee(s, f.code, code, &ce, &e) != 0 ||
                 codecache_is_shim(ce) || codecache_is_init_shim(ce))
                 return;
         }
@@ -119,8 +140,14 @@ static void take_callees(struct session *s, struct snapshot *sn, struct snap_thr
     }
 }
 
+/*
+ * keep_bad: a frame whose code object is no code is kept, marked unreadable
+ * in its finfo, instead of tearing the walk.  Otherwise *bad is set to the
+ * first such code address when one tears it.
+ */
 static enum walk_torn look_at(struct session *s, struct snapshot *sn, struct snap_thread *t,
-                              const struct walk_thread *w, size_t max_depth)
+                              const struct walk_thread *w, size_t max_depth, int keep_bad,
+                              uint64_t *bad)
 {
     size_t off = t->off, n = t->depth;
     for (size_t i = 0; i < n; i++)
@@ -144,9 +171,16 @@ static enum walk_torn look_at(struct session *s, struct snapshot *sn, struct sna
         const struct code_entry *e = sn->entries[off + i];
         int64_t addrq = sn->raw[off + i].addrq;
         /* Not a code object, or an entry frame's trampoline without the
-         * entry frame's owner: the stack changed while it was read. */
-        if (!e || codecache_is_shim(e))
+         * entry frame's owner: the stack changed while it was read, unless
+         * (keep_bad) the same code stayed unreadable through every try. */
+        if (!e && keep_bad) {
+            sn->finfo[off + i].unreadable = 1;
+            continue;
+        }
+        if (!e || codecache_is_shim(e)) {
+            *bad = sn->raw[off + i].code;
             return TORN_NOT_CODE;
+        }
         /* The frame above, when not entered from C, was pushed by this
          * frame's own instruction (3.11+).  A frame that cannot be calling
          * it was the running one; one at a return had left (3.12+), unless
@@ -161,7 +195,8 @@ static enum walk_torn look_at(struct session *s, struct snapshot *sn, struct sna
     /* A generator's frame has a caller while it runs: one found as a
      * thread's outermost frame had been suspended under the walk (<= 3.10;
      * later versions tell by the frame's owner). */
-    if (t->status == 0 && n > 0 && codecache_is_generator(sn->entries[off + n - 1]))
+    if (t->status == 0 && n > 0 && sn->entries[off + n - 1] &&
+        codecache_is_generator(sn->entries[off + n - 1]))
         return TORN_GEN_ROOT;
     if (cut > 0) {
         t->off += cut;
@@ -175,7 +210,11 @@ static enum walk_torn look_at(struct session *s, struct snapshot *sn, struct sna
 /*
  * Walks one thread's stack into sn->raw (and sn->finfo): again at once
  * when torn, up to SNAP_TRIES times in all (once when its stack cannot
- * move: a thread held still, a core file).
+ * move: a thread held still, a core file).  A frame whose code object is
+ * no code at the same address on every try (the one try of a still stack)
+ * is no sign of a stack that moved: the code object is unreadable, and the
+ * stack is kept with that frame marked (finfo's unreadable), counted apart
+ * from torn walks.
  */
 static void walk_one(struct session *s, struct snapshot *sn, struct snap_thread *t,
                      struct walk_thread *w, size_t max_depth, int still)
@@ -185,13 +224,15 @@ static void walk_one(struct session *s, struct snapshot *sn, struct snap_thread 
     GROW(sn->finfo, sn->finfocap, off + max_depth);
     grow_ids(sn, off + max_depth);
     int tries = still || mem_is_core(s->mem) ? 1 : SNAP_TRIES;
+    uint64_t bad = 0, first_bad = 0, retries = 0, not_code = 0;
+    int same_bad = 1, kept_bad = 0;
     t->walked = 1;
     for (int k = 0; k < tries; k++) {
         enum walk_torn why = TORN_NONE;
         t->off = off;
         t->depth = 0;
         if (k > 0) {
-            sn->retries++;
+            retries++;
             t->status = walk_refresh(s->walker, sn->interp, w);
             if (t->status < 0 || !walk_has_frames(w)) {
                 t->status = t->status < 0 ? t->status : -ENOENT;
@@ -209,16 +250,37 @@ static void walk_one(struct session *s, struct snapshot *sn, struct snap_thread 
         else if (t->status >= 0) {
             if (walk_last_settled(s->walker))
                 sn->cut++;
-            why = look_at(s, sn, t, w, max_depth);
+            why = look_at(s, sn, t, w, max_depth, 0, &bad);
+        }
+        if (why == TORN_NOT_CODE) {
+            same_bad &= !first_bad || bad == first_bad;
+            first_bad = bad;
+        } else if (why != TORN_NONE) {
+            same_bad = 0;
+        }
+        if (why == TORN_NOT_CODE && k + 1 == tries && same_bad) {
+            why = look_at(s, sn, t, w, max_depth, 1, &bad);
+            kept_bad = why == TORN_NONE;
         }
         if (why == TORN_NONE)
             break;
-        sn->torn_tries[why]++;
+        if (why == TORN_NOT_CODE)
+            not_code++;
+        else
+            sn->torn_tries[why]++;
         if (k + 1 == tries) {
             sn->torn_drops[why]++;
             if (t->status >= 0)
                 t->status = -EINVAL;
         }
+    }
+    /* The tries a code object that stayed unreadable took are not torn walks. */
+    if (kept_bad) {
+        sn->unreadable++;
+        sn->unreadable_retries += retries;
+    } else {
+        sn->torn_tries[TORN_NOT_CODE] += not_code;
+        sn->retries += retries;
     }
     if (t->status == -ENOENT)
         t->walked = 0; /* no Python frame: as if its thread state had said so */
@@ -231,14 +293,21 @@ static void walk_one(struct session *s, struct snapshot *sn, struct snap_thread 
 
 /*
  * Turns a walked thread's frames into ids, with its code objects
- * validated: one that changed since it was looked at drops the stack.
+ * validated: one that changed since it was looked at drops the stack (its
+ * depth 0: no id of it is set); one found unreadable on every try is
+ * named so.
  */
 static void thread_ids(struct session *s, struct snapshot *sn, struct snap_thread *t,
                        int by_function)
 {
     for (size_t i = t->off; i < t->off + t->depth; i++) {
+        if (!sn->entries[i] && sn->finfo[i].unreadable) {
+            sn->ids[i] = codecache_unreadable_frame(s->cc, sn->raw[i].code);
+            continue;
+        }
         if (!sn->entries[i] || codecache_is_shim(sn->entries[i])) {
             t->status = -EINVAL;
+            t->depth = 0;
             sn->torn_drops[TORN_NOT_CODE]++;
             return;
         }

@@ -129,6 +129,8 @@ struct snapshot {
     uint64_t torn_tries[TORN_COUNT]; /* walks judged torn, by why */
     uint64_t torn_drops[TORN_COUNT]; /* of which the last try of their stack, by why */
     uint64_t cut;        /* stacks read as a frame returned: kept from the frame then running */
+    uint64_t unreadable; /* stacks kept with a code object unreadable through every try */
+    uint64_t unreadable_retries; /* walks taken again for those (not in retries) */
     uint64_t caught_up;  /* frames taken in above the top the thread state gave */
 };
 

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -20,6 +21,8 @@ struct srcfile {
 
 struct srcfiles {
     char *root, *cwd;
+    struct srcfile_creds creds;
+    int checked;        /* creds are set */
     struct srcfile *v;
     size_t n, cap;
 };
@@ -30,6 +33,73 @@ struct srcfiles *srcfiles_new(const char *root, const char *cwd)
     sf->root = xstrdup(root ? root : "");
     sf->cwd = xstrdup(cwd ? cwd : "");
     return sf;
+}
+
+void srcfiles_set_creds(struct srcfiles *sf, const struct srcfile_creds *c)
+{
+    sf->checked = c != NULL;
+    if (c)
+        sf->creds = *c;
+}
+
+/* Reads the numbers after key in a /proc status file's text into v (at most max). */
+static size_t status_ids(const char *text, const char *key, unsigned long *v, size_t max)
+{
+    const char *p = strstr(text, key);
+    size_t n = 0;
+    if (!p)
+        return 0;
+    p += strlen(key);
+    while (n < max) {
+        char *end;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p < '0' || *p > '9')
+            break;
+        v[n++] = strtoul(p, &end, 10);
+        p = end;
+    }
+    return n;
+}
+
+int srcfile_creds_of(pid_t pid, struct srcfile_creds *c)
+{
+    char path[64], text[8192];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read(fd, text, sizeof(text) - 1);
+    close(fd);
+    if (n <= 0)
+        return -EIO;
+    text[n] = 0;
+    unsigned long uid[4], gid[4], groups[SRCFILE_MAX_GROUPS];
+    /* Real, effective, saved, file system: files are opened with the last. */
+    if (status_ids(text, "\nUid:", uid, 4) != 4 || status_ids(text, "\nGid:", gid, 4) != 4)
+        return -EIO;
+    memset(c, 0, sizeof(*c));
+    c->uid = (uid_t)uid[3];
+    c->gid = (gid_t)gid[3];
+    c->ngroups = status_ids(text, "\nGroups:", groups, SRCFILE_MAX_GROUPS);
+    for (size_t i = 0; i < c->ngroups; i++)
+        c->groups[i] = (gid_t)groups[i];
+    return 0;
+}
+
+/* 1 when c may do what bits (4 read, 1 search) of st's mode say, by its owner, group, others. */
+static int allowed(const struct srcfile_creds *c, const struct stat *st, unsigned bits)
+{
+    if (c->uid == 0)
+        return 1;
+    if (st->st_uid == c->uid)
+        return ((st->st_mode >> 6) & bits) == bits;
+    int member = st->st_gid == c->gid;
+    for (size_t i = 0; i < c->ngroups && !member; i++)
+        member = st->st_gid == c->groups[i];
+    if (member)
+        return ((st->st_mode >> 3) & bits) == bits;
+    return (st->st_mode & bits) == bits;
 }
 
 static void file_release(struct srcfile *f)
@@ -52,17 +122,84 @@ void srcfiles_free(struct srcfiles *sf)
 }
 
 /*
- * Reads a whole regular file of at most SRCFILE_MAX_BYTES.  0 or a negative
- * errno.  The target names the file: anything else there (a device, a FIFO)
- * is not even opened.
+ * Opens path under base ("" for none) for reading, one component at a time
+ * with O_PATH and O_NOFOLLOW (see srcfile.h), and only once it is known to
+ * be a regular file that sf's credentials may read.  The fd, or -errno.
  */
-static int read_file(const char *path, char **data, size_t *len)
+static int open_checked(const struct srcfiles *sf, const char *base, const char *path)
 {
     struct stat st;
-    int fd = open_regular(path, &st);
+    int dir = open(base[0] ? base : path[0] == '/' ? "/" : ".",
+                   O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        return -errno;
+    int ret = 0;
+    const char *p = path;
+    for (;;) {
+        while (*p == '/')
+            p++;
+        const char *end = strchr(p, '/');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        char comp[256];
+        if (n == 0 || n >= sizeof(comp)) {
+            ret = n ? -ENAMETOOLONG : -EISDIR;
+            break;
+        }
+        memcpy(comp, p, n);
+        comp[n] = 0;
+        p += n;
+        if (strcmp(comp, ".") == 0)
+            continue;
+        /* ".." could climb out of the prefix (/proc/PID/root's parent is ours). */
+        if (strcmp(comp, "..") == 0 || fstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) ||
+            (sf->checked && !allowed(&sf->creds, &st, 1))) {
+            ret = -EACCES;
+            break;
+        }
+        int next = openat(dir, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0) {
+            ret = -errno;
+            break;
+        }
+        close(dir);
+        dir = next;
+        if (fstat(dir, &st) < 0 || S_ISLNK(st.st_mode)) {
+            ret = -ELOOP;
+            break;
+        }
+        if (*p == 0)
+            break;
+    }
+    if (ret == 0 && (!S_ISREG(st.st_mode) || (sf->checked && !allowed(&sf->creds, &st, 4))))
+        ret = S_ISREG(st.st_mode) ? -EACCES : -EINVAL;
+    if (ret < 0) {
+        close(dir);
+        return ret;
+    }
+    /* The regular file found, opened for reading through its own fd. */
+    char self[64];
+    snprintf(self, sizeof(self), "/proc/self/fd/%d", dir);
+    int fd = open(self, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    ret = fd < 0 ? -errno : 0;
+    struct stat now;
+    if (fd >= 0 && (fstat(fd, &now) < 0 || now.st_dev != st.st_dev || now.st_ino != st.st_ino ||
+                    !S_ISREG(now.st_mode)))
+        ret = -EINVAL;
+    close(dir);
+    if (ret < 0 && fd >= 0)
+        close(fd);
+    return ret < 0 ? ret : fd;
+}
+
+/* Reads a whole regular file of at most SRCFILE_MAX_BYTES.  0 or a negative errno. */
+static int read_file(const struct srcfiles *sf, const char *base, const char *path, char **data,
+                     size_t *len)
+{
+    int fd = open_checked(sf, base, path);
+    struct stat st;
     if (fd < 0)
         return fd;
-    if (st.st_size > (off_t)SRCFILE_MAX_BYTES) {
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)SRCFILE_MAX_BYTES) {
         close(fd);
         return -EINVAL;
     }
@@ -111,14 +248,8 @@ static struct srcfile *file_get(struct srcfiles *sf, const char *path)
     struct srcfile *f = &sf->v[sf->n++];
     memset(f, 0, sizeof(*f));
     f->path = xstrdup(path);
-    struct strbuf full = STRBUF_INIT;
-    sb_adds(&full, path[0] == '/' ? sf->root : sf->cwd);
-    if (path[0] != '/' && full.len)
-        sb_addc(&full, '/');
-    sb_adds(&full, path);
-    if (read_file(sb_str(&full), &f->data, &f->len) == 0)
+    if (read_file(sf, path[0] == '/' ? sf->root : sf->cwd, path, &f->data, &f->len) == 0)
         index_lines(f);
-    sb_release(&full);
     return f;
 }
 

@@ -5,11 +5,20 @@
  * target's files for a core.  Files are read once and kept; a file larger
  * than SRCFILE_MAX_BYTES, not a regular file, gone or unreadable shows
  * nothing.
+ *
+ * A path is the target's word, and pystrobe may run as root: it is opened
+ * one component at a time from the prefix, never through a symbolic link
+ * or "..", and nothing but a regular file is ever opened for reading (the
+ * others are looked at with O_PATH, which opens no device or FIFO).  With
+ * credentials set, every directory on the way must be searchable and the
+ * file readable by them, as its owner, group and mode say (ACLs and
+ * capabilities are not looked at: they can only refuse more).
  */
 #ifndef PYSTROBE_SRCFILE_H
 #define PYSTROBE_SRCFILE_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "common/util.h"
 
@@ -19,11 +28,25 @@
 
 struct srcfiles;
 
+/* Whose rights files are read with: a process's file-system ids and groups. */
+#define SRCFILE_MAX_GROUPS 64
+struct srcfile_creds {
+    uid_t uid;
+    gid_t gid;
+    gid_t groups[SRCFILE_MAX_GROUPS];
+    size_t ngroups;
+};
+
+/* The credentials of process pid (/proc/PID/status: FS uid and gid, Groups).  0 or -errno. */
+int srcfile_creds_of(pid_t pid, struct srcfile_creds *c);
+
 /*
  * Files under root (absolute paths) and cwd (relative ones); both are
  * prefixes ("" for none) copied by the call.
  */
 struct srcfiles *srcfiles_new(const char *root, const char *cwd);
+/* From now on files are read only where c may read them (copied; NULL: no check). */
+void srcfiles_set_creds(struct srcfiles *sf, const struct srcfile_creds *c);
 /* srcfiles_free(NULL) does nothing. */
 void srcfiles_free(struct srcfiles *sf);
 

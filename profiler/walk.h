@@ -137,6 +137,8 @@ struct walk_frameinfo {
                      * entry frame: always on <= 3.10 (one eval call per frame);
                      * 3.11+: the outermost frame of a thread, a frame whose
                      * caller is a C-stack shim (3.12+) or marked is_entry (3.11) */
+    uint8_t unreadable; /* set by the snapshot: its code object could not be read on
+                         * any try (the walker leaves it 0) */
 };
 
 /* walk_stack, also filling info[0..*depth) when info is not NULL. */

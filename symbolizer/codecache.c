@@ -1,6 +1,8 @@
 #include "symbolizer/codecache.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +34,7 @@ struct code_entry {
     int shim;              /* 3.12: the interpreter trampoline (C-stack entry frames run it) */
     int init_shim;         /* 3.13+: the frame under an __init__ a class call pushed */
     int special;           /* named __x__: a special method (or so named) */
+    int table_bad;         /* its line table is no bytes object: lines are unknown (0) */
     uint32_t bytecode_len;
     uint32_t table_len;
     int64_t memo_addrq[LINE_MEMO];
@@ -46,6 +49,8 @@ struct codecache {
     struct names *names;
     uint64_t code_type;
     uint64_t seen_code_type; /* a type confirmed by name to be "code" */
+    uint64_t seen_str_type;   /* ... to be the type of co_filename ("str") */
+    uint64_t seen_table_type; /* ... to be the type of line tables ("bytes"; 2.7 "str") */
     int unicode27_width;
     /* The entries, in blocks that never move: a pointer to one stays good
      * until a resolve empties a full cache (a peek may load more). */
@@ -148,6 +153,15 @@ const struct codecache_stats *codecache_stats(const struct codecache *cc)
     return &cc->stats;
 }
 
+uint32_t codecache_unreadable_frame(struct codecache *cc, uint64_t addr)
+{
+    char name[64];
+    int n = snprintf(name, sizeof(name), "<unreadable code object at 0x%" PRIx64 ">", addr);
+    uint32_t ns = names_str(cc->names, name, (size_t)n);
+    uint32_t fs = names_str(cc->names, CODECACHE_UNKNOWN_FILE, strlen(CODECACHE_UNKNOWN_FILE));
+    return names_frame(cc->names, names_func(cc->names, ns, fs, 0), NAMES_LINE_UNKNOWN);
+}
+
 uint32_t codecache_func(const struct code_entry *e)
 {
     return e->func;
@@ -215,6 +229,30 @@ static int is_code_type(struct codecache *cc, uint64_t type)
         mem_read(cc->m, name, buf, 5) < 0 || memcmp(buf, "code", 5) != 0)
         return 0;
     cc->seen_code_type = type;
+    return 1;
+}
+
+/*
+ * 1 when the object at obj is of the type named name (seen: the type
+ * address once confirmed), 0 when it is of another, -errno when its type
+ * cannot be read.
+ */
+static int of_type(struct codecache *cc, uint64_t obj, const char *name, uint64_t *seen)
+{
+    uint64_t type, tp_name;
+    char buf[8];
+    size_t n = strlen(name) + 1;
+    int ret = mem_read_u64(cc->m, obj + (uint64_t)cc->l->ob_type, &type);
+    if (ret < 0)
+        return ret;
+    if (!type)
+        return 0;
+    if (type == *seen)
+        return 1;
+    if (n > sizeof(buf) || mem_read_u64(cc->m, type + (uint64_t)cc->l->tp_name, &tp_name) < 0 ||
+        mem_read(cc->m, tp_name, buf, n) < 0 || memcmp(buf, name, n) != 0)
+        return 0;
+    *seen = type;
     return 1;
 }
 
@@ -378,10 +416,18 @@ static int load(struct codecache *cc, uint64_t addr, struct code_entry *e)
     uint64_t name_obj = e->qualname ? e->qualname : e->name;
     if ((ret = read_string(cc, name_obj, &name)) < 0 && e->qualname)
         ret = read_string(cc, e->name, &name);
-    if (ret == 0)
+    /* A file name or line table of the wrong type says nothing of the
+     * code: shown as such rather than decoded as garbage. */
+    int is;
+    if (ret == 0 && (ret = is = of_type(cc, e->filename, "str", &cc->seen_str_type)) == 1)
         ret = read_string(cc, e->filename, &file);
-    if (ret == 0)
-        ret = read_table(cc, e->linetable, &e->table, &e->table_len);
+    else if (ret == 0)
+        sb_adds(&file, CODECACHE_INVALID_FILE);
+    const char *table_type = cc->l->strings == STR_BYTES27 ? "str" : "bytes";
+    if (ret == 0 && (ret = is = of_type(cc, e->linetable, table_type, &cc->seen_table_type)) >= 0) {
+        e->table_bad = !is;
+        ret = is ? read_table(cc, e->linetable, &e->table, &e->table_len) : 0;
+    }
     if (ret == 0)
         read_bytecode(cc, addr, hdr, e);
     /* The strings were read one after another while the target ran: had the
@@ -596,8 +642,13 @@ uint32_t codecache_frame(struct codecache *cc, struct code_entry *e, int64_t add
     for (int i = 0; i < LINE_MEMO; i++)
         if (e->memo_addrq[i] == addrq)
             return e->memo_frame[i];
+    /* Unknown: a line table of the wrong type, a negative line.  An
+     * instruction without a line (-1), or past the table (a frame read as
+     * it moved), is shown at the function's first. */
     int line = lt_line(cc->l->linetable, e->table, e->table_len, e->firstlineno, addrq);
-    if (line < 0)
+    if (e->table_bad || line < -1)
+        line = NAMES_LINE_UNKNOWN;
+    else if (line < 0)
         line = e->firstlineno;
     uint32_t id = names_frame(cc->names, e->func, line);
     uint32_t slot = e->memo_next++ % LINE_MEMO;

@@ -16,6 +16,11 @@
 #include "profiler/opcodes.h"
 #include "symbolizer/names.h"
 
+/* The file of a code object whose co_filename is no str. */
+#define CODECACHE_INVALID_FILE "<invalid filename>"
+/* The file of a frame whose code object cannot be read (codecache_unreadable_frame). */
+#define CODECACHE_UNKNOWN_FILE "<unknown>"
+
 /* Line tables longer than this are not cached (lines show as the first line). */
 #define CODECACHE_MAX_TABLE (1u << 20)
 /* The cache is emptied when it holds this many code objects. */
@@ -59,7 +64,10 @@ int codecache_peek(struct codecache *cc, const uint64_t *addrs, size_t n,
 
 /*
  * The frame id for executing byte offset addrq of the code (addrq < 0: not
- * started).  With by_function, the line is the function's first line.
+ * started).  With by_function, the line is the function's first line.  The
+ * line is NAMES_LINE_UNKNOWN when the line table is no bytes object or
+ * gives a negative line; an instruction the table gives no line, or one
+ * past its end, is at the first line.
  */
 uint32_t codecache_frame(struct codecache *cc, struct code_entry *e, int64_t addrq,
                          int by_function);
@@ -127,6 +135,13 @@ int codecache_is_shim(const struct code_entry *e);
  * None): no frame of the program's, left out of stacks.
  */
 int codecache_is_init_shim(const struct code_entry *e);
+
+/*
+ * The frame id of a frame whose code object at addr cannot be read (no code
+ * object, or one whose name or file cannot be read): named "<unreadable code
+ * object at 0xADDR>", in file CODECACHE_UNKNOWN_FILE, line NAMES_LINE_UNKNOWN.
+ */
+uint32_t codecache_unreadable_frame(struct codecache *cc, uint64_t addr);
 
 /* The function id of an entry. */
 uint32_t codecache_func(const struct code_entry *e);

@@ -13,6 +13,8 @@
 
 /* String id 0 is always "" (a function with no file: a synthetic frame). */
 #define NAMES_EMPTY 0u
+/* A frame's line that could not be told (an invalid line table, an unreadable code object). */
+#define NAMES_LINE_UNKNOWN (-1)
 
 struct names_func {
     uint32_t name, file; /* string ids */
@@ -21,7 +23,7 @@ struct names_func {
 
 struct names_frame {
     uint32_t func;
-    int line;             /* 0 for a frame shown without a line */
+    int line;             /* 0 for a frame shown without a line; NAMES_LINE_UNKNOWN */
 };
 
 struct names {

@@ -62,6 +62,7 @@ import e2e_outfiles  # noqa: E402  (output files where a user planted links, FIF
 import e2e_inputs  # noqa: E402  (hostile input files: convert, diff, dump --core)
 import e2e_suite  # noqa: E402  (CI=true: the machine image is complete)
 import e2e_ends  # noqa: E402  (how recordings end: signals, held threads, durations)
+import e2e_hostile  # noqa: E402  (targets that corrupt their own objects, or lie in names)
 THREADS_PY = os.path.join(TARGETS, 'threads.py')
 
 FILES = {
@@ -909,7 +910,9 @@ def check_one_line_error(P, res, rc, words=(), any_words=()):
 # --- folded -----------------------------------------------------------------
 
 def sanitize(s):
-    return ''.join('?' if (c == ';' or ord(c) < 32 or ord(c) == 127) else c for c in s)
+    return ''.join('?' if (c == ';' or ord(c) < 32 or 127 <= ord(c) < 160 or
+                           c in u'\u061c\u200e\u200f' or u'\u2028' <= c <= u'\u202e' or
+                           u'\u2066' <= c <= u'\u2069') else c for c in s)
 
 
 def label(func, file, line):
@@ -2194,6 +2197,7 @@ def main():
     groups += [lambda I=I: e2e_truth.group(ctx, I, here) for I in interps]
     groups.append(lambda: e2e_outfiles.group(ctx, interps, here))
     groups += [lambda I=I: e2e_ends.group(ctx, I, here) for I in interps]
+    groups += [lambda I=I: e2e_hostile.group(ctx, I, here) for I in interps]
     groups.insert(0, lambda: errors_group(ctx, interps))
     groups.insert(1, lambda: formats_group(ctx, interps))
     groups.insert(2, lambda: e2e_inputs.group(ctx, here))

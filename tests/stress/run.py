@@ -117,6 +117,9 @@ TORN_CAUSES = ('a frame freed', 'frames moved', 'a frame returning', 'outermost 
 _CAUSES = r'( \((?:(?:%s) \d+(?:, |(?=\))))+\))?' % '|'.join(re.escape(c) for c in TORN_CAUSES)
 MOVED_RE = re.compile(r'^pystrobe: stacks that moved while read: \d+ walks taken again' + _CAUSES +
                       r'; \d+ dropped after \d+ tries' + _CAUSES + r'(; \d+ cut at the frame then running)?$')
+UNREADABLE_RE = re.compile(r'^pystrobe: \d+ stack reads? found a code object unreadable on every try: '
+                           r'kept, that frame shown as <unreadable code object at 0x\.\.\.> '
+                           r'\(\d+ walks taken again before it was judged so\)$')
 
 
 # ---------------------------------------------------------------------------
@@ -638,7 +641,8 @@ def parse_stderr(P, o):
         if m:
             info['stopped'] = m.group(1)
             continue
-        if COST_RE.match(ln) or NOSAMPLES_RE.match(ln) or MOVED_RE.match(ln):
+        if COST_RE.match(ln) or NOSAMPLES_RE.match(ln) or MOVED_RE.match(ln) or \
+                UNREADABLE_RE.match(ln):
             continue
         m = NATIVE_RE.match(ln)
         if m:

@@ -908,3 +908,55 @@ TEST(trampoline_code_is_known_on_312_up)
         img_release(&im);
     }
 }
+
+/*
+ * A code object whose co_filename is no str shows "<invalid filename>", one
+ * whose line table is no bytes object line 0 (unknown), rather than either
+ * decoded as garbage; one whose co_filename cannot be read is no code.
+ */
+TEST(wrong_types_shown_as_invalid)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(versions); v++) {
+        struct img im;
+        img_init(&im, versions[v][0], versions[v][1], 0);
+        static const uint8_t t[] = {2, 1, 4, 2};
+        uint64_t bad_file = img_code(&im, "a.py", "f", NULL, 10, t, sizeof(t));
+        uint64_t bad_table = img_code(&im, "b.py", "g", NULL, 20, t, sizeof(t));
+        uint64_t gone = img_code(&im, "c.py", "h", NULL, 30, t, sizeof(t));
+        img_f64(&im, bad_file, im.lay.co_filename, img_smallint(&im, 12345));
+        img_f64(&im, bad_table, im.lay.co_linetable, img_smallint(&im, 6789));
+        img_f64(&im, gone, im.lay.co_filename, 0x7e0000001000ull); /* mapped nowhere */
+        img_commit(&im);
+        struct cc_env e;
+        env_init(&e, &im, im.t_code);
+        struct code_entry *ce = resolve1(&e, bad_file);
+        if (ce) {
+            CHECK_STR(func_file(&e, ce), CODECACHE_INVALID_FILE);
+            CHECK_STR(func_name(&e, ce), "f");
+            CHECK_INT(frame_line(&e, ce, -1, 0), 10);
+        } else {
+            TEST_FAILF("%d.%d: a code object with an int as co_filename not resolved",
+                       im.major, im.minor);
+        }
+        ce = resolve1(&e, bad_table);
+        if (ce) {
+            CHECK_STR(func_file(&e, ce), "b.py");
+            CHECK_INT(frame_line(&e, ce, 0, 0), NAMES_LINE_UNKNOWN);
+            CHECK_INT(frame_line(&e, ce, 0, 1), 20); /* by function: its first line */
+        } else {
+            TEST_FAILF("%d.%d: a code object with an int as line table not resolved",
+                       im.major, im.minor);
+        }
+        CHECK(resolve1(&e, gone) == NULL);
+        uint32_t id = codecache_unreadable_frame(e.cc, gone);
+        const struct names_frame *fr = names_frame_get(&e.names, id);
+        const struct names_func *fn = names_func_get(&e.names, fr->func);
+        char want[64];
+        snprintf(want, sizeof(want), "<unreadable code object at 0x%" PRIx64 ">", gone);
+        CHECK_STR(names_str_get(&e.names, fn->name), want);
+        CHECK_STR(names_str_get(&e.names, fn->file), CODECACHE_UNKNOWN_FILE);
+        CHECK_INT(fr->line, NAMES_LINE_UNKNOWN);
+        env_release(&e);
+        img_release(&im);
+    }
+}

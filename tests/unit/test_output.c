@@ -182,6 +182,9 @@ TEST(label_frame_format_and_sanitising)
     label_frame(&n, frame_of(&n, "del\x7f", "\r.py", 1, 0), &sb);
     CHECK_STR(sb_str(&sb), "del? (?.py:0)");
     sb_reset(&sb);
+    label_frame(&n, frame_of(&n, "f", "g.py", 1, NAMES_LINE_UNKNOWN), &sb);
+    CHECK_STR(sb_str(&sb), "f (g.py:?)");
+    sb_reset(&sb);
     label_frame(&n, names_label_frame(&n, "thread busy (42)"), &sb);
     CHECK_STR(sb_str(&sb), "thread busy (42)");
     sb_reset(&sb);

@@ -375,7 +375,25 @@ TEST(torn_stack_tried_then_dropped)
     }
 }
 
-/* A frame whose code is no code object: torn, tried again, dropped. */
+/* Points a frame's code at another object that is no code on every read. */
+struct code_churn {
+    uint64_t field;     /* the frame's code field */
+    uint64_t objs[61];  /* not code */
+};
+
+static void churn_on_read(void *ctx, struct mem *m, uint64_t calls)
+{
+    struct code_churn *ch = ctx;
+    mem_buffer_write(m, ch->field, &ch->objs[calls % ARRAY_SIZE(ch->objs)], 8);
+}
+
+/* The address of frame f's code field. */
+static uint64_t code_field(const struct img *im, uint64_t f)
+{
+    return f + (uint64_t)(im->lay.frames == FRAME_OBJECTS ? im->lay.fo_code : im->lay.if_code);
+}
+
+/* A frame whose code is no code object, another on each try: torn, tried again, dropped. */
 TEST(not_code_is_torn)
 {
     for (size_t v = 0; v < ARRAY_SIZE(all_versions); v++) {
@@ -383,19 +401,118 @@ TEST(not_code_is_torn)
         img_init(&im, all_versions[v][0], all_versions[v][1], 0);
         uint64_t interp = img_interp(&im), codes[3], frames[3];
         struct at a[3];
+        struct code_churn ch;
+        for (size_t i = 0; i < ARRAY_SIZE(ch.objs); i++)
+            ch.objs[i] = img_object(&im, im.t_str, 64); /* not code */
         codes[0] = code_of(&im, "leaf", &a[0]);
-        codes[1] = img_object(&im, im.t_str, 64); /* not code */
+        codes[1] = ch.objs[0];
         codes[2] = code_of(&im, "outer", &a[2]);
         const int64_t at[3] = {a[0].load, 0, a[2].call_cache};
+        struct img_chunk c;
+        stack3(&im, interp, codes, at, frames, &c);
+        img_commit(&im);
+        ch.field = code_field(&im, frames[1]);
+        mem_buffer_on_read(im.m, churn_on_read, &ch);
+        struct session s;
+        struct snapshot sn;
+        CHECK_INT(take_anew(&s, &sn, &im, 1), 0);
+        mem_buffer_on_read(im.m, NULL, NULL);
+        CHECK_INT(sn.st[0].status, -EINVAL);
+        CHECK_INT((int)sn.st[0].depth, 0);
+        CHECK_U64(sn.torn_tries[TORN_NOT_CODE], SNAP_TRIES);
+        CHECK_U64(sn.torn_drops[TORN_NOT_CODE], 1);
+        CHECK_U64(sn.unreadable, 0);
+        snapshot_release(&sn);
+        session_off(&s);
+        img_release(&im);
+    }
+}
+
+/* The name a kept frame was given, innermost first (k < depth). */
+static const char *frame_name(struct session *s, const struct snapshot *sn, size_t k)
+{
+    const struct names_frame *f = names_frame_get(s->names, sn->ids[sn->st[0].off + k]);
+    return names_str_get(s->names, names_func_get(s->names, f->func)->name);
+}
+
+/*
+ * A frame whose code is the same object that is no code on every try is
+ * no stack that moved: it is kept, named as an unreadable code object,
+ * with the frames around it, and counted apart from torn walks.
+ */
+TEST(code_unreadable_on_every_try_is_kept)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(all_versions); v++) {
+        for (int pos = 0; pos < 3; pos++) {
+            struct img im;
+            img_init(&im, all_versions[v][0], all_versions[v][1], 0);
+            uint64_t interp = img_interp(&im), codes[3], frames[3];
+            struct at a[3];
+            three_codes(&im, codes, a);
+            codes[pos] = img_object(&im, im.t_str, 64); /* not code */
+            int64_t at[3] = {a[0].load, a[1].call_cache, a[2].call_cache};
+            at[pos] = 0;
+            struct img_chunk c;
+            stack3(&im, interp, codes, at, frames, &c);
+            img_commit(&im);
+            struct session s;
+            struct snapshot sn;
+            CHECK_INT(take_anew(&s, &sn, &im, 1), 0);
+            CHECK_INT(sn.st[0].status, 0);
+            static const char *const names[3] = {"leaf", "mid", "outer"};
+            char bad[64];
+            snprintf(bad, sizeof(bad), "<unreadable code object at 0x%" PRIx64 ">", codes[pos]);
+            if (sn.st[0].status == 0 && sn.st[0].depth == 3) {
+                for (size_t k = 0; k < 3; k++)
+                    CHECK_STR(frame_name(&s, &sn, k), (int)k == pos ? bad : names[k]);
+            } else {
+                TEST_FAILF("%d.%d, no code at %d: %zu frames kept, expected 3", im.major,
+                           im.minor, pos, sn.st[0].depth);
+            }
+            for (int k = 0; k < TORN_COUNT; k++) {
+                CHECK_U64(sn.torn_tries[k], 0);
+                CHECK_U64(sn.torn_drops[k], 0);
+            }
+            CHECK_U64(sn.retries, 0);
+            CHECK_U64(sn.unreadable, 1);
+            CHECK_U64(sn.unreadable_retries, SNAP_TRIES - 1);
+            snapshot_release(&sn);
+            session_off(&s);
+            img_release(&im);
+        }
+    }
+}
+
+/*
+ * A code object cached by an earlier snapshot, taken as cached when the
+ * stack is looked at and found gone when it is resolved: the stack is
+ * dropped as torn, with no frame left (no frame id of it was set).
+ */
+TEST(code_gone_at_resolve_drops_every_frame)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(all_versions); v++) {
+        struct img im;
+        img_init(&im, all_versions[v][0], all_versions[v][1], 0);
+        uint64_t interp = img_interp(&im), codes[3], frames[3];
+        struct at a[3];
+        three_codes(&im, codes, a);
+        const int64_t at[3] = {a[0].load, a[1].call_cache, a[2].call_cache};
         struct img_chunk c;
         stack3(&im, interp, codes, at, frames, &c);
         img_commit(&im);
         struct session s;
         struct snapshot sn;
         CHECK_INT(take_anew(&s, &sn, &im, 1), 0);
+        CHECK_INT(sn.st[0].status, 0);
+        CHECK_INT((int)sn.st[0].depth, 3);
+        /* mid's code object freed: its reference count is a free-list link now */
+        uint64_t zero = 0;
+        mem_buffer_write(im.m, codes[1], &zero, 8);
+        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
         CHECK_INT(sn.st[0].status, -EINVAL);
-        CHECK_U64(sn.torn_tries[TORN_NOT_CODE], SNAP_TRIES);
+        CHECK_INT((int)sn.st[0].depth, 0);
         CHECK_U64(sn.torn_drops[TORN_NOT_CODE], 1);
+        CHECK_U64(sn.unreadable, 0);
         snapshot_release(&sn);
         session_off(&s);
         img_release(&im);
@@ -574,6 +691,70 @@ TEST(cframe_of_a_loop_left_is_passed_over)
         check_stack(&s, &sn, &im, two, 2);
         CHECK_U64(walk_stats(s.walker)->outer_walks, 2);
         CHECK_U64(sn.retries, 0);
+        snapshot_release(&sn);
+        session_off(&s);
+        img_release(&im);
+    }
+}
+
+/*
+ * A frame taken in whose code object is new to the cache, loaded when the
+ * cache is full: the cache grows (and moves) while the caller's entry is
+ * still in use.  Whatever the number of code objects cached before (one of
+ * them puts the load on a growth), the stack is kept whole (ASan: no read
+ * of the entries the growth freed).
+ */
+TEST(frame_taken_in_while_the_cache_grows)
+{
+    for (size_t v = 6; v < ARRAY_SIZE(all_versions); v++) {
+        for (size_t pre = 0; pre <= 16; pre++) {
+            struct img im;
+            img_init(&im, all_versions[v][0], all_versions[v][1], 0);
+            uint64_t interp = img_interp(&im), codes[3], frames[3], others[16];
+            struct at a[3], other_at;
+            three_codes(&im, codes, a);
+            for (size_t i = 0; i < pre; i++)
+                others[i] = code_of(&im, "other", &other_at);
+            const int64_t at[3] = {a[0].load, a[1].call_cache, a[2].call_cache};
+            struct img_chunk c;
+            uint64_t ts = stack3(&im, interp, codes, at, frames, &c);
+            img_set_frame(&im, ts, frames[1], &c, 0); /* leaf is found above mid */
+            img_commit(&im);
+            struct session s;
+            session_on(&s, &im);
+            struct code_entry *out[16];
+            CHECK_INT(codecache_peek(s.cc, others, pre, out), 0);
+            struct snapshot sn;
+            snapshot_init(&sn);
+            static const char *const all[] = {"leaf", "mid", "outer"};
+            CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+            check_stack(&s, &sn, &im, all, 3);
+            snapshot_release(&sn);
+            session_off(&s);
+            img_release(&im);
+        }
+    }
+}
+
+/* 3.12+: a frame at a return under a caller whose code is unreadable is judged without it. */
+TEST(frame_at_a_return_over_an_unreadable_caller)
+{
+    for (size_t v = 7; v < ARRAY_SIZE(all_versions); v++) {
+        struct img im;
+        img_init(&im, all_versions[v][0], all_versions[v][1], 0);
+        uint64_t interp = img_interp(&im), codes[3], frames[3];
+        struct at a[3];
+        three_codes(&im, codes, a);
+        codes[1] = img_object(&im, im.t_str, 64); /* not code */
+        const int64_t at[3] = {a[0].ret, 0, a[2].call_cache};
+        struct img_chunk c;
+        stack3(&im, interp, codes, at, frames, &c);
+        img_commit(&im);
+        struct session s;
+        struct snapshot sn;
+        CHECK_INT(take_anew(&s, &sn, &im, 1), 0);
+        CHECK_INT(sn.st[0].status, 0);
+        CHECK_U64(sn.unreadable, 1);
         snapshot_release(&sn);
         session_off(&s);
         img_release(&im);

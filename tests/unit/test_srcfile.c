@@ -1,15 +1,14 @@
 /*
  * srcfile: source lines under a path prefix, context, cleaning (tabs,
  * control characters, invalid UTF-8, long lines), the cache, and files that
- * are gone, too large or not regular (a FIFO never opened).
+ * are gone, too large or not regular.
  */
 #include "profiler/srcfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "test.h"
@@ -123,58 +122,117 @@ TEST(large_and_special_files_show_nothing)
     remove_dir();
 }
 
-/*
- * A FIFO the target names as its source is not opened: a writer waiting in
- * its open stays waiting (opening it would let the writer go, and opening
- * a device can have effects of its own).
- */
-TEST(fifo_is_never_opened)
+/* IN_OPEN events on path while fn(sf, file) runs: 0 when nothing opened it. */
+static int opens_during(struct srcfiles *sf, const char *path, const char *file)
 {
-    make_dir();
-    char path[128];
-    snprintf(path, sizeof(path), "%s/app.py", dir);
-    REQUIRE(mkfifo(path, 0600) == 0);
-    pid_t w = fork();
-    REQUIRE(w >= 0);
-    if (w == 0) {
-        int fd = open(path, O_WRONLY); /* returns once a reader opens it */
-        _exit(fd >= 0 ? 0 : 1);
-    }
-    /* The writer is in its open (openat, 257 on x86_64) before the file is looked at. */
-    char sys[64], buf[64];
-    snprintf(sys, sizeof(sys), "/proc/%d/syscall", (int)w);
-    int in_open = 0;
-    for (int i = 0; i < 600 && !in_open; i++) {
-        FILE *f = fopen(sys, "r");
-        in_open = f && fgets(buf, sizeof(buf), f) && strncmp(buf, "257 ", 4) == 0;
-        if (f)
-            fclose(f);
-        if (!in_open)
-            usleep(10000);
-    }
-    if (!in_open) {
-        kill(w, SIGKILL);
-        waitpid(w, NULL, 0);
-        remove_dir();
-        SKIP("cannot see the writer wait in open (%s)", sys);
-    }
-    struct srcfiles *sf = srcfiles_new(dir, dir);
+    int in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    REQUIRE(in >= 0);
+    REQUIRE(inotify_add_watch(in, path, IN_OPEN) >= 0);
     struct srcline v[1];
     size_t n;
-    CHECK_INT(srcfiles_lines(sf, "/app.py", 1, 0, v, &n), -ENOENT);
+    CHECK_INT(srcfiles_lines(sf, file, 1, 0, v, &n), -ENOENT);
+    char buf[4096];
+    ssize_t r = read(in, buf, sizeof(buf));
+    close(in);
+    return r > 0;
+}
+
+/*
+ * A FIFO or a device the target names is never opened for reading (a
+ * device's open alone can act); a symbolic link is not followed, nor ".."
+ * out of the prefix.
+ */
+TEST(special_files_never_opened_links_never_followed)
+{
+    make_dir();
+    char path[128], link[128];
+    snprintf(path, sizeof(path), "%s/fifo.py", dir);
+    REQUIRE(mkfifo(path, 0644) == 0);
+    struct srcfiles *sf = srcfiles_new(dir, dir);
+    CHECK_INT(opens_during(sf, path, "/fifo.py"), 0);
     srcfiles_free(sf);
-    /* Give a writer let go plenty of time to end. */
-    int status = 0;
-    pid_t done = 0;
-    for (int i = 0; i < 30 && done == 0; i++) {
-        done = waitpid(w, &status, WNOHANG);
-        if (done == 0)
-            usleep(100000);
-    }
-    CHECK(done == 0);
-    if (done == 0) {
-        kill(w, SIGKILL);
-        waitpid(w, NULL, 0);
-    }
+    sf = srcfiles_new("", "");
+    CHECK_INT(opens_during(sf, "/dev/null", "/dev/null"), 0);
+    srcfiles_free(sf);
+    static const char text[] = "x = 1\n";
+    write_file("real.py", text, sizeof(text) - 1);
+    snprintf(path, sizeof(path), "%s/real.py", dir);
+    snprintf(link, sizeof(link), "%s/link.py", dir);
+    REQUIRE(symlink(path, link) == 0);
+    snprintf(link, sizeof(link), "%s/d", dir);
+    REQUIRE(symlink(dir, link) == 0);
+    sf = srcfiles_new(dir, dir);
+    struct srcline v[1];
+    size_t n;
+    CHECK_INT(srcfiles_lines(sf, "/real.py", 1, 0, v, &n), 0);
+    srclines_release(v, n);
+    CHECK_INT(srcfiles_lines(sf, "/./real.py", 1, 0, v, &n), 0);
+    srclines_release(v, n);
+    CHECK_INT(srcfiles_lines(sf, "/link.py", 1, 0, v, &n), -ENOENT);
+    CHECK_INT(srcfiles_lines(sf, "/d/real.py", 1, 0, v, &n), -ENOENT);
+    /* dir's parent is /tmp: ".." would find dir again from there */
+    snprintf(path, sizeof(path), "/../%s/real.py", strrchr(dir, '/') + 1);
+    CHECK_INT(srcfiles_lines(sf, path, 1, 0, v, &n), -ENOENT);
+    srcfiles_free(sf);
+    remove_dir();
+}
+
+/*
+ * With credentials set, a file is read only where they may read it: by
+ * owner, group or others' bits, and through directories they may search.
+ */
+TEST(files_read_with_the_targets_rights)
+{
+    make_dir();
+    static const char text[] = "secret = 1\n";
+    write_file("mine.py", text, sizeof(text) - 1);
+    write_file("theirs.py", text, sizeof(text) - 1);
+    write_file("group.py", text, sizeof(text) - 1);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/closed", dir);
+    REQUIRE(mkdir(path, 0700) == 0);
+    write_file("closed/open.py", text, sizeof(text) - 1);
+    snprintf(path, sizeof(path), "%s/closed/open.py", dir);
+    CHECK(chmod(path, 0644) == 0);
+    CHECK(chmod(dir, 0755) == 0);
+    snprintf(path, sizeof(path), "%s/mine.py", dir);
+    CHECK(chmod(path, 0600) == 0);
+    snprintf(path, sizeof(path), "%s/theirs.py", dir);
+    CHECK(chmod(path, 0604) == 0);
+    snprintf(path, sizeof(path), "%s/group.py", dir);
+    CHECK(chmod(path, 0640) == 0);
+    /* A target that is neither this file's owner nor in its group. */
+    struct srcfile_creds other = {.uid = getuid() + 4242, .gid = getgid() + 4242};
+    struct srcfile_creds member = other;
+    member.groups[member.ngroups++] = getgid();
+    struct srcfile_creds owner = {.uid = getuid(), .gid = getgid()};
+    struct srcfiles *sf = srcfiles_new(dir, dir);
+    srcfiles_set_creds(sf, &other);
+    struct srcline v[1];
+    size_t n;
+    CHECK_INT(srcfiles_lines(sf, "/mine.py", 1, 0, v, &n), -ENOENT);
+    CHECK_INT(srcfiles_lines(sf, "/group.py", 1, 0, v, &n), -ENOENT);
+    CHECK_INT(srcfiles_lines(sf, "/closed/open.py", 1, 0, v, &n), -ENOENT);
+    CHECK_INT(srcfiles_lines(sf, "/theirs.py", 1, 0, v, &n), 0);
+    srclines_release(v, n);
+    srcfiles_free(sf);
+    sf = srcfiles_new(dir, dir);
+    srcfiles_set_creds(sf, &member);
+    CHECK_INT(srcfiles_lines(sf, "/group.py", 1, 0, v, &n), 0);
+    srclines_release(v, n);
+    CHECK_INT(srcfiles_lines(sf, "/mine.py", 1, 0, v, &n), -ENOENT);
+    srcfiles_free(sf);
+    sf = srcfiles_new(dir, dir);
+    srcfiles_set_creds(sf, &owner);
+    CHECK_INT(srcfiles_lines(sf, "/mine.py", 1, 0, v, &n), 0);
+    srclines_release(v, n);
+    CHECK_INT(srcfiles_lines(sf, "/closed/open.py", 1, 0, v, &n), 0);
+    srclines_release(v, n);
+    srcfiles_free(sf);
+    /* Our own credentials, as /proc says them. */
+    struct srcfile_creds self;
+    CHECK_INT(srcfile_creds_of(getpid(), &self), 0);
+    CHECK_INT((int)self.uid, (int)geteuid());
+    CHECK_INT((int)self.gid, (int)getegid());
     remove_dir();
 }
