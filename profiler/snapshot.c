@@ -80,23 +80,6 @@ static int kept_at_return(struct session *s, const struct snapshot *sn, size_t i
  * calling it for sure, still called then (3.11, 3.12).  On 3.13+ a class's __init__ is called through the
  * interpreter's own frame: that one is looked through.
  */
-/*
- * The callee's code object at code, and the caller's again (its entry, e,
- * may have moved: a code object new to the cache grows it, and entries
- * stay valid only until the next call).  0 when both are code.
- */
-static int peek_callee(struct session *s, uint64_t code, uint64_t caller,
-                       struct code_entry **ce, struct code_entry **e)
-{
-    uint64_t codes[2] = {code, caller};
-    struct code_entry *out[2];
-    if (codecache_peek(s->cc, codes, 2, out) != 0)
-        return -1;
-    *ce = out[0];
-    *e = out[1];
-    return 0;
-}
-
 static void take_callees(struct session *s, struct snapshot *sn, struct snap_thread *t,
                          const struct walk_thread *w, size_t max_depth)
 {
@@ -110,16 +93,15 @@ static void take_callees(struct session *s, struct snapshot *sn, struct snap_thr
             return; /* an unreadable code object: what it calls is unknown */
         uint64_t addr = sn->finfo[off].addr;
         int64_t addrq = sn->raw[off].addrq;
-        uint64_t code = sn->raw[off].code;
         if (walk_callee(s->walker, w, addr, codecache_frame_bytes(e), &f, &fi) < 0 ||
-            peek_callee(s, f.code, code, &ce, &e) != 0 || codecache_is_shim(ce))
+            codecache_peek(s->cc, &f.code, 1, &ce) != 0 || codecache_is_shim(ce))
             return;
         if (codecache_is_init_shim(ce)) {
             /* The shim is pushed with __init__'s frame above it. */
             uint64_t shim = fi.addr;
             if (fi.entry ||
                 walk_callee(s->walker, w, shim, codecache_frame_bytes(ce), &f, &fi) < 0 ||
-                fi.entry || peek_callee(s, f.code, code, &ce, &e) != 0 ||
+                fi.entry || codecache_peek(s->cc, &f.code, 1, &ce) != 0 ||
                 codecache_is_shim(ce) || codecache_is_init_shim(ce))
                 return;
         }
