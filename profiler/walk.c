@@ -495,12 +495,14 @@ static size_t plan_spans(struct walker *w, struct chain_hint *h, size_t k, size_
         return k;
     *budget -= 2 * bytes;
     h->planned = 1;
-    /* Twice: a caller the same in both reads did not move in between (see
-     * settle_frames). */
+    /* Twice, outermost first and then innermost first: a caller the same
+     * in both reads did not move while its callees were read, twice each
+     * (see settle_frames), and the innermost frames, which move the most,
+     * are read twice in the shortest while. */
     GROW(w->iov, w->iovcap, k + 2 * h->nspans + 1);
     for (int again = 0; again < 2; again++) {
         for (size_t i = 0; i < h->nspans; i++) {
-            const struct span *s = &h->spans[h->order[i]];
+            const struct span *s = &h->spans[h->order[again ? i : h->nspans - 1 - i]];
             w->iov[k++] = (struct mem_iov){s->lo, (again ? h->buf2 : h->buf) + s->off,
                                            (size_t)(s->hi - s->lo), 0};
         }
@@ -522,13 +524,19 @@ static const unsigned char *span_find2(struct chain_hint *h, uint64_t addr, size
     return sp && sp->ok2 ? h->buf2 + sp->off + (addr - sp->lo) : NULL;
 }
 
-/* 1 when frame a (in h's spans) is read before frame b, in each pass. */
-static int read_before(struct chain_hint *h, uint64_t a, uint64_t b, size_t len)
+/*
+ * Which read of frame callee (in h's spans) falls between the two reads of
+ * frame caller: 1 the first, 2 the second, 0 neither.  The first pass reads
+ * the spans outermost first, the second innermost first, each span from
+ * its low end: a span read earlier in the second pass is read twice within
+ * the reads of one read later.
+ */
+static int read_within(struct chain_hint *h, uint64_t callee, uint64_t caller, size_t len)
 {
-    const struct span *sa = span_of(h, a, len), *sb = span_of(h, b, len);
-    if (!sa || !sb)
+    const struct span *sa = span_of(h, callee, len), *sb = span_of(h, caller, len);
+    if (!sa || !sb || sa->pos > sb->pos)
         return 0;
-    return sa->pos != sb->pos ? sa->pos < sb->pos : a < b;
+    return sa->pos < sb->pos || callee > caller ? 1 : 2;
 }
 
 /* The reads ahead of thread t, or NULL. */
@@ -645,7 +653,7 @@ static size_t take_ahead(struct walker *w, struct ahead *a, uint64_t tstate, siz
         if (hi == HTAB_NONE || !w->hints[hi].planned)
             return k;
         struct chain_hint *h = &w->hints[hi];
-        for (size_t i = 0; i < h->nspans; i++)
+        for (size_t i = h->nspans; i-- > 0;)
             h->spans[h->order[i]].ok = (uint8_t)w->iov[k++].ok;
         for (size_t i = 0; i < h->nspans; i++)
             h->spans[h->order[i]].ok2 = (uint8_t)w->iov[k++].ok;
@@ -960,17 +968,16 @@ static int same_frame(const struct pylayout *l, const unsigned char *a, const un
  * <= 3.10: of callee (a frame object) and its caller, read twice each, the
  * callee's bytes read while the caller was as in both its reads (so that it
  * did not move in between: it was calling that callee), and that still
- * name the caller; NULL when none.  The spans are read innermost first, a
- * span from its low end: the first read of a callee read after its caller,
- * else its second.
+ * name the caller; NULL when none (read_within).
  */
 static const unsigned char *callee_bytes(struct walker *w, struct chain_hint *h, uint64_t callee,
                                          uint64_t caller)
 {
     const struct pylayout *l = w->l;
     size_t len = frame_len(l);
-    const unsigned char *f = read_before(h, caller, callee, len) ? span_find(h, callee, len)
-                                                                 : span_find2(h, callee, len);
+    int which = read_within(h, callee, caller, len);
+    const unsigned char *f = which == 1 ? span_find(h, callee, len)
+                             : which == 2 ? span_find2(h, callee, len) : NULL;
     if (!f || (int64_t)get_u64(f, 0) <= 0 || !is_frame_type(w, get_u64(f, l->ob_type)) ||
         get_u64(f, l->fo_back) != caller || !get_u64(f, l->fo_code))
         return NULL;

@@ -1257,22 +1257,32 @@ static void write_between_passes(void *ctx, struct mem *m, size_t i, size_t n)
  */
 TEST(frame_objects_callers_that_moved_are_cut)
 {
-    for (size_t v = 0; v < 2 * ARRAY_SIZE(old_versions); v++) {
-        /* Twice: the frames side by side (one span, read from its low end:
-         * the outermost first), then the outermost far from the others (a
-         * span of its own, read after theirs: innermost first). */
-        int apart = v >= ARRAY_SIZE(old_versions);
+    for (size_t v = 0; v < 3 * ARRAY_SIZE(old_versions); v++) {
+        /* Three times: the frames side by side (one span, read from its low
+         * end: the outermost first, in both passes); the outermost far from
+         * the others (a span of its own, read before theirs in the first
+         * pass and after them in the second); side by side the other way
+         * round (the innermost first, in both passes). */
+        int apart = v / ARRAY_SIZE(old_versions) == 1, downward = v / ARRAY_SIZE(old_versions) == 2;
         struct img im;
         img_init(&im, old_versions[v % ARRAY_SIZE(old_versions)][0],
                  old_versions[v % ARRAY_SIZE(old_versions)][1], 0);
         uint64_t codes[3], frames[3];
         mkcodes(&im, codes, 3);
         uint64_t interp = img_interp(&im);
-        frames[2] = img_frame(&im, codes[2], 0, 6);
-        if (apart)
-            img_alloc(&im, 3 * 4096);
-        frames[1] = img_frame(&im, codes[1], frames[2], 4);
-        frames[0] = img_frame(&im, codes[0], frames[1], 2);
+        if (downward) {
+            frames[0] = img_frame(&im, codes[0], 0, 2);
+            frames[1] = img_frame(&im, codes[1], 0, 4);
+            frames[2] = img_frame(&im, codes[2], 0, 6);
+            img_f64(&im, frames[0], im.lay.fo_back, frames[1]);
+            img_f64(&im, frames[1], im.lay.fo_back, frames[2]);
+        } else {
+            frames[2] = img_frame(&im, codes[2], 0, 6);
+            if (apart)
+                img_alloc(&im, 3 * 4096);
+            frames[1] = img_frame(&im, codes[1], frames[2], 4);
+            frames[0] = img_frame(&im, codes[0], frames[1], 2);
+        }
         uint64_t ts = img_tstate(&im, interp, 0xabc000, 0);
         img_link_threads(&im, interp, &ts, 1);
         img_set_frame(&im, ts, frames[0], NULL, 0);
@@ -1295,9 +1305,10 @@ TEST(frame_objects_callers_that_moved_are_cut)
         CHECK(b.done);
         CHECK_INT(depth, 2);
         CHECK_U64(out[0].code, codes[1]);
-        /* As read between the reads of the frame below: before it went on
-         * when read after that frame, where it went when read before it. */
-        CHECK_INT(out[0].addrq, (apart ? 9 : 4) * unit);
+        /* As read between the reads of the frame below: in the first pass,
+         * before it went on, when read after that frame there; else in the
+         * second, where it went. */
+        CHECK_INT(out[0].addrq, (downward ? 9 : 4) * unit);
         CHECK_INT(walk_last_settled(w), 1);
         /* The outermost frame moves: torn. */
         struct walk_thread t;
