@@ -642,11 +642,12 @@ uint32_t codecache_frame(struct codecache *cc, struct code_entry *e, int64_t add
     for (int i = 0; i < LINE_MEMO; i++)
         if (e->memo_addrq[i] == addrq)
             return e->memo_frame[i];
-    /* Unknown: a line table of the wrong type, a negative line.  An
-     * instruction without a line (-1), or past the table (a frame read as
-     * it moved), is shown at the function's first. */
+    /* Unknown: a line table of the wrong type.  An instruction without a
+     * line (-1), past the table or at a negative line (a frame or a code
+     * object read as it moved: code made and freed apace) is shown at the
+     * function's first. */
     int line = lt_line(cc->l->linetable, e->table, e->table_len, e->firstlineno, addrq);
-    if (e->table_bad || line < -1)
+    if (e->table_bad)
         line = NAMES_LINE_UNKNOWN;
     else if (line < 0)
         line = e->firstlineno;
