@@ -110,6 +110,7 @@ NOSAMPLES_RE = re.compile(r'^pystrobe: no samples: ')
 WROTE_RE = re.compile(r'^pystrobe: wrote (.+) \((\d+) distinct stacks\)$')
 ENDED_RE = re.compile(r'^pystrobe: the command ended with (.+)$')
 STOPPED_RE = re.compile(r'^pystrobe: the command was still running: stopped it \((.+)\)$')
+GONE_RE = re.compile(r'^pystrobe: process \d+ ended after [0-9.]+ s$')
 DROP_NAMES = ('torn stack', 'unreadable memory', 'unreadable thread list',
               'behind schedule', 'no Python frame')
 TORN_CAUSES = ('a frame freed', 'frames moved', 'a frame returning', 'outermost frame', 'garbage', 'not code',
@@ -641,6 +642,9 @@ def parse_stderr(P, o):
         if m:
             info['stopped'] = m.group(1)
             continue
+        if GONE_RE.match(ln):
+            info['gone'] = True
+            continue
         if COST_RE.match(ln) or NOSAMPLES_RE.match(ln) or MOVED_RE.match(ln) or \
                 UNREADABLE_RE.match(ln):
             continue
@@ -776,6 +780,9 @@ def check_case(ctx, case, o, facts):
                      % (info.get('ended') or info.get('stopped')))
     else:
         P.expect('ended' not in info and 'stopped' not in info, 'attach mode reports a command\'s end')
+        if case.end in ('exit', 'kill') and have_summary:
+            P.expect(info.get('gone'), 'attached to a target that ended mid-recording, and the summary '
+                     'does not say "process N ended after S s"')
     return P
 
 
