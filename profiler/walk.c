@@ -978,6 +978,13 @@ static const unsigned char *callee_bytes(struct walker *w, struct chain_hint *h,
     int which = read_within(h, callee, caller, len);
     const unsigned char *f = which == 1 ? span_find(h, callee, len)
                              : which == 2 ? span_find2(h, callee, len) : NULL;
+    /* Read before its caller in the second pass (a span read early for a
+     * frame of the ring beside it): the callee the same in both its reads
+     * was so between the passes too, when its caller was as read. */
+    if (which == 0) {
+        const unsigned char *a = span_find(h, callee, len), *b = span_find2(h, callee, len);
+        f = a && b && same_frame(l, a, b) ? a : NULL;
+    }
     if (!f || (int64_t)get_u64(f, 0) <= 0 || !is_frame_type(w, get_u64(f, l->ob_type)) ||
         get_u64(f, l->fo_back) != caller || !get_u64(f, l->fo_code))
         return NULL;

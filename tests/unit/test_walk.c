@@ -1478,3 +1478,47 @@ TEST(iframes_older_chunks_read_ahead)
         img_release(&im);
     }
 }
+
+/*
+ * <= 3.10: a frame read ahead from the ring (one that left the stack) next
+ * to the outermost frame puts that frame's span first in the order the
+ * spans are read, before the top frame's in the second pass: neither read
+ * of the top frame falls between its caller's two.  Still, a top frame the
+ * same in both its reads, under a caller the same in both, is the stack
+ * (both were as read between the passes): kept whole, not cut.
+ */
+TEST(frame_objects_still_top_read_out_of_order_is_kept)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(old_versions); v++) {
+        struct img im;
+        img_init(&im, old_versions[v][0], old_versions[v][1], 0);
+        uint64_t codes[3];
+        mkcodes(&im, codes, 3);
+        uint64_t interp = img_interp(&im);
+        uint64_t outer = img_frame(&im, codes[2], 0, 6);
+        uint64_t gone = img_frame(&im, codes[0], 0, 2); /* beside outer */
+        img_alloc(&im, 3 * 4096);
+        uint64_t top = img_frame(&im, codes[1], outer, 4);
+        img_f64(&im, gone, im.lay.fo_back, top);
+        uint64_t ts = img_tstate(&im, interp, 0xabc000, 0);
+        img_link_threads(&im, interp, &ts, 1);
+        img_set_frame(&im, ts, gone, NULL, 0);
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct rawframe out[8];
+        size_t depth;
+        walk_once(&im, w, interp, out, &depth);
+        walk_once(&im, w, interp, out, &depth);
+        CHECK_INT(depth, 3);
+        /* gone returned: it goes to the ring, read ahead beside outer. */
+        mem_buffer_write(im.m, ts + (uint64_t)im.lay.ts_frame, &top, 8);
+        for (int k = 0; k < 3; k++) {
+            walk_once(&im, w, interp, out, &depth);
+            CHECK_INT(depth, 2);
+            CHECK_U64(out[0].code, codes[1]);
+            CHECK_INT(walk_last_settled(w), 0);
+        }
+        walker_free(w);
+        img_release(&im);
+    }
+}
