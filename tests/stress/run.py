@@ -104,6 +104,7 @@ COST_RE = re.compile(r'^pystrobe: cost per sample: [0-9.]+ us CPU, [0-9.]+ reads
 NATIVE_RE = re.compile(r'^pystrobe: native frames: threads held (\d+) times(, [0-9.]+ us each on average '
                        r'\(longest [0-9.]+ us\))?; pause per sample [0-9.]+ us'
                        r'(; \d+ stacks without native frames \(thread not stopped\))?'
+                       r'(; \d+ threads stopped late, let go as they stopped)?'
                        r'(; \d+ stacks without native frames \(not unwound\))?'
                        r'(; \d+ merged with frames left over)?$')
 NOSAMPLES_RE = re.compile(r'^pystrobe: no samples: ')
