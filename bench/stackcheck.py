@@ -93,23 +93,43 @@ MEAN_TOL = 1.0
 SHALLOW = 5
 SHALLOW_TOL = 2.0
 TVD_TOL = 0.3
+# Before 3.11 frame objects lie apart in memory and a fast recursion calls
+# and returns many times while they are read: a stack is kept from the
+# innermost caller that did not move, and comes out shallower.  Measured
+# on an idle machine (fib.py 20 120 18 at 1 kHz, 3 s; 2.7 and 3.6-3.10,
+# two runs each): the mean 0.5-2.3 frames short, 5 deep or less up to 2.4
+# points over, total variation 0.12-0.51.  Tolerated that far and no
+# further: the walk this replaced came out 4.9 frames short with 20-28%
+# of stacks 5 deep or less.
+OLD_MEAN_TOL = 3.0
+OLD_SHALLOW_TOL = 4.0
+OLD_TVD_TOL = 0.6
 
 
-def compare_depths(got, want):
-    """None when histogram got matches want within the tolerances, else why not."""
+def depth_tolerances(ver=None):
+    """(mean, shallow share, total variation) tolerances for interpreter ver
+    (a tuple like (3, 10); None for the newest)."""
+    if ver is not None and tuple(ver) < (3, 11):
+        return OLD_MEAN_TOL, OLD_SHALLOW_TOL, OLD_TVD_TOL
+    return MEAN_TOL, SHALLOW_TOL, TVD_TOL
+
+
+def compare_depths(got, want, ver=None):
+    """None when histogram got matches want within ver's tolerances, else why not."""
     if not got or not want:
         return "no samples"
+    mean_tol, shallow_tol, tvd_tol = depth_tolerances(ver)
     why = []
-    if abs(mean_depth(got) - mean_depth(want)) > MEAN_TOL:
+    if abs(mean_depth(got) - mean_depth(want)) > mean_tol:
         why.append("mean depth %.2f, the truth %.2f (at most %g apart)"
-                   % (mean_depth(got), mean_depth(want), MEAN_TOL))
+                   % (mean_depth(got), mean_depth(want), mean_tol))
     sg, sw = _share(got, lambda k: k <= SHALLOW), _share(want, lambda k: k <= SHALLOW)
-    if abs(sg - sw) * 100 > SHALLOW_TOL:
+    if abs(sg - sw) * 100 > shallow_tol:
         why.append("%.1f%% of stacks %d deep or less, the truth %.1f%% (at most %g points apart)"
-                   % (sg * 100, SHALLOW, sw * 100, SHALLOW_TOL))
+                   % (sg * 100, SHALLOW, sw * 100, shallow_tol))
     d = tvd(got, want)
-    if d > TVD_TOL:
-        why.append("total variation %.2f from the truth (at most %g)" % (d, TVD_TOL))
+    if d > tvd_tol:
+        why.append("total variation %.2f from the truth (at most %g)" % (d, tvd_tol))
     return "; ".join(why) or None
 
 
