@@ -189,6 +189,15 @@ static enum walk_torn look_at(struct session *s, struct snapshot *sn, struct sna
     return TORN_NONE;
 }
 
+/* Whether code address a was lately found unreadable through every try. */
+static int known_bad(const struct snapshot *sn, uint64_t a)
+{
+    for (size_t i = 0; i < SNAP_BAD_CODES; i++)
+        if (a && sn->bad_codes[i] == a)
+            return 1;
+    return 0;
+}
+
 /*
  * Walks one thread's stack into sn->raw (and sn->finfo): again at once
  * when torn, up to SNAP_TRIES times in all (once when its stack cannot
@@ -196,7 +205,9 @@ static enum walk_torn look_at(struct session *s, struct snapshot *sn, struct sna
  * no code at the same address on every try (the one try of a still stack)
  * is no sign of a stack that moved: the code object is unreadable, and the
  * stack is kept with that frame marked (finfo's unreadable), counted apart
- * from torn walks.
+ * from torn walks.  One found so lately (sn->bad_codes) and no code on two
+ * tries in a row is taken so at once: a code object that stays corrupt
+ * costs two walks a sample, not SNAP_TRIES.
  */
 static void walk_one(struct session *s, struct snapshot *sn, struct snap_thread *t,
                      struct walk_thread *w, size_t max_depth, int still)
@@ -240,7 +251,8 @@ static void walk_one(struct session *s, struct snapshot *sn, struct snap_thread 
         } else if (why != TORN_NONE) {
             same_bad = 0;
         }
-        if (why == TORN_NOT_CODE && k + 1 == tries && same_bad) {
+        if (why == TORN_NOT_CODE && same_bad &&
+            (k + 1 == tries || (k > 0 && known_bad(sn, bad)))) {
             why = look_at(s, sn, t, w, max_depth, 1, &bad);
             kept_bad = why == TORN_NONE;
         }
@@ -258,6 +270,8 @@ static void walk_one(struct session *s, struct snapshot *sn, struct snap_thread 
     }
     /* The tries a code object that stayed unreadable took are not torn walks. */
     if (kept_bad) {
+        if (!known_bad(sn, first_bad))
+            sn->bad_codes[sn->bad_next++ % SNAP_BAD_CODES] = first_bad;
         sn->unreadable++;
         sn->unreadable_retries += retries;
     } else {

@@ -102,6 +102,8 @@ struct snap_thread {
     size_t off, depth;   /* its frame ids: ids[off .. off+depth), innermost first */
 };
 
+#define SNAP_BAD_CODES 8
+
 struct snapshot {
     uint64_t interp;     /* the interpreter state (kept across snapshots) */
     uint32_t interp_gen; /* the session generation that last read its address */
@@ -131,6 +133,10 @@ struct snapshot {
     uint64_t cut;        /* stacks read as a frame returned: kept from the frame then running */
     uint64_t unreadable; /* stacks kept with a code object unreadable through every try */
     uint64_t unreadable_retries; /* walks taken again for those (not in retries) */
+    /* Code addresses lately found unreadable through every try: met again
+     * no code on two tries in a row, a stack is kept so at once. */
+    uint64_t bad_codes[SNAP_BAD_CODES];
+    unsigned bad_next;
     uint64_t caught_up;  /* frames taken in above the top the thread state gave */
 };
 

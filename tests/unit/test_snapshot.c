@@ -476,6 +476,15 @@ TEST(code_unreadable_on_every_try_is_kept)
             CHECK_U64(sn.retries, 0);
             CHECK_U64(sn.unreadable, 1);
             CHECK_U64(sn.unreadable_retries, SNAP_TRIES - 1);
+            /* Met again, it is known after two tries, not every one. */
+            CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+            CHECK_INT(sn.st[0].status, 0);
+            CHECK_INT((int)sn.st[0].depth, 3);
+            if (sn.st[0].depth == 3)
+                CHECK_STR(frame_name(&s, &sn, (size_t)pos), bad);
+            CHECK_U64(sn.retries, 0);
+            CHECK_U64(sn.unreadable, 2);
+            CHECK_U64(sn.unreadable_retries, SNAP_TRIES);
             snapshot_release(&sn);
             session_off(&s);
             img_release(&im);
