@@ -178,28 +178,6 @@ def wait_for(cond, timeout, step=0.01):
     return cond()
 
 
-def finish(rt, p, timeout):
-    """Waits for p; kills its group after timeout.  (rc, stdout, stderr, timed out)."""
-    timed_out = False
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        out, err = p.communicate()
-    rt._kill(p)
-    return p.returncode, out.decode('utf-8', 'replace'), err.decode('utf-8', 'replace'), timed_out
-
-
-def describe(argv, rc, err, timed_out):
-    return '\n    $ %s\n    exit status: %s%s\n    stderr: %s' % (
-        ' '.join(argv), rc, ' (TIMED OUT, killed)' if timed_out else '',
-        err.strip().replace('\n', '\n            '))
-
-
 def temporaries(d):
     return sorted(f for f in os.listdir(d) if '.tmp' in f)
 
@@ -229,8 +207,9 @@ def group(ctx, I, rt):
             p = rt.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             line = p.stdout.readline().decode('utf-8', 'replace').split()
             if len(line) != 2 or line[0] != 'READY':
-                rc, _, err, to = finish(rt, p, 5)
-                raise rt.Failure('the command printed no READY line' + describe(argv, rc, err, to))
+                res = rt.finish(p, argv, 5)
+                rc, err = res.rc, res.err_text
+                raise rt.Failure('the command printed no READY line' + res.describe())
             w = StopWatch(int(line[1]))
             deadline = time.time() + SPIN + rt.T_RECORD
             while p.poll() is None and w.worst <= STUCK and time.time() < deadline:
@@ -238,7 +217,8 @@ def group(ctx, I, rt):
             w.stop()
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)
-            rc, _, err, to = finish(rt, p, rt.T_RECORD)
+            res = rt.finish(p, argv, rt.T_RECORD)
+            rc, err = res.rc, res.err_text
         finally:
             q.close()
         P.expect(w.worst <= STUCK, 'thread %s of the command sat stopped without running for '
@@ -247,7 +227,7 @@ def group(ctx, I, rt):
         P.expect('the command ended with exit status 0' in err, 'the command did not end by itself')
         P.expect('stopped late' in err, 'no thread stopped late: the quota did not make the case')
         P.expect(os.path.exists(out), 'no profile written')
-        P.fail_if_any(describe(argv, rc, err, to))
+        P.fail_if_any(res.describe())
 
     def late_stops_attach():
         """record --native -d of a process whose thread stops late: it runs,
@@ -261,7 +241,8 @@ def group(ctx, I, rt):
             argv = [rt.PYSTROBE, 'record', '--native', '-d', '3', '-o', out, '-p', str(t.pid)]
             w = StopWatch(t.pid)
             p = rt.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            rc, _, err, to = finish(rt, p, rt.T_RECORD)
+            res = rt.finish(p, argv, rt.T_RECORD)
+            rc, err = res.rc, res.err_text
             w.look()
             w.stop()
             rt._kill(t)
@@ -272,7 +253,7 @@ def group(ctx, I, rt):
         P.expect(rc == 0, 'exit status %s, expected 0' % rc)
         P.expect('stopped late' in err, 'no thread stopped late: the quota did not make the case')
         P.expect(os.path.exists(out), 'no profile written')
-        P.fail_if_any(describe(argv, rc, err, to))
+        P.fail_if_any(res.describe())
 
     def attached_record(t, d, extra=()):
         out = os.path.join(d, 'out.folded')
@@ -291,14 +272,15 @@ def group(ctx, I, rt):
                 time.sleep(1.5)
                 P.expect(p.poll() is None, 'pystrobe ended by itself')
                 p.send_signal(sig)
-                rc, _, err, to = finish(rt, p, rt.T_RECORD)
+                res = rt.finish(p, argv, rt.T_RECORD)
+                rc, err = res.rc, res.err_text
             finally:
                 rt._kill(t)
             P.expect(rc == 0, 'exit status %s after %s, expected 0' % (rc, signal.Signals(sig).name))
             P.expect(os.path.exists(out), 'no profile written')
             P.expect(not temporaries(d), 'temporary files left: %r' % temporaries(d))
             P.expect(' samples from 1 thread' in err, 'no summary')
-            P.fail_if_any(describe(argv, rc, err, to))
+            P.fail_if_any(res.describe())
         return fn
 
     def signal_ignored(sig):
@@ -315,14 +297,15 @@ def group(ctx, I, rt):
                     time.sleep(0.2)
                 alive = p.poll() is None
                 p.send_signal(signal.SIGINT)
-                rc, _, err, to = finish(rt, p, rt.T_RECORD)
+                res = rt.finish(p, argv, rt.T_RECORD)
+                rc, err = res.rc, res.err_text
             finally:
                 rt._kill(t)
             P.expect(alive, '%s ended pystrobe' % signal.Signals(sig).name)
             P.expect(rc == 0, 'exit status %s, expected 0' % rc)
             P.expect(os.path.exists(out), 'no profile written')
             P.expect(not temporaries(d), 'temporary files left: %r' % temporaries(d))
-            P.fail_if_any(describe(argv, rc, err, to))
+            P.fail_if_any(res.describe())
         return fn
 
     def file_size_limit():
@@ -339,14 +322,15 @@ def group(ctx, I, rt):
             resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
         try:
             p = rt.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=limit)
-            rc, _, err, to = finish(rt, p, rt.T_RECORD)
+            res = rt.finish(p, argv, rt.T_RECORD)
+            rc, err = res.rc, res.err_text
         finally:
             rt._kill(t)
         lines = [l for l in err.splitlines() if l.startswith('pystrobe: cannot write')]
         P.expect(rc == 1, 'exit status %s, expected 1' % rc)
         P.expect(len(lines) == 1, 'no line "pystrobe: cannot write ..."')
         P.expect(os.listdir(d) == [], 'files left: %r' % os.listdir(d))
-        P.fail_if_any(describe(argv, rc, err, to))
+        P.fail_if_any(res.describe())
 
     def duration_low_rate():
         """-d bounds the run whatever the rate: -r 0.1 -d 1 lasts 1 s, not one 10 s tick."""
@@ -356,7 +340,8 @@ def group(ctx, I, rt):
         try:
             t0 = time.time()
             argv, out, p = attached_record(t, d, ['-r', '0.1', '-d', '1'])
-            rc, _, err, to = finish(rt, p, rt.T_RECORD)
+            res = rt.finish(p, argv, rt.T_RECORD)
+            rc, err = res.rc, res.err_text
             took = time.time() - t0
         finally:
             rt._kill(t)
@@ -364,7 +349,7 @@ def group(ctx, I, rt):
         P.expect(took < 6.0, 'ran %.1f s' % took)
         P.expect(rc == 0, 'exit status %s, expected 0' % rc)
         P.expect(' in 1.00 s ' in err, 'the summary does not say 1.00 s')
-        P.fail_if_any(describe(argv, rc, err, to))
+        P.fail_if_any(res.describe())
 
     def target_dies():
         """-p: a target that ends during the recording is named in the summary."""
@@ -373,7 +358,8 @@ def group(ctx, I, rt):
         t = start_target('--seconds', '2')
         try:
             argv, out, p = attached_record(t, d)
-            rc, _, err, to = finish(rt, p, rt.T_RECORD)
+            res = rt.finish(p, argv, rt.T_RECORD)
+            rc, err = res.rc, res.err_text
         finally:
             rt._kill(t)
         ended = [l for l in err.splitlines() if l.startswith('pystrobe: process %d ended after ' % t.pid)]
@@ -384,7 +370,7 @@ def group(ctx, I, rt):
                      'not a number of seconds: %r' % l)
         P.expect(rc == 0, 'exit status %s, expected 0' % rc)
         P.expect(os.path.exists(out), 'no profile written')
-        P.fail_if_any(describe(argv, rc, err, to))
+        P.fail_if_any(res.describe())
 
     R.case(pfx + 'native-late-stop-launch', late_stops_launch)
     R.case(pfx + 'native-late-stop-attach', late_stops_attach)
@@ -415,13 +401,14 @@ def group(ctx, I, rt):
                 wait_for(lambda: proc_state(p.pid) != 'T', rt.T_PROMPT)
                 time.sleep(0.2)
             p.send_signal(signal.SIGINT)
-            rc, _, err, to = finish(rt, p, rt.T_RECORD)
+            res = rt.finish(p, argv, rt.T_RECORD)
+            rc, err = res.rc, res.err_text
         finally:
             rt._kill(t)
         P.expect(not left, 'target threads stopped while pystrobe was: %s' % '; '.join(left))
         P.expect(rc == 0, 'exit status %s, expected 0' % rc)
         P.expect(os.path.exists(out), 'no profile written')
-        P.fail_if_any(describe(argv, rc, err, to))
+        P.fail_if_any(res.describe())
 
     def ctrl_z_launched():
         """Ctrl-Z of record --native -- COMMAND, as a terminal sends it: SIGTSTP to
@@ -435,8 +422,9 @@ def group(ctx, I, rt):
         p = spawn_own_pgrp(rt, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         line = p.stdout.readline().decode('utf-8', 'replace').split()
         if len(line) != 2 or line[0] != 'READY':
-            rc, _, err, to = finish(rt, p, 5)
-            raise rt.Failure('the command printed no READY line' + describe(argv, rc, err, to))
+            res = rt.finish(p, argv, 5)
+            rc, err = res.rc, res.err_text
+            raise rt.Failure('the command printed no READY line' + res.describe())
         w = StopWatch(int(line[1]))
         w.stop()
         time.sleep(1.0)
@@ -455,12 +443,13 @@ def group(ctx, I, rt):
             wait_for(lambda: proc_state(p.pid) != 'T', rt.T_PROMPT)
             time.sleep(0.2)
         p.send_signal(signal.SIGINT)
-        rc, _, err, to = finish(rt, p, rt.T_RECORD)
+        res = rt.finish(p, argv, rt.T_RECORD)
+        rc, err = res.rc, res.err_text
         P.expect(not left, 'command threads in ptrace stop while pystrobe was stopped: %s'
                  % '; '.join(left))
         P.expect(rc == 0, 'exit status %s, expected 0' % rc)
         P.expect(os.path.exists(out), 'no profile written')
-        P.fail_if_any(describe(argv, rc, err, to))
+        P.fail_if_any(res.describe())
 
     R.case(pfx + 'target-dies', target_dies)
     R.case(pfx + 'native-ctrl-z', ctrl_z_native)

@@ -195,9 +195,9 @@ def clip(s, n):
     return s if len(s) <= n else s[:n] + '... [%d more chars]' % (len(s) - n)
 
 
-def run(argv, timeout, env=None, pass_fds=(), cwd=None):
-    t0 = time.time()
-    p = spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, pass_fds=pass_fds, cwd=cwd)
+def finish(p, argv, timeout, t0=None):
+    """Waits for p (started with pipes) and kills its group after timeout: its Result."""
+    t0 = time.time() if t0 is None else t0
     timed_out = False
     try:
         out, err = p.communicate(timeout=timeout)
@@ -211,6 +211,12 @@ def run(argv, timeout, env=None, pass_fds=(), cwd=None):
     finally:
         _kill(p)
     return Result(argv, p.returncode, out, err, time.time() - t0, timed_out)
+
+
+def run(argv, timeout, env=None, pass_fds=(), cwd=None):
+    t0 = time.time()
+    p = spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, pass_fds=pass_fds, cwd=cwd)
+    return finish(p, argv, timeout, t0)
 
 
 # ---------------------------------------------------------------------------
