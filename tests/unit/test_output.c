@@ -211,6 +211,18 @@ TEST(label_thread_format)
     t.name = (char *)"名前";
     label_thread(&t, &sb);
     CHECK_STR(sb_str(&sb), "thread 名前 (0x7f00aa)");
+    sb_reset(&sb);
+    /* The nth thread labelled alike. */
+    label_thread_nth(&t, 2, &sb);
+    CHECK_STR(sb_str(&sb), "thread 名前 (0x7f00aa #2)");
+    sb_reset(&sb);
+    t.tid = 1234;
+    t.name = NULL;
+    label_thread_nth(&t, 12, &sb);
+    CHECK_STR(sb_str(&sb), "thread (1234 #12)");
+    sb_reset(&sb);
+    label_thread_nth(&t, 1, &sb);
+    CHECK_STR(sb_str(&sb), "thread (1234)");
     sb_release(&sb);
 }
 
