@@ -75,7 +75,7 @@ fuzz-quick:
 # pystrobe bugs as TAG:N: up to N cases failing only with TAG are reported XFAIL,
 # more fail the run; until they are fixed (empty it to be strict; see
 # tests/stress/run.py for what each checks).
-STRESS_XFAIL ?= rootless:2,thread-labels:2,thread-count:2
+STRESS_XFAIL ?= rootless:2,thread-labels:2
 STRESS_ARGS  ?=
 
 stress-short: build/asan/pystrobe

@@ -218,6 +218,10 @@ static uint32_t thread_for_frame(struct reader *r, uint32_t frame, const char *l
     if (open) {
         const char *digits = open + 1;
         size_t dn = (size_t)(close - digits);
+        /* "(TID #N)": the Nth of a recording's threads labelled alike. */
+        const char *hash = memchr(digits, '#', dn);
+        if (hash && hash > digits + 1 && hash[-1] == ' ' && all_digits(hash + 1, (size_t)(close - hash - 1)))
+            dn = (size_t)(hash - 1 - digits);
         if (all_digits(digits, dn) && dn <= 9)
             tid = strtoll(digits, NULL, 10);
     }

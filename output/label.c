@@ -35,13 +35,21 @@ void label_line(int line, struct strbuf *out)
 
 void label_thread(const struct agg_thread *t, struct strbuf *out)
 {
+    label_thread_nth(t, 1, out);
+}
+
+void label_thread_nth(const struct agg_thread *t, unsigned nth, struct strbuf *out)
+{
     sb_adds(out, "thread ");
     if (t->name) {
         label_clean(t->name, out);
         sb_addc(out, ' ');
     }
     if (t->tid > 0)
-        sb_addf(out, "(%d)", (int)t->tid);
+        sb_addf(out, "(%d", (int)t->tid);
     else
-        sb_addf(out, "(0x%" PRIx64 ")", t->ident);
+        sb_addf(out, "(0x%" PRIx64, t->ident);
+    if (nth >= 2)
+        sb_addf(out, " #%u", nth);
+    sb_addc(out, ')');
 }

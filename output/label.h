@@ -20,8 +20,12 @@ void label_frame(const struct names *n, uint32_t frame, struct strbuf *out);
 /* Appends ":LINE", or ":?" for a line that could not be told (< 0: NAMES_LINE_UNKNOWN). */
 void label_line(int line, struct strbuf *out);
 
-/* Appends "thread NAME (TID)" for a thread of the aggregate. */
+/* Appends "thread NAME (TID)" for a thread of the aggregate ("(0xIDENT)"
+ * when its tid is unknown, no NAME when it has none). */
 void label_thread(const struct agg_thread *t, struct strbuf *out);
+/* The same for the nth thread of a process labelled alike (nth >= 2):
+ * "thread NAME (TID #N)"; nth < 2 is label_thread's. */
+void label_thread_nth(const struct agg_thread *t, unsigned nth, struct strbuf *out);
 
 /* Appends s with ';' and what label_frame replaces so replaced by '?'. */
 void label_clean(const char *s, struct strbuf *out);

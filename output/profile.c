@@ -131,6 +131,17 @@ uint32_t profile_frame(struct profile *p, const char *label)
     return profile_frame_n(p, label, strlen(label));
 }
 
+/* Registers a thread whose root is frame. */
+static uint32_t add_thread(struct profile *p, const char *name, int64_t tid, uint32_t frame)
+{
+    GROW(p->threads, p->threadcap, p->nthreads + 1);
+    struct prof_thread *t = &p->threads[p->nthreads];
+    t->name = name ? xstrdup(name) : NULL;
+    t->tid = tid;
+    t->frame = frame;
+    return (uint32_t)p->nthreads++;
+}
+
 uint32_t profile_thread(struct profile *p, const char *name, int64_t tid)
 {
     struct strbuf sb = STRBUF_INIT;
@@ -140,13 +151,9 @@ uint32_t profile_thread(struct profile *p, const char *name, int64_t tid)
         sb_addc(&sb, ' ');
     }
     sb_addf(&sb, "(%lld)", (long long)tid);
-    GROW(p->threads, p->threadcap, p->nthreads + 1);
-    struct prof_thread *t = &p->threads[p->nthreads];
-    t->name = name ? xstrdup(name) : NULL;
-    t->tid = tid;
-    t->frame = profile_frame(p, sb.buf);
+    uint32_t idx = add_thread(p, name, tid, profile_frame(p, sb.buf));
     sb_release(&sb);
-    return (uint32_t)p->nthreads++;
+    return idx;
 }
 
 struct stack_key {
@@ -189,6 +196,69 @@ const uint32_t *profile_stack_frames(const struct profile *p, const struct prof_
     return p->ids + s->off + skip;
 }
 
+/* A thread's frame in its process, as a key of thread_roots' index. */
+struct root_key {
+    uint32_t proc, frame;
+};
+
+struct root_ctx {
+    const struct profile *p;
+    const struct agg *a;
+    uint32_t first; /* the profile's index of the aggregate's first thread */
+};
+
+static int root_eq(const void *ctx, uint32_t idx, const void *key)
+{
+    const struct root_ctx *c = ctx;
+    const struct root_key *k = key;
+    return c->a->threads[idx].proc == k->proc && c->p->threads[c->first + idx].frame == k->frame;
+}
+
+static uint64_t root_hash(const struct root_key *k)
+{
+    return hash_bytes(k, sizeof(*k), 0);
+}
+
+/*
+ * One profile thread per thread of the aggregate, each with a frame of its
+ * own among its process's threads: "thread NAME (TID)", or "(0xIDENT)" when
+ * its tid is unknown.  Threads can label alike: glibc gives an ended
+ * thread's struct pthread (the ident) to the next thread, a new thread can
+ * take an ended one's tid, and names can differ only in what a label cannot
+ * show.  Those are still threads of their own: the second labelled alike is
+ * "thread NAME (TID #2)", the third "#3"...  So the profile's thread roots
+ * are as many as the aggregate's threads, which the summary counts.
+ */
+static void thread_roots(struct profile *p, const struct agg *a, struct strbuf *sb)
+{
+    struct root_ctx ctx = {p, a, (uint32_t)p->nthreads};
+    struct htab index = HTAB_INIT;
+    /* Per thread that holds a plain label: the number last given to a
+     * thread labelled alike (0 while none was). */
+    unsigned *last = xcalloc(a->nthreads + 1, sizeof(*last));
+    for (size_t i = 0; i < a->nthreads; i++) {
+        const struct agg_thread *t = &a->threads[i];
+        sb_reset(sb);
+        label_thread(t, sb);
+        struct root_key k = {t->proc, profile_frame(p, sb->buf)};
+        uint32_t first = htab_find(&index, root_hash(&k), root_eq, &ctx, &k);
+        if (first != HTAB_NONE) {
+            /* Numbered after the first thread labelled alike (and past a
+             * number a name made its own, if one could). */
+            do {
+                last[first] = MAX(last[first], 1u) + 1;
+                sb_reset(sb);
+                label_thread_nth(t, last[first], sb);
+                k.frame = profile_frame(p, sb->buf);
+            } while (htab_find(&index, root_hash(&k), root_eq, &ctx, &k) != HTAB_NONE);
+        }
+        add_thread(p, t->name, t->tid > 0 ? t->tid : 0, k.frame);
+        htab_insert(&index, root_hash(&k), (uint32_t)i);
+    }
+    free(last);
+    htab_release(&index);
+}
+
 void profile_from_agg(struct profile *p, const struct agg *a, const struct names *n, int threads)
 {
     struct strbuf sb = STRBUF_INIT;
@@ -201,18 +271,7 @@ void profile_from_agg(struct profile *p, const struct agg *a, const struct names
     uint32_t *proc_frame = xmalloc((a->nprocs + 1) * sizeof(*proc_frame));
     for (size_t i = 0; i < a->nprocs; i++)
         proc_frame[i] = profile_frame(p, a->procs[i].label);
-    for (size_t i = 0; i < a->nthreads; i++) {
-        const struct agg_thread *t = &a->threads[i];
-        if (t->tid > 0) {
-            profile_thread(p, t->name, t->tid);
-        } else {
-            /* No TID: the label shows the thread's ident instead. */
-            sb_reset(&sb);
-            label_thread(t, &sb);
-            uint32_t idx = profile_thread(p, t->name, 0);
-            p->threads[idx].frame = profile_frame(p, sb.buf);
-        }
-    }
+    thread_roots(p, a, &sb);
     /* Each of the recording's frames is labelled once, however many stacks hold it. */
     uint32_t *memo = NULL;
     size_t memocap = 0;

@@ -96,7 +96,10 @@ void profile_parse_label(const char *label, struct prof_frame *out);
 
 /*
  * The profile of a recording: one stack per aggregated (thread, stack),
- * rooted in the thread's frame when threads is set.
+ * rooted in the thread's frame when threads is set.  Each of the
+ * aggregate's threads is a thread of the profile with a frame no other
+ * thread of its process has ("thread NAME (TID #2)" for the second
+ * labelled alike): as many thread roots as the aggregate has threads.
  */
 void profile_from_agg(struct profile *p, const struct agg *a, const struct names *n, int threads);
 

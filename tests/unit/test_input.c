@@ -113,6 +113,33 @@ TEST(folded_read_austin_roots_only_in_austin_output)
     profile_release(&p);
 }
 
+/* Ours, with threads labelled alike numbered apart: the tid and name read back. */
+TEST(folded_read_numbered_thread_roots)
+{
+    struct profile p;
+    const char *text = "thread churn (301 #2);run (w.py:9) 2\n"
+                       "thread churn (301);run (w.py:9) 1\n"
+                       "thread (0x7f01 #3);run (w.py:9) 4\n"
+                       "thread x (#2);run (w.py:9) 5\n";
+    char *out = reread(text, &p);
+    CHECK(p.thread_roots);
+    CHECK_INT(p.nthreads, 4);
+    CHECK_STR(p.threads[0].name, "churn");
+    CHECK_INT(p.threads[0].tid, 301);
+    CHECK_STR(p.frames[p.threads[0].frame].label, "thread churn (301 #2)");
+    CHECK_STR(p.threads[1].name, "churn");
+    CHECK_INT(p.threads[1].tid, 301);
+    CHECK(p.threads[2].name == NULL);
+    CHECK_INT(p.threads[2].tid, 0);
+    CHECK_INT(p.threads[3].tid, 0); /* no tid before the number */
+    CHECK_STR(out, "thread (0x7f01 #3);run (w.py:9) 4\n"
+                   "thread churn (301 #2);run (w.py:9) 2\n"
+                   "thread churn (301);run (w.py:9) 1\n"
+                   "thread x (#2);run (w.py:9) 5\n");
+    free(out);
+    profile_release(&p);
+}
+
 TEST(folded_read_py_spy)
 {
     struct profile p;

@@ -211,6 +211,18 @@ TEST(label_thread_format)
     t.name = (char *)"名前";
     label_thread(&t, &sb);
     CHECK_STR(sb_str(&sb), "thread 名前 (0x7f00aa)");
+    sb_reset(&sb);
+    /* The nth thread labelled alike. */
+    label_thread_nth(&t, 2, &sb);
+    CHECK_STR(sb_str(&sb), "thread 名前 (0x7f00aa #2)");
+    sb_reset(&sb);
+    t.tid = 1234;
+    t.name = NULL;
+    label_thread_nth(&t, 12, &sb);
+    CHECK_STR(sb_str(&sb), "thread (1234 #12)");
+    sb_reset(&sb);
+    label_thread_nth(&t, 1, &sb);
+    CHECK_STR(sb_str(&sb), "thread (1234)");
     sb_release(&sb);
 }
 
@@ -288,6 +300,116 @@ TEST(folded_with_thread_roots)
                     "thread w?1? (102);main (m.py:5);work (m.py:12);leaf (m.py:22) 1\n");
     free(text);
     fixture_release(&x);
+}
+
+/* How many distinct first frames (thread roots) the lines of folded text have. */
+static size_t distinct_roots(const char *text)
+{
+    const char *root[64];
+    size_t len[64], n = 0;
+    for (const char *l = text; *l;) {
+        const char *end = strchr(l, '\n');
+        REQUIRE(end != NULL);
+        size_t k = strcspn(l, ";\n");
+        if (l + k == end) { /* a root alone: up to the count */
+            const char *sp = memrchr(l, ' ', (size_t)(end - l));
+            REQUIRE(sp != NULL);
+            k = (size_t)(sp - l);
+        }
+        size_t i = 0;
+        while (i < n && !(len[i] == k && memcmp(root[i], l, k) == 0))
+            i++;
+        if (i == n) {
+            REQUIRE(n < 64);
+            root[n] = l;
+            len[n++] = k;
+        }
+        l = end + 1;
+    }
+    return n;
+}
+
+/*
+ * A thread is one OS thread for its life, however it is labelled: threads
+ * whose tid was never told (labelled by their ident, which glibc gives the
+ * next thread once one ends), and a tid taken again by a new thread (another
+ * ident), are threads of their own with roots of their own, never merged
+ * into another thread's root because their labels would read the same.  The
+ * summary counts the aggregate's threads: the profile has as many roots.
+ */
+TEST(folded_one_root_per_thread)
+{
+    struct names n;
+    struct agg a;
+    names_init(&n);
+    agg_init(&a);
+    uint32_t f = frame_of(&n, "work", "w.py", 1, 2);
+    /* Three threads in turn behind one struct pthread, none with a known tid. */
+    uint32_t r1 = agg_thread(&a, 0, 0x7f01), r2 = agg_thread(&a, 0, 0x7f01);
+    uint32_t r3 = agg_thread(&a, 0, 0x7f01);
+    /* Two named alike behind another, and one named otherwise. */
+    uint32_t w1 = agg_thread(&a, 0, 0x7f02), w2 = agg_thread(&a, 0, 0x7f02);
+    uint32_t o1 = agg_thread(&a, 0, 0x7f02);
+    agg_thread_name(&a, w1, "churn");
+    agg_thread_name(&a, w2, "churn");
+    agg_thread_name(&a, o1, "other");
+    /* A tid taken again by a new thread of the same name. */
+    uint32_t t1 = agg_thread(&a, 301, 0x7f03), t2 = agg_thread(&a, 301, 0x7f04);
+    agg_thread_name(&a, t1, "churn");
+    agg_thread_name(&a, t2, "churn");
+    CHECK_INT(a.nthreads, 8);
+    const uint32_t s[] = {f};
+    uint32_t all[] = {r1, r2, r3, w1, w2, o1, t1, t2};
+    for (size_t i = 0; i < 8; i++)
+        agg_add(&a, all[i], s, 1, i + 1);
+    char *text = folded_text(&a, &n, 1);
+    CHECK_INT(distinct_roots(text), a.nthreads);
+    /* The first keeps the plain label, those after it are numbered in order. */
+    CHECK_STR(text, "thread (0x7f01 #2);work (w.py:2) 2\n"
+                    "thread (0x7f01 #3);work (w.py:2) 3\n"
+                    "thread (0x7f01);work (w.py:2) 1\n"
+                    "thread churn (0x7f02 #2);work (w.py:2) 5\n"
+                    "thread churn (0x7f02);work (w.py:2) 4\n"
+                    "thread churn (301 #2);work (w.py:2) 8\n"
+                    "thread churn (301);work (w.py:2) 7\n"
+                    "thread other (0x7f02);work (w.py:2) 6\n");
+    free(text);
+    /* Without roots the stacks merge, as threads always do there. */
+    text = folded_text(&a, &n, 0);
+    CHECK_STR(text, "work (w.py:2) 36\n");
+    free(text);
+    agg_release(&a);
+    names_release(&n);
+}
+
+/* Names that differ only in what a label cannot show still give two roots. */
+TEST(folded_threads_named_apart_labelled_alike)
+{
+    struct names n;
+    struct agg a;
+    names_init(&n);
+    agg_init(&a);
+    uint32_t f = frame_of(&n, "work", "w.py", 1, 2);
+    uint32_t t1 = agg_thread(&a, 0, 0x7f01), t2 = agg_thread(&a, 0, 0x7f01);
+    uint32_t t3 = agg_thread(&a, 7, 0x7f02), t4 = agg_thread(&a, 7, 0x7f03);
+    agg_thread_name(&a, t1, "w;1");
+    agg_thread_name(&a, t2, "w?1");
+    agg_thread_name(&a, t3, "x\n");
+    agg_thread_name(&a, t4, "x\t");
+    const uint32_t s[] = {f};
+    agg_add(&a, t1, s, 1, 1);
+    agg_add(&a, t2, s, 1, 2);
+    agg_add(&a, t3, s, 1, 3);
+    agg_add(&a, t4, s, 1, 4);
+    char *text = folded_text(&a, &n, 1);
+    CHECK_INT(distinct_roots(text), a.nthreads);
+    CHECK_STR(text, "thread w?1 (0x7f01 #2);work (w.py:2) 2\n"
+                    "thread w?1 (0x7f01);work (w.py:2) 1\n"
+                    "thread x? (7 #2);work (w.py:2) 4\n"
+                    "thread x? (7);work (w.py:2) 3\n");
+    free(text);
+    agg_release(&a);
+    names_release(&n);
 }
 
 TEST(folded_order_does_not_depend_on_insertion)
