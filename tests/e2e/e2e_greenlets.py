@@ -437,6 +437,11 @@ def group(ctx, I, rt):
         t = e2e_states.Proc(rt, ctx, argv, DEEP)
         try:
             info = t.expect_line('READY')
+            # The running greenlet's stack is its thread's: wait until it is back in its wait
+            # (the main greenlet in time.sleep; gevent's hub in epoll_wait, after the callback
+            # that said READY).
+            e2e_states.wait_syscalls(rt, t.pid, {t.pid: rt.SLEEP_SYSCALLS if lib == 'greenlet'
+                                                 else EPOLL_WAITS})
             P = rt.Problems()
             where = ' (%s, greenlet %s%s)' % (lib, info['greenlet'],
                                               ' from ' + pkgdir if pkgdir else '')
@@ -585,6 +590,7 @@ DEEP = 'deep_greenlets.py'
 # As in the target.
 DEEP_WAIT, DEEP_SLEEP, DEEPER, SHALLOW = 4, 3, 2, 5
 DEPTH, DEEPER_DEPTH = 150, 600
+EPOLL_WAITS = {'232', '281'}   # x86_64 epoll_wait, epoll_pwait
 DEEP_CENSUS_RE = re.compile(r'greenlets: (\d+) censuses .* ([\d.]+) greenlets on average '
                             r'\(([\d.]+) parked, ([\d.]+) running\)')
 
