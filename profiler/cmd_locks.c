@@ -205,7 +205,8 @@ static void sites_from(struct sites *ss, const struct names *nm, const struct ag
         }
         sites_add(ss, nm, f, n, s->count);
     }
-    qsort(ss->v, ss->n, sizeof(*ss->v), by_count);
+    if (ss->n)
+        qsort(ss->v, ss->n, sizeof(*ss->v), by_count);
 }
 
 /* ---- threads waiting on locks, from each sample ---- */

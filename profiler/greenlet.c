@@ -17,14 +17,8 @@
 #include "profiler/snapshot.h"
 #include "symbolizer/elfsym.h"
 
-/* _PyInterpreterFrame owners (3.11+). */
-#define OWNED_BY_GENERATOR 1
-#define OWNED_BY_FRAME_OBJECT 2
 /* gc_generations: each a PyGC_Head, then int threshold, count. */
 #define GC_GENERATIONS 3
-/* Bytes of one data-stack chunk copied at most, and chunks per greenlet. */
-#define CHUNK_MAX (1u << 20)
-#define CHUNKS_MAX 8
 /* Times one list walk reads pages again when they disagree (a quick look's only). */
 #define GREENLET_REPAIRS 16
 /* The most of a thread's stack taken to be a main greenlet's own, above its stack_start. */
@@ -148,6 +142,7 @@ void greenlet_set_release(struct greenlet_set *gs)
 {
     free(gs->v);
     free(gs->raw);
+    walker_free(gs->walker);
     *gs = (struct greenlet_set){0};
 }
 
@@ -464,212 +459,49 @@ int greenlet_gc_walk(struct mem *m, const struct pylayout *l, uint64_t interp, u
 
 /* ---- one greenlet's stack ---- */
 
-struct chunk_copy {
-    uint64_t start, end;    /* [start, end): the chunk up to its used top */
-    unsigned char *buf;
-};
-
-struct stack_reader {
-    struct mem *m;
-    const struct pylayout *l;
-    const struct greenlet *g;
-    struct chunk_copy chunks[CHUNKS_MAX];
-    size_t nchunks;
-    uint64_t older;         /* the next older chunk to copy, 0 when none */
-};
-
-static int copy_chunk(struct stack_reader *r, uint64_t chunk, uint64_t top)
+/* gs's walker of parked stacks over m, made anew for another m or l. */
+static struct walker *set_walker(struct greenlet_set *gs, struct mem *m, const struct pylayout *l)
 {
-    if (r->nchunks >= CHUNKS_MAX || !chunk || (chunk & 7) || top <= chunk ||
-        top - chunk > CHUNK_MAX)
-        return -EINVAL;
-    struct chunk_copy *c = &r->chunks[r->nchunks];
-    c->buf = xmalloc(top - chunk);
-    int ret = mem_read(r->m, chunk, c->buf, top - chunk);
-    if (ret < 0) {
-        free(c->buf);
-        return ret;
+    if (gs->walker && (gs->walker_mem != m || gs->walker_layout != l)) {
+        walker_free(gs->walker);
+        gs->walker = NULL;
     }
-    c->start = chunk;
-    c->end = top;
-    r->nchunks++;
-    r->older = top - chunk >= 8 ? get_u64(c->buf, r->l->chunk_previous) : 0;
-    return 0;
-}
-
-/* The older chunk the chain continues in: its header says where its used part ends. */
-static int copy_older(struct stack_reader *r)
-{
-    unsigned char hdr[32];
-    uint64_t chunk = r->older;
-    r->older = 0;
-    if (!chunk || (chunk & 7))
-        return -EINVAL;
-    int ret = mem_read(r->m, chunk, hdr, (size_t)r->l->chunk_data);
-    if (ret < 0)
-        return ret;
-    return copy_chunk(r, chunk, get_u64(hdr, r->l->chunk_top));
-}
-
-/* The frame at addr from the copies (frames live past each chunk's header), or NULL. */
-static const unsigned char *in_copies(const struct stack_reader *r, uint64_t addr, size_t len)
-{
-    for (size_t i = 0; i < r->nchunks; i++) {
-        const struct chunk_copy *c = &r->chunks[i];
-        if (addr >= c->start + (uint64_t)r->l->chunk_data && addr <= c->end - len)
-            return c->buf + (addr - c->start);
+    if (!gs->walker) {
+        gs->walker = walker_new_parked(m, l);
+        gs->walker_mem = m;
+        gs->walker_layout = l;
     }
-    return NULL;
+    return gs->walker;
 }
 
 /*
- * A frame outside the data stack (a generator's): read alone, through the
- * greenlet's copy of its C stack when it lies in the part spilled there
- * (the real memory now belongs to another greenlet).
+ * A parked greenlet's frames, walked as a thread's are (walk_parked): from
+ * the frame it saved, through the data-stack chunks it saved (3.11+), with
+ * its own C stack where its shims may be: [stack_start, stack_stop), or
+ * for a main greenlet (stack_stop -1: its stack is its thread's) up to
+ * MAIN_STACK_MAX above stack_start.
  */
-static int read_single(struct stack_reader *r, uint64_t addr, unsigned char *buf, size_t len)
-{
-    const struct greenlet *g = r->g;
-    if (g->stack_copy && addr >= g->stack_start && addr - g->stack_start < g->stack_saved) {
-        if (addr - g->stack_start + len > g->stack_saved)
-            return -EINVAL;
-        addr = g->stack_copy + (addr - g->stack_start);
-    }
-    return mem_read(r->m, addr, buf, len);
-}
-
-/*
- * 1 when [addr, addr+len) lies in the C stack of parked greenlet g:
- * [stack_start, stack_stop), or for a main greenlet (stack_stop -1: its
- * stack is its thread's) within MAIN_STACK_MAX above stack_start.
- */
-static int on_own_stack(const struct greenlet *g, uint64_t addr, size_t len)
+static int stack_of(struct mem *m, const struct pylayout *l, struct greenlet_set *gs,
+                    struct greenlet *g)
 {
     uint64_t stop = g->stack_stop;
     if (stop == UINT64_MAX)
         stop = g->stack_start > UINT64_MAX - MAIN_STACK_MAX ? UINT64_MAX
                                                            : g->stack_start + MAIN_STACK_MAX;
-    return addr >= g->stack_start && addr < stop && stop - addr >= len;
-}
-
-static int walk_parked(struct stack_reader *r, struct rawframe *out, size_t max, size_t *depth)
-{
-    const struct pylayout *l = r->l;
-    size_t fsize = (size_t)l->if_size;
-    unsigned char single[128];
-    uint64_t frame = r->g->current_frame, mark = frame;
-    size_t n = 0, power = 1, lam = 0;
-    int first = 1;
-    *depth = 0;
-    if (fsize > sizeof(single))
-        return -EINVAL;
-    copy_chunk(r, r->g->chunk, r->g->chunk_top);
-    while (frame) {
-        if (n >= max)
-            return *depth = n, 1;
-        if (frame & 7)
-            return -EINVAL;
-        const unsigned char *f = in_copies(r, frame, fsize);
-        while (!f && r->older && copy_older(r) == 0)
-            f = in_copies(r, frame, fsize);
-        if (!f) {
-            int ret = read_single(r, frame, single, fsize);
-            if (ret < 0)
-                return ret;
-            /* Outside every chunk of the greenlet only a generator's or a
-             * frame object's frame may be, or a shim on its own C stack:
-             * anything else is stale. */
-            if (single[l->if_owner] != OWNED_BY_GENERATOR &&
-                single[l->if_owner] != OWNED_BY_FRAME_OBJECT &&
-                !(l->owner_cstack >= 0 && single[l->if_owner] == l->owner_cstack &&
-                  on_own_stack(r->g, frame, fsize)))
-                return -EINVAL;
-            f = single;
-        }
-        uint64_t code = get_u64(f, l->if_code);
-        if (!code || (code & 7) || f[l->if_owner] > 4)
-            return -EINVAL;
-        if ((int)f[l->if_owner] != l->owner_cstack) {
-            out[n].code = code;
-            out[n].addrq = (int64_t)(get_u64(f, l->if_instr) - (code + (uint64_t)l->co_code_adaptive));
-            n++;
-        }
-        frame = get_u64(f, l->if_previous);
-        /* greenlet 3.0.0-3.0.2 on 3.12 cut the top frame's link when it
-         * switched away, and kept it aside. */
-        if (!frame && first)
-            frame = r->g->prev_frame;
-        first = 0;
-        if (frame == mark)
-            return -ELOOP;
-        if (++lam == power) {
-            mark = frame;
-            power *= 2;
-            lam = 0;
-        }
-    }
-    *depth = n;
-    return 0;
-}
-
-/*
- * <= 3.10: the saved top frame and its f_back chain, all frame objects on
- * the heap.  Each must be alive and of the top frame's type.
- */
-static int walk_frame_objects(struct mem *m, const struct pylayout *l, const struct greenlet *g,
-                              struct rawframe *out, size_t max, size_t *depth)
-{
-    unsigned char f[160];
-    size_t len = (size_t)MAX(MAX(l->fo_back, l->fo_code) + 8, l->fo_lasti + 4);
-    uint64_t frame = g->top_frame, mark = frame, type = 0;
-    size_t n = 0, power = 1, lam = 0;
-    *depth = 0;
-    if (len > sizeof(f) || l->fo_back < 0)
-        return -EINVAL;
-    while (frame) {
-        if (n >= max)
-            return *depth = n, 1;
-        if (frame & 7)
-            return -EINVAL;
-        int ret = mem_read(m, frame, f, len);
-        if (ret < 0)
-            return ret;
-        if (!type)
-            type = get_u64(f, l->ob_type);
-        int64_t refcnt = (int64_t)get_u64(f, 0);
-        uint64_t code = get_u64(f, l->fo_code);
-        if (refcnt <= 0 || !type || (type & 7) || get_u64(f, l->ob_type) != type || !code ||
-            (code & 7))
-            return -EINVAL;
-        int32_t lasti;
-        memcpy(&lasti, f + l->fo_lasti, sizeof(lasti));
-        out[n].code = code;
-        out[n].addrq = lasti < 0 ? -1 : (int64_t)lasti * (l->lasti_units ? 2 : 1);
-        n++;
-        frame = get_u64(f, l->fo_back);
-        if (frame == mark)
-            return -ELOOP;
-        if (++lam == power) {
-            mark = frame;
-            power *= 2;
-            lam = 0;
-        }
-    }
-    *depth = n;
-    return 0;
-}
-
-static int stack_of(struct mem *m, const struct pylayout *l, struct greenlet_set *gs,
-                    struct greenlet *g)
-{
-    struct stack_reader r = {.m = m, .l = l, .g = g};
+    struct walk_parked p = {
+        .frame = l->frames == FRAME_OBJECTS ? g->top_frame : g->current_frame,
+        .chunk = g->chunk,
+        .chunk_top = g->chunk_top,
+        .cut_link = g->prev_frame,
+        .cstack_lo = g->stack_start,
+        .cstack_hi = stop,
+        .spill = g->stack_copy,
+        .spill_len = g->stack_saved,
+    };
     GROW(gs->raw, gs->rawcap, gs->nraw + GREENLET_MAX_DEPTH);
     g->off = gs->nraw;
-    int ret = l->frames == FRAME_OBJECTS
-                  ? walk_frame_objects(m, l, g, gs->raw + gs->nraw, GREENLET_MAX_DEPTH, &g->depth)
-                  : walk_parked(&r, gs->raw + gs->nraw, GREENLET_MAX_DEPTH, &g->depth);
-    for (size_t i = 0; i < r.nchunks; i++)
-        free(r.chunks[i].buf);
+    int ret = walk_parked(set_walker(gs, m, l), &p, gs->raw + gs->nraw, GREENLET_MAX_DEPTH,
+                          &g->depth);
     if (ret < 0)
         g->depth = 0;
     gs->nraw += g->depth;

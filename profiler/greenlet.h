@@ -108,6 +108,11 @@ struct greenlet_set {
     struct rawframe *raw;
     size_t nraw, rawcap;
     struct greenlet_stats stats;
+    /* The walker of the parked stacks (walk_parked), owned, made on first
+     * use over the memory and layout it was made for. */
+    struct walker *walker;
+    struct mem *walker_mem;
+    const struct pylayout *walker_layout;
 };
 
 void greenlet_set_release(struct greenlet_set *gs);

@@ -13,9 +13,14 @@
 #define OWNED_BY_GENERATOR 1
 #define OWNED_BY_FRAME_OBJECT 2
 
-/* Data-stack chunks copied per walk, and bytes copied in all. */
+/* Data-stack chunks copied per walk, and bytes copied of one. */
 #define MAX_CHUNKS 256
 #define MAX_CHUNK_BYTES (8u << 20)
+/* A parked stack's chunks copied before another is (what a walk copies is
+ * then at most this and one chunk more), and a chunk buffer's size kept
+ * after its walk. */
+#define PARKED_CHUNK_BYTES (8u << 20)
+#define PARKED_KEEP (64u << 10)
 /* Bytes of a struct pthread searched for the tid field. */
 #define PTHREAD_SCAN 2048
 /* Thread lists between two searches for it, after one failed. */
@@ -145,6 +150,7 @@ struct chain_hint {
 
 struct walker {
     struct pyrt *rt;
+    struct pyrt *own_rt;    /* walker_new_parked's: only its mem and layout set */
     const struct pylayout *l;
     struct chunk_copy chunks[MAX_CHUNKS];
     size_t nchunks;
@@ -247,6 +253,7 @@ void walker_free(struct walker *w)
     free(w->prevs);
     free(w->owners);
     free(w->entries);
+    free(w->own_rt);
     free(w);
 }
 
@@ -1255,19 +1262,92 @@ static const unsigned char *in_chunks(struct walker *w, uint64_t addr, size_t si
     return NULL;
 }
 
+/*
+ * 3.11+: the stack a walk of interpreter frames goes through: a thread's
+ * (with its reads ahead, when it has some), or a parked one's (p).
+ */
+struct istack {
+    uint64_t frame;             /* the innermost frame */
+    uint64_t chunk, chunk_top;  /* the newest data-stack chunk, and its top in use */
+    struct ahead *a;            /* a thread's reads ahead, or NULL */
+    const struct walk_parked *p; /* a parked stack, or NULL: a thread's */
+};
+
+/*
+ * len bytes of parked stack p at addr, read alone: from the copy of its C
+ * stack where addr lies in the part spilled there (the C stack itself now
+ * holds another greenlet's), else in place.
+ */
+static int parked_read(struct walker *w, const struct walk_parked *p, uint64_t addr,
+                       unsigned char *buf, size_t len)
+{
+    if (p->spill && addr >= p->cstack_lo && addr - p->cstack_lo < p->spill_len) {
+        if (len > p->spill_len || addr - p->cstack_lo > p->spill_len - len)
+            return torn(w, TORN_GARBAGE);
+        addr = p->spill + (addr - p->cstack_lo);
+    }
+    return mem_read(w->rt->mem, addr, buf, len);
+}
+
+/* 1 when [addr, addr+len) lies on parked stack p's own C stack. */
+static int on_cstack(const struct walk_parked *p, uint64_t addr, size_t len)
+{
+    return addr >= p->cstack_lo && addr < p->cstack_hi && p->cstack_hi - addr >= len;
+}
+
 /* 1 when frame is a C-stack shim (3.12+): it adds nothing to the depth. */
-static int is_shim(struct walker *w, uint64_t frame)
+static int is_shim(struct walker *w, const struct istack *s, uint64_t frame)
 {
     const struct pylayout *l = w->l;
     const unsigned char *f;
+    unsigned char buf[AHEAD_FRAME];
     uint8_t owner;
     if (l->owner_cstack < 0 || (frame & 7))
         return 0;
     if ((f = in_chunks(w, frame, (size_t)l->if_size)))
         owner = f[l->if_owner];
+    else if (s->p)
+        return (size_t)l->if_size <= sizeof(buf) &&
+               parked_read(w, s->p, frame, buf, (size_t)l->if_size) == 0 &&
+               (int)buf[l->if_owner] == l->owner_cstack;
     else if (mem_read(w->rt->mem, frame + (uint64_t)l->if_owner, &owner, 1) < 0)
         return 0;
     return (int)owner == l->owner_cstack;
+}
+
+/*
+ * A frame of parked stack p outside the chunks copied so far (*f: its
+ * bytes).  The stack's own frames are in its data-stack chunks: the older
+ * ones are copied as the chain reaches them (until *chunks_done), up to
+ * PARKED_CHUNK_BYTES.  Outside them only a generator's or a frame object's
+ * frame may be, or a shim on the stack's own C stack, read alone into buf:
+ * anything else is stale (a link into another greenlet's frames, or garbage).
+ */
+static int parked_frame(struct walker *w, const struct walk_parked *p, uint64_t frame,
+                        unsigned char *buf, const unsigned char **f, int *chunks_done)
+{
+    const struct pylayout *l = w->l;
+    size_t fsize = (size_t)l->if_size;
+    while (!*chunks_done && !(*f = in_chunks(w, frame, fsize))) {
+        uint64_t bytes = 0;
+        for (size_t i = 0; i < w->nchunks; i++)
+            bytes += w->chunks[i].len;
+        *chunks_done = bytes >= PARKED_CHUNK_BYTES || copy_older_chunk(w, NULL) < 0;
+    }
+    if ((*f = in_chunks(w, frame, fsize))) {
+        w->stats.chunk_frames++;
+        return 0;
+    }
+    int ret = parked_read(w, p, frame, buf, fsize);
+    if (ret < 0)
+        return ret;
+    w->stats.single_reads++;
+    int owner = buf[l->if_owner];
+    *f = buf;
+    if (owner == OWNED_BY_GENERATOR || owner == OWNED_BY_FRAME_OBJECT ||
+        (l->owner_cstack >= 0 && owner == l->owner_cstack && on_cstack(p, frame, fsize)))
+        return 0;
+    return torn(w, TORN_GARBAGE);
 }
 
 /*
@@ -1330,9 +1410,10 @@ static const unsigned char *ahead_single(struct walker *w, struct ahead *a, uint
  * from the copy read with the thread list when it still covers the chunk's
  * used part, and says what to read ahead next time.
  */
-static void copy_newest_chunk(struct walker *w, const struct walk_thread *t, struct ahead *a)
+static void copy_newest_chunk(struct walker *w, const struct istack *t)
 {
     const struct pylayout *l = w->l;
+    struct ahead *a = t->a;
     uint64_t used = t->chunk_top - t->chunk;
     if (a && a->chunk_ok && a->chunk == t->chunk && used <= a->want &&
         used >= (uint64_t)l->chunk_data) {
@@ -1360,7 +1441,7 @@ static void copy_newest_chunk(struct walker *w, const struct walk_thread *t, str
     }
 }
 
-static int iframes(struct walker *w, const struct walk_thread *t, struct rawframe *out, size_t max,
+static int iframes(struct walker *w, const struct istack *s, struct rawframe *out, size_t max,
                    size_t *depth);
 
 /*
@@ -1372,7 +1453,8 @@ static int walk_interpreter_frames(struct walker *w, const struct walk_thread *t
 {
     struct ahead *a = ahead_of(w, t);
     int singles = a ? a->nnext : 0, older = a ? a->older_next : 0;
-    int ret = iframes(w, t, out, max, depth);
+    struct istack s = {.frame = t->frame, .chunk = t->chunk, .chunk_top = t->chunk_top, .a = a};
+    int ret = iframes(w, &s, out, max, depth);
     if (ret < 0 && a) {
         a->nnext = MAX(a->nnext, singles);
         a->older_next = MAX(a->older_next, older);
@@ -1380,19 +1462,23 @@ static int walk_interpreter_frames(struct walker *w, const struct walk_thread *t
     return ret;
 }
 
-static int iframes(struct walker *w, const struct walk_thread *t, struct rawframe *out, size_t max,
+/*
+ * 3.11+: walks stack s's interpreter frames (a thread's or a parked one's)
+ * from its innermost frame through its data-stack chunks, copied whole.
+ */
+static int iframes(struct walker *w, const struct istack *s, struct rawframe *out, size_t max,
                    size_t *depth)
 {
     const struct pylayout *l = w->l;
     unsigned char single[128];
     size_t fsize = (size_t)l->if_size;
-    uint64_t frame = t->frame, mark = frame;
+    uint64_t frame = s->frame, mark = frame;
     size_t power = 1, lam = 0, n = 0, steps = 0, seen = 0;
     int ret, chunks_done = 0;
     *depth = 0;
     if (fsize > sizeof(single))
         return -EINVAL;
-    struct ahead *a = ahead_of(w, t);
+    struct ahead *a = s->a;
     if (a)
         a->nnext = a->older_next = 0;
     w->nseen = 0;
@@ -1401,15 +1487,15 @@ static int iframes(struct walker *w, const struct walk_thread *t, struct rawfram
         (void)0;
     } else {
         w->nchunks = 0;
-        if (frame && t->chunk && t->chunk_top > t->chunk)
-            copy_newest_chunk(w, t, a);
+        if (frame && s->chunk && s->chunk_top > s->chunk)
+            copy_newest_chunk(w, s);
         else if (a)
             a->want = 0;
     }
     while (frame) {
         /* Shim frames do not count toward the depth, but do toward the walk:
          * a full stack whose next frame is a shim is not cut yet. */
-        if ((n >= max && !is_shim(w, frame)) || steps++ >= 4 * (size_t)WALK_MAX_DEPTH) {
+        if ((n >= max && !is_shim(w, s, frame)) || steps++ >= 4 * (size_t)WALK_MAX_DEPTH) {
             *depth = n;
             return n >= max ? 1 : torn(w, TORN_GARBAGE);
         }
@@ -1418,6 +1504,9 @@ static int iframes(struct walker *w, const struct walk_thread *t, struct rawfram
         const unsigned char *f = in_chunks(w, frame, fsize);
         if (f) {
             w->stats.chunk_frames++;
+        } else if (s->p) {
+            if ((ret = parked_frame(w, s->p, frame, single, &f, &chunks_done)) < 0)
+                return ret;
         } else {
             f = ahead_single(w, a, frame);
             if (!f && w->no_open)
@@ -1459,6 +1548,10 @@ static int iframes(struct walker *w, const struct walk_thread *t, struct rawfram
             n++;
         }
         uint64_t prev = get_u64(f, l->if_previous);
+        /* greenlet 3.0.0-3.0.2 on 3.12 cut the innermost frame's link as it
+         * switched away, and kept it aside. */
+        if (!prev && seen == 1 && s->p)
+            prev = w->prevs[0] = s->p->cut_link;
         if (prev == frame || prev == mark) {
             w->torn = TORN_CYCLE;
             return -ELOOP;
@@ -1466,8 +1559,10 @@ static int iframes(struct walker *w, const struct walk_thread *t, struct rawfram
         /* A thread's outermost frame is the first of an eval loop called
          * from C: marked is_entry (3.11), or the C-stack shim that loop
          * pushes (3.12+).  Any other was read as it returned, was suspended
-         * or was pushed and not yet linked to its caller. */
-        if (!prev && (owner == OWNED_BY_GENERATOR || owner == OWNED_BY_FRAME_OBJECT ||
+         * or was pushed and not yet linked to its caller.  (A parked
+         * greenlet's first frame may be any: greenlet 3.0.3+ on 3.12+ link
+         * its frames past their shims.) */
+        if (!prev && !s->p && (owner == OWNED_BY_GENERATOR || owner == OWNED_BY_FRAME_OBJECT ||
                       (l->if_is_entry >= 0 && !w->entries[seen - 1]) ||
                       (l->owner_cstack >= 0 && (int)owner != l->owner_cstack)))
             return torn(w, TORN_ROOT);
@@ -1836,6 +1931,85 @@ int walk_callee(struct walker *w, const struct walk_thread *t, uint64_t frame, u
     out->addrq = (int64_t)(get_u64(f, l->if_instr) - (code + (uint64_t)l->co_code_adaptive));
     *info = (struct walk_frameinfo){.addr = at, .entry = (uint8_t)entry};
     return 0;
+}
+
+/* ---- parked stacks: greenlets ---- */
+
+struct walker *walker_new_parked(struct mem *m, const struct pylayout *l)
+{
+    struct walker *w = xcalloc(1, sizeof(*w));
+    w->own_rt = xcalloc(1, sizeof(*w->own_rt));
+    w->own_rt->mem = m;
+    w->own_rt->layout = *l;
+    w->rt = w->own_rt;
+    w->l = &w->own_rt->layout;
+    w->tid_offset = -1;
+    return w;
+}
+
+/*
+ * <= 3.10: a parked stack's frame objects through f_back, each alive and
+ * a frame (take_frame_object), its code a pointer; nothing read ahead (a
+ * parked stack does not move).
+ */
+static int parked_frame_objects(struct walker *w, uint64_t frame, struct rawframe *out, size_t max,
+                                size_t *depth)
+{
+    const struct pylayout *l = w->l;
+    unsigned char buf[160];
+    size_t len = frame_len(l), n = 0, power = 1, lam = 0;
+    uint64_t mark = frame;
+    int ret;
+    if (len > sizeof(buf) || l->fo_back < 0)
+        return -EINVAL;
+    while (frame) {
+        if (n >= max) {
+            *depth = n;
+            return 1;
+        }
+        if (frame & 7)
+            return torn(w, TORN_GARBAGE);
+        if ((ret = mem_read(w->rt->mem, frame, buf, len)) < 0)
+            return ret;
+        w->stats.single_reads++;
+        if ((ret = take_frame_object(w, buf, &out[n])) < 0)
+            return ret;
+        if (out[n].code & 7)
+            return torn(w, TORN_GARBAGE);
+        n++;
+        frame = get_u64(buf, l->fo_back);
+        if (frame == mark) {
+            w->torn = TORN_CYCLE;
+            return -ELOOP;
+        }
+        if (++lam == power) {
+            mark = frame;
+            power *= 2;
+            lam = 0;
+        }
+    }
+    *depth = n;
+    return 0;
+}
+
+int walk_parked(struct walker *w, const struct walk_parked *p, struct rawframe *out, size_t max,
+                size_t *depth)
+{
+    *depth = 0;
+    w->torn = TORN_NONE;
+    if (w->l->frames == FRAME_OBJECTS)
+        return parked_frame_objects(w, p->frame, out, max, depth);
+    struct istack s = {.frame = p->frame, .chunk = p->chunk, .chunk_top = p->chunk_top, .p = p};
+    int ret = iframes(w, &s, out, max, depth);
+    /* Many stacks are walked one after the other: big buffers go back at once. */
+    for (size_t i = 0; i < MAX_CHUNKS; i++) {
+        if (w->chunks[i].cap > PARKED_KEEP) {
+            free(w->chunks[i].buf);
+            w->chunks[i] = (struct chunk_copy){0};
+        }
+    }
+    w->nchunks = 0;
+    return ret;
 }
 
 /* ---- thread ids ---- */

@@ -185,6 +185,41 @@ int walk_thread_tid(struct walker *w, const struct walk_thread *threads, size_t 
  */
 int walk_pthread_tid(struct walker *w, uint64_t thread_id, pid_t *ns_tid);
 
+/*
+ * A stack that no thread runs: a parked greenlet's, as it was saved when it
+ * switched away.  Its C stack may be elsewhere: the part greenlet spilled
+ * to the heap is read from that copy.
+ */
+struct walk_parked {
+    uint64_t frame;             /* its innermost frame: a _PyInterpreterFrame (3.11+),
+                                 * a PyFrameObject (<= 3.10) */
+    uint64_t chunk, chunk_top;  /* 3.11+: its newest data-stack chunk, and the top in use there */
+    uint64_t cut_link;          /* 3.11+: where the chain goes on when the innermost frame
+                                 * links to none (greenlet 3.0.0-3.0.2 on 3.12), else 0 */
+    uint64_t cstack_lo, cstack_hi; /* 3.12+: its own C stack, [lo, hi), where its shims lie */
+    uint64_t spill, spill_len;  /* [cstack_lo, cstack_lo + spill_len) is read at spill (0: none) */
+};
+
+/*
+ * A walker of parked stacks alone (walk_parked): no thread list, nothing
+ * read ahead.  m and l outlive it.
+ */
+struct walker *walker_new_parked(struct mem *m, const struct pylayout *l);
+
+/*
+ * Walks parked stack p, innermost frame first, with the walk threads have:
+ * 3.11+ through its data-stack chunks, each copied whole (the newest from
+ * p->chunk to p->chunk_top, older ones as the chain reaches them, up to
+ * the size their headers give), C-stack shims skipped; a frame outside
+ * them must be a generator's or a frame object's, or a shim on p's own C
+ * stack, as no thread state bounds it.  <= 3.10: its frame objects through
+ * f_back, each alive and a frame.  Returns 0, 1 when cut at max frames, or
+ * a negative errno: -EFAULT unreadable, -ELOOP a cycle, -EINVAL garbage or
+ * stale (walk_last_torn says which).
+ */
+int walk_parked(struct walker *w, const struct walk_parked *p, struct rawframe *out, size_t max,
+                size_t *depth);
+
 const struct walk_stats *walk_stats(const struct walker *w);
 
 /* 1 when the last walk kept only some of its frames, the rest having moved

@@ -192,6 +192,50 @@ def group(ctx, I, rt):
         finally:
             t.close()
 
+    def locks_deep():
+        """locks on greenlets parked 150 and 600 frames deep (on 3.11+ in several data-stack
+        chunks) beside greenlets parked one frame deep: every one waits at its site."""
+        need_gevent()
+        dpath = os.path.join(rt.TARGETS, e2e_greenlets.DEEP)
+        t = start([dpath, '--lib', 'gevent'], e2e_greenlets.DEEP)
+        try:
+            res = rt.run([rt.PYSTROBE, 'locks', '-p', str(t.pid), '-d', '1', '--json'], rt.T_RECORD)
+            P = rt.Problems()
+            if not P.expect(res.rc == 0, 'exit %s' % res.rc):
+                P.fail_if_any(res.describe())
+            doc = json.loads(res.out_text)
+            gw = doc['greenlet_waits']
+
+            def fr(f):
+                return f and (f['function'], f['file'], f['line'])
+
+            def D(fn, marker):
+                return (fn, dpath, rt.line_of(dpath, marker))
+            G = e2e_greenlets
+            # Event.wait (Cython) has no frame: the deep waiters wait at dive's last call.
+            want = [(D('dive', 'bottom'), None, G.DEEP_WAIT + G.DEEPER),
+                    (D('shallow', 'shallow'), None, G.SHALLOW),
+                    (D('dive', 'bottom'), 'sleep', G.DEEP_SLEEP),
+                    (D('park_gevent', 'park'), 'sleep', 1)]
+            got = [(fr(g['site']), g['call'] and g['call']['function'], round(g['waiting'], 6))
+                   for g in gw]
+            P.expect(got == want, 'sites %r,\n    expected %r' % (got, want))
+            P.expect(all(g['call'] is None or g['call']['file'].endswith('/gevent/hub.py')
+                         for g in gw), 'calls %r' % [g['call'] for g in gw])
+            # The first site's stack is one of its deep stacks, whole.
+            depths = (G.DEPTH, G.DEEPER_DEPTH)
+            stack = gw[0]['stack'] if gw else []
+            P.expect(len(stack) - 1 in depths and
+                     [fr(f) for f in stack] == [D('dive', 'bottom')] + [D('dive', 'dive')] *
+                     (len(stack) - 2) + [D('deep', 'deep')],
+                     'first site stack: %d frames %r' % (len(stack), [fr(f) for f in stack[:3]]))
+            P.expect(doc['censuses'] > 0 and doc['greenlets'] == G.DEEP_WAIT + G.DEEP_SLEEP +
+                     G.DEEPER + G.SHALLOW + 2,
+                     'censuses %r, greenlets %r' % (doc['censuses'], doc['greenlets']))
+            P.fail_if_any(res.describe(out_limit=3000))
+        finally:
+            t.close()
+
     def locks_threads():
         """A thread blocked on a threading.Lock: its site, on every interpreter."""
         t = start([states_path], 'states.py')
@@ -428,6 +472,7 @@ def group(ctx, I, rt):
         R.case(pfx + 'greenlets-record', record_census)
         R.case(pfx + 'greenlets-record-rate', record_rate)
         R.case(pfx + 'locks-greenlets', locks_greenlets)
+        R.case(pfx + 'locks-greenlets-deep', locks_deep)
     R.case(pfx + 'greenlets-record-none', record_no_greenlets)
     R.case(pfx + 'locks-threads', locks_threads)
     if I.label.startswith('debian'):

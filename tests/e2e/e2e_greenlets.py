@@ -16,6 +16,13 @@ runs on every interpreter:
   - raw-dirs: with each package directory named in PYSTROBE_TEST_GREENLET_DIRS
     (dir1:dir2, each holding a built greenlet/ package) whose module was
     built for this interpreter; SKIP when unset or none fits.
+Target tests/targets/deep_greenlets.py (greenlets parked 150 and 600 frames
+deep, so that on 3.11+ their frames fill several data-stack chunks, beside
+greenlets parked one frame deep): every greenlet's whole stack, exactly, in
+the JSON and text dumps and in record --greenlets:
+  - deep-gevent: under gevent (where gevent imports);
+  - deep-2.0.2, deep-dirs: greenlet alone, from the same sources as raw-2.0.2
+    and raw-dirs.
 Asserted lines carry "# @name" markers in the targets.
 """
 import collections
@@ -414,6 +421,132 @@ def group(ctx, I, rt):
 
     def raw_dirs():
         """Every package directory of PYSTROBE_TEST_GREENLET_DIRS built for this interpreter."""
+        for d, release in greenlet_dirs():
+            raw_check(d, release)
+
+    def deep_check(lib, pkgdir=None, release=None):
+        """deep_greenlets.py under lib ('gevent' or 'greenlet', greenlet from pkgdir, None:
+        the interpreter's own): every greenlet with its whole stack, in the JSON and text
+        dumps and in record --greenlets."""
+        dpath = os.path.join(rt.TARGETS, DEEP)
+        argv = [I.exe, dpath, '--lib', lib, '--max-life', str(rt.TARGET_LIFE)]
+        if pkgdir:
+            argv = ['env', 'PYTHONPATH=' + pkgdir] + argv
+        pkg = lib_info(I.exe, 'gevent')[1] if lib == 'gevent' else None
+        want = deep_expected(rt, lib, pkg)
+        t = e2e_states.Proc(rt, ctx, argv, DEEP)
+        try:
+            info = t.expect_line('READY')
+            # The running greenlet's stack is its thread's: wait until it is back in its wait
+            # (the main greenlet in time.sleep; gevent's hub in epoll_wait, after the callback
+            # that said READY).
+            e2e_states.wait_syscalls(rt, t.pid, {t.pid: rt.SLEEP_SYSCALLS if lib == 'greenlet'
+                                                 else EPOLL_WAITS})
+            P = rt.Problems()
+            where = ' (%s, greenlet %s%s)' % (lib, info['greenlet'],
+                                              ' from ' + pkgdir if pkgdir else '')
+            P.expect(info['pid'] == t.pid and info['lib'] == lib, 'target reported %r' % info)
+            P.expect(release is None or info['greenlet'] == release,
+                     'target runs greenlet %r, expected %r' % (info['greenlet'], release))
+            total = sum(n for n, st, fr in want)
+            res = rt.run([rt.PYSTROBE, 'dump', '-p', str(t.pid), '--greenlets', '--json'],
+                         rt.T_DUMP)
+            if res.rc != 0:
+                raise rt.Failure('dump --greenlets --json failed%s:\n%s'
+                                 % (where, res.describe(out_limit=2000)))
+            doc = json.loads(res.out_text)
+            got = sorted(((g['count'], g['state'], frames_of(g['frames']))
+                          for g in doc['greenlet_summary']), key=repr)
+            P.expect(got == want, 'summary%s:\n      %s\n    expected:\n      %s'
+                     % (where, brief_groups(got), brief_groups(want)))
+            gl = doc['greenlets']
+            P.expect(len(gl) == total, '%d greenlets%s, expected %d' % (len(gl), where, total))
+            bad = [(g['address'], g['state'], g.get('error')) for g in gl
+                   if 'error' in g or g['truncated']]
+            P.expect(not bad, '%d greenlets%s without their whole stack: %r'
+                     % (len(bad), where, bad[:10]))
+            # Every greenlet's own entry has its group's stack.
+            each = sorted(repr((g['state'], frames_of(g['frames']))) for g in gl)
+            from_summary = sorted(repr((st, fr)) for n, st, fr in want for _ in range(n))
+            P.expect(each == from_summary, 'the greenlets\' own stacks%s differ from the summary'
+                     % where)
+            mains = [g['state'] for g in gl if g['main']]
+            P.expect(mains == ['parked' if lib == 'gevent' else 'running'],
+                     'main greenlets%s: %r' % (where, mains))
+            # The text dump: the same groups, no stack unreadable.
+            res = rt.run([rt.PYSTROBE, 'dump', '-p', str(t.pid), '--greenlets'], rt.T_DUMP)
+            lines = res.out_text.split('\n')
+            if P.expect(res.rc == 0 and 'Greenlet summary:' in lines,
+                        'text dump%s: no summary' % where):
+                summ = sorted(ln for ln in lines[lines.index('Greenlet summary:') + 1:] if ln)
+                text = sorted('  %d greenlet%s %s at %s' % (
+                    n, '' if n == 1 else 's', st, ' <- '.join('`%s (%s:%d)`' % f for f in fr))
+                    for n, st, fr in want)
+                P.expect(summ == text, 'text summary%s differs: %d lines, expected %d; first '
+                         'differing: %r' % (where, len(summ), len(text),
+                                            [a[:300] for a in summ if a not in text][:3]))
+                heads = [ln for ln in lines if ln.startswith('Greenlet 0x')]
+                P.expect(len(heads) == total, '%d greenlets listed%s, expected %d'
+                         % (len(heads), where, total))
+                P.expect(not [ln for ln in lines if 'stack unreadable' in ln],
+                         'text dump%s: %d stacks unreadable' % (
+                             where, len([ln for ln in lines if 'stack unreadable' in ln])))
+            text_res = res
+            # record --greenlets: every census counts each greenlet at its whole stack.
+            out = os.path.join(ctx.mkdtemp('deeprec-'), 'out.folded')
+            res = rt.run([rt.PYSTROBE, 'record', '-p', str(t.pid), '-d', '1', '--greenlets',
+                          '-o', out], rt.T_RECORD)
+            m = DEEP_CENSUS_RE.search(res.err_text)
+            if not P.expect(res.rc == 0 and m, 'record --greenlets%s: no census line' % where):
+                P.fail_if_any(text_res.describe(out_limit=800) + res.describe())
+            n = int(m.group(1))
+            parked = sum(c for c, st, fr in want if st == 'parked')
+            P.expect([float(x) for x in m.groups()[1:]] == [total, parked, 1],
+                     'census%s: %r, expected %d greenlets, %d parked, 1 running'
+                     % (where, m.groups(), total, parked))
+            folded = {}
+            with open(out) as f:
+                for ln in f.read().splitlines():
+                    stack, _, k = ln.rpartition(' ')
+                    if stack.startswith('greenlet '):
+                        folded[stack] = folded.get(stack, 0) + int(k)
+            want_folded = {}
+            for c, st, fr in want:
+                key = ';'.join(['greenlet ' + st] + [rt.label(*x) for x in fr[::-1]])
+                want_folded[key] = want_folded.get(key, 0) + c * n
+            P.expect(folded == want_folded, 'record --greenlets%s: %d stacks, expected %d:\n'
+                     '      %s\n    expected:\n      %s'
+                     % (where, len(folded), len(want_folded), brief_folded(folded),
+                        brief_folded(want_folded)))
+            P.fail_if_any(text_res.describe(out_limit=800) + res.describe())
+        finally:
+            t.close()
+
+    def deep_gevent():
+        """Greenlets parked deep under gevent."""
+        need_gevent()
+        deep_check('gevent')
+
+    def deep_202():
+        """Greenlets parked deep, greenlet 2.0.2 alone (the interpreter's own or built)."""
+        if I.ver[:2] >= (3, 12):
+            raise rt.Skip('greenlet %s does not support Python %d.%d (see greenlets-deep-dirs)'
+                          % (SUPPORTED_GREENLET, I.ver[0], I.ver[1]))
+        f = facts()
+        if f[2] == SUPPORTED_GREENLET:
+            deep_check('greenlet', None, SUPPORTED_GREENLET)
+        else:
+            deep_check('greenlet', build_greenlet(rt, I, f), SUPPORTED_GREENLET)
+
+    def deep_dirs():
+        """Greenlets parked deep, with each greenlet of PYSTROBE_TEST_GREENLET_DIRS built
+        for this interpreter."""
+        for d, release in greenlet_dirs():
+            deep_check('greenlet', d, release)
+
+    def greenlet_dirs():
+        """(directory, release) of each PYSTROBE_TEST_GREENLET_DIRS entry built for I, or
+        rt.Skip."""
         dirs = [d for d in os.environ.get(DIRS_VAR, '').split(':') if d]
         if not dirs:
             raise rt.Skip('%s is not set (package directories of greenlet builds)' % DIRS_VAR)
@@ -423,25 +556,115 @@ def group(ctx, I, rt):
         if not fits:
             raise rt.Skip('no directory in %s holds a greenlet built for Python %d.%d'
                           % (DIRS_VAR, I.ver[0], I.ver[1]))
+        out = []
         for d in fits:
             release = sources_release(os.path.join(d, 'greenlet'))
             if release is None:
                 raise rt.Failure('%s/greenlet/__init__.py has no __version__' % d)
-            raw_check(d, release)
+            out.append((d, release))
+        return out
 
     # Each test is registered only where it can run: a test skipped for good
     # on most interpreters would hide a new skip among its own.
     if I.ver[:2] < (3, 12):     # greenlet 2.0.2 builds up to 3.11
         R.case(pfx + 'raw-2.0.2', raw_202)
         R.case(pfx + 'unknown-release', unknown_release)
+        R.case(pfx + 'deep-2.0.2', deep_202)
     R.case(pfx + 'raw-dirs', raw_dirs)
+    R.case(pfx + 'deep-dirs', deep_dirs)
     if I.ver[:2] in ((2, 7), (3, 6)):
         R.case(pfx + 'raw-stripped', raw_stripped)
     if importable(I, 'gevent'):
         R.case(pfx + 'summary-json', summary_json)
         R.case(pfx + 'summary-text', summary_text)
+        R.case(pfx + 'deep-gevent', deep_gevent)
     R.case(pfx + 'no-greenlets', no_greenlets)
     crowd_group(ctx, I, rt)
+
+
+# ---------------------------------------------------------------------------
+# tests/targets/deep_greenlets.py: greenlets parked deep (on 3.11+ their frames
+# fill several data-stack chunks) beside greenlets parked one frame deep.
+
+DEEP = 'deep_greenlets.py'
+# As in the target.
+DEEP_WAIT, DEEP_SLEEP, DEEPER, SHALLOW = 4, 3, 2, 5
+DEPTH, DEEPER_DEPTH = 150, 600
+EPOLL_WAITS = {'232', '281'}   # x86_64 epoll_wait, epoll_pwait
+DEEP_CENSUS_RE = re.compile(r'greenlets: (\d+) censuses .* ([\d.]+) greenlets on average '
+                            r'\(([\d.]+) parked, ([\d.]+) running\)')
+
+
+def frames_of(frames):
+    return [(f.get('function'), f.get('file'), f.get('line')) for f in frames]
+
+
+def deep_expected(rt, lib, pkg=None):
+    """deep_greenlets.py's summary under lib ('gevent', its package directory in pkg;
+    or 'greenlet') as sorted (count, state, frames), frames innermost first as
+    (function, file, line)."""
+    path = os.path.join(rt.TARGETS, DEEP)
+
+    def L(fn, marker):
+        return (fn, path, rt.line_of(path, marker))
+
+    def chain(n):
+        """dive n times, then the function that began it."""
+        return [L('dive', 'bottom')] + [L('dive', 'dive')] * (n - 1) + [L('deep', 'deep')]
+    shallow = [L('shallow', 'shallow')]
+    if lib == 'gevent':
+        hub = os.path.join(pkg, 'hub.py')
+        sleep = ('sleep', hub, source_line(hub, 'sleep', r'hub\.wait\(t\)'))
+        groups = [
+            (DEEP_WAIT, 'parked', chain(DEPTH)),
+            (DEEP_SLEEP, 'parked', [sleep] + chain(DEPTH)),
+            (DEEPER, 'parked', chain(DEEPER_DEPTH)),
+            (SHALLOW, 'parked', shallow),
+            (1, 'parked', [sleep, L('park_gevent', 'park'), L('with_gevent', 'with-gevent'),
+                           L('main', 'main-gevent'), L('<module>', 'module')]),
+            (1, 'running', [('Hub.run', hub, source_line(hub, 'run', r'loop\.run\(\)'))]),
+        ]
+    else:
+        # The main greenlet runs (asleep in time.sleep): its frames are its thread's.
+        groups = [
+            (DEEP_WAIT + DEEP_SLEEP, 'parked', chain(DEPTH)),
+            (DEEPER, 'parked', chain(DEEPER_DEPTH)),
+            (SHALLOW, 'parked', shallow),
+            (1, 'running', [L('with_greenlet', 'with-greenlet'), L('main', 'main-greenlet'),
+                            L('<module>', 'module')]),
+        ]
+    return sorted(groups, key=repr)
+
+
+def brief_frames(frames):
+    """Frames (function, file, line) innermost first, runs of one frame as one:
+    'dive:37 <- dive:36 x149 <- deep:41'."""
+    out = []
+    for fr in frames:
+        key = '%s:%s' % (fr[0], fr[2])
+        if out and out[-1][0] == key:
+            out[-1][1] += 1
+        else:
+            out.append([key, 1])
+    return ' <- '.join(k + (' x%d' % c if c > 1 else '') for k, c in out) or '(no frames)'
+
+
+def brief_groups(groups):
+    return '\n      '.join('%d %s: %d frames: %s' % (n, st, len(fr), brief_frames(fr))
+                          for n, st, fr in groups)
+
+
+def brief_folded(folded):
+    """Folded stacks (root first) as counts and brief frames, innermost first."""
+    def frames(stack):
+        parts = stack.split(';')
+        out = [parts[0]]
+        for p in parts[1:][::-1]:
+            m = re.match(r'^(.*) \((.*):(\d+)\)$', p)
+            out.append((m.group(1), m.group(2), m.group(3)) if m else (p, '', '?'))
+        return out
+    return '\n      '.join('%d %s: %d frames: %s' % (k, f[0], len(f) - 1, brief_frames(f[1:]))
+                          for k, f in sorted((v, frames(s)) for s, v in folded.items()))
 
 
 # ---------------------------------------------------------------------------

@@ -259,7 +259,7 @@ IMG_FN int fz_run(struct fz_image *fz, struct fz_counts *c, char *why, size_t wh
 {
     struct img *im = &fz->im;
     struct pyrt *rt = &im->rt;
-    struct walker *w = walker_new(rt);
+    struct walker *w = walker_new(rt), *pw = walker_new_parked(im->m, &im->lay);
     struct names names;
     names_init(&names);
     struct codecache *cc = codecache_new(im->m, &im->lay, &names, rt->code_type,
@@ -315,6 +315,22 @@ IMG_FN int fz_run(struct fz_image *fz, struct fz_counts *c, char *why, size_t wh
                 if (ret >= 0 || ret == -ENOENT) {
                     c->stacks_ok += round == 1;
                     nraw += depth;
+                }
+                /* The same frames as a parked greenlet's, its C stack anywhere. */
+                struct walk_parked p = {.frame = threads[i].frame, .chunk = threads[i].chunk,
+                                        .chunk_top = threads[i].chunk_top,
+                                        .cstack_hi = UINT64_MAX};
+                static struct rawframe praw[FZ_MAX_DEPTH];
+                if (round == 1 && p.frame) {
+                    depth = 0;
+                    ret = walk_parked(pw, &p, praw, FZ_MAX_DEPTH, &depth);
+                    if (!FZ_ONE_OF(ret, 0, 1, -EFAULT, -EINVAL, -ELOOP))
+                        FZ_FAIL("walk_parked: %d", ret);
+                    if (ret == -EINVAL && (walk_last_torn(pw) <= TORN_NONE ||
+                                           walk_last_torn(pw) >= TORN_COUNT))
+                        FZ_FAIL("walk_parked: torn for no reason (%d)", (int)walk_last_torn(pw));
+                    if (depth > FZ_MAX_DEPTH || (ret == 1 && depth != FZ_MAX_DEPTH))
+                        FZ_FAIL("walk_parked: depth %zu (%d)", depth, ret);
                 }
             }
         }
@@ -374,6 +390,7 @@ out:
     codecache_free(cc);
     names_release(&names);
     walker_free(w);
+    walker_free(pw);
     return status;
 }
 

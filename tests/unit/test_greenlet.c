@@ -428,6 +428,88 @@ TEST(parked_stack_with_a_cycle_or_a_stale_frame)
     mem_free(f.m);
 }
 
+/*
+ * A data-stack chunk at c of size bytes whose previous one is prev, holding n frames of
+ * 80 bytes from data[skip] (a root chunk skips one slot), each calling the next (the
+ * last calls `calls`).  Frame i runs code CODE0 + (first + i) * 0x100 at offset
+ * 2 * (first + i).  Its header's top is the count of slots used, as CPython saves it.
+ */
+static uint64_t fake_chunk(struct fake *f, uint64_t c, uint64_t size, uint64_t prev, int skip,
+                           int first, int n, uint64_t calls)
+{
+    uint64_t fr0 = c + 24 + 8 * (uint64_t)skip;
+    put64(f, c, prev);
+    put64(f, c + 8, size);
+    put64(f, c + 16, (uint64_t)skip + 10 * (uint64_t)n);
+    for (int i = 0; i < n; i++) {
+        uint64_t fr = fr0 + 80 * (uint64_t)i, next = i + 1 < n ? fr + 80 : calls;
+        fake_frame(f, fr, CODE0 + (uint64_t)(first + i) * 0x100, 2 * (uint64_t)(first + i), next,
+                   0);
+    }
+    return fr0;
+}
+
+/*
+ * A 3.11 greenlet parked deep: its frames in three data-stack chunks, apart and out of
+ * address order.  An older chunk's header gives its top as a count of slots (not an
+ * address): each older chunk is copied whole as the chain reaches it, as a thread's are.
+ */
+TEST(parked_stack_across_three_chunks)
+{
+    static struct fake f;
+    fake_init(&f);
+    uint64_t oldest = CHUNK + 0x4000, middle = CHUNK + 0x8000, newest = CHUNK;
+    /* Frames 0-2 in the newest chunk, 3-5 in the middle one, 6-8 in the root chunk. */
+    uint64_t f6 = fake_chunk(&f, oldest, 0x1000, 0, 1, 6, 3, 0);
+    uint64_t f3 = fake_chunk(&f, middle, 0x1000, oldest, 0, 3, 3, f6);
+    uint64_t f0 = fake_chunk(&f, newest, 0x1000, middle, 0, 0, 3, f3);
+    fake_impl(&f, 0, 0x7000, 0x8000, 0x1234, f0, newest, newest + 24 + 3 * 80);
+    fake_map(&f);
+    uint64_t obj = obj_at(0);
+    struct greenlet_set gs = {0};
+    uint64_t calls = mem_read_calls(f.m);
+    CHECK_INT(greenlet_read(f.m, f.l, f.gl, &obj, 1, &gs), 0);
+    /* Heads, implementations, the newest chunk, then each older one's header and bytes. */
+    CHECK_U64(mem_read_calls(f.m) - calls, 7);
+    REQUIRE(gs.n == 1);
+    CHECK_INT(gs.v[0].status, 0);
+    REQUIRE(gs.v[0].depth == 9);
+    for (int i = 0; i < 9; i++) {
+        CHECK_U64(gs.raw[gs.v[0].off + (size_t)i].code, CODE0 + (uint64_t)i * 0x100);
+        CHECK_INT((int)gs.raw[gs.v[0].off + (size_t)i].addrq, 2 * i);
+    }
+    greenlet_set_release(&gs);
+    mem_free(f.m);
+
+    /* Each older chunk read whole up to its top, not beyond: with one slot too few in
+     * the root chunk, its outermost frame is past its used part, no frame of the stack. */
+    put64(&f, oldest + 16, 1 + 10 * 3 - 1);
+    fake_map(&f);
+    gs = (struct greenlet_set){0};
+    CHECK_INT(greenlet_read(f.m, f.l, f.gl, &obj, 1, &gs), 0);
+    CHECK_INT(gs.v[0].status, -EINVAL);
+    CHECK_INT((int)gs.v[0].depth, 0);
+    greenlet_set_release(&gs);
+    mem_free(f.m);
+
+    /* A header that is no chunk's: a top past its size (the end's address, as if top
+     * were one), or a size past any chunk's.  The walk stops there. */
+    put64(&f, oldest + 16, 1 + 10 * 3);
+    static const uint64_t bad[][2] = {{0x1000, 0x8000 + 24 + 3 * 80}, {0x1000, 0x1000 / 8},
+                                      {1ull << 40, 30}, {8, 0}};
+    for (size_t k = 0; k < ARRAY_SIZE(bad); k++) {
+        put64(&f, middle + 8, bad[k][0]);
+        put64(&f, middle + 16, k == 0 ? middle + 24 + 3 * 80 : bad[k][1]);
+        fake_map(&f);
+        gs = (struct greenlet_set){0};
+        CHECK_INT(greenlet_read(f.m, f.l, f.gl, &obj, 1, &gs), 0);
+        CHECK_INT(gs.v[0].status, -EINVAL);
+        CHECK_INT((int)gs.v[0].depth, 0);
+        greenlet_set_release(&gs);
+        mem_free(f.m);
+    }
+}
+
 /* Python major.minor with greenlet release: only for greenlet_read (no generation lists). */
 static void fake_init_for(struct fake *f, int major, int minor, const char *release)
 {
@@ -442,10 +524,13 @@ static void fake_init_for(struct fake *f, int major, int minor, const char *rele
 #define STACK (BASE + 0x38000)   /* a parked greenlet's C stack: [STACK, STACK + 0x1000) */
 #define SPILL (BASE + 0x3c000)   /* its first 0x200 bytes, copied to the heap */
 
-/* A <= 3.10 frame object k: alive, of type FTYPE, with code, f_lasti and f_back. */
+/* A <= 3.10 frame object k: alive, of type FTYPE (named "frame", as PyFrame_Type is), with
+ * code, f_lasti and f_back. */
 static uint64_t fake_frame_object(struct fake *f, int k, uint64_t code, int32_t lasti, uint64_t back)
 {
     uint64_t fo = FRAMES + (uint64_t)k * 0x100;
+    put64(f, FTYPE + (uint64_t)f->l->tp_name, FTYPE + 0x80);
+    memcpy(f->img + (FTYPE + 0x80 - BASE), "frame", 6);
     put64(f, fo, 1);
     put64(f, fo + (uint64_t)f->l->ob_type, FTYPE);
     put64(f, fo + (uint64_t)f->l->fo_code, code);
