@@ -12,8 +12,8 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -I. $(WARN) $(CFLAGS) -MMD -MP
 LIBS     = -ldw -lelf -lz -lm
 SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-SRCS     := $(wildcard common/*.c profiler/*.c symbolizer/*.c output/*.c)
-LIB_SRCS := $(filter-out profiler/main.c,$(SRCS))
+SRCS     := $(wildcard common/*.c profiler/*/*.c symbolizer/*.c output/*.c)
+LIB_SRCS := $(filter-out profiler/commands/main.c,$(SRCS))
 OBJS     := $(SRCS:%.c=build/%.o)
 LIB_OBJS := $(LIB_SRCS:%.c=build/%.o)
 SAN_OBJS := $(LIB_SRCS:%.c=build/asan/%.o)
@@ -35,7 +35,7 @@ build/asan/%.o: %.c
 	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -c -o $@ $<
 
 # pystrobe itself under AddressSanitizer and UBSan, for the stress tests.
-build/asan/pystrobe: $(SAN_OBJS) build/asan/profiler/main.o
+build/asan/pystrobe: $(SAN_OBJS) build/asan/profiler/commands/main.o
 	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -o $@ $^ $(LIBS)
 
 build/unit/%: tests/unit/%.c $(LIB_OBJS)

@@ -11,9 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "profiler/layout.h"
-#include "profiler/mem.h"
-#include "profiler/opcodes.h"
+#include "profiler/cpython/layout.h"
+#include "profiler/target/mem.h"
+#include "profiler/cpython/opcodes.h"
 #include "symbolizer/names.h"
 
 /* The file of a code object whose co_filename is no str. */

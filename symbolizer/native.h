@@ -21,7 +21,7 @@
 #include <sys/user.h>
 
 #include "common/util.h"
-#include "profiler/mem.h"
+#include "profiler/target/mem.h"
 
 #define NATIVE_MAX_FRAMES 512
 

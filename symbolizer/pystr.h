@@ -11,8 +11,8 @@
 #include <stdint.h>
 
 #include "common/util.h"
-#include "profiler/layout.h"
-#include "profiler/mem.h"
+#include "profiler/cpython/layout.h"
+#include "profiler/target/mem.h"
 
 /* Longest string decoded, in characters; longer ones are cut (and flagged). */
 #define PYSTR_MAX_CHARS 4096

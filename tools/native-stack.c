@@ -16,9 +16,9 @@
 #include <string.h>
 
 #include "common/util.h"
-#include "profiler/mem.h"
-#include "profiler/proc.h"
-#include "profiler/ptstop.h"
+#include "profiler/target/mem.h"
+#include "profiler/target/proc.h"
+#include "profiler/target/ptstop.h"
 #include "symbolizer/native.h"
 
 static int open_mapped(void *ctx, const struct mem_region *r)

@@ -1,5 +1,5 @@
 """Prints, for the interpreter that runs it, the opcode facts pystrobe's
-walker keeps per CPython version (profiler/opcodes.c):
+walker keeps per CPython version (profiler/cpython/opcodes.c):
 
   caches     3.11+: how many 2-byte cache units follow each opcode, as 256
              characters ('0'-'9', 'a'-'f'; 'x': an opcode whose size the

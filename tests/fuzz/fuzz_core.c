@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for the core file reader (profiler/core.c), built by
+ * libFuzzer target for the core file reader (profiler/target/core.c), built by
  * tests/fuzz/run.sh.  The input is a whole core file: it is written to a
  * memory file and opened by its /proc/self/fd path, as `dump --core` would.
  * Whatever the bytes, core_open fails with a message or succeeds; a core that
@@ -13,8 +13,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "profiler/core.h"
-#include "profiler/mem.h"
+#include "profiler/target/core.h"
+#include "profiler/target/mem.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -4,7 +4,7 @@
  *
  *   clang -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
  *       -fno-sanitize-recover=all -o fuzz_pystr tests/fuzz/fuzz_pystr.c \
- *       symbolizer/pystr.c profiler/mem.c profiler/layout.c common/util.c
+ *       symbolizer/pystr.c profiler/target/mem.c profiler/cpython/layout.c common/util.c
  *   ./fuzz_pystr -max_len=18432 corpus/
  *
  * Input (tests/fuzz/make-seeds.py writes valid ones):
@@ -39,8 +39,8 @@
 #include <string.h>
 
 #include "common/util.h"
-#include "profiler/layout.h"
-#include "profiler/mem.h"
+#include "profiler/cpython/layout.h"
+#include "profiler/target/mem.h"
 #include "symbolizer/pystr.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

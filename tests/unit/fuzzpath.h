@@ -14,8 +14,8 @@
 #include <stdio.h>
 
 #include "image.h"
-#include "profiler/pyobj.h"
-#include "profiler/walk.h"
+#include "profiler/cpython/pyobj.h"
+#include "profiler/cpython/walk.h"
 #include "symbolizer/codecache.h"
 #include "symbolizer/names.h"
 

@@ -27,9 +27,9 @@
 #include <unistd.h>
 
 #include "common/util.h"
-#include "profiler/layout.h"
-#include "profiler/mem.h"
-#include "profiler/pyrt.h"
+#include "profiler/cpython/layout.h"
+#include "profiler/target/mem.h"
+#include "profiler/cpython/pyrt.h"
 
 #define IMG_FN static __attribute__((unused))
 

@@ -6,7 +6,7 @@
  * wrong type or machine, with corrupt note sizes, with too many notes, and
  * a mapped file of another build.
  */
-#include "profiler/core.h"
+#include "profiler/target/core.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -18,7 +18,7 @@
 #include "test.h"
 
 #include "common/util.h"
-#include "profiler/mem.h"
+#include "profiler/target/mem.h"
 
 #define ANON_ADDR 0x10000u
 #define FILE_ADDR 0x20000u

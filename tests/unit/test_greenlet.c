@@ -6,8 +6,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "profiler/gcensus.h"
-#include "profiler/greenlet.h"
+#include "profiler/sampling/gcensus.h"
+#include "profiler/cpython/greenlet.h"
 #include "test.h"
 
 /* The fake image: a segment of objects, types and frames at BASE. */

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "profiler/greenlet.h"
-#include "profiler/session.h"
-#include "profiler/snapshot.h"
+#include "profiler/cpython/greenlet.h"
+#include "profiler/sampling/session.h"
+#include "profiler/sampling/snapshot.h"
 #include "test.h"
 
 #define PID 4000

@@ -3,7 +3,7 @@
  * and a 3.13 _Py_DebugOffsets (synthetic, and a live interpreter's when pyenv
  * has 3.13) reproduces the built-in 3.13 table.
  */
-#include "profiler/layout.h"
+#include "profiler/cpython/layout.h"
 
 #include <errno.h>
 #include <glob.h>
@@ -13,8 +13,8 @@
 #include "test.h"
 
 #include "common/util.h"
-#include "profiler/mem.h"
-#include "profiler/pyrt.h"
+#include "profiler/target/mem.h"
+#include "profiler/cpython/pyrt.h"
 
 static const int supported[][2] = {
     {2, 7}, {3, 6}, {3, 7}, {3, 8}, {3, 9}, {3, 10}, {3, 11}, {3, 12}, {3, 13},
@@ -156,7 +156,7 @@ TEST(unknown_versions_have_no_table)
 
 /* ---- _Py_DebugOffsets ------------------------------------------------------ */
 
-/* Slots of 3.13's _Py_DebugOffsets (uint64 each), as profiler/layout.c numbers them. */
+/* Slots of 3.13's _Py_DebugOffsets (uint64 each), as profiler/cpython/layout.c numbers them. */
 enum {
     S_VERSION = 1, S_FREE_THREADED = 2,
     S_RT_SIZE = 3, S_RT_FINALIZING = 4, S_RT_INTERPRETERS_HEAD = 5,

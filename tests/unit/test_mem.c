@@ -3,7 +3,7 @@
  * maps parser, and the live backend reading this very process with
  * process_vm_readv.
  */
-#include "profiler/mem.h"
+#include "profiler/target/mem.h"
 
 #include <errno.h>
 #include <sys/mman.h>

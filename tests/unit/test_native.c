@@ -19,9 +19,9 @@
 
 #include "test.h"
 
-#include "profiler/launch.h"
-#include "profiler/proc.h"
-#include "profiler/ptstop.h"
+#include "profiler/target/launch.h"
+#include "profiler/target/proc.h"
+#include "profiler/target/ptstop.h"
 
 static int ready_fd = -1; /* the child writes 'r' before it sleeps, 'w' after */
 

@@ -1,7 +1,7 @@
 /* Merging native and Python stacks: which native frames are the eval loop, and the order. */
 #include "test.h"
 
-#include "profiler/nstack.h"
+#include "profiler/sampling/nstack.h"
 
 /* Runs the merge and compares with want (terminated by INT32_MAX). */
 static void check_order(const uint8_t *is_eval, size_t nn, const uint8_t *entry, size_t np,

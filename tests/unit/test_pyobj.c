@@ -3,7 +3,7 @@
  * 3.11/3.12/3.13 managed dicts and shared-key values), type names, and
  * threading's registry of thread names, on fake images.
  */
-#include "profiler/pyobj.h"
+#include "profiler/cpython/pyobj.h"
 
 #include <errno.h>
 

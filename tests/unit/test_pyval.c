@@ -4,7 +4,7 @@
  * cycles, wrong types, unreadable pointers), the read bound, and the
  * variables of frames (<= 3.10 frame objects, 3.11+ interpreter frames).
  */
-#include "profiler/pyval.h"
+#include "profiler/cpython/pyval.h"
 
 #include <errno.h>
 #include <math.h>

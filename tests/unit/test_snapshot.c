@@ -17,8 +17,8 @@
 #include "test.h"
 
 #include "image.h"
-#include "profiler/session.h"
-#include "profiler/snapshot.h"
+#include "profiler/sampling/session.h"
+#include "profiler/sampling/snapshot.h"
 
 static const int all_versions[][2] = {
     {2, 7}, {3, 6}, {3, 7}, {3, 8}, {3, 9}, {3, 10}, {3, 11}, {3, 12}, {3, 13},

@@ -3,7 +3,7 @@
  * control characters, invalid UTF-8, long lines), the cache, and files that
  * are gone, too large or not regular.
  */
-#include "profiler/srcfile.h"
+#include "profiler/target/srcfile.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -12,11 +12,11 @@
 #include "output/agg.h"
 #include "output/folded.h"
 #include "output/profile.h"
-#include "profiler/layout.h"
-#include "profiler/mem.h"
-#include "profiler/proc.h"
-#include "profiler/pyrt.h"
-#include "profiler/snapshot.h"
+#include "profiler/cpython/layout.h"
+#include "profiler/target/mem.h"
+#include "profiler/target/proc.h"
+#include "profiler/cpython/pyrt.h"
+#include "profiler/sampling/snapshot.h"
 
 /* ---- /proc/PID/task/TID/syscall ------------------------------------------------------ */
 

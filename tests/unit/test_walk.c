@@ -3,7 +3,7 @@
  * (<= 3.10) and _PyInterpreterFrame chains in data-stack chunks (3.11+),
  * with the garbage a torn read produces: dead frames, wrong types, cycles.
  */
-#include "profiler/walk.h"
+#include "profiler/cpython/walk.h"
 
 #include <errno.h>
 #include <unistd.h>

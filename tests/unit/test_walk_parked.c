@@ -6,7 +6,7 @@
  * the stack's chunks, shims off its own C stack or in the part of it
  * spilled to the heap, cycles, and how much is copied.
  */
-#include "profiler/walk.h"
+#include "profiler/cpython/walk.h"
 
 #include <errno.h>
 

@@ -1,0 +1,1322 @@
+/* Greenlets seen from outside: see greenlet.h. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "output/json.h"
+#include "output/label.h"
+#include "profiler/cpython/greenlet.h"
+#include "profiler/cpython/pyobj.h"
+#include "profiler/sampling/session.h"
+#include "profiler/sampling/snapshot.h"
+#include "symbolizer/elfsym.h"
+
+/* gc_generations: each a PyGC_Head, then int threshold, count. */
+#define GC_GENERATIONS 3
+/* Times one list walk reads pages again when they disagree (a quick look's only). */
+#define GREENLET_REPAIRS 16
+/* The most of a thread's stack taken to be a main greenlet's own, above its stack_start. */
+#define MAIN_STACK_MAX (1ull << 30)
+/* Types remembered as greenlet types or not (open addressing, no removal). */
+#define TYPE_SLOTS 4096
+/* Whole walks tried while the lists change under them. */
+#define COLLECT_ATTEMPTS 3
+
+/*
+ * Measured by compiling each greenlet release's own sources with their
+ * members made public, against each Python version's headers, and printing
+ * offsetof() (see cpython-internals.md section 5.1).  One row holds the
+ * consecutive releases whose offsets were all the same on that Python.
+ */
+#define GL(releases_, major_, minor_, pimpl_, self_, start_, stop_, copy_, saved_, top_,   \
+           current_, chunk_, chunk_top_, prev_, size_)                                    \
+    {.releases = releases_, .major = major_, .minor = minor_, .pimpl = pimpl_,            \
+     .self = self_, .stack_start = start_, .stack_stop = stop_, .stack_copy = copy_,      \
+     .stack_saved = saved_, .top_frame = top_, .current_frame = current_,                 \
+     .datastack_chunk = chunk_, .datastack_top = chunk_top_, .prev_frame = prev_,         \
+     .size = size_}
+static const struct greenlet_layout layouts[] = {
+    /* releases; Python, pimpl, self, stack start/stop/copy/saved, top_frame,
+     * current_frame, datastack chunk/top, prev_frame, size */
+    GL("2.0.0 2.0.1 2.0.2",
+       2, 7, 32, 104, 48, 56, 64, 72, 88, -1, -1, -1, -1, 112),
+    GL("2.0.0 2.0.1 2.0.2",
+       3, 6, 32, 104, 48, 56, 64, 72, 88, -1, -1, -1, -1, 112),
+    GL("2.0.0 2.0.1 2.0.2 3.0.0 3.0.1 3.0.2 3.0.3 3.1.0",
+       3, 7, 32, 128, 64, 72, 80, 88, 112, -1, -1, -1, -1, 136),
+    GL("3.1.1 3.2.0 3.2.1 3.2.2 3.2.3 3.2.4 3.2.5 3.3.0 3.3.1 3.3.2",
+       3, 7, 32, 8, 72, 80, 88, 96, 120, -1, -1, -1, -1, 128),
+    GL("2.0.0 2.0.1 2.0.2 3.0.0 3.0.1 3.0.2 3.0.3 3.1.0",
+       3, 8, 32, 128, 64, 72, 80, 88, 112, -1, -1, -1, -1, 136),
+    GL("3.1.1 3.2.0 3.2.1 3.2.2 3.2.3 3.2.4 3.2.5 3.3.0 3.3.1 3.3.2",
+       3, 8, 32, 8, 72, 80, 88, 96, 120, -1, -1, -1, -1, 128),
+    GL("2.0.0 2.0.1 2.0.2 3.0.0 3.0.1 3.0.2 3.0.3 3.1.0",
+       3, 9, 32, 128, 64, 72, 80, 88, 112, -1, -1, -1, -1, 136),
+    GL("3.1.1 3.2.0 3.2.1 3.2.2 3.2.3 3.2.4 3.2.5 3.3.0 3.3.1 3.3.2",
+       3, 9, 32, 8, 72, 80, 88, 96, 120, -1, -1, -1, -1, 128),
+    GL("2.0.0 2.0.1 2.0.2 3.0.0 3.0.1 3.0.2 3.0.3 3.1.0",
+       3, 10, 32, 144, 64, 72, 80, 88, 112, -1, -1, -1, -1, 152),
+    GL("3.1.1 3.2.0 3.2.1 3.2.2 3.2.3 3.2.4 3.2.5 3.3.0 3.3.1 3.3.2 3.4.0 3.5.0 3.5.1 3.5.2 3.5.3",
+       3, 10, 32, 8, 72, 80, 88, 96, 120, -1, -1, -1, -1, 128),
+    GL("2.0.0 2.0.1 2.0.2 3.0.0 3.0.1 3.0.2 3.0.3 3.1.0",
+       3, 11, 32, 160, 48, 56, 64, 72, 96, 128, 136, 144, -1, 168),
+    GL("3.1.1 3.2.0 3.2.1 3.2.2 3.2.3 3.2.4 3.2.5 3.3.0 3.3.1 3.3.2 3.4.0 3.5.0 3.5.1 3.5.2 3.5.3",
+       3, 11, 32, 8, 56, 64, 72, 80, 104, 136, 144, 152, -1, 160),
+    GL("3.0.0 3.0.1 3.0.2",
+       3, 12, 32, 168, 48, 56, 64, 72, 96, 128, 136, 144, 160, 176),
+    GL("3.0.3 3.1.0",
+       3, 12, 32, 160, 48, 56, 64, 72, 96, 128, 136, 144, -1, 168),
+    GL("3.1.1 3.2.0 3.2.1 3.2.2 3.2.3 3.2.4 3.2.5 3.3.0 3.3.1 3.3.2 3.4.0 3.5.0 3.5.1 3.5.2 3.5.3",
+       3, 12, 32, 8, 56, 64, 72, 80, 104, 136, 144, 152, -1, 160),
+    GL("3.1.0",
+       3, 13, 32, 152, 48, 56, 64, 72, 96, 120, 128, 136, -1, 160),
+    GL("3.1.1 3.2.0 3.2.1 3.2.2 3.2.3 3.2.4 3.2.5 3.3.0 3.3.1 3.3.2 3.4.0 3.5.0 3.5.1 3.5.2",
+       3, 13, 32, 8, 56, 64, 72, 80, 104, 128, 136, 144, -1, 152),
+    GL("3.5.3",
+       3, 13, 32, 8, 56, 64, 72, 80, 104, 136, 144, 152, -1, 160),
+};
+#undef GL
+
+/* 1 when the space-separated list has the word w. */
+static int has_word(const char *list, const char *w)
+{
+    size_t len = strlen(w);
+    if (strchr(w, ' '))
+        return 0;
+    for (const char *p = list; len && (p = strstr(p, w)); p += len)
+        if ((p == list || p[-1] == ' ') && (p[len] == ' ' || p[len] == '\0'))
+            return 1;
+    return 0;
+}
+
+const struct greenlet_layout *greenlet_layout_for(const char *version, int major, int minor)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(layouts); i++)
+        if (layouts[i].major == major && layouts[i].minor == minor &&
+            has_word(layouts[i].releases, version))
+            return &layouts[i];
+    return NULL;
+}
+
+void greenlet_layout_known(int major, int minor, char *buf, size_t size)
+{
+    size_t len = 0;
+    if (!size)
+        return;
+    buf[0] = '\0';
+    for (size_t i = 0; i < ARRAY_SIZE(layouts) && len < size; i++) {
+        const struct greenlet_layout *gl = &layouts[i];
+        if (gl->major != major || gl->minor != minor)
+            continue;
+        /* The first and last of the row's consecutive releases. */
+        const char *last = strrchr(gl->releases, ' ');
+        int first_len = (int)strcspn(gl->releases, " ");
+        int w = snprintf(buf + len, size - len, "%s%.*s%s%s", len ? ", " : "", first_len,
+                         gl->releases, last ? "-" : "", last ? last + 1 : "");
+        if (w < 0)
+            break;
+        len += (size_t)w;
+    }
+    if (!buf[0])
+        snprintf(buf, size, "none");
+}
+
+const char *greenlet_state_name(enum greenlet_state st)
+{
+    switch (st) {
+    case GL_PARKED: return "parked";
+    case GL_RUNNING: return "running";
+    case GL_NOT_STARTED: return "not started";
+    case GL_DEAD: return "dead";
+    default: return "unreadable";
+    }
+}
+
+void greenlet_set_release(struct greenlet_set *gs)
+{
+    free(gs->v);
+    free(gs->raw);
+    walker_free(gs->walker);
+    *gs = (struct greenlet_set){0};
+}
+
+static uint64_t get_u64(const unsigned char *buf, int off)
+{
+    uint64_t v;
+    memcpy(&v, buf + off, sizeof(v));
+    return v;
+}
+
+/* ---- the generation lists ---- */
+
+struct type_memo {
+    uint64_t key[TYPE_SLOTS];
+    uint8_t match[TYPE_SLOTS];
+};
+
+/* 1 when type is gtype or derives from it, 0 when not, or a negative errno. */
+static int derives(struct mem *m, const struct pylayout *l, uint64_t type, uint64_t gtype)
+{
+    for (int k = 0; k < GREENLET_MAX_BASES && type; k++) {
+        if (type == gtype)
+            return 1;
+        if (type & 7)
+            return 0;
+        int ret = mem_read_u64(m, type + (uint64_t)l->tp_base, &type);
+        if (ret < 0)
+            return ret == -ESRCH ? ret : 0;
+    }
+    return 0;
+}
+
+static int is_greenlet_type(struct mem *m, const struct pylayout *l, struct type_memo *tm,
+                            uint64_t type, uint64_t gtype, struct greenlet_stats *st)
+{
+    if (type == gtype)
+        return 1;
+    if (!type || (type & 7))
+        return 0;
+    size_t h = (size_t)((type >> 4) * 0x9E3779B97F4A7C15ull >> 52) % TYPE_SLOTS;
+    for (size_t probe = 0; probe < TYPE_SLOTS; probe++, h = (h + 1) % TYPE_SLOTS) {
+        if (tm->key[h] == type)
+            return tm->match[h];
+        if (tm->key[h] == 0)
+            break;
+    }
+    int r = derives(m, l, type, gtype);
+    st->types++;
+    if (r < 0)
+        return r;
+    /* h is a free slot unless the table is full: then nothing is remembered. */
+    if (tm->key[h] == 0) {
+        tm->key[h] = type;
+        tm->match[h] = (uint8_t)r;
+    }
+    return r;
+}
+
+/*
+ * Pages of the target read whole during one walk of a list: objects that
+ * were allocated together sit in the same pool and are often neighbours in
+ * the list too, so one read serves many nodes.  Each list walk starts with
+ * an empty cache, so no page is older than the walk that uses it.
+ */
+#define WALK_PAGES 256
+#define WALK_PAGE 4096u
+
+struct page_cache {
+    uint64_t addr[WALK_PAGES];  /* the page in each slot, 0 when empty */
+    unsigned char *data;        /* WALK_PAGES * WALK_PAGE bytes */
+};
+
+static int cached_read(struct mem *m, struct page_cache *pc, uint64_t addr, void *buf, size_t len)
+{
+    uint64_t page = addr & ~(uint64_t)(WALK_PAGE - 1);
+    if (!pc || !page || (addr - page) + len > WALK_PAGE)
+        return mem_read(m, addr, buf, len);
+    size_t slot = (size_t)(page / WALK_PAGE) % WALK_PAGES;
+    unsigned char *d = pc->data + slot * WALK_PAGE;
+    if (pc->addr[slot] != page) {
+        int ret = mem_read(m, page, d, WALK_PAGE);
+        /* A page not all readable (a buffer or a core holds parts): read the node alone. */
+        if (ret < 0) {
+            pc->addr[slot] = 0;
+            return ret == -ESRCH ? ret : mem_read(m, addr, buf, len);
+        }
+        pc->addr[slot] = page;
+    }
+    memcpy(buf, d + (addr - page), len);
+    return 0;
+}
+
+/* One list: head is the PyGC_Head of a generation; from the tail back with backward. */
+static int walk_list(struct mem *m, const struct pylayout *l, uint64_t head, int backward,
+                     uint64_t gtype, struct type_memo *tm, struct page_cache *pc, uint64_t **objs,
+                     size_t *n, size_t *cap, struct greenlet_stats *st)
+{
+    size_t hs = (size_t)l->gc_head_size;
+    unsigned char buf[64];
+    uint64_t node = head, last = 0, mark = head;
+    size_t power = 1, lam = 0;
+    int repairs = pc ? GREENLET_REPAIRS : 0;
+    if (hs + 16 > sizeof(buf))
+        return -EINVAL;
+    for (;;) {
+        /* The node's links, then the object's refcount and type in one read. */
+        int ret = cached_read(m, pc, node, buf, hs + 16);
+        if (ret < 0)
+            return ret;
+        uint64_t next = get_u64(buf, 0) & ~(uint64_t)3;
+        uint64_t prev = get_u64(buf, 8) & ~(uint64_t)3;
+        if (backward) {
+            uint64_t t = next;
+            next = prev;
+            prev = t;
+        }
+        if (node != head && prev != last && repairs > 0 && last) {
+            /*
+             * Pages read at different times disagree: the list changed in
+             * between (a neighbour freed).  Read again from the last node,
+             * with every page fresh, and follow its link as it is now.  A
+             * node moved to another list leads the walk around that one,
+             * which ends at the loop check.
+             */
+            repairs--;
+            st->repairs++;
+            memset(pc->addr, 0, sizeof(pc->addr));
+            if ((ret = cached_read(m, pc, last, buf, hs + 16)) < 0)
+                return ret;
+            uint64_t fresh = get_u64(buf, backward ? 8 : 0) & ~(uint64_t)3;
+            if (!fresh || (fresh & 7) || fresh == last)
+                return -EAGAIN;
+            node = fresh;
+            continue;
+        }
+        if (node != head) {
+            if (prev != last)
+                return -EAGAIN;
+            int g = is_greenlet_type(m, l, tm, get_u64(buf, (int)hs + 8), gtype, st);
+            if (g < 0)
+                return g;
+            if (g && *n < GREENLET_MAX) {
+                GROW(*objs, *cap, *n + 1);
+                (*objs)[(*n)++] = node + hs;
+            }
+            st->found += (uint64_t)g;
+        }
+        if (!next || (next & 7))
+            return -EAGAIN;
+        if (next == head)
+            return 0;
+        if (++st->objects > GREENLET_MAX_OBJECTS)
+            return -ELOOP;
+        last = node;
+        node = next;
+        /* Brent: a loop that misses the head is caught within twice its length. */
+        if (node == mark)
+            return -ELOOP;
+        if (++lam == power) {
+            mark = node;
+            power *= 2;
+            lam = 0;
+        }
+    }
+}
+
+/*
+ * 1 while a collection runs: it moves whole lists and reuses the prev
+ * links for reference counts, so no walk can succeed then.  0 when not, or
+ * when the version's layout does not say; a negative errno.
+ */
+static int collecting(struct mem *m, const struct greenlet_gc_lists *lists)
+{
+    int32_t v = 0;
+    if (!lists->collecting)
+        return 0;
+    int ret = mem_read(m, lists->collecting, &v, sizeof(v));
+    return ret < 0 ? ret : v != 0;
+}
+
+static void pause_us(long us)
+{
+    struct timespec ts = {0, us * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/*
+ * One generation's list, walked again (after a pause) while it changes
+ * under the walk.  A quick look (fewer attempts than GREENLET_LIST_ATTEMPTS:
+ * a census) walks it once from each end instead, newest objects first, and
+ * keeps what it found up to where each walk broke off: -EAGAIN then says
+ * the list was not seen whole.
+ */
+static int walk_generation(struct mem *m, const struct pylayout *l,
+                           const struct greenlet_gc_lists *lists, int g, uint64_t gtype,
+                           int attempts, struct type_memo *tm, struct page_cache *pc,
+                           uint64_t **objs, size_t *n, size_t *cap,
+                           struct greenlet_stats *st)
+{
+    uint64_t head = lists->generations + (uint64_t)g * (uint64_t)l->gc_generation_size;
+    size_t n0 = *n;
+    int ret = -EBUSY, waits = 0;
+    int quick = attempts < GREENLET_LIST_ATTEMPTS;
+    /* A quick look does not wait for a collection at all. */
+    int max_waits = quick ? 1 : GREENLET_COLLECT_WAITS;
+    for (int attempt = 0; attempt < attempts;) {
+        int c = collecting(m, lists);
+        if (c < 0)
+            return c;
+        /* Waiting for a collection to end is no failed walk: it has its own bound. */
+        if (c) {
+            st->collecting++;
+            ret = -EBUSY;
+            if (++waits >= max_waits)
+                break;
+            pause_us(GREENLET_COLLECT_PAUSE_US);
+            continue;
+        }
+        if (pc)
+            memset(pc->addr, 0, sizeof(pc->addr));
+        if (quick) {
+            ret = walk_list(m, l, head, 1, gtype, tm, pc, objs, n, cap, st);
+            if (ret == -EAGAIN || ret == -ELOOP || ret == -EFAULT) {
+                int fwd = walk_list(m, l, head, 0, gtype, tm, pc, objs, n, cap, st);
+                if (fwd == 0 || fwd == -ESRCH)
+                    ret = fwd;
+            }
+            /* Partial: what was found stays (each greenlet is checked before use). */
+            return ret == -ELOOP || ret == -EFAULT ? -EAGAIN : ret;
+        }
+        *n = n0;
+        ret = walk_list(m, l, head, 0, gtype, tm, pc, objs, n, cap, st);
+        if (ret != -EAGAIN && ret != -ELOOP && ret != -EFAULT)
+            break;
+        if (++attempt < attempts) {
+            st->retries++;
+            pause_us(GREENLET_RETRY_US);
+        }
+    }
+    if (ret < 0)
+        *n = n0;
+    return ret;
+}
+
+int greenlet_young_mark(struct mem *m, const struct pylayout *l,
+                        const struct greenlet_gc_lists *lists, uint64_t mark[GREENLET_YOUNG_MARK])
+{
+    /* Each generation: its head's two links, then threshold and count (the first 24 bytes). */
+    unsigned char buf[GREENLET_YOUNG_GENS * 48];
+    size_t gsz = (size_t)l->gc_generation_size;
+    if (l->gc_head_size <= 0 || gsz < 24 || gsz > 48 || !lists->generations)
+        return -ENOTSUP;
+    int ret = mem_read(m, lists->generations, buf, GREENLET_YOUNG_GENS * gsz);
+    if (ret < 0)
+        return ret;
+    for (int g = 0; g < GREENLET_YOUNG_GENS; g++)
+        for (int i = 0; i < 3; i++)
+            mark[g * 3 + i] = get_u64(buf, (int)(g * gsz) + i * 8);
+    return 0;
+}
+
+static int walk_lists(struct mem *m, const struct pylayout *l,
+                      const struct greenlet_gc_lists *lists, uint64_t gtype, int young_only,
+                      int attempts, uint64_t **objs, size_t *n, struct greenlet_stats *st)
+{
+    if (l->gc_head_size <= 0 || l->gc_generation_size < l->gc_head_size || !lists->generations ||
+        !gtype)
+        return -ENOTSUP;
+    struct type_memo *tm = xcalloc(1, sizeof(*tm));
+    struct page_cache pc = {.data = xmalloc((size_t)WALK_PAGES * WALK_PAGE)};
+    size_t cap = *n;
+    uint64_t calls = mem_read_calls(m);
+    int ret = 0;
+    int quick = attempts < GREENLET_LIST_ATTEMPTS;
+    for (int g = 0; g < (young_only ? GREENLET_YOUNG_GENS : GC_GENERATIONS); g++) {
+        int r = walk_generation(m, l, lists, g, gtype, attempts, tm, &pc, objs, n, &cap, st);
+        if (r < 0 && ret == 0)
+            ret = r;
+        /* A quick look goes on to the other lists after a partial one. */
+        if (r < 0 && (!quick || r == -ESRCH))
+            break;
+    }
+    st->reads += mem_read_calls(m) - calls;
+    free(pc.data);
+    free(tm);
+    return ret;
+}
+
+int greenlet_gc_walk_lists(struct mem *m, const struct pylayout *l,
+                           const struct greenlet_gc_lists *lists, uint64_t gtype,
+                           uint64_t **objs, size_t *n, struct greenlet_stats *st)
+{
+    return walk_lists(m, l, lists, gtype, 0, GREENLET_LIST_ATTEMPTS, objs, n, st);
+}
+
+int greenlet_gc_walk_gens(struct mem *m, const struct pylayout *l,
+                          const struct greenlet_gc_lists *lists, uint64_t gtype, int young_only,
+                          int attempts, uint64_t **objs, size_t *n, struct greenlet_stats *st)
+{
+    return walk_lists(m, l, lists, gtype, young_only, attempts, objs, n, st);
+}
+
+int greenlet_gc_walk(struct mem *m, const struct pylayout *l, uint64_t interp, uint64_t gtype,
+                     uint64_t **objs, size_t *n, struct greenlet_stats *st)
+{
+    if (l->is_gc_generations < 0)
+        return -ENOTSUP;
+    struct greenlet_gc_lists lists = {
+        .generations = interp + (uint64_t)l->is_gc_generations,
+        .collecting = l->is_gc_collecting < 0 ? 0 : interp + (uint64_t)l->is_gc_collecting,
+    };
+    return walk_lists(m, l, &lists, gtype, 0, GREENLET_LIST_ATTEMPTS, objs, n, st);
+}
+
+/* ---- one greenlet's stack ---- */
+
+/* gs's walker of parked stacks over m, made anew for another m or l. */
+static struct walker *set_walker(struct greenlet_set *gs, struct mem *m, const struct pylayout *l)
+{
+    if (gs->walker && (gs->walker_mem != m || gs->walker_layout != l)) {
+        walker_free(gs->walker);
+        gs->walker = NULL;
+    }
+    if (!gs->walker) {
+        gs->walker = walker_new_parked(m, l);
+        gs->walker_mem = m;
+        gs->walker_layout = l;
+    }
+    return gs->walker;
+}
+
+/*
+ * A parked greenlet's frames, walked as a thread's are (walk_parked): from
+ * the frame it saved, through the data-stack chunks it saved (3.11+), with
+ * its own C stack where its shims may be: [stack_start, stack_stop), or
+ * for a main greenlet (stack_stop -1: its stack is its thread's) up to
+ * MAIN_STACK_MAX above stack_start.
+ */
+static int stack_of(struct mem *m, const struct pylayout *l, struct greenlet_set *gs,
+                    struct greenlet *g)
+{
+    uint64_t stop = g->stack_stop;
+    if (stop == UINT64_MAX)
+        stop = g->stack_start > UINT64_MAX - MAIN_STACK_MAX ? UINT64_MAX
+                                                           : g->stack_start + MAIN_STACK_MAX;
+    struct walk_parked p = {
+        .frame = l->frames == FRAME_OBJECTS ? g->top_frame : g->current_frame,
+        .chunk = g->chunk,
+        .chunk_top = g->chunk_top,
+        .cut_link = g->prev_frame,
+        .cstack_lo = g->stack_start,
+        .cstack_hi = stop,
+        .spill = g->stack_copy,
+        .spill_len = g->stack_saved,
+    };
+    GROW(gs->raw, gs->rawcap, gs->nraw + GREENLET_MAX_DEPTH);
+    g->off = gs->nraw;
+    int ret = walk_parked(set_walker(gs, m, l), &p, gs->raw + gs->nraw, GREENLET_MAX_DEPTH,
+                          &g->depth);
+    if (ret < 0)
+        g->depth = 0;
+    gs->nraw += g->depth;
+    return ret;
+}
+
+/* ---- the greenlets ---- */
+
+/* Reads n pieces of len bytes each at addrs[i] + at into bufs; ok[i] says which were read. */
+static int read_batch(struct mem *m, const uint64_t *addrs, size_t n, size_t len,
+                      unsigned char *bufs, int *ok)
+{
+    struct mem_iov *iov = xcalloc(n ? n : 1, sizeof(*iov));
+    for (size_t i = 0; i < n; i++)
+        iov[i] = (struct mem_iov){.addr = addrs[i], .buf = bufs + i * len, .len = len};
+    int ret = mem_readv(m, iov, n);
+    for (size_t i = 0; i < n; i++)
+        ok[i] = ret >= 0 && iov[i].ok && addrs[i] && !(addrs[i] & 7);
+    free(iov);
+    return ret < 0 ? ret : 0;
+}
+
+/* The field at off, or 0 where the layout has none (off < 0). */
+static uint64_t opt_u64(const unsigned char *buf, int off)
+{
+    return off < 0 ? 0 : get_u64(buf, off);
+}
+
+static void set_state(const struct greenlet_layout *gl, const unsigned char *p, struct greenlet *g)
+{
+    uint64_t start = get_u64(p, gl->stack_start), stop = get_u64(p, gl->stack_stop);
+    g->main = stop == UINT64_MAX;
+    g->stack_start = start;
+    g->stack_stop = stop;
+    g->stack_copy = get_u64(p, gl->stack_copy);
+    g->stack_saved = get_u64(p, gl->stack_saved);
+    g->top_frame = get_u64(p, gl->top_frame);
+    g->current_frame = opt_u64(p, gl->current_frame);
+    g->chunk = opt_u64(p, gl->datastack_chunk);
+    g->chunk_top = opt_u64(p, gl->datastack_top);
+    g->prev_frame = opt_u64(p, gl->prev_frame);
+    if (!stop)
+        g->state = GL_NOT_STARTED;
+    else if (!start)
+        g->state = GL_DEAD;
+    /* Resuming takes the saved top frame back: only a parked greenlet has one. */
+    else if (!g->top_frame)
+        g->state = GL_RUNNING;
+    else
+        g->state = GL_PARKED;
+}
+
+int greenlet_read(struct mem *m, const struct pylayout *l, const struct greenlet_layout *gl,
+                  const uint64_t *objs, size_t n, struct greenlet_set *gs)
+{
+    uint64_t calls = mem_read_calls(m);
+    size_t hlen = (size_t)gl->pimpl + 8, plen = (size_t)gl->size;
+    unsigned char *heads = xmalloc((n ? n : 1) * hlen), *impls = xmalloc((n ? n : 1) * plen);
+    uint64_t *pimpls = xcalloc(n ? n : 1, sizeof(*pimpls));
+    int *ok = xcalloc(n ? n : 1, sizeof(*ok));
+    int ret = read_batch(m, objs, n, hlen, heads, ok);
+    for (size_t i = 0; ret == 0 && i < n; i++)
+        pimpls[i] = ok[i] ? get_u64(heads + i * hlen, gl->pimpl) : 0;
+    if (ret == 0)
+        ret = read_batch(m, pimpls, n, plen, impls, ok);
+    GROW(gs->v, gs->cap, gs->n + n);
+    for (size_t i = 0; ret == 0 && i < n; i++) {
+        struct greenlet *g = &gs->v[gs->n++];
+        *g = (struct greenlet){.obj = objs[i], .pimpl = pimpls[i], .state = GL_UNREADABLE,
+                               .status = -EFAULT};
+        g->type = get_u64(heads + i * hlen, l->ob_type);
+        const unsigned char *p = impls + i * plen;
+        /* The implementation must point back at its object. */
+        if (!ok[i] || get_u64(p, gl->self) != objs[i])
+            continue;
+        set_state(gl, p, g);
+        g->status = 0;
+        if (g->state == GL_PARKED) {
+            g->status = stack_of(m, l, gs, g);
+            if (g->status == -ESRCH)
+                ret = -ESRCH;
+        }
+    }
+    free(heads);
+    free(impls);
+    free(pimpls);
+    free(ok);
+    gs->stats.reads += mem_read_calls(m) - calls;
+    return ret;
+}
+
+void greenlet_parse(const struct greenlet_layout *gl, const unsigned char *impl,
+                    struct greenlet *g)
+{
+    set_state(gl, impl, g);
+}
+
+int greenlet_parked_stack(struct mem *m, const struct pylayout *l, struct greenlet_set *gs,
+                          struct greenlet *g)
+{
+    return stack_of(m, l, gs, g);
+}
+
+/* ---- the module in the target ---- */
+
+/* 1 when the mapping is greenlet's extension module. */
+static int is_greenlet_so(const char *path)
+{
+    const char *base = path_base(path);
+    return !strncmp(base, "_greenlet.", 10) && strstr(base, ".so") != NULL;
+}
+
+/*
+ * The release from the package's metadata: greenlet-X.Y.Z.{dist,egg}-info
+ * in the directory that holds the greenlet package (as the target sees it).
+ */
+static int release_of(pid_t pid, const char *so, char *version, size_t size)
+{
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "/proc/%d/root%s", (int)pid, so);
+    for (int up = 0; up < 2; up++) {
+        char *slash = strrchr(dir, '/');
+        if (!slash)
+            return -ENOENT;
+        *slash = '\0';
+    }
+    DIR *d = opendir(dir);
+    if (!d)
+        return -errno;
+    struct dirent *e;
+    int ret = -ENOENT;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, "greenlet-", 9) || !strstr(e->d_name, "-info"))
+            continue;
+        const char *v = e->d_name + 9;
+        size_t len = strcspn(v, "-");
+        if (len == 0 || len >= size)
+            continue;
+        memcpy(version, v, len);
+        version[len] = '\0';
+        /* "2.0.2.dist-info" has no dash before its suffix: cut at ".dist"/".egg". */
+        char *dot = strstr(version, ".dist");
+        if (!dot)
+            dot = strstr(version, ".egg");
+        if (dot)
+            *dot = '\0';
+        ret = 0;
+        break;
+    }
+    closedir(d);
+    return ret;
+}
+
+/* PyGreenlet_Type in the mapped .so r: its load bias from the mapping at file offset 0. */
+static int type_address(struct session *s, const struct mem_region *r, uint64_t *gtype,
+                        struct pserr *err)
+{
+    const struct mem_maps *maps = mem_maps(s->mem);
+    uint64_t map0 = 0, vaddr0 = 0, value = 0;
+    for (size_t i = 0; i < maps->n; i++)
+        if (!strcmp(maps->v[i].path, r->path) && maps->v[i].offset == 0) {
+            map0 = maps->v[i].start;
+            break;
+        }
+    int fd = mem_open_mapped(s->mem, r);
+    if (fd < 0)
+        return pserr_set(err, -fd, "cannot open %s: %s", r->path, strerror(-fd));
+    struct elf_file *ef;
+    int ret = elf_open_fd(fd, &ef, err);
+    if (ret < 0)
+        return ret;
+    if (!map0 || elf_base_vaddr(ef, &vaddr0) < 0 ||
+        elf_symbol(ef, "PyGreenlet_Type", ELF_DYNSYM | ELF_SYMTAB, &value, NULL, NULL) < 0)
+        ret = pserr_set(err, ENOENT, "%s has no PyGreenlet_Type symbol", r->path);
+    else
+        *gtype = map0 - vaddr0 + value;
+    elf_close(ef);
+    return ret;
+}
+
+/* The release from `__version__` in the dict of the target's greenlet package. */
+static int release_from_module(struct session *s, char *version, size_t size)
+{
+    const struct pylayout *l = &s->rt.layout;
+    uint64_t interp, modules, mod, dict, str;
+    int ret;
+    if ((ret = pyrt_interp(&s->rt, &interp)) < 0 ||
+        (ret = mem_read_u64(s->mem, interp + (uint64_t)l->is_modules, &modules)) < 0 ||
+        (ret = pydict_get_str(&s->rt, modules, "greenlet", &mod)) < 0 ||
+        (ret = mem_read_u64(s->mem, mod + (uint64_t)l->md_dict, &dict)) < 0 ||
+        (ret = pydict_get_str(&s->rt, dict, "__version__", &str)) < 0)
+        return ret;
+    struct strbuf sb = STRBUF_INIT;
+    ret = pyobj_str(&s->rt, str, &sb);
+    if (ret == 0 && (sb.len == 0 || sb.len >= size))
+        ret = -EINVAL;
+    if (ret == 0) {
+        memcpy(version, sb.buf, sb.len);
+        version[sb.len] = '\0';
+    }
+    sb_release(&sb);
+    return ret;
+}
+
+int greenlet_find_module(struct session *s, uint64_t *gtype, const struct greenlet_layout **gl,
+                         struct pserr *err)
+{
+    const struct mem_maps *maps = mem_maps(s->mem);
+    for (size_t i = 0; i < maps->n; i++) {
+        const struct mem_region *r = &maps->v[i];
+        if (!is_greenlet_so(r->path))
+            continue;
+        char version[32];
+        if (release_of(s->pid, r->path, version, sizeof(version)) < 0 &&
+            release_from_module(s, version, sizeof(version)) < 0)
+            return pserr_set(err, ENOTSUP, "cannot tell the greenlet release of %s (no "
+                             "greenlet-*-info beside its package, no greenlet.__version__)",
+                             r->path);
+        if (!(*gl = greenlet_layout_for(version, s->rt.major, s->rt.minor))) {
+            char known[256];
+            greenlet_layout_known(s->rt.major, s->rt.minor, known, sizeof(known));
+            return pserr_set(err, ENOTSUP, "greenlet %s on Python %d.%d is not supported yet "
+                             "(known there: %s)", version, s->rt.major, s->rt.minor, known);
+        }
+        return type_address(s, r, gtype, err);
+    }
+    return pserr_set(err, ENOENT, "process %d has not loaded greenlet (no _greenlet module "
+                     "mapped)", (int)s->pid);
+}
+
+/*
+ * The interpreter's statics (2.7, 3.6) from its .symtab, else from the
+ * pointer it exports to them: 0, or a negative errno.
+ */
+static int static_gc_lists(struct session *s, struct greenlet_gc_lists *lists)
+{
+    const struct mem_maps *maps = mem_maps(s->mem);
+    const struct mem_region *r = NULL;
+    for (size_t i = 0; i < maps->n && !r; i++)
+        if (s->rt.binary && !strcmp(maps->v[i].path, s->rt.binary) && maps->v[i].offset == 0)
+            r = &maps->v[i];
+    if (!r)
+        return -ENOENT;
+    int fd = mem_open_mapped(s->mem, r);
+    if (fd < 0)
+        return fd;
+    struct elf_file *ef;
+    struct pserr e;
+    int ret = elf_open_fd(fd, &ef, &e);
+    if (ret < 0)
+        return ret;
+    uint64_t v, size;
+    const struct pylayout *l = &s->rt.layout;
+    ret = elf_symbol(ef, "generations", ELF_SYMTAB, &v, &size, NULL);
+    if (ret == 0 && size != (uint64_t)GC_GENERATIONS * (uint64_t)l->gc_generation_size)
+        ret = -EINVAL;
+    if (ret == 0) {
+        lists->generations = v + s->rt.bias;
+        if (elf_symbol(ef, "collecting", ELF_SYMTAB, &v, &size, NULL) == 0 && size == 4)
+            lists->collecting = v + s->rt.bias;
+    } else if (elf_symbol(ef, "_PyGC_generation0", ELF_DYNSYM | ELF_SYMTAB, &v, &size,
+                          NULL) == 0 && size == 8) {
+        /* A stripped build still exports the pointer to the first generation's head (its
+         * start); when the collector's flag is not known, no walk waits for it. */
+        uint64_t gen0 = 0;
+        ret = mem_read_u64(s->mem, v + s->rt.bias, &gen0);
+        if (ret == 0 && (!gen0 || (gen0 & 7)))
+            ret = -EINVAL;
+        if (ret == 0)
+            lists->generations = gen0;
+    }
+    elf_close(ef);
+    return ret;
+}
+
+int greenlet_gc_lists_of(struct session *s, uint64_t interp, struct greenlet_gc_lists *lists)
+{
+    const struct pylayout *l = &s->rt.layout;
+    *lists = (struct greenlet_gc_lists){0};
+    if (l->gc_head_size <= 0)
+        return -ENOTSUP;
+    if (l->is_gc_generations >= 0) {
+        lists->generations = interp + (uint64_t)l->is_gc_generations;
+        if (l->is_gc_collecting >= 0)
+            lists->collecting = interp + (uint64_t)l->is_gc_collecting;
+        return 0;
+    }
+    if (l->rt_gc_generations >= 0) {
+        if (!s->rt.runtime)
+            return -ENOENT;
+        lists->generations = s->rt.runtime + (uint64_t)l->rt_gc_generations;
+        if (l->rt_gc_collecting >= 0)
+            lists->collecting = s->rt.runtime + (uint64_t)l->rt_gc_collecting;
+        return 0;
+    }
+    return static_gc_lists(s, lists);
+}
+
+int greenlet_collect(struct session *s, uint64_t interp, struct greenlet_set *gs,
+                     struct pserr *err)
+{
+    const struct pylayout *l = &s->rt.layout;
+    const struct greenlet_layout *gl;
+    uint64_t gtype;
+    int ret;
+    struct greenlet_gc_lists lists;
+    if ((ret = greenlet_find_module(s, &gtype, &gl, err)) < 0)
+        return ret;
+    if ((ret = greenlet_gc_lists_of(s, interp, &lists)) < 0)
+        return pserr_set(err, -ret, "cannot find the collector's object lists of Python %s "
+                         "(on 2.7 and 3.6 they are found by the symbols generations or "
+                         "_PyGC_generation0): %s", s->rt.version, strerror(-ret));
+    uint64_t *objs = NULL;
+    size_t n = 0;
+    for (int attempt = 0; attempt < COLLECT_ATTEMPTS; attempt++) {
+        n = 0;
+        gs->stats = (struct greenlet_stats){0};
+        ret = greenlet_gc_walk_lists(s->mem, l, &lists, gtype, &objs, &n, &gs->stats);
+        if (ret != -EAGAIN && ret != -EFAULT && ret != -ELOOP && ret != -EBUSY)
+            break;
+    }
+    if (ret == 0)
+        ret = greenlet_read(s->mem, l, gl, objs, n, gs);
+    free(objs);
+    if (ret == -ESRCH)
+        return pserr_set(err, ESRCH, "process %d exited while being read", (int)s->pid);
+    if (ret == -EAGAIN || ret == -ELOOP || ret == -EFAULT || ret == -EBUSY)
+        return pserr_set(err, -ret, "the object lists of process %d changed under each of %d "
+                         "walks (try again)", (int)s->pid, COLLECT_ATTEMPTS);
+    if (ret < 0)
+        return pserr_set(err, -ret, "cannot walk the object lists of process %d: %s",
+                         (int)s->pid, strerror(-ret));
+    return 0;
+}
+
+/* ---- which thread runs a greenlet ---- */
+
+static const struct mem_region *region_of(const struct mem_maps *maps, uint64_t addr)
+{
+    for (size_t i = 0; i < maps->n; i++)
+        if (addr >= maps->v[i].start && addr < maps->v[i].end)
+            return &maps->v[i];
+    return NULL;
+}
+
+int greenlet_thread_of(const struct mem_maps *maps, pid_t pid, const struct walk_thread *threads,
+                       size_t n, uint64_t addr)
+{
+    const struct mem_region *r = region_of(maps, addr);
+    int found = -1;
+    if (!r || !(r->perms & MEM_W))
+        return -1;
+    int main_stack = !strcmp(r->path, "[stack]");
+    /* Thread stacks are anonymous: a file, the heap or vdso pages are not one. */
+    if (!main_stack && r->path[0])
+        return -1;
+    for (size_t k = 0; k < n; k++) {
+        const struct walk_thread *t = &threads[k];
+        int holds = main_stack ? pid > 0 && t->native_tid == pid
+                               : t->thread_id >= r->start && t->thread_id < r->end;
+        if (!holds)
+            continue;
+        if (found >= 0)
+            return -1;
+        found = (int)k;
+    }
+    return found;
+}
+
+/*
+ * The thread that runs g: index in sn, or -1.  Both ends of its range must
+ * lie in that thread's stack.  Its start is 1 while it has not switched
+ * away since it started (greenlet marks it active so): then its end alone
+ * says; a main greenlet's range has no end (-1).
+ */
+static int running_thread(const struct mem_maps *maps, pid_t pid, const struct walk_thread *wt,
+                          size_t n, const struct greenlet *g)
+{
+    int k = -1;
+    if (g->stack_start > 1)
+        k = greenlet_thread_of(maps, pid, wt, n, g->stack_start);
+    if (g->main || (g->stack_start > 1 && k < 0))
+        return k;
+    if (g->stack_stop <= g->stack_start)
+        return -1;
+    int end = greenlet_thread_of(maps, pid, wt, n, g->stack_stop - 1);
+    return g->stack_start > 1 && end != k ? -1 : end;
+}
+
+/*
+ * The snapshot's threads, each with its Linux id: <= 3.10 thread states do
+ * not hold it, and the walker finds it only once it knows where glibc keeps
+ * it; the session's tracking may know it already.
+ */
+static struct walk_thread *threads_with_tids(const struct session *s, const struct snapshot *sn)
+{
+    struct walk_thread *wt = xmalloc((sn->nthreads ? sn->nthreads : 1) * sizeof(*wt));
+    for (size_t k = 0; k < sn->nthreads; k++) {
+        wt[k] = sn->threads[k];
+        if (!wt[k].native_tid)
+            wt[k].native_tid = s->threads[sn->st[k].tracked].tid;
+    }
+    return wt;
+}
+
+/* The main thread's id as the target numbers it (thread states say it so in a PID namespace). */
+static pid_t main_tid(const struct session *s, const struct snapshot *sn)
+{
+    for (size_t k = 0; k < sn->nthreads; k++)
+        if (s->threads[sn->st[k].tracked].tid == s->pid && sn->threads[k].native_tid > 0)
+            return sn->threads[k].native_tid;
+    return s->pid;
+}
+
+/* Data-stack chunks followed back from a thread's newest to find a greenlet's. */
+#define THREAD_CHUNK_LINKS 8
+
+/* 1 when chunk is thread t's data-stack chunk, or one its newest grew from. */
+static int in_thread_chunks(struct mem *m, const struct pylayout *l, const struct walk_thread *t,
+                            uint64_t chunk)
+{
+    uint64_t c = t->chunk;
+    for (int k = 0; k < THREAD_CHUNK_LINKS && c && !(c & 7); k++) {
+        if (c == chunk)
+            return 1;
+        if (mem_read_u64(m, c + (uint64_t)l->chunk_previous, &c) < 0)
+            return 0;
+    }
+    return 0;
+}
+
+/*
+ * Of the greenlets cand[0..n) that look running in thread t (started, no
+ * saved top frame), the one that is: a greenlet suspended in C code with no
+ * Python frame looks the same.  The running one resumed its saved data
+ * stack, so the thread's data stack is (or grew from) the chunk it saved;
+ * one never switched away saved none.  Its index in cand, or -1; *stale set
+ * when the thread ran on another greenlet's data stack when it was walked
+ * (it switched since): its frames are not this greenlet's.
+ */
+static int current_of(struct mem *m, const struct pylayout *l, const struct walk_thread *t,
+                      struct greenlet *const *cand, size_t n, int *stale)
+{
+    int resumed = -1, fresh = -1, nresumed = 0, nfresh = 0;
+    *stale = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!cand[i]->chunk) {
+            fresh = (int)i;
+            nfresh++;
+        } else if (in_thread_chunks(m, l, t, cand[i]->chunk)) {
+            resumed = (int)i;
+            nresumed++;
+        }
+    }
+    if (nresumed == 1)
+        return resumed;
+    if (nresumed == 0 && nfresh == 1)
+        return fresh;
+    if (n != 1)
+        return -1;
+    *stale = t->chunk != 0;
+    return 0;
+}
+
+/* g runs in thread k of sn: its thread's id and Python frames (unless stale). */
+static void take_thread(struct session *s, const struct snapshot *sn, size_t k, int stale,
+                        struct greenlet_set *gs, struct greenlet *g)
+{
+    const struct snap_thread *t = &sn->st[k];
+    g->thread = (int)k + 1;
+    g->tid = s->threads[t->tracked].tid;
+    if (!g->tid)
+        g->tid = sn->threads[k].native_tid;
+    g->status = stale ? -EAGAIN : t->status < 0 ? t->status : 0;
+    if (stale || t->excluded || !t->walked || t->status < 0)
+        return;
+    /* The thread's Python frames (with native ones merged in, they stay at py_off). */
+    size_t off = t->native ? t->py_off : t->off, depth = t->native ? t->py_depth : t->depth;
+    if (off > sn->nraw || depth > sn->nraw - off)
+        return;
+    GROW(gs->raw, gs->rawcap, gs->nraw + depth);
+    memcpy(gs->raw + gs->nraw, sn->raw + off, depth * sizeof(*gs->raw));
+    g->off = gs->nraw;
+    g->depth = depth;
+    g->status = t->status;
+    gs->nraw += depth;
+}
+
+int greenlet_owner(struct session *s, const struct snapshot *sn, const struct greenlet *g)
+{
+    struct walk_thread *wt = threads_with_tids(s, sn);
+    int k = running_thread(mem_maps(s->mem), main_tid(s, sn), wt, sn->nthreads, g);
+    free(wt);
+    return k;
+}
+
+void greenlet_join_threads(struct session *s, const struct snapshot *sn, struct greenlet_set *gs)
+{
+    const struct mem_maps *maps = mem_maps(s->mem);
+    pid_t pid = main_tid(s, sn);
+    int *at = xmalloc((gs->n ? gs->n : 1) * sizeof(*at));
+    struct greenlet **cand = xmalloc((gs->n ? gs->n : 1) * sizeof(*cand));
+    struct walk_thread *wt = threads_with_tids(s, sn);
+    for (size_t i = 0; i < gs->n; i++)
+        at[i] = gs->v[i].state == GL_RUNNING ? running_thread(maps, pid, wt, sn->nthreads,
+                                                              &gs->v[i]) : -1;
+    free(wt);
+    for (size_t k = 0; k < sn->nthreads; k++) {
+        size_t n = 0;
+        for (size_t i = 0; i < gs->n; i++)
+            if (at[i] == (int)k)
+                cand[n++] = &gs->v[i];
+        if (n == 0)
+            continue;
+        int stale;
+        int c = current_of(s->mem, &s->rt.layout, &sn->threads[k], cand, n, &stale);
+        if (c < 0)
+            continue;
+        take_thread(s, sn, k, stale, gs, cand[c]);
+        /* The others were suspended in C code, with no Python frame to save. */
+        for (size_t i = 0; i < n; i++)
+            if (i != (size_t)c)
+                cand[i]->state = GL_PARKED;
+    }
+    free(at);
+    free(cand);
+}
+
+/* ---- dump --greenlets ---- */
+
+/* Frame ids of every greenlet's frames (ids[g->off ..]); 0 where unknown. */
+static uint32_t *frame_ids(struct session *s, const struct greenlet_set *gs)
+{
+    size_t n = gs->nraw;
+    uint32_t *ids = xcalloc(n ? n : 1, sizeof(*ids));
+    uint64_t *codes = xmalloc((n ? n : 1) * sizeof(*codes));
+    struct code_entry **e = xcalloc(n ? n : 1, sizeof(*e));
+    for (size_t i = 0; i < n; i++)
+        codes[i] = gs->raw[i].code;
+    if (codecache_resolve(s->cc, codes, n, e) >= 0)
+        for (size_t i = 0; i < n; i++)
+            ids[i] = e[i] ? codecache_frame(s->cc, e[i], gs->raw[i].addrq, 0) : UINT32_MAX;
+    else
+        for (size_t i = 0; i < n; i++)
+            ids[i] = UINT32_MAX;
+    free(codes);
+    free(e);
+    return ids;
+}
+
+static void text_frame(const struct names *nm, uint32_t id, struct strbuf *out)
+{
+    if (id == UINT32_MAX) {
+        sb_adds(out, "(unreadable code object)");
+        return;
+    }
+    const struct names_frame *fr = names_frame_get(nm, id);
+    const struct names_func *fn = names_func_get(nm, fr->func);
+    label_clean(names_str_get(nm, fn->name), out);
+    sb_adds(out, " (");
+    label_clean(names_str_get(nm, fn->file), out);
+    label_line(fr->line, out);
+    sb_addc(out, ')');
+}
+
+/* A group of greenlets in the same state with the same stack. */
+struct group {
+    size_t first, count;
+};
+
+struct sort_ctx {
+    const struct greenlet_set *gs;
+    const uint32_t *ids;
+};
+
+static int cmp_stack(const struct sort_ctx *c, size_t a, size_t b)
+{
+    const struct greenlet *x = &c->gs->v[a], *y = &c->gs->v[b];
+    if (x->state != y->state)
+        return x->state < y->state ? -1 : 1;
+    if (x->depth != y->depth)
+        return x->depth < y->depth ? -1 : 1;
+    for (size_t i = 0; i < x->depth; i++) {
+        uint32_t p = c->ids[x->off + i], q = c->ids[y->off + i];
+        if (p != q)
+            return p < q ? -1 : 1;
+    }
+    return 0;
+}
+
+static int cmp_index(const void *a, const void *b, void *ctx)
+{
+    int c = cmp_stack(ctx, *(const size_t *)a, *(const size_t *)b);
+    if (c)
+        return c;
+    return *(const size_t *)a < *(const size_t *)b ? -1 : 1;
+}
+
+static int cmp_group(const void *a, const void *b)
+{
+    const struct group *x = a, *y = b;
+    if (x->count != y->count)
+        return x->count > y->count ? -1 : 1;
+    return x->first < y->first ? -1 : 1;
+}
+
+/* Groups of identical stacks, largest first; *ng set.  order: the greenlets sorted. */
+static struct group *group_stacks(const struct greenlet_set *gs, const uint32_t *ids,
+                                  size_t **order, size_t *ng)
+{
+    size_t n = gs->n;
+    *order = xmalloc((n ? n : 1) * sizeof(**order));
+    for (size_t i = 0; i < n; i++)
+        (*order)[i] = i;
+    struct sort_ctx c = {gs, ids};
+    qsort_r(*order, n, sizeof(**order), cmp_index, &c);
+    struct group *gv = xmalloc((n ? n : 1) * sizeof(*gv));
+    *ng = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i && cmp_stack(&c, (*order)[i - 1], (*order)[i]) == 0) {
+            gv[*ng - 1].count++;
+            continue;
+        }
+        gv[(*ng)++] = (struct group){.first = (*order)[i], .count = 1};
+    }
+    qsort(gv, *ng, sizeof(*gv), cmp_group);
+    return gv;
+}
+
+static const char *stack_error(int status)
+{
+    switch (status) {
+    case -EFAULT: return "unreadable memory";
+    case -ELOOP: return "a cycle in the frame chain";
+    default: return "it changed while being read";
+    }
+}
+
+/* Type names read once per distinct type (more types are read each time). */
+#define TYPE_NAMES 64
+#define TYPE_NAME_MAX 64
+
+struct type_names {
+    uint64_t type[TYPE_NAMES + 1];
+    char name[TYPE_NAMES + 1][TYPE_NAME_MAX];
+    size_t n;
+};
+
+/* A type's tp_name into out: printable ASCII ended within TYPE_NAME_MAX bytes, else "". */
+static void read_type_name(struct mem *m, const struct pylayout *l, uint64_t type, char *out)
+{
+    unsigned char buf[TYPE_NAME_MAX];
+    uint64_t name;
+    out[0] = '\0';
+    if (!type || (type & 7) || mem_read_u64(m, type + (uint64_t)l->tp_name, &name) < 0 || !name)
+        return;
+    /* A short name may end a mapping: shrink the read until it works. */
+    for (size_t n = sizeof(buf); n >= 1; n /= 2) {
+        if (mem_read(m, name, buf, n) < 0)
+            continue;
+        size_t len = strnlen((const char *)buf, n);
+        if (len == 0 || len == n)
+            return;
+        for (size_t i = 0; i < len; i++)
+            if (buf[i] <= ' ' || buf[i] >= 0x7f)
+                return;
+        memcpy(out, buf, len + 1);
+        return;
+    }
+}
+
+/* g's type name, "" when it could not be read. */
+static const char *type_name(struct session *s, struct type_names *tn, const struct greenlet *g)
+{
+    for (size_t i = 0; i < tn->n; i++)
+        if (tn->type[i] == g->type)
+            return tn->name[i];
+    size_t i = tn->n < TYPE_NAMES ? tn->n++ : TYPE_NAMES;
+    tn->type[i] = g->type;
+    read_type_name(s->mem, &s->rt.layout, g->type, tn->name[i]);
+    return tn->name[i];
+}
+
+static const char *type_label(const struct greenlet *g)
+{
+    return g->main ? " main" : "";
+}
+
+/* Where a running greenlet runs, after its state in the text dump. */
+static void text_thread(const struct greenlet *g, struct strbuf *out)
+{
+    if (g->state != GL_RUNNING)
+        return;
+    if (g->tid > 0)
+        sb_addf(out, " in thread %d", (int)g->tid);
+    else if (g->thread)
+        sb_adds(out, " in a thread without an id");
+    else
+        sb_adds(out, ", thread unknown");
+}
+
+void greenlet_print_text(struct session *s, const struct greenlet_set *gs, struct strbuf *out)
+{
+    uint32_t *ids = frame_ids(s, gs);
+    struct type_names *tn = xcalloc(1, sizeof(*tn));
+    sb_addf(out, "\nGreenlets: %zu (%" PRIu64 " objects walked, %" PRIu64 " reads)\n", gs->n,
+            gs->stats.objects, gs->stats.reads);
+    for (size_t i = 0; i < gs->n; i++) {
+        const struct greenlet *g = &gs->v[i];
+        const char *tname = type_name(s, tn, g);
+        sb_addf(out, "Greenlet 0x%" PRIx64 " %s%s (%s", g->obj, *tname ? tname : "?",
+                type_label(g), greenlet_state_name(g->state));
+        text_thread(g, out);
+        sb_adds(out, ")\n");
+        int stacked = g->state == GL_PARKED || (g->state == GL_RUNNING && g->thread);
+        if (stacked && g->status < 0)
+            sb_addf(out, "    (stack unreadable: %s)\n", stack_error(g->status));
+        else if (stacked && g->depth == 0)
+            sb_adds(out, "    (no Python frames)\n");
+        for (size_t k = 0; k < g->depth; k++) {
+            sb_adds(out, "    ");
+            text_frame(s->names, ids[g->off + k], out);
+            sb_addc(out, '\n');
+        }
+        if (g->status == 1)
+            sb_addf(out, "    ... stack truncated at %zu frames\n", g->depth);
+    }
+    size_t *order, ng;
+    struct group *gv = group_stacks(gs, ids, &order, &ng);
+    sb_adds(out, "\nGreenlet summary:\n");
+    for (size_t i = 0; i < ng; i++) {
+        const struct greenlet *g = &gs->v[gv[i].first];
+        sb_addf(out, "  %zu greenlet%s %s", gv[i].count, gv[i].count == 1 ? "" : "s",
+                greenlet_state_name(g->state));
+        for (size_t k = 0; k < g->depth; k++) {
+            sb_adds(out, k ? " <- `" : " at `");
+            text_frame(s->names, ids[g->off + k], out);
+            sb_addc(out, '`');
+        }
+        if (g->state == GL_PARKED && g->status == 0 && g->depth == 0)
+            sb_adds(out, " (no Python frames)");
+        sb_addc(out, '\n');
+    }
+    free(gv);
+    free(order);
+    free(ids);
+    free(tn);
+}
+
+static void json_frames(struct session *s, const struct greenlet *g, const uint32_t *ids,
+                        struct strbuf *out)
+{
+    sb_addc(out, '[');
+    for (size_t k = 0; k < g->depth; k++) {
+        uint32_t id = ids[g->off + k];
+        sb_adds(out, k ? ", " : "");
+        if (id == UINT32_MAX) {
+            sb_adds(out, "{\"function\": null}");
+            continue;
+        }
+        const struct names_frame *fr = names_frame_get(s->names, id);
+        const struct names_func *fn = names_func_get(s->names, fr->func);
+        sb_adds(out, "{\"function\": ");
+        json_string(out, names_str_get(s->names, fn->name));
+        sb_adds(out, ", \"file\": ");
+        json_string(out, names_str_get(s->names, fn->file));
+        sb_adds(out, ", \"line\": ");
+        json_line(out, fr->line);
+        sb_addc(out, '}');
+    }
+    sb_addc(out, ']');
+}
+
+void greenlet_print_json(struct session *s, const struct greenlet_set *gs, struct strbuf *out)
+{
+    uint32_t *ids = frame_ids(s, gs);
+    struct type_names *tn = xcalloc(1, sizeof(*tn));
+    sb_adds(out, "\"greenlets\": [");
+    for (size_t i = 0; i < gs->n; i++) {
+        const struct greenlet *g = &gs->v[i];
+        const char *tname = type_name(s, tn, g);
+        sb_addf(out, "%s\n  {\"address\": \"0x%" PRIx64 "\", \"type\": ", i ? "," : "", g->obj);
+        if (*tname)
+            json_string(out, tname);
+        else
+            sb_adds(out, "null");
+        sb_addf(out, ", \"main\": %s, \"state\": \"%s\"", g->main ? "true" : "false",
+                greenlet_state_name(g->state));
+        if (g->state == GL_RUNNING && g->tid > 0)
+            sb_addf(out, ", \"thread\": %d", (int)g->tid);
+        else if (g->state == GL_RUNNING)
+            sb_adds(out, ", \"thread\": null");
+        if ((g->state == GL_PARKED || (g->state == GL_RUNNING && g->thread)) && g->status < 0) {
+            sb_adds(out, ", \"error\": ");
+            json_string(out, stack_error(g->status));
+        }
+        sb_addf(out, ", \"truncated\": %s, \"frames\": ", g->status == 1 ? "true" : "false");
+        json_frames(s, g, ids, out);
+        sb_addc(out, '}');
+    }
+    size_t *order, ng;
+    struct group *gv = group_stacks(gs, ids, &order, &ng);
+    sb_adds(out, "],\n \"greenlet_summary\": [");
+    for (size_t i = 0; i < ng; i++) {
+        const struct greenlet *g = &gs->v[gv[i].first];
+        sb_addf(out, "%s\n  {\"count\": %zu, \"state\": \"%s\", \"frames\": ", i ? "," : "",
+                gv[i].count, greenlet_state_name(g->state));
+        json_frames(s, g, ids, out);
+        sb_addc(out, '}');
+    }
+    sb_addf(out, "],\n \"greenlet_stats\": {\"objects\": %" PRIu64 ", \"reads\": %" PRIu64
+            ", \"retries\": %" PRIu64 ", \"collecting\": %" PRIu64 "}", gs->stats.objects,
+            gs->stats.reads, gs->stats.retries, gs->stats.collecting);
+    free(gv);
+    free(order);
+    free(ids);
+    free(tn);
+}
