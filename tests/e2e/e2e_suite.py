@@ -1,5 +1,5 @@
 """End-to-end checks of the test machine itself, run by run.py:
-group(ctx, interps, rt), where rt is run.py's module; and of the harnesses'
+group(ctx, interps, rt), where rt is harness.py; and of the harnesses'
 own verdicts (harness_group(ctx, interps, rt)).
 
 With CI=true in the environment (.ci/run), the machine must be the image
