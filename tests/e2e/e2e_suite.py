@@ -29,7 +29,7 @@ def in_ci():
 def missing_interpreters(interps):
     """What the image provides that discovery did not find, as phrases."""
     missing = []
-    pyenv = set('%d.%d' % I.ver[:2] for I in interps if re.match(r'^\d', I.label))
+    pyenv = set(I.xy for I in interps if I.kind == 'pyenv')
     for xy in PYENV_VERSIONS:
         if xy not in pyenv:
             missing.append('pyenv Python %s' % xy)

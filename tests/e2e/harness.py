@@ -13,17 +13,16 @@
 - checks: dump's JSON and text against the oracle and the markers, one-line
   errors, folded output (parse_folded, label, shares, every thread's stack),
   the summary's sample count;
-- interpreters (discover) and ELF and /proc helpers.
+- interpreters (discover(): tests/interps.py's, shared with the stress
+  tests and the benchmark), ELF and /proc helpers.
 
 The groups (e2e_*.py) receive this module as `rt` (group(ctx, I, rt)) or
 import the names they use from it.  Stdlib only; runs on Python 3.6+.
 """
-import glob
 import json
 import os
 import re
 import select
-import shutil
 import signal
 import struct
 import subprocess
@@ -38,6 +37,8 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 PYSTROBE = os.environ.get('PYSTROBE') or os.path.join(ROOT, 'pystrobe')   # override: tests of the driver
 TARGETS = os.path.join(ROOT, 'tests', 'targets')
 sys.path.insert(0, os.path.join(ROOT, 'bench'))   # stackcheck, truthcheck
+sys.path.insert(0, os.path.join(ROOT, 'tests'))
+from interps import discover, pyenv_root  # noqa: E402,F401  (one discovery for e2e, stress and bench)
 THREADS_PY = os.path.join(TARGETS, 'threads.py')
 
 FILES = {
@@ -1014,91 +1015,7 @@ def oracle_labels(t, function_mode=False):
 
 
 # ---------------------------------------------------------------------------
-# interpreters
-
-class Interp(object):
-    def __init__(self, label_, exe, ver):
-        self.label, self.exe, self.ver = label_, exe, ver
-
-    def __repr__(self):
-        return 'Interp(%s, %s)' % (self.label, self.exe)
-
-
-def pyenv_root():
-    r = os.environ.get('PYENV_ROOT')
-    if r:
-        return r
-    if shutil.which('pyenv'):
-        try:
-            out = subprocess.run(['pyenv', 'root'], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                 timeout=20).stdout.decode().strip()
-            if out:
-                return out
-        except Exception:
-            pass
-    return os.path.expanduser('~/.pyenv')
-
-
-def is_elf(path):
-    try:
-        with open(path, 'rb') as f:
-            return f.read(4) == b'\x7fELF'
-    except OSError:
-        return False
-
-
-def discover():
-    cands = []
-    root = pyenv_root()
-    for exe in sorted(glob.glob(os.path.join(root, 'versions', '*', 'bin', 'python*'))):
-        if re.match(r'^python\d\.\d+$', os.path.basename(exe)):
-            cands.append(('pyenv', exe))
-    if os.path.exists('/usr/bin/python3'):
-        cands.append(('system', '/usr/bin/python3'))
-    shims = os.path.realpath(os.path.join(root, 'shims'))
-    for d in os.environ.get('PATH', '').split(os.pathsep):
-        if not d or os.path.realpath(d) == shims:
-            continue
-        try:
-            names = sorted(os.listdir(d))
-        except OSError:
-            continue
-        for n in names:
-            if re.match(r'^python\d\.\d+$', n):
-                cands.append(('path', os.path.join(d, n)))
-    seen = set()
-    out = []
-    labels = set()
-    for kind, exe in cands:
-        real = os.path.realpath(exe)
-        if real in seen or not os.access(real, os.X_OK) or not is_elf(real):
-            continue
-        seen.add(real)
-        try:
-            r = subprocess.run([exe, '-c', 'import sys; print("%d.%d.%d" % sys.version_info[:3])'],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=30)
-            ver = tuple(int(x) for x in r.stdout.decode().strip().split('.'))
-        except Exception:
-            continue
-        if len(ver) != 3:
-            continue
-        v = '%d.%d.%d' % ver
-        if kind == 'pyenv':
-            lab = v
-        elif kind == 'system':
-            lab = ('debian-' if os.path.exists('/etc/debian_version') else 'system-') + v
-        else:
-            lab = 'path-' + v
-        base = lab
-        n = 2
-        while lab in labels:
-            lab = '%s-%d' % (base, n)
-            n += 1
-        labels.add(lab)
-        out.append((0 if kind == 'pyenv' else 1 if kind == 'system' else 2, ver, Interp(lab, exe, ver)))
-    out.sort(key=lambda x: (x[0], x[1]))
-    return [x[2] for x in out]
-
+# interpreters (discover() and pyenv_root() are tests/interps.py's)
 
 def libpython_of(exe, env=None):
     """Path of the libpython the interpreter maps, or None (static)."""
