@@ -1,7 +1,8 @@
 """`make bench`: what pystrobe costs, per interpreter, next to austin.
 
-For each interpreter found (pyenv's versions, Debian's /usr/bin/python3),
-one table per measurement, one row per interpreter:
+For each interpreter found (pyenv's versions, Debian's /usr/bin/python3;
+tests/interps.py finds them for the tests too), one table per
+measurement, one row per interpreter:
 
 1. Cost per sample.  bench/workloads/deep.py (a busy leaf under exactly
    DEPTH frames) recorded at BENCH_RATE Hz for BENCH_SECONDS; pystrobe's own
@@ -124,7 +125,6 @@ pystrobe kept of fib.py is one the program cannot have
 failed (a crash, a timeout, output that does not parse, an impossible
 stack kept) and 0 otherwise; austin or gdb failing is a note, not a failure.
 """
-import glob
 import hashlib
 import json
 import os
@@ -147,6 +147,8 @@ sys.path.insert(0, BENCH)
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import stackcheck  # noqa: E402
 import truthcheck  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from interps import discover  # noqa: E402  (one discovery for e2e, stress and bench)
 
 
 def env_flag(name):
@@ -753,38 +755,22 @@ def gdb_version():
 # ---------------------------------------------------------------- interpreters
 
 def interpreters():
-    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
-    found, seen = [], set()
-    for d in sorted(glob.glob(os.path.join(root, "versions", "*"))):
-        for exe in sorted(glob.glob(os.path.join(d, "bin", "python[23].[0-9]*"))):
-            if re.search(r"python\d\.\d+$", exe):
-                found.append((os.path.basename(d), exe))
-                break
-    if os.path.exists("/usr/bin/python3"):
-        out = subprocess.run(["/usr/bin/python3", "-c", "import platform;print(platform.python_version())"],
-                             capture_output=True, text=True).stdout.strip()
-        found.append(("debian-" + out, "/usr/bin/python3"))
+    """(label, executable) of each interpreter measured: tests/interps.py's
+    pyenv versions and the system's /usr/bin/python3 (not PATH's others),
+    by version; BENCH_VERSIONS keeps the labels that start with one of its
+    prefixes; quick mode without it keeps the oldest, the newest and the
+    system's."""
+    found = [I for I in discover() if I.kind in ("pyenv", "system")]
     only = os.environ.get("BENCH_VERSIONS")
-    result = []
-    for name, exe in found:
-        real = os.path.realpath(exe)
-        if real in seen:
-            continue
-        seen.add(real)
-        if only and not any(name.startswith(v) for v in only.split(",")):
-            continue
-        result.append((name, exe))
-
-    def key(item):
-        nums = re.findall(r"\d+", item[0])
-        return [int(n) for n in nums[:3]] + [item[0].startswith("debian")]
-    result.sort(key=key)
-    if QUICK and not only and len(result) > 3:
+    if only:
+        found = [I for I in found if any(I.label.startswith(v) for v in only.split(","))]
+    found.sort(key=lambda I: (I.ver, I.kind == "system"))
+    if QUICK and not only and len(found) > 3:
         # The oldest, the newest and Debian's: the layouts furthest apart.
-        plain = [r for r in result if not r[0].startswith("debian")]
-        pick = [plain[0], plain[-1]] + [r for r in result if r[0].startswith("debian")][:1]
-        result = [r for r in result if r in pick]
-    return result
+        plain = [I for I in found if I.kind != "system"]
+        pick = [plain[0], plain[-1]] + [I for I in found if I.kind == "system"][:1]
+        found = [I for I in found if I in pick]
+    return [(I.label, I.exe) for I in found]
 
 
 def readable_address(pid):

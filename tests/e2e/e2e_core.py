@@ -1,5 +1,5 @@
 """End-to-end tests of `dump --core`, on every interpreter.  Run by run.py:
-group(ctx, I, rt), where rt is run.py's module (its helpers: Target,
+group(ctx, I, rt), where rt is harness.py (its helpers: Target,
 Problems, run, frames_diff...).
 
 Per interpreter, one gcore of tests/targets/threads.py (taken right after a

@@ -2,7 +2,7 @@
 no target thread left stopped (native frames hold threads with ptrace), the
 signals that end `record` (the profile written, no temporary file left),
 those it ignores, Ctrl-Z, a duration shorter than a tick, a target that
-dies.  Run by run.py: group(ctx, I, rt), where rt is run.py's module; the
+dies.  Run by run.py: group(ctx, I, rt), where rt is harness.py; the
 tests that do not depend on the interpreter (ends/...) run with the first
 interpreter whose group starts.
 

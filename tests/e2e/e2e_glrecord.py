@@ -1,5 +1,5 @@
 """End-to-end tests of record --greenlets and pystrobe locks.  Run by run.py:
-group(ctx, I, rt), where rt is run.py's module.
+group(ctx, I, rt), where rt is harness.py.
 
 Greenlet targets need an interpreter whose gevent (or eventlet) imports with
 a greenlet release pystrobe reads (see e2e_greenlets); others SKIP.  The

@@ -1,5 +1,5 @@
 """End-to-end tests of dump --greenlets.  Run by run.py: group(ctx, I, rt),
-where rt is run.py's module (its helpers: Problems, run, line_of...).
+where rt is harness.py (its helpers: Problems, run, line_of...).
 
 Target tests/targets/greenlets.py (gevent: 60 greenlets parked on a
 Semaphore, 30 on an Event, 10 asleep, the main greenlet asleep and the Hub

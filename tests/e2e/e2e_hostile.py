@@ -1,5 +1,5 @@
 """End-to-end tests against a target that lies, on every interpreter.  Run by
-run.py: group(ctx, I, rt), where rt is run.py's module.
+run.py: group(ctx, I, rt), where rt is harness.py.
 
 The target is tests/targets/hostile.py: its main thread sleeps under
 <module> -> main -> outer -> victim, and victim's code object is tampered

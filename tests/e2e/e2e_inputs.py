@@ -1,6 +1,6 @@
 """End-to-end tests of the files pystrobe reads that a user names: the
 folded profiles of convert and diff, and the core of dump --core.  Run by
-run.py: group(ctx, rt), where rt is run.py's module.  No interpreter needed.
+run.py: group(ctx, rt), where rt is harness.py.  No interpreter needed.
 
 Hostile inputs: endless ones (/dev/zero on standard input or through a
 pipe, a sparse file of 8 GiB, one endless line, endless valid lines) must

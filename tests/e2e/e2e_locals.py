@@ -1,5 +1,5 @@
 """End-to-end tests of dump --locals and dump --source, on every interpreter.
-Run by run.py: group(ctx, I, rt), where rt is run.py's module.
+Run by run.py: group(ctx, I, rt), where rt is harness.py.
 
 Target: tests/targets/locals_target.py, parked in park() under inner(),
 outer(), main() and <module>; inner() holds one variable of each kind of

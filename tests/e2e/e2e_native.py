@@ -1,5 +1,5 @@
 """End-to-end tests of native frames (`dump --native`, `record --native`).
-Run by run.py: group(ctx, I, rt), where rt is run.py's module.
+Run by run.py: group(ctx, I, rt), where rt is harness.py.
 
 The target is tests/targets/states.py (see e2e_states.py): a sleeper in
 time.sleep, a lock waiter, a compressor inside bz2's C code, GIL fighters.

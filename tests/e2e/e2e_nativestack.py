@@ -1,5 +1,5 @@
 """End-to-end tests of native stacks on every interpreter.  Run by run.py:
-group(ctx, I, rt), where rt is run.py's module.
+group(ctx, I, rt), where rt is harness.py.
 
 build/native-stack (tools/native-stack.c: ptstop to hold each thread in
 turn, the libdw unwinder to read its C stack) prints the native stack of

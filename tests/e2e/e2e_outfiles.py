@@ -1,6 +1,6 @@
 """End-to-end tests of where pystrobe writes its output when root runs it on
 ground an unprivileged user controls.  Run by run.py: group(ctx, interps,
-rt), where rt is run.py's module.
+rt), where rt is harness.py.
 
 Each test runs pystrobe as root with its output in a sticky, world-writable
 folder owned by `nobody`, in which `nobody` (through setpriv) planted

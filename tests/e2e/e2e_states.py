@@ -1,6 +1,6 @@
 """End-to-end tests of thread states, sampling modes, thread filters and
 --subprocesses, on every interpreter.  Run by run.py: group(ctx, I, rt),
-where rt is run.py's module (its helpers: Problems, record, parse_folded...).
+where rt is harness.py (its helpers: Problems, record, parse_folded...).
 
 Targets: tests/targets/states.py (a thread on a CPU that rarely holds the
 GIL, a sleeper, a thread blocked on a lock, two threads fighting for the

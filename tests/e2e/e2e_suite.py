@@ -1,5 +1,5 @@
 """End-to-end checks of the test machine itself, run by run.py:
-group(ctx, interps, rt), where rt is run.py's module; and of the harnesses'
+group(ctx, interps, rt), where rt is harness.py; and of the harnesses'
 own verdicts (harness_group(ctx, interps, rt)).
 
 With CI=true in the environment (.ci/run), the machine must be the image
@@ -29,7 +29,7 @@ def in_ci():
 def missing_interpreters(interps):
     """What the image provides that discovery did not find, as phrases."""
     missing = []
-    pyenv = set('%d.%d' % I.ver[:2] for I in interps if re.match(r'^\d', I.label))
+    pyenv = set(I.xy for I in interps if I.kind == 'pyenv')
     for xy in PYENV_VERSIONS:
         if xy not in pyenv:
             missing.append('pyenv Python %s' % xy)

@@ -1,5 +1,5 @@
 """End-to-end tests of `pystrobe top` under a pseudo-terminal.  Run by
-run.py: group(ctx, interps, rt), where rt is run.py's module.
+run.py: group(ctx, interps, rt), where rt is harness.py.
 
 Each test runs top against tests/targets/threads.py --only-busy (one thread
 spinning at the line marked @busy) on the newest interpreter found and on

@@ -1,6 +1,5 @@
 """End-to-end tests of the shares a profile gives, against a measured truth,
-on every interpreter.  Run by run.py: group(ctx, I, rt), where rt is run.py's
-module.
+on every interpreter.  Run by run.py: group(ctx, I, rt), where rt is harness.py.
 
 The target is bench/workloads/truth.py: each thread works in 40 ms slices of
 one kind after another (Python reached implicitly from C, a plain loop,

@@ -43,9 +43,10 @@ every case.  FILTER: only cases whose name contains one of the substrings
 A failure prints the pystrobe command, its stderr and the target's seed;
 its files are kept (the directory is printed).
 
-Interpreters are found as tests/e2e/run.py finds them: pyenv versions
-($PYENV_ROOT, else `pyenv root`, else ~/.pyenv) versions/*/bin/pythonX.Y,
-/usr/bin/python3, other pythonX.Y on PATH; deduplicated by realpath.
+Interpreters are found by tests/interps.py, as the e2e tests and the
+benchmark find them: pyenv versions ($PYENV_ROOT, else `pyenv root`, else
+~/.pyenv) versions/*/bin/pythonX.Y, /usr/bin/python3, other pythonX.Y on
+PATH; deduplicated by realpath.
 
 Prints PASS/XFAIL/FAIL/SKIP lines and `stress: P passed, F failed, S
 skipped, X xfailed`; exit status 1 if anything failed or a tag's budget was
@@ -53,7 +54,6 @@ exceeded.  Stdlib only, Python 3.6+.
 """
 import argparse
 import concurrent.futures
-import glob
 import os
 import random
 import re
@@ -71,6 +71,8 @@ HERE = os.path.dirname(os.path.realpath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 TARGETS_PY = os.path.join(HERE, 'targets.py')
 DEFAULT_PYSTROBE = os.path.join(ROOT, 'build', 'asan', 'pystrobe')
+sys.path.insert(0, os.path.join(ROOT, 'tests'))
+from interps import discover  # noqa: E402  (one discovery for e2e, stress and bench)
 
 RATE = 10000                 # Hz: record's limit
 NATIVE_RATE = 200            # Hz with --native: each sample stops threads (ptrace)
@@ -197,88 +199,7 @@ class Failure(Exception):
 
 
 # ---------------------------------------------------------------------------
-# interpreters
-
-class Interp(object):
-    def __init__(self, label, exe, ver, kind):
-        self.label, self.exe, self.ver, self.kind = label, exe, ver, kind
-
-    @property
-    def xy(self):
-        return '%d.%d' % self.ver[:2]
-
-
-def pyenv_root():
-    root = os.environ.get('PYENV_ROOT')
-    if root:
-        return root
-    try:
-        r = subprocess.run(['pyenv', 'root'], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                           timeout=30)
-        out = r.stdout.decode().strip()
-        if r.returncode == 0 and out:
-            return out
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return os.path.expanduser('~/.pyenv')
-
-
-def is_elf(path):
-    try:
-        with open(path, 'rb') as f:
-            return f.read(4) == b'\x7fELF'
-    except OSError:
-        return False
-
-
-def discover():
-    root = pyenv_root()
-    cands = []
-    for exe in sorted(glob.glob(os.path.join(root, 'versions', '*', 'bin', 'python*'))):
-        if re.match(r'^python\d\.\d+$', os.path.basename(exe)):
-            cands.append(('pyenv', exe))
-    if os.path.exists('/usr/bin/python3'):
-        cands.append(('system', '/usr/bin/python3'))
-    shims = os.path.realpath(os.path.join(root, 'shims'))
-    for d in os.environ.get('PATH', '').split(os.pathsep):
-        if not d or os.path.realpath(d) == shims:
-            continue
-        try:
-            names = sorted(os.listdir(d))
-        except OSError:
-            continue
-        cands.extend(('path', os.path.join(d, n)) for n in names if re.match(r'^python\d\.\d+$', n))
-    seen, labels, found = set(), set(), []
-    for kind, exe in cands:
-        real = os.path.realpath(exe)
-        if real in seen or not os.access(real, os.X_OK) or not is_elf(real):
-            continue
-        seen.add(real)
-        try:
-            r = subprocess.run([exe, '-c', 'import sys; print("%d.%d.%d" % sys.version_info[:3])'],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=30)
-            ver = tuple(int(x) for x in r.stdout.decode().strip().split('.'))
-        except Exception:
-            continue
-        if len(ver) != 3:
-            continue
-        v = '%d.%d.%d' % ver
-        if kind == 'pyenv':
-            lab = v
-        elif kind == 'system':
-            lab = ('debian-' if os.path.exists('/etc/debian_version') else 'system-') + v
-        else:
-            lab = 'path-' + v
-        base, n = lab, 2
-        while lab in labels:
-            lab = '%s-%d' % (base, n)
-            n += 1
-        labels.add(lab)
-        found.append(((0 if kind == 'pyenv' else 1 if kind == 'system' else 2), ver,
-                      Interp(lab, exe, ver, kind)))
-    found.sort(key=lambda x: (x[0], x[1]))
-    return [x[2] for x in found]
-
+# interpreters (discover(): tests/interps.py, shared with the e2e tests and the bench)
 
 def select_interps(interps, versions, long_mode):
     """versions: None (the mode's default), 'all', or a comma-separated list of
