@@ -381,7 +381,7 @@ static int dump_greenlets(struct session *s, const struct snapshot *sn, int json
 {
     struct greenlet_set gs = {0};
     struct pserr err;
-    if (greenlet_collect(s, sn->interp, &gs, &err) < 0) {
+    if (greenlet_collect(&s->rt, sn->interp, &gs, &err) < 0) {
         greenlet_set_release(&gs);
         return cli_error(&err);
     }

@@ -656,17 +656,17 @@ static int release_of(pid_t pid, const char *so, char *version, size_t size)
 }
 
 /* PyGreenlet_Type in the mapped .so r: its load bias from the mapping at file offset 0. */
-static int type_address(struct session *s, const struct mem_region *r, uint64_t *gtype,
+static int type_address(struct pyrt *rt, const struct mem_region *r, uint64_t *gtype,
                         struct pserr *err)
 {
-    const struct mem_maps *maps = mem_maps(s->mem);
+    const struct mem_maps *maps = mem_maps(rt->mem);
     uint64_t map0 = 0, vaddr0 = 0, value = 0;
     for (size_t i = 0; i < maps->n; i++)
         if (!strcmp(maps->v[i].path, r->path) && maps->v[i].offset == 0) {
             map0 = maps->v[i].start;
             break;
         }
-    int fd = mem_open_mapped(s->mem, r);
+    int fd = mem_open_mapped(rt->mem, r);
     if (fd < 0)
         return pserr_set(err, -fd, "cannot open %s: %s", r->path, strerror(-fd));
     struct elf_file *ef;
@@ -683,19 +683,19 @@ static int type_address(struct session *s, const struct mem_region *r, uint64_t 
 }
 
 /* The release from `__version__` in the dict of the target's greenlet package. */
-static int release_from_module(struct session *s, char *version, size_t size)
+static int release_from_module(struct pyrt *rt, char *version, size_t size)
 {
-    const struct pylayout *l = &s->rt.layout;
+    const struct pylayout *l = &rt->layout;
     uint64_t interp, modules, mod, dict, str;
     int ret;
-    if ((ret = pyrt_interp(&s->rt, &interp)) < 0 ||
-        (ret = mem_read_u64(s->mem, interp + (uint64_t)l->is_modules, &modules)) < 0 ||
-        (ret = pydict_get_str(&s->rt, modules, "greenlet", &mod)) < 0 ||
-        (ret = mem_read_u64(s->mem, mod + (uint64_t)l->md_dict, &dict)) < 0 ||
-        (ret = pydict_get_str(&s->rt, dict, "__version__", &str)) < 0)
+    if ((ret = pyrt_interp(rt, &interp)) < 0 ||
+        (ret = mem_read_u64(rt->mem, interp + (uint64_t)l->is_modules, &modules)) < 0 ||
+        (ret = pydict_get_str(rt, modules, "greenlet", &mod)) < 0 ||
+        (ret = mem_read_u64(rt->mem, mod + (uint64_t)l->md_dict, &dict)) < 0 ||
+        (ret = pydict_get_str(rt, dict, "__version__", &str)) < 0)
         return ret;
     struct strbuf sb = STRBUF_INIT;
-    ret = pyobj_str(&s->rt, str, &sb);
+    ret = pyobj_str(rt, str, &sb);
     if (ret == 0 && (sb.len == 0 || sb.len >= size))
         ret = -EINVAL;
     if (ret == 0) {
@@ -706,46 +706,46 @@ static int release_from_module(struct session *s, char *version, size_t size)
     return ret;
 }
 
-int greenlet_find_module(struct session *s, uint64_t *gtype, const struct greenlet_layout **gl,
+int greenlet_find_module(struct pyrt *rt, uint64_t *gtype, const struct greenlet_layout **gl,
                          struct pserr *err)
 {
-    const struct mem_maps *maps = mem_maps(s->mem);
+    const struct mem_maps *maps = mem_maps(rt->mem);
     for (size_t i = 0; i < maps->n; i++) {
         const struct mem_region *r = &maps->v[i];
         if (!is_greenlet_so(r->path))
             continue;
         char version[32];
-        if (release_of(s->pid, r->path, version, sizeof(version)) < 0 &&
-            release_from_module(s, version, sizeof(version)) < 0)
+        if (release_of(rt->pid, r->path, version, sizeof(version)) < 0 &&
+            release_from_module(rt, version, sizeof(version)) < 0)
             return pserr_set(err, ENOTSUP, "cannot tell the greenlet release of %s (no "
                              "greenlet-*-info beside its package, no greenlet.__version__)",
                              r->path);
-        if (!(*gl = greenlet_layout_for(version, s->rt.major, s->rt.minor))) {
+        if (!(*gl = greenlet_layout_for(version, rt->major, rt->minor))) {
             char known[256];
-            greenlet_layout_known(s->rt.major, s->rt.minor, known, sizeof(known));
+            greenlet_layout_known(rt->major, rt->minor, known, sizeof(known));
             return pserr_set(err, ENOTSUP, "greenlet %s on Python %d.%d is not supported yet "
-                             "(known there: %s)", version, s->rt.major, s->rt.minor, known);
+                             "(known there: %s)", version, rt->major, rt->minor, known);
         }
-        return type_address(s, r, gtype, err);
+        return type_address(rt, r, gtype, err);
     }
     return pserr_set(err, ENOENT, "process %d has not loaded greenlet (no _greenlet module "
-                     "mapped)", (int)s->pid);
+                     "mapped)", (int)rt->pid);
 }
 
 /*
  * The interpreter's statics (2.7, 3.6) from its .symtab, else from the
  * pointer it exports to them: 0, or a negative errno.
  */
-static int static_gc_lists(struct session *s, struct greenlet_gc_lists *lists)
+static int static_gc_lists(struct pyrt *rt, struct greenlet_gc_lists *lists)
 {
-    const struct mem_maps *maps = mem_maps(s->mem);
+    const struct mem_maps *maps = mem_maps(rt->mem);
     const struct mem_region *r = NULL;
     for (size_t i = 0; i < maps->n && !r; i++)
-        if (s->rt.binary && !strcmp(maps->v[i].path, s->rt.binary) && maps->v[i].offset == 0)
+        if (rt->binary && !strcmp(maps->v[i].path, rt->binary) && maps->v[i].offset == 0)
             r = &maps->v[i];
     if (!r)
         return -ENOENT;
-    int fd = mem_open_mapped(s->mem, r);
+    int fd = mem_open_mapped(rt->mem, r);
     if (fd < 0)
         return fd;
     struct elf_file *ef;
@@ -754,20 +754,20 @@ static int static_gc_lists(struct session *s, struct greenlet_gc_lists *lists)
     if (ret < 0)
         return ret;
     uint64_t v, size;
-    const struct pylayout *l = &s->rt.layout;
+    const struct pylayout *l = &rt->layout;
     ret = elf_symbol(ef, "generations", ELF_SYMTAB, &v, &size, NULL);
     if (ret == 0 && size != (uint64_t)GC_GENERATIONS * (uint64_t)l->gc_generation_size)
         ret = -EINVAL;
     if (ret == 0) {
-        lists->generations = v + s->rt.bias;
+        lists->generations = v + rt->bias;
         if (elf_symbol(ef, "collecting", ELF_SYMTAB, &v, &size, NULL) == 0 && size == 4)
-            lists->collecting = v + s->rt.bias;
+            lists->collecting = v + rt->bias;
     } else if (elf_symbol(ef, "_PyGC_generation0", ELF_DYNSYM | ELF_SYMTAB, &v, &size,
                           NULL) == 0 && size == 8) {
         /* A stripped build still exports the pointer to the first generation's head (its
          * start); when the collector's flag is not known, no walk waits for it. */
         uint64_t gen0 = 0;
-        ret = mem_read_u64(s->mem, v + s->rt.bias, &gen0);
+        ret = mem_read_u64(rt->mem, v + rt->bias, &gen0);
         if (ret == 0 && (!gen0 || (gen0 & 7)))
             ret = -EINVAL;
         if (ret == 0)
@@ -777,9 +777,9 @@ static int static_gc_lists(struct session *s, struct greenlet_gc_lists *lists)
     return ret;
 }
 
-int greenlet_gc_lists_of(struct session *s, uint64_t interp, struct greenlet_gc_lists *lists)
+int greenlet_gc_lists_of(struct pyrt *rt, uint64_t interp, struct greenlet_gc_lists *lists)
 {
-    const struct pylayout *l = &s->rt.layout;
+    const struct pylayout *l = &rt->layout;
     *lists = (struct greenlet_gc_lists){0};
     if (l->gc_head_size <= 0)
         return -ENOTSUP;
@@ -790,50 +790,50 @@ int greenlet_gc_lists_of(struct session *s, uint64_t interp, struct greenlet_gc_
         return 0;
     }
     if (l->rt_gc_generations >= 0) {
-        if (!s->rt.runtime)
+        if (!rt->runtime)
             return -ENOENT;
-        lists->generations = s->rt.runtime + (uint64_t)l->rt_gc_generations;
+        lists->generations = rt->runtime + (uint64_t)l->rt_gc_generations;
         if (l->rt_gc_collecting >= 0)
-            lists->collecting = s->rt.runtime + (uint64_t)l->rt_gc_collecting;
+            lists->collecting = rt->runtime + (uint64_t)l->rt_gc_collecting;
         return 0;
     }
-    return static_gc_lists(s, lists);
+    return static_gc_lists(rt, lists);
 }
 
-int greenlet_collect(struct session *s, uint64_t interp, struct greenlet_set *gs,
+int greenlet_collect(struct pyrt *rt, uint64_t interp, struct greenlet_set *gs,
                      struct pserr *err)
 {
-    const struct pylayout *l = &s->rt.layout;
+    const struct pylayout *l = &rt->layout;
     const struct greenlet_layout *gl;
     uint64_t gtype;
     int ret;
     struct greenlet_gc_lists lists;
-    if ((ret = greenlet_find_module(s, &gtype, &gl, err)) < 0)
+    if ((ret = greenlet_find_module(rt, &gtype, &gl, err)) < 0)
         return ret;
-    if ((ret = greenlet_gc_lists_of(s, interp, &lists)) < 0)
+    if ((ret = greenlet_gc_lists_of(rt, interp, &lists)) < 0)
         return pserr_set(err, -ret, "cannot find the collector's object lists of Python %s "
                          "(on 2.7 and 3.6 they are found by the symbols generations or "
-                         "_PyGC_generation0): %s", s->rt.version, strerror(-ret));
+                         "_PyGC_generation0): %s", rt->version, strerror(-ret));
     uint64_t *objs = NULL;
     size_t n = 0;
     for (int attempt = 0; attempt < COLLECT_ATTEMPTS; attempt++) {
         n = 0;
         gs->stats = (struct greenlet_stats){0};
-        ret = greenlet_gc_walk_lists(s->mem, l, &lists, gtype, &objs, &n, &gs->stats);
+        ret = greenlet_gc_walk_lists(rt->mem, l, &lists, gtype, &objs, &n, &gs->stats);
         if (ret != -EAGAIN && ret != -EFAULT && ret != -ELOOP && ret != -EBUSY)
             break;
     }
     if (ret == 0)
-        ret = greenlet_read(s->mem, l, gl, objs, n, gs);
+        ret = greenlet_read(rt->mem, l, gl, objs, n, gs);
     free(objs);
     if (ret == -ESRCH)
-        return pserr_set(err, ESRCH, "process %d exited while being read", (int)s->pid);
+        return pserr_set(err, ESRCH, "process %d exited while being read", (int)rt->pid);
     if (ret == -EAGAIN || ret == -ELOOP || ret == -EFAULT || ret == -EBUSY)
         return pserr_set(err, -ret, "the object lists of process %d changed under each of %d "
-                         "walks (try again)", (int)s->pid, COLLECT_ATTEMPTS);
+                         "walks (try again)", (int)rt->pid, COLLECT_ATTEMPTS);
     if (ret < 0)
         return pserr_set(err, -ret, "cannot walk the object lists of process %d: %s",
-                         (int)s->pid, strerror(-ret));
+                         (int)rt->pid, strerror(-ret));
     return 0;
 }
 

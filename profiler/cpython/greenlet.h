@@ -188,17 +188,17 @@ int greenlet_parked_stack(struct mem *m, const struct pylayout *l, struct greenl
 int greenlet_read(struct mem *m, const struct pylayout *l, const struct greenlet_layout *gl,
                   const uint64_t *objs, size_t n, struct greenlet_set *gs);
 
-struct session;
+struct pyrt;
 
 /*
- * Finds the greenlet module in the target: the address of PyGreenlet_Type
+ * Finds the greenlet module in the target of rt (its memory, maps and pid): the address of PyGreenlet_Type
  * (from its .so's .dynsym) and the greenlet release: from the package's
  * metadata beside it (greenlet-X.Y.Z.*-info), else from `__version__` in
  * the dict of the target's `greenlet` module (a package built by hand has
  * no metadata).  0, or a negative errno with err filled: -ENOENT greenlet
  * not loaded, -ENOTSUP a release whose layout is not known.
  */
-int greenlet_find_module(struct session *s, uint64_t *gtype,
+int greenlet_find_module(struct pyrt *rt, uint64_t *gtype,
                          const struct greenlet_layout **gl, struct pserr *err);
 
 /*
@@ -208,14 +208,14 @@ int greenlet_find_module(struct session *s, uint64_t *gtype,
  * 0, or a negative errno: -ENOTSUP a version without a known layout,
  * -ENOENT no symbol.
  */
-int greenlet_gc_lists_of(struct session *s, uint64_t interp, struct greenlet_gc_lists *lists);
+int greenlet_gc_lists_of(struct pyrt *rt, uint64_t interp, struct greenlet_gc_lists *lists);
 
 /*
  * All greenlets of interpreter interp, with their states and stacks.
  * Tries the list walk again a few times when it changed under it.
  * 0, or a negative errno with err filled.
  */
-int greenlet_collect(struct session *s, uint64_t interp, struct greenlet_set *gs,
+int greenlet_collect(struct pyrt *rt, uint64_t interp, struct greenlet_set *gs,
                      struct pserr *err);
 
 /*
@@ -228,6 +228,7 @@ int greenlet_collect(struct session *s, uint64_t interp, struct greenlet_set *gs
 int greenlet_thread_of(const struct mem_maps *maps, pid_t pid, const struct walk_thread *threads,
                        size_t n, uint64_t addr);
 
+struct session;
 struct snapshot;
 
 /*
