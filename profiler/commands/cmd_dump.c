@@ -11,6 +11,7 @@
 #include "profiler/commands/cli.h"
 #include "profiler/target/core.h"
 #include "profiler/cpython/greenlet.h"
+#include "profiler/sampling/greenlet_threads.h"
 #include "profiler/sampling/nstack.h"
 #include "profiler/target/proc.h"
 #include "profiler/cpython/pyval.h"
