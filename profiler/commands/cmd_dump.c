@@ -9,6 +9,7 @@
 #include "output/json.h"
 #include "output/label.h"
 #include "profiler/commands/cli.h"
+#include "profiler/commands/dump_greenlets.h"
 #include "profiler/target/core.h"
 #include "profiler/cpython/greenlet.h"
 #include "profiler/sampling/greenlet_threads.h"
@@ -390,10 +391,10 @@ static int dump_greenlets(struct session *s, const struct snapshot *sn, int json
     if (json) {
         out->len -= 2; /* the closing "}\n" */
         sb_adds(out, ",\n ");
-        greenlet_print_json(s, &gs, out);
+        dump_greenlets_json(s, &gs, out);
         sb_adds(out, "}\n");
     } else {
-        greenlet_print_text(s, &gs, out);
+        dump_greenlets_text(s, &gs, out);
     }
     greenlet_set_release(&gs);
     return 0;

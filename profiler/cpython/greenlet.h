@@ -188,14 +188,24 @@ int greenlet_parked_stack(struct mem *m, const struct pylayout *l, struct greenl
 int greenlet_read(struct mem *m, const struct pylayout *l, const struct greenlet_layout *gl,
                   const uint64_t *objs, size_t n, struct greenlet_set *gs);
 
+/* Bytes of a type name kept, its ending NUL included. */
+#define GREENLET_TYPE_NAME_MAX 64
+
+/*
+ * The tp_name of type (a greenlet's ob_type) into out: printable ASCII ended
+ * within GREENLET_TYPE_NAME_MAX bytes, else "" (unreadable or not a name).
+ */
+void greenlet_type_name(struct mem *m, const struct pylayout *l, uint64_t type,
+                        char out[GREENLET_TYPE_NAME_MAX]);
+
 struct pyrt;
 
 /*
- * Finds the greenlet module in the target of rt (its memory, maps and pid): the address of PyGreenlet_Type
- * (from its .so's .dynsym) and the greenlet release: from the package's
- * metadata beside it (greenlet-X.Y.Z.*-info), else from `__version__` in
- * the dict of the target's `greenlet` module (a package built by hand has
- * no metadata).  0, or a negative errno with err filled: -ENOENT greenlet
+ * Finds the greenlet module in rt's target (its memory, maps and pid): the
+ * address of PyGreenlet_Type (from its .so's .dynsym) and the greenlet
+ * release: from the package's metadata beside it (greenlet-X.Y.Z.*-info),
+ * else from `__version__` in the dict of the target's `greenlet` module (a
+ * package built by hand has no metadata).  0, or a negative errno with err filled: -ENOENT greenlet
  * not loaded, -ENOTSUP a release whose layout is not known.
  */
 int greenlet_find_module(struct pyrt *rt, uint64_t *gtype,
@@ -217,11 +227,5 @@ int greenlet_gc_lists_of(struct pyrt *rt, uint64_t interp, struct greenlet_gc_li
  */
 int greenlet_collect(struct pyrt *rt, uint64_t interp, struct greenlet_set *gs,
                      struct pserr *err);
-
-struct session;
-
-/* dump --greenlets: every greenlet and then identical stacks grouped, as text or JSON. */
-void greenlet_print_text(struct session *s, const struct greenlet_set *gs, struct strbuf *out);
-void greenlet_print_json(struct session *s, const struct greenlet_set *gs, struct strbuf *out);
 
 #endif
