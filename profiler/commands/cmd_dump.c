@@ -11,7 +11,7 @@
 #include "profiler/commands/cli.h"
 #include "profiler/commands/dump_greenlets.h"
 #include "profiler/target/core.h"
-#include "profiler/cpython/greenlet.h"
+#include "profiler/cpython/greenlet_find.h"
 #include "profiler/sampling/greenlet_threads.h"
 #include "profiler/sampling/nstack.h"
 #include "profiler/target/proc.h"

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "profiler/cpython/greenlet_find.h"
 #include "profiler/sampling/greenlet_threads.h"
 #include "profiler/sampling/session.h"
 #include "profiler/sampling/snapshot.h"
