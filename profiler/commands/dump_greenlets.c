@@ -8,6 +8,7 @@
 
 #include "output/json.h"
 #include "output/label.h"
+#include "profiler/commands/dump_print.h"
 #include "profiler/sampling/session.h"
 #include "symbolizer/codecache.h"
 #include "symbolizer/names.h"
@@ -32,7 +33,7 @@ static uint32_t *frame_ids(struct session *s, const struct greenlet_set *gs)
     return ids;
 }
 
-static void text_frame(const struct names *nm, uint32_t id, struct strbuf *out)
+static void frame_text(const struct names *nm, uint32_t id, struct strbuf *out)
 {
     if (id == UINT32_MAX) {
         sb_adds(out, "(unreadable code object)");
@@ -111,15 +112,6 @@ static struct group *group_stacks(const struct greenlet_set *gs, const uint32_t 
     return gv;
 }
 
-static const char *stack_error(int status)
-{
-    switch (status) {
-    case -EFAULT: return "unreadable memory";
-    case -ELOOP: return "a cycle in the frame chain";
-    default: return "it changed while being read";
-    }
-}
-
 /* Type names read once per distinct type (more types are read each time). */
 #define TYPE_NAMES 64
 
@@ -147,7 +139,7 @@ static const char *type_label(const struct greenlet *g)
 }
 
 /* Where a running greenlet runs, after its state in the text dump. */
-static void text_thread(const struct greenlet *g, struct strbuf *out)
+static void where_text(const struct greenlet *g, struct strbuf *out)
 {
     if (g->state != GL_RUNNING)
         return;
@@ -170,16 +162,16 @@ void dump_greenlets_text(struct session *s, const struct greenlet_set *gs, struc
         const char *tname = type_name(s, tn, g);
         sb_addf(out, "Greenlet 0x%" PRIx64 " %s%s (%s", g->obj, *tname ? tname : "?",
                 type_label(g), greenlet_state_name(g->state));
-        text_thread(g, out);
+        where_text(g, out);
         sb_adds(out, ")\n");
         int stacked = g->state == GL_PARKED || (g->state == GL_RUNNING && g->thread);
         if (stacked && g->status < 0)
-            sb_addf(out, "    (stack unreadable: %s)\n", stack_error(g->status));
+            sb_addf(out, "    (stack unreadable: %s)\n", dump_print_stack_error(g->status));
         else if (stacked && g->depth == 0)
             sb_adds(out, "    (no Python frames)\n");
         for (size_t k = 0; k < g->depth; k++) {
             sb_adds(out, "    ");
-            text_frame(s->names, ids[g->off + k], out);
+            frame_text(s->names, ids[g->off + k], out);
             sb_addc(out, '\n');
         }
         if (g->status == 1)
@@ -194,7 +186,7 @@ void dump_greenlets_text(struct session *s, const struct greenlet_set *gs, struc
                 greenlet_state_name(g->state));
         for (size_t k = 0; k < g->depth; k++) {
             sb_adds(out, k ? " <- `" : " at `");
-            text_frame(s->names, ids[g->off + k], out);
+            frame_text(s->names, ids[g->off + k], out);
             sb_addc(out, '`');
         }
         if (g->state == GL_PARKED && g->status == 0 && g->depth == 0)
@@ -252,7 +244,7 @@ void dump_greenlets_json(struct session *s, const struct greenlet_set *gs, struc
             sb_adds(out, ", \"thread\": null");
         if ((g->state == GL_PARKED || (g->state == GL_RUNNING && g->thread)) && g->status < 0) {
             sb_adds(out, ", \"error\": ");
-            json_string(out, stack_error(g->status));
+            json_string(out, dump_print_stack_error(g->status));
         }
         sb_addf(out, ", \"truncated\": %s, \"frames\": ", g->status == 1 ? "true" : "false");
         frames_json(s, g, ids, out);

@@ -77,7 +77,7 @@ static struct walk_thread *threads_with_tids(const struct session *s, const stru
 }
 
 /* The main thread's id as the target numbers it (thread states say it so in a PID namespace). */
-static pid_t main_tid(const struct session *s, const struct snapshot *sn)
+static pid_t tid_of_main(const struct session *s, const struct snapshot *sn)
 {
     for (size_t k = 0; k < sn->nthreads; k++)
         if (s->threads[sn->st[k].tracked].tid == s->pid && sn->threads[k].native_tid > 0)
@@ -162,7 +162,7 @@ static void take_thread(struct session *s, const struct snapshot *sn, size_t k, 
 int greenlet_owner(struct session *s, const struct snapshot *sn, const struct greenlet *g)
 {
     struct walk_thread *wt = threads_with_tids(s, sn);
-    int k = running_thread(mem_maps(s->mem), main_tid(s, sn), wt, sn->nthreads, g);
+    int k = running_thread(mem_maps(s->mem), tid_of_main(s, sn), wt, sn->nthreads, g);
     free(wt);
     return k;
 }
@@ -170,7 +170,7 @@ int greenlet_owner(struct session *s, const struct snapshot *sn, const struct gr
 void greenlet_join_threads(struct session *s, const struct snapshot *sn, struct greenlet_set *gs)
 {
     const struct mem_maps *maps = mem_maps(s->mem);
-    pid_t pid = main_tid(s, sn);
+    pid_t pid = tid_of_main(s, sn);
     int *at = xmalloc((gs->n ? gs->n : 1) * sizeof(*at));
     struct greenlet **cand = xmalloc((gs->n ? gs->n : 1) * sizeof(*cand));
     struct walk_thread *wt = threads_with_tids(s, sn);
