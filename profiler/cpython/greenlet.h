@@ -1,7 +1,8 @@
 /*
  * Greenlets (gevent, eventlet) seen from outside: every greenlet object of
- * the target, found by walking the collector's generation lists, its state,
- * and a parked greenlet's Python stack from the frames it saved when it
+ * the target, found by walking the collector's generation lists
+ * (greenlet_gc.h, from greenlet_find.h's greenlet_collect), its state, and
+ * a parked greenlet's Python stack from the frames it saved when it
  * switched away.  No registry of greenlets exists in the target, so the
  * list walk is the only complete view; it races the target's allocations,
  * and is bounded and checked link by link.
@@ -11,59 +12,18 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/util.h"
+#include "profiler/cpython/greenlet_layout.h"
 #include "profiler/cpython/layout.h"
-#include "profiler/target/mem.h"
 #include "profiler/cpython/walk.h"
+#include "profiler/target/mem.h"
 
-/* Objects walked over all generations before the walk gives up. */
-#define GREENLET_MAX_OBJECTS (1u << 24)
-/* Walks of one generation's list while it changes under them, and the pause before each retry. */
-#define GREENLET_LIST_ATTEMPTS 16
-#define GREENLET_RETRY_US 500
-/*
- * Looks, and the pause between them, while a collection runs: a full one of
- * a large heap that finalizes greenlets can last over 100 ms (eventlet, 120 000 objects).
- */
-#define GREENLET_COLLECT_WAITS 400
-#define GREENLET_COLLECT_PAUSE_US 1000
 /* Greenlets kept; more are counted but not read. */
 #define GREENLET_MAX 100000
-/* tp_base links followed to match a subtype. */
-#define GREENLET_MAX_BASES 32
 /* Frames read of one greenlet's stack. */
 #define GREENLET_MAX_DEPTH 1024
-
-/*
- * Offsets in the C++ greenlet implementation (the PyGreenlet's pimpl), for
- * the greenlet releases built for Python major.minor: they depend on both
- * (PythonState saves different members per Python version).
- */
-struct greenlet_layout {
-    const char *releases;           /* "2.0.0 2.0.1 2.0.2": each one measured */
-    int major, minor;               /* the Python version */
-    int pimpl;                      /* in the PyGreenlet */
-    int self;                       /* Greenlet::_self, back to the PyGreenlet */
-    int stack_start, stack_stop, stack_copy, stack_saved;
-    int top_frame;                  /* PythonState, saved at switch-away: a PyFrameObject */
-    int current_frame;              /* 3.11+: the _PyInterpreterFrame, else -1 */
-    int datastack_chunk, datastack_top; /* 3.11+, else -1 */
-    int prev_frame;                 /* 3.0.0-3.0.2 on 3.12: the top frame's cut link, else -1 */
-    int size;                       /* bytes to read to cover them all */
-};
-
-/*
- * The table for greenlet `version` ("2.0.2") built for Python major.minor,
- * or NULL when not known.
- */
-const struct greenlet_layout *greenlet_layout_for(const char *version, int major, int minor);
-
-/*
- * "2.0.0-3.1.0, 3.1.1-3.3.2": the first and last release of each row for
- * Python major.minor, or "none", for messages.
- */
-void greenlet_layout_known(int major, int minor, char *buf, size_t size);
 
 enum greenlet_state {
     GL_PARKED,       /* switched away: its frames are saved */
@@ -117,58 +77,6 @@ struct greenlet_set {
 
 void greenlet_set_release(struct greenlet_set *gs);
 
-/* Where an interpreter's generation lists are. */
-struct greenlet_gc_lists {
-    uint64_t generations;   /* the first gc_generation (3 of l->gc_generation_size bytes) */
-    uint64_t collecting;    /* the int set while a collection runs, 0 when not known */
-};
-
-/*
- * Walks the generation lists at lists (PyGC_Head of l->gc_head_size) and
- * appends to *objs every object whose type is gtype or a subtype of it.
- * Each list must lead back to its head, every link must be mirrored by the
- * next node's prev, and the walk is bounded by GREENLET_MAX_OBJECTS.  A
- * list is not walked while the interpreter says a collection runs
- * (GREENLET_COLLECT_WAITS looks at most); one
- * that fails is walked again, up to GREENLET_LIST_ATTEMPTS times in all.
- * Returns 0, or a negative errno: -EFAULT an unreadable node, -EAGAIN a
- * list that changed under the walk (a broken link), -ELOOP a list that does
- * not lead back to its head, -EBUSY a collection ran all along.
- */
-int greenlet_gc_walk_lists(struct mem *m, const struct pylayout *l,
-                           const struct greenlet_gc_lists *lists, uint64_t gtype,
-                           uint64_t **objs, size_t *n, struct greenlet_stats *st);
-
-/* The same for the lists inside interpreter interp (3.9+); -ENOTSUP before. */
-int greenlet_gc_walk(struct mem *m, const struct pylayout *l, uint64_t interp, uint64_t gtype,
-                     uint64_t **objs, size_t *n, struct greenlet_stats *st);
-
-/*
- * greenlet_gc_walk over the young generations alone when young_only is
- * set, with attempts walks of a list at most (instead of
- * GREENLET_LIST_ATTEMPTS).  With fewer it is a quick look: a running
- * collection is not waited for (-EBUSY at once), and each list is walked
- * once from its tail and, if that breaks off, once from its head, keeping
- * what both found: -EAGAIN then says some list was not seen whole (*objs
- * still holds what was found; it may hold an object twice).
- */
-int greenlet_gc_walk_gens(struct mem *m, const struct pylayout *l,
-                          const struct greenlet_gc_lists *lists, uint64_t gtype, int young_only,
-                          int attempts, uint64_t **objs, size_t *n, struct greenlet_stats *st);
-
-/*
- * The young generations (0 and 1: a greenlet that lives a few collections
- * of generation 0 is in 1), and what tells whether they changed: each
- * head's links, threshold and count.  An object tracked since is linked in
- * at the tail, and one freed or collected changes a count, so an unchanged
- * mark nearly always means unchanged lists (not always: a walk of every
- * generation now and then finds what this misses).  0 or a negative errno.
- */
-#define GREENLET_YOUNG_GENS 2
-#define GREENLET_YOUNG_MARK (GREENLET_YOUNG_GENS * 3)
-int greenlet_young_mark(struct mem *m, const struct pylayout *l,
-                        const struct greenlet_gc_lists *lists, uint64_t mark[GREENLET_YOUNG_MARK]);
-
 /*
  * The pieces of greenlet_read: a greenlet's state from its implementation's
  * gl->size bytes at impl (obj and pimpl already set, status untouched), and
@@ -188,69 +96,14 @@ int greenlet_parked_stack(struct mem *m, const struct pylayout *l, struct greenl
 int greenlet_read(struct mem *m, const struct pylayout *l, const struct greenlet_layout *gl,
                   const uint64_t *objs, size_t n, struct greenlet_set *gs);
 
-struct session;
+/* Bytes of a type name kept, its ending NUL included. */
+#define GREENLET_TYPE_NAME_MAX 64
 
 /*
- * Finds the greenlet module in the target: the address of PyGreenlet_Type
- * (from its .so's .dynsym) and the greenlet release: from the package's
- * metadata beside it (greenlet-X.Y.Z.*-info), else from `__version__` in
- * the dict of the target's `greenlet` module (a package built by hand has
- * no metadata).  0, or a negative errno with err filled: -ENOENT greenlet
- * not loaded, -ENOTSUP a release whose layout is not known.
+ * The tp_name of type (a greenlet's ob_type) into out: printable ASCII ended
+ * within GREENLET_TYPE_NAME_MAX bytes, else "" (unreadable or not a name).
  */
-int greenlet_find_module(struct session *s, uint64_t *gtype,
-                         const struct greenlet_layout **gl, struct pserr *err);
-
-/*
- * Where interpreter interp's generation lists are: in it (3.9+), in
- * _PyRuntime (3.7, 3.8), or statics (2.7, 3.6: the symbol `generations`,
- * else the exported `_PyGC_generation0`, then with no collecting flag).
- * 0, or a negative errno: -ENOTSUP a version without a known layout,
- * -ENOENT no symbol.
- */
-int greenlet_gc_lists_of(struct session *s, uint64_t interp, struct greenlet_gc_lists *lists);
-
-/*
- * All greenlets of interpreter interp, with their states and stacks.
- * Tries the list walk again a few times when it changed under it.
- * 0, or a negative errno with err filled.
- */
-int greenlet_collect(struct session *s, uint64_t interp, struct greenlet_set *gs,
-                     struct pserr *err);
-
-/*
- * The thread whose C stack holds addr: its index in threads[0..n), or -1
- * when no thread's does, or more than one seem to.  The main thread
- * (native_tid == pid) runs on the "[stack]" mapping; another thread on the
- * anonymous mapping that holds its pthread_t, as glibc places a thread's
- * struct pthread at the top of the stack it allocates for it.
- */
-int greenlet_thread_of(const struct mem_maps *maps, pid_t pid, const struct walk_thread *threads,
-                       size_t n, uint64_t addr);
-
-struct snapshot;
-
-/*
- * Gives each running greenlet of gs the thread of snapshot sn whose C stack
- * holds its own (both ends of its range; a main greenlet's start), and that
- * thread's Python frames as its stack.  Greenlets suspended in C code with
- * no Python frame look running too: of those a thread holds, the one whose
- * saved data stack the thread runs on (or the only one) is; the others
- * become parked, without frames.  A running greenlet that no thread holds,
- * or that cannot be told apart, is left without one (thread 0).
- */
-void greenlet_join_threads(struct session *s, const struct snapshot *sn,
-                           struct greenlet_set *gs);
-
-/*
- * The index in sn of the thread whose C stack holds g's (a started
- * greenlet's, parked or running: both ends of its range, a main greenlet's
- * start), or -1 when none does or it cannot be told.
- */
-int greenlet_owner(struct session *s, const struct snapshot *sn, const struct greenlet *g);
-
-/* dump --greenlets: every greenlet and then identical stacks grouped, as text or JSON. */
-void greenlet_print_text(struct session *s, const struct greenlet_set *gs, struct strbuf *out);
-void greenlet_print_json(struct session *s, const struct greenlet_set *gs, struct strbuf *out);
+void greenlet_type_name(struct mem *m, const struct pylayout *l, uint64_t type,
+                        char out[GREENLET_TYPE_NAME_MAX]);
 
 #endif

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "profiler/cpython/greenlet_find.h"
+#include "profiler/sampling/greenlet_threads.h"
 #include "profiler/sampling/session.h"
 #include "profiler/sampling/snapshot.h"
 #include "symbolizer/codecache.h"
@@ -148,14 +150,14 @@ static int find_module(struct gcensus *c, struct session *s, uint64_t interp, ui
     c->module_at = now;
     /* A module map may be new since the maps were read. */
     mem_refresh_maps(s->mem, NULL);
-    int ret = greenlet_find_module(s, &c->gtype, &c->gl, err);
+    int ret = greenlet_find_module(&s->rt, &c->gtype, &c->gl, err);
     if (ret == -ENOENT)
         return ret;
     if (ret < 0) {
         c->module = -1;
         return -ENOTSUP;
     }
-    if ((ret = greenlet_gc_lists_of(s, interp, &c->lists)) < 0) {
+    if ((ret = greenlet_gc_lists_of(&s->rt, interp, &c->lists)) < 0) {
         c->module = -1;
         return pserr_set(err, ENOTSUP, "cannot find the collector's object lists of Python %s: "
                          "%s", s->rt.version, strerror(-ret));

@@ -15,6 +15,7 @@
 
 #include "common/util.h"
 #include "profiler/cpython/greenlet.h"
+#include "profiler/cpython/greenlet_gc.h"
 
 struct session;
 

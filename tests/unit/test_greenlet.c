@@ -8,6 +8,8 @@
 
 #include "profiler/sampling/gcensus.h"
 #include "profiler/cpython/greenlet.h"
+#include "profiler/cpython/greenlet_gc.h"
+#include "profiler/cpython/greenlet_layout.h"
 #include "test.h"
 
 /* The fake image: a segment of objects, types and frames at BASE. */

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "profiler/cpython/greenlet.h"
+#include "profiler/sampling/greenlet_threads.h"
 #include "profiler/sampling/session.h"
 #include "profiler/sampling/snapshot.h"
 #include "test.h"

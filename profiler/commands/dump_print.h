@@ -1,0 +1,33 @@
+/*
+ * dump's text and JSON: the process (or core), its interpreter, who holds
+ * the GIL, and each thread's stack, with what --locals and --source add
+ * under each Python frame.  dump_greenlets.h adds the greenlets.
+ */
+#ifndef PYSTROBE_DUMP_PRINT_H
+#define PYSTROBE_DUMP_PRINT_H
+
+#include "common/util.h"
+
+struct pyval;
+struct session;
+struct snapshot;
+struct srcfiles;
+
+/* What --locals and --source add under each frame. */
+struct dump_extras {
+    struct pyval *pv;       /* --locals, else NULL */
+    struct srcfiles *src;   /* --source, else NULL */
+    int context;            /* --source=N */
+};
+
+/* The dump of snapshot sn as text, appended to out. */
+void dump_print_text(struct session *s, const struct snapshot *sn, const struct dump_extras *x,
+                     struct strbuf *out);
+/* The same as one JSON object (ending in "}\n"). */
+void dump_print_json(struct session *s, const struct snapshot *sn, const struct dump_extras *x,
+                     struct strbuf *out);
+
+/* Why a stack (status < 0) could not be read: "unreadable memory", ... */
+const char *dump_print_stack_error(int status);
+
+#endif
