@@ -16,8 +16,9 @@
 /* Data-stack chunks copied per walk, and bytes copied in all. */
 #define MAX_CHUNKS 256
 #define MAX_CHUNK_BYTES (8u << 20)
-/* Bytes of a struct pthread searched for the tid field. */
+/* Bytes of a struct pthread searched for the tid field, and threads read for it. */
 #define PTHREAD_SCAN 2048
+#define TID_SAMPLE 64
 /* Thread lists between two searches for it, after one failed. */
 #define TID_SEARCH_EVERY 64
 
@@ -1840,12 +1841,10 @@ int walk_callee(struct walker *w, const struct walk_thread *t, uint64_t frame, u
 
 /* ---- thread ids ---- */
 
-static int in_set(const pid_t *v, int n, pid_t x)
+static int pid_cmp(const void *a, const void *b)
 {
-    for (int i = 0; i < n; i++)
-        if (v[i] == x)
-            return 1;
-    return 0;
+    pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+    return (x > y) - (x < y);
 }
 
 /* The process's id in its own namespace: a core's threads are numbered as the core says. */
@@ -1872,57 +1871,76 @@ static int list_tasks(struct walker *w, pid_t **tasks)
     return ntasks;
 }
 
+/* The thread of a list of n whose struct pthread is read as the ith of k:
+ * the newest threads, and last the oldest, which is the main thread (its
+ * tid is the pid: what tells the field) in a list longer than k. */
+static size_t tid_sampled(size_t i, size_t k, size_t n)
+{
+    return i + 1 == k ? n - 1 : i;
+}
+
 /*
  * Finds the offset of struct pthread's tid: the first 4-byte field that holds,
- * for every thread, the id of one of the process's tasks (as the process's own
- * PID namespace numbers them) or 0 (a thread that has exited: the kernel
- * clears the field), distinct across threads, one of them the main thread's
- * (the process id).  The tasks are listed after the memory is read, so that
- * only a thread that exited in between can be missing from the list; one
- * such in four is forgiven.
+ * for every thread read, the id of one of the process's tasks (as the
+ * process's own PID namespace numbers them) or 0 (a thread that has exited:
+ * the kernel clears the field), distinct across threads, one of them the
+ * main thread's (the process id).  Thread states that name the same struct
+ * pthread are one thread here: before 3.11 a new thread's state is made by
+ * the thread that starts it, and holds that one's ident until the new thread
+ * runs.  The tasks are listed before the memory is read and after, so that
+ * only a thread that started and exited in between can be missing from both;
+ * one such in four is forgiven.
  */
 static int find_tid_offset(struct walker *w, const struct walk_thread *threads, size_t n)
 {
-    pid_t *tasks = NULL;
-    size_t k = MIN(n, (size_t)64);
+    pid_t *tasks = NULL, *later = NULL;
+    size_t k = MIN(n, (size_t)TID_SAMPLE);
     int found = -1;
-    int32_t(*vals)[PTHREAD_SCAN / 4] = xcalloc(k ? k : 1, sizeof(*vals));
-    int *ok = xcalloc(k ? k : 1, sizeof(int));
-    /* The newest threads and the oldest, which is the main thread (its tid
-     * is the pid: what tells the field) in a list longer than the sample. */
-    for (size_t i = 0; i < k; i++) {
-        const struct walk_thread *t = &threads[i + 1 == k ? n - 1 : i];
-        ok[i] = t->thread_id && mem_read(w->rt->mem, t->thread_id, vals[i], sizeof(vals[i])) == 0;
-    }
     int ntasks = list_tasks(w, &tasks);
     if (ntasks <= 0) {
         free(tasks);
-        free(vals);
-        free(ok);
         return ntasks < 0 ? ntasks : -ENOENT;
     }
+    int32_t(*vals)[PTHREAD_SCAN / 4] = xcalloc(k ? k : 1, sizeof(*vals));
+    int *ok = xcalloc(k ? k : 1, sizeof(int));
+    for (size_t i = 0; i < k; i++) {
+        uint64_t id = threads[tid_sampled(i, k, n)].thread_id;
+        ok[i] = id != 0;
+        for (size_t j = 0; j < i && ok[i]; j++)
+            ok[i] = threads[tid_sampled(j, k, n)].thread_id != id;
+        ok[i] = ok[i] && mem_read(w->rt->mem, id, vals[i], sizeof(vals[i])) == 0;
+    }
+    int nlater = list_tasks(w, &later);
+    size_t nt = (size_t)ntasks;
+    if (nlater > 0) {
+        tasks = xrealloc(tasks, (nt + (size_t)nlater) * sizeof(*tasks));
+        memcpy(tasks + nt, later, (size_t)nlater * sizeof(*tasks));
+        nt += (size_t)nlater;
+    }
+    free(later);
+    qsort(tasks, nt, sizeof(*tasks), pid_cmp);
+    pid_t main_tid = own_pid(w);
     for (int off = 0; off < PTHREAD_SCAN / 4 && found < 0; off++) {
         int has_main = 0, good = 1, live = 0, missing = 0;
-        for (size_t i = 0; i < k && good; i++) {
-            if (!ok[i])
-                continue;
+        for (size_t i = 0; i < k && !has_main; i++)
+            has_main = ok[i] && vals[i][off] == main_tid;
+        for (size_t i = 0; i < k && has_main && good; i++) {
             pid_t v = vals[i][off];
-            if (v == 0)
+            if (!ok[i] || v == 0)
                 continue;
             if (v < 0) {
                 good = 0;
                 break;
             }
-            if (in_set(tasks, ntasks, v))
+            if (bsearch(&v, tasks, nt, sizeof(*tasks), pid_cmp))
                 live++;
             else
                 missing++;
             for (size_t j = 0; j < i && good; j++)
                 if (ok[j] && vals[j][off] == v)
                     good = 0;
-            has_main |= v == own_pid(w);
         }
-        if (good && has_main && live > 0 && missing * 4 <= live)
+        if (has_main && good && live > 0 && missing * 4 <= live)
             found = off * 4;
     }
     free(vals);

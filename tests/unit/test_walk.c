@@ -6,6 +6,8 @@
 #include "profiler/walk.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "test.h"
@@ -1228,6 +1230,103 @@ TEST(old_threads_tid_found_among_many)
         walker_free(w);
         img_release(&im);
     }
+}
+
+/* Threads of this process blocked in read() until the pipe closes: tasks
+ * whose ids a fake struct pthread can hold. */
+struct live_threads {
+    pthread_t th[2];
+    volatile pid_t tid[2];
+    int fds[2];
+};
+
+struct live_slot {
+    struct live_threads *lt;
+    int i;
+};
+
+static void *live_thread(void *arg)
+{
+    struct live_slot *s = arg;
+    char c;
+    s->lt->tid[s->i] = (pid_t)syscall(SYS_gettid);
+    while (read(s->lt->fds[0], &c, 1) < 0 && errno == EINTR)
+        ;
+    return NULL;
+}
+
+static void live_start(struct live_threads *lt, struct live_slot slots[2])
+{
+    memset(lt, 0, sizeof(*lt));
+    REQUIRE(pipe(lt->fds) == 0);
+    for (int i = 0; i < 2; i++) {
+        slots[i] = (struct live_slot){lt, i};
+        REQUIRE(pthread_create(&lt->th[i], NULL, live_thread, &slots[i]) == 0);
+    }
+    for (int k = 0; k < 2000 && !(lt->tid[0] && lt->tid[1]); k++)
+        usleep(1000);
+    REQUIRE(lt->tid[0] > 0 && lt->tid[1] > 0);
+}
+
+static void live_stop(struct live_threads *lt)
+{
+    close(lt->fds[1]);
+    for (int i = 0; i < 2; i++)
+        pthread_join(lt->th[i], NULL);
+    close(lt->fds[0]);
+}
+
+/* A struct pthread whose tid (at 720, as glibc has it) is tid. */
+static uint64_t fake_pthread(struct img *im, pid_t tid)
+{
+    uint64_t pt = img_alloc(im, 2048);
+    img_w32(im, pt + 720, (uint32_t)tid);
+    return pt;
+}
+
+/*
+ * Before 3.11 a thread state is made by the thread that starts the new
+ * thread, and holds that thread's ident until the new one runs (CPython's
+ * new_threadstate, then t_bootstrap): two thread states of the list then
+ * name one struct pthread.  That is no reason to miss the tid's place: it
+ * is found on the first list, and each thread gets its tid (the one not
+ * started yet its starter's, as its ident says).
+ */
+TEST(old_threads_tid_found_with_a_thread_not_started)
+{
+    struct live_threads lt;
+    struct live_slot slots[2];
+    live_start(&lt, slots);
+    for (size_t v = 0; v < ARRAY_SIZE(old_versions); v++) {
+        struct img im;
+        img_init_ex(&im, old_versions[v][0], old_versions[v][1], 0, 1);
+        uint64_t interp = img_interp(&im);
+        uint64_t pm = fake_pthread(&im, getpid()), pa = fake_pthread(&im, lt.tid[0]);
+        uint64_t pb = fake_pthread(&im, lt.tid[1]);
+        /* Newest first: A's new thread (not started), B, A, the main thread. */
+        uint64_t ts[4] = {img_tstate(&im, interp, pa, 0), img_tstate(&im, interp, pb, 0),
+                          img_tstate(&im, interp, pa, 0), img_tstate(&im, interp, pm, 0)};
+        const pid_t want[4] = {lt.tid[0], lt.tid[1], lt.tid[0], getpid()};
+        img_link_threads(&im, interp, ts, 4);
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct walk_thread t[4];
+        size_t n;
+        CHECK_INT(walk_threads(w, interp, t, 4, &n), 0);
+        CHECK_INT(n, 4);
+        for (size_t i = 0; i < n; i++) {
+            pid_t tid = 0, ns_tid = 0;
+            CHECK_INT(walk_thread_tid(w, t, n, i, &tid, &ns_tid), 0);
+            CHECK_INT(tid, want[i]);
+        }
+        /* From the next list on, with the list. */
+        CHECK_INT(walk_threads(w, interp, t, 4, &n), 0);
+        for (size_t i = 0; i < n; i++)
+            CHECK_INT(t[i].native_tid, want[i]);
+        walker_free(w);
+        img_release(&im);
+    }
+    live_stop(&lt);
 }
 
 /* Writes 4 bytes at addr once the first of the two passes over the frames is read. */
