@@ -107,7 +107,11 @@ static void find_tid(struct session *s, struct tracked *t, const struct walk_thr
 {
     pid_t tid, ns_tid;
     t->tid_tried = s->gen;
-    if (walk_thread_tid(s->walker, all, n, i, &tid, &ns_tid) < 0)
+    int ret = walk_thread_tid(s->walker, all, n, i, &tid, &ns_tid);
+    /* <= 3.10 before the tid's place in struct pthread is found: the walker
+     * searches again soon, and says when (it costs nothing meanwhile). */
+    t->tid_soon = ret == -EAGAIN;
+    if (ret < 0)
         return;
     if (mem_is_core(s->mem)) {
         /* A core has no /proc files: a tid is good when the core has the thread. */
@@ -160,10 +164,11 @@ size_t session_track(struct session *s, const struct walk_thread *all, size_t n,
             continue;
         t->seen = s->gen;
         s->pos_hint[i] = k;
-        /* A tid not found at first (a list changing under the search) is
-         * looked up again now and then: without it, the thread's state is
-         * unknown and an on-CPU recording never samples it. */
-        if (t->tid == 0 && s->gen - t->tid_tried >= TID_RETRY)
+        /* A tid not found at first is looked up again: without it, the
+         * thread's state is unknown and an on-CPU recording never samples it.
+         * With each list while where to read it is not known yet, else now
+         * and then (a thread that had exited, or garbage). */
+        if (t->tid == 0 && (t->tid_soon || s->gen - t->tid_tried >= TID_RETRY))
             find_tid(s, t, all, n, i);
         return k;
     }

@@ -22,6 +22,7 @@ struct tracked {
     pid_t tid;        /* 0 when unknown */
     pid_t ns_tid;     /* the same as the target's PID namespace numbers it */
     uint32_t tid_tried; /* the generation of the last look for an unknown tid */
+    int tid_soon;     /* the look found not yet where to read it: look again next time */
     int stat_fd;      /* /proc/PID/task/TID/stat, -1 when unknown */
     int syscall_fd;   /* /proc/PID/task/TID/syscall, opened on first use; -1 none yet, -2 failed */
     int sched_fd;     /* /proc/PID/task/TID/schedstat, the same way */

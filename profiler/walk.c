@@ -19,7 +19,8 @@
 /* Bytes of a struct pthread searched for the tid field, and threads read for it. */
 #define PTHREAD_SCAN 2048
 #define TID_SAMPLE 64
-/* Thread lists between two searches for it, after one failed. */
+/* After a search for it failed, the thread lists before the next search:
+ * 1, then twice as many after each failure, up to this. */
 #define TID_SEARCH_EVERY 64
 
 struct chunk_copy {
@@ -158,7 +159,7 @@ struct walker {
     int tid_offset;         /* offset of tid in struct pthread; -1 unknown */
     uint32_t lists;         /* walk_threads calls */
     uint32_t tid_search_at; /* the call of the last search for tid_offset */
-    int tid_search_failed;
+    uint32_t tid_search_wait; /* calls from a failed search to the next; 0: none failed */
     pid_t ns_pid;           /* the process's id in its own PID namespace */
     /* The thread states of the last walk_threads, and a buffer for them. */
     uint64_t *prev_ts;
@@ -1977,13 +1978,17 @@ int walk_thread_tid(struct walker *w, const struct walk_thread *threads, size_t 
     } else {
         int32_t v;
         if (w->tid_offset < 0) {
-            /* A search that failed is not tried again for a while: it reads a lot. */
-            if (w->tid_search_failed && w->lists - w->tid_search_at < TID_SEARCH_EVERY)
+            /* A search reads a lot: after one failed, the next waits for the
+             * next list, then twice as many lists after each failure. */
+            if (w->tid_search_wait && w->lists - w->tid_search_at < w->tid_search_wait)
                 return -EAGAIN;
             w->tid_search_at = w->lists;
-            w->tid_search_failed = (ret = find_tid_offset(w, threads, n)) < 0;
-            if (ret < 0)
-                return ret;
+            if (find_tid_offset(w, threads, n) < 0) {
+                w->tid_search_wait = w->tid_search_wait
+                                         ? MIN(2 * w->tid_search_wait, (uint32_t)TID_SEARCH_EVERY)
+                                         : 1;
+                return -EAGAIN;
+            }
         }
         if ((ret = mem_read(w->rt->mem, t->thread_id + (uint64_t)w->tid_offset, &v, 4)) < 0)
             return ret;

@@ -867,3 +867,50 @@ TEST(stack_read_before_a_wait_is_not_reused_for_it)
     if (!sched)
         SKIP("no scheduler statistics in /proc (schedstat): nothing tells a thread that has not run");
 }
+
+/* <= 3.10: a live image of one thread (no Python frames) whose struct pthread
+ * holds tid at glibc's offset; *pt receives the struct's address. */
+static uint64_t old_thread_image(struct img *im, int minor, pid_t tid, uint64_t *pt)
+{
+    img_init_ex(im, minor ? 3 : 2, minor ? minor : 7, 0, 1);
+    uint64_t interp = img_interp(im);
+    *pt = img_alloc(im, 2048);
+    img_w32(im, *pt + 720, (uint32_t)tid);
+    uint64_t ts = img_tstate(im, interp, *pt, 0);
+    img_link_threads(im, interp, &ts, 1);
+    img_commit(im);
+    return interp;
+}
+
+static const int old_minors[] = {0, 6, 7, 8, 9, 10}; /* 0: 2.7 */
+
+/*
+ * <= 3.10: a thread seen while the tid's place in struct pthread is not
+ * known yet (the search found nothing: here the main thread's tid is not
+ * there yet) has its tid from the next list on, once it is found, not
+ * 64 lists later: until then an on-CPU recording cannot sample it.
+ */
+TEST(old_threads_tid_looked_up_again_with_the_next_list)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(old_minors); v++) {
+        struct img im;
+        uint64_t pt;
+        old_thread_image(&im, old_minors[v], 0, &pt);
+        struct session s;
+        session_on(&s, &im);
+        s.pid = s.rt.pid = getpid();
+        struct snapshot sn;
+        snapshot_init(&sn);
+        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        REQUIRE(s.nthreads == 1);
+        CHECK_INT(s.threads[0].tid, 0);
+        img_w32(&im, pt + 720, (uint32_t)getpid());
+        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        REQUIRE(s.nthreads == 1);
+        CHECK_INT(s.threads[0].tid, getpid());
+        CHECK_INT(s.threads[0].ns_tid, getpid());
+        snapshot_release(&sn);
+        session_off(&s);
+        img_release(&im);
+    }
+}

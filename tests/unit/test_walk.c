@@ -1329,6 +1329,68 @@ TEST(old_threads_tid_found_with_a_thread_not_started)
     live_stop(&lt);
 }
 
+/* Reads made by one call of walk_thread_tid for thread i: a search reads. */
+static uint64_t tid_call_reads(struct img *im, struct walker *w, struct walk_thread *t, size_t n,
+                               size_t i, int *ret)
+{
+    pid_t tid, ns_tid;
+    uint64_t before = mem_read_calls(im->m);
+    *ret = walk_thread_tid(w, t, n, i, &tid, &ns_tid);
+    return mem_read_calls(im->m) - before;
+}
+
+/*
+ * A search that finds nothing (here: the main thread's tid is not there
+ * yet) is tried again on the next list, then after 2, 4, ... lists, up to
+ * every 64: soon when the list was caught changing, and at a bounded cost
+ * when it never can succeed.  A thread's tid is "not yet" (-EAGAIN) meanwhile.
+ */
+TEST(old_threads_tid_search_tried_again_soon)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(old_versions); v++) {
+        struct img im;
+        img_init_ex(&im, old_versions[v][0], old_versions[v][1], 0, 1);
+        uint64_t interp = img_interp(&im);
+        uint64_t pm = fake_pthread(&im, 0);
+        uint64_t ts = img_tstate(&im, interp, pm, 0);
+        img_link_threads(&im, interp, &ts, 1);
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct walk_thread t[2];
+        size_t n;
+        int ret;
+        CHECK_INT(walk_threads(w, interp, t, 2, &n), 0);
+        CHECK(tid_call_reads(&im, w, t, n, 0, &ret) > 0);
+        CHECK_INT(ret, -EAGAIN);
+        /* Not twice in one list. */
+        CHECK_U64(tid_call_reads(&im, w, t, n, 0, &ret), 0);
+        CHECK_INT(ret, -EAGAIN);
+        /* Found on the next list. */
+        img_w32(&im, pm + 720, (uint32_t)getpid());
+        CHECK_INT(walk_threads(w, interp, t, 2, &n), 0);
+        pid_t tid = 0, ns_tid = 0;
+        CHECK_INT(walk_thread_tid(w, t, n, 0, &tid, &ns_tid), 0);
+        CHECK_INT(tid, getpid());
+        walker_free(w);
+        /* Never there: searched on lists 1, 2, 4, 8, ..., 64, then every 64. */
+        img_w32(&im, pm + 720, 0);
+        w = walker_new(&im.rt);
+        int searched[200] = {0}, nsearch = 0;
+        for (int list = 1; list < 200; list++) {
+            CHECK_INT(walk_threads(w, interp, t, 2, &n), 0);
+            searched[list] = tid_call_reads(&im, w, t, n, 0, &ret) > 0;
+            CHECK_INT(ret, -EAGAIN);
+            nsearch += searched[list];
+        }
+        CHECK_INT(nsearch, 9);
+        const int at[] = {1, 2, 4, 8, 16, 32, 64, 128, 192};
+        for (size_t k = 0; k < ARRAY_SIZE(at); k++)
+            CHECK_INT(searched[at[k]], 1);
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
 /* Writes 4 bytes at addr once the first of the two passes over the frames is read. */
 struct between_passes {
     uint64_t addr[2];
