@@ -43,6 +43,19 @@ uint32_t agg_thread_in(struct agg *a, uint32_t proc, pid_t tid, uint64_t ident)
     return (uint32_t)a->nthreads++;
 }
 
+uint32_t agg_thread_set_tid(struct agg *a, uint32_t thread, pid_t tid)
+{
+    if (thread >= a->nthreads || tid <= 0 || a->threads[thread].tid != 0)
+        return thread;
+    const struct agg_thread *t = &a->threads[thread];
+    for (size_t i = a->nthreads; i-- > 0;)
+        if (a->threads[i].tid == tid && a->threads[i].ident == t->ident &&
+            a->threads[i].proc == t->proc)
+            return (uint32_t)i;
+    a->threads[thread].tid = tid;
+    return thread;
+}
+
 uint32_t agg_process(struct agg *a, pid_t pid, const char *command)
 {
     struct strbuf sb = STRBUF_INIT;

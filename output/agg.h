@@ -55,6 +55,14 @@ void agg_release(struct agg *a);
 uint32_t agg_thread(struct agg *a, pid_t tid, uint64_t ident);
 /* The same for a thread of process proc (an agg_process index). */
 uint32_t agg_thread_in(struct agg *a, uint32_t proc, pid_t tid, uint64_t ident);
+/*
+ * Gives thread (registered with tid 0) its tid, found since, for the samples
+ * it has and those to come: only for a thread that is known to have been
+ * that tid's all along.  Returns thread, or the index of a thread of the same
+ * process already registered with that tid and ident (one thread, one
+ * root: the samples to come go there, those before stay where they are).
+ */
+uint32_t agg_thread_set_tid(struct agg *a, uint32_t thread, pid_t tid);
 /* Registers a process (each call a new one) and returns its index; command may be NULL. */
 uint32_t agg_process(struct agg *a, pid_t pid, const char *command);
 /* Sets (or replaces) a thread's name. */

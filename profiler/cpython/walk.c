@@ -21,9 +21,11 @@
  * after its walk. */
 #define PARKED_CHUNK_BYTES (8u << 20)
 #define PARKED_KEEP (64u << 10)
-/* Bytes of a struct pthread searched for the tid field. */
+/* Bytes of a struct pthread searched for the tid field, and threads read for it. */
 #define PTHREAD_SCAN 2048
-/* Thread lists between two searches for it, after one failed. */
+#define TID_SAMPLE 64
+/* After a search for it failed, the thread lists before the next search:
+ * 1, then twice as many after each failure, up to this. */
 #define TID_SEARCH_EVERY 64
 
 struct chunk_copy {
@@ -163,7 +165,7 @@ struct walker {
     int tid_offset;         /* offset of tid in struct pthread; -1 unknown */
     uint32_t lists;         /* walk_threads calls */
     uint32_t tid_search_at; /* the call of the last search for tid_offset */
-    int tid_search_failed;
+    uint32_t tid_search_wait; /* calls from a failed search to the next; 0: none failed */
     pid_t ns_pid;           /* the process's id in its own PID namespace */
     /* The thread states of the last walk_threads, and a buffer for them. */
     uint64_t *prev_ts;
@@ -2014,12 +2016,10 @@ int walk_parked(struct walker *w, const struct walk_parked *p, struct rawframe *
 
 /* ---- thread ids ---- */
 
-static int in_set(const pid_t *v, int n, pid_t x)
+static int pid_cmp(const void *a, const void *b)
 {
-    for (int i = 0; i < n; i++)
-        if (v[i] == x)
-            return 1;
-    return 0;
+    pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+    return (x > y) - (x < y);
 }
 
 /* The process's id in its own namespace: a core's threads are numbered as the core says. */
@@ -2046,57 +2046,76 @@ static int list_tasks(struct walker *w, pid_t **tasks)
     return ntasks;
 }
 
+/* The thread of a list of n whose struct pthread is read as the ith of k:
+ * the newest threads, and last the oldest, which is the main thread (its
+ * tid is the pid: what tells the field) in a list longer than k. */
+static size_t tid_sampled(size_t i, size_t k, size_t n)
+{
+    return i + 1 == k ? n - 1 : i;
+}
+
 /*
  * Finds the offset of struct pthread's tid: the first 4-byte field that holds,
- * for every thread, the id of one of the process's tasks (as the process's own
- * PID namespace numbers them) or 0 (a thread that has exited: the kernel
- * clears the field), distinct across threads, one of them the main thread's
- * (the process id).  The tasks are listed after the memory is read, so that
- * only a thread that exited in between can be missing from the list; one
- * such in four is forgiven.
+ * for every thread read, the id of one of the process's tasks (as the
+ * process's own PID namespace numbers them) or 0 (a thread that has exited:
+ * the kernel clears the field), distinct across threads, one of them the
+ * main thread's (the process id).  Thread states that name the same struct
+ * pthread are one thread here: before 3.11 a new thread's state is made by
+ * the thread that starts it, and holds that one's ident until the new thread
+ * runs.  The tasks are listed before the memory is read and after, so that
+ * only a thread that started and exited in between can be missing from both;
+ * one such in four is forgiven.
  */
 static int find_tid_offset(struct walker *w, const struct walk_thread *threads, size_t n)
 {
-    pid_t *tasks = NULL;
-    size_t k = MIN(n, (size_t)64);
+    pid_t *tasks = NULL, *later = NULL;
+    size_t k = MIN(n, (size_t)TID_SAMPLE);
     int found = -1;
-    int32_t(*vals)[PTHREAD_SCAN / 4] = xcalloc(k ? k : 1, sizeof(*vals));
-    int *ok = xcalloc(k ? k : 1, sizeof(int));
-    /* The newest threads and the oldest, which is the main thread (its tid
-     * is the pid: what tells the field) in a list longer than the sample. */
-    for (size_t i = 0; i < k; i++) {
-        const struct walk_thread *t = &threads[i + 1 == k ? n - 1 : i];
-        ok[i] = t->thread_id && mem_read(w->rt->mem, t->thread_id, vals[i], sizeof(vals[i])) == 0;
-    }
     int ntasks = list_tasks(w, &tasks);
     if (ntasks <= 0) {
         free(tasks);
-        free(vals);
-        free(ok);
         return ntasks < 0 ? ntasks : -ENOENT;
     }
+    int32_t(*vals)[PTHREAD_SCAN / 4] = xcalloc(k ? k : 1, sizeof(*vals));
+    int *ok = xcalloc(k ? k : 1, sizeof(int));
+    for (size_t i = 0; i < k; i++) {
+        uint64_t id = threads[tid_sampled(i, k, n)].thread_id;
+        ok[i] = id != 0;
+        for (size_t j = 0; j < i && ok[i]; j++)
+            ok[i] = threads[tid_sampled(j, k, n)].thread_id != id;
+        ok[i] = ok[i] && mem_read(w->rt->mem, id, vals[i], sizeof(vals[i])) == 0;
+    }
+    int nlater = list_tasks(w, &later);
+    size_t nt = (size_t)ntasks;
+    if (nlater > 0) {
+        tasks = xrealloc(tasks, (nt + (size_t)nlater) * sizeof(*tasks));
+        memcpy(tasks + nt, later, (size_t)nlater * sizeof(*tasks));
+        nt += (size_t)nlater;
+    }
+    free(later);
+    qsort(tasks, nt, sizeof(*tasks), pid_cmp);
+    pid_t main_tid = own_pid(w);
     for (int off = 0; off < PTHREAD_SCAN / 4 && found < 0; off++) {
         int has_main = 0, good = 1, live = 0, missing = 0;
-        for (size_t i = 0; i < k && good; i++) {
-            if (!ok[i])
-                continue;
+        for (size_t i = 0; i < k && !has_main; i++)
+            has_main = ok[i] && vals[i][off] == main_tid;
+        for (size_t i = 0; i < k && has_main && good; i++) {
             pid_t v = vals[i][off];
-            if (v == 0)
+            if (!ok[i] || v == 0)
                 continue;
             if (v < 0) {
                 good = 0;
                 break;
             }
-            if (in_set(tasks, ntasks, v))
+            if (bsearch(&v, tasks, nt, sizeof(*tasks), pid_cmp))
                 live++;
             else
                 missing++;
             for (size_t j = 0; j < i && good; j++)
                 if (ok[j] && vals[j][off] == v)
                     good = 0;
-            has_main |= v == own_pid(w);
         }
-        if (good && has_main && live > 0 && missing * 4 <= live)
+        if (has_main && good && live > 0 && missing * 4 <= live)
             found = off * 4;
     }
     free(vals);
@@ -2133,13 +2152,17 @@ int walk_thread_tid(struct walker *w, const struct walk_thread *threads, size_t 
     } else {
         int32_t v;
         if (w->tid_offset < 0) {
-            /* A search that failed is not tried again for a while: it reads a lot. */
-            if (w->tid_search_failed && w->lists - w->tid_search_at < TID_SEARCH_EVERY)
+            /* A search reads a lot: after one failed, the next waits for the
+             * next list, then twice as many lists after each failure. */
+            if (w->tid_search_wait && w->lists - w->tid_search_at < w->tid_search_wait)
                 return -EAGAIN;
             w->tid_search_at = w->lists;
-            w->tid_search_failed = (ret = find_tid_offset(w, threads, n)) < 0;
-            if (ret < 0)
-                return ret;
+            if (find_tid_offset(w, threads, n) < 0) {
+                w->tid_search_wait = w->tid_search_wait
+                                         ? MIN(2 * w->tid_search_wait, (uint32_t)TID_SEARCH_EVERY)
+                                         : 1;
+                return -EAGAIN;
+            }
         }
         if ((ret = mem_read(w->rt->mem, t->thread_id + (uint64_t)w->tid_offset, &v, 4)) < 0)
             return ret;

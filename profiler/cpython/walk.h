@@ -170,10 +170,11 @@ int walk_read_order(const struct walker *w, uint64_t frame, uint64_t below);
  * The Linux thread id of a thread, from its thread state (3.11+) or from
  * glibc's struct pthread at thread_id (the offset of its tid field is found
  * once, by matching the threads' values against /proc/PID/task, or against
- * the threads of a core file; a failed
- * search is tried again only every so many thread lists).  Returns 0 with
- * *tid set (and *ns_tid: the same as the target's PID namespace numbers it),
- * or a negative errno.
+ * the threads of a core file, with the first list it is asked for).  Returns
+ * 0 with *tid set (and *ns_tid: the same as the target's PID namespace
+ * numbers it), -EAGAIN while the offset is not known (a search found
+ * nothing: the next is made with the next list, then after 2, 4, ... up to
+ * 64 lists, a call per list), or another negative errno.
  */
 int walk_thread_tid(struct walker *w, const struct walk_thread *threads, size_t n, size_t i,
                     pid_t *tid, pid_t *ns_tid);

@@ -73,6 +73,11 @@ static uint32_t agg_thread_of(struct sproc *p, struct agg *a, const struct sampl
         if (o->subprocesses && p->agg == AGG_NO_PROC)
             p->agg = agg_process(a, p->pid, p->command);
         tr->agg = agg_thread_in(a, p->agg, tr->tid, tr->thread_id);
+    } else if (tr->tid > 0 && a->threads[tr->agg].tid == 0) {
+        /* Its tid found since it was registered: the session keeps an entry
+         * only for the thread seen all along (session_track), so its samples
+         * so far are that tid's too. */
+        tr->agg = agg_thread_set_tid(a, tr->agg, tr->tid);
     }
     return tr->agg;
 }

@@ -107,7 +107,11 @@ static void find_tid(struct session *s, struct tracked *t, const struct walk_thr
 {
     pid_t tid, ns_tid;
     t->tid_tried = s->gen;
-    if (walk_thread_tid(s->walker, all, n, i, &tid, &ns_tid) < 0)
+    int ret = walk_thread_tid(s->walker, all, n, i, &tid, &ns_tid);
+    /* <= 3.10 before the tid's place in struct pthread is found: the walker
+     * searches again soon, and says when (it costs nothing meanwhile). */
+    t->tid_soon = ret == -EAGAIN;
+    if (ret < 0)
         return;
     if (mem_is_core(s->mem)) {
         /* A core has no /proc files: a tid is good when the core has the thread. */
@@ -129,12 +133,53 @@ static void find_tid(struct session *s, struct tracked *t, const struct walk_thr
 /* 1 when tracked thread t is thread w of the list. */
 static int same_thread(const struct tracked *t, const struct walk_thread *w)
 {
-    if (t->tstate != w->tstate || t->thread_id != w->thread_id)
+    if (t->tstate != w->tstate || t->thread_id != w->thread_id || t->retired)
         return 0;
     /* Same thread state and ident, but a new thread behind them: its
      * Linux id tells (from the thread state on 3.11+, else from glibc's
      * struct pthread, read with the list). */
     return !(w->native_tid > 0 && t->ns_tid > 0 && w->native_tid != t->ns_tid);
+}
+
+/* A new entry for thread w of the list, first seen in this list; no tid yet. */
+static size_t track_new(struct session *s, const struct walk_thread *w)
+{
+    GROW(s->threads, s->threadcap, s->nthreads + 1);
+    struct tracked *t = &s->threads[s->nthreads++];
+    memset(t, 0, sizeof(*t));
+    t->tstate = w->tstate;
+    t->thread_id = w->thread_id;
+    t->stat_fd = -1;
+    t->syscall_fd = -1;
+    t->sched_fd = -1;
+    t->selected = -1;
+    t->seen = s->gen;
+    t->agg = UINT32_MAX;
+    t->first_ns = s->list_ns;
+    return s->nthreads - 1;
+}
+
+/* Looks again for the unknown tid of tracked thread k, thread i of the list
+ * (session_track says when the entry is retired).  The index to use. */
+static size_t find_tid_late(struct session *s, size_t k, const struct walk_thread *all, size_t n,
+                            size_t i)
+{
+    struct tracked *t = &s->threads[k];
+    find_tid(s, t, all, n, i);
+    if (t->tid == 0 || mem_is_core(s->mem) || proc_stat_started_before(t->stat_fd, t->first_ns))
+        return k;
+    pid_t tid = t->tid, ns_tid = t->ns_tid;
+    int fd = t->stat_fd;
+    t->tid = 0;
+    t->stat_fd = -1;
+    t->retired = 1;
+    size_t j = track_new(s, &all[i]);
+    t = &s->threads[j];
+    t->tid = tid;
+    t->ns_tid = ns_tid;
+    t->stat_fd = fd;
+    t->tid_tried = s->gen;
+    return j;
 }
 
 size_t session_track(struct session *s, const struct walk_thread *all, size_t n, size_t i)
@@ -160,27 +205,18 @@ size_t session_track(struct session *s, const struct walk_thread *all, size_t n,
             continue;
         t->seen = s->gen;
         s->pos_hint[i] = k;
-        /* A tid not found at first (a list changing under the search) is
-         * looked up again now and then: without it, the thread's state is
-         * unknown and an on-CPU recording never samples it. */
-        if (t->tid == 0 && s->gen - t->tid_tried >= TID_RETRY)
-            find_tid(s, t, all, n, i);
+        /* A tid not found at first is looked up again: without it, the
+         * thread's state is unknown and an on-CPU recording never samples it.
+         * With each list while where to read it is not known yet, else now
+         * and then (a thread that had exited, or garbage). */
+        if (t->tid == 0 && (t->tid_soon || s->gen - t->tid_tried >= TID_RETRY))
+            s->pos_hint[i] = k = find_tid_late(s, k, all, n, i);
         return k;
     }
-    GROW(s->threads, s->threadcap, s->nthreads + 1);
-    struct tracked *t = &s->threads[s->nthreads++];
-    memset(t, 0, sizeof(*t));
-    t->tstate = w->tstate;
-    t->thread_id = w->thread_id;
-    t->stat_fd = -1;
-    t->syscall_fd = -1;
-    t->sched_fd = -1;
-    t->selected = -1;
-    t->seen = s->gen;
-    t->agg = UINT32_MAX;
-    find_tid(s, t, all, n, i);
-    s->pos_hint[i] = s->nthreads - 1;
-    return s->nthreads - 1;
+    size_t k = track_new(s, w);
+    find_tid(s, &s->threads[k], all, n, i);
+    s->pos_hint[i] = k;
+    return k;
 }
 
 /*

@@ -22,6 +22,10 @@ struct tracked {
     pid_t tid;        /* 0 when unknown */
     pid_t ns_tid;     /* the same as the target's PID namespace numbers it */
     uint32_t tid_tried; /* the generation of the last look for an unknown tid */
+    int tid_soon;     /* the look found not yet where to read it: look again next time */
+    int retired;      /* its tid, found late, may be of a thread that took over its thread
+                       * state and ident since it was first seen: tracked anew from then on */
+    uint64_t first_ns; /* CLOCK_BOOTTIME before the list it was first seen in (0 unknown) */
     int stat_fd;      /* /proc/PID/task/TID/stat, -1 when unknown */
     int syscall_fd;   /* /proc/PID/task/TID/syscall, opened on first use; -1 none yet, -2 failed */
     int sched_fd;     /* /proc/PID/task/TID/schedstat, the same way */
@@ -59,6 +63,7 @@ struct session {
     size_t *pos_hint;  /* per position in the last thread list: its index in threads */
     size_t hintcap;
     uint32_t gen;
+    uint64_t list_ns;  /* CLOCK_BOOTTIME before the latest list was read (live processes) */
     int name_all;      /* look up every thread's name, not only the wanted ones */
 };
 
@@ -77,6 +82,15 @@ void session_release(struct session *s);
  * Finds or starts tracking thread i of the walked list all[0..n): its thread
  * id and stat file.  Returns its index in s->threads.  New threads are not
  * named yet: see session_name_threads.
+ *
+ * A tid not found when the thread was first seen (<= 3.10 before the tid's
+ * place in struct pthread is known) and found later is that thread's when
+ * the task it names started before the thread was first seen (s->list_ns
+ * then): that task has had the thread's ident (its struct pthread) all
+ * along, so no other thread can have.  Otherwise another thread may have
+ * taken over the thread state and the ident in between (both are reused):
+ * the entry is retired, with what it holds, and the thread is tracked anew
+ * under another index.
  */
 size_t session_track(struct session *s, const struct walk_thread *all, size_t n, size_t i);
 

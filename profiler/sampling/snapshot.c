@@ -610,6 +610,10 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
      * it is looked up again only now and then, or when its thread list
      * cannot be read (at exit, it is freed). */
     int fresh = !sn->interp || s->gen - sn->interp_gen >= INTERP_RECHECK;
+    /* When the threads new in this list were first seen, at the latest
+     * (session_track: whether a tid found later is theirs). */
+    if (!mem_is_core(s->mem))
+        s->list_ns = proc_boot_ns();
     for (;;) {
         if (fresh) {
             if ((ret = pyrt_interp(&s->rt, &sn->interp)) < 0)

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Reads up to len-1 bytes of a small file, NUL-terminated.  Bytes read, or -errno. */
@@ -187,6 +188,23 @@ int proc_children(pid_t pid, pid_t **pids, size_t *n, size_t *cap, size_t max)
     return (int)(*n - before);
 }
 
+/* Field 22 of a stat file, starttime, from the ')' that ends the name. */
+static int stat_start_time(const char *close_paren, uint64_t *start_time)
+{
+    /* The 20th field after the state. */
+    unsigned long long st = 0;
+    const char *p = close_paren + 2;
+    for (int field = 3; field < 22 && p; field++) {
+        p = strchr(p, ' ');
+        if (p)
+            p++;
+    }
+    if (!p || sscanf(p, "%llu", &st) != 1)
+        return -EINVAL;
+    *start_time = st;
+    return 0;
+}
+
 int proc_identity(pid_t pid, uint64_t *start_time, char *comm, size_t len)
 {
     char path[64], buf[1024];
@@ -209,18 +227,7 @@ int proc_identity(pid_t pid, uint64_t *start_time, char *comm, size_t len)
         memcpy(comm, open_paren + 1, cl);
         comm[cl] = '\0';
     }
-    /* Field 22, starttime: the 20th after the state. */
-    unsigned long long st = 0;
-    const char *p = close_paren + 2;
-    for (int field = 3; field < 22 && p; field++) {
-        p = strchr(p, ' ');
-        if (p)
-            p++;
-    }
-    if (!p || sscanf(p, "%llu", &st) != 1)
-        return -EINVAL;
-    *start_time = st;
-    return 0;
+    return stat_start_time(close_paren, start_time);
 }
 
 int proc_state(pid_t pid)
@@ -283,6 +290,30 @@ int proc_stat_state(int fd, uint64_t *cpu_ticks)
             *cpu_ticks = 0;
     }
     return state;
+}
+
+uint64_t proc_boot_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_BOOTTIME, &ts) < 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int proc_stat_started_before(int fd, uint64_t boot_ns)
+{
+    char buf[1024];
+    uint64_t st;
+    long hz = sysconf(_SC_CLK_TCK);
+    if (fd < 0 || boot_ns == 0 || hz <= 0 || hz > 1000000000L || reread(fd, buf, sizeof(buf)) < 0)
+        return 0;
+    const char *p = strrchr(buf, ')');
+    if (!p || stat_start_time(p, &st) < 0)
+        return 0;
+    /* The kernel rounds down to a tick: the task started before tick st + 1,
+     * which must not be later than boot_ns ((st + 1) * tick <= boot_ns). */
+    uint64_t tick = 1000000000u / (uint64_t)hz;
+    return st < boot_ns / tick;
 }
 
 int proc_open_schedstat(pid_t pid, pid_t tid)

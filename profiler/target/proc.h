@@ -60,6 +60,17 @@ int proc_open_stat(pid_t pid, pid_t tid);
  */
 int proc_stat_state(int fd, uint64_t *cpu_ticks);
 
+/* CLOCK_BOOTTIME now in nanoseconds (the clock of a task's start time in
+ * its stat file), or 0 when it cannot be read. */
+uint64_t proc_boot_ns(void);
+/*
+ * 1 when the task of an open stat file (proc_open_stat) started before
+ * boot_ns (proc_boot_ns), as told by its start time, which the kernel gives
+ * in clock ticks; 0 when it started later, within a tick before, or when
+ * that cannot be read (boot_ns 0, the task gone).
+ */
+int proc_stat_started_before(int fd, uint64_t boot_ns);
+
 /* Opens /proc/PID/task/TID/schedstat for repeated proc_schedstat_read calls. */
 int proc_open_schedstat(pid_t pid, pid_t tid);
 /*

@@ -382,6 +382,49 @@ TEST(folded_one_root_per_thread)
     names_release(&n);
 }
 
+/*
+ * A thread registered before its tid was found, and known since to have been
+ * that tid's all along, is labelled by its tid, the samples it has included;
+ * where that tid and ident already have a root, the samples to come go there.
+ */
+TEST(agg_thread_tid_learned_later)
+{
+    struct names n;
+    struct agg a;
+    names_init(&n);
+    agg_init(&a);
+    uint32_t f = frame_of(&n, "work", "w.py", 1, 2);
+    const uint32_t s[] = {f};
+    uint32_t r = agg_thread(&a, 0, 0x7f01);
+    agg_thread_name(&a, r, "main");
+    agg_add(&a, r, s, 1, 3);
+    CHECK_INT(agg_thread_set_tid(&a, r, 4242), r);
+    agg_add(&a, r, s, 1, 2);
+    /* Known already: nothing changes. */
+    CHECK_INT(agg_thread_set_tid(&a, r, 4343), r);
+    CHECK_INT(a.threads[r].tid, 4242);
+    /* Another root had that tid and ident: it takes the samples to come. */
+    uint32_t w1 = agg_thread(&a, 77, 0x7f02);
+    uint32_t w2 = agg_thread(&a, 0, 0x7f02);
+    agg_thread_name(&a, w1, "w");
+    agg_thread_name(&a, w2, "w");
+    agg_add(&a, w2, s, 1, 1);
+    CHECK_INT(agg_thread_set_tid(&a, w2, 77), w1);
+    CHECK_INT(a.threads[w2].tid, 0);
+    agg_add(&a, w1, s, 1, 4);
+    /* Bounds. */
+    CHECK_INT(agg_thread_set_tid(&a, 99, 5), 99);
+    CHECK_INT(agg_thread_set_tid(&a, w2, 0), w2);
+    CHECK_INT(a.threads[w2].tid, 0);
+    char *text = folded_text(&a, &n, 1);
+    CHECK_STR(text, "thread main (4242);work (w.py:2) 5\n"
+                    "thread w (0x7f02);work (w.py:2) 1\n"
+                    "thread w (77);work (w.py:2) 4\n");
+    free(text);
+    agg_release(&a);
+    names_release(&n);
+}
+
 /* Names that differ only in what a label cannot show still give two roots. */
 TEST(folded_threads_named_apart_labelled_alike)
 {

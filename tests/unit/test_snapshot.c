@@ -867,3 +867,139 @@ TEST(stack_read_before_a_wait_is_not_reused_for_it)
     if (!sched)
         SKIP("no scheduler statistics in /proc (schedstat): nothing tells a thread that has not run");
 }
+
+/* <= 3.10: a live image of one thread (no Python frames) whose struct pthread
+ * holds tid at glibc's offset; *pt receives the struct's address. */
+static uint64_t old_thread_image(struct img *im, int minor, pid_t tid, uint64_t *pt)
+{
+    img_init_ex(im, minor ? 3 : 2, minor ? minor : 7, 0, 1);
+    uint64_t interp = img_interp(im);
+    *pt = img_alloc(im, 2048);
+    img_w32(im, *pt + 720, (uint32_t)tid);
+    uint64_t ts = img_tstate(im, interp, *pt, 0);
+    img_link_threads(im, interp, &ts, 1);
+    img_commit(im);
+    return interp;
+}
+
+static const int old_minors[] = {0, 6, 7, 8, 9, 10}; /* 0: 2.7 */
+
+/*
+ * <= 3.10: a thread seen while the tid's place in struct pthread is not
+ * known yet (the search found nothing: here the main thread's tid is not
+ * there yet) has its tid from the next list on, once it is found, not
+ * 64 lists later: until then an on-CPU recording cannot sample it.
+ */
+TEST(old_threads_tid_looked_up_again_with_the_next_list)
+{
+    /* This process (forked for the test) started more than a clock tick
+     * before it is first seen: the tid found later is its own all along. */
+    usleep(30000);
+    for (size_t v = 0; v < ARRAY_SIZE(old_minors); v++) {
+        struct img im;
+        uint64_t pt;
+        old_thread_image(&im, old_minors[v], 0, &pt);
+        struct session s;
+        session_on(&s, &im);
+        s.pid = s.rt.pid = getpid();
+        struct snapshot sn;
+        snapshot_init(&sn);
+        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        REQUIRE(s.nthreads == 1);
+        CHECK_INT(s.threads[0].tid, 0);
+        img_w32(&im, pt + 720, (uint32_t)getpid());
+        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        REQUIRE(s.nthreads == 1);
+        CHECK_INT(s.threads[0].tid, getpid());
+        CHECK_INT(s.threads[0].ns_tid, getpid());
+        snapshot_release(&sn);
+        session_off(&s);
+        img_release(&im);
+    }
+}
+
+static void sleeper_start(struct sleeper *z)
+{
+    z->tid = 0;
+    REQUIRE(pipe(z->fds) == 0);
+    REQUIRE(pthread_create(&z->th, NULL, sleep_in_read, z) == 0);
+    for (int k = 0; k < 2000 && !z->tid; k++)
+        usleep(1000);
+    REQUIRE(z->tid > 0);
+}
+
+static void sleeper_stop(struct sleeper *z)
+{
+    REQUIRE(write(z->fds[1], "x", 1) == 1);
+    pthread_join(z->th, NULL);
+    close(z->fds[0]);
+    close(z->fds[1]);
+}
+
+/*
+ * <= 3.10: threads seen before the tid's place in struct pthread was found.
+ * Once it is, a thread whose tid names a task that started before the
+ * thread was first seen keeps its entry (its samples so far are that
+ * task's: it has had the ident all along); one whose task started since
+ * may be another thread that took over the thread state and the ident, and
+ * is tracked anew, the old entry retired with what it holds.
+ */
+TEST(old_threads_tid_found_late_is_theirs_only_if_there_all_along)
+{
+    struct sleeper before, after;
+    sleeper_start(&before);
+    /* It and this process started more than a clock tick before first seen. */
+    usleep(30000);
+    for (size_t v = 0; v < ARRAY_SIZE(old_minors); v++) {
+        struct img im;
+        img_init_ex(&im, old_minors[v] ? 3 : 2, old_minors[v] ? old_minors[v] : 7, 0, 1);
+        uint64_t interp = img_interp(&im);
+        uint64_t pm = img_alloc(&im, 2048), pa = img_alloc(&im, 2048), pb = img_alloc(&im, 2048);
+        /* Newest first: B, A, the main thread; no tid anywhere yet. */
+        uint64_t ts[3] = {img_tstate(&im, interp, pb, 0), img_tstate(&im, interp, pa, 0),
+                          img_tstate(&im, interp, pm, 0)};
+        img_link_threads(&im, interp, ts, 3);
+        img_commit(&im);
+        struct session s;
+        session_on(&s, &im);
+        s.pid = s.rt.pid = getpid();
+        struct snapshot sn;
+        snapshot_init(&sn);
+        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        REQUIRE(sn.nthreads == 3 && s.nthreads == 3);
+        size_t first[3];
+        for (int i = 0; i < 3; i++) {
+            first[i] = sn.st[i].tracked;
+            CHECK_INT(s.threads[first[i]].tid, 0);
+        }
+        /* B's struct pthread is another thread's by the time the tids are found. */
+        sleeper_start(&after);
+        img_w32(&im, pm + 720, (uint32_t)getpid());
+        img_w32(&im, pa + 720, (uint32_t)before.tid);
+        img_w32(&im, pb + 720, (uint32_t)after.tid);
+        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        REQUIRE(sn.nthreads == 3 && s.nthreads == 4);
+        CHECK_INT(sn.st[2].tracked, first[2]);
+        CHECK_INT(s.threads[first[2]].tid, getpid());
+        CHECK_INT(sn.st[1].tracked, first[1]);
+        CHECK_INT(s.threads[first[1]].tid, before.tid);
+        size_t nb = sn.st[0].tracked;
+        CHECK(nb != first[0]);
+        CHECK_INT(s.threads[nb].tid, after.tid);
+        CHECK_INT(s.threads[nb].retired, 0);
+        CHECK_INT(s.threads[first[0]].tid, 0);
+        CHECK_INT(s.threads[first[0]].retired, 1);
+        /* The retired entry is never taken for the thread again. */
+        CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
+        CHECK_INT(s.nthreads, 4);
+        CHECK_INT(sn.st[0].tracked, nb);
+        sleeper_stop(&after);
+        for (size_t k = 0; k < s.nthreads; k++)
+            if (s.threads[k].stat_fd >= 0)
+                close(s.threads[k].stat_fd);
+        snapshot_release(&sn);
+        session_off(&s);
+        img_release(&im);
+    }
+    sleeper_stop(&before);
+}

@@ -106,6 +106,42 @@ TEST(syscall_of_a_waiting_thread)
     pthread_join(th, NULL);
 }
 
+/* A task's start (its stat file, to a clock tick) against CLOCK_BOOTTIME. */
+TEST(task_started_before)
+{
+    uint64_t t0 = proc_boot_ns();
+    REQUIRE(t0 > 0);
+    int fd = proc_open_stat(getpid(), getpid());
+    REQUIRE(fd >= 0);
+    /* This process started before now, but maybe not a tick before. */
+    usleep(30000);
+    CHECK_INT(proc_stat_started_before(fd, proc_boot_ns()), 1);
+    /* A thread started after t0 did not start before it. */
+    wait_done = 0;
+    waiter_tid = 0;
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, waiter, NULL) == 0);
+    for (int k = 0; k < 2000 && !waiter_tid; k++)
+        usleep(1000);
+    REQUIRE(waiter_tid > 0);
+    int tfd = proc_open_stat(getpid(), waiter_tid);
+    REQUIRE(tfd >= 0);
+    CHECK_INT(proc_stat_started_before(tfd, t0), 0);
+    usleep(30000);
+    CHECK_INT(proc_stat_started_before(tfd, proc_boot_ns()), 1);
+    pthread_mutex_lock(&wait_mutex);
+    wait_done = 1;
+    pthread_cond_signal(&wait_cond);
+    pthread_mutex_unlock(&wait_mutex);
+    pthread_join(th, NULL);
+    /* Gone, unknown, nothing to read: not known to have started before. */
+    CHECK_INT(proc_stat_started_before(tfd, proc_boot_ns()), 0);
+    CHECK_INT(proc_stat_started_before(fd, 0), 0);
+    CHECK_INT(proc_stat_started_before(-1, proc_boot_ns()), 0);
+    close(tfd);
+    close(fd);
+}
+
 /* ---- process tree -------------------------------------------------------------------- */
 
 TEST(identity_and_children)

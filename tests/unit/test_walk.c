@@ -6,6 +6,8 @@
 #include "profiler/cpython/walk.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "test.h"
@@ -1225,6 +1227,165 @@ TEST(old_threads_tid_found_among_many)
         CHECK_INT(n, N);
         CHECK_INT(walk_thread_tid(w, t, n, N - 1, &tid, &ns_tid), 0);
         CHECK_INT(tid, getpid());
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
+/* Threads of this process blocked in read() until the pipe closes: tasks
+ * whose ids a fake struct pthread can hold. */
+struct live_threads {
+    pthread_t th[2];
+    volatile pid_t tid[2];
+    int fds[2];
+};
+
+struct live_slot {
+    struct live_threads *lt;
+    int i;
+};
+
+static void *live_thread(void *arg)
+{
+    struct live_slot *s = arg;
+    char c;
+    s->lt->tid[s->i] = (pid_t)syscall(SYS_gettid);
+    while (read(s->lt->fds[0], &c, 1) < 0 && errno == EINTR)
+        ;
+    return NULL;
+}
+
+static void live_start(struct live_threads *lt, struct live_slot slots[2])
+{
+    memset(lt, 0, sizeof(*lt));
+    REQUIRE(pipe(lt->fds) == 0);
+    for (int i = 0; i < 2; i++) {
+        slots[i] = (struct live_slot){lt, i};
+        REQUIRE(pthread_create(&lt->th[i], NULL, live_thread, &slots[i]) == 0);
+    }
+    for (int k = 0; k < 2000 && !(lt->tid[0] && lt->tid[1]); k++)
+        usleep(1000);
+    REQUIRE(lt->tid[0] > 0 && lt->tid[1] > 0);
+}
+
+static void live_stop(struct live_threads *lt)
+{
+    close(lt->fds[1]);
+    for (int i = 0; i < 2; i++)
+        pthread_join(lt->th[i], NULL);
+    close(lt->fds[0]);
+}
+
+/* A struct pthread whose tid (at 720, as glibc has it) is tid. */
+static uint64_t fake_pthread(struct img *im, pid_t tid)
+{
+    uint64_t pt = img_alloc(im, 2048);
+    img_w32(im, pt + 720, (uint32_t)tid);
+    return pt;
+}
+
+/*
+ * Before 3.11 a thread state is made by the thread that starts the new
+ * thread, and holds that thread's ident until the new one runs (CPython's
+ * new_threadstate, then t_bootstrap): two thread states of the list then
+ * name one struct pthread.  That is no reason to miss the tid's place: it
+ * is found on the first list, and each thread gets its tid (the one not
+ * started yet its starter's, as its ident says).
+ */
+TEST(old_threads_tid_found_with_a_thread_not_started)
+{
+    struct live_threads lt;
+    struct live_slot slots[2];
+    live_start(&lt, slots);
+    for (size_t v = 0; v < ARRAY_SIZE(old_versions); v++) {
+        struct img im;
+        img_init_ex(&im, old_versions[v][0], old_versions[v][1], 0, 1);
+        uint64_t interp = img_interp(&im);
+        uint64_t pm = fake_pthread(&im, getpid()), pa = fake_pthread(&im, lt.tid[0]);
+        uint64_t pb = fake_pthread(&im, lt.tid[1]);
+        /* Newest first: A's new thread (not started), B, A, the main thread. */
+        uint64_t ts[4] = {img_tstate(&im, interp, pa, 0), img_tstate(&im, interp, pb, 0),
+                          img_tstate(&im, interp, pa, 0), img_tstate(&im, interp, pm, 0)};
+        const pid_t want[4] = {lt.tid[0], lt.tid[1], lt.tid[0], getpid()};
+        img_link_threads(&im, interp, ts, 4);
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct walk_thread t[4];
+        size_t n;
+        CHECK_INT(walk_threads(w, interp, t, 4, &n), 0);
+        CHECK_INT(n, 4);
+        for (size_t i = 0; i < n; i++) {
+            pid_t tid = 0, ns_tid = 0;
+            CHECK_INT(walk_thread_tid(w, t, n, i, &tid, &ns_tid), 0);
+            CHECK_INT(tid, want[i]);
+        }
+        /* From the next list on, with the list. */
+        CHECK_INT(walk_threads(w, interp, t, 4, &n), 0);
+        for (size_t i = 0; i < n; i++)
+            CHECK_INT(t[i].native_tid, want[i]);
+        walker_free(w);
+        img_release(&im);
+    }
+    live_stop(&lt);
+}
+
+/* Reads made by one call of walk_thread_tid for thread i: a search reads. */
+static uint64_t tid_call_reads(struct img *im, struct walker *w, struct walk_thread *t, size_t n,
+                               size_t i, int *ret)
+{
+    pid_t tid, ns_tid;
+    uint64_t before = mem_read_calls(im->m);
+    *ret = walk_thread_tid(w, t, n, i, &tid, &ns_tid);
+    return mem_read_calls(im->m) - before;
+}
+
+/*
+ * A search that finds nothing (here: the main thread's tid is not there
+ * yet) is tried again on the next list, then after 2, 4, ... lists, up to
+ * every 64: soon when the list was caught changing, and at a bounded cost
+ * when it never can succeed.  A thread's tid is "not yet" (-EAGAIN) meanwhile.
+ */
+TEST(old_threads_tid_search_tried_again_soon)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(old_versions); v++) {
+        struct img im;
+        img_init_ex(&im, old_versions[v][0], old_versions[v][1], 0, 1);
+        uint64_t interp = img_interp(&im);
+        uint64_t pm = fake_pthread(&im, 0);
+        uint64_t ts = img_tstate(&im, interp, pm, 0);
+        img_link_threads(&im, interp, &ts, 1);
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct walk_thread t[2];
+        size_t n;
+        int ret;
+        CHECK_INT(walk_threads(w, interp, t, 2, &n), 0);
+        CHECK(tid_call_reads(&im, w, t, n, 0, &ret) > 0);
+        CHECK_INT(ret, -EAGAIN);
+        /* Not twice in one list. */
+        CHECK_U64(tid_call_reads(&im, w, t, n, 0, &ret), 0);
+        CHECK_INT(ret, -EAGAIN);
+        /* Found on the next list. */
+        img_w32(&im, pm + 720, (uint32_t)getpid());
+        CHECK_INT(walk_threads(w, interp, t, 2, &n), 0);
+        pid_t tid = 0, ns_tid = 0;
+        CHECK_INT(walk_thread_tid(w, t, n, 0, &tid, &ns_tid), 0);
+        CHECK_INT(tid, getpid());
+        walker_free(w);
+        /* Never there: searched on lists 1, 2, 4, 8, ..., 64, then every 64. */
+        img_w32(&im, pm + 720, 0);
+        w = walker_new(&im.rt);
+        int searched[200] = {0}, nsearch = 0;
+        for (int list = 1; list < 200; list++) {
+            CHECK_INT(walk_threads(w, interp, t, 2, &n), 0);
+            searched[list] = tid_call_reads(&im, w, t, n, 0, &ret) > 0;
+            CHECK_INT(ret, -EAGAIN);
+            nsearch += searched[list];
+        }
+        CHECK_INT(nsearch, 9);
+        const int at[] = {1, 2, 4, 8, 16, 32, 64, 128, 192};
+        for (size_t k = 0; k < ARRAY_SIZE(at); k++)
+            CHECK_INT(searched[at[k]], 1);
         walker_free(w);
         img_release(&im);
     }
