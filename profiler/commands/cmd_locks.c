@@ -22,6 +22,7 @@
 #include "output/json.h"
 #include "output/label.h"
 #include "profiler/commands/cli.h"
+#include "profiler/commands/options.h"
 #include "profiler/target/launch.h"
 #include "profiler/sampling/sampler.h"
 #include "profiler/sampling/sampling.h"
@@ -81,14 +82,14 @@ static int parse_locks(int argc, char **argv, struct locks_opts *o)
         default:
             break;
         }
-        if ((ret = sampling_option(&o->so, c, optarg)) != 0) {
+        if ((ret = options_sampling(&o->so, c, optarg)) != 0) {
             if (ret != 1)
                 return ret;
             continue;
         }
         return cli_bad_option("locks", c, argv);
     }
-    if ((ret = sampling_operands(&o->so, "locks", argc, argv)) != 0)
+    if ((ret = options_operands(&o->so, "locks", argc, argv)) != 0)
         return ret;
     if (!o->so.duration)
         o->so.duration = o->so.command ? 0 : LOCKS_DEFAULT_SECONDS;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "profiler/commands/cli.h"
+#include "profiler/commands/options.h"
 #include "profiler/commands/top.h"
 #include "profiler/target/launch.h"
 #include "profiler/target/proc.h"
@@ -165,7 +166,7 @@ static int top_read_options(int argc, char **argv, struct sampling_opts *o)
     opterr = 0;
     /* '+': stop at the first non-option, so the command's own options stay its own. */
     while ((c = getopt_long(argc, argv, "+:" SAMPLING_SHORTOPTS "h", longopts, NULL)) != -1) {
-        if ((ret = sampling_option(o, c, optarg)) != 0) {
+        if ((ret = options_sampling(o, c, optarg)) != 0) {
             if (ret != 1)
                 return ret;
             continue;
@@ -176,7 +177,7 @@ static int top_read_options(int argc, char **argv, struct sampling_opts *o)
         }
         return cli_bad_option("top", c, argv);
     }
-    return sampling_operands(o, "top", argc, argv);
+    return options_operands(o, "top", argc, argv);
 }
 
 static void catch_signals(void)
