@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "common/util.h"
-#include "profiler/cpython/pyval.h"
+#include "profiler/cpython/pyrt.h"
 
 /*
  * Bytes read at the start of an object: enough for the header of every type
