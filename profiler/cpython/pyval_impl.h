@@ -1,6 +1,7 @@
 /*
- * Inside the value renderer: what pyval.c (values) shares with
- * pyval_locals.c (a frame's variables).  Not for other modules.
+ * Inside the value renderer: what pyval_read.c (reading objects and types),
+ * pyval.c (rendering values) and pyval_locals.c (a frame's variables)
+ * share.  Not for other modules.
  */
 #ifndef PYSTROBE_PYVAL_IMPL_H
 #define PYSTROBE_PYVAL_IMPL_H
@@ -52,6 +53,12 @@ struct pyval {
     size_t ntypes, tcap;
 };
 
+/* 1 while the value being rendered may still make n reads. */
+int pyval_can_read_n(const struct pyval *pv, uint64_t n);
+/* The cached header of the object at addr, or NULL. */
+const struct objhdr *pyval_pre_find(const struct pyval *pv, uint64_t addr);
+/* len bytes at offset off of the object whose header is h. */
+int pyval_field(struct pyval *pv, const struct objhdr *h, int off, void *out, size_t len);
 /* Starts a value's read budget. */
 void pyval_value_start(struct pyval *pv);
 /* Reads the headers of objs[0..n) in one batch into the cache. */
