@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "common/util.h"
+#include "output/svg_layout.h"
 
 /*
  * Geometry.  Labels use a monospace font so that the writer (here) and the
@@ -25,255 +26,7 @@
 #define TEXT_DY 11     /* label baseline below the rectangle's top */
 #define MIN_CELLS 3    /* two glyphs and the ellipsis, or no label at all */
 
-#define NO_NODE UINT32_MAX
-#define NO_FRAME UINT32_MAX
 #define FLUSH_AT (64 * 1024)
-
-/* ---- the call tree ----------------------------------------------------------- */
-
-struct node {
-    uint32_t frame;  /* frame id in the profile; NO_FRAME for the root "all" */
-    uint32_t parent;
-    uint32_t kids;   /* first child in tree.kids, children sorted by label */
-    uint32_t nkids;
-    uint64_t count;  /* samples in this frame and its callees */
-};
-
-struct kid {
-    const char *label;
-    uint32_t node;
-};
-
-struct tree {
-    const struct profile *p;
-    struct node *nodes;
-    size_t n, cap;
-    struct kid *kids;
-};
-
-static uint32_t tree_add(struct tree *t, uint32_t parent, uint32_t frame)
-{
-    GROW(t->nodes, t->cap, t->n + 1);
-    t->nodes[t->n] = (struct node){frame, parent, 0, 0, 0};
-    return (uint32_t)t->n++;
-}
-
-static const struct profile *order_ctx; /* for stack_ids_cmp: qsort passes no context */
-
-/* Stacks by their frame ids, so that stacks sharing a prefix are neighbours. */
-static int stack_ids_cmp(const void *a, const void *b)
-{
-    const struct profile *p = order_ctx;
-    const struct prof_stack *x = &p->stacks[*(const uint32_t *)a];
-    const struct prof_stack *y = &p->stacks[*(const uint32_t *)b];
-    uint32_t n = MIN(x->len, y->len);
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t fx = p->ids[x->off + i], fy = p->ids[y->off + i];
-        if (fx != fy)
-            return fx < fy ? -1 : 1;
-    }
-    return x->len < y->len ? -1 : x->len > y->len;
-}
-
-static int kid_cmp(const void *a, const void *b)
-{
-    return strcmp(((const struct kid *)a)->label, ((const struct kid *)b)->label);
-}
-
-/*
- * Children are listed by label so that the drawing depends on the samples
- * only, never on the order stacks were added in.  A node's index is always
- * larger than its parent's.
- */
-static void tree_link(struct tree *t)
-{
-    for (size_t i = 1; i < t->n; i++)
-        t->nodes[t->nodes[i].parent].nkids++;
-    uint32_t next = 0;
-    for (size_t i = 0; i < t->n; i++) {
-        t->nodes[i].kids = next;
-        next += t->nodes[i].nkids;
-        t->nodes[i].nkids = 0;
-    }
-    t->kids = xmalloc((t->n + 1) * sizeof(*t->kids));
-    for (size_t i = 1; i < t->n; i++) {
-        struct node *parent = &t->nodes[t->nodes[i].parent];
-        t->kids[parent->kids + parent->nkids++] =
-            (struct kid){t->p->frames[t->nodes[i].frame].label, (uint32_t)i};
-    }
-    for (size_t i = 0; i < t->n; i++)
-        if (t->nodes[i].nkids > 1)
-            qsort(t->kids + t->nodes[i].kids, t->nodes[i].nkids, sizeof(*t->kids), kid_cmp);
-}
-
-/*
- * The stacks are visited in the order of their frame ids: then every node
- * is made while its first stack is visited, and the next stacks reuse the
- * prefix they share with the one before (no lookups).
- */
-static void tree_build(struct tree *t, const struct profile *p)
-{
-    memset(t, 0, sizeof(*t));
-    t->p = p;
-    tree_add(t, NO_NODE, NO_FRAME);
-    uint32_t *order = xmalloc((p->nstacks + 1) * sizeof(*order));
-    for (size_t i = 0; i < p->nstacks; i++)
-        order[i] = (uint32_t)i;
-    order_ctx = p;
-    qsort(order, p->nstacks, sizeof(*order), stack_ids_cmp);
-    order_ctx = NULL;
-    uint32_t *path = NULL; /* path[j]: the node of frame j of the previous stack */
-    size_t pathcap = 0, pathlen = 0;
-    const struct prof_stack *prev = NULL;
-    for (size_t i = 0; i < p->nstacks; i++) {
-        const struct prof_stack *s = &p->stacks[order[i]];
-        if (s->count == 0)
-            continue;
-        uint32_t same = 0;
-        if (prev)
-            while (same < s->len && same < pathlen && p->ids[s->off + same] == p->ids[prev->off + same])
-                same++;
-        GROW(path, pathcap, (size_t)s->len + 1);
-        for (uint32_t j = same; j < s->len; j++)
-            path[j] = tree_add(t, j ? path[j - 1] : 0, p->ids[s->off + j]);
-        pathlen = s->len;
-        prev = s;
-        t->nodes[0].count += s->count;
-        for (uint32_t j = 0; j < s->len; j++)
-            t->nodes[path[j]].count += s->count;
-    }
-    free(path);
-    free(order);
-    tree_link(t);
-}
-
-static void tree_release(struct tree *t)
-{
-    free(t->nodes);
-    free(t->kids);
-    memset(t, 0, sizeof(*t));
-}
-
-/*
- * For a differential graph: the node of base at the same path of labels as
- * each node of t (NO_NODE when base never saw that path).  Frame ids differ
- * between profiles, so paths match by label; both child lists are sorted by
- * label, so one merge walk per node finds the pairs.
- */
-static uint32_t *tree_match(const struct tree *t, const struct tree *base)
-{
-    uint32_t *match = xmalloc((t->n + 1) * sizeof(*match));
-    for (size_t i = 0; i < t->n; i++)
-        match[i] = NO_NODE;
-    match[0] = 0;
-    for (size_t i = 0; i < t->n; i++) {
-        if (match[i] == NO_NODE)
-            continue;
-        const struct node *a = &t->nodes[i], *b = &base->nodes[match[i]];
-        uint32_t x = 0, y = 0;
-        while (x < a->nkids && y < b->nkids) {
-            const struct kid *ka = &t->kids[a->kids + x], *kb = &base->kids[b->kids + y];
-            int c = strcmp(ka->label, kb->label);
-            if (c == 0)
-                match[ka->node] = kb->node;
-            x += c <= 0;
-            y += c >= 0;
-        }
-    }
-    return match;
-}
-
-/* ---- what is drawn ----------------------------------------------------------- */
-
-/*
- * One rectangle: a node, or the children of a node that are each narrower
- * than a pixel, merged into one (a lone one is drawn as itself), so that the
- * file stays small while the widths of siblings still add up.  Callees of
- * such a rectangle are not drawn.
- */
-struct draw {
-    uint32_t node;    /* the node drawn, or its first merged child */
-    uint32_t merged;  /* how many siblings the rectangle stands for */
-    uint32_t depth;
-    uint64_t off;     /* samples left of this rectangle, in the whole graph */
-    uint64_t count;
-    uint64_t base;    /* samples of the same path(s) in the base profile */
-};
-
-struct layout {
-    struct draw *draws;
-    size_t n, cap;
-    uint32_t maxdepth;
-};
-
-struct pending {
-    uint32_t node, depth;
-    uint64_t off;
-};
-
-static uint64_t base_count(const struct tree *base, const uint32_t *match, uint32_t node)
-{
-    if (!base || match[node] == NO_NODE)
-        return 0;
-    return base->nodes[match[node]].count;
-}
-
-static void add_draw(struct layout *l, struct draw d)
-{
-    GROW(l->draws, l->cap, l->n + 1);
-    l->draws[l->n++] = d;
-    if (d.depth > l->maxdepth)
-        l->maxdepth = d.depth;
-}
-
-static void layout_build(struct layout *l, const struct tree *t, const struct tree *base,
-                         const uint32_t *match, double plotw)
-{
-    uint64_t total = t->nodes[0].count;
-    memset(l, 0, sizeof(*l));
-    if (total == 0)
-        return;
-    struct pending *stack = NULL;
-    size_t ns = 0, cap = 0;
-    GROW(stack, cap, 1);
-    stack[ns++] = (struct pending){0, 0, 0};
-    while (ns) {
-        struct pending at = stack[--ns];
-        const struct node *nd = &t->nodes[at.node];
-        add_draw(l, (struct draw){at.node, 1, at.depth, at.off, nd->count, base_count(base, match, at.node)});
-        uint64_t wide = 0;
-        size_t first = ns;
-        struct draw narrow = {NO_NODE, 0, at.depth + 1, 0, 0, 0};
-        for (uint32_t k = 0; k < nd->nkids; k++) {
-            uint32_t c = t->kids[nd->kids + k].node;
-            uint64_t cnt = t->nodes[c].count;
-            /* Drawn with its callees when at least a pixel wide. */
-            if ((double)cnt * plotw >= (double)total) {
-                GROW(stack, cap, ns + 1);
-                stack[ns++] = (struct pending){c, at.depth + 1, at.off + wide};
-                wide += cnt;
-            } else {
-                if (narrow.node == NO_NODE)
-                    narrow.node = c;
-                narrow.merged++;
-                narrow.count += cnt;
-                narrow.base += base_count(base, match, c);
-            }
-        }
-        /* Reverse the children just pushed so that they are drawn left to right. */
-        for (size_t a = first, b = ns; a + 1 < b; a++, b--) {
-            struct pending tmp = stack[a];
-            stack[a] = stack[b - 1];
-            stack[b - 1] = tmp;
-        }
-        /* The narrow ones sit together right of the wide ones. */
-        if (narrow.merged) {
-            narrow.off = at.off + wide;
-            add_draw(l, narrow);
-        }
-    }
-    free(stack);
-}
 
 /* ---- text -------------------------------------------------------------------- */
 
@@ -530,7 +283,7 @@ static void frame_color(struct strbuf *out, const struct prof_frame *f)
 }
 
 /* Red for growth, blue for shrinkage, near-white for no change. */
-static void diff_color(struct strbuf *out, double delta, double maxd)
+static void delta_color(struct strbuf *out, double delta, double maxd)
 {
     double t = maxd > 0 ? dabs(delta) / maxd : 0;
     int v = to_byte((250 - 200 * t) / 255);
@@ -550,7 +303,7 @@ struct writer {
     int err; /* the first write error, as an errno */
     const struct profile *p;
     const struct profile *base;
-    const struct tree *t;
+    const struct svg_tree *t;
     int width, height, reverse;
     double plotw;
     uint64_t total, btotal;
@@ -567,178 +320,12 @@ static void w_flush(struct writer *w)
     sb_reset(&w->sb);
 }
 
-static const char style[] =
-    "text{font-family:Verdana,'DejaVu Sans',sans-serif;font-size:12px;fill:#000}\n"
-    "#title{font-size:17px}\n"
-    "#subtitle{fill:#555}\n"
-    "#frames text{font-family:'DejaVu Sans Mono',Menlo,Consolas,monospace;pointer-events:none}\n"
-    "#frames>g{cursor:pointer}\n"
-    "#frames>g:hover>rect{stroke:#000;stroke-width:0.5}\n"
-    "#frames rect{rx:2px;ry:2px}\n"
-    ".ctl{cursor:pointer;fill:#1a4f8b}\n"
-    ".ctl:hover{text-decoration:underline}\n"
-    "#search.active{fill:rgb(230,0,230)}\n"
-    ".hide{display:none}\n"
-    ".parent{opacity:0.5}\n";
-
-/*
- * The viewer.  It reads everything from the DOM (data-* attributes, <title>
- * text) and writes only attributes and textContent, so no frame name is ever
- * parsed as markup or code.  Its fit() must agree with fit_label() and
- * cells() above.
- */
-static const char script[] =
-    "(function () {\n"
-    "\"use strict\";\n"
-    "var svg = document.documentElement, NS = \"http://www.w3.org/2000/svg\";\n"
-    "var HIGHLIGHT = \"rgb(230,0,230)\";\n"
-    "function num(el, name) { return +el.getAttribute(name); }\n"
-    "var xpad = num(svg, \"data-xpad\"), plotw = num(svg, \"data-plotw\");\n"
-    "var glyph = num(svg, \"data-glyph\");\n"
-    "var tdx = num(svg, \"data-tdx\"), tdy = num(svg, \"data-tdy\"), total = num(svg, \"data-total\");\n"
-    "var details = document.getElementById(\"details\"), matched = document.getElementById(\"matched\");\n"
-    "var unzoomBtn = document.getElementById(\"unzoom\"), searchBtn = document.getElementById(\"search\");\n"
-    "var area = document.getElementById(\"frames\");\n"
-    "var frames = [], byEl = new Map(), root = null, searching = false;\n"
-    "var WIDE = [[0x1100, 0x115f], [0x2e80, 0xa4cf], [0xac00, 0xd7a3], [0xf900, 0xfaff], [0xfe30, 0xfe4f],\n"
-    "            [0xff00, 0xff60], [0xffe0, 0xffe6], [0x1f300, 0x1faff], [0x20000, 0x3fffd]];\n"
-    "function cells(ch) {\n"
-    "    var cp = ch.codePointAt(0);\n"
-    "    for (var i = 0; i < WIDE.length; i++)\n"
-    "        if (cp >= WIDE[i][0] && cp <= WIDE[i][1]) return 2;\n"
-    "    return 1;\n"
-    "}\n"
-    "/* The label cut to fit w pixels with an ellipsis, or \"\" when not even a few glyphs fit. */\n"
-    "function fit(label, w) {\n"
-    "    var room = Math.floor((w - 2 * tdx) / glyph);\n"
-    "    if (!(room >= 3)) return \"\";\n"
-    "    var chars = Array.from(label), used = 0, keep = 0;\n"
-    "    for (var i = 0; i < chars.length; i++) {\n"
-    "        used += cells(chars[i]);\n"
-    "        if (used <= room - 1) keep = i + 1;\n"
-    "        if (used > room) return chars.slice(0, keep).join(\"\") + \"\\u2026\";\n"
-    "    }\n"
-    "    return label;\n"
-    "}\n"
-    "function place(f, x, w) {\n"
-    "    f.rect.setAttribute(\"x\", x.toFixed(2));\n"
-    "    f.rect.setAttribute(\"width\", w.toFixed(2));\n"
-    "    var s = fit(f.label, w);\n"
-    "    if (s && !f.text) {\n"
-    "        f.text = document.createElementNS(NS, \"text\");\n"
-    "        f.text.setAttribute(\"y\", String(num(f.rect, \"y\") + tdy));\n"
-    "        f.g.appendChild(f.text);\n"
-    "    }\n"
-    "    if (f.text) {\n"
-    "        f.text.setAttribute(\"x\", (x + tdx).toFixed(2));\n"
-    "        f.text.textContent = s;\n"
-    "    }\n"
-    "}\n"
-    "function init() {\n"
-    "    var gs = area.children;\n"
-    "    for (var i = 0; i < gs.length; i++) {\n"
-    "        var g = gs[i], rect = g.getElementsByTagName(\"rect\")[0];\n"
-    "        var text = g.getElementsByTagName(\"text\")[0] || null;\n"
-    "        var info = g.getElementsByTagName(\"title\")[0].textContent;\n"
-    "        var f = {g: g, rect: rect, text: text, info: info,\n"
-    "                 label: info.replace(/ \\([^()]*\\)$/, \"\"),\n"
-    "                 o: num(g, \"data-o\"), n: num(g, \"data-n\"), d: num(g, \"data-d\"),\n"
-    "                 fill: rect.getAttribute(\"fill\"), x: rect.getAttribute(\"x\"),\n"
-    "                 w: rect.getAttribute(\"width\"), shown: text ? text.textContent : \"\",\n"
-    "                 tx: text ? text.getAttribute(\"x\") : null};\n"
-    "        frames.push(f);\n"
-    "        byEl.set(g, f);\n"
-    "        if (f.d === 0) root = f;\n"
-    "    }\n"
-    "}\n"
-    "function unzoom() {\n"
-    "    unzoomBtn.classList.add(\"hide\");\n"
-    "    frames.forEach(function (f) {\n"
-    "        f.g.classList.remove(\"hide\", \"parent\");\n"
-    "        f.rect.setAttribute(\"x\", f.x);\n"
-    "        f.rect.setAttribute(\"width\", f.w);\n"
-    "        if (f.text) {\n"
-    "            f.text.textContent = f.shown;\n"
-    "            if (f.tx !== null) f.text.setAttribute(\"x\", f.tx);\n"
-    "        }\n"
-    "    });\n"
-    "}\n"
-    "/* z fills the width; its callees are laid out again, its callers dimmed, the rest hidden. */\n"
-    "function zoom(z) {\n"
-    "    if (z === root) { unzoom(); return; }\n"
-    "    unzoomBtn.classList.remove(\"hide\");\n"
-    "    var end = z.o + z.n;\n"
-    "    frames.forEach(function (f) {\n"
-    "        var cl = f.g.classList;\n"
-    "        if (f.d >= z.d && f.o >= z.o && f.o + f.n <= end) {\n"
-    "            cl.remove(\"hide\", \"parent\");\n"
-    "            place(f, xpad + (f.o - z.o) / z.n * plotw, f.n / z.n * plotw);\n"
-    "        } else if (f.d < z.d && f.o <= z.o && f.o + f.n >= end) {\n"
-    "            cl.remove(\"hide\");\n"
-    "            cl.add(\"parent\");\n"
-    "            place(f, xpad, plotw);\n"
-    "        } else {\n"
-    "            cl.add(\"hide\");\n"
-    "        }\n"
-    "    });\n"
-    "}\n"
-    "function clearSearch() {\n"
-    "    searching = false;\n"
-    "    searchBtn.classList.remove(\"active\");\n"
-    "    frames.forEach(function (f) { f.rect.setAttribute(\"fill\", f.fill); });\n"
-    "    matched.textContent = \"\";\n"
-    "}\n"
-    "/* Highlights the frames whose label matches; counts each sample once, nested matches included. */\n"
-    "function search(term) {\n"
-    "    if (searching) clearSearch();\n"
-    "    if (!term) return;\n"
-    "    var re;\n"
-    "    try {\n"
-    "        re = new RegExp(term);\n"
-    "    } catch (e) {\n"
-    "        matched.textContent = \"Invalid regular expression\";\n"
-    "        return;\n"
-    "    }\n"
-    "    var hits = frames.filter(function (f) { return re.test(f.label); });\n"
-    "    hits.forEach(function (f) { f.rect.setAttribute(\"fill\", HIGHLIGHT); });\n"
-    "    hits.sort(function (a, b) { return a.o - b.o || b.n - a.n; });\n"
-    "    var covered = 0, end = -1;\n"
-    "    hits.forEach(function (f) {\n"
-    "        if (f.o >= end) { covered += f.n; end = f.o + f.n; }\n"
-    "    });\n"
-    "    searching = true;\n"
-    "    searchBtn.classList.add(\"active\");\n"
-    "    matched.textContent = \"Matched: \" + (total ? 100 * covered / total : 0).toFixed(2) + \"%\";\n"
-    "}\n"
-    "function frameOf(e) {\n"
-    "    var g = e.target && e.target.closest ? e.target.closest(\"#frames > g\") : null;\n"
-    "    return g ? byEl.get(g) : null;\n"
-    "}\n"
-    "area.addEventListener(\"click\", function (e) { var f = frameOf(e); if (f) zoom(f); });\n"
-    "area.addEventListener(\"mouseover\", function (e) {\n"
-    "    var f = frameOf(e);\n"
-    "    details.textContent = f ? f.info : \"\";\n"
-    "});\n"
-    "area.addEventListener(\"mouseout\", function () { details.textContent = \"\"; });\n"
-    "unzoomBtn.addEventListener(\"click\", unzoom);\n"
-    "searchBtn.addEventListener(\"click\", function () {\n"
-    "    if (searching) { clearSearch(); return; }\n"
-    "    search(window.prompt(\"Search frames (JavaScript regular expression):\", \"\"));\n"
-    "});\n"
-    "window.addEventListener(\"keydown\", function (e) { if (e.key === \"Escape\") unzoom(); });\n"
-    "init();\n"
-    "try {\n"
-    "    var s = new URLSearchParams(window.location.search).get(\"s\");\n"
-    "    if (s) search(s);\n"
-    "} catch (e) {}\n"
-    "})();\n";
-
 static double share(uint64_t count, uint64_t total)
 {
     return total ? (double)count / (double)total : 0;
 }
 
-static double draw_delta(const struct writer *w, const struct draw *d)
+static double draw_delta(const struct writer *w, const struct svg_draw *d)
 {
     return share(d->count, w->total) - share(d->base, w->btotal);
 }
@@ -784,7 +371,7 @@ static void put_header(struct writer *w)
             "data-tdx=\"%d\" data-tdy=\"%d\" data-total=\"%" PRIu64 "\">\n",
             w->width, w->height, w->width, w->height, XPAD, (int)w->plotw, GLYPH_W, TEXT_DX, TEXT_DY,
             w->total);
-    sb_addf(sb, "<style type=\"text/css\"><![CDATA[\n%s]]></style>\n", style);
+    sb_addf(sb, "<style type=\"text/css\"><![CDATA[\n%s]]></style>\n", svg_style);
     sb_adds(sb, "<defs><linearGradient id=\"background\" x1=\"0\" y1=\"0\" x2=\"0\" y2=\"1\">"
                 "<stop stop-color=\"#eeeeee\" offset=\"5%\"/><stop stop-color=\"#eeeeb0\" offset=\"95%\"/>"
                 "</linearGradient></defs>\n");
@@ -809,7 +396,7 @@ static void put_header(struct writer *w)
 }
 
 /* The frame's label, clean; a merged rectangle gets a description instead. */
-static void draw_label(const struct writer *w, const struct draw *d, struct strbuf *out)
+static void draw_label(const struct writer *w, const struct svg_draw *d, struct strbuf *out)
 {
     if (d->node == 0) {
         sb_adds(out, "all");
@@ -821,7 +408,7 @@ static void draw_label(const struct writer *w, const struct draw *d, struct strb
     }
 }
 
-static void put_stats(struct writer *w, const struct draw *d)
+static void put_stats(struct writer *w, const struct svg_draw *d)
 {
     struct strbuf *sb = &w->sb;
     double now = 100 * share(d->count, w->total);
@@ -837,7 +424,7 @@ static void put_stats(struct writer *w, const struct draw *d)
     sb_addf(sb, "%.2f%% \xe2\x86\x92 %.2f%%, %+.2f pp)", was, now, pp);
 }
 
-static void put_draw(struct writer *w, const struct draw *d, struct strbuf *label)
+static void put_draw(struct writer *w, const struct svg_draw *d, struct strbuf *label)
 {
     struct strbuf *sb = &w->sb;
     double x = XPAD + share(d->off, w->total) * w->plotw;
@@ -853,7 +440,7 @@ static void put_draw(struct writer *w, const struct draw *d, struct strbuf *labe
     sb_addf(sb, "</title><rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill=\"", x, y, width,
             FRAME_H - 1);
     if (w->base)
-        diff_color(sb, draw_delta(w, d), w->maxd);
+        delta_color(sb, draw_delta(w, d), w->maxd);
     else if (d->node == 0)
         put_hsl(sb, 45, 0.35, 0.75);
     else if (d->merged > 1)
@@ -874,7 +461,7 @@ static void put_draw(struct writer *w, const struct draw *d, struct strbuf *labe
 }
 
 /* The frames, then the script (last, so that it runs on a complete document). */
-static void put_frames(struct writer *w, const struct layout *l)
+static void put_frames(struct writer *w, const struct svg_layout *l)
 {
     struct strbuf label = STRBUF_INIT;
     sb_adds(&w->sb, "<g id=\"frames\">\n");
@@ -884,7 +471,7 @@ static void put_frames(struct writer *w, const struct layout *l)
             w_flush(w);
     }
     sb_release(&label);
-    sb_addf(&w->sb, "</g>\n<script type=\"text/ecmascript\"><![CDATA[\n%s]]></script>\n</svg>\n", script);
+    sb_addf(&w->sb, "</g>\n<script type=\"text/ecmascript\"><![CDATA[\n%s]]></script>\n</svg>\n", svg_script);
     w_flush(w);
 }
 
@@ -899,18 +486,18 @@ int svg_write(FILE *f, const struct profile *p, const struct svg_opts *o)
         w.width = MIN_WIDTH;
     w.plotw = w.width - 2 * XPAD;
 
-    struct tree t, bt = {0};
-    tree_build(&t, p);
+    struct svg_tree t, bt = {0};
+    svg_tree_build(&t, p);
     w.t = &t;
     w.total = t.nodes[0].count;
     uint32_t *match = NULL;
     if (o->base) {
-        tree_build(&bt, o->base);
+        svg_tree_build(&bt, o->base);
         w.btotal = bt.nodes[0].count;
-        match = tree_match(&t, &bt);
+        match = svg_tree_match(&t, &bt);
     }
-    struct layout l;
-    layout_build(&l, &t, o->base ? &bt : NULL, match, w.plotw);
+    struct svg_layout l;
+    svg_layout_build(&l, &t, o->base ? &bt : NULL, match, w.plotw);
     for (size_t i = 0; i < l.n; i++) {
         double d = dabs(draw_delta(&w, &l.draws[i]));
         if (o->base && d > w.maxd)
@@ -924,8 +511,8 @@ int svg_write(FILE *f, const struct profile *p, const struct svg_opts *o)
     free(l.draws);
     free(match);
     if (o->base)
-        tree_release(&bt);
-    tree_release(&t);
+        svg_tree_release(&bt);
+    svg_tree_release(&t);
     sb_release(&w.sb);
     if (!w.err) {
         errno = 0;

@@ -13,6 +13,7 @@
 #include "profiler/commands/cli.h"
 #include "profiler/commands/dump_greenlets.h"
 #include "profiler/commands/dump_print.h"
+#include "profiler/commands/options.h"
 #include "profiler/cpython/greenlet_find.h"
 #include "profiler/cpython/pyval.h"
 #include "profiler/sampling/greenlet_threads.h"
@@ -22,8 +23,8 @@
 #include "profiler/target/core.h"
 #include "profiler/target/srcfile.h"
 
-/* Long-only options. */
-enum { OPT_CORE = 0x100, OPT_EXE, OPT_GREENLETS };
+/* Long-only options (after the shared ones: --native). */
+enum { OPT_CORE = OPT_SAMPLING_END, OPT_EXE, OPT_GREENLETS };
 
 /* Snapshots retried while some stack was caught changing. */
 #define DUMP_ATTEMPTS 8
@@ -131,7 +132,7 @@ static int read_options(int argc, char **argv, struct dump_opts *o)
         {"locals", no_argument, NULL, 'L'},
         {"source", optional_argument, NULL, 'S'},
         {"source-root", required_argument, NULL, 'R'},
-        {"native", no_argument, NULL, 'n'},
+        OPTIONS_NATIVE,
         {"core", required_argument, NULL, OPT_CORE},
         {"exe", required_argument, NULL, OPT_EXE},
         {"greenlets", no_argument, NULL, OPT_GREENLETS},
@@ -142,6 +143,8 @@ static int read_options(int argc, char **argv, struct dump_opts *o)
     *o = (struct dump_opts){.source = -1};
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":p:h", longopts, NULL)) != -1) {
+        if (options_native(c, &o->native))
+            continue;
         switch (c) {
         case 'p':
             if (cli_parse_pid(optarg, &o->pid))
@@ -163,9 +166,6 @@ static int read_options(int argc, char **argv, struct dump_opts *o)
         }
         case 'R':
             o->source_root = optarg;
-            break;
-        case 'n':
-            o->native = 1;
             break;
         case OPT_CORE:
             o->core = optarg;

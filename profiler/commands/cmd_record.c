@@ -16,6 +16,7 @@
 #include "output/outfile.h"
 #include "output/writers.h"
 #include "profiler/commands/cli.h"
+#include "profiler/commands/options.h"
 #include "profiler/target/launch.h"
 #include "profiler/target/proc.h"
 #include "profiler/sampling/sampler.h"
@@ -74,7 +75,7 @@ static int parse_record(int argc, char **argv, struct record_opts *o)
     opterr = 0;
     /* '+': stop at the first non-option, so the command's own options stay its own. */
     while ((c = getopt_long(argc, argv, "+:" SAMPLING_SHORTOPTS "o:f:h", longopts, NULL)) != -1) {
-        if ((ret = sampling_option(&o->so, c, optarg)) != 0) {
+        if ((ret = options_sampling(&o->so, c, optarg)) != 0) {
             if (ret != 1)
                 return ret;
             continue;
@@ -104,7 +105,7 @@ static int parse_record(int argc, char **argv, struct record_opts *o)
             return cli_bad_option("record", c, argv);
         }
     }
-    if ((ret = sampling_operands(&o->so, "record", argc, argv)) != 0)
+    if ((ret = options_operands(&o->so, "record", argc, argv)) != 0)
         return ret;
     if (o->greenlet_rate && !o->greenlets)
         return cli_usage("--greenlet-rate needs --greenlets");

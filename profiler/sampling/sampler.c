@@ -66,8 +66,8 @@ struct sproc {
 #define REATTACH_AFTER 8
 
 /* The aggregate's thread for tracked thread tr of p. */
-static uint32_t agg_thread_of(struct sproc *p, struct agg *a, const struct sampler_opts *o,
-                              struct tracked *tr)
+static uint32_t tracked_agg_thread(struct sproc *p, struct agg *a, const struct sampler_opts *o,
+                                   struct tracked *tr)
 {
     if (tr->agg == UINT32_MAX) {
         if (o->subprocesses && p->agg == AGG_NO_PROC)
@@ -106,7 +106,7 @@ static void record_tick(struct sproc *p, struct agg *a, const struct sampler_opt
         tr->want_name = 1;
         if (!a)
             continue;
-        agg_thread_of(p, a, o, tr);
+        tracked_agg_thread(p, a, o, tr);
         size_t n = t->depth + 2;
         GROW(*scratch, *scap, n);
         size_t j = 0;
@@ -129,7 +129,7 @@ static void record_tick(struct sproc *p, struct agg *a, const struct sampler_opt
 
 /* The thread greenlets are counted under: the main thread (greenlets run
  * in one thread in nearly every program), else the first one. */
-static size_t greenlet_thread(const struct sproc *p)
+static size_t census_thread(const struct sproc *p)
 {
     const struct snapshot *sn = &p->sn;
     for (size_t k = 0; k < sn->nthreads; k++)
@@ -168,7 +168,7 @@ static void census_tick(struct sproc *p, struct agg *a, const struct sampler_opt
     }
     gcensus_threads(p->gc, s, sn);
     /* Greenlets whose thread is not known count under the main thread. */
-    size_t main = greenlet_thread(p);
+    size_t main = census_thread(p);
     uint32_t parked = names_label_frame(s->names, "greenlet parked");
     uint32_t running = names_label_frame(s->names, "greenlet running");
     for (size_t i = 0; i < gcensus_count(p->gc); i++) {
@@ -197,7 +197,7 @@ static void census_tick(struct sproc *p, struct agg *a, const struct sampler_opt
         }
         struct tracked *tr = &s->threads[t->tracked];
         tr->want_name = 1;
-        uint32_t thread = agg_thread_of(p, a, o, tr);
+        uint32_t thread = tracked_agg_thread(p, a, o, tr);
         GROW(*scratch, *scap, depth + 1);
         size_t j = 0;
         (*scratch)[j++] = root;
@@ -249,7 +249,7 @@ static void name_agg_threads(struct session *s, struct agg *a)
 }
 
 /* Native frames for p's process, when asked for and to be had. */
-static void native_on(struct sproc *p, const struct sampler_opts *o)
+static void natives_begin(struct sproc *p, const struct sampler_opts *o)
 {
     struct pserr err;
     if (!o->native || p->ns)
@@ -259,7 +259,7 @@ static void native_on(struct sproc *p, const struct sampler_opts *o)
         fprintf(stderr, "pystrobe: no native frames for process %d: %s\n", (int)p->pid, err.msg);
 }
 
-static void native_off(struct sproc *p, struct sampler_result *r)
+static void natives_end(struct sproc *p, struct sampler_result *r)
 {
     if (!p->ns)
         return;
@@ -294,7 +294,7 @@ static void detach(struct sproc *p, struct agg *a, struct sampler_result *r)
 {
     if (!p->s)
         return;
-    native_off(p, r);
+    natives_end(p, r);
     census_off(p, r);
     r->reads += mem_read_calls(p->s->mem);
     name_agg_threads(p->s, a);
@@ -326,7 +326,7 @@ static void attach_child(struct sproc *p, struct session *root, const struct sam
     p->s = s;
     p->fails = 0;
     snapshot_init(&p->sn);
-    native_on(p, o);
+    natives_begin(p, o);
     if (!p->command) {
         struct strbuf cmd = STRBUF_INIT;
         proc_cmdline(p->pid, &cmd);
@@ -438,162 +438,238 @@ static void status_line(const struct sampler_result *r, uint64_t elapsed)
     fflush(stderr);
 }
 
-int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
-                struct sampler_result *r)
+/* The state of one sampler_run. */
+struct loop {
+    struct session *s;
+    const struct sampler_opts *o;
+    struct agg *a;
+    struct sampler_result *r;
+    struct sproc *procs;        /* the target first: it is never let go */
+    size_t nprocs, pcap;
+    uint32_t *scratch;
+    size_t scap;
+    uint64_t period, start, end, next;
+    uint64_t last_status, last_rename, last_scan, last_refresh;
+    uint64_t cpu0, reads0, late0, susp_seen;
+    uint32_t scan;
+};
+
+static void loop_begin(struct loop *l, struct session *s, const struct sampler_opts *o,
+                       struct agg *a, struct sampler_result *r)
 {
-    uint32_t *scratch = NULL;
-    size_t scap = 0;
-    uint64_t period = (uint64_t)(1e9 / o->rate);
-    uint64_t start = now_ns(), cpu0 = cpu_ns(), reads0 = mem_read_calls(s->mem);
-    uint64_t end = o->duration > 0 ? start + (uint64_t)(o->duration * 1e9) : UINT64_MAX;
-    uint64_t next = start, last_status = start, last_rename = start, last_scan = 0;
-    uint64_t last_refresh = start, late0 = ptstop_late_stops(), susp_seen = ptstop_suspended_ns();
-    uint32_t scan = 0;
-    struct sproc *procs = NULL;
-    size_t nprocs = 0, pcap = 0;
+    memset(l, 0, sizeof(*l));
+    l->s = s;
+    l->o = o;
+    l->a = a;
+    l->r = r;
+    l->period = (uint64_t)(1e9 / o->rate);
+    l->start = now_ns();
+    l->cpu0 = cpu_ns();
+    l->reads0 = mem_read_calls(s->mem);
+    l->end = o->duration > 0 ? l->start + (uint64_t)(o->duration * 1e9) : UINT64_MAX;
+    l->next = l->last_status = l->last_rename = l->start;
+    l->last_refresh = l->start;
+    l->late0 = ptstop_late_stops();
+    l->susp_seen = ptstop_suspended_ns();
     memset(r, 0, sizeof(*r));
-    if (period == 0)
-        period = 1;
-    /* The target first: it is never let go. */
-    GROW(procs, pcap, 1);
-    memset(&procs[0], 0, sizeof(procs[0]));
-    procs[nprocs++].s = s;
-    procs[0].pid = s->pid;
-    procs[0].agg = AGG_NO_PROC;
-    snapshot_init(&procs[0].sn);
-    native_on(&procs[0], o);
+    if (l->period == 0)
+        l->period = 1;
+    GROW(l->procs, l->pcap, 1);
+    struct sproc *p = &l->procs[0];
+    memset(p, 0, sizeof(*p));
+    l->nprocs = 1;
+    p->s = s;
+    p->pid = s->pid;
+    p->agg = AGG_NO_PROC;
+    snapshot_init(&p->sn);
+    natives_begin(p, o);
     if (o->subprocesses) {
         struct strbuf cmd = STRBUF_INIT;
         proc_cmdline(s->pid, &cmd);
-        procs[0].command = sb_detach(&cmd);
-        proc_identity(s->pid, &procs[0].start_time, procs[0].comm, sizeof(procs[0].comm));
+        p->command = sb_detach(&cmd);
+        proc_identity(s->pid, &p->start_time, p->comm, sizeof(p->comm));
     }
     r->processes = 1;
-    while (!*o->stop) {
-        /* A thread held for native frames that stopped only after its hold
-         * gave up waiting sits stopped until let go: here, within
-         * PENDING_POLL_NS, whatever the rate and whether or not it runs. */
-        size_t pending = o->native ? ptstop_sweep() : 0;
-        /* Time spent suspended (Ctrl-Z) is not part of the recording: the
-         * ticks due then are neither taken nor missed, the duration waits. */
-        uint64_t susp = ptstop_suspended_ns();
-        if (susp != susp_seen) {
-            start += susp - susp_seen;
-            next += susp - susp_seen;
-            if (end != UINT64_MAX)
-                end += susp - susp_seen;
-            susp_seen = susp;
-        }
-        uint64_t now = now_ns();
-        if (now >= end)
-            break;
-        if (now < next) {
-            /* Woken at the end of the duration, not at the first tick after it. */
-            uint64_t until = MIN(next, end);
-            if (pending)
-                until = MIN(until, now + PENDING_POLL_NS);
-            struct timespec ts = {(time_t)(until / 1000000000u), (long)(until % 1000000000u)};
-            int e = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
-            if (e == EINTR || *o->stop || now_ns() < next)
-                continue;
-            now = now_ns();
-            if (now >= end)
-                break;
-        }
-        if (o->subprocesses && now - last_scan >= SCAN_EVERY_NS) {
-            scan_tree(&procs, &nprocs, &pcap, ++scan, a, o, r);
-            last_scan = now;
-        }
-        int retry = now - last_rename >= RENAME_EVERY_NS;
-        int refresh = o->native && now - last_refresh >= REFRESH_NATIVE_NS;
-        if (refresh)
-            last_refresh = now;
-        r->ticks++;
-        int census = o->greenlets && (r->ticks - 1) % MAX(o->census_every, 1u) == 0;
-        for (size_t i = 0; i < nprocs; i++) {
-            struct sproc *p = &procs[i];
-            if (!p->s)
-                continue;
-            struct snap_opts so = o->snap;
-            if (p->ns) {
-                so.native = nstack_hooks(p->ns);
-                /* Libraries loaded since: looked for now and then. */
-                if (refresh)
-                    nstack_refresh(p->ns);
-            }
-            int ret = snapshot_take(p->s, &p->sn, &so);
-            /* A process gone (or a launched command now a zombie) fails the reads. */
-            if (i == 0 && (ret == -ESRCH || (ret < 0 && (proc_check(s->pid) == -ESRCH ||
-                                                         child_exited(o->child, r))))) {
-                r->target_exited = 1;
-                break;
-            }
-            if (ret < 0 && i > 0) {
-                /* A descendant exiting (its memory going as it is read) is
-                 * let go without a word; one whose list stays unreadable may
-                 * run another program by now: looked at again at the next scan. */
-                int st = ret == -ESRCH ? -ESRCH : proc_state(p->pid);
-                if (st == -ESRCH || st == 'Z' || st == 'X') {
-                    detach(p, a, r);
-                    p->tried = 1;
-                    continue;
-                }
-                r->dropped[DROP_THREADS]++;
-                if (++p->fails >= REATTACH_AFTER) {
-                    detach(p, a, r);
-                    p->tried = 0;
-                }
-                continue;
-            }
-            if (ret < 0) {
-                r->dropped[DROP_THREADS]++;
-                continue;
-            }
-            p->fails = 0;
-            record_tick(p, a, o, r, &scratch, &scap);
-            if (census)
-                census_tick(p, a, o, r, &scratch, &scap, now);
-            if (o->hook && o->hook->on_sample)
-                o->hook->on_sample(o->hook->ctx, p->s, &p->sn);
-            /* New threads are named in the tick that brings them; the others
-             * again from time to time, as threading registers them late
-             * (the main thread only once the module is imported). */
-            session_name_threads(p->s, p->sn.interp, retry);
-            if (r->ticks % FORGET_AFTER == 0) {
-                name_agg_threads(p->s, a);
-                session_forget_threads(p->s, p->s->gen - FORGET_AFTER);
-            }
-        }
-        if (r->target_exited) {
-            r->ticks--;
-            break;
-        }
-        if (retry)
-            last_rename = now;
-        /* Absolute deadlines: a late tick does not shift the ones after it;
-         * ticks that could not be taken in time are counted, not hidden. */
-        next += period;
-        now = now_ns();
-        /* Ticks due after the end of the duration are not due at all. */
-        uint64_t upto = MIN(now, end);
-        if (upto > next + period) {
-            uint64_t missed = (upto - next) / period;
-            r->dropped[DROP_BEHIND] += missed;
-            next += missed * period;
-        }
-        if (o->status_line && now - last_status >= 1000000000u) {
-            status_line(r, now - start);
-            last_status = now;
-        }
-        if (o->hook && o->hook->on_tick) {
-            r->processes_now = 0;
-            for (size_t i = 0; i < nprocs; i++)
-                r->processes_now += procs[i].s != NULL;
-            if (o->hook->on_tick(o->hook->ctx, r, now))
-                break;
-        }
+}
+
+/* Time spent suspended (Ctrl-Z) is not part of the recording: the ticks
+ * due then are neither taken nor missed, the duration waits. */
+static void loop_skip_suspended(struct loop *l)
+{
+    uint64_t susp = ptstop_suspended_ns();
+    if (susp == l->susp_seen)
+        return;
+    l->start += susp - l->susp_seen;
+    l->next += susp - l->susp_seen;
+    if (l->end != UINT64_MAX)
+        l->end += susp - l->susp_seen;
+    l->susp_seen = susp;
+}
+
+enum loop_wake { WAKE_TICK, WAKE_AGAIN, WAKE_END };
+
+/* Sleeps until the next tick (or, with threads pending, a poll): WAKE_TICK
+ * with the time in *now, WAKE_AGAIN to look again, WAKE_END past the end. */
+static enum loop_wake loop_wait(const struct loop *l, size_t pending, uint64_t *now)
+{
+    uint64_t t = now_ns();
+    if (t >= l->end)
+        return WAKE_END;
+    if (t < l->next) {
+        /* Woken at the end of the duration, not at the first tick after it. */
+        uint64_t until = MIN(l->next, l->end);
+        if (pending)
+            until = MIN(until, t + PENDING_POLL_NS);
+        struct timespec ts = {(time_t)(until / 1000000000u), (long)(until % 1000000000u)};
+        int e = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+        if (e == EINTR || *l->o->stop || now_ns() < l->next)
+            return WAKE_AGAIN;
+        t = now_ns();
+        if (t >= l->end)
+            return WAKE_END;
     }
-    r->stopped = *o->stop != 0;
+    *now = t;
+    return WAKE_TICK;
+}
+
+/* A snapshot of a process that failed: counted, and a descendant that is
+ * gone (or stays unreadable) let go. */
+static void loop_failed(struct loop *l, size_t i, int ret)
+{
+    struct sproc *p = &l->procs[i];
+    if (i == 0) {
+        l->r->dropped[DROP_THREADS]++;
+        return;
+    }
+    /* A descendant exiting (its memory going as it is read) is let go
+     * without a word; one whose list stays unreadable may run another
+     * program by now: looked at again at the next scan. */
+    int st = ret == -ESRCH ? -ESRCH : proc_state(p->pid);
+    if (st == -ESRCH || st == 'Z' || st == 'X') {
+        detach(p, l->a, l->r);
+        p->tried = 1;
+        return;
+    }
+    l->r->dropped[DROP_THREADS]++;
+    if (++p->fails >= REATTACH_AFTER) {
+        detach(p, l->a, l->r);
+        p->tried = 0;
+    }
+}
+
+/* One process's snapshot, recorded; 1 when the target is gone. */
+static int loop_sample(struct loop *l, size_t i, int census, int retry, int refresh,
+                       uint64_t now)
+{
+    const struct sampler_opts *o = l->o;
+    struct sampler_result *r = l->r;
+    struct sproc *p = &l->procs[i];
+    if (!p->s)
+        return 0;
+    struct snap_opts so = o->snap;
+    if (p->ns) {
+        so.native = nstack_hooks(p->ns);
+        /* Libraries loaded since: looked for now and then. */
+        if (refresh)
+            nstack_refresh(p->ns);
+    }
+    int ret = snapshot_take(p->s, &p->sn, &so);
+    /* A process gone (or a launched command now a zombie) fails the reads. */
+    if (i == 0 && (ret == -ESRCH || (ret < 0 && (proc_check(l->s->pid) == -ESRCH ||
+                                                 child_exited(o->child, r))))) {
+        r->target_exited = 1;
+        return 1;
+    }
+    if (ret < 0) {
+        loop_failed(l, i, ret);
+        return 0;
+    }
+    p->fails = 0;
+    record_tick(p, l->a, o, r, &l->scratch, &l->scap);
+    if (census)
+        census_tick(p, l->a, o, r, &l->scratch, &l->scap, now);
+    if (o->hook && o->hook->on_sample)
+        o->hook->on_sample(o->hook->ctx, p->s, &p->sn);
+    /* New threads are named in the tick that brings them; the others
+     * again from time to time, as threading registers them late
+     * (the main thread only once the module is imported). */
+    session_name_threads(p->s, p->sn.interp, retry);
+    if (r->ticks % FORGET_AFTER == 0) {
+        name_agg_threads(p->s, l->a);
+        session_forget_threads(p->s, p->s->gen - FORGET_AFTER);
+    }
+    return 0;
+}
+
+/* One tick: new descendants looked for, every process followed sampled;
+ * 1 when the target is gone (the tick is not counted). */
+static int loop_tick(struct loop *l, uint64_t now)
+{
+    const struct sampler_opts *o = l->o;
+    struct sampler_result *r = l->r;
+    if (o->subprocesses && now - l->last_scan >= SCAN_EVERY_NS) {
+        scan_tree(&l->procs, &l->nprocs, &l->pcap, ++l->scan, l->a, o, r);
+        l->last_scan = now;
+    }
+    int retry = now - l->last_rename >= RENAME_EVERY_NS;
+    int refresh = o->native && now - l->last_refresh >= REFRESH_NATIVE_NS;
+    if (refresh)
+        l->last_refresh = now;
+    r->ticks++;
+    int census = o->greenlets && (r->ticks - 1) % MAX(o->census_every, 1u) == 0;
+    for (size_t i = 0; i < l->nprocs; i++)
+        if (loop_sample(l, i, census, retry, refresh, now))
+            break;
+    if (r->target_exited) {
+        r->ticks--;
+        return 1;
+    }
+    if (retry)
+        l->last_rename = now;
+    return 0;
+}
+
+/* Absolute deadlines: a late tick does not shift the ones after it; ticks
+ * that could not be taken in time are counted, not hidden.  Returns now. */
+static uint64_t loop_next(struct loop *l)
+{
+    l->next += l->period;
+    uint64_t now = now_ns();
+    /* Ticks due after the end of the duration are not due at all. */
+    uint64_t upto = MIN(now, l->end);
+    if (upto > l->next + l->period) {
+        uint64_t missed = (upto - l->next) / l->period;
+        l->r->dropped[DROP_BEHIND] += missed;
+        l->next += missed * l->period;
+    }
+    return now;
+}
+
+/* The status line and the caller's hook after a tick; 1 when the hook ends the run. */
+static int loop_report(struct loop *l, uint64_t now)
+{
+    const struct sampler_opts *o = l->o;
+    struct sampler_result *r = l->r;
+    if (o->status_line && now - l->last_status >= 1000000000u) {
+        status_line(r, now - l->start);
+        l->last_status = now;
+    }
+    if (o->hook && o->hook->on_tick) {
+        r->processes_now = 0;
+        for (size_t i = 0; i < l->nprocs; i++)
+            r->processes_now += l->procs[i].s != NULL;
+        if (o->hook->on_tick(o->hook->ctx, r, now))
+            return 1;
+    }
+    return 0;
+}
+
+/* The time the recording lasted, and the ticks due in it that were not taken. */
+static void loop_account(struct loop *l)
+{
+    struct sampler_result *r = l->r;
+    uint64_t period = l->period, next = l->next, end = l->end;
+    r->stopped = *l->o->stop != 0;
     /* Woken past the end by a late timer or a preempted loop, the ticks due
      * before the end were neither taken nor counted yet; when the target
      * ended, those due after the deadline of the tick that found it gone,
@@ -608,30 +684,64 @@ int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
      * the ticks due within it are all counted, taken or missed, above. */
     if (!r->stopped && !r->target_exited && end != UINT64_MAX && fin > end)
         fin = end;
-    r->elapsed_ns = fin - start;
-    r->cpu_ns = cpu_ns() - cpu0;
-    r->reads += mem_read_calls(s->mem) - reads0;
-    if (o->status_line)
+    r->elapsed_ns = fin - l->start;
+    r->cpu_ns = cpu_ns() - l->cpu0;
+    r->reads += mem_read_calls(l->s->mem) - l->reads0;
+}
+
+/* Every process let go, what they held added to the result. */
+static void loop_end(struct loop *l)
+{
+    struct sampler_result *r = l->r;
+    struct sproc *procs = l->procs;
+    if (l->o->status_line)
         fputs("\r\033[K", stderr);
     if (!r->target_exited)
-        session_name_threads(s, procs[0].sn.interp, 1);
+        session_name_threads(l->s, procs[0].sn.interp, 1);
     r->processes_now = 0;
-    for (size_t i = 0; i < nprocs; i++) {
+    for (size_t i = 0; i < l->nprocs; i++) {
         r->processes_now += procs[i].s != NULL;
         if (i > 0) {
             if (procs[i].s)
                 session_name_threads(procs[i].s, procs[i].sn.interp, 1);
-            release_proc(&procs[i], a, r);
+            release_proc(&procs[i], l->a, r);
         }
     }
-    name_agg_threads(s, a);
-    native_off(&procs[0], r);
-    r->late_stops = ptstop_late_stops() - late0;
+    name_agg_threads(l->s, l->a);
+    natives_end(&procs[0], r);
+    r->late_stops = ptstop_late_stops() - l->late0;
     census_off(&procs[0], r);
     add_torn(r, &procs[0].sn);
     snapshot_release(&procs[0].sn);
     free(procs[0].command);
     free(procs);
-    free(scratch);
+    free(l->scratch);
+}
+
+int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
+                struct sampler_result *r)
+{
+    struct loop l;
+    loop_begin(&l, s, o, a, r);
+    while (!*o->stop) {
+        /* A thread held for native frames that stopped only after its hold
+         * gave up waiting sits stopped until let go: here, within
+         * PENDING_POLL_NS, whatever the rate and whether or not it runs. */
+        size_t pending = o->native ? ptstop_sweep() : 0;
+        loop_skip_suspended(&l);
+        uint64_t now;
+        enum loop_wake w = loop_wait(&l, pending, &now);
+        if (w == WAKE_END)
+            break;
+        if (w == WAKE_AGAIN)
+            continue;
+        if (loop_tick(&l, now))
+            break;
+        now = loop_next(&l);
+        if (loop_report(&l, now))
+            break;
+    }
+    loop_account(&l);
+    loop_end(&l);
     return 0;
 }
