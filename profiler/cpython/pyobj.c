@@ -30,17 +30,6 @@ int pyobj_type_name(struct pyrt *rt, uint64_t obj, struct strbuf *out)
     return -EFAULT;
 }
 
-int pyobj_type_is(struct pyrt *rt, uint64_t obj, const char *name)
-{
-    uint64_t type, tp_name;
-    char buf[32];
-    size_t n = strlen(name) + 1; /* the name and its terminator: no more is read */
-    return n <= sizeof(buf) && obj &&
-           mem_read_u64(rt->mem, obj + (uint64_t)rt->layout.ob_type, &type) == 0 &&
-           mem_read_u64(rt->mem, type + (uint64_t)rt->layout.tp_name, &tp_name) == 0 &&
-           mem_read(rt->mem, tp_name, buf, n) == 0 && memcmp(buf, name, n) == 0;
-}
-
 /* Every entry slot of a keys object, in index order, empty ones included. */
 static int keys_slots_max(struct pyrt *rt, uint64_t keys, size_t max, struct pydict_entry **out,
                           size_t *n)
@@ -335,7 +324,7 @@ int pyobj_small_int(struct pyrt *rt, uint64_t obj, int64_t *value)
     int ret;
     if (rt->major < 3)
         return -EINVAL;
-    if (!pyobj_type_is(rt, obj, "int"))
+    if (!pyrt_type_is(rt, obj, "int"))
         return -EINVAL;
     if ((ret = mem_read(rt->mem, obj, b, sizeof(b))) < 0)
         return ret;

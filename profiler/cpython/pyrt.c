@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "profiler/target/proc.h"
-#include "profiler/cpython/pyobj.h"
 #include "symbolizer/elfsym.h"
 
 /* The scan validates at most this many distinct candidate pointers. */
@@ -136,6 +135,17 @@ static int version_from_bss(struct pyrt *rt, struct elf_file *ef, char *out, siz
     return ret;
 }
 
+int pyrt_type_is(struct pyrt *rt, uint64_t obj, const char *name)
+{
+    uint64_t type, tp_name;
+    char buf[32];
+    size_t n = strlen(name) + 1; /* the name and its terminator: no more is read */
+    return n <= sizeof(buf) && obj &&
+           mem_read_u64(rt->mem, obj + (uint64_t)rt->layout.ob_type, &type) == 0 &&
+           mem_read_u64(rt->mem, type + (uint64_t)rt->layout.tp_name, &tp_name) == 0 &&
+           mem_read(rt->mem, tp_name, buf, n) == 0 && memcmp(buf, name, n) == 0;
+}
+
 /* 1 when the thread state's top frame leads to a code object. */
 static int top_frame_ok(struct pyrt *rt, const unsigned char *ts)
 {
@@ -143,10 +153,10 @@ static int top_frame_ok(struct pyrt *rt, const unsigned char *ts)
     uint64_t frame = 0, code = 0;
     if (l->frames == FRAME_OBJECTS) {
         memcpy(&frame, ts + l->ts_frame, 8);
-        if (!pyobj_type_is(rt, frame, "frame"))
+        if (!pyrt_type_is(rt, frame, "frame"))
             return 0;
         return mem_read_u64(rt->mem, frame + (uint64_t)l->fo_code, &code) == 0 &&
-               pyobj_type_is(rt, code, "code");
+               pyrt_type_is(rt, code, "code");
     }
     if (l->ts_current_frame >= 0) {
         memcpy(&frame, ts + l->ts_current_frame, 8);
@@ -163,7 +173,7 @@ static int top_frame_ok(struct pyrt *rt, const unsigned char *ts)
         uint8_t owner = f[l->if_owner];
         memcpy(&code, f + l->if_code, 8);
         if ((int)owner != l->owner_cstack)
-            return pyobj_type_is(rt, code, "code");
+            return pyrt_type_is(rt, code, "code");
         memcpy(&frame, f + l->if_previous, 8);
     }
     return 0;

@@ -103,6 +103,9 @@ int pyrt_gil_spans(struct pyrt *rt, uint64_t interp, struct gil_span *out);
  */
 int pyrt_gil_holder_in(struct pyrt *rt, const struct gil_span *gil, uint64_t *tstate);
 
+/* 1 when obj's type is named exactly name (a short ASCII name), else 0. */
+int pyrt_type_is(struct pyrt *rt, uint64_t obj, const char *name);
+
 /* The route's name ("dynsym", ...). */
 const char *pyrt_route_name(enum pyrt_route route);
 
