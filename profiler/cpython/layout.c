@@ -1,6 +1,7 @@
 #include "profiler/cpython/layout.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 /*
@@ -13,8 +14,39 @@
  * overrides what its version has: designated initializers, set twice on purpose. */
 #pragma GCC diagnostic ignored "-Woverride-init"
 
+/* The symbol of each known object in 3.x, and in 2.7 (NULL: none). */
+static const char *const known3[PYK_COUNT] = {
+    [PYK_NONE] = "_Py_NoneStruct", [PYK_TRUE] = "_Py_TrueStruct",
+    [PYK_FALSE] = "_Py_FalseStruct", [PYK_INT] = "PyLong_Type", [PYK_BOOL] = "PyBool_Type",
+    [PYK_FLOAT] = "PyFloat_Type", [PYK_STR] = "PyUnicode_Type", [PYK_BYTES] = "PyBytes_Type",
+    [PYK_TUPLE] = "PyTuple_Type", [PYK_LIST] = "PyList_Type", [PYK_DICT] = "PyDict_Type",
+    [PYK_SET] = "PySet_Type", [PYK_FROZENSET] = "PyFrozenSet_Type", [PYK_CELL] = "PyCell_Type",
+    [PYK_SET_DUMMY] = "_PySet_Dummy",
+};
+
+static const char *const known27[PYK_COUNT] = {
+    [PYK_NONE] = "_Py_NoneStruct", [PYK_TRUE] = "_Py_TrueStruct",
+    [PYK_FALSE] = "_Py_ZeroStruct", [PYK_INT] = "PyInt_Type", [PYK_LONG27] = "PyLong_Type",
+    [PYK_BOOL] = "PyBool_Type", [PYK_FLOAT] = "PyFloat_Type", [PYK_STR] = "PyString_Type",
+    [PYK_UNICODE27] = "PyUnicode_Type", [PYK_TUPLE] = "PyTuple_Type",
+    [PYK_LIST] = "PyList_Type", [PYK_DICT] = "PyDict_Type", [PYK_SET] = "PySet_Type",
+    [PYK_FROZENSET] = "PyFrozenSet_Type", [PYK_CELL] = "PyCell_Type",
+};
+
+/* co_flags bits (Include/code.h): CO_GENERATOR since 2.2, the others since 3.5/3.6. */
+#define CO_GENERATOR 0x20
+#define CO_COROUTINE 0x80
+#define CO_ASYNC_GENERATOR 0x200
+
 /* Fields that are the same in every version, or absent unless set. */
 #define COMMON                                                              \
+    .runtime_symbol = "_PyRuntime", .debug_offsets = 0,                     \
+    .tstate_current_symbol = NULL, .gil_lock_symbol = NULL,                 \
+    .narrow_unicode_symbol = NULL, .eval_function = "_PyEval_EvalFrameDefault", \
+    .known_symbols = known3,                                                \
+    .co_generator_flags = CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR, \
+    .set_dummy = SET_DUMMY_HASH, .set_repr_call = 0,                        \
+    .thread_name_attr = "_name", .thread_native_id_attr = "_native_id",     \
     .rt_interpreters_head = -1, .rt_gil_locked = -1, .rt_gil_last_holder = -1, \
     .is_ceval_gil = -1, .gil_locked = -1, .gil_last_holder = -1,            \
     .ts_frame = -1, .ts_cframe = -1, .cf_current_frame = -1,                \
@@ -84,6 +116,13 @@
 static const struct pylayout layouts[] = {
     {
         COMMON, .major = 2, .minor = 7, .gil = GIL_TSTATE_CURRENT,
+        .runtime_symbol = "interp_head", .tstate_current_symbol = "_PyThreadState_Current",
+        .gil_lock_symbol = "interpreter_lock",
+        .narrow_unicode_symbol = "PyUnicodeUCS2_FromString",
+        .eval_function = "PyEval_EvalFrameEx", .known_symbols = known27,
+        .co_generator_flags = CO_GENERATOR, /* no coroutines; other meanings for those bits */
+        .set_dummy = SET_DUMMY_STR27, .set_repr_call = 1,
+        .thread_name_attr = "_Thread__name", .thread_native_id_attr = NULL,
         .gc_head_size = 32, .gc_generation_size = 40,
         .is_next = 0, .is_tstate_head = 8, .is_modules = 16,
         .ts_next = 0, .ts_interp = 8, .ts_frame = 16, .ts_thread_id = 144, .ts_size = 152,
@@ -97,6 +136,9 @@ static const struct pylayout layouts[] = {
     },
     {
         COMMON, .major = 3, .minor = 6, .gil = GIL_TSTATE_CURRENT,
+        .runtime_symbol = "interp_head", .tstate_current_symbol = "_PyThreadState_Current",
+        .gil_static_symbols = {"gil_cond", "gil_mutex", "switch_cond", "switch_mutex"},
+        .thread_native_id_attr = NULL,
         .gc_head_size = 32, .gc_generation_size = 48,
         .is_next = 0, .is_tstate_head = 8, .is_modules = 16,
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 152, .ts_size = 160,
@@ -106,7 +148,7 @@ static const struct pylayout layouts[] = {
         LOCALS_OLD(376, 16, 20, 32, 24, 64, 72, 80),
     },
     {
-        COMMON, .major = 3, .minor = 7, .gil = GIL_RUNTIME,
+        COMMON, .major = 3, .minor = 7, .gil = GIL_RUNTIME, .thread_native_id_attr = NULL,
         .rt_gc_generations = 352, .rt_gc_collecting = 632, .gc_head_size = 32,
         .gc_generation_size = 48,
         .rt_interpreters_head = 24, .rt_gil_locked = 1280, .rt_gil_last_holder = 1272,
@@ -179,7 +221,7 @@ static const struct pylayout layouts[] = {
         LOCALS_NEW(52, 60, 48, 72), .co_stacksize = 64, .long_tagged = 1,
     },
     {
-        COMMON, .major = 3, .minor = 13, .gil = GIL_INTERP,
+        COMMON, .major = 3, .minor = 13, .gil = GIL_INTERP, .debug_offsets = 1,
         .is_gc_generations = 7424, .is_gc_collecting = 7600, .gc_head_size = 16,
         .rt_interpreters_head = 632, .is_ceval_gil = 16, .gil_last_holder = 8, .gil_locked = 16,
         .is_next = 7264, .is_tstate_head = 7344, .is_modules = 7656,
@@ -204,7 +246,26 @@ const struct pylayout *layout_for(int major, int minor)
 
 const char *layout_supported(void)
 {
-    return "2.7, 3.6-3.13";
+    /* The table's versions, consecutive minors as a range: "2.7, 3.6-3.13". */
+    static char buf[128];
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < ARRAY_SIZE(layouts); i++) {
+        size_t j = i;
+        while (j + 1 < ARRAY_SIZE(layouts) && layouts[j + 1].major == layouts[i].major &&
+               layouts[j + 1].minor == layouts[j].minor + 1)
+            j++;
+        int n = j > i ? snprintf(buf + len, sizeof(buf) - len, "%s%d.%d-%d.%d", i ? ", " : "",
+                                 layouts[i].major, layouts[i].minor, layouts[j].major,
+                                 layouts[j].minor)
+                      : snprintf(buf + len, sizeof(buf) - len, "%s%d.%d", i ? ", " : "",
+                                 layouts[i].major, layouts[i].minor);
+        if (n < 0 || (size_t)n >= sizeof(buf) - len)
+            break;
+        len += (size_t)n;
+        i = j;
+    }
+    return buf;
 }
 
 /*
@@ -250,7 +311,7 @@ int layout_from_debug_offsets(struct pylayout *out, const void *buf, size_t len,
     uint64_t v = d[D_VERSION];
     int major = (int)((v >> 24) & 0xff), minor = (int)((v >> 16) & 0xff);
     const struct pylayout *base = layout_for(major, minor);
-    if (!base || major != 3 || minor < 13)
+    if (!base || !base->debug_offsets)
         return pserr_set(err, ENOTSUP, "Python %d.%d is not supported (pystrobe knows %s)",
                          major, minor, layout_supported());
     if (d[D_FREE_THREADED])

@@ -73,10 +73,22 @@ struct pyval {
     size_t ntypes, tcap;
 };
 
+/* 2.7: str is bytes, and unicode a type apart. */
+static int bytes27(const struct pyval *pv)
+{
+    return pv->l->strings == STR_BYTES27;
+}
+
+/* 2.7: int is a PyIntObject, long a type apart. */
+static int int27(const struct pyval *pv)
+{
+    return pv->l->int27_ival >= 0;
+}
+
 /* A kind's built-in type name on this version (2.7 calls bytes str). */
 static const char *canon_name(const struct pyval *pv, enum vkind kind)
 {
-    return pv->rt->major == 2 && kind == VK_BYTES ? "str" : kind_names[kind];
+    return bytes27(pv) && kind == VK_BYTES ? "str" : kind_names[kind];
 }
 
 struct pyval *pyval_new(struct pyrt *rt)
@@ -249,7 +261,7 @@ static void set_name(struct vtype *t, const char *s, size_t n)
 static enum vkind kind_of_known(const struct pyval *pv, uint64_t type)
 {
     static const struct {
-        enum pyrt_known k;
+        enum known_object k;
         enum vkind v;
     } map[] = {
         {PYK_BOOL, VK_BOOL}, {PYK_FLOAT, VK_FLOAT}, {PYK_TUPLE, VK_TUPLE}, {PYK_LIST, VK_LIST},
@@ -257,16 +269,15 @@ static enum vkind kind_of_known(const struct pyval *pv, uint64_t type)
         {PYK_CELL, VK_CELL}, {PYK_BYTES, VK_BYTES},
     };
     const uint64_t *k = pv->rt->known;
-    int py2 = pv->rt->major == 2;
     if (!type)
         return VK_OTHER;
     if (type == k[PYK_INT])
-        return py2 ? VK_INT27 : VK_INT;
+        return int27(pv) ? VK_INT27 : VK_INT;
     if (type == k[PYK_STR])
-        return py2 ? VK_BYTES : VK_STR;
-    if (py2 && type == k[PYK_LONG27])
+        return bytes27(pv) ? VK_BYTES : VK_STR;
+    if (int27(pv) && type == k[PYK_LONG27])
         return VK_LONG27;
-    if (py2 && type == k[PYK_UNICODE27])
+    if (bytes27(pv) && type == k[PYK_UNICODE27])
         return VK_UNICODE27;
     for (size_t i = 0; i < ARRAY_SIZE(map); i++)
         if (type == k[map[i].k])
@@ -277,11 +288,10 @@ static enum vkind kind_of_known(const struct pyval *pv, uint64_t type)
 /* The kind a type's subclass flags (or, for types without one, its name) give. */
 static enum vkind kind_of_flags(const struct pyval *pv, uint64_t flags, const char *name)
 {
-    int py2 = pv->rt->major == 2;
-    if (py2 && (flags & (1ul << 23)))
+    if (int27(pv) && (flags & (1ul << 23)))
         return strcmp(name, "bool") == 0 ? VK_BOOL : VK_INT27;
     if (flags & (1ul << 24))
-        return py2 ? VK_LONG27 : strcmp(name, "bool") == 0 ? VK_BOOL : VK_INT;
+        return int27(pv) ? VK_LONG27 : strcmp(name, "bool") == 0 ? VK_BOOL : VK_INT;
     if (flags & (1ul << 25))
         return VK_LIST;
     if (flags & (1ul << 26))
@@ -289,7 +299,7 @@ static enum vkind kind_of_flags(const struct pyval *pv, uint64_t flags, const ch
     if (flags & (1ul << 27))
         return VK_BYTES; /* 2.7: str */
     if (flags & (1ul << 28))
-        return py2 ? VK_UNICODE27 : VK_STR;
+        return bytes27(pv) ? VK_UNICODE27 : VK_STR;
     if (flags & (1ul << 29))
         return VK_DICT;
     static const enum vkind by_name[] = {VK_FLOAT, VK_SET, VK_FROZENSET, VK_NONE, VK_CELL};
@@ -498,7 +508,7 @@ static int render_bool(struct pyval *pv, const struct objhdr *h, struct strbuf *
 {
     int64_t v;
     int ret;
-    if (pv->rt->major == 2) {
+    if (int27(pv)) {
         ret = field_i64(pv, h, pv->l->int27_ival, &v);
     } else {
         uint32_t d;
@@ -696,10 +706,9 @@ static int render_str(struct pyval *pv, const struct objhdr *h, const struct vty
     int ret = str_units(pv, h, t->kind, cps, PYVAL_MAX_CHARS, &n, &total);
     if (ret < 0)
         return ret;
-    int py2 = pv->rt->major == 2;
     if (t->kind == VK_UNICODE27)
         sb_addc(out, 'u');
-    else if (t->kind == VK_BYTES && !py2)
+    else if (t->kind == VK_BYTES && !bytes27(pv))
         sb_addc(out, 'b');
     quote(cps, n, t->kind == VK_BYTES, t->kind == VK_UNICODE27, out);
     if ((uint64_t)total > n)
@@ -849,14 +858,16 @@ static int set_keys(struct pyval *pv, const struct objhdr *h, uint64_t *keys, si
         int64_t hash;
         memcpy(&key, raw + i * 16 + l->setentry_key, 8);
         memcpy(&hash, raw + i * 16 + l->setentry_hash, 8);
-        if (key && key != pv->rt->known[PYK_SET_DUMMY] && !(pv->rt->major == 3 && hash == -1))
+        if (key && key != pv->rt->known[PYK_SET_DUMMY] &&
+            !(l->set_dummy == SET_DUMMY_HASH && hash == -1))
             cand[k++] = key;
     }
     *n = 0;
-    if (pv->rt->major == 2)
+    int dummy27 = l->set_dummy == SET_DUMMY_STR27;
+    if (dummy27)
         prefetch(pv, cand, k);
     for (size_t i = 0; i < k && *n < PYVAL_MAX_ITEMS; i++)
-        if (pv->rt->major == 3 || !is_dummy27(pv, cand[i]))
+        if (!dummy27 || !is_dummy27(pv, cand[i]))
             keys[(*n)++] = cand[i];
     return 0;
 }
@@ -864,7 +875,7 @@ static int set_keys(struct pyval *pv, const struct objhdr *h, uint64_t *keys, si
 static int render_set(struct pyval *pv, const struct objhdr *h, const struct vtype *t, int depth,
                       struct strbuf *out)
 {
-    int py2 = pv->rt->major == 2, frozen = t->kind == VK_FROZENSET;
+    int call = pv->l->set_repr_call, frozen = t->kind == VK_FROZENSET;
     const char *name = frozen ? "frozenset" : "set";
     int64_t used;
     uint64_t keys[PYVAL_MAX_ITEMS];
@@ -879,20 +890,20 @@ static int render_set(struct pyval *pv, const struct objhdr *h, const struct vty
         return 0;
     }
     if (depth >= PYVAL_MAX_DEPTH) {
-        sb_addf(out, py2 ? "%s([...])" : frozen ? "%s({...})" : "{...}", name);
+        sb_addf(out, call ? "%s([...])" : frozen ? "%s({...})" : "{...}", name);
         return 0;
     }
     int ret = set_keys(pv, h, keys, &n);
     if (ret == -EFAULT || ret == -EINVAL)
         return ret;
-    if (py2 || frozen)
+    if (call || frozen)
         sb_addf(out, "%s(", name);
-    sb_addc(out, py2 ? '[' : '{');
+    sb_addc(out, call ? '[' : '{');
     size_t shown = render_items(pv, keys, NULL, n, depth, out);
     if (shown < (size_t)used)
         sb_adds(out, shown ? ", ..." : "...");
-    sb_addc(out, py2 ? ']' : '}');
-    if (py2 || frozen)
+    sb_addc(out, call ? ']' : '}');
+    if (call || frozen)
         sb_addc(out, ')');
     suffix(t, shown < (size_t)used, (uint64_t)used, "items", out);
     return 0;
@@ -1009,7 +1020,7 @@ static int name_text(struct pyval *pv, uint64_t obj, struct strbuf *out)
         return -EFAULT;
     struct vtype tv = type_of(pv, &h);
     const struct vtype *t = &tv;
-    if (t->kind != VK_STR && t->kind != VK_UNICODE27 && !(t->kind == VK_BYTES && pv->rt->major == 2))
+    if (t->kind != VK_STR && t->kind != VK_UNICODE27 && !(t->kind == VK_BYTES && bytes27(pv)))
         return -EINVAL;
     if (str_units(pv, &h, t->kind, cps, NAME_MAX_CHARS, &n, &total) < 0)
         return -EFAULT;

@@ -150,8 +150,49 @@ TEST(unknown_versions_have_no_table)
     CHECK(layout_for(2, 6) == NULL);
     CHECK(layout_for(0, 0) == NULL);
     CHECK(layout_for(-1, 7) == NULL);
-    CHECK(strstr(layout_supported(), "2.7") != NULL);
-    CHECK(strstr(layout_supported(), "3.13") != NULL);
+    CHECK_STR(layout_supported(), "2.7, 3.6-3.13");
+}
+
+TEST(symbols_and_facts_by_version)
+{
+    /* What was decided by version in the code, now each version's table. */
+    for (size_t i = 0; i < ARRAY_SIZE(supported); i++) {
+        int major = supported[i][0], minor = supported[i][1];
+        const struct pylayout *l = layout_for(major, minor);
+        REQUIRE(l);
+        int py2 = major == 2, statics = py2 || minor == 6;
+        CHECK_STR(l->runtime_symbol, statics ? "interp_head" : "_PyRuntime");
+        CHECK_INT(l->rt_interpreters_head >= 0, !statics);
+        CHECK_INT(l->debug_offsets, !py2 && minor >= 13);
+        CHECK_INT(l->tstate_current_symbol != NULL, statics);
+        CHECK_INT(l->gil == GIL_TSTATE_CURRENT, statics);
+        if (statics)
+            CHECK_STR(l->tstate_current_symbol, "_PyThreadState_Current");
+        CHECK_INT(l->gil_lock_symbol != NULL, py2);
+        if (py2)
+            CHECK_STR(l->gil_lock_symbol, "interpreter_lock");
+        CHECK_INT(l->gil_static_symbols[0] != NULL, statics && !py2);
+        if (statics && !py2) {
+            CHECK_STR(l->gil_static_symbols[0], "gil_cond");
+            CHECK_STR(l->gil_static_symbols[3], "switch_mutex");
+        }
+        CHECK_INT(l->narrow_unicode_symbol != NULL, py2);
+        CHECK_STR(l->eval_function, py2 ? "PyEval_EvalFrameEx" : "_PyEval_EvalFrameDefault");
+        CHECK_STR(l->known_symbols[PYK_INT], py2 ? "PyInt_Type" : "PyLong_Type");
+        CHECK_STR(l->known_symbols[PYK_STR], py2 ? "PyString_Type" : "PyUnicode_Type");
+        CHECK_STR(l->known_symbols[PYK_FALSE], py2 ? "_Py_ZeroStruct" : "_Py_FalseStruct");
+        CHECK_INT(l->known_symbols[PYK_LONG27] != NULL, py2);
+        CHECK_INT(l->known_symbols[PYK_UNICODE27] != NULL, py2);
+        CHECK_INT(l->known_symbols[PYK_BYTES] != NULL, !py2);
+        CHECK_INT(l->known_symbols[PYK_SET_DUMMY] != NULL, !py2);
+        CHECK(l->known_symbols[PYK_NONE] && l->known_symbols[PYK_CELL]);
+        CHECK_INT(l->co_generator_flags, py2 ? 0x20 : 0x2a0);
+        CHECK_INT(l->set_dummy, py2 ? SET_DUMMY_STR27 : SET_DUMMY_HASH);
+        CHECK_INT(l->set_repr_call, py2);
+        CHECK_STR(l->thread_name_attr, py2 ? "_Thread__name" : "_name");
+        CHECK_INT(l->thread_native_id_attr != NULL, !py2 && minor >= 8);
+        CHECK_INT(l->strings, py2 ? STR_BYTES27 : STR_UNICODE3);
+    }
 }
 
 /* ---- _Py_DebugOffsets ------------------------------------------------------ */
