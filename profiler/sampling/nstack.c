@@ -50,13 +50,11 @@ struct nstack {
     struct strbuf label;
 };
 
-int nstack_is_eval(const char *func, int major)
+int nstack_is_eval(const char *func, const char *name)
 {
-    if (!func)
+    if (!func || !name)
         return 0;
-    /* 3.x: one function runs the bytecode (PyEval_EvalFrameEx only wraps it);
-     * 2.7: PyEval_EvalFrameEx is the loop.  gcc may split off a ".cold" part. */
-    const char *name = major >= 3 ? "_PyEval_EvalFrameDefault" : "PyEval_EvalFrameEx";
+    /* gcc may split off a ".cold" part. */
     size_t n = strlen(name);
     return strncmp(func, name, n) == 0 && (func[n] == '\0' || func[n] == '.');
 }
@@ -235,7 +233,7 @@ static uint32_t name_pc(struct nstack *ns, uint64_t pc, int leaf)
     struct pcname *p = &ns->pcn[ns->npcn];
     *p = key;
     p->frame = names_label_frame(ns->s->names, sb_str(&ns->label));
-    p->is_eval = (uint8_t)nstack_is_eval(sym.func, ns->s->rt.major);
+    p->is_eval = (uint8_t)nstack_is_eval(sym.func, ns->s->rt.layout.eval_function);
     htab_insert(&ns->pc_index, h, (uint32_t)ns->npcn);
     return (uint32_t)ns->npcn++;
 }
