@@ -4,6 +4,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "profiler/cpython/opcodes.h"
+#include "symbolizer/codefacts.h"
+#include "symbolizer/pystr.h"
+
 /*
  * Offsets measured with offsetof() against each version's own headers
  * (tools/probe-offsets.sh), x86_64, release builds.  Fields a version does not
@@ -128,7 +132,7 @@ static const struct pylayout layouts[] = {
         .ts_next = 0, .ts_interp = 8, .ts_frame = 16, .ts_thread_id = 144, .ts_size = 152,
         FRAMEOBJ(120),
         .co_filename = 80, .co_name = 88, .co_firstlineno = 96, .co_linetable = 104,
-        .linetable = LT_LNOTAB_27, .co_code = 32, .co_flags = 28,
+        .linetable = LINES_LNOTAB_27, .co_code = 32, .co_flags = 28,
         LOCALS_OLD(376, 16, -1, 28, 20, 56, 64, 72), .int27_ival = 16,
         .setentry_key = 8, .setentry_hash = 0,
         .strings = STR_BYTES27, .bytes_size = 16, .bytes_sval = 36, .uni27_str = 24,
@@ -144,7 +148,7 @@ static const struct pylayout layouts[] = {
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 152, .ts_size = 160,
         FRAMEOBJ(120),
         .co_filename = 96, .co_name = 104, .co_firstlineno = 36, .co_linetable = 112,
-        .linetable = LT_LNOTAB_36, .co_code = 40, .co_flags = 32, UNICODE3(48, 72), DICT36(856),
+        .linetable = LINES_LNOTAB_36, .co_code = 40, .co_flags = 32, UNICODE3(48, 72), DICT36(856),
         LOCALS_OLD(376, 16, 20, 32, 24, 64, 72, 80),
     },
     {
@@ -156,7 +160,7 @@ static const struct pylayout layouts[] = {
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 176, .ts_size = 184,
         FRAMEOBJ(104),
         .co_filename = 96, .co_name = 104, .co_firstlineno = 36, .co_linetable = 112,
-        .linetable = LT_LNOTAB_36, .co_code = 40, .co_flags = 32, UNICODE3(48, 72), DICT36(856),
+        .linetable = LINES_LNOTAB_36, .co_code = 40, .co_flags = 32, UNICODE3(48, 72), DICT36(856),
         LOCALS_OLD(360, 16, 20, 32, 24, 64, 72, 80),
     },
     {
@@ -167,7 +171,7 @@ static const struct pylayout layouts[] = {
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 176, .ts_size = 184,
         FRAMEOBJ(104),
         .co_filename = 104, .co_name = 112, .co_firstlineno = 40, .co_linetable = 120,
-        .linetable = LT_LNOTAB_36, .co_code = 48, .co_flags = 36, UNICODE3(48, 72), DICT36(872),
+        .linetable = LINES_LNOTAB_36, .co_code = 48, .co_flags = 36, UNICODE3(48, 72), DICT36(872),
         LOCALS_OLD(360, 16, 24, 36, 28, 72, 80, 88),
     },
     {
@@ -178,7 +182,7 @@ static const struct pylayout layouts[] = {
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 176, .ts_size = 184,
         FRAMEOBJ(104),
         .co_filename = 104, .co_name = 112, .co_firstlineno = 40, .co_linetable = 120,
-        .linetable = LT_LNOTAB_36, .co_code = 48, .co_flags = 36, UNICODE3(48, 72), DICT36(864),
+        .linetable = LINES_LNOTAB_36, .co_code = 48, .co_flags = 36, UNICODE3(48, 72), DICT36(864),
         LOCALS_OLD(360, 16, 24, 36, 28, 72, 80, 88),
     },
     {
@@ -189,7 +193,8 @@ static const struct pylayout layouts[] = {
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 176, .ts_size = 184,
         FRAMEOBJ(96), .lasti_units = 1,
         .co_filename = 104, .co_name = 112, .co_firstlineno = 40, .co_linetable = 120,
-        .linetable = LT_LINETABLE_310, .co_code = 48, .co_flags = 36, UNICODE3(48, 72), DICT36(872),
+        .linetable = LINES_LINETABLE_310, .co_code = 48, .co_flags = 36, UNICODE3(48, 72),
+        DICT36(872),
         LOCALS_OLD(352, 16, 24, 36, 28, 72, 80, 88),
     },
     {
@@ -202,7 +207,7 @@ static const struct pylayout layouts[] = {
         .ts_datastack_chunk = 296, .ts_datastack_top = 304, .ts_size = 312,
         IFRAME(48, 32, 69, -1), .if_is_entry = 68,
         .co_filename = 112, .co_name = 120, .co_qualname = 128, .co_firstlineno = 72,
-        .co_linetable = 136, .co_code_adaptive = 184, .linetable = LT_LOCATIONS_311,
+        .co_linetable = 136, .co_code_adaptive = 184, .linetable = LINES_LOCATIONS_311,
         UNICODE3(48, 72), DICT311(872, 0), .managed = MANAGED_311,
         LOCALS_NEW(56, 64, 48, 76), .co_stacksize = 68,
     },
@@ -216,7 +221,7 @@ static const struct pylayout layouts[] = {
         .ts_datastack_chunk = 232, .ts_datastack_top = 240, .ts_size = 248,
         IFRAME(8, 0, 70, 3),
         .co_filename = 112, .co_name = 120, .co_qualname = 128, .co_firstlineno = 68,
-        .co_linetable = 136, .co_code_adaptive = 192, .linetable = LT_LOCATIONS_311,
+        .co_linetable = 136, .co_code_adaptive = 192, .linetable = LINES_LOCATIONS_311,
         UNICODE3(40, 56), DICT311(880, 0), .managed = MANAGED_312,
         LOCALS_NEW(52, 60, 48, 72), .co_stacksize = 64, .long_tagged = 1,
     },
@@ -230,7 +235,7 @@ static const struct pylayout layouts[] = {
         .ts_datastack_chunk = 232, .ts_datastack_top = 240, .ts_size = 248,
         IFRAME(8, 0, 70, 3),
         .co_filename = 112, .co_name = 120, .co_qualname = 128, .co_firstlineno = 68,
-        .co_linetable = 136, .co_code_adaptive = 200, .linetable = LT_LOCATIONS_311,
+        .co_linetable = 136, .co_code_adaptive = 200, .linetable = LINES_LOCATIONS_311,
         UNICODE3(40, 56), DICT311(880, 8), .managed = MANAGED_313,
         LOCALS_NEW(52, 60, 48, 72), .co_stacksize = 64, .long_tagged = 1,
     },
@@ -266,6 +271,64 @@ const char *layout_supported(void)
         i = j;
     }
     return buf;
+}
+
+void layout_str_facts(const struct pylayout *l, struct pystr_layout *out)
+{
+    *out = (struct pystr_layout){
+        .bytes27 = l->strings == STR_BYTES27,
+        .bytes_size = l->bytes_size,
+        .bytes_sval = l->bytes_sval,
+        .uni_length = l->uni_length,
+        .uni_state = l->uni_state,
+        .uni_ascii_size = l->uni_ascii_size,
+        .uni_compact_size = l->uni_compact_size,
+        .uni_data_any = l->uni_data_any,
+        .uni27_str = l->uni27_str,
+    };
+}
+
+static enum lt_format lines_format(enum lines_kind k)
+{
+    switch (k) {
+    case LINES_LNOTAB_27:
+        return LT_LNOTAB_27;
+    case LINES_LNOTAB_36:
+        return LT_LNOTAB_36;
+    case LINES_LINETABLE_310:
+        return LT_LINETABLE_310;
+    case LINES_LOCATIONS_311:
+        break;
+    }
+    return LT_LOCATIONS_311;
+}
+
+void layout_code_facts(const struct pylayout *l, struct code_facts *out)
+{
+    *out = (struct code_facts){
+        .ob_type = l->ob_type,
+        .tp_name = l->tp_name,
+        .co_filename = l->co_filename,
+        .co_name = l->co_name,
+        .co_qualname = l->co_qualname,
+        .co_firstlineno = l->co_firstlineno,
+        .co_linetable = l->co_linetable,
+        .co_code_adaptive = l->co_code_adaptive,
+        .co_code = l->co_code,
+        .co_flags = l->co_flags,
+        .co_stacksize = l->co_stacksize,
+        .co_nlocalsplus = l->co_nlocalsplus,
+        .frame_size = l->if_size,
+        .generator_flags = l->co_generator_flags,
+        .linetable = lines_format(l->linetable),
+        /* Named code objects of the interpreter's own: the trampoline the
+         * C-stack entry frames run (3.12+), __init__'s cleanup (3.13+; looked
+         * for wherever those frames are). */
+        .trampoline = l->owner_cstack >= 0,
+        .init_shim = l->co_code_adaptive > 0 && l->owner_cstack >= 0,
+        .ops = opcodes_for(l->major, l->minor),
+    };
+    layout_str_facts(l, &out->str);
 }
 
 /*

@@ -12,7 +12,10 @@
 #include <stdint.h>
 
 #include "common/util.h"
-#include "symbolizer/linetable.h"
+
+/* Filled from a table for naming (symbolizer/codefacts.h, symbolizer/pystr.h). */
+struct code_facts;
+struct pystr_layout;
 
 enum frame_kind {
     FRAME_OBJECTS,      /* <= 3.10: PyFrameObject chain through f_back */
@@ -23,6 +26,13 @@ enum gil_kind {
     GIL_TSTATE_CURRENT, /* 2.7, 3.6: the exported _PyThreadState_Current */
     GIL_RUNTIME,        /* 3.7-3.11: _PyRuntime.ceval.gil.{locked,last_holder} */
     GIL_INTERP,         /* 3.12+: *(interp + ceval_gil) -> {last_holder, locked} */
+};
+
+enum lines_kind {
+    LINES_LNOTAB_27,    /* 2.7 co_lnotab: (addr u8, line u8) pairs */
+    LINES_LNOTAB_36,    /* 3.6-3.9 co_lnotab: (addr u8, line s8) pairs */
+    LINES_LINETABLE_310, /* 3.10 co_linetable */
+    LINES_LOCATIONS_311, /* 3.11+ co_linetable: the location table */
 };
 
 enum str_kind {
@@ -131,7 +141,7 @@ struct pylayout {
     int co_code;                /* <= 3.10: the bytecode, a bytes object */
     int co_flags;               /* <= 3.10: CO_GENERATOR and friends (0: not read) */
     uint32_t co_generator_flags; /* the co_flags of generators, coroutines, async generators */
-    enum lt_format linetable;
+    enum lines_kind linetable;
 
     /* Objects in general */
     int ob_type;
@@ -183,6 +193,13 @@ const struct pylayout *layout_for(int major, int minor);
 
 /* "2.7, 3.6-3.13": the versions layout_for knows (from its table), for messages. */
 const char *layout_supported(void);
+
+/* What naming needs of the code objects of the version of l (their
+ * offsets, strings, line tables and bytecode), filled from l. */
+void layout_code_facts(const struct pylayout *l, struct code_facts *out);
+
+/* What naming needs of the strings of the version of l, filled from l. */
+void layout_str_facts(const struct pylayout *l, struct pystr_layout *out);
 
 /* Size of the _Py_DebugOffsets prefix layout_from_debug_offsets reads. */
 #define DEBUG_OFFSETS_SIZE 584

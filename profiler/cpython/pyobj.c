@@ -296,14 +296,16 @@ int pyobj_getattr(struct pyrt *rt, uint64_t obj, const char *name, uint64_t *val
 int pyobj_str(struct pyrt *rt, uint64_t obj, struct strbuf *out)
 {
     struct strbuf tn = STRBUF_INIT;
-    int bytes27 = rt->layout.strings == STR_BYTES27; /* str is bytes, unicode apart */
+    struct pystr_layout sl;
+    layout_str_facts(&rt->layout, &sl);
     int ret = pyobj_type_name(rt, obj, &tn);
     if (ret == 0) {
+        /* 2.7: str is bytes, unicode a type apart. */
         if (strcmp(sb_str(&tn), "str") == 0)
-            ret = pystr_read(rt->mem, &rt->layout, obj, bytes27 ? PYSTR_BYTES27 : PYSTR_UNICODE,
+            ret = pystr_read(rt->mem, &sl, obj, sl.bytes27 ? PYSTR_BYTES27 : PYSTR_UNICODE,
                              rt->unicode27_width, out);
-        else if (bytes27 && strcmp(sb_str(&tn), "unicode") == 0)
-            ret = pystr_read(rt->mem, &rt->layout, obj, PYSTR_UNICODE, rt->unicode27_width, out);
+        else if (sl.bytes27 && strcmp(sb_str(&tn), "unicode") == 0)
+            ret = pystr_read(rt->mem, &sl, obj, PYSTR_UNICODE, rt->unicode27_width, out);
         else
             ret = -EINVAL;
     }

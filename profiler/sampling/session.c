@@ -34,8 +34,9 @@ static int attach_mem(struct session *s, struct mem *mem, pid_t pid, struct name
         s->names = &s->own_names;
     }
     s->walker = walker_new(&s->rt);
-    s->cc = codecache_new(s->mem, &s->rt.layout, s->names, s->rt.code_type,
-                          s->rt.unicode27_width);
+    struct code_facts cf;
+    layout_code_facts(&s->rt.layout, &cf);
+    s->cc = codecache_new(s->mem, &cf, s->names, s->rt.code_type, s->rt.unicode27_width);
     walk_set_returned(s->walker, codecache_code_at_return, s->cc);
     return 0;
 }
