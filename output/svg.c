@@ -226,7 +226,7 @@ static void add_draw(struct layout *l, struct draw d)
         l->maxdepth = d.depth;
 }
 
-static void layout_build(struct layout *l, const struct tree *t, const struct tree *base,
+static void build_layout(struct layout *l, const struct tree *t, const struct tree *base,
                          const uint32_t *match, double plotw)
 {
     uint64_t total = t->nodes[0].count;
@@ -530,7 +530,7 @@ static void frame_color(struct strbuf *out, const struct prof_frame *f)
 }
 
 /* Red for growth, blue for shrinkage, near-white for no change. */
-static void diff_color(struct strbuf *out, double delta, double maxd)
+static void delta_color(struct strbuf *out, double delta, double maxd)
 {
     double t = maxd > 0 ? dabs(delta) / maxd : 0;
     int v = to_byte((250 - 200 * t) / 255);
@@ -853,7 +853,7 @@ static void put_draw(struct writer *w, const struct draw *d, struct strbuf *labe
     sb_addf(sb, "</title><rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill=\"", x, y, width,
             FRAME_H - 1);
     if (w->base)
-        diff_color(sb, draw_delta(w, d), w->maxd);
+        delta_color(sb, draw_delta(w, d), w->maxd);
     else if (d->node == 0)
         put_hsl(sb, 45, 0.35, 0.75);
     else if (d->merged > 1)
@@ -910,7 +910,7 @@ int svg_write(FILE *f, const struct profile *p, const struct svg_opts *o)
         match = tree_match(&t, &bt);
     }
     struct layout l;
-    layout_build(&l, &t, o->base ? &bt : NULL, match, w.plotw);
+    build_layout(&l, &t, o->base ? &bt : NULL, match, w.plotw);
     for (size_t i = 0; i < l.n; i++) {
         double d = dabs(draw_delta(&w, &l.draws[i]));
         if (o->base && d > w.maxd)

@@ -241,24 +241,24 @@ static void on_sample(void *ctx, struct session *s, const struct snapshot *sn)
 
 /* ---- the report ---- */
 
-static void text_frame(const struct names *nm, uint32_t id, struct strbuf *out)
+static void frame_text(const struct names *nm, uint32_t id, struct strbuf *out)
 {
     label_frame(nm, id, out);
 }
 
 /* "`call` <- `own`", most recent first as everywhere, or "`own`". */
-static void text_site(const struct names *nm, const struct site *st, struct strbuf *out)
+static void site_text(const struct names *nm, const struct site *st, struct strbuf *out)
 {
     sb_addc(out, '`');
     if (st->call != UINT32_MAX) {
-        text_frame(nm, st->call, out);
+        frame_text(nm, st->call, out);
         sb_adds(out, "` <- `");
     }
-    text_frame(nm, st->own, out);
+    frame_text(nm, st->own, out);
     sb_addc(out, '`');
 }
 
-static void text_table(const struct names *nm, const struct sites *ss, const char *what,
+static void table_text(const struct names *nm, const struct sites *ss, const char *what,
                        const char *unit, double looks, double period, size_t top,
                        struct strbuf *out)
 {
@@ -268,14 +268,14 @@ static void text_table(const struct names *nm, const struct sites *ss, const cha
     for (size_t i = 0; i < ss->n && i < top; i++) {
         const struct site *st = &ss->v[i];
         sb_addf(out, "%3zu. ", i + 1);
-        text_site(nm, st, out);
+        site_text(nm, st, out);
         sb_addf(out, "\n     %.2f %s, %.1f waiting on average, %.1f%%\n",
                 (double)st->count * period, unit, looks > 0 ? (double)st->count / looks : 0.0,
                 100.0 * (double)st->count / (double)ss->total);
         /* The stack that leads there most often, most recent call first. */
         for (size_t j = st->bestlen; j-- > 0;) {
             sb_adds(out, "        ");
-            text_frame(nm, st->best[j], out);
+            frame_text(nm, st->best[j], out);
             sb_addc(out, '\n');
         }
     }
@@ -283,7 +283,7 @@ static void text_table(const struct names *nm, const struct sites *ss, const cha
         sb_addf(out, "  ... %zu more site%s\n", ss->n - top, ss->n - top == 1 ? "" : "s");
 }
 
-static void json_frame(const struct names *nm, uint32_t id, struct strbuf *out)
+static void frame_json(const struct names *nm, uint32_t id, struct strbuf *out)
 {
     const struct names_frame *fr = names_frame_get(nm, id);
     const struct names_func *fn = names_func_get(nm, fr->func);
@@ -296,7 +296,7 @@ static void json_frame(const struct names *nm, uint32_t id, struct strbuf *out)
     sb_addc(out, '}');
 }
 
-static void json_table(const struct names *nm, const struct sites *ss, const char *key,
+static void table_json(const struct names *nm, const struct sites *ss, const char *key,
                        double looks, double period, size_t top, struct strbuf *out)
 {
     sb_addf(out, ",\n\"%s\": [", key);
@@ -305,15 +305,15 @@ static void json_table(const struct names *nm, const struct sites *ss, const cha
         sb_addf(out, "%s\n  {\"seconds\": %.3f, \"waiting\": %.2f, \"share\": %.4f, \"site\": ",
                 i ? "," : "", (double)st->count * period,
                 looks > 0 ? (double)st->count / looks : 0.0, (double)st->count / (double)ss->total);
-        json_frame(nm, st->own, out);
+        frame_json(nm, st->own, out);
         sb_adds(out, ", \"call\": ");
         if (st->call == UINT32_MAX)
             sb_adds(out, "null");
         else
-            json_frame(nm, st->call, out);
+            frame_json(nm, st->call, out);
         sb_adds(out, ", \"stack\": [");
         for (size_t j = st->bestlen; j-- > 0;) {
-            json_frame(nm, st->best[j], out);
+            frame_json(nm, st->best[j], out);
             if (j)
                 sb_adds(out, ", ");
         }
@@ -338,18 +338,18 @@ static void report(const struct locks_opts *o, const struct session *s,
         sb_addf(out, "{\"pid\": %d, \"seconds\": %.3f, \"samples\": %" PRIu64
                 ", \"censuses\": %" PRIu64 ", \"greenlets\": %.2f, \"threads\": %u",
                 (int)s->pid, secs, r->ticks, g->censuses, avg, tw->threads_max);
-        json_table(s->names, gs, "greenlet_waits", (double)g->censuses, period, o->top, out);
-        json_table(s->names, ts, "thread_waits", (double)r->ticks, period, o->top, out);
+        table_json(s->names, gs, "greenlet_waits", (double)g->censuses, period, o->top, out);
+        table_json(s->names, ts, "thread_waits", (double)r->ticks, period, o->top, out);
         sb_adds(out, "\n}\n");
         return;
     }
     sb_addf(out, "Process %d: %.2f s, %" PRIu64 " samples of %u thread%s, %" PRIu64
             " greenlet censuses (%.1f greenlets on average)\n\n", (int)s->pid, secs, r->ticks,
             tw->threads_max, tw->threads_max == 1 ? "" : "s", g->censuses, avg);
-    text_table(s->names, gs, "Where greenlets wait (parked), by greenlet-time:", "greenlet-s",
+    table_text(s->names, gs, "Where greenlets wait (parked), by greenlet-time:", "greenlet-s",
                (double)g->censuses, period, o->top, out);
     sb_addc(out, '\n');
-    text_table(s->names, ts, "Where threads wait on a lock, by thread-time:", "thread-s",
+    table_text(s->names, ts, "Where threads wait on a lock, by thread-time:", "thread-s",
                (double)r->ticks, period, o->top, out);
 }
 

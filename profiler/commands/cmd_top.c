@@ -389,7 +389,7 @@ static size_t char_cols(uint32_t c)
     return 1;
 }
 
-static size_t text_cols(const char *s, size_t n)
+static size_t display_cols(const char *s, size_t n)
 {
     size_t cols = 0, len;
     uint32_t c;
@@ -586,7 +586,7 @@ static void put_functions(const struct top *t, struct screen *sc, size_t max)
         row_label(t->names, e->key, t->by_function, 0, &label);
         /* A path too long for the line gives way to its last component,
          * so that the line number stays in sight. */
-        if (prefix + text_cols(label.buf, label.len) > sc->cols) {
+        if (prefix + display_cols(label.buf, label.len) > sc->cols) {
             sb_reset(&label);
             row_label(t->names, e->key, t->by_function, 1, &label);
         }

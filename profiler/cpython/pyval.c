@@ -385,7 +385,7 @@ static struct vtype type_of(struct pyval *pv, const struct objhdr *h)
 /* ---- scalars -------------------------------------------------------------- */
 
 /* Takes out back to len bytes. */
-static void sb_cut(struct strbuf *out, size_t len)
+static void cut_back(struct strbuf *out, size_t len)
 {
     if (out->buf && len < out->len) {
         out->len = len;
@@ -482,7 +482,7 @@ static int render_long(struct pyval *pv, const struct objhdr *h, const char *suf
             sb_adds(out, suffix);
             return 0;
         }
-        sb_cut(out, mark);
+        cut_back(out, mark);
     } else if (bytes_at(pv, h, digits + 4 * (nd - 1), d, 4) < 0) {
         return -EFAULT;
     } else if (d[0] == 0 || (d[0] >> 30)) {
@@ -977,7 +977,7 @@ static void render_depth(struct pyval *pv, uint64_t obj, int depth, struct strbu
     size_t mark = out->len;
     if (render_kind(pv, &h, t, depth, out) == 0)
         return;
-    sb_cut(out, mark);
+    cut_back(out, mark);
     /* Out of reads: a failed read says nothing about the value. */
     if (!can_read(pv)) {
         sb_adds(out, "...");

@@ -93,7 +93,7 @@ static int open_mapped(void *ctx, const struct mem_region *r)
 }
 
 /* A core's threads: their registers as the core saved them. */
-static int core_regs(void *ctx, pid_t tid, struct user_regs_struct *regs)
+static int regs_in_core(void *ctx, pid_t tid, struct user_regs_struct *regs)
 {
     const struct core_thread *th;
     size_t n;
@@ -201,7 +201,7 @@ static int pcname_eq(const void *ctx, uint32_t idx, const void *key)
 }
 
 /* The label of a native frame: `func (file:line)`, `func (libfoo.so)`, `[libfoo.so+0x1234]`. */
-static void native_frame_label(const struct native_sym *sym, uint64_t pc, struct strbuf *out)
+static void frame_label_of(const struct native_sym *sym, uint64_t pc, struct strbuf *out)
 {
     const char *mod = sym->module && sym->module[0] ? path_base(sym->module) : NULL;
     if (sym->func && sym->file && sym->line > 0)
@@ -228,7 +228,7 @@ static uint32_t name_pc(struct nstack *ns, uint64_t pc, int leaf)
     memset(&sym, 0, sizeof(sym));
     unwinder_symbolize(ns->u, pc, leaf, &sym);
     sb_reset(&ns->label);
-    native_frame_label(&sym, pc, &ns->label);
+    frame_label_of(&sym, pc, &ns->label);
     GROW(ns->pcn, ns->pcncap, ns->npcn + 1);
     struct pcname *p = &ns->pcn[ns->npcn];
     *p = key;
@@ -283,7 +283,7 @@ struct nstack *nstack_new(struct session *s, nstack_regs_fn regs, void *regs_ctx
     ns->regs = regs;
     ns->regs_ctx = regs_ctx;
     if (!regs && mem_is_core(s->mem)) {
-        ns->regs = core_regs;
+        ns->regs = regs_in_core;
         ns->regs_ctx = s->mem;
     }
     ns->u = unwinder_new(s->mem, open_mapped, s, err);

@@ -66,8 +66,8 @@ struct sproc {
 #define REATTACH_AFTER 8
 
 /* The aggregate's thread for tracked thread tr of p. */
-static uint32_t agg_thread_of(struct sproc *p, struct agg *a, const struct sampler_opts *o,
-                              struct tracked *tr)
+static uint32_t thread_index_of(struct sproc *p, struct agg *a, const struct sampler_opts *o,
+                                struct tracked *tr)
 {
     if (tr->agg == UINT32_MAX) {
         if (o->subprocesses && p->agg == AGG_NO_PROC)
@@ -101,7 +101,7 @@ static void record_tick(struct sproc *p, struct agg *a, const struct sampler_opt
         tr->want_name = 1;
         if (!a)
             continue;
-        agg_thread_of(p, a, o, tr);
+        thread_index_of(p, a, o, tr);
         size_t n = t->depth + 2;
         GROW(*scratch, *scap, n);
         size_t j = 0;
@@ -124,7 +124,7 @@ static void record_tick(struct sproc *p, struct agg *a, const struct sampler_opt
 
 /* The thread greenlets are counted under: the main thread (greenlets run
  * in one thread in nearly every program), else the first one. */
-static size_t greenlet_thread(const struct sproc *p)
+static size_t thread_of_greenlets(const struct sproc *p)
 {
     const struct snapshot *sn = &p->sn;
     for (size_t k = 0; k < sn->nthreads; k++)
@@ -163,7 +163,7 @@ static void census_tick(struct sproc *p, struct agg *a, const struct sampler_opt
     }
     gcensus_threads(p->gc, s, sn);
     /* Greenlets whose thread is not known count under the main thread. */
-    size_t main = greenlet_thread(p);
+    size_t main = thread_of_greenlets(p);
     uint32_t parked = names_label_frame(s->names, "greenlet parked");
     uint32_t running = names_label_frame(s->names, "greenlet running");
     for (size_t i = 0; i < gcensus_count(p->gc); i++) {
@@ -192,7 +192,7 @@ static void census_tick(struct sproc *p, struct agg *a, const struct sampler_opt
         }
         struct tracked *tr = &s->threads[t->tracked];
         tr->want_name = 1;
-        uint32_t thread = agg_thread_of(p, a, o, tr);
+        uint32_t thread = thread_index_of(p, a, o, tr);
         GROW(*scratch, *scap, depth + 1);
         size_t j = 0;
         (*scratch)[j++] = root;
@@ -244,7 +244,7 @@ static void name_agg_threads(struct session *s, struct agg *a)
 }
 
 /* Native frames for p's process, when asked for and to be had. */
-static void native_on(struct sproc *p, const struct sampler_opts *o)
+static void start_native(struct sproc *p, const struct sampler_opts *o)
 {
     struct pserr err;
     if (!o->native || p->ns)
@@ -254,7 +254,7 @@ static void native_on(struct sproc *p, const struct sampler_opts *o)
         fprintf(stderr, "pystrobe: no native frames for process %d: %s\n", (int)p->pid, err.msg);
 }
 
-static void native_off(struct sproc *p, struct sampler_result *r)
+static void stop_native(struct sproc *p, struct sampler_result *r)
 {
     if (!p->ns)
         return;
@@ -289,7 +289,7 @@ static void detach(struct sproc *p, struct agg *a, struct sampler_result *r)
 {
     if (!p->s)
         return;
-    native_off(p, r);
+    stop_native(p, r);
     census_off(p, r);
     r->reads += mem_read_calls(p->s->mem);
     name_agg_threads(p->s, a);
@@ -321,7 +321,7 @@ static void attach_child(struct sproc *p, struct session *root, const struct sam
     p->s = s;
     p->fails = 0;
     snapshot_init(&p->sn);
-    native_on(p, o);
+    start_native(p, o);
     if (!p->command) {
         struct strbuf cmd = STRBUF_INIT;
         proc_cmdline(p->pid, &cmd);
@@ -456,7 +456,7 @@ int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
     procs[0].pid = s->pid;
     procs[0].agg = AGG_NO_PROC;
     snapshot_init(&procs[0].sn);
-    native_on(&procs[0], o);
+    start_native(&procs[0], o);
     if (o->subprocesses) {
         struct strbuf cmd = STRBUF_INIT;
         proc_cmdline(s->pid, &cmd);
@@ -620,7 +620,7 @@ int sampler_run(struct session *s, const struct sampler_opts *o, struct agg *a,
         }
     }
     name_agg_threads(s, a);
-    native_off(&procs[0], r);
+    stop_native(&procs[0], r);
     r->late_stops = ptstop_late_stops() - late0;
     census_off(&procs[0], r);
     add_torn(r, &procs[0].sn);
