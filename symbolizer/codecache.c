@@ -292,7 +292,7 @@ static void mark_starts(const struct opcode_facts *ops, struct code_entry *e)
     uint32_t units = e->bytecode_len / 2, u = 0;
     uint8_t *bits = e->bytecode + e->bytecode_len;
     while (u < units) {
-        int caches = opcode_caches(ops, e->bytecode[2 * u]);
+        int caches = codefacts_caches(ops, e->bytecode[2 * u]);
         if (caches < 0)
             break;
         bits[u >> 3] |= (uint8_t)(1u << (u & 7));
@@ -678,7 +678,7 @@ static int instruction_at(const struct codecache *cc, const struct code_entry *e
 static int operator_at(const struct codecache *cc, const struct code_entry *e, int64_t addrq,
                        int op)
 {
-    if (!opcode_in(cc->ops->operators, (uint8_t)op))
+    if (!codefacts_has(cc->ops->operators, (uint8_t)op))
         return 0;
     /* Before 3.9, COMPARE_OP does `in` too, which may run a generator. */
     if (op == cc->ops->compare_op)
@@ -696,17 +696,17 @@ int codecache_can_call(const struct codecache *cc, const struct code_entry *e, i
     if (!e->bytecode || (uint64_t)addrq >= e->bytecode_len)
         return 1;
     int op = instruction_at(cc, e, addrq);
-    int caches = op < 0 ? -1 : opcode_caches(cc->ops, (uint8_t)op);
+    int caches = op < 0 ? -1 : codefacts_caches(cc->ops, (uint8_t)op);
     if (caches < 0)
         return 1;
     if (!pushed || !cc->ops->caches) {
-        if (opcode_in(cc->ops->quiet, (uint8_t)op))
+        if (codefacts_has(cc->ops->quiet, (uint8_t)op))
             return 0;
         /* An operator runs Python only through a special method. */
         return !callee || callee->special ||
                !operator_at(cc, e, cc->ops->caches ? addrq & ~(int64_t)1 : addrq, op);
     }
-    if (!opcode_in(cc->ops->pushes, (uint8_t)op))
+    if (!codefacts_has(cc->ops->pushes, (uint8_t)op))
         return 0;
     /* 3.11, 3.12: past the instruction's opcode, on its last cache unit,
      * while the frame it pushed runs. */
@@ -720,12 +720,13 @@ int codecache_pushing(const struct codecache *cc, const struct code_entry *e, in
         !cc->ops->caches || !e->frame_bytes)
         return 0;
     int op = instruction_at(cc, e, addrq);
-    if (op < 0 || opcode_caches(cc->ops, (uint8_t)op) < 0 ||
-        !opcode_in(cc->ops->pushes, (uint8_t)op) || opcode_in(cc->ops->resumes, (uint8_t)op))
+    if (op < 0 || codefacts_caches(cc->ops, (uint8_t)op) < 0 ||
+        !codefacts_has(cc->ops->pushes, (uint8_t)op) ||
+        codefacts_has(cc->ops->resumes, (uint8_t)op))
         return 0;
     /* 3.11, 3.12 say so by the instruction pointer on the last cache unit. */
     return !cc->ops->calls_at_cache ||
-           (opcode_caches(cc->ops, (uint8_t)op) > 0 && !instruction_at_start(e, addrq));
+           (codefacts_caches(cc->ops, (uint8_t)op) > 0 && !instruction_at_start(e, addrq));
 }
 
 int codecache_pushing_sure(const struct codecache *cc)
@@ -738,7 +739,7 @@ int codecache_at_return(const struct codecache *cc, const struct code_entry *e, 
     if (addrq < 0 || !e->bytecode || (uint64_t)addrq >= e->bytecode_len || !cc->ops)
         return 0;
     int op = instruction_at(cc, e, addrq);
-    return op >= 0 && opcode_in(cc->ops->returns, (uint8_t)op);
+    return op >= 0 && codefacts_has(cc->ops->returns, (uint8_t)op);
 }
 
 int codecache_code_at_return(void *cc, uint64_t code, int64_t addrq)

@@ -42,13 +42,13 @@ struct opcode_facts {
     int returns_unlinked; /* 3.12+: a returning frame is unlinked first, then cleared */
 };
 
-static inline int opcode_in(const uint8_t *set, uint8_t op)
+static inline int codefacts_has(const uint8_t *set, uint8_t op)
 {
     return (set[op >> 3] >> (op & 7)) & 1;
 }
 
 /* Cache units after op, or -1 when its byte does not tell (3.11+). */
-static inline int opcode_caches(const struct opcode_facts *ops, uint8_t op)
+static inline int codefacts_caches(const struct opcode_facts *ops, uint8_t op)
 {
     if (!ops->caches)
         return 0;
