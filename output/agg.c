@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "common/util.h"
-#include "output/label.h"
 
 void agg_init(struct agg *a)
 {
@@ -16,7 +15,7 @@ void agg_release(struct agg *a)
     for (size_t i = 0; i < a->nthreads; i++)
         free(a->threads[i].name);
     for (size_t i = 0; i < a->nprocs; i++)
-        free(a->procs[i].label);
+        free(a->procs[i].command);
     free(a->procs);
     free(a->threads);
     free(a->stacks);
@@ -58,15 +57,8 @@ uint32_t agg_thread_set_tid(struct agg *a, uint32_t thread, pid_t tid)
 
 uint32_t agg_process(struct agg *a, pid_t pid, const char *command)
 {
-    struct strbuf sb = STRBUF_INIT;
-    sb_addf(&sb, "process %d", (int)pid);
-    if (command && *command) {
-        sb_adds(&sb, " (");
-        label_clean(command, &sb);
-        sb_addc(&sb, ')');
-    }
     GROW(a->procs, a->proccap, a->nprocs + 1);
-    a->procs[a->nprocs] = (struct agg_proc){pid, sb_detach(&sb)};
+    a->procs[a->nprocs] = (struct agg_proc){pid, command && *command ? xstrdup(command) : NULL};
     return (uint32_t)a->nprocs++;
 }
 

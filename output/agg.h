@@ -15,7 +15,7 @@
 /* A process, when samples come from several (a process tree). */
 struct agg_proc {
     pid_t pid;
-    char *label;      /* "process PID (COMMAND)", owned */
+    char *command;    /* its command line as given, owned; NULL when none (label_process) */
 };
 
 struct agg_thread {

@@ -53,3 +53,13 @@ void label_thread_nth(const struct agg_thread *t, unsigned nth, struct strbuf *o
         sb_addf(out, " #%u", nth);
     sb_addc(out, ')');
 }
+
+void label_process(pid_t pid, const char *command, struct strbuf *out)
+{
+    sb_addf(out, "process %d", (int)pid);
+    if (command && *command) {
+        sb_adds(out, " (");
+        label_clean(command, out);
+        sb_addc(out, ')');
+    }
+}

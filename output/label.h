@@ -3,6 +3,7 @@
 #define PYSTROBE_LABEL_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/util.h"
 #include "output/agg.h"
@@ -26,6 +27,9 @@ void label_thread(const struct agg_thread *t, struct strbuf *out);
 /* The same for the nth thread of a process labelled alike (nth >= 2):
  * "thread NAME (TID #N)"; nth < 2 is label_thread's. */
 void label_thread_nth(const struct agg_thread *t, unsigned nth, struct strbuf *out);
+
+/* Appends "process PID (COMMAND)", or "process PID" when command is NULL or empty. */
+void label_process(pid_t pid, const char *command, struct strbuf *out);
 
 /* Appends s with ';' and what label_frame replaces so replaced by '?'. */
 void label_clean(const char *s, struct strbuf *out);

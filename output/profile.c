@@ -269,8 +269,11 @@ void profile_from_agg(struct profile *p, const struct agg *a, const struct names
     p->thread_roots = threads && !a->nprocs;
     uint32_t first = (uint32_t)p->nthreads;
     uint32_t *proc_frame = xmalloc((a->nprocs + 1) * sizeof(*proc_frame));
-    for (size_t i = 0; i < a->nprocs; i++)
-        proc_frame[i] = profile_frame(p, a->procs[i].label);
+    for (size_t i = 0; i < a->nprocs; i++) {
+        sb_reset(&sb);
+        label_process(a->procs[i].pid, a->procs[i].command, &sb);
+        proc_frame[i] = profile_frame(p, sb_str(&sb));
+    }
     thread_roots(p, a, &sb);
     /* Each of the recording's frames is labelled once, however many stacks hold it. */
     uint32_t *memo = NULL;

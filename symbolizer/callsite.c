@@ -94,8 +94,8 @@ static void add_inline(struct cs_unit *u, Dwarf_Die *die, Dwarf_Files *files, si
 }
 
 /* The outermost inlined calls of a function (inside lexical blocks too). */
-static void walk_function(struct cs_unit *u, Dwarf_Die *parent, Dwarf_Files *files,
-                          size_t nfiles, int depth)
+static void visit_function(struct cs_unit *u, Dwarf_Die *parent, Dwarf_Files *files,
+                           size_t nfiles, int depth)
 {
     Dwarf_Die child;
     if (depth > DEPTH_MAX || dwarf_child(parent, &child) != 0)
@@ -105,13 +105,13 @@ static void walk_function(struct cs_unit *u, Dwarf_Die *parent, Dwarf_Files *fil
         if (tag == DW_TAG_inlined_subroutine)
             add_inline(u, &child, files, nfiles);
         else if (tag == DW_TAG_lexical_block)
-            walk_function(u, &child, files, nfiles, depth + 1);
+            visit_function(u, &child, files, nfiles, depth + 1);
     } while (dwarf_siblingof(&child, &child) == 0);
 }
 
 /* Every function of a unit (inside namespaces and classes too). */
-static void walk_unit(struct cs_unit *u, Dwarf_Die *parent, Dwarf_Files *files, size_t nfiles,
-                      int depth)
+static void visit_unit(struct cs_unit *u, Dwarf_Die *parent, Dwarf_Files *files, size_t nfiles,
+                       int depth)
 {
     Dwarf_Die child;
     if (depth > DEPTH_MAX || dwarf_child(parent, &child) != 0)
@@ -119,10 +119,10 @@ static void walk_unit(struct cs_unit *u, Dwarf_Die *parent, Dwarf_Files *files, 
     do {
         int tag = dwarf_tag(&child);
         if (tag == DW_TAG_subprogram)
-            walk_function(u, &child, files, nfiles, 0);
+            visit_function(u, &child, files, nfiles, 0);
         else if (tag == DW_TAG_namespace || tag == DW_TAG_structure_type ||
                  tag == DW_TAG_class_type)
-            walk_unit(u, &child, files, nfiles, depth + 1);
+            visit_unit(u, &child, files, nfiles, depth + 1);
     } while (dwarf_siblingof(&child, &child) == 0);
 }
 
@@ -145,7 +145,7 @@ static struct cs_unit *unit_of(struct callsite *cs, Dwfl_Module *mod, Dwarf_Die 
     Dwarf_Files *files = NULL;
     size_t nfiles = 0;
     if (dwarf_getsrcfiles(cudie, &files, &nfiles) == 0)
-        walk_unit(u, cudie, files, nfiles, 0);
+        visit_unit(u, cudie, files, nfiles, 0);
     if (u->n > 1)
         qsort(u->v, u->n, sizeof(*u->v), range_cmp);
     htab_insert(&cs->index, h, (uint32_t)cs->n);

@@ -10,11 +10,6 @@
 #include "symbolizer/linetable.h"
 #include "symbolizer/pystr.h"
 
-/* co_flags bits (Include/code.h): CO_GENERATOR since 2.2, the others since 3.5/3.6. */
-#define CO_GENERATOR 0x20
-#define CO_COROUTINE 0x80
-#define CO_ASYNC_GENERATOR 0x200
-
 /* Remembered (addrq -> frame id) pairs per code object. */
 #define LINE_MEMO 4
 
@@ -44,8 +39,8 @@ struct code_entry {
 
 struct codecache {
     struct mem *m;
-    const struct pylayout *l;
-    const struct opcodes *ops; /* NULL: frames are not checked */
+    struct code_facts cf;
+    const struct opcode_facts *ops; /* NULL: frames are not checked */
     struct names *names;
     uint64_t code_type;
     uint64_t seen_code_type; /* a type confirmed by name to be "code" */
@@ -79,14 +74,15 @@ static void field_span(int off, int width, int *lo, int *hi)
     *hi = MAX(*hi, off + width);
 }
 
-struct codecache *codecache_new(struct mem *m, const struct pylayout *l, struct names *names,
+struct codecache *codecache_new(struct mem *m, const struct code_facts *cf, struct names *names,
                                 uint64_t code_type, int unicode27_width)
 {
     struct codecache *cc = xcalloc(1, sizeof(*cc));
-    cc->ops = opcodes_for(l->major, l->minor);
+    const struct code_facts *l = &cc->cf;
+    cc->cf = *cf;
+    cc->ops = cf->ops;
     cc->gen = 1; /* generation 0 marks entries that never count as validated */
     cc->m = m;
-    cc->l = l;
     cc->names = names;
     cc->code_type = code_type;
     cc->unicode27_width = unicode27_width;
@@ -183,7 +179,7 @@ static struct code_entry *find(struct codecache *cc, uint64_t addr)
 static void fields_from(const struct codecache *cc, const unsigned char *buf, int base,
                         struct code_entry *e)
 {
-    const struct pylayout *l = cc->l;
+    const struct code_facts *l = &cc->cf;
     memcpy(&e->filename, buf + l->co_filename - base, 8);
     memcpy(&e->name, buf + l->co_name - base, 8);
     e->qualname = 0;
@@ -205,7 +201,7 @@ static int alive_code(struct codecache *cc, const unsigned char *buf, int base)
     int64_t refcnt;
     uint64_t type;
     memcpy(&refcnt, buf - base, 8);
-    memcpy(&type, buf + cc->l->ob_type - base, 8);
+    memcpy(&type, buf + cc->cf.ob_type - base, 8);
     return refcnt > 0 && refcnt < ((int64_t)1 << 40) && is_code_type(cc, type);
 }
 
@@ -225,7 +221,7 @@ static int is_code_type(struct codecache *cc, uint64_t type)
         return 1;
     uint64_t name;
     char buf[8];
-    if (mem_read_u64(cc->m, type + (uint64_t)cc->l->tp_name, &name) < 0 ||
+    if (mem_read_u64(cc->m, type + (uint64_t)cc->cf.tp_name, &name) < 0 ||
         mem_read(cc->m, name, buf, 5) < 0 || memcmp(buf, "code", 5) != 0)
         return 0;
     cc->seen_code_type = type;
@@ -242,14 +238,14 @@ static int of_type(struct codecache *cc, uint64_t obj, const char *name, uint64_
     uint64_t type, tp_name;
     char buf[8];
     size_t n = strlen(name) + 1;
-    int ret = mem_read_u64(cc->m, obj + (uint64_t)cc->l->ob_type, &type);
+    int ret = mem_read_u64(cc->m, obj + (uint64_t)cc->cf.ob_type, &type);
     if (ret < 0)
         return ret;
     if (!type)
         return 0;
     if (type == *seen)
         return 1;
-    if (n > sizeof(buf) || mem_read_u64(cc->m, type + (uint64_t)cc->l->tp_name, &tp_name) < 0 ||
+    if (n > sizeof(buf) || mem_read_u64(cc->m, type + (uint64_t)cc->cf.tp_name, &tp_name) < 0 ||
         mem_read(cc->m, tp_name, buf, n) < 0 || memcmp(buf, name, n) != 0)
         return 0;
     *seen = type;
@@ -258,8 +254,8 @@ static int of_type(struct codecache *cc, uint64_t obj, const char *name, uint64_
 
 static int read_string(struct codecache *cc, uint64_t addr, struct strbuf *out)
 {
-    enum pystr_type t = cc->l->strings == STR_BYTES27 ? PYSTR_BYTES27 : PYSTR_UNICODE;
-    int ret = pystr_read(cc->m, cc->l, addr, t, cc->unicode27_width, out);
+    enum pystr_type t = cc->cf.str.bytes27 ? PYSTR_BYTES27 : PYSTR_UNICODE;
+    int ret = pystr_read(cc->m, &cc->cf.str, addr, t, cc->unicode27_width, out);
     return ret < 0 ? ret : 0;
 }
 
@@ -267,7 +263,7 @@ static int read_string(struct codecache *cc, uint64_t addr, struct strbuf *out)
 static int read_table(struct codecache *cc, uint64_t addr, uint8_t **out, uint32_t *len)
 {
     int64_t size;
-    int ret = mem_read(cc->m, addr + (uint64_t)cc->l->bytes_size, &size, 8);
+    int ret = mem_read(cc->m, addr + (uint64_t)cc->cf.str.bytes_size, &size, 8);
     *out = NULL;
     *len = 0;
     if (ret < 0)
@@ -277,7 +273,7 @@ static int read_table(struct codecache *cc, uint64_t addr, uint8_t **out, uint32
     if (size == 0 || size > CODECACHE_MAX_TABLE)
         return 0;
     uint8_t *t = xmalloc((size_t)size);
-    if ((ret = mem_read(cc->m, addr + (uint64_t)cc->l->bytes_sval, t, (size_t)size)) < 0) {
+    if ((ret = mem_read(cc->m, addr + (uint64_t)cc->cf.str.bytes_sval, t, (size_t)size)) < 0) {
         free(t);
         return ret;
     }
@@ -291,12 +287,12 @@ static int read_table(struct codecache *cc, uint64_t addr, uint8_t **out, uint32
  * instruction, walking the opcodes and their caches from the first, up to
  * an opcode whose size its byte does not tell (instrumentation).
  */
-static void mark_starts(const struct opcodes *ops, struct code_entry *e)
+static void mark_starts(const struct opcode_facts *ops, struct code_entry *e)
 {
     uint32_t units = e->bytecode_len / 2, u = 0;
     uint8_t *bits = e->bytecode + e->bytecode_len;
     while (u < units) {
-        int caches = opcodes_caches(ops, e->bytecode[2 * u]);
+        int caches = codefacts_caches(ops, e->bytecode[2 * u]);
         if (caches < 0)
             break;
         bits[u >> 3] |= (uint8_t)(1u << (u & 7));
@@ -315,7 +311,7 @@ static void mark_starts(const struct opcodes *ops, struct code_entry *e)
 static void read_bytecode(struct codecache *cc, uint64_t addr, const unsigned char *hdr,
                           struct code_entry *e)
 {
-    const struct pylayout *l = cc->l;
+    const struct code_facts *l = &cc->cf;
     if (!cc->ops)
         return;
     if (l->co_code_adaptive > 0) {
@@ -351,7 +347,7 @@ static void read_bytecode(struct codecache *cc, uint64_t addr, const unsigned ch
 static int still_there(struct codecache *cc, uint64_t addr, const unsigned char *hdr,
                        const struct code_entry *e)
 {
-    const struct pylayout *l = cc->l;
+    const struct code_facts *l = &cc->cf;
     unsigned char now[256];
     struct code_entry f;
     int ret;
@@ -369,17 +365,17 @@ static int still_there(struct codecache *cc, uint64_t addr, const unsigned char 
  * 3.11+: the bytes a frame of the code with header hdr takes on the data
  * stack (its specials, locals and value stack), or 0.
  */
-static uint32_t frame_bytes(const struct pylayout *l, const unsigned char *hdr)
+static uint32_t frame_bytes(const struct code_facts *l, const unsigned char *hdr)
 {
     int32_t nlocals, stack;
-    if (l->co_stacksize < 0 || l->co_nlocalsplus < 0 || l->if_size <= 0)
+    if (l->co_stacksize < 0 || l->co_nlocalsplus < 0 || l->frame_size <= 0)
         return 0;
     memcpy(&nlocals, hdr + l->co_nlocalsplus, 4);
     memcpy(&stack, hdr + l->co_stacksize, 4);
     if (nlocals < 0 || stack < 0 || nlocals > 65536 || stack > 65536)
         return 0;
     /* The specials are the frame struct's fixed part, in pointer slots. */
-    return (uint32_t)((l->if_size - 1) / 8 + nlocals + stack) * 8;
+    return (uint32_t)((l->frame_size - 1) / 8 + nlocals + stack) * 8;
 }
 
 /* 1 for a name (qualified or not) whose last part is __x__. */
@@ -409,7 +405,7 @@ static int load(struct codecache *cc, uint64_t addr, struct code_entry *e)
         return -EINVAL;
     if ((ret = mem_read(cc->m, addr, hdr, (size_t)cc->hdr_len)) < 0)
         return ret;
-    memcpy(&type, hdr + cc->l->ob_type, 8);
+    memcpy(&type, hdr + cc->cf.ob_type, 8);
     if (!alive_code(cc, hdr, 0))
         return -EINVAL;
     fields_from(cc, hdr, 0, e);
@@ -423,7 +419,7 @@ static int load(struct codecache *cc, uint64_t addr, struct code_entry *e)
         ret = read_string(cc, e->filename, &file);
     else if (ret == 0)
         sb_adds(&file, CODECACHE_INVALID_FILE);
-    const char *table_type = cc->l->strings == STR_BYTES27 ? "str" : "bytes";
+    const char *table_type = cc->cf.str.bytes27 ? "str" : "bytes";
     if (ret == 0 && (ret = is = of_type(cc, e->linetable, table_type, &cc->seen_table_type)) >= 0) {
         e->table_bad = !is;
         ret = is ? read_table(cc, e->linetable, &e->table, &e->table_len) : 0;
@@ -437,27 +433,24 @@ static int load(struct codecache *cc, uint64_t addr, struct code_entry *e)
     if (ret == 0 && (ret = still_there(cc, addr, hdr, e)) < 0)
         cc->stats.moved++;
     if (ret == 0) {
-        e->shim = cc->l->owner_cstack >= 0 && name.buf && file.buf &&
+        e->shim = cc->cf.trampoline && name.buf && file.buf &&
                   strcmp(name.buf, "<interpreter trampoline>") == 0 && strcmp(file.buf, "<shim>") == 0;
         e->special = special_name(name.buf, name.len);
         /* 3.13+: the frame a call of a class pushes under its __init__, to
          * check what __init__ returns (the interpreter's own code). */
-        e->init_shim = cc->l->co_code_adaptive > 0 && cc->l->owner_cstack >= 0 && name.buf &&
-                       file.buf && strcmp(name.buf, "__init__") == 0 &&
+        e->init_shim = cc->cf.init_shim && name.buf && file.buf &&
+                       strcmp(name.buf, "__init__") == 0 &&
                        strcmp(file.buf, "__init__") == 0;
         uint32_t ns = names_str(cc->names, name.buf ? name.buf : "", name.len);
         uint32_t fs = names_str(cc->names, file.buf ? file.buf : "", file.len);
         e->func = names_func(cc->names, ns, fs, e->firstlineno);
         for (int i = 0; i < LINE_MEMO; i++)
             e->memo_addrq[i] = INT64_MIN;
-        e->frame_bytes = frame_bytes(cc->l, hdr);
-        if (cc->l->co_flags > 0) {
+        e->frame_bytes = frame_bytes(&cc->cf, hdr);
+        if (cc->cf.co_flags > 0) {
             uint32_t flags;
-            memcpy(&flags, hdr + cc->l->co_flags, 4);
-            /* 2.7 has no coroutines, and other meanings for those bits. */
-            uint32_t mask = cc->l->major == 2 ? CO_GENERATOR
-                                               : CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR;
-            e->generator = (flags & mask) != 0;
+            memcpy(&flags, hdr + cc->cf.co_flags, 4);
+            e->generator = (flags & cc->cf.generator_flags) != 0;
         }
     }
     sb_release(&name);
@@ -646,7 +639,7 @@ uint32_t codecache_frame(struct codecache *cc, struct code_entry *e, int64_t add
      * line (-1), past the table or at a negative line (a frame or a code
      * object read as it moved: code made and freed apace) is shown at the
      * function's first. */
-    int line = lt_line(cc->l->linetable, e->table, e->table_len, e->firstlineno, addrq);
+    int line = lt_line(cc->cf.linetable, e->table, e->table_len, e->firstlineno, addrq);
     if (e->table_bad)
         line = NAMES_LINE_UNKNOWN;
     else if (line < 0)
@@ -685,13 +678,13 @@ static int instruction_at(const struct codecache *cc, const struct code_entry *e
 static int operator_at(const struct codecache *cc, const struct code_entry *e, int64_t addrq,
                        int op)
 {
-    if (!opcodes_in(cc->ops->operators, (uint8_t)op))
+    if (!codefacts_has(cc->ops->operators, (uint8_t)op))
         return 0;
     /* Before 3.9, COMPARE_OP does `in` too, which may run a generator. */
     if (op == cc->ops->compare_op)
         return (uint64_t)addrq + 1 < e->bytecode_len && e->bytecode[addrq + 1] < 6 &&
-               (cc->l->major > 2 || ((uint64_t)addrq + 2 < e->bytecode_len &&
-                                     e->bytecode[addrq + 2] == 0));
+               (!cc->ops->oparg16 || ((uint64_t)addrq + 2 < e->bytecode_len &&
+                                      e->bytecode[addrq + 2] == 0));
     return 1;
 }
 
@@ -703,17 +696,17 @@ int codecache_can_call(const struct codecache *cc, const struct code_entry *e, i
     if (!e->bytecode || (uint64_t)addrq >= e->bytecode_len)
         return 1;
     int op = instruction_at(cc, e, addrq);
-    int caches = op < 0 ? -1 : opcodes_caches(cc->ops, (uint8_t)op);
+    int caches = op < 0 ? -1 : codefacts_caches(cc->ops, (uint8_t)op);
     if (caches < 0)
         return 1;
     if (!pushed || !cc->ops->caches) {
-        if (opcodes_in(cc->ops->quiet, (uint8_t)op))
+        if (codefacts_has(cc->ops->quiet, (uint8_t)op))
             return 0;
         /* An operator runs Python only through a special method. */
         return !callee || callee->special ||
                !operator_at(cc, e, cc->ops->caches ? addrq & ~(int64_t)1 : addrq, op);
     }
-    if (!opcodes_in(cc->ops->pushes, (uint8_t)op))
+    if (!codefacts_has(cc->ops->pushes, (uint8_t)op))
         return 0;
     /* 3.11, 3.12: past the instruction's opcode, on its last cache unit,
      * while the frame it pushed runs. */
@@ -727,12 +720,13 @@ int codecache_pushing(const struct codecache *cc, const struct code_entry *e, in
         !cc->ops->caches || !e->frame_bytes)
         return 0;
     int op = instruction_at(cc, e, addrq);
-    if (op < 0 || opcodes_caches(cc->ops, (uint8_t)op) < 0 ||
-        !opcodes_in(cc->ops->pushes, (uint8_t)op) || opcodes_in(cc->ops->resumes, (uint8_t)op))
+    if (op < 0 || codefacts_caches(cc->ops, (uint8_t)op) < 0 ||
+        !codefacts_has(cc->ops->pushes, (uint8_t)op) ||
+        codefacts_has(cc->ops->resumes, (uint8_t)op))
         return 0;
     /* 3.11, 3.12 say so by the instruction pointer on the last cache unit. */
     return !cc->ops->calls_at_cache ||
-           (opcodes_caches(cc->ops, (uint8_t)op) > 0 && !instruction_at_start(e, addrq));
+           (codefacts_caches(cc->ops, (uint8_t)op) > 0 && !instruction_at_start(e, addrq));
 }
 
 int codecache_pushing_sure(const struct codecache *cc)
@@ -745,7 +739,7 @@ int codecache_at_return(const struct codecache *cc, const struct code_entry *e, 
     if (addrq < 0 || !e->bytecode || (uint64_t)addrq >= e->bytecode_len || !cc->ops)
         return 0;
     int op = instruction_at(cc, e, addrq);
-    return op >= 0 && opcodes_in(cc->ops->returns, (uint8_t)op);
+    return op >= 0 && codefacts_has(cc->ops->returns, (uint8_t)op);
 }
 
 int codecache_code_at_return(void *cc, uint64_t code, int64_t addrq)

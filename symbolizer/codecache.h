@@ -11,9 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "profiler/cpython/layout.h"
 #include "profiler/target/mem.h"
-#include "profiler/cpython/opcodes.h"
+#include "symbolizer/codefacts.h"
 #include "symbolizer/names.h"
 
 /* The file of a code object whose co_filename is no str. */
@@ -36,11 +35,12 @@ struct codecache_stats {
 struct codecache;
 
 /*
- * A cache reading through m with layout l, interning into names (all three
- * outlive the cache).  code_type is &PyCode_Type when known (else 0: types are
- * checked by name); unicode27_width is sizeof(Py_UNICODE) of a 2.7 target.
+ * A cache reading through m the code objects that cf describes (copied),
+ * interning into names (m and names outlive the cache).  code_type is
+ * &PyCode_Type when known (else 0: types are checked by name);
+ * unicode27_width is sizeof(Py_UNICODE) of a 2.7 target.
  */
-struct codecache *codecache_new(struct mem *m, const struct pylayout *l, struct names *names,
+struct codecache *codecache_new(struct mem *m, const struct code_facts *cf, struct names *names,
                                 uint64_t code_type, int unicode27_width);
 void codecache_free(struct codecache *cc);
 

@@ -91,7 +91,7 @@ static int read_units(struct mem *m, uint64_t addr, size_t count, int width, enu
     return ret;
 }
 
-static int read_bytes27(struct mem *m, const struct pylayout *l, uint64_t addr,
+static int read_bytes27(struct mem *m, const struct pystr_layout *l, uint64_t addr,
                         struct strbuf *out)
 {
     int64_t size;
@@ -105,7 +105,7 @@ static int read_bytes27(struct mem *m, const struct pylayout *l, uint64_t addr,
     return ret < 0 ? ret : n < (size_t)size;
 }
 
-static int read_unicode27(struct mem *m, const struct pylayout *l, uint64_t addr, int width,
+static int read_unicode27(struct mem *m, const struct pystr_layout *l, uint64_t addr, int width,
                           struct strbuf *out)
 {
     int64_t length;
@@ -121,7 +121,7 @@ static int read_unicode27(struct mem *m, const struct pylayout *l, uint64_t addr
     return ret < 0 ? ret : n < (size_t)length;
 }
 
-static int read_unicode3(struct mem *m, const struct pylayout *l, uint64_t addr,
+static int read_unicode3(struct mem *m, const struct pystr_layout *l, uint64_t addr,
                          struct strbuf *out)
 {
     unsigned char hdr[128];
@@ -157,12 +157,12 @@ static int read_unicode3(struct mem *m, const struct pylayout *l, uint64_t addr,
     return ret < 0 ? ret : n < (size_t)length;
 }
 
-int pystr_read(struct mem *m, const struct pylayout *l, uint64_t addr, enum pystr_type type,
-               int unicode27_width, struct strbuf *out)
+int pystr_read(struct mem *m, const struct pystr_layout *l, uint64_t addr,
+               enum pystr_type type, int unicode27_width, struct strbuf *out)
 {
     if (!addr)
         return -EINVAL;
-    if (l->strings == STR_BYTES27)
+    if (l->bytes27)
         return type == PYSTR_BYTES27 ? read_bytes27(m, l, addr, out)
                                      : read_unicode27(m, l, addr, unicode27_width, out);
     if (type != PYSTR_UNICODE)

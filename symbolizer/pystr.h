@@ -11,11 +11,21 @@
 #include <stdint.h>
 
 #include "common/util.h"
-#include "profiler/cpython/layout.h"
 #include "profiler/target/mem.h"
 
 /* Longest string decoded, in characters; longer ones are cut (and flagged). */
 #define PYSTR_MAX_CHARS 4096
+
+/* A version's string objects (profiler/cpython fills it: layout_str_facts). */
+struct pystr_layout {
+    int bytes27;                /* 2.7: str is a PyStringObject (bytes), unicode a type apart */
+    int bytes_size, bytes_sval; /* PyBytesObject (2.7 PyStringObject): ob_size, ob_sval */
+    int uni_length, uni_state;  /* PEP 393 PyASCIIObject (2.7 unicode: length only) */
+    int uni_ascii_size;         /* sizeof(PyASCIIObject): compact ASCII data */
+    int uni_compact_size;       /* sizeof(PyCompactUnicodeObject): compact data */
+    int uni_data_any;           /* legacy (non-compact) data pointer */
+    int uni27_str;              /* 2.7 PyUnicodeObject: Py_UNICODE* (UCS-2 or UCS-4) */
+};
 
 enum pystr_type {
     PYSTR_UNICODE,  /* a 3.x str, or a 2.7 unicode */
@@ -29,8 +39,8 @@ enum pystr_type {
  * Returns 0 (1 when the string was cut at PYSTR_MAX_CHARS), or a negative
  * errno: -EFAULT unreadable, -EINVAL not a plausible string.
  */
-int pystr_read(struct mem *m, const struct pylayout *l, uint64_t addr, enum pystr_type type,
-               int unicode27_width, struct strbuf *out);
+int pystr_read(struct mem *m, const struct pystr_layout *l, uint64_t addr,
+               enum pystr_type type, int unicode27_width, struct strbuf *out);
 
 /*
  * Decodes count characters of width bytes each (1 = Latin-1, 2 = UCS-2,

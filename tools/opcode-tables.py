@@ -1,5 +1,6 @@
 """Prints, for the interpreter that runs it, the opcode facts pystrobe's
-walker keeps per CPython version (profiler/cpython/opcodes.c):
+walker keeps per CPython version (profiler/cpython/opcodes.c, struct
+opcode_facts of symbolizer/codefacts.h):
 
   caches     3.11+: how many 2-byte cache units follow each opcode, as 256
              characters ('0'-'9', 'a'-'f'; 'x': an opcode whose size the
@@ -136,6 +137,9 @@ def main():
     # (oparg 6 and up): `in` may run a generator.
     if v < (3, 9):
         print("        .compare_op = %d," % allmap["COMPARE_OP"])
+    # 2.7's arguments are two bytes after the opcode; wordcode's one.
+    if v < (3, 0):
+        print("        .oparg16 = 1,")
     print("    }},")
 
 

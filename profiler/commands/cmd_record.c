@@ -135,7 +135,7 @@ static void default_output(pid_t pid, enum out_format fmt, struct strbuf *out)
 }
 
 /* What native frames cost the target: how long its threads were held. */
-static void native_summary(const struct sampler_result *r)
+static void summarize_native(const struct sampler_result *r)
 {
     const struct nstack_stats *n = &r->native;
     struct strbuf sb = STRBUF_INIT;
@@ -159,7 +159,7 @@ static void native_summary(const struct sampler_result *r)
 }
 
 /* What the greenlet census found, and what it cost. */
-static void greenlet_summary(const struct record_opts *o, const struct sampler_result *r)
+static void summarize_greenlets(const struct record_opts *o, const struct sampler_result *r)
 {
     const struct gcensus_stats *g = &r->greenlets;
     struct strbuf sb = STRBUF_INIT;
@@ -277,9 +277,9 @@ static void print_summary(const struct record_opts *o, const struct sampler_resu
         fprintf(stderr, "pystrobe: cost per sample: %.1f us CPU, %.1f reads\n",
                 (double)r->cpu_ns / 1e3 / (double)r->ticks, (double)r->reads / (double)r->ticks);
     if (o->so.native)
-        native_summary(r);
+        summarize_native(r);
     if (o->greenlets)
-        greenlet_summary(o, r);
+        summarize_greenlets(o, r);
     if (r->stacks == 0 && o->greenlets && r->greenlets.censuses)
         ; /* the censuses are the samples */
     else if (r->stacks == 0 && (o->so.filter.nres || o->so.filter.ntids))

@@ -1,7 +1,12 @@
 #include "profiler/cpython/layout.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+
+#include "profiler/cpython/opcodes.h"
+#include "symbolizer/codefacts.h"
+#include "symbolizer/pystr.h"
 
 /*
  * Offsets measured with offsetof() against each version's own headers
@@ -13,8 +18,39 @@
  * overrides what its version has: designated initializers, set twice on purpose. */
 #pragma GCC diagnostic ignored "-Woverride-init"
 
+/* The symbol of each known object in 3.x, and in 2.7 (NULL: none). */
+static const char *const known3[PYK_COUNT] = {
+    [PYK_NONE] = "_Py_NoneStruct", [PYK_TRUE] = "_Py_TrueStruct",
+    [PYK_FALSE] = "_Py_FalseStruct", [PYK_INT] = "PyLong_Type", [PYK_BOOL] = "PyBool_Type",
+    [PYK_FLOAT] = "PyFloat_Type", [PYK_STR] = "PyUnicode_Type", [PYK_BYTES] = "PyBytes_Type",
+    [PYK_TUPLE] = "PyTuple_Type", [PYK_LIST] = "PyList_Type", [PYK_DICT] = "PyDict_Type",
+    [PYK_SET] = "PySet_Type", [PYK_FROZENSET] = "PyFrozenSet_Type", [PYK_CELL] = "PyCell_Type",
+    [PYK_SET_DUMMY] = "_PySet_Dummy",
+};
+
+static const char *const known27[PYK_COUNT] = {
+    [PYK_NONE] = "_Py_NoneStruct", [PYK_TRUE] = "_Py_TrueStruct",
+    [PYK_FALSE] = "_Py_ZeroStruct", [PYK_INT] = "PyInt_Type", [PYK_LONG27] = "PyLong_Type",
+    [PYK_BOOL] = "PyBool_Type", [PYK_FLOAT] = "PyFloat_Type", [PYK_STR] = "PyString_Type",
+    [PYK_UNICODE27] = "PyUnicode_Type", [PYK_TUPLE] = "PyTuple_Type",
+    [PYK_LIST] = "PyList_Type", [PYK_DICT] = "PyDict_Type", [PYK_SET] = "PySet_Type",
+    [PYK_FROZENSET] = "PyFrozenSet_Type", [PYK_CELL] = "PyCell_Type",
+};
+
+/* co_flags bits (Include/code.h): CO_GENERATOR since 2.2, the others since 3.5/3.6. */
+#define CO_GENERATOR 0x20
+#define CO_COROUTINE 0x80
+#define CO_ASYNC_GENERATOR 0x200
+
 /* Fields that are the same in every version, or absent unless set. */
 #define COMMON                                                              \
+    .runtime_symbol = "_PyRuntime", .debug_offsets = 0,                     \
+    .tstate_current_symbol = NULL, .gil_lock_symbol = NULL,                 \
+    .narrow_unicode_symbol = NULL, .eval_function = "_PyEval_EvalFrameDefault", \
+    .known_symbols = known3,                                                \
+    .co_generator_flags = CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR, \
+    .set_dummy = SET_DUMMY_HASH, .set_repr_call = 0,                        \
+    .thread_name_attr = "_name", .thread_native_id_attr = "_native_id",     \
     .rt_interpreters_head = -1, .rt_gil_locked = -1, .rt_gil_last_holder = -1, \
     .is_ceval_gil = -1, .gil_locked = -1, .gil_last_holder = -1,            \
     .ts_frame = -1, .ts_cframe = -1, .cf_current_frame = -1,                \
@@ -84,12 +120,19 @@
 static const struct pylayout layouts[] = {
     {
         COMMON, .major = 2, .minor = 7, .gil = GIL_TSTATE_CURRENT,
+        .runtime_symbol = "interp_head", .tstate_current_symbol = "_PyThreadState_Current",
+        .gil_lock_symbol = "interpreter_lock",
+        .narrow_unicode_symbol = "PyUnicodeUCS2_FromString",
+        .eval_function = "PyEval_EvalFrameEx", .known_symbols = known27,
+        .co_generator_flags = CO_GENERATOR, /* no coroutines; other meanings for those bits */
+        .set_dummy = SET_DUMMY_STR27, .set_repr_call = 1,
+        .thread_name_attr = "_Thread__name", .thread_native_id_attr = NULL,
         .gc_head_size = 32, .gc_generation_size = 40,
         .is_next = 0, .is_tstate_head = 8, .is_modules = 16,
         .ts_next = 0, .ts_interp = 8, .ts_frame = 16, .ts_thread_id = 144, .ts_size = 152,
         FRAMEOBJ(120),
         .co_filename = 80, .co_name = 88, .co_firstlineno = 96, .co_linetable = 104,
-        .linetable = LT_LNOTAB_27, .co_code = 32, .co_flags = 28,
+        .linetable = LINES_LNOTAB_27, .co_code = 32, .co_flags = 28,
         LOCALS_OLD(376, 16, -1, 28, 20, 56, 64, 72), .int27_ival = 16,
         .setentry_key = 8, .setentry_hash = 0,
         .strings = STR_BYTES27, .bytes_size = 16, .bytes_sval = 36, .uni27_str = 24,
@@ -97,16 +140,19 @@ static const struct pylayout layouts[] = {
     },
     {
         COMMON, .major = 3, .minor = 6, .gil = GIL_TSTATE_CURRENT,
+        .runtime_symbol = "interp_head", .tstate_current_symbol = "_PyThreadState_Current",
+        .gil_static_symbols = {"gil_cond", "gil_mutex", "switch_cond", "switch_mutex"},
+        .thread_native_id_attr = NULL,
         .gc_head_size = 32, .gc_generation_size = 48,
         .is_next = 0, .is_tstate_head = 8, .is_modules = 16,
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 152, .ts_size = 160,
         FRAMEOBJ(120),
         .co_filename = 96, .co_name = 104, .co_firstlineno = 36, .co_linetable = 112,
-        .linetable = LT_LNOTAB_36, .co_code = 40, .co_flags = 32, UNICODE3(48, 72), DICT36(856),
+        .linetable = LINES_LNOTAB_36, .co_code = 40, .co_flags = 32, UNICODE3(48, 72), DICT36(856),
         LOCALS_OLD(376, 16, 20, 32, 24, 64, 72, 80),
     },
     {
-        COMMON, .major = 3, .minor = 7, .gil = GIL_RUNTIME,
+        COMMON, .major = 3, .minor = 7, .gil = GIL_RUNTIME, .thread_native_id_attr = NULL,
         .rt_gc_generations = 352, .rt_gc_collecting = 632, .gc_head_size = 32,
         .gc_generation_size = 48,
         .rt_interpreters_head = 24, .rt_gil_locked = 1280, .rt_gil_last_holder = 1272,
@@ -114,7 +160,7 @@ static const struct pylayout layouts[] = {
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 176, .ts_size = 184,
         FRAMEOBJ(104),
         .co_filename = 96, .co_name = 104, .co_firstlineno = 36, .co_linetable = 112,
-        .linetable = LT_LNOTAB_36, .co_code = 40, .co_flags = 32, UNICODE3(48, 72), DICT36(856),
+        .linetable = LINES_LNOTAB_36, .co_code = 40, .co_flags = 32, UNICODE3(48, 72), DICT36(856),
         LOCALS_OLD(360, 16, 20, 32, 24, 64, 72, 80),
     },
     {
@@ -125,7 +171,7 @@ static const struct pylayout layouts[] = {
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 176, .ts_size = 184,
         FRAMEOBJ(104),
         .co_filename = 104, .co_name = 112, .co_firstlineno = 40, .co_linetable = 120,
-        .linetable = LT_LNOTAB_36, .co_code = 48, .co_flags = 36, UNICODE3(48, 72), DICT36(872),
+        .linetable = LINES_LNOTAB_36, .co_code = 48, .co_flags = 36, UNICODE3(48, 72), DICT36(872),
         LOCALS_OLD(360, 16, 24, 36, 28, 72, 80, 88),
     },
     {
@@ -136,7 +182,7 @@ static const struct pylayout layouts[] = {
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 176, .ts_size = 184,
         FRAMEOBJ(104),
         .co_filename = 104, .co_name = 112, .co_firstlineno = 40, .co_linetable = 120,
-        .linetable = LT_LNOTAB_36, .co_code = 48, .co_flags = 36, UNICODE3(48, 72), DICT36(864),
+        .linetable = LINES_LNOTAB_36, .co_code = 48, .co_flags = 36, UNICODE3(48, 72), DICT36(864),
         LOCALS_OLD(360, 16, 24, 36, 28, 72, 80, 88),
     },
     {
@@ -147,7 +193,8 @@ static const struct pylayout layouts[] = {
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 176, .ts_size = 184,
         FRAMEOBJ(96), .lasti_units = 1,
         .co_filename = 104, .co_name = 112, .co_firstlineno = 40, .co_linetable = 120,
-        .linetable = LT_LINETABLE_310, .co_code = 48, .co_flags = 36, UNICODE3(48, 72), DICT36(872),
+        .linetable = LINES_LINETABLE_310, .co_code = 48, .co_flags = 36, UNICODE3(48, 72),
+        DICT36(872),
         LOCALS_OLD(352, 16, 24, 36, 28, 72, 80, 88),
     },
     {
@@ -160,7 +207,7 @@ static const struct pylayout layouts[] = {
         .ts_datastack_chunk = 296, .ts_datastack_top = 304, .ts_size = 312,
         IFRAME(48, 32, 69, -1), .if_is_entry = 68,
         .co_filename = 112, .co_name = 120, .co_qualname = 128, .co_firstlineno = 72,
-        .co_linetable = 136, .co_code_adaptive = 184, .linetable = LT_LOCATIONS_311,
+        .co_linetable = 136, .co_code_adaptive = 184, .linetable = LINES_LOCATIONS_311,
         UNICODE3(48, 72), DICT311(872, 0), .managed = MANAGED_311,
         LOCALS_NEW(56, 64, 48, 76), .co_stacksize = 68,
     },
@@ -174,12 +221,12 @@ static const struct pylayout layouts[] = {
         .ts_datastack_chunk = 232, .ts_datastack_top = 240, .ts_size = 248,
         IFRAME(8, 0, 70, 3),
         .co_filename = 112, .co_name = 120, .co_qualname = 128, .co_firstlineno = 68,
-        .co_linetable = 136, .co_code_adaptive = 192, .linetable = LT_LOCATIONS_311,
+        .co_linetable = 136, .co_code_adaptive = 192, .linetable = LINES_LOCATIONS_311,
         UNICODE3(40, 56), DICT311(880, 0), .managed = MANAGED_312,
         LOCALS_NEW(52, 60, 48, 72), .co_stacksize = 64, .long_tagged = 1,
     },
     {
-        COMMON, .major = 3, .minor = 13, .gil = GIL_INTERP,
+        COMMON, .major = 3, .minor = 13, .gil = GIL_INTERP, .debug_offsets = 1,
         .is_gc_generations = 7424, .is_gc_collecting = 7600, .gc_head_size = 16,
         .rt_interpreters_head = 632, .is_ceval_gil = 16, .gil_last_holder = 8, .gil_locked = 16,
         .is_next = 7264, .is_tstate_head = 7344, .is_modules = 7656,
@@ -188,7 +235,7 @@ static const struct pylayout layouts[] = {
         .ts_datastack_chunk = 232, .ts_datastack_top = 240, .ts_size = 248,
         IFRAME(8, 0, 70, 3),
         .co_filename = 112, .co_name = 120, .co_qualname = 128, .co_firstlineno = 68,
-        .co_linetable = 136, .co_code_adaptive = 200, .linetable = LT_LOCATIONS_311,
+        .co_linetable = 136, .co_code_adaptive = 200, .linetable = LINES_LOCATIONS_311,
         UNICODE3(40, 56), DICT311(880, 8), .managed = MANAGED_313,
         LOCALS_NEW(52, 60, 48, 72), .co_stacksize = 64, .long_tagged = 1,
     },
@@ -204,7 +251,84 @@ const struct pylayout *layout_for(int major, int minor)
 
 const char *layout_supported(void)
 {
-    return "2.7, 3.6-3.13";
+    /* The table's versions, consecutive minors as a range: "2.7, 3.6-3.13". */
+    static char buf[128];
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < ARRAY_SIZE(layouts); i++) {
+        size_t j = i;
+        while (j + 1 < ARRAY_SIZE(layouts) && layouts[j + 1].major == layouts[i].major &&
+               layouts[j + 1].minor == layouts[j].minor + 1)
+            j++;
+        int n = j > i ? snprintf(buf + len, sizeof(buf) - len, "%s%d.%d-%d.%d", i ? ", " : "",
+                                 layouts[i].major, layouts[i].minor, layouts[j].major,
+                                 layouts[j].minor)
+                      : snprintf(buf + len, sizeof(buf) - len, "%s%d.%d", i ? ", " : "",
+                                 layouts[i].major, layouts[i].minor);
+        if (n < 0 || (size_t)n >= sizeof(buf) - len)
+            break;
+        len += (size_t)n;
+        i = j;
+    }
+    return buf;
+}
+
+void layout_str_facts(const struct pylayout *l, struct pystr_layout *out)
+{
+    *out = (struct pystr_layout){
+        .bytes27 = l->strings == STR_BYTES27,
+        .bytes_size = l->bytes_size,
+        .bytes_sval = l->bytes_sval,
+        .uni_length = l->uni_length,
+        .uni_state = l->uni_state,
+        .uni_ascii_size = l->uni_ascii_size,
+        .uni_compact_size = l->uni_compact_size,
+        .uni_data_any = l->uni_data_any,
+        .uni27_str = l->uni27_str,
+    };
+}
+
+static enum lt_format lines_format(enum lines_kind k)
+{
+    switch (k) {
+    case LINES_LNOTAB_27:
+        return LT_LNOTAB_27;
+    case LINES_LNOTAB_36:
+        return LT_LNOTAB_36;
+    case LINES_LINETABLE_310:
+        return LT_LINETABLE_310;
+    case LINES_LOCATIONS_311:
+        break;
+    }
+    return LT_LOCATIONS_311;
+}
+
+void layout_code_facts(const struct pylayout *l, struct code_facts *out)
+{
+    *out = (struct code_facts){
+        .ob_type = l->ob_type,
+        .tp_name = l->tp_name,
+        .co_filename = l->co_filename,
+        .co_name = l->co_name,
+        .co_qualname = l->co_qualname,
+        .co_firstlineno = l->co_firstlineno,
+        .co_linetable = l->co_linetable,
+        .co_code_adaptive = l->co_code_adaptive,
+        .co_code = l->co_code,
+        .co_flags = l->co_flags,
+        .co_stacksize = l->co_stacksize,
+        .co_nlocalsplus = l->co_nlocalsplus,
+        .frame_size = l->if_size,
+        .generator_flags = l->co_generator_flags,
+        .linetable = lines_format(l->linetable),
+        /* Named code objects of the interpreter's own: the trampoline the
+         * C-stack entry frames run (3.12+), __init__'s cleanup (3.13+; looked
+         * for wherever those frames are). */
+        .trampoline = l->owner_cstack >= 0,
+        .init_shim = l->co_code_adaptive > 0 && l->owner_cstack >= 0,
+        .ops = opcodes_for(l->major, l->minor),
+    };
+    layout_str_facts(l, &out->str);
 }
 
 /*
@@ -250,7 +374,7 @@ int layout_from_debug_offsets(struct pylayout *out, const void *buf, size_t len,
     uint64_t v = d[D_VERSION];
     int major = (int)((v >> 24) & 0xff), minor = (int)((v >> 16) & 0xff);
     const struct pylayout *base = layout_for(major, minor);
-    if (!base || major != 3 || minor < 13)
+    if (!base || !base->debug_offsets)
         return pserr_set(err, ENOTSUP, "Python %d.%d is not supported (pystrobe knows %s)",
                          major, minor, layout_supported());
     if (d[D_FREE_THREADED])

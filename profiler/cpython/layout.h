@@ -12,7 +12,10 @@
 #include <stdint.h>
 
 #include "common/util.h"
-#include "symbolizer/linetable.h"
+
+/* Filled from a table for naming (symbolizer/codefacts.h, symbolizer/pystr.h). */
+struct code_facts;
+struct pystr_layout;
 
 enum frame_kind {
     FRAME_OBJECTS,      /* <= 3.10: PyFrameObject chain through f_back */
@@ -23,6 +26,13 @@ enum gil_kind {
     GIL_TSTATE_CURRENT, /* 2.7, 3.6: the exported _PyThreadState_Current */
     GIL_RUNTIME,        /* 3.7-3.11: _PyRuntime.ceval.gil.{locked,last_holder} */
     GIL_INTERP,         /* 3.12+: *(interp + ceval_gil) -> {last_holder, locked} */
+};
+
+enum lines_kind {
+    LINES_LNOTAB_27,    /* 2.7 co_lnotab: (addr u8, line u8) pairs */
+    LINES_LNOTAB_36,    /* 3.6-3.9 co_lnotab: (addr u8, line s8) pairs */
+    LINES_LINETABLE_310, /* 3.10 co_linetable */
+    LINES_LOCATIONS_311, /* 3.11+ co_linetable: the location table */
 };
 
 enum str_kind {
@@ -36,6 +46,31 @@ enum dict_kind {
     DICT_311,           /* 3.11+: dk_log2_size, dk_kind, unicode entries */
 };
 
+enum set_dummy_kind {
+    SET_DUMMY_HASH,     /* 3.x: a deleted entry's hash is -1 (its key _PySet_Dummy) */
+    SET_DUMMY_STR27,    /* 2.7: a deleted entry's key is the str "<dummy key>" */
+};
+
+/*
+ * Built-in objects whose address tells what a value is (dump --locals): each
+ * version's table names the symbol of each (NULL: none), and pyrt.known
+ * holds their addresses (0 where the interpreter does not export one).
+ */
+enum known_object {
+    PYK_NONE, PYK_TRUE, PYK_FALSE,
+    PYK_INT,        /* int: 3.x PyLong_Type, 2.7 PyInt_Type */
+    PYK_LONG27,     /* 2.7 long */
+    PYK_BOOL, PYK_FLOAT,
+    PYK_STR,        /* str: 3.x PyUnicode_Type, 2.7 PyString_Type */
+    PYK_UNICODE27,  /* 2.7 unicode */
+    PYK_BYTES,      /* 3.x bytes */
+    PYK_TUPLE, PYK_LIST, PYK_DICT, PYK_SET, PYK_FROZENSET, PYK_CELL,
+    PYK_SET_DUMMY,  /* 3.x: the key of a deleted set entry */
+    PYK_COUNT
+};
+
+#define GIL_STATIC_SYMBOLS 4
+
 enum managed_dict_kind {
     MANAGED_NONE,       /* <= 3.10: the dict sits at tp_dictoffset */
     MANAGED_311,        /* obj[-3] dict, obj[-4] values */
@@ -45,6 +80,19 @@ enum managed_dict_kind {
 
 struct pylayout {
     int major, minor;
+
+    /* Symbols of the interpreter's ELF file */
+    const char *runtime_symbol;     /* where the runtime state is: _PyRuntime (3.7+), or
+                                     * the static interp_head */
+    int debug_offsets;              /* 3.13+: _PyRuntime starts with _Py_DebugOffsets */
+    const char *tstate_current_symbol; /* 2.7, 3.6: the current thread state (the GIL's
+                                     * holder), else NULL */
+    const char *gil_lock_symbol;    /* 2.7: the static pointer to the GIL's semaphore */
+    const char *gil_static_symbols[GIL_STATIC_SYMBOLS]; /* 3.6: the GIL's condition
+                                     * variables and mutexes, statics (NULL: none) */
+    const char *narrow_unicode_symbol; /* 2.7: exported by narrow (UCS-2) builds only */
+    const char *eval_function;      /* the C function of the eval loop (a ".cold" part too) */
+    const char *const *known_symbols; /* [PYK_COUNT]: the symbol of each known object */
 
     /* _PyRuntime (3.7+) */
     int rt_interpreters_head;
@@ -92,7 +140,8 @@ struct pylayout {
     int co_stacksize;           /* 3.11+: with co_nlocalsplus, the size of the code's frames */
     int co_code;                /* <= 3.10: the bytecode, a bytes object */
     int co_flags;               /* <= 3.10: CO_GENERATOR and friends (0: not read) */
-    enum lt_format linetable;
+    uint32_t co_generator_flags; /* the co_flags of generators, coroutines, async generators */
+    enum lines_kind linetable;
 
     /* Objects in general */
     int ob_type;
@@ -128,16 +177,29 @@ struct pylayout {
     int tuple_item, list_item, float_fval, cell_ref;
     int long_size, long_digit;  /* ob_size (<= 3.11), or lv_tag (3.12+); 30-bit digits */
     int long_tagged;            /* 3.12+: long_size holds lv_tag */
-    int int27_ival;             /* 2.7 PyIntObject.ob_ival */
+    int int27_ival;             /* 2.7 PyIntObject.ob_ival; -1: an int is a PyLongObject */
     int set_used, set_mask, set_table;
     int setentry_key, setentry_hash, setentry_size;
+    enum set_dummy_kind set_dummy;
+    int set_repr_call;          /* 2.7: a set shows as set([...]), not {...} */
+
+    /* threading.Thread's attributes */
+    const char *thread_name_attr;       /* its name */
+    const char *thread_native_id_attr;  /* 3.8+: its Linux thread id, else NULL */
 };
 
 /* The built-in table for major.minor, or NULL when pystrobe does not know it. */
 const struct pylayout *layout_for(int major, int minor);
 
-/* "2.7, 3.6-3.13": the versions layout_for knows, for messages. */
+/* "2.7, 3.6-3.13": the versions layout_for knows (from its table), for messages. */
 const char *layout_supported(void);
+
+/* What naming needs of the code objects of the version of l (their
+ * offsets, strings, line tables and bytecode), filled from l. */
+void layout_code_facts(const struct pylayout *l, struct code_facts *out);
+
+/* What naming needs of the strings of the version of l, filled from l. */
+void layout_str_facts(const struct pylayout *l, struct pystr_layout *out);
 
 /* Size of the _Py_DebugOffsets prefix layout_from_debug_offsets reads. */
 #define DEBUG_OFFSETS_SIZE 584

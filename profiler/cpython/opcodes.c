@@ -6,7 +6,7 @@
 
 struct version_opcodes {
     int major, minor;
-    struct opcodes ops;
+    struct opcode_facts ops;
 };
 
 static const struct version_opcodes tables[] = {
@@ -20,6 +20,7 @@ static const struct version_opcodes tables[] = {
         /* 83 86 */
         .returns = {0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x48, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00},
         .compare_op = 107,
+        .oparg16 = 1,
     }},
     /* 3.6 (tools/opcode-tables.py) */
     {3, 6, {
@@ -127,22 +128,10 @@ static const struct version_opcodes tables[] = {
     }},
 };
 
-const struct opcodes *opcodes_for(int major, int minor)
+const struct opcode_facts *opcodes_for(int major, int minor)
 {
     for (size_t i = 0; i < ARRAY_SIZE(tables); i++)
         if (tables[i].major == major && tables[i].minor == minor)
             return &tables[i].ops;
     return NULL;
-}
-
-int opcodes_caches(const struct opcodes *ops, uint8_t op)
-{
-    if (!ops->caches)
-        return 0;
-    char c = ops->caches[op];
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
 }

@@ -30,17 +30,6 @@ int pyobj_type_name(struct pyrt *rt, uint64_t obj, struct strbuf *out)
     return -EFAULT;
 }
 
-int pyobj_type_is(struct pyrt *rt, uint64_t obj, const char *name)
-{
-    uint64_t type, tp_name;
-    char buf[32];
-    size_t n = strlen(name) + 1; /* the name and its terminator: no more is read */
-    return n <= sizeof(buf) && obj &&
-           mem_read_u64(rt->mem, obj + (uint64_t)rt->layout.ob_type, &type) == 0 &&
-           mem_read_u64(rt->mem, type + (uint64_t)rt->layout.tp_name, &tp_name) == 0 &&
-           mem_read(rt->mem, tp_name, buf, n) == 0 && memcmp(buf, name, n) == 0;
-}
-
 /* Every entry slot of a keys object, in index order, empty ones included. */
 static int keys_slots_max(struct pyrt *rt, uint64_t keys, size_t max, struct pydict_entry **out,
                           size_t *n)
@@ -307,14 +296,16 @@ int pyobj_getattr(struct pyrt *rt, uint64_t obj, const char *name, uint64_t *val
 int pyobj_str(struct pyrt *rt, uint64_t obj, struct strbuf *out)
 {
     struct strbuf tn = STRBUF_INIT;
+    struct pystr_layout sl;
+    layout_str_facts(&rt->layout, &sl);
     int ret = pyobj_type_name(rt, obj, &tn);
     if (ret == 0) {
+        /* 2.7: str is bytes, unicode a type apart. */
         if (strcmp(sb_str(&tn), "str") == 0)
-            ret = pystr_read(rt->mem, &rt->layout, obj,
-                             rt->major == 2 ? PYSTR_BYTES27 : PYSTR_UNICODE,
+            ret = pystr_read(rt->mem, &sl, obj, sl.bytes27 ? PYSTR_BYTES27 : PYSTR_UNICODE,
                              rt->unicode27_width, out);
-        else if (rt->major == 2 && strcmp(sb_str(&tn), "unicode") == 0)
-            ret = pystr_read(rt->mem, &rt->layout, obj, PYSTR_UNICODE, rt->unicode27_width, out);
+        else if (sl.bytes27 && strcmp(sb_str(&tn), "unicode") == 0)
+            ret = pystr_read(rt->mem, &sl, obj, PYSTR_UNICODE, rt->unicode27_width, out);
         else
             ret = -EINVAL;
     }
@@ -331,20 +322,24 @@ void pythread_names_free(struct pythread_name *v, size_t n)
 
 int pyobj_small_int(struct pyrt *rt, uint64_t obj, int64_t *value)
 {
-    unsigned char b[32];
+    const struct pylayout *l = &rt->layout;
+    unsigned char b[64];
     int ret;
-    if (rt->major < 3)
+    /* A PyLongObject: its size, then two 30-bit digits (a 2.7 int is a PyIntObject). */
+    if (l->int27_ival >= 0 || l->long_size < 0 || l->long_digit < 0 ||
+        (size_t)l->long_size + 8 > sizeof(b) || (size_t)l->long_digit + 8 > sizeof(b))
         return -EINVAL;
-    if (!pyobj_type_is(rt, obj, "int"))
+    if (!pyrt_type_is(rt, obj, "int"))
         return -EINVAL;
-    if ((ret = mem_read(rt->mem, obj, b, sizeof(b))) < 0)
+    size_t len = (size_t)MAX(l->long_size, l->long_digit) + 8;
+    if ((ret = mem_read(rt->mem, obj, b, len)) < 0)
         return ret;
     /* ob_size (the signed digit count) before 3.12, then lv_tag: the digit
      * count << 3 with the sign in the low bits (0 positive, 1 zero, 2 negative). */
     int64_t size;
-    memcpy(&size, b + 16, 8);
+    memcpy(&size, b + l->long_size, 8);
     int negative = 0;
-    if (rt->minor >= 12 || rt->major > 3) {
+    if (l->long_tagged) {
         uint64_t tag = (uint64_t)size;
         negative = (tag & 3) == 2;
         size = (tag & 3) == 1 ? 0 : (int64_t)(tag >> 3);
@@ -355,8 +350,8 @@ int pyobj_small_int(struct pyrt *rt, uint64_t obj, int64_t *value)
     if (size > 2)
         return -ERANGE;
     uint32_t d0, d1;
-    memcpy(&d0, b + 24, 4);
-    memcpy(&d1, b + 28, 4);
+    memcpy(&d0, b + l->long_digit, 4);
+    memcpy(&d1, b + l->long_digit + 4, 4);
     if ((d0 >> 30) || (size > 1 && (d1 >> 30)))
         return -EINVAL;
     int64_t v = size == 0 ? 0 : (int64_t)d0 + (size > 1 ? (int64_t)d1 << 30 : 0);
@@ -387,7 +382,7 @@ int pythread_names(struct pyrt *rt, uint64_t interp, const uint64_t *idents, siz
         return ret == -ENOENT ? 0 : ret;
     struct pythread_name *names = xcalloc(count + 1, sizeof(*names));
     size_t k = 0;
-    const char *attr = rt->major == 2 ? "_Thread__name" : "_name";
+    const char *attr = l->thread_name_attr, *native_attr = l->thread_native_id_attr;
     for (size_t i = 0; i < count && i < 4096; i++) {
         uint64_t name_obj;
         struct strbuf sb = STRBUF_INIT;
@@ -406,8 +401,7 @@ int pythread_names(struct pyrt *rt, uint64_t interp, const uint64_t *idents, siz
             names[k].ident = v[i].hash;
             names[k].name = sb_detach(&sb);
             /* 3.8+: the thread's own idea of its Linux id tells a reused ident apart. */
-            if (rt->major == 3 && rt->minor >= 8 &&
-                pyobj_getattr(rt, v[i].value, "_native_id", &nid_obj) == 0 &&
+            if (native_attr && pyobj_getattr(rt, v[i].value, native_attr, &nid_obj) == 0 &&
                 pyobj_small_int(rt, nid_obj, &nid) == 0 && nid > 0 && nid <= INT32_MAX)
                 names[k].native_id = (pid_t)nid;
             k++;

@@ -24,8 +24,6 @@ struct pydict_entry {
 
 /* Appends the type name of obj (e.g. "code") to out.  0 or a negative errno. */
 int pyobj_type_name(struct pyrt *rt, uint64_t obj, struct strbuf *out);
-/* 1 when obj's type is named exactly name (a short ASCII name), else 0. */
-int pyobj_type_is(struct pyrt *rt, uint64_t obj, const char *name);
 
 /*
  * Reads the live (key, value) entries of the dict at addr into a new array

@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "profiler/target/proc.h"
-#include "profiler/cpython/pyobj.h"
 #include "symbolizer/elfsym.h"
 
 /* The scan validates at most this many distinct candidate pointers. */
@@ -136,6 +135,17 @@ static int version_from_bss(struct pyrt *rt, struct elf_file *ef, char *out, siz
     return ret;
 }
 
+int pyrt_type_is(struct pyrt *rt, uint64_t obj, const char *name)
+{
+    uint64_t type, tp_name;
+    char buf[32];
+    size_t n = strlen(name) + 1; /* the name and its terminator: no more is read */
+    return n <= sizeof(buf) && obj &&
+           mem_read_u64(rt->mem, obj + (uint64_t)rt->layout.ob_type, &type) == 0 &&
+           mem_read_u64(rt->mem, type + (uint64_t)rt->layout.tp_name, &tp_name) == 0 &&
+           mem_read(rt->mem, tp_name, buf, n) == 0 && memcmp(buf, name, n) == 0;
+}
+
 /* 1 when the thread state's top frame leads to a code object. */
 static int top_frame_ok(struct pyrt *rt, const unsigned char *ts)
 {
@@ -143,10 +153,10 @@ static int top_frame_ok(struct pyrt *rt, const unsigned char *ts)
     uint64_t frame = 0, code = 0;
     if (l->frames == FRAME_OBJECTS) {
         memcpy(&frame, ts + l->ts_frame, 8);
-        if (!pyobj_type_is(rt, frame, "frame"))
+        if (!pyrt_type_is(rt, frame, "frame"))
             return 0;
         return mem_read_u64(rt->mem, frame + (uint64_t)l->fo_code, &code) == 0 &&
-               pyobj_type_is(rt, code, "code");
+               pyrt_type_is(rt, code, "code");
     }
     if (l->ts_current_frame >= 0) {
         memcpy(&frame, ts + l->ts_current_frame, 8);
@@ -163,7 +173,7 @@ static int top_frame_ok(struct pyrt *rt, const unsigned char *ts)
         uint8_t owner = f[l->if_owner];
         memcpy(&code, f + l->if_code, 8);
         if ((int)owner != l->owner_cstack)
-            return pyobj_type_is(rt, code, "code");
+            return pyrt_type_is(rt, code, "code");
         memcpy(&frame, f + l->if_previous, 8);
     }
     return 0;
@@ -411,7 +421,7 @@ static int find_runtime(struct pyrt *rt, struct elf_file *ef, struct pserr *err)
     unsigned routes = allowed_routes();
     const struct pylayout *l = &rt->layout;
     int modern = l->rt_interpreters_head >= 0;
-    const char *sym = modern ? "_PyRuntime" : "interp_head";
+    const char *sym = l->runtime_symbol;
     uint64_t addr = 0;
     unsigned where = 0;
     int found = 0;
@@ -452,7 +462,7 @@ static int find_runtime(struct pyrt *rt, struct elf_file *ef, struct pserr *err)
 static int apply_debug_offsets(struct pyrt *rt, struct pserr *err)
 {
     unsigned char buf[DEBUG_OFFSETS_SIZE];
-    if (rt->major < 3 || (rt->major == 3 && rt->minor < 13))
+    if (!rt->layout.debug_offsets)
         return 0;
     int ret = mem_read(rt->mem, rt->runtime, buf, sizeof(buf));
     if (ret < 0)
@@ -484,21 +494,24 @@ static int permission_error(pid_t pid, int code, struct pserr *err)
                      (int)pid, yama);
 }
 
-/* 2.7 and 3.6 keep the GIL in statics: found in .symtab when it is there. */
+_Static_assert(GIL_STATIC_SYMBOLS <= GIL_SPANS_MAX, "each GIL static is a span");
+
+/* 2.7 and 3.6 keep the GIL in statics (the table names them): found in
+ * .symtab when it is there. */
 static void find_gil_statics(struct pyrt *rt, struct elf_file *ef)
 {
-    static const char *const names[] = {"gil_cond", "gil_mutex", "switch_cond", "switch_mutex"};
+    const struct pylayout *l = &rt->layout;
     uint64_t v, size;
     unsigned where;
-    if (rt->major == 2) {
-        if (elf_symbol(ef, "interpreter_lock", ELF_SYMTAB, &v, &size, &where) == 0 && v &&
+    if (l->gil_lock_symbol) {
+        if (elf_symbol(ef, l->gil_lock_symbol, ELF_SYMTAB, &v, &size, &where) == 0 && v &&
             size == 8)
             rt->gil_lock_ptr = v + rt->bias;
         return;
     }
-    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-        if (elf_symbol(ef, names[i], ELF_SYMTAB, &v, &size, &where) == 0 && v && size > 0 &&
-            size <= 64) {
+    for (size_t i = 0; i < GIL_STATIC_SYMBOLS && l->gil_static_symbols[i]; i++) {
+        if (elf_symbol(ef, l->gil_static_symbols[i], ELF_SYMTAB, &v, &size, &where) == 0 &&
+            v && size > 0 && size <= 64) {
             rt->gil_statics[rt->ngil_statics][0] = v + rt->bias;
             rt->gil_statics[rt->ngil_statics][1] = v + rt->bias + size;
             rt->ngil_statics++;
@@ -506,32 +519,11 @@ static void find_gil_statics(struct pyrt *rt, struct elf_file *ef)
     }
 }
 
-/* The symbol of each known object: its 3.x name, then its 2.7 name (NULL: none). */
-static const char *const known_symbols[PYK_COUNT][2] = {
-    [PYK_NONE] = {"_Py_NoneStruct", "_Py_NoneStruct"},
-    [PYK_TRUE] = {"_Py_TrueStruct", "_Py_TrueStruct"},
-    [PYK_FALSE] = {"_Py_FalseStruct", "_Py_ZeroStruct"},
-    [PYK_INT] = {"PyLong_Type", "PyInt_Type"},
-    [PYK_LONG27] = {NULL, "PyLong_Type"},
-    [PYK_BOOL] = {"PyBool_Type", "PyBool_Type"},
-    [PYK_FLOAT] = {"PyFloat_Type", "PyFloat_Type"},
-    [PYK_STR] = {"PyUnicode_Type", "PyString_Type"},
-    [PYK_UNICODE27] = {NULL, "PyUnicode_Type"},
-    [PYK_BYTES] = {"PyBytes_Type", NULL},
-    [PYK_TUPLE] = {"PyTuple_Type", "PyTuple_Type"},
-    [PYK_LIST] = {"PyList_Type", "PyList_Type"},
-    [PYK_DICT] = {"PyDict_Type", "PyDict_Type"},
-    [PYK_SET] = {"PySet_Type", "PySet_Type"},
-    [PYK_FROZENSET] = {"PyFrozenSet_Type", "PyFrozenSet_Type"},
-    [PYK_CELL] = {"PyCell_Type", "PyCell_Type"},
-    [PYK_SET_DUMMY] = {"_PySet_Dummy", NULL},
-};
-
 static void find_known(struct pyrt *rt, struct elf_file *ef)
 {
     unsigned where;
     for (int i = 0; i < PYK_COUNT; i++) {
-        const char *name = known_symbols[i][rt->major == 2];
+        const char *name = rt->layout.known_symbols[i];
         if (name)
             lookup(ef, name, ELF_DYNSYM | ELF_SYMTAB, rt->bias, &rt->known[i], &where);
     }
@@ -611,14 +603,13 @@ int pyrt_attach(struct pyrt *rt, struct mem *mem, pid_t pid, struct pserr *err)
     lookup(ef, "PyCode_Type", ELF_DYNSYM | ELF_SYMTAB, rt->bias, &rt->code_type, &where);
     lookup(ef, "PyFrame_Type", ELF_DYNSYM | ELF_SYMTAB, rt->bias, &rt->frame_type, &where);
     find_known(rt, ef);
-    if (rt->layout.gil == GIL_TSTATE_CURRENT)
-        lookup(ef, "_PyThreadState_Current", ELF_DYNSYM | ELF_SYMTAB, rt->bias,
+    if (rt->layout.tstate_current_symbol)
+        lookup(ef, rt->layout.tstate_current_symbol, ELF_DYNSYM | ELF_SYMTAB, rt->bias,
                &rt->tstate_current, &where);
-    if (rt->layout.gil == GIL_TSTATE_CURRENT)
-        find_gil_statics(rt, ef);
-    if (rt->major == 2) {
+    find_gil_statics(rt, ef);
+    if (rt->layout.narrow_unicode_symbol) {
         uint64_t dummy;
-        if (lookup(ef, "PyUnicodeUCS2_FromString", ELF_DYNSYM, 0, &dummy, &where) == 0)
+        if (lookup(ef, rt->layout.narrow_unicode_symbol, ELF_DYNSYM, 0, &dummy, &where) == 0)
             rt->unicode27_width = 2;
     }
     if ((ret = find_runtime(rt, ef, err)) < 0)

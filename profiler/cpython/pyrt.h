@@ -21,23 +21,6 @@ enum pyrt_route {
     ROUTE_COUNT
 };
 
-/*
- * Built-in objects whose address tells what a value is (dump --locals), from
- * the interpreter's exported symbols; 0 where it does not export one.
- */
-enum pyrt_known {
-    PYK_NONE, PYK_TRUE, PYK_FALSE,
-    PYK_INT,        /* int: 3.x PyLong_Type, 2.7 PyInt_Type */
-    PYK_LONG27,     /* 2.7 long */
-    PYK_BOOL, PYK_FLOAT,
-    PYK_STR,        /* str: 3.x PyUnicode_Type, 2.7 PyString_Type */
-    PYK_UNICODE27,  /* 2.7 unicode */
-    PYK_BYTES,      /* 3.x bytes */
-    PYK_TUPLE, PYK_LIST, PYK_DICT, PYK_SET, PYK_FROZENSET, PYK_CELL,
-    PYK_SET_DUMMY,  /* 3.x: the key of a deleted set entry */
-    PYK_COUNT
-};
-
 struct pyrt {
     pid_t pid;
     struct mem *mem;        /* not owned */
@@ -52,12 +35,12 @@ struct pyrt {
     uint64_t tstate_current; /* &_PyThreadState_Current (2.7, 3.6), else 0 */
     uint64_t code_type;     /* &PyCode_Type when exported, else 0 */
     uint64_t frame_type;    /* &PyFrame_Type when exported, else 0 */
-    uint64_t known[PYK_COUNT]; /* see enum pyrt_known */
+    uint64_t known[PYK_COUNT]; /* see enum known_object (layout.h) */
     int unicode27_width;    /* 2.7: sizeof(Py_UNICODE), 2 or 4 */
     /* Where GIL waiters block, for versions that keep the GIL in statics:
      * 3.6's condition variables and mutexes ([start, end) each), or 2.7's
      * interpreter_lock, the pointer to its semaphore (gil_lock_ptr). */
-    uint64_t gil_statics[4][2];
+    uint64_t gil_statics[GIL_STATIC_SYMBOLS][2];
     int ngil_statics;
     uint64_t gil_lock_ptr;
     enum pyrt_route route;
@@ -102,6 +85,9 @@ int pyrt_gil_spans(struct pyrt *rt, uint64_t interp, struct gil_span *out);
  * found (the GIL's state): -ENOENT when the version keeps it elsewhere.
  */
 int pyrt_gil_holder_in(struct pyrt *rt, const struct gil_span *gil, uint64_t *tstate);
+
+/* 1 when obj's type is named exactly name (a short ASCII name), else 0. */
+int pyrt_type_is(struct pyrt *rt, uint64_t obj, const char *name);
 
 /* The route's name ("dynsym", ...). */
 const char *pyrt_route_name(enum pyrt_route route);

@@ -169,7 +169,7 @@ static int render_bool(struct pyval *pv, const struct objhdr *h, struct strbuf *
 {
     int64_t v;
     int ret;
-    if (pv->rt->major == 2) {
+    if (pyval_int27(pv)) {
         ret = pyval_field_i64(pv, h, pv->l->int27_ival, &v);
     } else {
         uint32_t d;
@@ -369,10 +369,9 @@ static int render_str(struct pyval *pv, const struct objhdr *h, const struct vty
     int ret = pyval_str_units(pv, h, t->kind, cps, PYVAL_MAX_CHARS, &n, &total);
     if (ret < 0)
         return ret;
-    int py2 = pv->rt->major == 2;
     if (t->kind == VK_UNICODE27)
         sb_addc(out, 'u');
-    else if (t->kind == VK_BYTES && !py2)
+    else if (t->kind == VK_BYTES && !pyval_bytes27(pv))
         sb_addc(out, 'b');
     quote(cps, n, t->kind == VK_BYTES, t->kind == VK_UNICODE27, out);
     if ((uint64_t)total > n)
@@ -521,14 +520,16 @@ static int set_keys(struct pyval *pv, const struct objhdr *h, uint64_t *keys, si
         int64_t hash;
         memcpy(&key, raw + i * 16 + l->setentry_key, 8);
         memcpy(&hash, raw + i * 16 + l->setentry_hash, 8);
-        if (key && key != pv->rt->known[PYK_SET_DUMMY] && !(pv->rt->major == 3 && hash == -1))
+        if (key && key != pv->rt->known[PYK_SET_DUMMY] &&
+            !(l->set_dummy == SET_DUMMY_HASH && hash == -1))
             cand[k++] = key;
     }
     *n = 0;
-    if (pv->rt->major == 2)
+    int dummy27 = l->set_dummy == SET_DUMMY_STR27;
+    if (dummy27)
         pyval_prefetch(pv, cand, k);
     for (size_t i = 0; i < k && *n < PYVAL_MAX_ITEMS; i++)
-        if (pv->rt->major == 3 || !is_dummy27(pv, cand[i]))
+        if (!dummy27 || !is_dummy27(pv, cand[i]))
             keys[(*n)++] = cand[i];
     return 0;
 }
@@ -536,7 +537,7 @@ static int set_keys(struct pyval *pv, const struct objhdr *h, uint64_t *keys, si
 static int render_set(struct pyval *pv, const struct objhdr *h, const struct vtype *t, int depth,
                       struct strbuf *out)
 {
-    int py2 = pv->rt->major == 2, frozen = t->kind == VK_FROZENSET;
+    int call = pv->l->set_repr_call, frozen = t->kind == VK_FROZENSET;
     const char *name = frozen ? "frozenset" : "set";
     int64_t used;
     uint64_t keys[PYVAL_MAX_ITEMS];
@@ -551,20 +552,20 @@ static int render_set(struct pyval *pv, const struct objhdr *h, const struct vty
         return 0;
     }
     if (depth >= PYVAL_MAX_DEPTH) {
-        sb_addf(out, py2 ? "%s([...])" : frozen ? "%s({...})" : "{...}", name);
+        sb_addf(out, call ? "%s([...])" : frozen ? "%s({...})" : "{...}", name);
         return 0;
     }
     int ret = set_keys(pv, h, keys, &n);
     if (ret == -EFAULT || ret == -EINVAL)
         return ret;
-    if (py2 || frozen)
+    if (call || frozen)
         sb_addf(out, "%s(", name);
-    sb_addc(out, py2 ? '[' : '{');
+    sb_addc(out, call ? '[' : '{');
     size_t shown = render_items(pv, keys, NULL, n, depth, out);
     if (shown < (size_t)used)
         sb_adds(out, shown ? ", ..." : "...");
-    sb_addc(out, py2 ? ']' : '}');
-    if (py2 || frozen)
+    sb_addc(out, call ? ']' : '}');
+    if (call || frozen)
         sb_addc(out, ')');
     suffix(t, shown < (size_t)used, (uint64_t)used, "items", out);
     return 0;

@@ -53,6 +53,18 @@ struct pyval {
     size_t ntypes, tcap;
 };
 
+/* 2.7: str is bytes, and unicode a type apart. */
+static inline int pyval_bytes27(const struct pyval *pv)
+{
+    return pv->l->strings == STR_BYTES27;
+}
+
+/* 2.7: int is a PyIntObject, long a type apart. */
+static inline int pyval_int27(const struct pyval *pv)
+{
+    return pv->l->int27_ival >= 0;
+}
+
 /* 1 while the value being rendered may still make n reads. */
 int pyval_can_read_n(const struct pyval *pv, uint64_t n);
 /* The cached header of the object at addr, or NULL. */

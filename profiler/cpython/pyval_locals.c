@@ -58,7 +58,7 @@ static int name_text(struct pyval *pv, uint64_t obj, struct strbuf *out)
         return -EFAULT;
     struct vtype tv = pyval_type_of(pv, &h);
     const struct vtype *t = &tv;
-    if (t->kind != VK_STR && t->kind != VK_UNICODE27 && !(t->kind == VK_BYTES && pv->rt->major == 2))
+    if (t->kind != VK_STR && t->kind != VK_UNICODE27 && !(t->kind == VK_BYTES && pyval_bytes27(pv)))
         return -EINVAL;
     if (pyval_str_units(pv, &h, t->kind, cps, NAME_MAX_CHARS, &n, &total) < 0)
         return -EFAULT;

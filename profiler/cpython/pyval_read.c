@@ -30,7 +30,7 @@ static const char *const kind_names[VK_COUNT] = {
 /* A kind's built-in type name on this version (2.7 calls bytes str). */
 static const char *canon_name(const struct pyval *pv, enum vkind kind)
 {
-    return pv->rt->major == 2 && kind == VK_BYTES ? "str" : kind_names[kind];
+    return pyval_bytes27(pv) && kind == VK_BYTES ? "str" : kind_names[kind];
 }
 
 /* ---- reading -------------------------------------------------------------- */
@@ -164,7 +164,7 @@ static void set_name(struct vtype *t, const char *s, size_t n)
 static enum vkind kind_of_known(const struct pyval *pv, uint64_t type)
 {
     static const struct {
-        enum pyrt_known k;
+        enum known_object k;
         enum vkind v;
     } map[] = {
         {PYK_BOOL, VK_BOOL}, {PYK_FLOAT, VK_FLOAT}, {PYK_TUPLE, VK_TUPLE}, {PYK_LIST, VK_LIST},
@@ -172,16 +172,15 @@ static enum vkind kind_of_known(const struct pyval *pv, uint64_t type)
         {PYK_CELL, VK_CELL}, {PYK_BYTES, VK_BYTES},
     };
     const uint64_t *k = pv->rt->known;
-    int py2 = pv->rt->major == 2;
     if (!type)
         return VK_OTHER;
     if (type == k[PYK_INT])
-        return py2 ? VK_INT27 : VK_INT;
+        return pyval_int27(pv) ? VK_INT27 : VK_INT;
     if (type == k[PYK_STR])
-        return py2 ? VK_BYTES : VK_STR;
-    if (py2 && type == k[PYK_LONG27])
+        return pyval_bytes27(pv) ? VK_BYTES : VK_STR;
+    if (pyval_int27(pv) && type == k[PYK_LONG27])
         return VK_LONG27;
-    if (py2 && type == k[PYK_UNICODE27])
+    if (pyval_bytes27(pv) && type == k[PYK_UNICODE27])
         return VK_UNICODE27;
     for (size_t i = 0; i < ARRAY_SIZE(map); i++)
         if (type == k[map[i].k])
@@ -192,11 +191,10 @@ static enum vkind kind_of_known(const struct pyval *pv, uint64_t type)
 /* The kind a type's subclass flags (or, for types without one, its name) give. */
 static enum vkind kind_of_flags(const struct pyval *pv, uint64_t flags, const char *name)
 {
-    int py2 = pv->rt->major == 2;
-    if (py2 && (flags & (1ul << 23)))
+    if (pyval_int27(pv) && (flags & (1ul << 23)))
         return strcmp(name, "bool") == 0 ? VK_BOOL : VK_INT27;
     if (flags & (1ul << 24))
-        return py2 ? VK_LONG27 : strcmp(name, "bool") == 0 ? VK_BOOL : VK_INT;
+        return pyval_int27(pv) ? VK_LONG27 : strcmp(name, "bool") == 0 ? VK_BOOL : VK_INT;
     if (flags & (1ul << 25))
         return VK_LIST;
     if (flags & (1ul << 26))
@@ -204,7 +202,7 @@ static enum vkind kind_of_flags(const struct pyval *pv, uint64_t flags, const ch
     if (flags & (1ul << 27))
         return VK_BYTES; /* 2.7: str */
     if (flags & (1ul << 28))
-        return py2 ? VK_UNICODE27 : VK_STR;
+        return pyval_bytes27(pv) ? VK_UNICODE27 : VK_STR;
     if (flags & (1ul << 29))
         return VK_DICT;
     static const enum vkind by_name[] = {VK_FLOAT, VK_SET, VK_FROZENSET, VK_NONE, VK_CELL};

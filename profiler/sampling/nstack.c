@@ -50,13 +50,11 @@ struct nstack {
     struct strbuf label;
 };
 
-int nstack_is_eval(const char *func, int major)
+int nstack_is_eval(const char *func, const char *name)
 {
-    if (!func)
+    if (!func || !name)
         return 0;
-    /* 3.x: one function runs the bytecode (PyEval_EvalFrameEx only wraps it);
-     * 2.7: PyEval_EvalFrameEx is the loop.  gcc may split off a ".cold" part. */
-    const char *name = major >= 3 ? "_PyEval_EvalFrameDefault" : "PyEval_EvalFrameEx";
+    /* gcc may split off a ".cold" part. */
     size_t n = strlen(name);
     return strncmp(func, name, n) == 0 && (func[n] == '\0' || func[n] == '.');
 }
@@ -95,7 +93,7 @@ static int open_mapped(void *ctx, const struct mem_region *r)
 }
 
 /* A core's threads: their registers as the core saved them. */
-static int core_regs(void *ctx, pid_t tid, struct user_regs_struct *regs)
+static int regs_in_core(void *ctx, pid_t tid, struct user_regs_struct *regs)
 {
     const struct core_thread *th;
     size_t n;
@@ -203,7 +201,7 @@ static int pcname_eq(const void *ctx, uint32_t idx, const void *key)
 }
 
 /* The label of a native frame: `func (file:line)`, `func (libfoo.so)`, `[libfoo.so+0x1234]`. */
-static void native_frame_label(const struct native_sym *sym, uint64_t pc, struct strbuf *out)
+static void frame_label_of(const struct native_sym *sym, uint64_t pc, struct strbuf *out)
 {
     const char *mod = sym->module && sym->module[0] ? path_base(sym->module) : NULL;
     if (sym->func && sym->file && sym->line > 0)
@@ -230,12 +228,12 @@ static uint32_t name_pc(struct nstack *ns, uint64_t pc, int leaf)
     memset(&sym, 0, sizeof(sym));
     unwinder_symbolize(ns->u, pc, leaf, &sym);
     sb_reset(&ns->label);
-    native_frame_label(&sym, pc, &ns->label);
+    frame_label_of(&sym, pc, &ns->label);
     GROW(ns->pcn, ns->pcncap, ns->npcn + 1);
     struct pcname *p = &ns->pcn[ns->npcn];
     *p = key;
     p->frame = names_label_frame(ns->s->names, sb_str(&ns->label));
-    p->is_eval = (uint8_t)nstack_is_eval(sym.func, ns->s->rt.major);
+    p->is_eval = (uint8_t)nstack_is_eval(sym.func, ns->s->rt.layout.eval_function);
     htab_insert(&ns->pc_index, h, (uint32_t)ns->npcn);
     return (uint32_t)ns->npcn++;
 }
@@ -285,7 +283,7 @@ struct nstack *nstack_new(struct session *s, nstack_regs_fn regs, void *regs_ctx
     ns->regs = regs;
     ns->regs_ctx = regs_ctx;
     if (!regs && mem_is_core(s->mem)) {
-        ns->regs = core_regs;
+        ns->regs = regs_in_core;
         ns->regs_ctx = s->mem;
     }
     ns->u = unwinder_new(s->mem, open_mapped, s, err);

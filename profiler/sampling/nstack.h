@@ -58,8 +58,13 @@ const struct nstack_stats *nstack_stats(const struct nstack *ns);
 /* Libraries loaded since the start: looks at the mappings again. */
 void nstack_refresh(struct nstack *ns);
 
-/* 1 when a native function of this name is the eval loop of major.x. */
-int nstack_is_eval(const char *func, int major);
+/*
+ * 1 when a native function named func is the eval loop, whose name is name
+ * (the version's eval_function: 3.x's one function that runs the bytecode,
+ * which PyEval_EvalFrameEx only wraps; 2.7's PyEval_EvalFrameEx), or a part
+ * of it gcc split off (name.cold).
+ */
+int nstack_is_eval(const char *func, const char *name);
 
 /*
  * The merge itself, innermost first: native frames 0..nn (is_eval: which

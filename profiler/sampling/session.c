@@ -34,8 +34,9 @@ static int attach_mem(struct session *s, struct mem *mem, pid_t pid, struct name
         s->names = &s->own_names;
     }
     s->walker = walker_new(&s->rt);
-    s->cc = codecache_new(s->mem, &s->rt.layout, s->names, s->rt.code_type,
-                          s->rt.unicode27_width);
+    struct code_facts cf;
+    layout_code_facts(&s->rt.layout, &cf);
+    s->cc = codecache_new(s->mem, &cf, s->names, s->rt.code_type, s->rt.unicode27_width);
     walk_set_returned(s->walker, codecache_code_at_return, s->cc);
     return 0;
 }
@@ -86,7 +87,7 @@ void session_release(struct session *s)
 }
 
 /* 1 when the core behind mem holds thread tid. */
-static int core_has_thread(struct mem *mem, pid_t tid)
+static int in_core(struct mem *mem, pid_t tid)
 {
     const struct core_thread *ct;
     size_t n;
@@ -116,7 +117,7 @@ static void find_tid(struct session *s, struct tracked *t, const struct walk_thr
     if (mem_is_core(s->mem)) {
         /* A core has no /proc files: a tid is good when the core has the thread. */
         t->ns_tid = ns_tid;
-        t->tid = core_has_thread(s->mem, tid) ? tid : 0;
+        t->tid = in_core(s->mem, tid) ? tid : 0;
     } else {
         int fd = proc_open_stat(s->pid, tid);
         /* A tid that is not one of the process's tasks came from garbage,

@@ -209,8 +209,8 @@ static int known_bad(const struct snapshot *sn, uint64_t a)
  * tries in a row is taken so at once: a code object that stays corrupt
  * costs two walks a sample, not SNAP_TRIES.
  */
-static void walk_one(struct session *s, struct snapshot *sn, struct snap_thread *t,
-                     struct walk_thread *w, size_t max_depth, int still)
+static void read_stack(struct session *s, struct snapshot *sn, struct snap_thread *t,
+                       struct walk_thread *w, size_t max_depth, int still)
 {
     size_t off = sn->nraw;
     GROW(sn->raw, sn->rawcap, off + max_depth);
@@ -337,7 +337,7 @@ int snapshot_walk_extra(struct session *s, struct snapshot *sn, size_t k, int by
         return t->walked ? t->status : -ENOENT;
     if (!walk_has_frames(&sn->threads[k]))
         return -ENOENT;
-    walk_one(s, sn, t, &sn->threads[k], max_depth, 0);
+    read_stack(s, sn, t, &sn->threads[k], max_depth, 0);
     t->extra = 1;
     if (t->status < 0 || !t->walked)
         return t->walked ? t->status : -ENOENT;
@@ -437,8 +437,8 @@ static enum thread_state blocked_state(struct session *s, struct snapshot *sn,
  * futex on the GIL is a GIL wait, any other call idle; stopped outside one,
  * it was running Python or C code when the core was written.
  */
-static void core_state(struct session *s, struct snapshot *sn, const struct tracked *tr,
-                       struct snap_thread *t, const struct snap_opts *o)
+static void state_from_core(struct session *s, struct snapshot *sn, const struct tracked *tr,
+                            struct snap_thread *t, const struct snap_opts *o)
 {
     const struct core_thread *ct;
     size_t n;
@@ -471,7 +471,7 @@ static int kernel_state(struct session *s, struct snapshot *sn, struct tracked *
                         uint64_t tstate, struct snap_thread *t, const struct snap_opts *o)
 {
     if (mem_is_core(s->mem)) {
-        core_state(s, sn, tr, t, o);
+        state_from_core(s, sn, tr, t, o);
         return 0;
     }
     if (tr->stat_fd < 0)
@@ -703,10 +703,10 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
         if (o->native && o->native->hold(o->native->ctx, s, sn, i) == 0) {
             /* Held: its stack as it is now, not as the list said before. */
             walk_refresh(s->walker, sn->interp, &sn->threads[i]);
-            walk_one(s, sn, t, &sn->threads[i], o->max_depth, 1);
+            read_stack(s, sn, t, &sn->threads[i], o->max_depth, 1);
             o->native->release(o->native->ctx, s, sn, i);
         } else {
-            walk_one(s, sn, t, &sn->threads[i], o->max_depth, 0);
+            read_stack(s, sn, t, &sn->threads[i], o->max_depth, 0);
         }
     }
     if ((ret = resolve(s, sn, o->by_function)) < 0)

@@ -500,7 +500,7 @@ int core_read(struct core *c, uint64_t addr, void *buf, size_t len)
 /* ---- mapped files ---- */
 
 /* The build-id the core saw in memory for file i (its ELF header page), or -ENOENT. */
-static int mem_build_id(struct core *c, size_t i, unsigned char *id)
+static int saved_build_id(struct core *c, size_t i, unsigned char *id)
 {
     const struct nfile *f = NULL;
     for (size_t k = 0; k < c->nnf && !f; k++)
@@ -587,7 +587,7 @@ static int open_candidate(struct core *c, size_t i, const char *path, struct pse
     if (fd < 0)
         return fd;
     unsigned char want[BUILD_ID_MAX], have[BUILD_ID_MAX];
-    int nw = mem_build_id(c, i, want);
+    int nw = saved_build_id(c, i, want);
     if (nw < 0)
         return fd;
     int nh = file_build_id(fd, have);

@@ -270,7 +270,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct strbuf out = STRBUF_INIT;
     sb_adds(&out, FZ_PREFIX);
     size_t before = out.len;
-    int ret = pystr_read(m, l, addr, type, width27, &out);
+    struct pystr_layout sl;
+    layout_str_facts(l, &sl);
+    int ret = pystr_read(m, &sl, addr, type, width27, &out);
     if (ret != 0 && ret != 1 && ret != -EFAULT && ret != -EINVAL)
         fail("pystr_read: unexpected return", ret, 0);
     check_buffer(&out, before, "pystr_read rewrote what out held");

@@ -112,7 +112,7 @@ IMG_FN void fz_build(struct fz_image *fz, size_t v)
     uint64_t codes[6];
     for (size_t i = 0; i < 6; i++) {
         uint8_t table[64];
-        size_t tl = img_linetable(l->linetable, 2, segs, 4, table, sizeof(table));
+        size_t tl = img_linetable(img_lt_format(l), 2, segs, 4, table, sizeof(table));
         codes[i] = img_code(im, i % 2 ? "módulo_名前.py" : "/app/main.py", fnames[i], NULL, 2,
                             table, tl);
         fz_hot(fz, codes[i], img_code_size(im));
@@ -262,8 +262,9 @@ IMG_FN int fz_run(struct fz_image *fz, struct fz_counts *c, char *why, size_t wh
     struct walker *w = walker_new(rt), *pw = walker_new_parked(im->m, &im->lay);
     struct names names;
     names_init(&names);
-    struct codecache *cc = codecache_new(im->m, &im->lay, &names, rt->code_type,
-                                         rt->unicode27_width);
+    struct code_facts cf;
+    layout_code_facts(&im->lay, &cf);
+    struct codecache *cc = codecache_new(im->m, &cf, &names, rt->code_type, rt->unicode27_width);
     struct walk_thread threads[FZ_MAX_THREADS];
     static struct rawframe raw[FZ_MAX_THREADS * FZ_MAX_DEPTH];
     static uint64_t codes[FZ_MAX_THREADS * FZ_MAX_DEPTH];

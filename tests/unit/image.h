@@ -30,6 +30,7 @@
 #include "profiler/cpython/layout.h"
 #include "profiler/target/mem.h"
 #include "profiler/cpython/pyrt.h"
+#include "symbolizer/codefacts.h"
 
 #define IMG_FN static __attribute__((unused))
 
@@ -343,6 +344,14 @@ IMG_FN size_t img_put_varint(uint8_t *out, uint32_t u)
     }
     out[n++] = (uint8_t)u;
     return n;
+}
+
+/* The line-table format of the version of l, as naming decodes it. */
+IMG_FN enum lt_format img_lt_format(const struct pylayout *l)
+{
+    struct code_facts cf;
+    layout_code_facts(l, &cf);
+    return cf.linetable;
 }
 
 /*

@@ -22,7 +22,8 @@ static const struct img_seg segs[] = {{4, 11}, {6, 13}, {4, 14}};
 static uint64_t lined_code(struct img *im, const char *file, const char *name, const char *qual)
 {
     uint8_t table[64];
-    size_t n = img_linetable(im->lay.linetable, 10, segs, ARRAY_SIZE(segs), table, sizeof(table));
+    size_t n = img_linetable(img_lt_format(&im->lay), 10, segs, ARRAY_SIZE(segs), table,
+                              sizeof(table));
     return img_code(im, file, name, qual, 10, table, n);
 }
 
@@ -33,8 +34,10 @@ struct cc_env {
 
 static void env_init(struct cc_env *e, struct img *im, uint64_t code_type)
 {
+    struct code_facts cf;
     names_init(&e->names);
-    e->cc = codecache_new(im->m, &im->lay, &e->names, code_type, im->rt.unicode27_width);
+    layout_code_facts(&im->lay, &cf);
+    e->cc = codecache_new(im->m, &cf, &e->names, code_type, im->rt.unicode27_width);
 }
 
 static void env_release(struct cc_env *e)
@@ -103,8 +106,8 @@ TEST(resolves_names_and_lines_every_version)
         }
         /* Past the table: lnotab keeps the last line, later tables say "none" (first line). */
         int past = frame_line(&e, ce, 40, 0);
-        CHECK_INT(past, im.lay.linetable == LT_LNOTAB_27 || im.lay.linetable == LT_LNOTAB_36
-                            ? 14 : 10);
+        enum lt_format fmt = img_lt_format(&im.lay);
+        CHECK_INT(past, fmt == LT_LNOTAB_27 || fmt == LT_LNOTAB_36 ? 14 : 10);
         /* by_function: the function's first line, whatever the offset. */
         CHECK_INT(frame_line(&e, ce, 8, 1), 10);
         CHECK_INT(frame_line(&e, ce, 0, 1), 10);
@@ -456,7 +459,8 @@ static uint64_t *many_codes(struct img *im, size_t n)
 {
     uint64_t *v = xmalloc(n * sizeof(*v));
     uint8_t table[64];
-    size_t tl = img_linetable(im->lay.linetable, 10, segs, ARRAY_SIZE(segs), table, sizeof(table));
+    size_t tl = img_linetable(img_lt_format(&im->lay), 10, segs, ARRAY_SIZE(segs), table,
+                               sizeof(table));
     uint64_t file = img_str(im, "many.py"), name = img_str(im, "many");
     uint64_t tab = img_bytes(im, table, tl);
     for (size_t i = 0; i < n; i++)

@@ -15,6 +15,7 @@
 #include "common/util.h"
 #include "profiler/target/mem.h"
 #include "profiler/cpython/pyrt.h"
+#include "symbolizer/codefacts.h"
 
 static const int supported[][2] = {
     {2, 7}, {3, 6}, {3, 7}, {3, 8}, {3, 9}, {3, 10}, {3, 11}, {3, 12}, {3, 13},
@@ -63,7 +64,7 @@ TEST(table_spot_checks)
     l = layout_for(3, 10);
     REQUIRE(l);
     CHECK_INT(l->fo_lasti, 96);
-    CHECK_INT(l->linetable, LT_LINETABLE_310);
+    CHECK_INT(l->linetable, LINES_LINETABLE_310);
     l = layout_for(3, 11);
     REQUIRE(l);
     CHECK_INT(l->if_code, 32);
@@ -150,8 +151,87 @@ TEST(unknown_versions_have_no_table)
     CHECK(layout_for(2, 6) == NULL);
     CHECK(layout_for(0, 0) == NULL);
     CHECK(layout_for(-1, 7) == NULL);
-    CHECK(strstr(layout_supported(), "2.7") != NULL);
-    CHECK(strstr(layout_supported(), "3.13") != NULL);
+    CHECK_STR(layout_supported(), "2.7, 3.6-3.13");
+}
+
+TEST(symbols_and_facts_by_version)
+{
+    /* What was decided by version in the code, now each version's table. */
+    for (size_t i = 0; i < ARRAY_SIZE(supported); i++) {
+        int major = supported[i][0], minor = supported[i][1];
+        const struct pylayout *l = layout_for(major, minor);
+        REQUIRE(l);
+        int py2 = major == 2, statics = py2 || minor == 6;
+        CHECK_STR(l->runtime_symbol, statics ? "interp_head" : "_PyRuntime");
+        CHECK_INT(l->rt_interpreters_head >= 0, !statics);
+        CHECK_INT(l->debug_offsets, !py2 && minor >= 13);
+        CHECK_INT(l->tstate_current_symbol != NULL, statics);
+        CHECK_INT(l->gil == GIL_TSTATE_CURRENT, statics);
+        if (statics)
+            CHECK_STR(l->tstate_current_symbol, "_PyThreadState_Current");
+        CHECK_INT(l->gil_lock_symbol != NULL, py2);
+        if (py2)
+            CHECK_STR(l->gil_lock_symbol, "interpreter_lock");
+        CHECK_INT(l->gil_static_symbols[0] != NULL, statics && !py2);
+        if (statics && !py2) {
+            CHECK_STR(l->gil_static_symbols[0], "gil_cond");
+            CHECK_STR(l->gil_static_symbols[3], "switch_mutex");
+        }
+        CHECK_INT(l->narrow_unicode_symbol != NULL, py2);
+        CHECK_STR(l->eval_function, py2 ? "PyEval_EvalFrameEx" : "_PyEval_EvalFrameDefault");
+        CHECK_STR(l->known_symbols[PYK_INT], py2 ? "PyInt_Type" : "PyLong_Type");
+        CHECK_STR(l->known_symbols[PYK_STR], py2 ? "PyString_Type" : "PyUnicode_Type");
+        CHECK_STR(l->known_symbols[PYK_FALSE], py2 ? "_Py_ZeroStruct" : "_Py_FalseStruct");
+        CHECK_INT(l->known_symbols[PYK_LONG27] != NULL, py2);
+        CHECK_INT(l->known_symbols[PYK_UNICODE27] != NULL, py2);
+        CHECK_INT(l->known_symbols[PYK_BYTES] != NULL, !py2);
+        CHECK_INT(l->known_symbols[PYK_SET_DUMMY] != NULL, !py2);
+        CHECK(l->known_symbols[PYK_NONE] && l->known_symbols[PYK_CELL]);
+        CHECK_INT(l->co_generator_flags, py2 ? 0x20 : 0x2a0);
+        CHECK_INT(l->set_dummy, py2 ? SET_DUMMY_STR27 : SET_DUMMY_HASH);
+        CHECK_INT(l->set_repr_call, py2);
+        CHECK_STR(l->thread_name_attr, py2 ? "_Thread__name" : "_name");
+        CHECK_INT(l->thread_native_id_attr != NULL, !py2 && minor >= 8);
+        CHECK_INT(l->strings, py2 ? STR_BYTES27 : STR_UNICODE3);
+    }
+}
+
+TEST(facts_for_naming)
+{
+    /* What naming is given of each version: the table's, in its own terms. */
+    static const enum lt_format fmt[] = {LT_LNOTAB_27, LT_LNOTAB_36, LT_LNOTAB_36, LT_LNOTAB_36,
+                                         LT_LNOTAB_36, LT_LINETABLE_310, LT_LOCATIONS_311,
+                                         LT_LOCATIONS_311, LT_LOCATIONS_311};
+    for (size_t i = 0; i < ARRAY_SIZE(supported); i++) {
+        int major = supported[i][0], minor = supported[i][1];
+        const struct pylayout *l = layout_for(major, minor);
+        struct code_facts cf;
+        struct pystr_layout sl;
+        REQUIRE(l);
+        layout_code_facts(l, &cf);
+        layout_str_facts(l, &sl);
+        CHECK_INT(cf.linetable, fmt[i]);
+        CHECK(cf.co_filename == l->co_filename && cf.co_name == l->co_name &&
+              cf.co_qualname == l->co_qualname && cf.co_firstlineno == l->co_firstlineno &&
+              cf.co_linetable == l->co_linetable && cf.co_code == l->co_code &&
+              cf.co_code_adaptive == l->co_code_adaptive && cf.co_flags == l->co_flags &&
+              cf.co_stacksize == l->co_stacksize && cf.co_nlocalsplus == l->co_nlocalsplus &&
+              cf.frame_size == l->if_size && cf.ob_type == l->ob_type && cf.tp_name == l->tp_name);
+        CHECK_INT(cf.generator_flags, l->co_generator_flags);
+        CHECK_INT(cf.trampoline, major == 3 && minor >= 12);
+        CHECK_INT(cf.init_shim, major == 3 && minor >= 12);
+        CHECK(memcmp(&cf.str, &sl, sizeof(sl)) == 0);
+        CHECK_INT(sl.bytes27, major == 2);
+        CHECK(sl.bytes_size == l->bytes_size && sl.bytes_sval == l->bytes_sval &&
+              sl.uni_length == l->uni_length && sl.uni_state == l->uni_state &&
+              sl.uni_ascii_size == l->uni_ascii_size &&
+              sl.uni_compact_size == l->uni_compact_size && sl.uni_data_any == l->uni_data_any &&
+              sl.uni27_str == l->uni27_str);
+        REQUIRE(cf.ops);
+        CHECK_INT(cf.ops->oparg16, major == 2);
+        CHECK_INT(cf.ops->caches != NULL, major == 3 && minor >= 11);
+        CHECK_INT(cf.ops->compare_op != 0, major == 2 || minor <= 8);
+    }
 }
 
 /* ---- _Py_DebugOffsets ------------------------------------------------------ */

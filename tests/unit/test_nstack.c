@@ -1,6 +1,7 @@
 /* Merging native and Python stacks: which native frames are the eval loop, and the order. */
 #include "test.h"
 
+#include "profiler/cpython/layout.h"
 #include "profiler/sampling/nstack.h"
 
 /* Runs the merge and compares with want (terminated by INT32_MAX). */
@@ -21,13 +22,17 @@ static void check_order(const uint8_t *is_eval, size_t nn, const uint8_t *entry,
 
 TEST(eval_function_names)
 {
-    CHECK_INT(nstack_is_eval("_PyEval_EvalFrameDefault", 3), 1);
-    CHECK_INT(nstack_is_eval("_PyEval_EvalFrameDefault.cold", 3), 1);
-    CHECK_INT(nstack_is_eval("_PyEval_EvalFrameDefaultX", 3), 0);
-    CHECK_INT(nstack_is_eval("PyEval_EvalFrameEx", 3), 0);
-    CHECK_INT(nstack_is_eval("PyEval_EvalFrameEx", 2), 1);
-    CHECK_INT(nstack_is_eval("_PyEval_EvalFrameDefault", 2), 0);
-    CHECK_INT(nstack_is_eval(NULL, 3), 0);
+    const char *eval3 = layout_for(3, 11)->eval_function, *eval2 = layout_for(2, 7)->eval_function;
+    CHECK_INT(nstack_is_eval("_PyEval_EvalFrameDefault", eval3), 1);
+    CHECK_INT(nstack_is_eval("_PyEval_EvalFrameDefault.cold", eval3), 1);
+    CHECK_INT(nstack_is_eval("_PyEval_EvalFrameDefaultX", eval3), 0);
+    CHECK_INT(nstack_is_eval("PyEval_EvalFrameEx", eval3), 0);
+    CHECK_INT(nstack_is_eval("PyEval_EvalFrameEx", eval2), 1);
+    CHECK_INT(nstack_is_eval("_PyEval_EvalFrameDefault", eval2), 0);
+    CHECK_INT(nstack_is_eval(NULL, eval3), 0);
+    CHECK_INT(nstack_is_eval("PyEval_EvalFrameEx", NULL), 0);
+    for (int minor = 6; minor <= 13; minor++)
+        CHECK_STR(layout_for(3, minor)->eval_function, "_PyEval_EvalFrameDefault");
 }
 
 TEST(one_frame_per_eval_call)

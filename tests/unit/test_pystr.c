@@ -16,8 +16,10 @@ static const int minors3[] = {6, 7, 8, 9, 10, 11, 12, 13};
 static const char *rd(struct img *im, uint64_t addr, enum pystr_type type, int width, int *ret)
 {
     static struct strbuf sb = STRBUF_INIT;
+    struct pystr_layout sl;
     sb_reset(&sb);
-    *ret = pystr_read(im->m, &im->lay, addr, type, width, &sb);
+    layout_str_facts(&im->lay, &sl);
+    *ret = pystr_read(im->m, &sl, addr, type, width, &sb);
     return sb_str(&sb);
 }
 
@@ -137,7 +139,9 @@ TEST(str27_bytes)
     CHECK_STR(rd(&im, d, PYSTR_BYTES27, 4, &ret), "");
     CHECK_INT(ret, 0);
     static struct strbuf sb = STRBUF_INIT;
-    CHECK_INT(pystr_read(im.m, &im.lay, e, PYSTR_BYTES27, 4, &sb), 0);
+    struct pystr_layout sl;
+    layout_str_facts(&im.lay, &sl);
+    CHECK_INT(pystr_read(im.m, &sl, e, PYSTR_BYTES27, 4, &sb), 0);
     CHECK_INT(sb.len, 6);
     CHECK(memcmp(sb.buf, "nul\0in", 6) == 0);
     sb_release(&sb);
@@ -395,7 +399,9 @@ TEST(empty_string_into_fresh_buffer)
             }
             struct strbuf sb = STRBUF_INIT;
             enum pystr_type t = major == 2 && i == 0 ? PYSTR_BYTES27 : PYSTR_UNICODE;
-            CHECK_INT(pystr_read(im.m, &im.lay, objs[i], t, 4, &sb), 0);
+            struct pystr_layout sl;
+            layout_str_facts(&im.lay, &sl);
+            CHECK_INT(pystr_read(im.m, &sl, objs[i], t, 4, &sb), 0);
             CHECK_INT(sb.len, 0);
             CHECK_STR(sb_str(&sb), "");
             char *d = sb_detach(&sb);

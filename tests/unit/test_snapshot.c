@@ -92,7 +92,9 @@ static void session_on(struct session *s, struct img *im)
     s->walker = walker_new(&s->rt);
     names_init(&s->own_names);
     s->names = &s->own_names;
-    s->cc = codecache_new(im->m, &s->rt.layout, s->names, s->rt.code_type, 4);
+    struct code_facts cf;
+    layout_code_facts(&s->rt.layout, &cf);
+    s->cc = codecache_new(im->m, &cf, s->names, s->rt.code_type, 4);
     walk_set_returned(s->walker, codecache_code_at_return, s->cc);
 }
 
