@@ -44,6 +44,14 @@ def group(ctx, I, rt):
     def need_gevent():
         need('gevent')
 
+    def locks_json(t):
+        """`locks --json` for a second: (Problems, Result, document); fails at once on an error."""
+        res = rt.run([rt.PYSTROBE, 'locks', '-p', str(t.pid), '-d', '1', '--json'], rt.T_RECORD)
+        P = rt.Problems()
+        if not P.expect(res.rc == 0, 'exit %s' % res.rc):
+            P.fail_if_any(res.describe())
+        return P, res, json.loads(res.out_text)
+
     def start(argv, what, *extra):
         t = e2e_states.Proc(rt, ctx, [I.exe] + argv + ['--max-life', str(rt.TARGET_LIFE)]
                             + list(extra), what)
@@ -148,11 +156,7 @@ def group(ctx, I, rt):
         need_gevent()
         t = start([path], TARGET)
         try:
-            res = rt.run([rt.PYSTROBE, 'locks', '-p', str(t.pid), '-d', '1', '--json'], rt.T_RECORD)
-            P = rt.Problems()
-            if not P.expect(res.rc == 0, 'exit %s' % res.rc):
-                P.fail_if_any(res.describe())
-            doc = json.loads(res.out_text)
+            P, res, doc = locks_json(t)
             gw = doc['greenlet_waits']
 
             def fr(f):
@@ -199,11 +203,7 @@ def group(ctx, I, rt):
         dpath = os.path.join(rt.TARGETS, e2e_greenlets.DEEP)
         t = start([dpath, '--lib', 'gevent'], e2e_greenlets.DEEP)
         try:
-            res = rt.run([rt.PYSTROBE, 'locks', '-p', str(t.pid), '-d', '1', '--json'], rt.T_RECORD)
-            P = rt.Problems()
-            if not P.expect(res.rc == 0, 'exit %s' % res.rc):
-                P.fail_if_any(res.describe())
-            doc = json.loads(res.out_text)
+            P, res, doc = locks_json(t)
             gw = doc['greenlet_waits']
 
             def fr(f):
@@ -240,11 +240,7 @@ def group(ctx, I, rt):
         """A thread blocked on a threading.Lock: its site, on every interpreter."""
         t = start([states_path], 'states.py')
         try:
-            res = rt.run([rt.PYSTROBE, 'locks', '-p', str(t.pid), '-d', '1', '--json'], rt.T_RECORD)
-            P = rt.Problems()
-            if not P.expect(res.rc == 0, 'exit %s' % res.rc):
-                P.fail_if_any(res.describe())
-            doc = json.loads(res.out_text)
+            P, res, doc = locks_json(t)
             tw = doc['thread_waits']
             line = rt.line_of(states_path, 'lock-wait')
             P.expect(len(tw) >= 1 and tw[0]['site']['function'] == 'lock_waiter' and
@@ -435,11 +431,7 @@ def group(ctx, I, rt):
         pkg = need(lib)
         t = start_crowd(lib)
         try:
-            res = rt.run([rt.PYSTROBE, 'locks', '-p', str(t.pid), '-d', '1', '--json'], rt.T_RECORD)
-            P = rt.Problems()
-            if not P.expect(res.rc == 0, 'exit %s' % res.rc):
-                P.fail_if_any(res.describe())
-            doc = json.loads(res.out_text)
+            P, res, doc = locks_json(t)
             gw = doc['greenlet_waits']
             want = e2e_greenlets.crowd_expected(rt, lib, pkg)
             own = {'take', 'waiter', 'getter', 'sleeper', 'park'}
