@@ -364,23 +364,9 @@ static int field_ok(uint64_t field, uint64_t size, uint64_t width)
     return size > 0 && size < (1u << 24) && field < size && width <= size - field;
 }
 
-int layout_from_debug_offsets(struct pylayout *out, const void *buf, size_t len,
-                              struct pserr *err)
+/* Every field the debug offsets give lies within its structure's size, and they agree. */
+static int check_debug_offsets(const uint64_t *d, struct pserr *err)
 {
-    uint64_t d[D_SLOTS];
-    if (len < sizeof(d) || memcmp(buf, DEBUG_OFFSETS_COOKIE, 8) != 0)
-        return pserr_set(err, EINVAL, "_Py_DebugOffsets: no \"xdebugpy\" cookie");
-    memcpy(d, buf, sizeof(d));
-    uint64_t v = d[D_VERSION];
-    int major = (int)((v >> 24) & 0xff), minor = (int)((v >> 16) & 0xff);
-    const struct pylayout *base = layout_for(major, minor);
-    if (!base || !base->debug_offsets)
-        return pserr_set(err, ENOTSUP, "Python %d.%d is not supported (pystrobe knows %s)",
-                         major, minor, layout_supported());
-    if (d[D_FREE_THREADED])
-        return pserr_set(err, ENOTSUP,
-                         "Python %d.%d free-threaded builds are not supported", major, minor);
-
     struct {
         int size_slot, field_slot, width;
     } checks[] = {
@@ -415,62 +401,91 @@ int layout_from_debug_offsets(struct pylayout *out, const void *buf, size_t len,
         d[D_IS_GIL_LOCKED] < d[D_IS_GIL_STATE] || d[D_IS_GIL_HOLDER] < d[D_IS_GIL_STATE] ||
         d[D_IS_GIL_LOCKED] - d[D_IS_GIL_STATE] > 64 || d[D_IS_GIL_HOLDER] - d[D_IS_GIL_STATE] > 64)
         return pserr_set(err, EINVAL, "_Py_DebugOffsets: inconsistent offsets");
-
-    struct pylayout l = *base;
-    l.rt_interpreters_head = (int)d[D_RT_INTERPRETERS_HEAD];
-    l.is_next = (int)d[D_IS_NEXT];
-    l.is_tstate_head = (int)d[D_IS_THREADS_HEAD];
-    l.is_modules = (int)d[D_IS_MODULES];
-    l.is_ceval_gil = (int)d[D_IS_CEVAL_GIL];
-    l.gil_locked = (int)(d[D_IS_GIL_LOCKED] - d[D_IS_GIL_STATE]);
-    l.gil_last_holder = (int)(d[D_IS_GIL_HOLDER] - d[D_IS_GIL_STATE]);
-    l.ts_next = (int)d[D_TS_NEXT];
-    l.ts_interp = (int)d[D_TS_INTERP];
-    l.ts_current_frame = (int)d[D_TS_CURRENT_FRAME];
-    l.ts_thread_id = (int)d[D_TS_THREAD_ID];
-    l.ts_native_thread_id = (int)d[D_TS_NATIVE_THREAD_ID];
-    l.ts_datastack_chunk = (int)d[D_TS_DATASTACK_CHUNK];
-    /* datastack_top follows datastack_chunk; the table does not list it. */
-    l.ts_datastack_top = l.ts_datastack_chunk + 8;
-    int ts_end = 0;
-    const int ts_fields[] = {l.ts_next, l.ts_interp, l.ts_current_frame, l.ts_thread_id,
-                             l.ts_native_thread_id, l.ts_datastack_top};
-    for (size_t i = 0; i < ARRAY_SIZE(ts_fields); i++)
-        ts_end = MAX(ts_end, ts_fields[i] + 8);
-    l.ts_size = ts_end;
-    l.if_size = (int)d[D_IF_SIZE];
-    l.if_previous = (int)d[D_IF_PREVIOUS];
-    l.if_code = (int)d[D_IF_EXECUTABLE];
-    l.if_instr = (int)d[D_IF_INSTR_PTR];
-    l.if_owner = (int)d[D_IF_OWNER];
-    l.co_filename = (int)d[D_CO_FILENAME];
-    l.co_name = (int)d[D_CO_NAME];
-    l.co_qualname = (int)d[D_CO_QUALNAME];
-    l.co_linetable = (int)d[D_CO_LINETABLE];
-    l.co_firstlineno = (int)d[D_CO_FIRSTLINENO];
-    l.co_code_adaptive = (int)d[D_CO_CODE_ADAPTIVE];
     /* localsplus is a flexible array at the frame's end: it may equal the size. */
     if (d[D_IF_LOCALSPLUS] > d[D_IF_SIZE])
         return pserr_set(err, EINVAL, "_Py_DebugOffsets: inconsistent offsets");
-    l.if_localsplus = (int)d[D_IF_LOCALSPLUS];
-    l.co_argcount = (int)d[D_CO_ARGCOUNT];
-    l.co_localsplusnames = (int)d[D_CO_LOCALSPLUSNAMES];
-    l.co_localspluskinds = (int)d[D_CO_LOCALSPLUSKINDS];
-    l.tuple_item = (int)d[D_TUPLE_ITEM];
-    l.list_item = (int)d[D_LIST_ITEM];
-    l.float_fval = (int)d[D_FLOAT_FVAL];
-    l.long_size = (int)d[D_LONG_TAG];
-    l.long_digit = (int)d[D_LONG_DIGIT];
-    l.ob_type = (int)d[D_OB_TYPE];
-    l.tp_name = (int)d[D_TP_NAME];
-    l.tp_flags = (int)d[D_TP_FLAGS];
-    l.ma_keys = (int)d[D_DICT_KEYS];
-    l.ma_values = (int)d[D_DICT_VALUES];
-    l.bytes_size = (int)d[D_BYTES_OB_SIZE];
-    l.bytes_sval = (int)d[D_BYTES_SVAL];
-    l.uni_state = (int)d[D_UNI_STATE];
-    l.uni_length = (int)d[D_UNI_LENGTH];
-    l.uni_ascii_size = (int)d[D_UNI_ASCII_SIZE];
+    return 0;
+}
+
+/* Takes the debug offsets d into l (a copy of the version's table). */
+static void apply_debug_offsets(struct pylayout *l, const uint64_t *d)
+{
+    l->rt_interpreters_head = (int)d[D_RT_INTERPRETERS_HEAD];
+    l->is_next = (int)d[D_IS_NEXT];
+    l->is_tstate_head = (int)d[D_IS_THREADS_HEAD];
+    l->is_modules = (int)d[D_IS_MODULES];
+    l->is_ceval_gil = (int)d[D_IS_CEVAL_GIL];
+    l->gil_locked = (int)(d[D_IS_GIL_LOCKED] - d[D_IS_GIL_STATE]);
+    l->gil_last_holder = (int)(d[D_IS_GIL_HOLDER] - d[D_IS_GIL_STATE]);
+    l->ts_next = (int)d[D_TS_NEXT];
+    l->ts_interp = (int)d[D_TS_INTERP];
+    l->ts_current_frame = (int)d[D_TS_CURRENT_FRAME];
+    l->ts_thread_id = (int)d[D_TS_THREAD_ID];
+    l->ts_native_thread_id = (int)d[D_TS_NATIVE_THREAD_ID];
+    l->ts_datastack_chunk = (int)d[D_TS_DATASTACK_CHUNK];
+    /* datastack_top follows datastack_chunk; the table does not list it. */
+    l->ts_datastack_top = l->ts_datastack_chunk + 8;
+    int ts_end = 0;
+    const int ts_fields[] = {l->ts_next, l->ts_interp, l->ts_current_frame, l->ts_thread_id,
+                             l->ts_native_thread_id, l->ts_datastack_top};
+    for (size_t i = 0; i < ARRAY_SIZE(ts_fields); i++)
+        ts_end = MAX(ts_end, ts_fields[i] + 8);
+    l->ts_size = ts_end;
+    l->if_size = (int)d[D_IF_SIZE];
+    l->if_previous = (int)d[D_IF_PREVIOUS];
+    l->if_code = (int)d[D_IF_EXECUTABLE];
+    l->if_instr = (int)d[D_IF_INSTR_PTR];
+    l->if_owner = (int)d[D_IF_OWNER];
+    l->co_filename = (int)d[D_CO_FILENAME];
+    l->co_name = (int)d[D_CO_NAME];
+    l->co_qualname = (int)d[D_CO_QUALNAME];
+    l->co_linetable = (int)d[D_CO_LINETABLE];
+    l->co_firstlineno = (int)d[D_CO_FIRSTLINENO];
+    l->co_code_adaptive = (int)d[D_CO_CODE_ADAPTIVE];
+    /* localsplus is a flexible array at the frame's end (checked: at most the size). */
+    l->if_localsplus = (int)d[D_IF_LOCALSPLUS];
+    l->co_argcount = (int)d[D_CO_ARGCOUNT];
+    l->co_localsplusnames = (int)d[D_CO_LOCALSPLUSNAMES];
+    l->co_localspluskinds = (int)d[D_CO_LOCALSPLUSKINDS];
+    l->tuple_item = (int)d[D_TUPLE_ITEM];
+    l->list_item = (int)d[D_LIST_ITEM];
+    l->float_fval = (int)d[D_FLOAT_FVAL];
+    l->long_size = (int)d[D_LONG_TAG];
+    l->long_digit = (int)d[D_LONG_DIGIT];
+    l->ob_type = (int)d[D_OB_TYPE];
+    l->tp_name = (int)d[D_TP_NAME];
+    l->tp_flags = (int)d[D_TP_FLAGS];
+    l->ma_keys = (int)d[D_DICT_KEYS];
+    l->ma_values = (int)d[D_DICT_VALUES];
+    l->bytes_size = (int)d[D_BYTES_OB_SIZE];
+    l->bytes_sval = (int)d[D_BYTES_SVAL];
+    l->uni_state = (int)d[D_UNI_STATE];
+    l->uni_length = (int)d[D_UNI_LENGTH];
+    l->uni_ascii_size = (int)d[D_UNI_ASCII_SIZE];
+}
+
+int layout_from_debug_offsets(struct pylayout *out, const void *buf, size_t len,
+                              struct pserr *err)
+{
+    uint64_t d[D_SLOTS];
+    if (len < sizeof(d) || memcmp(buf, DEBUG_OFFSETS_COOKIE, 8) != 0)
+        return pserr_set(err, EINVAL, "_Py_DebugOffsets: no \"xdebugpy\" cookie");
+    memcpy(d, buf, sizeof(d));
+    uint64_t v = d[D_VERSION];
+    int major = (int)((v >> 24) & 0xff), minor = (int)((v >> 16) & 0xff);
+    const struct pylayout *base = layout_for(major, minor);
+    if (!base || !base->debug_offsets)
+        return pserr_set(err, ENOTSUP, "Python %d.%d is not supported (pystrobe knows %s)",
+                         major, minor, layout_supported());
+    if (d[D_FREE_THREADED])
+        return pserr_set(err, ENOTSUP,
+                         "Python %d.%d free-threaded builds are not supported", major, minor);
+
+    int ret = check_debug_offsets(d, err);
+    if (ret < 0)
+        return ret;
+    struct pylayout l = *base;
+    apply_debug_offsets(&l, d);
     *out = l;
     return 0;
 }

@@ -600,20 +600,16 @@ static void merge_native(struct session *s, struct snapshot *sn, const struct sn
     }
 }
 
-int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts *o)
+/*
+ * The interpreter state (looked up again only now and then, or when its
+ * thread list cannot be read: at exit, it is freed) and its thread list,
+ * into sn->threads.  0 (sn->interp 0: no interpreter yet, or any more), or
+ * a negative errno.
+ */
+static int read_thread_list(struct session *s, struct snapshot *sn)
 {
     int ret;
-    uint64_t holder = 0;
-    sn->nthreads = sn->nraw = sn->nselected = 0;
-    s->gen++;
-    /* The interpreter state stays where it is for the life of the process:
-     * it is looked up again only now and then, or when its thread list
-     * cannot be read (at exit, it is freed). */
     int fresh = !sn->interp || s->gen - sn->interp_gen >= INTERP_RECHECK;
-    /* When the threads new in this list were first seen, at the latest
-     * (session_track: whether a tid found later is theirs). */
-    if (!mem_is_core(s->mem))
-        s->list_ns = proc_boot_ns();
     for (;;) {
         if (fresh) {
             if ((ret = pyrt_interp(&s->rt, &sn->interp)) < 0)
@@ -629,10 +625,15 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
             break;
         fresh = 1;
     }
-    if (ret < 0) {
+    if (ret < 0)
         sn->interp = 0;
-        return ret;
-    }
+    return ret;
+}
+
+/* Which thread state holds the GIL, when o asks (sn->gil_holder, 0 none or unknown). */
+static void read_gil(struct session *s, struct snapshot *sn, const struct snap_opts *o)
+{
+    uint64_t holder = 0;
     int want_gil = o->gil_only || o->want_gil || o->want_wait;
     if (want_gil && sn->ngil_spans < 0) {
         int n = pyrt_gil_spans(&s->rt, sn->interp, sn->gil_spans);
@@ -654,9 +655,13 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
     }
     sn->gil_holder = holder;
     sn->holder_reread = 0;
+}
+
+/* Every thread is tracked first, so that a name filter sees the names of
+ * threads new in this snapshot. */
+static void track_threads(struct session *s, struct snapshot *sn, const struct snap_opts *o)
+{
     GROW(sn->st, sn->stcap, sn->nthreads + 1);
-    /* Every thread is tracked first, so that a name filter sees the names
-     * of threads new in this snapshot. */
     int unnamed = 0;
     for (size_t i = 0; i < sn->nthreads; i++) {
         struct snap_thread *t = &sn->st[i];
@@ -669,46 +674,67 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
     }
     if (o->filter && o->filter->nres && unnamed)
         session_name_threads(s, sn->interp, 0);
+}
+
+/* Thread i: selected or not, its state when o wants it, and its stack when o wants that. */
+static void sample_thread(struct session *s, struct snapshot *sn, const struct snap_opts *o,
+                          size_t i)
+{
+    struct snap_thread *t = &sn->st[i];
+    struct tracked *tr = &s->threads[t->tracked];
     int want_state = o->active_only || o->want_state;
-    for (size_t i = 0; i < sn->nthreads; i++) {
-        struct snap_thread *t = &sn->st[i];
-        struct tracked *tr = &s->threads[t->tracked];
-        if (!selected(tr, o->filter)) {
-            t->excluded = 1;
-            continue;
-        }
-        sn->nselected++;
-        t->gil = sn->gil_holder && sn->gil_holder == sn->threads[i].tstate;
-        /* Only the holder counts with gil_only: the others' states are not read. */
-        if (o->gil_only && !t->gil && !o->want_cpu)
-            continue;
-        int kept = (want_state || o->want_cpu) && kernel_state(s, sn, tr, sn->threads[i].tstate, t, o);
-        t->still = kept;
-        if (o->active_only && t->ts != TS_RUNNING)
-            continue;
-        if (o->gil_only && !t->gil)
-            continue;
-        if (!walk_has_frames(&sn->threads[i]))
-            continue;
-        /* Off CPU and not switched in since its last walk: its stack is
-         * the same, and costs no read. */
-        if (kept && tr->stack_ok && !o->want_info && !o->native) {
-            t->walked = t->reused = 1;
-            t->status = tr->stack_status;
-            t->depth = tr->nstack;
-            sn->stacks_reused++;
-            continue;
-        }
-        tr->stack_ok = 0;
-        if (o->native && o->native->hold(o->native->ctx, s, sn, i) == 0) {
-            /* Held: its stack as it is now, not as the list said before. */
-            walk_refresh(s->walker, sn->interp, &sn->threads[i]);
-            read_stack(s, sn, t, &sn->threads[i], o->max_depth, 1);
-            o->native->release(o->native->ctx, s, sn, i);
-        } else {
-            read_stack(s, sn, t, &sn->threads[i], o->max_depth, 0);
-        }
+    if (!selected(tr, o->filter)) {
+        t->excluded = 1;
+        return;
     }
+    sn->nselected++;
+    t->gil = sn->gil_holder && sn->gil_holder == sn->threads[i].tstate;
+    /* Only the holder counts with gil_only: the others' states are not read. */
+    if (o->gil_only && !t->gil && !o->want_cpu)
+        return;
+    int kept = (want_state || o->want_cpu) && kernel_state(s, sn, tr, sn->threads[i].tstate, t, o);
+    t->still = kept;
+    if (o->active_only && t->ts != TS_RUNNING)
+        return;
+    if (o->gil_only && !t->gil)
+        return;
+    if (!walk_has_frames(&sn->threads[i]))
+        return;
+    /* Off CPU and not switched in since its last walk: its stack is the
+     * same, and costs no read. */
+    if (kept && tr->stack_ok && !o->want_info && !o->native) {
+        t->walked = t->reused = 1;
+        t->status = tr->stack_status;
+        t->depth = tr->nstack;
+        sn->stacks_reused++;
+        return;
+    }
+    tr->stack_ok = 0;
+    if (o->native && o->native->hold(o->native->ctx, s, sn, i) == 0) {
+        /* Held: its stack as it is now, not as the list said before. */
+        walk_refresh(s->walker, sn->interp, &sn->threads[i]);
+        read_stack(s, sn, t, &sn->threads[i], o->max_depth, 1);
+        o->native->release(o->native->ctx, s, sn, i);
+    } else {
+        read_stack(s, sn, t, &sn->threads[i], o->max_depth, 0);
+    }
+}
+
+int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts *o)
+{
+    int ret;
+    sn->nthreads = sn->nraw = sn->nselected = 0;
+    s->gen++;
+    /* When the threads new in this list were first seen, at the latest
+     * (session_track: whether a tid found later is theirs). */
+    if (!mem_is_core(s->mem))
+        s->list_ns = proc_boot_ns();
+    if ((ret = read_thread_list(s, sn)) < 0 || !sn->interp)
+        return ret;
+    read_gil(s, sn, o);
+    track_threads(s, sn, o);
+    for (size_t i = 0; i < sn->nthreads; i++)
+        sample_thread(s, sn, o, i);
     if ((ret = resolve(s, sn, o->by_function)) < 0)
         return ret;
     keep_stacks(s, sn);
