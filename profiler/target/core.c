@@ -11,50 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Bound on a PT_NOTE segment of a mapped ELF file, and on its program headers. */
-#define ELF_NOTE_MAX 65536
-#define ELF_PHNUM_MAX 512
-#define BUILD_ID_MAX 64
-#define PAGE 4096u
+#include "profiler/target/core_impl.h"
 
-struct seg {
-    uint64_t vaddr, memsz, off, filesz;
-    unsigned perms;
-};
-
-/* An NT_FILE entry: [start, end) maps file `file` from byte `off`. */
-struct nfile {
-    uint64_t start, end, off;
-    size_t file;
-};
-
-/* A distinct mapped file, opened on first use. */
-struct mfile {
-    char *path;     /* as NT_FILE names it */
-    int fd;         /* -1 not opened yet, -2 could not be */
-    uint64_t size;
-};
-
-struct core {
-    int fd;
-    char *path, *exe;
-    uint64_t size;
-    struct seg *segs;
-    size_t nsegs;
-    struct nfile *nf;
-    size_t nnf, nfcap;
-    struct mfile *files;
-    size_t nfiles, filecap;
-    struct core_thread *threads;
-    size_t nthreads, threadcap;
-    struct core_psinfo ps;
-    int has_ps;
-    uint64_t *auxv;
-    size_t nauxv;
-    const char *exe_path; /* one of files[].path */
-};
-
-static int read_at(int fd, uint64_t off, void *buf, size_t len)
+int core_read_at(int fd, uint64_t off, void *buf, size_t len)
 {
     unsigned char *p = buf;
     while (len > 0) {
@@ -305,7 +264,7 @@ static int segment_count(struct core *c, const Elf64_Ehdr *eh, size_t *n, struct
         return 0;
     Elf64_Shdr sh;
     if (eh->e_shoff == 0 || eh->e_shoff > c->size || c->size - eh->e_shoff < sizeof(sh) ||
-        read_at(c->fd, eh->e_shoff, &sh, sizeof(sh)) < 0)
+        core_read_at(c->fd, eh->e_shoff, &sh, sizeof(sh)) < 0)
         return pserr_set(err, EINVAL, "core %s is corrupt: no count of its segments", c->path);
     *n = sh.sh_info;
     return 0;
@@ -342,7 +301,7 @@ static int load_segments(struct core *c, const Elf64_Ehdr *eh, struct pserr *err
         return truncated(c, eh->e_phoff + n * sizeof(Elf64_Phdr), err);
     Elf64_Phdr *ph = xmalloc(n * sizeof(*ph));
     unsigned char *notes = NULL;
-    if ((ret = read_at(c->fd, eh->e_phoff, ph, n * sizeof(*ph))) < 0) {
+    if ((ret = core_read_at(c->fd, eh->e_phoff, ph, n * sizeof(*ph))) < 0) {
         ret = pserr_set(err, -ret, "cannot read core %s: %s", c->path, strerror(-ret));
         goto out;
     }
@@ -378,7 +337,7 @@ static int load_segments(struct core *c, const Elf64_Ehdr *eh, struct pserr *err
                 goto out;
             }
             notes = xrealloc(notes, p->p_filesz);
-            if ((ret = read_at(c->fd, p->p_offset, notes, p->p_filesz)) < 0) {
+            if ((ret = core_read_at(c->fd, p->p_offset, notes, p->p_filesz)) < 0) {
                 ret = pserr_set(err, -ret, "cannot read core %s: %s", c->path, strerror(-ret));
                 goto out;
             }
@@ -416,7 +375,7 @@ static const struct seg *find_seg(const struct core *c, uint64_t addr)
     return addr - s->vaddr < s->memsz ? s : NULL;
 }
 
-static const struct nfile *find_nfile(const struct core *c, uint64_t addr)
+const struct nfile *core_find_nfile(const struct core *c, uint64_t addr)
 {
     size_t lo = 0, hi = c->nnf;
     while (lo < hi) {
@@ -433,12 +392,12 @@ static const struct nfile *find_nfile(const struct core *c, uint64_t addr)
 }
 
 /* Reads bytes the core itself saved, in one segment only.  0 or -EFAULT. */
-static int saved_read(struct core *c, uint64_t addr, void *buf, size_t len)
+int core_saved_read(struct core *c, uint64_t addr, void *buf, size_t len)
 {
     const struct seg *s = find_seg(c, addr);
     if (!s || addr - s->vaddr > s->filesz || len > s->filesz - (addr - s->vaddr))
         return -EFAULT;
-    return read_at(c->fd, s->off + (addr - s->vaddr), buf, len) < 0 ? -EFAULT : 0;
+    return core_read_at(c->fd, s->off + (addr - s->vaddr), buf, len) < 0 ? -EFAULT : 0;
 }
 
 /* The file's mapped bytes at off: past its end, within the last page, are zeros. */
@@ -451,7 +410,7 @@ static int file_read(const struct mfile *f, uint64_t off, void *buf, size_t len)
         return 0;
     }
     size_t have = (size_t)MIN((uint64_t)len, f->size - off);
-    if (read_at(f->fd, off, buf, have) < 0)
+    if (core_read_at(f->fd, off, buf, have) < 0)
         return -EFAULT;
     if (have < len) {
         if (off + len > align_up(f->size, PAGE))
@@ -461,7 +420,6 @@ static int file_read(const struct mfile *f, uint64_t off, void *buf, size_t len)
     return 0;
 }
 
-static int open_mfile(struct core *c, size_t i, struct pserr *err);
 
 int core_read(struct core *c, uint64_t addr, void *buf, size_t len)
 {
@@ -473,11 +431,11 @@ int core_read(struct core *c, uint64_t addr, void *buf, size_t len)
         size_t n;
         if (s && addr - s->vaddr < s->filesz) {
             n = (size_t)MIN((uint64_t)len, s->filesz - (addr - s->vaddr));
-            if (read_at(c->fd, s->off + (addr - s->vaddr), p, n) < 0)
+            if (core_read_at(c->fd, s->off + (addr - s->vaddr), p, n) < 0)
                 return -EFAULT;
         } else {
             /* Not saved: the file the process had mapped there. */
-            const struct nfile *f = find_nfile(c, addr);
+            const struct nfile *f = core_find_nfile(c, addr);
             if (!f)
                 return -EFAULT;
             n = (size_t)MIN((uint64_t)len, f->end - addr);
@@ -485,7 +443,7 @@ int core_read(struct core *c, uint64_t addr, void *buf, size_t len)
                 n = (size_t)MIN((uint64_t)n, s->vaddr + s->memsz - addr);
             struct mfile *mf = &c->files[f->file];
             if (mf->fd == -1)
-                open_mfile(c, f->file, NULL);
+                core_open_mfile(c, f->file, NULL);
             if (mf->fd < 0 || f->off + (addr - f->start) < f->off ||
                 file_read(mf, f->off + (addr - f->start), p, n) < 0)
                 return -EFAULT;
@@ -497,173 +455,13 @@ int core_read(struct core *c, uint64_t addr, void *buf, size_t len)
     return 0;
 }
 
-/* ---- mapped files ---- */
-
-/* The build-id the core saw in memory for file i (its ELF header page), or -ENOENT. */
-static int saved_build_id(struct core *c, size_t i, unsigned char *id)
-{
-    const struct nfile *f = NULL;
-    for (size_t k = 0; k < c->nnf && !f; k++)
-        if (c->nf[k].file == i && c->nf[k].off == 0)
-            f = &c->nf[k];
-    Elf64_Ehdr eh;
-    if (!f || saved_read(c, f->start, &eh, sizeof(eh)) < 0 ||
-        memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_phentsize != sizeof(Elf64_Phdr) ||
-        eh.e_phnum == 0 || eh.e_phnum > ELF_PHNUM_MAX || eh.e_phoff > PAGE)
-        return -ENOENT;
-    Elf64_Phdr ph[ELF_PHNUM_MAX];
-    if (saved_read(c, f->start + eh.e_phoff, ph, eh.e_phnum * sizeof(Elf64_Phdr)) < 0)
-        return -ENOENT;
-    uint64_t bias = 0;
-    int based = 0;
-    for (size_t k = 0; k < eh.e_phnum && !based; k++)
-        if (ph[k].p_type == PT_LOAD && ph[k].p_offset == 0)
-            bias = f->start - (ph[k].p_vaddr & ~(uint64_t)(PAGE - 1)), based = 1;
-    unsigned char *buf = xmalloc(ELF_NOTE_MAX);
-    int ret = -ENOENT;
-    for (size_t k = 0; k < eh.e_phnum && based && ret < 0; k++) {
-        if (ph[k].p_type != PT_NOTE || ph[k].p_filesz == 0 || ph[k].p_filesz > ELF_NOTE_MAX ||
-            saved_read(c, bias + ph[k].p_vaddr, buf, ph[k].p_filesz) < 0)
-            continue;
-        ret = core_note_build_id(buf, ph[k].p_filesz, ph[k].p_align == 8 ? 8 : 4, id,
-                                 BUILD_ID_MAX);
-    }
-    free(buf);
-    return ret;
-}
-
-/* The build-id of the ELF file on fd, or -ENOENT. */
-static int file_build_id(int fd, unsigned char *id)
-{
-    Elf64_Ehdr eh;
-    if (read_at(fd, 0, &eh, sizeof(eh)) < 0 || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
-        eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof(Elf64_Phdr) ||
-        eh.e_phnum == 0 || eh.e_phnum > ELF_PHNUM_MAX)
-        return -ENOENT;
-    Elf64_Phdr ph[ELF_PHNUM_MAX];
-    if (read_at(fd, eh.e_phoff, ph, eh.e_phnum * sizeof(Elf64_Phdr)) < 0)
-        return -ENOENT;
-    unsigned char *buf = xmalloc(ELF_NOTE_MAX);
-    int ret = -ENOENT;
-    for (size_t k = 0; k < eh.e_phnum && ret < 0; k++) {
-        if (ph[k].p_type != PT_NOTE || ph[k].p_filesz == 0 || ph[k].p_filesz > ELF_NOTE_MAX ||
-            read_at(fd, ph[k].p_offset, buf, ph[k].p_filesz) < 0)
-            continue;
-        ret = core_note_build_id(buf, ph[k].p_filesz, ph[k].p_align == 8 ? 8 : 4, id,
-                                 BUILD_ID_MAX);
-    }
-    free(buf);
-    return ret;
-}
-
-static void hex(char *out, const unsigned char *id, int n)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < n; i++) {
-        out[2 * i] = digits[id[i] >> 4];
-        out[2 * i + 1] = digits[id[i] & 15];
-    }
-    out[2 * (n > 0 ? n : 0)] = '\0';
-}
-
-/* The path NT_FILE names, without the " (deleted)" of a file removed since. */
-static char *live_path(const char *path)
-{
-    static const char deleted[] = " (deleted)";
-    size_t n = strlen(path), k = sizeof(deleted) - 1;
-    if (n > k && strcmp(path + n - k, deleted) == 0)
-        n -= k;
-    return xstrndup(path, n);
-}
-
-/*
- * Opens candidate `path` for file i: an fd when its build-id is the one in
- * the core (or either is unknown), -ESTALE with err filled when it differs.
- */
-static int open_candidate(struct core *c, size_t i, const char *path, struct pserr *err)
-{
-    struct stat st;
-    int fd = open_regular(path, &st);
-    if (fd < 0)
-        return fd;
-    unsigned char want[BUILD_ID_MAX], have[BUILD_ID_MAX];
-    int nw = saved_build_id(c, i, want);
-    if (nw < 0)
-        return fd;
-    int nh = file_build_id(fd, have);
-    if (nh == nw && memcmp(want, have, (size_t)nw) == 0)
-        return fd;
-    close(fd);
-    char w[2 * BUILD_ID_MAX + 1], h[2 * BUILD_ID_MAX + 1];
-    hex(w, want, nw);
-    hex(h, have, nh);
-    return pserr_set(err, ESTALE, "%.300s is not the file that process %d had mapped as "
-                     "%.300s (build-id %s in core %.300s, %s in the file): give the right "
-                     "one with --exe", path, (int)core_pid(c), c->files[i].path, w, c->path,
-                     nh > 0 ? h : "none");
-}
-
-/* Opens file i of the core by the rules of core_open_mapped.  An fd or a negative errno. */
-static int open_file_of(struct core *c, size_t i, struct pserr *err)
-{
-    const char *orig = c->files[i].path;
-    if (c->exe && c->exe_path && strcmp(orig, c->exe_path) == 0)
-        return open_candidate(c, i, c->exe, err);
-    char *path = live_path(orig);
-    int fd = path[0] == '/' ? open_candidate(c, i, path, err) : -ENOENT;
-    if (fd < 0 && fd != -ESTALE && c->exe && path[0] == '/') {
-        /* Not there any more: beside the executable given. */
-        const char *base = path_base(c->exe);
-        struct strbuf sb = STRBUF_INIT;
-        sb_add(&sb, c->exe, (size_t)(base - c->exe));
-        sb_adds(&sb, path_base(path));
-        int alt = open_candidate(c, i, sb_str(&sb), err);
-        if (alt >= 0 || alt == -ESTALE)
-            fd = alt;
-        sb_release(&sb);
-    }
-    if (fd < 0 && fd != -ESTALE)
-        pserr_set(err, -fd, "cannot open %.300s, mapped by process %d of core %.300s: %s%s",
-                  path, (int)core_pid(c), c->path,
-                  fd == -EINVAL ? "not a regular file" : strerror(-fd),
-                  c->exe ? "" : " (with --exe, files missing here are looked for beside it)");
-    free(path);
-    return fd;
-}
-
-/* Opens file i once for core_read, keeping its fd. */
-static int open_mfile(struct core *c, size_t i, struct pserr *err)
-{
-    struct mfile *mf = &c->files[i];
-    if (mf->fd != -1)
-        return mf->fd;
-    int fd = open_file_of(c, i, err);
-    struct stat st;
-    if (fd >= 0 && fstat(fd, &st) < 0) {
-        close(fd);
-        fd = -errno;
-    }
-    mf->fd = fd >= 0 ? fd : -2;
-    if (fd >= 0)
-        mf->size = (uint64_t)st.st_size;
-    return fd;
-}
-
-int core_open_mapped(struct core *c, const struct mem_region *r, struct pserr *err)
-{
-    const struct nfile *f = find_nfile(c, r->start);
-    if (!f || strcmp(c->files[f->file].path, r->path) != 0)
-        return pserr_set(err, ENOENT, "core %s maps no file at 0x%" PRIx64, c->path, r->start);
-    return open_file_of(c, f->file, err);
-}
-
 /* ---- opening ---- */
 
 /* The executable: the mapping of its program headers (AT_PHDR), else the first file. */
 static void find_exe(struct core *c)
 {
     uint64_t phdr = core_auxv_get(c, AT_PHDR);
-    const struct nfile *f = phdr ? find_nfile(c, phdr) : NULL;
+    const struct nfile *f = phdr ? core_find_nfile(c, phdr) : NULL;
     if (!f && c->nnf)
         f = &c->nf[0];
     c->exe_path = f ? c->files[f->file].path : NULL;
@@ -683,7 +481,7 @@ static int check_exe(struct core *c, struct pserr *err)
     for (size_t i = 0; c->exe_path && i < c->nfiles; i++) {
         if (strcmp(c->files[i].path, c->exe_path) != 0)
             continue;
-        fd = open_candidate(c, i, c->exe, err);
+        fd = core_open_candidate(c, i, c->exe, err);
         if (fd < 0 && fd != -ESTALE)
             return pserr_set(err, -fd, "cannot read --exe %s: %s", c->exe, strerror(-fd));
         if (fd < 0)
@@ -713,8 +511,8 @@ int core_open(const char *path, const char *exe, struct core **out, struct pserr
     c->size = (uint64_t)st.st_size;
     Elf64_Ehdr eh;
     memset(&eh, 0, sizeof(eh));
-    if (c->size < sizeof(eh) || read_at(c->fd, 0, &eh, sizeof(eh)) < 0) {
-        if (c->size >= SELFMAG && read_at(c->fd, 0, &eh, SELFMAG) == 0 &&
+    if (c->size < sizeof(eh) || core_read_at(c->fd, 0, &eh, sizeof(eh)) < 0) {
+        if (c->size >= SELFMAG && core_read_at(c->fd, 0, &eh, SELFMAG) == 0 &&
             memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0)
             ret = truncated(c, sizeof(eh), err);
         else
@@ -770,7 +568,7 @@ void core_free(struct core *c)
 static unsigned file_perms(struct core *c, size_t file, uint64_t off)
 {
     struct pserr err;
-    int fd = open_mfile(c, file, &err);
+    int fd = core_open_mfile(c, file, &err);
     Elf64_Ehdr eh;
     if (fd < 0 || pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) ||
         memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
@@ -801,7 +599,7 @@ int core_maps(struct core *c, struct mem_maps *maps)
      * is the file's number in the core, so that one file's mappings match. */
     for (size_t i = 0; i < c->nsegs; i++) {
         const struct seg *s = &c->segs[i];
-        const struct nfile *f = find_nfile(c, s->vaddr);
+        const struct nfile *f = core_find_nfile(c, s->vaddr);
         struct mem_region *r = &v[n++];
         r->start = s->vaddr;
         r->end = s->vaddr + s->memsz;
