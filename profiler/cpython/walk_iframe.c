@@ -314,6 +314,44 @@ int walk_interpreter_frames(struct walker *w, const struct walk_thread *t,
 }
 
 /*
+ * 3.11+: the bytes of frame, met by the walk of stack s (*fp): from the
+ * chunk copies, else a parked stack's (parked_frame), else a thread's read
+ * ahead or read alone into single.  The walk's older chunks are copied as
+ * it reaches them, until *chunks_done.  0 or a negative errno.
+ */
+static int frame_bytes(struct walker *w, const struct istack *s, uint64_t frame,
+                       unsigned char *single, const unsigned char **fp, int *chunks_done)
+{
+    const struct pylayout *l = w->l;
+    size_t fsize = (size_t)l->if_size;
+    struct ahead *a = s->a;
+    int ret;
+    const unsigned char *f = in_chunks(w, frame, fsize);
+    if (f) {
+        w->stats.chunk_frames++;
+    } else if (s->p) {
+        if ((ret = parked_frame(w, s->p, frame, single, &f, chunks_done)) < 0)
+            return ret;
+    } else {
+        f = ahead_single(w, a, frame);
+        if (!f && w->no_open)
+            return walk_set_torn(w, TORN_GARBAGE);
+        if (!f) {
+            if ((ret = mem_read(w->rt->mem, frame, single, fsize)) < 0)
+                return ret;
+            w->stats.single_reads++;
+            f = single;
+        }
+        /* A thread-owned frame outside the copies: the stack continues in an
+         * older chunk; copy it for the frames that follow. */
+        if (f[l->if_owner] == OWNED_BY_THREAD && !*chunks_done)
+            *chunks_done = copy_older_chunk(w, a) < 0;
+    }
+    *fp = f;
+    return 0;
+}
+
+/*
  * 3.11+: walks stack s's interpreter frames (a thread's or a parked one's)
  * from its innermost frame through its data-stack chunks, copied whole.
  */
@@ -352,27 +390,9 @@ int walk_iframes(struct walker *w, const struct istack *s, struct rawframe *out,
         }
         if (frame & 7)
             return walk_set_torn(w, TORN_GARBAGE);
-        const unsigned char *f = in_chunks(w, frame, fsize);
-        if (f) {
-            w->stats.chunk_frames++;
-        } else if (s->p) {
-            if ((ret = parked_frame(w, s->p, frame, single, &f, &chunks_done)) < 0)
-                return ret;
-        } else {
-            f = ahead_single(w, a, frame);
-            if (!f && w->no_open)
-                return walk_set_torn(w, TORN_GARBAGE);
-            if (!f) {
-                if ((ret = mem_read(w->rt->mem, frame, single, fsize)) < 0)
-                    return ret;
-                w->stats.single_reads++;
-                f = single;
-            }
-            /* A thread-owned frame outside the copies: the stack continues in an
-             * older chunk; copy it for the frames that follow. */
-            if (f[l->if_owner] == OWNED_BY_THREAD && !chunks_done)
-                chunks_done = copy_older_chunk(w, a) < 0;
-        }
+        const unsigned char *f;
+        if ((ret = frame_bytes(w, s, frame, single, &f, &chunks_done)) < 0)
+            return ret;
         uint8_t owner = f[l->if_owner];
         uint64_t code = walk_u64(f, l->if_code);
         if ((int)owner == l->owner_cstack)
