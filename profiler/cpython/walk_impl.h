@@ -222,7 +222,6 @@ uint64_t walk_old_callee(struct walker *w, struct chain_hint *h, uint64_t frame,
 int walk_frame_objects(struct walker *w, const struct walk_thread *t, struct rawframe *out,
                        size_t max, size_t *depth);
 
-/* walk_iframe.c, 3.11+: the walks of interpreter frames. */
 /*
  * 3.11+: the stack a walk of interpreter frames goes through: a thread's
  * (with its reads ahead, when it has some), or a parked one's (p).
@@ -234,6 +233,7 @@ struct istack {
     const struct walk_parked *p; /* a parked stack, or NULL: a thread's */
 };
 
+/* walk_iframe.c, 3.11+: the walks of interpreter frames. */
 int walk_iframes(struct walker *w, const struct istack *s, struct rawframe *out, size_t max,
                  size_t *depth);
 int walk_interpreter_frames(struct walker *w, const struct walk_thread *t, struct rawframe *out,
