@@ -336,13 +336,6 @@ static void attach_child(struct sproc *p, struct session *root, const struct sam
     r->processes++;
 }
 
-static uint64_t boot_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_BOOTTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * Looks at the target's process tree: new descendants are attached (once
  * old enough not to be between fork and exec), gone ones let go, and ones
@@ -354,7 +347,7 @@ static void scan_tree(struct sproc **procs, size_t *nprocs, size_t *cap, uint32_
     pid_t *pids = NULL;
     size_t n = 0, pcap = 0;
     long hz = sysconf(_SC_CLK_TCK);
-    uint64_t now_boot = boot_ns();
+    uint64_t now_boot = proc_boot_ns();
     GROW(pids, pcap, 1);
     pids[n++] = (*procs)[0].pid;
     /* Breadth first; a pid met twice (reused while scanning) is not expanded twice. */
