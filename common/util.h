@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
@@ -66,6 +67,14 @@ int pserr_set(struct pserr *e, int code, const char *fmt, ...) PRINTF_LIKE(3, 4)
 uint64_t now_ns(void);
 uint64_t wall_ns(void);
 uint64_t cpu_ns(void);
+
+/* The 8 bytes at buf + off, in host order (a field of bytes read from a target). */
+static inline uint64_t buf_u64(const unsigned char *buf, int off)
+{
+    uint64_t v;
+    memcpy(&v, buf + off, sizeof(v));
+    return v;
+}
 
 /* 64-bit hashes for hash tables (not for security). */
 uint64_t hash_bytes(const void *p, size_t n, uint64_t seed);

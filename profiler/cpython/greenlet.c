@@ -27,13 +27,6 @@ void greenlet_set_release(struct greenlet_set *gs)
     *gs = (struct greenlet_set){0};
 }
 
-static uint64_t get_u64(const unsigned char *buf, int off)
-{
-    uint64_t v;
-    memcpy(&v, buf + off, sizeof(v));
-    return v;
-}
-
 /* ---- one greenlet's stack ---- */
 
 /* gs's walker of parked stacks over m, made anew for another m or l. */
@@ -104,18 +97,18 @@ static int read_batch(struct mem *m, const uint64_t *addrs, size_t n, size_t len
 /* The field at off, or 0 where the layout has none (off < 0). */
 static uint64_t opt_u64(const unsigned char *buf, int off)
 {
-    return off < 0 ? 0 : get_u64(buf, off);
+    return off < 0 ? 0 : buf_u64(buf, off);
 }
 
 static void set_state(const struct greenlet_layout *gl, const unsigned char *p, struct greenlet *g)
 {
-    uint64_t start = get_u64(p, gl->stack_start), stop = get_u64(p, gl->stack_stop);
+    uint64_t start = buf_u64(p, gl->stack_start), stop = buf_u64(p, gl->stack_stop);
     g->main = stop == UINT64_MAX;
     g->stack_start = start;
     g->stack_stop = stop;
-    g->stack_copy = get_u64(p, gl->stack_copy);
-    g->stack_saved = get_u64(p, gl->stack_saved);
-    g->top_frame = get_u64(p, gl->top_frame);
+    g->stack_copy = buf_u64(p, gl->stack_copy);
+    g->stack_saved = buf_u64(p, gl->stack_saved);
+    g->top_frame = buf_u64(p, gl->top_frame);
     g->current_frame = opt_u64(p, gl->current_frame);
     g->chunk = opt_u64(p, gl->datastack_chunk);
     g->chunk_top = opt_u64(p, gl->datastack_top);
@@ -141,7 +134,7 @@ int greenlet_read(struct mem *m, const struct pylayout *l, const struct greenlet
     int *ok = xcalloc(n ? n : 1, sizeof(*ok));
     int ret = read_batch(m, objs, n, hlen, heads, ok);
     for (size_t i = 0; ret == 0 && i < n; i++)
-        pimpls[i] = ok[i] ? get_u64(heads + i * hlen, gl->pimpl) : 0;
+        pimpls[i] = ok[i] ? buf_u64(heads + i * hlen, gl->pimpl) : 0;
     if (ret == 0)
         ret = read_batch(m, pimpls, n, plen, impls, ok);
     GROW(gs->v, gs->cap, gs->n + n);
@@ -149,10 +142,10 @@ int greenlet_read(struct mem *m, const struct pylayout *l, const struct greenlet
         struct greenlet *g = &gs->v[gs->n++];
         *g = (struct greenlet){.obj = objs[i], .pimpl = pimpls[i], .state = GL_UNREADABLE,
                                .status = -EFAULT};
-        g->type = get_u64(heads + i * hlen, l->ob_type);
+        g->type = buf_u64(heads + i * hlen, l->ob_type);
         const unsigned char *p = impls + i * plen;
         /* The implementation must point back at its object. */
-        if (!ok[i] || get_u64(p, gl->self) != objs[i])
+        if (!ok[i] || buf_u64(p, gl->self) != objs[i])
             continue;
         set_state(gl, p, g);
         g->status = 0;

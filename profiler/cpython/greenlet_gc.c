@@ -16,13 +16,6 @@
 /* Types remembered as greenlet types or not (open addressing, no removal). */
 #define TYPE_SLOTS 4096
 
-static uint64_t get_u64(const unsigned char *buf, int off)
-{
-    uint64_t v;
-    memcpy(&v, buf + off, sizeof(v));
-    return v;
-}
-
 struct type_memo {
     uint64_t key[TYPE_SLOTS];
     uint8_t match[TYPE_SLOTS];
@@ -120,8 +113,8 @@ static int follow_list(struct mem *m, const struct pylayout *l, uint64_t head, i
         int ret = cached_read(m, pc, node, buf, hs + 16);
         if (ret < 0)
             return ret;
-        uint64_t next = get_u64(buf, 0) & ~(uint64_t)3;
-        uint64_t prev = get_u64(buf, 8) & ~(uint64_t)3;
+        uint64_t next = buf_u64(buf, 0) & ~(uint64_t)3;
+        uint64_t prev = buf_u64(buf, 8) & ~(uint64_t)3;
         if (backward) {
             uint64_t t = next;
             next = prev;
@@ -140,7 +133,7 @@ static int follow_list(struct mem *m, const struct pylayout *l, uint64_t head, i
             memset(pc->addr, 0, sizeof(pc->addr));
             if ((ret = cached_read(m, pc, last, buf, hs + 16)) < 0)
                 return ret;
-            uint64_t fresh = get_u64(buf, backward ? 8 : 0) & ~(uint64_t)3;
+            uint64_t fresh = buf_u64(buf, backward ? 8 : 0) & ~(uint64_t)3;
             if (!fresh || (fresh & 7) || fresh == last)
                 return -EAGAIN;
             node = fresh;
@@ -149,7 +142,7 @@ static int follow_list(struct mem *m, const struct pylayout *l, uint64_t head, i
         if (node != head) {
             if (prev != last)
                 return -EAGAIN;
-            int g = is_greenlet_type(m, l, tm, get_u64(buf, (int)hs + 8), gtype, st);
+            int g = is_greenlet_type(m, l, tm, buf_u64(buf, (int)hs + 8), gtype, st);
             if (g < 0)
                 return g;
             if (g && *n < GREENLET_MAX) {
@@ -268,7 +261,7 @@ int greenlet_young_mark(struct mem *m, const struct pylayout *l,
         return ret;
     for (int g = 0; g < GREENLET_YOUNG_GENS; g++)
         for (int i = 0; i < 3; i++)
-            mark[g * 3 + i] = get_u64(buf, (int)(g * gsz) + i * 8);
+            mark[g * 3 + i] = buf_u64(buf, (int)(g * gsz) + i * 8);
     return 0;
 }
 

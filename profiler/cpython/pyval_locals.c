@@ -94,13 +94,6 @@ static int32_t get_i32(const unsigned char *b, int off)
     return v;
 }
 
-static uint64_t get_u64(const unsigned char *b, int off)
-{
-    uint64_t v;
-    memcpy(&v, b + off, 8);
-    return v;
-}
-
 /* The number of parameters: positional, keyword-only, *args, **kwargs. */
 static int64_t arg_count(const struct pylayout *l, const unsigned char *code)
 {
@@ -175,8 +168,8 @@ static int slots_old(struct pyval *pv, uint64_t frame, uint64_t want_code, struc
     if (clen > sizeof(c) || (ret = read_code(pv, code, c, clen)) < 0)
         return clen > sizeof(c) ? -EINVAL : ret;
     int32_t nlocals = get_i32(c, l->co_nlocals);
-    uint64_t tuples[3] = {get_u64(c, l->co_varnames), get_u64(c, l->co_cellvars),
-                          get_u64(c, l->co_freevars)};
+    uint64_t tuples[3] = {buf_u64(c, l->co_varnames), buf_u64(c, l->co_cellvars),
+                          buf_u64(c, l->co_freevars)};
     if (nlocals < 0 || nlocals > PYVAL_MAX_LOCALS)
         return nlocals < 0 ? -EINVAL : -E2BIG;
     pyval_prefetch(pv, tuples, 3);
@@ -239,8 +232,8 @@ static int slots_new(struct pyval *pv, uint64_t frame, uint64_t want_code, struc
     unsigned char *names = xcalloc(1, (size_t)l->tuple_item + 8 * un + 8);
     unsigned char *kinds = xcalloc(1, (size_t)l->bytes_sval + un + 8);
     uint64_t *vals = xcalloc(un + 1, 8);
-    iov[0] = (struct mem_iov){get_u64(c, l->co_localsplusnames), names, (size_t)l->tuple_item + 8 * un, 0};
-    iov[1] = (struct mem_iov){get_u64(c, l->co_localspluskinds), kinds, (size_t)l->bytes_sval + un, 0};
+    iov[0] = (struct mem_iov){buf_u64(c, l->co_localsplusnames), names, (size_t)l->tuple_item + 8 * un, 0};
+    iov[1] = (struct mem_iov){buf_u64(c, l->co_localspluskinds), kinds, (size_t)l->bytes_sval + un, 0};
     iov[2] = (struct mem_iov){frame + (uint64_t)l->if_localsplus, vals, 8 * un, !un};
     if (!un) /* no slots to read: the frame's check takes their place */
         iov[2] = iov[3], iov[3] = (struct mem_iov){0, NULL, 0, 1};

@@ -87,29 +87,29 @@ static void decode_tstate(struct walker *w, uint64_t tstate, const unsigned char
     memset(t, 0, sizeof(*t));
     t->tstate = tstate;
     t->spec = -1;
-    t->thread_id = walk_u64(ts, l->ts_thread_id);
+    t->thread_id = buf_u64(ts, l->ts_thread_id);
     if (l->ts_native_thread_id >= 0) {
-        uint64_t tid = walk_u64(ts, l->ts_native_thread_id);
+        uint64_t tid = buf_u64(ts, l->ts_native_thread_id);
         t->native_tid = (pid_t)(tid & 0x7fffffff);
     }
     if (l->ts_frame >= 0) {
-        t->frame = walk_u64(ts, l->ts_frame);
+        t->frame = buf_u64(ts, l->ts_frame);
     } else if (l->ts_current_frame >= 0) {
-        t->frame = walk_u64(ts, l->ts_current_frame);
+        t->frame = buf_u64(ts, l->ts_current_frame);
     } else {
-        uint64_t cframe = walk_u64(ts, l->ts_cframe);
+        uint64_t cframe = buf_u64(ts, l->ts_cframe);
         uint64_t at = cframe + (uint64_t)l->cf_current_frame;
         /* The root cframe lives inside the thread state itself (checked
          * without wrapping around: cframe is untrusted); any other is on the
          * thread's C stack, read only if the thread is walked. */
         if (cframe >= tstate && at >= cframe && at - tstate <= (uint64_t)l->ts_size - 8)
-            t->frame = walk_u64(ts, (int)(at - tstate));
+            t->frame = buf_u64(ts, (int)(at - tstate));
         else if (cframe)
             t->frame_at = at >= cframe ? at : UINT64_MAX; /* wrapped: unreadable */
     }
     if (l->ts_datastack_chunk >= 0) {
-        t->chunk = walk_u64(ts, l->ts_datastack_chunk);
-        t->chunk_top = walk_u64(ts, l->ts_datastack_top);
+        t->chunk = buf_u64(ts, l->ts_datastack_chunk);
+        t->chunk_top = buf_u64(ts, l->ts_datastack_top);
     }
 }
 
@@ -253,7 +253,7 @@ static size_t take_ahead(struct walker *w, struct ahead *a, uint64_t tstate, siz
     if (a->chunk_ok) {
         a->copy.base = a->chunk;
         a->copy.len = a->want;
-        a->copy.previous = walk_u64(a->copy.buf, l->chunk_previous);
+        a->copy.previous = buf_u64(a->copy.buf, l->chunk_previous);
     }
     for (int j = 0; j < a->older_read; j++)
         a->older_ok[j] = (uint8_t)w->iov[k++].ok;
@@ -375,7 +375,7 @@ int walk_threads(struct walker *w, uint64_t interp, struct walk_thread *out, siz
             if ((ret = mem_read(m, tstate, ts, (size_t)l->ts_size)) < 0)
                 break;
         }
-        if (walk_u64(buf, l->ts_interp) != interp) {
+        if (buf_u64(buf, l->ts_interp) != interp) {
             ret = -EINVAL;
             break;
         }
@@ -384,7 +384,7 @@ int walk_threads(struct walker *w, uint64_t interp, struct walk_thread *out, siz
         if (buf != ts && tids_read && w->tidok[count] && w->tidv[count] > 0 &&
             w->tid_at[count] == t->thread_id)
             t->native_tid = w->tidv[count];
-        tstate = walk_u64(buf, l->ts_next);
+        tstate = buf_u64(buf, l->ts_next);
         if (tstate == mark) {
             ret = -ELOOP;
             break;
@@ -442,7 +442,7 @@ int walk_refresh(struct walker *w, uint64_t interp, struct walk_thread *t)
         return -EFAULT;
     if (k > 1)
         take_ahead(w, a, t->tstate, 1);
-    if (walk_u64(ts, w->l->ts_interp) != interp)
+    if (buf_u64(ts, w->l->ts_interp) != interp)
         return -EINVAL;
     int spec = t->spec;
     decode_tstate(w, t->tstate, ts, t);

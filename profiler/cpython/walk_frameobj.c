@@ -308,12 +308,12 @@ static struct chain_hint *get_hint(struct walker *w, uint64_t tstate)
 int walk_take_frame_object(struct walker *w, const unsigned char *buf, struct rawframe *out)
 {
     const struct pylayout *l = w->l;
-    int64_t refcnt = (int64_t)walk_u64(buf, 0);
-    if (refcnt <= 0 || !is_frame_type(w, walk_u64(buf, l->ob_type)))
+    int64_t refcnt = (int64_t)buf_u64(buf, 0);
+    if (refcnt <= 0 || !is_frame_type(w, buf_u64(buf, l->ob_type)))
         return walk_set_torn(w, TORN_DEAD);
     int32_t lasti;
     memcpy(&lasti, buf + l->fo_lasti, 4);
-    out->code = walk_u64(buf, l->fo_code);
+    out->code = buf_u64(buf, l->fo_code);
     out->addrq = lasti < 0 ? -1 : (int64_t)lasti * (l->lasti_units ? 2 : 1);
     return out->code ? 0 : walk_set_torn(w, TORN_GARBAGE);
 }
@@ -324,10 +324,10 @@ static int same_frame(const struct pylayout *l, const unsigned char *a, const un
     int32_t la, lb;
     memcpy(&la, a + l->fo_lasti, 4);
     memcpy(&lb, b + l->fo_lasti, 4);
-    return (int64_t)walk_u64(a, 0) > 0 && (int64_t)walk_u64(b, 0) > 0 &&
-           walk_u64(a, l->ob_type) == walk_u64(b, l->ob_type) &&
-           walk_u64(a, l->fo_back) == walk_u64(b, l->fo_back) &&
-           walk_u64(a, l->fo_code) == walk_u64(b, l->fo_code) && la == lb;
+    return (int64_t)buf_u64(a, 0) > 0 && (int64_t)buf_u64(b, 0) > 0 &&
+           buf_u64(a, l->ob_type) == buf_u64(b, l->ob_type) &&
+           buf_u64(a, l->fo_back) == buf_u64(b, l->fo_back) &&
+           buf_u64(a, l->fo_code) == buf_u64(b, l->fo_code) && la == lb;
 }
 
 /*
@@ -351,8 +351,8 @@ static const unsigned char *callee_bytes(struct walker *w, struct chain_hint *h,
         const unsigned char *a = span_find(h, callee, len), *b = span_find2(h, callee, len);
         f = a && b && same_frame(l, a, b) ? a : NULL;
     }
-    if (!f || (int64_t)walk_u64(f, 0) <= 0 || !is_frame_type(w, walk_u64(f, l->ob_type)) ||
-        walk_u64(f, l->fo_back) != caller || !walk_u64(f, l->fo_code))
+    if (!f || (int64_t)buf_u64(f, 0) <= 0 || !is_frame_type(w, buf_u64(f, l->ob_type)) ||
+        buf_u64(f, l->fo_back) != caller || !buf_u64(f, l->fo_code))
         return NULL;
     return f;
 }
@@ -459,13 +459,13 @@ int walk_frame_objects(struct walker *w, const struct walk_thread *t,
             f = buf;
         }
         if ((ret = walk_take_frame_object(w, f, &out[n])) < 0 && n == 0 && !dead_top &&
-            w->torn == TORN_DEAD && walk_u64(f, 0) == 0 &&
-            is_frame_type(w, walk_u64(f, l->ob_type))) {
+            w->torn == TORN_DEAD && buf_u64(f, 0) == 0 &&
+            is_frame_type(w, buf_u64(f, l->ob_type))) {
             /* The top frame had returned, freed between the reads of the
              * thread state and of its frames: the thread was back in its
              * caller, which a freed frame kept as a code's zombie still
              * names (one on the free list names another freed frame). */
-            uint64_t back = walk_u64(f, l->fo_back);
+            uint64_t back = buf_u64(f, l->fo_back);
             const unsigned char *b = fresh && back && !(back & 7) ? span_find(h, back, len) : NULL;
             struct rawframe r;
             if (b && walk_take_frame_object(w, b, &r) == 0) {
@@ -482,9 +482,9 @@ int walk_frame_objects(struct walker *w, const struct walk_thread *t,
             hint_note(h, w->chain, n + 1);
             return ret;
         }
-        w->prevs[n] = walk_u64(f, l->fo_back);
+        w->prevs[n] = buf_u64(f, l->fo_back);
         w->chain[n++] = frame;
-        frame = walk_u64(f, l->fo_back);
+        frame = buf_u64(f, l->fo_back);
         if (frame == mark) {
             w->torn = TORN_CYCLE;
             ret = -ELOOP;

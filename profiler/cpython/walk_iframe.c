@@ -36,7 +36,7 @@ static int copy_chunk(struct walker *w, struct chunk_copy *c, uint64_t base, uin
     c->base = base;
     c->len = c->copied = len;
     c->pieces = 0;
-    c->previous = walk_u64(c->buf, l->chunk_previous);
+    c->previous = buf_u64(c->buf, l->chunk_previous);
     return 0;
 }
 
@@ -46,7 +46,7 @@ static uint64_t older_used(const struct pylayout *l, const unsigned char *hdr)
 {
     /* Its top is the number of PyObject* slots of data[] in use, saved when
      * the newer chunk was pushed; size is the chunk's bytes. */
-    uint64_t size = walk_u64(hdr, l->chunk_size), top = walk_u64(hdr, l->chunk_top);
+    uint64_t size = buf_u64(hdr, l->chunk_size), top = buf_u64(hdr, l->chunk_top);
     if (size > MAX_CHUNK_BYTES || size < (uint64_t)l->chunk_data ||
         top > (size - (uint64_t)l->chunk_data) / 8)
         return 0;
@@ -79,7 +79,7 @@ static int copy_older_chunk(struct walker *w, struct ahead *a)
             *o = tmp;
             c->len = c->copied = used;
             c->pieces = 0;
-            c->previous = walk_u64(c->buf, l->chunk_previous);
+            c->previous = buf_u64(c->buf, l->chunk_previous);
             a->older_ok[j] = 0;
             found = 1;
             w->stats.ahead_chunks++;
@@ -288,7 +288,7 @@ static void copy_newest_chunk(struct walker *w, const struct istack *t)
     a->want = 0;
     if (w->nchunks == 1) {
         /* Next time: the used part and some more, within the chunk's size. */
-        uint64_t size = walk_u64(w->chunks[0].buf, l->chunk_size);
+        uint64_t size = buf_u64(w->chunks[0].buf, l->chunk_size);
         uint64_t want = size >= used ? MIN(used + AHEAD_SLACK, size) : used;
         a->chunk = t->chunk;
         a->want = want <= AHEAD_MAX ? want : 0;
@@ -394,14 +394,14 @@ int walk_iframes(struct walker *w, const struct istack *s, struct rawframe *out,
         if ((ret = frame_bytes(w, s, frame, single, &f, &chunks_done)) < 0)
             return ret;
         uint8_t owner = f[l->if_owner];
-        uint64_t code = walk_u64(f, l->if_code);
+        uint64_t code = buf_u64(f, l->if_code);
         if ((int)owner == l->owner_cstack)
             cs_note(a, frame, fsize);
         GROW(w->chain, w->chaincap, seen + 1);
         GROW(w->owners, w->ownerscap, seen + 1);
         GROW(w->entries, w->entriescap, seen + 1);
         GROW(w->prevs, w->prevscap, seen + 1);
-        w->prevs[seen] = walk_u64(f, l->if_previous);
+        w->prevs[seen] = buf_u64(f, l->if_previous);
         w->chain[seen] = frame;
         w->owners[seen] = owner;
         w->entries[seen] = l->if_is_entry >= 0 && f[l->if_is_entry] != 0;
@@ -413,12 +413,12 @@ int walk_iframes(struct walker *w, const struct istack *s, struct rawframe *out,
         if ((int)owner != l->owner_cstack) {
             if (!code || (code & 7))
                 return walk_set_torn(w, TORN_GARBAGE);
-            uint64_t instr = walk_u64(f, l->if_instr);
+            uint64_t instr = buf_u64(f, l->if_instr);
             out[n].code = code;
             out[n].addrq = (int64_t)(instr - (code + (uint64_t)l->co_code_adaptive));
             n++;
         }
-        uint64_t prev = walk_u64(f, l->if_previous);
+        uint64_t prev = buf_u64(f, l->if_previous);
         /* greenlet 3.0.0-3.0.2 on 3.12 cut the innermost frame's link as it
          * switched away, and kept it aside. */
         if (!prev && seen == 1 && s->p)
@@ -461,8 +461,8 @@ static int cframe_at(struct walker *w, struct ahead *a, uint64_t at, uint64_t va
         j++;
     cs_note(a, at, 16);
     if (c) {
-        val[0] = walk_u64(c, 0);
-        val[1] = walk_u64(c, 8);
+        val[0] = buf_u64(c, 0);
+        val[1] = buf_u64(c, 8);
         w->stats.ahead_frames++;
     } else if (a && j < a->ncf && a->cf_ok[j]) {
         memcpy(val, a->cf_val[j], sizeof(a->cf_val[j]));
@@ -471,8 +471,8 @@ static int cframe_at(struct walker *w, struct ahead *a, uint64_t at, uint64_t va
         unsigned char b[16];
         if ((ret = mem_read(w->rt->mem, at, b, sizeof(b))) < 0)
             return ret;
-        val[0] = walk_u64(b, 0);
-        val[1] = walk_u64(b, 8);
+        val[0] = buf_u64(b, 0);
+        val[1] = buf_u64(b, 8);
     }
     if (!a)
         return 0;
@@ -500,8 +500,8 @@ static int cframe_ahead(const struct ahead *a, uint64_t at, uint64_t val[2])
 {
     const unsigned char *c = cs_find(a, at, 16);
     if (c) {
-        val[0] = walk_u64(c, 0);
-        val[1] = walk_u64(c, 8);
+        val[0] = buf_u64(c, 0);
+        val[1] = buf_u64(c, 8);
         return 0;
     }
     for (int j = 0; a && j < a->ncf; j++) {
@@ -674,7 +674,7 @@ int walk_callee(struct walker *w, const struct walk_thread *t, uint64_t frame, u
     const unsigned char *f = size && at > frame && !(at & 7) ? in_chunks(w, at, fsize) : NULL;
     if (!f || f[l->if_owner] != OWNED_BY_THREAD)
         return -ENOENT;
-    uint64_t code = walk_u64(f, l->if_code), prev = walk_u64(f, l->if_previous);
+    uint64_t code = buf_u64(f, l->if_code), prev = buf_u64(f, l->if_previous);
     if (l->code_tagged)
         code &= ~(uint64_t)3;
     if (!code || (code & 7))
@@ -689,12 +689,12 @@ int walk_callee(struct walker *w, const struct walk_thread *t, uint64_t frame, u
         if (!sf && l->owner_cstack >= 0 && prev && !(prev & 7) && fsize <= sizeof(shim) &&
             mem_read(w->rt->mem, prev, shim, fsize) == 0)
             sf = shim;
-        if (!sf || (int)sf[l->if_owner] != l->owner_cstack || walk_u64(sf, l->if_previous) != frame)
+        if (!sf || (int)sf[l->if_owner] != l->owner_cstack || buf_u64(sf, l->if_previous) != frame)
             return -ENOENT;
         entry = 1;
     }
     out->code = code;
-    out->addrq = (int64_t)(walk_u64(f, l->if_instr) - (code + (uint64_t)l->co_code_adaptive));
+    out->addrq = (int64_t)(buf_u64(f, l->if_instr) - (code + (uint64_t)l->co_code_adaptive));
     *info = (struct walk_frameinfo){.addr = at, .entry = (uint8_t)entry};
     return 0;
 }

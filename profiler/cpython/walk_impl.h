@@ -188,13 +188,6 @@ struct walker {
     uint64_t open;          /* reads the last walk made besides the reads ahead */
 };
 
-static inline uint64_t walk_u64(const unsigned char *buf, int off)
-{
-    uint64_t v;
-    memcpy(&v, buf + off, 8);
-    return v;
-}
-
 /* Notes why a walk is judged torn; returns -EINVAL. */
 static inline int walk_set_torn(struct walker *w, enum walk_torn why)
 {

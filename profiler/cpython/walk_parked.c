@@ -48,7 +48,7 @@ static int parked_frame_objects(struct walker *w, uint64_t frame, struct rawfram
         if (out[n].code & 7)
             return walk_set_torn(w, TORN_GARBAGE);
         n++;
-        frame = walk_u64(buf, l->fo_back);
+        frame = buf_u64(buf, l->fo_back);
         if (frame == mark) {
             w->torn = TORN_CYCLE;
             return -ELOOP;

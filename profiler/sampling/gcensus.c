@@ -324,13 +324,6 @@ static int read_impls(struct gcensus *c, const struct gcensus_source *src, size_
     return 0;
 }
 
-static uint64_t get_u64(const unsigned char *p, int off)
-{
-    uint64_t v;
-    memcpy(&v, p + off, sizeof(v));
-    return v;
-}
-
 /* Turns each stack read in this census (gv[j], the greenlet at need[j]) into frame ids. */
 static void resolve(struct gcensus *c, const struct gcensus_source *src, const size_t *need,
                     const struct greenlet *gv, size_t nneed)
@@ -364,7 +357,7 @@ static int take_state(struct gcensus *c, const struct gcensus_source *src, size_
     size_t plen = (size_t)gl->size;
     struct known *k = &c->v[i];
     /* The implementation must still point back at its object. */
-    if (!ok || get_u64(p, gl->self) != k->obj) {
+    if (!ok || buf_u64(p, gl->self) != k->obj) {
         k->obj = 0;
         return 0;
     }
@@ -477,7 +470,7 @@ int gcensus_run(struct gcensus *c, const struct gcensus_source *src, uint64_t no
     for (size_t i = 0; i < c->n; i++) {
         struct known *k = &c->v[i];
         if (!k->pimpl && c->iov[i].len) {
-            uint64_t p = c->iov[i].ok ? get_u64(c->buf + i * hlen, 0) : 0;
+            uint64_t p = c->iov[i].ok ? buf_u64(c->buf + i * hlen, 0) : 0;
             if (!p || (p & 7))
                 k->obj = 0; /* not a greenlet after all (freed under the walk) */
             else
