@@ -27,6 +27,8 @@ import sys
 import threading
 import time
 
+from harness import task_files
+
 STUCK = 2.0            # seconds in `t` without running: left stopped
 POLL = 0.01            # seconds between looks at the target's threads
 QUOTA_PERIOD_US = 200000
@@ -41,19 +43,11 @@ _once = []             # the interpreter that runs the tests of any interpreter
 def task_stops(pid):
     """{tid: (state letter, CPU ns)} of pid's threads (gone ones left out)."""
     out = {}
-    try:
-        tids = os.listdir('/proc/%d/task' % pid)
-    except OSError:
-        return out
-    for t in tids:
+    for tid, (stat, sched) in (task_files(pid, ('stat', 'schedstat')) or {}).items():
         try:
-            with open('/proc/%d/task/%s/stat' % (pid, t)) as f:
-                stat = f.read()
-            with open('/proc/%d/task/%s/schedstat' % (pid, t)) as f:
-                cpu = int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
+            out[tid] = (stat[stat.rfind(')') + 2:][:1], int(sched.split()[0]))
+        except (ValueError, IndexError):
             continue
-        out[int(t)] = (stat[stat.rfind(')') + 2:][:1], cpu)
     return out
 
 

@@ -452,18 +452,35 @@ def check_against_markers(P, who, key, ver, frames, truncated_to=None):
 # ---------------------------------------------------------------------------
 # /proc helpers
 
-def task_states(pid):
+def task_files(pid, names, strict=False):
+    """{tid: [the text of /proc/PID/task/TID/NAME for each of names]}; a task
+    whose files cannot be read is left out (strict: the answer is None); None
+    when the task list cannot be read."""
     out = {}
     try:
         tids = os.listdir('/proc/%d/task' % pid)
     except OSError:
-        return out
+        return None
     for t in tids:
         try:
-            with open('/proc/%d/task/%s/stat' % (pid, t), 'rb') as f:
-                s = f.read().decode('latin-1')
-            out[int(t)] = s.rsplit(')', 1)[1].split()[0]
-        except (OSError, IndexError):
+            texts = []
+            for name in names:
+                with open('/proc/%d/task/%s/%s' % (pid, t, name), 'rb') as f:
+                    texts.append(f.read().decode('latin-1'))
+        except OSError:
+            if strict:
+                return None
+            continue
+        out[int(t)] = texts
+    return out
+
+
+def task_states(pid):
+    out = {}
+    for tid, (s,) in (task_files(pid, ('stat',)) or {}).items():
+        try:
+            out[tid] = s.rsplit(')', 1)[1].split()[0]
+        except IndexError:
             pass
     return out
 
@@ -473,18 +490,10 @@ SLEEP_SYSCALLS = {'23', '35', '230', '270'}   # x86_64 select nanosleep clock_na
 
 def task_syscalls(pid):
     """tid -> system call number (or 'running'); None if /proc does not say."""
-    out = {}
-    try:
-        tids = os.listdir('/proc/%d/task' % pid)
-    except OSError:
+    files = task_files(pid, ('syscall',), strict=True)
+    if files is None:
         return None
-    for t in tids:
-        try:
-            with open('/proc/%d/task/%s/syscall' % (pid, t), 'rb') as f:
-                out[int(t)] = f.read().decode('latin-1').split(' ')[0].strip()
-        except OSError:
-            return None
-    return out
+    return dict((tid, s.split(' ')[0].strip()) for tid, (s,) in files.items())
 
 
 def proc_cmdline(pid):
