@@ -59,7 +59,7 @@ def group(ctx, I, rt):
     line = lambda m: rt.line_of(path, m)  # noqa: E731
 
     def start(mode, *args, **kw):
-        argv = [I.exe, path, mode] + list(args) + ['--max-life', str(rt.TARGET_LIFE)]
+        argv = [I.exe, kw.get('script', path), mode] + list(args) + ['--max-life', str(rt.TARGET_LIFE)]
         t = e2e_states.Proc(rt, ctx, kw.get('prefix', []) + argv, TARGET)
         info = t.expect_line('READY')
         if info['pid'] != t.pid and not kw.get('prefix'):
@@ -189,19 +189,24 @@ def group(ctx, I, rt):
         probe = rt.run(prefix + [I.exe, '-c', 'import ctypes'], 30)
         if probe.rc != 0:
             raise rt.Skip('%s cannot run as nobody (%s)' % (I.exe, probe.err_text.strip()[:200]))
-        if subprocess.call(prefix + ['test', '-r', path]) != 0:
-            raise rt.Skip('nobody cannot read %s' % path)
         P = rt.Problems()
         d = ctx.mkdtemp('hostile-src-')
         with open(path, 'rb') as f:
             src = f.read()
+        # The target runs from a copy nobody can read, wherever the checkout is.
+        script = os.path.join(d, TARGET)
+        with open(script, 'wb') as f:
+            f.write(src)
+        os.chmod(script, 0o644)
+        if subprocess.call(prefix + ['test', '-r', script]) != 0:
+            raise rt.Skip('nobody cannot read %s' % script)
         for name, mode in (('secret.py', 0o600), ('open.py', 0o644)):
             with open(os.path.join(d, name), 'wb') as f:
                 f.write(src)
             os.chmod(os.path.join(d, name), mode)
         sleep = line('victim_sleep')
         for name, shown in (('secret.py', False), ('open.py', True)):
-            t = start('source', os.path.join(d, name), prefix=prefix)
+            t = start('source', os.path.join(d, name), prefix=prefix, script=script)
             try:
                 pid = t.info['pid']
                 e2e_states.wait_syscalls(rt, pid, {pid: rt.SLEEP_SYSCALLS})
