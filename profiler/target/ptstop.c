@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,8 +59,9 @@
 #define HOLD_WAIT_NS (100ull * 1000 * 1000)
 #define YIELD_NS (200ull * 1000)
 #define REAP_WAIT_NS (50ull * 1000 * 1000)
-/* How long a suspension waits for interrupted threads to stop, to let them go. */
-#define SUSPEND_WAIT_NS (2000ull * 1000 * 1000)
+/* How long Ctrl-Z waits in its handler for interrupted threads to stop;
+ * those still to stop then are waited for by the ptstop calls that follow. */
+#define SUSPEND_WAIT_NS (100ull * 1000 * 1000)
 
 enum { HELD, PENDING };
 
@@ -75,12 +77,16 @@ static uint64_t late_stops; /* threads let go that had stopped after HOLD_WAIT_N
 
 /*
  * Suspension (Ctrl-Z).  A terminal stop signal that stopped pystrobe at
- * once would leave the thread it holds stopped until pystrobe's SIGCONT.
- * The handler stops pystrobe itself only when no thread is held and no
- * ptstop call is under way (then nothing it touches can be half changed);
- * otherwise it leaves the signal in suspend_sig, and the ptstop call under
- * way, or the release of the held thread, stops pystrobe once every thread
- * is let go.
+ * once would leave the thread it holds stopped until pystrobe's SIGCONT,
+ * and so would a thread interrupted that stops only later.  The signal is
+ * kept in suspend_sig until pystrobe can stop with no thread held and none
+ * still to stop: the handler lets go of them when no ptstop call is under
+ * way (then nothing it touches can be half changed) and no thread is held;
+ * otherwise, or while an interrupted thread has yet to stop, the ptstop
+ * calls that follow do (the release of the held thread, the sweeps a
+ * caller makes while threads are still to stop), and no new thread is
+ * held meanwhile.  However long a thread takes to stop (frozen, in
+ * uninterruptible sleep), pystrobe does not stop before it has.
  */
 static volatile sig_atomic_t suspend_sig; /* a stop signal not yet acted on */
 static volatile sig_atomic_t busy;        /* a ptstop call under way */
@@ -90,6 +96,19 @@ static uint64_t suspended_ns;             /* time spent stopped that way */
 
 static void suspend_if_asked(void);
 static void sweep_pending(void);
+
+/* busy brackets every change to held[]: the compiler must not move one out. */
+static void enter(void)
+{
+    busy = 1;
+    atomic_signal_fence(memory_order_seq_cst);
+}
+
+static void leave(void)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    busy = 0;
+}
 
 uint64_t ptstop_now_ns(void)
 {
@@ -227,15 +246,23 @@ static void sweep_pending(void)
     }
 }
 
-size_t ptstop_sweep(void)
+static size_t count_pending(void)
 {
-    busy = 1;
-    sweep_pending();
     size_t n = 0;
     for (size_t i = 0; i < nheld; i++)
         n += held[i].state == PENDING;
-    busy = 0;
+    return n;
+}
+
+size_t ptstop_sweep(void)
+{
+    enter();
+    sweep_pending();
+    leave();
     suspend_if_asked();
+    enter();
+    size_t n = count_pending();
+    leave();
     return n;
 }
 
@@ -255,12 +282,13 @@ static void remember(pid_t tid, int sig, int state)
 
 /*
  * Lets go of every held thread, and of interrupted ones that stop within
- * SUSPEND_WAIT_NS; async-signal-safe (a thread that died is not reaped
- * here, which reads /proc with stdio: the next ptstop call reaps it).
+ * wait_ns; returns how many are still to stop.  Async-signal-safe (a
+ * thread that died is not reaped here, which reads /proc with stdio: the
+ * next ptstop call reaps it).
  */
-static void let_go_for_suspend(void)
+static size_t let_go_for_suspend(uint64_t wait_ns)
 {
-    uint64_t deadline = now_ns() + SUSPEND_WAIT_NS;
+    uint64_t deadline = now_ns() + wait_ns;
     for (;;) {
         size_t waiting = 0;
         for (size_t i = 0; i < nheld;) {
@@ -305,18 +333,16 @@ static void let_go_for_suspend(void)
             i++;
         }
         if (!waiting || now_ns() > deadline)
-            return;
+            return waiting;
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
     }
 }
 
-/* Stops pystrobe as sig would have, every thread let go first; returns once continued. */
-static void suspend_now(int sig)
+/* Stops pystrobe as sig would have; returns once continued. */
+static void stop_self(int sig)
 {
     int saved = errno;
-    suspend_sig = 0;
-    let_go_for_suspend();
     uint64_t t0 = now_ns();
     /* The signal's own default: it stops us, or, in an orphaned process
      * group (nobody left to continue it), is discarded by the kernel. */
@@ -336,20 +362,37 @@ static void suspend_now(int sig)
     errno = saved;
 }
 
-static void on_suspend(int sig)
+/*
+ * Stops pystrobe for the stop signal kept, if every thread is let go and
+ * none is still to stop within wait_ns.  Called with no ptstop call under
+ * way and no thread held.
+ */
+static void try_suspend(uint64_t wait_ns)
 {
-    if (busy || nstopped)
-        suspend_sig = sig;
-    else
-        suspend_now(sig);
+    enter();
+    size_t left = let_go_for_suspend(wait_ns);
+    leave();
+    int sig = suspend_sig;
+    if (left || !sig)
+        return;
+    suspend_sig = 0;
+    stop_self(sig);
 }
 
-/* Acts on a stop signal left for later, once no thread is held. */
+static void on_suspend(int sig)
+{
+    int saved = errno;
+    suspend_sig = sig;
+    if (!busy && !nstopped)
+        try_suspend(SUSPEND_WAIT_NS);
+    errno = saved;
+}
+
+/* Acts on a stop signal kept for later, once no thread is held. */
 static void suspend_if_asked(void)
 {
-    int sig = suspend_sig;
-    if (sig && !nstopped)
-        suspend_now(sig);
+    if (suspend_sig && !nstopped)
+        try_suspend(0);
 }
 
 /* Installs on_suspend for the terminal's stop signals, once. */
@@ -361,6 +404,9 @@ static void catch_suspend(void)
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGTSTP);
+    sigaddset(&sa.sa_mask, SIGTTIN);
+    sigaddset(&sa.sa_mask, SIGTTOU);
     sa.sa_handler = on_suspend;
     sa.sa_flags = SA_RESTART;
     sigaction(SIGTSTP, &sa, NULL);
@@ -378,9 +424,9 @@ static int hold(pid_t tid, struct user_regs_struct *regs);
 int ptstop_hold(pid_t tid, struct user_regs_struct *regs)
 {
     catch_suspend();
-    busy = 1;
+    enter();
     int r = hold(tid, regs);
-    busy = 0;
+    leave();
     suspend_if_asked();
     return r;
 }
@@ -390,6 +436,8 @@ static int hold(pid_t tid, struct user_regs_struct *regs)
     sweep_pending();
     if (tid <= 0)
         return -EINVAL;
+    if (suspend_sig)
+        return -EAGAIN; /* suspending once the threads still to stop have */
     struct held *h = find_held(tid);
     if (h)
         return h->state == PENDING ? -ETIMEDOUT : -EBUSY;
@@ -423,7 +471,7 @@ static int hold(pid_t tid, struct user_regs_struct *regs)
 
 void ptstop_let_go(uint64_t wait_ns)
 {
-    busy = 1;
+    enter();
     uint64_t deadline = now_ns() + wait_ns;
     for (uint64_t wait = 20000;;) {
         for (size_t i = 0; i < nheld;) {
@@ -443,7 +491,7 @@ void ptstop_let_go(uint64_t wait_ns)
         pause_ns(wait);
         wait = MIN(wait * 2, 2000000ull);
     }
-    busy = 0;
+    leave();
     suspend_if_asked();
 }
 
@@ -451,9 +499,9 @@ static int release(pid_t tid);
 
 int ptstop_release(pid_t tid)
 {
-    busy = 1;
+    enter();
     int r = release(tid);
-    busy = 0;
+    leave();
     suspend_if_asked();
     return r;
 }

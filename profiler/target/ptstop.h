@@ -19,7 +19,7 @@
  * -EPERM not allowed (ptrace_scope, no CAP_SYS_PTRACE, or traced already by
  * a debugger), -ETIMEDOUT it did not stop within a bounded wait (it is let
  * go as soon as it has stopped: at the next ptstop call, or when pystrobe
- * exits).
+ * exits), -EAGAIN pystrobe is suspending (below) and holds no new thread.
  */
 int ptstop_hold(pid_t tid, struct user_regs_struct *regs);
 
@@ -46,15 +46,17 @@ size_t ptstop_sweep(void);
 /*
  * Suspension: the first ptstop_hold installs handlers for SIGTSTP, SIGTTIN
  * and SIGTTOU (Ctrl-Z, and a background job touching its terminal), which
- * stop pystrobe only once every held thread is let go, and those
- * interrupted that had not stopped in time as they stop (waiting up to 2 s
- * for them: on a loaded machine a thread may take that long to be given a
- * CPU), so that no thread of the target stays stopped while pystrobe is.
- * One that stops later still stays stopped until pystrobe continues or
- * exits.  SIGSTOP cannot be caught: sent while a
- * thread is held (one at a time, for as long as one thread's stacks take
- * to read), it leaves that thread stopped until pystrobe's SIGCONT.
- * Returns the time pystrobe spent suspended that way, in all.
+ * stop pystrobe only once every held thread is let go, and every thread
+ * interrupted that had not stopped in time has stopped and been let go, so
+ * that no thread of the target is stopped while pystrobe is.  The handler
+ * waits a little for those; if some are still to stop, pystrobe goes on,
+ * holding no new thread, and the ptstop calls that follow (ptstop_sweep,
+ * which a caller makes every few milliseconds while threads are still to
+ * stop) stop it once they have, however long that takes.  SIGSTOP cannot
+ * be caught: sent while a thread is held (one at a time, for as long as
+ * one thread's stacks take to read), it leaves that thread stopped until
+ * pystrobe's SIGCONT.  Returns the time pystrobe spent suspended that way,
+ * in all.
  */
 uint64_t ptstop_suspended_ns(void);
 

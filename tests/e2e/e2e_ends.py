@@ -140,6 +140,51 @@ class Quota(object):
         self.path = None
 
 
+class Freezer(object):
+    """A cgroup v1 freezer: its processes, once frozen, do not run again (not
+    even to stop for ptrace) until thawed.  Skip when none can be made."""
+
+    def __init__(self, rt):
+        root = '/sys/fs/cgroup/freezer'
+        if not os.path.isdir(root):
+            raise rt.Skip('no cgroup v1 freezer here (it holds a thread of the target '
+                          'back from stopping)')
+        self.path = os.path.join(root, 'pystrobe-e2e-%d-%d' % (os.getpid(), id(self)))
+        try:
+            os.mkdir(self.path)
+        except OSError as e:
+            self.path = None
+            raise rt.Skip('cannot make a freezer cgroup (%s): needs root and a writable '
+                          'cgroup file system' % e)
+
+    def state(self):
+        with open(os.path.join(self.path, 'freezer.state')) as f:
+            return f.read().strip()
+
+    def set(self, state, timeout):
+        with open(os.path.join(self.path, 'freezer.state'), 'w') as f:
+            f.write(state + '\n')
+        return wait_for(lambda: self.state() == state, timeout)
+
+    def thaw(self):
+        try:
+            self.set('THAWED', 5)
+        except OSError:
+            pass
+
+    def close(self):
+        if not self.path:
+            return
+        self.thaw()
+        for _ in range(100):        # its processes may take a moment to go
+            try:
+                os.rmdir(self.path)
+                break
+            except OSError:
+                time.sleep(0.05)
+        self.path = None
+
+
 def spawn_own_pgrp(rt, argv, **kw):
     """Starts argv in a process group of its own in our session: a group
     with a parent outside it in the same session is not orphaned, so the
@@ -445,6 +490,50 @@ def group(ctx, I, rt):
         P.expect(os.path.exists(out), 'no profile written')
         P.fail_if_any(res.describe())
 
+    def ctrl_z_frozen():
+        """Ctrl-Z of record --native while a thread it interrupted cannot stop
+        (frozen): pystrobe stops only once that thread has stopped and been
+        let go, however long that takes, so none stays stopped while it is."""
+        P = rt.Problems()
+        fz = Freezer(rt)
+        d = ctx.mkdtemp('ends-tstp-')
+        out = os.path.join(d, 'out.folded')
+        t = None
+        try:
+            t = start_target('--cgroup', fz.path, '--threads', '3', '--seconds', '300')
+            argv = [rt.PYSTROBE, 'record', '--native', '--idle', '-r', '200', '-o', out,
+                    '-p', str(t.pid)]
+            p = spawn_own_pgrp(rt, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            time.sleep(1.0)
+            if not fz.set('FROZEN', rt.T_PROMPT):
+                raise rt.Skip('the target did not freeze within %ds' % rt.T_PROMPT)
+            # Every hold from now on times out: the threads stay interrupted,
+            # to stop when thawed.
+            time.sleep(1.0)
+            p.send_signal(signal.SIGTSTP)
+            # Longer than any wait for late stops before suspending.
+            time.sleep(3.0)
+            P.expect(fz.set('THAWED', rt.T_PROMPT), 'the target did not thaw')
+            if not wait_for(lambda: proc_state(p.pid) in ('T', None), rt.T_PROMPT):
+                P.expect(False, 'pystrobe did not stop within %ds of the threads it '
+                         'waited for stopping' % rt.T_PROMPT)
+            time.sleep(0.2)
+            stopped = sorted(tid for tid, (s, _) in task_stops(t.pid).items() if s == 't')
+            P.expect(not stopped, 'target threads stopped while pystrobe was: %s' % stopped)
+            p.send_signal(signal.SIGCONT)
+            wait_for(lambda: proc_state(p.pid) != 'T', rt.T_PROMPT)
+            p.send_signal(signal.SIGINT)
+            res = rt.finish(p, argv, rt.T_RECORD)
+            rc = res.rc
+        finally:
+            fz.thaw()               # a frozen process would not die
+            if t:
+                rt._kill(t)
+            fz.close()
+        P.expect(rc == 0, 'exit status %s, expected 0' % rc)
+        P.expect(os.path.exists(out), 'no profile written')
+        P.fail_if_any(res.describe())
+
     R.case(pfx + 'target-dies', target_dies)
     R.case(pfx + 'native-ctrl-z', ctrl_z_native)
     R.case(pfx + 'native-ctrl-z-launched', ctrl_z_launched)
@@ -458,4 +547,5 @@ def group(ctx, I, rt):
     for sig in (signal.SIGUSR1, signal.SIGUSR2):
         R.case('ends/signal-%s-ignored' % sig.name, signal_ignored(sig))
     R.case('ends/duration-low-rate', duration_low_rate)
+    R.case('ends/native-ctrl-z-frozen', ctrl_z_frozen)
     R.case('ends/file-size-limit', file_size_limit)
