@@ -8,7 +8,8 @@ Each C file belongs to a stage, by its folder (STAGES below; MAP.json, a
 {"path": "stage"} object, can place files otherwise, to measure an older
 tree).  A stage may include only the stages it lists in ALLOWED: any other
 include between stages is a back edge.  A cycle is a set of modules (a .c
-and its .h are one module) that include each other, directly or not.
+and its .h are one module, and X_impl.h, the internals X's files share,
+is X's) that include each other, directly or not.
 Exits 1 when there is a back edge or a cycle.
 """
 import argparse
@@ -68,7 +69,10 @@ def stage_of(path, overrides):
 
 
 def module(path):
-    return os.path.splitext(path)[0]
+    """A .c and its .h are one module; so is X_impl.h, the header X's own
+    files share (its internals), with X."""
+    base = os.path.splitext(path)[0]
+    return base[:-len('_impl')] if base.endswith('_impl') else base
 
 
 def functions(path, text):

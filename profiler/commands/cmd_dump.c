@@ -243,7 +243,7 @@ int cmd_dump(int argc, char **argv)
                           .max_depth = WALK_MAX_DEPTH, .want_info = d.locals};
     struct nstack *ns = NULL;
     if (d.native) {
-        if (!(ns = nstack_new(&s, NULL, NULL, &err))) {
+        if (!(ns = nstack_new(&s, &err))) {
             session_release(&s);
             return cli_error(&err);
         }

@@ -11,7 +11,7 @@
 #include "profiler/cpython/pyval.h"
 #include "profiler/sampling/session.h"
 #include "profiler/sampling/snapshot.h"
-#include "profiler/target/core.h"
+#include "profiler/target/task.h"
 #include "profiler/target/srcfile.h"
 
 const char *dump_print_stack_error(int status)
@@ -176,13 +176,9 @@ static void frame_text(const struct names *n, uint32_t id, struct strbuf *out)
  * first); 0 for other threads, for a core written without a signal (gcore)
  * and for a live process.
  */
-static int signal_of(struct session *s, pid_t tid)
+static int signal_of(const struct tracked *tr)
 {
-    const struct core_thread *ct;
-    size_t n;
-    if (tid <= 0 || mem_core_threads(s->mem, &ct, &n) < 0 || n == 0)
-        return 0;
-    return ct[0].tid == tid ? ct[0].signo : 0;
+    return tr->task ? mem_task_signal(tr->task) : 0;
 }
 
 /* The thread holding the GIL, as the snapshot found it: its index in sn->st, or -1. */
@@ -222,9 +218,9 @@ void dump_print_text(struct session *s, const struct snapshot *sn, const struct 
     mem_cmdline(s->mem, &raw);
     sb_add_clean(&cmd, raw.buf ? raw.buf : "", raw.len);
     sb_release(&raw);
-    if (mem_is_core(s->mem)) {
-        sb_addf(out, "Core %s of process %d: %s\n", core_path(mem_core(s->mem)), (int)s->pid,
-                sb_str(&cmd));
+    const char *core = mem_core_path(s->mem);
+    if (core) {
+        sb_addf(out, "Core %s of process %d: %s\n", core, (int)s->pid, sb_str(&cmd));
     } else {
         sb_addf(out, "Process %d: %s\n", (int)s->pid, sb_str(&cmd));
     }
@@ -251,7 +247,7 @@ void dump_print_text(struct session *s, const struct snapshot *sn, const struct 
             sb_adds(out, ", lock wait");
         if (t->gil)
             sb_adds(out, ", gil");
-        int sig = signal_of(s, tr->tid);
+        int sig = signal_of(tr);
         if (sig > 0)
             sb_addf(out, ", signal %d", sig);
         sb_adds(out, ")\n");
@@ -280,9 +276,10 @@ void dump_print_json(struct session *s, const struct snapshot *sn, const struct 
     mem_cmdline(s->mem, &cmd);
     sb_addf(out, "{\"pid\": %d, \"command\": ", (int)s->pid);
     json_string(out, sb_str(&cmd));
-    if (mem_is_core(s->mem)) {
+    const char *core = mem_core_path(s->mem);
+    if (core) {
         sb_adds(out, ", \"core\": ");
-        json_string(out, core_path(mem_core(s->mem)));
+        json_string(out, core);
     }
     sb_adds(out, ",\n \"python\": {\"version\": ");
     json_string(out, s->rt.version);
@@ -316,8 +313,8 @@ void dump_print_json(struct session *s, const struct snapshot *sn, const struct 
                 t->status == 1 ? "true" : "false");
         sb_addf(out, ", \"waiting_for\": %s", t->ts == TS_GIL_WAIT ? "\"gil\""
                                               : t->lock_wait ? "\"lock\"" : "null");
-        if (mem_is_core(s->mem))
-            sb_addf(out, ", \"signal\": %d", signal_of(s, tr->tid));
+        if (core)
+            sb_addf(out, ", \"signal\": %d", signal_of(tr));
         if (t->status < 0) {
             sb_adds(out, ", \"error\": ");
             json_string(out, dump_print_stack_error(t->status));

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "profiler/target/proc.h"
+#include "profiler/target/task.h"
 #include "symbolizer/elfsym.h"
 
 /* The scan validates at most this many distinct candidate pointers. */
@@ -371,7 +372,7 @@ static int not_python(struct pyrt *rt, struct pserr *err, const char *why)
     struct strbuf cmd = STRBUF_INIT;
     mem_cmdline(rt->mem, &cmd);
     pserr_set(err, ENOEXEC, "%sprocess %d (%.100s) is not a Python process: %s",
-              mem_is_core(rt->mem) ? "the core's " : "", (int)rt->pid, cmd.len ? cmd.buf : "?",
+              mem_core_path(rt->mem) ? "the core's " : "", (int)rt->pid, cmd.len ? cmd.buf : "?",
               why);
     sb_release(&cmd);
     return -ENOEXEC;
@@ -535,8 +536,7 @@ int pyrt_attach(struct pyrt *rt, struct mem *mem, pid_t pid, struct pserr *err)
     rt->pid = pid;
     rt->mem = mem;
     rt->unicode27_width = 4;
-    /* A core is no process: its file was checked when it was opened. */
-    int ret = mem_is_core(mem) ? 0 : proc_check(pid);
+    int ret = mem_check(mem);
     if (ret == -ESRCH)
         return pserr_set(err, ESRCH, "no process with pid %d", (int)pid);
     if (ret < 0)

@@ -10,7 +10,6 @@
 
 #include "common/htab.h"
 #include "profiler/cpython/walk_impl.h"
-#include "profiler/target/proc.h"
 
 /* The C-stack window: bytes below the lowest place met, and the most in all. */
 #define CS_BELOW 3072u
@@ -23,7 +22,6 @@ struct walker *walker_new(struct pyrt *rt)
     w->l = &rt->layout;
     w->frame_type = rt->frame_type;
     w->tid_offset = -1;
-    w->ns_pid = proc_ns_pid(rt->pid);
     return w;
 }
 

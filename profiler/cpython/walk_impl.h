@@ -148,7 +148,6 @@ struct walker {
     uint32_t lists;         /* walk_threads calls */
     uint32_t tid_search_at; /* the call of the last search for tid_offset */
     uint32_t tid_search_wait; /* calls from a failed search to the next; 0: none failed */
-    pid_t ns_pid;           /* the process's id in its own PID namespace */
     /* The thread states of the last walk_threads, and a buffer for them. */
     uint64_t *prev_ts;
     size_t nprev, prevcap;

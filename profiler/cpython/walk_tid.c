@@ -6,8 +6,7 @@
 #include <string.h>
 
 #include "profiler/cpython/walk_impl.h"
-#include "profiler/target/core.h"
-#include "profiler/target/proc.h"
+#include "profiler/target/task.h"
 
 /* Bytes of a struct pthread searched for the tid field, and threads read for it. */
 #define PTHREAD_SCAN 2048
@@ -22,28 +21,10 @@ static int pid_cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* The process's id in its own namespace: a core's threads are numbered as the core says. */
-static pid_t own_pid(const struct walker *w)
-{
-    return mem_is_core(w->rt->mem) ? w->rt->pid : w->ns_pid;
-}
-
 /* The process's tasks as its own namespace numbers them (allocated): a count or a negative errno. */
 static int list_tasks(struct walker *w, pid_t **tasks)
 {
-    const struct core_thread *ct;
-    size_t n;
-    if (mem_core_threads(w->rt->mem, &ct, &n) == 0) {
-        *tasks = xmalloc((n ? n : 1) * sizeof(**tasks));
-        for (size_t i = 0; i < n; i++)
-            (*tasks)[i] = ct[i].tid;
-        return (int)n;
-    }
-    int ntasks = proc_tasks(w->rt->pid, tasks);
-    if (ntasks > 0 && w->ns_pid != w->rt->pid)
-        for (int i = 0; i < ntasks; i++)
-            (*tasks)[i] = proc_task_ns_tid(w->rt->pid, (*tasks)[i]);
-    return ntasks;
+    return mem_tasks(w->rt->mem, tasks);
 }
 
 /* The thread of a list of n whose struct pthread is read as the ith of k:
@@ -94,7 +75,7 @@ static int find_tid_offset(struct walker *w, const struct walk_thread *threads, 
     }
     free(later);
     qsort(tasks, nt, sizeof(*tasks), pid_cmp);
-    pid_t main_tid = own_pid(w);
+    pid_t main_tid = mem_ns_pid(w->rt->mem);
     for (int off = 0; off < PTHREAD_SCAN / 4 && found < 0; off++) {
         int has_main = 0, good = 1, live = 0, missing = 0;
         for (size_t i = 0; i < k && !has_main; i++)
@@ -171,9 +152,5 @@ int walk_thread_tid(struct walker *w, const struct walk_thread *threads, size_t 
         ns_tid = v;
     }
     *ns_tid_out = ns_tid;
-    /* A process in another PID namespace numbers its threads its own way. */
-    if (own_pid(w) != w->rt->pid)
-        return proc_tid_from_ns(w->rt->pid, ns_tid, tid);
-    *tid = ns_tid;
-    return 0;
+    return mem_tid_from_ns(w->rt->mem, ns_tid, tid);
 }

@@ -7,9 +7,8 @@
 #include <string.h>
 
 #include "common/htab.h"
-#include "profiler/target/core.h"
-#include "profiler/target/proc.h"
 #include "profiler/target/ptstop.h"
+#include "profiler/target/task.h"
 #include "symbolizer/native.h"
 
 /* One thread's native stack, from its hold to the merge. */
@@ -30,8 +29,6 @@ struct pcname {
 struct nstack {
     struct session *s;
     struct unwinder *u;
-    nstack_regs_fn regs;
-    void *regs_ctx;
     struct snap_native hooks;
     struct nstack_stats stats;
     struct slot *slots;
@@ -92,22 +89,6 @@ static int open_mapped(void *ctx, const struct mem_region *r)
     return mem_open_mapped(s->mem, r);
 }
 
-/* A core's threads: their registers as the core saved them. */
-static int regs_in_core(void *ctx, pid_t tid, struct user_regs_struct *regs)
-{
-    const struct core_thread *th;
-    size_t n;
-    if (mem_core_threads(ctx, &th, &n) < 0)
-        return -ENOTSUP;
-    for (size_t i = 0; i < n; i++) {
-        if (th[i].tid == tid) {
-            *regs = th[i].regs;
-            return 0;
-        }
-    }
-    return -ENOENT;
-}
-
 static struct slot *slot_for(struct nstack *ns, size_t k)
 {
     if (k >= ns->nslots) {
@@ -134,7 +115,7 @@ static void unwind_into(struct nstack *ns, struct slot *sl, const struct user_re
      * again, and unwind again while the thread is still held. */
     uint64_t now = ptstop_now_ns();
     int unknown_pc = (ret < 0 || sl->npcs == 0) && !mem_find_region(ns->s->mem, regs->rip);
-    if (!ns->regs && ((unknown_pc && now - ns->refreshed_at >= REFRESH_SOON_NS) ||
+    if (!mem_is_still(ns->s->mem) && ((unknown_pc && now - ns->refreshed_at >= REFRESH_SOON_NS) ||
                       ((ret < 0 || sl->npcs == 0 || ns->stale) &&
                        now - ns->refreshed_at >= REFRESH_GAP_NS))) {
         nstack_refresh(ns);
@@ -153,29 +134,27 @@ static int hook_hold(void *ctx, struct session *s, struct snapshot *sn, size_t k
     struct nstack *ns = ctx;
     struct slot *sl = slot_for(ns, k);
     struct user_regs_struct regs;
-    pid_t tid = s->threads[sn->st[k].tracked].tid;
+    struct tracked *tr = &s->threads[sn->st[k].tracked];
     sl->have = 0;
     sl->held_at = 0;
-    if (tid <= 0) {
+    if (!tr->task) {
         ns->stats.hold_failed++;
         return -ENOENT;
     }
-    if (ns->regs) {
-        /* A core: nothing runs, nothing to hold. */
-        if (ns->regs(ns->regs_ctx, tid, &regs) < 0) {
-            ns->stats.unwind_failed++;
-            return -ENOENT;
-        }
-        unwind_into(ns, sl, &regs);
-        return 0;
-    }
     uint64_t t0 = ptstop_now_ns();
-    if (ptstop_hold(tid, &regs) < 0) {
-        ns->stats.hold_failed++;
-        return -ESRCH;
+    int r = mem_task_hold(tr->task, &regs);
+    if (r < 0) {
+        /* A core's thread is never held: without registers, it has no native stack. */
+        if (mem_is_still(s->mem))
+            ns->stats.unwind_failed++;
+        else
+            ns->stats.hold_failed++;
+        return r;
     }
-    sl->held_at = t0;
-    ns->stats.held++;
+    if (r == 1) {
+        sl->held_at = t0;
+        ns->stats.held++;
+    }
     unwind_into(ns, sl, &regs);
     return 0;
 }
@@ -186,7 +165,7 @@ static void hook_release(void *ctx, struct session *s, struct snapshot *sn, size
     struct slot *sl = slot_for(ns, k);
     if (!sl->held_at)
         return;
-    ptstop_release(s->threads[sn->st[k].tracked].tid);
+    mem_task_release(s->threads[sn->st[k].tracked].task);
     uint64_t held = ptstop_now_ns() - sl->held_at;
     ns->stats.held_ns += held;
     ns->stats.held_max_ns = MAX(ns->stats.held_max_ns, held);
@@ -275,17 +254,10 @@ static int hook_merge(void *ctx, struct session *s, struct snapshot *sn, size_t 
     return 0;
 }
 
-struct nstack *nstack_new(struct session *s, nstack_regs_fn regs, void *regs_ctx,
-                          struct pserr *err)
+struct nstack *nstack_new(struct session *s, struct pserr *err)
 {
     struct nstack *ns = xcalloc(1, sizeof(*ns));
     ns->s = s;
-    ns->regs = regs;
-    ns->regs_ctx = regs_ctx;
-    if (!regs && mem_is_core(s->mem)) {
-        ns->regs = regs_in_core;
-        ns->regs_ctx = s->mem;
-    }
     ns->u = unwinder_new(s->mem, open_mapped, s, err);
     if (!ns->u) {
         free(ns);

@@ -34,21 +34,14 @@ struct nstack_stats {
     uint64_t mismatched;   /* merges where eval-loop calls and Python frames did not pair up */
 };
 
-/*
- * Where a thread's registers come from when the source is not a live process
- * (a core): 0 with *regs filled, or a negative errno.
- */
-typedef int (*nstack_regs_fn)(void *ctx, pid_t tid, struct user_regs_struct *regs);
-
 struct nstack;
 
 /*
- * Native stacks for s's process.  regs NULL: a live process, whose threads
- * are held, or a core, whose saved registers are used.  NULL with err set
- * when the unwinder cannot be made.
+ * Native stacks for s's process, from its threads' registers as the memory
+ * source gives them (task.h: a live thread is held, a core's are saved).
+ * NULL with err set when the unwinder cannot be made.
  */
-struct nstack *nstack_new(struct session *s, nstack_regs_fn regs, void *regs_ctx,
-                          struct pserr *err);
+struct nstack *nstack_new(struct session *s, struct pserr *err);
 void nstack_free(struct nstack *ns);
 
 /* The hooks to put in snap_opts.native. */

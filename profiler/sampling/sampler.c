@@ -254,7 +254,7 @@ static void natives_begin(struct sproc *p, const struct sampler_opts *o)
     struct pserr err;
     if (!o->native || p->ns)
         return;
-    p->ns = nstack_new(p->s, NULL, NULL, &err);
+    p->ns = nstack_new(p->s, &err);
     if (!p->ns)
         fprintf(stderr, "pystrobe: no native frames for process %d: %s\n", (int)p->pid, err.msg);
 }

@@ -3,10 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "profiler/target/core.h"
-#include "profiler/target/proc.h"
 #include "profiler/cpython/pyobj.h"
 
 int session_attach(struct session *s, pid_t pid, struct pserr *err)
@@ -59,12 +56,7 @@ int session_attach_core(struct session *s, const char *core, const char *exe, st
 
 static void untrack(struct tracked *t)
 {
-    if (t->stat_fd >= 0)
-        close(t->stat_fd);
-    if (t->syscall_fd >= 0)
-        close(t->syscall_fd);
-    if (t->sched_fd >= 0)
-        close(t->sched_fd);
+    mem_task_close(t->task);
     free(t->stack);
     free(t->name);
 }
@@ -86,19 +78,6 @@ void session_release(struct session *s)
     memset(s, 0, sizeof(*s));
 }
 
-/* 1 when the core behind mem holds thread tid. */
-static int in_core(struct mem *mem, pid_t tid)
-{
-    const struct core_thread *ct;
-    size_t n;
-    if (mem_core_threads(mem, &ct, &n) < 0)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (ct[i].tid == tid)
-            return 1;
-    return 0;
-}
-
 /* Ticks between looks for a tracked thread's unknown tid. */
 #define TID_RETRY 64
 
@@ -114,21 +93,12 @@ static void find_tid(struct session *s, struct tracked *t, const struct walk_thr
     t->tid_soon = ret == -EAGAIN;
     if (ret < 0)
         return;
-    if (mem_is_core(s->mem)) {
-        /* A core has no /proc files: a tid is good when the core has the thread. */
-        t->ns_tid = ns_tid;
-        t->tid = in_core(s->mem, tid) ? tid : 0;
-    } else {
-        int fd = proc_open_stat(s->pid, tid);
-        /* A tid that is not one of the process's tasks came from garbage,
-         * or from a thread that has just exited: either way it is kept
-         * only to tell this thread from the next one in its place. */
-        t->ns_tid = ns_tid;
-        if (fd >= 0) {
-            t->tid = tid;
-            t->stat_fd = fd;
-        }
-    }
+    /* A tid that is not one of the process's threads came from garbage, or
+     * from a thread that has just exited: either way ns_tid is kept only to
+     * tell this thread from the next one in its place. */
+    t->ns_tid = ns_tid;
+    if ((t->task = mem_task_open(s->mem, tid)))
+        t->tid = tid;
 }
 
 /* 1 when tracked thread t is thread w of the list. */
@@ -150,9 +120,6 @@ static size_t track_new(struct session *s, const struct walk_thread *w)
     memset(t, 0, sizeof(*t));
     t->tstate = w->tstate;
     t->thread_id = w->thread_id;
-    t->stat_fd = -1;
-    t->syscall_fd = -1;
-    t->sched_fd = -1;
     t->selected = -1;
     t->seen = s->gen;
     t->agg = UINT32_MAX;
@@ -167,18 +134,18 @@ static size_t find_tid_late(struct session *s, size_t k, const struct walk_threa
 {
     struct tracked *t = &s->threads[k];
     find_tid(s, t, all, n, i);
-    if (t->tid == 0 || mem_is_core(s->mem) || proc_stat_started_before(t->stat_fd, t->first_ns))
+    if (t->tid == 0 || mem_task_started_before(t->task, t->first_ns))
         return k;
     pid_t tid = t->tid, ns_tid = t->ns_tid;
-    int fd = t->stat_fd;
+    struct mem_task *task = t->task;
     t->tid = 0;
-    t->stat_fd = -1;
+    t->task = NULL;
     t->retired = 1;
     size_t j = track_new(s, &all[i]);
     t = &s->threads[j];
     t->tid = tid;
     t->ns_tid = ns_tid;
-    t->stat_fd = fd;
+    t->task = task;
     t->tid_tried = s->gen;
     return j;
 }
@@ -280,8 +247,7 @@ void session_name_threads(struct session *s, uint64_t interp, int retry)
         }
         /* Not (yet) a threading.Thread: its OS name, which may change too. */
         char comm[64];
-        if (!t->named && t->tid > 0 && !mem_is_core(s->mem) &&
-            proc_comm(s->pid, t->tid, comm, sizeof(comm)) == 0) {
+        if (!t->named && t->task && mem_task_comm(t->task, comm, sizeof(comm)) == 0) {
             free(t->name);
             t->name = xstrdup(comm);
             t->selected = -1;

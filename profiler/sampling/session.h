@@ -11,6 +11,7 @@
 
 #include "common/util.h"
 #include "profiler/target/mem.h"
+#include "profiler/target/task.h"
 #include "profiler/cpython/pyrt.h"
 #include "profiler/cpython/walk.h"
 #include "symbolizer/codecache.h"
@@ -26,9 +27,7 @@ struct tracked {
     int retired;      /* its tid, found late, may be of a thread that took over its thread
                        * state and ident since it was first seen: tracked anew from then on */
     uint64_t first_ns; /* CLOCK_BOOTTIME before the list it was first seen in (0 unknown) */
-    int stat_fd;      /* /proc/PID/task/TID/stat, -1 when unknown */
-    int syscall_fd;   /* /proc/PID/task/TID/syscall, opened on first use; -1 none yet, -2 failed */
-    int sched_fd;     /* /proc/PID/task/TID/schedstat, the same way */
+    struct mem_task *task; /* the thread tid, as the memory source has it; NULL when unknown */
     /* What the kernel said at the last full look, and the thread's schedstat
      * then: a thread not switched in since, and off CPU then, still is. */
     int last_state;   /* state letter, 0 unknown */
@@ -80,7 +79,7 @@ void session_release(struct session *s);
 
 /*
  * Finds or starts tracking thread i of the walked list all[0..n): its thread
- * id and stat file.  Returns its index in s->threads.  New threads are not
+ * id and task.  Returns its index in s->threads.  New threads are not
  * named yet: see session_name_threads.
  *
  * A tid not found when the thread was first seen (<= 3.10 before the tid's

@@ -6,8 +6,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 
-#include "profiler/target/core.h"
-#include "profiler/target/proc.h"
+#include "profiler/target/task.h"
 
 /* Snapshots between two looks at the interpreter state's address. */
 #define INTERP_RECHECK 64
@@ -216,7 +215,7 @@ static void read_stack(struct session *s, struct snapshot *sn, struct snap_threa
     GROW(sn->raw, sn->rawcap, off + max_depth);
     GROW(sn->finfo, sn->finfocap, off + max_depth);
     grow_ids(sn, off + max_depth);
-    int tries = still || mem_is_core(s->mem) ? 1 : SNAP_TRIES;
+    int tries = still || mem_is_still(s->mem) ? 1 : SNAP_TRIES;
     uint64_t bad = 0, first_bad = 0, retries = 0, not_code = 0;
     int same_bad = 1, kept_bad = 0;
     t->walked = 1;
@@ -407,21 +406,16 @@ static int in_gil(const struct snapshot *sn, uint64_t addr)
 
 /*
  * What a thread not on CPU is doing, from what it is blocked in: a futex
- * in the GIL is a GIL wait, anything else idle.  The syscall file is
- * opened on first use and kept; where it cannot be read, the thread is idle.
+ * in the GIL is a GIL wait, anything else idle.  Where that cannot be
+ * told, the thread is idle.
  */
-static enum thread_state blocked_state(struct session *s, struct snapshot *sn,
-                                       struct tracked *tr, int *lock_wait)
+static enum thread_state blocked_state(struct snapshot *sn, struct tracked *tr, int *lock_wait)
 {
     long nr;
     uint64_t arg0;
-    if (tr->syscall_fd == -1 && tr->tid > 0) {
-        int fd = proc_open_syscall(s->pid, tr->tid);
-        tr->syscall_fd = fd >= 0 ? fd : -2;
-    }
-    if (tr->syscall_fd < 0)
+    if (!tr->task)
         return TS_IDLE;
-    int ret = proc_syscall_read(tr->syscall_fd, &nr, &arg0);
+    int ret = mem_task_syscall(tr->task, &nr, &arg0);
     if (ret == 1)
         return TS_RUNNING; /* woken since its state was read */
     if (ret == 0 && nr == SYS_futex && in_gil(sn, arg0))
@@ -433,57 +427,20 @@ static enum thread_state blocked_state(struct session *s, struct snapshot *sn,
 }
 
 /*
- * A core's thread tr into t, from its registers: in a system call (orig_rax)
- * futex on the GIL is a GIL wait, any other call idle; stopped outside one,
- * it was running Python or C code when the core was written.
- */
-static void state_from_core(struct session *s, struct snapshot *sn, const struct tracked *tr,
-                            struct snap_thread *t, const struct snap_opts *o)
-{
-    const struct core_thread *ct;
-    size_t n;
-    if (tr->tid <= 0 || mem_core_threads(s->mem, &ct, &n) < 0)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        if (ct[i].tid != tr->tid)
-            continue;
-        long nr = (long)ct[i].regs.orig_rax;
-        t->state = nr < 0 ? 'R' : 'S';
-        t->ts = nr < 0 ? TS_RUNNING : TS_IDLE;
-        if (nr == SYS_futex && o->want_wait && in_gil(sn, ct[i].regs.rdi)) {
-            t->ts = TS_GIL_WAIT;
-            t->gil = 0;
-        } else if (nr == SYS_futex && o->want_wait) {
-            t->lock_wait = 1;
-        }
-        return;
-    }
-}
-
-/*
  * The kernel's view of thread tr into t: its state letter and, with
- * want_wait, what it waits for.  The stat file (and the syscall file) are
+ * want_wait, what it waits for.  Its state (and what it is blocked in) are
  * read again only for a thread that was on a CPU at the last look, or has
- * been switched in since (schedstat, cheaper to read): one that has not
- * cannot have changed what it waits for.
+ * been switched in since (its scheduler statistics, cheaper to read): one
+ * that has not cannot have changed what it waits for.
  */
 static int kernel_state(struct session *s, struct snapshot *sn, struct tracked *tr,
                         uint64_t tstate, struct snap_thread *t, const struct snap_opts *o)
 {
-    if (mem_is_core(s->mem)) {
-        state_from_core(s, sn, tr, t, o);
+    if (!tr->task)
         return 0;
-    }
-    if (tr->stat_fd < 0)
-        return 0;
-    if (tr->sched_fd == -1) {
-        int fd = proc_open_schedstat(s->pid, tr->tid);
-        tr->sched_fd = fd >= 0 ? fd : -2;
-    }
     uint64_t run = 0, switches = 0;
     /* A kernel without scheduler statistics says 0 for every thread. */
-    int sched = tr->sched_fd >= 0 && proc_schedstat_read(tr->sched_fd, &run, &switches) == 0 &&
-                switches > 0;
+    int sched = mem_task_schedstat(tr->task, &run, &switches) == 0 && switches > 0;
     if (sched)
         t->cpu_ns = run;
     if (sched && !o->want_cpu && tr->last_state && tr->last_state != 'R' &&
@@ -496,7 +453,7 @@ static int kernel_state(struct session *s, struct snapshot *sn, struct tracked *
         return 1;
     }
     uint64_t ticks = 0;
-    int st = proc_stat_state(tr->stat_fd, o->want_cpu ? &ticks : NULL);
+    int st = mem_task_state(tr->task, o->want_cpu ? &ticks : NULL);
     t->state = st > 0 ? st : 0;
     t->cpu_ticks = ticks;
     if (t->state && t->state != 'R' && t->gil) {
@@ -516,7 +473,7 @@ static int kernel_state(struct session *s, struct snapshot *sn, struct tracked *
     } else if (t->state && o->want_wait) {
         /* Blocked on the GIL itself is waiting for it, whatever an earlier
          * read of its holder said; blocked elsewhere while holding it is idle. */
-        t->ts = blocked_state(s, sn, tr, &t->lock_wait);
+        t->ts = blocked_state(sn, tr, &t->lock_wait);
         if (t->ts == TS_GIL_WAIT)
             t->gil = 0;
     } else if (t->state) {
@@ -727,8 +684,7 @@ int snapshot_take(struct session *s, struct snapshot *sn, const struct snap_opts
     s->gen++;
     /* When the threads new in this list were first seen, at the latest
      * (session_track: whether a tid found later is theirs). */
-    if (!mem_is_core(s->mem))
-        s->list_ns = proc_boot_ns();
+    s->list_ns = mem_boot_ns(s->mem);
     if ((ret = read_thread_list(s, sn)) < 0 || !sn->interp)
         return ret;
     read_gil(s, sn, o);

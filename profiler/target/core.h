@@ -18,7 +18,7 @@
 #include <sys/user.h>
 
 #include "common/util.h"
-#include "profiler/target/mem.h"
+#include "profiler/target/maps.h"
 
 /* Bounds on what a core may hold. */
 #define CORE_MAX_SEGMENTS (1u << 20)

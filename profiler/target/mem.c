@@ -12,40 +12,18 @@
 
 #include "common/util.h"
 #include "profiler/target/core.h"
+#include "profiler/target/mem_impl.h"
 #include "profiler/target/proc.h"
 
 #ifndef IOV_MAX
 #define IOV_MAX 1024
 #endif
 
-struct buf_seg {
-    uint64_t addr;
-    size_t len;
-    unsigned char *data;
-};
-
-struct mem {
-    pid_t pid;              /* > 0 for a live process */
-    struct core *core;      /* a core file (pid is then 0) */
-    struct pserr core_err;  /* why the last mem_open_mapped of a core failed */
-    struct buf_seg *segs;   /* buffer backend */
-    size_t nsegs, segcap;
-    struct mem_maps maps;
-    int maps_read;
-    uint64_t calls;
-    void (*on_read)(void *ctx, struct mem *m, uint64_t calls); /* buffer backend */
-    void *on_read_ctx;
-    void (*on_piece)(void *ctx, struct mem *m, size_t i, size_t n); /* buffer backend, mem_readv */
-    void *on_piece_ctx;
-    /* mem_readv's scratch: IOV_MAX local and remote pieces, and their indexes. */
-    struct iovec *local, *remote;
-    size_t *idx;
-};
-
 struct mem *mem_new_pid(pid_t pid)
 {
     struct mem *m = xcalloc(1, sizeof(*m));
     m->pid = pid;
+    m->tasks_pid = pid;
     return m;
 }
 
@@ -61,22 +39,9 @@ int mem_open_core(const char *path, const char *exe, struct mem **out, struct ps
     return 0;
 }
 
-int mem_is_core(const struct mem *m)
-{
-    return m->core != NULL;
-}
-
 struct core *mem_core(struct mem *m)
 {
     return m->core;
-}
-
-int mem_core_threads(struct mem *m, const struct core_thread **out, size_t *n)
-{
-    if (!m->core)
-        return -ENOTSUP;
-    *out = core_threads(m->core, n);
-    return 0;
 }
 
 const struct core_psinfo *mem_core_psinfo(struct mem *m)
@@ -198,6 +163,7 @@ void mem_free(struct mem *m)
     free(m->local);
     free(m->remote);
     free(m->idx);
+    free(m->fake);
     free(m);
 }
 

@@ -15,23 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define MEM_R 1u
-#define MEM_W 2u
-#define MEM_X 4u
-
-struct mem_region {
-    uint64_t start, end;   /* [start, end) */
-    uint64_t offset;       /* file offset of start */
-    unsigned perms;        /* MEM_R | MEM_W | MEM_X */
-    uint64_t inode;
-    unsigned dev_major, dev_minor;
-    char *path;            /* as /proc/PID/maps shows it, "" for anonymous; owned */
-};
-
-struct mem_maps {
-    struct mem_region *v;
-    size_t n;
-};
+#include "profiler/target/maps.h"
 
 /* One piece of a vectored read. */
 struct mem_iov {
@@ -56,12 +40,8 @@ struct mem *mem_new_pid(pid_t pid);
  * set, or a negative errno with err saying what is wrong with the core.
  */
 int mem_open_core(const char *path, const char *exe, struct mem **out, struct pserr *err);
-/* 1 for a core file's source. */
-int mem_is_core(const struct mem *m);
-/* The core behind the source (owned by it), or NULL. */
+/* The core behind the source (owned by it), or NULL; its threads are in task.h. */
 struct core *mem_core(struct mem *m);
-/* A core's threads and registers: 0, or -ENOTSUP for another source. */
-int mem_core_threads(struct mem *m, const struct core_thread **out, size_t *n);
 /* A core's NT_PRPSINFO, or NULL (another source, or none in the core). */
 const struct core_psinfo *mem_core_psinfo(struct mem *m);
 /* The process's id: the live pid, or the core's; 0 for a buffer. */

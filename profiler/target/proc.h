@@ -7,7 +7,7 @@
 #include <sys/types.h>
 
 #include "common/util.h"
-#include "profiler/target/mem.h"
+#include "profiler/target/maps.h"
 
 /* 0 when /proc/PID exists, else a negative errno (-ESRCH). */
 int proc_check(pid_t pid);

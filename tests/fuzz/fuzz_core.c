@@ -15,6 +15,7 @@
 
 #include "profiler/target/core.h"
 #include "profiler/target/mem.h"
+#include "profiler/target/task.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -46,10 +47,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (f >= 0)
             close(f);
     }
-    const struct core_thread *t;
     size_t n, na;
-    if (mem_core_threads(m, &t, &n) < 0 || n == 0)
+    core_threads(mem_core(m), &n);
+    if (n == 0)
         abort();
+    /* Every thread through the task interface, as sampling reads them. */
+    pid_t *tids;
+    int nt = mem_tasks(m, &tids);
+    if (nt != (int)n)
+        abort();
+    for (int i = 0; i < nt; i++) {
+        struct mem_task *k = mem_task_open(m, tids[i]);
+        struct user_regs_struct regs;
+        long nr;
+        uint64_t arg0;
+        if (!k) {
+            if (tids[i] > 0) /* a thread of the core: it opens */
+                abort();
+            continue;
+        }
+        if (mem_task_hold(k, &regs) != 0)
+            abort();
+        mem_task_state(k, NULL);
+        mem_task_syscall(k, &nr, &arg0);
+        mem_task_signal(k);
+        mem_task_close(k);
+    }
+    free(tids);
     core_auxv(mem_core(m), &na);
     mem_free(m);
     close(fd);

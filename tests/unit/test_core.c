@@ -19,6 +19,7 @@
 
 #include "common/util.h"
 #include "profiler/target/mem.h"
+#include "profiler/target/task.h"
 
 #define ANON_ADDR 0x10000u
 #define FILE_ADDR 0x20000u
@@ -244,7 +245,7 @@ TEST(core_reads_saved_and_file_backed_memory)
     struct mem *m;
     struct pserr err;
     REQUIRE(mem_open_core(make_core(&s, "core"), NULL, &m, &err) == 0);
-    CHECK(mem_is_core(m));
+    CHECK(mem_core_path(m) != NULL);
     unsigned char buf[32];
     /* Saved in the core. */
     CHECK_INT(mem_read(m, ANON_ADDR + 10, buf, 4), 0);
@@ -296,9 +297,8 @@ TEST(core_maps_threads_psinfo_auxv)
     CHECK(mem_find_region(m, FILE_ADDR + 100) == &maps->v[1]);
     CHECK(mem_readable(m, ANON_ADDR, 16));
 
-    const struct core_thread *t;
     size_t n;
-    REQUIRE(mem_core_threads(m, &t, &n) == 0);
+    const struct core_thread *t = core_threads(mem_core(m), &n);
     REQUIRE(n == 2);
     CHECK_INT(t[0].tid, PID);
     CHECK_INT(t[0].signo, 6);
@@ -309,6 +309,46 @@ TEST(core_maps_threads_psinfo_auxv)
     CHECK_U64(t[1].regs.rip, 0x401001);
     CHECK_U64(t[1].regs.rsp, 0x7ffe0000);
     CHECK_U64(t[1].regs.rdi, 0x1234);
+
+    /* The same threads as walking and sampling see them (task.h). */
+    pid_t *tids;
+    REQUIRE(mem_tasks(m, &tids) == 2);
+    CHECK_INT(tids[0], PID);
+    CHECK_INT(tids[1], TID2);
+    free(tids);
+    CHECK_INT(mem_ns_pid(m), PID);
+    CHECK(mem_is_still(m));
+    CHECK_U64(mem_boot_ns(m), 0);
+    CHECK_INT(mem_check(m), 0);
+    pid_t back;
+    CHECK_INT(mem_tid_from_ns(m, TID2, &back), 0);
+    CHECK_INT(back, TID2);
+    CHECK(mem_task_open(m, PID + 100) == NULL);
+    struct mem_task *k0 = mem_task_open(m, PID), *k1 = mem_task_open(m, TID2);
+    REQUIRE(k0 && k1);
+    CHECK_INT(mem_task_signal(k0), 6);
+    CHECK_INT(mem_task_signal(k1), 0);
+    CHECK_INT(mem_task_started_before(k0, 1), 1);
+    /* Both were stopped in a system call (orig_rax): blocked in it, with rdi its argument. */
+    uint64_t ticks = 1;
+    CHECK_INT(mem_task_state(k1, &ticks), 'S');
+    CHECK_U64(ticks, 0);
+    long nr;
+    uint64_t arg0;
+    CHECK_INT(mem_task_syscall(k1, &nr, &arg0), 0);
+    CHECK_INT(nr, 202);
+    CHECK_U64(arg0, 0x1234);
+    uint64_t run, sw;
+    CHECK_INT(mem_task_schedstat(k1, &run, &sw), -ENOTSUP);
+    char comm[16];
+    CHECK_INT(mem_task_comm(k1, comm, sizeof(comm)), -ENOTSUP);
+    /* Registers as saved: nothing is held. */
+    struct user_regs_struct regs;
+    CHECK_INT(mem_task_hold(k1, &regs), 0);
+    CHECK_U64(regs.rsp, 0x7ffe0000);
+    mem_task_release(k1);
+    mem_task_close(k0);
+    mem_task_close(k1);
 
     const struct core_psinfo *ps = mem_core_psinfo(m);
     REQUIRE(ps != NULL);

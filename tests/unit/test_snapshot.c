@@ -101,6 +101,7 @@ static void session_on(struct session *s, struct img *im)
 static void session_off(struct session *s)
 {
     for (size_t i = 0; i < s->nthreads; i++) {
+        mem_task_close(s->threads[i].task);
         free(s->threads[i].stack);
         free(s->threads[i].name);
     }
@@ -832,6 +833,7 @@ TEST(stack_read_before_a_wait_is_not_reused_for_it)
         struct session s;
         session_on(&s, &im);
         s.pid = s.rt.pid = getpid();
+        mem_buffer_tasks_of(im.m, getpid()); /* real threads beside the image */
         struct snapshot sn;
         snapshot_init(&sn);
         const struct snap_opts o = {.max_depth = WALK_MAX_DEPTH, .want_state = 1};
@@ -904,6 +906,7 @@ TEST(old_threads_tid_looked_up_again_with_the_next_list)
         struct session s;
         session_on(&s, &im);
         s.pid = s.rt.pid = getpid();
+        mem_buffer_tasks_of(im.m, getpid()); /* real threads beside the image */
         struct snapshot sn;
         snapshot_init(&sn);
         CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
@@ -965,6 +968,7 @@ TEST(old_threads_tid_found_late_is_theirs_only_if_there_all_along)
         struct session s;
         session_on(&s, &im);
         s.pid = s.rt.pid = getpid();
+        mem_buffer_tasks_of(im.m, getpid()); /* real threads beside the image */
         struct snapshot sn;
         snapshot_init(&sn);
         CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
@@ -996,12 +1000,90 @@ TEST(old_threads_tid_found_late_is_theirs_only_if_there_all_along)
         CHECK_INT(s.nthreads, 4);
         CHECK_INT(sn.st[0].tracked, nb);
         sleeper_stop(&after);
-        for (size_t k = 0; k < s.nthreads; k++)
-            if (s.threads[k].stat_fd >= 0)
-                close(s.threads[k].stat_fd);
         snapshot_release(&sn);
         session_off(&s);
         img_release(&im);
     }
     sleeper_stop(&before);
+}
+
+/*
+ * Thread states come from the memory source (task.h), so a buffer's
+ * made-up thread gives them as a live thread's /proc files would: running,
+ * waiting for the GIL (blocked in a futex on it), blocked on a lock (a
+ * futex elsewhere), idle in another call; a thread not switched in since
+ * its last look keeps what it was then without a read; its OS name names
+ * a thread that threading does not know; and a thread gone has no state.
+ */
+TEST(thread_states_of_made_up_threads)
+{
+    struct img im;
+    img_init(&im, 3, 12, 0);
+    const struct pylayout *l = &im.lay;
+    REQUIRE(l->gil == GIL_INTERP);
+    uint64_t interp = img_interp(&im), codes[3], frames[3];
+    struct at a[3];
+    struct img_chunk c;
+    three_codes(&im, codes, a);
+    const int64_t at[3] = {a[0].load, a[1].call_cache, a[2].call_cache};
+    uint64_t ts = stack3(&im, interp, codes, at, frames, &c);
+    img_f64(&im, ts, l->ts_native_thread_id, 4242);
+    uint64_t gil = img_alloc(&im, 256);
+    img_f64(&im, interp, l->is_ceval_gil, gil);
+    img_commit(&im);
+    struct mem_fake_task f = {.tid = 4242, .state = 'R', .comm = "worker"};
+    REQUIRE(mem_buffer_set_task(im.m, &f) == 0);
+    struct session s;
+    session_on(&s, &im);
+    s.name_all = 1;
+    struct snapshot sn;
+    snapshot_init(&sn);
+    const struct snap_opts o = {.max_depth = WALK_MAX_DEPTH, .want_state = 1, .want_wait = 1};
+    CHECK_INT(snapshot_take(&s, &sn, &o), 0);
+    REQUIRE(sn.nthreads == 1);
+    const struct tracked *tr = &s.threads[sn.st[0].tracked];
+    CHECK_INT(tr->tid, 4242);
+    CHECK_INT(sn.st[0].state, 'R');
+    CHECK_INT(sn.st[0].ts, TS_RUNNING);
+    session_name_threads(&s, interp, 1);
+    CHECK_STR(s.threads[sn.st[0].tracked].name, "worker");
+    f.state = 'S';
+    f.syscall_nr = SYS_futex;
+    f.syscall_arg0 = gil + 8;
+    REQUIRE(mem_buffer_set_task(im.m, &f) == 0);
+    CHECK_INT(snapshot_take(&s, &sn, &o), 0);
+    CHECK_INT(sn.st[0].ts, TS_GIL_WAIT);
+    CHECK_INT(sn.st[0].lock_wait, 0);
+    f.syscall_arg0 = 0x1000;
+    REQUIRE(mem_buffer_set_task(im.m, &f) == 0);
+    CHECK_INT(snapshot_take(&s, &sn, &o), 0);
+    CHECK_INT(sn.st[0].ts, TS_IDLE);
+    CHECK_INT(sn.st[0].lock_wait, 1);
+    f.syscall_nr = SYS_read;
+    f.has_sched = 1;
+    f.run_ns = 5000;
+    f.switches = 3;
+    REQUIRE(mem_buffer_set_task(im.m, &f) == 0);
+    CHECK_INT(snapshot_take(&s, &sn, &o), 0);
+    CHECK_INT(sn.st[0].ts, TS_IDLE);
+    CHECK_INT(sn.st[0].lock_wait, 0);
+    CHECK_U64(sn.states_kept, 0);
+    /* Not switched in since: what it was, unread (a new state would show). */
+    f.state = 'R';
+    REQUIRE(mem_buffer_set_task(im.m, &f) == 0);
+    CHECK_INT(snapshot_take(&s, &sn, &o), 0);
+    CHECK_U64(sn.states_kept, 1);
+    CHECK_INT(sn.st[0].state, 'S');
+    f.switches = 4;
+    REQUIRE(mem_buffer_set_task(im.m, &f) == 0);
+    CHECK_INT(snapshot_take(&s, &sn, &o), 0);
+    CHECK_INT(sn.st[0].state, 'R');
+    CHECK_INT(sn.st[0].ts, TS_RUNNING);
+    /* Gone: no state to tell. */
+    mem_buffer_drop_task(im.m, 4242);
+    CHECK_INT(snapshot_take(&s, &sn, &o), 0);
+    CHECK_INT(sn.st[0].state, 0);
+    snapshot_release(&sn);
+    session_off(&s);
+    img_release(&im);
 }
