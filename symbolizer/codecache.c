@@ -316,7 +316,7 @@ static void read_bytecode(struct codecache *cc, uint64_t addr, const unsigned ch
         return;
     if (l->co_code_adaptive > 0) {
         int64_t units;
-        memcpy(&units, hdr + 16, 8); /* ob_size: 2-byte code units */
+        memcpy(&units, hdr + l->ob_size, 8); /* 2-byte code units */
         if (units <= 0 || units > (int64_t)CODECACHE_MAX_TABLE / 2)
             return;
         size_t len = (size_t)units * 2, bits = ((size_t)units + 7) / 8;

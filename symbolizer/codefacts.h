@@ -66,6 +66,7 @@ struct code_facts {
     int ob_type, tp_name;       /* of every object, of its type */
     int co_filename, co_name, co_qualname, co_firstlineno, co_linetable;
     int co_code_adaptive;       /* 3.11+: the bytecode, inline (ob_size code units) */
+    int ob_size;                /* a variable-size object's item count (PyVarObject) */
     int co_code;                /* <= 3.10: the bytecode, a bytes object (0: none) */
     int co_flags;               /* <= 3.10: read for generator_flags (0: not read) */
     int co_stacksize, co_nlocalsplus; /* 3.11+: what a frame holds on the data stack */

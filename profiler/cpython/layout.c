@@ -53,6 +53,7 @@ static const char *const known27[PYK_COUNT] = {
     .thread_name_attr = "_name", .thread_native_id_attr = "_native_id",     \
     .rt_interpreters_head = -1, .rt_gil_locked = -1, .rt_gil_last_holder = -1, \
     .is_ceval_gil = -1, .gil_locked = -1, .gil_last_holder = -1,            \
+    .gil_state_size = -1, .var_ob_size = 16,                                \
     .ts_frame = -1, .ts_cframe = -1, .cf_current_frame = -1,                \
     .ts_current_frame = -1, .ts_native_thread_id = -1,                      \
     .ts_datastack_chunk = -1, .ts_datastack_top = -1,                       \
@@ -156,6 +157,7 @@ static const struct pylayout layouts[] = {
         .rt_gc_generations = 352, .rt_gc_collecting = 632, .gc_head_size = 32,
         .gc_generation_size = 48,
         .rt_interpreters_head = 24, .rt_gil_locked = 1280, .rt_gil_last_holder = 1272,
+        .gil_last_holder = 8, .gil_locked = 16, .gil_state_size = 208,
         .is_next = 0, .is_tstate_head = 8, .is_modules = 40,
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 176, .ts_size = 184,
         FRAMEOBJ(104),
@@ -167,6 +169,7 @@ static const struct pylayout layouts[] = {
         COMMON, .major = 3, .minor = 8, .gil = GIL_RUNTIME,
         .rt_gc_generations = 368, .rt_gc_collecting = 544, .gc_head_size = 16,
         .rt_interpreters_head = 32, .rt_gil_locked = 1168, .rt_gil_last_holder = 1160,
+        .gil_last_holder = 8, .gil_locked = 16, .gil_state_size = 208,
         .is_next = 0, .is_tstate_head = 8, .is_modules = 56,
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 176, .ts_size = 184,
         FRAMEOBJ(104),
@@ -178,6 +181,7 @@ static const struct pylayout layouts[] = {
         COMMON, .major = 3, .minor = 9, .gil = GIL_RUNTIME,
         .is_gc_generations = 640, .is_gc_collecting = 816, .gc_head_size = 16,
         .rt_interpreters_head = 32, .rt_gil_locked = 368, .rt_gil_last_holder = 360,
+        .gil_last_holder = 8, .gil_locked = 16, .gil_state_size = 208,
         .is_next = 0, .is_tstate_head = 8, .is_modules = 856,
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 176, .ts_size = 184,
         FRAMEOBJ(104),
@@ -189,6 +193,7 @@ static const struct pylayout layouts[] = {
         COMMON, .major = 3, .minor = 10, .gil = GIL_RUNTIME,
         .is_gc_generations = 640, .is_gc_collecting = 816, .gc_head_size = 16,
         .rt_interpreters_head = 32, .rt_gil_locked = 368, .rt_gil_last_holder = 360,
+        .gil_last_holder = 8, .gil_locked = 16, .gil_state_size = 208,
         .is_next = 0, .is_tstate_head = 8, .is_modules = 856,
         .ts_next = 8, .ts_interp = 16, .ts_frame = 24, .ts_thread_id = 176, .ts_size = 184,
         FRAMEOBJ(96), .lasti_units = 1,
@@ -201,6 +206,7 @@ static const struct pylayout layouts[] = {
         COMMON, .major = 3, .minor = 11, .gil = GIL_RUNTIME,
         .is_gc_generations = 672, .is_gc_collecting = 848, .gc_head_size = 16,
         .rt_interpreters_head = 40, .rt_gil_locked = 376, .rt_gil_last_holder = 368,
+        .gil_last_holder = 8, .gil_locked = 16, .gil_state_size = 208,
         .is_next = 0, .is_tstate_head = 16, .is_modules = 888,
         .ts_next = 8, .ts_interp = 16, .ts_cframe = 56, .cf_current_frame = 8,
         .ts_thread_id = 152, .ts_native_thread_id = 160,
@@ -215,6 +221,7 @@ static const struct pylayout layouts[] = {
         COMMON, .major = 3, .minor = 12, .gil = GIL_INTERP,
         .is_gc_generations = 136, .is_gc_collecting = 312, .gc_head_size = 16,
         .rt_interpreters_head = 40, .is_ceval_gil = 384, .gil_last_holder = 8, .gil_locked = 16,
+        .gil_state_size = 208,
         .is_next = 0, .is_tstate_head = 72, .is_modules = 944,
         .ts_next = 8, .ts_interp = 16, .ts_cframe = 56, .cf_current_frame = 0,
         .ts_thread_id = 136, .ts_native_thread_id = 144,
@@ -229,6 +236,7 @@ static const struct pylayout layouts[] = {
         COMMON, .major = 3, .minor = 13, .gil = GIL_INTERP, .debug_offsets = 1,
         .is_gc_generations = 7424, .is_gc_collecting = 7600, .gc_head_size = 16,
         .rt_interpreters_head = 632, .is_ceval_gil = 16, .gil_last_holder = 8, .gil_locked = 16,
+        .gil_state_size = 208,
         .is_next = 7264, .is_tstate_head = 7344, .is_modules = 7656,
         .ts_next = 8, .ts_interp = 16, .ts_current_frame = 72,
         .ts_thread_id = 152, .ts_native_thread_id = 160,
@@ -314,6 +322,7 @@ void layout_code_facts(const struct pylayout *l, struct code_facts *out)
         .co_firstlineno = l->co_firstlineno,
         .co_linetable = l->co_linetable,
         .co_code_adaptive = l->co_code_adaptive,
+        .ob_size = l->var_ob_size,
         .co_code = l->co_code,
         .co_flags = l->co_flags,
         .co_stacksize = l->co_stacksize,

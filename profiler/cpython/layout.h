@@ -109,7 +109,9 @@ struct pylayout {
     int rt_gc_generations;      /* 3.7, 3.8: the generations in _PyRuntime.gc */
     int rt_gc_collecting;       /* 3.7, 3.8: _PyRuntime.gc.collecting */
     int is_ceval_gil;           /* 3.12+: pointer to the _gil_runtime_state */
-    int gil_locked, gil_last_holder; /* inside _gil_runtime_state (3.12+) */
+    int gil_locked, gil_last_holder; /* inside _gil_runtime_state (3.7+) */
+    int gil_state_size;         /* sizeof(struct _gil_runtime_state) (3.7+) */
+    int var_ob_size;            /* ob_size in a PyVarObject */
     enum gil_kind gil;
 
     /* PyThreadState */

@@ -244,11 +244,6 @@ int pyrt_gil_holder(struct pyrt *rt, uint64_t interp, uint64_t *tstate)
     return ret;
 }
 
-/* sizeof(struct _gil_runtime_state) on 64-bit Linux, 3.7+: interval,
- * last_holder, locked, switch_number, cond, mutex, switch_cond, switch_mutex. */
-#define GIL_STATE_SIZE 208
-/* The last_holder field's offset in it. */
-#define GIL_STATE_HOLDER 8
 /* sizeof(sem_t) */
 #define SEM_SIZE 32
 
@@ -272,18 +267,20 @@ int pyrt_gil_spans(struct pyrt *rt, uint64_t interp, struct gil_span *out)
             out[i] = (struct gil_span){rt->gil_statics[i][0], rt->gil_statics[i][1]};
         return rt->ngil_statics;
     case GIL_RUNTIME:
-        if (l->rt_gil_last_holder < GIL_STATE_HOLDER)
+        /* The state's first field (interval) is before last_holder. */
+        if (l->gil_last_holder < 0 || l->rt_gil_last_holder < l->gil_last_holder ||
+            l->gil_state_size <= 0)
             return -ENOENT;
-        base = rt->runtime + (uint64_t)(l->rt_gil_last_holder - GIL_STATE_HOLDER);
+        base = rt->runtime + (uint64_t)(l->rt_gil_last_holder - l->gil_last_holder);
         break;
     case GIL_INTERP:
         if ((ret = mem_read_u64(rt->mem, interp + (uint64_t)l->is_ceval_gil, &base)) < 0)
             return ret;
-        if (!base || l->gil_last_holder != GIL_STATE_HOLDER)
+        if (!base || l->gil_last_holder < 0 || l->gil_state_size <= 0)
             return 0;
         break;
     }
-    out[0] = (struct gil_span){base, base + GIL_STATE_SIZE};
+    out[0] = (struct gil_span){base, base + (uint64_t)l->gil_state_size};
     return 1;
 }
 
@@ -294,11 +291,12 @@ int pyrt_gil_holder_in(struct pyrt *rt, const struct gil_span *gil, uint64_t *ts
     int ret;
     *tstate = 0;
     /* last_holder, then locked 8 bytes on: both in one read. */
-    if (l->gil == GIL_TSTATE_CURRENT || gil->end - gil->start != GIL_STATE_SIZE ||
-        (l->gil == GIL_RUNTIME && l->rt_gil_locked != l->rt_gil_last_holder + 8) ||
-        (l->gil == GIL_INTERP && l->gil_locked != GIL_STATE_HOLDER + 8))
+    if (l->gil == GIL_TSTATE_CURRENT || l->gil_last_holder < 0 ||
+        l->gil_locked != l->gil_last_holder + 8 ||
+        gil->end - gil->start != (uint64_t)l->gil_state_size ||
+        (uint64_t)l->gil_locked + 4 > gil->end - gil->start)
         return -ENOENT;
-    if ((ret = mem_read(rt->mem, gil->start + GIL_STATE_HOLDER, buf, sizeof(buf))) < 0)
+    if ((ret = mem_read(rt->mem, gil->start + (uint64_t)l->gil_last_holder, buf, sizeof(buf))) < 0)
         return ret;
     uint64_t holder;
     int32_t locked;

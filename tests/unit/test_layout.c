@@ -47,6 +47,15 @@ TEST(every_supported_version_has_a_table)
             CHECK(l->if_size == 80);
         }
         CHECK_INT(l->lasti_units, supported[i][0] == 3 && supported[i][1] == 10);
+        CHECK_INT(l->var_ob_size, 16);
+        if (l->gil == GIL_RUNTIME || l->gil == GIL_INTERP) {
+            /* struct _gil_runtime_state: last_holder, then locked, in 208 bytes. */
+            CHECK_INT(l->gil_state_size, 208);
+            CHECK_INT(l->gil_last_holder, 8);
+            CHECK_INT(l->gil_locked, l->gil_last_holder + 8);
+        }
+        if (l->gil == GIL_RUNTIME)
+            CHECK_INT(l->rt_gil_locked - l->rt_gil_last_holder, l->gil_locked - l->gil_last_holder);
         CHECK_INT(l->owner_cstack, supported[i][0] == 3 && supported[i][1] >= 12 ? 3 : -1);
     }
 }

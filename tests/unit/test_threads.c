@@ -189,6 +189,10 @@ static void runtime_rt(struct pyrt *rt)
     rt->layout.gil = GIL_RUNTIME;
     rt->layout.rt_gil_last_holder = 1272;
     rt->layout.rt_gil_locked = 1280;
+    /* struct _gil_runtime_state, as the table has it: interval, last_holder, locked, ... */
+    rt->layout.gil_last_holder = 8;
+    rt->layout.gil_locked = 16;
+    rt->layout.gil_state_size = 208;
     rt->runtime = 0x100000;
 }
 
@@ -244,7 +248,7 @@ TEST(gil_holder_in_one_read)
     CHECK_INT(pyrt_gil_holder_in(&rt, &sp[0], &a), 0);
     CHECK_U64(a, 0);
     /* A layout where the two are not 8 bytes apart: not this way. */
-    rt.layout.rt_gil_locked = 1288;
+    rt.layout.gil_locked = 24;
     CHECK_INT(pyrt_gil_holder_in(&rt, &sp[0], &a), -ENOENT);
     rt.layout.gil = GIL_TSTATE_CURRENT;
     CHECK_INT(pyrt_gil_holder_in(&rt, &sp[0], &a), -ENOENT);
