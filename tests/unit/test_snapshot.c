@@ -179,6 +179,33 @@ static void three_codes(struct img *im, uint64_t *codes, struct at *a)
         codes[i] = code_of(im, names[i], &a[i]);
 }
 
+/* leaf running, called by mid, called by outer: the stack most tests start from. */
+struct run3 {
+    uint64_t interp, codes[3], frames[3], ts;
+    struct at a[3];
+    struct img_chunk c;
+};
+
+/* The codes of a run3 (three_codes): a test may add objects before the stack. */
+static void running3_codes(struct img *im, struct run3 *r)
+{
+    r->interp = img_interp(im);
+    three_codes(im, r->codes, r->a);
+}
+
+/* Its frames and thread state (stack3), not committed: a test may change them first. */
+static void running3_stack(struct img *im, struct run3 *r)
+{
+    const int64_t at[3] = {r->a[0].load, r->a[1].call_cache, r->a[2].call_cache};
+    r->ts = stack3(im, r->interp, r->codes, at, r->frames, &r->c);
+}
+
+static void running3(struct img *im, struct run3 *r)
+{
+    running3_codes(im, r);
+    running3_stack(im, r);
+}
+
 /*
  * A session on the image as it is now, and a snapshot of it, in place of
  * those before (first: there were none).  snapshot_take's result.
@@ -307,13 +334,9 @@ TEST(frame_pushed_since_is_taken_in)
     for (size_t v = 6; v < ARRAY_SIZE(all_versions); v++) {
         struct img im;
         img_init(&im, all_versions[v][0], all_versions[v][1], 0);
-        uint64_t interp = img_interp(&im), codes[3], frames[3];
-        struct at a[3];
-        three_codes(&im, codes, a);
-        const int64_t at[3] = {a[0].load, a[1].call_cache, a[2].call_cache};
-        struct img_chunk c;
-        uint64_t ts = stack3(&im, interp, codes, at, frames, &c);
-        img_set_frame(&im, ts, frames[1], &c, 0); /* the thread state a moment behind */
+        struct run3 r;
+        running3(&im, &r);
+        img_set_frame(&im, r.ts, r.frames[1], &r.c, 0); /* the thread state a moment behind */
         img_commit(&im);
         struct session s;
         session_on(&s, &im);
@@ -329,14 +352,14 @@ TEST(frame_pushed_since_is_taken_in)
         }
         CHECK(sn.caught_up >= 2);
         /* The frame above links elsewhere: not mid's. */
-        img_f64(&im, frames[0], im.lay.if_previous, frames[2]);
+        img_f64(&im, r.frames[0], im.lay.if_previous, r.frames[2]);
         img_commit(&im);
         CHECK_INT(take_anew(&s, &sn, &im, 0), 0);
         check_stack(&s, &sn, &im, two, 2);
         /* Linked to mid, at a return: had returned, as every call leaves
          * its frame (3.11 clears it before it unlinks it, but a frame the
          * thread state did not name is not the one being cleared). */
-        img_iframe_at(&im, frames[0], codes[0], a[0].ret, 0, frames[1]);
+        img_iframe_at(&im, r.frames[0], r.codes[0], r.a[0].ret, 0, r.frames[1]);
         img_commit(&im);
         CHECK_INT(take_anew(&s, &sn, &im, 0), 0);
         check_stack(&s, &sn, &im, two, 2);
@@ -505,12 +528,8 @@ TEST(code_gone_at_resolve_drops_every_frame)
     for (size_t v = 0; v < ARRAY_SIZE(all_versions); v++) {
         struct img im;
         img_init(&im, all_versions[v][0], all_versions[v][1], 0);
-        uint64_t interp = img_interp(&im), codes[3], frames[3];
-        struct at a[3];
-        three_codes(&im, codes, a);
-        const int64_t at[3] = {a[0].load, a[1].call_cache, a[2].call_cache};
-        struct img_chunk c;
-        stack3(&im, interp, codes, at, frames, &c);
+        struct run3 r;
+        running3(&im, &r);
         img_commit(&im);
         struct session s;
         struct snapshot sn;
@@ -519,7 +538,7 @@ TEST(code_gone_at_resolve_drops_every_frame)
         CHECK_INT((int)sn.st[0].depth, 3);
         /* mid's code object freed: its reference count is a free-list link now */
         uint64_t zero = 0;
-        mem_buffer_write(im.m, codes[1], &zero, 8);
+        mem_buffer_write(im.m, r.codes[1], &zero, 8);
         CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
         CHECK_INT(sn.st[0].status, -EINVAL);
         CHECK_INT((int)sn.st[0].depth, 0);
@@ -558,21 +577,17 @@ TEST(torn_walk_taken_again_at_once)
             img_release(&im);
             continue;
         }
-        uint64_t interp = img_interp(&im), codes[3], frames[3];
-        struct at a[3];
-        three_codes(&im, codes, a);
-        const int64_t at[3] = {a[0].load, a[1].call_cache, a[2].call_cache};
-        struct img_chunk c;
-        uint64_t ts = stack3(&im, interp, codes, at, frames, &c);
+        struct run3 r;
+        running3(&im, &r);
         img_commit(&im);
         struct session s;
         struct snapshot sn;
         CHECK_INT(take_anew(&s, &sn, &im, 1), 0); /* reads ahead from now on */
         /* The thread state names a garbage frame; by the next read, mid. */
         int off = im.lay.ts_frame >= 0 ? im.lay.ts_frame : im.lay.ts_current_frame;
-        uint64_t bad = im.lay.frames == FRAME_OBJECTS ? frames[0] + 8 : frames[0] + 4;
-        mem_buffer_write(im.m, ts + (uint64_t)off, &bad, 8);
-        struct move_at mv = {mem_read_calls(im.m) + 1, ts, frames[1], off};
+        uint64_t bad = im.lay.frames == FRAME_OBJECTS ? r.frames[0] + 8 : r.frames[0] + 4;
+        mem_buffer_write(im.m, r.ts + (uint64_t)off, &bad, 8);
+        struct move_at mv = {mem_read_calls(im.m) + 1, r.ts, r.frames[1], off};
         mem_buffer_on_read(im.m, move_on_read, &mv);
         struct snapshot before = sn;
         CHECK_INT(snapshot_take(&s, &sn, &walk_all), 0);
@@ -609,12 +624,8 @@ TEST(frames_read_apart_are_kept_then_read_ahead)
     for (size_t v = 0; v < ARRAY_SIZE(all_versions); v++) {
         struct img im;
         img_init(&im, all_versions[v][0], all_versions[v][1], 0);
-        uint64_t interp = img_interp(&im), codes[3], frames[3];
-        struct at a[3];
-        three_codes(&im, codes, a);
-        const int64_t at[3] = {a[0].load, a[1].call_cache, a[2].call_cache};
-        struct img_chunk c;
-        stack3(&im, interp, codes, at, frames, &c);
+        struct run3 r;
+        running3(&im, &r);
         img_commit(&im);
         struct session s;
         struct snapshot sn;
@@ -722,15 +733,14 @@ TEST(frame_taken_in_while_the_cache_grows)
         for (size_t pre = 0; pre <= 16; pre++) {
             struct img im;
             img_init(&im, all_versions[v][0], all_versions[v][1], 0);
-            uint64_t interp = img_interp(&im), codes[3], frames[3], others[16];
-            struct at a[3], other_at;
-            three_codes(&im, codes, a);
+            struct run3 r;
+            uint64_t others[16];
+            struct at other_at;
+            running3_codes(&im, &r);
             for (size_t i = 0; i < pre; i++)
                 others[i] = code_of(&im, "other", &other_at);
-            const int64_t at[3] = {a[0].load, a[1].call_cache, a[2].call_cache};
-            struct img_chunk c;
-            uint64_t ts = stack3(&im, interp, codes, at, frames, &c);
-            img_set_frame(&im, ts, frames[1], &c, 0); /* leaf is found above mid */
+            running3_stack(&im, &r);
+            img_set_frame(&im, r.ts, r.frames[1], &r.c, 0); /* leaf is found above mid */
             img_commit(&im);
             struct session s;
             session_on(&s, &im);
@@ -822,13 +832,9 @@ TEST(stack_read_before_a_wait_is_not_reused_for_it)
         struct img im;
         img_init(&im, all_versions[v][0], all_versions[v][1], 0);
         const struct pylayout *l = &im.lay;
-        uint64_t interp = img_interp(&im), codes[3], frames[3];
-        struct at a[3];
-        struct img_chunk c;
-        three_codes(&im, codes, a);
-        const int64_t at[3] = {a[0].load, a[1].call_cache, a[2].call_cache};
-        uint64_t ts = stack3(&im, interp, codes, at, frames, &c);
-        img_f64(&im, ts, l->ts_native_thread_id, (uint64_t)z.tid);
+        struct run3 r;
+        running3(&im, &r);
+        img_f64(&im, r.ts, l->ts_native_thread_id, (uint64_t)z.tid);
         img_commit(&im);
         struct session s;
         session_on(&s, &im);
@@ -845,13 +851,13 @@ TEST(stack_read_before_a_wait_is_not_reused_for_it)
         CHECK_INT(sn.st[0].state != 'R', 1);
         /* It had gone back to mid to wait there: the thread state says so
          * from the next read, while the kernel state stays as it was. */
-        uint64_t at_mid = img_instr(&im, codes[1], a[1].load);
-        mem_buffer_write(im.m, frames[1] + (uint64_t)l->if_instr, &at_mid, 8);
-        uint64_t top = frames[1];
+        uint64_t at_mid = img_instr(&im, r.codes[1], r.a[1].load);
+        mem_buffer_write(im.m, r.frames[1] + (uint64_t)l->if_instr, &at_mid, 8);
+        uint64_t top = r.frames[1];
         if (l->ts_current_frame >= 0)
-            mem_buffer_write(im.m, ts + (uint64_t)l->ts_current_frame, &top, 8);
+            mem_buffer_write(im.m, r.ts + (uint64_t)l->ts_current_frame, &top, 8);
         else
-            mem_buffer_write(im.m, img_r64(&im, ts + (uint64_t)l->ts_cframe) + (uint64_t)l->cf_current_frame,
+            mem_buffer_write(im.m, img_r64(&im, r.ts + (uint64_t)l->ts_cframe) + (uint64_t)l->cf_current_frame,
                              &top, 8);
         CHECK_INT(snapshot_take(&s, &sn, &o), 0);
         CHECK_U64(sn.stacks_reused, 0);
@@ -1021,15 +1027,11 @@ TEST(thread_states_of_made_up_threads)
     img_init(&im, 3, 12, 0);
     const struct pylayout *l = &im.lay;
     REQUIRE(l->gil == GIL_INTERP);
-    uint64_t interp = img_interp(&im), codes[3], frames[3];
-    struct at a[3];
-    struct img_chunk c;
-    three_codes(&im, codes, a);
-    const int64_t at[3] = {a[0].load, a[1].call_cache, a[2].call_cache};
-    uint64_t ts = stack3(&im, interp, codes, at, frames, &c);
-    img_f64(&im, ts, l->ts_native_thread_id, 4242);
+    struct run3 r;
+    running3(&im, &r);
+    img_f64(&im, r.ts, l->ts_native_thread_id, 4242);
     uint64_t gil = img_alloc(&im, 256);
-    img_f64(&im, interp, l->is_ceval_gil, gil);
+    img_f64(&im, r.interp, l->is_ceval_gil, gil);
     img_commit(&im);
     struct mem_fake_task f = {.tid = 4242, .state = 'R', .comm = "worker"};
     REQUIRE(mem_buffer_set_task(im.m, &f) == 0);
@@ -1045,7 +1047,7 @@ TEST(thread_states_of_made_up_threads)
     CHECK_INT(tr->tid, 4242);
     CHECK_INT(sn.st[0].state, 'R');
     CHECK_INT(sn.st[0].ts, TS_RUNNING);
-    session_name_threads(&s, interp, 1);
+    session_name_threads(&s, r.interp, 1);
     CHECK_STR(s.threads[sn.st[0].tracked].name, "worker");
     f.state = 'S';
     f.syscall_nr = SYS_futex;
