@@ -265,6 +265,41 @@ int greenlet_young_mark(struct mem *m, const struct pylayout *l,
     return 0;
 }
 
+static int addr_order(const void *a, const void *b, void *ctx)
+{
+    const uint64_t *v = ctx;
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    if (v[i] != v[j])
+        return v[i] < v[j] ? -1 : 1;
+    return (i > j) - (i < j);
+}
+
+/*
+ * Keeps the first of each object found more than once, in the order found:
+ * a collection between the walks of two generations moves the survivors of
+ * one into the next, and both walks see them.
+ */
+static void drop_repeats(uint64_t *objs, size_t *n)
+{
+    if (*n < 2)
+        return;
+    size_t *order = xmalloc(*n * sizeof(*order));
+    unsigned char *drop = xcalloc(*n, 1);
+    for (size_t i = 0; i < *n; i++)
+        order[i] = i;
+    /* Equal addresses sort by where they were found: the first stays. */
+    qsort_r(order, *n, sizeof(*order), addr_order, objs);
+    for (size_t k = 1; k < *n; k++)
+        drop[order[k]] = objs[order[k]] == objs[order[k - 1]];
+    size_t kept = 0;
+    for (size_t i = 0; i < *n; i++)
+        if (!drop[i])
+            objs[kept++] = objs[i];
+    *n = kept;
+    free(drop);
+    free(order);
+}
+
 static int follow_lists(struct mem *m, const struct pylayout *l,
                       const struct greenlet_gc_lists *lists, uint64_t gtype, int young_only,
                       int attempts, uint64_t **objs, size_t *n, struct greenlet_stats *st)
@@ -286,6 +321,7 @@ static int follow_lists(struct mem *m, const struct pylayout *l,
         if (r < 0 && (!quick || r == -ESRCH))
             break;
     }
+    drop_repeats(*objs, n);
     st->reads += mem_read_calls(m) - calls;
     free(pc.data);
     free(tm);
