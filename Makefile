@@ -49,6 +49,13 @@ build/asan/unit/%: tests/unit/%.c $(SAN_OBJS)
 unit: $(UNIT_BINS)
 	@sh tests/run-unit.sh $(UNIT_BINS)
 
+# The include graph against the stages of docs/architecture.md.
+structure:
+	@mkdir -p build
+	@if $(PYTHON) tools/structure.py >build/structure.txt 2>&1; then \
+	    echo "PASS structure: no include against the stages, no include cycle"; \
+	else cat build/structure.txt; echo "FAIL structure: an include against the stages, or a cycle (above)"; exit 1; fi
+
 unit-asan: $(SAN_BINS)
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	    sh tests/run-unit.sh $(SAN_BINS)
@@ -93,7 +100,7 @@ bench-quick: pystrobe build/bench/readv_cost build/bench/tick_cost
 # skipped that tests/skips-allowed.txt does not allow (with CI=true:
 # tests/skips.py), or if the golden files changed while it ran (a writer's
 # output is compared, never taken: `make golden-update` rewrites them).
-CHECK_PARTS = unit unit-asan e2e stress-short viewers fuzz-quick bench-quick
+CHECK_PARTS = structure unit unit-asan e2e stress-short viewers fuzz-quick bench-quick
 
 check: pystrobe
 	@mkdir -p build
@@ -148,7 +155,7 @@ clean:
 # Keep the sanitizer objects between runs.
 .SECONDARY:
 
-.PHONY: all unit unit-asan e2e viewers fuzz fuzz-quick stress stress-short bench-quick check golden-update demo bench install clean
+.PHONY: all structure unit unit-asan e2e viewers fuzz fuzz-quick stress stress-short bench-quick check golden-update demo bench install clean
 
 -include $(OBJS:.o=.d) $(SAN_OBJS:.o=.d)
 -include $(UNIT_BINS:=.d) $(SAN_BINS:=.d)
