@@ -34,6 +34,7 @@ struct tracked {
     int last_ts;      /* enum thread_state */
     int last_lock;    /* and whether it was blocked on a lock */
     uint64_t last_run_ns, last_switches;
+    uint32_t held_gen; /* the sample generation that last held it (native frames), 0 none */
     /* Its stack at its last walk (frame ids, innermost first) while it
      * cannot have changed since: NULL/0 when there is none to trust. */
     uint32_t *stack;

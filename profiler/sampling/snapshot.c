@@ -426,6 +426,24 @@ static enum thread_state blocked_state(struct snapshot *sn, struct tracked *tr, 
     return TS_IDLE;
 }
 
+/* A thread's CPU time, at most, for waking from a hold and being let go. */
+#define HOLD_WAKE_RUN_NS 200000u
+
+/*
+ * 1 when thread tr, idle at the last sample, is runnable now only because
+ * that sample held it (native frames): the hold interrupts its wait, and
+ * once let go it must run to go back to it.  On a busy machine it may not
+ * have had a CPU since: it has run no more than handling the stop takes.
+ */
+static int woken_by_hold(const struct session *s, const struct tracked *tr,
+                         const struct snap_thread *t, int sched, uint64_t run)
+{
+    return t->state == 'R' && sched && tr->held_gen && tr->held_gen + 1 == s->gen &&
+           tr->last_state && tr->last_state != 'R' &&
+           (tr->last_ts == TS_IDLE || tr->last_ts == TS_GIL_WAIT) &&
+           run - tr->last_run_ns < HOLD_WAKE_RUN_NS;
+}
+
 /*
  * The kernel's view of thread tr into t: its state letter and, with
  * want_wait, what it waits for.  Its state (and what it is blocked in) are
@@ -456,28 +474,36 @@ static int kernel_state(struct session *s, struct snapshot *sn, struct tracked *
     int st = mem_task_state(tr->task, o->want_cpu ? &ticks : NULL);
     t->state = st > 0 ? st : 0;
     t->cpu_ticks = ticks;
-    if (t->state && t->state != 'R' && t->gil) {
-        /* The holder was read before this thread's state: off CPU, it may
-         * have let the GIL go since.  Asked again, once per snapshot. */
-        if (!sn->holder_reread) {
-            uint64_t h = 0;
-            sn->holder_reread = 1;
-            if (read_holder(s, sn, &h) < 0)
-                h = 0;
-            sn->gil_holder = h;
+    if (woken_by_hold(s, tr, t, sched, run)) {
+        /* Not yet back in the wait the last sample's hold interrupted. */
+        t->state = tr->last_state;
+        t->ts = (enum thread_state)tr->last_ts;
+        t->lock_wait = tr->last_lock;
+        sn->woken_by_hold++;
+    } else {
+        if (t->state && t->state != 'R' && t->gil) {
+            /* The holder was read before this thread's state: off CPU, it may
+             * have let the GIL go since.  Asked again, once per snapshot. */
+            if (!sn->holder_reread) {
+                uint64_t h = 0;
+                sn->holder_reread = 1;
+                if (read_holder(s, sn, &h) < 0)
+                    h = 0;
+                sn->gil_holder = h;
+            }
+            t->gil = sn->gil_holder == tstate;
         }
-        t->gil = sn->gil_holder == tstate;
-    }
-    if (t->state == 'R') {
-        t->ts = TS_RUNNING;
-    } else if (t->state && o->want_wait) {
-        /* Blocked on the GIL itself is waiting for it, whatever an earlier
-         * read of its holder said; blocked elsewhere while holding it is idle. */
-        t->ts = blocked_state(sn, tr, &t->lock_wait);
-        if (t->ts == TS_GIL_WAIT)
-            t->gil = 0;
-    } else if (t->state) {
-        t->ts = TS_IDLE;
+        if (t->state == 'R') {
+            t->ts = TS_RUNNING;
+        } else if (t->state && o->want_wait) {
+            /* Blocked on the GIL itself is waiting for it, whatever an earlier
+             * read of its holder said; blocked elsewhere while holding it is idle. */
+            t->ts = blocked_state(sn, tr, &t->lock_wait);
+            if (t->ts == TS_GIL_WAIT)
+                t->gil = 0;
+        } else if (t->state) {
+            t->ts = TS_IDLE;
+        }
     }
     tr->last_state = sched ? t->state : 0;
     tr->last_ts = t->ts;
@@ -668,6 +694,7 @@ static void sample_thread(struct session *s, struct snapshot *sn, const struct s
     }
     tr->stack_ok = 0;
     if (o->native && o->native->hold(o->native->ctx, s, sn, i) == 0) {
+        tr->held_gen = s->gen;
         /* Held: its stack as it is now, not as the list said before. */
         walk_refresh(s->walker, sn->interp, &sn->threads[i]);
         read_stack(s, sn, t, &sn->threads[i], o->max_depth, 1);

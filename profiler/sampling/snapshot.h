@@ -126,6 +126,7 @@ struct snapshot {
     size_t nselected;    /* threads that passed the filter */
     uint64_t stacks_reused; /* stacks of threads that had not run since (a running count) */
     uint64_t states_kept; /* thread states known without reading stat (a running count) */
+    uint64_t woken_by_hold; /* idle threads runnable only because the last hold woke them (a running count) */
     /* Running counts of torn walks (see snapshot_take): */
     uint64_t retries;    /* walks taken again at once */
     uint64_t torn_tries[TORN_COUNT]; /* walks judged torn, by why */

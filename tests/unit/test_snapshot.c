@@ -1089,3 +1089,79 @@ TEST(thread_states_of_made_up_threads)
     session_off(&s);
     img_release(&im);
 }
+
+static int fake_hold(void *ctx, struct session *s, struct snapshot *sn, size_t k)
+{
+    (void)ctx, (void)s, (void)sn, (void)k;
+    return 0;
+}
+
+static void fake_release(void *ctx, struct session *s, struct snapshot *sn, size_t k)
+{
+    (void)ctx, (void)s, (void)sn, (void)k;
+}
+
+static int fake_merge(void *ctx, struct session *s, struct snapshot *sn, size_t k,
+                      const uint32_t **ids, size_t *n)
+{
+    (void)ctx, (void)s, (void)sn, (void)k, (void)ids, (void)n;
+    return -ENOENT;
+}
+
+/*
+ * --native holds an idle thread to read its registers: that interrupts its
+ * wait, and once let go it must run again to go back to it.  On a busy
+ * machine it may still be runnable, not yet having run, at the next
+ * sample: it is idle there, not running.  Once it has run its own code
+ * since (CPU time), or when it was not held, runnable is running.
+ */
+TEST(idle_thread_woken_by_a_hold_is_still_idle)
+{
+    struct img im;
+    img_init(&im, 3, 12, 0);
+    const struct pylayout *l = &im.lay;
+    struct run3 r;
+    running3(&im, &r);
+    img_f64(&im, r.ts, l->ts_native_thread_id, 4242);
+    img_commit(&im);
+    struct mem_fake_task f = {.tid = 4242, .state = 'S', .syscall_nr = SYS_clock_nanosleep,
+                              .has_sched = 1, .run_ns = 100000, .switches = 10};
+    REQUIRE(mem_buffer_set_task(im.m, &f) == 0);
+    struct session s;
+    session_on(&s, &im);
+    struct snapshot sn;
+    snapshot_init(&sn);
+    const struct snap_native hooks = {fake_hold, fake_release, fake_merge, NULL};
+    struct snap_opts o = {.max_depth = WALK_MAX_DEPTH, .want_state = 1, .want_wait = 1,
+                          .native = &hooks};
+    CHECK_INT(snapshot_take(&s, &sn, &o), 0);
+    CHECK_INT(sn.st[0].ts, TS_IDLE);
+    /* Woken by the hold: switched in to stop, runnable again since, a few us run. */
+    f.state = 'R';
+    f.run_ns += 8000;
+    f.switches += 2;
+    REQUIRE(mem_buffer_set_task(im.m, &f) == 0);
+    CHECK_INT(snapshot_take(&s, &sn, &o), 0);
+    CHECK_INT(sn.st[0].ts, TS_IDLE);
+    /* It ran its own code since (5 ms): running. */
+    f.run_ns += 5000000;
+    f.switches += 1;
+    REQUIRE(mem_buffer_set_task(im.m, &f) == 0);
+    CHECK_INT(snapshot_take(&s, &sn, &o), 0);
+    CHECK_INT(sn.st[0].ts, TS_RUNNING);
+    /* Without a hold, a thread off CPU that is runnable now is running. */
+    o.native = NULL;
+    f.state = 'S';
+    REQUIRE(mem_buffer_set_task(im.m, &f) == 0);
+    CHECK_INT(snapshot_take(&s, &sn, &o), 0);
+    CHECK_INT(sn.st[0].ts, TS_IDLE);
+    f.state = 'R';
+    f.run_ns += 8000;
+    f.switches += 2;
+    REQUIRE(mem_buffer_set_task(im.m, &f) == 0);
+    CHECK_INT(snapshot_take(&s, &sn, &o), 0);
+    CHECK_INT(sn.st[0].ts, TS_RUNNING);
+    snapshot_release(&sn);
+    session_off(&s);
+    img_release(&im);
+}
