@@ -1108,6 +1108,15 @@ static int fake_merge(void *ctx, struct session *s, struct snapshot *sn, size_t 
     return -ENOENT;
 }
 
+/* The thread's state after a snapshot with made-up thread f as it is now (-1: none taken). */
+static int state_with(struct session *s, struct snapshot *sn, const struct snap_opts *o,
+                      const struct mem_fake_task *f)
+{
+    if (mem_buffer_set_task(s->mem, f) < 0 || snapshot_take(s, sn, o) < 0 || sn->nthreads != 1)
+        return -1;
+    return (int)sn->st[0].ts;
+}
+
 /*
  * --native holds an idle thread to read its registers: that interrupts its
  * wait, and once let go it must run again to go back to it.  On a busy
@@ -1134,33 +1143,24 @@ TEST(idle_thread_woken_by_a_hold_is_still_idle)
     const struct snap_native hooks = {fake_hold, fake_release, fake_merge, NULL};
     struct snap_opts o = {.max_depth = WALK_MAX_DEPTH, .want_state = 1, .want_wait = 1,
                           .native = &hooks};
-    CHECK_INT(snapshot_take(&s, &sn, &o), 0);
-    CHECK_INT(sn.st[0].ts, TS_IDLE);
+    CHECK_INT(state_with(&s, &sn, &o, &f), TS_IDLE);
     /* Woken by the hold: switched in to stop, runnable again since, a few us run. */
     f.state = 'R';
     f.run_ns += 8000;
     f.switches += 2;
-    REQUIRE(mem_buffer_set_task(im.m, &f) == 0);
-    CHECK_INT(snapshot_take(&s, &sn, &o), 0);
-    CHECK_INT(sn.st[0].ts, TS_IDLE);
+    CHECK_INT(state_with(&s, &sn, &o, &f), TS_IDLE);
     /* It ran its own code since (5 ms): running. */
     f.run_ns += 5000000;
     f.switches += 1;
-    REQUIRE(mem_buffer_set_task(im.m, &f) == 0);
-    CHECK_INT(snapshot_take(&s, &sn, &o), 0);
-    CHECK_INT(sn.st[0].ts, TS_RUNNING);
+    CHECK_INT(state_with(&s, &sn, &o, &f), TS_RUNNING);
     /* Without a hold, a thread off CPU that is runnable now is running. */
     o.native = NULL;
     f.state = 'S';
-    REQUIRE(mem_buffer_set_task(im.m, &f) == 0);
-    CHECK_INT(snapshot_take(&s, &sn, &o), 0);
-    CHECK_INT(sn.st[0].ts, TS_IDLE);
+    CHECK_INT(state_with(&s, &sn, &o, &f), TS_IDLE);
     f.state = 'R';
     f.run_ns += 8000;
     f.switches += 2;
-    REQUIRE(mem_buffer_set_task(im.m, &f) == 0);
-    CHECK_INT(snapshot_take(&s, &sn, &o), 0);
-    CHECK_INT(sn.st[0].ts, TS_RUNNING);
+    CHECK_INT(state_with(&s, &sn, &o, &f), TS_RUNNING);
     snapshot_release(&sn);
     session_off(&s);
     img_release(&im);
