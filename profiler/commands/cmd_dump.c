@@ -108,10 +108,13 @@ static void note_native_stacks(const struct nstack_stats *n)
         fprintf(stderr, "pystrobe: native stacks: %" PRIu64 " thread%s stopped one at a time, "
                 "%.1f us each on average (longest %.1f us)\n", n->held, n->held == 1 ? "" : "s",
                 (double)n->held_ns / 1e3 / (double)n->held, (double)n->held_max_ns / 1e3);
-    if (n->hold_failed || n->unwind_failed)
+    if (n->hold_failed)
         fprintf(stderr, "pystrobe: native stacks: %" PRIu64 " thread%s shown without native "
-                "frames (could not be stopped or unwound)\n", n->hold_failed + n->unwind_failed,
-                n->hold_failed + n->unwind_failed == 1 ? "" : "s");
+                "frames: not stopped (within 100 ms, or traced by a debugger)\n", n->hold_failed,
+                n->hold_failed == 1 ? "" : "s");
+    if (n->unwind_failed)
+        fprintf(stderr, "pystrobe: native stacks: %" PRIu64 " thread%s shown without native "
+                "frames: not unwound\n", n->unwind_failed, n->unwind_failed == 1 ? "" : "s");
 }
 
 /* What the command line asks for. */
