@@ -242,8 +242,8 @@ def group(ctx, I, rt):
         t = start(path)
         try:
             doc, th, res = parked_dump(t, path, ['--locals'])
-            res = rt.run([rt.PYSTROBE, 'dump', '-p', str(t.pid), '--json', '--locals', '--native'],
-                         rt.T_DUMP)
+            res = rt.run_native_dump([rt.PYSTROBE, 'dump', '-p', str(t.pid), '--json', '--locals',
+                                      '--native'], rt.T_DUMP)
         finally:
             t.close()
         P = rt.Problems()

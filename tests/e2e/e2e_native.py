@@ -28,20 +28,9 @@ SLEEPING = ('MainThread', 'sleeper', 'lock-waiter', e2e_states.RAW_OS_NAME)
 COMPRESSOR_TRIES = 30
 
 
-NOT_STOPPED = 'frames: not stopped'   # dump's note of threads it could not stop in time
-DUMP_TRIES = 3
-
-
 def native_dump(rt, pid, json_=True):
-    """dump --native of pid.  pystrobe waits 100 ms for a thread to stop,
-    and says so when one did not: on a busy machine a thread may not get a
-    CPU that soon, and the dump is taken again (up to DUMP_TRIES in all)."""
-    argv = [rt.PYSTROBE, 'dump', '--native', '-p', str(pid)] + (['--json'] if json_ else [])
-    for _ in range(DUMP_TRIES):
-        res = rt.run(argv, rt.T_DUMP)
-        if res.rc != 0 or NOT_STOPPED not in res.err_text:
-            break
-    return res
+    return rt.run_native_dump([rt.PYSTROBE, 'dump', '--native', '-p', str(pid)]
+                              + (['--json'] if json_ else []), rt.T_DUMP)
 
 
 def threads_of(rt, P, res, what):

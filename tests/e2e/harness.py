@@ -195,6 +195,22 @@ def run(argv, timeout, env=None, pass_fds=(), cwd=None):
     return finish(p, argv, timeout, t0)
 
 
+NOT_STOPPED = 'frames: not stopped'   # dump --native's note of threads it could not stop in time
+NATIVE_DUMP_TRIES = 3
+
+
+def run_native_dump(argv, timeout):
+    """A `dump --native` (argv): pystrobe waits 100 ms for each thread to
+    stop and says so when one did not; on a busy machine a thread may not
+    get a CPU that soon, and the dump is taken again (up to
+    NATIVE_DUMP_TRIES in all).  The last result."""
+    for _ in range(NATIVE_DUMP_TRIES):
+        res = run(argv, timeout)
+        if res.rc != 0 or NOT_STOPPED not in res.err_text:
+            break
+    return res
+
+
 # ---------------------------------------------------------------------------
 # tiny test runner
 
