@@ -43,7 +43,8 @@ srcs() {
     linetable) echo tests/fuzz/fuzz_linetable.c symbolizer/linetable.c ;;
     pystr) echo tests/fuzz/fuzz_pystr.c symbolizer/pystr.c profiler/target/mem.c profiler/target/core.c profiler/target/core_files.c profiler/target/proc.c \
         profiler/cpython/layout.c profiler/cpython/opcodes.c common/util.c ;;
-    core) echo tests/fuzz/fuzz_core.c profiler/target/mem.c profiler/target/core.c profiler/target/core_files.c profiler/target/proc.c common/util.c ;;
+    core) echo tests/fuzz/fuzz_core.c profiler/target/mem.c profiler/target/core.c profiler/target/core_files.c profiler/target/proc.c \
+        profiler/target/task.c profiler/target/ptstop.c common/util.c ;;
     folded) echo tests/fuzz/fuzz_folded.c output/foldedin.c output/profile.c output/folded.c \
         output/diff.c output/label.c symbolizer/names.c common/util.c common/htab.c ;;
     esac
