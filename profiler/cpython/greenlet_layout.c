@@ -9,7 +9,7 @@
 /*
  * Measured by compiling each greenlet release's own sources with their
  * members made public, against each Python version's headers, and printing
- * offsetof() (see cpython-internals.md section 5.1).  One row holds the
+ * offsetof() (docs/greenlets.md, "How the table was measured").  One row holds the
  * consecutive releases whose offsets were all the same on that Python.
  */
 #define GL(releases_, major_, minor_, pimpl_, self_, start_, stop_, copy_, saved_, top_,   \
@@ -58,6 +58,25 @@ static const struct greenlet_layout layouts[] = {
        3, 13, 32, 8, 56, 64, 72, 80, 104, 128, 136, 144, -1, 152),
     GL("3.5.3",
        3, 13, 32, 8, 56, 64, 72, 80, 104, 136, 144, 152, -1, 160),
+    /* 3.2.0 and 3.2.1 do not compile for 3.14 (Py_C_RECURSION_LIMIT). */
+    GL("3.2.2 3.2.3",
+       3, 14, 32, 8, 56, 64, 72, 80, 104, 128, 136, 144, -1, 152),
+    GL("3.2.4 3.2.5",
+       3, 14, 32, 8, 56, 64, 72, 80, 104, 136, 144, 152, -1, 160),
+    GL("3.3.0 3.3.1 3.3.2 3.4.0 3.5.0 3.5.1 3.5.2",
+       3, 14, 32, 8, 56, 64, 72, 80, 104, 144, 152, 160, -1, 168),
+    GL("3.5.3",
+       3, 14, 32, 8, 56, 64, 72, 80, 104, 152, 160, 168, -1, 176),
+    /* 3.2.2-3.3.0 compile for 3.15 only with NDEBUG, as setuptools builds them (an
+     * assert names FRAME_OWNED_BY_CSTACK, gone from 3.15); 3.2.0 and 3.2.1 not at all. */
+    GL("3.2.2 3.2.3",
+       3, 15, 32, 8, 56, 64, 72, 80, 104, 128, 136, 144, -1, 152),
+    GL("3.2.4 3.2.5",
+       3, 15, 32, 8, 56, 64, 72, 80, 104, 136, 144, 152, -1, 160),
+    GL("3.3.0 3.3.1 3.3.2 3.4.0 3.5.0 3.5.1 3.5.2",
+       3, 15, 32, 8, 56, 64, 72, 80, 104, 144, 152, 160, -1, 168),
+    GL("3.5.3",
+       3, 15, 32, 8, 56, 64, 72, 80, 104, 152, 160, 168, -1, 176),
 };
 #undef GL
 

@@ -794,11 +794,85 @@ TEST(layouts_by_release_and_python)
     CHECK(greenlet_layout_for("3.9.0", 3, 12) == NULL);
     CHECK(greenlet_layout_for("", 3, 11) == NULL);
     CHECK(greenlet_layout_for("2.0.2", 3, 5) == NULL);
+    /* 3.14 and 3.15: from 3.2.2 (3.2.0 and 3.2.1 do not compile there); PythonState grew
+     * current_executor in 3.2.4, stackpointer in 3.3.0, critical_section in 3.5.3. */
+    for (int minor = 14; minor <= 15; minor++) {
+        CHECK(greenlet_layout_for("3.2.1", 3, minor) == NULL);
+        CHECK(greenlet_layout_for("3.1.1", 3, minor) == NULL);
+        CHECK(greenlet_layout_for("2.0.2", 3, minor) == NULL);
+        CHECK_INT(greenlet_layout_for("3.2.2", 3, minor)->current_frame, 128);
+        CHECK_INT(greenlet_layout_for("3.2.4", 3, minor)->current_frame, 136);
+        CHECK_INT(greenlet_layout_for("3.2.5", 3, minor)->current_frame, 136);
+        const struct greenlet_layout *gl = greenlet_layout_for("3.3.2", 3, minor);
+        REQUIRE(gl != NULL);
+        CHECK_INT(gl->self, 8);
+        CHECK_INT(gl->stack_start, 56);
+        CHECK_INT(gl->top_frame, 104);
+        CHECK_INT(gl->current_frame, 144);
+        CHECK_INT(gl->datastack_chunk, 152);
+        CHECK_INT(gl->datastack_top, 160);
+        CHECK_INT(gl->prev_frame, -1);
+        CHECK_INT(greenlet_layout_for("3.5.2", 3, minor)->current_frame, 144);
+        CHECK_INT(greenlet_layout_for("3.5.3", 3, minor)->current_frame, 152);
+        CHECK(greenlet_layout_for("3.5.4", 3, minor) == NULL);
+    }
+    CHECK(greenlet_layout_for("3.3.2", 3, 16) == NULL);
     char known[256];
     greenlet_layout_known(3, 12, known, sizeof(known));
     CHECK_STR(known, "3.0.0-3.0.2, 3.0.3-3.1.0, 3.1.1-3.5.3");
+    greenlet_layout_known(3, 14, known, sizeof(known));
+    CHECK_STR(known, "3.2.2-3.2.3, 3.2.4-3.2.5, 3.3.0-3.5.2, 3.5.3");
+    greenlet_layout_known(3, 15, known, sizeof(known));
+    CHECK_STR(known, "3.2.2-3.2.3, 3.2.4-3.2.5, 3.3.0-3.5.2, 3.5.3");
     greenlet_layout_known(3, 5, known, sizeof(known));
     CHECK_STR(known, "none");
+}
+
+/*
+ * Every row the table has, for every release: what greenlet_read takes from the
+ * implementation lies within the bytes it reads, 8-aligned and apart; 3.11+ rows have
+ * the interpreter-frame fields and older ones none; _prev_frame only for 3.12.
+ */
+TEST(every_layout_is_read_whole)
+{
+    static const char *const releases[] = {
+        "2.0.0", "2.0.1", "2.0.2", "3.0.0", "3.0.1", "3.0.2", "3.0.3", "3.1.0", "3.1.1",
+        "3.2.0", "3.2.1", "3.2.2", "3.2.3", "3.2.4", "3.2.5", "3.3.0", "3.3.1", "3.3.2",
+        "3.4.0", "3.5.0", "3.5.1", "3.5.2", "3.5.3",
+    };
+    static const int pythons[][2] = {{2, 7}, {3, 6}, {3, 7}, {3, 8}, {3, 9}, {3, 10},
+                                     {3, 11}, {3, 12}, {3, 13}, {3, 14}, {3, 15}};
+    int rows = 0;
+    for (size_t v = 0; v < ARRAY_SIZE(pythons); v++) {
+        int minor = pythons[v][1], new_frames = pythons[v][0] == 3 && minor >= 11;
+        int found = 0;
+        for (size_t r = 0; r < ARRAY_SIZE(releases); r++) {
+            const struct greenlet_layout *gl =
+                greenlet_layout_for(releases[r], pythons[v][0], minor);
+            if (!gl)
+                continue;
+            found++;
+            rows++;
+            CHECK(gl->pimpl >= 16 && gl->pimpl % 8 == 0);
+            CHECK(gl->size > 0 && gl->size <= 256 && gl->size % 8 == 0);
+            const int offs[] = {gl->self, gl->stack_start, gl->stack_stop, gl->stack_copy,
+                                gl->stack_saved, gl->top_frame, gl->current_frame,
+                                gl->datastack_chunk, gl->datastack_top, gl->prev_frame};
+            for (size_t i = 0; i < ARRAY_SIZE(offs); i++) {
+                if (offs[i] < 0)
+                    continue;
+                CHECK(offs[i] % 8 == 0 && offs[i] + 8 <= gl->size);
+                for (size_t k = 0; k < i; k++)
+                    CHECK(offs[k] != offs[i]);
+            }
+            CHECK((gl->current_frame >= 0) == new_frames);
+            CHECK((gl->datastack_chunk >= 0) == new_frames);
+            CHECK((gl->datastack_top >= 0) == new_frames);
+            CHECK(gl->prev_frame < 0 || (pythons[v][0] == 3 && minor == 12));
+        }
+        CHECK(found > 0);
+    }
+    CHECK(rows > 100);
 }
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
