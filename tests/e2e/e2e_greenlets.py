@@ -3,8 +3,9 @@ where rt is harness.py (its helpers: Problems, run, line_of...).
 
 Target tests/targets/greenlets.py (gevent: 60 greenlets parked on a
 Semaphore, 30 on an Event, 10 asleep, the main greenlet asleep and the Hub
-running) needs an interpreter that imports gevent with greenlet 2.0.2
-(Debian's python3 with python3-gevent); others SKIP.
+running): its tests are registered for the interpreters that import gevent
+(Debian's python3 with python3-gevent and greenlet 2.0.2; the Debian
+unstable root's python3.14 and python3.15 with greenlet 3.3.2).
 
 Target tests/targets/raw_greenlets.py (greenlet alone: 50 parked three
 frames deep, 10 not started, 5 dead, the main one parked and one running)
@@ -13,6 +14,13 @@ runs on every interpreter:
     has it, else built here from Debian's sources of it (python3-greenlet
     ships greenlet.cpp and its headers) with one g++ per interpreter, cached
     under build/greenlet-2.0.2/; a failed build SKIPs with the reason;
+  - raw-3.3.2: with greenlet 3.3.2 on 3.7+: the interpreter's own when it has
+    it (the root's 3.14 and 3.15), else built here from the sources Debian
+    unstable's python3-greenlet ships in the root .ci/sid-root makes
+    ($PYSTROBE_TEST_ROOT), cached under build/greenlet-3.3.2/; SKIP with the
+    reason when the root has none;
+  - unknown-release: greenlet 2.0.2 (up to 3.11) or 3.3.2 (3.12+) with its
+    __version__ edited to one the table does not have;
   - raw-dirs: with each package directory named in PYSTROBE_TEST_GREENLET_DIRS
     (dir1:dir2, each holding a built greenlet/ package) whose module was
     built for this interpreter; SKIP when unset or none fits.
@@ -21,8 +29,8 @@ deep, so that on 3.11+ their frames fill several data-stack chunks, beside
 greenlets parked one frame deep): every greenlet's whole stack, exactly, in
 the JSON and text dumps and in record --greenlets:
   - deep-gevent: under gevent (where gevent imports);
-  - deep-2.0.2, deep-dirs: greenlet alone, from the same sources as raw-2.0.2
-    and raw-dirs.
+  - deep-2.0.2, deep-3.3.2, deep-dirs: greenlet alone, from the same sources as
+    raw-2.0.2, raw-3.3.2 and raw-dirs.
 Asserted lines carry "# @name" markers in the targets.
 """
 import collections
@@ -45,6 +53,10 @@ RAW_PARKED, RAW_NEW, RAW_DEAD = 50, 10, 5
 SUPPORTED_GREENLET = '2.0.2'
 GREENLET_SOURCES = '/usr/lib/python3/dist-packages/greenlet'
 DIRS_VAR = 'PYSTROBE_TEST_GREENLET_DIRS'
+# greenlet 3.x: the sources Debian unstable's python3-greenlet ships, in the
+# root made by .ci/sid-root (the root's python3.14 and python3.15 import it).
+GREENLET3 = '3.3.2'
+ROOT_GREENLET = '/usr/lib/python3/dist-packages/greenlet'
 
 
 def greenlet_release(exe):
@@ -97,18 +109,34 @@ def ldd_lines(exe):
     return out.stdout.decode('utf-8', 'replace').split('\n') if out.returncode == 0 else []
 
 
-def build_greenlet(rt, I, facts):
-    """The directory of greenlet 2.0.2 built for I (cached), or rt.Skip saying why not."""
+def greenlet3_sources(rt):
+    """The directory of greenlet 3.x's sources in the test root (Debian unstable's
+    python3-greenlet), and the phrase that says where they come from."""
+    root = rt.test_root()
+    return (root.rstrip('/') + ROOT_GREENLET,
+            'Debian unstable\'s python3-greenlet, in the root .ci/sid-root makes; '
+            '$PYSTROBE_TEST_ROOT says where')
+
+
+def build_greenlet(rt, I, facts, release=SUPPORTED_GREENLET, src=GREENLET_SOURCES,
+                   whose='Debian python3-greenlet'):
+    """The directory of greenlet `release` built for I from the sources in src (cached
+    under build/greenlet-RELEASE/), or rt.Skip saying why not.  An interpreter of a
+    root (I.root) is built for against the root's headers, into a directory the root
+    sees at the same path (the repository)."""
     inc, suffix = facts[0], facts[1]
-    if sources_release(GREENLET_SOURCES) != SUPPORTED_GREENLET or \
-            not os.path.exists(os.path.join(GREENLET_SOURCES, 'greenlet.cpp')):
-        raise rt.Skip('no greenlet %s sources in %s (Debian python3-greenlet)'
-                      % (SUPPORTED_GREENLET, GREENLET_SOURCES))
+    if sources_release(src) != release or not os.path.exists(os.path.join(src, 'greenlet.cpp')):
+        raise rt.Skip('no greenlet %s sources in %s (%s)' % (release, src, whose))
     gxx = shutil.which('g++')
     if not gxx:
-        raise rt.Skip('no g++ to build greenlet %s for %s' % (SUPPORTED_GREENLET, I.exe))
+        raise rt.Skip('no g++ to build greenlet %s for %s' % (release, I.exe))
+    root = getattr(I, 'root', None)
+    # A root's pyconfig.h includes <x86_64-linux-gnu/python3.X/pyconfig.h>: found in the
+    # root after this machine's own C library headers.
+    incs = ['-I' + root + inc, '-idirafter', os.path.join(root, 'usr', 'include')] if root \
+        else ['-I' + inc]
     key = hashlib.sha1(os.path.realpath(I.exe).encode()).hexdigest()[:10]
-    base = os.path.join(rt.ROOT, 'build', 'greenlet-' + SUPPORTED_GREENLET)
+    base = os.path.join(rt.ROOT, 'build', 'greenlet-' + release)
     final = os.path.join(base, '%d.%d-%s' % (I.ver[0], I.ver[1], key))
     so = os.path.join(final, 'greenlet', '_greenlet' + suffix)
     if os.path.exists(so):
@@ -116,21 +144,21 @@ def build_greenlet(rt, I, facts):
     tmp = final + '.tmp%d' % os.getpid()
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(os.path.join(tmp, 'greenlet'))
-    shutil.copy(os.path.join(GREENLET_SOURCES, '__init__.py'), os.path.join(tmp, 'greenlet'))
-    argv = [gxx, '-O1', '-shared', '-fPIC', '-fno-strict-aliasing', '-w', '-I' + inc,
-            os.path.join(GREENLET_SOURCES, 'greenlet.cpp'),
+    shutil.copy(os.path.join(src, '__init__.py'), os.path.join(tmp, 'greenlet'))
+    argv = [gxx, '-O1', '-shared', '-fPIC', '-fno-strict-aliasing', '-w'] + incs + [
+            os.path.join(src, 'greenlet.cpp'),
             '-o', os.path.join(tmp, 'greenlet', '_greenlet' + suffix)]
     t0 = time.time()
     try:
         res = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
     except (OSError, subprocess.TimeoutExpired) as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise rt.Skip('building greenlet %s for %s failed: %s' % (SUPPORTED_GREENLET, I.exe, e))
+        raise rt.Skip('building greenlet %s for %s failed: %s' % (release, I.exe, e))
     if res.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         first = [ln for ln in res.stdout.decode('utf-8', 'replace').split('\n') if 'error' in ln]
         raise rt.Skip('building greenlet %s for %s failed: %s' % (
-            SUPPORTED_GREENLET, I.exe, (first or ['g++ exit %d' % res.returncode])[0][:300]))
+            release, I.exe, (first or ['g++ exit %d' % res.returncode])[0][:300]))
     with open(os.path.join(tmp, 'build-seconds'), 'w') as f:
         f.write('%.2f\n' % (time.time() - t0))
     try:
@@ -152,9 +180,6 @@ def group(ctx, I, rt):
         rel = state['release']
         if rel is None:
             raise rt.Skip('gevent is not importable by %s' % I.exe)
-        if rel != SUPPORTED_GREENLET or I.ver[:2] != (3, 11):
-            raise rt.Skip('greenlet %s on Python %d.%d: only greenlet %s on 3.11 is read yet'
-                          % (rel, I.ver[0], I.ver[1], SUPPORTED_GREENLET))
 
     def start(*extra):
         t = e2e_states.Proc(rt, ctx, [I.exe, path, '--max-life', str(rt.TARGET_LIFE)] + list(extra),
@@ -366,6 +391,19 @@ def group(ctx, I, rt):
         else:
             raw_check(build_greenlet(rt, I, f), SUPPORTED_GREENLET)
 
+    def greenlet3():
+        """The package directory of greenlet 3.3.2 for I: None for the interpreter's own
+        (the root's 3.14 and 3.15), else built here from the root's sources of it."""
+        f = facts()
+        if f[2] == GREENLET3:
+            return None
+        src, whose = greenlet3_sources(rt)
+        return build_greenlet(rt, I, f, GREENLET3, src, whose)
+
+    def raw_3():
+        """greenlet 3.3.2 (3.7+), the interpreter's own or built from the root's sources."""
+        raw_check(greenlet3(), GREENLET3)
+
     def raw_stripped():
         """2.7 and 3.6 keep the generation lists in statics: with the interpreter's library
         stripped of .symtab, found from the pointer it exports to them."""
@@ -387,34 +425,43 @@ def group(ctx, I, rt):
                   env=['LD_LIBRARY_PATH=' + libdir])
 
     def unknown_release():
-        """A greenlet whose __version__ the table does not know: one line saying so, exit 1."""
-        if I.ver[:2] >= (3, 12):
-            raise rt.Skip('greenlet %s does not support Python %d.%d'
-                          % (SUPPORTED_GREENLET, I.ver[0], I.ver[1]))
+        """A greenlet whose __version__ the table does not know: one line saying so, exit 1.
+        Up to 3.11 greenlet 2.0.2 made 2.0.99, from 3.12 3.3.2 made 3.3.99."""
         f = facts()
-        src = GREENLET_SOURCES if f[2] == SUPPORTED_GREENLET else \
-            os.path.join(build_greenlet(rt, I, f), 'greenlet')
+        if I.ver[:2] < (3, 12):
+            release, fake, first = SUPPORTED_GREENLET, '2.0.99', '2.0.0'
+            src = GREENLET_SOURCES if f[2] == SUPPORTED_GREENLET else \
+                os.path.join(build_greenlet(rt, I, f), 'greenlet')
+        else:
+            release, fake = GREENLET3, '3.3.99'
+            built = greenlet3()
+            src = os.path.join(built, 'greenlet') if built else greenlet_package_dir()
+            # The first release the table has for this Python.
+            first = {(3, 12): '3.0.0', (3, 13): '3.1.0'}.get(I.ver[:2], '3.2.2')
         pkgdir = ctx.mkdtemp('greenlet-')
         dst = os.path.join(pkgdir, 'greenlet')
         shutil.copytree(src, dst, ignore=shutil.ignore_patterns('tests', '__pycache__', '*.cpp',
                                                                 '*.hpp', '*.h', 'platform'))
         init = os.path.join(dst, '__init__.py')
         with open(init) as fi:
-            text = fi.read().replace("__version__ = '%s'" % SUPPORTED_GREENLET,
-                                     "__version__ = '2.0.99'")
+            text = fi.read()
+        edited = re.sub(r'^__version__ = [\'"]%s[\'"]$' % re.escape(release),
+                        "__version__ = '%s'" % fake, text, count=1, flags=re.M)
+        if edited == text:
+            raise rt.Failure('%s has no __version__ %s to edit' % (init, release))
         with open(init, 'w') as fo:
-            fo.write(text)
+            fo.write(edited)
         argv = ['env', 'PYTHONPATH=' + pkgdir, I.exe, os.path.join(rt.TARGETS, RAW_TARGET),
                 '--max-life', str(rt.TARGET_LIFE)]
         t = e2e_states.Proc(rt, ctx, argv, RAW_TARGET)
         try:
             info = t.expect_line('READY')
             P = rt.Problems()
-            P.expect(info['greenlet'] == '2.0.99', 'target runs greenlet %r' % info['greenlet'])
+            P.expect(info['greenlet'] == fake, 'target runs greenlet %r' % info['greenlet'])
             res = rt.run([rt.PYSTROBE, 'dump', '-p', str(t.pid), '--greenlets'], rt.T_DUMP)
-            rt.check_one_line_error(P, res, 1, words=('greenlet 2.0.99 on Python %d.%d is not '
-                                                      'supported' % (I.ver[0], I.ver[1]),
-                                                      '(known there: 2.0.0-'))
+            rt.check_one_line_error(P, res, 1, words=('greenlet %s on Python %d.%d is not '
+                                                      'supported' % (fake, I.ver[0], I.ver[1]),
+                                                      '(known there: %s' % first))
             P.fail_if_any(res.describe())
         finally:
             t.close()
@@ -433,7 +480,7 @@ def group(ctx, I, rt):
         if pkgdir:
             argv = ['env', 'PYTHONPATH=' + pkgdir] + argv
         pkg = lib_info(I.exe, 'gevent')[1] if lib == 'gevent' else None
-        want = deep_expected(rt, lib, pkg)
+        want = deep_expected(rt, lib, pkg, getattr(I, 'root', None))
         t = e2e_states.Proc(rt, ctx, argv, DEEP)
         try:
             info = t.expect_line('READY')
@@ -538,6 +585,24 @@ def group(ctx, I, rt):
         else:
             deep_check('greenlet', build_greenlet(rt, I, f), SUPPORTED_GREENLET)
 
+    def deep_3():
+        """Greenlets parked deep, greenlet 3.3.2 alone (the interpreter's own or built)."""
+        deep_check('greenlet', greenlet3(), GREENLET3)
+
+    def greenlet_package_dir():
+        """The directory of the greenlet package the interpreter imports, as this machine
+        sees it (a root interpreter's inside its root)."""
+        try:
+            out = subprocess.run([I.exe, '-c', 'import os, greenlet; '
+                                  'print(os.path.dirname(greenlet.__file__))'],
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise rt.Failure('cannot ask %s where greenlet is: %s' % (I.exe, e))
+        d = out.stdout.decode().strip()
+        if out.returncode != 0 or not d:
+            raise rt.Failure('%s does not say where greenlet is' % I.exe)
+        return (getattr(I, 'root', None) or '') + d
+
     def deep_dirs():
         """Greenlets parked deep, with each greenlet of PYSTROBE_TEST_GREENLET_DIRS built
         for this interpreter."""
@@ -568,8 +633,11 @@ def group(ctx, I, rt):
     # on most interpreters would hide a new skip among its own.
     if I.ver[:2] < (3, 12):     # greenlet 2.0.2 builds up to 3.11
         R.case(pfx + 'raw-2.0.2', raw_202)
-        R.case(pfx + 'unknown-release', unknown_release)
         R.case(pfx + 'deep-2.0.2', deep_202)
+    if I.ver[:2] >= (3, 7):     # greenlet 3.3.2 builds from 3.7
+        R.case(pfx + 'raw-' + GREENLET3, raw_3)
+        R.case(pfx + 'deep-' + GREENLET3, deep_3)
+    R.case(pfx + 'unknown-release', unknown_release)
     R.case(pfx + 'raw-dirs', raw_dirs)
     R.case(pfx + 'deep-dirs', deep_dirs)
     if I.ver[:2] in ((2, 7), (3, 6)):
@@ -599,11 +667,14 @@ def frames_of(frames):
     return [(f.get('function'), f.get('file'), f.get('line')) for f in frames]
 
 
-def deep_expected(rt, lib, pkg=None):
+def deep_expected(rt, lib, pkg=None, root=None):
     """deep_greenlets.py's summary under lib ('gevent', its package directory in pkg;
     or 'greenlet') as sorted (count, state, frames), frames innermost first as
     (function, file, line)."""
     path = os.path.join(rt.TARGETS, DEEP)
+
+    def line(p, func, pattern):
+        return source_line(p, func, pattern, root)
 
     def L(fn, marker):
         return (fn, path, rt.line_of(path, marker))
@@ -614,7 +685,7 @@ def deep_expected(rt, lib, pkg=None):
     shallow = [L('shallow', 'shallow')]
     if lib == 'gevent':
         hub = os.path.join(pkg, 'hub.py')
-        sleep = ('sleep', hub, source_line(hub, 'sleep', r'hub\.wait\(t\)'))
+        sleep = ('sleep', hub, line(hub, 'sleep', r'hub\.wait\(t\)'))
         groups = [
             (DEEP_WAIT, 'parked', chain(DEPTH)),
             (DEEP_SLEEP, 'parked', [sleep] + chain(DEPTH)),
@@ -622,7 +693,7 @@ def deep_expected(rt, lib, pkg=None):
             (SHALLOW, 'parked', shallow),
             (1, 'parked', [sleep, L('park_gevent', 'park'), L('with_gevent', 'with-gevent'),
                            L('main', 'main-gevent'), L('<module>', 'module')]),
-            (1, 'running', [('Hub.run', hub, source_line(hub, 'run', r'loop\.run\(\)'))]),
+            (1, 'running', [('Hub.run', hub, line(hub, 'run', r'loop\.run\(\)'))]),
         ]
     else:
         # The main greenlet runs (asleep in time.sleep): its frames are its thread's.
@@ -706,9 +777,10 @@ def lib_info(exe, lib):
     return tuple(lines) if out.returncode == 0 and len(lines) == 2 else None
 
 
-def source_line(path, func, pattern):
-    """The line (1-based) of the first line matching regex pattern inside `def func(` in path."""
-    with open(path, encoding='utf-8') as f:
+def source_line(path, func, pattern, root=None):
+    """The line (1-based) of the first line matching regex pattern inside `def func(` in path
+    (as the target names it: inside root, for an interpreter of a root)."""
+    with open((root or '') + path, encoding='utf-8') as f:
         lines = f.read().split('\n')
     for i, text in enumerate(lines):
         m = re.match(r'^(\s*)def %s\(' % re.escape(func), text)
@@ -724,10 +796,14 @@ def source_line(path, func, pattern):
     raise RuntimeError('no line %r in def %s in %s' % (pattern, func, path))
 
 
-def crowd_expected(rt, lib, pkg):
-    """greenlet_crowd.py's summary for lib (its package in pkg) as sorted (count, state,
-    frames), frames innermost first as (function, file, line)."""
+def crowd_expected(rt, lib, pkg, root=None):
+    """greenlet_crowd.py's summary for lib (its package in pkg, inside root for an
+    interpreter of a root) as sorted (count, state, frames), frames innermost first as
+    (function, file, line)."""
     path = os.path.join(rt.TARGETS, CROWD)
+
+    def line(p, func, pattern):
+        return source_line(p, func, pattern, root)
 
     def L(fn, marker):
         return (fn, path, rt.line_of(path, marker))
@@ -735,38 +811,38 @@ def crowd_expected(rt, lib, pkg):
     head = [L('park', 'park'), L('crowd', 'main'), L('main', 'crowd'), L('<module>', 'module')]
     if lib == 'gevent':
         hub = os.path.join(pkg, 'hub.py')
-        sleep = ('sleep', hub, source_line(hub, 'sleep', r'hub\.wait\(t\)'))
+        sleep = ('sleep', hub, line(hub, 'sleep', r'hub\.wait\(t\)'))
         groups = [
             (CROWD_COUNTS[0], 'parked', [L('take', 'take'), L('locker', 'locker')]),
             (CROWD_COUNTS[1], 'parked', [L('waiter', 'waiter')]),
             (CROWD_COUNTS[2], 'parked', [sleep, L('sleeper', 'sleeper')]),
             (1, 'parked', [sleep] + head),
-            (1, 'running', [('Hub.run', hub, source_line(hub, 'run', r'loop\.run\(\)'))]),
+            (1, 'running', [('Hub.run', hub, line(hub, 'run', r'loop\.run\(\)'))]),
         ]
     else:
         hub, sem, queue, gt, poll = (os.path.join(pkg, f) for f in (
             'hubs/hub.py', 'semaphore.py', 'queue.py', 'greenthread.py', 'hubs/poll.py'))
-        switch = ('BaseHub.switch', hub, source_line(hub, 'switch', r'return self\.greenlet\.switch\(\)'))
-        gmain = ('GreenThread.main', gt, source_line(gt, 'main', r'result = function\('))
-        sleep = ('sleep', gt, source_line(gt, 'sleep', r'^\s*hub\.switch\(\)'))
+        switch = ('BaseHub.switch', hub, line(hub, 'switch', r'return self\.greenlet\.switch\(\)'))
+        gmain = ('GreenThread.main', gt, line(gt, 'main', r'result = function\('))
+        sleep = ('sleep', gt, line(gt, 'sleep', r'^\s*hub\.switch\(\)'))
         # Semaphore.acquire without a timeout parks in its `while True:` loop.
-        acquire = source_line(sem, 'acquire', r'^\s*while True:') + 1
-        with open(sem, encoding='utf-8') as f:
+        acquire = line(sem, 'acquire', r'^\s*while True:') + 1
+        with open((root or '') + sem, encoding='utf-8') as f:
             if 'hubs.get_hub().switch()' not in f.read().split('\n')[acquire - 1]:
                 raise RuntimeError('%s:%d is not the switch of acquire' % (sem, acquire))
         groups = [
             (CROWD_COUNTS[0], 'parked', [switch, ('Semaphore.acquire', sem, acquire), L('take', 'take'),
                                 L('locker', 'locker'), gmain]),
             (CROWD_COUNTS[1], 'parked', [switch, ('Waiter.wait', queue,
-                                          source_line(queue, 'wait', r'return get_hub\(\)\.switch\(\)')),
+                                          line(queue, 'wait', r'return get_hub\(\)\.switch\(\)')),
                                  ('LightQueue.get', queue,
-                                  source_line(queue, 'get', r'return waiter\.wait\(\)')),
+                                  line(queue, 'get', r'return waiter\.wait\(\)')),
                                  L('getter', 'getter'), gmain]),
             (CROWD_COUNTS[2], 'parked', [switch, sleep, L('sleeper', 'sleeper'), gmain]),
             (1, 'parked', [switch, sleep] + head),
             # No descriptor is watched: the hub sleeps in time.sleep for the next timer.
-            (1, 'running', [('Hub.wait', poll, source_line(poll, 'wait', r'time\.sleep\(seconds\)')),
-                            ('BaseHub.run', hub, source_line(hub, 'run', r'self\.wait\(sleep_time\)'))]),
+            (1, 'running', [('Hub.wait', poll, line(poll, 'wait', r'time\.sleep\(seconds\)')),
+                            ('BaseHub.run', hub, line(hub, 'run', r'self\.wait\(sleep_time\)'))]),
         ]
     return sorted(groups, key=repr)
 
@@ -782,9 +858,6 @@ def crowd_group(ctx, I, rt):
         info = infos[lib]
         if info is None:
             raise rt.Skip('%s is not importable by %s' % (lib, I.exe))
-        if info[0] != SUPPORTED_GREENLET or I.ver[:2] != (3, 11):
-            raise rt.Skip('greenlet %s on Python %d.%d: only greenlet %s on 3.11 is read yet'
-                          % (info[0], I.ver[0], I.ver[1], SUPPORTED_GREENLET))
         return info[1]
 
     def start(lib, *extra):
@@ -800,7 +873,7 @@ def crowd_group(ctx, I, rt):
         return (fn, path, rt.line_of(path, marker))
 
     def expected(lib, pkg):
-        return crowd_expected(rt, lib, pkg)
+        return crowd_expected(rt, lib, pkg, getattr(I, 'root', None))
 
     def dump(pid, *args):
         res = rt.run([rt.PYSTROBE, 'dump', '-p', str(pid), '--greenlets'] + list(args), rt.T_DUMP)
@@ -930,6 +1003,7 @@ def crowd_group(ctx, I, rt):
         """A worker that spins without yielding is the running greenlet, in the main thread;
         the hub that switched to it is parked."""
         pkg = need(lib)
+        root = getattr(I, 'root', None)
         t = start(lib, '--locked', '1', '--waiting', '0', '--sleeping', '0', '--busy')
         try:
             res = dump(t.pid, '--json')
@@ -940,14 +1014,14 @@ def crowd_group(ctx, I, rt):
             spin = [L('spin', 'spin')]
             if lib == 'gevent':
                 hub = os.path.join(pkg, 'hub.py')
-                hub_frames = [('Hub.run', hub, source_line(hub, 'run', r'loop\.run\(\)'))]
+                hub_frames = [('Hub.run', hub, source_line(hub, 'run', r'loop\.run\(\)', root))]
             else:
                 hub, timer, gt = (os.path.join(pkg, f) for f in ('hubs/hub.py', 'hubs/timer.py',
                                                                 'greenthread.py'))
-                spin.append(('GreenThread.main', gt, source_line(gt, 'main', r'result = function\(')))
-                hub_frames = [('Timer.__call__', timer, source_line(timer, '__call__', r'cb\(\*args')),
-                              ('BaseHub.fire_timers', hub, source_line(hub, 'fire_timers', r'^\s*timer\(\)')),
-                              ('BaseHub.run', hub, source_line(hub, 'run', r'self\.fire_timers\('))]
+                spin.append(('GreenThread.main', gt, source_line(gt, 'main', r'result = function\(', root)))
+                hub_frames = [('Timer.__call__', timer, source_line(timer, '__call__', r'cb\(\*args', root)),
+                              ('BaseHub.fire_timers', hub, source_line(hub, 'fire_timers', r'^\s*timer\(\)', root)),
+                              ('BaseHub.run', hub, source_line(hub, 'run', r'self\.fire_timers\(', root))]
             P.expect(len(running) == 1 and running[0]['type'] == TYPES[lib][0] and
                      running[0].get('thread') == t.pid and frames_of(running[0]['frames']) == spin,
                      'running greenlets %r, expected one %s in thread %d at %r'
