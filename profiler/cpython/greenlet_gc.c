@@ -134,7 +134,7 @@ static int follow_list(struct mem *m, const struct pylayout *l, uint64_t head, i
             if ((ret = cached_read(m, pc, last, buf, hs + 16)) < 0)
                 return ret;
             uint64_t fresh = buf_u64(buf, backward ? 8 : 0) & ~(uint64_t)3;
-            if (!fresh || (fresh & 7) || fresh == last)
+            if (!fresh || ((fresh & 7) && fresh != head) || fresh == last)
                 return -EAGAIN;
             node = fresh;
             continue;
@@ -151,10 +151,11 @@ static int follow_list(struct mem *m, const struct pylayout *l, uint64_t head, i
             }
             st->found += (uint64_t)g;
         }
-        if (!next || (next & 7))
-            return -EAGAIN;
+        /* The head may be 4-aligned (Debian's 3.13: see gc313_generations); nodes are not. */
         if (next == head)
             return 0;
+        if (!next || (next & 7))
+            return -EAGAIN;
         if (++st->objects > GREENLET_MAX_OBJECTS)
             return -ELOOP;
         last = node;
@@ -403,6 +404,31 @@ static int static_gc_lists(struct pyrt *rt, struct greenlet_gc_lists *lists)
     return ret;
 }
 
+/*
+ * 3.13: where the generations are, from the gc state's `generation0`, its
+ * pointer to the first generation's head, after the three generations (at
+ * 96 in the state either way).  Debian's python3.13 (3.13.5 on, its
+ * gchead-alignment patch) declares PyGC_Head aligned to 4, which on x86-64
+ * lowers its alignment from 8: the generations then begin 20 bytes into the
+ * state, not the 24 of the table (and of CPython's own builds).  The table's
+ * place stays when generation0 points anywhere else.
+ */
+#define GC313_GENERATION0 96
+
+static uint64_t gc313_generations(struct pyrt *rt, uint64_t table_place)
+{
+    const struct pylayout *l = &rt->layout;
+    if (l->major != 3 || l->minor != 13 || l->gc_state_generations < 0 ||
+        table_place < (uint64_t)l->gc_state_generations)
+        return table_place;
+    uint64_t state = table_place - (uint64_t)l->gc_state_generations, gen0 = 0;
+    uint64_t end = (uint64_t)GC313_GENERATION0 - GC_GENERATIONS * (uint64_t)l->gc_generation_size;
+    if (mem_read_u64(rt->mem, state + GC313_GENERATION0, &gen0) < 0 || (gen0 & 3) ||
+        gen0 < state + 8 || gen0 > state + end)
+        return table_place;
+    return gen0;
+}
+
 int greenlet_gc_lists_of(struct pyrt *rt, uint64_t interp, struct greenlet_gc_lists *lists)
 {
     const struct pylayout *l = &rt->layout;
@@ -410,7 +436,7 @@ int greenlet_gc_lists_of(struct pyrt *rt, uint64_t interp, struct greenlet_gc_li
     if (l->gc_head_size <= 0)
         return -ENOTSUP;
     if (l->is_gc_generations >= 0) {
-        lists->generations = interp + (uint64_t)l->is_gc_generations;
+        lists->generations = gc313_generations(rt, interp + (uint64_t)l->is_gc_generations);
         if (l->is_gc_collecting >= 0)
             lists->collecting = interp + (uint64_t)l->is_gc_collecting;
         return 0;

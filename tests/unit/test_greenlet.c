@@ -10,6 +10,7 @@
 #include "profiler/cpython/greenlet.h"
 #include "profiler/cpython/greenlet_gc.h"
 #include "profiler/cpython/greenlet_layout.h"
+#include "profiler/cpython/pyrt.h"
 #include "test.h"
 
 /* The fake image: a segment of objects, types and frames at BASE. */
@@ -671,6 +672,49 @@ TEST(generation_lists_with_32_byte_heads)
         objs = NULL;
         n = 0;
         CHECK_INT(greenlet_gc_walk_lists(f.m, f.l, &lists, type_at(0), &objs, &n, &st), -EBUSY);
+        free(objs);
+        mem_free(f.m);
+    }
+}
+
+/*
+ * 3.13: the generations are where the gc state's generation0 points: 24 bytes into
+ * the state in CPython's builds, 20 in Debian's (PyGC_Head aligned to 4, the heads
+ * 4-aligned); a generation0 pointing elsewhere leaves the table's place.
+ */
+TEST(generations_of_3_13_where_generation0_points)
+{
+    static struct fake f;
+    static struct pyrt rt;
+    const struct pylayout *l = layout_for(3, 13);
+    REQUIRE(l != NULL && l->gc_state_generations == 24 && l->gc_generation_size == 24);
+    for (int v = 0; v < 3; v++) {
+        memset(&f, 0, sizeof(f));
+        f.l = l;
+        put64(&f, type_at(1) + 256, type_at(0));
+        uint64_t state = BASE + 0x3000, at = v == 1 ? 20 : 24;
+        uint64_t interp = state + 24 - (uint64_t)l->is_gc_generations;
+        int ks[3][2] = {{0, 1}, {2, 3}, {4, 5}};
+        for (int g = 0; g < 3; g++)
+            fake_list_old(&f, state + at + (uint64_t)g * 24, 16, ks[g], 2);
+        put64(&f, state + 96, v == 2 ? state + 0x1000 : state + at);
+        fake_map(&f);
+        memset(&rt, 0, sizeof(rt));
+        rt.mem = f.m;
+        rt.layout = *l;
+        rt.major = 3;
+        rt.minor = 13;
+        struct greenlet_gc_lists lists;
+        CHECK_INT(greenlet_gc_lists_of(&rt, interp, &lists), 0);
+        CHECK_U64(lists.generations, state + at);
+        uint64_t *objs = NULL;
+        size_t n = 0;
+        struct greenlet_stats st = {0};
+        CHECK_INT(greenlet_gc_walk_lists(f.m, f.l, &lists, type_at(0), &objs, &n, &st), 0);
+        REQUIRE(n == 3);
+        for (int g = 0; g < 3; g++)
+            CHECK_U64(objs[g], node_at(2 * g) + 16);
+        CHECK_U64(st.objects, 6);
         free(objs);
         mem_free(f.m);
     }
