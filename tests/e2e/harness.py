@@ -42,12 +42,13 @@ from interps import discover, pyenv_root  # noqa: E402,F401  (one discovery for 
 THREADS_PY = os.path.join(TARGETS, 'threads.py')
 # The Debian unstable root of the newest interpreters (.ci/sid-root): tests that use
 # what it ships (greenlet 3.x's sources) find it here.
-TEST_ROOT_DEFAULT = '/var/cache/pystrobe/sid'
+TEST_ROOT_DEFAULT = '/var/cache/pystrobe/sid-root'   # as .ci/sid-root and test_layout.c
 
 
 def test_root():
     """Where the Debian root is: $PYSTROBE_TEST_ROOT, else TEST_ROOT_DEFAULT."""
     return os.environ.get('PYSTROBE_TEST_ROOT') or TEST_ROOT_DEFAULT
+
 
 FILES = {
     'threads': THREADS_PY,
