@@ -26,7 +26,7 @@ test names carry the labels (3.12.1/dump-json, debian-3.11.2/record-idle).
 A root interpreter's I.exe is a wrapper made here (build/root-interps/),
 a shell script in which every step execs the next, so that the process
 the harness spawns (and its PID) becomes the interpreter: `unshare --mount`,
-the repository, /tmp ($TMPDIR), /proc and /dev bind-mounted at the same
+the repository, /tmp ($TMPDIR), /proc, /dev and /sys bind-mounted at the same
 paths inside the root (private to that process), then `unshare --root=DIR
 --wd=CWD /usr/bin/python3.X ARGS`.  Scripts and files under the repository
 and /tmp are thus the same paths inside and out.  What the target itself
@@ -39,6 +39,7 @@ which drops root) applied inside the root, after the mounts.
 Stdlib only; Python 3.6+.
 """
 import glob
+import hashlib
 import os
 import re
 import shutil
@@ -70,6 +71,18 @@ class Interp(object):
     def host_exe(self):
         """The interpreter's binary, as a path on this machine (realpath)."""
         return os.path.realpath(self.root + self.inner if self.root else self.exe)
+
+    def wrap(self, inner):
+        """An executable that runs inner (a path inside the root: a venv's
+        python, a copy of the binary under /tmp) as I.exe runs the root's
+        interpreter; inner itself for the other kinds."""
+        return make_wrapper(self.root, inner) if self.root else inner
+
+    def host_view(self, inner):
+        """How this machine's /proc (maps, exe links) names a file the
+        interpreter sees at inner: its mount namespace is not ours, so the
+        kernel names it from that namespace's top, the root's path first."""
+        return self.root + inner if self.root else inner
 
     def argv_as(self, prefix, argv):
         """argv (which starts with self.exe) run through prefix (e.g. setpriv
@@ -171,6 +184,7 @@ for d in $binds; do
 done
 mount --rbind /proc "$root/proc"
 mount --rbind /dev "$root/dev"
+mount --rbind /sys "$root/sys"
 wd=$(pwd)
 if [ ! -d "$root$wd" ]; then
     echo "$0: the working directory $wd is not inside $root (only $binds are)" >&2
@@ -193,7 +207,10 @@ def make_wrapper(root, inner):
     if tmpdir and os.path.isabs(tmpdir) and os.path.realpath(tmpdir) not in binds:
         binds.append(os.path.realpath(tmpdir))
     d = os.path.join(REPO, 'build', 'root-interps', re.sub(r'[^A-Za-z0-9.-]', '_', root.strip('/')))
-    path = os.path.join(d, os.path.basename(inner))
+    name = os.path.basename(inner)
+    if inner != '/usr/bin/' + name:     # a venv's python, a copy: one wrapper per path
+        name += '-' + hashlib.sha1(inner.encode()).hexdigest()[:10]
+    path = os.path.join(d, name)
     text = WRAPPER % {'root': root, 'inner': inner, 'qroot': shq(root),
                       'binds': shq('\x1f'.join(binds)), 'name': shq(path)}
     try:

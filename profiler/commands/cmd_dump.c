@@ -94,6 +94,8 @@ static struct srcfiles *source_files(struct session *s, pid_t pid, const char *c
         /* --root: absolute paths as the process saw them. */
         const char *croot = core_root(mem_core(s->mem));
         sf = srcfiles_new(croot ? croot : "", "");
+        if (croot)
+            srcfiles_set_fallback(sf, "");
     } else {
         snprintf(r, sizeof(r), "/proc/%d/root", (int)pid);
         snprintf(cwd, sizeof(cwd), "/proc/%d/cwd", (int)pid);

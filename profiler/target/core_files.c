@@ -120,8 +120,10 @@ int core_open_candidate_in(struct core *c, size_t i, const char *root, const cha
     hex(h, have, nh);
     return pserr_set(err, ESTALE, "%s%s%.300s is not the file that process %d had mapped as "
                      "%.300s (build-id %s in core %.300s, %s in the file): give the right "
-                     "one with --exe", root ? root : "", root ? "/" : "", path + (root && *path == '/'),
-                     (int)core_pid(c), c->files[i].path, w, c->path, nh > 0 ? h : "none");
+                     "one with --exe%s", root ? root : "", root ? "/" : "",
+                     path + (root && *path == '/'), (int)core_pid(c), c->files[i].path, w, c->path,
+                     nh > 0 ? h : "none", c->root ? "" : ", or --root DIR for a process that saw "
+                     "another file system (a container, a chroot)");
 }
 
 /* Opens file i of the core by the rules of core_open_mapped.  An fd or a negative errno. */

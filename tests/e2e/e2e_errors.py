@@ -257,7 +257,7 @@ def unknown_version_target(ctx, interps, targets):
                    key=lambda I: 0 if I.label.startswith(('debian-', 'system-')) else 1)
     for I in cands:
         lib = libpython_of(I.exe)
-        src = lib or os.path.realpath(I.exe)
+        src = lib or I.host_exe
         off = elf_symbol_offset(src, 'Py_Version')
         if off is None:
             tried.append('%s: no Py_Version symbol' % src)
@@ -275,11 +275,11 @@ def unknown_version_target(ctx, interps, targets):
             f.seek(off)
             f.write(struct.pack('<I', 0x030e00f0))
         env = dict(os.environ, LD_LIBRARY_PATH=d) if lib else None
-        t = Target(ctx.tmp, I.exe if lib else copy, ver=I.ver, only_busy=True, env=env)
+        t = Target(ctx.tmp, I.exe if lib else I.wrap(copy), ver=I.ver, only_busy=True, env=env)
         targets.append(t)
         t.wait_ready()
         mapped = python_binary_of(t.pid)
-        if mapped != copy:
+        if mapped != I.host_view(copy):
             raise Failure('setup: target runs %r, not the patched %r' % (mapped, copy))
         t.settle()
         return t

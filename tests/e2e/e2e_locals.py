@@ -220,10 +220,11 @@ def group(ctx, I, rt):
         t = start(path)
         try:
             doc, th, res = parked_dump(t, path, ['--locals'])
-            core = e2e_core.gcore(rt, t.pid, ctx.mkdtemp('locals-core-'))
+            core = e2e_core.gcore(rt, t.pid, ctx.mkdtemp('locals-core-'), I)
         finally:
             t.close()
-        res = rt.run([rt.PYSTROBE, 'dump', '--core', core, '--json', '--locals', '--source'], rt.T_DUMP)
+        res = rt.run([rt.PYSTROBE, 'dump', '--core', core, '--json', '--locals', '--source'] +
+                     (['--root', I.root] if I.root else []), rt.T_DUMP)
         P = rt.Problems()
         P.expect(res.rc == 0, 'exit status %s' % res.rc)
         cth = [x for x in json.loads(res.out_text)['threads'] if x['tid'] == t.pid] if res.rc == 0 else []

@@ -282,3 +282,36 @@ TEST(open_regular_in_stays_in_root)
     CHECK_INT(open_regular_in(root, "/proc/self/exe", &st), -ENOENT);
     remove_dir();
 }
+
+/* A fallback base: only for files not under the root, never for ones refused there. */
+TEST(fallback_only_for_missing_files)
+{
+    make_dir();
+    char root[128], path[192];
+    snprintf(root, sizeof(root), "%s/root", dir);
+    REQUIRE(mkdir(root, 0755) == 0);
+    write_file("root/here.py", "in root\n", 8);
+    write_file("gone.py", "outside\n", 8);
+    write_file("both.py", "outside\n", 8);
+    write_file("root/both.py", "in root\n", 8);
+    snprintf(path, sizeof(path), "%s/link.py", root);
+    REQUIRE(symlink("both.py", path) == 0);
+    write_file("link.py", "outside\n", 8);
+    struct srcfiles *sf = srcfiles_new(root, root);
+    srcfiles_set_fallback(sf, dir);
+    struct srcline v[1];
+    size_t n;
+    CHECK_INT(srcfiles_lines(sf, "/here.py", 1, 0, v, &n), 0);
+    CHECK_STR(v[0].text, "in root");
+    srclines_release(v, n);
+    CHECK_INT(srcfiles_lines(sf, "/gone.py", 1, 0, v, &n), 0);
+    CHECK_STR(v[0].text, "outside");
+    srclines_release(v, n);
+    CHECK_INT(srcfiles_lines(sf, "/both.py", 1, 0, v, &n), 0);
+    CHECK_STR(v[0].text, "in root");
+    srclines_release(v, n);
+    /* A link under the root is refused there, and not looked for elsewhere. */
+    CHECK_INT(srcfiles_lines(sf, "/link.py", 1, 0, v, &n), -ENOENT);
+    srcfiles_free(sf);
+    remove_dir();
+}
