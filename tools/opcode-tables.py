@@ -39,7 +39,8 @@ OLD_RETURNS = set(["RETURN_VALUE", "YIELD_VALUE"])
 QUIET = set(["LOAD_FAST", "LOAD_CONST", "RETURN_VALUE", "RETURN_CONST", "RETURN_GENERATOR",
              "RESUME", "LOAD_FAST_CHECK", "LOAD_FAST_AND_CLEAR", "LOAD_FAST_LOAD_FAST",
              "LOAD_FAST__LOAD_FAST", "LOAD_FAST__LOAD_CONST", "LOAD_CONST__LOAD_FAST",
-             "RESUME_CHECK"])
+             "RESUME_CHECK", "LOAD_FAST_BORROW", "LOAD_FAST_BORROW_LOAD_FAST_BORROW",
+             "LOAD_SMALL_INT"])
 # 3.13: POP_JUMP_IF_* test a bool or None only (TO_BOOL, which may call __bool__, comes first).
 QUIET_313 = set(["POP_JUMP_IF_TRUE", "POP_JUMP_IF_FALSE", "POP_JUMP_IF_NONE",
                  "POP_JUMP_IF_NOT_NONE"])
@@ -84,6 +85,11 @@ def main():
         for s in specs:
             family[s] = base
     quiet_names = QUIET | (QUIET_313 if v >= (3, 13) else set())
+    push_families = set(PUSH_FAMILIES)
+    # 3.14+: subscripts are BINARY_OP, whose BINARY_OP_SUBSCR_GETITEM pushes
+    # the frame of a class's __getitem__ itself.
+    if family.get("BINARY_OP_SUBSCR_GETITEM") == "BINARY_OP":
+        push_families.add("BINARY_OP")
 
     def base_of(name):
         if name.startswith("INSTRUMENTED_") and name[13:] in allmap:
@@ -107,7 +113,7 @@ def main():
         if is_operator(b, v):
             sets["operators"].append(num)
         if caches is not None:
-            if b in PUSH_FAMILIES:
+            if b in push_families:
                 sets["pushes"].append(num)
             if b in RESUME_FAMILIES:
                 sets["resumes"].append(num)

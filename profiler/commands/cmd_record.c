@@ -242,7 +242,7 @@ static void unreadable_summary(const struct sampler_result *r)
 }
 
 static void print_summary(const struct record_opts *o, const struct sampler_result *r,
-                          const struct agg *a)
+                          const struct agg *a, const struct pyrt *rt)
 {
     struct strbuf sb = STRBUF_INIT;
     double secs = (double)r->elapsed_ns / 1e9;
@@ -271,6 +271,12 @@ static void print_summary(const struct record_opts *o, const struct sampler_resu
         sb_addf(&sb, "; %" PRIu64 " stacks truncated at %d frames", r->truncated,
                 WALK_MAX_DEPTH);
     fprintf(stderr, "%s\n", sb.buf);
+    if (rt->layout.untested)
+        fprintf(stderr, "pystrobe: Python %s (not yet tested with pystrobe): read through its "
+                "_Py_DebugOffsets and %d.%d's tables; no bytecode table for %d.%d, so the %" PRIu64
+                " stacks were checked for tearing by their frame links only\n",
+                rt->version, rt->layout.major, layout_newest_minor(), rt->layout.major,
+                rt->layout.minor, r->stacks);
     torn_summary(r);
     unreadable_summary(r);
     if (r->ticks)
@@ -323,7 +329,8 @@ static void describe(struct profile *p, const struct record_opts *o, const char 
 }
 
 static int write_profile(struct outfile *out, const struct agg *a, const struct names *n,
-                         const struct record_opts *o, const struct sampler_result *r,
+                         const struct pyrt *rt, const struct record_opts *o,
+                         const struct sampler_result *r,
                          enum out_format fmt, const char *title, int64_t start_ns)
 {
     struct pserr err;
@@ -341,7 +348,7 @@ static int write_profile(struct outfile *out, const struct agg *a, const struct 
     size_t stacks = a->nstacks;
     char *path = xstrdup(out->path);
     int ret = outfile_commit(out, &err);
-    print_summary(o, r, a);
+    print_summary(o, r, a, rt);
     if (ret == 0)
         fprintf(stderr, "pystrobe: wrote %s (%zu distinct stacks)\n", path, stacks);
     free(path);
@@ -405,7 +412,7 @@ int cmd_record(int argc, char **argv)
     int64_t start_ns = (int64_t)wall_ns();
     sampler_run(&s, &so, &a, &r);
     /* The profile first: a closed stderr must not cost the profile. */
-    status = write_profile(&out, &a, s.names, &o, &r, fmt, title, start_ns);
+    status = write_profile(&out, &a, s.names, &s.rt, &o, &r, fmt, title, start_ns);
     free(title);
     agg_release(&a);
     if (child) {

@@ -224,7 +224,14 @@ void dump_print_text(struct session *s, const struct snapshot *sn, const struct 
     } else {
         sb_addf(out, "Process %d: %s\n", (int)s->pid, sb_str(&cmd));
     }
-    sb_addf(out, "Python %s (%s)\n", s->rt.version, path_base(s->rt.binary));
+    sb_addf(out, "Python %s%s (%s)\n", s->rt.version,
+            s->rt.layout.untested ? " (not yet tested with pystrobe)" : "",
+            path_base(s->rt.binary));
+    if (s->rt.layout.untested)
+        sb_addf(out, "Read through its _Py_DebugOffsets and %d.%d's tables; no bytecode table "
+                "for %d.%d, so stacks are checked for tearing by their frame links only.\n",
+                s->rt.layout.major, layout_newest_minor(), s->rt.layout.major,
+                s->rt.layout.minor);
     gil_text(s, sn, out);
     sb_release(&cmd);
     sb_addc(out, '\n');
@@ -285,6 +292,7 @@ void dump_print_json(struct session *s, const struct snapshot *sn, const struct 
     json_string(out, s->rt.version);
     sb_adds(out, ", \"binary\": ");
     json_string(out, s->rt.binary);
+    sb_addf(out, ", \"tested\": %s", s->rt.layout.untested ? "false" : "true");
     sb_adds(out, "},\n \"gil_holder\": ");
     long h = gil_holder(sn);
     if (h >= 0 && s->threads[sn->st[h].tracked].tid > 0)

@@ -80,6 +80,8 @@ enum managed_dict_kind {
 
 struct pylayout {
     int major, minor;
+    int untested;               /* a newer minor than pystrobe knows, read through the
+                                 * debug offsets it carries and the newest table */
 
     /* Symbols of the interpreter's ELF file */
     const char *runtime_symbol;     /* where the runtime state is: _PyRuntime (3.7+), or
@@ -104,6 +106,8 @@ struct pylayout {
     int is_modules;
     int is_gc_generations;      /* 3.9+: the gc_generation array (3 heads of 24 bytes) */
     int is_gc_collecting;       /* 3.9+: gc.collecting, set while a collection relinks the lists */
+    int gc_state_generations;   /* 3.13+: the generations' offset in the gc state (the debug
+                                 * offsets give where the gc state is) */
     int gc_head_size;           /* sizeof(PyGC_Head): the object follows it */
     int gc_generation_size;     /* sizeof(struct gc_generation): head, threshold, count */
     int rt_gc_generations;      /* 3.7, 3.8: the generations in _PyRuntime.gc */
@@ -131,6 +135,8 @@ struct pylayout {
     /* _PyInterpreterFrame (3.11+) */
     int if_previous, if_code, if_instr, if_owner, if_size;
     int owner_cstack;           /* owner value of C-stack shim frames, -1 if none */
+    int owner_cstack2;          /* 3.14: a second owner value of frames without code, else -1 */
+    int owner_max;              /* the largest owner value a frame can have */
     int if_is_entry;            /* 3.11: the flag marking a C-level eval call's first frame */
     int code_tagged;            /* f_executable is a tagged stack reference (3.14+) */
     /* _PyStackChunk (3.11+) */
@@ -190,6 +196,14 @@ struct pylayout {
     const char *thread_native_id_attr;  /* 3.8+: its Linux thread id, else NULL */
 };
 
+/* 1 when a 3.12+ frame owned by owner is one without code of its own (the
+ * eval loop's entry shim, a C-stack frame): it is passed over. */
+static inline int layout_owner_shim(const struct pylayout *l, int owner)
+{
+    return l->owner_cstack >= 0 &&
+           (owner == l->owner_cstack || (l->owner_cstack2 >= 0 && owner == l->owner_cstack2));
+}
+
 /* The built-in table for major.minor, or NULL when pystrobe does not know it. */
 const struct pylayout *layout_for(int major, int minor);
 
@@ -203,17 +217,30 @@ void layout_code_facts(const struct pylayout *l, struct code_facts *out);
 /* What naming needs of the strings of the version of l, filled from l. */
 void layout_str_facts(const struct pylayout *l, struct pystr_layout *out);
 
-/* Size of the _Py_DebugOffsets prefix layout_from_debug_offsets reads. */
-#define DEBUG_OFFSETS_SIZE 584
+/* Bytes of _PyRuntime read for its _Py_DebugOffsets: more than the
+ * largest known (3.15: 888), and what a newer minor is read with. */
+#define DEBUG_OFFSETS_SIZE 1024
 #define DEBUG_OFFSETS_COOKIE "xdebugpy"
+
+/* The newest minor of 3.x whose table pystrobe has. */
+int layout_newest_minor(void);
+
+/*
+ * The uint64 slot of the named field of _Py_DebugOffsets ("thread_state.next",
+ * as CPython names it) in 3.minor's, or -1 when pystrobe does not read that
+ * field or know that version.  Slot 0 is the cookie.
+ */
+int layout_debug_slot(int minor, const char *field);
 
 /*
  * Fills *out from the _Py_DebugOffsets at the start of a 3.13+ _PyRuntime
  * (buf holds len bytes of it): checks the cookie, that the version is one
- * pystrobe knows, that the build is not free-threaded, and that every offset
- * is within its structure; takes the fields the table lacks from the
+ * pystrobe knows, or a newer 3.x (read as the newest it knows, marked
+ * untested), that the build is not free-threaded, and that every offset is
+ * within its structure; takes the fields the debug offsets lack from the
  * built-in table for that version.  Returns 0, or a negative errno with err
- * filled: -EINVAL bad cookie or offsets, -ENOTSUP unknown version or build.
+ * filled (naming the field at fault): -EINVAL bad cookie or offsets,
+ * -ENOTSUP unknown version or build.
  */
 int layout_from_debug_offsets(struct pylayout *out, const void *buf, size_t len,
                               struct pserr *err);

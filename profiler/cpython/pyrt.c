@@ -173,7 +173,9 @@ static int top_frame_ok(struct pyrt *rt, const unsigned char *ts)
             return 0;
         uint8_t owner = f[l->if_owner];
         memcpy(&code, f + l->if_code, 8);
-        if ((int)owner != l->owner_cstack)
+        if (l->code_tagged)
+            code &= ~(uint64_t)3;
+        if (!layout_owner_shim(l, owner))
             return pyrt_type_is(rt, code, "code");
         memcpy(&frame, f + l->if_previous, 8);
     }
@@ -405,6 +407,10 @@ static int find_version(struct pyrt *rt, struct elf_file *ef, struct pserr *err)
         return not_python(rt, err, "cannot tell the Python version of its interpreter");
     }
     const struct pylayout *l = layout_for(rt->major, rt->minor);
+    /* A newer 3.x is attempted as the newest known until its own debug
+     * offsets (apply_debug_offsets) say where its fields are. */
+    if (!l && rt->major == 3 && rt->minor > layout_newest_minor())
+        l = layout_for(3, layout_newest_minor());
     if (!l)
         return pserr_set(err, ENOTSUP,
                          "process %d runs Python %s, which pystrobe does not support "
@@ -468,8 +474,23 @@ static int apply_debug_offsets(struct pyrt *rt, struct pserr *err)
         return pserr_set(err, -ret, "cannot read _Py_DebugOffsets of process %d: %s",
                          (int)rt->pid, strerror(-ret));
     struct pylayout l;
-    if ((ret = layout_from_debug_offsets(&l, buf, sizeof(buf), err)) < 0)
+    if ((ret = layout_from_debug_offsets(&l, buf, sizeof(buf), err)) < 0) {
+        if (rt->minor > layout_newest_minor()) {
+            /* Say why a newer version cannot be read, and what would. */
+            char why[sizeof(err->msg)];
+            snprintf(why, sizeof(why), "%s", err->msg);
+            return pserr_set(err, ENOTSUP,
+                             "process %d runs Python %s, newer than pystrobe knows (%s), and "
+                             "cannot be read through what it says of itself: %s",
+                             (int)rt->pid, rt->version, layout_supported(), why);
+        }
         return ret;
+    }
+    if (l.major != rt->major || l.minor != rt->minor)
+        return pserr_set(err, EINVAL,
+                         "process %d: its _Py_DebugOffsets say Python %d.%d, its "
+                         "interpreter %s",
+                         (int)rt->pid, l.major, l.minor, rt->version);
     rt->layout = l;
     return 0;
 }

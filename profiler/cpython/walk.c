@@ -504,12 +504,12 @@ static void frame_info(struct walker *w, struct walk_frameinfo *info, size_t dep
     }
     size_t n = 0;
     for (size_t k = 0; k < w->nseen && n < depth; k++) {
-        if ((int)w->owners[k] == w->l->owner_cstack)
+        if (layout_owner_shim(w->l, w->owners[k]))
             continue;
         /* Entered from C: marked so (3.11), called from a shim (3.12+), or
          * the thread's outermost frame. */
         int entry = w->entries[k] || w->prevs[k] == 0 ||
-                    (k + 1 < w->nseen && (int)w->owners[k + 1] == w->l->owner_cstack);
+                    (k + 1 < w->nseen && layout_owner_shim(w->l, w->owners[k + 1]));
         info[n++] = (struct walk_frameinfo){.addr = w->chain[k], .entry = (uint8_t)entry};
     }
     for (; n < depth; n++)

@@ -163,10 +163,10 @@ static int is_shim(struct walker *w, const struct istack *s, uint64_t frame)
     else if (s->p)
         return (size_t)l->if_size <= sizeof(buf) &&
                parked_read(w, s->p, frame, buf, (size_t)l->if_size) == 0 &&
-               (int)buf[l->if_owner] == l->owner_cstack;
+               layout_owner_shim(l, buf[l->if_owner]);
     else if (mem_read(w->rt->mem, frame + (uint64_t)l->if_owner, &owner, 1) < 0)
         return 0;
-    return (int)owner == l->owner_cstack;
+    return layout_owner_shim(l, owner);
 }
 
 /*
@@ -199,7 +199,7 @@ static int parked_frame(struct walker *w, const struct walk_parked *p, uint64_t 
     int owner = buf[l->if_owner];
     *f = buf;
     if (owner == OWNED_BY_GENERATOR || owner == OWNED_BY_FRAME_OBJECT ||
-        (l->owner_cstack >= 0 && owner == l->owner_cstack && on_cstack(p, frame, fsize)))
+        (layout_owner_shim(l, owner) && on_cstack(p, frame, fsize)))
         return 0;
     return walk_set_torn(w, TORN_GARBAGE);
 }
@@ -395,7 +395,7 @@ int walk_iframes(struct walker *w, const struct istack *s, struct rawframe *out,
             return ret;
         uint8_t owner = f[l->if_owner];
         uint64_t code = buf_u64(f, l->if_code);
-        if ((int)owner == l->owner_cstack)
+        if (layout_owner_shim(l, owner))
             cs_note(a, frame, fsize);
         GROW(w->chain, w->chaincap, seen + 1);
         GROW(w->owners, w->ownerscap, seen + 1);
@@ -408,9 +408,9 @@ int walk_iframes(struct walker *w, const struct istack *s, struct rawframe *out,
         w->nseen = ++seen;
         if (l->code_tagged)
             code &= ~(uint64_t)3;
-        if (owner > 4)
+        if ((int)owner > l->owner_max)
             return walk_set_torn(w, TORN_GARBAGE);
-        if ((int)owner != l->owner_cstack) {
+        if (!layout_owner_shim(l, owner)) {
             if (!code || (code & 7))
                 return walk_set_torn(w, TORN_GARBAGE);
             uint64_t instr = buf_u64(f, l->if_instr);
@@ -435,7 +435,7 @@ int walk_iframes(struct walker *w, const struct istack *s, struct rawframe *out,
          * its frames past their shims.) */
         if (!prev && !s->p && (owner == OWNED_BY_GENERATOR || owner == OWNED_BY_FRAME_OBJECT ||
                       (l->if_is_entry >= 0 && !w->entries[seen - 1]) ||
-                      (l->owner_cstack >= 0 && (int)owner != l->owner_cstack)))
+                      (l->owner_cstack >= 0 && !layout_owner_shim(l, owner))))
             return walk_set_torn(w, TORN_ROOT);
         frame = prev;
         if (++lam == power) {
@@ -689,7 +689,7 @@ int walk_callee(struct walker *w, const struct walk_thread *t, uint64_t frame, u
         if (!sf && l->owner_cstack >= 0 && prev && !(prev & 7) && fsize <= sizeof(shim) &&
             mem_read(w->rt->mem, prev, shim, fsize) == 0)
             sf = shim;
-        if (!sf || (int)sf[l->if_owner] != l->owner_cstack || buf_u64(sf, l->if_previous) != frame)
+        if (!sf || !layout_owner_shim(l, sf[l->if_owner]) || buf_u64(sf, l->if_previous) != frame)
             return -ENOENT;
         entry = 1;
     }

@@ -18,7 +18,7 @@
 #include "symbolizer/codefacts.h"
 
 static const int supported[][2] = {
-    {2, 7}, {3, 6}, {3, 7}, {3, 8}, {3, 9}, {3, 10}, {3, 11}, {3, 12}, {3, 13},
+    {2, 7}, {3, 6}, {3, 7}, {3, 8}, {3, 9}, {3, 10}, {3, 11}, {3, 12}, {3, 13}, {3, 14}, {3, 15},
 };
 
 TEST(every_supported_version_has_a_table)
@@ -44,7 +44,8 @@ TEST(every_supported_version_has_a_table)
             CHECK(l->if_previous >= 0 && l->if_code >= 0 && l->if_instr >= 0);
             CHECK(l->co_code_adaptive > 0 && l->co_qualname >= 0);
             CHECK(l->ts_datastack_chunk >= 0 && l->ts_datastack_top >= 0);
-            CHECK(l->if_size == 80);
+            CHECK_INT(l->if_size, supported[i][1] >= 14 ? 88 : 80);
+            CHECK_INT(l->code_tagged, supported[i][1] >= 14);
         }
         CHECK_INT(l->lasti_units, supported[i][0] == 3 && supported[i][1] == 10);
         CHECK_INT(l->var_ob_size, 16);
@@ -57,6 +58,10 @@ TEST(every_supported_version_has_a_table)
         if (l->gil == GIL_RUNTIME)
             CHECK_INT(l->rt_gil_locked - l->rt_gil_last_holder, l->gil_locked - l->gil_last_holder);
         CHECK_INT(l->owner_cstack, supported[i][0] == 3 && supported[i][1] >= 12 ? 3 : -1);
+        /* 3.14 alone has a fifth owner (FRAME_OWNED_BY_CSTACK, 4). */
+        CHECK_INT(l->owner_cstack2, supported[i][0] == 3 && supported[i][1] == 14 ? 4 : -1);
+        if (!old)
+            CHECK_INT(l->owner_max, supported[i][1] == 11 ? 2 : supported[i][1] == 14 ? 4 : 3);
     }
 }
 
@@ -93,6 +98,23 @@ TEST(table_spot_checks)
     CHECK_INT(l->ts_current_frame, 72);
     CHECK_INT(l->co_code_adaptive, 200);
     CHECK_INT(l->dv_values, 8);
+    /* 3.14 and 3.15 (tools/probe-offsets.c against python3.14-dev 3.14.10
+     * and python3.15-dev 3.15.2). */
+    l = layout_for(3, 14);
+    REQUIRE(l);
+    CHECK_INT(l->rt_interpreters_head, 808);
+    CHECK_INT(l->if_owner, 74);
+    CHECK_INT(l->if_localsplus, 80);
+    CHECK_INT(l->co_code_adaptive, 208);
+    CHECK_INT(l->tuple_item, 32);
+    CHECK_INT(l->is_gc_generations, 7432);
+    l = layout_for(3, 15);
+    REQUIRE(l);
+    CHECK_INT(l->rt_interpreters_head, 936);
+    CHECK_INT(l->ts_thread_id, 176);
+    CHECK_INT(l->ts_datastack_chunk, 256);
+    CHECK_INT(l->ht_cached_keys, 888);
+    CHECK_INT(l->is_gc_collecting, 7512);
 }
 
 TEST(locals_offsets_as_measured)
@@ -125,11 +147,12 @@ TEST(locals_offsets_as_measured)
     }
     static const struct {
         int minor, argcount, kwonly, flags, nlocalsplus;
-    } new[] = {{11, 56, 64, 48, 76}, {12, 52, 60, 48, 72}, {13, 52, 60, 48, 72}};
+    } new[] = {{11, 56, 64, 48, 76}, {12, 52, 60, 48, 72}, {13, 52, 60, 48, 72},
+               {14, 52, 60, 48, 72}, {15, 52, 60, 48, 72}};
     for (size_t i = 0; i < ARRAY_SIZE(new); i++) {
         const struct pylayout *l = layout_for(3, new[i].minor);
         REQUIRE(l);
-        CHECK_INT(l->if_localsplus, 72);
+        CHECK_INT(l->if_localsplus, new[i].minor >= 14 ? 80 : 72);
         CHECK_INT(l->co_argcount, new[i].argcount);
         CHECK_INT(l->co_kwonlyargcount, new[i].kwonly);
         CHECK_INT(l->co_argflags, new[i].flags);
@@ -143,7 +166,9 @@ TEST(locals_offsets_as_measured)
     for (size_t i = 0; i < ARRAY_SIZE(supported); i++) {
         const struct pylayout *l = layout_for(supported[i][0], supported[i][1]);
         int py2 = supported[i][0] == 2;
-        CHECK(l->tuple_item == 24 && l->list_item == 24 && l->float_fval == 16 && l->cell_ref == 16);
+        /* 3.14 caches a tuple's hash before its items. */
+        CHECK_INT(l->tuple_item, supported[i][0] == 3 && supported[i][1] >= 14 ? 32 : 24);
+        CHECK(l->list_item == 24 && l->float_fval == 16 && l->cell_ref == 16);
         CHECK(l->long_size == 16 && l->long_digit == 24);
         CHECK(l->set_used == 24 && l->set_mask == 32 && l->set_table == 40 && l->setentry_size == 16);
         CHECK_INT(l->setentry_key, py2 ? 8 : 0);
@@ -155,12 +180,13 @@ TEST(locals_offsets_as_measured)
 TEST(unknown_versions_have_no_table)
 {
     CHECK(layout_for(3, 5) == NULL);
-    CHECK(layout_for(3, 14) == NULL);
+    CHECK(layout_for(3, 16) == NULL);
     CHECK(layout_for(4, 0) == NULL);
     CHECK(layout_for(2, 6) == NULL);
     CHECK(layout_for(0, 0) == NULL);
     CHECK(layout_for(-1, 7) == NULL);
-    CHECK_STR(layout_supported(), "2.7, 3.6-3.13");
+    CHECK_STR(layout_supported(), "2.7, 3.6-3.15");
+    CHECK_INT(layout_newest_minor(), 15);
 }
 
 TEST(symbols_and_facts_by_version)
@@ -210,7 +236,8 @@ TEST(facts_for_naming)
     /* What naming is given of each version: the table's, in its own terms. */
     static const enum lt_format fmt[] = {LT_LNOTAB_27, LT_LNOTAB_36, LT_LNOTAB_36, LT_LNOTAB_36,
                                          LT_LNOTAB_36, LT_LINETABLE_310, LT_LOCATIONS_311,
-                                         LT_LOCATIONS_311, LT_LOCATIONS_311};
+                                         LT_LOCATIONS_311, LT_LOCATIONS_311, LT_LOCATIONS_311,
+                                         LT_LOCATIONS_311};
     for (size_t i = 0; i < ARRAY_SIZE(supported); i++) {
         int major = supported[i][0], minor = supported[i][1];
         const struct pylayout *l = layout_for(major, minor);
@@ -270,13 +297,16 @@ enum {
     S_SLOTS = 73,
 };
 
+/* What pystrobe reads of a _PyRuntime for its debug offsets. */
+#define D_SLOTS (DEBUG_OFFSETS_SIZE / 8)
+
 /* A 3.13 _Py_DebugOffsets as 3.13.0 carries it, built from the 3.13 table. */
-static void make_debug_offsets(uint64_t d[S_SLOTS])
+static void make_debug_offsets(uint64_t d[D_SLOTS])
 {
     const struct pylayout *l = layout_for(3, 13);
     REQUIRE(l != NULL);
-    REQUIRE(S_SLOTS * 8 == DEBUG_OFFSETS_SIZE);
-    memset(d, 0, S_SLOTS * 8);
+    REQUIRE(S_SLOTS <= D_SLOTS);
+    memset(d, 0, D_SLOTS * 8);
     memcpy(d, DEBUG_OFFSETS_COOKIE, 8);
     d[S_VERSION] = 0x030d00f0;
     d[S_FREE_THREADED] = 0;
@@ -362,7 +392,7 @@ static int same_layout(const struct pylayout *a, const struct pylayout *b)
 
 TEST(debug_offsets_reproduce_313_table)
 {
-    uint64_t d[S_SLOTS];
+    uint64_t d[D_SLOTS];
     make_debug_offsets(d);
     struct pylayout out;
     struct pserr err = {0};
@@ -376,7 +406,7 @@ TEST(debug_offsets_reproduce_313_table)
 TEST(debug_offsets_values_are_taken_from_the_target)
 {
     /* Moved fields (as a patched build might have them) are used, not the table's. */
-    uint64_t d[S_SLOTS];
+    uint64_t d[D_SLOTS];
     make_debug_offsets(d);
     d[S_TS_CURRENT_FRAME] = 80;
     d[S_TS_DATASTACK_CHUNK] = 256;
@@ -405,7 +435,7 @@ TEST(debug_offsets_values_are_taken_from_the_target)
 
 TEST(debug_offsets_bad_cookie)
 {
-    uint64_t d[S_SLOTS];
+    uint64_t d[D_SLOTS];
     make_debug_offsets(d);
     memcpy(d, "xdebugpz", 8);
     struct pylayout out;
@@ -420,25 +450,212 @@ TEST(debug_offsets_bad_cookie)
 
 TEST(debug_offsets_unknown_version)
 {
-    uint64_t d[S_SLOTS];
+    uint64_t d[D_SLOTS];
     make_debug_offsets(d);
-    d[S_VERSION] = 0x030e00f0; /* 3.14.0 */
     struct pylayout out;
     struct pserr err = {0};
-    CHECK_INT(layout_from_debug_offsets(&out, d, sizeof(d), &err), -ENOTSUP);
-    CHECK_INT(err.code, ENOTSUP);
-    CHECK(strstr(err.msg, "3.14") != NULL);
-    /* A known version that has no debug offsets is not accepted either. */
+    /* A known version that has no debug offsets is not accepted. */
     d[S_VERSION] = 0x030c01f0;
     CHECK_INT(layout_from_debug_offsets(&out, d, sizeof(d), &err), -ENOTSUP);
+    CHECK(strstr(err.msg, "3.12") != NULL);
     d[S_VERSION] = 0x040000f0;
     CHECK_INT(layout_from_debug_offsets(&out, d, sizeof(d), &err), -ENOTSUP);
     CHECK(strstr(err.msg, "4.0") != NULL);
 }
 
+/* The slots pystrobe reads, by CPython's names, and each version's: 3.13's
+ * from this file's own enumeration, 3.14's and 3.15's spot-checked against
+ * offsetof(_Py_DebugOffsets, ...) / 8 on python3.14-dev 3.14.10 and
+ * python3.15-dev 3.15.2 (the live tests below check every one). */
+TEST(debug_offsets_slots_by_version)
+{
+    static const struct {
+        const char *name;
+        int slot;
+    } s313[] = {
+        {"version", S_VERSION}, {"runtime_state.interpreters_head", S_RT_INTERPRETERS_HEAD},
+        {"interpreter_state.threads_head", S_IS_THREADS_HEAD}, {"interpreter_state.gc", S_IS_GC},
+        {"interpreter_state.gil_runtime_state_holder", S_IS_GIL_HOLDER},
+        {"thread_state.current_frame", S_TS_CURRENT_FRAME},
+        {"thread_state.datastack_chunk", S_TS_DATASTACK_CHUNK},
+        {"interpreter_frame.owner", S_IF_OWNER}, {"code_object.co_code_adaptive", S_CO_CODE_ADAPTIVE},
+        {"type_object.tp_flags", S_TP_FLAGS}, {"tuple_object.ob_item", S_TUPLE_SIZE + 1},
+        {"long_object.ob_digit", S_LONG_SIZE + 2}, {"unicode_object.asciiobject_size", S_UNI_ASCII_SIZE},
+        {"gc.collecting", S_GC_COLLECTING},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(s313); i++)
+        if (layout_debug_slot(13, s313[i].name) != s313[i].slot)
+            TEST_FAILF("3.13 %s: slot %d, expected %d", s313[i].name,
+                       layout_debug_slot(13, s313[i].name), s313[i].slot);
+    CHECK_INT(layout_debug_slot(14, "interpreter_state.gc"), 11);
+    CHECK_INT(layout_debug_slot(14, "thread_state.size"), 22);
+    CHECK_INT(layout_debug_slot(14, "interpreter_frame.owner"), 36);
+    CHECK_INT(layout_debug_slot(14, "tuple_object.ob_item"), 57);
+    CHECK_INT(layout_debug_slot(14, "dict_object.ma_keys"), 67);
+    CHECK_INT(layout_debug_slot(14, "gc.collecting"), 82);
+    CHECK_INT(layout_debug_slot(15, "thread_state.thread_id"), 30);
+    CHECK_INT(layout_debug_slot(15, "interpreter_frame.size"), 39);
+    CHECK_INT(layout_debug_slot(15, "code_object.co_code_adaptive"), 56);
+    CHECK_INT(layout_debug_slot(15, "unicode_object.asciiobject_size"), 92);
+    CHECK_INT(layout_debug_slot(15, "gc.collecting"), 95);
+    CHECK_INT(layout_debug_slot(12, "version"), -1);
+    CHECK_INT(layout_debug_slot(16, "version"), -1);
+    CHECK_INT(layout_debug_slot(14, "no_such.field"), -1);
+}
+
+/* Sets the named field of a debug-offsets image of 3.minor. */
+static void dset(uint64_t *d, int minor, const char *name, uint64_t v)
+{
+    int slot = layout_debug_slot(minor, name);
+    if (slot < 0 || slot >= D_SLOTS)
+        TEST_FAILF("no slot for %s in 3.%d", name, minor);
+    else
+        d[slot] = v;
+}
+
+/* A 3.minor (13+) _Py_DebugOffsets image made from that version's table. */
+static void make_debug_offsets_of(uint64_t d[D_SLOTS], int minor)
+{
+    const struct pylayout *l = layout_for(3, minor);
+    REQUIRE(l != NULL);
+    memset(d, 0, D_SLOTS * 8);
+    memcpy(d, DEBUG_OFFSETS_COOKIE, 8);
+    dset(d, minor, "version", 0x030000f0u | ((uint64_t)minor << 16));
+    /* The gc state: where the table's generations say, its collecting flag within it. */
+    const uint64_t gil = 7752, gc = (uint64_t)(l->is_gc_generations - l->gc_state_generations);
+    const struct {
+        const char *name;
+        uint64_t v;
+    } f[] = {
+        {"runtime_state.size", 300000},
+        {"runtime_state.interpreters_head", (uint64_t)l->rt_interpreters_head},
+        {"interpreter_state.size", 200000}, {"interpreter_state.next", (uint64_t)l->is_next},
+        {"interpreter_state.threads_head", (uint64_t)l->is_tstate_head},
+        {"interpreter_state.gc", gc},
+        {"interpreter_state.imports_modules", (uint64_t)l->is_modules},
+        {"interpreter_state.ceval_gil", (uint64_t)l->is_ceval_gil},
+        {"interpreter_state.gil_runtime_state", gil},
+        {"interpreter_state.gil_runtime_state_locked", gil + (uint64_t)l->gil_locked},
+        {"interpreter_state.gil_runtime_state_holder", gil + (uint64_t)l->gil_last_holder},
+        {"thread_state.size", 900}, {"thread_state.next", (uint64_t)l->ts_next},
+        {"thread_state.interp", (uint64_t)l->ts_interp},
+        {"thread_state.current_frame", (uint64_t)l->ts_current_frame},
+        {"thread_state.thread_id", (uint64_t)l->ts_thread_id},
+        {"thread_state.native_thread_id", (uint64_t)l->ts_native_thread_id},
+        {"thread_state.datastack_chunk", (uint64_t)l->ts_datastack_chunk},
+        {"interpreter_frame.size", (uint64_t)l->if_size},
+        {"interpreter_frame.previous", (uint64_t)l->if_previous},
+        {"interpreter_frame.executable", (uint64_t)l->if_code},
+        {"interpreter_frame.instr_ptr", (uint64_t)l->if_instr},
+        {"interpreter_frame.localsplus", (uint64_t)l->if_localsplus},
+        {"interpreter_frame.owner", (uint64_t)l->if_owner},
+        {"code_object.size", (uint64_t)l->co_code_adaptive},
+        {"code_object.filename", (uint64_t)l->co_filename},
+        {"code_object.name", (uint64_t)l->co_name},
+        {"code_object.qualname", (uint64_t)l->co_qualname},
+        {"code_object.linetable", (uint64_t)l->co_linetable},
+        {"code_object.firstlineno", (uint64_t)l->co_firstlineno},
+        {"code_object.argcount", (uint64_t)l->co_argcount},
+        {"code_object.localsplusnames", (uint64_t)l->co_localsplusnames},
+        {"code_object.localspluskinds", (uint64_t)l->co_localspluskinds},
+        {"code_object.co_code_adaptive", (uint64_t)l->co_code_adaptive},
+        {"pyobject.size", 16}, {"pyobject.ob_type", (uint64_t)l->ob_type},
+        {"type_object.size", 416}, {"type_object.tp_name", (uint64_t)l->tp_name},
+        {"type_object.tp_flags", (uint64_t)l->tp_flags},
+        {"tuple_object.size", 40}, {"tuple_object.ob_item", (uint64_t)l->tuple_item},
+        {"list_object.size", 40}, {"list_object.ob_item", (uint64_t)l->list_item},
+        {"dict_object.size", 48}, {"dict_object.ma_keys", (uint64_t)l->ma_keys},
+        {"dict_object.ma_values", (uint64_t)l->ma_values},
+        {"float_object.size", 24}, {"float_object.ob_fval", (uint64_t)l->float_fval},
+        {"long_object.size", 32}, {"long_object.lv_tag", (uint64_t)l->long_size},
+        {"long_object.ob_digit", (uint64_t)l->long_digit},
+        {"bytes_object.size", 40}, {"bytes_object.ob_size", (uint64_t)l->bytes_size},
+        {"bytes_object.ob_sval", (uint64_t)l->bytes_sval},
+        {"unicode_object.size", 64}, {"unicode_object.state", (uint64_t)l->uni_state},
+        {"unicode_object.length", (uint64_t)l->uni_length},
+        {"unicode_object.asciiobject_size", (uint64_t)l->uni_ascii_size},
+        {"gc.size", 240}, {"gc.collecting", (uint64_t)l->is_gc_collecting - gc},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(f); i++)
+        dset(d, minor, f[i].name, f[i].v);
+}
+
+TEST(debug_offsets_reproduce_each_table)
+{
+    for (int minor = 13; minor <= 15; minor++) {
+        uint64_t d[D_SLOTS];
+        make_debug_offsets_of(d, minor);
+        struct pylayout out;
+        struct pserr err = {0};
+        int ret = layout_from_debug_offsets(&out, d, sizeof(d), &err);
+        if (ret)
+            TEST_FAILF("3.%d: layout_from_debug_offsets: %d %s", minor, ret, err.msg);
+        else
+            CHECK(same_layout(&out, layout_for(3, minor)));
+        /* One version's offsets read as another's are refused or differ. */
+        if (minor > 13) {
+            dset(d, minor, "version", 0x030d00f0);
+            ret = layout_from_debug_offsets(&out, d, sizeof(d), &err);
+            CHECK(ret < 0 || out.ts_current_frame != layout_for(3, minor)->ts_current_frame ||
+                  out.if_owner != layout_for(3, minor)->if_owner);
+        }
+    }
+}
+
+TEST(newer_minor_is_attempted_through_its_debug_offsets)
+{
+    /* A 3.16 that kept 3.15's _Py_DebugOffsets, with some structures moved. */
+    uint64_t d[D_SLOTS];
+    make_debug_offsets_of(d, 15);
+    dset(d, 15, "version", 0x031000a1);
+    dset(d, 15, "thread_state.current_frame", 96);
+    dset(d, 15, "code_object.name", 144);
+    struct pylayout out;
+    struct pserr err = {0};
+    int ret = layout_from_debug_offsets(&out, d, sizeof(d), &err);
+    if (ret)
+        TEST_FAILF("3.16: %d %s", ret, err.msg);
+    REQUIRE(ret == 0);
+    CHECK_INT(out.major, 3);
+    CHECK_INT(out.minor, 16);
+    CHECK_INT(out.untested, 1);
+    CHECK_INT(out.ts_current_frame, 96);
+    CHECK_INT(out.co_name, 144);
+    /* What the debug offsets lack comes from the newest table. */
+    const struct pylayout *newest = layout_for(3, 15);
+    CHECK_INT(out.co_stacksize, newest->co_stacksize);
+    CHECK_INT(out.owner_cstack, newest->owner_cstack);
+    CHECK_INT(out.chunk_data, newest->chunk_data);
+    /* Naming it has no bytecode table: those checks are off. */
+    struct code_facts cf;
+    layout_code_facts(&out, &cf);
+    CHECK(cf.ops == NULL);
+    /* A field pystrobe needs that the table does not carry where it must
+     * be: one clear error, naming it. */
+    dset(d, 15, "interpreter_frame.owner", 4096);
+    CHECK_INT(layout_from_debug_offsets(&out, d, sizeof(d), &err), -EINVAL);
+    CHECK(strstr(err.msg, "interpreter_frame.owner") != NULL);
+    CHECK(strstr(err.msg, "3.16") != NULL);
+    make_debug_offsets_of(d, 15);
+    dset(d, 15, "version", 0x031000a1);
+    dset(d, 15, "thread_state.size", 0);
+    CHECK_INT(layout_from_debug_offsets(&out, d, sizeof(d), &err), -EINVAL);
+    CHECK(strstr(err.msg, "thread_state.") != NULL);
+    /* Tested versions are not marked. */
+    make_debug_offsets_of(d, 14);
+    REQUIRE(layout_from_debug_offsets(&out, d, sizeof(d), &err) == 0);
+    CHECK_INT(out.untested, 0);
+    /* Nor is a newer major, or an absurd minor, attempted. */
+    make_debug_offsets_of(d, 15);
+    dset(d, 15, "version", 0x040000f0);
+    CHECK_INT(layout_from_debug_offsets(&out, d, sizeof(d), &err), -ENOTSUP);
+    dset(d, 15, "version", 0x03ff00f0);
+    CHECK_INT(layout_from_debug_offsets(&out, d, sizeof(d), &err), -ENOTSUP);
+}
+
 TEST(debug_offsets_free_threaded)
 {
-    uint64_t d[S_SLOTS];
+    uint64_t d[D_SLOTS];
     make_debug_offsets(d);
     d[S_FREE_THREADED] = 1;
     struct pylayout out;
@@ -465,7 +682,7 @@ TEST(debug_offsets_field_beyond_struct)
         {S_TUPLE_SIZE + 1, 1 << 30},
     };
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-        uint64_t d[S_SLOTS];
+        uint64_t d[D_SLOTS];
         make_debug_offsets(d);
         d[cases[i][0]] = (uint64_t)cases[i][1];
         struct pylayout out;
@@ -475,7 +692,7 @@ TEST(debug_offsets_field_beyond_struct)
             TEST_FAILF("slot %d = %d: got %d, expected -EINVAL", cases[i][0], cases[i][1], ret);
     }
     /* A zero or absurd structure size. */
-    uint64_t d[S_SLOTS];
+    uint64_t d[D_SLOTS];
     struct pylayout out;
     struct pserr err = {0};
     make_debug_offsets(d);
@@ -529,7 +746,7 @@ static int find_python313(char *out, size_t len)
 }
 
 /* Starts python -c code and waits (on a pipe, no sleeping) until it printed a line. */
-static pid_t start_python(const char *python, const char *code)
+static pid_t start_python_in(const char *root, const char *python, const char *code)
 {
     int fds[2];
     REQUIRE(pipe(fds) == 0);
@@ -544,6 +761,8 @@ static pid_t start_python(const char *python, const char *code)
         dup2(fds[1], 1);
         close(fds[0]);
         close(fds[1]);
+        if (root && (chroot(root) < 0 || chdir("/") < 0))
+            _exit(126);
         execl(python, python, "-c", code, (char *)NULL);
         _exit(127);
     }
@@ -555,6 +774,11 @@ static pid_t start_python(const char *python, const char *code)
     close(fds[0]);
     REQUIRE(r == 1);
     return pid;
+}
+
+static pid_t start_python(const char *python, const char *code)
+{
+    return start_python_in(NULL, python, code);
 }
 
 TEST(live_313_debug_offsets_match_table)
@@ -587,7 +811,7 @@ TEST(live_313_debug_offsets_match_table)
     CHECK(same_layout(&out, layout_for(3, 13)));
     CHECK(same_layout(&rt.layout, layout_for(3, 13)));
     /* The synthetic image agrees with the real one on every slot it sets from the table. */
-    uint64_t d[S_SLOTS], live[S_SLOTS];
+    uint64_t d[D_SLOTS], live[S_SLOTS];
     make_debug_offsets(d);
     memcpy(live, raw, sizeof(live));
     static const int slots[] = {
@@ -608,4 +832,52 @@ TEST(live_313_debug_offsets_match_table)
     pyrt_release(&rt);
     mem_free(m);
     kill_child();
+}
+
+/* ---- the interpreters of a Debian unstable root (3.13-3.15) --------------- */
+
+/* The root the tests' interpreters come from ($PYSTROBE_TEST_ROOT, else .ci/run's). */
+static const char *test_root(void)
+{
+    const char *r = getenv("PYSTROBE_TEST_ROOT");
+    return r && *r ? r : "/var/cache/pystrobe/sid-root";
+}
+
+TEST(live_root_debug_offsets_match_tables)
+{
+    const char *root = test_root();
+    int tried = 0;
+    if (geteuid() != 0)
+        SKIP("not root: cannot run the interpreters of %s", root);
+    for (int minor = 13; minor <= 15; minor++) {
+        char python[64], path[1024];
+        snprintf(python, sizeof(python), "/usr/bin/python3.%d", minor);
+        snprintf(path, sizeof(path), "%s%s", root, python);
+        if (access(path, X_OK) != 0)
+            continue;
+        tried++;
+        pid_t pid = start_python_in(root, python, "import sys, time\n"
+                                                  "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
+                                                  "time.sleep(30)\n");
+        struct mem *m = mem_new_pid(pid);
+        struct pyrt rt;
+        struct pserr err = {0};
+        int ret = pyrt_attach(&rt, m, pid, &err);
+        if (ret)
+            TEST_FAILF("3.%d: pyrt_attach: %d %s", minor, ret, err.msg);
+        if (ret == 0) {
+            CHECK_INT(rt.minor, minor);
+            CHECK_INT(rt.layout.untested, 0);
+            /* Every field the target's debug offsets give, and the table's
+             * others, are the table's: the slot map is right. */
+            if (!same_layout(&rt.layout, layout_for(3, minor)))
+                TEST_FAILF("3.%d (%s): its debug offsets do not give the table", minor,
+                           rt.version);
+            pyrt_release(&rt);
+        }
+        mem_free(m);
+        kill_child();
+    }
+    if (!tried)
+        SKIP("no python3.13-3.15 under %s (.ci/run makes it)", root);
 }
