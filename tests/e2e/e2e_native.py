@@ -75,7 +75,7 @@ def not_stopped(rt, P, pid):
     """Every thread of pid runs again and has no tracer."""
     for tid in os.listdir('/proc/%d/task' % pid):
         try:
-            with open('/proc/%d/task/%s/status' % (pid, tid)) as f:
+            with open('/proc/%d/task/%s/status' % (pid, tid), errors='replace') as f:
                 status = f.read()
         except (IOError, OSError):
             continue
