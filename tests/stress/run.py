@@ -35,7 +35,9 @@ it stays away.  Crashes, sanitizer reports, hangs, wrong exit statuses,
 missing or partial profiles and wrong summaries always fail.
 
 Default (short, what `make check` runs): --seconds 1.5, the interpreters
-2.7, 3.10, 3.12, 3.13 (pyenv) and the system's /usr/bin/python3, the mixed
+2.7, 3.10, 3.12, 3.13 (pyenv), the system's /usr/bin/python3 and the
+newest of the Debian root's (tests/interps.py; `--versions sid` takes them
+all), the mixed
 target and the exit and kill cases on each, the single-workload targets
 spread over them.  --long (`make stress`): 60 s per case, every interpreter,
 every case.  FILTER: only cases whose name contains one of the substrings
@@ -46,7 +48,8 @@ its files are kept (the directory is printed).
 Interpreters are found by tests/interps.py, as the e2e tests and the
 benchmark find them: pyenv versions ($PYENV_ROOT, else `pyenv root`, else
 ~/.pyenv) versions/*/bin/pythonX.Y, /usr/bin/python3, other pythonX.Y on
-PATH; deduplicated by realpath.
+PATH; deduplicated by realpath; then the Debian root's python3.X (.ci/sid-root),
+run through a wrapper that keeps the PID.
 
 Prints PASS/XFAIL/FAIL/SKIP lines and `stress: P passed, F failed, S
 skipped, X xfailed`; exit status 1 if anything failed or a tag's budget was
@@ -207,8 +210,9 @@ def select_interps(interps, versions, long_mode):
     if versions is None:
         if long_mode:
             return list(interps)
+        rooted = [I for I in interps if I.kind == 'root']
         return [I for I in interps
-                if (I.kind == 'pyenv' and I.xy in SHORT_VERSIONS) or I.kind == 'system']
+                if (I.kind == 'pyenv' and I.xy in SHORT_VERSIONS) or I.kind == 'system'] + rooted[-1:]
     if versions.strip() == 'all':
         return list(interps)
     toks = [t.strip() for t in versions.split(',') if t.strip()]
