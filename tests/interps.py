@@ -19,7 +19,8 @@ Four kinds, in this order, each sorted by version:
   'root-X.Y.Z').  Found only when run as root.
 
 Only ELF executables that run and print their version are kept (no shell
-wrappers, no shims); one interpreter reached by several names is kept once
+wrappers, no shims; a root's python3.X must be ELF, and runs behind the
+wrapper made here); one interpreter reached by several names is kept once
 (by realpath, the first found); a label taken twice gets -2, -3, ... The
 test names carry the labels (3.12.1/dump-json, debian-3.11.2/record-idle).
 
