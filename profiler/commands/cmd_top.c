@@ -277,7 +277,11 @@ int cmd_top(int argc, char **argv)
     t.names = s.names;
     t.pid = o.pid;
     t.title = sb_str(&title);
-    t.version = s.rt.version;
+    /* A newer version than pystrobe knows says so wherever it is named. */
+    char version[sizeof(s.rt.version) + 40];
+    snprintf(version, sizeof(version), "%s%s", s.rt.version,
+             s.rt.layout.untested ? " (not yet tested with pystrobe)" : "");
+    t.version = version;
     t.tty_out = isatty(STDOUT_FILENO);
     t.keys = isatty(STDIN_FILENO);
     t.by_function = o.function;

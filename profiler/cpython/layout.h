@@ -138,7 +138,8 @@ struct pylayout {
     int owner_cstack2;          /* 3.14: a second owner value of frames without code, else -1 */
     int owner_max;              /* the largest owner value a frame can have */
     int if_is_entry;            /* 3.11: the flag marking a C-level eval call's first frame */
-    int code_tagged;            /* f_executable is a tagged stack reference (3.14+) */
+    int code_tagged;            /* f_executable and the frame's slots are tagged stack
+                                 * references (3.14+) */
     /* _PyStackChunk (3.11+) */
     int chunk_previous, chunk_size, chunk_top, chunk_data;
 

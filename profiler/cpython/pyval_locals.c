@@ -259,6 +259,11 @@ static int slots_new(struct pyval *pv, uint64_t frame, uint64_t want_code, struc
                 continue; /* comprehension temporaries inlined into the frame (3.12+) */
             memcpy(&s[k].name, names + l->tuple_item + 8 * i, 8);
             s[k].value = vals[i];
+            /* 3.14+: a slot is a stack reference, whose low bit marks a
+             * borrowed (deferred) one; a tagged int (low bits 3) is no object
+             * and stays unaligned, to show as unreadable. */
+            if (l->code_tagged && (s[k].value & 3) == 1)
+                s[k].value &= ~(uint64_t)1;
             s[k].kind = (int64_t)i < nargs ? PYLOCAL_ARG : (kind & CO_FAST_FREE) ? PYLOCAL_FREE
                         : (kind & CO_FAST_CELL) ? PYLOCAL_CELL : PYLOCAL_LOCAL;
             /* A cell slot holds the raw value until MAKE_CELL runs. */

@@ -24,7 +24,7 @@
 #define FZ_MAX_HOT 128
 
 static const int fz_versions[][2] = {
-    {2, 7}, {3, 6}, {3, 7}, {3, 8}, {3, 9}, {3, 10}, {3, 11}, {3, 12}, {3, 13},
+    {2, 7}, {3, 6}, {3, 7}, {3, 8}, {3, 9}, {3, 10}, {3, 11}, {3, 12}, {3, 13}, {3, 14}, {3, 15},
 };
 #define FZ_NVERSIONS (sizeof(fz_versions) / sizeof(fz_versions[0]))
 

@@ -1007,8 +1007,12 @@ IMG_FN uint64_t img_frame_vars(struct img *im, const char *fname, const struct i
         free(kinds);
         f = img_alloc(im, (size_t)l->if_localsplus + 8 * n + 8);
         img_iframe_at(im, f, code, 0, 0, 0);
+        /* 3.14+: a slot is a stack reference; every other one here is
+         * borrowed (deferred), its low bit set, as the interpreter leaves
+         * immortal objects and constants. */
         for (size_t i = 0; i < n; i++)
-            img_w64(im, f + (uint64_t)l->if_localsplus + 8 * i, vars[i].value);
+            img_w64(im, f + (uint64_t)l->if_localsplus + 8 * i,
+                    vars[i].value | (l->code_tagged && vars[i].value && i % 2 ? 1 : 0));
     }
     free(names);
     if (code_out)

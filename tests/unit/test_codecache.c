@@ -13,7 +13,7 @@
 #include "image.h"
 
 static const int versions[][2] = {
-    {2, 7}, {3, 6}, {3, 7}, {3, 8}, {3, 9}, {3, 10}, {3, 11}, {3, 12}, {3, 13},
+    {2, 7}, {3, 6}, {3, 7}, {3, 8}, {3, 9}, {3, 10}, {3, 11}, {3, 12}, {3, 13}, {3, 14}, {3, 15},
 };
 
 /* Lines 11, 13, 14 over bytes [0,4), [4,10), [10,14); first line 10. */
@@ -550,7 +550,11 @@ struct ops {
 
 static struct ops ops_of(const struct img *im)
 {
-    if (im->major == 3 && im->minor >= 13)
+    if (im->major == 3 && im->minor >= 15)
+        return (struct ops){83, 50, 33, 42, 253, 3, 5};
+    if (im->major == 3 && im->minor == 14)
+        return (struct ops){84, 52, 35, 44, 254, 3, 5};
+    if (im->major == 3 && im->minor == 13)
         return (struct ops){85, 53, 36, 45, 254, 3, 1};
     if (im->major == 3 && im->minor == 12)
         return (struct ops){124, 171, 83, 122, 254, 3, 1};
@@ -638,14 +642,16 @@ TEST(can_call_from_the_bytecode_every_version)
         }
         /* An operator calls Python through C only, and then a special method. */
         CHECK_INT(codecache_can_call(e.cc, ce, (int64_t)binop, 0, NULL), 1);
-        CHECK_INT(codecache_can_call(e.cc, ce, (int64_t)binop, 1, NULL), !new);
+        /* 3.14+: BINARY_OP_SUBSCR_GETITEM pushes a class's __getitem__ itself. */
+        int binop_pushes = new && im.minor >= 14;
+        CHECK_INT(codecache_can_call(e.cc, ce, (int64_t)binop, 1, NULL), !new || binop_pushes);
         CHECK_INT(codecache_can_call(e.cc, ce, (int64_t)binop, 0, special), 1);
         CHECK_INT(codecache_can_call(e.cc, ce, (int64_t)binop, 0, plain), 0);
         CHECK_INT(codecache_can_call(e.cc, ce, (int64_t)call, 0, plain), 1);
         /* Calling a frame it pushed: known for sure on 3.11 and 3.12. */
         CHECK_INT(codecache_pushing(e.cc, ce, (int64_t)call_last), new);
         CHECK_INT(codecache_pushing(e.cc, ce, (int64_t)call), new && !sure);
-        CHECK_INT(codecache_pushing(e.cc, ce, (int64_t)binop), 0);
+        CHECK_INT(codecache_pushing(e.cc, ce, (int64_t)binop), binop_pushes);
         CHECK_INT(codecache_pushing(e.cc, ce, 0), 0);
         /* At a return: gone from the stack from 3.12 on. */
         CHECK_INT(codecache_returned(e.cc, ce, (int64_t)ret), new && im.minor >= 12);
@@ -667,7 +673,8 @@ TEST(comparison_calls_special_methods)
         struct img im;
         img_init(&im, versions[v][0], versions[v][1], 0);
         int old = im.major == 2 || im.minor <= 8;
-        uint8_t cmp = im.major == 3 && im.minor >= 13 ? 58 : 107;
+        uint8_t cmp = im.major == 3 && im.minor >= 13
+                          ? (im.minor >= 15 ? 54 : im.minor == 14 ? 56 : 58) : 107;
         int caches = im.major == 3 && im.minor >= 11 ? (im.minor == 11 ? 2 : 1) : 0;
         uint8_t code[16];
         size_t n = 0, lt = 0, in = 0;
