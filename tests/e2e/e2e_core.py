@@ -344,7 +344,13 @@ def errors_group(ctx, rt, I):
         rt.check_one_line_error(P, res2, 1, words=('not a core', I.exe))
         res3 = dump_core(rt, '/nonexistent/core')
         rt.check_one_line_error(P, res3, 1, words=('cannot open core', 'No such file'))
-        P.fail_if_any(res.describe() + res2.describe() + res3.describe())
+        # --root must be a directory (checked before the core is read).
+        res4 = dump_core(rt, rt.THREADS_PY, root=rt.THREADS_PY)
+        rt.check_one_line_error(P, res4, 1, words=('--root', rt.THREADS_PY, 'not a directory'))
+        res5 = dump_core(rt, rt.THREADS_PY, root='/nonexistent/root')
+        rt.check_one_line_error(P, res5, 1, words=('--root', '/nonexistent/root', 'No such file'))
+        P.fail_if_any(res.describe() + res2.describe() + res3.describe() + res4.describe() +
+                      res5.describe())
     R.case(pfx + 'not-a-core', not_core)
 
     def usage():
@@ -352,6 +358,7 @@ def errors_group(ctx, rt, I):
         cases = [(['-p', '1', '--core', 'x'], 'not both'),
                  (['--exe', I.exe, '-p', '1'], '--exe goes with --core'),
                  (['--exe', I.exe], '--exe goes with --core'),
+                 (['--root', '/', '-p', '1'], '--root goes with --core'),
                  (['--core'], "option '--core' needs a value")]
         out = ''
         for args, word in cases:
