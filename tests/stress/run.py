@@ -35,9 +35,8 @@ it stays away.  Crashes, sanitizer reports, hangs, wrong exit statuses,
 missing or partial profiles and wrong summaries always fail.
 
 Default (short, what `make check` runs): --seconds 1.5, the interpreters
-2.7, 3.10, 3.12, 3.13 (pyenv), the system's /usr/bin/python3 and the
-newest of the Debian root's (tests/interps.py; `--versions sid` takes them
-all), the mixed
+2.7, 3.10, 3.12, 3.13 (pyenv) and the system's /usr/bin/python3 (`--versions
+sid`: the Debian root's, tests/interps.py), the mixed
 target and the exit and kill cases on each, the single-workload targets
 spread over them.  --long (`make stress`): 60 s per case, every interpreter,
 every case.  FILTER: only cases whose name contains one of the substrings
@@ -210,9 +209,8 @@ def select_interps(interps, versions, long_mode):
     if versions is None:
         if long_mode:
             return list(interps)
-        rooted = [I for I in interps if I.kind == 'root']
         return [I for I in interps
-                if (I.kind == 'pyenv' and I.xy in SHORT_VERSIONS) or I.kind == 'system'] + rooted[-1:]
+                if (I.kind == 'pyenv' and I.xy in SHORT_VERSIONS) or I.kind == 'system']
     if versions.strip() == 'all':
         return list(interps)
     toks = [t.strip() for t in versions.split(',') if t.strip()]
