@@ -484,7 +484,10 @@ static int apply_debug_offsets(struct pyrt *rt, struct pserr *err)
                              "cannot be read through what it says of itself: %s",
                              (int)rt->pid, rt->version, layout_supported(), why);
         }
-        return ret;
+        char why[sizeof(err->msg)];
+        snprintf(why, sizeof(why), "%s", err->msg);
+        return pserr_set(err, -ret, "cannot read Python %s of process %d: %s", rt->version,
+                         (int)rt->pid, why);
     }
     if (l.major != rt->major || l.minor != rt->minor)
         return pserr_set(err, EINVAL,
