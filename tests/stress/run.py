@@ -711,24 +711,28 @@ def check_case(ctx, case, o, facts):
 
 
 def read_thread_log(path):
-    """(comm, {tid: threading name or None for a raw thread}) from the target's log."""
-    comm, names = None, {}
+    """(comm, {tid: threading name or None for a raw thread}, {tid: the OS
+    name it inherited from the thread that started it}) from the target's log."""
+    comm, names, inherited = None, {}, {}
     for ln in read_text(path).split('\n'):
-        parts = ln.split(' ', 1)
-        if len(parts) != 2:
+        if ln.startswith('comm '):
+            comm = ln[5:]
             continue
-        if parts[0] == 'comm':
-            comm = parts[1]
-        elif parts[0].isdigit():
-            names[int(parts[0])] = None if parts[1] == '-' else parts[1]
-    return comm, names
+        parts = ln.split(' ', 2)
+        if len(parts) < 2 or not parts[0].isdigit():
+            continue
+        names[int(parts[0])] = None if parts[1] == '-' else parts[1]
+        if len(parts) == 3:
+            inherited[int(parts[0])] = parts[2]
+    return comm, names, inherited
 
 
 def check_thread_labels(P, roots, tlog):
     """Each thread root "thread NAME (TID)" names that thread: its threading name,
-    or its OS name (before threading knows it, or for a raw thread), never
-    another thread's name."""
-    comm, truth = read_thread_log(tlog)
+    or its OS name (before threading knows it, or for a raw thread: the
+    process's, or from 3.14 the name of the thread that started it, which
+    its OS thread inherits), never another thread's name."""
+    comm, truth, inherited = read_thread_log(tlog)
     if comm is None:
         return
     wrong = []
@@ -740,7 +744,7 @@ def check_thread_labels(P, roots, tlog):
         if tid not in truth:
             continue
         real = truth[tid]
-        if name is not None and name != comm and name != real:
+        if name is not None and name not in (comm, real, inherited.get(tid)):
             wrong.append('%s: thread %d is %s' % (r, tid, repr(real) if real else
                                                   'a raw thread (OS name %r)' % comm))
     P.expect(not wrong, '%d threads labelled with another thread\'s name: %s'
@@ -836,7 +840,7 @@ def check_content(P, case, stacks, info, facts):
     if case.threads and case.end == 'run' and busy:
         # The workloads' threads run Python on a CPU the whole time (sharing
         # the GIL): each must have samples, under its own thread id.
-        _, truth = read_thread_log(facts['tlog'])
+        _, truth, _ = read_thread_log(facts['tlog'])
         tids = set(int(m.group(1)) for m in (re.search(r'\((\d+)\)$', s[0]) for s in stacks) if m)
         lost = ['%s (%d)' % (name, tid) for tid, name in sorted(truth.items())
                 if name in busy and tid not in tids]
