@@ -174,7 +174,7 @@ static int top_frame_ok(struct pyrt *rt, const unsigned char *ts)
         uint8_t owner = f[l->if_owner];
         memcpy(&code, f + l->if_code, 8);
         if (l->code_tagged)
-            code &= ~(uint64_t)3;
+            code &= ~(uint64_t)1;
         if (!layout_owner_shim(l, owner))
             return pyrt_type_is(rt, code, "code");
         memcpy(&frame, f + l->if_previous, 8);
