@@ -35,8 +35,9 @@ it stays away.  Crashes, sanitizer reports, hangs, wrong exit statuses,
 missing or partial profiles and wrong summaries always fail.
 
 Default (short, what `make check` runs): --seconds 1.5, the interpreters
-2.7, 3.10, 3.12, 3.13 (pyenv) and the system's /usr/bin/python3 (`--versions
-sid`: the Debian root's, tests/interps.py), the mixed
+2.7, 3.10, 3.12, 3.13 (pyenv), the system's /usr/bin/python3 and the
+Debian root's 3.14 and 3.15 (tests/interps.py; `--versions sid`: all of
+the root's), the mixed
 target and the exit and kill cases on each, the single-workload targets
 spread over them.  --long (`make stress`): 60 s per case, every interpreter,
 every case.  FILTER: only cases whose name contains one of the substrings
@@ -81,6 +82,7 @@ NATIVE_RATE = 200            # Hz with --native: each sample stops threads (ptra
 SHORT_SECONDS = 1.5
 LONG_SECONDS = 60.0
 SHORT_VERSIONS = ('2.7', '3.10', '3.12', '3.13')   # pyenv; plus the system python3
+ROOT_SHORT_VERSIONS = ('3.14', '3.15')              # of the Debian unstable root (tests/interps.py)
 SINGLES = ('threads', 'recursion', 'exec')
 HANG_MARGIN = 30.0           # pystrobe must return within its duration + this
 READY_TIMEOUT = 60.0
@@ -210,7 +212,8 @@ def select_interps(interps, versions, long_mode):
         if long_mode:
             return list(interps)
         return [I for I in interps
-                if (I.kind == 'pyenv' and I.xy in SHORT_VERSIONS) or I.kind == 'system']
+                if (I.kind == 'pyenv' and I.xy in SHORT_VERSIONS) or I.kind == 'system' or
+                (I.kind == 'root' and I.xy in ROOT_SHORT_VERSIONS)]
     if versions.strip() == 'all':
         return list(interps)
     toks = [t.strip() for t in versions.split(',') if t.strip()]
