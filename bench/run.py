@@ -718,14 +718,25 @@ class GdbFailed(Exception):
     """gdb cannot show this interpreter's Python stacks: a note, not a failure."""
 
 
+# A root interpreter's gdb is the root's own (its python-gdb.py is there): exe -> Interp.
+ROOTED = {}
+
+
 def gdb_py_bt(exe, pid):
     """`gdb -p PID -batch -ex "thread apply all py-bt"`: its wall time and Python stacks shown.
 
     CPython's gdb support is python-gdb.py, auto-loaded for the binary it
     names (Debian: /usr/share/gdb/auto-load/, from pythonX.Y-dbg; a build
     from source: bin/pythonX.Y-gdb.py, which gdb loads only from a safe
-    path, hence the directory of the executable is declared safe here)."""
-    cmd = [GDB, "-batch", "-iex", "add-auto-load-safe-path " + os.path.dirname(os.path.realpath(exe)),
+    path, hence the directory of the executable is declared safe here).
+    A root interpreter's is the root's gdb, run inside the root."""
+    gdb, safe = GDB, os.path.dirname(os.path.realpath(exe))
+    I = ROOTED.get(exe)
+    if I is not None:
+        if not os.path.exists(os.path.join(I.root, "usr", "bin", "gdb")):
+            raise GdbFailed("no gdb in the root %s" % I.root)
+        gdb, safe = I.wrap("/usr/bin/gdb"), os.path.dirname(I.target_exe)
+    cmd = [gdb, "-batch", "-iex", "add-auto-load-safe-path " + safe,
            "-p", str(pid), "-ex", "thread apply all py-bt"]
     try:
         r = run(cmd, timeout=120)
@@ -756,19 +767,22 @@ def gdb_version():
 
 def interpreters():
     """(label, executable) of each interpreter measured: tests/interps.py's
-    pyenv versions and the system's /usr/bin/python3 (not PATH's others),
-    by version; BENCH_VERSIONS keeps the labels that start with one of its
-    prefixes; quick mode without it keeps the oldest, the newest and the
-    system's."""
-    found = [I for I in discover() if I.kind in ("pyenv", "system")]
+    pyenv versions, the system's /usr/bin/python3 and the Debian root's (not
+    PATH's others), by version; BENCH_VERSIONS keeps the labels that start
+    with one of its prefixes (sid: the root's); quick mode without it keeps
+    the oldest, the newest pyenv one, the system's and the newest root one."""
+    found = [I for I in discover() if I.kind in ("pyenv", "system", "root")]
+    ROOTED.update((I.exe, I) for I in found if I.kind == "root")
     only = os.environ.get("BENCH_VERSIONS")
     if only:
         found = [I for I in found if any(I.label.startswith(v) for v in only.split(","))]
     found.sort(key=lambda I: (I.ver, I.kind == "system"))
     if QUICK and not only and len(found) > 3:
-        # The oldest, the newest and Debian's: the layouts furthest apart.
-        plain = [I for I in found if I.kind != "system"]
-        pick = [plain[0], plain[-1]] + [I for I in found if I.kind == "system"][:1]
+        # The oldest, the newest, Debian's and the root's newest (another
+        # distribution's build, in its own root): the layouts furthest apart.
+        plain = [I for I in found if I.kind == "pyenv"]
+        rooted = [I for I in found if I.kind == "root"]
+        pick = plain[:1] + plain[-1:] + [I for I in found if I.kind == "system"][:1] + rooted[-1:]
         found = [I for I in found if I in pick]
     return [(I.label, I.exe) for I in found]
 

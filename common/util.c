@@ -3,10 +3,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -333,12 +335,9 @@ int parse_seconds(const char *s, double *out)
     return 0;
 }
 
-int open_regular(const char *path, struct stat *st)
+/* open_regular's second half: pfd is an O_PATH descriptor of the file (closed here). */
+static int reopen_regular(int pfd, const char *path, struct stat *st)
 {
-    memset(st, 0, sizeof(*st));
-    int pfd = open(path, O_PATH | O_CLOEXEC);
-    if (pfd < 0)
-        return -errno;
     if (fstat(pfd, st) < 0) {
         int e = errno;
         close(pfd);
@@ -352,7 +351,7 @@ int open_regular(const char *path, struct stat *st)
     snprintf(self, sizeof(self), "/proc/self/fd/%d", pfd);
     int fd = open(self, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     int e = errno;
-    if (fd < 0 && e == ENOENT) {
+    if (fd < 0 && e == ENOENT && path) {
         /* No /proc: open the name again, and keep it only if it is still that file. */
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         e = errno;
@@ -372,6 +371,36 @@ int open_regular(const char *path, struct stat *st)
         (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
     *st = now;
     return fd;
+}
+
+int open_regular(const char *path, struct stat *st)
+{
+    memset(st, 0, sizeof(*st));
+    int pfd = open(path, O_PATH | O_CLOEXEC);
+    if (pfd < 0)
+        return -errno;
+    return reopen_regular(pfd, path, st);
+}
+
+int open_regular_in(const char *root, const char *path, struct stat *st)
+{
+    memset(st, 0, sizeof(*st));
+    int dir = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        return -errno;
+    struct open_how how;
+    memset(&how, 0, sizeof(how));
+    how.flags = O_PATH | O_CLOEXEC;
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    while (*path == '/')
+        path++;
+    int pfd = (int)syscall(SYS_openat2, dir, *path ? path : ".", &how, sizeof(how));
+    int e = errno;
+    close(dir);
+    if (pfd < 0)
+        return -e;
+    /* No name to open again: a root needs /proc/self/fd (there is one, or no openat2). */
+    return reopen_regular(pfd, NULL, st);
 }
 
 const char *file_kind(unsigned mode)

@@ -125,6 +125,14 @@ struct stat;
  * (st->st_mode says what it is; see file_kind).
  */
 int open_regular(const char *path, struct stat *st);
+/*
+ * open_regular for path as seen from the directory root (a target's
+ * /proc/PID/root, a copy of its file system): every symbolic link and ".."
+ * on the way resolves inside root, as it would for the target, never to the
+ * files around root (openat2's RESOLVE_IN_ROOT; /proc's magic links are
+ * refused).  -ENOSYS on a kernel before 5.6.
+ */
+int open_regular_in(const char *root, const char *path, struct stat *st);
 /* What a file of this st_mode is, for messages: "a FIFO", "a directory"... */
 const char *file_kind(unsigned mode);
 

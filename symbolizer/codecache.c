@@ -198,11 +198,15 @@ static int is_code_type(struct codecache *cc, uint64_t type);
 
 static int alive_code(struct codecache *cc, const unsigned char *buf, int base)
 {
-    int64_t refcnt;
-    uint64_t type;
+    uint64_t refcnt, type;
     memcpy(&refcnt, buf - base, 8);
     memcpy(&type, buf + cc->cf.ob_type - base, 8);
-    return refcnt > 0 && refcnt < ((int64_t)1 << 40) && is_code_type(cc, type);
+    /* The count is the word's low half, never 0 in a live object; above it
+     * 16 bits that stay 0 (3.14+: the count's overflow), then 16 that 3.14+
+     * keep flags in (a static immortal object's word is 0x0005'0000'c000'0000).
+     * A free-list link is an address: 0 or, mapped high, with those middle
+     * bits set. */
+    return (uint32_t)refcnt != 0 && ((refcnt >> 32) & 0xffff) == 0 && is_code_type(cc, type);
 }
 
 static int same_fields(const struct code_entry *a, const struct code_entry *b)

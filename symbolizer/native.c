@@ -1,11 +1,14 @@
 #include "symbolizer/native.h"
 
 #include <elf.h>
+#include <elfutils/libdwelf.h>
 #include <elfutils/libdwfl.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/htab.h"
@@ -56,6 +59,7 @@ struct unwinder {
     struct mem *mem;
     native_open_fn open_file;
     void *ctx;
+    char *root; /* the target's file system (/proc/PID/root, --root): its debug files */
     Dwfl *dwfl;
     Elf *arch_elf; /* names the architecture for dwfl_attach_state */
     unsigned char arch_ehdr[sizeof(Elf64_Ehdr)];
@@ -163,13 +167,69 @@ static int find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_A
 }
 
 /*
- * Our find_debuginfo is libdw's own: the file itself, then
- * /usr/lib/debug/.build-id and .gnu_debuglink.  (With DEBUGINFOD_URLS set,
- * libdw also asks those servers, which the user asked for.)
+ * The debug file of mod in the target's own file system, by build-id
+ * (ROOT/usr/lib/debug/.build-id/xx/yyyy.debug, every link on the way
+ * resolved inside ROOT), when it is a regular file with the same build-id.
+ * An fd, or -1.
  */
+static int root_debuginfo(struct unwinder *u, Dwfl_Module *mod, char **debuginfo_file_name)
+{
+    const unsigned char *id;
+    GElf_Addr vaddr;
+    int n = dwfl_module_build_id(mod, &id, &vaddr);
+    if (n < 2 || n > 64)
+        return -1;
+    struct strbuf sb = STRBUF_INIT;
+    sb_adds(&sb, "/usr/lib/debug/.build-id/");
+    for (int i = 0; i < n; i++)
+        sb_addf(&sb, i == 1 ? "/%02x" : "%02x", id[i]);
+    sb_adds(&sb, ".debug");
+    struct stat st;
+    int fd = open_regular_in(u->root, sb_str(&sb), &st);
+    if (fd >= 0) {
+        Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+        const void *have = NULL;
+        ssize_t nh = elf ? dwelf_elf_gnu_build_id(elf, &have) : -1;
+        int same = nh == n && memcmp(have, id, (size_t)n) == 0;
+        if (elf)
+            elf_end(elf);
+        if (!same) {
+            close(fd);
+            fd = -1;
+        } else if (debuginfo_file_name) {
+            struct strbuf full = STRBUF_INIT;
+            sb_adds(&full, u->root);
+            sb_adds(&full, sb_str(&sb));
+            *debuginfo_file_name = sb_detach(&full);
+        }
+    }
+    sb_release(&sb);
+    return fd < 0 ? -1 : fd;
+}
+
+/*
+ * Debug information: the target's own (root_debuginfo), then libdw's
+ * search here: the file itself, /usr/lib/debug/.build-id and
+ * .gnu_debuglink.  (With DEBUGINFOD_URLS set, libdw also asks those
+ * servers, which the user asked for.)
+ */
+static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname,
+                          Dwarf_Addr base, const char *file_name, const char *debuglink_file,
+                          GElf_Word debuglink_crc, char **debuginfo_file_name)
+{
+    struct module *m = userdata ? *userdata : NULL;
+    if (m && m->u->root) {
+        int fd = root_debuginfo(m->u, mod, debuginfo_file_name);
+        if (fd >= 0)
+            return fd;
+    }
+    return dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file,
+                                        debuglink_crc, debuginfo_file_name);
+}
+
 static const Dwfl_Callbacks dwfl_callbacks = {
     .find_elf = find_elf,
-    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .find_debuginfo = find_debuginfo,
 };
 
 /* ---- reporting the mappings as modules -------------------------------- */
@@ -443,10 +503,17 @@ fail:
     return NULL;
 }
 
+void unwinder_set_root(struct unwinder *u, const char *root)
+{
+    free(u->root);
+    u->root = root && *root ? xstrdup(root) : NULL;
+}
+
 void unwinder_free(struct unwinder *u)
 {
     if (!u)
         return;
+    free(u->root);
     callsite_free(u->callsite); /* holds libdw's modules and names: before dwfl_end */
     if (u->dwfl)
         dwfl_end(u->dwfl); /* ends the modules' Elfs before their bytes go */

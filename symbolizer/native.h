@@ -2,8 +2,8 @@
  * Native stacks: unwinding a thread's C stack from its registers with
  * libdw's CFI unwinder, reading memory through a memory source (a live
  * process or a core file), and naming the addresses found: the function and,
- * where debug information exists (the file's own, /usr/lib/debug/.build-id,
- * or .gnu_debuglink), the source file and line; else `[libfoo.so+0x1234]`.
+ * where debug information exists (the file's own, /usr/lib/debug/.build-id
+ * of the target's file system or ours, or .gnu_debuglink), the source file and line; else `[libfoo.so+0x1234]`.
  *
  * libdw rather than libunwind: one library unwinds and symbolizes, it finds
  * separate debug information by build id, and its unwinder takes our own
@@ -38,6 +38,13 @@ struct unwinder;
 struct unwinder *unwinder_new(struct mem *mem, native_open_fn open_file, void *ctx,
                               struct pserr *err);
 void unwinder_free(struct unwinder *u);
+/*
+ * The target's file system as a directory here (/proc/PID/root; a core's
+ * --root), or NULL: debug files are looked for there first, by build-id
+ * (ROOT/usr/lib/debug/.build-id/), its links resolved inside it, then here.
+ * Before the first unwinder_symbolize.
+ */
+void unwinder_set_root(struct unwinder *u, const char *root);
 
 /* Re-reads the mappings (new libraries loaded since): 0 or a negative errno. */
 int unwinder_refresh(struct unwinder *u);

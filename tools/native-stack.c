@@ -74,6 +74,9 @@ int main(int argc, char **argv)
     }
     printf("unwinder_new: %.1f us\n", t_new / 1e3);
     char dir[64];
+    /* Debug files in the target's own file system, as pystrobe looks for them. */
+    snprintf(dir, sizeof(dir), "/proc/%d/root", (int)pid);
+    unwinder_set_root(u, dir);
     snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
     DIR *d = opendir(dir);
     if (!d) {

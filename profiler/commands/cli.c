@@ -138,7 +138,7 @@ static const char record_help[] =
     "  -h, --help            this help\n";
 
 static const char dump_help[] =
-    "usage: pystrobe dump [options] (-p PID | --core CORE [--exe PYTHON])\n"
+    "usage: pystrobe dump [options] (-p PID | --core CORE [--exe PYTHON] [--root DIR])\n"
     "\n"
     "Prints every thread's Python stack, most recent call first, without stopping\n"
     "the process, or as it was in a core file.\n"
@@ -147,6 +147,9 @@ static const char dump_help[] =
     "      --core CORE a core file (gcore's, or the kernel's) to inspect instead\n"
     "      --exe FILE  the core's executable, when not where the core says; files\n"
     "                  the core names and that are gone are looked for beside it\n"
+    "      --root DIR  the file system the core's process saw (a container's, a\n"
+    "                  chroot's): the files the core names, their debug files and\n"
+    "                  the sources are looked for under DIR first\n"
     "      --json      print JSON instead of text\n"
     "      --native    each thread's C frames too, in place (stops each thread\n"
     "                  briefly; a core's threads are unwound as saved)\n"
@@ -156,7 +159,7 @@ static const char dump_help[] =
     "                  only files the target itself may read (a core: its owner)\n"
     "      --source-root DIR\n"
     "                  read source files under DIR (default: /proc/PID/root, or\n"
-    "                  for a core the paths its code objects name)\n"
+    "                  for a core the paths its code objects name, under --root)\n"
     "      --greenlets every greenlet (gevent, eventlet) with its state and stack,\n"
     "                  then identical stacks grouped with counts (3.11, greenlet 2.0.2)\n"
     "  -h, --help      this help\n";

@@ -24,7 +24,7 @@
 #include "profiler/target/srcfile.h"
 
 /* Long-only options (after the shared ones: --native). */
-enum { OPT_CORE = OPT_SAMPLING_END, OPT_EXE, OPT_GREENLETS };
+enum { OPT_CORE = OPT_SAMPLING_END, OPT_EXE, OPT_ROOT, OPT_GREENLETS };
 
 /* Snapshots retried while some stack was caught changing. */
 #define DUMP_ATTEMPTS 8
@@ -91,7 +91,11 @@ static struct srcfiles *source_files(struct session *s, pid_t pid, const char *c
     if (root) {
         sf = srcfiles_new(root, root);
     } else if (core) {
-        sf = srcfiles_new("", "");
+        /* --root: absolute paths as the process saw them. */
+        const char *croot = core_root(mem_core(s->mem));
+        sf = srcfiles_new(croot ? croot : "", "");
+        if (croot)
+            srcfiles_set_fallback(sf, "");
     } else {
         snprintf(r, sizeof(r), "/proc/%d/root", (int)pid);
         snprintf(cwd, sizeof(cwd), "/proc/%d/cwd", (int)pid);
@@ -120,7 +124,7 @@ static void note_native_stacks(const struct nstack_stats *n)
 /* What the command line asks for. */
 struct dump_opts {
     pid_t pid;
-    const char *core, *exe;
+    const char *core, *exe, *root;
     int json, native, locals, greenlets;
     int source;                 /* --source=N, -1 without --source */
     const char *source_root;
@@ -138,6 +142,7 @@ static int read_options(int argc, char **argv, struct dump_opts *o)
         OPTIONS_NATIVE,
         {"core", required_argument, NULL, OPT_CORE},
         {"exe", required_argument, NULL, OPT_EXE},
+        {"root", required_argument, NULL, OPT_ROOT},
         {"greenlets", no_argument, NULL, OPT_GREENLETS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -176,6 +181,9 @@ static int read_options(int argc, char **argv, struct dump_opts *o)
         case OPT_EXE:
             o->exe = optarg;
             break;
+        case OPT_ROOT:
+            o->root = optarg;
+            break;
         case OPT_GREENLETS:
             o->greenlets = 1;
             break;
@@ -192,6 +200,9 @@ static int read_options(int argc, char **argv, struct dump_opts *o)
         return cli_usage("dump takes a process (-p PID) or a core (--core CORE), not both");
     if (o->exe && !o->core)
         return cli_usage("--exe goes with --core: it names the executable of a core's process");
+    if (o->root && !o->core)
+        return cli_usage("--root goes with --core: it names the file system a core's process "
+                         "saw (a live process's is read through /proc/PID/root)");
     if (!o->pid && !o->core)
         return cli_usage("dump needs a process: -p PID, or a core file: --core CORE");
     return 0;
@@ -237,7 +248,7 @@ int cmd_dump(int argc, char **argv)
     cli_ignore_sigpipe();
     struct session s;
     struct pserr err;
-    if ((ret = d.core ? session_attach_core(&s, d.core, d.exe, &err)
+    if ((ret = d.core ? session_attach_core(&s, d.core, d.exe, d.root, &err)
                       : session_attach(&s, d.pid, &err)) < 0)
         return cli_error(&err);
     struct snapshot sn;

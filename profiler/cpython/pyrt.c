@@ -174,7 +174,7 @@ static int top_frame_ok(struct pyrt *rt, const unsigned char *ts)
         uint8_t owner = f[l->if_owner];
         memcpy(&code, f + l->if_code, 8);
         if (l->code_tagged)
-            code &= ~(uint64_t)3;
+            code &= ~(uint64_t)1;
         if (!layout_owner_shim(l, owner))
             return pyrt_type_is(rt, code, "code");
         memcpy(&frame, f + l->if_previous, 8);
@@ -484,7 +484,10 @@ static int apply_debug_offsets(struct pyrt *rt, struct pserr *err)
                              "cannot be read through what it says of itself: %s",
                              (int)rt->pid, rt->version, layout_supported(), why);
         }
-        return ret;
+        char why[sizeof(err->msg)];
+        snprintf(why, sizeof(why), "%s", err->msg);
+        return pserr_set(err, -ret, "cannot read Python %s of process %d: %s", rt->version,
+                         (int)rt->pid, why);
     }
     if (l.major != rt->major || l.minor != rt->minor)
         return pserr_set(err, EINVAL,

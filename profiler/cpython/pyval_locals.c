@@ -135,7 +135,7 @@ static int frame_code(struct pyval *pv, uint64_t field, uint64_t want, uint64_t 
     if (mem_read_u64(pv->m, field, code) < 0)
         return -EFAULT;
     if (pv->l->code_tagged)
-        *code &= ~(uint64_t)3;
+        *code &= ~(uint64_t)1;
     return 0;
 }
 
@@ -149,7 +149,7 @@ static int frame_code_same(const struct pyval *pv, const struct mem_iov *check, 
         return -EFAULT;
     memcpy(&got, check->buf, 8);
     if (pv->l->code_tagged)
-        got &= ~(uint64_t)3;
+        got &= ~(uint64_t)1;
     return got == code ? 0 : -EINVAL;
 }
 

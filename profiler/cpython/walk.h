@@ -78,6 +78,8 @@ struct walk_stats {
     uint64_t dead_tops;     /* <= 3.10: walks from the caller of a top frame freed since */
     uint64_t outer_walks;   /* 3.11/3.12: walks from the calling eval loop's frame, the
                              * current one between frames (walk_stack) */
+    uint64_t cleared_tops;  /* 3.14+: innermost frames found cleared (they had returned
+                             * since the thread's current frame was read), passed over */
 };
 
 struct walker;

@@ -395,6 +395,18 @@ int walk_iframes(struct walker *w, const struct istack *s, struct rawframe *out,
             return ret;
         uint8_t owner = f[l->if_owner];
         uint64_t code = buf_u64(f, l->if_code);
+        /* A tagged reference's low bit marks a borrowed one; low bits 11 (a
+         * tagged int), or 10 (3.15's invalid one), are no object: garbage.
+         * 3.14+ clear a returning frame's code (to PyStackRef_NULL) after
+         * unlinking it: a thread's innermost frames found so had returned
+         * between the read of its current frame and theirs, and their
+         * callers are its stack now. */
+        if (l->code_tagged && !s->p && n == 0 && owner == OWNED_BY_THREAD &&
+            !(code & ~(uint64_t)1) && buf_u64(f, l->if_previous)) {
+            w->stats.cleared_tops++;
+            frame = buf_u64(f, l->if_previous);
+            continue;
+        }
         if (layout_owner_shim(l, owner))
             cs_note(a, frame, fsize);
         GROW(w->chain, w->chaincap, seen + 1);
@@ -407,7 +419,7 @@ int walk_iframes(struct walker *w, const struct istack *s, struct rawframe *out,
         w->entries[seen] = l->if_is_entry >= 0 && f[l->if_is_entry] != 0;
         w->nseen = ++seen;
         if (l->code_tagged)
-            code &= ~(uint64_t)3;
+            code &= ~(uint64_t)1;
         if ((int)owner > l->owner_max)
             return walk_set_torn(w, TORN_GARBAGE);
         if (!layout_owner_shim(l, owner)) {
@@ -676,7 +688,7 @@ int walk_callee(struct walker *w, const struct walk_thread *t, uint64_t frame, u
         return -ENOENT;
     uint64_t code = buf_u64(f, l->if_code), prev = buf_u64(f, l->if_previous);
     if (l->code_tagged)
-        code &= ~(uint64_t)3;
+        code &= ~(uint64_t)1;
     if (!code || (code & 7))
         return -ENOENT;
     int entry = l->if_is_entry >= 0 && f[l->if_is_entry] != 0;

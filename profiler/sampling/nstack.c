@@ -3,10 +3,12 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/htab.h"
+#include "profiler/target/core.h"
 #include "profiler/target/ptstop.h"
 #include "profiler/target/task.h"
 #include "symbolizer/native.h"
@@ -262,6 +264,15 @@ struct nstack *nstack_new(struct session *s, struct pserr *err)
     if (!ns->u) {
         free(ns);
         return NULL;
+    }
+    /* Debug files the target's own file system holds (a container's, a chroot's). */
+    struct core *c = mem_core(s->mem);
+    if (c) {
+        unwinder_set_root(ns->u, core_root(c));
+    } else {
+        char root[64];
+        snprintf(root, sizeof(root), "/proc/%d/root", (int)s->pid);
+        unwinder_set_root(ns->u, root);
     }
     ns->hooks = (struct snap_native){hook_hold, hook_release, hook_merge, ns};
     ns->refreshed_at = ptstop_now_ns();

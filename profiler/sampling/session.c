@@ -43,10 +43,11 @@ int session_attach_shared(struct session *s, pid_t pid, struct names *shared, st
     return attach_mem(s, mem_new_pid(pid), pid, shared, err);
 }
 
-int session_attach_core(struct session *s, const char *core, const char *exe, struct pserr *err)
+int session_attach_core(struct session *s, const char *core, const char *exe, const char *root,
+                        struct pserr *err)
 {
     struct mem *mem;
-    int ret = mem_open_core(core, exe, &mem, err);
+    int ret = mem_open_core_in(core, exe, root, &mem, err);
     if (ret < 0) {
         memset(s, 0, sizeof(*s));
         return ret;

@@ -72,10 +72,12 @@ int session_attach(struct session *s, pid_t pid, struct pserr *err);
 /* The same, interning names into shared (which must outlive the session). */
 int session_attach_shared(struct session *s, pid_t pid, struct names *shared, struct pserr *err);
 /*
- * Attaches to a core file (core.h), exe standing for its executable (or NULL).
- * s->pid is then the core's process id, for display only: nothing reads /proc.
+ * Attaches to a core file (core.h), exe standing for its executable (or NULL),
+ * root the file system its process saw (or NULL: core_open_in).  s->pid is
+ * then the core's process id, for display only: nothing reads /proc.
  */
-int session_attach_core(struct session *s, const char *core, const char *exe, struct pserr *err);
+int session_attach_core(struct session *s, const char *core, const char *exe, const char *root,
+                        struct pserr *err);
 void session_release(struct session *s);
 
 /*

@@ -493,11 +493,34 @@ static int check_exe(struct core *c, struct pserr *err)
 
 int core_open(const char *path, const char *exe, struct core **out, struct pserr *err)
 {
+    return core_open_in(path, exe, NULL, out, err);
+}
+
+const char *core_root(const struct core *c)
+{
+    return c->root;
+}
+
+int core_open_in(const char *path, const char *exe, const char *root, struct core **out,
+                 struct pserr *err)
+{
     struct core *c = xcalloc(1, sizeof(*c));
     c->path = xstrdup(path);
     c->exe = exe ? xstrdup(exe) : NULL;
+    c->root = root ? xstrdup(root) : NULL;
+    c->fd = -1;
     int ret;
     struct stat st;
+    if (root && stat(root, &st) < 0) {
+        int e = errno;
+        ret = pserr_set(err, e, "cannot use --root %s: %s", root, strerror(e));
+        goto fail;
+    }
+    if (root && !S_ISDIR(st.st_mode)) {
+        ret = pserr_set(err, ENOTDIR, "--root %s is %s, not a directory: give the file system "
+                        "the core's process saw", root, file_kind(st.st_mode));
+        goto fail;
+    }
     c->fd = open_regular(path, &st);
     if (c->fd == -EINVAL) {
         ret = pserr_set(err, ENOEXEC, "%s is not a core file (%s, not a regular file): give a "
@@ -549,6 +572,7 @@ void core_free(struct core *c)
     }
     free(c->files);
     free(c->nf);
+    free(c->root);
     free(c->segs);
     free(c->threads);
     free(c->auxv);

@@ -54,6 +54,17 @@ struct core;
  * opening the file.
  */
 int core_open(const char *path, const char *exe, struct core **out, struct pserr *err);
+/*
+ * core_open, for a process that saw another file system (a container, a
+ * chroot): root, when not NULL, is that file system as a directory here, and
+ * each file the core names is looked for under it first (links on the way
+ * resolved inside it), then as named.  A root that is no directory is an
+ * error (-ENOTDIR).
+ */
+int core_open_in(const char *path, const char *exe, const char *root, struct core **out,
+                 struct pserr *err);
+/* The root given to core_open_in, or NULL. */
+const char *core_root(const struct core *c);
 /* Closes the core and every file it opened; core_free(NULL) does nothing. */
 void core_free(struct core *c);
 
@@ -84,7 +95,8 @@ const char *core_path(const struct core *c);
 
 /*
  * Opens the file behind mapping r: --exe for the executable, else the path
- * the core names, else the same base name beside --exe; the file must carry
+ * the core names (under --root first), else the same base name beside
+ * --exe; the file must carry
  * the build-id the core saw in memory for it.  Returns an fd (the caller
  * closes it), or a negative errno with err filled (-ENOENT: not found;
  * -ESTALE: the file found is another build).

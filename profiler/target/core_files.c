@@ -97,8 +97,14 @@ static char *live_path(const char *path)
  */
 int core_open_candidate(struct core *c, size_t i, const char *path, struct pserr *err)
 {
+    return core_open_candidate_in(c, i, NULL, path, err);
+}
+
+int core_open_candidate_in(struct core *c, size_t i, const char *root, const char *path,
+                           struct pserr *err)
+{
     struct stat st;
-    int fd = open_regular(path, &st);
+    int fd = root ? open_regular_in(root, path, &st) : open_regular(path, &st);
     if (fd < 0)
         return fd;
     unsigned char want[BUILD_ID_MAX], have[BUILD_ID_MAX];
@@ -112,10 +118,12 @@ int core_open_candidate(struct core *c, size_t i, const char *path, struct pserr
     char w[2 * BUILD_ID_MAX + 1], h[2 * BUILD_ID_MAX + 1];
     hex(w, want, nw);
     hex(h, have, nh);
-    return pserr_set(err, ESTALE, "%.300s is not the file that process %d had mapped as "
+    return pserr_set(err, ESTALE, "%s%s%.300s is not the file that process %d had mapped as "
                      "%.300s (build-id %s in core %.300s, %s in the file): give the right "
-                     "one with --exe", path, (int)core_pid(c), c->files[i].path, w, c->path,
-                     nh > 0 ? h : "none");
+                     "one with --exe%s", root ? root : "", root ? "/" : "",
+                     path + (root && *path == '/'), (int)core_pid(c), c->files[i].path, w, c->path,
+                     nh > 0 ? h : "none", c->root ? "" : ", or --root DIR for a process that saw "
+                     "another file system (a container, a chroot)");
 }
 
 /* Opens file i of the core by the rules of core_open_mapped.  An fd or a negative errno. */
@@ -125,7 +133,12 @@ static int open_file_of(struct core *c, size_t i, struct pserr *err)
     if (c->exe && c->exe_path && strcmp(orig, c->exe_path) == 0)
         return core_open_candidate(c, i, c->exe, err);
     char *path = live_path(orig);
-    int fd = path[0] == '/' ? core_open_candidate(c, i, path, err) : -ENOENT;
+    int fd = -ENOENT;
+    /* --root: where the process saw its files; as named (a gcore from outside names them so). */
+    if (c->root && path[0] == '/')
+        fd = core_open_candidate_in(c, i, c->root, path, err);
+    if (fd < 0 && fd != -ESTALE && path[0] == '/')
+        fd = core_open_candidate(c, i, path, err);
     if (fd < 0 && fd != -ESTALE && c->exe && path[0] == '/') {
         /* Not there any more: beside the executable given. */
         const char *base = path_base(c->exe);
@@ -141,7 +154,9 @@ static int open_file_of(struct core *c, size_t i, struct pserr *err)
         pserr_set(err, -fd, "cannot open %.300s, mapped by process %d of core %.300s: %s%s",
                   path, (int)core_pid(c), c->path,
                   fd == -EINVAL ? "not a regular file" : strerror(-fd),
-                  c->exe ? "" : " (with --exe, files missing here are looked for beside it)");
+                  c->root ? "" : c->exe ? " (with --root DIR, under the file system the process "
+                  "saw)" : " (with --root DIR, under the file system the process saw; with "
+                  "--exe, beside the executable)");
     free(path);
     return fd;
 }

@@ -37,6 +37,7 @@ struct mfile {
 struct core {
     int fd;
     char *path, *exe;
+    char *root;           /* --root: the file system the process saw, or NULL */
     uint64_t size;
     struct seg *segs;
     size_t nsegs;
@@ -67,5 +68,8 @@ int core_open_mfile(struct core *c, size_t i, struct pserr *err);
  * the core saw (or either is unknown), -ESTALE with err filled when it differs.
  */
 int core_open_candidate(struct core *c, size_t i, const char *path, struct pserr *err);
+/* The same for path under root (core_open_in), or as named when root is NULL. */
+int core_open_candidate_in(struct core *c, size_t i, const char *root, const char *path,
+                           struct pserr *err);
 
 #endif

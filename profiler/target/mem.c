@@ -29,8 +29,14 @@ struct mem *mem_new_pid(pid_t pid)
 
 int mem_open_core(const char *path, const char *exe, struct mem **out, struct pserr *err)
 {
+    return mem_open_core_in(path, exe, NULL, out, err);
+}
+
+int mem_open_core_in(const char *path, const char *exe, const char *root, struct mem **out,
+                     struct pserr *err)
+{
     struct core *c;
-    int ret = core_open(path, exe, &c, err);
+    int ret = core_open_in(path, exe, root, &c, err);
     if (ret < 0)
         return ret;
     struct mem *m = xcalloc(1, sizeof(*m));

@@ -40,6 +40,9 @@ struct mem *mem_new_pid(pid_t pid);
  * set, or a negative errno with err saying what is wrong with the core.
  */
 int mem_open_core(const char *path, const char *exe, struct mem **out, struct pserr *err);
+/* The same, the process's files looked for under root first (core_open_in). */
+int mem_open_core_in(const char *path, const char *exe, const char *root, struct mem **out,
+                     struct pserr *err);
 /* The core behind the source (owned by it), or NULL; its threads are in task.h. */
 struct core *mem_core(struct mem *m);
 /* A core's NT_PRPSINFO, or NULL (another source, or none in the core). */

@@ -21,6 +21,7 @@ struct srcfile {
 
 struct srcfiles {
     char *root, *cwd;
+    char *also;         /* absolute paths not under root: under this too, or NULL */
     struct srcfile_creds creds;
     int checked;        /* creds are set */
     struct srcfile *v;
@@ -33,6 +34,12 @@ struct srcfiles *srcfiles_new(const char *root, const char *cwd)
     sf->root = xstrdup(root ? root : "");
     sf->cwd = xstrdup(cwd ? cwd : "");
     return sf;
+}
+
+void srcfiles_set_fallback(struct srcfiles *sf, const char *also)
+{
+    free(sf->also);
+    sf->also = also ? xstrdup(also) : NULL;
 }
 
 void srcfiles_set_creds(struct srcfiles *sf, const struct srcfile_creds *c)
@@ -118,6 +125,7 @@ void srcfiles_free(struct srcfiles *sf)
     free(sf->v);
     free(sf->root);
     free(sf->cwd);
+    free(sf->also);
     free(sf);
 }
 
@@ -248,7 +256,11 @@ static struct srcfile *file_get(struct srcfiles *sf, const char *path)
     struct srcfile *f = &sf->v[sf->n++];
     memset(f, 0, sizeof(*f));
     f->path = xstrdup(path);
-    if (read_file(sf, path[0] == '/' ? sf->root : sf->cwd, path, &f->data, &f->len) == 0)
+    int ret = read_file(sf, path[0] == '/' ? sf->root : sf->cwd, path, &f->data, &f->len);
+    /* Only a file that is not there: one there but refused stays refused. */
+    if (ret == -ENOENT && path[0] == '/' && sf->also)
+        ret = read_file(sf, sf->also, path, &f->data, &f->len);
+    if (ret == 0)
         index_lines(f);
     return f;
 }

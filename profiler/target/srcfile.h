@@ -45,6 +45,12 @@ int srcfile_creds_of(pid_t pid, struct srcfile_creds *c);
  * prefixes ("" for none) copied by the call.
  */
 struct srcfiles *srcfiles_new(const char *root, const char *cwd);
+/*
+ * An absolute path that is not under root (no such file there: not one
+ * refused) is read under also ("": as named) by the same rules: a core's
+ * --root, where a gcore taken from outside names the files as seen outside.
+ */
+void srcfiles_set_fallback(struct srcfiles *sf, const char *also);
 /* From now on files are read only where c may read them (copied; NULL: no check). */
 void srcfiles_set_creds(struct srcfiles *sf, const struct srcfile_creds *c);
 /* srcfiles_free(NULL) does nothing. */

@@ -316,9 +316,10 @@ def group(ctx, I):
             vdir = os.path.join(d, 'venv')
             r = run([I.exe, '-m', 'venv', '--without-pip', vdir], timeout=120)
             vpy = os.path.join(vdir, 'bin', 'python')
-            if r.rc != 0 or not os.path.exists(vpy):
+            # A root interpreter's venv links to the root's binary: it runs in the root.
+            if r.rc != 0 or not os.path.lexists(vpy):
                 raise Skip('python -m venv failed: %s' % r.describe())
-            t = new_target(vpy, ver=ver).start()
+            t = new_target(I.wrap(vpy), ver=ver).start()
             P = Problems()
             P.expect(t.oracle['executable'] == vpy, 'setup: sys.executable %r, not the venv\'s' % t.oracle['executable'])
             res = dump(t.pid)
@@ -338,14 +339,14 @@ def group(ctx, I):
                 exe = I.exe
             else:
                 copy = os.path.join(d, 'python3')
-                shutil.copy2(os.path.realpath(I.exe), copy)
+                shutil.copy2(I.host_exe, copy)
                 env = None
-                exe = copy
+                exe = I.wrap(copy)
             t = new_target(exe, ver=ver, env=env)
             t.wait_ready()
             P = Problems()
             mapped = python_binary_of(t.pid) if lib else os.readlink('/proc/%d/exe' % t.pid)
-            if mapped != copy:
+            if mapped != I.host_view(copy):
                 raise Failure('setup: the target runs %r, not the copy %r' % (mapped, copy))
             os.unlink(copy)
             t.take_oracle()
@@ -386,7 +387,7 @@ def group(ctx, I):
             d = ctx.mkdtemp('ns-')
             inner = os.path.join(d, 'only-inside')
             os.mkdir(inner)
-            src = lib or os.path.realpath(I.exe)
+            src = lib or I.host_exe
             copy = os.path.join(inner, os.path.basename(src))
             script = 'mount -t tmpfs none "$1" && cp "$2" "$3" && shift 3 && '
             if lib:
@@ -394,7 +395,7 @@ def group(ctx, I):
                 argv0 = I.exe
             else:
                 script += 'exec "$@"'
-                argv0 = copy
+                argv0 = I.wrap(copy)
             wrapper = os.path.join(d, 'in-namespaces.sh')
             with open(wrapper, 'w') as f:
                 f.write('#!/bin/sh\nexec unshare --mount --pid --fork --mount-proc sh -c %s sh %s %s %s "$@"\n'
@@ -405,8 +406,8 @@ def group(ctx, I):
             t.wait_ready()
             P = Problems()
             P.expect(not os.listdir(inner), 'setup: %s is not empty outside the namespace' % inner)
-            P.expect(python_binary_of(t.pid) == copy, 'setup: the target maps %r, not %r'
-                     % (python_binary_of(t.pid), copy))
+            P.expect(python_binary_of(t.pid) == I.host_view(copy), 'setup: the target maps %r, not %r'
+                     % (python_binary_of(t.pid), I.host_view(copy)))
             t.take_oracle()
             ns = nspid_map(t.pid)
             res = dump(t.pid)

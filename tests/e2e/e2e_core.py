@@ -28,21 +28,27 @@ import e2e_states
 T_GCORE = 120
 
 
-def gcore(rt, pid, d):
-    """Writes d/core.PID with gdb's gcore; the path, or Skip when gdb is missing."""
-    if not shutil.which('gcore'):
+def gcore(rt, pid, d, I=None):
+    """Writes d/core.PID with gdb's gcore; the path, or Skip when gdb is missing.
+    A root interpreter's process is written by the root's own gdb, as in its
+    container: an older gdb outside writes zeros for the thread stacks glibc
+    2.41+ fences with guard pages (MADV_GUARD_INSTALL)."""
+    cmd = shutil.which('gcore')
+    if I is not None and I.root and os.path.exists(os.path.join(I.root, 'usr', 'bin', 'gcore')):
+        cmd = I.wrap('/usr/bin/gcore')
+    if not cmd:
         raise rt.Skip('gcore not found (install gdb)')
     prefix = os.path.join(d, 'core')
-    res = rt.run(['gcore', '-o', prefix, str(pid)], T_GCORE)
+    res = rt.run([cmd, '-o', prefix, str(pid)], T_GCORE)
     path = '%s.%d' % (prefix, pid)
     if res.rc != 0 or not os.path.exists(path):
         raise rt.Failure('gcore failed' + res.describe(out_limit=300))
     return path
 
 
-def dump_core(rt, core, json_=True, exe=None):
+def dump_core(rt, core, json_=True, exe=None, root=None):
     argv = [rt.PYSTROBE, 'dump', '--core', core] + (['--exe', exe] if exe else []) + \
-        (['--json'] if json_ else [])
+        (['--root', root] if root else []) + (['--json'] if json_ else [])
     return rt.run(argv, rt.T_DUMP)
 
 
@@ -96,12 +102,12 @@ def other_interpreter(exe, rt):
     return None
 
 
-def check_same_as_live(P, rt, live, doc, core, tgt, ver):
-    """The core's JSON dump against the live one and the interpreter's own view."""
+def check_same_as_live(P, rt, live, doc, core, tgt, ver, exe):
+    """The core's JSON dump against the live one and the interpreter's own
+    view; exe: the executable as the target named itself."""
     P.expect(doc.get('pid') == live.get('pid'), 'pid %r, expected %r' % (doc.get('pid'), live.get('pid')))
     P.expect(doc.get('core') == core, 'core %r, expected %r' % (doc.get('core'), core))
     cmd = doc.get('command') or ''
-    exe = tgt.argv[0]
     P.expect(cmd.startswith(exe), 'command %r does not start with the executable %r' % (cmd, exe))
     P.expect(doc.get('python') == live.get('python'), 'python %r, expected %r (live)'
              % (doc.get('python'), live.get('python')))
@@ -150,7 +156,7 @@ def group(ctx, I, rt):
         P = rt.Problems()
         live = load_json(P, live_json)
         P.fail_if_any(live_json.describe(out_limit=300))
-        core = gcore(rt, t.pid, ctx.mkdtemp('core-'))
+        core = gcore(rt, t.pid, ctx.mkdtemp('core-'), I)
         t.close()
         return t, live, live_text, core
 
@@ -158,22 +164,22 @@ def group(ctx, I, rt):
     try:
         def core_json():
             t, live, _, core = fx.get()
-            res = dump_core(rt, core)
+            res = dump_core(rt, core, root=I.root)
             P = rt.Problems()
             doc = load_json(P, res)
             if doc is not None:
-                check_same_as_live(P, rt, live, doc, core, t, ver)
+                check_same_as_live(P, rt, live, doc, core, t, ver, I.target_exe)
             P.fail_if_any(res.describe(out_limit=600))
         R.case(pfx + 'json', core_json)
 
         def core_text():
             t, live, live_text, core = fx.get()
-            res = dump_core(rt, core, json_=False)
+            res = dump_core(rt, core, json_=False, root=I.root)
             P = rt.Problems()
             P.expect(res.rc == 0, 'exit status %s, expected 0' % res.rc)
             text = res.out_text
             first = text.split('\n')[0]
-            want = 'Core %s of process %d: %s' % (core, t.pid, t.argv[0])
+            want = 'Core %s of process %d: %s' % (core, t.pid, I.target_exe)
             P.expect(first.startswith(want), 'first line %r, expected %r...' % (first, want))
             lt = live_text.out_text
             P.expect(text.split('\n')[1] == lt.split('\n')[1], 'second line %r, expected %r (live)'
@@ -194,10 +200,10 @@ def group(ctx, I, rt):
 
         def exe_mismatch():
             t, _, _, core = fx.get()
-            other = other_interpreter(I.exe, rt)
+            other = other_interpreter(I.host_exe, rt)
             if other is None:
                 raise rt.Skip('no other interpreter binary to pass as --exe')
-            res = dump_core(rt, core, exe=other)
+            res = dump_core(rt, core, exe=other, root=I.root)
             P = rt.Problems()
             rt.check_one_line_error(P, res, 1, words=('build-id', other, core))
             P.fail_if_any(res.describe())
@@ -205,7 +211,8 @@ def group(ctx, I, rt):
 
         def exe_same():
             t, live, _, core = fx.get()
-            res = dump_core(rt, core, exe=I.exe)
+            # The binary itself (a root interpreter's I.exe is a wrapper).
+            res = dump_core(rt, core, exe=I.host_exe if I.root else I.exe, root=I.root)
             P = rt.Problems()
             doc = load_json(P, res)
             if doc is not None:
@@ -261,12 +268,17 @@ def abort_case(ctx, rt, I):
         raise rt.Skip('the kernel wrote no core (core_pattern %r, RLIMIT_CORE hard limit %r)'
                       % (pattern, resource.getrlimit(resource.RLIMIT_CORE)[1]))
     core = cores[0]
-    res = dump_core(rt, core)
     P = rt.Problems()
+    if I.root:
+        # The kernel names the files as the process saw them, in its root:
+        # not found here without --root (or another build: the build-ids differ).
+        bare = dump_core(rt, core)
+        rt.check_one_line_error(P, bare, 1, words=('--root',))
+    res = dump_core(rt, core, root=I.root)
     doc = load_json(P, res)
     L = lambda m: rt.line_of(src, m)
     if doc is not None:
-        P.expect(doc.get('command', '').startswith(I.exe), 'command %r' % doc.get('command'))
+        P.expect(doc.get('command', '').startswith(I.target_exe), 'command %r' % doc.get('command'))
         by_name = dict((t.get('name'), t) for t in doc.get('threads') or [])
         P.expect(sorted(by_name) == ['MainThread', 'core-sleeper'], 'threads %r' % sorted(by_name))
         main = by_name.get('MainThread') or {}
@@ -286,7 +298,8 @@ def abort_case(ctx, rt, I):
                  'core-sleeper: state %r signal %r, expected idle and 0' % (sl.get('state'), sl.get('signal')))
     # With native frames: libc's abort above the Python line that called it,
     # unwound from the registers the kernel saved.
-    nat = rt.run([rt.PYSTROBE, 'dump', '--core', core, '--native', '--json'], rt.T_DUMP)
+    nat = rt.run([rt.PYSTROBE, 'dump', '--core', core, '--native', '--json'] +
+                 (['--root', I.root] if I.root else []), rt.T_DUMP)
     ndoc = load_json(P, nat)
     if ndoc is not None:
         main = dict((t.get('name'), t) for t in ndoc.get('threads') or []).get('MainThread') or {}
@@ -298,7 +311,7 @@ def abort_case(ctx, rt, I):
                  'MainThread with --native: no abort call above crash (%s:%d):\n      %s'
                  % (src, L('core-abort'), '\n      '.join(f.get('function', '?') for f in frames)))
         P.expect(frames and frames[-1].get('native'), 'MainThread with --native: outermost frame not native')
-    text = dump_core(rt, core, json_=False)
+    text = dump_core(rt, core, json_=False, root=I.root)
     P.expect('    crash (%s:%d)\n' % (src, L('core-abort')) in text.out_text, 'text dump lacks the os.abort line')
     P.expect(re.search(r'^Thread \d+ "MainThread" \(idle, (gil, )?signal 6\)$', text.out_text, re.M) is not None,
              'text dump: no MainThread header with "signal 6"')
@@ -331,7 +344,13 @@ def errors_group(ctx, rt, I):
         rt.check_one_line_error(P, res2, 1, words=('not a core', I.exe))
         res3 = dump_core(rt, '/nonexistent/core')
         rt.check_one_line_error(P, res3, 1, words=('cannot open core', 'No such file'))
-        P.fail_if_any(res.describe() + res2.describe() + res3.describe())
+        # --root must be a directory (checked before the core is read).
+        res4 = dump_core(rt, rt.THREADS_PY, root=rt.THREADS_PY)
+        rt.check_one_line_error(P, res4, 1, words=('--root', rt.THREADS_PY, 'not a directory'))
+        res5 = dump_core(rt, rt.THREADS_PY, root='/nonexistent/root')
+        rt.check_one_line_error(P, res5, 1, words=('--root', '/nonexistent/root', 'No such file'))
+        P.fail_if_any(res.describe() + res2.describe() + res3.describe() + res4.describe() +
+                      res5.describe())
     R.case(pfx + 'not-a-core', not_core)
 
     def usage():
@@ -339,6 +358,7 @@ def errors_group(ctx, rt, I):
         cases = [(['-p', '1', '--core', 'x'], 'not both'),
                  (['--exe', I.exe, '-p', '1'], '--exe goes with --core'),
                  (['--exe', I.exe], '--exe goes with --core'),
+                 (['--root', '/', '-p', '1'], '--root goes with --core'),
                  (['--core'], "option '--core' needs a value")]
         out = ''
         for args, word in cases:

@@ -376,6 +376,8 @@ def group(ctx, I, rt):
     def facts():
         if 'facts' not in state:
             state['facts'] = interp_facts(I.exe)
+            if state['facts'] and I.root:   # a root interpreter's headers are in its root
+                state['facts'] = (I.host_view(state['facts'][0]),) + state['facts'][1:]
         if state['facts'] is None:
             raise rt.Skip('cannot ask %s for its include directory' % I.exe)
         return state['facts']

@@ -37,7 +37,7 @@ BIDI_ARG = u'--tag=\u202etxt.exe'
 FUTEX = '202'
 
 
-def runs_as_nobody(exe):
+def runs_as_nobody(I):
     """Whether exe runs as nobody here (a pyenv build under /root does not:
     nobody cannot reach its libpython): the source-rights test, which runs
     the target as nobody, is registered only where it can run."""
@@ -45,8 +45,8 @@ def runs_as_nobody(exe):
     if os.geteuid() != 0 or not setpriv:
         return True  # the test says why it cannot run
     try:
-        return subprocess.call([setpriv, '--reuid=nobody', '--regid=nogroup', '--clear-groups',
-                                exe, '-c', 'import ctypes'], stdout=subprocess.DEVNULL,
+        return subprocess.call(I.argv_as([setpriv, '--reuid=nobody', '--regid=nogroup', '--clear-groups'],
+                                         [I.exe, '-c', 'import ctypes']), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, timeout=30) == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
@@ -60,7 +60,7 @@ def group(ctx, I, rt):
 
     def start(mode, *args, **kw):
         argv = [I.exe, kw.get('script', path), mode] + list(args) + ['--max-life', str(rt.TARGET_LIFE)]
-        t = e2e_states.Proc(rt, ctx, kw.get('prefix', []) + argv, TARGET)
+        t = e2e_states.Proc(rt, ctx, I.argv_as(kw.get('prefix', []), argv), TARGET)
         info = t.expect_line('READY')
         if info['pid'] != t.pid and not kw.get('prefix'):
             raise rt.Failure('setup: target reported %r' % info)
@@ -186,7 +186,7 @@ def group(ctx, I, rt):
         if not setpriv:
             raise rt.Skip('no setpriv to run the target as nobody')
         prefix = [setpriv, '--reuid=nobody', '--regid=nogroup', '--clear-groups']
-        probe = rt.run(prefix + [I.exe, '-c', 'import ctypes'], 30)
+        probe = rt.run(I.argv_as(prefix, [I.exe, '-c', 'import ctypes']), 30)
         if probe.rc != 0:
             raise rt.Skip('%s cannot run as nobody (%s)' % (I.exe, probe.err_text.strip()[:200]))
         P = rt.Problems()
@@ -233,7 +233,7 @@ def group(ctx, I, rt):
         os.chmod(secret, 0o600)
         t = start('source', secret)
         try:
-            core = e2e_core.gcore(rt, t.pid, d)
+            core = e2e_core.gcore(rt, t.pid, d, I)
         finally:
             t.close()
         sleep = line('victim_sleep')
@@ -241,7 +241,8 @@ def group(ctx, I, rt):
         src = head + '        > %d  time.sleep(100000)  # @victim_sleep\n' % sleep
         for owner, shown in ((0, True), (65534, False)):
             os.chown(core, owner, -1)
-            res = run_ok(P, [rt.PYSTROBE, 'dump', '--core', core, '--source'], 'dump --core --source')
+            res = run_ok(P, [rt.PYSTROBE, 'dump', '--core', core, '--source'] +
+                         (['--root', I.root] if I.root else []), 'dump --core --source')
             P.expect(head in res.out_text and (src in res.out_text) == shown,
                      'core owned by uid %d, %s mode 0600 root\'s: source %s, expected %s%s'
                      % (owner, secret, 'shown' if src in res.out_text else 'not shown',
@@ -256,5 +257,5 @@ def group(ctx, I, rt):
     R.case(pfx + 'invalid-linetable', case_invalid(
         'int-linetable', 'victim (%s:?)' % path, {'function': 'victim', 'file': path, 'line': None}))
     R.case(pfx + 'bidi', case_bidi)
-    if runs_as_nobody(I.exe):
+    if runs_as_nobody(I):
         R.case(pfx + 'source-rights', case_source_rights)

@@ -220,10 +220,11 @@ def group(ctx, I, rt):
         t = start(path)
         try:
             doc, th, res = parked_dump(t, path, ['--locals'])
-            core = e2e_core.gcore(rt, t.pid, ctx.mkdtemp('locals-core-'))
+            core = e2e_core.gcore(rt, t.pid, ctx.mkdtemp('locals-core-'), I)
         finally:
             t.close()
-        res = rt.run([rt.PYSTROBE, 'dump', '--core', core, '--json', '--locals', '--source'], rt.T_DUMP)
+        res = rt.run([rt.PYSTROBE, 'dump', '--core', core, '--json', '--locals', '--source'] +
+                     (['--root', I.root] if I.root else []), rt.T_DUMP)
         P = rt.Problems()
         P.expect(res.rc == 0, 'exit status %s' % res.rc)
         cth = [x for x in json.loads(res.out_text)['threads'] if x['tid'] == t.pid] if res.rc == 0 else []
@@ -263,3 +264,29 @@ def group(ctx, I, rt):
     R.case(pfx + 'text', locals_text)
     R.case(pfx + 'source', source_lines)
     R.case(pfx + 'source-deleted', source_deleted)
+
+    def source_in_root():
+        """A root interpreter's own files (its threading.py) are read in its root,
+        where this machine has none or other ones."""
+        t = rt.Target(ctx.tmp, I.exe, ver=I.ver)
+        try:
+            t.start()
+            res = rt.run([rt.PYSTROBE, 'dump', '-p', str(t.pid), '--json', '--source'], rt.T_DUMP)
+        finally:
+            t.close()
+        P = rt.Problems()
+        if not P.expect(res.rc == 0, 'exit status %s' % res.rc):
+            P.fail_if_any(res.describe(out_limit=600))
+        lib = '/usr/lib/python%s/' % I.xy
+        frames = [f for th in json.loads(res.out_text)['threads'] for f in th['frames']
+                  if f['file'].startswith(lib)]
+        P.expect(frames, 'no frame in %s' % lib)
+        for f in frames[:5]:
+            with open(I.root + f['file'], encoding='utf-8', errors='replace') as src:
+                text = src.read().split('\n')[f['line'] - 1]
+            want = [{'line': f['line'], 'text': text.expandtabs(8).rstrip('\r'), 'current': True}]
+            P.expect(f.get('source') == want, '%s:%d: source %r, expected %r (the root\'s file)'
+                     % (f['file'], f['line'], f.get('source'), want))
+        P.fail_if_any(res.describe(out_limit=600))
+    if I.root:
+        R.case(pfx + 'source-in-root', source_in_root)

@@ -24,6 +24,17 @@ LOCK_RE = re.compile(r'sem_|futex|pthread_cond|PyThread_acquire_lock')
 BZ2_RE = re.compile(r'BZ2_|bz2|libbz2')
 ZLIB_RE = re.compile(r'deflate|libz\.so')
 EVAL_RE = re.compile(r'^(_PyEval_EvalFrameDefault|PyEval_EvalFrameEx)\b')
+# glibc 2.41+ makes a blocking call through these, above the call itself
+# (clock_nanosleep's leaf is then __syscall_cancel_arch).
+CANCEL_RE = re.compile(r'^(__syscall_cancel_arch|__internal_syscall_cancel|__syscall_cancel)\b')
+
+
+def call_leaf(names):
+    """The innermost of names (innermost first) that is not glibc's cancellation path."""
+    for n in names:
+        if not CANCEL_RE.match(n):
+            return n
+    return ''
 SLEEPING = ('MainThread', 'sleeper', 'lock-waiter', e2e_states.RAW_OS_NAME)
 COMPRESSOR_TRIES = 30
 
@@ -64,7 +75,7 @@ def not_stopped(rt, P, pid):
     """Every thread of pid runs again and has no tracer."""
     for tid in os.listdir('/proc/%d/task' % pid):
         try:
-            with open('/proc/%d/task/%s/status' % (pid, tid)) as f:
+            with open('/proc/%d/task/%s/status' % (pid, tid), errors='replace') as f:
                 status = f.read()
         except (IOError, OSError):
             continue
@@ -139,7 +150,7 @@ def group(ctx, I, rt):
                      'thread %s: %s is not the first Python frame under native ones:\n      %s'
                      % (name, py, shown))
             pat = LOCK_RE if name == 'lock-waiter' else SLEEP_RE
-            P.expect(k > 0 and pat.search(above[0] if name != 'lock-waiter' else ' '.join(above)),
+            P.expect(k > 0 and pat.search(call_leaf(above) if name != 'lock-waiter' else ' '.join(above)),
                      'thread %s: no native frame matching /%s/ %s above %s:\n      %s'
                      % (name, pat.pattern, 'as the leaf' if name != 'lock-waiter' else '', py, shown))
         not_stopped(rt, P, t.pid)
@@ -179,7 +190,7 @@ def group(ctx, I, rt):
             lines = [l.strip() for l in block.group(1).splitlines()]
             want = rt.label('sleeper', STATES, rt.line_of(STATES, 'sleep'))
             k = lines.index(want) if want in lines else -1
-            P.expect(k > 0 and SLEEP_RE.search(lines[0]),
+            P.expect(k > 0 and SLEEP_RE.search(call_leaf(lines[:k])),
                      'the sleeper block does not start with a sleep call above %s:\n      %s'
                      % (want, '\n      '.join(lines)))
         P.expect(re.search(r'pystrobe: native stacks: \d+ threads? stopped one at a time', res.err_text),
@@ -197,8 +208,8 @@ def group(ctx, I, rt):
         want = rt.label('sleeper', STATES, rt.line_of(STATES, 'sleep'))
         mine = dict((s, c) for s, c in stacks.items() if s[0] == root)
         good = sum(c for s, c in mine.items()
-                   if want in s and s[-1] == e2e_states.IDLE and SLEEP_RE.search(s[-2]) and
-                   s.index(want) < len(s) - 2)
+                   if want in s and s[-1] == e2e_states.IDLE and s.index(want) < len(s) - 2 and
+                   SLEEP_RE.search(call_leaf(s[-2:s.index(want):-1])))
         # A thread not stopped within pystrobe's 100 ms (a busy machine) is
         # sampled with its Python frames alone: as many as the summary counts.
         python_only = sum(c for s, c in mine.items()
@@ -221,8 +232,9 @@ def group(ctx, I, rt):
         P = rt.Problems()
         t = target.get()
         live = threads_of(rt, P, native_dump(rt, t.pid), 'dump --native')
-        core = e2e_core.gcore(rt, t.pid, ctx.mkdtemp('native-core-'))
-        res = rt.run([rt.PYSTROBE, 'dump', '--core', core, '--native', '--json'], rt.T_DUMP)
+        core = e2e_core.gcore(rt, t.pid, ctx.mkdtemp('native-core-'), I)
+        res = rt.run([rt.PYSTROBE, 'dump', '--core', core, '--native', '--json'] +
+                     (['--root', I.root] if I.root else []), rt.T_DUMP)
         got = threads_of(rt, P, res, 'dump --core --native')
         for name in ('sleeper', 'lock-waiter', 'MainThread'):
             tid = t.tids[name]

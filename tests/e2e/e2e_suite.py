@@ -14,12 +14,16 @@ import re
 import sys
 
 import e2e_greenlets
+import interps as interps_mod
 
 # What the machine image provides: pyenv builds of these (X.Y) ...
 PYENV_VERSIONS = ('2.7', '3.6', '3.7', '3.8', '3.9', '3.10', '3.11', '3.12', '3.13')
 # ... Debian's interpreter, and these libraries for it (python3-gevent, python3-eventlet).
 DEBIAN_PYTHON = '/usr/bin/python3'
 DEBIAN_LIBS = ('gevent', 'eventlet')
+# ... and the Debian unstable root .ci/sid-root makes, with these (X.Y): the
+# network or the suite can take them away, so a missing one SKIPs (ci/root-X.Y).
+ROOT_VERSIONS = interps_mod.ROOT_VERSIONS
 
 
 def in_ci():
@@ -38,6 +42,17 @@ def missing_interpreters(interps):
     return missing
 
 
+def root_missing(interps, xy):
+    """Why the root's Python xy was not found (a phrase), or None."""
+    if any(I.kind == 'root' and I.xy == xy for I in interps):
+        return None
+    why = interps_mod.root_problem()
+    if why:
+        return why
+    return '%s has no usable /usr/bin/python%s (unstable no longer carries it, or it does ' \
+        'not run)' % (interps_mod.test_root(), xy)
+
+
 def group(ctx, interps, rt):
     if not in_ci():
         return
@@ -49,7 +64,20 @@ def group(ctx, interps, rt):
             raise rt.Failure('CI=true and the machine image lacks %s (found: %s); install them '
                              '(pyenv install X.Y.Z, apt-get install python3)'
                              % (', '.join(missing), ' '.join(I.label for I in interps) or 'none'))
+        # The root's, which may be missing (ci/root-X.Y says why): named here.
+        found = [I.label for I in interps if I.kind == 'root']
+        lacking = [xy for xy in ROOT_VERSIONS if root_missing(interps, xy)]
+        print('ci/interpreters: the root %s gave %s%s' % (
+            interps_mod.test_root(), ' '.join(found) or 'none',
+            '; missing %s (see ci/root-*)' % ' '.join(lacking) if lacking else ''))
     R.case('ci/interpreters', interpreters, needs_pystrobe=False)
+
+    for xy in ROOT_VERSIONS:
+        def root_version(xy=xy):
+            why = root_missing(interps, xy)
+            if why:
+                raise rt.Skip('no Python %s from the Debian root: %s' % (xy, why))
+        R.case('ci/root-%s' % xy, root_version, needs_pystrobe=False)
 
     def debian_libs():
         deb = [I for I in interps if os.path.realpath(I.exe) == os.path.realpath(DEBIAN_PYTHON)]

@@ -1123,7 +1123,9 @@ def nspid_map(pid):
     """{tid as the process's own PID namespace numbers it: our tid}."""
     m = {}
     for tid in os.listdir('/proc/%d/task' % pid):
-        with open('/proc/%d/task/%s/status' % (pid, tid)) as f:
+        # Name: is the thread's OS name, cut at 15 bytes (3.14+ sets it from threading's
+        # name): not always UTF-8.
+        with open('/proc/%d/task/%s/status' % (pid, tid), errors='replace') as f:
             for line in f:
                 if line.startswith('NSpid:'):
                     m[int(line.split()[-1])] = int(tid)

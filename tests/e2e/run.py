@@ -11,7 +11,8 @@ exit status 1 if anything failed.
 Interpreters are discovered at run time: every ``versions/*/bin/pythonX.Y``
 under the pyenv root ($PYENV_ROOT, else ``pyenv root``, else ~/.pyenv), any
 other ``pythonX.Y`` on PATH (not pyenv shims), and ``/usr/bin/python3``,
-deduplicated by realpath.
+deduplicated by realpath; then those of the Debian root .ci/sid-root makes
+(tests/interps.py).
 
 Targets live in tests/targets/.  Every asserted line carries a marker comment
 (``# @name``); line numbers are read from the sources.  Besides those marker

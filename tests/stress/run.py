@@ -35,7 +35,9 @@ it stays away.  Crashes, sanitizer reports, hangs, wrong exit statuses,
 missing or partial profiles and wrong summaries always fail.
 
 Default (short, what `make check` runs): --seconds 1.5, the interpreters
-2.7, 3.10, 3.12, 3.13 (pyenv) and the system's /usr/bin/python3, the mixed
+2.7, 3.10, 3.12, 3.13 (pyenv), the system's /usr/bin/python3 and the
+Debian root's 3.14 and 3.15 (tests/interps.py; `--versions sid`: all of
+the root's), the mixed
 target and the exit and kill cases on each, the single-workload targets
 spread over them.  --long (`make stress`): 60 s per case, every interpreter,
 every case.  FILTER: only cases whose name contains one of the substrings
@@ -46,7 +48,8 @@ its files are kept (the directory is printed).
 Interpreters are found by tests/interps.py, as the e2e tests and the
 benchmark find them: pyenv versions ($PYENV_ROOT, else `pyenv root`, else
 ~/.pyenv) versions/*/bin/pythonX.Y, /usr/bin/python3, other pythonX.Y on
-PATH; deduplicated by realpath.
+PATH; deduplicated by realpath; then the Debian root's python3.X (.ci/sid-root),
+run through a wrapper that keeps the PID.
 
 Prints PASS/XFAIL/FAIL/SKIP lines and `stress: P passed, F failed, S
 skipped, X xfailed`; exit status 1 if anything failed or a tag's budget was
@@ -79,6 +82,7 @@ NATIVE_RATE = 200            # Hz with --native: each sample stops threads (ptra
 SHORT_SECONDS = 1.5
 LONG_SECONDS = 60.0
 SHORT_VERSIONS = ('2.7', '3.10', '3.12', '3.13')   # pyenv; plus the system python3
+ROOT_SHORT_VERSIONS = ('3.14', '3.15')              # of the Debian unstable root (tests/interps.py)
 SINGLES = ('threads', 'recursion', 'exec')
 HANG_MARGIN = 30.0           # pystrobe must return within its duration + this
 READY_TIMEOUT = 60.0
@@ -208,7 +212,8 @@ def select_interps(interps, versions, long_mode):
         if long_mode:
             return list(interps)
         return [I for I in interps
-                if (I.kind == 'pyenv' and I.xy in SHORT_VERSIONS) or I.kind == 'system']
+                if (I.kind == 'pyenv' and I.xy in SHORT_VERSIONS) or I.kind == 'system' or
+                (I.kind == 'root' and I.xy in ROOT_SHORT_VERSIONS)]
     if versions.strip() == 'all':
         return list(interps)
     toks = [t.strip() for t in versions.split(',') if t.strip()]
@@ -709,24 +714,28 @@ def check_case(ctx, case, o, facts):
 
 
 def read_thread_log(path):
-    """(comm, {tid: threading name or None for a raw thread}) from the target's log."""
-    comm, names = None, {}
+    """(comm, {tid: threading name or None for a raw thread}, {tid: the OS
+    name it inherited from the thread that started it}) from the target's log."""
+    comm, names, inherited = None, {}, {}
     for ln in read_text(path).split('\n'):
-        parts = ln.split(' ', 1)
-        if len(parts) != 2:
+        if ln.startswith('comm '):
+            comm = ln[5:]
             continue
-        if parts[0] == 'comm':
-            comm = parts[1]
-        elif parts[0].isdigit():
-            names[int(parts[0])] = None if parts[1] == '-' else parts[1]
-    return comm, names
+        parts = ln.split(' ', 2)
+        if len(parts) < 2 or not parts[0].isdigit():
+            continue
+        names[int(parts[0])] = None if parts[1] == '-' else parts[1]
+        if len(parts) == 3:
+            inherited[int(parts[0])] = parts[2]
+    return comm, names, inherited
 
 
 def check_thread_labels(P, roots, tlog):
     """Each thread root "thread NAME (TID)" names that thread: its threading name,
-    or its OS name (before threading knows it, or for a raw thread), never
-    another thread's name."""
-    comm, truth = read_thread_log(tlog)
+    or its OS name (before threading knows it, or for a raw thread: the
+    process's, or from 3.14 the name of the thread that started it, which
+    its OS thread inherits), never another thread's name."""
+    comm, truth, inherited = read_thread_log(tlog)
     if comm is None:
         return
     wrong = []
@@ -738,7 +747,7 @@ def check_thread_labels(P, roots, tlog):
         if tid not in truth:
             continue
         real = truth[tid]
-        if name is not None and name != comm and name != real:
+        if name is not None and name not in (comm, real, inherited.get(tid)):
             wrong.append('%s: thread %d is %s' % (r, tid, repr(real) if real else
                                                   'a raw thread (OS name %r)' % comm))
     P.expect(not wrong, '%d threads labelled with another thread\'s name: %s'
@@ -834,7 +843,7 @@ def check_content(P, case, stacks, info, facts):
     if case.threads and case.end == 'run' and busy:
         # The workloads' threads run Python on a CPU the whole time (sharing
         # the GIL): each must have samples, under its own thread id.
-        _, truth = read_thread_log(facts['tlog'])
+        _, truth, _ = read_thread_log(facts['tlog'])
         tids = set(int(m.group(1)) for m in (re.search(r'\((\d+)\)$', s[0]) for s in stacks) if m)
         lost = ['%s (%d)' % (name, tid) for tid, name in sorted(truth.items())
                 if name in busy and tid not in tids]

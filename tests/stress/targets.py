@@ -34,11 +34,13 @@ Options:
                     exit scenario, else 0)
   --pidfile PATH    write our pid to PATH at start
   --stderr PATH     send our stderr (fd 2) to PATH
-  --threadlog PATH  append "TID NAME" for every thread as it starts (NAME:
-                    its threading name, "-" for a raw thread threading does
-                    not know), after a first line "comm COMM" (the OS name
-                    threads inherit): what the runner checks thread labels
-                    against
+  --threadlog PATH  append "TID NAME [INHERITED]" for every thread as it
+                    starts (NAME: its threading name, "-" for a raw thread
+                    threading does not know; INHERITED: the OS name of the
+                    thread that started it, which 3.14+ set to that
+                    thread's threading name), after a first line "comm COMM"
+                    (the process's OS name): what the runner checks thread
+                    labels against
   --max-life S      watchdog: SIGALRM ends the process after S seconds
                     whatever happens (default 900)
 """
@@ -87,13 +89,29 @@ def native_tid():
     return int(_syscall(nr))
 
 
-def log_thread(name):
-    """Says which OS thread this is, and its threading name (None: raw)."""
+def log_thread(name, inherited=None):
+    """Says which OS thread this is, its threading name (None: raw), and the
+    OS name it inherited from the thread that started it (3.14+ name each
+    threading thread's OS thread after it: a new thread has its starter's
+    name until its own is set, a raw thread for good)."""
     if _log_fd is None:
         return
     tid = native_tid()
     if tid:
-        os.write(_log_fd, ('%d %s\n' % (tid, name or '-')).encode('ascii'))
+        line = '%d %s' % (tid, name or '-')
+        if inherited:
+            line += ' ' + inherited
+        os.write(_log_fd, (line + '\n').encode('ascii', 'replace'))
+
+
+def own_os_name():
+    """This thread's OS name (comm), or None where it cannot be read."""
+    tid = native_tid()
+    try:
+        with open('/proc/self/task/%d/comm' % tid) as f:
+            return f.read().strip() or None
+    except (OSError, TypeError, ValueError):
+        return None
 
 
 class Stop(object):
@@ -132,13 +150,14 @@ def churn_recurse(depth, end, rng):
     return churn_recurse(depth - 1, end, rng)
 
 
-def churn_worker(life, depth, seed, name):
-    log_thread(name)
+def churn_worker(life, depth, seed, name, inherited=None):
+    log_thread(name, inherited)
     rng = random.Random(seed)
     churn_recurse(depth, time.time() + life, rng)
 
 
 def churn_threads(rng, stop):
+    inherited = own_os_name()
     n = 0
     alive = []
     while not stop():
@@ -148,11 +167,11 @@ def churn_threads(rng, stop):
             n += 1
             args = (rng.uniform(*CHURN_LIFE), rng.randint(1, 40), rng.random())
             if n % 7 == 0:
-                rawthread.start_new_thread(churn_worker, args + (None,))
+                rawthread.start_new_thread(churn_worker, args + (None, inherited))
                 raw += 1
             else:
                 name = 'churn-%d' % n
-                t = threading.Thread(target=churn_worker, args=args + (name,), name=name)
+                t = threading.Thread(target=churn_worker, args=args + (name, inherited), name=name)
                 t.daemon = True
                 t.start()
                 alive.append(t)

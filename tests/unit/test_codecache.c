@@ -899,6 +899,33 @@ TEST(freed_code_object_is_not_taken)
     }
 }
 
+/*
+ * An immortal code object's reference count word: 3.12's 0xffffffff, 3.13's
+ * 0xc0000000, and 3.14's with flags above (a static one, as _Py_InitCleanup,
+ * the frame a call of a class pushes under its __init__): each is alive.
+ */
+TEST(immortal_code_objects_are_alive)
+{
+    static const uint64_t words[] = {0xffffffffull, 0xc0000000ull, 0x50000c0000000ull,
+                                     0x10000c0000000ull};
+    for (size_t v = 0; v < ARRAY_SIZE(versions); v++) {
+        for (size_t k = 0; k < ARRAY_SIZE(words); k++) {
+            struct img im;
+            img_init(&im, versions[v][0], versions[v][1], 0);
+            uint64_t code = lined_code(&im, "f.py", "f", NULL);
+            img_w64(&im, code, words[k]);
+            img_commit(&im);
+            struct cc_env e;
+            env_init(&e, &im, im.t_code);
+            if (!resolve1(&e, code))
+                TEST_FAILF("%d.%d: refcount word %#" PRIx64 ": not taken", im.major, im.minor,
+                           words[k]);
+            env_release(&e);
+            img_release(&im);
+        }
+    }
+}
+
 TEST(trampoline_code_is_known_on_312_up)
 {
     for (size_t v = 0; v < ARRAY_SIZE(versions); v++) {

@@ -236,3 +236,82 @@ TEST(files_read_with_the_targets_rights)
     CHECK_INT((int)self.gid, (int)getegid());
     remove_dir();
 }
+
+/* open_regular_in: links and ".." resolve inside the root given, never around it. */
+TEST(open_regular_in_stays_in_root)
+{
+    make_dir();
+    char root[128], path[192], outside[128];
+    snprintf(root, sizeof(root), "%s/root", dir);
+    REQUIRE(mkdir(root, 0755) == 0);
+    snprintf(path, sizeof(path), "%s/etc", root);
+    REQUIRE(mkdir(path, 0755) == 0);
+    write_file("root/etc/inside", "inside\n", 7);
+    write_file("outside", "outside\n", 8);
+    snprintf(outside, sizeof(outside), "%s/outside", dir);
+    /* An absolute link, a link climbing out, a path climbing out, a FIFO, a directory. */
+    snprintf(path, sizeof(path), "%s/abs", root);
+    REQUIRE(symlink("/etc/inside", path) == 0);
+    snprintf(path, sizeof(path), "%s/up", root);
+    REQUIRE(symlink("../../outside", path) == 0);
+    snprintf(path, sizeof(path), "%s/outside", root);
+    REQUIRE(symlink(outside, path) == 0);
+    snprintf(path, sizeof(path), "%s/fifo", root);
+    REQUIRE(mkfifo(path, 0644) == 0);
+    struct stat st;
+    char buf[16];
+    int fd = open_regular_in(root, "/abs", &st);
+    if (fd == -ENOSYS) {
+        remove_dir();
+        return; /* no openat2 on this kernel */
+    }
+    REQUIRE(fd >= 0);
+    CHECK_INT((int)read(fd, buf, sizeof(buf)), 7);
+    close(fd);
+    /* "/up" is root/up -> ../../outside: climbs no higher than the root, to root/outside,
+     * a link to the real outside file by its absolute name, which resolves in root. */
+    CHECK_INT(open_regular_in(root, "/up", &st), -ENOENT);
+    CHECK_INT(open_regular_in(root, "/../../outside", &st), -ENOENT);
+    fd = open_regular_in(root, "etc/../etc/inside", &st);
+    CHECK(fd >= 0);
+    if (fd >= 0)
+        close(fd);
+    CHECK_INT(open_regular_in(root, "/fifo", &st), -EINVAL);
+    CHECK(S_ISFIFO(st.st_mode));
+    CHECK_INT(open_regular_in(root, "/etc", &st), -EINVAL);
+    CHECK_INT(open_regular_in(root, "/proc/self/exe", &st), -ENOENT);
+    remove_dir();
+}
+
+/* A fallback base: only for files not under the root, never for ones refused there. */
+TEST(fallback_only_for_missing_files)
+{
+    make_dir();
+    char root[128], path[192];
+    snprintf(root, sizeof(root), "%s/root", dir);
+    REQUIRE(mkdir(root, 0755) == 0);
+    write_file("root/here.py", "in root\n", 8);
+    write_file("gone.py", "outside\n", 8);
+    write_file("both.py", "outside\n", 8);
+    write_file("root/both.py", "in root\n", 8);
+    snprintf(path, sizeof(path), "%s/link.py", root);
+    REQUIRE(symlink("both.py", path) == 0);
+    write_file("link.py", "outside\n", 8);
+    struct srcfiles *sf = srcfiles_new(root, root);
+    srcfiles_set_fallback(sf, dir);
+    struct srcline v[1];
+    size_t n;
+    CHECK_INT(srcfiles_lines(sf, "/here.py", 1, 0, v, &n), 0);
+    CHECK_STR(v[0].text, "in root");
+    srclines_release(v, n);
+    CHECK_INT(srcfiles_lines(sf, "/gone.py", 1, 0, v, &n), 0);
+    CHECK_STR(v[0].text, "outside");
+    srclines_release(v, n);
+    CHECK_INT(srcfiles_lines(sf, "/both.py", 1, 0, v, &n), 0);
+    CHECK_STR(v[0].text, "in root");
+    srclines_release(v, n);
+    /* A link under the root is refused there, and not looked for elsewhere. */
+    CHECK_INT(srcfiles_lines(sf, "/link.py", 1, 0, v, &n), -ENOENT);
+    srcfiles_free(sf);
+    remove_dir();
+}

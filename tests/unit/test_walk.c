@@ -18,7 +18,7 @@ static const int all_versions[][2] = {
     {2, 7}, {3, 6}, {3, 7}, {3, 8}, {3, 9}, {3, 10}, {3, 11}, {3, 12}, {3, 13}, {3, 14}, {3, 15},
 };
 static const int old_versions[][2] = {{2, 7}, {3, 6}, {3, 7}, {3, 8}, {3, 9}, {3, 10}};
-static const int new_minors[] = {11, 12, 13};
+static const int new_minors[] = {11, 12, 13, 14, 15};
 
 /* n distinct code objects f0..f(n-1). */
 static void mkcodes(struct img *im, uint64_t *codes, size_t n)
@@ -883,6 +883,67 @@ TEST(iframes_garbage)
                 TEST_FAILF("3.%d case %d: %d, expected %d", im.minor, k, ret, want[k]);
             if (k == HUGE_CHUNK)
                 check_frames(&im, out, depth, codes, offs, 3);
+        }
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
+/*
+ * 3.14+ unlink a returning frame, then clear its code to PyStackRef_NULL (1):
+ * read between the two, a thread's innermost frames may be cleared ones,
+ * whose callers are its stack; they are passed over and counted.  Before
+ * 3.14 the code stays (the bytecode tells such a frame), and a frame
+ * without code is garbage; below the innermost it is garbage everywhere.
+ */
+TEST(iframes_cleared_innermost_frames_had_returned)
+{
+    for (size_t v = 0; v < ARRAY_SIZE(new_minors); v++) {
+        struct img im;
+        img_init(&im, 3, new_minors[v], 0);
+        const struct pylayout *l = &im.lay;
+        uint64_t codes[4];
+        mkcodes(&im, codes, 4);
+        const int64_t offs[4] = {0, 2, 4, 6};
+        enum { ONE, TWO, MIDDLE, NCASES };
+        uint64_t interps[NCASES];
+        for (int k = 0; k < NCASES; k++) {
+            struct img_chunk c;
+            uint64_t fr[4];
+            img_chunk_new(&im, &c, 2048, 0);
+            interps[k] = img_interp(&im);
+            uint64_t top = push_chain(&im, &c, codes, offs, 4, img_bottom(&im), fr);
+            img_f64(&im, fr[0], l->if_code, 1);
+            if (k == TWO)
+                img_f64(&im, fr[1], l->if_code, 1);
+            if (k == MIDDLE) {
+                img_f64(&im, fr[0], l->if_code, codes[0]);
+                img_f64(&im, fr[2], l->if_code, 1);
+            }
+            uint64_t ts = img_tstate(&im, interps[k], 0x7f00, 42);
+            img_link_threads(&im, interps[k], &ts, 1);
+            img_set_frame(&im, ts, top, &c, 0);
+        }
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        int cleared = l->code_tagged;
+        for (int k = 0; k < NCASES; k++) {
+            struct walk_thread t;
+            struct rawframe out[8];
+            size_t depth = 0;
+            only_thread(&im, w, interps[k], &t);
+            uint64_t before = walk_stats(w)->cleared_tops;
+            int ret = walk_stack(w, &t, out, 8, &depth);
+            int want = k == MIDDLE || !cleared ? -EINVAL : 0;
+            if (ret != want) {
+                TEST_FAILF("3.%d case %d: %d, expected %d", im.minor, k, ret, want);
+                continue;
+            }
+            if (ret == 0) {
+                size_t skip = k == TWO ? 2 : 1;
+                check_frames(&im, out, depth, codes + skip, offs + skip, 4 - skip);
+                CHECK_U64(walk_stats(w)->cleared_tops - before, skip);
+            }
         }
         walker_free(w);
         img_release(&im);
