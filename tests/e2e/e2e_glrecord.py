@@ -309,7 +309,7 @@ def group(ctx, I, rt):
             n = int(c[0])
             total = sum(e2e_greenlets.CROWD_COUNTS) + 2
             P.expect(c[3] == total and c[4] == total - 1 and c[5] == 1, 'census averages %r' % c[3:])
-            want = e2e_greenlets.crowd_expected(rt, lib, pkg, getattr(I, 'root', None))
+            want = e2e_greenlets.crowd_expected(rt, lib, pkg, I.root)
             for count, st, frames in want:
                 key = ('greenlet ' + st,) + folded_stack(frames)
                 got = folded.get(key, 0)
@@ -430,7 +430,7 @@ def group(ctx, I, rt):
         try:
             P, res, doc = locks_json(t)
             gw = doc['greenlet_waits']
-            want = e2e_greenlets.crowd_expected(rt, lib, pkg, getattr(I, 'root', None))
+            want = e2e_greenlets.crowd_expected(rt, lib, pkg, I.root)
             own = {'take', 'waiter', 'getter', 'sleeper', 'park'}
             sites = []
             for count, st, frames in sorted(want, key=lambda w: -w[0]):

@@ -19,8 +19,8 @@ runs on every interpreter:
     unstable's python3-greenlet ships in the root .ci/sid-root makes
     ($PYSTROBE_TEST_ROOT), cached under build/greenlet-3.3.2/; SKIP with the
     reason when the root has none;
-  - unknown-release: greenlet 2.0.2 (up to 3.11) or 3.3.2 (3.12+) with its
-    __version__ edited to one the table does not have;
+  - unknown-release (up to 3.11: greenlet 2.0.2), unknown-release-3.3.2 (3.12+):
+    that greenlet with its __version__ edited to one the table does not have;
   - raw-dirs: with each package directory named in PYSTROBE_TEST_GREENLET_DIRS
     (dir1:dir2, each holding a built greenlet/ package) whose module was
     built for this interpreter; SKIP when unset or none fits.
@@ -111,30 +111,33 @@ def ldd_lines(exe):
 
 def greenlet3_sources(rt):
     """The directory of greenlet 3.x's sources in the test root (Debian unstable's
-    python3-greenlet), and the phrase that says where they come from."""
+    python3-greenlet), and the phrase that says where they come from (or why there
+    is no root)."""
     root = rt.test_root()
-    return (root.rstrip('/') + ROOT_GREENLET,
-            'Debian unstable\'s python3-greenlet, in the root .ci/sid-root makes; '
-            '$PYSTROBE_TEST_ROOT says where')
+    whose = 'Debian unstable\'s python3-greenlet, in the root .ci/sid-root makes; ' \
+        '$PYSTROBE_TEST_ROOT says where'
+    if not os.path.isdir(os.path.join(root, 'usr')):
+        whose = rt.root_problem(root) or whose
+    return root.rstrip('/') + ROOT_GREENLET, whose
 
 
 def build_greenlet(rt, I, facts, release=SUPPORTED_GREENLET, src=GREENLET_SOURCES,
                    whose='Debian python3-greenlet'):
     """The directory of greenlet `release` built for I from the sources in src (cached
-    under build/greenlet-RELEASE/), or rt.Skip saying why not.  An interpreter of a
-    root (I.root) is built for against the root's headers, into a directory the root
-    sees at the same path (the repository)."""
+    under build/greenlet-RELEASE/), or rt.Skip saying why not.  facts: include directory
+    (as this machine sees it), extension suffix.  An interpreter of a root (I.root) is
+    built for against the root's headers, into a directory the root sees at the same
+    path (the repository)."""
     inc, suffix = facts[0], facts[1]
     if sources_release(src) != release or not os.path.exists(os.path.join(src, 'greenlet.cpp')):
         raise rt.Skip('no greenlet %s sources in %s (%s)' % (release, src, whose))
     gxx = shutil.which('g++')
     if not gxx:
         raise rt.Skip('no g++ to build greenlet %s for %s' % (release, I.exe))
-    root = getattr(I, 'root', None)
     # A root's pyconfig.h includes <x86_64-linux-gnu/python3.X/pyconfig.h>: found in the
     # root after this machine's own C library headers.
-    incs = ['-I' + root + inc, '-idirafter', os.path.join(root, 'usr', 'include')] if root \
-        else ['-I' + inc]
+    incs = ['-I' + inc] + (['-idirafter', os.path.join(I.root, 'usr', 'include')] if I.root
+                           else [])
     key = hashlib.sha1(os.path.realpath(I.exe).encode()).hexdigest()[:10]
     base = os.path.join(rt.ROOT, 'build', 'greenlet-' + release)
     final = os.path.join(base, '%d.%d-%s' % (I.ver[0], I.ver[1], key))
@@ -482,7 +485,7 @@ def group(ctx, I, rt):
         if pkgdir:
             argv = ['env', 'PYTHONPATH=' + pkgdir] + argv
         pkg = lib_info(I.exe, 'gevent')[1] if lib == 'gevent' else None
-        want = deep_expected(rt, lib, pkg, getattr(I, 'root', None))
+        want = deep_expected(rt, lib, pkg, I.root)
         t = e2e_states.Proc(rt, ctx, argv, DEEP)
         try:
             info = t.expect_line('READY')
@@ -603,7 +606,7 @@ def group(ctx, I, rt):
         d = out.stdout.decode().strip()
         if out.returncode != 0 or not d:
             raise rt.Failure('%s does not say where greenlet is' % I.exe)
-        return (getattr(I, 'root', None) or '') + d
+        return I.host_view(d)
 
     def deep_dirs():
         """Greenlets parked deep, with each greenlet of PYSTROBE_TEST_GREENLET_DIRS built
@@ -639,7 +642,9 @@ def group(ctx, I, rt):
     if I.ver[:2] >= (3, 7):     # greenlet 3.3.2 builds from 3.7
         R.case(pfx + 'raw-' + GREENLET3, raw_3)
         R.case(pfx + 'deep-' + GREENLET3, deep_3)
-    R.case(pfx + 'unknown-release', unknown_release)
+    # Named by the release it edits: from 3.12 the root's sources are needed.
+    R.case(pfx + 'unknown-release' + ('-' + GREENLET3 if I.ver[:2] >= (3, 12) else ''),
+           unknown_release)
     R.case(pfx + 'raw-dirs', raw_dirs)
     R.case(pfx + 'deep-dirs', deep_dirs)
     if I.ver[:2] in ((2, 7), (3, 6)):
@@ -875,7 +880,7 @@ def crowd_group(ctx, I, rt):
         return (fn, path, rt.line_of(path, marker))
 
     def expected(lib, pkg):
-        return crowd_expected(rt, lib, pkg, getattr(I, 'root', None))
+        return crowd_expected(rt, lib, pkg, I.root)
 
     def dump(pid, *args):
         res = rt.run([rt.PYSTROBE, 'dump', '-p', str(pid), '--greenlets'] + list(args), rt.T_DUMP)
@@ -1005,7 +1010,7 @@ def crowd_group(ctx, I, rt):
         """A worker that spins without yielding is the running greenlet, in the main thread;
         the hub that switched to it is parked."""
         pkg = need(lib)
-        root = getattr(I, 'root', None)
+        root = I.root
         t = start(lib, '--locked', '1', '--waiting', '0', '--sleeping', '0', '--busy')
         try:
             res = dump(t.pid, '--json')

@@ -79,6 +79,25 @@ def group(ctx, interps, rt):
                 raise rt.Skip('no Python %s from the Debian root: %s' % (xy, why))
         R.case('ci/root-%s' % xy, root_version, needs_pystrobe=False)
 
+    def root_greenlet():
+        """The root's python3-greenlet sources, which the greenlet 3.3.2 tests build from:
+        with the root there, they must be there (their SKIPs are allowed for a missing root
+        only)."""
+        src, whose = e2e_greenlets.greenlet3_sources(rt)
+        root = interps_mod.test_root()
+        if not os.path.isdir(os.path.join(root, 'usr')):
+            raise rt.Skip('no Debian root, so no greenlet %s to build: %s'
+                          % (e2e_greenlets.GREENLET3, whose))
+        release = e2e_greenlets.sources_release(src)
+        if release != e2e_greenlets.GREENLET3 or \
+                not os.path.exists(os.path.join(src, 'greenlet.cpp')):
+            raise rt.Failure('CI=true and the root %s has no greenlet %s sources in %s (found '
+                             'release %s): the greenlets-*-%s tests SKIP; .ci/sid-root installs '
+                             'python3-greenlet (a newer one: measure it and move GREENLET3 in '
+                             'e2e_greenlets.py)' % (root, e2e_greenlets.GREENLET3, src, release,
+                                                    e2e_greenlets.GREENLET3))
+    R.case('ci/root-greenlet', root_greenlet, needs_pystrobe=False)
+
     def debian_libs():
         deb = [I for I in interps if os.path.realpath(I.exe) == os.path.realpath(DEBIAN_PYTHON)]
         if not deb:

@@ -39,16 +39,8 @@ TARGETS = os.path.join(ROOT, 'tests', 'targets')
 sys.path.insert(0, os.path.join(ROOT, 'bench'))   # stackcheck, truthcheck
 sys.path.insert(0, os.path.join(ROOT, 'tests'))
 from interps import discover, pyenv_root  # noqa: E402,F401  (one discovery for e2e, stress and bench)
+from interps import root_problem, test_root  # noqa: E402,F401  (the Debian root: where, or why none)
 THREADS_PY = os.path.join(TARGETS, 'threads.py')
-# The Debian unstable root of the newest interpreters (.ci/sid-root): tests that use
-# what it ships (greenlet 3.x's sources) find it here.
-TEST_ROOT_DEFAULT = '/var/cache/pystrobe/sid-root'   # as .ci/sid-root and test_layout.c
-
-
-def test_root():
-    """Where the Debian root is: $PYSTROBE_TEST_ROOT, else TEST_ROOT_DEFAULT."""
-    return os.environ.get('PYSTROBE_TEST_ROOT') or TEST_ROOT_DEFAULT
-
 
 FILES = {
     'threads': THREADS_PY,
