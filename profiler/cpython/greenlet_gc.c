@@ -151,7 +151,7 @@ static int follow_list(struct mem *m, const struct pylayout *l, uint64_t head, i
             }
             st->found += (uint64_t)g;
         }
-        /* The head may be 4-aligned (Debian's 3.13: see gc313_generations); nodes are not. */
+        /* The head may be 4-aligned (Debian's 3.13: see generations_at); nodes are not. */
         if (next == head)
             return 0;
         if (!next || (next & 7))
@@ -405,26 +405,26 @@ static int static_gc_lists(struct pyrt *rt, struct greenlet_gc_lists *lists)
 }
 
 /*
- * 3.13: where the generations are, from the gc state's `generation0`, its
- * pointer to the first generation's head, after the three generations (at
- * 96 in the state either way).  Debian's python3.13 (3.13.5 on, its
+ * Where the generations are, from the gc state's `generation0` (3.13: its
+ * pointer to the first generation's head, after the three generations, at
+ * the table's gc_state_generation0).  Debian's python3.13 (3.13.5 on, its
  * gchead-alignment patch) declares PyGC_Head aligned to 4, which on x86-64
  * lowers its alignment from 8: the generations then begin 20 bytes into the
  * state, not the 24 of the table (and of CPython's own builds).  The table's
  * place stays when generation0 points anywhere else.
  */
-#define GC313_GENERATION0 96
-
-static uint64_t gc313_generations(struct pyrt *rt, uint64_t table_place)
+static uint64_t generations_at(struct pyrt *rt, uint64_t table_place)
 {
     const struct pylayout *l = &rt->layout;
-    if (l->major != 3 || l->minor != 13 || l->gc_state_generations < 0 ||
+    if (l->gc_state_generation0 < 0 || l->gc_state_generations < 0 ||
         table_place < (uint64_t)l->gc_state_generations)
         return table_place;
     uint64_t state = table_place - (uint64_t)l->gc_state_generations, gen0 = 0;
-    uint64_t end = (uint64_t)GC313_GENERATION0 - GC_GENERATIONS * (uint64_t)l->gc_generation_size;
-    if (mem_read_u64(rt->mem, state + GC313_GENERATION0, &gen0) < 0 || (gen0 & 3) ||
-        gen0 < state + 8 || gen0 > state + end)
+    uint64_t ptr = (uint64_t)l->gc_state_generation0;
+    uint64_t end = ptr - GC_GENERATIONS * (uint64_t)l->gc_generation_size;
+    if (ptr < GC_GENERATIONS * (uint64_t)l->gc_generation_size ||
+        mem_read_u64(rt->mem, state + ptr, &gen0) < 0 || (gen0 & 3) || gen0 < state + 8 ||
+        gen0 > state + end)
         return table_place;
     return gen0;
 }
@@ -436,7 +436,7 @@ int greenlet_gc_lists_of(struct pyrt *rt, uint64_t interp, struct greenlet_gc_li
     if (l->gc_head_size <= 0)
         return -ENOTSUP;
     if (l->is_gc_generations >= 0) {
-        lists->generations = gc313_generations(rt, interp + (uint64_t)l->is_gc_generations);
+        lists->generations = generations_at(rt, interp + (uint64_t)l->is_gc_generations);
         if (l->is_gc_collecting >= 0)
             lists->collecting = interp + (uint64_t)l->is_gc_collecting;
         return 0;

@@ -61,6 +61,7 @@ static const char *const known27[PYK_COUNT] = {
     .if_previous = -1, .if_code = -1, .if_instr = -1, .if_owner = -1,       \
     .if_size = -1, .owner_cstack = -1, .owner_cstack2 = -1, .owner_max = -1, \
     .if_is_entry = -1, .code_tagged = 0, .untested = 0, .gc_state_generations = -1, \
+    .gc_state_generation0 = -1,                                             \
     .chunk_previous = -1, .chunk_size = -1, .chunk_top = -1, .chunk_data = -1, \
     .co_qualname = -1, .co_code_adaptive = -1,                              \
     .is_gc_generations = -1, .is_gc_collecting = -1, .gc_head_size = -1,    \
@@ -237,7 +238,7 @@ static const struct pylayout layouts[] = {
     {
         COMMON, .major = 3, .minor = 13, .gil = GIL_INTERP, .debug_offsets = 1,
         .is_gc_generations = 7424, .is_gc_collecting = 7600, .gc_head_size = 16,
-        .gc_state_generations = 24,
+        .gc_state_generations = 24, .gc_state_generation0 = 96,
         .rt_interpreters_head = 632, .is_ceval_gil = 16, .gil_last_holder = 8, .gil_locked = 16,
         .gil_state_size = 208,
         .is_next = 7264, .is_tstate_head = 7344, .is_modules = 7656,

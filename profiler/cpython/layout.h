@@ -108,6 +108,8 @@ struct pylayout {
     int is_gc_collecting;       /* 3.9+: gc.collecting, set while a collection relinks the lists */
     int gc_state_generations;   /* 3.13+: the generations' offset in the gc state (the debug
                                  * offsets give where the gc state is) */
+    int gc_state_generation0;   /* 3.13: the gc state's pointer to the first generation's
+                                 * head (where the generations really are: see greenlet_gc.c) */
     int gc_head_size;           /* sizeof(PyGC_Head): the object follows it */
     int gc_generation_size;     /* sizeof(struct gc_generation): head, threshold, count */
     int rt_gc_generations;      /* 3.7, 3.8: the generations in _PyRuntime.gc */

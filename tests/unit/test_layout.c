@@ -98,6 +98,7 @@ TEST(table_spot_checks)
     CHECK_INT(l->ts_current_frame, 72);
     CHECK_INT(l->co_code_adaptive, 200);
     CHECK_INT(l->dv_values, 8);
+    CHECK_INT(l->gc_state_generation0, 96);
     /* 3.14 and 3.15 (tools/probe-offsets.c against python3.14-dev 3.14.10
      * and python3.15-dev 3.15.2). */
     l = layout_for(3, 14);
