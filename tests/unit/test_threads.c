@@ -134,8 +134,16 @@ TEST(task_started_before)
     pthread_cond_signal(&wait_cond);
     pthread_mutex_unlock(&wait_mutex);
     pthread_join(th, NULL);
-    /* Gone, unknown, nothing to read: not known to have started before. */
-    CHECK_INT(proc_stat_started_before(tfd, proc_boot_ns()), 0);
+    /* Gone, unknown, nothing to read: not known to have started before.
+     * pthread_join returns once the kernel cleared the thread's tid, which
+     * it does before the task is released: on a busy machine its stat may
+     * be read a little longer (up to 2 s waited here). */
+    int gone = proc_stat_started_before(tfd, proc_boot_ns());
+    for (int k = 0; k < 2000 && gone != 0; k++) {
+        usleep(1000);
+        gone = proc_stat_started_before(tfd, proc_boot_ns());
+    }
+    CHECK_INT(gone, 0);
     CHECK_INT(proc_stat_started_before(fd, 0), 0);
     CHECK_INT(proc_stat_started_before(-1, proc_boot_ns()), 0);
     close(tfd);
