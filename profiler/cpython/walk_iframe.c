@@ -68,12 +68,16 @@ static int copy_older_chunk(struct walker *w, struct ahead *a)
     if (!prev || (prev & 7))
         return -ENOENT;
     struct chunk_copy *c = &w->chunks[w->nchunks];
+    /* What the target says its chunks hold is bounded in all, not only each. */
+    uint64_t copied = 0;
+    for (size_t i = 0; i < w->nchunks; i++)
+        copied += w->chunks[i].len;
     int found = 0;
     for (int j = 0; a && j < a->older_read && !found; j++) {
         struct chunk_copy *o = &a->older[j];
         uint64_t used;
         if (o->base == prev && a->older_ok[j] && (used = older_used(l, o->buf)) &&
-            used <= o->len) {
+            used <= o->len && copied + used <= MAX_WALK_CHUNK_BYTES) {
             struct chunk_copy tmp = *c;
             *c = *o;
             *o = tmp;
@@ -90,7 +94,8 @@ static int copy_older_chunk(struct walker *w, struct ahead *a)
     if (!found) {
         uint64_t used;
         if (mem_read(w->rt->mem, prev, hdr, (size_t)l->chunk_data) < 0 ||
-            !(used = older_used(l, hdr)) || copy_chunk(w, c, prev, prev + used) < 0)
+            !(used = older_used(l, hdr)) || copied + used > MAX_WALK_CHUNK_BYTES ||
+            copy_chunk(w, c, prev, prev + used) < 0)
             return -ENOENT;
     }
     w->nchunks++;
@@ -375,6 +380,15 @@ int walk_iframes(struct walker *w, const struct istack *s, struct rawframe *out,
         /* Walked again in the same instant: the chunks as copied. */
         (void)0;
     } else {
+        /* Older chunks' large buffers are not kept from walk to walk: what a
+         * target once said it held is not held for good. */
+        for (size_t i = 1; i < w->nchunks; i++) {
+            if (w->chunks[i].cap > CHUNK_KEEP) {
+                free(w->chunks[i].buf);
+                w->chunks[i].buf = NULL;
+                w->chunks[i].cap = 0;
+            }
+        }
         w->nchunks = 0;
         if (frame && s->chunk && s->chunk_top > s->chunk)
             copy_newest_chunk(w, s);

@@ -20,9 +20,14 @@
 #include "common/htab.h"
 #include "common/util.h"
 
-/* Data-stack chunks copied per walk, and bytes copied of one. */
+/* Data-stack chunks copied per walk, bytes copied of one, and of all of
+ * them in one walk (frames past that are read one by one: a walk stops at
+ * WALK_MAX_DEPTH frames anyway).  An older chunk's buffer larger than
+ * CHUNK_KEEP is let go before the next walk. */
 #define MAX_CHUNKS 256
 #define MAX_CHUNK_BYTES (8u << 20)
+#define MAX_WALK_CHUNK_BYTES (32u << 20)
+#define CHUNK_KEEP (1u << 20)
 /* A parked stack's chunks copied before another is (what a walk copies is
  * then at most this and one chunk more), and a chunk buffer's size kept
  * after its walk. */

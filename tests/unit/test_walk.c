@@ -712,6 +712,65 @@ TEST(iframes_two_chunks)
     }
 }
 
+/*
+ * A target's chunks may say they hold up to MAX_CHUNK_BYTES each: what one
+ * walk copies of them is bounded in all (MAX_WALK_CHUNK_BYTES), and the
+ * frames past that are read one by one, the stack whole all the same.
+ */
+TEST(iframes_chunk_copies_bounded_in_all)
+{
+    enum { N = 6, F = 2 * N };
+    const size_t big = 7u << 20;
+    /* walk_impl.h: 8 MiB a chunk, 32 MiB a walk */
+    REQUIRE(big <= (8u << 20) && (N - 1) * big > (32u << 20));
+    for (size_t v = 0; v < ARRAY_SIZE(new_minors); v++) {
+        struct img im;
+        img_init(&im, 3, new_minors[v], (size_t)(N + 1) * big);
+        const struct pylayout *l = &im.lay;
+        uint64_t codes[F];
+        mkcodes(&im, codes, F);
+        int64_t offs[F];
+        struct img_chunk c[N];
+        uint64_t prev_frame = img_bottom(&im), prev_chunk = 0;
+        uint64_t interp = img_interp(&im);
+        /* Oldest first: chunk k holds frames F-1-2k and F-2-2k, each older
+         * chunk saying it is full. */
+        for (int k = 0; k < N; k++) {
+            img_chunk_new(&im, &c[k], big, prev_chunk);
+            for (int f = F - 1 - 2 * k; f >= F - 2 - 2 * k; f--) {
+                offs[f] = 2 * f;
+                prev_frame = img_push(&im, &c[k], codes[f], offs[f], 0, prev_frame, 16);
+            }
+            if (k < N - 1)
+                img_f64(&im, c[k].addr, l->chunk_top, (big - (size_t)l->chunk_data) / 8);
+            prev_chunk = c[k].addr;
+        }
+        uint64_t ts = img_tstate(&im, interp, 0x7f00, 42);
+        img_link_threads(&im, interp, &ts, 1);
+        img_set_frame(&im, ts, prev_frame, &c[N - 1], 0);
+        img_commit(&im);
+        struct walker *w = walker_new(&im.rt);
+        struct walk_thread t;
+        only_thread(&im, w, interp, &t);
+        struct rawframe out[16];
+        size_t depth;
+        for (int round = 0; round < 2; round++) {
+            /* The first frame of each older chunk is read alone, then the
+             * chunk copied: four (28 MiB) are, the fifth is not, and its
+             * second frame is read alone too (and, 3.12+, the shim below
+             * the outermost frame).  Again, with the large buffers let go
+             * in between: the same. */
+            uint64_t singles = walk_stats(w)->single_reads;
+            CHECK_INT(walk_stack(w, &t, out, 16, &depth), 0);
+            check_frames(&im, out, depth, codes, offs, F);
+            CHECK_U64(walk_stats(w)->single_reads - singles,
+                      (N - 1) + 1 + (l->owner_cstack >= 0));
+        }
+        walker_free(w);
+        img_release(&im);
+    }
+}
+
 TEST(iframes_addrq_relative_to_code_adaptive)
 {
     for (size_t v = 0; v < ARRAY_SIZE(new_minors); v++) {
