@@ -272,10 +272,11 @@ static void print_summary(const struct record_opts *o, const struct sampler_resu
                 WALK_MAX_DEPTH);
     fprintf(stderr, "%s\n", sb.buf);
     if (rt->layout.untested)
-        fprintf(stderr, "pystrobe: Python %s (not yet tested with pystrobe): read through its "
+        fprintf(stderr, "pystrobe: Python %s%s: read through its "
                 "_Py_DebugOffsets and %d.%d's tables; no bytecode table for %d.%d, so the %" PRIu64
                 " stacks were checked for tearing by their frame links only\n",
-                rt->version, rt->layout.major, layout_newest_minor(), rt->layout.major,
+                rt->version, pyrt_tested_note(rt), rt->layout.major, layout_newest_minor(),
+                rt->layout.major,
                 rt->layout.minor, r->stacks);
     torn_summary(r);
     unreadable_summary(r);

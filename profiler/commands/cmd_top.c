@@ -279,8 +279,7 @@ int cmd_top(int argc, char **argv)
     t.title = sb_str(&title);
     /* A newer version than pystrobe knows says so wherever it is named. */
     char version[sizeof(s.rt.version) + 40];
-    snprintf(version, sizeof(version), "%s%s", s.rt.version,
-             s.rt.layout.untested ? " (not yet tested with pystrobe)" : "");
+    snprintf(version, sizeof(version), "%s%s", s.rt.version, pyrt_tested_note(&s.rt));
     t.version = version;
     t.tty_out = isatty(STDOUT_FILENO);
     t.keys = isatty(STDIN_FILENO);

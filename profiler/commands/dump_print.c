@@ -224,8 +224,7 @@ void dump_print_text(struct session *s, const struct snapshot *sn, const struct 
     } else {
         sb_addf(out, "Process %d: %s\n", (int)s->pid, sb_str(&cmd));
     }
-    sb_addf(out, "Python %s%s (%s)\n", s->rt.version,
-            s->rt.layout.untested ? " (not yet tested with pystrobe)" : "",
+    sb_addf(out, "Python %s%s (%s)\n", s->rt.version, pyrt_tested_note(&s->rt),
             path_base(s->rt.binary));
     if (s->rt.layout.untested)
         sb_addf(out, "Read through its _Py_DebugOffsets and %d.%d's tables; no bytecode table "

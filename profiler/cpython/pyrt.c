@@ -475,17 +475,14 @@ static int apply_debug_offsets(struct pyrt *rt, struct pserr *err)
                          (int)rt->pid, strerror(-ret));
     struct pylayout l;
     if ((ret = layout_from_debug_offsets(&l, buf, sizeof(buf), err)) < 0) {
-        if (rt->minor > layout_newest_minor()) {
-            /* Say why a newer version cannot be read, and what would. */
-            char why[sizeof(err->msg)];
-            snprintf(why, sizeof(why), "%s", err->msg);
+        char why[sizeof(err->msg)];
+        snprintf(why, sizeof(why), "%s", err->msg);
+        /* A newer version: say so, and why it cannot be read. */
+        if (rt->minor > layout_newest_minor())
             return pserr_set(err, ENOTSUP,
                              "process %d runs Python %s, newer than pystrobe knows (%s), and "
                              "cannot be read through what it says of itself: %s",
                              (int)rt->pid, rt->version, layout_supported(), why);
-        }
-        char why[sizeof(err->msg)];
-        snprintf(why, sizeof(why), "%s", err->msg);
         return pserr_set(err, -ret, "cannot read Python %s of process %d: %s", rt->version,
                          (int)rt->pid, why);
     }
@@ -650,4 +647,9 @@ void pyrt_release(struct pyrt *rt)
 {
     free(rt->binary);
     rt->binary = NULL;
+}
+
+const char *pyrt_tested_note(const struct pyrt *rt)
+{
+    return rt->layout.untested ? " (not yet tested with pystrobe)" : "";
 }

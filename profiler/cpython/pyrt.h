@@ -58,6 +58,10 @@ struct pyrt {
 int pyrt_attach(struct pyrt *rt, struct mem *mem, pid_t pid, struct pserr *err);
 void pyrt_release(struct pyrt *rt);
 
+/* " (not yet tested with pystrobe)" after the version of a newer Python than
+ * pystrobe knows (its layout untested), else "". */
+const char *pyrt_tested_note(const struct pyrt *rt);
+
 /* Reads the address of the first interpreter state.  0 or a negative errno. */
 int pyrt_interp(struct pyrt *rt, uint64_t *interp);
 

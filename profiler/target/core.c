@@ -491,11 +491,6 @@ static int check_exe(struct core *c, struct pserr *err)
     return 0;
 }
 
-int core_open(const char *path, const char *exe, struct core **out, struct pserr *err)
-{
-    return core_open_in(path, exe, NULL, out, err);
-}
-
 const char *core_root(const struct core *c)
 {
     return c->root;

@@ -48,18 +48,13 @@ struct core;
 /*
  * Opens and checks the core at path.  exe, when not NULL, stands for the
  * executable and is where missing mapped files are looked for (same base
- * name, same folder).  Returns 0 with *out set, or a negative errno with err
+ * name, same folder).  root, when not NULL, is the file system the process
+ * saw (a container's, a chroot's) as a directory here: each file the core
+ * names is looked for under it first (links on the way resolved inside it),
+ * then as named.  Returns 0 with *out set, or a negative errno with err
  * saying what is wrong: -ENOEXEC not an ELF core, -EXDEV another
- * architecture, -EIO a truncated core, -EINVAL a corrupt one, or the errno of
- * opening the file.
- */
-int core_open(const char *path, const char *exe, struct core **out, struct pserr *err);
-/*
- * core_open, for a process that saw another file system (a container, a
- * chroot): root, when not NULL, is that file system as a directory here, and
- * each file the core names is looked for under it first (links on the way
- * resolved inside it), then as named.  A root that is no directory is an
- * error (-ENOTDIR).
+ * architecture, -EIO a truncated core, -EINVAL a corrupt one, -ENOTDIR a
+ * root that is no directory, or the errno of opening the file.
  */
 int core_open_in(const char *path, const char *exe, const char *root, struct core **out,
                  struct pserr *err);

@@ -2,7 +2,7 @@
  * libFuzzer target for the core file reader (profiler/target/core.c), built by
  * tests/fuzz/run.sh.  The input is a whole core file: it is written to a
  * memory file and opened by its /proc/self/fd path, as `dump --core` would.
- * Whatever the bytes, core_open fails with a message or succeeds; a core that
+ * Whatever the bytes, core_open_in fails with a message or succeeds; a core that
  * opens gives its maps, threads and auxv, and reads of every mapping's first
  * and last bytes return 0 or -EFAULT, never reading outside the file.
  */
