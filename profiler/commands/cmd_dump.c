@@ -1,7 +1,8 @@
 /*
  * pystrobe dump: every thread's stack, once: the options, the snapshot
  * (taken again while a stack was caught changing) and, with --greenlets,
- * the greenlets; dump_print.c and dump_greenlets.c print them.
+ * the greenlets, with --tasks the asyncio tasks; dump_print.c,
+ * dump_greenlets.c and dump_tasks.c print them.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -13,7 +14,9 @@
 #include "profiler/commands/cli.h"
 #include "profiler/commands/dump_greenlets.h"
 #include "profiler/commands/dump_print.h"
+#include "profiler/commands/dump_tasks.h"
 #include "profiler/commands/options.h"
+#include "profiler/cpython/asyncio.h"
 #include "profiler/cpython/greenlet_find.h"
 #include "profiler/cpython/pyval.h"
 #include "profiler/sampling/greenlet_threads.h"
@@ -24,7 +27,7 @@
 #include "profiler/target/srcfile.h"
 
 /* Long-only options (after the shared ones: --native). */
-enum { OPT_CORE = OPT_SAMPLING_END, OPT_EXE, OPT_ROOT, OPT_GREENLETS };
+enum { OPT_CORE = OPT_SAMPLING_END, OPT_EXE, OPT_ROOT, OPT_GREENLETS, OPT_TASKS };
 
 /* Snapshots retried while some stack was caught changing. */
 #define DUMP_ATTEMPTS 8
@@ -60,6 +63,30 @@ static int add_greenlets(struct session *s, const struct snapshot *sn, int json,
         dump_greenlets_text(s, &gs, out);
     }
     greenlet_set_release(&gs);
+    return 0;
+}
+
+/*
+ * --tasks: every asyncio task after the threads (JSON: more keys in the
+ * same object).  0, or the exit status of a failure already reported.
+ */
+static int add_tasks(struct session *s, const struct snapshot *sn, int json, struct strbuf *out)
+{
+    struct task_set ts = {0};
+    struct pserr err;
+    if (asyncio_collect(&s->rt, sn->interp, &ts, &err) < 0) {
+        task_set_release(&ts);
+        return cli_error(&err);
+    }
+    if (json) {
+        out->len -= 2; /* the closing "}\n" */
+        sb_adds(out, ",\n ");
+        dump_tasks_json(s, sn, &ts, out);
+        sb_adds(out, "}\n");
+    } else {
+        dump_tasks_text(s, sn, &ts, out);
+    }
+    task_set_release(&ts);
     return 0;
 }
 
@@ -125,7 +152,7 @@ static void note_native_stacks(const struct nstack_stats *n)
 struct dump_opts {
     pid_t pid;
     const char *core, *exe, *root;
-    int json, native, locals, greenlets;
+    int json, native, locals, greenlets, tasks;
     int source;                 /* --source=N, -1 without --source */
     const char *source_root;
 };
@@ -144,6 +171,7 @@ static int read_options(int argc, char **argv, struct dump_opts *o)
         {"exe", required_argument, NULL, OPT_EXE},
         {"root", required_argument, NULL, OPT_ROOT},
         {"greenlets", no_argument, NULL, OPT_GREENLETS},
+        {"tasks", no_argument, NULL, OPT_TASKS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -187,6 +215,9 @@ static int read_options(int argc, char **argv, struct dump_opts *o)
         case OPT_GREENLETS:
             o->greenlets = 1;
             break;
+        case OPT_TASKS:
+            o->tasks = 1;
+            break;
         case 'h':
             cmd_help("dump");
             return -1;
@@ -229,6 +260,8 @@ static int write_dump(struct session *s, const struct snapshot *sn, const struct
         dump_print_text(s, sn, &x, &out);
     if (o->greenlets && (status = add_greenlets(s, sn, o->json, &out)) != 0)
         out.len = 0;
+    if (!status && o->tasks && (status = add_tasks(s, sn, o->json, &out)) != 0)
+        out.len = 0;
     pyval_free(x.pv);
     srcfiles_free(x.src);
     int e = cli_write_stdout(out.buf, out.len);
@@ -254,7 +287,7 @@ int cmd_dump(int argc, char **argv)
     struct snapshot sn;
     /* A core does not change: one look, and no waiting for a GIL holder. */
     struct snap_opts o = {.want_state = 1, .want_gil = 1, .want_wait = 1, .gil_patient = !d.core,
-                          .max_depth = WALK_MAX_DEPTH, .want_info = d.locals};
+                          .max_depth = WALK_MAX_DEPTH, .want_info = d.locals || d.tasks};
     struct nstack *ns = NULL;
     if (d.native) {
         if (!(ns = nstack_new(&s, &err))) {

@@ -1,0 +1,843 @@
+/* asyncio tasks seen from outside: see asyncio.h. */
+#include "profiler/cpython/asyncio.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/htab.h"
+#include "profiler/cpython/pyobj.h"
+#include "profiler/cpython/pyrt.h"
+
+/* Slots of a set's table read at most (2^20 entries). */
+#define SET_MAX_SLOTS (1u << 20)
+/* tp_base links followed to tell a subtype. */
+#define MAX_BASES 32
+/* Type kinds remembered per collection. */
+#define KIND_SLOTS 1024
+/* Value-stack slots above localsplus a suspended coroutine's awaited object may be at. */
+#define MAX_STACK_SLOTS 4096
+/* Thread states whose lists of tasks are walked (3.14+). */
+#define MAX_TSTATES 4096
+/* Children of a gather read. */
+#define MAX_CHILDREN 100000
+/* Offset of PyMethodObject.im_self, and of PyWeakReference.wr_object (every 3.x). */
+#define METHOD_SELF 24
+#define WEAKREF_OBJECT 16
+
+const char *task_state_name(enum task_state st)
+{
+    switch (st) {
+    case TASK_PENDING: return "pending";
+    case TASK_RUNNING: return "running";
+    case TASK_NOT_STARTED: return "not started";
+    case TASK_DONE: return "done";
+    case TASK_CANCELLED: return "cancelled";
+    default: return "unreadable";
+    }
+}
+
+void task_set_release(struct task_set *ts)
+{
+    free(ts->v);
+    free(ts->raw);
+    free(ts->frame_at);
+    *ts = (struct task_set){0};
+}
+
+void asyncio_type_name(struct pyrt *rt, uint64_t obj, char *out, size_t size)
+{
+    const struct pylayout *l = &rt->layout;
+    uint64_t type, name;
+    char buf[64];
+    out[0] = '\0';
+    if (!size || !obj || (obj & 7) || mem_read_u64(rt->mem, obj + (uint64_t)l->ob_type, &type) < 0 ||
+        !type || (type & 7) || mem_read_u64(rt->mem, type + (uint64_t)l->tp_name, &name) < 0 ||
+        !name)
+        return;
+    for (size_t n = sizeof(buf); n >= 1; n /= 2) {
+        if (mem_read(rt->mem, name, buf, n) < 0)
+            continue;
+        size_t len = strnlen(buf, n);
+        if (len == 0 || len == n)
+            return;
+        for (size_t i = 0; i < len; i++)
+            if (buf[i] <= ' ' || buf[i] >= 0x7f)
+                return;
+        if (len >= size)
+            len = size - 1;
+        memcpy(out, buf, len);
+        out[len] = '\0';
+        return;
+    }
+}
+
+/* ---- what an object is, by its type ---- */
+
+enum okind {
+    OK_UNREAD = 0,
+    OK_TASK,        /* _asyncio.Task or a subclass */
+    OK_FUTURE,      /* _asyncio.Future or a subclass (not a task) */
+    OK_FUTUREITER,
+    OK_CORO,        /* a coroutine or a generator (a generator-based coroutine) */
+    OK_WAKEUP,      /* a task's wake-up callback */
+    OK_METHOD,      /* a bound method */
+    OK_OTHER,
+};
+
+struct ctx {
+    struct pyrt *rt;
+    const struct pylayout *l;
+    const struct asyncio_layout *al;
+    struct task_set *ts;
+    uint64_t ktype[KIND_SLOTS];
+    uint8_t kind[KIND_SLOTS];
+    struct htab index;  /* task object -> index in ts->v */
+};
+
+static int readv_count(struct ctx *c, struct mem_iov *iov, size_t n)
+{
+    if (!n)
+        return 0;
+    c->ts->stats.reads += (n + 1023) / 1024;
+    return mem_readv(c->rt->mem, iov, n);
+}
+
+/* The last part of a tp_name: "_asyncio.FutureIter" -> "FutureIter". */
+static const char *base_name(const char *s)
+{
+    const char *dot = strrchr(s, '.');
+    return dot ? dot + 1 : s;
+}
+
+static int read_cstr(struct ctx *c, uint64_t addr, char *out, size_t size)
+{
+    out[0] = '\0';
+    for (size_t n = size; n >= 8; n /= 2) {
+        if (mem_read(c->rt->mem, addr, out, n) < 0)
+            continue;
+        size_t len = strnlen(out, n);
+        if (len == n)
+            len = n - 1;
+        out[len] = '\0';
+        return 0;
+    }
+    return -EFAULT;
+}
+
+static enum okind kind_of_type(struct ctx *c, uint64_t type)
+{
+    if (!type || (type & 7))
+        return OK_OTHER;
+    size_t h = (size_t)(hash_u64(type) & (KIND_SLOTS - 1));
+    if (c->ktype[h] == type && c->kind[h] != OK_UNREAD)
+        return (enum okind)c->kind[h];
+    enum okind k = OK_OTHER;
+    uint64_t t = type, name;
+    char buf[64];
+    for (int i = 0; t && i < MAX_BASES; i++) {
+        if (t == c->ts->task_type) {
+            k = OK_TASK;
+            break;
+        }
+        if (t == c->ts->future_type) {
+            k = OK_FUTURE;
+            break;
+        }
+        if (mem_read_u64(c->rt->mem, t + (uint64_t)c->l->tp_base, &t) < 0 || (t & 7))
+            break;
+    }
+    if (k == OK_OTHER && mem_read_u64(c->rt->mem, type + (uint64_t)c->l->tp_name, &name) == 0 &&
+        name && read_cstr(c, name, buf, sizeof(buf)) == 0) {
+        const char *b = base_name(buf);
+        if (!strcmp(b, "FutureIter"))
+            k = OK_FUTUREITER;
+        else if (!strcmp(buf, "coroutine") || !strcmp(buf, "generator"))
+            k = OK_CORO;
+        else if (!strcmp(b, c->al->wakeup_type))
+            k = OK_WAKEUP;
+        else if (!strcmp(buf, "method"))
+            k = OK_METHOD;
+    }
+    c->ktype[h] = type;
+    c->kind[h] = (uint8_t)k;
+    return k;
+}
+
+/* ---- the index of tasks by address ---- */
+
+static int task_eq(const void *ctx, uint32_t idx, const void *key)
+{
+    const struct task_set *ts = ctx;
+    return ts->v[idx].obj == *(const uint64_t *)key;
+}
+
+static size_t task_index(struct ctx *c, uint64_t obj)
+{
+    uint32_t i = htab_find(&c->index, hash_u64(obj), task_eq, c->ts, &obj);
+    return i == HTAB_NONE ? SIZE_MAX : i;
+}
+
+/* Adds task object obj (once); its fields are read later. */
+static void add_task(struct ctx *c, uint64_t obj)
+{
+    struct task_set *ts = c->ts;
+    if (!obj || (obj & 7) || task_index(c, obj) != SIZE_MAX)
+        return;
+    ts->stats.found++;
+    if (ts->n >= ASYNCIO_MAX_TASKS)
+        return;
+    GROW(ts->v, ts->cap, ts->n + 1);
+    ts->v[ts->n] = (struct atask){.obj = obj, .parent = SIZE_MAX};
+    htab_insert(&c->index, hash_u64(obj), (uint32_t)ts->n);
+    ts->n++;
+}
+
+/* ---- the registry ---- */
+
+/*
+ * The keys of set object set (3.x PySetObject), appended to *keys: a
+ * deleted entry (hash -1) and empty ones left out.  0 or a negative errno.
+ */
+static int set_keys(struct ctx *c, uint64_t set, uint64_t **keys, size_t *n, size_t *cap)
+{
+    const struct pylayout *l = c->l;
+    int64_t used, mask;
+    uint64_t table;
+    int ret;
+    if ((ret = mem_read(c->rt->mem, set + (uint64_t)l->set_used, &used, 8)) < 0 ||
+        (ret = mem_read(c->rt->mem, set + (uint64_t)l->set_mask, &mask, 8)) < 0 ||
+        (ret = mem_read_u64(c->rt->mem, set + (uint64_t)l->set_table, &table)) < 0)
+        return ret;
+    c->ts->stats.reads += 3;
+    if (used < 0 || mask < 0 || mask + 1 > (int64_t)SET_MAX_SLOTS || ((mask + 1) & mask) ||
+        used > mask + 1 || !table || (table & 7))
+        return -EINVAL;
+    size_t slots = (size_t)mask + 1, esz = (size_t)l->setentry_size;
+    unsigned char *buf = xmalloc(slots * esz);
+    if ((ret = mem_read(c->rt->mem, table, buf, slots * esz)) < 0) {
+        free(buf);
+        return ret;
+    }
+    c->ts->stats.reads++;
+    for (size_t i = 0; i < slots; i++) {
+        uint64_t key = buf_u64(buf + i * esz, l->setentry_key);
+        int64_t hash = (int64_t)buf_u64(buf + i * esz, l->setentry_hash);
+        if (!key || hash == -1 || (key & 7) || key == c->rt->known[PYK_SET_DUMMY])
+            continue;
+        GROW(*keys, *cap, *n + 1);
+        (*keys)[(*n)++] = key;
+    }
+    free(buf);
+    return 0;
+}
+
+/* 3.7-3.13: asyncio.tasks' weak set of tasks (and 3.12+'s set of eager ones). */
+static int registry_sets(struct ctx *c, uint64_t interp, struct pserr *err)
+{
+    struct pyrt *rt = c->rt;
+    const struct pylayout *l = c->l;
+    uint64_t modules, mod, dict, ws, data, eager;
+    int ret;
+    if ((ret = mem_read_u64(rt->mem, interp + (uint64_t)l->is_modules, &modules)) < 0 ||
+        (ret = pydict_get_str(rt, modules, "asyncio.tasks", &mod)) < 0 ||
+        (ret = mem_read_u64(rt->mem, mod + (uint64_t)l->md_dict, &dict)) < 0)
+        return ret == -ENOENT ? ret : pserr_set(err, -ret, "cannot read sys.modules['asyncio.tasks'] "
+                                                "of process %d: %s", (int)rt->pid, strerror(-ret));
+    const char *name = c->al->minor >= 12 ? "_scheduled_tasks" : "_all_tasks";
+    c->ts->registry = c->al->minor >= 12 ? "asyncio.tasks._scheduled_tasks and _eager_tasks"
+                                         : "asyncio.tasks._all_tasks";
+    if ((ret = pydict_get_str(rt, dict, name, &ws)) < 0 ||
+        (ret = pyobj_getattr(rt, ws, "data", &data)) < 0)
+        return pserr_set(err, -ret, "cannot read asyncio.tasks.%s (the weak set of tasks) of "
+                         "process %d: %s", name, (int)rt->pid, strerror(-ret));
+    uint64_t *keys = NULL;
+    size_t n = 0, cap = 0;
+    if ((ret = set_keys(c, data, &keys, &n, &cap)) < 0) {
+        free(keys);
+        return pserr_set(err, -ret, "cannot read asyncio.tasks.%s of process %d: %s%s", name,
+                         (int)rt->pid, strerror(-ret), ret == -EINVAL ? " (garbage)" : "");
+    }
+    /* Weak references: their objects, in one batch. */
+    struct mem_iov *iov = xcalloc(n ? n : 1, sizeof(*iov));
+    uint64_t *objs = xcalloc(n ? n : 1, sizeof(*objs));
+    for (size_t i = 0; i < n; i++)
+        iov[i] = (struct mem_iov){.addr = keys[i] + WEAKREF_OBJECT, .buf = &objs[i], .len = 8};
+    ret = readv_count(c, iov, n);
+    for (size_t i = 0; ret >= 0 && i < n; i++)
+        if (iov[i].ok && objs[i] != rt->known[PYK_NONE])
+            add_task(c, objs[i]);
+    free(iov);
+    free(objs);
+    n = 0;
+    if (ret >= 0 && c->al->minor >= 12 && pydict_get_str(rt, dict, "_eager_tasks", &eager) == 0 &&
+        set_keys(c, eager, &keys, &n, &cap) == 0)
+        for (size_t i = 0; i < n; i++)
+            add_task(c, keys[i]);
+    free(keys);
+    return ret < 0 ? pserr_set(err, -ret, "cannot read process %d: %s", (int)rt->pid,
+                               strerror(-ret)) : 0;
+}
+
+/* 3.14+: the tasks of the circular list whose head is at head. */
+static void list_tasks(struct ctx *c, uint64_t head)
+{
+    const struct asyncio_layout *al = c->al;
+    uint64_t node;
+    if (mem_read_u64(c->rt->mem, head, &node) < 0)
+        return;
+    c->ts->stats.reads++;
+    for (size_t steps = 0; node && node != head && steps < ASYNCIO_MAX_TASKS; steps++) {
+        if ((node & 7) || node < (uint64_t)al->task_node)
+            return;
+        uint64_t obj = node - (uint64_t)al->task_node;
+        add_task(c, obj);
+        if (mem_read_u64(c->rt->mem, node, &node) < 0)
+            return;
+        c->ts->stats.reads++;
+    }
+}
+
+static int registry_lists(struct ctx *c, uint64_t interp)
+{
+    const struct pylayout *l = c->l;
+    const struct asyncio_layout *al = c->al;
+    uint64_t ts, mark = 0;
+    c->ts->registry = "the thread states' lists of tasks";
+    if (mem_read_u64(c->rt->mem, interp + (uint64_t)l->is_tstate_head, &ts) < 0)
+        return -EFAULT;
+    for (size_t i = 0; ts && i < MAX_TSTATES; i++) {
+        if (ts & 7 || ts == mark)
+            break;
+        if (!mark)
+            mark = ts;
+        list_tasks(c, ts + (uint64_t)al->ts_tasks_head);
+        if (mem_read_u64(c->rt->mem, ts + (uint64_t)l->ts_next, &ts) < 0)
+            break;
+    }
+    list_tasks(c, interp + (uint64_t)al->is_tasks_head);
+    return 0;
+}
+
+/* ---- reading the tasks ---- */
+
+static int read_tasks(struct ctx *c)
+{
+    struct task_set *ts = c->ts;
+    const struct asyncio_layout *al = c->al;
+    size_t n = ts->n, sz = (size_t)al->task_size;
+    unsigned char *buf = xmalloc((n ? n : 1) * sz);
+    struct mem_iov *iov = xcalloc(n ? n : 1, sizeof(*iov));
+    for (size_t i = 0; i < n; i++)
+        iov[i] = (struct mem_iov){.addr = ts->v[i].obj, .buf = buf + i * sz, .len = sz};
+    int ret = readv_count(c, iov, n);
+    for (size_t i = 0; ret >= 0 && i < n; i++) {
+        struct atask *t = &ts->v[i];
+        const unsigned char *b = buf + i * sz;
+        t->state = TASK_UNREADABLE;
+        if (!iov[i].ok || (int64_t)(uint32_t)buf_u64(b, 0) <= 0)
+            continue;
+        uint64_t type = buf_u64(b, c->l->ob_type);
+        if (kind_of_type(c, type) != OK_TASK)
+            continue;
+        t->type = type;
+        int32_t st;
+        memcpy(&st, b + al->fut_state, 4);
+        t->loop = buf_u64(b, al->fut_loop);
+        t->coro = buf_u64(b, al->task_coro);
+        t->name_obj = al->task_name >= 0 ? buf_u64(b, al->task_name) : 0;
+        t->fut_waiter = buf_u64(b, al->task_fut_waiter);
+        t->state = st == 0 ? TASK_PENDING : st == 1 ? TASK_CANCELLED : st == 2 ? TASK_DONE
+                                                                        : TASK_UNREADABLE;
+        if (t->state == TASK_PENDING && (!t->coro || (t->coro & 7)))
+            t->state = TASK_UNREADABLE;
+    }
+    /* What the registry held that is no task (an object freed and reused
+     * since, a dead weak reference's None) is left out, and counted. */
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ts->v[i].state == TASK_UNREADABLE && ts->v[i].type == 0) {
+            ts->stats.unreadable++;
+            continue;
+        }
+        ts->v[k++] = ts->v[i];
+    }
+    ts->n = k;
+    htab_clear(&c->index);
+    for (size_t i = 0; i < k; i++)
+        htab_insert(&c->index, hash_u64(ts->v[i].obj), (uint32_t)i);
+    free(buf);
+    free(iov);
+    return ret < 0 ? ret : 0;
+}
+
+/* ---- await chains ---- */
+
+/* A frame of a task's chain, in the order read (outermost first per task). */
+struct cframe {
+    size_t task;
+    struct rawframe raw;
+    uint64_t at;
+};
+
+struct chain {
+    size_t task;
+    uint64_t cur;       /* the object to look at next */
+    uint64_t frame;     /* <= 3.10: the frame object to read next */
+    uint64_t slot;      /* the stack slot to read next */
+    int steps;
+};
+
+/* Bytes of a coroutine read in one piece: its header and (3.11+) its frame, localsplus and some slots. */
+static size_t gen_read_len(const struct ctx *c)
+{
+    const struct asyncio_layout *al = c->al;
+    if (al->gen_iframe >= 0)
+        return (size_t)(al->gen_iframe + al->if_localsplus) + 16 * 8;
+    return (size_t)MAX(MAX(al->gen_frame, al->futureiter_future), c->l->ob_type) + 8;
+}
+
+static size_t frame_read_len(const struct ctx *c)
+{
+    const struct asyncio_layout *al = c->al;
+    const struct pylayout *l = c->l;
+    int m = MAX(MAX(l->fo_code, l->fo_lasti), MAX(al->fo_stacktop, al->fo_valuestack));
+    m = MAX(m, MAX(al->fo_stackdepth, al->fo_state));
+    m = MAX(m, l->fo_localsplus);
+    return (size_t)m + 8;
+}
+
+static void push_frame(struct ctx *c, struct cframe **cf, size_t *ncf, size_t *cfcap, size_t task,
+                       uint64_t code, int64_t addrq, uint64_t at)
+{
+    GROW(*cf, *cfcap, *ncf + 1);
+    (*cf)[(*ncf)++] = (struct cframe){task, {code, addrq}, at};
+    c->ts->stats.coroutines++;
+}
+
+/*
+ * What a suspended coroutine's frame says: 1 with ch->slot set (the awaited
+ * object's stack slot), 0 the chain ends here (state set when it runs or
+ * has not started), or a negative errno.
+ */
+static int take_iframe(struct ctx *c, struct chain *ch, const unsigned char *g, size_t glen,
+                       struct cframe **cf, size_t *ncf, size_t *cfcap, int first)
+{
+    const struct asyncio_layout *al = c->al;
+    const struct pylayout *l = c->l;
+    struct atask *t = &c->ts->v[ch->task];
+    uint64_t frame = ch->cur + (uint64_t)al->gen_iframe;
+    const unsigned char *f = g + al->gen_iframe;
+    int8_t state = (int8_t)g[al->gen_frame_state];
+    uint64_t code = buf_u64(f, l->if_code);
+    if (l->code_tagged)
+        code &= ~(uint64_t)1;
+    if (!code || (code & 7))
+        return -EINVAL;
+    uint64_t instr = buf_u64(f, l->if_instr);
+    int64_t addrq = (int64_t)(instr - (code + (uint64_t)l->co_code_adaptive));
+    if (state == al->gen_state_created) {
+        if (first)
+            t->state = TASK_NOT_STARTED;
+        return 0;
+    }
+    push_frame(c, cf, ncf, cfcap, ch->task, code, addrq, frame);
+    if ((size_t)(al->gen_iframe + al->if_localsplus) + 8 <= glen) {
+        uint64_t s0 = buf_u64(f, al->if_localsplus);
+        t->self0 = l->code_tagged ? s0 & ~(uint64_t)1 : s0;
+    }
+    if (state == al->gen_state_running) {
+        if (first) {
+            t->state = TASK_RUNNING;
+            t->run_frame = frame;
+        }
+        return 0;
+    }
+    if (state != al->gen_state_awaiting)
+        return 0;
+    uint64_t base = frame + (uint64_t)al->if_localsplus, top;
+    if (al->if_stacktop >= 0) {
+        int32_t k;
+        memcpy(&k, f + al->if_stacktop, 4);
+        if (k < al->yf_below || k > MAX_STACK_SLOTS)
+            return -EINVAL;
+        top = base + 8 * (uint64_t)k;
+    } else {
+        top = buf_u64(f, al->if_stackpointer);
+        if (top < base + 8 * (uint64_t)al->yf_below || top > base + 8 * MAX_STACK_SLOTS || (top & 7))
+            return -EINVAL;
+    }
+    ch->slot = top - 8 * (uint64_t)al->yf_below;
+    return 1;
+}
+
+/* <= 3.10: the same from a frame object's bytes. */
+static int take_frame_object(struct ctx *c, struct chain *ch, const unsigned char *f,
+                             struct cframe **cf, size_t *ncf, size_t *cfcap, int first)
+{
+    const struct asyncio_layout *al = c->al;
+    const struct pylayout *l = c->l;
+    struct atask *t = &c->ts->v[ch->task];
+    uint64_t code = buf_u64(f, l->fo_code);
+    int32_t lasti;
+    memcpy(&lasti, f + l->fo_lasti, 4);
+    if ((int64_t)buf_u64(f, 0) <= 0 || !code || (code & 7))
+        return -EINVAL;
+    int running, created;
+    uint64_t top = 0;
+    if (al->fo_state >= 0) {
+        int8_t st = (int8_t)f[al->fo_state];
+        created = st == al->gen_state_created;
+        running = st == al->gen_state_running;
+        if (!created && !running && st != al->gen_state_awaiting)
+            return 0;
+        uint64_t vs = buf_u64(f, al->fo_valuestack);
+        int32_t depth;
+        memcpy(&depth, f + al->fo_stackdepth, 4);
+        if (!created && !running) {
+            if (depth < al->yf_below || depth > MAX_STACK_SLOTS || !vs || (vs & 7))
+                return -EINVAL;
+            top = vs + 8 * (uint64_t)depth;
+        }
+    } else {
+        created = lasti < 0;
+        top = buf_u64(f, al->fo_stacktop);
+        running = !created && !top;
+        if (top & 7)
+            return -EINVAL;
+    }
+    if (created) {
+        if (first)
+            t->state = TASK_NOT_STARTED;
+        return 0;
+    }
+    int64_t addrq = lasti < 0 ? -1 : (int64_t)lasti * (l->lasti_units ? 2 : 1);
+    push_frame(c, cf, ncf, cfcap, ch->task, code, addrq, ch->frame);
+    t->self0 = buf_u64(f, l->fo_localsplus);
+    if (running) {
+        if (first) {
+            t->state = TASK_RUNNING;
+            t->run_frame = ch->frame;
+        }
+        return 0;
+    }
+    ch->slot = top - 8 * (uint64_t)al->yf_below;
+    return 1;
+}
+
+/*
+ * Follows every pending task's await chain, all tasks a level at a time:
+ * the objects at one level in one batched read, then (<= 3.10) their
+ * frame objects, then the stack slots not read with them.
+ */
+static void read_chains(struct ctx *c)
+{
+    struct task_set *ts = c->ts;
+    const struct asyncio_layout *al = c->al;
+    const struct pylayout *l = c->l;
+    size_t nch = 0, glen = gen_read_len(c), flen = frame_read_len(c);
+    struct chain *ch = xcalloc(ts->n ? ts->n : 1, sizeof(*ch));
+    for (size_t i = 0; i < ts->n; i++)
+        if (ts->v[i].state == TASK_PENDING)
+            ch[nch++] = (struct chain){.task = i, .cur = ts->v[i].coro};
+    struct cframe *cf = NULL;
+    size_t ncf = 0, cfcap = 0;
+    unsigned char *buf = xmalloc((nch ? nch : 1) * MAX(glen, flen));
+    struct mem_iov *iov = xcalloc(nch ? nch : 1, sizeof(*iov));
+    uint64_t *slots = xcalloc(nch ? nch : 1, sizeof(*slots));
+    while (nch) {
+        /* The objects of this level. */
+        for (size_t i = 0; i < nch; i++)
+            iov[i] = (struct mem_iov){.addr = ch[i].cur, .buf = buf + i * glen, .len = glen};
+        if (readv_count(c, iov, nch) < 0)
+            break;
+        size_t nf = 0;
+        for (size_t i = 0; i < nch; i++) {
+            struct chain *x = &ch[i];
+            struct atask *t = &ts->v[x->task];
+            const unsigned char *g = buf + i * glen;
+            int first = x->steps == 0;
+            x->slot = x->frame = 0;
+            if (!iov[i].ok) {
+                t->status = -EFAULT;
+                continue;
+            }
+            uint64_t type = buf_u64(g, l->ob_type);
+            enum okind k = kind_of_type(c, type);
+            if (k != OK_CORO) {
+                if (first) {        /* a task's coroutine that is not one */
+                    t->status = -EINVAL;
+                    continue;
+                }
+                t->awaited = k == OK_FUTUREITER ? buf_u64(g, al->futureiter_future) : x->cur;
+                t->awaited_type = k == OK_FUTUREITER ? 0 : type;
+                continue;
+            }
+            if (al->gen_iframe >= 0) {
+                int r = take_iframe(c, x, g, glen, &cf, &ncf, &cfcap, first);
+                if (r < 0)
+                    t->status = r;
+            } else {
+                x->frame = buf_u64(g, al->gen_frame);
+                if (x->frame & 7)
+                    t->status = -EINVAL;
+                else if (x->frame)
+                    nf++;
+            }
+        }
+        /* <= 3.10: the frame objects. */
+        if (nf) {
+            size_t k = 0;
+            for (size_t i = 0; i < nch; i++)
+                if (ch[i].frame)
+                    iov[k++] = (struct mem_iov){.addr = ch[i].frame, .buf = buf + i * flen,
+                                                .len = flen};
+            /* buf is reused: the coroutines' bytes are no longer needed */
+            if (readv_count(c, iov, k) < 0)
+                break;
+            k = 0;
+            for (size_t i = 0; i < nch; i++) {
+                if (!ch[i].frame)
+                    continue;
+                struct atask *t = &ts->v[ch[i].task];
+                if (!iov[k++].ok) {
+                    t->status = -EFAULT;
+                    continue;
+                }
+                int r = take_frame_object(c, &ch[i], buf + i * flen, &cf, &ncf, &cfcap,
+                                          ch[i].steps == 0);
+                if (r < 0)
+                    t->status = r;
+            }
+        }
+        /* The awaited objects' slots. */
+        size_t ns = 0;
+        for (size_t i = 0; i < nch; i++)
+            if (ch[i].slot)
+                iov[ns++] = (struct mem_iov){.addr = ch[i].slot, .buf = &slots[i], .len = 8};
+        if (ns && readv_count(c, iov, ns) < 0)
+            break;
+        size_t k = 0, next = 0;
+        for (size_t i = 0; i < nch; i++) {
+            if (!ch[i].slot)
+                continue;
+            struct atask *t = &ts->v[ch[i].task];
+            if (!iov[k++].ok) {
+                t->status = -EFAULT;
+                continue;
+            }
+            uint64_t v = slots[i];
+            if (l->code_tagged)
+                v &= ~(uint64_t)1;
+            if (!v || (v & 7)) {
+                t->status = -EINVAL;
+                continue;
+            }
+            if (++ch[i].steps >= ASYNCIO_MAX_AWAIT) {
+                t->status = 1;
+                ts->stats.cut++;
+                continue;
+            }
+            ch[i].cur = v;
+            ch[next++] = ch[i];
+        }
+        nch = next;
+    }
+    free(buf);
+    free(iov);
+    free(slots);
+    free(ch);
+    /* Each task's frames, innermost first: read outermost first, level by level. */
+    size_t *count = xcalloc(ts->n ? ts->n : 1, sizeof(*count));
+    for (size_t i = 0; i < ncf; i++)
+        count[cf[i].task]++;
+    ts->nraw = 0;
+    GROW(ts->raw, ts->rawcap, ncf ? ncf : 1);
+    ts->frame_at = xrealloc(ts->frame_at, ts->rawcap * sizeof(*ts->frame_at));
+    for (size_t i = 0; i < ts->n; i++) {
+        ts->v[i].off = ts->nraw;
+        ts->v[i].depth = 0;
+        ts->nraw += count[i];
+    }
+    for (size_t i = 0; i < ncf; i++) {
+        struct atask *t = &ts->v[cf[i].task];
+        size_t at = t->off + count[cf[i].task] - 1 - t->depth++;
+        ts->raw[at] = cf[i].raw;
+        ts->frame_at[at] = cf[i].at;
+    }
+    free(count);
+    free(cf);
+}
+
+/* ---- who awaits whom ---- */
+
+static void set_parent(struct ctx *c, uint64_t child, size_t parent, const char *how)
+{
+    size_t i = task_index(c, child);
+    if (i == SIZE_MAX || i == parent || c->ts->v[i].parent != SIZE_MAX)
+        return;
+    c->ts->v[i].parent = parent;
+    c->ts->v[i].parent_how = how;
+}
+
+/* The items of list object list (at most max), appended to *out. */
+static int list_items(struct ctx *c, uint64_t list, size_t max, uint64_t **out, size_t *n)
+{
+    const struct pylayout *l = c->l;
+    int64_t size;
+    uint64_t items;
+    if (mem_read(c->rt->mem, list + (uint64_t)l->var_ob_size, &size, 8) < 0 ||
+        mem_read_u64(c->rt->mem, list + (uint64_t)l->list_item, &items) < 0)
+        return -EFAULT;
+    c->ts->stats.reads += 2;
+    if (size < 0 || (uint64_t)size > max || (size && (!items || (items & 7))))
+        return -EINVAL;
+    *out = xcalloc(size ? (size_t)size : 1, sizeof(**out));
+    *n = (size_t)size;
+    if (size && mem_read(c->rt->mem, items, *out, (size_t)size * 8) < 0)
+        return -EFAULT;
+    c->ts->stats.reads++;
+    return 0;
+}
+
+/*
+ * Parents: a pending task awaits the task it waits on, or the children of
+ * the gather future it waits on; a task made in a TaskGroup has the
+ * group's _on_task_done among its callbacks, the group its parent task.
+ */
+static void find_parents(struct ctx *c)
+{
+    struct task_set *ts = c->ts;
+    const struct asyncio_layout *al = c->al;
+    for (size_t i = 0; i < ts->n; i++) {
+        struct atask *t = &ts->v[i];
+        if (t->state != TASK_PENDING)
+            continue;
+        uint64_t w = t->fut_waiter ? t->fut_waiter : t->awaited;
+        if (!w || (w & 7))
+            continue;
+        if (task_index(c, w) != SIZE_MAX) {
+            set_parent(c, w, i, "await");
+            continue;
+        }
+        uint64_t type, kids, *v = NULL;
+        size_t n = 0;
+        if (mem_read_u64(c->rt->mem, w + (uint64_t)c->l->ob_type, &type) < 0 ||
+            kind_of_type(c, type) != OK_FUTURE || pyobj_getattr(c->rt, w, "_children", &kids) < 0)
+            continue;
+        if (list_items(c, kids, MAX_CHILDREN, &v, &n) == 0)
+            for (size_t k = 0; k < n; k++)
+                set_parent(c, v[k], i, "gather");
+        free(v);
+    }
+    for (size_t i = 0; i < ts->n; i++) {
+        struct atask *t = &ts->v[i];
+        if (t->parent != SIZE_MAX || t->state == TASK_UNREADABLE)
+            continue;
+        uint64_t cbs[2];
+        if (mem_read_u64(c->rt->mem, t->obj + (uint64_t)al->fut_callback0, &cbs[0]) < 0 ||
+            mem_read_u64(c->rt->mem, t->obj + (uint64_t)al->fut_callbacks, &cbs[1]) < 0)
+            continue;
+        uint64_t *items = NULL, *cand = NULL;
+        size_t n = 0, nc = 0;
+        cand = xcalloc(9, sizeof(*cand));
+        if (cbs[0])
+            cand[nc++] = cbs[0];
+        if (cbs[1] && list_items(c, cbs[1], 8, &items, &n) == 0)
+            for (size_t k = 0; k < n; k++) {
+                uint64_t cb; /* (callback, context) */
+                if (mem_read_u64(c->rt->mem, items[k] + (uint64_t)c->l->tuple_item, &cb) == 0)
+                    cand[nc++] = cb;
+            }
+        for (size_t k = 0; k < nc && t->parent == SIZE_MAX; k++) {
+            uint64_t type, self, parent;
+            if (!cand[k] || (cand[k] & 7) ||
+                mem_read_u64(c->rt->mem, cand[k] + (uint64_t)c->l->ob_type, &type) < 0 ||
+                kind_of_type(c, type) != OK_METHOD ||
+                mem_read_u64(c->rt->mem, cand[k] + METHOD_SELF, &self) < 0 ||
+                pyobj_getattr(c->rt, self, "_parent_task", &parent) < 0)
+                continue;
+            size_t p = task_index(c, parent);
+            if (p != SIZE_MAX && p != i) {
+                t->parent = p;
+                t->parent_how = "TaskGroup";
+            }
+        }
+        free(items);
+        free(cand);
+    }
+    /* A cycle of parents (a garbage read) is cut where it closes. */
+    for (size_t i = 0; i < ts->n; i++) {
+        size_t p = ts->v[i].parent;
+        for (size_t steps = 0; p != SIZE_MAX && steps <= ts->n; steps++) {
+            if (p == i) {
+                ts->v[i].parent = SIZE_MAX;
+                break;
+            }
+            p = ts->v[p].parent;
+        }
+    }
+}
+
+/* ---- all of it ---- */
+
+/* The C _asyncio module's Task and Future types, from its dict in sys.modules. */
+static int asyncio_types(struct ctx *c, uint64_t interp, struct pserr *err)
+{
+    struct pyrt *rt = c->rt;
+    const struct pylayout *l = c->l;
+    uint64_t modules, mod, dict, at;
+    int ret;
+    if ((ret = mem_read_u64(rt->mem, interp + (uint64_t)l->is_modules, &modules)) < 0)
+        return pserr_set(err, -ret, "cannot read sys.modules of process %d: %s", (int)rt->pid,
+                         strerror(-ret));
+    if ((ret = pydict_get_str(rt, modules, "asyncio", &at)) == -ENOENT)
+        return pserr_set(err, ENOENT, "process %d has not imported asyncio: it has no tasks",
+                         (int)rt->pid);
+    if (ret < 0)
+        return pserr_set(err, -ret, "cannot read sys.modules of process %d: %s", (int)rt->pid,
+                         strerror(-ret));
+    if ((ret = pydict_get_str(rt, modules, "_asyncio", &mod)) == -ENOENT)
+        return pserr_set(err, ENOTSUP, "process %d runs asyncio without its C module _asyncio "
+                         "(pure-Python tasks): pystrobe reads the C module's tasks only",
+                         (int)rt->pid);
+    if (ret < 0 || (ret = mem_read_u64(rt->mem, mod + (uint64_t)l->md_dict, &dict)) < 0 ||
+        (ret = pydict_get_str(rt, dict, "Task", &c->ts->task_type)) < 0 ||
+        (ret = pydict_get_str(rt, dict, "Future", &c->ts->future_type)) < 0)
+        return pserr_set(err, -ret, "cannot read the _asyncio module of process %d: %s",
+                         (int)rt->pid, strerror(-ret));
+    return 0;
+}
+
+int asyncio_collect(struct pyrt *rt, uint64_t interp, struct task_set *ts, struct pserr *err)
+{
+    const struct asyncio_layout *al = asyncio_layout_for(rt->major, rt->minor);
+    if (!al)
+        return pserr_set(err, ENOTSUP, "asyncio tasks are read on Python 3.7-3.15; process %d "
+                         "runs Python %s", (int)rt->pid, rt->version);
+    struct ctx *c = xcalloc(1, sizeof(*c));
+    c->rt = rt;
+    c->l = &rt->layout;
+    c->al = al;
+    c->ts = ts;
+    int ret = asyncio_types(c, interp, err);
+    if (ret == 0) {
+        if (al->task_node >= 0)
+            ret = registry_lists(c, interp);
+        else if ((ret = registry_sets(c, interp, err)) == -ENOENT)
+            ret = 0;     /* asyncio.tasks not imported yet: no task */
+        if (ret == -EFAULT)
+            ret = pserr_set(err, EFAULT, "cannot read the thread states of process %d",
+                            (int)rt->pid);
+    }
+    if (ret == 0 && (ret = read_tasks(c)) < 0)
+        ret = pserr_set(err, -ret, "cannot read the tasks of process %d: %s", (int)rt->pid,
+                        strerror(-ret));
+    if (ret == 0) {
+        read_chains(c);
+        find_parents(c);
+    }
+    htab_release(&c->index);
+    free(c);
+    return ret;
+}
