@@ -158,12 +158,12 @@ static struct tasks_view make_view(struct session *s, const struct snapshot *sn,
         if (t->name_obj) {
             struct strbuf sb = STRBUF_INIT;
             int64_t num;
-            /* 3.13+ keep a default name as its number until asked for it. */
+            /* 3.12+ keep a default name as its number until asked for it. */
             if (pyobj_str(&s->rt, t->name_obj, &sb) == 0) {
                 if (sb.len > NAME_MAX_CHARS)
                     sb.len = NAME_MAX_CHARS;
                 tv->name = sb_detach(&sb);
-            } else if (s->rt.minor >= 13 && pyobj_small_int(&s->rt, t->name_obj, &num) == 0) {
+            } else if (pyobj_small_int(&s->rt, t->name_obj, &num) == 0) {
                 sb.len = 0;
                 sb_addf(&sb, "Task-%" PRId64, num);
                 tv->name = sb_detach(&sb);

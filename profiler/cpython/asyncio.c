@@ -347,6 +347,8 @@ static int read_tasks(struct ctx *c)
         t->coro = buf_u64(b, al->task_coro);
         t->name_obj = al->task_name >= 0 ? buf_u64(b, al->task_name) : 0;
         t->fut_waiter = buf_u64(b, al->task_fut_waiter);
+        t->callback0 = buf_u64(b, al->fut_callback0);
+        t->callbacks = buf_u64(b, al->fut_callbacks);
         t->state = st == 0 ? TASK_PENDING : st == 1 ? TASK_CANCELLED : st == 2 ? TASK_DONE
                                                                         : TASK_UNREADABLE;
         if (t->state == TASK_PENDING && (!t->coro || (t->coro & 7)))
@@ -441,6 +443,8 @@ static int take_iframe(struct ctx *c, struct chain *ch, const unsigned char *g, 
             t->state = TASK_NOT_STARTED;
         return 0;
     }
+    if (first)
+        t->coro_frame = frame;
     push_frame(c, cf, ncf, cfcap, ch->task, code, addrq, frame);
     if ((size_t)(al->gen_iframe + al->if_localsplus) + 8 <= glen) {
         uint64_t s0 = buf_u64(f, al->if_localsplus);
@@ -512,6 +516,8 @@ static int take_frame_object(struct ctx *c, struct chain *ch, const unsigned cha
         return 0;
     }
     int64_t addrq = lasti < 0 ? -1 : (int64_t)lasti * (l->lasti_units ? 2 : 1);
+    if (first)
+        t->coro_frame = ch->frame;
     push_frame(c, cf, ncf, cfcap, ch->task, code, addrq, ch->frame);
     t->self0 = buf_u64(f, l->fo_localsplus);
     if (running) {
@@ -708,7 +714,6 @@ static int list_items(struct ctx *c, uint64_t list, size_t max, uint64_t **out, 
 static void find_parents(struct ctx *c)
 {
     struct task_set *ts = c->ts;
-    const struct asyncio_layout *al = c->al;
     for (size_t i = 0; i < ts->n; i++) {
         struct atask *t = &ts->v[i];
         if (t->state != TASK_PENDING)
@@ -722,8 +727,10 @@ static void find_parents(struct ctx *c)
         }
         uint64_t type, kids, *v = NULL;
         size_t n = 0;
+        /* A gather's future is a subclass of Future: a plain one has no children. */
         if (mem_read_u64(c->rt->mem, w + (uint64_t)c->l->ob_type, &type) < 0 ||
-            kind_of_type(c, type) != OK_FUTURE || pyobj_getattr(c->rt, w, "_children", &kids) < 0)
+            type == ts->future_type || kind_of_type(c, type) != OK_FUTURE ||
+            pyobj_getattr(c->rt, w, "_children", &kids) < 0)
             continue;
         if (list_items(c, kids, MAX_CHILDREN, &v, &n) == 0)
             for (size_t k = 0; k < n; k++)
@@ -734,9 +741,8 @@ static void find_parents(struct ctx *c)
         struct atask *t = &ts->v[i];
         if (t->parent != SIZE_MAX || t->state == TASK_UNREADABLE)
             continue;
-        uint64_t cbs[2];
-        if (mem_read_u64(c->rt->mem, t->obj + (uint64_t)al->fut_callback0, &cbs[0]) < 0 ||
-            mem_read_u64(c->rt->mem, t->obj + (uint64_t)al->fut_callbacks, &cbs[1]) < 0)
+        uint64_t cbs[2] = {t->callback0, t->callbacks};
+        if (!cbs[0] && !cbs[1])
             continue;
         uint64_t *items = NULL, *cand = NULL;
         size_t n = 0, nc = 0;

@@ -74,6 +74,8 @@ struct atask {
     uint64_t obj, type;
     enum task_state state;
     uint64_t coro, name_obj, loop, fut_waiter;
+    uint64_t callback0, callbacks; /* its done callbacks: the first, and the list of the others */
+    uint64_t coro_frame;    /* its coroutine's frame, 0 not known (not started, unreadable) */
     int status;             /* its await chain: 0, 1 cut, or a negative errno */
     size_t off, depth;      /* its coroutines' frames: raw[off .. off+depth), innermost first */
     uint64_t run_frame;     /* running: its coroutine's frame (the thread's stack holds it) */
