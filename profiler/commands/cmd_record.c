@@ -30,8 +30,9 @@ struct record_opts {
     struct sampling_opts so;
     const char *output;
     const char *format;
-    int threads, reverse, greenlets;
+    int threads, reverse, greenlets, tasks;
     double greenlet_rate;   /* censuses per second asked for, 0: the sampling rate */
+    double task_rate;       /* task censuses per second asked for, 0: the sampling rate */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -57,7 +58,8 @@ static int choose_format(const struct record_opts *o, enum out_format *fmt)
 
 static int parse_record(int argc, char **argv, struct record_opts *o)
 {
-    enum { OPT_THREADS = OPT_SAMPLING_END, OPT_REVERSE, OPT_GREENLETS, OPT_GREENLET_RATE };
+    enum { OPT_THREADS = OPT_SAMPLING_END, OPT_REVERSE, OPT_GREENLETS, OPT_GREENLET_RATE,
+           OPT_TASKS, OPT_TASK_RATE };
     static const struct option longopts[] = {
         SAMPLING_LONGOPTS,
         {"output", required_argument, NULL, 'o'},
@@ -66,6 +68,8 @@ static int parse_record(int argc, char **argv, struct record_opts *o)
         {"reverse", no_argument, NULL, OPT_REVERSE},
         {"greenlets", no_argument, NULL, OPT_GREENLETS},
         {"greenlet-rate", required_argument, NULL, OPT_GREENLET_RATE},
+        {"tasks", no_argument, NULL, OPT_TASKS},
+        {"task-rate", required_argument, NULL, OPT_TASK_RATE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -98,6 +102,15 @@ static int parse_record(int argc, char **argv, struct record_opts *o)
                                  "above 0 and at most the sampling rate", optarg);
             break;
         }
+        case OPT_TASKS: o->tasks = 1; break;
+        case OPT_TASK_RATE: {
+            char *end;
+            o->task_rate = strtod(optarg, &end);
+            if (end == optarg || *end || !(o->task_rate > 0) || o->task_rate > MAX_RATE)
+                return cli_usage("invalid --task-rate '%s': expected censuses per second, "
+                                 "above 0 and at most the sampling rate", optarg);
+            break;
+        }
         case 'h':
             cmd_help("record");
             return -1;
@@ -112,16 +125,30 @@ static int parse_record(int argc, char **argv, struct record_opts *o)
     if (o->greenlet_rate > o->so.rate)
         return cli_usage("--greenlet-rate %g is above the sampling rate %g: a census comes "
                          "with a sample", o->greenlet_rate, o->so.rate);
+    if (o->task_rate && !o->tasks)
+        return cli_usage("--task-rate needs --tasks");
+    if (o->task_rate > o->so.rate)
+        return cli_usage("--task-rate %g is above the sampling rate %g: a census comes "
+                         "with a sample", o->task_rate, o->so.rate);
+    if (o->tasks && o->so.native)
+        return cli_usage("--tasks does not go with --native yet: a running task's samples "
+                         "are put under its awaiters by their Python frames alone");
     return 0;
 }
 
-/* Samples per census: the census runs with every Nth sample and counts N for each greenlet. */
+/* Samples per census: the census runs with every Nth sample and counts N for each greenlet
+ * (or task), N the sampling rate over the census rate (0: every sample). */
+static unsigned every_nth(const struct record_opts *o, double census_rate)
+{
+    if (!census_rate)
+        return 1;
+    double n = floor(o->so.rate / census_rate + 0.5);
+    return n < 1 ? 1 : (unsigned)n;
+}
+
 static unsigned census_every(const struct record_opts *o)
 {
-    if (!o->greenlet_rate)
-        return 1;
-    double n = floor(o->so.rate / o->greenlet_rate + 0.5);
-    return n < 1 ? 1 : (unsigned)n;
+    return every_nth(o, o->greenlet_rate);
 }
 
 static void default_output(pid_t pid, enum out_format fmt, struct strbuf *out)
@@ -193,6 +220,38 @@ static void summarize_greenlets(const struct record_opts *o, const struct sample
     if (g->walks_failed)
         sb_addf(&sb, ", broken off %" PRIu64 " (what they found is kept)", g->walks_failed);
     fprintf(stderr, "%s\n", sb.buf);
+    sb_release(&sb);
+}
+
+/* What the task census found, and what it cost. */
+static void summarize_tasks(const struct record_opts *o, const struct sampler_result *r)
+{
+    const struct tcensus_stats *t = &r->tasks;
+    unsigned every = every_nth(o, o->task_rate);
+    if (!t->censuses) {
+        fprintf(stderr, "pystrobe: tasks: no census taken%s\n",
+                r->task_waits ? " (the target never imported asyncio)" : "");
+        return;
+    }
+    double n = (double)t->censuses;
+    struct strbuf sb = STRBUF_INIT;
+    sb_addf(&sb, "pystrobe: tasks: %" PRIu64 " censuses (%g Hz), each counting %u sample%s a "
+            "waiting task; %.1f tasks on average (%.1f waiting, %.1f running), at most %" PRIu64,
+            t->censuses, o->so.rate / every, every, every == 1 ? "" : "s",
+            (double)(t->waiting + t->running) / n, (double)t->waiting / n,
+            (double)t->running / n, t->most);
+    if (t->not_started || t->done)
+        sb_addf(&sb, "; not counted: %.1f not started, %.1f done", (double)t->not_started / n,
+                (double)t->done / n);
+    if (t->unreadable)
+        sb_addf(&sb, "; %" PRIu64 " unreadable", t->unreadable);
+    if (t->failed)
+        sb_addf(&sb, "; %" PRIu64 " censuses failed", t->failed);
+    if (t->stitched)
+        sb_addf(&sb, "; %" PRIu64 " samples of a running task under its awaiters", t->stitched);
+    fprintf(stderr, "%s\n", sb.buf);
+    fprintf(stderr, "pystrobe: tasks: cost per census: %.1f us CPU, %.1f reads\n",
+            (double)t->ns / 1e3 / n, (double)t->reads / n);
     sb_release(&sb);
 }
 
@@ -287,7 +346,10 @@ static void print_summary(const struct record_opts *o, const struct sampler_resu
         summarize_native(r);
     if (o->greenlets)
         summarize_greenlets(o, r);
-    if (r->stacks == 0 && o->greenlets && r->greenlets.censuses)
+    if (o->tasks)
+        summarize_tasks(o, r);
+    if (r->stacks == 0 && ((o->greenlets && r->greenlets.censuses) ||
+                           (o->tasks && r->tasks.censuses)))
         ; /* the censuses are the samples */
     else if (r->stacks == 0 && (o->so.filter.nres || o->so.filter.ntids))
         fprintf(stderr, "pystrobe: no samples: no thread selected by --thread/--tid ran "
@@ -405,8 +467,13 @@ int cmd_record(int argc, char **argv)
         .native = o.so.native,
         .greenlets = o.greenlets,
         .census_every = census_every(&o),
+        .tasks = o.tasks,
+        .task_every = every_nth(&o, o.task_rate),
     };
     sampling_snap_opts(&o.so, &so.snap);
+    /* A running task's samples are put under its awaiters by its frames' addresses. */
+    if (o.tasks)
+        so.snap.want_info = 1;
     struct sampler_result r;
     agg_init(&a);
     char *title = target_title(&o, o.so.pid);

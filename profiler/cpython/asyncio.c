@@ -714,6 +714,12 @@ static int list_items(struct ctx *c, uint64_t list, size_t max, uint64_t **out, 
 static void find_parents(struct ctx *c)
 {
     struct task_set *ts = c->ts;
+    /* What each pending task waits on: a task, or a future whose type is
+     * read for all of them in one batch. */
+    uint64_t *wtype = xcalloc(ts->n ? ts->n : 1, sizeof(*wtype));
+    struct mem_iov *iov = xcalloc(ts->n ? ts->n : 1, sizeof(*iov));
+    size_t *who = xcalloc(ts->n ? ts->n : 1, sizeof(*who));
+    size_t nw = 0;
     for (size_t i = 0; i < ts->n; i++) {
         struct atask *t = &ts->v[i];
         if (t->state != TASK_PENDING)
@@ -725,18 +731,30 @@ static void find_parents(struct ctx *c)
             set_parent(c, w, i, "await");
             continue;
         }
-        uint64_t type, kids, *v = NULL;
+        who[nw] = i;
+        iov[nw] = (struct mem_iov){.addr = w + (uint64_t)c->l->ob_type, .buf = &wtype[nw],
+                                   .len = 8};
+        nw++;
+    }
+    if (readv_count(c, iov, nw) < 0)
+        nw = 0;
+    for (size_t k = 0; k < nw; k++) {
+        size_t i = who[k];
+        struct atask *t = &ts->v[i];
+        uint64_t w = t->fut_waiter ? t->fut_waiter : t->awaited, type = wtype[k], kids, *v = NULL;
         size_t n = 0;
         /* A gather's future is a subclass of Future: a plain one has no children. */
-        if (mem_read_u64(c->rt->mem, w + (uint64_t)c->l->ob_type, &type) < 0 ||
-            type == ts->future_type || kind_of_type(c, type) != OK_FUTURE ||
+        if (!iov[k].ok || type == ts->future_type || kind_of_type(c, type) != OK_FUTURE ||
             pyobj_getattr(c->rt, w, "_children", &kids) < 0)
             continue;
         if (list_items(c, kids, MAX_CHILDREN, &v, &n) == 0)
-            for (size_t k = 0; k < n; k++)
-                set_parent(c, v[k], i, "gather");
+            for (size_t j = 0; j < n; j++)
+                set_parent(c, v[j], i, "gather");
         free(v);
     }
+    free(wtype);
+    free(iov);
+    free(who);
     for (size_t i = 0; i < ts->n; i++) {
         struct atask *t = &ts->v[i];
         if (t->parent != SIZE_MAX || t->state == TASK_UNREADABLE)

@@ -45,6 +45,8 @@ struct sproc {
     struct nstack *ns;   /* native frames (with native), NULL when none */
     struct gcensus *gc;  /* the greenlet census (with greenlets), NULL before the first */
     int gc_off;          /* greenlets cannot be read in this process: no census */
+    struct tcensus *tc;  /* the task census (with tasks), NULL before the first */
+    int tc_off;          /* tasks cannot be read in this process: no census */
     struct snapshot sn;
     pid_t pid;
     uint64_t start_time; /* with pid, which process this is */
@@ -114,8 +116,25 @@ static void record_tick(struct sproc *p, struct agg *a, const struct sampler_opt
             (*scratch)[j++] = names_label_frame(s->names, "[truncated]");
             r->truncated++;
         }
-        for (size_t i = t->depth; i-- > 0;)
+        size_t plen = 0;
+        const uint32_t *pre = NULL;
+        size_t at = SIZE_MAX;
+        if (p->tc && sn->finfo && !t->native)
+            for (size_t i = t->depth; i-- > 0 && !pre;)
+                if ((pre = tcensus_prefix(p->tc, sn->finfo[t->off + i].addr, &plen)))
+                    at = i;
+        if (pre) {
+            /* The task this thread runs, under the tasks that await it. */
+            GROW(*scratch, *scap, n + plen);
+            tcensus_stats(p->tc)->stitched++;
+        }
+        for (size_t i = t->depth; i-- > 0;) {
+            if (i == at) {
+                memcpy(*scratch + j, pre, plen * sizeof(**scratch));
+                j += plen;
+            }
             (*scratch)[j++] = sn->ids[t->off + i];
+        }
         /* Where a thread off CPU waits shows as its leaf (--idle's markers:
          * with --gil, a holder caught blocked while it holds the GIL is
          * counted at its stack alone). */
@@ -236,6 +255,65 @@ static void census_off(struct sproc *p, struct sampler_result *r)
     p->gc = NULL;
 }
 
+/*
+ * One census of p's asyncio tasks: each waiting task's stitched stack under
+ * the root "task waiting", task_every times over.
+ */
+static void task_tick(struct sproc *p, struct agg *a, const struct sampler_opts *o,
+                      struct sampler_result *r, uint32_t **scratch, size_t *scap, uint64_t now)
+{
+    struct pserr err;
+    struct session *s = p->s;
+    struct snapshot *sn = &p->sn;
+    if (p->tc_off || !sn->nthreads)
+        return;
+    if (!p->tc)
+        p->tc = tcensus_new();
+    int ret = tcensus_take(p->tc, s, sn->interp, o->snap.by_function, now, &err);
+    if (ret == -ENOTSUP) {
+        fprintf(stderr, "pystrobe: no asyncio tasks for process %d: %s\n", (int)p->pid,
+                err.msg);
+        p->tc_off = 1;
+    }
+    if (ret == -ENOENT)
+        r->task_waits++;
+    if (ret < 0 || !a)
+        return;
+    uint32_t waiting = names_label_frame(s->names, "task waiting");
+    struct tracked *tr = &s->threads[sn->st[census_thread(p)].tracked];
+    tr->want_name = 1;
+    uint32_t thread = tracked_agg_thread(p, a, o, tr);
+    for (size_t i = 0; i < tcensus_count(p->tc); i++) {
+        const struct tcensus_entry *e = tcensus_entry(p->tc, i);
+        GROW(*scratch, *scap, e->depth + 1);
+        (*scratch)[0] = waiting;
+        memcpy(*scratch + 1, e->ids, e->depth * sizeof(**scratch));
+        agg_add(a, thread, *scratch, e->depth + 1, MAX(o->task_every, 1u));
+    }
+}
+
+static void task_census_off(struct sproc *p, struct sampler_result *r)
+{
+    if (!p->tc)
+        return;
+    const struct tcensus_stats *st = tcensus_stats(p->tc);
+    struct tcensus_stats *t = &r->tasks;
+    t->censuses += st->censuses;
+    t->failed += st->failed;
+    t->counted += st->counted;
+    t->waiting += st->waiting;
+    t->running += st->running;
+    t->not_started += st->not_started;
+    t->done += st->done;
+    t->unreadable += st->unreadable;
+    t->stitched += st->stitched;
+    t->most = MAX(t->most, st->most);
+    t->reads += st->reads;
+    t->ns += st->ns;
+    tcensus_free(p->tc);
+    p->tc = NULL;
+}
+
 /* Copies thread names into the aggregate. */
 static void name_agg_threads(struct session *s, struct agg *a)
 {
@@ -296,6 +374,7 @@ static void detach(struct sproc *p, struct agg *a, struct sampler_result *r)
         return;
     natives_end(p, r);
     census_off(p, r);
+    task_census_off(p, r);
     r->reads += mem_read_calls(p->s->mem);
     name_agg_threads(p->s, a);
     add_torn(r, &p->sn);
@@ -551,8 +630,8 @@ static void loop_failed(struct loop *l, size_t i, int ret)
 }
 
 /* One process's snapshot, recorded; 1 when the target is gone. */
-static int loop_sample(struct loop *l, size_t i, int census, int retry, int refresh,
-                       uint64_t now)
+static int loop_sample(struct loop *l, size_t i, int census, int tcensus, int retry,
+                       int refresh, uint64_t now)
 {
     const struct sampler_opts *o = l->o;
     struct sampler_result *r = l->r;
@@ -578,6 +657,9 @@ static int loop_sample(struct loop *l, size_t i, int census, int retry, int refr
         return 0;
     }
     p->fails = 0;
+    /* The tasks first: a running task's samples go under its awaiters as they are now. */
+    if (tcensus)
+        task_tick(p, l->a, o, r, &l->scratch, &l->scap, now);
     record_tick(p, l->a, o, r, &l->scratch, &l->scap);
     if (census)
         census_tick(p, l->a, o, r, &l->scratch, &l->scap, now);
@@ -610,8 +692,9 @@ static int loop_tick(struct loop *l, uint64_t now)
         l->last_refresh = now;
     r->ticks++;
     int census = o->greenlets && (r->ticks - 1) % MAX(o->census_every, 1u) == 0;
+    int tcensus = o->tasks && (r->ticks - 1) % MAX(o->task_every, 1u) == 0;
     for (size_t i = 0; i < l->nprocs; i++)
-        if (loop_sample(l, i, census, retry, refresh, now))
+        if (loop_sample(l, i, census, tcensus, retry, refresh, now))
             break;
     if (r->target_exited) {
         r->ticks--;
@@ -704,6 +787,7 @@ static void loop_end(struct loop *l)
     natives_end(&procs[0], r);
     r->late_stops = ptstop_late_stops() - l->late0;
     census_off(&procs[0], r);
+    task_census_off(&procs[0], r);
     add_torn(r, &procs[0].sn);
     snapshot_release(&procs[0].sn);
     free(procs[0].command);

@@ -14,6 +14,7 @@
 #include "profiler/sampling/nstack.h"
 #include "profiler/sampling/session.h"
 #include "profiler/sampling/snapshot.h"
+#include "profiler/sampling/tcensus.h"
 
 enum drop_reason {
     DROP_TORN,        /* the stack changed while it was read, however often it was read again */
@@ -49,6 +50,10 @@ struct sampler_opts {
     int greenlets;        /* a greenlet census every census_every ticks (>= 1), each
                            * greenlet's stack counted census_every times */
     unsigned census_every;
+    int tasks;            /* an asyncio task census every task_every ticks (>= 1), each
+                           * waiting task's stack counted task_every times, and a running
+                           * task's samples under its awaiters (needs snap.want_info) */
+    unsigned task_every;
     const struct sampler_hook *hook; /* NULL: none */
 };
 
@@ -74,6 +79,8 @@ struct sampler_result {
     uint64_t census_ns;   /* the profiler's CPU time in censuses */
     uint64_t census_waits; /* censuses due while the target had no greenlet module */
     uint64_t running_unknown; /* running greenlets whose thread's stack could not be had */
+    struct tcensus_stats tasks; /* with tasks: the task censuses, over all processes */
+    uint64_t task_waits;  /* task censuses due while the target had not imported asyncio */
     int target_exited;
     int child_status;     /* wait status of the launched command, when reaped */
     int child_reaped;
