@@ -1,9 +1,10 @@
 /*
- * pystrobe locks: where the target's greenlets and threads wait, ranked by
- * the time spent waiting there.  It samples like record --greenlets with
- * every thread's state read: each census counts every parked greenlet at
- * its wait site, and each sample every thread blocked on a lock (a futex
- * other than the GIL's) at its own.
+ * pystrobe locks: where the target's greenlets, asyncio tasks and threads
+ * wait, ranked by the time spent waiting there.  It samples like record
+ * --greenlets --tasks with every thread's state read: each census counts
+ * every parked greenlet and every waiting task at its wait site, and each
+ * sample every thread blocked on a lock (a futex other than the GIL's) at
+ * its own.
  *
  * A wait site is the last frame of the program's own code before the wait,
  * with the call it made into the waiting machinery (gevent, eventlet,
@@ -330,25 +331,34 @@ static void put_table_json(const struct names *nm, const struct sites *ss, const
  */
 static void report(const struct locks_opts *o, const struct session *s,
                    const struct sampler_result *r, const struct sites *gs,
-                   const struct sites *ts, const struct thread_waits *tw, struct strbuf *out)
+                   const struct sites *ks, const struct sites *ts,
+                   const struct thread_waits *tw, struct strbuf *out)
 {
     const struct gcensus_stats *g = &r->greenlets;
+    const struct tcensus_stats *k = &r->tasks;
     double secs = (double)r->elapsed_ns / 1e9, period = 1.0 / o->so.rate;
     double avg = g->censuses ? (double)g->counted / (double)g->censuses : 0.0;
+    double kavg = k->censuses ? (double)k->counted / (double)k->censuses : 0.0;
     if (o->json) {
         sb_addf(out, "{\"pid\": %d, \"seconds\": %.3f, \"samples\": %" PRIu64
-                ", \"censuses\": %" PRIu64 ", \"greenlets\": %.2f, \"threads\": %u",
-                (int)s->pid, secs, r->ticks, g->censuses, avg, tw->threads_max);
+                ", \"censuses\": %" PRIu64 ", \"greenlets\": %.2f, \"task_censuses\": %" PRIu64
+                ", \"tasks\": %.2f, \"threads\": %u", (int)s->pid, secs, r->ticks, g->censuses,
+                avg, k->censuses, kavg, tw->threads_max);
         put_table_json(s->names, gs, "greenlet_waits", (double)g->censuses, period, o->top, out);
+        put_table_json(s->names, ks, "task_waits", (double)k->censuses, period, o->top, out);
         put_table_json(s->names, ts, "thread_waits", (double)r->ticks, period, o->top, out);
         sb_adds(out, "\n}\n");
         return;
     }
     sb_addf(out, "Process %d: %.2f s, %" PRIu64 " samples of %u thread%s, %" PRIu64
-            " greenlet censuses (%.1f greenlets on average)\n\n", (int)s->pid, secs, r->ticks,
-            tw->threads_max, tw->threads_max == 1 ? "" : "s", g->censuses, avg);
+            " greenlet censuses (%.1f greenlets on average), %" PRIu64 " task censuses (%.1f "
+            "waiting tasks on average)\n\n", (int)s->pid, secs, r->ticks, tw->threads_max,
+            tw->threads_max == 1 ? "" : "s", g->censuses, avg, k->censuses, kavg);
     put_table_text(s->names, gs, "Where greenlets wait (parked), by greenlet-time:", "greenlet-s",
                (double)g->censuses, period, o->top, out);
+    sb_addc(out, '\n');
+    put_table_text(s->names, ks, "Where asyncio tasks wait, by task-time:", "task-s",
+               (double)k->censuses, period, o->top, out);
     sb_addc(out, '\n');
     put_table_text(s->names, ts, "Where threads wait on a lock, by thread-time:", "thread-s",
                (double)r->ticks, period, o->top, out);
@@ -387,6 +397,8 @@ int cmd_locks(int argc, char **argv)
         .status_line = 0,
         .greenlets = 1,
         .census_every = 1,
+        .tasks = 1,
+        .task_every = 1,
         .hook = &hook,
     };
     /* Every thread, with its state: a lock waiter is idle in a futex. */
@@ -397,21 +409,25 @@ int cmd_locks(int argc, char **argv)
     agg_init(&a);
     struct sampler_result r;
     sampler_run(&s, &so, &a, &r);
-    struct sites gs = {0}, ts = {0};
+    struct sites gs = {0}, ts = {0}, ks = {0};
     sites_from(&gs, s.names, &a, names_label_frame(s.names, "greenlet parked"));
+    sites_from(&ks, s.names, &a, names_label_frame(s.names, "task waiting"));
     sites_from(&ts, s.names, &tw.agg, UINT32_MAX);
     struct strbuf out = STRBUF_INIT;
-    report(&o, &s, &r, &gs, &ts, &tw, &out);
+    report(&o, &s, &r, &gs, &ks, &ts, &tw, &out);
     if (fwrite(out.buf, 1, out.len, stdout) != out.len || fflush(stdout) != 0)
         status = cli_fail("cannot write the report: %s", strerror(errno));
     else
         status = 0;
-    if (!r.greenlets.censuses)
-        fprintf(stderr, "pystrobe: no greenlets counted: %s\n",
+    if (!r.greenlets.censuses && !r.tasks.censuses)
+        fprintf(stderr, "pystrobe: no greenlets or asyncio tasks counted: %s; %s\n",
                 r.census_waits ? "the target has not imported greenlet"
-                               : "greenlets could not be read (see above)");
+                               : "greenlets could not be read (see above)",
+                r.task_waits ? "it has not imported asyncio"
+                             : "its tasks could not be read (see above)");
     sb_release(&out);
     free(gs.v);
+    free(ks.v);
     free(ts.v);
     free(tw.scratch);
     agg_release(&tw.agg);

@@ -119,7 +119,7 @@ static void record_tick(struct sproc *p, struct agg *a, const struct sampler_opt
         size_t plen = 0;
         const uint32_t *pre = NULL;
         size_t at = SIZE_MAX;
-        if (p->tc && sn->finfo && !t->native)
+        if (p->tc && o->snap.want_info && sn->finfo && !t->native)
             for (size_t i = t->depth; i-- > 0 && !pre;)
                 if ((pre = tcensus_prefix(p->tc, sn->finfo[t->off + i].addr, &plen)))
                     at = i;
