@@ -52,6 +52,7 @@ import e2e_nativestack  # noqa: E402  (native stacks, through tools/native-stack
 import e2e_locals  # noqa: E402  (dump --locals and --source)
 import e2e_greenlets  # noqa: E402  (dump --greenlets)
 import e2e_glrecord  # noqa: E402  (record --greenlets, locks)
+import e2e_tasks  # noqa: E402  (asyncio tasks: dump --tasks, record --tasks, locks)
 import e2e_truth  # noqa: E402  (shares against a target that times itself)
 import e2e_outfiles  # noqa: E402  (output files where a user planted links, FIFOs; stdout errors)
 import e2e_inputs  # noqa: E402  (hostile input files: convert, diff, dump --core)
@@ -87,6 +88,7 @@ def main():
     groups += [lambda I=I: e2e_nativestack.group(ctx, I, here) for I in interps]
     groups += [lambda I=I: e2e_greenlets.group(ctx, I, here) for I in interps]
     groups += [lambda I=I: e2e_glrecord.group(ctx, I, here) for I in interps]
+    groups += [lambda I=I: e2e_tasks.group(ctx, I, here) for I in interps]
     groups += [lambda I=I: e2e_truth.group(ctx, I, here) for I in interps]
     groups.append(lambda: e2e_outfiles.group(ctx, interps, here))
     groups += [lambda I=I: e2e_ends.group(ctx, I, here) for I in interps]

@@ -1,0 +1,397 @@
+"""End-to-end tests of asyncio tasks: dump --tasks, record --tasks, locks.
+Run by run.py: group(ctx, I, rt), rt being harness.py.
+
+Target tests/targets/tasks.py, on every interpreter from 3.7 (3.6 is not
+read: its Task keeps no registry pystrobe knows):
+  - layout: tools/probe-asyncio.py run by the interpreter measures every
+    offset of profiler/cpython/asyncio_layout.c; each must equal the table's
+    row for its minor version;
+  - dump-json: the crowd (1,002 tasks: 500 on one Lock, 300 on a Queue, 150
+    asleep, a tree of 50 three levels deep, the lock's holder and main):
+    every group of identical stacks with its exact count, frames (the
+    target's own lines exactly, asyncio's by function and file), what they
+    wait on, and the tree: 7 mids under tree-root (TaskGroup on 3.11+,
+    gather before), 6 leaves under each mid (gather);
+  - dump-text: the summary's first line and the tree's shape as printed;
+  - running: --running: the task busy runs in the main thread, its stack
+    spin <- busy;
+  - threads: --threads 2: the tasks of three event loops (1,014);
+  - record: record --tasks: the widest stack under "task waiting" is the
+    lock's, at about 500/1,002 of the task-time; a leaf shows under its mid
+    and the root (stitched);
+  - locks: locks --json: the first task wait site is take's call into the lock;
+  - no-asyncio: a process that never imported asyncio: one line, exit 1;
+  - pstree (3.14+): dump --tasks --json agrees with the interpreter's own
+    `python3.X -m asyncio ps PID` (each task's name, stack and awaiter) and
+    `pstree PID` (each task's parent), run against the same process (inside
+    its mount namespace and root, with nsenter: the tool opens the files
+    the target's maps name).
+"""
+import json
+import os
+import re
+
+import e2e_states
+
+TARGET = 'tasks.py'
+LOCKED, GETTERS, SLEEPERS, MIDS, LEAVES = 500, 300, 150, 7, 6
+TOTAL = LOCKED + GETTERS + SLEEPERS + 1 + MIDS + MIDS * LEAVES + 2
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+LAYOUT_C = os.path.join(REPO, 'profiler', 'cpython', 'asyncio_layout.c')
+PROBE = os.path.join(REPO, 'tools', 'probe-asyncio.py')
+
+
+def table_rows():
+    """The rows of asyncio_layout.c: {(3, minor): {field: value}}."""
+    with open(LAYOUT_C) as f:
+        text = f.read()
+    rows = {}
+    for m in re.finditer(r'\{3, (\d+),(.*?)\}', text, re.S):
+        fields = {}
+        for k, v in re.findall(r'\.(\w+) = (-?\d+|"[^"]*")', m.group(2)):
+            fields[k] = v.strip('"') if v.startswith('"') else int(v)
+        rows[int(m.group(1))] = fields
+    return rows
+
+
+def group(ctx, I, rt):
+    R = ctx.runner
+    pfx = I.label + '/tasks-'
+    path = os.path.join(rt.TARGETS, TARGET)
+    xy = I.ver[:2]
+
+    def start(*extra):
+        t = e2e_states.Proc(rt, ctx, [I.exe, path, '--max-life', str(rt.TARGET_LIFE)] +
+                            list(extra), TARGET)
+        info = t.expect_line('READY')
+        if info['pid'] != t.pid:
+            t.close()
+            raise rt.Failure('setup: target reported %r' % info)
+        return t, info
+
+    def L(marker):
+        return rt.line_of(path, marker)
+
+    def dump(t, *args):
+        res = rt.run([rt.PYSTROBE, 'dump', '-p', str(t.pid), '--tasks'] + list(args), rt.T_DUMP)
+        if res.rc != 0:
+            raise rt.Failure('dump --tasks failed:\n' + res.describe(out_limit=2000))
+        return res
+
+    def own(frames):
+        """The target's own frames of a stack: (function, line)."""
+        return tuple((f.get('function'), f.get('line')) for f in frames if f.get('file') == path)
+
+    def asyncio_frame(f, func, fname):
+        return (f.get('function', '') or '').split('.')[-1] == func and \
+            (f.get('file', '') or '').endswith('asyncio/' + fname)
+
+    def layout():
+        res = rt.run([I.exe, PROBE], 60)
+        if res.rc != 0:
+            raise rt.Failure('probe-asyncio failed:\n' + res.describe(out_limit=2000))
+        got = json.loads(res.out_text.strip().split('\n')[-1])
+        row = table_rows().get(xy[1])
+        P = rt.Problems()
+        if not P.expect(row is not None, 'no row for %d.%d in %s' % (xy + (LAYOUT_C,))):
+            P.fail_if_any(res.describe())
+        for k, v in sorted(got.items()):
+            if k in ('python', 'futureiter_type'):
+                continue
+            P.expect(k in row, 'the table has no field %s (measured %r)' % (k, v))
+            P.expect(k not in row or row[k] == v, '%s: the table says %r, measured %r'
+                     % (k, row.get(k), v))
+        P.fail_if_any(res.describe(out_limit=1500))
+
+    def expected_groups():
+        """{own frames: (count, waiting-on kind, check of the first frame)}."""
+        root_marker = 'tree-root' if xy >= (3, 11) else 'tree-root-gather'
+        return {
+            (('take', L('take')), ('locker', L('locker'))):
+                (LOCKED, 'Lock', lambda f: asyncio_frame(f, 'acquire', 'locks.py')),
+            (('get_one', L('get')), ('getter', L('getter'))):
+                (GETTERS, 'Queue', lambda f: asyncio_frame(f, 'get', 'queues.py')),
+            (('sleeper', L('sleep')),):
+                (SLEEPERS, 'sleep', lambda f: asyncio_frame(f, 'sleep', 'tasks.py')),
+            (('leaf', L('leaf')),):
+                (MIDS * LEAVES, 'Event', lambda f: asyncio_frame(f, 'wait', 'locks.py')),
+            (('tree_mid', L('tree-mid')),):
+                (MIDS, 'gather', lambda f: f.get('function') == 'tree_mid'),
+            (('tree_root', L(root_marker)),):
+                (1, 'TaskGroup' if xy >= (3, 11) else 'gather', lambda f: True),
+            (('holder', L('holder')),):
+                (1, 'Event', lambda f: asyncio_frame(f, 'wait', 'locks.py')),
+            (('crowd', L('main')),):
+                (1, 'Event', lambda f: asyncio_frame(f, 'wait', 'locks.py')),
+        }
+
+    def dump_json():
+        t, info = start()
+        try:
+            res = dump(t, '--json')
+            doc = json.loads(res.out_text)
+            P = rt.Problems()
+            tasks = doc['tasks']
+            P.expect(info['tasks'] == TOTAL, 'the target says %d tasks' % info['tasks'])
+            P.expect(len(tasks) == TOTAL, '%d tasks, expected %d' % (len(tasks), TOTAL))
+            P.expect(all(x['state'] == 'pending' for x in tasks), 'states: %r' % sorted(
+                {x['state'] for x in tasks}))
+            P.expect(all('error' not in x for x in tasks), 'unreadable: %r'
+                     % [x for x in tasks if 'error' in x][:2])
+            want = expected_groups()
+            got = {}
+            for g in doc['task_summary']:
+                key = own(g['frames'])
+                if key in got:
+                    got[key] = (got[key][0] + g['count'],) + got[key][1:]
+                else:
+                    got[key] = (g['count'], g['waiting_on'], g['frames'])
+            for key, (count, kind, first) in sorted(want.items()):
+                g = got.get(key)
+                if not P.expect(g is not None, 'no group of tasks at %r' % (key,)):
+                    continue
+                P.expect(g[0] == count, '%r: %d tasks, expected %d' % (key, g[0], count))
+                P.expect(g[1] == kind, '%r: waiting on %r, expected %r' % (key, g[1], kind))
+                P.expect(bool(g[2]) and first(g[2][0]), '%r: innermost frame %r' % (key, g[2][:1]))
+            P.expect(set(got) == set(want), 'groups not expected: %r'
+                     % sorted(set(got) - set(want)))
+            # The tree: by address, then by name where tasks have names (3.8+).
+            by_addr = {x['address']: x for x in tasks}
+            kids = {}
+            for x in tasks:
+                if x['awaited_by']:
+                    kids.setdefault(x['awaited_by']['address'], []).append(x)
+            mids = [p for p, k in kids.items() if len(k) == LEAVES]
+            roots = [p for p, k in kids.items() if len(k) == MIDS]
+            P.expect(len(mids) == MIDS and len(roots) == 1, 'parents of %d and %d: %d and %d'
+                     % (LEAVES, MIDS, len(mids), len(roots)))
+            if roots:
+                P.expect(sorted(m['address'] for m in kids[roots[0]]) == sorted(mids),
+                         'the root\'s children are not the mids')
+                how = 'TaskGroup' if xy >= (3, 11) else 'gather'
+                P.expect(all(m['awaited_by']['how'] == how for m in kids[roots[0]]),
+                         'mids awaited by %r' % {m['awaited_by']['how'] for m in kids[roots[0]]})
+                if xy >= (3, 8):
+                    P.expect(by_addr[roots[0]]['name'] == 'tree-root', 'root %r'
+                             % by_addr[roots[0]]['name'])
+            for m in mids:
+                P.expect(all(k['awaited_by']['how'] == 'gather' for k in kids[m]),
+                         'leaves awaited by %r' % {k['awaited_by']['how'] for k in kids[m]})
+                if xy >= (3, 8):
+                    P.expect(all(k['name'].startswith(by_addr[m]['name'].replace('mid', 'leaf'))
+                                 for k in kids[m]), 'leaves of %s: %r'
+                             % (by_addr[m]['name'], [k['name'] for k in kids[m]]))
+            if xy >= (3, 8):
+                names = [x['name'] or '' for x in tasks]
+                for prefix, n in (('locker-', LOCKED), ('getter-', GETTERS),
+                                  ('sleeper-', SLEEPERS), ('tree-leaf-', MIDS * LEAVES)):
+                    c = sum(s.startswith(prefix) for s in names)
+                    P.expect(c == n, '%d tasks named %s*, expected %d' % (c, prefix, n))
+            top = doc['task_tree']
+            P.expect(len(top) == TOTAL - MIDS - MIDS * LEAVES, '%d roots in the tree' % len(top))
+            P.expect(doc['task_stats']['tasks'] == TOTAL, 'task_stats %r' % doc['task_stats'])
+            P.fail_if_any(res.describe(out_limit=800))
+        finally:
+            t.close()
+
+    def dump_text():
+        t, _ = start()
+        try:
+            res = dump(t)
+            lines = res.out_text.split('\n')
+            P = rt.Problems()
+            if not P.expect('Task summary:' in lines and 'Task tree:' in lines,
+                            'no "Task summary:" or "Task tree:" line'):
+                P.fail_if_any(res.describe(out_limit=3000))
+            summ = [s for s in lines[lines.index('Task summary:') + 1:] if s]
+            first = re.match(r'  (\d+) tasks waiting on Lock at `(\S+) \((\S+):(\d+)\)` <- .*'
+                             r'<- `take \((\S+):(\d+)\)` <- `locker \((\S+):(\d+)\)`$', summ[0])
+            P.expect(first is not None and int(first.group(1)) == LOCKED and
+                     first.group(2).endswith('acquire') and first.group(5) == path and
+                     int(first.group(6)) == L('take') and int(first.group(8)) == L('locker'),
+                     'summary starts %r' % summ[:1])
+            heads = [s for s in lines if s.startswith('Task 0x')]
+            P.expect(len(heads) == TOTAL, '%d tasks listed, expected %d' % (len(heads), TOTAL))
+            tree = lines[lines.index('Task tree:') + 1:lines.index('Task summary:')]
+            depth = [len(s) - len(s.lstrip(' ')) for s in tree if s.strip()]
+            P.expect(depth.count(2) == TOTAL - MIDS - MIDS * LEAVES and depth.count(4) == MIDS
+                     and depth.count(6) == MIDS * LEAVES, 'the tree\'s levels: %r'
+                     % sorted(set((d, depth.count(d)) for d in depth)))
+            P.fail_if_any(res.describe(out_limit=800))
+        finally:
+            t.close()
+
+    def running():
+        t, _ = start('--running')
+        try:
+            res = dump(t, '--json')
+            doc = json.loads(res.out_text)
+            P = rt.Problems()
+            run = [x for x in doc['tasks'] if x['state'] == 'running']
+            if P.expect(len(run) == 1, '%d running tasks' % len(run)):
+                x = run[0]
+                P.expect(x.get('thread') == t.pid, 'runs in thread %r, expected %d'
+                         % (x.get('thread'), t.pid))
+                P.expect(own(x['frames']) == (('spin', L('spin')), ('busy', L('busy'))),
+                         'running stack %r' % (x['frames'],))
+                if xy >= (3, 8):
+                    P.expect(x['name'] == 'busy', 'running task %r' % x['name'])
+            P.expect(len(doc['tasks']) == TOTAL + 1, '%d tasks' % len(doc['tasks']))
+            P.fail_if_any(res.describe(out_limit=800))
+        finally:
+            t.close()
+
+    def threads():
+        t, info = start('--threads', '2')
+        try:
+            res = dump(t, '--json')
+            doc = json.loads(res.out_text)
+            P = rt.Problems()
+            n = TOTAL + 2 * 6
+            P.expect(info['tasks'] == n and len(doc['tasks']) == n, '%d tasks (target: %d), '
+                     'expected %d' % (len(doc['tasks']), info['tasks'], n))
+            if xy >= (3, 8):
+                for i in range(2):
+                    c = sum((x['name'] or '').startswith('t%d-sleeper-' % i) for x in doc['tasks'])
+                    P.expect(c == 5, '%d tasks t%d-sleeper-*' % (c, i))
+            P.fail_if_any(res.describe(out_limit=800))
+        finally:
+            t.close()
+
+    def record():
+        t, _ = start()
+        try:
+            out = os.path.join(ctx.mkdtemp('tasks-'), 'out.folded')
+            res = rt.run([rt.PYSTROBE, 'record', '-p', str(t.pid), '--tasks', '-d', '2', '-o', out,
+                          '-f', 'folded'], rt.T_RECORD)
+            P = rt.Problems()
+            if not P.expect(res.rc == 0, 'record exited %d' % res.rc):
+                P.fail_if_any(res.describe(out_limit=2000))
+            stacks = {}
+            with open(out) as f:
+                for line in f:
+                    s, n = line.rstrip('\n').rsplit(' ', 1)
+                    stacks[s] = stacks.get(s, 0) + int(n)
+            waiting = {s: n for s, n in stacks.items() if s.startswith('task waiting;')}
+            total = sum(waiting.values())
+            if P.expect(total > 0, 'no stack under "task waiting"'):
+                top = max(waiting, key=waiting.get)
+                P.expect('take (%s:%d);' % (path, L('take')) in top and
+                         top.startswith('task waiting;locker (%s:%d)' % (path, L('locker'))),
+                         'widest: %r' % top)
+                share = waiting[top] / float(total)
+                P.expect(0.45 < share < 0.55, 'the lock\'s share %.3f, expected ~%.3f'
+                         % (share, LOCKED / float(TOTAL)))
+                leaf = [s for s in waiting if ';leaf (%s:%d)' % (path, L('leaf')) in s]
+                P.expect(len(leaf) == 1 and ';tree_mid (%s:%d);' % (path, L('tree-mid')) in leaf[0]
+                         and ';tree_root (' in leaf[0], 'leaves\' stacks %r' % leaf)
+            m = re.search(r'tasks: (\d+) censuses .*?([\d.]+) tasks on average', res.err_text)
+            P.expect(m is not None and abs(float(m.group(2)) - TOTAL) < 1,
+                     'census summary %r' % (m.group(0) if m else None))
+            P.fail_if_any(res.describe(out_limit=1500))
+        finally:
+            t.close()
+
+    def locks():
+        t, _ = start()
+        try:
+            res = rt.run([rt.PYSTROBE, 'locks', '-p', str(t.pid), '-d', '2', '--json'],
+                         rt.T_RECORD)
+            P = rt.Problems()
+            if not P.expect(res.rc == 0, 'locks exited %d' % res.rc):
+                P.fail_if_any(res.describe(out_limit=2000))
+            doc = json.loads(res.out_text)
+            w = doc.get('task_waits') or []
+            if P.expect(len(w) >= 3, 'task_waits %r' % w[:3]):
+                top = w[0]
+                P.expect(top['site']['function'] == 'take' and top['site']['line'] == L('take'),
+                         'first site %r' % top['site'])
+                P.expect((top['call'] or {}).get('function', '').endswith('__aenter__'),
+                         'first call %r' % top['call'])
+                P.expect(abs(top['waiting'] - LOCKED) < 1, 'waiting %r' % top['waiting'])
+                P.expect(w[1]['site']['function'] == 'get_one', 'second site %r' % w[1]['site'])
+            P.fail_if_any(res.describe(out_limit=1500))
+        finally:
+            t.close()
+
+    def no_asyncio():
+        code = ('import json, os, sys, time; print("READY " + json.dumps({"pid": os.getpid()}));'
+                'sys.stdout.flush(); time.sleep(300)')
+        t = e2e_states.Proc(rt, ctx, [I.exe, '-c', code], 'plain python')
+        try:
+            t.expect_line('READY')
+            res = rt.run([rt.PYSTROBE, 'dump', '-p', str(t.pid), '--tasks'], rt.T_DUMP)
+            P = rt.Problems()
+            rt.check_one_line_error(P, res, 1, words=('asyncio', str(t.pid)))
+            P.fail_if_any(res.describe())
+        finally:
+            t.close()
+
+    def pstree():
+        t, _ = start('--locked', '5', '--getters', '3', '--sleepers', '2', '--tree-mids', '2',
+                     '--tree-leaves', '3')
+        try:
+            res = dump(t, '--json')
+            doc = json.loads(res.out_text)
+            # Run in the target's own mount namespace and root, where the
+            # paths its maps name are the paths the tool opens.
+            tool = ['nsenter', '-t', str(t.pid), '-m', '-r', '-w', I.target_exe, '-m', 'asyncio']
+            ps = rt.run(tool + ['ps', str(t.pid)], 60)
+            tree = rt.run(tool + ['pstree', str(t.pid)], 60)
+            P = rt.Problems()
+            if not P.expect(ps.rc == 0 and tree.rc == 0, 'asyncio ps/pstree failed'):
+                P.fail_if_any(ps.describe(out_limit=1500) + tree.describe(out_limit=1500))
+            # ps: one row per task: thread, address, name, ..., the awaiter's address.
+            theirs = {}
+            for s in ps.out_text.split('\n'):
+                m = re.match(r'^(\d+)\s+(0x[0-9a-f]+)\s+(\S+)\s.*\s(0x[0-9a-f]+)\s*$', s)
+                if m:
+                    theirs[int(m.group(2), 16)] = (m.group(3), int(m.group(4), 16))
+            ours = {int(x['address'], 16): (x['name'], int(x['awaited_by']['address'], 16)
+                                            if x['awaited_by'] else 0) for x in doc['tasks']}
+            P.expect(set(ours) == set(theirs), 'tasks only here: %r, only there: %r'
+                     % (sorted(set(ours) - set(theirs))[:5], sorted(set(theirs) - set(ours))[:5]))
+            for a in sorted(set(ours) & set(theirs)):
+                P.expect(ours[a] == theirs[a], '0x%x: here %r, there %r' % (a, ours[a], theirs[a]))
+            # pstree: each task's parent (by the tree's indentation) and its
+            # frames, outermost first (the frame lines after its own line).
+            parents, frames, stack, cur = {}, {}, [], None
+            for s in tree.out_text.split('\n'):
+                m = re.match(r'^([ \u2502\u251c\u2514\u2500]*)\(T\) (\S+)$', s)
+                if m:
+                    level = len(m.group(1))
+                    while stack and stack[-1][0] >= level:
+                        stack.pop()
+                    cur = m.group(2)
+                    parents[cur] = stack[-1][1] if stack else None
+                    frames[cur] = []
+                    stack.append((level, cur))
+                    continue
+                m = re.match(r'^[ \u2502\u251c\u2514\u2500]*\s(\S+) (\S+):(\d+)$', s)
+                if m and cur:
+                    frames[cur].append((m.group(1), m.group(2), int(m.group(3))))
+            by_addr = {x['address']: x['name'] for x in doc['tasks']}
+            mine = {x['name']: (by_addr[x['awaited_by']['address']] if x['awaited_by'] else None)
+                    for x in doc['tasks']}
+            P.expect(mine == parents, 'parents differ: %r' % sorted(
+                set(mine.items()) ^ set(parents.items()))[:6])
+            for x in doc['tasks']:
+                here = [(f['function'], f['file'], f['line']) for f in reversed(x['frames'])]
+                P.expect(here == frames.get(x['name']), '%s: frames here %r, there %r'
+                         % (x['name'], here, frames.get(x['name'])))
+            P.fail_if_any(res.describe(out_limit=600) + tree.describe(out_limit=1500))
+        finally:
+            t.close()
+
+    if xy < (3, 7):
+        return
+    R.case(pfx + 'layout', layout, needs_pystrobe=False)
+    R.case(pfx + 'dump-json', dump_json)
+    R.case(pfx + 'dump-text', dump_text)
+    R.case(pfx + 'running', running)
+    R.case(pfx + 'threads', threads)
+    R.case(pfx + 'record', record)
+    R.case(pfx + 'locks', locks)
+    R.case(pfx + 'no-asyncio', no_asyncio)
+    if xy >= (3, 14):
+        R.case(pfx + 'pstree', pstree)
