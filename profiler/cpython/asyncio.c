@@ -686,6 +686,16 @@ static void set_parent(struct ctx *c, uint64_t child, size_t parent, const char 
     c->ts->v[i].parent_how = how;
 }
 
+/* Task index i waits on task child (through await or a gather). */
+static void set_awaited(struct ctx *c, uint64_t child, size_t i, const char *how)
+{
+    size_t k = task_index(c, child);
+    if (k == SIZE_MAX || k == i)
+        return;
+    c->ts->v[i].awaits_tasks = 1;
+    set_parent(c, child, i, how);
+}
+
 /* The items of list object list (at most max), appended to *out. */
 static int list_items(struct ctx *c, uint64_t list, size_t max, uint64_t **out, size_t *n)
 {
@@ -728,7 +738,7 @@ static void find_parents(struct ctx *c)
         if (!w || (w & 7))
             continue;
         if (task_index(c, w) != SIZE_MAX) {
-            set_parent(c, w, i, "await");
+            set_awaited(c, w, i, "await");
             continue;
         }
         who[nw] = i;
@@ -749,7 +759,7 @@ static void find_parents(struct ctx *c)
             continue;
         if (list_items(c, kids, MAX_CHILDREN, &v, &n) == 0)
             for (size_t j = 0; j < n; j++)
-                set_parent(c, v[j], i, "gather");
+                set_awaited(c, v[j], i, "gather");
         free(v);
     }
     free(wtype);

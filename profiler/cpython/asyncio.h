@@ -85,6 +85,7 @@ struct atask {
     uint64_t self0;         /* the innermost coroutine frame's first local (a method's self) */
     size_t parent;          /* the task that awaits it (index), SIZE_MAX none known */
     const char *parent_how; /* "await", "gather", "TaskGroup" */
+    int awaits_tasks;       /* it waits on tasks of the set: one it awaits, or a gather's */
     int thread;             /* running: 1 + the snapshot's thread index, 0 unknown (set later) */
 };
 

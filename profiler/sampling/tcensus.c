@@ -216,7 +216,9 @@ int tcensus_take(struct tcensus *c, struct session *s, uint64_t interp, int by_f
         case TASK_DONE: case TASK_CANCELLED: c->stats.done++; break;
         default: c->stats.unreadable++; break;
         }
-        if (t->state != TASK_PENDING)
+        /* A task that waits on tasks it awaits (or gathers) is counted in
+         * theirs: their stacks go under its own. */
+        if (t->state != TASK_PENDING || t->awaits_tasks)
             continue;
         if (t->status < 0) {
             c->stats.unreadable++;

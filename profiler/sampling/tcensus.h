@@ -3,7 +3,8 @@
  * target (asyncio.h's asyncio_collect) with its await stack as frame ids,
  * stitched under the stacks of the tasks that await it (a task started by
  * a gather shows under the gather's caller), taken again and again at a
- * sampling rate.  It also keeps, for each task that something awaits, the
+ * sampling rate.  A task that waits on tasks it awaits or gathers is not
+ * counted itself: it shows in their stacks, under which its own is.  It also keeps, for each task that something awaits, the
  * stitched stack of its awaiters, so that a thread's sample running that
  * task shows it under them too (tcensus_prefix).
  */

@@ -18,9 +18,10 @@ import interps as interps_mod
 
 # What the machine image provides: pyenv builds of these (X.Y) ...
 PYENV_VERSIONS = ('2.7', '3.6', '3.7', '3.8', '3.9', '3.10', '3.11', '3.12', '3.13')
-# ... Debian's interpreter, and these libraries for it (python3-gevent, python3-eventlet).
+# ... Debian's interpreter, and these libraries for it (python3-gevent, python3-eventlet,
+# python3-aiohttp, python3-uvloop).
 DEBIAN_PYTHON = '/usr/bin/python3'
-DEBIAN_LIBS = ('gevent', 'eventlet')
+DEBIAN_LIBS = ('gevent', 'eventlet', 'aiohttp', 'uvloop')
 # ... and the Debian unstable root .ci/sid-root makes, with these (X.Y): the
 # network or the suite can take them away, so a missing one SKIPs (ci/root-X.Y).
 ROOT_VERSIONS = interps_mod.ROOT_VERSIONS

@@ -21,6 +21,12 @@ read: its Task keeps no registry pystrobe knows):
     and the root (stitched);
   - locks: locks --json: the first task wait site is take's call into the lock;
   - no-asyncio: a process that never imported asyncio: one line, exit 1;
+  - uvloop-*: dump-json, running and threads again with every loop uvloop's
+    (where the interpreter imports uvloop: Debian's python3-uvloop);
+  - aiohttp: tests/targets/aio_web.py, an aiohttp server whose handler takes
+    one lock, under a client process keeping 40 requests in flight: locks
+    puts the handler's call into the lock first, with about 40 tasks
+    waiting there (where the interpreter imports aiohttp);
   - pstree (3.14+): dump --tasks --json agrees with the interpreter's own
     `python3.X -m asyncio ps PID` (each task's name, stack and awaiter) and
     `pstree PID` (each task's parent), run against the same process (inside
@@ -31,9 +37,11 @@ import json
 import os
 import re
 
+import e2e_greenlets
 import e2e_states
 
 TARGET = 'tasks.py'
+WEB_TARGET = 'aio_web.py'
 LOCKED, GETTERS, SLEEPERS, MIDS, LEAVES = 500, 300, 150, 7, 6
 TOTAL = LOCKED + GETTERS + SLEEPERS + 1 + MIDS + MIDS * LEAVES + 2
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
@@ -60,9 +68,11 @@ def group(ctx, I, rt):
     path = os.path.join(rt.TARGETS, TARGET)
     xy = I.ver[:2]
 
+    loop = []       # ['--uvloop'] in the uvloop variants
+
     def start(*extra):
         t = e2e_states.Proc(rt, ctx, [I.exe, path, '--max-life', str(rt.TARGET_LIFE)] +
-                            list(extra), TARGET)
+                            list(extra) + loop, TARGET)
         info = t.expect_line('READY')
         if info['pid'] != t.pid:
             t.close()
@@ -383,6 +393,35 @@ def group(ctx, I, rt):
         finally:
             t.close()
 
+    def aiohttp():
+        wpath = os.path.join(rt.TARGETS, WEB_TARGET)
+        t = e2e_states.Proc(rt, ctx, [I.exe, wpath, '--max-life', str(rt.TARGET_LIFE)],
+                            WEB_TARGET)
+        try:
+            info = t.expect_line('READY')
+            res = rt.run([rt.PYSTROBE, 'locks', '-p', str(info['pid']), '-d', '3', '--json'],
+                         rt.T_RECORD)
+            P = rt.Problems()
+            if not P.expect(res.rc == 0, 'locks exited %d' % res.rc):
+                P.fail_if_any(res.describe(out_limit=2000))
+            w = json.loads(res.out_text).get('task_waits') or []
+            if P.expect(w, 'no task wait site'):
+                site, call = w[0]['site'], w[0]['call'] or {}
+                P.expect(site['function'] == 'handle' and site['file'] == wpath and
+                         site['line'] == rt.line_of(wpath, 'handle'), 'first site %r' % site)
+                P.expect(call.get('function', '').endswith('__aenter__'), 'first call %r' % call)
+                P.expect(w[0]['waiting'] > 20 and w[0]['share'] > 0.7,
+                         'waiting %.1f, share %.2f' % (w[0]['waiting'], w[0]['share']))
+            P.fail_if_any(res.describe(out_limit=1500))
+        finally:
+            t.close()
+
+    def uvloop(fn):
+        def run():
+            loop[:] = ['--uvloop']
+            fn()
+        return run
+
     if xy < (3, 7):
         return
     R.case(pfx + 'layout', layout, needs_pystrobe=False)
@@ -395,3 +434,9 @@ def group(ctx, I, rt):
     R.case(pfx + 'no-asyncio', no_asyncio)
     if xy >= (3, 14):
         R.case(pfx + 'pstree', pstree)
+    if e2e_greenlets.importable(I, 'uvloop'):
+        R.case(pfx + 'uvloop-dump-json', uvloop(dump_json))
+        R.case(pfx + 'uvloop-running', uvloop(running))
+        R.case(pfx + 'uvloop-threads', uvloop(threads))
+    if e2e_greenlets.importable(I, 'aiohttp'):
+        R.case(pfx + 'aiohttp', aiohttp)

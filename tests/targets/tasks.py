@@ -28,6 +28,7 @@ READY {"pid": ..., "tasks": 1002, "python": "3.X"}
                  time).  READY once churning ("tasks": those alive then, main included).
                  On SIGUSR1 one line: {"created": ..., "finished": ..., "alive": ...}
                  (churn tasks created, finished, and not done; main not counted)
+  --uvloop       every event loop is uvloop's (uvloop.install() first; Debian's python3-uvloop)
   --max-life S   watchdog: SIGALRM ends the process after S seconds (default 300)
   --selfcheck    (for checking this target) after READY, one JSON line: tasks per name
                  prefix, per coroutine and per await chain (its lines as markers), lock
@@ -286,6 +287,9 @@ async def churn():
 def main():
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     signal.alarm(arg('--max-life', 300))
+    if '--uvloop' in sys.argv:
+        import uvloop
+        uvloop.install()            # every asyncio.run from here, in any thread
     if '--churn' in sys.argv:
         asyncio.run(churn())  # @churn-run
     else:
