@@ -60,7 +60,7 @@ unit-asan: $(SAN_BINS)
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	    sh tests/run-unit.sh $(SAN_BINS)
 
-e2e: pystrobe build/native-stack
+e2e: pystrobe build/native-stack build/asan/pystrobe
 	@$(PYTHON) tests/e2e/run.py
 
 viewers: pystrobe

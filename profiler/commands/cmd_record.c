@@ -236,10 +236,10 @@ static void summarize_tasks(const struct record_opts *o, const struct sampler_re
     double n = (double)t->censuses;
     struct strbuf sb = STRBUF_INIT;
     sb_addf(&sb, "pystrobe: tasks: %" PRIu64 " censuses (%g Hz), each counting %u sample%s a "
-            "waiting task; %.1f tasks on average (%.1f waiting, %.1f running), at most %" PRIu64,
-            t->censuses, o->so.rate / every, every, every == 1 ? "" : "s",
-            (double)(t->waiting + t->running) / n, (double)t->waiting / n,
-            (double)t->running / n, t->most);
+            "waiting task; %.1f tasks on average (%.1f waiting, %.1f running), at most %" PRIu64
+            "; %" PRIu64 " waiting tasks' stacks counted", t->censuses, o->so.rate / every, every,
+            every == 1 ? "" : "s", (double)(t->waiting + t->running) / n,
+            (double)t->waiting / n, (double)t->running / n, t->most, t->counted);
     if (t->not_started || t->done)
         sb_addf(&sb, "; not counted: %.1f not started, %.1f done", (double)t->not_started / n,
                 (double)t->done / n);

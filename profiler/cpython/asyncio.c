@@ -321,6 +321,32 @@ static int registry_lists(struct ctx *c, uint64_t interp)
 
 /* ---- reading the tasks ---- */
 
+/* A task's fields from its task_size bytes at b (state TASK_UNREADABLE, type 0: no task). */
+static void parse_task(struct ctx *c, struct atask *t, const unsigned char *b)
+{
+    const struct asyncio_layout *al = c->al;
+    t->state = TASK_UNREADABLE;
+    t->type = 0;
+    if ((int64_t)(uint32_t)buf_u64(b, 0) <= 0)
+        return;
+    uint64_t type = buf_u64(b, c->l->ob_type);
+    if (kind_of_type(c, type) != OK_TASK)
+        return;
+    t->type = type;
+    int32_t st;
+    memcpy(&st, b + al->fut_state, 4);
+    t->loop = buf_u64(b, al->fut_loop);
+    t->coro = buf_u64(b, al->task_coro);
+    t->name_obj = al->task_name >= 0 ? buf_u64(b, al->task_name) : 0;
+    t->fut_waiter = buf_u64(b, al->task_fut_waiter);
+    t->callback0 = buf_u64(b, al->fut_callback0);
+    t->callbacks = buf_u64(b, al->fut_callbacks);
+    t->state = st == 0 ? TASK_PENDING : st == 1 ? TASK_CANCELLED : st == 2 ? TASK_DONE
+                                                                    : TASK_UNREADABLE;
+    if (t->state == TASK_PENDING && (!t->coro || (t->coro & 7)))
+        t->state = TASK_UNREADABLE;
+}
+
 static int read_tasks(struct ctx *c)
 {
     struct task_set *ts = c->ts;
@@ -334,24 +360,9 @@ static int read_tasks(struct ctx *c)
     for (size_t i = 0; ret >= 0 && i < n; i++) {
         struct atask *t = &ts->v[i];
         const unsigned char *b = buf + i * sz;
-        t->state = TASK_UNREADABLE;
-        if (!iov[i].ok || (int64_t)(uint32_t)buf_u64(b, 0) <= 0)
-            continue;
-        uint64_t type = buf_u64(b, c->l->ob_type);
-        if (kind_of_type(c, type) != OK_TASK)
-            continue;
-        t->type = type;
-        int32_t st;
-        memcpy(&st, b + al->fut_state, 4);
-        t->loop = buf_u64(b, al->fut_loop);
-        t->coro = buf_u64(b, al->task_coro);
-        t->name_obj = al->task_name >= 0 ? buf_u64(b, al->task_name) : 0;
-        t->fut_waiter = buf_u64(b, al->task_fut_waiter);
-        t->callback0 = buf_u64(b, al->fut_callback0);
-        t->callbacks = buf_u64(b, al->fut_callbacks);
-        t->state = st == 0 ? TASK_PENDING : st == 1 ? TASK_CANCELLED : st == 2 ? TASK_DONE
-                                                                        : TASK_UNREADABLE;
-        if (t->state == TASK_PENDING && (!t->coro || (t->coro & 7)))
+        if (iov[i].ok)
+            parse_task(c, t, b);
+        else
             t->state = TASK_UNREADABLE;
     }
     /* What the registry held that is no task (an object freed and reused
@@ -536,18 +547,19 @@ static int take_frame_object(struct ctx *c, struct chain *ch, const unsigned cha
  * the objects at one level in one batched read, then (<= 3.10) their
  * frame objects, then the stack slots not read with them.
  */
-static void read_chains(struct ctx *c)
+static void chains_pass(struct ctx *c, const size_t *idx, size_t n, struct cframe **cfp,
+                        size_t *ncfp, size_t *cfcapp)
 {
     struct task_set *ts = c->ts;
     const struct asyncio_layout *al = c->al;
     const struct pylayout *l = c->l;
     size_t nch = 0, glen = gen_read_len(c), flen = frame_read_len(c);
-    struct chain *ch = xcalloc(ts->n ? ts->n : 1, sizeof(*ch));
-    for (size_t i = 0; i < ts->n; i++)
-        if (ts->v[i].state == TASK_PENDING)
-            ch[nch++] = (struct chain){.task = i, .cur = ts->v[i].coro};
-    struct cframe *cf = NULL;
-    size_t ncf = 0, cfcap = 0;
+    struct chain *ch = xcalloc(n ? n : 1, sizeof(*ch));
+    for (size_t k = 0; k < n; k++)
+        if (ts->v[idx[k]].state == TASK_PENDING)
+            ch[nch++] = (struct chain){.task = idx[k], .cur = ts->v[idx[k]].coro};
+    struct cframe *cf = *cfp;
+    size_t ncf = *ncfp, cfcap = *cfcapp;
     unsigned char *buf = xmalloc((nch ? nch : 1) * MAX(glen, flen));
     struct mem_iov *iov = xcalloc(nch ? nch : 1, sizeof(*iov));
     uint64_t *slots = xcalloc(nch ? nch : 1, sizeof(*slots));
@@ -635,7 +647,11 @@ static void read_chains(struct ctx *c)
             uint64_t v = slots[i];
             if (l->code_tagged)
                 v &= ~(uint64_t)1;
-            if (!v || (v & 7)) {
+            /* <= 3.10 a generator at a plain yield (asyncio.sleep(0)) may
+             * have nothing there: it awaits nothing. */
+            if (!v)
+                continue;
+            if (v & 7) {
                 t->status = -EINVAL;
                 continue;
             }
@@ -653,6 +669,56 @@ static void read_chains(struct ctx *c)
     free(iov);
     free(slots);
     free(ch);
+    *cfp = cf;
+    *ncfp = ncf;
+    *cfcapp = cfcap;
+}
+
+/*
+ * Every pending task's chain (chains_pass), then once more for those found
+ * torn or unreadable (a coroutine that ended, a frame freed and reused
+ * while read: a task that moved on), each read anew from its task object;
+ * then each task's frames laid out in ts->raw, innermost first.
+ */
+static void read_chains(struct ctx *c)
+{
+    struct task_set *ts = c->ts;
+    struct cframe *cf = NULL;
+    size_t ncf = 0, cfcap = 0, nretry = 0;
+    size_t *idx = xmalloc((ts->n ? ts->n : 1) * sizeof(*idx));
+    for (size_t i = 0; i < ts->n; i++)
+        idx[i] = i;
+    chains_pass(c, idx, ts->n, &cf, &ncf, &cfcap);
+    for (size_t i = 0; i < ts->n; i++)
+        if (ts->v[i].status < 0 && ts->v[i].state == TASK_PENDING)
+            idx[nretry++] = i;
+    if (nretry) {
+        unsigned char *b = xmalloc((size_t)c->al->task_size);
+        uint8_t *again = xcalloc(ts->n, 1);
+        for (size_t k = 0; k < nretry; k++) {
+            struct atask *t = &ts->v[idx[k]];
+            again[idx[k]] = 1;
+            t->status = 0;
+            t->coro_frame = t->run_frame = t->awaited = t->awaited_type = t->self0 = 0;
+            if (mem_read(c->rt->mem, t->obj, b, (size_t)c->al->task_size) < 0)
+                t->state = TASK_UNREADABLE;
+            else
+                parse_task(c, t, b);
+            if (!t->type)
+                t->state = TASK_UNREADABLE;
+            ts->stats.reads++;
+            ts->stats.retried++;
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < ncf; i++)
+            if (!again[cf[i].task])
+                cf[k++] = cf[i];
+        ncf = k;
+        chains_pass(c, idx, nretry, &cf, &ncf, &cfcap);
+        free(again);
+        free(b);
+    }
+    free(idx);
     /* Each task's frames, innermost first: read outermost first, level by level. */
     size_t *count = xcalloc(ts->n ? ts->n : 1, sizeof(*count));
     for (size_t i = 0; i < ncf; i++)

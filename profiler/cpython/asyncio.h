@@ -95,6 +95,7 @@ struct asyncio_stats {
     uint64_t coroutines;    /* coroutine frames read */
     uint64_t reads;         /* read system calls */
     uint64_t cut;           /* await chains cut at ASYNCIO_MAX_AWAIT */
+    uint64_t retried;       /* tasks read again: their chain was torn or unreadable */
 };
 
 struct task_set {

@@ -224,6 +224,9 @@ int tcensus_take(struct tcensus *c, struct session *s, uint64_t interp, int by_f
             c->stats.unreadable++;
             continue;
         }
+        /* Its coroutine ended, the task not yet told: nothing to show. */
+        if (!t->depth)
+            continue;
         struct tcensus_entry *e = &c->e[c->ne];
         offs[c->ne] = c->nids;
         e->state = t->state;
