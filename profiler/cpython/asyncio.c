@@ -19,6 +19,8 @@
 #define MAX_STACK_SLOTS 4096
 /* Thread states whose lists of tasks are walked (3.14+). */
 #define MAX_TSTATES 4096
+/* Done callbacks of a task looked at for its TaskGroup. */
+#define MAX_CALLBACKS 64
 /* Children of a gather read. */
 #define MAX_CHILDREN 100000
 /* Offset of PyMethodObject.im_self, and of PyWeakReference.wr_object (every 3.x). */
@@ -247,10 +249,12 @@ static int registry_sets(struct ctx *c, uint64_t interp, struct pserr *err)
     const char *name = c->al->minor >= 12 ? "_scheduled_tasks" : "_all_tasks";
     c->ts->registry = c->al->minor >= 12 ? "asyncio.tasks._scheduled_tasks and _eager_tasks"
                                          : "asyncio.tasks._all_tasks";
+    /* The module is there: a registry not found is a change pystrobe does not know. */
     if ((ret = pydict_get_str(rt, dict, name, &ws)) < 0 ||
         (ret = pyobj_getattr(rt, ws, "data", &data)) < 0)
-        return pserr_set(err, -ret, "cannot read asyncio.tasks.%s (the weak set of tasks) of "
-                         "process %d: %s", name, (int)rt->pid, strerror(-ret));
+        return pserr_set(err, ret == -ENOENT ? EINVAL : -ret, "cannot read asyncio.tasks.%s "
+                         "(the weak set of tasks) of process %d: %s", name, (int)rt->pid,
+                         ret == -ENOENT ? "not found" : strerror(-ret));
     uint64_t *keys = NULL;
     size_t n = 0, cap = 0;
     if ((ret = set_keys(c, data, &keys, &n, &cap)) < 0) {
@@ -562,6 +566,7 @@ static void chains_pass(struct ctx *c, const size_t *idx, size_t n, struct cfram
     size_t ncf = *ncfp, cfcap = *cfcapp;
     unsigned char *buf = xmalloc((nch ? nch : 1) * MAX(glen, flen));
     struct mem_iov *iov = xcalloc(nch ? nch : 1, sizeof(*iov));
+    struct mem_iov *shorts = xcalloc(nch ? nch : 1, sizeof(*shorts));
     uint64_t *slots = xcalloc(nch ? nch : 1, sizeof(*slots));
     while (nch) {
         /* The objects of this level. */
@@ -569,6 +574,18 @@ static void chains_pass(struct ctx *c, const size_t *idx, size_t n, struct cfram
             iov[i] = (struct mem_iov){.addr = ch[i].cur, .buf = buf + i * glen, .len = glen};
         if (readv_count(c, iov, nch) < 0)
             break;
+        /* An awaited object smaller than a coroutine may end a mapping:
+         * what did not read whole is read again for its head alone. */
+        size_t nshort = 0, hlen = (size_t)MAX(l->ob_type, al->futureiter_future) + 8;
+        for (size_t i = 0; i < nch; i++)
+            if (!iov[i].ok && ch[i].steps > 0)
+                shorts[nshort++] = (struct mem_iov){.addr = ch[i].cur, .buf = buf + i * glen,
+                                                    .len = hlen};
+        if (nshort && readv_count(c, shorts, nshort) < 0)
+            break;
+        for (size_t i = 0, k = 0; k < nshort; i++)
+            if (!iov[i].ok && ch[i].steps > 0)
+                iov[i].ok = shorts[k++].ok ? 2 : 0;
         size_t nf = 0;
         for (size_t i = 0; i < nch; i++) {
             struct chain *x = &ch[i];
@@ -582,6 +599,10 @@ static void chains_pass(struct ctx *c, const size_t *idx, size_t n, struct cfram
             }
             uint64_t type = buf_u64(g, l->ob_type);
             enum okind k = kind_of_type(c, type);
+            if (k == OK_CORO && iov[i].ok == 2) {     /* only its head was readable */
+                t->status = -EFAULT;
+                continue;
+            }
             if (k != OK_CORO) {
                 if (first) {        /* a task's coroutine that is not one */
                     t->status = -EINVAL;
@@ -667,6 +688,7 @@ static void chains_pass(struct ctx *c, const size_t *idx, size_t n, struct cfram
     }
     free(buf);
     free(iov);
+    free(shorts);
     free(slots);
     free(ch);
     *cfp = cf;
@@ -840,10 +862,10 @@ static void find_parents(struct ctx *c)
             continue;
         uint64_t *items = NULL, *cand = NULL;
         size_t n = 0, nc = 0;
-        cand = xcalloc(9, sizeof(*cand));
+        cand = xcalloc(MAX_CALLBACKS + 1, sizeof(*cand));
         if (cbs[0])
             cand[nc++] = cbs[0];
-        if (cbs[1] && list_items(c, cbs[1], 8, &items, &n) == 0)
+        if (cbs[1] && list_items(c, cbs[1], MAX_CALLBACKS, &items, &n) == 0)
             for (size_t k = 0; k < n; k++) {
                 uint64_t cb; /* (callback, context) */
                 if (mem_read_u64(c->rt->mem, items[k] + (uint64_t)c->l->tuple_item, &cb) == 0)
@@ -921,14 +943,12 @@ int asyncio_collect(struct pyrt *rt, uint64_t interp, struct task_set *ts, struc
     c->al = al;
     c->ts = ts;
     int ret = asyncio_types(c, interp, err);
-    if (ret == 0) {
-        if (al->task_node >= 0)
-            ret = registry_lists(c, interp);
-        else if ((ret = registry_sets(c, interp, err)) == -ENOENT)
-            ret = 0;     /* asyncio.tasks not imported yet: no task */
-        if (ret == -EFAULT)
-            ret = pserr_set(err, EFAULT, "cannot read the thread states of process %d",
+    if (ret == 0 && al->task_node >= 0) {
+        if ((ret = registry_lists(c, interp)) < 0)
+            ret = pserr_set(err, -ret, "cannot read the thread states of process %d",
                             (int)rt->pid);
+    } else if (ret == 0 && (ret = registry_sets(c, interp, err)) == -ENOENT) {
+        ret = 0;     /* asyncio.tasks not imported yet: no task */
     }
     if (ret == 0 && (ret = read_tasks(c)) < 0)
         ret = pserr_set(err, -ret, "cannot read the tasks of process %d: %s", (int)rt->pid,
