@@ -174,6 +174,10 @@ def main():
             if V <= (3, 9):
                 out['fo_stacktop'] = one(find(id(frame), type(frame).__basicsize__,
                                               id(frame) + slot + 8), 'f_stacktop')
+                # f_valuestack: the stack's bottom, 1 (waiter) or 2 (waiter2) slots below
+                depth = 1 if nargs == 3 else 2
+                out['_vs_%d' % nargs] = find(id(frame), type(frame).__basicsize__,
+                                             id(frame) + slot - 8 * (depth - 1))
             else:
                 hdr = type(frame).__basicsize__
                 cands = []
@@ -209,6 +213,9 @@ def main():
             out['_st_%d' % nargs] = cands
             out['if_localsplus'] = lp
         out['_aw_%d' % nargs] = type(aw).__name__
+    if V <= (3, 9):
+        both = sorted(set(out.pop('_vs_3')) & set(out.pop('_vs_1')))
+        out['fo_valuestack'] = one(both, 'f_valuestack')
     if V == (3, 10):
         both = sorted(set(out.pop('_st_3')) & set(out.pop('_st_1')))
         out['fo_valuestack'], out['fo_stackdepth'] = one(both, 'f_valuestack, f_stackdepth')

@@ -338,14 +338,16 @@ static void report(const struct locks_opts *o, const struct session *s,
     const struct tcensus_stats *k = &r->tasks;
     double secs = (double)r->elapsed_ns / 1e9, period = 1.0 / o->so.rate;
     double avg = g->censuses ? (double)g->counted / (double)g->censuses : 0.0;
-    double kavg = k->censuses ? (double)k->counted / (double)k->censuses : 0.0;
+    /* A task census counts for the samples since the last (put off to keep
+     * censuses cheap): task-time is over the samples they count for. */
+    double kavg = r->task_ticks ? (double)r->task_samples / (double)r->task_ticks : 0.0;
     if (o->json) {
         sb_addf(out, "{\"pid\": %d, \"seconds\": %.3f, \"samples\": %" PRIu64
                 ", \"censuses\": %" PRIu64 ", \"greenlets\": %.2f, \"task_censuses\": %" PRIu64
                 ", \"tasks\": %.2f, \"threads\": %u", (int)s->pid, secs, r->ticks, g->censuses,
                 avg, k->censuses, kavg, tw->threads_max);
         put_table_json(s->names, gs, "greenlet_waits", (double)g->censuses, period, o->top, out);
-        put_table_json(s->names, ks, "task_waits", (double)k->censuses, period, o->top, out);
+        put_table_json(s->names, ks, "task_waits", (double)r->task_ticks, period, o->top, out);
         put_table_json(s->names, ts, "thread_waits", (double)r->ticks, period, o->top, out);
         sb_adds(out, "\n}\n");
         return;
@@ -358,7 +360,7 @@ static void report(const struct locks_opts *o, const struct session *s,
                (double)g->censuses, period, o->top, out);
     sb_addc(out, '\n');
     put_table_text(s->names, ks, "Where asyncio tasks wait, by task-time:", "task-s",
-               (double)k->censuses, period, o->top, out);
+               (double)r->task_ticks, period, o->top, out);
     sb_addc(out, '\n');
     put_table_text(s->names, ts, "Where threads wait on a lock, by thread-time:", "thread-s",
                (double)r->ticks, period, o->top, out);

@@ -235,11 +235,17 @@ static void summarize_tasks(const struct record_opts *o, const struct sampler_re
     }
     double n = (double)t->censuses;
     struct strbuf sb = STRBUF_INIT;
-    sb_addf(&sb, "pystrobe: tasks: %" PRIu64 " censuses (%g Hz), each counting %u sample%s a "
-            "waiting task; %.1f tasks on average (%.1f waiting, %.1f running), at most %" PRIu64
-            "; %" PRIu64 " waiting tasks' stacks counted", t->censuses, o->so.rate / every, every,
-            every == 1 ? "" : "s", (double)(t->waiting + t->running) / n,
-            (double)t->waiting / n, (double)t->running / n, t->most, t->counted);
+    double secs = (double)r->elapsed_ns / 1e9;
+    sb_addf(&sb, "pystrobe: tasks: %" PRIu64 " censuses (%.1f Hz; asked for: %g Hz, each "
+            "counting %u sample%s a waiting task), %.1f tasks on average (%.1f waiting, %.1f "
+            "running), at most %" PRIu64 "; %" PRIu64 " samples of waiting tasks counted",
+            t->censuses, secs > 0 ? (double)t->censuses / secs : 0.0, o->so.rate / every,
+            every, every == 1 ? "" : "s", (double)(t->waiting + t->running) / n,
+            (double)t->waiting / n, (double)t->running / n, t->most, r->task_samples);
+    if (r->task_put_off)
+        sb_addf(&sb, "; censuses put off %" PRIu64 " times to keep them under %d%% of a CPU "
+                "(each then counts for the samples since the last)", r->task_put_off,
+                TCENSUS_MAX_SHARE);
     if (t->not_started || t->done)
         sb_addf(&sb, "; not counted: %.1f not started, %.1f done", (double)t->not_started / n,
                 (double)t->done / n);

@@ -17,12 +17,21 @@
 #define KIND_SLOTS 1024
 /* Value-stack slots above localsplus a suspended coroutine's awaited object may be at. */
 #define MAX_STACK_SLOTS 4096
+/* Walks of one list of tasks (3.14+) while it changes under them. */
+#define LIST_ATTEMPTS 2
 /* Thread states whose lists of tasks are walked (3.14+). */
 #define MAX_TSTATES 4096
 /* Done callbacks of a task looked at for its TaskGroup. */
 #define MAX_CALLBACKS 64
 /* Children of a gather read. */
 #define MAX_CHILDREN 100000
+/* Batched reads by pages (paged_readv): from how many pieces, the page, and
+ * how thinly spread pieces may be. */
+#define PAGED_MIN_PIECES 32
+#define PAGED_PAGE 4096u
+#define PAGED_SPREAD 16
+#define PAGED_SLACK 65536u
+#define PAGED_KEEP (16u << 20)
 /* Offset of PyMethodObject.im_self, and of PyWeakReference.wr_object (every 3.x). */
 #define METHOD_SELF 24
 #define WEAKREF_OBJECT 16
@@ -87,13 +96,35 @@ enum okind {
     OK_OTHER,
 };
 
+struct asyncio_cache {
+    uint64_t ktype[KIND_SLOTS];
+    uint8_t kind[KIND_SLOTS];
+    uint64_t task_type, future_type; /* 0: not looked up */
+    uint64_t data, eager;           /* <= 3.13: the weak set's set, the eager tasks' set (0 none) */
+    uint64_t set_type;              /* data's type when it was found */
+    uint64_t since;                 /* when all of it was looked up (ns, monotonic) */
+    unsigned char *pages;           /* paged_readv's pages, kept from call to call */
+    size_t pages_cap;
+};
+
+struct asyncio_cache *asyncio_cache_new(void)
+{
+    return xcalloc(1, sizeof(struct asyncio_cache));
+}
+
+void asyncio_cache_free(struct asyncio_cache *cache)
+{
+    if (cache)
+        free(cache->pages);
+    free(cache);
+}
+
 struct ctx {
     struct pyrt *rt;
     const struct pylayout *l;
     const struct asyncio_layout *al;
     struct task_set *ts;
-    uint64_t ktype[KIND_SLOTS];
-    uint8_t kind[KIND_SLOTS];
+    struct asyncio_cache *cache;
     struct htab index;  /* task object -> index in ts->v */
 };
 
@@ -103,6 +134,112 @@ static int readv_count(struct ctx *c, struct mem_iov *iov, size_t n)
         return 0;
     c->ts->stats.reads += (n + 1023) / 1024;
     return mem_readv(c->rt->mem, iov, n);
+}
+
+/* The slot of page p in an open-addressed table of cap (a power of two) pages. */
+static size_t page_slot(const uint64_t *tab, size_t cap, uint64_t p)
+{
+    size_t h = (size_t)hash_u64(p) & (cap - 1);
+    while (tab[h] != UINT64_MAX && tab[h] != p)
+        h = (h + 1) & (cap - 1);
+    return h;
+}
+
+/*
+ * mem_readv of many small pieces by the pages they lie in: thousands of
+ * tasks and coroutines share a few hundred pages, and each piece costs the
+ * kernel about as much as a page.  Each page is read once; a piece whose
+ * page (or pages) did not read is read alone after.  Pieces spread too
+ * thinly (more page bytes than PAGED_SPREAD times theirs) are read as they are.
+ */
+static int paged_readv(struct ctx *c, struct mem_iov *iov, size_t n)
+{
+    size_t want = 0, np = 0, cap = 64;
+    if (n < PAGED_MIN_PIECES)
+        return readv_count(c, iov, n);
+    for (size_t i = 0; i < n; i++) {
+        want += iov[i].len;
+        if (!iov[i].len || iov[i].len > PAGED_PAGE)
+            return readv_count(c, iov, n);
+    }
+    while (cap < 4 * n)
+        cap *= 2;
+    uint64_t *tab = xmalloc(cap * sizeof(*tab));
+    uint32_t *idx = xmalloc(cap * sizeof(*idx));
+    memset(tab, 0xff, cap * sizeof(*tab));
+    uint64_t *pg = xmalloc(2 * n * sizeof(*pg));
+    for (size_t i = 0; i < n; i++) {
+        uint64_t p[2] = {iov[i].addr / PAGED_PAGE, (iov[i].addr + iov[i].len - 1) / PAGED_PAGE};
+        for (int k = 0; k < 1 + (p[1] != p[0]); k++) {
+            size_t h = page_slot(tab, cap, p[k]);
+            if (tab[h] == UINT64_MAX) {
+                tab[h] = p[k];
+                idx[h] = (uint32_t)np;
+                pg[np++] = p[k];
+            }
+        }
+    }
+    int ret;
+    if ((uint64_t)np * PAGED_PAGE > (uint64_t)PAGED_SPREAD * want + PAGED_SLACK) {
+        ret = readv_count(c, iov, n);
+        goto out;
+    }
+    /* Kept from call to call (up to PAGED_KEEP): new memory costs a fault a page. */
+    if (c->cache->pages_cap < np * PAGED_PAGE) {
+        free(c->cache->pages);
+        c->cache->pages_cap = np * PAGED_PAGE;
+        c->cache->pages = xmalloc(c->cache->pages_cap);
+    }
+    unsigned char *pages = c->cache->pages;
+    struct mem_iov *piov = xcalloc(np, sizeof(*piov));
+    for (size_t i = 0; i < np; i++)
+        piov[i] = (struct mem_iov){.addr = pg[i] * PAGED_PAGE, .buf = pages + i * PAGED_PAGE,
+                                   .len = PAGED_PAGE};
+    ret = readv_count(c, piov, np);
+    size_t nfall = 0;
+    for (size_t i = 0; ret >= 0 && i < n; i++) {
+        uint64_t p0 = iov[i].addr / PAGED_PAGE, p1 = (iov[i].addr + iov[i].len - 1) / PAGED_PAGE;
+        uint32_t a = idx[page_slot(tab, cap, p0)], b = idx[page_slot(tab, cap, p1)];
+        size_t off = (size_t)(iov[i].addr - p0 * PAGED_PAGE), first = PAGED_PAGE - off;
+        iov[i].ok = piov[a].ok && piov[b].ok;
+        if (!iov[i].ok) {
+            nfall++;
+            continue;
+        }
+        if (p0 == p1) {
+            memcpy(iov[i].buf, pages + (size_t)a * PAGED_PAGE + off, iov[i].len);
+        } else {
+            memcpy(iov[i].buf, pages + (size_t)a * PAGED_PAGE + off, first);
+            memcpy((unsigned char *)iov[i].buf + first, pages + (size_t)b * PAGED_PAGE,
+                   iov[i].len - first);
+        }
+    }
+    if (ret >= 0 && nfall) {
+        /* The rest alone, in one batch. */
+        struct mem_iov *rest = xmalloc(nfall * sizeof(*rest));
+        size_t *where = xmalloc(nfall * sizeof(*where)), k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (!iov[i].ok) {
+                rest[k] = iov[i];
+                where[k++] = i;
+            }
+        ret = readv_count(c, rest, nfall);
+        for (size_t i = 0; ret >= 0 && i < nfall; i++)
+            iov[where[i]].ok = rest[i].ok;
+        free(rest);
+        free(where);
+    }
+    free(piov);
+    if (c->cache->pages_cap > PAGED_KEEP) {
+        free(c->cache->pages);
+        c->cache->pages = NULL;
+        c->cache->pages_cap = 0;
+    }
+out:
+    free(tab);
+    free(idx);
+    free(pg);
+    return ret;
 }
 
 /* The last part of a tp_name: "_asyncio.FutureIter" -> "FutureIter". */
@@ -132,8 +269,8 @@ static enum okind kind_of_type(struct ctx *c, uint64_t type)
     if (!type || (type & 7))
         return OK_OTHER;
     size_t h = (size_t)(hash_u64(type) & (KIND_SLOTS - 1));
-    if (c->ktype[h] == type && c->kind[h] != OK_UNREAD)
-        return (enum okind)c->kind[h];
+    if (c->cache->ktype[h] == type && c->cache->kind[h] != OK_UNREAD)
+        return (enum okind)c->cache->kind[h];
     enum okind k = OK_OTHER;
     uint64_t t = type, name;
     char buf[64];
@@ -161,8 +298,8 @@ static enum okind kind_of_type(struct ctx *c, uint64_t type)
         else if (!strcmp(buf, "method"))
             k = OK_METHOD;
     }
-    c->ktype[h] = type;
-    c->kind[h] = (uint8_t)k;
+    c->cache->ktype[h] = type;
+    c->cache->kind[h] = (uint8_t)k;
     return k;
 }
 
@@ -235,26 +372,61 @@ static int set_keys(struct ctx *c, uint64_t set, uint64_t **keys, size_t *n, siz
 }
 
 /* 3.7-3.13: asyncio.tasks' weak set of tasks (and 3.12+'s set of eager ones). */
-static int registry_sets(struct ctx *c, uint64_t interp, struct pserr *err)
+/*
+ * Where asyncio.tasks keeps its sets of tasks: the weak set's set, and 3.12+
+ * the set of eager tasks (0 when there is none).  Looked up in the module's
+ * dict, or taken from the cache while the set found there last still is
+ * one.  -ENOENT when asyncio.tasks is not imported.
+ */
+static int registry_places(struct ctx *c, uint64_t interp, uint64_t *data, uint64_t *eager,
+                           struct pserr *err)
 {
     struct pyrt *rt = c->rt;
     const struct pylayout *l = c->l;
-    uint64_t modules, mod, dict, ws, data, eager;
+    struct asyncio_cache *k = c->cache;
+    uint64_t modules, mod, dict, ws, type;
     int ret;
+    const char *name = c->al->minor >= 12 ? "_scheduled_tasks" : "_all_tasks";
+    if (k->data && mem_read_u64(rt->mem, k->data + (uint64_t)l->ob_type, &type) == 0 &&
+        type == k->set_type) {
+        c->ts->stats.reads++;
+        *data = k->data;
+        *eager = k->eager;
+        return 0;
+    }
+    k->data = 0;
     if ((ret = mem_read_u64(rt->mem, interp + (uint64_t)l->is_modules, &modules)) < 0 ||
         (ret = pydict_get_str(rt, modules, "asyncio.tasks", &mod)) < 0 ||
         (ret = mem_read_u64(rt->mem, mod + (uint64_t)l->md_dict, &dict)) < 0)
         return ret == -ENOENT ? ret : pserr_set(err, -ret, "cannot read sys.modules['asyncio.tasks'] "
                                                 "of process %d: %s", (int)rt->pid, strerror(-ret));
-    const char *name = c->al->minor >= 12 ? "_scheduled_tasks" : "_all_tasks";
-    c->ts->registry = c->al->minor >= 12 ? "asyncio.tasks._scheduled_tasks and _eager_tasks"
-                                         : "asyncio.tasks._all_tasks";
     /* The module is there: a registry not found is a change pystrobe does not know. */
     if ((ret = pydict_get_str(rt, dict, name, &ws)) < 0 ||
-        (ret = pyobj_getattr(rt, ws, "data", &data)) < 0)
+        (ret = pyobj_getattr(rt, ws, "data", data)) < 0)
         return pserr_set(err, ret == -ENOENT ? EINVAL : -ret, "cannot read asyncio.tasks.%s "
                          "(the weak set of tasks) of process %d: %s", name, (int)rt->pid,
                          ret == -ENOENT ? "not found" : strerror(-ret));
+    *eager = 0;
+    if (c->al->minor >= 12 && pydict_get_str(rt, dict, "_eager_tasks", eager) < 0)
+        *eager = 0;
+    if (mem_read_u64(rt->mem, *data + (uint64_t)l->ob_type, &type) == 0) {
+        k->data = *data;
+        k->eager = *eager;
+        k->set_type = type;
+    }
+    return 0;
+}
+
+static int registry_sets(struct ctx *c, uint64_t interp, struct pserr *err)
+{
+    struct pyrt *rt = c->rt;
+    uint64_t data, eager;
+    int ret;
+    const char *name = c->al->minor >= 12 ? "_scheduled_tasks" : "_all_tasks";
+    c->ts->registry = c->al->minor >= 12 ? "asyncio.tasks._scheduled_tasks and _eager_tasks"
+                                         : "asyncio.tasks._all_tasks";
+    if ((ret = registry_places(c, interp, &data, &eager, err)) < 0)
+        return ret;
     uint64_t *keys = NULL;
     size_t n = 0, cap = 0;
     if ((ret = set_keys(c, data, &keys, &n, &cap)) < 0) {
@@ -267,15 +439,14 @@ static int registry_sets(struct ctx *c, uint64_t interp, struct pserr *err)
     uint64_t *objs = xcalloc(n ? n : 1, sizeof(*objs));
     for (size_t i = 0; i < n; i++)
         iov[i] = (struct mem_iov){.addr = keys[i] + WEAKREF_OBJECT, .buf = &objs[i], .len = 8};
-    ret = readv_count(c, iov, n);
+    ret = paged_readv(c, iov, n);
     for (size_t i = 0; ret >= 0 && i < n; i++)
         if (iov[i].ok && objs[i] != rt->known[PYK_NONE])
             add_task(c, objs[i]);
     free(iov);
     free(objs);
     n = 0;
-    if (ret >= 0 && c->al->minor >= 12 && pydict_get_str(rt, dict, "_eager_tasks", &eager) == 0 &&
-        set_keys(c, eager, &keys, &n, &cap) == 0)
+    if (ret >= 0 && eager && set_keys(c, eager, &keys, &n, &cap) == 0)
         for (size_t i = 0; i < n; i++)
             add_task(c, keys[i]);
     free(keys);
@@ -284,21 +455,48 @@ static int registry_sets(struct ctx *c, uint64_t interp, struct pserr *err)
 }
 
 /* 3.14+: the tasks of the circular list whose head is at head. */
-static void list_tasks(struct ctx *c, uint64_t head)
+/*
+ * 3.14+: the tasks of the circular list whose head is at head, each read
+ * whole as the walk reaches it: a node that is not a live task's (the list
+ * changed under the walk: a task freed, its memory reused) ends the walk,
+ * which is then made once more.  1 when it came back to its head, 0 not.
+ */
+static int list_walk(struct ctx *c, uint64_t head)
 {
     const struct asyncio_layout *al = c->al;
-    uint64_t node;
-    if (mem_read_u64(c->rt->mem, head, &node) < 0)
-        return;
+    unsigned char b[512];
+    size_t sz = (size_t)al->task_size;
+    uint64_t node, mark = 0;
+    size_t power = 1, lam = 0;
+    if (sz > sizeof(b) || mem_read_u64(c->rt->mem, head, &node) < 0)
+        return 0;
     c->ts->stats.reads++;
     for (size_t steps = 0; node && node != head && steps < ASYNCIO_MAX_TASKS; steps++) {
-        if ((node & 7) || node < (uint64_t)al->task_node)
-            return;
+        /* A cycle that misses the head (Brent's check). */
+        if ((node & 7) || node < (uint64_t)al->task_node || node == mark)
+            return 0;
+        if (++lam == power) {
+            mark = node;
+            power *= 2;
+            lam = 0;
+        }
         uint64_t obj = node - (uint64_t)al->task_node;
-        add_task(c, obj);
-        if (mem_read_u64(c->rt->mem, node, &node) < 0)
-            return;
         c->ts->stats.reads++;
+        if (mem_read(c->rt->mem, obj, b, sz) < 0 || (int64_t)(uint32_t)buf_u64(b, 0) <= 0 ||
+            kind_of_type(c, buf_u64(b, c->l->ob_type)) != OK_TASK)
+            return 0;
+        add_task(c, obj);
+        node = buf_u64(b, al->task_node);
+    }
+    return node == head;
+}
+
+static void list_tasks(struct ctx *c, uint64_t head)
+{
+    for (int attempt = 0; attempt < LIST_ATTEMPTS; attempt++) {
+        if (list_walk(c, head))
+            return;
+        c->ts->stats.list_retries++;
     }
 }
 
@@ -347,6 +545,14 @@ static void parse_task(struct ctx *c, struct atask *t, const unsigned char *b)
     t->callbacks = buf_u64(b, al->fut_callbacks);
     t->state = st == 0 ? TASK_PENDING : st == 1 ? TASK_CANCELLED : st == 2 ? TASK_DONE
                                                                     : TASK_UNREADABLE;
+    /* A task freed since the registry was read has its references cleared,
+     * one being made has none yet: it is not (or no longer) a task. */
+    if (t->state == TASK_PENDING && !t->coro) {
+        t->type = 0;
+        t->state = TASK_UNREADABLE;
+        c->ts->stats.gone++;
+        return;
+    }
     if (t->state == TASK_PENDING && (!t->coro || (t->coro & 7)))
         t->state = TASK_UNREADABLE;
 }
@@ -360,7 +566,7 @@ static int read_tasks(struct ctx *c)
     struct mem_iov *iov = xcalloc(n ? n : 1, sizeof(*iov));
     for (size_t i = 0; i < n; i++)
         iov[i] = (struct mem_iov){.addr = ts->v[i].obj, .buf = buf + i * sz, .len = sz};
-    int ret = readv_count(c, iov, n);
+    int ret = paged_readv(c, iov, n);
     for (size_t i = 0; ret >= 0 && i < n; i++) {
         struct atask *t = &ts->v[i];
         const unsigned char *b = buf + i * sz;
@@ -478,14 +684,18 @@ static int take_iframe(struct ctx *c, struct chain *ch, const unsigned char *g, 
     if (al->if_stacktop >= 0) {
         int32_t k;
         memcpy(&k, f + al->if_stacktop, 4);
-        if (k < al->yf_below || k > MAX_STACK_SLOTS)
+        if (k < 0 || k > MAX_STACK_SLOTS)
             return -EINVAL;
         top = base + 8 * (uint64_t)k;
     } else {
         top = buf_u64(f, al->if_stackpointer);
-        if (top < base + 8 * (uint64_t)al->yf_below || top > base + 8 * MAX_STACK_SLOTS || (top & 7))
+        if (top < base || top > base + 8 * MAX_STACK_SLOTS || (top & 7))
             return -EINVAL;
     }
+    /* Too few slots for an awaited object: a generator at a plain yield
+     * (asyncio.sleep(0)'s, with no locals) awaits nothing. */
+    if (top < base + 8 * (uint64_t)al->yf_below)
+        return 0;
     ch->slot = top - 8 * (uint64_t)al->yf_below;
     return 1;
 }
@@ -503,7 +713,7 @@ static int take_frame_object(struct ctx *c, struct chain *ch, const unsigned cha
     if ((int64_t)buf_u64(f, 0) <= 0 || !code || (code & 7))
         return -EINVAL;
     int running, created;
-    uint64_t top = 0;
+    uint64_t top = 0, bottom = 0;
     if (al->fo_state >= 0) {
         int8_t st = (int8_t)f[al->fo_state];
         created = st == al->gen_state_created;
@@ -514,15 +724,18 @@ static int take_frame_object(struct ctx *c, struct chain *ch, const unsigned cha
         int32_t depth;
         memcpy(&depth, f + al->fo_stackdepth, 4);
         if (!created && !running) {
-            if (depth < al->yf_below || depth > MAX_STACK_SLOTS || !vs || (vs & 7))
+            if (depth < 0 || depth > MAX_STACK_SLOTS || !vs || (vs & 7))
                 return -EINVAL;
             top = vs + 8 * (uint64_t)depth;
+            bottom = vs;
         }
     } else {
         created = lasti < 0;
         top = buf_u64(f, al->fo_stacktop);
+        bottom = buf_u64(f, al->fo_valuestack);
         running = !created && !top;
-        if (top & 7)
+        if ((top & 7) || (top && (bottom & 7 || top < bottom ||
+                                  top - bottom > 8 * (uint64_t)MAX_STACK_SLOTS)))
             return -EINVAL;
     }
     if (created) {
@@ -542,6 +755,9 @@ static int take_frame_object(struct ctx *c, struct chain *ch, const unsigned cha
         }
         return 0;
     }
+    /* Too few values for an awaited object: a generator at a plain yield. */
+    if (top < bottom + 8 * (uint64_t)al->yf_below)
+        return 0;
     ch->slot = top - 8 * (uint64_t)al->yf_below;
     return 1;
 }
@@ -572,7 +788,7 @@ static void chains_pass(struct ctx *c, const size_t *idx, size_t n, struct cfram
         /* The objects of this level. */
         for (size_t i = 0; i < nch; i++)
             iov[i] = (struct mem_iov){.addr = ch[i].cur, .buf = buf + i * glen, .len = glen};
-        if (readv_count(c, iov, nch) < 0)
+        if (paged_readv(c, iov, nch) < 0)
             break;
         /* An awaited object smaller than a coroutine may end a mapping:
          * what did not read whole is read again for its head alone. */
@@ -632,7 +848,7 @@ static void chains_pass(struct ctx *c, const size_t *idx, size_t n, struct cfram
                     iov[k++] = (struct mem_iov){.addr = ch[i].frame, .buf = buf + i * flen,
                                                 .len = flen};
             /* buf is reused: the coroutines' bytes are no longer needed */
-            if (readv_count(c, iov, k) < 0)
+            if (paged_readv(c, iov, k) < 0)
                 break;
             k = 0;
             for (size_t i = 0; i < nch; i++) {
@@ -654,7 +870,7 @@ static void chains_pass(struct ctx *c, const size_t *idx, size_t n, struct cfram
         for (size_t i = 0; i < nch; i++)
             if (ch[i].slot)
                 iov[ns++] = (struct mem_iov){.addr = ch[i].slot, .buf = &slots[i], .len = 8};
-        if (ns && readv_count(c, iov, ns) < 0)
+        if (ns && paged_readv(c, iov, ns) < 0)
             break;
         size_t k = 0, next = 0;
         for (size_t i = 0; i < nch; i++) {
@@ -737,6 +953,29 @@ static void read_chains(struct ctx *c)
                 cf[k++] = cf[i];
         ncf = k;
         chains_pass(c, idx, nretry, &cf, &ncf, &cfcap);
+        /* Tasks freed meanwhile are gone: left out, the others renumbered. */
+        size_t *to = xmalloc(ts->n * sizeof(*to)), n = 0;
+        for (size_t i = 0; i < ts->n; i++) {
+            to[i] = ts->v[i].type ? n : SIZE_MAX;
+            if (ts->v[i].type)
+                ts->v[n++] = ts->v[i];
+            else
+                ts->stats.unreadable++;
+        }
+        if (n != ts->n) {
+            size_t kept = 0;
+            for (size_t i = 0; i < ncf; i++)
+                if (to[cf[i].task] != SIZE_MAX) {
+                    cf[kept] = cf[i];
+                    cf[kept++].task = to[cf[i].task];
+                }
+            ncf = kept;
+            ts->n = n;
+            htab_clear(&c->index);
+            for (size_t i = 0; i < n; i++)
+                htab_insert(&c->index, hash_u64(ts->v[i].obj), (uint32_t)i);
+        }
+        free(to);
         free(again);
         free(b);
     }
@@ -834,7 +1073,7 @@ static void find_parents(struct ctx *c)
                                    .len = 8};
         nw++;
     }
-    if (readv_count(c, iov, nw) < 0)
+    if (paged_readv(c, iov, nw) < 0)
         nw = 0;
     for (size_t k = 0; k < nw; k++) {
         size_t i = who[k];
@@ -910,6 +1149,11 @@ static int asyncio_types(struct ctx *c, uint64_t interp, struct pserr *err)
     const struct pylayout *l = c->l;
     uint64_t modules, mod, dict, at;
     int ret;
+    if (c->cache->task_type) {
+        c->ts->task_type = c->cache->task_type;
+        c->ts->future_type = c->cache->future_type;
+        return 0;
+    }
     if ((ret = mem_read_u64(rt->mem, interp + (uint64_t)l->is_modules, &modules)) < 0)
         return pserr_set(err, -ret, "cannot read sys.modules of process %d: %s", (int)rt->pid,
                          strerror(-ret));
@@ -928,20 +1172,41 @@ static int asyncio_types(struct ctx *c, uint64_t interp, struct pserr *err)
         (ret = pydict_get_str(rt, dict, "Future", &c->ts->future_type)) < 0)
         return pserr_set(err, -ret, "cannot read the _asyncio module of process %d: %s",
                          (int)rt->pid, strerror(-ret));
+    c->cache->task_type = c->ts->task_type;
+    c->cache->future_type = c->ts->future_type;
     return 0;
 }
 
 int asyncio_collect(struct pyrt *rt, uint64_t interp, struct task_set *ts, struct pserr *err)
 {
+    struct asyncio_cache *cache = asyncio_cache_new();
+    int ret = asyncio_collect_cached(rt, interp, cache, 0, ts, err);
+    asyncio_cache_free(cache);
+    return ret;
+}
+
+int asyncio_collect_cached(struct pyrt *rt, uint64_t interp, struct asyncio_cache *cache,
+                           uint64_t now, struct task_set *ts, struct pserr *err)
+{
     const struct asyncio_layout *al = asyncio_layout_for(rt->major, rt->minor);
     if (!al)
         return pserr_set(err, ENOTSUP, "asyncio tasks are read on Python 3.7-3.15; process %d "
                          "runs Python %s", (int)rt->pid, rt->version);
+    /* What is kept is looked up anew now and then: types can be freed. */
+    if (now - cache->since >= ASYNCIO_CACHE_NS || now < cache->since) {
+        unsigned char *pages = cache->pages;
+        size_t cap = cache->pages_cap;
+        memset(cache, 0, sizeof(*cache));
+        cache->pages = pages;
+        cache->pages_cap = cap;
+        cache->since = now;
+    }
     struct ctx *c = xcalloc(1, sizeof(*c));
     c->rt = rt;
     c->l = &rt->layout;
     c->al = al;
     c->ts = ts;
+    c->cache = cache;
     int ret = asyncio_types(c, interp, err);
     if (ret == 0 && al->task_node >= 0) {
         if ((ret = registry_lists(c, interp)) < 0)

@@ -39,7 +39,8 @@ struct asyncio_layout {
     int gen_iframe, gen_frame_state; /* 3.11+: its frame, inside it, and its state (int8) */
     int gen_state_created, gen_state_awaiting, gen_state_running;
     int fo_stacktop;                /* 3.7-3.9: PyFrameObject.f_stacktop (NULL: running) */
-    int fo_valuestack, fo_stackdepth, fo_state; /* 3.10 */
+    int fo_valuestack;              /* the value stack's bottom */
+    int fo_stackdepth, fo_state;    /* 3.10 */
     int if_localsplus;              /* 3.11+: _PyInterpreterFrame.localsplus */
     int if_stacktop;                /* 3.11-3.13: slots in use above localsplus (int) */
     int if_stackpointer;            /* 3.14+: pointer past the top slot */
@@ -96,6 +97,8 @@ struct asyncio_stats {
     uint64_t reads;         /* read system calls */
     uint64_t cut;           /* await chains cut at ASYNCIO_MAX_AWAIT */
     uint64_t retried;       /* tasks read again: their chain was torn or unreadable */
+    uint64_t gone;          /* of the unreadable, tasks freed since the registry was read */
+    uint64_t list_retries;  /* 3.14+: lists of tasks walked again: they changed under the walk */
 };
 
 struct task_set {
@@ -120,6 +123,21 @@ struct pserr;
  * -ENOTSUP a Python or build whose tasks are not known, -ESRCH gone.
  */
 int asyncio_collect(struct pyrt *rt, uint64_t interp, struct task_set *ts, struct pserr *err);
+
+/*
+ * What asyncio_collect_cached keeps from one collection to the next: the
+ * C module's types, where asyncio.tasks keeps its sets of tasks (used
+ * while the set found there is still a set), what each type met is; all
+ * looked up anew every ASYNCIO_CACHE_NS.
+ */
+#define ASYNCIO_CACHE_NS 1000000000u
+struct asyncio_cache;
+struct asyncio_cache *asyncio_cache_new(void);
+void asyncio_cache_free(struct asyncio_cache *cache);
+
+/* asyncio_collect through cache, at time now (ns, monotonic). */
+int asyncio_collect_cached(struct pyrt *rt, uint64_t interp, struct asyncio_cache *cache,
+                           uint64_t now, struct task_set *ts, struct pserr *err);
 
 /* The type name of obj's type into out (printable ASCII, "" when unreadable). */
 void asyncio_type_name(struct pyrt *rt, uint64_t obj, char *out, size_t size);

@@ -16,7 +16,7 @@ static const struct asyncio_layout table[] = {
      .futureiter_future = 16, .wakeup_task = 16, .wakeup_type = "TaskWakeupMethWrapper",
      .gen_frame = 16, .gen_iframe = -1, .gen_frame_state = -1,
      .gen_state_created = 0, .gen_state_awaiting = 0, .gen_state_running = 0,
-     .fo_stacktop = 72, .fo_valuestack = -1, .fo_stackdepth = -1, .fo_state = -1,
+     .fo_stacktop = 72, .fo_valuestack = 64, .fo_stackdepth = -1, .fo_state = -1,
      .if_localsplus = -1, .if_stacktop = -1, .if_stackpointer = -1, .yf_below = 1,
      .ts_running_task = -1, .ts_tasks_head = -1, .is_tasks_head = -1},
     {3, 8, /* measured on 3.8 */
@@ -26,7 +26,7 @@ static const struct asyncio_layout table[] = {
      .futureiter_future = 16, .wakeup_task = 16, .wakeup_type = "TaskWakeupMethWrapper",
      .gen_frame = 16, .gen_iframe = -1, .gen_frame_state = -1,
      .gen_state_created = 0, .gen_state_awaiting = 0, .gen_state_running = 0,
-     .fo_stacktop = 72, .fo_valuestack = -1, .fo_stackdepth = -1, .fo_state = -1,
+     .fo_stacktop = 72, .fo_valuestack = 64, .fo_stackdepth = -1, .fo_state = -1,
      .if_localsplus = -1, .if_stacktop = -1, .if_stackpointer = -1, .yf_below = 1,
      .ts_running_task = -1, .ts_tasks_head = -1, .is_tasks_head = -1},
     {3, 9, /* measured on 3.9 */
@@ -36,7 +36,7 @@ static const struct asyncio_layout table[] = {
      .futureiter_future = 16, .wakeup_task = 16, .wakeup_type = "TaskWakeupMethWrapper",
      .gen_frame = 16, .gen_iframe = -1, .gen_frame_state = -1,
      .gen_state_created = 0, .gen_state_awaiting = 0, .gen_state_running = 0,
-     .fo_stacktop = 72, .fo_valuestack = -1, .fo_stackdepth = -1, .fo_state = -1,
+     .fo_stacktop = 72, .fo_valuestack = 64, .fo_stackdepth = -1, .fo_state = -1,
      .if_localsplus = -1, .if_stacktop = -1, .if_stackpointer = -1, .yf_below = 1,
      .ts_running_task = -1, .ts_tasks_head = -1, .is_tasks_head = -1},
     {3, 10, /* measured on 3.10 */

@@ -259,17 +259,20 @@ static void census_off(struct sproc *p, struct sampler_result *r)
  * One census of p's asyncio tasks: each waiting task's stitched stack under
  * the root "task waiting", task_every times over.
  */
-static void task_tick(struct sproc *p, struct agg *a, const struct sampler_opts *o,
-                      struct sampler_result *r, uint32_t **scratch, size_t *scap, uint64_t now)
+static uint64_t task_tick(struct sproc *p, struct agg *a, const struct sampler_opts *o,
+                          struct sampler_result *r, uint32_t **scratch, size_t *scap,
+                          uint64_t now, uint64_t weight)
 {
     struct pserr err;
     struct session *s = p->s;
     struct snapshot *sn = &p->sn;
     if (p->tc_off || !sn->nthreads)
-        return;
+        return 0;
     if (!p->tc)
         p->tc = tcensus_new();
+    uint64_t ns0 = tcensus_stats(p->tc)->ns;
     int ret = tcensus_take(p->tc, s, sn->interp, o->snap.by_function, now, &err);
+    uint64_t cost = tcensus_stats(p->tc)->ns - ns0;
     if (ret == -ENOTSUP) {
         fprintf(stderr, "pystrobe: no asyncio tasks for process %d: %s\n", (int)p->pid,
                 err.msg);
@@ -278,7 +281,8 @@ static void task_tick(struct sproc *p, struct agg *a, const struct sampler_opts 
     if (ret == -ENOENT)
         r->task_waits++;
     if (ret < 0 || !a)
-        return;
+        return cost;
+    r->task_ticks += weight;
     uint32_t waiting = names_label_frame(s->names, "task waiting");
     struct tracked *tr = &s->threads[sn->st[census_thread(p)].tracked];
     tr->want_name = 1;
@@ -288,8 +292,10 @@ static void task_tick(struct sproc *p, struct agg *a, const struct sampler_opts 
         GROW(*scratch, *scap, e->depth + 1);
         (*scratch)[0] = waiting;
         memcpy(*scratch + 1, e->ids, e->depth * sizeof(**scratch));
-        agg_add(a, thread, *scratch, e->depth + 1, MAX(o->task_every, 1u));
+        agg_add(a, thread, *scratch, e->depth + 1, weight);
+        r->task_samples += weight;
     }
+    return cost;
 }
 
 static void task_census_off(struct sproc *p, struct sampler_result *r)
@@ -524,6 +530,9 @@ struct loop {
     uint64_t last_status, last_rename, last_scan, last_refresh;
     uint64_t cpu0, reads0, late0, susp_seen;
     uint32_t scan;
+    uint64_t tc_ticks;          /* ticks since the last task census (its weight) */
+    uint64_t tc_next;           /* no task census before this (its CPU share) */
+    uint64_t tc_cost;           /* CPU time of this tick's task censuses */
 };
 
 static void loop_begin(struct loop *l, struct session *s, const struct sampler_opts *o,
@@ -630,7 +639,7 @@ static void loop_failed(struct loop *l, size_t i, int ret)
 }
 
 /* One process's snapshot, recorded; 1 when the target is gone. */
-static int loop_sample(struct loop *l, size_t i, int census, int tcensus, int retry,
+static int loop_sample(struct loop *l, size_t i, int census, uint64_t tcensus, int retry,
                        int refresh, uint64_t now)
 {
     const struct sampler_opts *o = l->o;
@@ -659,7 +668,7 @@ static int loop_sample(struct loop *l, size_t i, int census, int tcensus, int re
     p->fails = 0;
     /* The tasks first: a running task's samples go under its awaiters as they are now. */
     if (tcensus)
-        task_tick(p, l->a, o, r, &l->scratch, &l->scap, now);
+        l->tc_cost += task_tick(p, l->a, o, r, &l->scratch, &l->scap, now, tcensus);
     record_tick(p, l->a, o, r, &l->scratch, &l->scap);
     if (census)
         census_tick(p, l->a, o, r, &l->scratch, &l->scap, now);
@@ -692,10 +701,23 @@ static int loop_tick(struct loop *l, uint64_t now)
         l->last_refresh = now;
     r->ticks++;
     int census = o->greenlets && (r->ticks - 1) % MAX(o->census_every, 1u) == 0;
-    int tcensus = o->tasks && (r->ticks - 1) % MAX(o->task_every, 1u) == 0;
+    /* A task census every task_every ticks, counting for the ticks since the
+     * last, unless the censuses would take more than TCENSUS_MAX_SHARE of a CPU. */
+    uint64_t tcensus = 0;
+    if (o->tasks && ++l->tc_ticks >= MAX(o->task_every, 1u)) {
+        if (now >= l->tc_next)
+            tcensus = l->tc_ticks;
+        else
+            r->task_put_off++;
+    }
+    l->tc_cost = 0;
     for (size_t i = 0; i < l->nprocs; i++)
         if (loop_sample(l, i, census, tcensus, retry, refresh, now))
             break;
+    if (tcensus) {
+        l->tc_ticks = 0;
+        l->tc_next = now + l->tc_cost * 100 / TCENSUS_MAX_SHARE;
+    }
     if (r->target_exited) {
         r->ticks--;
         return 1;

@@ -81,6 +81,9 @@ struct sampler_result {
     uint64_t running_unknown; /* running greenlets whose thread's stack could not be had */
     struct tcensus_stats tasks; /* with tasks: the task censuses, over all processes */
     uint64_t task_waits;  /* task censuses due while the target had not imported asyncio */
+    uint64_t task_put_off; /* ticks a task census was due but put off (TCENSUS_MAX_SHARE) */
+    uint64_t task_samples; /* waiting tasks' samples counted (each census's weighted) */
+    uint64_t task_ticks;  /* the ticks the task censuses taken count for (their weights) */
     int target_exited;
     int child_status;     /* wait status of the launched command, when reaped */
     int child_reaped;

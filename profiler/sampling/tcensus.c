@@ -30,12 +30,15 @@ struct tcensus {
     uint64_t *codes;
     struct code_entry **ents;
     uint64_t next_look;     /* no look for the module before this (after -ENOENT) */
+    struct asyncio_cache *cache;
     struct tcensus_stats stats;
 };
 
 struct tcensus *tcensus_new(void)
 {
-    return xcalloc(1, sizeof(struct tcensus));
+    struct tcensus *c = xcalloc(1, sizeof(struct tcensus));
+    c->cache = asyncio_cache_new();
+    return c;
 }
 
 void tcensus_free(struct tcensus *c)
@@ -43,6 +46,7 @@ void tcensus_free(struct tcensus *c)
     if (!c)
         return;
     task_set_release(&c->ts);
+    asyncio_cache_free(c->cache);
     free(c->own);
     free(c->ids);
     free(c->e);
@@ -190,7 +194,7 @@ int tcensus_take(struct tcensus *c, struct session *s, uint64_t interp, int by_f
     task_set_release(&c->ts);
     c->ne = c->nids = c->npre = 0;
     htab_clear(&c->pidx);
-    int ret = asyncio_collect(&s->rt, interp, &c->ts, err);
+    int ret = asyncio_collect_cached(&s->rt, interp, c->cache, now, &c->ts, err);
     c->stats.reads += c->ts.stats.reads;
     if (ret < 0) {
         if (ret == -ENOENT)

@@ -19,6 +19,9 @@
 
 struct session;
 
+/* The most of a CPU task censuses may take (%): a census that took longer
+ * puts the next one off, and the next counts for the ticks since. */
+#define TCENSUS_MAX_SHARE 10
 /* How often a target that has not imported asyncio is looked at again. */
 #define TCENSUS_MODULE_RETRY_NS 1000000000u
 /* Frames of one stitched stack kept (its awaiters' and its own); the outermost go first. */
