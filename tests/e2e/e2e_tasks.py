@@ -1,8 +1,8 @@
 """End-to-end tests of asyncio tasks: dump --tasks, record --tasks, locks.
 Run by run.py: group(ctx, I, rt), rt being harness.py.
 
-Target tests/targets/tasks.py, on every interpreter from 3.7 (3.6 is not
-read: its Task keeps no registry pystrobe knows):
+Target tests/targets/tasks.py, on every interpreter from 3.7 (2.7 and 3.6
+are not read: unsupported checks the one-line refusal):
   - layout: tools/probe-asyncio.py run by the interpreter measures every
     offset of profiler/cpython/asyncio_layout.c; each must equal the table's
     row for its minor version;
@@ -36,6 +36,9 @@ read: its Task keeps no registry pystrobe knows):
     of waiting tasks the summary says it counted, the tasks seen per census
     stay near those alive (120-600: the target keeps 360 alive), and few
     tasks (under 5%) or censuses (under 5%) were unreadable;
+  - core: a gcore of a small crowd: dump --core --tasks --json gives the
+    same tasks, states, frames and awaiters as the live dump taken just
+    before (the target waits on nothing that changes);
   - pstree (3.14+): dump --tasks --json agrees with the interpreter's own
     `python3.X -m asyncio ps PID` (each task's name, stack and awaiter) and
     `pstree PID` (each task's parent), run against the same process (inside
@@ -47,6 +50,7 @@ import os
 import re
 import signal
 
+import e2e_core
 import e2e_greenlets
 import e2e_states
 
@@ -476,13 +480,52 @@ def group(ctx, I, rt):
         finally:
             t.close()
 
+    def core():
+        t, _ = start('--locked', '20', '--getters', '10', '--sleepers', '5', '--tree-mids', '2',
+                     '--tree-leaves', '3')
+        try:
+            live = json.loads(dump(t, '--json').out_text)
+            path = e2e_core.gcore(rt, t.pid, ctx.mkdtemp('tasks-core-'), I)
+        finally:
+            t.close()
+        res = rt.run([rt.PYSTROBE, 'dump', '--core', path, '--tasks', '--json'] +
+                     (['--root', I.root] if I.root else []), rt.T_DUMP)
+        P = rt.Problems()
+        if not P.expect(res.rc == 0, 'dump --core --tasks exited %d' % res.rc):
+            P.fail_if_any(res.describe(out_limit=2000))
+        doc = json.loads(res.out_text)
+
+        def brief(d):
+            return sorted((x['address'], x['name'], x['state'], json.dumps(x['frames']),
+                           json.dumps(x['awaited_by']), json.dumps(x['waiting_on']))
+                          for x in d['tasks'])
+        a, b = brief(live), brief(doc)
+        P.expect(len(b) == len(a) and a == b, 'the core\'s tasks differ from the live ones: %r'
+                 % sorted(set(a) ^ set(b))[:4])
+        P.fail_if_any(res.describe(out_limit=800))
+
     def uvloop(fn):
         def run():
             loop[:] = ['--uvloop']
             fn()
         return run
 
+    def unsupported():
+        """2.7, 3.6: one line saying which versions are read, exit 1."""
+        code = ('import json, os, sys, time; print("READY " + json.dumps({"pid": os.getpid()}));'
+                'sys.stdout.flush(); time.sleep(300)')
+        t = e2e_states.Proc(rt, ctx, [I.exe, '-c', code], 'plain python')
+        try:
+            t.expect_line('READY')
+            res = rt.run([rt.PYSTROBE, 'dump', '-p', str(t.pid), '--tasks'], rt.T_DUMP)
+            P = rt.Problems()
+            rt.check_one_line_error(P, res, 1, words=('3.7-3.15', str(t.pid)))
+            P.fail_if_any(res.describe())
+        finally:
+            t.close()
+
     if xy < (3, 7):
+        R.case(pfx + 'unsupported', unsupported)
         return
     R.case(pfx + 'layout', layout, needs_pystrobe=False)
     R.case(pfx + 'dump-json', dump_json)
@@ -492,6 +535,7 @@ def group(ctx, I, rt):
     R.case(pfx + 'record', record)
     R.case(pfx + 'locks', locks)
     R.case(pfx + 'no-asyncio', no_asyncio)
+    R.case(pfx + 'core', core)
     if xy >= (3, 14):
         R.case(pfx + 'pstree', pstree)
     if any(I.label.startswith(x) for x in CHURN_LABELS):
