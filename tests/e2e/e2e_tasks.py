@@ -14,7 +14,8 @@ are not read: unsupported checks the one-line refusal):
     gather before), 6 leaves under each mid (gather);
   - dump-text: the summary's first line and the tree's shape as printed;
   - running: --running: the task busy runs in the main thread, its stack
-    spin <- busy;
+    spin <- busy, awaited by main; record --tasks puts the samples running
+    it under main's await (stitched);
   - threads: --threads 2: the tasks of three event loops (1,014);
   - record: record --tasks: the widest stack under "task waiting" is the
     lock's, at about 500/1,002 of the task-time; a leaf shows under its mid
@@ -264,8 +265,36 @@ def group(ctx, I, rt):
                          'running stack %r' % (x['frames'],))
                 if xy >= (3, 8):
                     P.expect(x['name'] == 'busy', 'running task %r' % x['name'])
+                main = [m for m in doc['tasks'] if x['awaited_by'] and
+                        m['address'] == x['awaited_by']['address']]
+                P.expect(len(main) == 1 and own(main[0]['frames']) == (('crowd', L('main-busy')),),
+                         'busy awaited by %r' % [m['frames'] for m in main])
             P.expect(len(doc['tasks']) == TOTAL + 1, '%d tasks' % len(doc['tasks']))
             P.fail_if_any(res.describe(out_limit=800))
+            # record: the thread's samples running busy go under main's await.
+            out = os.path.join(ctx.mkdtemp('tasks-'), 'running.folded')
+            rec = rt.run([rt.PYSTROBE, 'record', '-p', str(t.pid), '--tasks', '-d', '1', '-o', out,
+                          '-f', 'folded'], rt.T_RECORD)
+            P = rt.Problems()
+            if not P.expect(rec.rc == 0, 'record exited %d' % rec.rc):
+                P.fail_if_any(rec.describe(out_limit=2000))
+            stitched = plain = 0
+            with open(out) as f:
+                for line in f:
+                    s_, n = line.rstrip('\n').rsplit(' ', 1)
+                    if s_.startswith('task waiting'):
+                        continue
+                    if ';busy (%s:%d);' % (path, L('busy')) not in s_:
+                        continue
+                    if ';crowd (%s:%d);busy (' % (path, L('main-busy')) in s_:
+                        stitched += int(n)
+                    else:
+                        plain += int(n)
+            P.expect(stitched > 0 and plain <= stitched // 10, 'samples running busy: %d under '
+                     'main\'s await, %d not' % (stitched, plain))
+            P.expect('samples of a running task under its awaiters' in rec.err_text,
+                     'the summary does not say how many samples were put under awaiters')
+            P.fail_if_any(rec.describe(out_limit=1500))
         finally:
             t.close()
 

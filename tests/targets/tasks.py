@@ -22,7 +22,8 @@ READY {"pid": ..., "tasks": 1002, "python": "3.X"}
                  a main task t{I}-main waiting on a never-set Event and 5 tasks
                  t{I}-sleeper-J asleep (6 tasks more per thread)
   --running      also a task busy (1 more), parked until everything else is; it then prints
-                 READY and spins in spin() without ever yielding: the running task
+                 READY and spins in spin() without ever yielding: the running task, which
+                 the main task awaits (line @main-busy)
   --churn        instead of the crowd, tasks churn-N are created and finish at a high rate
                  (each awaits asyncio.sleep(0) 1 to 3 times; a few hundred alive at any
                  time).  READY once churning ("tasks": those alive then, main included).
@@ -249,6 +250,7 @@ async def crowd(in_threads):
     await settle(here, lambda: len(lock._waiters or ()) == locked and len(q._getters) == getters)
     if '--running' in sys.argv:
         go.set()                                # busy reports, then spins
+        await keep[-1]  # @main-busy
     else:
         asyncio.get_event_loop().call_soon(report)      # runs once this task is parked
     await never.wait()  # @main
