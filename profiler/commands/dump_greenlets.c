@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "output/json.h"
-#include "output/label.h"
 #include "profiler/commands/dump_print.h"
 #include "profiler/sampling/session.h"
 #include "symbolizer/codecache.h"
@@ -31,21 +30,6 @@ static uint32_t *frame_ids(struct session *s, const struct greenlet_set *gs)
     free(codes);
     free(e);
     return ids;
-}
-
-static void frame_text(const struct names *nm, uint32_t id, struct strbuf *out)
-{
-    if (id == UINT32_MAX) {
-        sb_adds(out, "(unreadable code object)");
-        return;
-    }
-    const struct names_frame *fr = names_frame_get(nm, id);
-    const struct names_func *fn = names_func_get(nm, fr->func);
-    label_clean(names_str_get(nm, fn->name), out);
-    sb_adds(out, " (");
-    label_clean(names_str_get(nm, fn->file), out);
-    label_line(fr->line, out);
-    sb_addc(out, ')');
 }
 
 /* A group of greenlets in the same state with the same stack. */
@@ -171,7 +155,7 @@ void dump_greenlets_text(struct session *s, const struct greenlet_set *gs, struc
             sb_adds(out, "    (no Python frames)\n");
         for (size_t k = 0; k < g->depth; k++) {
             sb_adds(out, "    ");
-            frame_text(s->names, ids[g->off + k], out);
+            dump_print_frame(s->names, ids[g->off + k], out);
             sb_addc(out, '\n');
         }
         if (g->status == 1)
@@ -186,7 +170,7 @@ void dump_greenlets_text(struct session *s, const struct greenlet_set *gs, struc
                 greenlet_state_name(g->state));
         for (size_t k = 0; k < g->depth; k++) {
             sb_adds(out, k ? " <- `" : " at `");
-            frame_text(s->names, ids[g->off + k], out);
+            dump_print_frame(s->names, ids[g->off + k], out);
             sb_addc(out, '`');
         }
         if (g->state == GL_PARKED && g->status == 0 && g->depth == 0)
@@ -197,30 +181,6 @@ void dump_greenlets_text(struct session *s, const struct greenlet_set *gs, struc
     free(order);
     free(ids);
     free(tn);
-}
-
-static void frames_json(struct session *s, const struct greenlet *g, const uint32_t *ids,
-                        struct strbuf *out)
-{
-    sb_addc(out, '[');
-    for (size_t k = 0; k < g->depth; k++) {
-        uint32_t id = ids[g->off + k];
-        sb_adds(out, k ? ", " : "");
-        if (id == UINT32_MAX) {
-            sb_adds(out, "{\"function\": null}");
-            continue;
-        }
-        const struct names_frame *fr = names_frame_get(s->names, id);
-        const struct names_func *fn = names_func_get(s->names, fr->func);
-        sb_adds(out, "{\"function\": ");
-        json_string(out, names_str_get(s->names, fn->name));
-        sb_adds(out, ", \"file\": ");
-        json_string(out, names_str_get(s->names, fn->file));
-        sb_adds(out, ", \"line\": ");
-        json_line(out, fr->line);
-        sb_addc(out, '}');
-    }
-    sb_addc(out, ']');
 }
 
 void dump_greenlets_json(struct session *s, const struct greenlet_set *gs, struct strbuf *out)
@@ -247,7 +207,7 @@ void dump_greenlets_json(struct session *s, const struct greenlet_set *gs, struc
             json_string(out, dump_print_stack_error(g->status));
         }
         sb_addf(out, ", \"truncated\": %s, \"frames\": ", g->status == 1 ? "true" : "false");
-        frames_json(s, g, ids, out);
+        dump_print_frames_json(s->names, ids + g->off, g->depth, out);
         sb_addc(out, '}');
     }
     size_t *order, ng;
@@ -257,7 +217,7 @@ void dump_greenlets_json(struct session *s, const struct greenlet_set *gs, struc
         const struct greenlet *g = &gs->v[gv[i].first];
         sb_addf(out, "%s\n  {\"count\": %zu, \"state\": \"%s\", \"frames\": ", i ? "," : "",
                 gv[i].count, greenlet_state_name(g->state));
-        frames_json(s, g, ids, out);
+        dump_print_frames_json(s->names, ids + g->off, g->depth, out);
         sb_addc(out, '}');
     }
     sb_addf(out, "],\n \"greenlet_stats\": {\"objects\": %" PRIu64 ", \"reads\": %" PRIu64

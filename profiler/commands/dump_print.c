@@ -147,6 +147,44 @@ static void extras_json(const struct dump_extras *x, const struct session *s,
     }
 }
 
+void dump_print_frame(const struct names *nm, uint32_t id, struct strbuf *out)
+{
+    if (id == UINT32_MAX) {
+        sb_adds(out, "(unreadable code object)");
+        return;
+    }
+    const struct names_frame *fr = names_frame_get(nm, id);
+    const struct names_func *fn = names_func_get(nm, fr->func);
+    label_clean(names_str_get(nm, fn->name), out);
+    sb_adds(out, " (");
+    label_clean(names_str_get(nm, fn->file), out);
+    label_line(fr->line, out);
+    sb_addc(out, ')');
+}
+
+void dump_print_frames_json(const struct names *nm, const uint32_t *ids, size_t n,
+                            struct strbuf *out)
+{
+    sb_addc(out, '[');
+    for (size_t k = 0; k < n; k++) {
+        sb_adds(out, k ? ", " : "");
+        if (ids[k] == UINT32_MAX) {
+            sb_adds(out, "{\"function\": null}");
+            continue;
+        }
+        const struct names_frame *fr = names_frame_get(nm, ids[k]);
+        const struct names_func *fn = names_func_get(nm, fr->func);
+        sb_adds(out, "{\"function\": ");
+        json_string(out, names_str_get(nm, fn->name));
+        sb_adds(out, ", \"file\": ");
+        json_string(out, names_str_get(nm, fn->file));
+        sb_adds(out, ", \"line\": ");
+        json_line(out, fr->line);
+        sb_addc(out, '}');
+    }
+    sb_addc(out, ']');
+}
+
 /* A native frame (--native) has no file: its label says it all. */
 static int frame_is_native(const struct names *n, uint32_t id)
 {

@@ -6,6 +6,9 @@
 #ifndef PYSTROBE_DUMP_PRINT_H
 #define PYSTROBE_DUMP_PRINT_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "common/util.h"
 
 struct pyval;
@@ -26,6 +29,17 @@ void dump_print_text(struct session *s, const struct snapshot *sn, const struct 
 /* The same as one JSON object (ending in "}\n"). */
 void dump_print_json(struct session *s, const struct snapshot *sn, const struct dump_extras *x,
                      struct strbuf *out);
+
+struct names;
+
+/*
+ * One frame of a greenlet's or a task's stack, as text: "func (file:line)",
+ * or "(unreadable code object)" for id UINT32_MAX.
+ */
+void dump_print_frame(const struct names *nm, uint32_t id, struct strbuf *out);
+/* The frames ids[0..n) as a JSON array of {"function", "file", "line"} (null function: unreadable). */
+void dump_print_frames_json(const struct names *nm, const uint32_t *ids, size_t n,
+                            struct strbuf *out);
 
 /* Why a stack (status < 0) could not be read: "unreadable memory", ... */
 const char *dump_print_stack_error(int status);

@@ -185,21 +185,6 @@ static void release_view(struct tasks_view *tw)
     free(tw->v);
 }
 
-static void frame_text(const struct names *nm, uint32_t id, struct strbuf *out)
-{
-    if (id == UINT32_MAX) {
-        sb_adds(out, "(unreadable code object)");
-        return;
-    }
-    const struct names_frame *fr = names_frame_get(nm, id);
-    const struct names_func *fn = names_func_get(nm, fr->func);
-    label_clean(names_str_get(nm, fn->name), out);
-    sb_adds(out, " (");
-    label_clean(names_str_get(nm, fn->file), out);
-    label_line(fr->line, out);
-    sb_addc(out, ')');
-}
-
 static void task_label(const struct task_set *ts, const struct tasks_view *tw, size_t i,
                        struct strbuf *out)
 {
@@ -364,7 +349,7 @@ void dump_tasks_text(struct session *s, const struct snapshot *sn, const struct 
             sb_addf(out, "    (await chain unreadable: %s)\n", dump_print_stack_error(t->status));
         for (size_t k = 0; k < tv->depth; k++) {
             sb_adds(out, "    ");
-            frame_text(s->names, tv->ids[k], out);
+            dump_print_frame(s->names, tv->ids[k], out);
             sb_addc(out, '\n');
         }
         if (t->status == 1)
@@ -392,36 +377,13 @@ void dump_tasks_text(struct session *s, const struct snapshot *sn, const struct 
             sb_addf(out, " on %.*s", (int)waits_kind_len(tv->waits), tv->waits);
         for (size_t k = 0; k < tv->depth; k++) {
             sb_adds(out, k ? " <- `" : " at `");
-            frame_text(s->names, tv->ids[k], out);
+            dump_print_frame(s->names, tv->ids[k], out);
             sb_addc(out, '`');
         }
         sb_addc(out, '\n');
     }
     free(gv);
     release_view(&tw);
-}
-
-static void frames_json(struct session *s, const struct tview *tv, struct strbuf *out)
-{
-    sb_addc(out, '[');
-    for (size_t k = 0; k < tv->depth; k++) {
-        uint32_t id = tv->ids[k];
-        sb_adds(out, k ? ", " : "");
-        if (id == UINT32_MAX) {
-            sb_adds(out, "{\"function\": null}");
-            continue;
-        }
-        const struct names_frame *fr = names_frame_get(s->names, id);
-        const struct names_func *fn = names_func_get(s->names, fr->func);
-        sb_adds(out, "{\"function\": ");
-        json_string(out, names_str_get(s->names, fn->name));
-        sb_adds(out, ", \"file\": ");
-        json_string(out, names_str_get(s->names, fn->file));
-        sb_adds(out, ", \"line\": ");
-        json_line(out, fr->line);
-        sb_addc(out, '}');
-    }
-    sb_addc(out, ']');
 }
 
 /* The kind of what a task waits on as a JSON string, or null. */
@@ -490,7 +452,7 @@ void dump_tasks_json(struct session *s, const struct snapshot *sn, const struct 
             json_string(out, dump_print_stack_error(t->status));
         }
         sb_addf(out, ", \"truncated\": %s, \"frames\": ", t->status == 1 ? "true" : "false");
-        frames_json(s, tv, out);
+        dump_print_frames_json(s->names, tv->ids, tv->depth, out);
         sb_addc(out, '}');
     }
     struct tree tr = make_tree(ts);
@@ -511,7 +473,7 @@ void dump_tasks_json(struct session *s, const struct snapshot *sn, const struct 
                 gv[i].count, task_state_name(ts->v[gv[i].first].state));
         waits_kind_json(tv, out);
         sb_adds(out, ", \"frames\": ");
-        frames_json(s, tv, out);
+        dump_print_frames_json(s->names, tv->ids, tv->depth, out);
         sb_addc(out, '}');
     }
     sb_addf(out, "],\n \"task_stats\": {\"tasks\": %zu, \"found\": %" PRIu64 ", \"unreadable\": %"

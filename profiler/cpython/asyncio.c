@@ -13,7 +13,7 @@
 #define SET_MAX_SLOTS (1u << 20)
 /* tp_base links followed to tell a subtype. */
 #define MAX_BASES 32
-/* Type kinds remembered per collection. */
+/* Types whose kind is remembered (in the cache kept between collections). */
 #define KIND_SLOTS 1024
 /* Value-stack slots above localsplus a suspended coroutine's awaited object may be at. */
 #define MAX_STACK_SLOTS 4096
