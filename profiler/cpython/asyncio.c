@@ -58,29 +58,18 @@ void task_set_release(struct task_set *ts)
 
 void asyncio_type_name(struct pyrt *rt, uint64_t obj, char *out, size_t size)
 {
-    const struct pylayout *l = &rt->layout;
-    uint64_t type, name;
-    char buf[64];
+    struct strbuf sb = STRBUF_INIT;
     out[0] = '\0';
-    if (!size || !obj || (obj & 7) || mem_read_u64(rt->mem, obj + (uint64_t)l->ob_type, &type) < 0 ||
-        !type || (type & 7) || mem_read_u64(rt->mem, type + (uint64_t)l->tp_name, &name) < 0 ||
-        !name)
-        return;
-    for (size_t n = sizeof(buf); n >= 1; n /= 2) {
-        if (mem_read(rt->mem, name, buf, n) < 0)
-            continue;
-        size_t len = strnlen(buf, n);
-        if (len == 0 || len == n)
-            return;
-        for (size_t i = 0; i < len; i++)
-            if (buf[i] <= ' ' || buf[i] >= 0x7f)
+    if (size && obj && !(obj & 7) && pyobj_type_name(rt, obj, &sb) == 0 && sb.len &&
+        sb.len < size) {
+        for (size_t i = 0; i < sb.len; i++)
+            if (sb.buf[i] <= ' ' || sb.buf[i] >= 0x7f) {
+                sb_release(&sb);
                 return;
-        if (len >= size)
-            len = size - 1;
-        memcpy(out, buf, len);
-        out[len] = '\0';
-        return;
+            }
+        memcpy(out, sb.buf, sb.len + 1);
     }
+    sb_release(&sb);
 }
 
 /* ---- what an object is, by its type ---- */
