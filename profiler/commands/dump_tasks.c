@@ -100,8 +100,20 @@ static void waits_on(struct session *s, const struct task_set *ts, const struct 
     tv->waits[0] = '\0';
     if (t->state != TASK_PENDING)
         return;
-    if (tv->depth && tv->ids[0] != UINT32_MAX) {
-        const struct names_frame *fr = names_frame_get(s->names, tv->ids[0]);
+    /* A pure-Python future's __await__ (asyncio without its C module) is
+     * the innermost frame: what waits is the frame that awaits it. */
+    size_t at = 0;
+    uint64_t self = t->self0;
+    if (tv->depth > 1 && tv->ids[0] != UINT32_MAX) {
+        const struct names_func *fn =
+            names_func_get(s->names, names_frame_get(s->names, tv->ids[0])->func);
+        if (ends_with(names_str_get(s->names, fn->file), "asyncio/futures.py")) {
+            at = 1;
+            self = t->self1;
+        }
+    }
+    if (tv->depth > at && tv->ids[at] != UINT32_MAX) {
+        const struct names_frame *fr = names_frame_get(s->names, tv->ids[at]);
         const struct names_func *fn = names_func_get(s->names, fr->func);
         const char *file = names_str_get(s->names, fn->file);
         const char *func = names_str_get(s->names, fn->name);
@@ -109,11 +121,10 @@ static void waits_on(struct session *s, const struct task_set *ts, const struct 
         const char *bare = dot ? dot + 1 : func;
         if (ends_with(file, "asyncio/locks.py") || ends_with(file, "asyncio/queues.py") ||
             ends_with(file, "asyncio/streams.py") || ends_with(file, "asyncio/taskgroups.py")) {
-            asyncio_type_name(&s->rt, t->self0, type, sizeof(type));
+            asyncio_type_name(&s->rt, self, type, sizeof(type));
             if (*type) {
                 const char *b = strrchr(type, '.');
-                snprintf(tv->waits, sizeof(tv->waits), "%s 0x%" PRIx64, b ? b + 1 : type,
-                         t->self0);
+                snprintf(tv->waits, sizeof(tv->waits), "%s 0x%" PRIx64, b ? b + 1 : type, self);
                 return;
             }
         }

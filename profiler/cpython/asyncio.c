@@ -89,6 +89,7 @@ struct asyncio_cache {
     uint64_t ktype[KIND_SLOTS];
     uint8_t kind[KIND_SLOTS];
     uint64_t task_type, future_type; /* 0: not looked up */
+    int pure;                       /* no C _asyncio: asyncio.tasks.Task, a Python class */
     uint64_t data, eager;           /* <= 3.13: the weak set's set, the eager tasks' set (0 none) */
     uint64_t set_type;              /* data's type when it was found */
     uint64_t since;                 /* when all of it was looked up (ns, monotonic) */
@@ -114,6 +115,7 @@ struct ctx {
     const struct asyncio_layout *al;
     struct task_set *ts;
     struct asyncio_cache *cache;
+    int pure;                       /* pure-Python tasks: their fields are instance attributes */
     struct htab index;  /* task object -> index in ts->v */
 };
 
@@ -546,6 +548,57 @@ static void parse_task(struct ctx *c, struct atask *t, const unsigned char *b)
         t->state = TASK_UNREADABLE;
 }
 
+/*
+ * A pure-Python task's fields: instance attributes (_state is a class
+ * attribute, PENDING, until set), each looked up in its dict.  The same
+ * results as parse_task.
+ */
+static void parse_pure_task(struct ctx *c, struct atask *t)
+{
+    struct pyrt *rt = c->rt;
+    uint64_t hdr[2], st;
+    t->state = TASK_UNREADABLE;
+    t->type = 0;
+    c->ts->stats.reads++;
+    if (mem_read(rt->mem, t->obj, hdr, sizeof(hdr)) < 0 || (int64_t)(uint32_t)hdr[0] <= 0 ||
+        kind_of_type(c, hdr[1]) != OK_TASK)
+        return;
+    t->type = hdr[1];
+    if (pyobj_getattr(rt, t->obj, "_coro", &t->coro) < 0 || t->coro == rt->known[PYK_NONE])
+        t->coro = 0;
+    if (pyobj_getattr(rt, t->obj, "_fut_waiter", &t->fut_waiter) < 0 ||
+        t->fut_waiter == rt->known[PYK_NONE])
+        t->fut_waiter = 0;
+    if (pyobj_getattr(rt, t->obj, "_loop", &t->loop) < 0)
+        t->loop = 0;
+    if (pyobj_getattr(rt, t->obj, "_name", &t->name_obj) < 0)
+        t->name_obj = 0;
+    if (pyobj_getattr(rt, t->obj, "_callbacks", &t->callbacks) < 0)
+        t->callbacks = 0;
+    t->callback0 = 0;
+    t->state = TASK_PENDING;
+    if (pyobj_getattr(rt, t->obj, "_state", &st) == 0) {
+        struct strbuf sb = STRBUF_INIT;
+        if (pyobj_str(rt, st, &sb) < 0)
+            t->state = TASK_UNREADABLE;
+        else if (!strcmp(sb.buf ? sb.buf : "", "CANCELLED"))
+            t->state = TASK_CANCELLED;
+        else if (!strcmp(sb.buf ? sb.buf : "", "FINISHED"))
+            t->state = TASK_DONE;
+        else if (strcmp(sb.buf ? sb.buf : "", "PENDING"))
+            t->state = TASK_UNREADABLE;
+        sb_release(&sb);
+    }
+    if (t->state == TASK_PENDING && !t->coro) {
+        t->type = 0;
+        t->state = TASK_UNREADABLE;
+        c->ts->stats.gone++;
+        return;
+    }
+    if (t->state == TASK_PENDING && (t->coro & 7))
+        t->state = TASK_UNREADABLE;
+}
+
 static int read_tasks(struct ctx *c)
 {
     struct task_set *ts = c->ts;
@@ -555,11 +608,13 @@ static int read_tasks(struct ctx *c)
     struct mem_iov *iov = xcalloc(n ? n : 1, sizeof(*iov));
     for (size_t i = 0; i < n; i++)
         iov[i] = (struct mem_iov){.addr = ts->v[i].obj, .buf = buf + i * sz, .len = sz};
-    int ret = paged_readv(c, iov, n);
+    int ret = c->pure ? 0 : paged_readv(c, iov, n);
     for (size_t i = 0; ret >= 0 && i < n; i++) {
         struct atask *t = &ts->v[i];
         const unsigned char *b = buf + i * sz;
-        if (iov[i].ok)
+        if (c->pure)
+            parse_pure_task(c, t);
+        else if (iov[i].ok)
             parse_task(c, t, b);
         else
             t->state = TASK_UNREADABLE;
@@ -658,6 +713,7 @@ static int take_iframe(struct ctx *c, struct chain *ch, const unsigned char *g, 
     push_frame(c, cf, ncf, cfcap, ch->task, code, addrq, frame);
     if ((size_t)(al->gen_iframe + al->if_localsplus) + 8 <= glen) {
         uint64_t s0 = buf_u64(f, al->if_localsplus);
+        t->self1 = t->self0;
         t->self0 = l->code_tagged ? s0 & ~(uint64_t)1 : s0;
     }
     if (state == al->gen_state_running) {
@@ -736,6 +792,7 @@ static int take_frame_object(struct ctx *c, struct chain *ch, const unsigned cha
     if (first)
         t->coro_frame = ch->frame;
     push_frame(c, cf, ncf, cfcap, ch->task, code, addrq, ch->frame);
+    t->self1 = t->self0;
     t->self0 = buf_u64(f, l->fo_localsplus);
     if (running) {
         if (first) {
@@ -926,8 +983,10 @@ static void read_chains(struct ctx *c)
             struct atask *t = &ts->v[idx[k]];
             again[idx[k]] = 1;
             t->status = 0;
-            t->coro_frame = t->run_frame = t->awaited = t->awaited_type = t->self0 = 0;
-            if (mem_read(c->rt->mem, t->obj, b, (size_t)c->al->task_size) < 0)
+            t->coro_frame = t->run_frame = t->awaited = t->awaited_type = t->self0 = t->self1 = 0;
+            if (c->pure)
+                parse_pure_task(c, t);
+            else if (mem_read(c->rt->mem, t->obj, b, (size_t)c->al->task_size) < 0)
                 t->state = TASK_UNREADABLE;
             else
                 parse_task(c, t, b);
@@ -1141,6 +1200,7 @@ static int asyncio_types(struct ctx *c, uint64_t interp, struct pserr *err)
     if (c->cache->task_type) {
         c->ts->task_type = c->cache->task_type;
         c->ts->future_type = c->cache->future_type;
+        c->pure = c->cache->pure;
         return 0;
     }
     if ((ret = mem_read_u64(rt->mem, interp + (uint64_t)l->is_modules, &modules)) < 0)
@@ -1152,17 +1212,32 @@ static int asyncio_types(struct ctx *c, uint64_t interp, struct pserr *err)
     if (ret < 0)
         return pserr_set(err, -ret, "cannot read sys.modules of process %d: %s", (int)rt->pid,
                          strerror(-ret));
-    if ((ret = pydict_get_str(rt, modules, "_asyncio", &mod)) == -ENOENT)
-        return pserr_set(err, ENOTSUP, "process %d runs asyncio without its C module _asyncio "
-                         "(pure-Python tasks): pystrobe reads the C module's tasks only",
-                         (int)rt->pid);
-    if (ret < 0 || (ret = mem_read_u64(rt->mem, mod + (uint64_t)l->md_dict, &dict)) < 0 ||
-        (ret = pydict_get_str(rt, dict, "Task", &c->ts->task_type)) < 0 ||
-        (ret = pydict_get_str(rt, dict, "Future", &c->ts->future_type)) < 0)
+    /* Without the C module (not built, or sys.modules['_asyncio'] = None):
+     * the pure-Python Task and Future of asyncio.tasks and asyncio.futures. */
+    char tname[16] = "";
+    if ((ret = pydict_get_str(rt, modules, "_asyncio", &mod)) == 0)
+        asyncio_type_name(rt, mod, tname, sizeof(tname));
+    if (ret == -ENOENT || (ret == 0 && !strcmp(tname, "NoneType"))) {
+        uint64_t tmod, fmod, tdict, fdict;
+        if ((ret = pydict_get_str(rt, modules, "asyncio.tasks", &tmod)) < 0 ||
+            (ret = pydict_get_str(rt, modules, "asyncio.futures", &fmod)) < 0 ||
+            (ret = mem_read_u64(rt->mem, tmod + (uint64_t)l->md_dict, &tdict)) < 0 ||
+            (ret = mem_read_u64(rt->mem, fmod + (uint64_t)l->md_dict, &fdict)) < 0 ||
+            (ret = pydict_get_str(rt, tdict, "Task", &c->ts->task_type)) < 0 ||
+            (ret = pydict_get_str(rt, fdict, "Future", &c->ts->future_type)) < 0)
+            return pserr_set(err, ret == -ENOENT ? EINVAL : -ret, "cannot read asyncio's "
+                             "pure-Python Task and Future (process %d has no _asyncio): %s",
+                             (int)rt->pid, ret == -ENOENT ? "not found" : strerror(-ret));
+        c->pure = 1;
+    } else if (ret < 0 || (ret = mem_read_u64(rt->mem, mod + (uint64_t)l->md_dict, &dict)) < 0 ||
+               (ret = pydict_get_str(rt, dict, "Task", &c->ts->task_type)) < 0 ||
+               (ret = pydict_get_str(rt, dict, "Future", &c->ts->future_type)) < 0) {
         return pserr_set(err, -ret, "cannot read the _asyncio module of process %d: %s",
                          (int)rt->pid, strerror(-ret));
+    }
     c->cache->task_type = c->ts->task_type;
     c->cache->future_type = c->ts->future_type;
+    c->cache->pure = c->pure;
     return 0;
 }
 
@@ -1197,7 +1272,7 @@ int asyncio_collect_cached(struct pyrt *rt, uint64_t interp, struct asyncio_cach
     c->ts = ts;
     c->cache = cache;
     int ret = asyncio_types(c, interp, err);
-    if (ret == 0 && al->task_node >= 0) {
+    if (ret == 0 && al->task_node >= 0 && !c->pure) {
         if ((ret = registry_lists(c, interp)) < 0)
             ret = pserr_set(err, -ret, "cannot read the thread states of process %d",
                             (int)rt->pid);

@@ -84,6 +84,7 @@ struct atask {
                              * another awaitable), 0 none or not known */
     uint64_t awaited_type;
     uint64_t self0;         /* the innermost coroutine frame's first local (a method's self) */
+    uint64_t self1;         /* the same of the frame that awaits it (the innermost but one) */
     size_t parent;          /* the task that awaits it (index), SIZE_MAX none known */
     const char *parent_how; /* "await", "gather", "TaskGroup" */
     int awaits_tasks;       /* it waits on tasks of the set: one it awaits, or a gather's */

@@ -30,6 +30,8 @@ READY {"pid": ..., "tasks": 1002, "python": "3.X"}
                  On SIGUSR1 one line: {"created": ..., "finished": ..., "alive": ...}
                  (churn tasks created, finished, and not done; main not counted)
   --uvloop       every event loop is uvloop's (uvloop.install() first; Debian's python3-uvloop)
+  --pure         asyncio without its C module: sys.modules['_asyncio'] = None before asyncio
+                 is imported, so tasks and futures are the pure-Python classes
   --max-life S   watchdog: SIGALRM ends the process after S seconds (default 300)
   --selfcheck    (for checking this target) after READY, one JSON line: tasks per name
                  prefix, per coroutine and per await chain (its lines as markers), lock
@@ -38,7 +40,10 @@ READY {"pid": ..., "tasks": 1002, "python": "3.X"}
 
 Lines the tests assert carry "# @name" markers.
 """
-import asyncio
+import sys
+if '--pure' in sys.argv:
+    sys.modules['_asyncio'] = None      # asyncio falls back to its pure-Python Task and Future
+import asyncio  # noqa: E402
 import collections
 import inspect
 import json
