@@ -496,14 +496,19 @@ static int registry_lists(struct ctx *c, uint64_t interp)
     const struct pylayout *l = c->l;
     const struct asyncio_layout *al = c->al;
     uint64_t ts, mark = 0;
+    size_t power = 1, lam = 0;
     c->ts->registry = "the thread states' lists of tasks";
     if (mem_read_u64(c->rt->mem, interp + (uint64_t)l->is_tstate_head, &ts) < 0)
         return -EFAULT;
     for (size_t i = 0; ts && i < MAX_TSTATES; i++) {
+        /* A cycle anywhere in the list (Brent's check), not only back to its head. */
         if (ts & 7 || ts == mark)
             break;
-        if (!mark)
+        if (++lam == power) {
             mark = ts;
+            power *= 2;
+            lam = 0;
+        }
         list_tasks(c, ts + (uint64_t)al->ts_tasks_head);
         if (mem_read_u64(c->rt->mem, ts + (uint64_t)l->ts_next, &ts) < 0)
             break;

@@ -44,6 +44,28 @@ def walk_seeds():
     write("walk", "edit-2.7-byte", bytes([0]) + edit(0x80, 0x2004, 0x41) + edit(0xC3, 0x3000, -8))
 
 
+# ---- asyncio: a version selector, then 8-byte edits (tests/unit/fuzzasync.h) ----
+
+ASYNCIO_VERSIONS = ["3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13", "3.14", "3.15"]
+
+
+def asyncio_seeds():
+    a = ASYNCIO_VERSIONS.index
+    # The valid image of each version, untouched.
+    for i, v in enumerate(ASYNCIO_VERSIONS):
+        write("asyncio", "valid-" + v, bytes([i]))
+    # A few edits of pointer-dense places (kind & 0x80; offset >> 12 picks
+    # the range, offset & 0xfff the place in it): a pointer nudged by 8
+    # bytes, one cleared, one aimed elsewhere in the image, a byte changed.
+    write("asyncio", "edit-3.11-nudge", bytes([a("3.11")]) + edit(0xC3, 0x12010, 8))
+    write("asyncio", "edit-3.8-clear", bytes([a("3.8")]) + edit(0x82, 0x1a020, 0))
+    write("asyncio", "edit-3.13-pointer-byte", bytes([a("3.13")]) + edit(0x81, 0x2c008, 0x4000) +
+          edit(0x80, 0x30000, 0x7F))
+    write("asyncio", "edit-3.14-nudge-clear", bytes([a("3.14")]) + edit(0xC3, 0x08000, -16) +
+          edit(0x82, 0x40018, 0))
+    write("asyncio", "edit-3.15-word", bytes([a("3.15")]) + edit(0x83, 0x20008, -1))
+
+
 # ---- linetable: format, addrq, firstlineno, table (tests/fuzz/fuzz_linetable.c) ----
 
 LT_FORMATS = {"lnotab27": 0, "lnotab36": 1, "linetable310": 2, "locations311": 3}
@@ -245,6 +267,7 @@ def core_seeds():
 
 def main():
     walk_seeds()
+    asyncio_seeds()
     linetable_seeds()
     pystr_seeds()
     folded_seeds()

@@ -2,7 +2,7 @@
 # Builds the libFuzzer targets with clang, replays every saved reproducer,
 # then fuzzes each target for SECONDS:
 #
-#   sh tests/fuzz/run.sh SECONDS [TARGET...]     (targets: walk linetable pystr folded core)
+#   sh tests/fuzz/run.sh SECONDS [TARGET...]     (targets: walk asyncio linetable pystr folded core)
 #
 # Each target fuzzes from a fresh copy of its seeds (tests/fuzz/corpus/T, copied
 # to build/fuzz/corpus-T), so the committed corpus does not grow; with
@@ -14,7 +14,7 @@
 # Prints PASS/FAIL/SKIP per target and a summary; exits 1 on any failure.
 
 usage() {
-    echo "usage: sh tests/fuzz/run.sh SECONDS [walk|linetable|pystr|folded|core ...]" >&2
+    echo "usage: sh tests/fuzz/run.sh SECONDS [walk|asyncio|linetable|pystr|folded|core ...]" >&2
     exit 2
 }
 [ $# -ge 1 ] || usage
@@ -24,7 +24,7 @@ case $secs in '' | *[!0-9]*) usage ;; esac
 [ "$secs" -gt 0 ] || usage
 
 cd "$(dirname "$0")/../.." || exit 1
-targets=${*:-walk linetable pystr folded core}
+targets=${*:-walk asyncio linetable pystr folded core}
 CLANG=${CLANG:-clang}
 OUT=build/fuzz
 CFLAGS_FUZZ="-std=c11 -D_GNU_SOURCE -I. -g -O1 -Wall -Wextra \
@@ -40,6 +40,7 @@ pass=0 fail=0 skip=0
 srcs() {
     case $1 in
     walk) echo tests/fuzz/fuzz_walk.c $(find common profiler symbolizer output -name '*.c' ! -name main.c | sort) ;;
+    asyncio) echo tests/fuzz/fuzz_asyncio.c $(find common profiler symbolizer output -name '*.c' ! -name main.c | sort) ;;
     linetable) echo tests/fuzz/fuzz_linetable.c symbolizer/linetable.c ;;
     pystr) echo tests/fuzz/fuzz_pystr.c symbolizer/pystr.c profiler/target/mem.c profiler/target/core.c profiler/target/core_files.c profiler/target/proc.c \
         profiler/cpython/layout.c profiler/cpython/opcodes.c common/util.c ;;
@@ -51,20 +52,20 @@ srcs() {
 }
 extra() {
     case $1 in
-    walk) echo "-Itests/unit" ;;
+    walk | asyncio) echo "-Itests/unit" ;;
     esac
 }
 libs() {
     case $1 in
-    walk) echo "-ldw -lelf -lz -lm" ;;
+    walk | asyncio) echo "-ldw -lelf -lz -lm" ;;
     folded) echo "-lm" ;;
     esac
 }
-# Longest input: walk's edits are 8 bytes each; a line table fits in 2 KiB;
+# Longest input: walk's and asyncio's edits are 8 bytes each; a line table fits in 2 KiB;
 # pystr needs room for PYSTR_MAX_CHARS UCS-4 characters and their header.
 max_len() {
     case $1 in
-    walk) echo 512 ;;
+    walk | asyncio) echo 512 ;;
     linetable) echo 2048 ;;
     pystr) echo 18432 ;;
     folded) echo 4096 ;;
@@ -128,7 +129,7 @@ fi
 
 for t in $targets; do
     if [ -z "$(srcs "$t")" ]; then
-        echo "FAIL fuzz/$t: no such target (walk, linetable, pystr, folded, core)"
+        echo "FAIL fuzz/$t: no such target (walk, asyncio, linetable, pystr, folded, core)"
         fail=$((fail + 1))
         continue
     fi
