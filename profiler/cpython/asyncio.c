@@ -95,6 +95,8 @@ struct asyncio_cache {
     uint64_t since;                 /* when all of it was looked up (ns, monotonic) */
     unsigned char *pages;           /* paged_readv's pages, kept from call to call */
     size_t pages_cap;
+    uint64_t *known;                /* 3.14+: the tasks the lists held last time */
+    size_t nknown, knowncap;
 };
 
 struct asyncio_cache *asyncio_cache_new(void)
@@ -104,8 +106,10 @@ struct asyncio_cache *asyncio_cache_new(void)
 
 void asyncio_cache_free(struct asyncio_cache *cache)
 {
-    if (cache)
+    if (cache) {
         free(cache->pages);
+        free(cache->known);
+    }
     free(cache);
 }
 
@@ -116,6 +120,11 @@ struct ctx {
     struct task_set *ts;
     struct asyncio_cache *cache;
     int pure;                       /* pure-Python tasks: their fields are instance attributes */
+    /* 3.14+: the tasks the lists held last time, read ahead in one batch:
+     * a walk takes a node from there while it still leads on. */
+    unsigned char *ahead;
+    struct mem_iov *ahead_iov;
+    struct htab ahead_index;
     struct htab index;  /* task object -> index in ts->v */
 };
 
@@ -452,10 +461,45 @@ static int registry_sets(struct ctx *c, uint64_t interp, struct pserr *err)
  * changed under the walk: a task freed, its memory reused) ends the walk,
  * which is then made once more.  1 when it came back to its head, 0 not.
  */
+static int ahead_eq(const void *ctx, uint32_t idx, const void *key)
+{
+    const struct ctx *c = ctx;
+    return c->ahead_iov[idx].addr == *(const uint64_t *)key;
+}
+
+/* The bytes of task obj read ahead, or NULL. */
+static const unsigned char *ahead_task(struct ctx *c, uint64_t obj)
+{
+    if (!c->ahead)
+        return NULL;
+    uint32_t i = htab_find(&c->ahead_index, hash_u64(obj), ahead_eq, c, &obj);
+    return i == HTAB_NONE || !c->ahead_iov[i].ok ? NULL : c->ahead_iov[i].buf;
+}
+
+/* Reads the tasks known from the last collection in one batch (3.14+). */
+static void read_ahead(struct ctx *c)
+{
+    struct asyncio_cache *k = c->cache;
+    size_t n = k->nknown, sz = (size_t)c->al->task_size;
+    if (!n)
+        return;
+    c->ahead = xmalloc(n * sz);
+    c->ahead_iov = xcalloc(n, sizeof(*c->ahead_iov));
+    for (size_t i = 0; i < n; i++) {
+        c->ahead_iov[i] = (struct mem_iov){.addr = k->known[i], .buf = c->ahead + i * sz,
+                                           .len = sz};
+        htab_insert(&c->ahead_index, hash_u64(k->known[i]), (uint32_t)i);
+    }
+    if (paged_readv(c, c->ahead_iov, n) < 0)
+        for (size_t i = 0; i < n; i++)
+            c->ahead_iov[i].ok = 0;
+}
+
 static int list_walk(struct ctx *c, uint64_t head)
 {
     const struct asyncio_layout *al = c->al;
     unsigned char b[512];
+    const unsigned char *t;
     size_t sz = (size_t)al->task_size;
     uint64_t node, mark = 0;
     size_t power = 1, lam = 0;
@@ -472,12 +516,16 @@ static int list_walk(struct ctx *c, uint64_t head)
             lam = 0;
         }
         uint64_t obj = node - (uint64_t)al->task_node;
-        c->ts->stats.reads++;
-        if (mem_read(c->rt->mem, obj, b, sz) < 0 || (int64_t)(uint32_t)buf_u64(b, 0) <= 0 ||
-            kind_of_type(c, buf_u64(b, c->l->ob_type)) != OK_TASK)
+        if (!(t = ahead_task(c, obj))) {
+            c->ts->stats.reads++;
+            if (mem_read(c->rt->mem, obj, b, sz) < 0)
+                return 0;
+            t = b;
+        }
+        if ((int64_t)(uint32_t)buf_u64(t, 0) <= 0 || kind_of_type(c, buf_u64(t, c->l->ob_type)) != OK_TASK)
             return 0;
         add_task(c, obj);
-        node = buf_u64(b, al->task_node);
+        node = buf_u64(t, al->task_node);
     }
     return node == head;
 }
@@ -488,6 +536,9 @@ static void list_tasks(struct ctx *c, uint64_t head)
         if (list_walk(c, head))
             return;
         c->ts->stats.list_retries++;
+        /* What was read ahead led astray: read everything now. */
+        free(c->ahead);
+        c->ahead = NULL;
     }
 }
 
@@ -500,6 +551,7 @@ static int registry_lists(struct ctx *c, uint64_t interp)
     c->ts->registry = "the thread states' lists of tasks";
     if (mem_read_u64(c->rt->mem, interp + (uint64_t)l->is_tstate_head, &ts) < 0)
         return -EFAULT;
+    read_ahead(c);
     for (size_t i = 0; ts && i < MAX_TSTATES; i++) {
         /* A cycle anywhere in the list (Brent's check), not only back to its head. */
         if (ts & 7 || ts == mark)
@@ -514,6 +566,17 @@ static int registry_lists(struct ctx *c, uint64_t interp)
             break;
     }
     list_tasks(c, interp + (uint64_t)al->is_tasks_head);
+    /* The tasks found, read ahead next time. */
+    struct asyncio_cache *k = c->cache;
+    GROW(k->known, k->knowncap, c->ts->n ? c->ts->n : 1);
+    for (size_t i = 0; i < c->ts->n; i++)
+        k->known[i] = c->ts->v[i].obj;
+    k->nknown = c->ts->n;
+    free(c->ahead);
+    free(c->ahead_iov);
+    c->ahead = NULL;
+    c->ahead_iov = NULL;
+    htab_release(&c->ahead_index);
     return 0;
 }
 
@@ -1264,10 +1327,14 @@ int asyncio_collect_cached(struct pyrt *rt, uint64_t interp, struct asyncio_cach
     /* What is kept is looked up anew now and then: types can be freed. */
     if (now - cache->since >= ASYNCIO_CACHE_NS || now < cache->since) {
         unsigned char *pages = cache->pages;
-        size_t cap = cache->pages_cap;
+        uint64_t *known = cache->known;
+        size_t cap = cache->pages_cap, nknown = cache->nknown, knowncap = cache->knowncap;
         memset(cache, 0, sizeof(*cache));
         cache->pages = pages;
         cache->pages_cap = cap;
+        cache->known = known;
+        cache->nknown = nknown;
+        cache->knowncap = knowncap;
         cache->since = now;
     }
     struct ctx *c = xcalloc(1, sizeof(*c));

@@ -543,7 +543,10 @@ def group(ctx, I, rt):
     def variant(fn, *args):
         def run():
             loop[:] = list(args)
-            fn()
+            try:
+                fn()
+            finally:
+                loop[:] = []
         return run
 
     def unsupported():
