@@ -101,11 +101,35 @@ measurement, one row per interpreter:
    slice_KIND over its samples in any slice, less the truth), the worst
    error, walks taken again and ticks dropped as torn.  Quick mode: 1 kHz
    for 1.5 s.
+12. Asyncio tasks (record --tasks), on Python 3.7+ (a row says SKIP
+   elsewhere).  bench/workloads/tasks.py N: N tasks waiting, half on one
+   asyncio.Lock (held for ever by another task) under 8 frames of their
+   own coroutines, three in ten on an asyncio.Event under 5, the rest in
+   asyncio.sleep under 2 (three stacks), 3 more at work (a little
+   arithmetic, then asyncio.sleep(0)); N is each of BENCH_TASKS (100,
+   1000, 10000).  `record --tasks -p -r 100` for BENCH_TASK_SECONDS next
+   to plain `record`: tasks per census, censuses, their achieved rate and
+   how often one was put off (censuses are kept under 10% of a CPU), CPU
+   and reads per census, CPU per tick and its ratio to plain record's,
+   tasks whose await chain was unreadable; `dump --tasks --json`'s wall
+   and CPU time, the tasks in its JSON and its task_stats' reads, and on
+   3.14+ the wall time of the interpreter's own `python3.X -m asyncio
+   pstree PID` next to it (for a Debian root's interpreter, e.g.
+   BENCH_VERSIONS=sid-3.14 as root, run in the target's mount namespace
+   and root with nsenter; its failing is a note), BENCH_TASK_RUNS times
+   each, interleaved.  Then the target's
+   slowdown: tasks.py N --work ITEMS (items through an asyncio.Queue to 4
+   consumer tasks, calibrated as in 3) unprofiled, under plain `record -p
+   -r 100` and under `record --tasks -p -r 100`, attached before the work,
+   interleaved BENCH_RUNS times; medians as ratios to the unprofiled one.
+   A run of record --tasks that took no census (every one failed) is run
+   again (up to 5 times) and counted in a note.  Quick mode: 100 tasks,
+   half a second each, one run.
 
 Sections: `bench/run.py --only threads,rate` (or BENCH_ONLY) runs some:
 cost (1), rate (2), slowdown (3), latency (4), rss (5), consistency (6),
-threads (7), native (9), greenlets (10), shares (11); austin's table comes
-with any of 1 and 3-6.
+threads (7), native (9), greenlets (10), shares (11), tasks (12); austin's
+table comes with any of 1 and 3-6.
 
 Knobs: BENCH_VERSIONS (prefixes, e.g. "3.8,3.12,debian"), BENCH_DEPTHS,
 BENCH_SECONDS, BENCH_RATE, BENCH_PYSTROBE (another build), BENCH_AUSTIN
@@ -114,7 +138,8 @@ BENCH_LATENCY_RUNS, BENCH_RSS_SECONDS, BENCH_THREADS (e.g. "1,20,200"),
 BENCH_THREAD_SECONDS, BENCH_NATIVE_SECONDS, BENCH_NATIVE_RUNS, BENCH_GDB
 (path, or "none"), BENCH_GREENLETS (e.g. "100,1000"), BENCH_GREENLET_SECONDS,
 BENCH_GREENLET_RUNS, BENCH_SHARE_SECONDS, BENCH_SHARE_RATES (e.g.
-"100,1000"); BENCH_JSON=PATH writes everything
+"100,1000"), BENCH_TASKS (e.g. "100,1000"), BENCH_TASK_SECONDS,
+BENCH_TASK_RUNS; BENCH_JSON=PATH writes everything
 measured and the environment (CPU, kernel, load, pystrobe's commit) as JSON.
 BENCH_QUICK=1 (for `make check`): 2-3 interpreters, depth 50, about a
 second per measurement (half a second per threads row, no rate search
@@ -195,8 +220,16 @@ GREENLET_RATE = 100     # record's default
 GREENLET_FIRST_SECONDS = 0.5   # at --greenlet-rate 1: one census, the first (the whole walk)
 GREENLET_TRIES = 5   # runs of record --greenlets or dump --greenlets while every walk is given up
 GREENLET_SETTLE = 0.25 if QUICK else 0.5   # from record -p to the work: it attaches, takes its first census
+TASK_COUNTS = [int(n) for n in os.environ.get("BENCH_TASKS", "100" if QUICK else "100,1000,10000").split(",")]
+TASK_SECONDS = env_num("BENCH_TASK_SECONDS", 0.5 if QUICK else 3.0)
+TASK_RUNS = env_num("BENCH_TASK_RUNS", 1 if QUICK else 3, int)
+TASK_RATE = 100         # record's default
+TASK_TRIES = 5          # runs of record --tasks while every census fails
+TASK_SETTLE = 0.25 if QUICK else 0.5   # from record -p to the work: it attaches, takes its first census
+TASK_SINCE = (3, 7)     # asyncio.run; record --tasks reads 3.7+
+TASK_PSTREE_SINCE = (3, 14)   # python3.X -m asyncio pstree PID
 SECTIONS = ["cost", "rate", "slowdown", "latency", "rss", "consistency", "threads", "native", "greenlets",
-            "shares"]
+            "shares", "tasks"]
 SHARE_SECONDS = env_num("BENCH_SHARE_SECONDS", 1.5 if QUICK else 5.0)
 SHARE_RATES = [int(r) for r in os.environ.get("BENCH_SHARE_RATES", "1000" if QUICK else "100,1000").split(",")]
 SHARE_KINDS = ("implicit", "plain", "gen", "deep", "fib", "ccall")
@@ -548,6 +581,43 @@ def greenlet_summary(r, greenlets):
     return s
 
 
+TK_CENSUS = re.compile(r"pystrobe: tasks: (\d+) censuses \(([\d.]+) Hz; asked for: ([\d.e+]+) Hz, each counting "
+                       r"(\d+) samples? a waiting task\), ([\d.]+) tasks on average \(([\d.]+) waiting, ([\d.]+) "
+                       r"running\), at most (\d+); (\d+) samples of waiting tasks counted([^\n]*)")
+TK_NONE = re.compile(r"pystrobe: tasks: no census taken(?: \(([^\n]*)\))?$", re.M)
+TK_COST = re.compile(r"pystrobe: tasks: cost per census: ([\d.]+) us CPU, ([\d.]+) reads")
+TK_MORE = (("put_off", r"; censuses put off (\d+) times?", int),
+           ("not_started", r"; not counted: ([\d.]+) not started", float),
+           ("done", r"; not counted: [\d.]+ not started, ([\d.]+) done", float),
+           ("unreadable", r"; (\d+) unreadable", int), ("failed", r"; (\d+) censuses failed", int),
+           ("stitched", r"; (\d+) samples of a running task under its awaiters", int))
+TASK_FIGURES = ("hz", "behind", "us", "censuses", "census_hz", "census_us", "census_reads", "counted", "put_off",
+                "unreadable", "failed")
+
+
+def task_summary(r, tasks):
+    """parse_summary, with the behind-schedule drops and, for --tasks, the census lines."""
+    s = parse_summary(r)
+    s["behind"] = s["drops"].get("behind schedule", 0)
+    if not tasks:
+        return s
+    none = TK_NONE.search(r.err)
+    if none:   # every census failed, or none was due: a figure for the caller
+        s.update(censuses=0, none_why=none.group(1))
+        return s
+    m, c = TK_CENSUS.search(r.err), TK_COST.search(r.err)
+    if not m or not c:
+        raise Failed("%s: no tasks lines: %s" % (short(r.cmd), tail(r.err)))
+    s.update(censuses=int(m.group(1)), census_hz=float(m.group(2)), census_asked_hz=float(m.group(3)),
+             census_every=int(m.group(4)), counted=float(m.group(5)), waiting=float(m.group(6)),
+             running=float(m.group(7)), most=int(m.group(8)), task_samples=int(m.group(9)),
+             census_us=float(c.group(1)), census_reads=float(c.group(2)))
+    for key, pattern, kind in TK_MORE:   # the optional parts: absent means none
+        more = re.search(pattern, m.group(10))
+        s[key] = kind(more.group(1)) if more else kind(0)
+    return s
+
+
 def record(pid, rate, seconds, out="/dev/null", clean_rss=False, options=()):
     r = run([PYSTROBE, "record", "-p", str(pid), "-d", "%g" % seconds, "-r", str(rate),
              "-f", "folded", "-o", out] + list(options), timeout=seconds + 60, clean_rss=clean_rss)
@@ -765,6 +835,9 @@ def gdb_version():
 
 # ---------------------------------------------------------------- interpreters
 
+INTERPS = {}   # exe -> Interp (tests/interps.py), of every interpreter measured: its version, kind, root
+
+
 def interpreters():
     """(label, executable) of each interpreter measured: tests/interps.py's
     pyenv versions, the system's /usr/bin/python3 and the Debian root's (not
@@ -773,6 +846,7 @@ def interpreters():
     the oldest, the newest pyenv one, the system's and the newest root one."""
     found = [I for I in discover() if I.kind in ("pyenv", "system", "root")]
     ROOTED.update((I.exe, I) for I in found if I.kind == "root")
+    INTERPS.update((I.exe, I) for I in found)
     only = os.environ.get("BENCH_VERSIONS")
     if only:
         found = [I for I in found if any(I.label.startswith(v) for v in only.split(","))]
@@ -1334,29 +1408,35 @@ class Version(object):
         return row
 
     def greenlet_work(self, n, items, options):
-        """One run of greenlets.py N --work ITEMS: unprofiled (options None) or with `pystrobe record -p`
-        and options attached from before the work to the target's exit; the WORK line and the summary."""
+        """One run of greenlets.py N --work ITEMS (parked_work)."""
+        return self.parked_work("greenlets.py", n, items, options, GREENLET_RATE, GREENLET_SETTLE,
+                                lambda r: greenlet_summary(r, "--greenlets" in options))
+
+    def parked_work(self, script, n, items, options, rate, settle, summarize):
+        """One run of SCRIPT N --work ITEMS (greenlets.py, tasks.py): unprofiled (options None) or with
+        `pystrobe record -p -r RATE` and options attached settle s before the work until the target's
+        exit; the WORK line and the summary (summarize(run))."""
         res = {}
-        with Target(self.exe, "greenlets.py", n, "--work", items, stdin=subprocess.PIPE) as t:
+        with Target(self.exe, script, n, "--work", items, stdin=subprocess.PIPE) as t:
             rec = rout = rerr = None
             try:
                 if options is not None:
                     rout, rerr = tempfile.TemporaryFile(), tempfile.TemporaryFile()
-                    cmd = [PYSTROBE, "record", "-p", str(t.pid), "-d", "3600", "-r", str(GREENLET_RATE),
+                    cmd = [PYSTROBE, "record", "-p", str(t.pid), "-d", "3600", "-r", str(rate),
                            "-f", "folded", "-o", "/dev/null"] + options
                     t0 = time.monotonic()
                     rec = spawn(cmd, stdout=rout, stderr=rerr)
-                time.sleep(GREENLET_SETTLE)
+                time.sleep(settle)
                 t.p.popen.stdin.write(b"go\n")
                 t.p.popen.stdin.flush()
                 if not exited(t.p, 120 + 20 * WORK_SECONDS):
-                    raise Failed("greenlets.py %d --work %d: timed out" % (n, items))
+                    raise Failed("%s %d --work %d: timed out" % (script, n, items))
                 out = t.p.popen.stdout.read().decode("utf-8", "replace")
                 m = re.search(r"WORK wall=([\d.]+) cpu=([\d.]+) items=(\d+)", out)
                 if not m:
                     t.err.seek(0)
-                    raise Failed("greenlets.py %d --work %d: no WORK line: %s"
-                                 % (n, items, tail(out + t.err.read().decode("utf-8", "replace"))))
+                    raise Failed("%s %d --work %d: no WORK line: %s"
+                                 % (script, n, items, tail(out + t.err.read().decode("utf-8", "replace"))))
                 res.update(wall=float(m.group(1)), cpu=float(m.group(2)))
                 res["items_s"] = items / res["wall"] if res["wall"] else None
                 if rec is not None:
@@ -1371,7 +1451,7 @@ class Version(object):
                     r.err = rerr.read().decode("utf-8", "replace")
                     if not done:
                         raise Failed("%s: still running 60 s after its target exited" % short(cmd))
-                    res["summary"] = greenlet_summary(r, "--greenlets" in options)
+                    res["summary"] = summarize(r)
             finally:
                 if rec is not None:
                     stop(rec)
@@ -1380,16 +1460,15 @@ class Version(object):
                         f.close()
         return res
 
-    def greenlet_slowdown(self, n, items):
-        """greenlets.py N --work ITEMS unprofiled, under record and record --greenlets at 100 Hz,
-        interleaved, RUNS times: medians and ratios to the unprofiled median, as in 3."""
-        log("%s: greenlet census, target slowdown, %d greenlets" % (self.name, n))
-        modes = [("none", None), ("plain", []), ("greenlets", ["--greenlets"])]
-        res = {"greenlets": n, "items": items, "runs": RUNS, "wall": {}, "cpu": {}, "summaries": {}}
+    def parked_slowdown(self, work, n, items, modes, figures):
+        """work(n, items, options) for each of modes ((key, options); "none": unprofiled, options None),
+        interleaved, RUNS times: medians and ratios to the unprofiled median, as in 3; and the medians
+        of the record summaries' figures, per mode."""
+        res = {"items": items, "runs": RUNS, "wall": {}, "cpu": {}, "summaries": {}}
         for rnd in range(RUNS):
             k = rnd % len(modes)
             for key, options in modes[k:] + modes[:k]:
-                w = self.greenlet_work(n, items, options)
+                w = work(n, items, options)
                 res["wall"].setdefault(key, []).append(w["wall"])
                 res["cpu"].setdefault(key, []).append(w["cpu"])
                 if "summary" in w:
@@ -1399,10 +1478,19 @@ class Version(object):
         res["median_cpu"] = {k: median(v) for k, v in res["cpu"].items()}
         res["cpu_ratio"] = {k: ratio(v, res["median_cpu"]["none"]) for k, v in res["median_cpu"].items()}
         res["items_s"] = {k: ratio(items, v) for k, v in res["median_wall"].items()}
-        res["record"] = dict((key, dict((f, median([r.get(f) for r in rows]))
-                                        for f in ("hz", "behind", "us", "censuses", "census_hz", "census_us",
-                                                  "census_reads", "counted")))
+        res["record"] = dict((key, dict((f, median([r.get(f) for r in rows])) for f in figures))
                              for key, rows in res["summaries"].items())
+        return res
+
+    def greenlet_slowdown(self, n, items):
+        """greenlets.py N --work ITEMS unprofiled, under record and record --greenlets at 100 Hz,
+        interleaved, RUNS times: medians and ratios to the unprofiled median, as in 3."""
+        log("%s: greenlet census, target slowdown, %d greenlets" % (self.name, n))
+        modes = [("none", None), ("plain", []), ("greenlets", ["--greenlets"])]
+        res = {"greenlets": n}
+        res.update(self.parked_slowdown(self.greenlet_work, n, items, modes,
+                                        ("hz", "behind", "us", "censuses", "census_hz", "census_us",
+                                         "census_reads", "counted")))
         return res
 
     def greenlets(self):
@@ -1418,6 +1506,126 @@ class Version(object):
         items = res["items"] = max(1000, int(5000 * WORK_SECONDS / max(w["wall"], 1e-3)))
         for n in GREENLET_COUNTS:
             res["slowdown"].append(self.greenlet_slowdown(n, items))
+        return res
+
+    # 12 -----------------------------------------------------------------
+    def tasks_missing(self):
+        """Why tasks.py cannot run on this interpreter (asyncio.run, record --tasks: 3.7+), or None."""
+        I = INTERPS.get(self.exe)
+        if I is None:
+            return "version unknown"
+        if tuple(I.ver[:2]) < TASK_SINCE:
+            return "Python %s: asyncio.run and record --tasks need %d.%d+" % (I.xy, TASK_SINCE[0], TASK_SINCE[1])
+        return None
+
+    def task_record(self, pid, options, seconds):
+        """`pystrobe record -p PID -r 100 OPTIONS` for seconds, as a row."""
+        r = run([PYSTROBE, "record", "-p", str(pid), "-d", "%g" % seconds, "-r", str(TASK_RATE),
+                 "-f", "folded", "-o", "/dev/null"] + options, timeout=seconds + 120)
+        s = task_summary(r, "--tasks" in options)
+        ticks = s["hz"] * s["seconds"]
+        s["proc_us"] = 1e6 * s["proc_cpu_s"] / ticks if ticks else None
+        return s
+
+    def task_census(self, pid, seconds):
+        """task_record with --tasks, again while it took no census at all (every one failed); the row
+        and the runs without a census."""
+        for missed in range(TASK_TRIES):
+            s = self.task_record(pid, ["--tasks"], seconds)
+            if s["censuses"]:
+                return s, missed
+            why = s.get("none_why")
+            if why:   # not a census that failed: it found no asyncio at all
+                raise Failed("record --tasks -d %g took no census (%s)" % (seconds, why))
+        raise Failed("record --tasks -d %g took no census in %d tries" % (seconds, TASK_TRIES))
+
+    def task_dump(self, pid, n):
+        """`pystrobe dump --tasks --json -p PID`: wall and CPU time, tasks shown, its task_stats."""
+        r = run([PYSTROBE, "dump", "--tasks", "--json", "-p", str(pid)], timeout=120)
+        if r.rc != 0:
+            raise Failed("pystrobe dump --tasks: exit status %d: %s" % (r.rc, tail(r.err)))
+        try:
+            d = json.loads(r.out)
+            shown, stats = len(d["tasks"]), d["task_stats"]
+            reads, unreadable = int(stats["reads"]), int(stats.get("unreadable") or 0)
+        except (ValueError, KeyError, TypeError) as e:
+            raise Failed("pystrobe dump --tasks --json: %s: %r" % (e, r.out[:120]))
+        if shown < n:
+            raise Failed("pystrobe dump --tasks showed %d tasks of at least %d" % (shown, n))
+        return {"wall_s": r.wall, "cpu_s": r.cpu, "shown": shown, "reads": reads, "unreadable": unreadable}
+
+    def task_pstree(self, pid):
+        """The interpreter's own `python3.X -m asyncio pstree PID` (3.14+): its wall and CPU time and
+        output lines, or why it failed (a note: not pystrobe's).  A Debian root's interpreter runs in
+        the target's mount namespace and root (nsenter), where its files are."""
+        I = INTERPS.get(self.exe)
+        if I is not None and I.kind == "root":
+            cmd = ["nsenter", "-t", str(pid), "-m", "-r", "-w", I.target_exe]
+        else:
+            cmd = [self.exe]
+        cmd += ["-m", "asyncio", "pstree", str(pid)]
+        try:
+            r = run(cmd, timeout=120)
+        except Failed as e:
+            return {"error": str(e)}
+        if r.rc != 0:
+            return {"error": "%s: exit status %d: %s" % (short(cmd), r.rc, tail(r.err, 1) or "nothing on stderr")}
+        return {"wall_s": r.wall, "cpu_s": r.cpu, "lines": len(r.out.splitlines())}
+
+    def task_cost(self, n, pstree):
+        """Against tasks.py N (waiting, 3 at work): plain record, record --tasks, dump --tasks and
+        (pstree) python -m asyncio pstree, those two interleaved TASK_RUNS times."""
+        log("%s: task census, %d tasks" % (self.name, n))
+        row = {"tasks": n, "dump": [], "pstree": []}
+        with Target(self.exe, "tasks.py", n) as t:
+            row["plain"] = self.task_record(t.pid, [], TASK_SECONDS)
+            row["census"], row["missed"] = self.task_census(t.pid, TASK_SECONDS)
+            for rnd in range(TASK_RUNS):
+                steps = [lambda: row["dump"].append(self.task_dump(t.pid, n))]
+                if pstree:
+                    steps.append(lambda: row["pstree"].append(self.task_pstree(t.pid)))
+                for step in steps[rnd % len(steps):] + steps[:rnd % len(steps)]:
+                    step()
+        row["x_plain"] = ratio(row["census"]["us"], row["plain"]["us"])
+        for key in ("wall_s", "cpu_s", "reads", "shown", "unreadable"):
+            row["dump_" + key] = median([d[key] for d in row["dump"]])
+        ok = [p for p in row["pstree"] if "error" not in p]
+        row["pstree_errors"] = [p["error"] for p in row["pstree"] if "error" in p]
+        for key in ("wall_s", "cpu_s", "lines"):
+            row["pstree_" + key] = median([p[key] for p in ok])
+        row["pstree_x_dump"] = ratio(row["pstree_wall_s"], row["dump_wall_s"])
+        return row
+
+    def task_work(self, n, items, options):
+        """One run of tasks.py N --work ITEMS (parked_work)."""
+        return self.parked_work("tasks.py", n, items, options, TASK_RATE, TASK_SETTLE,
+                                lambda r: task_summary(r, "--tasks" in options))
+
+    def task_slowdown(self, n, items):
+        """tasks.py N --work ITEMS unprofiled, under record and record --tasks at 100 Hz,
+        interleaved, RUNS times: medians and ratios to the unprofiled median, as in 3."""
+        log("%s: task census, target slowdown, %d tasks" % (self.name, n))
+        modes = [("none", None), ("plain", []), ("tasks", ["--tasks"])]
+        res = {"tasks": n}
+        res.update(self.parked_slowdown(self.task_work, n, items, modes, TASK_FIGURES))
+        return res
+
+    def tasks(self):
+        why = self.tasks_missing()
+        if why:
+            log("%s: task census: SKIP (%s)" % (self.name, why))
+            return {"skip": why}
+        I = INTERPS[self.exe]
+        pstree = tuple(I.ver[:2]) >= TASK_PSTREE_SINCE
+        res = {"seconds": TASK_SECONDS, "rate": TASK_RATE, "runs": TASK_RUNS, "pstree": pstree,
+               "rows": [], "slowdown": []}
+        for n in TASK_COUNTS:
+            res["rows"].append(self.task_cost(n, pstree))
+        # The work for about WORK_SECONDS unprofiled, the same for every count.
+        w = self.task_work(min(TASK_COUNTS), 5000, None)
+        items = res["items"] = max(1000, int(5000 * WORK_SECONDS / max(w["wall"], 1e-3)))
+        for n in TASK_COUNTS:
+            res["slowdown"].append(self.task_slowdown(n, items))
         return res
 
     def measure(self, section, fn, *args):
@@ -1479,6 +1687,8 @@ class Version(object):
             rec["greenlets"] = self.measure("greenlets", self.greenlets)
         if "shares" in sections:
             rec["shares"] = self.measure("shares", self.shares)
+        if "tasks" in sections:
+            rec["tasks"] = self.measure("tasks", self.tasks)
         rec["austin"] = {"used": self.austin, "note": self.austin_note}
         return rec
 
@@ -1728,6 +1938,8 @@ def report(records, sections):
         greenlet_report(records)
     if "shares" in sections:
         report_shares(records)
+    if "tasks" in sections:
+        task_report(records)
 
 
 def native_report(records):
@@ -1898,6 +2110,99 @@ def greenlet_report(records):
                "census/plain", "cpu x plain", "cpu x greenlets", "censuses", "census us", "Hz"], rows)
 
 
+def task_report(records):
+    rows = []
+    for v in records:
+        g = v.get("tasks")
+        if g is None or g.get("skip"):
+            rows.append([v["name"], "FAILED" if g is None else "SKIP"] + [""] * 11 + [g["skip"] if g else ""])
+            continue
+        for r in g["rows"]:
+            c, p = r["census"], r["plain"]
+            notes = []
+            if c["counted"] < r["tasks"]:
+                notes.append("fewer counted than waiting")
+            if c["failed"]:
+                notes.append("%d censuses failed" % c["failed"])
+            if r["missed"]:
+                notes.append("%d runs without a census" % r["missed"])
+            if r["dump_unreadable"]:
+                notes.append("dump: %d unreadable (12b)" % r["dump_unreadable"])
+            rows.append([v["name"], str(r["tasks"]), fmt(c["counted"]), fmt(c["censuses"], "%d"),
+                         fmt(c["census_hz"]), fmt(c["put_off"], "%d"), fmt(c["census_us"]), fmt(c["census_reads"]),
+                         fmt(c["us"]), fmt(p["us"]), fmt(r["x_plain"], "%.1fx"), fmt(c["unreadable"], "%d"),
+                         fmt(c["hz"]), "; ".join(notes)])
+    table("12a. Task census: tasks.py N (N waiting: half on an asyncio.Lock under 8 frames, 3/10 on an Event "
+          "under 5, the rest in asyncio.sleep; 3 more at work), `pystrobe record [--tasks] -p PID -r %d -d %g`"
+          % (TASK_RATE, TASK_SECONDS),
+          ["counted: tasks per census (waiting + running; the lock's holder, the main task and the workers "
+           "too); censuses, census Hz: taken, their achieved rate; put off: censuses due but put off to keep "
+           "them under 10% of a CPU (each then counts for the ticks since the last)",
+           "census us, reads: the cost per census (CPU, read calls); us/tick: record --tasks' cost per sample "
+           "(CPU, the censuses included); plain: plain record's on the same target (the loop's thread alone); "
+           "x plain: the ratio; unreadable: tasks whose await chain could not be read (all censuses); Hz: "
+           "record --tasks' achieved sampling rate"],
+          ["python", "N", "counted", "censuses", "census Hz", "put off", "census us", "census reads", "us/tick",
+           "plain us/tick", "x plain", "unreadable", "Hz", "note"], rows)
+
+    rows = []
+    for v in records:
+        g = v.get("tasks")
+        if g is None or g.get("skip"):
+            continue
+        for r in g["rows"]:
+            if not g["pstree"]:
+                note = "pstree: Python 3.14+"
+            elif r["pstree_errors"]:
+                note = "pstree failed %d of %d: %s" % (len(r["pstree_errors"]), len(r["pstree"]),
+                                                       r["pstree_errors"][-1])
+            else:
+                note = ""
+            ms = lambda x: fmt(x and x * 1e3)
+            rows.append([v["name"], str(r["tasks"]), fmt(r["dump_shown"], "%d"), ms(r["dump_wall_s"]),
+                         ms(r["dump_cpu_s"]), fmt(r["dump_reads"], "%d"), ms(r["pstree_wall_s"]),
+                         ms(r["pstree_cpu_s"]), fmt(r["pstree_lines"], "%d"), fmt(r["pstree_x_dump"], "%.1fx"),
+                         note])
+    if rows:
+        table("12b. dump --tasks against the same targets, next to the interpreter's own `python3.X -m asyncio "
+              "pstree PID` (3.14+), median of %d interleaved rounds" % TASK_RUNS,
+              ["dump ms, CPU ms: wall and CPU time of `pystrobe dump --tasks --json -p PID` (start-up, attach, "
+               "every task's await stack, output); shown: tasks in its JSON; reads: its task_stats' read calls",
+               "pstree ms, CPU ms, lines: the same of `python3.X -m asyncio pstree PID` (a Debian root's: under "
+               "`nsenter -t PID -m -r -w`, in the target's root); pstree/dump: the ratio of the wall times; its "
+               "failing is a note"],
+              ["python", "N", "shown", "dump ms", "CPU ms", "reads", "pstree ms", "pstree CPU ms", "lines",
+               "pstree/dump", "note"], rows)
+
+    rows = []
+    for v in records:
+        g = v.get("tasks")
+        if g is None or g.get("skip"):
+            continue
+        for s in g["slowdown"]:
+            mw, rt, cr, rec = s["median_wall"], s["ratio"], s["cpu_ratio"], s["record"]
+            none = s["wall"]["none"]
+            cell = lambda k: "%.3f  %.3fx" % (mw[k], rt[k])
+            tr = rec.get("tasks", {})
+            rows.append([v["name"], str(s["tasks"]), str(s["items"]), str(len(none)),
+                         "%.3f (%.3f-%.3f)" % (mw["none"], min(none), max(none)), fmt(s["items_s"]["none"], "%.0f"),
+                         cell("plain"), cell("tasks"), fmt(ratio(mw["tasks"], mw["plain"]), "%.3fx"),
+                         fmt(cr["plain"], "%.3fx"), fmt(cr["tasks"], "%.3fx"), fmt(tr.get("censuses"), "%g"),
+                         fmt(tr.get("census_us")), fmt(tr.get("census_hz")), fmt(tr.get("put_off"), "%g")])
+    if rows:
+        table("12c. Task census, target slowdown: tasks.py N --work ITEMS (a producer passing ITEMS items through "
+              "an asyncio.Queue to 4 consumer tasks, a little computation each, next to the N waiting), "
+              "`pystrobe record [--tasks] -p PID -r %d` attached %g s before the work until the target exits"
+              % (TASK_RATE, TASK_SETTLE),
+              ["cells: the work's own wall time in s, median of %d interleaved runs, and its ratio to the "
+               "unprofiled median; items/s unprofiled; tasks/plain: --tasks' median over plain record's; "
+               "cpu x: the target's own CPU time, as a ratio; censuses, census us, census Hz, put off: record "
+               "--tasks' medians" % RUNS],
+              ["python", "N", "items", "runs", "unprofiled s", "items/s", "plain 100 Hz", "--tasks 100 Hz",
+               "tasks/plain", "cpu x plain", "cpu x tasks", "censuses", "census us", "census Hz", "put off"],
+              rows)
+
+
 # ---------------------------------------------------------------- environment
 
 def environment():
@@ -1978,6 +2283,8 @@ def settings(sections):
             "native_latency_runs": NATIVE_LATENCY_RUNS,
             "greenlet_counts": GREENLET_COUNTS, "greenlet_seconds": GREENLET_SECONDS,
             "greenlet_runs": GREENLET_RUNS, "greenlet_rate": GREENLET_RATE,
+            "task_counts": TASK_COUNTS, "task_seconds": TASK_SECONDS, "task_runs": TASK_RUNS,
+            "task_rate": TASK_RATE,
             "share_seconds": SHARE_SECONDS, "share_rates": SHARE_RATES, "share_kinds": SHARE_KINDS,
             "versions": os.environ.get("BENCH_VERSIONS")}
 
