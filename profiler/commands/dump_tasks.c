@@ -93,7 +93,13 @@ static int ends_with(const char *s, const char *suffix)
  * name, so a subclass shows as itself), a sleep, a socket, the task or
  * gather it awaits, else the future.
  */
-static void waits_on(struct session *s, const struct task_set *ts, const struct atask *t,
+static int cmp_addr(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void waits_on(struct session *s, const uint64_t *sorted, size_t n, const struct atask *t,
                      struct tview *tv)
 {
     char type[64];
@@ -140,11 +146,10 @@ static void waits_on(struct session *s, const struct task_set *ts, const struct 
     uint64_t w = t->fut_waiter ? t->fut_waiter : t->awaited;
     if (!w)
         return;
-    for (size_t i = 0; i < ts->n; i++)
-        if (ts->v[i].obj == w) {
-            snprintf(tv->waits, sizeof(tv->waits), "task 0x%" PRIx64, w);
-            return;
-        }
+    if (bsearch(&w, sorted, n, sizeof(*sorted), cmp_addr)) {
+        snprintf(tv->waits, sizeof(tv->waits), "task 0x%" PRIx64, w);
+        return;
+    }
     asyncio_type_name(&s->rt, w, type, sizeof(type));
     const char *b = strrchr(type, '.');
     if (!strcmp(*type ? (b ? b + 1 : type) : "", "_GatheringFuture"))
@@ -158,6 +163,11 @@ static struct tasks_view make_view(struct session *s, const struct snapshot *sn,
 {
     struct tasks_view tw = {xcalloc(ts->n ? ts->n : 1, sizeof(struct tview)), ts->n};
     uint32_t *ids = resolve(s, ts->raw, ts->nraw);
+    /* The tasks' addresses, sorted: what a task awaits may be one. */
+    uint64_t *sorted = xmalloc((ts->n ? ts->n : 1) * sizeof(*sorted));
+    for (size_t i = 0; i < ts->n; i++)
+        sorted[i] = ts->v[i].obj;
+    qsort(sorted, ts->n, sizeof(*sorted), cmp_addr);
     for (size_t i = 0; i < ts->n; i++) {
         const struct atask *t = &ts->v[i];
         struct tview *tv = &tw.v[i];
@@ -181,8 +191,9 @@ static struct tasks_view make_view(struct session *s, const struct snapshot *sn,
             }
             sb_release(&sb);
         }
-        waits_on(s, ts, t, tv);
+        waits_on(s, sorted, ts->n, t, tv);
     }
+    free(sorted);
     free(ids);
     return tw;
 }
