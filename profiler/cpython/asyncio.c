@@ -764,13 +764,9 @@ static int take_iframe(struct ctx *c, struct chain *ch, const unsigned char *g, 
     uint64_t frame = ch->cur + (uint64_t)al->gen_iframe;
     const unsigned char *f = g + al->gen_iframe;
     int8_t state = (int8_t)g[al->gen_frame_state];
-    uint64_t code = buf_u64(f, l->if_code);
-    if (l->code_tagged)
-        code &= ~(uint64_t)1;
-    if (!code || (code & 7))
+    struct rawframe raw;
+    if (walk_frame_raw(l, f, &raw) < 0)
         return -EINVAL;
-    uint64_t instr = buf_u64(f, l->if_instr);
-    int64_t addrq = (int64_t)(instr - (code + (uint64_t)l->co_code_adaptive));
     if (state == al->gen_state_created) {
         if (first)
             t->state = TASK_NOT_STARTED;
@@ -778,7 +774,7 @@ static int take_iframe(struct ctx *c, struct chain *ch, const unsigned char *g, 
     }
     if (first)
         t->coro_frame = frame;
-    push_frame(c, cf, ncf, cfcap, ch->task, code, addrq, frame);
+    push_frame(c, cf, ncf, cfcap, ch->task, raw.code, raw.addrq, frame);
     if ((size_t)(al->gen_iframe + al->if_localsplus) + 8 <= glen) {
         uint64_t s0 = buf_u64(f, al->if_localsplus);
         t->self1 = t->self0;
@@ -820,10 +816,8 @@ static int take_frame_object(struct ctx *c, struct chain *ch, const unsigned cha
     const struct asyncio_layout *al = c->al;
     const struct pylayout *l = c->l;
     struct atask *t = &c->ts->v[ch->task];
-    uint64_t code = buf_u64(f, l->fo_code);
-    int32_t lasti;
-    memcpy(&lasti, f + l->fo_lasti, 4);
-    if ((int64_t)buf_u64(f, 0) <= 0 || !code || (code & 7))
+    struct rawframe raw;
+    if ((int64_t)buf_u64(f, 0) <= 0 || walk_frame_raw(l, f, &raw) < 0)
         return -EINVAL;
     int running, created;
     uint64_t top = 0, bottom = 0;
@@ -843,7 +837,7 @@ static int take_frame_object(struct ctx *c, struct chain *ch, const unsigned cha
             bottom = vs;
         }
     } else {
-        created = lasti < 0;
+        created = raw.addrq < 0;
         top = buf_u64(f, al->fo_stacktop);
         bottom = buf_u64(f, al->fo_valuestack);
         running = !created && !top;
@@ -856,10 +850,9 @@ static int take_frame_object(struct ctx *c, struct chain *ch, const unsigned cha
             t->state = TASK_NOT_STARTED;
         return 0;
     }
-    int64_t addrq = lasti < 0 ? -1 : (int64_t)lasti * (l->lasti_units ? 2 : 1);
     if (first)
         t->coro_frame = ch->frame;
-    push_frame(c, cf, ncf, cfcap, ch->task, code, addrq, ch->frame);
+    push_frame(c, cf, ncf, cfcap, ch->task, raw.code, raw.addrq, ch->frame);
     t->self1 = t->self0;
     t->self0 = buf_u64(f, l->fo_localsplus);
     if (running) {

@@ -524,3 +524,22 @@ int walk_stack_info(struct walker *w, const struct walk_thread *t, struct rawfra
         frame_info(w, info, *depth);
     return ret;
 }
+
+int walk_frame_raw(const struct pylayout *l, const unsigned char *f, struct rawframe *out)
+{
+    if (l->frames == FRAME_INTERPRETER) {
+        uint64_t code = buf_u64(f, l->if_code);
+        if (l->code_tagged)
+            code &= ~(uint64_t)1;
+        if (!code || (code & 7))
+            return -EINVAL;
+        out->code = code;
+        out->addrq = (int64_t)(buf_u64(f, l->if_instr) - (code + (uint64_t)l->co_code_adaptive));
+        return 0;
+    }
+    int32_t lasti;
+    memcpy(&lasti, f + l->fo_lasti, 4);
+    out->code = buf_u64(f, l->fo_code);
+    out->addrq = lasti < 0 ? -1 : (int64_t)lasti * (l->lasti_units ? 2 : 1);
+    return out->code && !(out->code & 7) ? 0 : -EINVAL;
+}

@@ -223,6 +223,15 @@ struct walker *walker_new_parked(struct mem *m, const struct pylayout *l);
 int walk_parked(struct walker *w, const struct walk_parked *p, struct rawframe *out, size_t max,
                 size_t *depth);
 
+/*
+ * The code object and byte offset of one frame from its bytes, as every
+ * walk reads them (threads', greenlets', asyncio tasks' coroutines): 3.11+
+ * a _PyInterpreterFrame (its code reference untagged), <= 3.10 a
+ * PyFrameObject (f_lasti, counted in code units on 3.10; < 0 before it
+ * starts).  0, or -EINVAL when it names no code object (NULL or misaligned).
+ */
+int walk_frame_raw(const struct pylayout *l, const unsigned char *f, struct rawframe *out);
+
 const struct walk_stats *walk_stats(const struct walker *w);
 
 /* 1 when the last walk kept only some of its frames, the rest having moved

@@ -311,11 +311,7 @@ int walk_take_frame_object(struct walker *w, const unsigned char *buf, struct ra
     int64_t refcnt = (int64_t)buf_u64(buf, 0);
     if (refcnt <= 0 || !is_frame_type(w, buf_u64(buf, l->ob_type)))
         return walk_set_torn(w, TORN_DEAD);
-    int32_t lasti;
-    memcpy(&lasti, buf + l->fo_lasti, 4);
-    out->code = buf_u64(buf, l->fo_code);
-    out->addrq = lasti < 0 ? -1 : (int64_t)lasti * (l->lasti_units ? 2 : 1);
-    return out->code ? 0 : walk_set_torn(w, TORN_GARBAGE);
+    return walk_frame_raw(l, buf, out) < 0 ? walk_set_torn(w, TORN_GARBAGE) : 0;
 }
 
 /* <= 3.10: what a frame object's bytes say it is, to tell whether it moved. */

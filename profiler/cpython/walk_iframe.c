@@ -437,11 +437,8 @@ int walk_iframes(struct walker *w, const struct istack *s, struct rawframe *out,
         if ((int)owner > l->owner_max)
             return walk_set_torn(w, TORN_GARBAGE);
         if (!layout_owner_shim(l, owner)) {
-            if (!code || (code & 7))
+            if (walk_frame_raw(l, f, &out[n]) < 0)
                 return walk_set_torn(w, TORN_GARBAGE);
-            uint64_t instr = buf_u64(f, l->if_instr);
-            out[n].code = code;
-            out[n].addrq = (int64_t)(instr - (code + (uint64_t)l->co_code_adaptive));
             n++;
         }
         uint64_t prev = buf_u64(f, l->if_previous);
