@@ -152,7 +152,8 @@ static void take_thread(struct session *s, const struct snapshot *sn, size_t k, 
     if (off > sn->nraw || depth > sn->nraw - off)
         return;
     GROW(gs->raw, gs->rawcap, gs->nraw + depth);
-    memcpy(gs->raw + gs->nraw, sn->raw + off, depth * sizeof(*gs->raw));
+    if (depth)  /* (gs->raw may still be NULL) */
+        memcpy(gs->raw + gs->nraw, sn->raw + off, depth * sizeof(*gs->raw));
     g->off = gs->nraw;
     g->depth = depth;
     g->status = t->status;

@@ -239,6 +239,27 @@ TEST(join_leaves_what_it_cannot_place)
     join_release(&f);
 }
 
+/*
+ * The greenlet running in a thread walked with no Python frame (it runs C
+ * code), the first stack taken: nothing is copied (a copy of no frames to
+ * the set's stack buffer, still NULL, was undefined: UBSan stopped record
+ * --greenlets on a churning 3.14 target).
+ */
+TEST(join_takes_a_thread_walked_with_no_frames)
+{
+    struct join_fixture f;
+    join_init(&f);
+    f.st[1].off = 3;
+    f.st[1].depth = 0;
+    add_running(&f, 1, STACK_B + 0x9000, 0);
+    greenlet_join_threads(&f.s, &f.sn, &f.gs);
+    CHECK_INT(f.gs.v[0].thread, 2);
+    CHECK_INT(f.gs.v[0].status, 0);
+    CHECK_INT((int)f.gs.v[0].depth, 0);
+    CHECK_INT((int)f.gs.nraw, 0);
+    join_release(&f);
+}
+
 TEST(join_takes_no_stack_walked_on_another_greenlet)
 {
     struct join_fixture f;
