@@ -124,12 +124,14 @@ out = sys.argv[sys.argv.index('-o') + 1] if '-o' in sys.argv else None
 if out and out.endswith('.folded') and os.path.exists(out):
     with open(out) as f:
         lines = f.read().splitlines()
-    for i, line in enumerate(lines):
-        stack, n = line.rsplit(' ', 1)
+    # The deepest stack (the first of those): the first line may be a stack
+    # with no Python frame, whose spoiling shows nothing wrong.
+    depth = [len(line.rsplit(' ', 1)[0].split(';')) for line in lines]
+    if depth and max(depth) > %(keep)d:
+        i = depth.index(max(depth))
+        stack, n = lines[i].rsplit(' ', 1)
         frames = stack.split(';')
-        if len(frames) > %(keep)d:
-            lines[i] = ';'.join(frames[:%(keep)d] + frames[%(keep)d + 1:]) + ' ' + n
-            break
+        lines[i] = ';'.join(frames[:%(keep)d] + frames[%(keep)d + 1:]) + ' ' + n
     with open(out, 'w') as f:
         f.write('\\n'.join(lines) + '\\n')
 sys.exit(rc)
@@ -137,7 +139,7 @@ sys.exit(rc)
 
 
 def spoiler(ctx, rt, keep, what):
-    """A pystrobe that drops frame `keep` (0: the root) of the first stack deeper than that."""
+    """A pystrobe that drops frame `keep` (0: the root) of its deepest stack."""
     path = os.path.join(ctx.mkdtemp('spoil-'), 'pystrobe')
     with open(path, 'w') as f:
         f.write(SPOIL % {'python': sys.executable, 'real': rt.PYSTROBE, 'keep': keep, 'what': what})
