@@ -20,9 +20,9 @@
 #include <unistd.h>
 
 #include "output/agg.h"
-#include "output/json.h"
 #include "output/label.h"
 #include "profiler/commands/cli.h"
+#include "profiler/commands/dump_print.h"
 #include "profiler/commands/options.h"
 #include "profiler/target/launch.h"
 #include "profiler/sampling/sampler.h"
@@ -285,19 +285,6 @@ static void put_table_text(const struct names *nm, const struct sites *ss, const
         sb_addf(out, "  ... %zu more site%s\n", ss->n - top, ss->n - top == 1 ? "" : "s");
 }
 
-static void put_frame_json(const struct names *nm, uint32_t id, struct strbuf *out)
-{
-    const struct names_frame *fr = names_frame_get(nm, id);
-    const struct names_func *fn = names_func_get(nm, fr->func);
-    sb_adds(out, "{\"function\": ");
-    json_string(out, names_str_get(nm, fn->name));
-    sb_adds(out, ", \"file\": ");
-    json_string(out, names_str_get(nm, fn->file));
-    sb_adds(out, ", \"line\": ");
-    json_line(out, fr->line);
-    sb_addc(out, '}');
-}
-
 static void put_table_json(const struct names *nm, const struct sites *ss, const char *key,
                            double looks, double period, size_t top, struct strbuf *out)
 {
@@ -307,15 +294,15 @@ static void put_table_json(const struct names *nm, const struct sites *ss, const
         sb_addf(out, "%s\n  {\"seconds\": %.3f, \"waiting\": %.2f, \"share\": %.4f, \"site\": ",
                 i ? "," : "", (double)st->count * period,
                 looks > 0 ? (double)st->count / looks : 0.0, (double)st->count / (double)ss->total);
-        put_frame_json(nm, st->own, out);
+        dump_print_frame_json(nm, st->own, out);
         sb_adds(out, ", \"call\": ");
         if (st->call == UINT32_MAX)
             sb_adds(out, "null");
         else
-            put_frame_json(nm, st->call, out);
+            dump_print_frame_json(nm, st->call, out);
         sb_adds(out, ", \"stack\": [");
         for (size_t j = st->bestlen; j-- > 0;) {
-            put_frame_json(nm, st->best[j], out);
+            dump_print_frame_json(nm, st->best[j], out);
             if (j)
                 sb_adds(out, ", ");
         }

@@ -9,28 +9,7 @@
 #include "output/json.h"
 #include "profiler/commands/dump_print.h"
 #include "profiler/sampling/session.h"
-#include "symbolizer/codecache.h"
 #include "symbolizer/names.h"
-
-/* Frame ids of every greenlet's frames (ids[g->off ..]); UINT32_MAX where unknown. */
-static uint32_t *frame_ids(struct session *s, const struct greenlet_set *gs)
-{
-    size_t n = gs->nraw;
-    uint32_t *ids = xcalloc(n ? n : 1, sizeof(*ids));
-    uint64_t *codes = xmalloc((n ? n : 1) * sizeof(*codes));
-    struct code_entry **e = xcalloc(n ? n : 1, sizeof(*e));
-    for (size_t i = 0; i < n; i++)
-        codes[i] = gs->raw[i].code;
-    if (codecache_resolve(s->cc, codes, n, e) >= 0)
-        for (size_t i = 0; i < n; i++)
-            ids[i] = e[i] ? codecache_frame(s->cc, e[i], gs->raw[i].addrq, 0) : UINT32_MAX;
-    else
-        for (size_t i = 0; i < n; i++)
-            ids[i] = UINT32_MAX;
-    free(codes);
-    free(e);
-    return ids;
-}
 
 /* A group of greenlets in the same state with the same stack. */
 struct group {
@@ -137,7 +116,7 @@ static void where_text(const struct greenlet *g, struct strbuf *out)
 
 void dump_greenlets_text(struct session *s, const struct greenlet_set *gs, struct strbuf *out)
 {
-    uint32_t *ids = frame_ids(s, gs);
+    uint32_t *ids = dump_print_frame_ids(s, gs->raw, gs->nraw);
     struct type_names *tn = xcalloc(1, sizeof(*tn));
     sb_addf(out, "\nGreenlets: %zu (%" PRIu64 " objects walked, %" PRIu64 " reads)\n", gs->n,
             gs->stats.objects, gs->stats.reads);
@@ -185,7 +164,7 @@ void dump_greenlets_text(struct session *s, const struct greenlet_set *gs, struc
 
 void dump_greenlets_json(struct session *s, const struct greenlet_set *gs, struct strbuf *out)
 {
-    uint32_t *ids = frame_ids(s, gs);
+    uint32_t *ids = dump_print_frame_ids(s, gs->raw, gs->nraw);
     struct type_names *tn = xcalloc(1, sizeof(*tn));
     sb_adds(out, "\"greenlets\": [");
     for (size_t i = 0; i < gs->n; i++) {

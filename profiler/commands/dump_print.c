@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "output/json.h"
@@ -13,6 +14,7 @@
 #include "profiler/sampling/snapshot.h"
 #include "profiler/target/task.h"
 #include "profiler/target/srcfile.h"
+#include "symbolizer/codecache.h"
 
 const char *dump_print_stack_error(int status)
 {
@@ -162,27 +164,50 @@ void dump_print_frame(const struct names *nm, uint32_t id, struct strbuf *out)
     sb_addc(out, ')');
 }
 
+void dump_print_frame_json(const struct names *nm, uint32_t id, struct strbuf *out)
+{
+    if (id == UINT32_MAX) {
+        sb_adds(out, "{\"function\": null}");
+        return;
+    }
+    const struct names_frame *fr = names_frame_get(nm, id);
+    const struct names_func *fn = names_func_get(nm, fr->func);
+    sb_adds(out, "{\"function\": ");
+    json_string(out, names_str_get(nm, fn->name));
+    sb_adds(out, ", \"file\": ");
+    json_string(out, names_str_get(nm, fn->file));
+    sb_adds(out, ", \"line\": ");
+    json_line(out, fr->line);
+    sb_addc(out, '}');
+}
+
 void dump_print_frames_json(const struct names *nm, const uint32_t *ids, size_t n,
                             struct strbuf *out)
 {
     sb_addc(out, '[');
     for (size_t k = 0; k < n; k++) {
         sb_adds(out, k ? ", " : "");
-        if (ids[k] == UINT32_MAX) {
-            sb_adds(out, "{\"function\": null}");
-            continue;
-        }
-        const struct names_frame *fr = names_frame_get(nm, ids[k]);
-        const struct names_func *fn = names_func_get(nm, fr->func);
-        sb_adds(out, "{\"function\": ");
-        json_string(out, names_str_get(nm, fn->name));
-        sb_adds(out, ", \"file\": ");
-        json_string(out, names_str_get(nm, fn->file));
-        sb_adds(out, ", \"line\": ");
-        json_line(out, fr->line);
-        sb_addc(out, '}');
+        dump_print_frame_json(nm, ids[k], out);
     }
     sb_addc(out, ']');
+}
+
+uint32_t *dump_print_frame_ids(struct session *s, const struct rawframe *raw, size_t n)
+{
+    uint32_t *ids = xcalloc(n ? n : 1, sizeof(*ids));
+    uint64_t *codes = xmalloc((n ? n : 1) * sizeof(*codes));
+    struct code_entry **e = xcalloc(n ? n : 1, sizeof(*e));
+    for (size_t i = 0; i < n; i++)
+        codes[i] = raw[i].code;
+    if (n && codecache_resolve(s->cc, codes, n, e) >= 0)
+        for (size_t i = 0; i < n; i++)
+            ids[i] = e[i] ? codecache_frame(s->cc, e[i], raw[i].addrq, 0) : UINT32_MAX;
+    else
+        for (size_t i = 0; i < n; i++)
+            ids[i] = UINT32_MAX;
+    free(codes);
+    free(e);
+    return ids;
 }
 
 /* A native frame (--native) has no file: its label says it all. */

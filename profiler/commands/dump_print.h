@@ -37,7 +37,13 @@ struct names;
  * or "(unreadable code object)" for id UINT32_MAX.
  */
 void dump_print_frame(const struct names *nm, uint32_t id, struct strbuf *out);
-/* The frames ids[0..n) as a JSON array of {"function", "file", "line"} (null function: unreadable). */
+/* The frame ids of raw frames raw[0..n) (UINT32_MAX where the code object is unreadable). */
+struct session;
+struct rawframe;
+uint32_t *dump_print_frame_ids(struct session *s, const struct rawframe *raw, size_t n);
+/* One frame as a JSON object {"function", "file", "line"} ({"function": null}: unreadable). */
+void dump_print_frame_json(const struct names *nm, uint32_t id, struct strbuf *out);
+/* The frames ids[0..n) as a JSON array of those objects. */
 void dump_print_frames_json(const struct names *nm, const uint32_t *ids, size_t n,
                             struct strbuf *out);
 

@@ -12,7 +12,6 @@
 #include "profiler/cpython/pyobj.h"
 #include "profiler/sampling/session.h"
 #include "profiler/sampling/snapshot.h"
-#include "symbolizer/codecache.h"
 #include "symbolizer/names.h"
 
 /* Characters of a task's name kept. */
@@ -34,24 +33,6 @@ struct tasks_view {
     struct tview *v;
     size_t n;
 };
-
-static uint32_t *resolve(struct session *s, const struct rawframe *raw, size_t n)
-{
-    uint32_t *ids = xcalloc(n ? n : 1, sizeof(*ids));
-    uint64_t *codes = xmalloc((n ? n : 1) * sizeof(*codes));
-    struct code_entry **e = xcalloc(n ? n : 1, sizeof(*e));
-    for (size_t i = 0; i < n; i++)
-        codes[i] = raw[i].code;
-    if (n && codecache_resolve(s->cc, codes, n, e) >= 0)
-        for (size_t i = 0; i < n; i++)
-            ids[i] = e[i] ? codecache_frame(s->cc, e[i], raw[i].addrq, 0) : UINT32_MAX;
-    else
-        for (size_t i = 0; i < n; i++)
-            ids[i] = UINT32_MAX;
-    free(codes);
-    free(e);
-    return ids;
-}
 
 /*
  * A running task's stack: its thread's Python frames from the innermost to
@@ -162,7 +143,7 @@ static struct tasks_view make_view(struct session *s, const struct snapshot *sn,
                                    const struct task_set *ts)
 {
     struct tasks_view tw = {xcalloc(ts->n ? ts->n : 1, sizeof(struct tview)), ts->n};
-    uint32_t *ids = resolve(s, ts->raw, ts->nraw);
+    uint32_t *ids = dump_print_frame_ids(s, ts->raw, ts->nraw);
     /* The tasks' addresses, sorted: what a task awaits may be one. */
     uint64_t *sorted = xmalloc((ts->n ? ts->n : 1) * sizeof(*sorted));
     for (size_t i = 0; i < ts->n; i++)

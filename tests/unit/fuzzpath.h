@@ -181,37 +181,8 @@ IMG_FN void fz_mutate(struct fz_image *fz, const uint8_t *data, size_t size)
     struct img *im = &fz->im;
     uint64_t pristine_tc = im->rt.tstate_current;
     int width = im->rt.unicode27_width;
-    memcpy(im->buf, fz->pristine, fz->used);
-    for (size_t i = 0; i + 8 <= size; i += 8) {
-        uint8_t kind = data[i];
-        uint32_t off = (uint32_t)data[i + 1] | (uint32_t)data[i + 2] << 8 |
-                       (uint32_t)data[i + 3] << 16;
-        uint32_t val;
-        memcpy(&val, data + i + 4, 4);
-        uint64_t at;
-        if ((kind & 0x80) && fz->nhot) {
-            const uint64_t *h = fz->hot[(off >> 12) % fz->nhot];
-            at = h[0] + (off & 0xfff) % h[1];
-        } else {
-            at = im->base + off % fz->used;
-        }
-        if ((kind & 3) != 0) {
-            at &= ~(uint64_t)7;
-            if (at + 8 > im->base + fz->used)
-                continue;
-        }
-        switch (kind & 3) {
-        case 0: img_w8(im, at, (uint8_t)val); break;
-        case 1: img_w64(im, at, im->base + val % fz->used); break;
-        case 2: img_w64(im, at, 0); break;
-        case 3:
-            if (kind & 0x40)
-                img_w64(im, at, img_r64(im, at) + (uint64_t)(int64_t)(int16_t)val);
-            else
-                img_w64(im, at, (uint64_t)(int64_t)(int32_t)val);
-            break;
-        }
-    }
+    img_apply_edits(im, fz->pristine, fz->used, (const uint64_t(*)[2])fz->hot, fz->nhot, data,
+                    size);
     img_commit(im);
     im->rt.tstate_current = pristine_tc;
     im->rt.unicode27_width = width;

@@ -1188,4 +1188,53 @@ IMG_FN void img_release(struct img *im)
     memset(im, 0, sizeof(*im));
 }
 
+/*
+ * Fuzz edits (fuzzpath.h, fuzzasync.h): im's staging bytes restored from
+ * pristine[0..used), then each 8 bytes of data applied as one edit:
+ * kind (1), offset (3, little-endian), value (4).
+ *   kind & 3 == 0: a byte = value;  1: a word = a pointer into the image;
+ *   2: a word = 0;  3: a word = value (sign-extended), or with kind & 0x40
+ *   the word plus value's low 16 bits (signed: a pointer nudged).
+ *   kind & 0x80: the offset picks a place in one of the nhot pointer-dense
+ *   ranges hot[k] = {start, length} (offset >> 12: which, offset & 0xfff:
+ *   where in it), else offset % used.
+ * The caller commits the image.
+ */
+IMG_FN void img_apply_edits(struct img *im, const unsigned char *pristine, size_t used,
+                            const uint64_t (*hot)[2], size_t nhot, const uint8_t *data,
+                            size_t size)
+{
+    memcpy(im->buf, pristine, used);
+    for (size_t i = 0; i + 8 <= size; i += 8) {
+        uint8_t kind = data[i];
+        uint32_t off = (uint32_t)data[i + 1] | (uint32_t)data[i + 2] << 8 |
+                       (uint32_t)data[i + 3] << 16;
+        uint32_t val;
+        memcpy(&val, data + i + 4, 4);
+        uint64_t at;
+        if ((kind & 0x80) && nhot) {
+            const uint64_t *h = hot[(off >> 12) % nhot];
+            at = h[0] + (off & 0xfff) % h[1];
+        } else {
+            at = im->base + off % used;
+        }
+        if ((kind & 3) != 0) {
+            at &= ~(uint64_t)7;
+            if (at + 8 > im->base + used)
+                continue;
+        }
+        switch (kind & 3) {
+        case 0: img_w8(im, at, (uint8_t)val); break;
+        case 1: img_w64(im, at, im->base + val % used); break;
+        case 2: img_w64(im, at, 0); break;
+        case 3:
+            if (kind & 0x40)
+                img_w64(im, at, img_r64(im, at) + (uint64_t)(int64_t)(int16_t)val);
+            else
+                img_w64(im, at, (uint64_t)(int64_t)(int32_t)val);
+            break;
+        }
+    }
+}
+
 #endif
