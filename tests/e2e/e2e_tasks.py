@@ -39,6 +39,8 @@ are not read: unsupported checks the one-line refusal):
     of waiting tasks the summary says it counted, the tasks seen per census
     stay near those alive (120-600: the target keeps 360 alive), and few
     tasks (under 5%) or censuses (under 5%) were unreadable;
+  - sockets: a task in a StreamReader's read waits on `StreamReader`, one
+    in the loop's sock_recv on `socket (sock_recv)`;
   - core: a gcore of a small crowd: dump --core --tasks --json gives the
     same tasks, states, frames and awaiters as the live dump taken just
     before (the target waits on nothing that changes);
@@ -516,6 +518,25 @@ def group(ctx, I, rt):
         finally:
             t.close()
 
+    def sockets():
+        t, _ = start('--locked', '2', '--getters', '1', '--sleepers', '1', '--tree-mids', '0',
+                     '--sockets')
+        try:
+            doc = json.loads(dump(t, '--json').out_text)
+            P = rt.Problems()
+            kinds = {}
+            for x in doc['tasks']:
+                own_ = own(x['frames'])
+                if own_ and own_[-1][0] in ('stream_reader', 'sock_receiver'):
+                    kinds[own_[-1][0]] = (own_[-1][1], (x['waiting_on'] or {}).get('kind'))
+            P.expect(kinds.get('stream_reader') == (L('stream'), 'StreamReader'),
+                     'stream_reader: %r' % (kinds.get('stream_reader'),))
+            P.expect(kinds.get('sock_receiver') == (L('sock'), 'socket (sock_recv)'),
+                     'sock_receiver: %r' % (kinds.get('sock_receiver'),))
+            P.fail_if_any('')
+        finally:
+            t.close()
+
     def core():
         t, _ = start('--locked', '20', '--getters', '10', '--sleepers', '5', '--tree-mids', '2',
                      '--tree-leaves', '3')
@@ -575,6 +596,7 @@ def group(ctx, I, rt):
     R.case(pfx + 'locks', locks)
     R.case(pfx + 'no-asyncio', no_asyncio)
     R.case(pfx + 'core', core)
+    R.case(pfx + 'sockets', sockets)
     R.case(pfx + 'pure-dump-json', variant(dump_json, '--pure'))
     R.case(pfx + 'pure-running', variant(running, '--pure'))
     if xy >= (3, 14):

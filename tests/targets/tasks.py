@@ -29,6 +29,8 @@ READY {"pid": ..., "tasks": 1002, "python": "3.X"}
                  time).  READY once churning ("tasks": those alive then, main included).
                  On SIGUSR1 one line: {"created": ..., "finished": ..., "alive": ...}
                  (churn tasks created, finished, and not done; main not counted)
+  --sockets      also a task stream-reader awaiting a StreamReader's read (@stream) and a task
+                 sock-receiver in the loop's sock_recv (@sock), on socket pairs (2 more)
   --uvloop       every event loop is uvloop's (uvloop.install() first; Debian's python3-uvloop)
   --pure         asyncio without its C module: sys.modules['_asyncio'] = None before asyncio
                  is imported, so tasks and futures are the pure-Python classes
@@ -133,6 +135,16 @@ async def tree_root(mids, leaves, never):
 
 def spin():
     while True: x = sum(range(100))  # @spin
+
+
+async def stream_reader(sock):
+    reader, _ = await asyncio.open_connection(sock=sock)
+    await reader.read(100)  # @stream
+
+
+async def sock_receiver(sock):
+    sock.setblocking(False)
+    await asyncio.get_event_loop().sock_recv(sock, 100)  # @sock
 
 
 async def busy(go, report):
@@ -249,6 +261,13 @@ async def crowd(in_threads):
         if '--selfcheck' in sys.argv:
             selfcheck(lock, q)
 
+    if '--sockets' in sys.argv:
+        import socket
+        pairs = [socket.socketpair() for _ in range(2)]
+        keep.append(pairs)                      # the other ends stay open, silent
+        keep.append(spawn(stream_reader(pairs[0][0]), 'stream-reader'))
+        keep.append(spawn(sock_receiver(pairs[1][0]), 'sock-receiver'))
+        here += 2
     if '--running' in sys.argv:
         here += 1
         keep.append(spawn(busy(go, report), 'busy'))
