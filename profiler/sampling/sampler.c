@@ -306,7 +306,6 @@ static void task_census_off(struct sproc *p, struct sampler_result *r)
     struct tcensus_stats *t = &r->tasks;
     t->censuses += st->censuses;
     t->failed += st->failed;
-    t->counted += st->counted;
     t->waiting += st->waiting;
     t->running += st->running;
     t->not_started += st->not_started;

@@ -241,7 +241,6 @@ int tcensus_take(struct tcensus *c, struct session *s, uint64_t interp, int by_f
             continue;
         }
         c->ne++;
-        c->stats.counted++;
     }
     for (size_t i = 0; i < ts->n; i++) {
         const struct atask *t = &ts->v[i];

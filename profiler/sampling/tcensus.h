@@ -39,7 +39,6 @@ struct tcensus_entry {
 struct tcensus_stats {
     uint64_t censuses;      /* censuses taken */
     uint64_t failed;        /* censuses that could not read the tasks */
-    uint64_t counted;       /* tasks counted over all censuses (waiting) */
     uint64_t waiting, running, not_started, done;
     uint64_t unreadable;    /* tasks whose await chain could not be read */
     uint64_t stitched;      /* thread samples whose running task was put under its awaiters */
